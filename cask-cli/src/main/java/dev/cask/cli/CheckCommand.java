@@ -1,0 +1,54 @@
+package dev.cask.cli;
+
+import dev.cask.image.CheckReport;
+import dev.cask.image.Images;
+import dev.cask.store.local.LocalChunkStore;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code cask check}: verifies packs, index and every version's trees; exit 1 when anything is wrong. */
+@Command(name = "check", mixinStandardHelpOptions = true,
+        description = "Verify packs, the index and every version's tree. Exit 1 when anything is wrong.")
+final class CheckCommand extends Common implements Callable<Integer> {
+    @Option(names = "--deep", description = "Also decompress and rehash every chunk.")
+    boolean deep;
+    @Option(names = "--repair", description = "Rebuild the index from the packs first (needs the store to itself).")
+    boolean repair;
+    @Option(names = "--json", description = "Machine-readable output.")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        LocalChunkStore.Options opts = LocalChunkStore.Options.defaults().withExclusive(repair);
+        long rebuilt = -1;
+        try (Images images = Images.open(main.storeDir(), opts)) {
+            if (repair) {
+                rebuilt = images.store().rebuildIndex(line -> err().println("cask: repair: " + line), progress());
+                if (!json) out().printf("index rebuilt from packs: %d chunks%n", rebuilt);
+            }
+            CheckReport r = images.check(deep, progress());
+            if (json) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("ok", r.ok());
+                m.put("packs", r.packs());
+                m.put("records", r.records());
+                m.put("index_entries", r.indexEntries());
+                m.put("versions", r.versions());
+                m.put("chunks_checked", r.chunksChecked());
+                if (repair) m.put("index_rebuilt_chunks", rebuilt);
+                m.put("problems", r.problems());
+                printJson(m);
+            } else {
+                for (String p : r.problems()) out().println("problem: " + p);
+                out().printf("%s: %d packs, %d records, %d index entries, %d versions, %d tree chunks checked%s%n",
+                        r.ok() ? "ok" : r.problems().size() + " problem(s)", r.packs(), r.records(), r.indexEntries(),
+                        r.versions(), r.chunksChecked(), deep ? " (deep)" : "");
+            }
+            return r.ok() ? 0 : 1;
+        }
+    }
+}

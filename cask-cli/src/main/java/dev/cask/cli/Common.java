@@ -1,0 +1,54 @@
+package dev.cask.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.cask.common.Progress;
+import dev.cask.image.Images;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+
+/**
+ * What every subcommand shares: the parent (for --store), opening the store, printing JSON, and
+ * deciding whether to draw progress bars (only when stdout is a terminal; bars go to stderr).
+ */
+abstract class Common {
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    @CommandLine.ParentCommand
+    Main main;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    PrintWriter out() {
+        return spec.commandLine().getOut();
+    }
+
+    PrintWriter err() {
+        return spec.commandLine().getErr();
+    }
+
+    Images openImages() {
+        return Images.open(main.storeDir());
+    }
+
+    Progress progress() {
+        java.io.Console c = System.console();
+        boolean tty = c != null && c.isTerminal();
+        return tty ? new ProgressBar(err()) : Progress.NONE;
+    }
+
+    void printJson(Object value) {
+        try {
+            out().println(JSON.writeValueAsString(value));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException("cannot encode JSON: " + e.getMessage(), e);
+        }
+    }
+
+    void warn(String line) {
+        err().println("cask: warning: " + line);
+        err().flush();
+    }
+}

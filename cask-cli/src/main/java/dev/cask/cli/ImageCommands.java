@@ -1,0 +1,185 @@
+package dev.cask.cli;
+
+import dev.cask.catalog.Version;
+import dev.cask.common.CaskException;
+import dev.cask.common.Sizes;
+import dev.cask.image.Images;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.FileOutputStream;
+import java.io.FileDescriptor;
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** The commands that make or change images: import, export, create, clone, snapshot, rollback, rm. */
+final class ImageCommands {
+    private ImageCommands() {}
+
+    static int blockSize(String text) {
+        long n = Sizes.parse(text);
+        if (n > Integer.MAX_VALUE) throw new CaskException.InvalidInput("block size " + text + ": must be a power of two from 4K to 1M");
+        dev.cask.tree.Root.checkBlockSize((int) n);
+        return (int) n;
+    }
+
+    @Command(name = "import", mixinStandardHelpOptions = true,
+            description = "Import a disk image file (raw or qcow2; '-' reads raw from stdin) as a new image.")
+    static final class Import extends Common implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "SRC", description = "Image file, or - for a raw stream on stdin.")
+        String src;
+        @Parameters(index = "1", paramLabel = "NAME", description = "New image name, e.g. team/web/vm-1.")
+        String name;
+        @Option(names = "--format", defaultValue = "auto", description = "auto, raw or qcow2 (default: ${DEFAULT-VALUE}).")
+        String format;
+        @Option(names = "--block-size", defaultValue = "4K", paramLabel = "N", description = "Tree block size, a power of two from 4K to 1M (default: ${DEFAULT-VALUE}).")
+        String blockSize;
+
+        @Override
+        public Integer call() {
+            int bs = blockSize(blockSize);
+            String f = format.toLowerCase(Locale.ROOT);
+            if (!f.equals("auto") && !f.equals("raw") && !f.equals("qcow2")) {
+                throw new CaskException.InvalidInput("unknown format '" + format + "' (known: auto, raw, qcow2)");
+            }
+            long t0 = System.nanoTime();
+            try (Images images = openImages()) {
+                Version v;
+                if (src.equals("-")) {
+                    if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
+                    v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
+                } else {
+                    v = images.importFile(Path.of(src), name, f, bs, progress(), this::warn);
+                }
+                long allocated = images.allocatedBytes(v);
+                out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data) in %.1f s%n", name, v.number(),
+                        Sizes.human(v.size()), Sizes.human(allocated), (System.nanoTime() - t0) / 1e9);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "export", mixinStandardHelpOptions = true,
+            description = "Write an image or version to a file (raw sparse, or qcow2), or raw to stdout with DEST '-'.")
+    static final class Export extends Common implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "NAME[@VER]", description = "Image, optionally @version number, @latest or @TIME (2026-11-25T10:00).")
+        String ref;
+        @Parameters(index = "1", paramLabel = "DEST", description = "Output file, or - for raw bytes on stdout.")
+        String dest;
+        @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default: ${DEFAULT-VALUE}).")
+        String format;
+
+        @Override
+        public Integer call() {
+            String f = format.toLowerCase(Locale.ROOT);
+            if (!f.equals("raw") && !f.equals("qcow2")) throw new CaskException.InvalidInput("unknown format '" + format + "' (known: raw, qcow2)");
+            try (Images images = openImages()) {
+                if (dest.equals("-")) {
+                    if (!f.equals("raw")) throw new CaskException.InvalidInput("stdout export writes raw only; give a file for qcow2");
+                    OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
+                    images.export(ref, o, dev.cask.common.Progress.NONE);
+                } else {
+                    images.export(ref, Path.of(dest), f, progress());
+                    Version v = images.resolve(ref);
+                    out().printf("exported %s version %d to %s (%s)%n", v.image(), v.number(), dest, f);
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "create", mixinStandardHelpOptions = true, description = "Create an empty (all-zero) image.")
+    static final class Create extends Common implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "NAME")
+        String name;
+        @Parameters(index = "1", paramLabel = "SIZE", description = "Disk size, e.g. 20G, 512M, 1T.")
+        String size;
+        @Option(names = "--block-size", defaultValue = "4K", paramLabel = "N", description = "Tree block size (default: ${DEFAULT-VALUE}).")
+        String blockSize;
+
+        @Override
+        public Integer call() {
+            long bytes = Sizes.parse(size);
+            int bs = blockSize(blockSize);
+            try (Images images = openImages()) {
+                Version v = images.create(name, bytes, bs);
+                out().printf("created %s: %s%n", name, Sizes.human(v.size()));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "clone", mixinStandardHelpOptions = true,
+            description = "Make a new image that shares all data with SRC (instant, whatever the size).")
+    static final class Clone extends Common implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "SRC[@VER]")
+        String src;
+        @Parameters(index = "1", paramLabel = "NAME")
+        String name;
+
+        @Override
+        public Integer call() {
+            try (Images images = openImages()) {
+                Version v = images.cloneImage(src, name);
+                out().printf("cloned %s to %s%n", v.parent(), name);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "snapshot", mixinStandardHelpOptions = true, description = "Record the image's head as a new version.")
+    static final class Snapshot extends Common implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "NAME")
+        String name;
+        @Option(names = {"-m", "--message"}, paramLabel = "MSG", description = "What this version is.")
+        String message;
+
+        @Override
+        public Integer call() {
+            try (Images images = openImages()) {
+                Version v = images.snapshot(name, message);
+                out().printf("%s version %d%n", name, v.number());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "rollback", mixinStandardHelpOptions = true,
+            description = "Make version VER the head again (as a new version; history is kept).")
+    static final class Rollback extends Common implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "NAME")
+        String name;
+        @Parameters(index = "1", paramLabel = "VER", description = "Version number, latest, or a time (2026-11-25T10:00).")
+        String version;
+
+        @Override
+        public Integer call() {
+            try (Images images = openImages()) {
+                Version v = images.rollback(name, version);
+                out().printf("%s version %d: %s%n", name, v.number(), v.message());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "rm", mixinStandardHelpOptions = true,
+            description = "Delete an image and its versions (its clones keep their data).")
+    static final class Rm extends Common implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "NAME")
+        String name;
+
+        @Override
+        public Integer call() {
+            try (Images images = openImages()) {
+                images.remove(name);
+                out().printf("removed %s%n", name);
+            }
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,56 @@
+package dev.cask.common;
+
+/**
+ * The one exception type users see. Its message is a single line that names the object and the
+ * values involved ({@code pack 7 at offset 1048576: bad magic 0x0, expected 0x6361736b}); the CLI
+ * prints it on stderr and exits 1. Subclasses say what kind of failure it was so callers (and the
+ * NBD server later) can map them to protocol errors.
+ */
+public class CaskException extends RuntimeException {
+    public CaskException(String message) {
+        super(message);
+    }
+
+    public CaskException(String message, Throwable cause) {
+        super(message, cause);
+    }
+
+    /** Something named does not exist: an image, a version, a chunk, a file. */
+    public static class NotFound extends CaskException {
+        public NotFound(String message) {
+            super(message);
+        }
+    }
+
+    /** Input from outside (a file, a name, a request) is malformed or out of range. */
+    public static class InvalidInput extends CaskException {
+        public InvalidInput(String message) {
+            super(message);
+        }
+
+        public InvalidInput(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** Stored data failed verification: corrupt data becomes this error, never wrong bytes. */
+    public static class Corrupt extends CaskException {
+        public Corrupt(String message) {
+            super(message);
+        }
+    }
+
+    /** A compare-and-swap lost, a name is taken, a lease is held by someone else. */
+    public static class Conflict extends CaskException {
+        public Conflict(String message) {
+            super(message);
+        }
+    }
+
+    /** An I/O error from the operating system, with the object it happened to. */
+    public static class Io extends CaskException {
+        public Io(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+}

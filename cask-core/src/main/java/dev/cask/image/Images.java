@@ -1,0 +1,241 @@
+package dev.cask.image;
+
+import dev.cask.catalog.Catalog;
+import dev.cask.catalog.Image;
+import dev.cask.catalog.Names;
+import dev.cask.catalog.NewVersion;
+import dev.cask.catalog.Version;
+import dev.cask.catalog.VersionKey;
+import dev.cask.catalog.sqlite.SqliteCatalog;
+import dev.cask.common.CaskException;
+import dev.cask.common.Progress;
+import dev.cask.device.BlockDevice;
+import dev.cask.format.Formats;
+import dev.cask.format.RawExport;
+import dev.cask.format.qcow2.Qcow2Writer;
+import dev.cask.store.local.LocalChunkStore;
+import dev.cask.tree.Layout;
+import dev.cask.tree.LayoutDevice;
+import dev.cask.tree.PointerCache;
+import dev.cask.tree.Root;
+import dev.cask.tree.TreeReader;
+
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.function.Consumer;
+
+/**
+ * The operations users run on images (import, export, create, clone, snapshot, rollback, list,
+ * log, info, remove, stats, check), over one local store and its catalog.
+ *
+ * <p>Order of durability for anything that creates a version: write chunks, {@code sync} the
+ * store, then commit to the catalog. A crash or error before the commit leaves no visible image
+ * or version; the chunks already written are unreferenced garbage.
+ *
+ * <p>Owns the store, the catalog and a worker pool of one thread per core. Thread-safe as far as
+ * its parts are; the CLI uses one instance per command.
+ */
+public final class Images implements AutoCloseable {
+    public static final String CATALOG_FILE = "catalog.db";
+
+    private final LocalChunkStore store;
+    private final Catalog catalog;
+    private final ExecutorService pool;
+    private final int threads;
+    private final PointerCache pointers = new PointerCache();
+
+    private Images(LocalChunkStore store, Catalog catalog) {
+        this.store = store;
+        this.catalog = catalog;
+        this.threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+        this.pool = Executors.newFixedThreadPool(threads, r -> {
+            Thread t = new Thread(r, "cask-worker");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    public static Images open(Path storeDir) {
+        return open(storeDir, LocalChunkStore.Options.defaults());
+    }
+
+    public static Images open(Path storeDir, LocalChunkStore.Options options) {
+        LocalChunkStore store = LocalChunkStore.open(storeDir, options);
+        try {
+            return new Images(store, SqliteCatalog.open(storeDir.resolve(CATALOG_FILE)));
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
+        }
+    }
+
+    public LocalChunkStore store() {
+        return store;
+    }
+
+    public Catalog catalog() {
+        return catalog;
+    }
+
+    // ------------------------------------------------------------------ creating images
+
+    private void requireFree(String name) {
+        Names.check(name);
+        if (catalog.findImage(name).isPresent()) throw new CaskException.Conflict("image '" + name + "' already exists");
+    }
+
+    /** Imports an image file (raw or qcow2) as a new image. */
+    public Version importFile(Path src, String name, String format, int blockSize, Progress progress, Consumer<String> warnings) {
+        requireFree(name);
+        Root.checkBlockSize(blockSize);
+        Layout layout;
+        try (BlockDevice dev = Formats.open(src, format, warnings)) {
+            layout = new Importer(store, pool, threads).importDevice(dev, blockSize, progress);
+        }
+        store.sync();
+        return catalog.createImage(name, new NewVersion("import " + src.getFileName(), layout.size(), layout.encode()), null);
+    }
+
+    /** Imports a raw stream (stdin) as a new image. */
+    public Version importStream(InputStream in, String name, int blockSize, Progress progress) {
+        requireFree(name);
+        Layout layout = new Importer(store, pool, threads).importStream(in, "stdin", blockSize, progress);
+        store.sync();
+        return catalog.createImage(name, new NewVersion("import from stdin", layout.size(), layout.encode()), null);
+    }
+
+    /** A new all-zero image of {@code size} bytes. */
+    public Version create(String name, long size, int blockSize) {
+        requireFree(name);
+        if (size <= 0) throw new CaskException.InvalidInput("image '" + name + "': size " + size + " must be positive");
+        Layout layout = Layout.single(Root.empty(size, blockSize));
+        return catalog.createImage(name, new NewVersion("create", size, layout.encode()), null);
+    }
+
+    /** A new image sharing all data with {@code srcRef}; costs one catalog row whatever the size. */
+    public Version cloneImage(String srcRef, String name) {
+        Version src = resolve(srcRef);
+        requireFree(name);
+        return catalog.createImage(name, new NewVersion("clone of " + src.key(), src.size(), src.content()), src.key());
+    }
+
+    /** Records the head as a new named version (a checkpoint of an image nobody is writing). */
+    public Version snapshot(String name, String message) {
+        Image img = catalog.image(name);
+        Version head = catalog.version(name, img.head());
+        String msg = message == null || message.isBlank() ? "snapshot" : message;
+        return catalog.commit(name, img.head(), new NewVersion(msg, head.size(), head.content()), head.key());
+    }
+
+    /** Makes {@code ver}'s content the head again, as a new version: history is kept. */
+    public Version rollback(String name, String ver) {
+        Image img = catalog.image(name);
+        Version target = resolve(name + "@" + ver);
+        return catalog.commit(name, img.head(), new NewVersion("rollback to version " + target.number(), target.size(), target.content()),
+                new VersionKey(name, img.head()));
+    }
+
+    public void remove(String name) {
+        Names.check(name);
+        catalog.image(name);
+        catalog.deleteImage(name);
+    }
+
+    // ------------------------------------------------------------------ reading
+
+    public List<Image> list(String prefix) {
+        return catalog.listImages(prefix == null ? "" : prefix);
+    }
+
+    public List<Version> log(String name) {
+        catalog.image(name);
+        return catalog.versions(name);
+    }
+
+    public Image image(String name) {
+        return catalog.image(name);
+    }
+
+    /** The version a user's reference names. */
+    public Version resolve(String ref) {
+        VersionRef r = VersionRef.parse(ref);
+        Image img = catalog.image(r.image());
+        if (r.number() != null) return catalog.version(r.image(), r.number());
+        if (r.time() != null) return catalog.versionAt(r.image(), r.time());
+        return catalog.version(r.image(), img.head());
+    }
+
+    /** A read-only device over a version. */
+    public LayoutDevice open(Version v) {
+        return new LayoutDevice(store, Layout.decode(v.content()), pointers, pool);
+    }
+
+    /** Non-hole bytes of a version (pointer chunks are read; data chunks are not). */
+    public long allocatedBytes(Version v) {
+        long sum = 0;
+        for (Layout.Extent e : Layout.decode(v.content()).extents()) {
+            long[] n = {0};
+            new TreeReader(store, e.root(), pointers).walk(0, Long.MAX_VALUE, (b, id) -> n[0]++);
+            sum += Math.min(e.length(), n[0] * e.root().blockSize());
+        }
+        return sum;
+    }
+
+    /** Writes a version to a file ({@code raw} sparse, or {@code qcow2}), atomically. */
+    public void export(String ref, Path dest, String format, Progress progress) {
+        Version v = resolve(ref);
+        String f = format == null ? "raw" : format.toLowerCase(Locale.ROOT);
+        try (LayoutDevice dev = open(v)) {
+            switch (f) {
+                case "raw" -> RawExport.toFile(dev, dest, progress);
+                case "qcow2" -> Qcow2Writer.write(dev, dest, progress);
+                default -> throw new CaskException.InvalidInput("export format '" + format + "': unknown (known: raw, qcow2)");
+            }
+        }
+    }
+
+    /** Writes a version as raw bytes (holes as zeros) to a stream, e.g. stdout. */
+    public void export(String ref, OutputStream out, Progress progress) {
+        Version v = resolve(ref);
+        try (LayoutDevice dev = open(v)) {
+            RawExport.toStream(dev, out, progress);
+        }
+    }
+
+    // ------------------------------------------------------------------ accounting and checking
+
+    public Stats stats() {
+        List<Image> images = catalog.listImages("");
+        long logical = 0;
+        long allocated = 0;
+        int versions = 0;
+        for (Image img : images) {
+            Version head = catalog.version(img.name(), img.head());
+            logical += head.size();
+            allocated += allocatedBytes(head);
+        }
+        versions = catalog.allVersions().size();
+        long stored = store.storedBytes();
+        double ratio = stored == 0 ? 0 : (double) allocated / stored;
+        return new Stats(images.size(), versions, logical, allocated, stored, store.chunkCount(), store.packIds().size(), ratio);
+    }
+
+    public CheckReport check(boolean deep, Progress progress) {
+        return new Checker(store, catalog, pointers).check(deep, progress);
+    }
+
+    @Override
+    public void close() {
+        pool.shutdownNow();
+        try {
+            catalog.close();
+        } finally {
+            store.close();
+        }
+    }
+}

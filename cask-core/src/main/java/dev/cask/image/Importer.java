@@ -1,0 +1,175 @@
+package dev.cask.image;
+
+import dev.cask.common.CaskException;
+import dev.cask.common.Progress;
+import dev.cask.device.BlockDevice;
+import dev.cask.device.BlockStatus;
+import dev.cask.device.Devices;
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
+import dev.cask.tree.Layout;
+import dev.cask.tree.Root;
+import dev.cask.tree.TreeWriter;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
+
+/**
+ * Turns a {@link BlockDevice} (or a raw byte stream) into a tree in the store.
+ *
+ * <p>One reader (the calling thread) reads batches of about 1 MiB of the device's data ranges,
+ * skipping holes its allocation map reports; workers on the pool test each block for zeros and
+ * put the others (hash, compress, append: all in the worker); the calling thread hands the ids
+ * to the {@link TreeWriter} in block order. At most {@code 2 * threads + 2} batches are in
+ * flight, so memory stays at a few MiB whatever the disk size.
+ *
+ * <p>The importer does not sync the store or touch the catalog: the caller syncs, then commits
+ * the version, so a failed import leaves no visible image (its chunks are garbage for GC).
+ */
+public final class Importer {
+    private static final int BATCH_BYTES = 1 << 20;
+    private final ChunkStore store;
+    private final ExecutorService pool;
+    private final int inFlight;
+
+    public Importer(ChunkStore store, ExecutorService pool, int threads) {
+        this.store = store;
+        this.pool = pool;
+        this.inFlight = 2 * threads + 2;
+    }
+
+    /** Imports the whole device as one tree. */
+    public Layout importDevice(BlockDevice device, int blockSize, Progress progress) {
+        Root.checkBlockSize(blockSize);
+        long size = device.size();
+        Pipeline p = new Pipeline(blockSize, progress);
+        progress.start("import", size);
+        try {
+            long nextBlock = 0;
+            final long window = 1L << 30;
+            for (long w = 0; w < size; w += window) {
+                long wlen = Math.min(window, size - w);
+                for (BlockStatus st : device.blockStatus(w, wlen)) {
+                    if (st.hole()) continue;
+                    long b0 = Math.max(nextBlock, st.offset() / blockSize);
+                    long b1 = (st.end() + blockSize - 1) / blockSize;
+                    int perBatch = Math.max(1, BATCH_BYTES / blockSize);
+                    for (long b = b0; b < b1; b += perBatch) {
+                        long n = Math.min(perBatch, b1 - b);
+                        long start = b * blockSize;
+                        int avail = (int) Math.min(n * blockSize, size - start);
+                        byte[] buf = new byte[(int) (n * blockSize)];
+                        device.read(start, buf, 0, avail);
+                        p.submit(b, buf, (int) n);
+                    }
+                    nextBlock = Math.max(nextBlock, b1);
+                }
+            }
+            Root root = p.finish(size);
+            progress.done();
+            return Layout.single(root);
+        } catch (RuntimeException e) {
+            p.cancel();
+            throw e;
+        }
+    }
+
+    /** Imports a raw stream to its end; the disk size is the number of bytes read. */
+    public Layout importStream(InputStream in, String what, int blockSize, Progress progress) {
+        Root.checkBlockSize(blockSize);
+        Pipeline p = new Pipeline(blockSize, progress);
+        progress.start("import", 0);
+        long size = 0;
+        long block = 0;
+        int batch = Math.max(blockSize, BATCH_BYTES);
+        try {
+            while (true) {
+                byte[] buf = new byte[batch];
+                int n = in.readNBytes(buf, 0, batch);
+                if (n == 0) break;
+                size += n;
+                int blocks = (n + blockSize - 1) / blockSize;
+                p.submit(block, buf, blocks);
+                block += blocks;
+                if (n < batch) break;
+            }
+            Root root = p.finish(size);
+            progress.done();
+            return Layout.single(root);
+        } catch (IOException e) {
+            p.cancel();
+            throw new CaskException.Io(what + ": read failed after " + size + " bytes: " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            p.cancel();
+            throw e;
+        }
+    }
+
+    /** The ordered hand-over from workers to the tree writer. */
+    private final class Pipeline {
+        private record Batch(long firstBlock, int blocks, Future<ChunkId[]> ids) {}
+
+        private final int blockSize;
+        private final Progress progress;
+        private final TreeWriter writer;
+        private final ArrayDeque<Batch> queue = new ArrayDeque<>();
+
+        Pipeline(int blockSize, Progress progress) {
+            this.blockSize = blockSize;
+            this.progress = progress;
+            this.writer = new TreeWriter(store, blockSize);
+        }
+
+        void submit(long firstBlock, byte[] buf, int blocks) {
+            Future<ChunkId[]> f = pool.submit(() -> {
+                ChunkId[] ids = new ChunkId[blocks];
+                for (int i = 0; i < blocks; i++) {
+                    int off = i * blockSize;
+                    ids[i] = Devices.isZero(buf, off, blockSize) ? ChunkId.ZERO : store.put(buf, off, blockSize);
+                }
+                return ids;
+            });
+            queue.add(new Batch(firstBlock, blocks, f));
+            while (queue.size() > inFlight) drainOne();
+        }
+
+        private long done;
+
+        private void drainOne() {
+            Batch b = queue.poll();
+            ChunkId[] ids;
+            try {
+                ids = b.ids().get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CaskException("import interrupted");
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException re) throw re;
+                throw new CaskException("import failed: " + e.getCause(), e.getCause());
+            }
+            for (int i = 0; i < ids.length; i++) {
+                if (!ids[i].isZero()) writer.add(b.firstBlock() + i, ids[i]);
+            }
+            long end = (b.firstBlock() + b.blocks()) * blockSize;
+            progress.advance(Math.max(0, end - done));
+            done = Math.max(done, end);
+        }
+
+        Root finish(long size) {
+            while (!queue.isEmpty()) drainOne();
+            progress.advance(Math.max(0, size - done));
+            return writer.finish(size);
+        }
+
+        void cancel() {
+            for (Batch b : queue) b.ids().cancel(true);
+            queue.clear();
+        }
+    }
+
+}

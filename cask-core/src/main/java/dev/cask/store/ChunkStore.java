@@ -1,0 +1,49 @@
+package dev.cask.store;
+
+import java.util.function.Consumer;
+
+/**
+ * Where chunks live. A chunk is an immutable byte string of at most {@link #MAX_CHUNK} bytes,
+ * named by its {@link ChunkId} (SHA-256 of the bytes).
+ *
+ * <p>Contract, for every implementation and decorator (checked by {@code ChunkStoreContract}):
+ * <ul>
+ *   <li>{@link #put} MUST be idempotent: putting the same bytes twice returns the same id and
+ *       stores them at most once (per process; two processes racing may both store a copy,
+ *       which garbage collection reclaims). It MUST reject chunks over {@link #MAX_CHUNK}.
+ *   <li>After {@link #put} returns, {@link #get} and {@link #contains} in this process see the
+ *       chunk. Other processes see it after {@link #sync} returns.
+ *   <li>{@link #get} MUST return exactly the bytes that were put, or throw. It MUST verify the
+ *       bytes before returning them (a record checksum and the id in the record, or the hash):
+ *       corrupt data throws {@link dev.cask.common.CaskException.Corrupt} naming the chunk, a
+ *       missing chunk throws {@link dev.cask.common.CaskException.NotFound} naming it. Never wrong bytes.
+ *   <li>{@link #sync} is the durability barrier: every chunk put before it started survives a
+ *       crash or power loss once it returns.
+ *   <li>No chunk is ever changed. Deletion is not here: only garbage collection deletes.
+ *   <li>All methods are safe to call from many threads at once.
+ * </ul>
+ */
+public interface ChunkStore extends AutoCloseable {
+    int MAX_CHUNK = 1 << 20;
+
+    /** Stores {@code data[off, off+len)} and returns its id. */
+    ChunkId put(byte[] data, int off, int len);
+
+    default ChunkId put(byte[] data) {
+        return put(data, 0, data.length);
+    }
+
+    /** The verified bytes of the chunk. */
+    byte[] get(ChunkId id);
+
+    boolean contains(ChunkId id);
+
+    /** Calls {@code sink} once for every chunk id the store holds (visible to this process). */
+    void list(Consumer<ChunkId> sink);
+
+    /** Durability barrier; see the class contract. */
+    void sync();
+
+    @Override
+    void close();
+}

@@ -1,0 +1,166 @@
+package dev.cask.store.local;
+
+import dev.cask.common.CaskException;
+import dev.cask.store.ChunkId;
+
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.Collection;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.function.Consumer;
+
+/**
+ * The index of a local store: chunk id to (pack, offset, record length), in an SQLite file.
+ *
+ * <p>SQLite because several processes share a store (the CLI while {@code cask serve} runs,
+ * two imports at once): its WAL mode lets them read while one writes, and its locking keeps the
+ * file whole. The index is only a cache of the packs ({@code cask check --repair} rebuilds it),
+ * and entries are added only after the pack bytes they point at are fsynced, so it never points
+ * at data that a crash could lose.
+ *
+ * <p>Thread-safety: lookups borrow a connection with its prepared statement from a pool (JDBC
+ * statements are single-threaded); {@link #addAll} serialises writers on its own connection.
+ */
+final class ChunkIndex implements AutoCloseable {
+    private final Path file;
+    private final String url;
+    private final Connection writer;
+    private final ConcurrentLinkedQueue<Reader> readers = new ConcurrentLinkedQueue<>();
+
+    private final class Reader {
+        final Connection connection;
+        final PreparedStatement lookup;
+
+        Reader() throws SQLException {
+            connection = connect();
+            lookup = connection.prepareStatement("SELECT pack, offset, length FROM chunks WHERE id = ?");
+        }
+    }
+
+    ChunkIndex(Path file) {
+        this.file = file;
+        this.url = "jdbc:sqlite:" + file;
+        try {
+            writer = connect();
+            try (Statement st = writer.createStatement()) {
+                st.execute("PRAGMA journal_mode=WAL");
+                st.execute("CREATE TABLE IF NOT EXISTS chunks (id BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
+                        + " offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID");
+            }
+        } catch (SQLException e) {
+            throw error("open", e);
+        }
+    }
+
+    private Connection connect() throws SQLException {
+        Connection c = DriverManager.getConnection(url);
+        try (Statement st = c.createStatement()) {
+            st.execute("PRAGMA busy_timeout=60000");
+            // the packs are fsynced before entries are added, and the index can be rebuilt from them
+            st.execute("PRAGMA synchronous=NORMAL");
+        }
+        return c;
+    }
+
+    private CaskException error(String what, SQLException e) {
+        return new CaskException.Io("index " + file + ": " + what + " failed: " + e.getMessage(), e);
+    }
+
+    /** The location of {@code id}, or null. */
+    ChunkLocation find(ChunkId id) {
+        Reader r = readers.poll();
+        try {
+            if (r == null) r = new Reader();
+            r.lookup.setBytes(1, id.toBytes());
+            try (ResultSet rs = r.lookup.executeQuery()) {
+                return rs.next() ? new ChunkLocation(rs.getInt(1), rs.getLong(2), rs.getInt(3)) : null;
+            }
+        } catch (SQLException e) {
+            throw error("lookup of chunk " + id, e);
+        } finally {
+            if (r != null) readers.add(r);
+        }
+    }
+
+    /** Adds entries in one transaction; an id already present keeps its first location. */
+    synchronized void addAll(Collection<java.util.Map.Entry<ChunkId, ChunkLocation>> entries) {
+        if (entries.isEmpty()) return;
+        try {
+            writer.setAutoCommit(false);
+            try (PreparedStatement ins = writer.prepareStatement("INSERT OR IGNORE INTO chunks(id, pack, offset, length) VALUES (?, ?, ?, ?)")) {
+                for (var e : entries) {
+                    ins.setBytes(1, e.getKey().toBytes());
+                    ins.setInt(2, e.getValue().pack());
+                    ins.setLong(3, e.getValue().offset());
+                    ins.setInt(4, e.getValue().length());
+                    ins.addBatch();
+                }
+                ins.executeBatch();
+                writer.commit();
+            } catch (SQLException e) {
+                writer.rollback();
+                throw e;
+            } finally {
+                writer.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            throw error("adding " + entries.size() + " entries", e);
+        }
+    }
+
+    /** Removes every entry (used before a rebuild from the packs). */
+    synchronized void clear() {
+        try (Statement st = writer.createStatement()) {
+            st.execute("DELETE FROM chunks");
+        } catch (SQLException e) {
+            throw error("clear", e);
+        }
+    }
+
+    /** Calls {@code sink} for every entry, in id order. */
+    void forEach(java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
+        try (Connection c = connect(); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length FROM chunks ORDER BY id")) {
+            while (rs.next()) {
+                sink.accept(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4)));
+            }
+        } catch (SQLException e) {
+            throw error("scan", e);
+        }
+    }
+
+    void forEachId(Consumer<ChunkId> sink) {
+        forEach((id, loc) -> sink.accept(id));
+    }
+
+    long count() {
+        try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM chunks")) {
+            rs.next();
+            return rs.getLong(1);
+        } catch (SQLException e) {
+            throw error("count", e);
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        Reader r;
+        while ((r = readers.poll()) != null) {
+            try {
+                r.connection.close();
+            } catch (SQLException ignored) {
+                // closing: nothing left to protect
+            }
+        }
+        try {
+            writer.close();
+        } catch (SQLException ignored) {
+            // closing
+        }
+    }
+}

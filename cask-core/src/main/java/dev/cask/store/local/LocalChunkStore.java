@@ -1,0 +1,576 @@
+package dev.cask.store.local;
+
+import com.github.luben.zstd.Zstd;
+import com.github.luben.zstd.ZstdCompressCtx;
+import dev.cask.common.CaskException;
+import dev.cask.common.Progress;
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * The embedded default store: a directory of append-only pack files plus an SQLite index.
+ *
+ * <pre>
+ * STORE/cask.store       "cask-store 1": the format version (and the lock file)
+ * STORE/packs/NNNNNNNN.pack
+ * STORE/index.db         chunk id -> (pack, offset, length); a cache of the packs
+ * </pre>
+ *
+ * <p><b>Writing.</b> {@link #put} hashes and compresses in the caller's thread (so import
+ * workers run in parallel), then appends the record to this process's own open pack under a
+ * lock, through a 1 MiB buffer. A process never appends to a pack another process created, so
+ * several processes can write one store at once. The new chunk sits in {@code pending} until
+ * {@link #sync}, which flushes and fsyncs the pack and only then adds the entries to the index:
+ * the index never points at bytes a crash could lose. A pack is sealed (fsynced, closed) once it
+ * reaches {@link Options#packLimit}.
+ *
+ * <p><b>Reading.</b> {@link #get} finds the record through {@code pending} or the index, reads it
+ * in one positional read, checks the record magic, its CRC32C and that the record's id is the one
+ * asked for, then decompresses and checks the length. {@code check --deep} also rehashes.
+ *
+ * <p><b>Failure.</b> A write error (a full disk) poisons the open pack: its unsynced chunks are
+ * dropped and every later put starts a new pack; nothing already synced is touched.
+ *
+ * <p>Thread-safe. Every process holds a shared lock on {@code cask.store}; {@link #rebuildIndex}
+ * needs the store opened {@linkplain Options#exclusive exclusively}.
+ */
+public final class LocalChunkStore implements ChunkStore {
+    public static final String HEADER_FILE = "cask.store";
+    public static final String HEADER_TEXT = "cask-store 1\n";
+    private static final int WRITE_BUFFER = 1 << 20;
+
+    /** Tuning: zstd level, pack size limit, and whether to lock the store for this process alone. */
+    public record Options(int zstdLevel, long packLimit, boolean exclusive) {
+        public static Options defaults() {
+            return new Options(3, 256L << 20, false);
+        }
+
+        public Options withExclusive(boolean e) {
+            return new Options(zstdLevel, packLimit, e);
+        }
+    }
+
+    private final Path dir;
+    private final Path packDir;
+    private final Options options;
+    private final ChunkIndex index;
+    private final FileChannel lockChannel;
+    private final FileLock lock;
+    private final Map<ChunkId, ChunkLocation> pending = new ConcurrentHashMap<>();
+    private final Map<Integer, FileChannel> readChannels = new ConcurrentHashMap<>();
+    private final ThreadLocal<ZstdCompressCtx> compressors;
+
+    // writer state, guarded by "this"
+    private int packId = -1;
+    private FileChannel packChannel;
+    private long packFlushed;
+    private final ByteBuffer buffer = ByteBuffer.allocate(WRITE_BUFFER);
+    private boolean closed;
+
+    private LocalChunkStore(Path dir, Options options, FileChannel lockChannel, FileLock lock) {
+        this.dir = dir;
+        this.packDir = dir.resolve("packs");
+        this.options = options;
+        this.lockChannel = lockChannel;
+        this.lock = lock;
+        this.index = new ChunkIndex(dir.resolve("index.db"));
+        int level = options.zstdLevel();
+        this.compressors = ThreadLocal.withInitial(() -> {
+            ZstdCompressCtx c = new ZstdCompressCtx();
+            c.setLevel(level);
+            return c;
+        });
+    }
+
+    /** Opens the store at {@code dir}, creating it when the directory is missing or empty. */
+    public static LocalChunkStore open(Path dir, Options options) {
+        try {
+            Path header = dir.resolve(HEADER_FILE);
+            if (!Files.exists(header)) {
+                if (Files.exists(dir) && !Files.isDirectory(dir)) {
+                    throw new CaskException.InvalidInput("store " + dir + ": exists and is not a directory");
+                }
+                if (Files.isDirectory(dir)) {
+                    try (Stream<Path> s = Files.list(dir)) {
+                        if (s.anyMatch(p -> !p.getFileName().toString().startsWith("."))) {
+                            throw new CaskException.InvalidInput("store " + dir + ": directory is not empty and has no " + HEADER_FILE + " (not a cask store)");
+                        }
+                    }
+                }
+                Files.createDirectories(dir.resolve("packs"));
+                Path tmp = dir.resolve(HEADER_FILE + ".tmp");
+                try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                    ch.write(ByteBuffer.wrap(HEADER_TEXT.getBytes(StandardCharsets.US_ASCII)));
+                    ch.force(true);
+                }
+                Files.move(tmp, header, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                fsyncDir(dir);
+            }
+            String text = Files.readString(header, StandardCharsets.US_ASCII);
+            if (!text.startsWith("cask-store ")) {
+                throw new CaskException.Corrupt("store " + dir + ": " + HEADER_FILE + " does not start with 'cask-store'");
+            }
+            String version = text.substring("cask-store ".length()).trim();
+            if (!version.equals("1")) {
+                throw new CaskException.InvalidInput("store " + dir + ": format " + version + ", this cask reads format 1 (upgrade cask)");
+            }
+            Files.createDirectories(dir.resolve("packs"));
+            FileChannel lc = FileChannel.open(header, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            FileLock lk;
+            try {
+                lk = lc.tryLock(0, Long.MAX_VALUE, !options.exclusive());
+            } catch (OverlappingFileLockException e) {
+                lk = null;
+            }
+            if (lk == null) {
+                lc.close();
+                throw new CaskException.Conflict("store " + dir + ": in use by another process"
+                        + (options.exclusive() ? " (stop cask serve and other cask commands first)" : " that holds it exclusively (check --repair?)"));
+            }
+            return new LocalChunkStore(dir, options, lc, lk);
+        } catch (IOException e) {
+            throw new CaskException.Io("store " + dir + ": cannot open: " + e.getMessage(), e);
+        }
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    private static void fsyncDir(Path d) throws IOException {
+        try (FileChannel ch = FileChannel.open(d, StandardOpenOption.READ)) {
+            ch.force(true);
+        }
+    }
+
+    private Path packPath(int id) {
+        return packDir.resolve(String.format("%08d.pack", id));
+    }
+
+    // ---------------------------------------------------------------- put
+
+    @Override
+    public ChunkId put(byte[] data, int off, int len) {
+        if (len < 0 || len > MAX_CHUNK) throw new IllegalArgumentException("chunk of " + len + " bytes; at most " + MAX_CHUNK);
+        ChunkId id = ChunkId.of(data, off, len);
+        if (pending.containsKey(id) || index.find(id) != null) return id;
+        byte[] record = encode(id, data, off, len);
+        synchronized (this) {
+            if (closed) throw new IllegalStateException("store " + dir + " is closed");
+            if (pending.containsKey(id)) return id;
+            append(id, record);
+        }
+        return id;
+    }
+
+    private byte[] encode(ChunkId id, byte[] data, int off, int len) {
+        if (len >= 64) {
+            byte[] dst = new byte[(int) Zstd.compressBound(len)];
+            int n = compressors.get().compressByteArray(dst, 0, dst.length, data, off, len);
+            if (n < len - len / 16) {
+                return PackFormat.encodeRecord(id, PackFormat.CODEC_ZSTD, len, dst, 0, n);
+            }
+        }
+        return PackFormat.encodeRecord(id, PackFormat.CODEC_NONE, len, data, off, len);
+    }
+
+    /** Appends a record to the open pack; caller holds the lock. */
+    private void append(ChunkId id, byte[] record) {
+        try {
+            if (packChannel == null) openNewPack();
+            long at = packFlushed + buffer.position();
+            if (at + record.length > options.packLimit() && at > PackFormat.PACK_HEADER) {
+                sealPack();
+                openNewPack();
+                at = packFlushed + buffer.position();
+            }
+            if (record.length > buffer.remaining()) flushBuffer();
+            if (record.length > buffer.capacity()) {
+                writeFully(ByteBuffer.wrap(record), packFlushed);
+                packFlushed += record.length;
+            } else {
+                buffer.put(record);
+            }
+            pending.put(id, new ChunkLocation(packId, at, record.length));
+        } catch (IOException e) {
+            poison();
+            throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    private void openNewPack() throws IOException {
+        int next = 1;
+        try (Stream<Path> s = Files.list(packDir)) {
+            next = s.map(p -> p.getFileName().toString())
+                    .filter(n -> n.matches("\\d{8}\\.pack"))
+                    .mapToInt(n -> Integer.parseInt(n.substring(0, 8)))
+                    .max().orElse(0) + 1;
+        }
+        while (true) {
+            try {
+                packChannel = FileChannel.open(packPath(next), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE, StandardOpenOption.READ);
+                break;
+            } catch (FileAlreadyExistsException e) {
+                next++; // another process took it
+            }
+        }
+        packId = next;
+        packFlushed = 0;
+        buffer.clear();
+        buffer.put(PackFormat.encodePackHeader(packId));
+        flushBuffer();
+        packChannel.force(true);
+        fsyncDir(packDir);
+    }
+
+    private void flushBuffer() throws IOException {
+        buffer.flip();
+        int n = buffer.remaining();
+        writeFully(buffer, packFlushed);
+        packFlushed += n;
+        buffer.clear();
+    }
+
+    private void writeFully(ByteBuffer b, long pos) throws IOException {
+        while (b.hasRemaining()) {
+            pos += packChannel.write(b, pos);
+        }
+    }
+
+    private void sealPack() throws IOException {
+        flushBuffer();
+        packChannel.force(false);
+        packChannel.close();
+        packChannel = null;
+    }
+
+    /** After a write error: forget the open pack's unsynced chunks and start a new pack next time. */
+    private void poison() {
+        int bad = packId;
+        pending.entrySet().removeIf(e -> e.getValue().pack() == bad);
+        buffer.clear();
+        if (packChannel != null) {
+            try {
+                packChannel.close();
+            } catch (IOException ignored) {
+                // already failing
+            }
+        }
+        packChannel = null;
+    }
+
+    // ---------------------------------------------------------------- sync
+
+    @Override
+    public synchronized void sync() {
+        if (pending.isEmpty()) return;
+        try {
+            if (packChannel != null) {
+                flushBuffer();
+                packChannel.force(false);
+            }
+        } catch (IOException e) {
+            poison();
+            throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getMessage(), e);
+        }
+        List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
+        index.addAll(entries);
+        for (var e : entries) pending.remove(e.getKey(), e.getValue());
+    }
+
+    // ---------------------------------------------------------------- get
+
+    @Override
+    public byte[] get(ChunkId id) {
+        ChunkLocation loc = locate(id);
+        if (loc == null) throw new CaskException.NotFound("chunk " + id.hex() + ": not in store " + dir);
+        return read(id, loc);
+    }
+
+    /** Where the chunk is, or null. */
+    public ChunkLocation locate(ChunkId id) {
+        ChunkLocation loc = pending.get(id);
+        return loc != null ? loc : index.find(id);
+    }
+
+    private byte[] read(ChunkId id, ChunkLocation loc) {
+        byte[] rec = readRecordBytes(loc);
+        String what = "chunk " + id.shortHex() + " (pack " + loc.pack() + " at offset " + loc.offset() + ")";
+        PackFormat.Record r = PackFormat.decodeRecord(what, rec, 0, rec.length);
+        if (!r.id().equals(id)) {
+            throw new CaskException.Corrupt(what + ": record holds chunk " + r.id().shortHex() + " instead");
+        }
+        return plainBytes(what, r);
+    }
+
+    /** The plain bytes of a decoded record (decompressed, length checked). */
+    public static byte[] plainBytes(String what, PackFormat.Record r) {
+        if (r.codec() == PackFormat.CODEC_NONE) {
+            if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
+            return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
+        }
+        byte[] out = new byte[r.plainLength()];
+        long n = Zstd.decompressByteArray(out, 0, out.length, r.payload(), r.payloadOffset(), r.payloadLength());
+        if (Zstd.isError(n) || n != out.length) {
+            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + out.length + " bytes"
+                    + (Zstd.isError(n) ? " (" + Zstd.getErrorName(n) + ")" : " (got " + n + ")"));
+        }
+        return out;
+    }
+
+    private byte[] readRecordBytes(ChunkLocation loc) {
+        if (loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD) {
+            throw new CaskException.Corrupt("pack " + loc.pack() + " at offset " + loc.offset() + ": index entry has bad length " + loc.length());
+        }
+        synchronized (this) {
+            // the record may still sit in the write buffer
+            if (loc.pack() == packId && packChannel != null && loc.offset() + loc.length() > packFlushed) {
+                try {
+                    flushBuffer();
+                } catch (IOException e) {
+                    poison();
+                    throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
+                }
+            }
+        }
+        byte[] rec = new byte[loc.length()];
+        ByteBuffer bb = ByteBuffer.wrap(rec);
+        try {
+            FileChannel ch = channel(loc.pack());
+            long pos = loc.offset();
+            while (bb.hasRemaining()) {
+                int n = ch.read(bb, pos);
+                if (n < 0) {
+                    throw new CaskException.Corrupt("pack " + loc.pack() + ": ends before offset " + (loc.offset() + loc.length())
+                            + " (record at offset " + loc.offset() + " is truncated)");
+                }
+                pos += n;
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("pack " + loc.pack() + " at offset " + loc.offset() + ": read failed: " + e.getMessage(), e);
+        }
+        return rec;
+    }
+
+    private FileChannel channel(int pack) throws IOException {
+        FileChannel ch = readChannels.get(pack);
+        if (ch != null) return ch;
+        Path p = packPath(pack);
+        if (!Files.exists(p)) throw new CaskException.Corrupt("pack " + pack + ": file " + p + " is missing");
+        synchronized (readChannels) {
+            ch = readChannels.get(pack);
+            if (ch == null) {
+                ch = FileChannel.open(p, StandardOpenOption.READ);
+                readChannels.put(pack, ch);
+            }
+        }
+        return ch;
+    }
+
+    @Override
+    public boolean contains(ChunkId id) {
+        return locate(id) != null;
+    }
+
+    @Override
+    public void list(Consumer<ChunkId> sink) {
+        index.forEachId(id -> {
+            if (!pending.containsKey(id)) sink.accept(id);
+        });
+        pending.keySet().forEach(sink);
+    }
+
+    // ---------------------------------------------------------------- check and repair support
+
+    /** Ids of the packs in the store, ascending. */
+    public List<Integer> packIds() {
+        try (Stream<Path> s = Files.list(packDir)) {
+            return s.map(p -> p.getFileName().toString())
+                    .filter(n -> n.matches("\\d{8}\\.pack"))
+                    .map(n -> Integer.parseInt(n.substring(0, 8)))
+                    .sorted().toList();
+        } catch (IOException e) {
+            throw new CaskException.Io("store " + dir + ": cannot list packs: " + e.getMessage(), e);
+        }
+    }
+
+    /** Bytes the packs occupy: chunk data plus record and pack overhead. */
+    public long storedBytes() {
+        long sum = 0;
+        for (int id : packIds()) {
+            try {
+                sum += Files.size(packPath(id));
+            } catch (IOException e) {
+                // a pack vanished between list and size: count nothing for it
+            }
+        }
+        return sum;
+    }
+
+    /** Number of distinct chunks the index knows. */
+    public long chunkCount() {
+        return index.count();
+    }
+
+    /** What a pack scan found: every good record, and a line per problem. */
+    public interface ScanSink {
+        void record(ChunkId id, ChunkLocation location, PackFormat.Record record);
+
+        void problem(String line);
+    }
+
+    /**
+     * Reads every record of pack {@code id}, checking magic and CRC. A bad record is reported and
+     * the scan resynchronises at the next record magic that decodes; a torn tail is reported.
+     */
+    public void scanPack(int id, ScanSink sink, Progress progress) {
+        Path p = packPath(id);
+        byte[] all;
+        try {
+            all = Files.readAllBytes(p);
+        } catch (IOException e) {
+            sink.problem("pack " + id + ": cannot read " + p + ": " + e.getMessage());
+            return;
+        }
+        progress.advance(0);
+        try {
+            int named = PackFormat.decodePackHeader("pack " + id, all);
+            if (named != id) sink.problem("pack " + id + ": header names pack " + named);
+        } catch (CaskException e) {
+            sink.problem(e.getMessage());
+            return;
+        }
+        int pos = PackFormat.PACK_HEADER;
+        while (pos < all.length) {
+            String what = "pack " + id + " at offset " + pos;
+            try {
+                if (all.length - pos < PackFormat.RECORD_HEADER) throw new CaskException.Corrupt(what + ": truncated record header (" + (all.length - pos) + " bytes at the end)");
+                int stored = PackFormat.storedLength(what, all, pos);
+                int len = PackFormat.RECORD_HEADER + stored;
+                if (len > all.length - pos) throw new CaskException.Corrupt(what + ": record of " + len + " bytes runs past the end of the pack (" + all.length + " bytes)");
+                PackFormat.Record r = PackFormat.decodeRecord(what, all, pos, len);
+                sink.record(r.id(), new ChunkLocation(id, pos, len), r);
+                progress.advance(len);
+                pos += len;
+            } catch (CaskException e) {
+                sink.problem(e.getMessage());
+                int next = resync(all, pos + 1);
+                progress.advance(next - pos);
+                pos = next;
+            }
+        }
+    }
+
+    private static int resync(byte[] all, int from) {
+        for (int i = from; i + PackFormat.RECORD_HEADER <= all.length; i++) {
+            if (all[i] == 0x63 && all[i + 1] == 0x72 && all[i + 2] == 0x65 && all[i + 3] == 0x63) {
+                try {
+                    int stored = PackFormat.storedLength("", all, i);
+                    int len = PackFormat.RECORD_HEADER + stored;
+                    if (len <= all.length - i) {
+                        PackFormat.decodeRecord("", all, i, len);
+                        return i;
+                    }
+                } catch (CaskException ignored) {
+                    // not a record: keep looking
+                }
+            }
+        }
+        return all.length;
+    }
+
+    /** Verifies that the record an index entry points at holds that chunk; returns a problem line or null. */
+    public String verifyEntry(ChunkId id, ChunkLocation loc, boolean deep) {
+        try {
+            byte[] plain = read(id, loc);
+            if (deep && !ChunkId.of(plain).equals(id)) {
+                return "chunk " + id.shortHex() + " (pack " + loc.pack() + " at offset " + loc.offset() + "): bytes hash to " + ChunkId.of(plain).shortHex();
+            }
+            return null;
+        } catch (CaskException e) {
+            return e.getMessage();
+        }
+    }
+
+    /** Every index entry. */
+    public void forEachIndexEntry(java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
+        index.forEach(sink);
+    }
+
+    /** Drops the index and rebuilds it from the packs; returns the number of chunks indexed. Needs an exclusive open. */
+    public synchronized long rebuildIndex(Consumer<String> problems, Progress progress) {
+        if (!options.exclusive()) throw new IllegalStateException("rebuildIndex needs the store opened exclusively");
+        index.clear();
+        List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
+        long[] count = {0};
+        for (int id : packIds()) {
+            scanPack(id, new ScanSink() {
+                @Override
+                public void record(ChunkId cid, ChunkLocation location, PackFormat.Record record) {
+                    batch.add(Map.entry(cid, location));
+                    count[0]++;
+                    if (batch.size() >= 10_000) {
+                        index.addAll(batch);
+                        batch.clear();
+                    }
+                }
+
+                @Override
+                public void problem(String line) {
+                    problems.accept(line);
+                }
+            }, progress);
+        }
+        index.addAll(batch);
+        return index.count();
+    }
+
+    /** Total size of all packs, for progress bars. */
+    public long packBytes() {
+        return storedBytes();
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) return;
+        try {
+            sync();
+            if (packChannel != null) sealPack();
+        } catch (IOException e) {
+            throw new CaskException.Io("store " + dir + ": closing pack " + packId + " failed: " + e.getMessage(), e);
+        } finally {
+            closed = true;
+            for (FileChannel ch : readChannels.values()) {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // read-only
+                }
+            }
+            index.close();
+            try {
+                lock.release();
+                lockChannel.close();
+            } catch (IOException ignored) {
+                // the lock goes with the process anyway
+            }
+        }
+    }
+}

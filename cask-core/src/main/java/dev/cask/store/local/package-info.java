@@ -1,0 +1,5 @@
+/**
+ * The embedded default {@link dev.cask.store.ChunkStore}: append-only pack files with CRC-framed,
+ * zstd-compressed records, and an SQLite index that can be rebuilt from the packs.
+ */
+package dev.cask.store.local;

@@ -1,0 +1,133 @@
+package dev.cask.tree;
+
+import dev.cask.device.BlockDevice;
+import dev.cask.device.BlockStatus;
+import dev.cask.device.Capabilities;
+import dev.cask.device.Devices;
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.Executor;
+
+/**
+ * A stored version (a {@link Layout} of trees) as a read-only {@link BlockDevice}: what export
+ * and read-only NBD exports read. Holes (zero ids) read as zeros without touching the store,
+ * and {@link #blockStatus} reports them as holes.
+ *
+ * <p>Reads larger than a few blocks fetch their chunks in parallel on the given executor (the
+ * store decompresses and checks each chunk in the calling thread), so a sequential export keeps
+ * every core busy. Thread-safe.
+ */
+public final class LayoutDevice implements BlockDevice {
+    private static final int PARALLEL_MIN_BLOCKS = 8;
+    private final Layout layout;
+    private final TreeReader[] readers;
+    private final ChunkStore store;
+    private final Executor executor;
+
+    public LayoutDevice(ChunkStore store, Layout layout, PointerCache cache, Executor executor) {
+        this.store = store;
+        this.layout = layout;
+        this.executor = executor;
+        this.readers = layout.extents().stream().map(e -> new TreeReader(store, e.root(), cache)).toArray(TreeReader[]::new);
+    }
+
+    public Layout layout() {
+        return layout;
+    }
+
+    @Override
+    public long size() {
+        return layout.size();
+    }
+
+    @Override
+    public Capabilities capabilities() {
+        int preferred = layout.extents().isEmpty() ? 4096 : layout.extents().getFirst().root().blockSize();
+        return Capabilities.readOnly(preferred);
+    }
+
+    @Override
+    public void read(long offset, byte[] buffer, int bufferOffset, int length) {
+        BlockDevice.checkRange(this, offset, length);
+        List<CompletableFuture<Void>> parallel = new ArrayList<>();
+        long end = offset + length;
+        for (int i = 0; i < readers.length && offset < end; i++) {
+            Layout.Extent e = layout.extents().get(i);
+            if (e.end() <= offset) continue;
+            long stop = Math.min(end, e.end());
+            readExtent(readers[i], e.offset(), offset, stop, buffer, bufferOffset, parallel);
+            bufferOffset += (int) (stop - offset);
+            offset = stop;
+        }
+        try {
+            for (CompletableFuture<Void> f : parallel) f.join();
+        } catch (CompletionException ce) {
+            if (ce.getCause() instanceof RuntimeException re) throw re;
+            throw ce;
+        }
+    }
+
+    private void readExtent(TreeReader r, long base, long from, long to, byte[] buf, int bufOff,
+                            List<CompletableFuture<Void>> parallel) {
+        int bs = r.root().blockSize();
+        long rel = from - base;
+        long relEnd = to - base;
+        long firstBlock = rel / bs;
+        long lastBlock = (relEnd - 1) / bs;
+        boolean par = lastBlock - firstBlock + 1 >= PARALLEL_MIN_BLOCKS;
+        java.util.Arrays.fill(buf, bufOff, bufOff + (int) (to - from), (byte) 0);
+        r.walk(firstBlock, lastBlock + 1, (block, id) -> {
+            long bStart = block * bs;
+            long s = Math.max(bStart, rel);
+            long t = Math.min(bStart + bs, relEnd);
+            int dst = bufOff + (int) (s - rel);
+            int srcOff = (int) (s - bStart);
+            int n = (int) (t - s);
+            if (par) {
+                parallel.add(CompletableFuture.runAsync(() -> copyChunk(id, srcOff, buf, dst, n), executor));
+            } else {
+                copyChunk(id, srcOff, buf, dst, n);
+            }
+        });
+    }
+
+    private void copyChunk(ChunkId id, int srcOff, byte[] dst, int dstOff, int n) {
+        byte[] data = store.get(id);
+        int avail = Math.max(0, Math.min(n, data.length - srcOff));
+        System.arraycopy(data, srcOff, dst, dstOff, avail);
+    }
+
+    @Override
+    public List<BlockStatus> blockStatus(long offset, long length) {
+        BlockDevice.checkRange(this, offset, length);
+        List<BlockStatus> out = new ArrayList<>();
+        long end = offset + length;
+        for (int i = 0; i < readers.length; i++) {
+            Layout.Extent e = layout.extents().get(i);
+            long from = Math.max(offset, e.offset());
+            long to = Math.min(end, e.end());
+            if (from >= to) continue;
+            int bs = e.root().blockSize();
+            long[] pos = {from};
+            readers[i].walk((from - e.offset()) / bs, (to - e.offset() - 1) / bs + 1, (block, id) -> {
+                long s = Math.max(e.offset() + block * bs, pos[0]);
+                long t = Math.min(e.offset() + (block + 1) * bs, to);
+                if (s > pos[0]) out.add(new BlockStatus(pos[0], s - pos[0], true));
+                out.add(new BlockStatus(s, t - s, false));
+                pos[0] = t;
+            });
+            if (pos[0] < to) out.add(new BlockStatus(pos[0], to - pos[0], true));
+        }
+        return Devices.coalesce(out);
+    }
+
+    @Override
+    public void close() {
+        // nothing owned: the store and executor belong to the caller
+    }
+}

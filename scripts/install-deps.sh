@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that cask's tests drive (real tools, never mocks), when missing.
+# Needs root (or sudo) and apt; does nothing when everything is already there.
+set -euo pipefail
+declare -A pkg=(
+  [qemu-img]=qemu-utils
+  [qemu-nbd]=qemu-utils
+)
+missing=()
+for tool in "${!pkg[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
