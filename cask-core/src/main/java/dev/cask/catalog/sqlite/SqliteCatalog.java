@@ -313,7 +313,7 @@ public final class SqliteCatalog implements Catalog {
                     newestUs = rs.getLong(3);
                 }
             }
-            
+            if (head != expectedHead) throw headMoved(name, expectedHead, head);
             if (newest != head) {
                 throw new CaskException.Corrupt("catalog " + dbFile + ": image '" + name + "' has head " + head
                         + " but its newest version is " + newest);
@@ -322,7 +322,7 @@ public final class SqliteCatalog implements Catalog {
             int number = head + 1;
             long timeUs = Math.max(nowMicros(), newestUs + 1);
             insertVersion(c, id, number, parentId, parent, timeUs, version, content);
-            try (PreparedStatement st = c.prepareStatement("UPDATE images SET head = ? WHERE id = ? AND head >= ?")) {
+            try (PreparedStatement st = c.prepareStatement("UPDATE images SET head = ? WHERE id = ? AND head = ?")) {
                 st.setInt(1, number);
                 st.setLong(2, id);
                 st.setInt(3, expectedHead);
