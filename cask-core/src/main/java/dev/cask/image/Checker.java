@@ -142,8 +142,11 @@ final class Checker {
             if (p.length == 0 || p.length % ChunkId.LENGTH != 0 || p.length > Root.FANOUT * ChunkId.LENGTH) {
                 throw new CaskException.Corrupt("pointer chunk " + id.shortHex() + ": " + p.length + " bytes is not 1 to 128 chunk ids");
             }
+        } catch (CaskException.NotFound e) {
+            problems.add(who + ": offset " + offset + ": pointer chunk " + id.shortHex() + " is missing (" + describeSpan(r, level) + " of the disk unreadable)");
+            return false;
         } catch (CaskException e) {
-            problems.add(who + ": offset " + offset + " and the " + describeSpan(r, level) + " after it: " + e.getMessage());
+            problems.add(who + ": offset " + offset + " (" + describeSpan(r, level) + " of the disk unreadable): " + e.getMessage());
             return false;
         }
         if (bad.contains(id)) {

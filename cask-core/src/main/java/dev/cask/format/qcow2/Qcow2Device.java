@@ -117,10 +117,27 @@ public final class Qcow2Device implements BlockDevice {
      * @throws CaskException.Io           when the operating system fails
      */
     public static Qcow2Device open(Path path, Consumer<String> warnings) {
-        return open(path, warnings, new ArrayList<>());
+        try {
+            return open(path, warnings, new Chain(path.toString(), new ArrayList<>()));
+        } catch (ChainFailure f) {
+            throw f.error;
+        }
     }
 
-    private static Qcow2Device open(Path path, Consumer<String> warnings, List<Path> chain) {
+    /** The images opened so far, top first, by real path; errors about the chain name the top image. */
+    private record Chain(String top, List<Path> images) {}
+
+    /** A finished error from below the top image, carried up through the levels unchanged. */
+    private static final class ChainFailure extends RuntimeException {
+        final CaskException error;
+
+        ChainFailure(CaskException error) {
+            super(error.getMessage(), error, false, false);
+            this.error = error;
+        }
+    }
+
+    private static Qcow2Device open(Path path, Consumer<String> warnings, Chain chain) {
         String name = path.toString();
         Path real;
         try {
@@ -130,17 +147,17 @@ public final class Qcow2Device implements BlockDevice {
         } catch (IOException e) {
             throw new CaskException.Io(name + ": cannot resolve path: " + e.getMessage(), e);
         }
-        if (chain.contains(real)) {
+        if (chain.images().contains(real)) {
             StringBuilder loop = new StringBuilder();
-            for (Path p : chain) loop.append(p).append(" -> ");
-            throw new CaskException.InvalidInput(name + ": backing chain loops: " + loop + real);
+            for (Path p : chain.images()) loop.append(p).append(" -> ");
+            throw new ChainFailure(new CaskException.InvalidInput(chain.top() + ": backing chain loops: " + loop + real));
         }
-        if (chain.size() >= MAX_CHAIN_DEPTH) {
-            throw new CaskException.InvalidInput(name + ": backing chain deeper than " + MAX_CHAIN_DEPTH + " images (starting at "
-                    + chain.getFirst() + ")");
+        if (chain.images().size() >= MAX_CHAIN_DEPTH) {
+            throw new ChainFailure(new CaskException.InvalidInput(chain.top() + ": backing chain deeper than " + MAX_CHAIN_DEPTH
+                    + " images (" + name + " would be image " + (chain.images().size() + 1) + ")"));
         }
         if (Files.isDirectory(real)) throw new CaskException.InvalidInput(name + ": is a directory, not a qcow2 image");
-        chain.add(real);
+        chain.images().add(real);
 
         FileChannel ch;
         try {
@@ -171,7 +188,7 @@ public final class Qcow2Device implements BlockDevice {
         } catch (RuntimeException e) {
             closeQuietly(ch);
             if (backing != null) backing.close();
-            if (e instanceof CaskException) throw e;
+            if (e instanceof CaskException || e instanceof ChainFailure) throw e;
             throw new CaskException.InvalidInput(name + ": malformed qcow2 image: " + e, e);
         } catch (IOException e) {
             closeQuietly(ch);
@@ -210,7 +227,7 @@ public final class Qcow2Device implements BlockDevice {
         return l1;
     }
 
-    private static BlockDevice openBacking(Path path, Qcow2Header header, Consumer<String> warnings, List<Path> chain) {
+    private static BlockDevice openBacking(Path path, Qcow2Header header, Consumer<String> warnings, Chain chain) {
         String name = path.toString();
         String backingName = header.backingFile();
         if (backingName.startsWith("json:") || backingName.contains("://")) {
@@ -233,12 +250,15 @@ public final class Qcow2Device implements BlockDevice {
                         + "' is not supported (qcow2 and raw are)");
             };
         } catch (CaskException e) {
+            // The backing file itself is bad: say which image names it, and, below the top, which chain it is in.
             String msg = name + ": backing file '" + backingName + "': " + e.getMessage();
-            throw switch (e) {
+            if (!name.equals(chain.top())) msg = chain.top() + ": in its backing chain: " + msg;
+            CaskException wrapped = switch (e) {
                 case CaskException.NotFound nf -> new CaskException.NotFound(msg);
                 case CaskException.Io io -> new CaskException.Io(msg, io.getCause());
                 default -> new CaskException.InvalidInput(msg, e);
             };
+            throw new ChainFailure(wrapped);
         }
     }
 

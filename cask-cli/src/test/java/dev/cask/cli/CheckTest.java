@@ -1,0 +1,112 @@
+package dev.cask.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Corruption injected into packs is found by check, reads fail loudly, and --repair rebuilds the index. */
+class CheckTest {
+    @TempDir
+    Path dir;
+
+    private Path store() {
+        return dir.resolve("store");
+    }
+
+    private Path importRandom(Cli cli, String name, int blocks) throws Exception {
+        byte[] disk = new byte[blocks * 4096];
+        new Random(7).nextBytes(disk);
+        Path raw = dir.resolve(name.replace('/', '_') + ".raw");
+        Files.write(raw, disk);
+        Cli.Result r = cli.run("import", raw.toString(), name);
+        assertEquals(0, r.code(), r.toString());
+        return raw;
+    }
+
+    private Path onlyPack() throws Exception {
+        try (Stream<Path> s = Files.list(store().resolve("packs"))) {
+            List<Path> packs = s.filter(p -> p.toString().endsWith(".pack")).toList();
+            assertEquals(1, packs.size());
+            return packs.getFirst();
+        }
+    }
+
+    @Test
+    void aFlippedByteIsFoundNamedAndNeverReadAsData() throws Exception {
+        Cli cli = new Cli(store());
+        importRandom(cli, "team/vm-1", 64);
+        assertEquals(0, cli.run("clone", "team/vm-1", "team/vm-2").code());
+        assertEquals(0, cli.run("check", "--deep").code());
+
+        // flip one byte in the payload of the 10th record: random data is stored uncompressed, 4148 bytes a record
+        Path pack = onlyPack();
+        long at = 16 + 9L * (52 + 4096) + 52 + 100;
+        try (FileChannel ch = FileChannel.open(pack, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.allocate(1);
+            ch.read(b, at);
+            b.put(0, (byte) (b.get(0) ^ 0x40));
+            ch.write(b.flip(), at);
+        }
+
+        Cli.Result check = cli.run("check");
+        assertEquals(1, check.code(), check.toString());
+        assertTrue(check.out().contains("checksum mismatch"), check.out());
+        // block 9 of both images is named, with its byte offset
+        assertTrue(check.out().contains("image 'team/vm-1' version 1: offset 36864"), check.out());
+        assertTrue(check.out().contains("image 'team/vm-2' version 1: offset 36864"), check.out());
+
+        Cli.Result json = cli.run("check", "--json");
+        JsonNode j = new ObjectMapper().readTree(json.out());
+        assertEquals(false, j.get("ok").asBoolean());
+
+        Cli.Result export = cli.run("export", "team/vm-2", dir.resolve("x.raw").toString());
+        assertEquals(1, export.code(), export.toString());
+        assertTrue(export.err().contains("chunk ") && export.err().contains("checksum mismatch"), export.err());
+        assertTrue(Files.notExists(dir.resolve("x.raw")), "no half-written export under the real name");
+    }
+
+    @Test
+    void repairRebuildsALostIndex() throws Exception {
+        Cli cli = new Cli(store());
+        Path raw = importRandom(cli, "a", 32);
+        Files.delete(store().resolve("index.db"));
+        Files.deleteIfExists(store().resolve("index.db-wal"));
+        Files.deleteIfExists(store().resolve("index.db-shm"));
+        Cli.Result broken = cli.run("check");
+        assertEquals(1, broken.code(), broken.toString());
+        assertTrue(broken.out().contains("is missing"), broken.out());
+
+        Cli.Result repair = cli.run("check", "--repair");
+        assertEquals(0, repair.code(), repair.toString());
+        assertTrue(repair.out().contains("index rebuilt from packs: 33 chunks"), repair.out());
+        Path out = dir.resolve("a.out");
+        assertEquals(0, cli.run("export", "a", out.toString()).code());
+        Cli.mustTool("cmp", raw.toString(), out.toString());
+    }
+
+    @Test
+    void truncatedPackTailIsReported() throws Exception {
+        Cli cli = new Cli(store());
+        importRandom(cli, "a", 8);
+        Path pack = onlyPack();
+        try (FileChannel ch = FileChannel.open(pack, StandardOpenOption.WRITE)) {
+            ch.truncate(ch.size() - 10);
+        }
+        Cli.Result check = cli.run("check");
+        assertEquals(1, check.code(), check.toString());
+        assertTrue(check.out().contains("runs past the end of the pack"), check.out());
+    }
+}

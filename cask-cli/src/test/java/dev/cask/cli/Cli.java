@@ -1,0 +1,103 @@
+package dev.cask.cli;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** Runs cask command lines against one store, in-process or as a real child process, and runs tools. */
+final class Cli {
+    record Result(int code, String out, String err) {
+        @Override
+        public String toString() {
+            return "exit " + code + "\nstdout: " + out + "\nstderr: " + err;
+        }
+    }
+
+    private final Path store;
+
+    Cli(Path store) {
+        this.store = store;
+    }
+
+    /** In-process: fast, same JVM. */
+    Result run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        List<String> all = new ArrayList<>(List.of("--store", store.toString()));
+        all.addAll(List.of(args));
+        int code = Main.run(all.toArray(String[]::new), new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    /** A real cask process (for stdin/stdout, exit codes and several processes at once). */
+    Process start(String... args) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                "--store", store.toString()));
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).start();
+    }
+
+    Result process(byte[] stdin, String... args) throws IOException, InterruptedException {
+        Process p = start(args);
+        Thread feeder = new Thread(() -> {
+            try (var in = p.getOutputStream()) {
+                if (stdin != null) in.write(stdin);
+            } catch (IOException ignored) {
+                // the process may exit early
+            }
+        });
+        feeder.start();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        Thread errPump = pump(p.getErrorStream(), err);
+        byte[] out = p.getInputStream().readAllBytes();
+        if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new AssertionError("cask " + String.join(" ", args) + " did not finish in 120 s");
+        }
+        errPump.join();
+        feeder.join();
+        return new Result(p.exitValue(), new String(out, StandardCharsets.ISO_8859_1), err.toString(StandardCharsets.UTF_8));
+    }
+
+    static Thread pump(InputStream in, ByteArrayOutputStream sink) {
+        Thread t = new Thread(() -> {
+            try {
+                in.transferTo(sink);
+            } catch (IOException ignored) {
+                // process gone
+            }
+        });
+        t.start();
+        return t;
+    }
+
+    /** Runs an external tool (qemu-img, qemu-io...); fails the test when it is missing. */
+    static Result tool(String... cmd) throws IOException, InterruptedException {
+        Process p;
+        try {
+            p = new ProcessBuilder(cmd).start();
+        } catch (IOException e) {
+            throw new AssertionError(cmd[0] + " is not installed (run ./run-tests, which installs the test tools): " + e.getMessage(), e);
+        }
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        Thread t = pump(p.getErrorStream(), err);
+        byte[] out = p.getInputStream().readAllBytes();
+        p.waitFor();
+        t.join();
+        return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    static Result mustTool(String... cmd) throws IOException, InterruptedException {
+        Result r = tool(cmd);
+        if (r.code() != 0) throw new AssertionError(String.join(" ", cmd) + " failed: " + r);
+        return r;
+    }
+}

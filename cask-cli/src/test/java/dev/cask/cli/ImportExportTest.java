@@ -1,0 +1,142 @@
+package dev.cask.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Round trips through the CLI, checked with qemu-img: what a user does on day one. */
+class ImportExportTest {
+    @TempDir
+    Path dir;
+
+    private Cli cli() {
+        return new Cli(dir.resolve("store"));
+    }
+
+    /** A qcow2 with data at the start, middle and end, a zero range and holes, written by qemu-io. */
+    private Path sampleQcow2(String name, String size) throws Exception {
+        Path img = dir.resolve(name);
+        Cli.mustTool("qemu-img", "create", "-q", "-f", "qcow2", img.toString(), size);
+        Cli.mustTool("qemu-io", "-f", "qcow2",
+                "-c", "write -P 0xab 0 1M",
+                "-c", "write -P 0x5c 5M 300k",
+                "-c", "write -P 0x01 17M 4k",
+                "-c", "write -z 20M 1M",
+                "-c", "write -P 0xee 33550336 4096", img.toString());
+        return img;
+    }
+
+    @Test
+    void qcow2ImportsAndExportsBitForBitAsRawAndQcow2() throws Exception {
+        Cli cli = cli();
+        Path src = sampleQcow2("a.qcow2", "32M");
+        Cli.Result r = cli.run("import", src.toString(), "team/web/vm-1");
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("team/web/vm-1 version 1"), r.out());
+
+        Path raw = dir.resolve("out.raw");
+        assertEquals(0, cli.run("export", "team/web/vm-1", raw.toString()).code());
+        Cli.mustTool("qemu-img", "compare", "-q", src.toString(), raw.toString());
+        assertEquals(32L << 20, Files.size(raw));
+        // the raw export is sparse: far less allocated than its size
+        Cli.Result du = Cli.mustTool("du", "-B1", raw.toString());
+        long allocated = Long.parseLong(du.out().split("\\s+")[0]);
+        assertTrue(allocated < 4L << 20, "raw export should be sparse, allocated " + allocated);
+
+        Path q = dir.resolve("out.qcow2");
+        assertEquals(0, cli.run("export", "team/web/vm-1", q.toString(), "--format", "qcow2").code());
+        Cli.mustTool("qemu-img", "check", "-q", q.toString());
+        Cli.mustTool("qemu-img", "compare", "-q", src.toString(), q.toString());
+        JsonNode map = new ObjectMapper().readTree(Cli.mustTool("qemu-img", "map", "--output=json", q.toString()).out());
+        long dataBytes = 0;
+        for (JsonNode m : map) if (m.get("data").asBoolean()) dataBytes += m.get("length").asLong();
+        assertTrue(dataBytes <= 4L << 20, "holes must stay unallocated in the qcow2 export, data=" + dataBytes);
+    }
+
+    @Test
+    void rawImportFromFileAndStdinMatchAndStdoutExportIsTheDisk() throws Exception {
+        Cli cli = cli();
+        byte[] disk = new byte[3 << 20 | 777]; // not a multiple of the block size
+        Random rnd = new Random(42);
+        for (int i = 0; i < disk.length; i += 8192) {
+            if (rnd.nextInt(3) > 0) {
+                int n = Math.min(4096, disk.length - i);
+                byte[] b = new byte[n];
+                rnd.nextBytes(b);
+                System.arraycopy(b, 0, disk, i, n);
+            }
+        }
+        Path raw = dir.resolve("d.raw");
+        Files.write(raw, disk);
+        assertEquals(0, cli.run("import", raw.toString(), "a").code());
+        Cli.Result stdin = cli.process(disk, "import", "-", "b");
+        assertEquals(0, stdin.code(), stdin.toString());
+        Cli.Result out = cli.process(null, "export", "b", "-");
+        assertEquals(0, out.code(), out.err());
+        assertArrayEquals(disk, out.out().getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+        // identical content: the second import stores nothing new
+        JsonNode a = new ObjectMapper().readTree(cli.run("info", "a", "--json").out());
+        JsonNode b = new ObjectMapper().readTree(cli.run("info", "b", "--json").out());
+        assertEquals(a.get("layout").get(0).get("top"), b.get("layout").get(0).get("top"));
+        assertEquals(disk.length, b.get("size").asLong());
+    }
+
+    @Test
+    void sparseTwoTebibyteRawImportsWithoutReadingHoles() throws Exception {
+        Cli cli = cli();
+        Path raw = dir.resolve("big.raw");
+        try (var ch = java.nio.channels.FileChannel.open(raw, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(java.nio.ByteBuffer.wrap("hello at the start".getBytes()), 0);
+            ch.write(java.nio.ByteBuffer.wrap("and at the end".getBytes()), (2L << 40) - 14);
+        }
+        Cli.Result r = cli.run("import", raw.toString(), "big");
+        assertEquals(0, r.code(), r.toString());
+        JsonNode info = new ObjectMapper().readTree(cli.run("info", "big", "--json").out());
+        assertEquals(2L << 40, info.get("size").asLong());
+        assertEquals(8192, info.get("allocated_bytes").asLong());
+        assertEquals(0, cli.run("clone", "big", "big-clone").code());
+        Path q = dir.resolve("big.qcow2");
+        assertEquals(0, cli.run("export", "big-clone", q.toString(), "--format", "qcow2").code());
+        Cli.mustTool("qemu-img", "check", "-q", q.toString());
+        Cli.mustTool("qemu-img", "compare", "-q", raw.toString(), q.toString());
+    }
+
+    @Test
+    void statsJsonReportsDedup() throws Exception {
+        Cli cli = cli();
+        Path src = sampleQcow2("a.qcow2", "32M");
+        cli.run("import", src.toString(), "one");
+        cli.run("import", src.toString(), "two");
+        JsonNode s = new ObjectMapper().readTree(cli.run("stats", "--json").out());
+        assertEquals(2, s.get("images").asInt());
+        assertEquals(64L << 20, s.get("logical_bytes").asLong());
+        long stored = s.get("stored_bytes").asLong();
+        long allocated = s.get("allocated_bytes").asLong();
+        assertTrue(stored > 0 && stored < allocated / 2, "two identical images are stored once: stored " + stored + " allocated " + allocated);
+        assertTrue(s.get("unique_chunks").asLong() > 0);
+        assertTrue(s.get("dedup_ratio").asDouble() > 2.0, s.toString());
+    }
+
+    @Test
+    void blockSizesFrom4KTo1MRoundTrip() throws Exception {
+        Cli cli = cli();
+        Path src = sampleQcow2("a.qcow2", "32M");
+        for (String bs : new String[]{"4K", "64K", "1M"}) {
+            assertEquals(0, cli.run("import", "--block-size", bs, src.toString(), "bs-" + bs).code());
+            Path out = dir.resolve("bs-" + bs + ".raw");
+            assertEquals(0, cli.run("export", "bs-" + bs, out.toString()).code());
+            Cli.mustTool("qemu-img", "compare", "-q", src.toString(), out.toString());
+            JsonNode info = new ObjectMapper().readTree(cli.run("info", "bs-" + bs, "--json").out());
+            assertEquals(dev.cask.common.Sizes.parse(bs), info.get("layout").get(0).get("block_size").asLong());
+        }
+    }
+}
