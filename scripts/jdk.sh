@@ -1,7 +1,12 @@
 # Sourced by ./cask and ./run-tests: sets JAVA_HOME to a JDK 25 or newer, or explains how to get one.
 # Order: $JAVA_HOME if it is 25+, then the newest 25+ JDK under /usr/lib/jvm.
-cask_java_major() { # JAVA_BIN -> major version number, or 0
-  "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9]*\).*/\1/p' | head -1
+cask_java_major() { # JAVA_BIN -> major version number, or 0 (reads the JDK's release file; no JVM start)
+  local home=${1%/bin/java}
+  if [ -f "$home/release" ]; then
+    sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$home/release" | head -1
+  else
+    "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9]*\).*/\1/p' | head -1
+  fi
 }
 cask_find_jdk() {
   local cand major

@@ -51,12 +51,17 @@ import java.util.zip.Inflater;
  * table becomes a {@link CaskException.InvalidInput} naming the file, the guest offset and the
  * entry, never wrong data and never an unchecked exception. Data clusters whose tail lies past
  * the end of the file read as zeros there, as in QEMU. Backing chains are at most
- * {@value #MAX_CHAIN_DEPTH} images deep and may not visit one file twice.
+ * {@value #MAX_CHAIN_DEPTH} images deep and may not visit one file (by real path) twice; an
+ * error in a backing file names the top image, the image that names the backing file, and the
+ * backing file itself. Backing file names resolve against the directory of the image naming
+ * them; the format comes from the backing format extension, else from probing the magic.
  *
  * <p><b>Thread-safety.</b> Reads use positional channel reads and immutable tables; the caches
  * are synchronized and hold immutable arrays. Any number of threads may read concurrently.
- * Memory: at most {@code max(2, min(64, 16 MiB / clusterSize))} cached L2 tables (4 MiB with
- * 64 KiB clusters, 16 MiB with 2 MiB clusters) plus up to 4 MiB of decompressed clusters.
+ * Memory per image of the chain: the L1 table (8 bytes per L1 entry), at most
+ * {@code max(2, min(64, 4 MiB / clusterSize))} cached L2 tables (4 MiB with 64 KiB clusters,
+ * two 2 MiB tables with 2 MiB clusters) and {@code max(2, min(8, 1 MiB / clusterSize))}
+ * decompressed clusters.
  */
 public final class Qcow2Device implements BlockDevice {
     /** Deepest backing chain accepted, counting the top image. */
@@ -69,6 +74,8 @@ public final class Qcow2Device implements BlockDevice {
     private static final long L2E_COMPRESSED = 1L << 62;
     private static final long L2E_ZERO = 1L;
     private static final int SUBCLUSTERS = 32;
+    private static final int L2_CACHE_BYTES = 4 << 20;
+    private static final int CLUSTER_CACHE_BYTES = 1 << 20;
 
     private static final int UNALLOCATED = 0, ZERO = 1, DATA = 2, COMPRESSED = 3;
 
@@ -103,8 +110,8 @@ public final class Qcow2Device implements BlockDevice {
         this.subclusterBits = clusterBits - 5;
         this.l1 = l1;
         this.backing = backing;
-        this.l2Cache = new Lru<>(Math.max(2, Math.min(64, (16 << 20) >> clusterBits)));
-        this.clusterCache = new Lru<>(Math.max(2, Math.min(8, (4 << 20) >> clusterBits)));
+        this.l2Cache = new Lru<>(Math.max(2, Math.min(64, L2_CACHE_BYTES >> clusterBits)));
+        this.clusterCache = new Lru<>(Math.max(2, Math.min(8, CLUSTER_CACHE_BYTES >> clusterBits)));
     }
 
     /**

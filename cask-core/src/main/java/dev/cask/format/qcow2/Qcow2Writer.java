@@ -111,6 +111,23 @@ public final class Qcow2Writer {
         }
     }
 
+    /**
+     * The smallest number of refcount blocks R and refcount table clusters T that count
+     * {@code clusters} clusters plus themselves: {@code clusters + R + T <= R * 32768} and
+     * {@code R <= T * 8192}. Returns {@code {R, T}}.
+     */
+    static long[] refcountLayout(long clusters) {
+        long blocks = 0, tableClusters = 0;
+        while (true) {
+            long total = clusters + blocks + tableClusters;
+            long b = (total + REFCOUNTS_PER_BLOCK - 1) / REFCOUNTS_PER_BLOCK;
+            long t = (b + REFTABLE_ENTRIES_PER_CLUSTER - 1) / REFTABLE_ENTRIES_PER_CLUSTER;
+            if (b == blocks && t == tableClusters) return new long[] {blocks, tableClusters};
+            blocks = b;
+            tableClusters = t;
+        }
+    }
+
     private static void syncDirectory(Path dir) {
         try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
             d.force(true);
@@ -148,16 +165,8 @@ public final class Qcow2Writer {
             }
             long dataClusters = nextCluster;
 
-            // Refcount structures: smallest R blocks and T table clusters covering everything, themselves included.
-            long blocks = 0, tableClusters = 0;
-            while (true) {
-                long total = dataClusters + blocks + tableClusters;
-                long b = (total + REFCOUNTS_PER_BLOCK - 1) / REFCOUNTS_PER_BLOCK;
-                long t = (b + REFTABLE_ENTRIES_PER_CLUSTER - 1) / REFTABLE_ENTRIES_PER_CLUSTER;
-                if (b == blocks && t == tableClusters) break;
-                blocks = b;
-                tableClusters = t;
-            }
+            long[] refcounts = refcountLayout(dataClusters);
+            long blocks = refcounts[0], tableClusters = refcounts[1];
             long total = dataClusters + blocks + tableClusters;
             long tableStart = dataClusters;
             long blocksStart = dataClusters + tableClusters;

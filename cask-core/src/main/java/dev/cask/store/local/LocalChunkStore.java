@@ -58,8 +58,9 @@ public final class LocalChunkStore implements ChunkStore {
 
     /** Tuning: zstd level, pack size limit, and whether to lock the store for this process alone. */
     public record Options(int zstdLevel, long packLimit, boolean exclusive) {
+        /** zstd level 3 unless the system property {@code cask.zstd.level} says otherwise. */
         public static Options defaults() {
-            return new Options(3, 256L << 20, false);
+            return new Options(Integer.getInteger("cask.zstd.level", 3), 256L << 20, false);
         }
 
         public Options withExclusive(boolean e) {
@@ -83,6 +84,8 @@ public final class LocalChunkStore implements ChunkStore {
     private long packFlushed;
     private final ByteBuffer buffer = ByteBuffer.allocate(WRITE_BUFFER);
     private boolean closed;
+    /** Count of syncs that moved chunks from pending to the index; written under "this", read by put without it. */
+    private volatile long syncs;
 
     private LocalChunkStore(Path dir, Options options, FileChannel lockChannel, FileLock lock) {
         this.dir = dir;
@@ -170,11 +173,14 @@ public final class LocalChunkStore implements ChunkStore {
     public ChunkId put(byte[] data, int off, int len) {
         if (len < 0 || len > MAX_CHUNK) throw new IllegalArgumentException("chunk of " + len + " bytes; at most " + MAX_CHUNK);
         ChunkId id = ChunkId.of(data, off, len);
+        long syncsSeen = syncs; // read before looking, so a sync after the look is noticed below
         if (pending.containsKey(id) || index.find(id) != null) return id;
         byte[] record = encode(id, data, off, len);
         synchronized (this) {
             if (closed) throw new IllegalStateException("store " + dir + " is closed");
             if (pending.containsKey(id)) return id;
+            // another thread may have put it and a sync moved it from pending to the index meanwhile
+            if (syncs != syncsSeen && index.find(id) != null) return id;
             append(id, record);
         }
         return id;
@@ -293,6 +299,7 @@ public final class LocalChunkStore implements ChunkStore {
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
         index.addAll(entries);
         for (var e : entries) pending.remove(e.getKey(), e.getValue());
+        syncs++;
     }
 
     // ---------------------------------------------------------------- get
@@ -391,10 +398,13 @@ public final class LocalChunkStore implements ChunkStore {
 
     @Override
     public void list(Consumer<ChunkId> sink) {
+        // pending first: a sync commits a chunk to the index before it leaves pending, so every
+        // chunk put before list started is in this copy or in the index scan that follows
+        java.util.Set<ChunkId> unsynced = new java.util.HashSet<>(pending.keySet());
         index.forEachId(id -> {
-            if (!pending.containsKey(id)) sink.accept(id);
+            if (!unsynced.contains(id)) sink.accept(id);
         });
-        pending.keySet().forEach(sink);
+        unsynced.forEach(sink);
     }
 
     // ---------------------------------------------------------------- check and repair support

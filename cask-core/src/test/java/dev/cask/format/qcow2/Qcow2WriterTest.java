@@ -219,6 +219,23 @@ class Qcow2WriterTest {
     }
 
     @Test
+    void refcountLayoutCoversItselfMinimally() {
+        assertArrayEquals(new long[] {1, 1}, Qcow2Writer.refcountLayout(1));
+        assertArrayEquals(new long[] {1, 1}, Qcow2Writer.refcountLayout(32766));
+        assertArrayEquals(new long[] {2, 1}, Qcow2Writer.refcountLayout(32767));
+        long perBlock = Qcow2Writer.REFCOUNTS_PER_BLOCK, perTable = Qcow2Writer.REFTABLE_ENTRIES_PER_CLUSTER;
+        Random rnd = new Random(3);
+        for (int i = 0; i < 10_000; i++) {
+            long n = i < 5000 ? 1 + rnd.nextLong(1L << 20) : 1 + rnd.nextLong(1L << 36); // up to 4 EiB of 64 KiB clusters
+            long[] rt = Qcow2Writer.refcountLayout(n);
+            long r = rt[0], t = rt[1];
+            assertTrue(n + r + t <= r * perBlock && r <= t * perTable, n + " -> " + r + ", " + t);
+            // one block fewer cannot count everything
+            assertTrue(n + (r - 1) + t > (r - 1) * perBlock || r - 1 > t * perTable, n + " not minimal: " + r + ", " + t);
+        }
+    }
+
+    @Test
     void headerEncodeDecodeRoundTrip() {
         Qcow2Header h = new Qcow2Header(3, 0, 0, 16, 123456789, 0, 1, 65536, 131072, 1, 0, 0,
                 Qcow2Header.INCOMPAT_COMPRESSION, 1, 0, 4, 112, Qcow2Header.COMPRESSION_ZSTD, "base image.qcow2", "qcow2");

@@ -1,0 +1,521 @@
+package dev.cask.store.local;
+
+import dev.cask.common.CaskException;
+import dev.cask.common.Progress;
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
+import dev.cask.store.ChunkStoreContract;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The {@link ChunkStore} contract for {@link LocalChunkStore}, plus what only a directory of packs has. */
+class LocalChunkStoreTest extends ChunkStoreContract {
+
+    @Override
+    protected ChunkStore open(Path dir) {
+        return LocalChunkStore.open(dir, LocalChunkStore.Options.defaults());
+    }
+
+    @Override
+    protected void corruptPayload(Path dir, ChunkId id) {
+        ChunkLocation loc;
+        try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())) {
+            loc = s.locate(id);
+        }
+        assertNotNull(loc, "chunk " + id + " to corrupt is not in the index");
+        int payload = loc.length() - PackFormat.RECORD_HEADER;
+        assertTrue(payload > 0, "chunk " + id + " has no payload to corrupt");
+        flipByte(packFile(dir, loc.pack()), loc.offset() + PackFormat.RECORD_HEADER + payload / 2);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private static Path packFile(Path dir, int pack) {
+        return dir.resolve("packs").resolve(String.format("%08d.pack", pack));
+    }
+
+    private static void flipByte(Path file, long at) {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.allocate(1);
+            assertEquals(1, ch.read(b, at), "no byte at " + at + " in " + file);
+            b.put(0, (byte) (b.get(0) ^ 0x5a));
+            b.rewind();
+            ch.write(b, at);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private LocalChunkStore local() {
+        return (LocalChunkStore) store;
+    }
+
+    private LocalChunkStore openLocal(LocalChunkStore.Options options) {
+        return (LocalChunkStore) track(LocalChunkStore.open(dir, options));
+    }
+
+    /** What scanning every pack found. */
+    private record Scan(Map<ChunkId, Integer> records, List<ChunkLocation> locations, List<String> problems) {}
+
+    private static Scan scanAll(LocalChunkStore s) {
+        Map<ChunkId, Integer> records = new HashMap<>();
+        List<ChunkLocation> locations = new ArrayList<>();
+        List<String> problems = new ArrayList<>();
+        for (int pack : s.packIds()) {
+            s.scanPack(pack, new LocalChunkStore.ScanSink() {
+                @Override
+                public void record(ChunkId id, ChunkLocation location, PackFormat.Record record) {
+                    records.merge(id, 1, Integer::sum);
+                    locations.add(location);
+                }
+
+                @Override
+                public void problem(String line) {
+                    problems.add(line);
+                }
+            }, Progress.NONE);
+        }
+        return new Scan(records, locations, problems);
+    }
+
+    private static Scan scanPack(LocalChunkStore s, int pack) {
+        Map<ChunkId, Integer> records = new LinkedHashMap<>();
+        List<ChunkLocation> locations = new ArrayList<>();
+        List<String> problems = new ArrayList<>();
+        s.scanPack(pack, new LocalChunkStore.ScanSink() {
+            @Override
+            public void record(ChunkId id, ChunkLocation location, PackFormat.Record record) {
+                records.merge(id, 1, Integer::sum);
+                locations.add(location);
+            }
+
+            @Override
+            public void problem(String line) {
+                problems.add(line);
+            }
+        }, Progress.NONE);
+        return new Scan(records, locations, problems);
+    }
+
+    private static void assertEachStoredOnce(Scan scan, Set<ChunkId> expected) {
+        assertEquals(List.of(), scan.problems());
+        assertEquals(expected, scan.records().keySet(), "the packs must hold exactly the chunks put");
+        scan.records().forEach((id, n) -> assertEquals(1, n, "chunk " + id + " has " + n + " records in the packs; put must store it once"));
+    }
+
+    private Map<ChunkId, byte[]> putRandom(Random rnd, int count, int size) {
+        Map<ChunkId, byte[]> put = new LinkedHashMap<>();
+        for (int i = 0; i < count; i++) {
+            byte[] d = random(rnd, size);
+            put.put(store.put(d), d);
+        }
+        return put;
+    }
+
+    private void assertReadable(Map<ChunkId, byte[]> chunks, String when) {
+        for (var e : chunks.entrySet()) {
+            assertArrayEquals(e.getValue(), store.get(e.getKey()), when + ": chunk " + e.getKey());
+        }
+    }
+
+    private static void writeString(Path p, String s) {
+        try {
+            Files.writeString(p, s, StandardCharsets.US_ASCII);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    // ---------------------------------------------------------------- idempotence on disk
+
+    @Test
+    void secondPutAfterSyncDoesNotGrowThePacks() {
+        Random rnd = new Random(20);
+        Map<ChunkId, byte[]> put = putRandom(rnd, 30, 20_000);
+        byte[] text = compressible(rnd, 200_000);
+        put.put(store.put(text), text);
+        store.sync();
+        long bytes = local().storedBytes();
+        assertTrue(bytes > 30 * 20_000, "stored bytes " + bytes + " must at least hold the random chunks");
+
+        for (byte[] d : put.values()) store.put(d);
+        store.sync();
+        assertEquals(bytes, local().storedBytes(), "putting the same chunks again after sync");
+        assertEquals(put.size(), local().chunkCount());
+
+        restart();
+        for (byte[] d : put.values()) store.put(d);
+        store.sync();
+        assertEquals(bytes, local().storedBytes(), "putting the same chunks again after reopen");
+        assertEachStoredOnce(scanAll(local()), put.keySet());
+    }
+
+    @Test
+    void compressibleChunksTakeLessSpace() {
+        byte[] text = compressible(new Random(21), 1 << 20);
+        store.put(text);
+        store.sync();
+        assertTrue(local().storedBytes() < text.length / 4, "1 MiB of text stored in " + local().storedBytes() + " bytes");
+    }
+
+    @Test
+    void closeWithoutSyncKeepsEverything() {
+        // close is an orderly shutdown: it syncs
+        Map<ChunkId, byte[]> put = putRandom(new Random(22), 20, 50_000);
+        restart();
+        assertReadable(put, "after close and reopen");
+        assertEquals(put.keySet(), listed());
+    }
+
+    @Test
+    void concurrentPutsOfTheSameChunksWhileSyncingStoreEachOnce() throws Exception {
+        // put checks "already stored?" outside its lock; a sync that moves the chunk from pending
+        // to the index in between must not lead to a second copy in the packs
+        Random setup = new Random(23);
+        int distinct = 200;
+        byte[][] pool = new byte[distinct][];
+        for (int i = 0; i < distinct; i++) pool[i] = compressible(setup, 65536);
+        int threads = 6;
+        CyclicBarrier start = new CyclicBarrier(threads + 1);
+        AtomicBoolean done = new AtomicBoolean();
+        ExecutorService ex = Executors.newFixedThreadPool(threads + 1);
+        try {
+            Future<?> syncer = ex.submit(() -> {
+                start.await();
+                while (!done.get()) store.sync();
+                return null;
+            });
+            List<Future<?>> putters = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                long seed = t;
+                putters.add(ex.submit(() -> {
+                    Random rnd = new Random(seed);
+                    start.await();
+                    for (int round = 0; round < 3; round++) {
+                        for (int i = 0; i < distinct; i++) store.put(pool[(i + rnd.nextInt(4)) % distinct]);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : putters) f.get(120, TimeUnit.SECONDS);
+            done.set(true);
+            syncer.get(60, TimeUnit.SECONDS);
+        } finally {
+            done.set(true);
+            ex.shutdownNow();
+        }
+        store.sync();
+        Set<ChunkId> ids = new java.util.HashSet<>();
+        for (byte[] d : pool) ids.add(ChunkId.of(d));
+        assertEquals(ids, listed());
+        assertEachStoredOnce(scanAll(local()), ids);
+    }
+
+    // ---------------------------------------------------------------- packs
+
+    @Test
+    void packsRollOverAtTheLimitAndEverythingReadsBack() {
+        store.close();
+        long limit = 64 << 10;
+        store = openLocal(new LocalChunkStore.Options(3, limit, false));
+        Random rnd = new Random(24);
+        Map<ChunkId, byte[]> put = putRandom(rnd, 60, 8192);
+        byte[] bigger = random(rnd, 100_000); // larger than a whole pack: gets a pack of its own
+        put.put(store.put(bigger), bigger);
+        put.putAll(putRandom(rnd, 10, 3000));
+        assertReadable(put, "before sync");
+        store.sync();
+        assertReadable(put, "after sync");
+
+        List<Integer> packs = local().packIds();
+        assertTrue(packs.size() >= 8, "70 chunks of ~600 KiB in 64 KiB packs made only " + packs.size() + " packs");
+        for (int i = 0; i < packs.size(); i++) assertEquals(i + 1, packs.get(i), "packs are numbered 1, 2, 3...: " + packs);
+        for (int p : packs) {
+            Scan scan = scanPack(local(), p);
+            assertEquals(List.of(), scan.problems(), "pack " + p);
+            long size;
+            try {
+                size = Files.size(packFile(dir, p));
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            assertTrue(size <= limit || scan.records().size() == 1,
+                    "pack " + p + " is " + size + " bytes with " + scan.records().size() + " records; limit " + limit);
+        }
+        assertEachStoredOnce(scanAll(local()), put.keySet());
+
+        restart();
+        assertReadable(put, "after reopen");
+        assertEquals(put.keySet(), listed());
+    }
+
+    @Test
+    void rebuildIndexAfterDeletingItRestoresEveryChunk() throws IOException {
+        store.close();
+        store = openLocal(new LocalChunkStore.Options(3, 100 << 10, false));
+        Random rnd = new Random(25);
+        Map<ChunkId, byte[]> put = putRandom(rnd, 40, 10_000);
+        for (int i = 0; i < 10; i++) {
+            byte[] d = compressible(rnd, 30_000);
+            put.put(store.put(d), d);
+        }
+        byte[] empty = new byte[0];
+        put.put(store.put(empty), empty);
+        store.close();
+        try (Stream<Path> s = Files.list(dir.resolve("packs"))) {
+            assertTrue(s.count() > 2, "the test wants several packs");
+        }
+
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path p : s.filter(p -> p.getFileName().toString().startsWith("index.db")).toList()) Files.delete(p);
+        }
+        store = openLocal(LocalChunkStore.Options.defaults().withExclusive(true));
+        ChunkId some = put.keySet().iterator().next();
+        assertThrows(CaskException.NotFound.class, () -> store.get(some), "the index is gone, so the chunk is not found");
+
+        List<String> problems = new ArrayList<>();
+        long n = local().rebuildIndex(problems::add, Progress.NONE);
+        assertEquals(List.of(), problems);
+        assertEquals(put.size(), n, "rebuildIndex must report every chunk of the packs");
+        assertReadable(put, "after rebuild");
+        assertEquals(put.keySet(), listed());
+
+        restart(); // reopened without exclusivity, as a normal command would
+        assertReadable(put, "after rebuild and reopen");
+        assertEquals(put.keySet(), listed());
+    }
+
+    @Test
+    void rebuildIndexNeedsAnExclusiveOpen() {
+        store.put(new byte[]{1, 2, 3});
+        store.sync();
+        assertThrows(IllegalStateException.class, () -> local().rebuildIndex(line -> {}, Progress.NONE));
+        assertArrayEquals(new byte[]{1, 2, 3}, store.get(ChunkId.of(new byte[]{1, 2, 3})), "a refused rebuild leaves the index alone");
+    }
+
+    // ---------------------------------------------------------------- opening
+
+    @Test
+    void sharedOpenWhileExclusivelyOpenIsAConflict() {
+        byte[] d = random(new Random(26), 1000);
+        ChunkId id = store.put(d);
+        store.close();
+        LocalChunkStore exclusive = openLocal(LocalChunkStore.Options.defaults().withExclusive(true));
+        CaskException.Conflict e = assertThrows(CaskException.Conflict.class,
+                () -> track(LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())));
+        assertTrue(e.getMessage().contains(dir.toString()), "message names the store: " + e.getMessage());
+        assertThrows(CaskException.Conflict.class,
+                () -> track(LocalChunkStore.open(dir, LocalChunkStore.Options.defaults().withExclusive(true))));
+        assertArrayEquals(d, exclusive.get(id), "the refused opens must not disturb the exclusive one");
+        exclusive.close();
+
+        store = openLocal(LocalChunkStore.Options.defaults());
+        assertArrayEquals(d, store.get(id), "after the exclusive handle closed, a normal open works");
+    }
+
+    @Test
+    void exclusiveOpenWhileSharedOpenIsAConflict() {
+        assertThrows(CaskException.Conflict.class,
+                () -> track(LocalChunkStore.open(dir, LocalChunkStore.Options.defaults().withExclusive(true))));
+        ChunkId id = store.put(new byte[]{7});
+        assertArrayEquals(new byte[]{7}, store.get(id), "the open handle still works");
+    }
+
+    @Test
+    void nonEmptyDirectoryThatIsNotAStoreIsRefused() throws IOException {
+        Path other = tmp.resolve("photos");
+        Files.createDirectories(other);
+        Files.writeString(other.resolve("holiday.jpg"), "not a store");
+        CaskException.InvalidInput e = assertThrows(CaskException.InvalidInput.class,
+                () -> track(LocalChunkStore.open(other, LocalChunkStore.Options.defaults())));
+        assertTrue(e.getMessage().contains(other.toString()), e.getMessage());
+        try (Stream<Path> s = Files.list(other)) {
+            assertEquals(List.of(other.resolve("holiday.jpg")), s.toList(), "a refused open must not write into the directory");
+        }
+        Path file = tmp.resolve("plain-file");
+        Files.writeString(file, "x");
+        assertThrows(CaskException.InvalidInput.class, () -> track(LocalChunkStore.open(file, LocalChunkStore.Options.defaults())));
+    }
+
+    @Test
+    void emptyOrMissingDirectoryBecomesAStore() throws IOException {
+        Path empty = tmp.resolve("empty");
+        Files.createDirectories(empty);
+        try (LocalChunkStore s = LocalChunkStore.open(empty, LocalChunkStore.Options.defaults())) {
+            s.put(new byte[]{1});
+        }
+        assertEquals(LocalChunkStore.HEADER_TEXT, Files.readString(empty.resolve(LocalChunkStore.HEADER_FILE)));
+        Path missing = tmp.resolve("a/b/c");
+        try (LocalChunkStore s = LocalChunkStore.open(missing, LocalChunkStore.Options.defaults())) {
+            assertFalse(s.contains(ChunkId.of(new byte[]{1})));
+        }
+        assertTrue(Files.exists(missing.resolve(LocalChunkStore.HEADER_FILE)));
+    }
+
+    @Test
+    void futureFormatIsRefused() throws IOException {
+        store.close();
+        writeString(dir.resolve(LocalChunkStore.HEADER_FILE), "cask-store 2\n");
+        CaskException.InvalidInput e = assertThrows(CaskException.InvalidInput.class, () -> track(open(dir)));
+        assertTrue(e.getMessage().contains("format 2"), "message says which format it found: " + e.getMessage());
+        assertEquals("cask-store 2\n", Files.readString(dir.resolve(LocalChunkStore.HEADER_FILE)), "a refused open must not rewrite the header");
+    }
+
+    @Test
+    void garbledHeaderIsRefused() {
+        store.close();
+        writeString(dir.resolve(LocalChunkStore.HEADER_FILE), "hello\n");
+        assertThrows(CaskException.class, () -> track(open(dir)));
+    }
+
+    // ---------------------------------------------------------------- damage to packs
+
+    /** Appends {@code keep} bytes of a valid record for a chunk that was never synced: a crash mid-append. */
+    private static byte[] appendTornRecord(Path pack, byte[] chunk, int keep) throws IOException {
+        ChunkId id = ChunkId.of(chunk);
+        byte[] rec = PackFormat.encodeRecord(id, PackFormat.CODEC_NONE, chunk.length, chunk, 0, chunk.length);
+        Files.write(pack, Arrays.copyOf(rec, keep), StandardOpenOption.APPEND);
+        return rec;
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 20, PackFormat.RECORD_HEADER, PackFormat.RECORD_HEADER + 2000})
+    void tornPackTailLeavesSyncedChunksReadable(int keep) throws IOException {
+        Random rnd = new Random(27);
+        Map<ChunkId, byte[]> synced = putRandom(rnd, 15, 5000);
+        store.sync();
+        store.close();
+        List<Integer> packs;
+        try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())) {
+            packs = s.packIds();
+        }
+        assertEquals(1, packs.size());
+        Path pack = packFile(dir, packs.getFirst());
+        long before = Files.size(pack);
+        byte[] lost = random(rnd, 5000);
+        appendTornRecord(pack, lost, keep);
+
+        store = track(reopen(dir));
+        assertReadable(synced, "after a torn tail");
+        assertEquals(synced.keySet(), listed());
+        assertFalse(store.contains(ChunkId.of(lost)), "the torn chunk was never synced");
+
+        Scan scan = scanPack(local(), packs.getFirst());
+        assertEquals(synced.keySet(), scan.records().keySet(), "every record before the torn tail");
+        assertEquals(1, scan.problems().size(), "one problem, the torn tail: " + scan.problems());
+        assertTrue(scan.problems().getFirst().contains("offset " + before),
+                "the problem names where the torn record starts (" + before + "): " + scan.problems());
+
+        // the store goes on: the torn chunk can be put again and new chunks land after it
+        ChunkId again = store.put(lost);
+        store.sync();
+        restart();
+        assertArrayEquals(lost, store.get(again));
+        assertReadable(synced, "after more writes");
+
+        // and a rebuild from the packs finds everything but the torn tail
+        store.close();
+        store = openLocal(LocalChunkStore.Options.defaults().withExclusive(true));
+        List<String> problems = new ArrayList<>();
+        assertEquals(synced.size() + 1, local().rebuildIndex(problems::add, Progress.NONE));
+        assertEquals(1, problems.size(), "the torn tail: " + problems);
+        assertArrayEquals(lost, store.get(again));
+        assertReadable(synced, "after rebuild");
+    }
+
+    /** Byte offsets inside a record: magic, codec, plain length, stored length, id, crc, payload start, middle, end. */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 3, 4, 9, 13, 16, 40, 48, 52, 2000, 4147})
+    void bitFlipInTheMiddleOfAPackIsReportedForThatRecordOnly(int at) {
+        Random rnd = new Random(28);
+        Map<ChunkId, byte[]> put = putRandom(rnd, 21, 4096);
+        store.close();
+        List<ChunkId> ids = new ArrayList<>(put.keySet());
+        ChunkId victim = ids.get(10);
+        ChunkLocation loc;
+        try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())) {
+            loc = s.locate(victim);
+        }
+        assertTrue(at < loc.length(), "offset " + at + " inside a record of " + loc.length() + " bytes");
+        flipByte(packFile(dir, loc.pack()), loc.offset() + at);
+
+        store = track(reopen(dir));
+        Scan scan = scanPack(local(), loc.pack());
+        assertEquals(1, scan.problems().size(), "exactly one problem for the flipped record: " + scan.problems());
+        assertTrue(scan.problems().getFirst().contains("offset " + loc.offset()), "problem names the record's offset " + loc.offset() + ": " + scan.problems());
+        List<ChunkId> found = new ArrayList<>(scan.records().keySet());
+        List<ChunkId> expected = new ArrayList<>(ids);
+        expected.remove(victim);
+        assertEquals(expected, found, "every other record, in order, including the ten after the damage (resync)");
+
+        CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class, () -> store.get(victim));
+        assertTrue(e.getMessage().contains(victim.shortHex()), e.getMessage());
+        for (ChunkId id : expected) assertArrayEquals(put.get(id), store.get(id));
+    }
+
+    @Test
+    void indexEntryPointingAtAnotherRecordIsCorruptNotWrongBytes() {
+        // if the index and the packs disagree (a bad rebuild, a bug), get must notice
+        Random rnd = new Random(29);
+        Map<ChunkId, byte[]> put = putRandom(rnd, 3, 4096);
+        store.sync();
+        List<ChunkId> ids = new ArrayList<>(put.keySet());
+        ChunkLocation other = local().locate(ids.get(1));
+        String problem = local().verifyEntry(ids.get(0), other, false);
+        assertNotNull(problem, "an entry pointing at another chunk's record must be reported");
+        assertTrue(problem.contains(ids.get(0).shortHex()), problem);
+        assertEquals(null, local().verifyEntry(ids.get(1), other, true));
+    }
+
+    @Test
+    void scanFindsEveryRecordOfAHealthyStore() {
+        Random rnd = new Random(30);
+        Map<ChunkId, byte[]> put = new TreeMap<>();
+        for (int i = 0; i < 30; i++) {
+            byte[] d = i % 2 == 0 ? random(rnd, rnd.nextInt(100_000)) : compressible(rnd, rnd.nextInt(100_000));
+            put.put(store.put(d), d);
+        }
+        store.sync();
+        Scan scan = scanAll(local());
+        assertEachStoredOnce(scan, put.keySet());
+        List<String> problems = new ArrayList<>();
+        local().forEachIndexEntry((id, loc) -> {
+            String p = local().verifyEntry(id, loc, true);
+            if (p != null) problems.add(p);
+        });
+        assertEquals(List.of(), problems);
+    }
+}
