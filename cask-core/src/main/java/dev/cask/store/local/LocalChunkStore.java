@@ -241,9 +241,18 @@ public final class LocalChunkStore implements ChunkStore {
         packFlushed = 0;
         buffer.clear();
         buffer.put(PackFormat.encodePackHeader(packId));
-        flushBuffer();
-        packChannel.force(true);
-        fsyncDir(packDir);
+        try {
+            flushBuffer();
+            packChannel.force(true);
+            fsyncDir(packDir);
+        } catch (IOException e) {
+            // a pack without a whole header helps nobody (the disk is full): remove it
+            packChannel.close();
+            packChannel = null;
+            buffer.clear();
+            Files.deleteIfExists(packPath(next));
+            throw e;
+        }
     }
 
     private void flushBuffer() throws IOException {
@@ -273,6 +282,12 @@ public final class LocalChunkStore implements ChunkStore {
         pending.entrySet().removeIf(e -> e.getValue().pack() == bad);
         buffer.clear();
         if (packChannel != null) {
+            try {
+                // cut off a partly written record so the pack ends on a record boundary
+                packChannel.truncate(packFlushed);
+            } catch (IOException ignored) {
+                // check reports the torn tail; nothing points at it
+            }
             try {
                 packChannel.close();
             } catch (IOException ignored) {
