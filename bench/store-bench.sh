@@ -100,7 +100,7 @@ q() {
 now() { date +%s.%N; }
 py() { python3 -c "$@"; }
 sub() { py 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.3f}")' "$1" "$2"; }
-dub() { du -sb "$@" | awk '{s += $1} END {print s}'; }   # total bytes (apparent) of the paths
+dub() { du -sb "$@" | awk '{s += $1} END {printf "%.0f\n", s}'; }   # total bytes (apparent) of the paths
 mib() { py 'import sys; print(f"{int(sys.argv[1]) / 1048576:.1f}")' "$1"; }
 record() { printf '%s\t%s\n' "$1" "$2" >>"$DATA"; }   # METRIC VALUE (one line per run)
 
@@ -114,8 +114,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   for i in "${IMAGES[@]}"; do [ -f "$FIX/$i.raw" ] || die "$BUILD_IMAGES did not produce $FIX/$i.raw"; done
 fi
 SRC=(); for i in "${IMAGES[@]}"; do SRC+=("$FIX/$i.raw"); done
-LOGICAL=$(stat -c %s "${SRC[@]}" | awk '{s += $1} END {print s}')
-ALLOC=$(stat -c %b "${SRC[@]}" | awk '{s += $1 * 512} END {print s}')
+LOGICAL=$(stat -c %s "${SRC[@]}" | awk '{s += $1} END {printf "%.0f\n", s}')
+ALLOC=$(stat -c %b "${SRC[@]}" | awk '{s += $1 * 512} END {printf "%.0f\n", s}')
 
 # ---- cask under test --------------------------------------------------------------------------------
 build_cask() { # builds the jar through the repo launcher, retrying while others' edits break the build
@@ -286,7 +286,7 @@ MiB = 1048576
 
 print("per-run values (s or bytes):")
 for k in sorted(vals):
-    print(f"  {k:22} " + "  ".join(f"{v:g}" for v in vals[k]))
+    print(f"  {k:22} " + "  ".join(str(int(v)) if v.is_integer() else f"{v:g}" for v in vals[k]))
 for k in ("cask_stored_bytes", "cask_packs_du", "borg_du", "borg4k_du", "restic_du", "casync_du"):
     if len(set(vals[k])) > 1:
         print(f"  note: {k} differs between runs; the median is used")
@@ -314,11 +314,11 @@ row("   (export wall time, 4 images)", f"{ce:.2f} s", f"{qe:.2f} s", "", "", Non
 cb, cs = med("clone_big_s"), med("clone_small_s")
 row("clone: cask clone 2T vs cask clone 4M", f"{cb:.3f} s", f"{cs:.3f} s", f"{cb / cs:.3f}", "<= ~1.0 (1.10)", cb / cs <= 1.10)
 for p, label in peers.items():
-    row(f"info: {label} size, time", f"{med(p + '_du') / MiB:.1f} MiB", f"{med(p + '_s'):.2f} s",
-        f"{med('cask_store_du') / med(p + '_du'):.3f}", "", None)
-row("info: cask logical / allocated / unique chunks",
-    f"{med('cask_logical_bytes') / MiB:.0f} MiB", f"{med('cask_allocated_bytes') / MiB:.1f} MiB",
-    f"{int(med('cask_unique_chunks'))} ch", f"dedup {med('cask_dedup_ratio'):.2f}", None)
+    row(f"info: space, cask store dir vs {label}", f"{med('cask_store_du') / MiB:.1f} MiB",
+        f"{med(p + '_du') / MiB:.1f} MiB", f"{med('cask_store_du') / med(p + '_du'):.3f}", "", None)
+for p, label in peers.items():
+    row(f"info: time, cask import vs {label.split(' (store')[0]} backup", f"{ci:.2f} s",
+        f"{med(p + '_s'):.2f} s", f"{ci / med(p + '_s'):.3f}", "", None)
 
 head = ("measurement", "cask", "peer", "ratio", "target", "met?")
 w = [max(len(str(r[i])) for r in rows + [head]) for i in range(6)]
@@ -326,7 +326,8 @@ fmt = lambda r: " | ".join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) 
 print(f"RESULTS (medians of {sys.argv[3]} runs, peers {sys.argv[4]}; ratio = cask / peer, export = throughput ratio)")
 print(fmt(head)); print("-+-".join("-" * x for x in w))
 for r in rows: print(fmt(r))
-print()
+print(f"cask store: logical {med('cask_logical_bytes') / MiB:.0f} MiB, allocated {med('cask_allocated_bytes') / MiB:.1f} MiB, "
+      f"stored {med('cask_stored_bytes') / MiB:.1f} MiB, {int(med('cask_unique_chunks'))} unique chunks, dedup ratio {med('cask_dedup_ratio'):.2f}")
 print("targets missed: " + (", ".join(missed) if missed else "none"))
 sys.exit(3 if missed else 0)
 PY

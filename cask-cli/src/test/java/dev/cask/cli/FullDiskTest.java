@@ -24,7 +24,7 @@ class FullDiskTest {
 
     @AfterEach
     void unmount() throws Exception {
-        if (mnt != null) Cli.tool("umount", mnt.toString());
+        if (mnt != null) Cli.mustTool("umount", "--lazy", mnt.toString());
     }
 
     @Test

@@ -118,6 +118,7 @@ public final class Importer {
         private final Progress progress;
         private final TreeWriter writer;
         private final ArrayDeque<Batch> queue = new ArrayDeque<>();
+        private volatile boolean cancelled;
 
         Pipeline(int blockSize, Progress progress) {
             this.blockSize = blockSize;
@@ -129,6 +130,7 @@ public final class Importer {
             Future<ChunkId[]> f = pool.submit(() -> {
                 ChunkId[] ids = new ChunkId[blocks];
                 for (int i = 0; i < blocks; i++) {
+                    if (cancelled) throw new java.util.concurrent.CancellationException();
                     int off = i * blockSize;
                     ids[i] = Devices.isZero(buf, off, blockSize) ? ChunkId.ZERO : store.put(buf, off, blockSize);
                 }
@@ -166,8 +168,16 @@ public final class Importer {
             return writer.finish(size);
         }
 
+        /** Stops the workers and waits for them, so nothing writes to the store after a failed import. */
         void cancel() {
-            for (Batch b : queue) b.ids().cancel(true);
+            cancelled = true;
+            for (Batch b : queue) {
+                try {
+                    b.ids().get();
+                } catch (Exception ignored) {
+                    // the import already failed; this batch's outcome no longer matters
+                }
+            }
             queue.clear();
         }
     }

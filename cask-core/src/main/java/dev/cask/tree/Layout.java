@@ -80,7 +80,12 @@ public record Layout(List<Extent> extents) {
                 int bs = b.getInt();
                 int depth = b.get();
                 b.get(id);
-                out[i] = new Extent(off, new Root(len, bs, depth, ChunkId.fromBytes(id)));
+                try {
+                    out[i] = new Extent(off, new Root(len, bs, depth, ChunkId.fromBytes(id)));
+                } catch (CaskException.InvalidInput e) {
+                    // a bad size or block size in stored bytes is corruption, not bad user input
+                    throw new CaskException.Corrupt("layout: extent " + i + ": " + e.getMessage());
+                }
             }
             return new Layout(List.of(out));
         } catch (java.nio.BufferUnderflowException e) {

@@ -45,8 +45,10 @@ import java.util.stream.Stream;
  * in one positional read, checks the record magic, its CRC32C and that the record's id is the one
  * asked for, then decompresses and checks the length. {@code check --deep} also rehashes.
  *
- * <p><b>Failure.</b> A write error (a full disk) poisons the open pack: its unsynced chunks are
- * dropped and every later put starts a new pack; nothing already synced is touched.
+ * <p><b>Failure.</b> A write error (a full disk) drops every chunk put since the last sync,
+ * deletes the packs created since then (giving the space back) and cuts any torn record off the
+ * older open pack; the next {@link #sync} throws, so the caller learns its chunks are gone.
+ * Nothing already synced is touched.
  *
  * <p>Thread-safe. Every process holds a shared lock on {@code cask.store}; {@link #rebuildIndex}
  * needs the store opened {@linkplain Options#exclusive exclusively}.
@@ -84,6 +86,10 @@ public final class LocalChunkStore implements ChunkStore {
     private long packFlushed;
     private final ByteBuffer buffer = ByteBuffer.allocate(WRITE_BUFFER);
     private boolean closed;
+    /** Packs this process created since the last sync: nothing in them is indexed yet. */
+    private final List<Integer> unsyncedPacks = new ArrayList<>();
+    /** Set when a write error dropped unsynced chunks; the next sync reports it. */
+    private String lostWrites;
     /** Count of syncs that moved chunks from pending to the index; written under "this", read by put without it. */
     private volatile long syncs;
 
@@ -216,7 +222,7 @@ public final class LocalChunkStore implements ChunkStore {
             }
             pending.put(id, new ChunkLocation(packId, at, record.length));
         } catch (IOException e) {
-            poison();
+            poison(e);
             throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
         }
     }
@@ -239,6 +245,7 @@ public final class LocalChunkStore implements ChunkStore {
         }
         packId = next;
         packFlushed = 0;
+        unsyncedPacks.add(next);
         buffer.clear();
         buffer.put(PackFormat.encodePackHeader(packId));
         try {
@@ -276,17 +283,20 @@ public final class LocalChunkStore implements ChunkStore {
         packChannel = null;
     }
 
-    /** After a write error: forget the open pack's unsynced chunks and start a new pack next time. */
-    private void poison() {
-        int bad = packId;
-        pending.entrySet().removeIf(e -> e.getValue().pack() == bad);
+    /**
+     * After a write error (a full disk): forget every chunk put since the last sync, delete the
+     * packs created since then (nothing indexed points into them, and a full disk needs the room
+     * back), cut the torn tail off an older open pack, and make the next sync fail loudly.
+     */
+    private void poison(IOException cause) {
+        lostWrites = cause.getMessage();
+        pending.clear();
         buffer.clear();
         if (packChannel != null) {
             try {
-                // cut off a partly written record so the pack ends on a record boundary
                 packChannel.truncate(packFlushed);
             } catch (IOException ignored) {
-                // check reports the torn tail; nothing points at it
+                // deleted below, or reported by check as a torn tail; nothing points at it
             }
             try {
                 packChannel.close();
@@ -295,12 +305,27 @@ public final class LocalChunkStore implements ChunkStore {
             }
         }
         packChannel = null;
+        for (int id : unsyncedPacks) {
+            try {
+                Files.deleteIfExists(packPath(id));
+                FileChannel ch = readChannels.remove(id);
+                if (ch != null) ch.close();
+            } catch (IOException ignored) {
+                // garbage for GC then
+            }
+        }
+        unsyncedPacks.clear();
     }
 
     // ---------------------------------------------------------------- sync
 
     @Override
     public synchronized void sync() {
+        if (lostWrites != null) {
+            String why = lostWrites;
+            lostWrites = null;
+            throw new CaskException.Io("store " + dir + ": chunks written since the last sync were lost to a write error: " + why, null);
+        }
         if (pending.isEmpty()) return;
         try {
             if (packChannel != null) {
@@ -308,12 +333,13 @@ public final class LocalChunkStore implements ChunkStore {
                 packChannel.force(false);
             }
         } catch (IOException e) {
-            poison();
+            poison(e);
             throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getMessage(), e);
         }
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
         index.addAll(entries);
         for (var e : entries) pending.remove(e.getKey(), e.getValue());
+        unsyncedPacks.clear();
         syncs++;
     }
 
@@ -367,7 +393,7 @@ public final class LocalChunkStore implements ChunkStore {
                 try {
                     flushBuffer();
                 } catch (IOException e) {
-                    poison();
+                    poison(e);
                     throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
                 }
             }
