@@ -73,6 +73,8 @@ final class ImageCommands {
         String dest;
         @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default: ${DEFAULT-VALUE}).")
         String format;
+        @Option(names = "--fsync", description = "Flush the file to disk before it appears (like qemu-img convert, the default leaves it to the page cache).")
+        boolean fsync;
 
         @Override
         public Integer call() {
@@ -84,7 +86,7 @@ final class ImageCommands {
                     OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
                     images.export(ref, o, dev.cask.common.Progress.NONE);
                 } else {
-                    images.export(ref, Path.of(dest), f, progress());
+                    images.export(ref, Path.of(dest), f, fsync, progress());
                     Version v = images.resolve(ref);
                     out().printf("exported %s version %d to %s (%s)%n", v.image(), v.number(), dest, f);
                 }

@@ -186,14 +186,14 @@ public final class Images implements AutoCloseable {
         return sum;
     }
 
-    /** Writes a version to a file ({@code raw} sparse, or {@code qcow2}), atomically. */
-    public void export(String ref, Path dest, String format, Progress progress) {
+    /** Writes a version to a file ({@code raw} sparse, or {@code qcow2}), atomically; {@code fsync} flushes it to disk first. */
+    public void export(String ref, Path dest, String format, boolean fsync, Progress progress) {
         Version v = resolve(ref);
         String f = format == null ? "raw" : format.toLowerCase(Locale.ROOT);
         try (LayoutDevice dev = open(v)) {
             switch (f) {
-                case "raw" -> RawExport.toFile(dev, dest, progress);
-                case "qcow2" -> Qcow2Writer.write(dev, dest, progress);
+                case "raw" -> RawExport.toFile(dev, dest, progress, fsync);
+                case "qcow2" -> Qcow2Writer.write(dev, dest, progress, fsync);
                 default -> throw new CaskException.InvalidInput("export format '" + format + "': unknown (known: raw, qcow2)");
             }
         }

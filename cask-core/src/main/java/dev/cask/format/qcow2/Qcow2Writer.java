@@ -73,6 +73,14 @@ public final class Qcow2Writer {
      * @throws CaskException.Io           when writing fails; {@code dest} is then unchanged
      */
     public static void write(BlockDevice source, Path dest, Progress progress) {
+        write(source, dest, progress, true);
+    }
+
+    /**
+     * Like {@link #write(BlockDevice, Path, Progress)}; with {@code fsync} false the data is left
+     * to the page cache (as {@code qemu-img convert} does by default) and only renamed into place.
+     */
+    public static void write(BlockDevice source, Path dest, Progress progress, boolean fsync) {
         long size = source.size();
         long virtualSize = (size + 511) & ~511L;
         long l1Size = Qcow2Header.requiredL1Entries(virtualSize, CLUSTER_BITS + 13);
@@ -88,7 +96,7 @@ public final class Qcow2Writer {
         try {
             try (FileChannel ch = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
                 new Pass(source, ch, size, (int) l1Size, progress).run(virtualSize);
-                ch.force(true);
+                if (fsync) ch.force(true);
             }
             try {
                 Files.move(temp, absolute, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

@@ -57,6 +57,9 @@ public final class LocalChunkStore implements ChunkStore {
     public static final String HEADER_FILE = "cask.store";
     public static final String HEADER_TEXT = "cask-store 1\n";
     private static final int WRITE_BUFFER = 1 << 20;
+    /** One zstd context per thread: creating one per chunk costs more than decompressing it. */
+    private static final ThreadLocal<com.github.luben.zstd.ZstdDecompressCtx> DECOMPRESSORS =
+            ThreadLocal.withInitial(com.github.luben.zstd.ZstdDecompressCtx::new);
 
     /** Tuning: zstd level, pack size limit, and whether to lock the store for this process alone. */
     public record Options(int zstdLevel, long packLimit, boolean exclusive) {
@@ -375,10 +378,14 @@ public final class LocalChunkStore implements ChunkStore {
             return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
         }
         byte[] out = new byte[r.plainLength()];
-        long n = Zstd.decompressByteArray(out, 0, out.length, r.payload(), r.payloadOffset(), r.payloadLength());
-        if (Zstd.isError(n) || n != out.length) {
-            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + out.length + " bytes"
-                    + (Zstd.isError(n) ? " (" + Zstd.getErrorName(n) + ")" : " (got " + n + ")"));
+        int n;
+        try {
+            n = DECOMPRESSORS.get().decompressByteArray(out, 0, out.length, r.payload(), r.payloadOffset(), r.payloadLength());
+        } catch (com.github.luben.zstd.ZstdException e) {
+            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + out.length + " bytes (" + e.getMessage() + ")");
+        }
+        if (n != out.length) {
+            throw new CaskException.Corrupt(what + ": zstd payload decompresses to " + n + " bytes, record says " + out.length);
         }
         return out;
     }
