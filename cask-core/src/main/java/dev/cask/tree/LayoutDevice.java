@@ -89,17 +89,20 @@ public final class LayoutDevice implements BlockDevice {
             int srcOff = (int) (s - bStart);
             int n = (int) (t - s);
             if (par) {
-                parallel.add(CompletableFuture.runAsync(() -> copyChunk(id, srcOff, buf, dst, n), executor));
+                parallel.add(CompletableFuture.runAsync(() -> copyChunk(id, bs, srcOff, buf, dst, n), executor));
             } else {
-                copyChunk(id, srcOff, buf, dst, n);
+                copyChunk(id, bs, srcOff, buf, dst, n);
             }
         });
     }
 
-    private void copyChunk(ChunkId id, int srcOff, byte[] dst, int dstOff, int n) {
+    private void copyChunk(ChunkId id, int blockSize, int srcOff, byte[] dst, int dstOff, int n) {
         byte[] data = store.get(id);
-        int avail = Math.max(0, Math.min(n, data.length - srcOff));
-        System.arraycopy(data, srcOff, dst, dstOff, avail);
+        if (data.length != blockSize) {
+            throw new dev.cask.common.CaskException.Corrupt("data chunk " + id.shortHex() + ": " + data.length
+                    + " bytes where the tree needs a block of " + blockSize);
+        }
+        System.arraycopy(data, srcOff, dst, dstOff, n);
     }
 
     @Override
