@@ -49,7 +49,7 @@ final class Checker {
 
     CheckReport check(boolean deep, Progress progress) {
         List<Integer> packs = store.packIds();
-        progress.start(deep ? "check packs (deep)" : "check packs", store.packBytes());
+        progress.start(deep ? "check packs (deep)" : "check packs", store.storedBytes());
         for (int id : packs) {
             store.scanPack(id, new LocalChunkStore.ScanSink() {
                 @Override

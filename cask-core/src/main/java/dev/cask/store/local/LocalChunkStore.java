@@ -600,11 +600,6 @@ public final class LocalChunkStore implements ChunkStore {
         return index.count();
     }
 
-    /** Total size of all packs, for progress bars. */
-    public long packBytes() {
-        return storedBytes();
-    }
-
     @Override
     public synchronized void close() {
         if (closed) return;
