@@ -5,6 +5,9 @@ set -euo pipefail
 declare -A pkg=(
   [qemu-img]=qemu-utils
   [qemu-nbd]=qemu-utils
+  [qemu-io]=qemu-utils
+  [sfdisk]=fdisk
+  [mkfs.ext4]=e2fsprogs
 )
 missing=()
 for tool in "${!pkg[@]}"; do

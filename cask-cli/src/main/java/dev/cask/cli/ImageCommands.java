@@ -37,12 +37,16 @@ final class ImageCommands {
         String name;
         @Option(names = "--format", defaultValue = "auto", description = "auto, raw or qcow2 (default: ${DEFAULT-VALUE}).")
         String format;
-        @Option(names = "--block-size", defaultValue = "4K", paramLabel = "N", description = "Tree block size, a power of two from 4K to 1M (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--block-size", defaultValue = "auto", paramLabel = "N",
+                description = "Tree block size, a power of two from 4K to 1M, for every extent; auto (default): 4K, or the"
+                        + " block size of a partition's ext2/3/4 file system.")
         String blockSize;
+        @Option(names = "--whole-disk", description = "Store the disk as one extent instead of cutting it at partition boundaries.")
+        boolean wholeDisk;
 
         @Override
         public Integer call() {
-            int bs = blockSize(blockSize);
+            int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
             String f = format.toLowerCase(Locale.ROOT);
             if (!f.equals("auto") && !f.equals("raw") && !f.equals("qcow2")) {
                 throw new CaskException.InvalidInput("unknown format '" + format + "' (known: auto, raw, qcow2)");
@@ -54,7 +58,7 @@ final class ImageCommands {
                     if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
                     v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
                 } else {
-                    v = images.importFile(Path.of(src), name, f, bs, progress(), this::warn);
+                    v = images.importFile(Path.of(src), name, f, bs, wholeDisk, progress(), this::warn);
                 }
                 long allocated = images.allocatedBytes(v);
                 out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data) in %.1f s%n", name, v.number(),

@@ -13,6 +13,7 @@ import dev.cask.device.BlockDevice;
 import dev.cask.format.Formats;
 import dev.cask.format.RawExport;
 import dev.cask.format.qcow2.Qcow2Writer;
+import dev.cask.layout.LayoutPlanner;
 import dev.cask.store.local.LocalChunkStore;
 import dev.cask.tree.Layout;
 import dev.cask.tree.LayoutDevice;
@@ -89,13 +90,20 @@ public final class Images implements AutoCloseable {
         if (catalog.findImage(name).isPresent()) throw new CaskException.Conflict("image '" + name + "' already exists");
     }
 
-    /** Imports an image file (raw or qcow2) as a new image. */
-    public Version importFile(Path src, String name, String format, int blockSize, Progress progress, Consumer<String> warnings) {
+    /**
+     * Imports an image file (raw or qcow2) as a new image. Unless {@code wholeDisk}, the disk is
+     * cut at its partition boundaries ({@link LayoutPlanner}); {@code blockSize} 0 means automatic
+     * (4 KiB, or a partition's file system block size), anything else is used for every extent.
+     */
+    public Version importFile(Path src, String name, String format, int blockSize, boolean wholeDisk,
+                              Progress progress, Consumer<String> warnings) {
         requireFree(name);
-        Root.checkBlockSize(blockSize);
+        if (blockSize != 0) Root.checkBlockSize(blockSize);
         Layout layout;
         try (BlockDevice dev = Formats.open(src, format, warnings)) {
-            layout = new Importer(store, pool, threads).importDevice(dev, blockSize, progress);
+            var plan = wholeDisk ? LayoutPlanner.whole(dev, blockSize == 0 ? LayoutPlanner.DEFAULT_BLOCK : blockSize)
+                    : LayoutPlanner.plan(dev, blockSize, src.getFileName().toString(), warnings);
+            layout = new Importer(store, pool, threads).importDevice(dev, plan, progress);
         }
         store.sync();
         return catalog.createImage(name, new NewVersion("import " + src.getFileName(), layout.size(), layout.encode()), null);
@@ -104,6 +112,7 @@ public final class Images implements AutoCloseable {
     /** Imports a raw stream (stdin) as a new image. */
     public Version importStream(InputStream in, String name, int blockSize, Progress progress) {
         requireFree(name);
+        if (blockSize == 0) blockSize = LayoutPlanner.DEFAULT_BLOCK;
         Layout layout = new Importer(store, pool, threads).importStream(in, "stdin", blockSize, progress);
         store.sync();
         return catalog.createImage(name, new NewVersion("import from stdin", layout.size(), layout.encode()), null);

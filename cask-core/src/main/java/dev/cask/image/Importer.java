@@ -10,10 +10,14 @@ import dev.cask.store.ChunkStore;
 import dev.cask.tree.Layout;
 import dev.cask.tree.Root;
 import dev.cask.tree.TreeWriter;
+import dev.cask.device.SliceDevice;
+import dev.cask.layout.LayoutPlanner;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
@@ -42,12 +46,28 @@ public final class Importer {
         this.inFlight = 2 * threads + 2;
     }
 
-    /** Imports the whole device as one tree. */
+    /** Imports the whole device as one tree of {@code blockSize} blocks. */
     public Layout importDevice(BlockDevice device, int blockSize, Progress progress) {
+        return importDevice(device, LayoutPlanner.whole(device, blockSize), progress);
+    }
+
+    /** Imports the device as the layout {@code plan} describes: one tree per extent. */
+    public Layout importDevice(BlockDevice device, List<LayoutPlanner.ExtentPlan> plan, Progress progress) {
+        progress.start("import", device.size());
+        List<Layout.Extent> extents = new ArrayList<>();
+        for (LayoutPlanner.ExtentPlan e : plan) {
+            try (SliceDevice slice = new SliceDevice(device, e.offset(), e.length())) {
+                extents.add(new Layout.Extent(e.offset(), importTree(slice, e.blockSize(), progress)));
+            }
+        }
+        progress.done();
+        return new Layout(extents);
+    }
+
+    private Root importTree(BlockDevice device, int blockSize, Progress progress) {
         Root.checkBlockSize(blockSize);
         long size = device.size();
         Pipeline p = new Pipeline(blockSize, progress);
-        progress.start("import", size);
         try {
             long nextBlock = 0;
             final long window = 1L << 30;
@@ -69,9 +89,7 @@ public final class Importer {
                     nextBlock = Math.max(nextBlock, b1);
                 }
             }
-            Root root = p.finish(size);
-            progress.done();
-            return Layout.single(root);
+            return p.finish(size);
         } catch (RuntimeException e) {
             p.cancel();
             throw e;
