@@ -145,12 +145,16 @@ public final class Importer {
 
         void submit(long firstBlock, byte[] buf, int blocks) {
             Future<ChunkId[]> f = pool.submit(() -> {
+                if (cancelled) throw new java.util.concurrent.CancellationException();
                 ChunkId[] ids = new ChunkId[blocks];
+                int[] data = new int[blocks];
+                int n = 0;
                 for (int i = 0; i < blocks; i++) {
-                    if (cancelled) throw new java.util.concurrent.CancellationException();
-                    int off = i * blockSize;
-                    ids[i] = Devices.isZero(buf, off, blockSize) ? ChunkId.ZERO : store.put(buf, off, blockSize);
+                    if (Devices.isZero(buf, i * blockSize, blockSize)) ids[i] = ChunkId.ZERO;
+                    else data[n++] = i * blockSize;
                 }
+                ChunkId[] stored = store.putAll(buf, java.util.Arrays.copyOf(data, n), blockSize);
+                for (int i = 0, j = 0; i < blocks; i++) if (ids[i] == null) ids[i] = stored[j++];
                 return ids;
             });
             queue.add(new Batch(firstBlock, blocks, f));

@@ -33,6 +33,17 @@ public interface ChunkStore extends AutoCloseable {
         return put(data, 0, data.length);
     }
 
+    /**
+     * Puts the chunks {@code data[offsets[i], offsets[i] + length)} and returns their ids, in
+     * order. Same contract as calling {@link #put} for each; implementations may look up and
+     * write them together (an importer's batch of blocks).
+     */
+    default ChunkId[] putAll(byte[] data, int[] offsets, int length) {
+        ChunkId[] ids = new ChunkId[offsets.length];
+        for (int i = 0; i < offsets.length; i++) ids[i] = put(data, offsets[i], length);
+        return ids;
+    }
+
     /** The verified bytes of the chunk. */
     byte[] get(ChunkId id);
 

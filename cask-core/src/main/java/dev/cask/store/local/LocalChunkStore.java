@@ -195,6 +195,31 @@ public final class LocalChunkStore implements ChunkStore {
         return id;
     }
 
+    /** Hashes the whole batch, looks the ids up in one index query, then stores the new ones. */
+    @Override
+    public ChunkId[] putAll(byte[] data, int[] offsets, int length) {
+        if (length < 0 || length > MAX_CHUNK) throw new IllegalArgumentException("chunk of " + length + " bytes; at most " + MAX_CHUNK);
+        ChunkId[] ids = new ChunkId[offsets.length];
+        for (int i = 0; i < offsets.length; i++) ids[i] = ChunkId.of(data, offsets[i], length);
+        long syncsSeen = syncs;
+        List<ChunkId> unknown = new ArrayList<>();
+        for (ChunkId id : ids) if (!pending.containsKey(id)) unknown.add(id);
+        java.util.Set<ChunkId> indexed = index.findAll(unknown);
+        java.util.Set<ChunkId> done = new java.util.HashSet<>();
+        for (int i = 0; i < ids.length; i++) {
+            ChunkId id = ids[i];
+            if (indexed.contains(id) || !done.add(id) || pending.containsKey(id)) continue;
+            byte[] record = encode(id, data, offsets[i], length);
+            synchronized (this) {
+                if (closed) throw new IllegalStateException("store " + dir + " is closed");
+                if (pending.containsKey(id)) continue;
+                if (syncs != syncsSeen && index.find(id) != null) continue;
+                append(id, record);
+            }
+        }
+        return ids;
+    }
+
     private byte[] encode(ChunkId id, byte[] data, int off, int len) {
         if (len >= 64) {
             byte[] dst = new byte[(int) Zstd.compressBound(len)];
@@ -340,6 +365,7 @@ public final class LocalChunkStore implements ChunkStore {
             throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getMessage(), e);
         }
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
+        entries.sort(Map.Entry.comparingByKey()); // ascending keys fill the index B-tree pages in order
         index.addAll(entries);
         for (var e : entries) pending.remove(e.getKey(), e.getValue());
         unsyncedPacks.clear();
