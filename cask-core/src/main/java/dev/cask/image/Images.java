@@ -179,6 +179,12 @@ public final class Images implements AutoCloseable {
         return catalog.version(r.image(), img.head());
     }
 
+    /** Opens an image for live reads and writes (takes its lease; replays a journal left by a crash). */
+    public dev.cask.volume.Volume openVolume(String name) {
+        Names.check(name);
+        return dev.cask.volume.Volume.open(name, store, catalog, pointers, pool, store.dir().resolve("journals"));
+    }
+
     /** A read-only device over a version. */
     public LayoutDevice open(Version v) {
         return new LayoutDevice(store, Layout.decode(v.content()), pointers, pool);

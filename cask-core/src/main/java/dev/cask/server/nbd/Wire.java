@@ -1,0 +1,180 @@
+package dev.cask.server.nbd;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
+
+/**
+ * Big-endian reads and writes on one blocking socket channel, buffered both ways so a request
+ * header or a chain of reply chunks costs one system call, not one per field.
+ *
+ * <p>Bulk data (READ replies, WRITE payloads) moves in slices of at most {@link #SLICE} bytes:
+ * the JDK copies heap buffers through a temporary direct buffer of the slice's size, so the
+ * slice bounds the direct memory a connection pins, whatever the request length.
+ *
+ * <p>Not thread-safe: one connection thread owns it. End of stream in the middle of a value is
+ * an {@link EOFException}.
+ */
+final class Wire {
+    static final int SLICE = 1 << 20;
+
+    private final ByteChannel channel;
+    private final ByteBuffer in = ByteBuffer.allocate(64 << 10).flip();
+    private final ByteBuffer out = ByteBuffer.allocate(64 << 10);
+    private long bytesIn;
+
+    Wire(ByteChannel channel) {
+        this.channel = channel;
+    }
+
+    /** Bytes taken from the channel so far (for log lines about truncated input). */
+    long bytesIn() {
+        return bytesIn - in.remaining();
+    }
+
+    // ---- input
+
+    private void fill(int atLeast) throws IOException {
+        if (in.remaining() >= atLeast) return;
+        in.compact();
+        try {
+            while (in.position() < atLeast) {
+                int n = channel.read(in);
+                if (n < 0) throw new EOFException("connection closed by the client");
+                bytesIn += n;
+            }
+        } finally {
+            in.flip();
+        }
+    }
+
+    /**
+     * Waits for the first byte of the next message; false when the client closed the connection
+     * cleanly at a message boundary.
+     */
+    boolean awaitMessage() throws IOException {
+        if (in.hasRemaining()) return true;
+        try {
+            fill(1);
+            return true;
+        } catch (EOFException e) {
+            return false;
+        }
+    }
+
+    int readShort() throws IOException {
+        fill(2);
+        return in.getShort() & 0xffff;
+    }
+
+    int readInt() throws IOException {
+        fill(4);
+        return in.getInt();
+    }
+
+    long readLong() throws IOException {
+        fill(8);
+        return in.getLong();
+    }
+
+    void readFully(byte[] buffer, int offset, int length) throws IOException {
+        int n = Math.min(in.remaining(), length);
+        in.get(buffer, offset, n);
+        int pos = offset + n;
+        int end = offset + length;
+        while (pos < end) {
+            ByteBuffer bb = ByteBuffer.wrap(buffer, pos, Math.min(SLICE, end - pos));
+            while (bb.hasRemaining()) {
+                int r = channel.read(bb);
+                if (r < 0) throw new EOFException("connection closed by the client after " + (bb.position() - offset) + " of " + length + " bytes");
+                bytesIn += r;
+            }
+            pos = bb.position();
+        }
+    }
+
+    /** Reads and drops {@code length} bytes (the payload of a refused request). */
+    void skip(long length) throws IOException {
+        long left = length;
+        int n = (int) Math.min(in.remaining(), left);
+        in.position(in.position() + n);
+        left -= n;
+        if (left == 0) return;
+        ByteBuffer scratch = ByteBuffer.allocate((int) Math.min(64 << 10, left));
+        while (left > 0) {
+            scratch.clear().limit((int) Math.min(scratch.capacity(), left));
+            int r = channel.read(scratch);
+            if (r < 0) throw new EOFException("connection closed by the client with " + left + " of " + length + " bytes unread");
+            bytesIn += r;
+            left -= r;
+        }
+    }
+
+    // ---- output
+
+    private void room(int n) throws IOException {
+        if (out.remaining() < n) flushBuffer();
+    }
+
+    Wire putShort(int v) throws IOException {
+        room(2);
+        out.putShort((short) v);
+        return this;
+    }
+
+    Wire putInt(int v) throws IOException {
+        room(4);
+        out.putInt(v);
+        return this;
+    }
+
+    Wire putLong(long v) throws IOException {
+        room(8);
+        out.putLong(v);
+        return this;
+    }
+
+    /** Queues bytes; large arrays go straight to the channel after what is buffered. */
+    Wire put(byte[] bytes, int offset, int length) throws IOException {
+        if (length <= out.remaining()) {
+            out.put(bytes, offset, length);
+            return this;
+        }
+        flushBuffer();
+        if (length <= out.capacity() / 2) {
+            out.put(bytes, offset, length);
+            return this;
+        }
+        for (int pos = offset, end = offset + length; pos < end; ) {
+            ByteBuffer bb = ByteBuffer.wrap(bytes, pos, Math.min(SLICE, end - pos));
+            while (bb.hasRemaining()) channel.write(bb);
+            pos = bb.position();
+        }
+        return this;
+    }
+
+    Wire put(byte[] bytes) throws IOException {
+        return put(bytes, 0, bytes.length);
+    }
+
+    Wire zeros(int n) throws IOException {
+        room(n);
+        for (int i = 0; i < n; i++) out.put((byte) 0);
+        return this;
+    }
+
+    private void flushBuffer() throws IOException {
+        out.flip();
+        try {
+            while (out.hasRemaining()) channel.write(out);
+        } finally {
+            out.clear();
+        }
+    }
+
+    /** Sends everything queued. */
+    void flush() throws IOException {
+        if (out.position() > 0) flushBuffer();
+    }
+}
