@@ -147,6 +147,14 @@ final class ImageCommands {
 
         @Override
         public Integer call() {
+            dev.cask.catalog.Names.check(name);
+            String msg = message == null ? "" : message.replace('\n', ' ');
+            String reply = dev.cask.server.ControlServer.request(main.storeDir(), ("snapshot " + name + " " + msg).strip());
+            if (reply != null && reply.startsWith("ok ")) {
+                out().printf("%s version %s (checkpointed by the running server)%n", name, reply.substring(3));
+                return 0;
+            }
+            if (reply != null && reply.startsWith("error ")) throw new CaskException(reply.substring(6));
             try (Images images = openImages()) {
                 Version v = images.snapshot(name, message);
                 out().printf("%s version %d%n", name, v.number());

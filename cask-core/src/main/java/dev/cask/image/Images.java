@@ -133,9 +133,16 @@ public final class Images implements AutoCloseable {
         return catalog.createImage(name, new NewVersion("clone of " + src.key(), src.size(), src.content()), src.key());
     }
 
+    private void requireNotServed(String name, String what) {
+        if (dev.cask.volume.Volume.isLeased(store.dir().resolve("journals"), name)) {
+            throw new CaskException.Conflict("image '" + name + "' is open read-write (served); " + what);
+        }
+    }
+
     /** Records the head as a new named version (a checkpoint of an image nobody is writing). */
     public Version snapshot(String name, String message) {
         Image img = catalog.image(name);
+        requireNotServed(name, "snapshot it through the server that serves it");
         Version head = catalog.version(name, img.head());
         String msg = message == null || message.isBlank() ? "snapshot" : message;
         return catalog.commit(name, img.head(), new NewVersion(msg, head.size(), head.content()), head.key());
@@ -144,6 +151,7 @@ public final class Images implements AutoCloseable {
     /** Makes {@code ver}'s content the head again, as a new version: history is kept. */
     public Version rollback(String name, String ver) {
         Image img = catalog.image(name);
+        requireNotServed(name, "disconnect its clients first");
         Version target = resolve(name + "@" + ver);
         return catalog.commit(name, img.head(), new NewVersion("rollback to version " + target.number(), target.size(), target.content()),
                 new VersionKey(name, img.head()));
@@ -152,6 +160,7 @@ public final class Images implements AutoCloseable {
     public void remove(String name) {
         Names.check(name);
         catalog.image(name);
+        requireNotServed(name, "disconnect its clients first");
         catalog.deleteImage(name);
     }
 

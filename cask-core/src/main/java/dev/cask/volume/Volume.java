@@ -95,6 +95,22 @@ public final class Volume implements BlockDevice {
         for (int i = 0; i < STRIPES; i++) stripes[i] = new ReentrantLock();
     }
 
+    /** True when some process (this one included) holds {@code image}'s lease: it is open read-write. */
+    public static boolean isLeased(Path journalDir, String image) {
+        Path p = journalDir.resolve(fileName(image) + ".lease");
+        if (!Files.exists(p)) return false;
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+            FileLock lk = ch.tryLock();
+            if (lk == null) return true;
+            lk.release();
+            return false;
+        } catch (OverlappingFileLockException e) {
+            return true;
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot check its lease " + p + ": " + e.getMessage(), e);
+        }
+    }
+
     /** Journal and lease file names: the image name with '/' spelled '+' (not allowed in names). */
     static String fileName(String image) {
         return image.replace('/', '+');
@@ -392,10 +408,15 @@ public final class Volume implements BlockDevice {
      * Calls {@link #flush} first: the new version holds only durable data.
      */
     public Version checkpoint(String message) {
+        return checkpoint(message, false);
+    }
+
+    /** Like {@link #checkpoint(String)}; with {@code always}, commits a version even when nothing changed (a user's snapshot). */
+    public Version checkpoint(String message, boolean always) {
         checkpointLock.lock();
         try {
             checkOpen();
-            if (!isDirty()) return null;
+            if (!always && !isDirty()) return null;
             flush();
             Base b = base;
             List<NavigableMap<Long, ChunkId>> snapshot = new ArrayList<>();
