@@ -8,6 +8,12 @@ declare -A pkg=(
   [qemu-io]=qemu-utils
   [sfdisk]=fdisk
   [mkfs.ext4]=e2fsprogs
+  [qemu-system-x86_64]=qemu-system-x86
+  [nbdinfo]=libnbd-bin
+  [nbdcopy]=libnbd-bin
+  [nbdkit]=nbdkit
+  [fio]=fio
+  [debootstrap]=debootstrap
 )
 missing=()
 for tool in "${!pkg[@]}"; do

@@ -15,10 +15,12 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
 
 /**
- * The running server's control socket ({@code STORE/serve.sock}), through which CLI commands
- * reach images the server holds open. One request line, one reply line, UTF-8:
+ * A running server's control socket ({@code STORE/serve.PID.sock}; several servers may share a
+ * store), through which CLI commands reach images a server holds open. One request line, one reply line, UTF-8:
  * <pre>
  * snapshot NAME [MESSAGE]   ->  ok VERSION | not-open | error MESSAGE
  * ping                      ->  ok
@@ -26,33 +28,25 @@ import java.nio.file.Path;
  * Only local processes that can open the socket file (owner-only permissions) can talk to it.
  */
 public final class ControlServer implements AutoCloseable {
-    public static final String SOCKET = "serve.sock";
+    private static final String PREFIX = "serve.";
+    private static final String SUFFIX = ".sock";
     private final Path path;
     private final ServerSocketChannel server;
     private final ImageExports exports;
     private final Thread acceptor;
 
     public ControlServer(Path storeDir, ImageExports exports) {
-        this.path = storeDir.resolve(SOCKET);
+        this.path = storeDir.resolve(PREFIX + ProcessHandle.current().pid() + SUFFIX);
         this.exports = exports;
         try {
-            if (Files.exists(path) && !answers(path)) Files.delete(path); // left by a server that died
+            Files.deleteIfExists(path); // left by a dead server whose pid this process now has
             server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
             server.bind(UnixDomainSocketAddress.of(path));
             Files.setPosixFilePermissions(path, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
         } catch (IOException e) {
-            throw new CaskException.Io("control socket " + path + ": cannot listen: " + e.getMessage()
-                    + " (is another cask serve running on this store?)", e);
+            throw new CaskException.Io("control socket " + path + ": cannot listen: " + e.getMessage(), e);
         }
         acceptor = Thread.ofVirtual().name("cask-control").start(this::acceptLoop);
-    }
-
-    private static boolean answers(Path p) {
-        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(p))) {
-            return true;
-        } catch (IOException e) {
-            return false;
-        }
     }
 
     private void acceptLoop() {
@@ -97,16 +91,39 @@ public final class ControlServer implements AutoCloseable {
     }
 
     /**
-     * Sends one request to the server running on {@code storeDir}; returns its reply, or null when
-     * no server answers there.
+     * Sends a request to every server running on {@code storeDir} and returns the first reply
+     * other than {@code not-open} (or {@code not-open}); null when no server answers. Sockets
+     * of servers that died are removed.
      */
     public static String request(Path storeDir, String line) {
-        Path p = storeDir.resolve(SOCKET);
-        if (!Files.exists(p)) return null;
+        List<Path> sockets;
+        try (Stream<Path> s = Files.list(storeDir)) {
+            sockets = s.filter(p -> p.getFileName().toString().startsWith(PREFIX) && p.getFileName().toString().endsWith(SUFFIX)).toList();
+        } catch (IOException e) {
+            return null;
+        }
+        String answer = null;
+        for (Path p : sockets) {
+            String reply = ask(p, line);
+            if (reply == null) continue;
+            if (!reply.equals("not-open")) return reply;
+            answer = reply;
+        }
+        return answer;
+    }
+
+    private static String ask(Path p, String line) {
         try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(p))) {
             ch.write(java.nio.ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.UTF_8)));
             ch.shutdownOutput();
             return new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8)).readLine();
+        } catch (java.net.ConnectException e) {
+            try {
+                Files.deleteIfExists(p); // nobody listens: its server died
+            } catch (IOException ignored) {
+                // another process removed it
+            }
+            return null;
         } catch (IOException e) {
             return null;
         }

@@ -1,0 +1,118 @@
+package dev.cask.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code cask serve} driven by real NBD clients while the CLI keeps working on the store. */
+class ServeTest {
+    @TempDir
+    Path dir;
+    private final ObjectMapper json = new ObjectMapper();
+
+    private Path randomDisk(String name, int size) throws Exception {
+        byte[] d = new byte[size];
+        Random rnd = new Random(11);
+        for (int i = 0; i < size; i += 3 * 4096) {
+            byte[] b = new byte[4096];
+            rnd.nextBytes(b);
+            System.arraycopy(b, 0, d, i, Math.min(4096, size - i));
+        }
+        Path p = dir.resolve(name);
+        Files.write(p, d);
+        return p;
+    }
+
+    @Test
+    void servesImagesReadWriteAndVersionsReadOnlyWhileTheCliWorks() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        Path disk = randomDisk("d.raw", 8 << 20);
+        assertEquals(0, cli.run("import", disk.toString(), "team/vm-1").code());
+        try (Server server = new Server(cli, "--checkpoint-interval", "0")) {
+            JsonNode info = json.readTree(Cli.mustTool("nbdinfo", "--json", server.uri("team/vm-1")).out());
+            JsonNode export = info.get("exports").get(0);
+            assertEquals(8 << 20, export.get("export-size").asLong());
+            assertFalse(export.get("is_read_only").asBoolean());
+            assertTrue(export.get("can_flush").asBoolean() && export.get("can_fua").asBoolean()
+                    && export.get("can_multi_conn").asBoolean() && export.get("can_trim").asBoolean(), export.toString());
+            assertTrue(export.get("contexts").toString().contains("base:allocation"), export.toString());
+
+            // writes at the start, the middle, the end and unaligned, read back through another connection
+            String uri = server.uri("team/vm-1");
+            Cli.mustTool("qemu-io", "-f", "raw", "-c", "write -P 0x11 0 64k", "-c", "write -P 0x22 4000000 5000",
+                    "-c", "write -P 0x33 8384512 4096", "-c", "write -z 1M 512k", uri);
+            Cli.mustTool("qemu-io", "-f", "raw", "-c", "read -P 0x11 0 64k", "-c", "read -P 0x22 4000000 5000",
+                    "-c", "read -P 0x33 8384512 4096", "-c", "read -P 0 1M 512k", uri);
+            Cli.Result map = Cli.mustTool("nbdinfo", "--map", uri);
+            assertTrue(map.out().contains("hole"), map.out());
+
+            // the CLI keeps working against the same store
+            assertEquals(0, cli.run("create", "team/vm-2", "1G").code());
+            assertEquals(0, cli.run("clone", "team/vm-1@1", "team/vm-3").code());
+            Cli.Result snap = cli.run("snapshot", "team/vm-1", "-m", "while served");
+            assertEquals(0, snap.code(), snap.toString());
+            assertEquals(3, json.readTree(cli.run("ls", "--json").out()).size());
+
+            // the version the client's writes made (a checkpoint when its last connection closed) is readable
+            JsonNode log = json.readTree(cli.run("log", "team/vm-1", "--json").out());
+            assertTrue(log.size() >= 2, log.toString());
+            Path v = dir.resolve("v.raw");
+            assertEquals(0, cli.run("export", "team/vm-1", v.toString()).code());
+            Cli.mustTool("qemu-img", "compare", "-f", "raw", "-F", "raw", v.toString(), uri);
+            assertNotEquals(0, Cli.tool("cmp", "-s", disk.toString(), v.toString()).code(), "the writes are in the new version");
+
+            // @1 is read-only and still the imported content
+            JsonNode ro = json.readTree(Cli.mustTool("nbdinfo", "--json", server.uri("team/vm-1@1")).out()).get("exports").get(0);
+            assertTrue(ro.get("is_read_only").asBoolean());
+            Cli.tool("qemu-io", "-f", "raw", "-c", "write -P 0x77 0 4k", server.uri("team/vm-1@1")); // must not take
+            Cli.mustTool("qemu-img", "compare", "-f", "raw", "-F", "raw", disk.toString(), server.uri("team/vm-1@1"));
+
+            // unknown names are refused with a message
+            Cli.Result unknown = Cli.tool("nbdinfo", server.uri("no/such/image"));
+            assertNotEquals(0, unknown.code());
+            assertTrue(unknown.err().contains("no/such/image"), unknown.err());
+
+            // nbdcopy out and back in
+            Path copy = dir.resolve("copy.raw");
+            Cli.mustTool("nbdcopy", uri, copy.toString());
+            Cli.mustTool("nbdcopy", copy.toString(), server.uri("team/vm-2"));
+            Cli.mustTool("qemu-img", "compare", "-f", "raw", "-F", "raw", copy.toString(), server.uri("team/vm-2"));
+        }
+        Cli.Result check = cli.run("check");
+        assertEquals(0, check.code(), check.toString());
+    }
+
+    @Test
+    void aSecondServerCannotWriteAnImageTheFirstHasOpen() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "a", "64M").code());
+        try (Server one = new Server(cli, "--checkpoint-interval", "0");
+             Server two = new Server(cli, "--checkpoint-interval", "0")) {
+            // a client holds the image open on server one while server two is asked for it
+            Process holder = new ProcessBuilder("qemu-io", "-f", "raw", one.uri("a")).start();
+            try {
+                Thread.sleep(1500);
+                Cli.Result r = Cli.tool("nbdinfo", two.uri("a"));
+                assertNotEquals(0, r.code(), r.toString());
+                Thread.sleep(200);
+                assertTrue(two.log.toString().contains("already open read-write"), "server two logs why: " + two.log);
+                Cli.Result rb = cli.run("rollback", "a", "1");
+                assertEquals(1, rb.code());
+                assertTrue(rb.err().contains("served"), rb.err());
+            } finally {
+                holder.destroy();
+                holder.waitFor();
+            }
+        }
+    }
+}

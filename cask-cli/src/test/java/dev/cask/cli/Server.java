@@ -1,0 +1,66 @@
+package dev.cask.cli;
+
+import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** A real {@code cask serve} process on an ephemeral port, for tests. */
+final class Server implements AutoCloseable {
+    final Process process;
+    final int port;
+    final ByteArrayOutputStream log = new ByteArrayOutputStream();
+
+    Server(Cli cli, String... extra) throws IOException {
+        String[] args = new String[3 + extra.length];
+        args[0] = "serve";
+        args[1] = "--listen";
+        args[2] = "127.0.0.1:0";
+        System.arraycopy(extra, 0, args, 3, extra.length);
+        process = cli.start(args);
+        Cli.pump(process.getErrorStream(), log);
+        BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream()));
+        Pattern p = Pattern.compile("nbd://127\\.0\\.0\\.1:(\\d+)/");
+        int found = -1;
+        String line;
+        while ((line = out.readLine()) != null) {
+            Matcher m = p.matcher(line);
+            if (m.find()) {
+                found = Integer.parseInt(m.group(1));
+                break;
+            }
+        }
+        if (found < 0) throw new AssertionError("cask serve did not start: " + log);
+        port = found;
+        Thread.ofVirtual().start(() -> {
+            try {
+                out.transferTo(java.io.Writer.nullWriter());
+            } catch (IOException ignored) {
+                // process gone
+            }
+        });
+    }
+
+    String uri(String export) {
+        return "nbd://127.0.0.1:" + port + "/" + export;
+    }
+
+    /** Stops the server as an operator would (SIGTERM) and waits for its checkpoints. */
+    @Override
+    public void close() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(60, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+            throw new AssertionError("cask serve did not stop in 60 s: " + log);
+        }
+    }
+
+    /** kill -9. */
+    void kill() throws InterruptedException {
+        process.destroyForcibly();
+        process.waitFor(30, TimeUnit.SECONDS);
+    }
+}
