@@ -17,6 +17,10 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
 
 import static dev.cask.server.nbd.NbdProtocol.*;
 
@@ -40,16 +44,33 @@ import static dev.cask.server.nbd.NbdProtocol.*;
  * {@link NbdProtocol#MAX_PAYLOAD} is treated as an attack and the connection is closed, as is
  * anything after which the stream cannot be trusted (bad magic, truncated input).
  *
- * <p><b>Requests</b> are served one at a time, in order. A READ reads all its data before the
- * first reply byte goes out, so a device error becomes a clean error reply, never a torn one;
- * with structured replies, holes of at least {@link #MIN_HOLE_CHUNK} bytes (per the device's
- * allocation map) go out as {@code NBD_REPLY_TYPE_OFFSET_HOLE} chunks and everything else as
+ * <p><b>Threads.</b> The connection's thread runs the handshake, then reads requests in order
+ * and judges each; a good one is served on a virtual thread of its own, at most
+ * {@link #MAX_IN_FLIGHT} at a time, so a guest's parallel I/O on one connection is parallel
+ * here too (the device must be thread-safe, as multi-conn requires anyway). Replies go out
+ * whole under one lock, in the order requests finish, as the spec allows. FLUSH calls the
+ * device's flush, which covers every write the device has completed, so every write already
+ * replied to. When the reader stops (DISC, end of stream, bad magic), the requests in flight
+ * are finished and answered before the export is released; nothing after DISC is read. A reply
+ * that cannot be sent closes the connection.
+ *
+ * <p><b>Replies.</b> A READ reads all its data before the first reply byte goes out, so a
+ * device error becomes a clean error reply, never a torn one; with structured replies, holes
+ * of at least {@link #MIN_HOLE_CHUNK} bytes (per the device's allocation map) go out as
+ * {@code NBD_REPLY_TYPE_OFFSET_HOLE} chunks and everything else as
  * {@code NBD_REPLY_TYPE_OFFSET_DATA}, so a reply has at most one chunk per 4 KiB of request
  * and no more than 1% overhead. BLOCK_STATUS answers {@code base:allocation} with at most
- * {@link #MAX_DESCRIPTORS} descriptors.
+ * {@link #MAX_DESCRIPTORS} descriptors. Successful commands other than READ and BLOCK_STATUS
+ * get simple replies (allowed with structured replies); errors get structured error chunks
+ * with a message when structured replies were negotiated.
  *
- * <p><b>Memory.</b> One reusable buffer of up to {@link #CACHED_BUFFER} bytes per connection;
- * larger requests (up to {@link NbdProtocol#MAX_PAYLOAD}) allocate for the request.
+ * <p><b>Memory.</b> Sized for a thousand connections on a small heap: 16 KiB of wire buffers
+ * each way, and a buffer per request in flight. Buffers up to {@link #SMALL_BUFFER} bytes are
+ * just allocated (at most 16 x 64 KiB = 1 MiB per connection); larger ones (up to
+ * {@link NbdProtocol#MAX_PAYLOAD}) are first taken from the connection's budget
+ * ({@link #CONNECTION_BUDGET}) and then from the server's shared one
+ * ({@link NbdServer#bufferBudgetBytes()}), waiting when it is spent, so many clients sending
+ * 32 MiB requests at once slow down instead of exhausting the heap.
  *
  * <p><b>Logging.</b> One line per refused option or request, device error and connection
  * error, naming the client and the values; after {@link #MAX_LOGGED_REFUSALS} refusals a
@@ -60,7 +81,12 @@ final class NbdConnection implements Runnable {
 
     static final int MIN_HOLE_CHUNK = 4096;
     static final int MAX_DESCRIPTORS = 1 << 16;
-    static final int CACHED_BUFFER = 4 << 20;
+    /** Requests in flight per connection (QEMU's client sends up to 16). */
+    static final int MAX_IN_FLIGHT = 16;
+    /** Buffers up to this size are allocated freely; larger ones come from the budgets. */
+    static final int SMALL_BUFFER = 64 << 10;
+    /** Large-buffer bytes one connection may hold at once (two maximum payloads). */
+    static final int CONNECTION_BUDGET = 2 * MAX_PAYLOAD;
     static final int MAX_OPTIONS = 1 << 16;
     static final int MAX_LOGGED_REFUSALS = 100;
     /** The context id this server gives {@code base:allocation} in NBD_OPT_SET_META_CONTEXT. */
@@ -81,8 +107,11 @@ final class NbdConnection implements Runnable {
     private String exportName;
     private ExportInfo info;
     private boolean metaContext;
-    private byte[] cached = new byte[0];
-    private int refusals;
+    private final ReentrantLock sending = new ReentrantLock();
+    private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
+    private final Semaphore connectionBudget = new Semaphore(CONNECTION_BUDGET >> 10); // in KiB
+    private final AtomicInteger refusals = new AtomicInteger();
+    private final AtomicBoolean broken = new AtomicBoolean(); // a reply could not be sent
 
     NbdConnection(NbdServer server, ExportResolver resolver, SocketChannel channel, String client) {
         this.server = server;
@@ -105,7 +134,7 @@ final class NbdConnection implements Runnable {
         try {
             if (handshake()) transmission();
         } catch (ClosedChannelException e) {
-            LOG.log(Level.DEBUG, () -> where() + ": connection closed by the server");
+            if (!broken.get()) LOG.log(Level.DEBUG, () -> where() + ": connection closed by the server");
         } catch (EOFException e) {
             if (server.isClosing()) {
                 LOG.log(Level.DEBUG, () -> where() + ": input shut by the server");
@@ -121,13 +150,16 @@ final class NbdConnection implements Runnable {
         } catch (RuntimeException | Error e) {
             LOG.log(Level.ERROR, where() + ": internal error, closing the connection: " + e, e);
         } finally {
+            // requests still being served use the export: wait for them before releasing it
+            inFlight.acquireUninterruptibly(MAX_IN_FLIGHT);
+            inFlight.release(MAX_IN_FLIGHT);
             end();
         }
     }
 
     private void end() {
-        if (refusals > MAX_LOGGED_REFUSALS) {
-            int n = refusals - MAX_LOGGED_REFUSALS;
+        if (refusals.get() > MAX_LOGGED_REFUSALS) {
+            int n = refusals.get() - MAX_LOGGED_REFUSALS;
             LOG.log(Level.INFO, () -> where() + ": " + n + " further refused requests were not logged");
         }
         if (export != null) {
@@ -223,7 +255,9 @@ final class NbdConnection implements Runnable {
 
     private void optionError(int option, int type, String message) throws IOException {
         if (refused()) {
-            LOG.log(Level.INFO, () -> client + ": " + optionName(option) + " refused with " + repName(type) + ": " + message);
+            // clients probe for options (TLS, extended headers): an unsupported one is routine
+            Level level = type == NBD_REP_ERR_UNSUP ? Level.DEBUG : Level.INFO;
+            LOG.log(level, () -> client + ": " + optionName(option) + " refused with " + repName(type) + ": " + message);
         }
         reply(option, type, truncate(utf8(message)));
     }
@@ -469,8 +503,16 @@ final class NbdConnection implements Runnable {
         }
     }
 
+    /**
+     * The reader: takes requests off the wire in order, refuses the bad ones at once, and hands
+     * each good one to a virtual thread of its own (at most {@link #MAX_IN_FLIGHT} at a time).
+     * Replies go out whole, under {@link #sending}, in whatever order requests finish, as the
+     * spec allows; a client that needs order waits for the reply. Returns when the client
+     * disconnects or the stream cannot be trusted; {@link #run()} then waits for the requests
+     * still in flight.
+     */
     private void transmission() throws IOException {
-        while (true) {
+        while (!broken.get()) {
             if (!wire.awaitMessage()) {
                 LOG.log(Level.DEBUG, () -> where() + ": client closed the connection without NBD_CMD_DISC");
                 return;
@@ -485,29 +527,87 @@ final class NbdConnection implements Runnable {
                     Integer.toUnsignedLong(wire.readInt()));
             if (r.type() == NBD_CMD_DISC) {
                 LOG.log(Level.DEBUG, () -> where() + ": NBD_CMD_DISC");
-                return;
+                return; // run() serves what is in flight, then closes; nothing after DISC is read
             }
             byte[] payload = null;
+            int borrowed = 0;
             if (r.type() == NBD_CMD_WRITE) {
                 if (r.length() > info.maxPayload()) {
                     if (r.length() > 2L * MAX_PAYLOAD) {
                         LOG.log(Level.WARNING, () -> where() + ": " + r + ": payload over twice the maximum of " + MAX_PAYLOAD + " bytes; closing");
                         return;
                     }
-                    wire.skip(r.length());
-                    refuse(r, new Refusal(NBD_EINVAL, r + ": payload exceeds the maximum of " + info.maxPayload() + " bytes"));
+                    wire.skip(r.length()); // keeps the stream in sync
+                    send(r, new Refusal(NBD_EINVAL, r + ": payload exceeds the maximum of " + info.maxPayload() + " bytes"));
                     continue;
                 }
-                payload = buffer((int) r.length());
-                wire.readFully(payload, 0, (int) r.length());
+                borrowed = borrow((int) r.length());
+                try {
+                    payload = new byte[(int) r.length()];
+                    wire.readFully(payload, 0, payload.length);
+                } catch (IOException | RuntimeException e) {
+                    giveBack(borrowed);
+                    throw e;
+                }
             }
             Refusal refusal = check(r);
             if (refusal != null) {
-                refuse(r, refusal);
+                giveBack(borrowed);
+                send(r, refusal);
                 continue;
             }
-            serve(r, payload);
+            inFlight.acquireUninterruptibly();
+            byte[] data = payload;
+            int held = borrowed;
+            try {
+                Thread.ofVirtual().name(client + " " + commandName(r.type())).start(() -> task(r, data, held));
+            } catch (RuntimeException | Error e) {
+                inFlight.release();
+                giveBack(held);
+                throw e;
+            }
         }
+    }
+
+    /** One request on its own thread: serve, reply, give back what it held. */
+    private void task(Request r, byte[] payload, int borrowed) {
+        try {
+            serve(r, payload);
+        } catch (IOException e) {
+            lost(r, e);
+        } catch (RuntimeException | Error e) {
+            LOG.log(Level.ERROR, where() + ": " + r + ": internal error, closing the connection: " + e, e);
+            lost(r, null);
+        } finally {
+            giveBack(borrowed);
+            inFlight.release();
+        }
+    }
+
+    /** A reply could not be sent (or was torn): the stream is lost, close it; the reader then stops. */
+    private void lost(Request r, IOException e) {
+        if (broken.compareAndSet(false, true) && e != null && !server.isClosing()) {
+            LOG.log(Level.WARNING, () -> where() + ": connection lost while replying to " + r + ": " + e);
+        }
+        try {
+            channel.close();
+        } catch (IOException x) {
+            // closing anyway
+        }
+    }
+
+    /** Takes what a buffer of {@code length} bytes needs from the budgets; returns what to give back. */
+    private int borrow(int length) {
+        if (length <= SMALL_BUFFER) return 0;
+        connectionBudget.acquireUninterruptibly(NbdServer.kib(length));
+        server.borrow(length);
+        return length;
+    }
+
+    private void giveBack(int borrowed) {
+        if (borrowed == 0) return;
+        server.giveBack(borrowed);
+        connectionBudget.release(NbdServer.kib(borrowed));
     }
 
     private Refusal check(Request r) {
@@ -517,9 +617,11 @@ final class NbdConnection implements Runnable {
         switch (type) {
             case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH, NBD_CMD_TRIM, NBD_CMD_CACHE, NBD_CMD_WRITE_ZEROES, NBD_CMD_BLOCK_STATUS -> {}
             default -> {
-                return new Refusal(NBD_EINVAL, "unknown command " + type);
+                return new Refusal(NBD_EINVAL, r + ": unknown command");
             }
         }
+        boolean writes = type == NBD_CMD_WRITE || type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES;
+        if (writes && info.readOnly()) return new Refusal(NBD_EPERM, r + ": the export is read-only");
         int known = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO;
         if ((r.flags() & ~known) != 0) return new Refusal(NBD_EINVAL, r + ": unknown flags 0x" + Integer.toHexString(r.flags() & ~known));
         if (r.has(NBD_CMD_FLAG_FUA) && (tflags & NBD_FLAG_SEND_FUA) == 0) return new Refusal(NBD_EINVAL, r + ": FUA was not offered");
@@ -527,8 +629,6 @@ final class NbdConnection implements Runnable {
         if (r.has(NBD_CMD_FLAG_FAST_ZERO) && type != NBD_CMD_WRITE_ZEROES) return new Refusal(NBD_EINVAL, r + ": FAST_ZERO is only for WRITE_ZEROES");
         if (r.has(NBD_CMD_FLAG_DF) && (type != NBD_CMD_READ || !structured)) return new Refusal(NBD_EINVAL, r + ": DF is only for READ with structured replies");
         if (r.has(NBD_CMD_FLAG_REQ_ONE) && type != NBD_CMD_BLOCK_STATUS) return new Refusal(NBD_EINVAL, r + ": REQ_ONE is only for BLOCK_STATUS");
-        boolean writes = type == NBD_CMD_WRITE || type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES;
-        if (writes && info.readOnly()) return new Refusal(NBD_EPERM, r + ": the export is read-only");
         if (type == NBD_CMD_FLUSH && (tflags & NBD_FLAG_SEND_FLUSH) == 0) return new Refusal(NBD_EINVAL, r + ": FLUSH was not offered");
         if (type == NBD_CMD_TRIM && (tflags & NBD_FLAG_SEND_TRIM) == 0) return new Refusal(NBD_EINVAL, r + ": TRIM was not offered");
         if (type == NBD_CMD_WRITE_ZEROES && (tflags & NBD_FLAG_SEND_WRITE_ZEROES) == 0) return new Refusal(NBD_EINVAL, r + ": WRITE_ZEROES was not offered");
@@ -561,7 +661,6 @@ final class NbdConnection implements Runnable {
     private void serve(Request r, byte[] payload) throws IOException {
         BlockDevice device = export.device();
         Capabilities caps = info.capabilities();
-        int len = (int) Math.min(r.length(), Integer.MAX_VALUE); // only READ and WRITE use it, and they are <= MAX_PAYLOAD
         try {
             switch (r.type()) {
                 case NBD_CMD_READ -> {
@@ -569,7 +668,7 @@ final class NbdConnection implements Runnable {
                     return;
                 }
                 case NBD_CMD_WRITE -> {
-                    if (len > 0) device.write(r.offset(), payload, 0, len, r.has(NBD_CMD_FLAG_FUA) && caps.fua());
+                    if (payload.length > 0) device.write(r.offset(), payload, 0, payload.length, r.has(NBD_CMD_FLAG_FUA) && caps.fua());
                 }
                 case NBD_CMD_FLUSH -> device.flush();
                 case NBD_CMD_TRIM -> {
@@ -591,11 +690,16 @@ final class NbdConnection implements Runnable {
                 default -> throw new AssertionError(r);
             }
         } catch (RuntimeException e) {
-            refuse(r, deviceError(r, e));
+            send(r, deviceError(r, e));
             return;
         }
-        simpleReply(r.cookie(), 0);
-        wire.flush();
+        sending.lock();
+        try {
+            simpleReply(r.cookie(), 0);
+            wire.flush();
+        } finally {
+            sending.unlock();
+        }
     }
 
     /** Maps a device exception to an NBD error, with one log line. */
@@ -629,48 +733,56 @@ final class NbdConnection implements Runnable {
 
     private void read(Request r, BlockDevice device, Capabilities caps) throws IOException {
         int len = (int) r.length();
-        if (!structured) {
-            byte[] buf = buffer(len);
+        int borrowed = borrow(len);
+        try {
+            byte[] buf = new byte[len];
+            List<BlockStatus> segments;
             try {
-                if (len > 0) device.read(r.offset(), buf, 0, len);
+                segments = !structured || !caps.extents() || r.has(NBD_CMD_FLAG_DF) || len == 0
+                        ? List.of()
+                        : segments(r.offset(), len, device.blockStatus(r.offset(), len));
+                if (segments.isEmpty()) {
+                    if (len > 0) device.read(r.offset(), buf, 0, len);
+                } else {
+                    for (BlockStatus s : segments) {
+                        if (!s.hole()) device.read(s.offset(), buf, (int) (s.offset() - r.offset()), (int) s.length());
+                    }
+                }
             } catch (RuntimeException e) {
-                refuse(r, deviceError(r, e));
+                send(r, deviceError(r, e));
                 return;
             }
-            simpleReply(r.cookie(), 0);
-            wire.put(buf, 0, len).flush();
-            return;
-        }
-        if (len == 0) {
-            chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, r.cookie(), 0);
-            wire.flush();
-            return;
-        }
-        List<BlockStatus> segments;
-        byte[] buf = buffer(len);
-        try {
-            segments = caps.extents() && !r.has(NBD_CMD_FLAG_DF)
-                    ? segments(r.offset(), len, device.blockStatus(r.offset(), len))
-                    : List.of(new BlockStatus(r.offset(), len, false));
-            for (BlockStatus s : segments) {
-                if (!s.hole()) device.read(s.offset(), buf, (int) (s.offset() - r.offset()), (int) s.length());
+            // everything is read: nothing can fail between the first reply byte and the last
+            sending.lock();
+            try {
+                if (!structured) {
+                    simpleReply(r.cookie(), 0);
+                    wire.put(buf, 0, len);
+                } else if (len == 0) {
+                    chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, r.cookie(), 0);
+                } else if (segments.isEmpty()) {
+                    chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + len);
+                    wire.putLong(r.offset()).put(buf, 0, len);
+                } else {
+                    for (int i = 0; i < segments.size(); i++) {
+                        BlockStatus s = segments.get(i);
+                        int flags = i == segments.size() - 1 ? NBD_REPLY_FLAG_DONE : 0;
+                        if (s.hole()) {
+                            chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_HOLE, r.cookie(), 12);
+                            wire.putLong(s.offset()).putInt((int) s.length());
+                        } else {
+                            chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + (int) s.length());
+                            wire.putLong(s.offset()).put(buf, (int) (s.offset() - r.offset()), (int) s.length());
+                        }
+                    }
+                }
+                wire.flush();
+            } finally {
+                sending.unlock();
             }
-        } catch (RuntimeException e) {
-            refuse(r, deviceError(r, e));
-            return;
+        } finally {
+            giveBack(borrowed);
         }
-        for (int i = 0; i < segments.size(); i++) {
-            BlockStatus s = segments.get(i);
-            int flags = i == segments.size() - 1 ? NBD_REPLY_FLAG_DONE : 0;
-            if (s.hole()) {
-                chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_HOLE, r.cookie(), 12);
-                wire.putLong(s.offset()).putInt((int) s.length());
-            } else {
-                chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + (int) s.length());
-                wire.putLong(s.offset()).put(buf, (int) (s.offset() - r.offset()), (int) s.length());
-            }
-        }
-        wire.flush();
     }
 
     /**
@@ -716,18 +828,23 @@ final class NbdConnection implements Runnable {
                 map = List.of(new BlockStatus(r.offset(), r.length(), false));
             }
         } catch (RuntimeException e) {
-            refuse(r, deviceError(r, e));
+            send(r, deviceError(r, e));
             return;
         }
         int n = r.has(NBD_CMD_FLAG_REQ_ONE) ? 1 : Math.min(map.size(), MAX_DESCRIPTORS);
-        chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, r.cookie(), 4 + 8 * n);
-        wire.putInt(BASE_ALLOCATION_ID);
-        for (int i = 0; i < n; i++) {
-            BlockStatus s = map.get(i);
-            // each entry is inside the request, whose length fits in 32 bits
-            wire.putInt((int) s.length()).putInt(s.hole() ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+        sending.lock();
+        try {
+            chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, r.cookie(), 4 + 8 * n);
+            wire.putInt(BASE_ALLOCATION_ID);
+            for (int i = 0; i < n; i++) {
+                BlockStatus s = map.get(i);
+                // each entry is inside the request, whose length fits in 32 bits
+                wire.putInt((int) s.length()).putInt(s.hole() ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+            }
+            wire.flush();
+        } finally {
+            sending.unlock();
         }
-        wire.flush();
     }
 
     private void simpleReply(long cookie, int error) throws IOException {
@@ -739,30 +856,30 @@ final class NbdConnection implements Runnable {
     }
 
     /** Sends a refusal: a structured error chunk with the message if negotiated, else a simple reply. */
-    private void refuse(Request r, Refusal refusal) throws IOException {
+    private void send(Request r, Refusal refusal) throws IOException {
         if (!refusal.logged() && refused()) {
-            LOG.log(Level.INFO, () -> where() + ": refused with " + errorName(refusal.error()) + ": " + refusal.message());
+            // a fast-zero request that cannot be fast is a probe the spec invites (qemu-img, nbdcopy)
+            Level level = refusal.error() == NBD_ENOTSUP ? Level.DEBUG : Level.INFO;
+            LOG.log(level, () -> where() + ": refused with " + errorName(refusal.error()) + ": " + refusal.message());
         }
-        if (structured) {
-            byte[] m = truncate(utf8(refusal.message()));
-            chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, r.cookie(), 6 + m.length);
-            wire.putInt(refusal.error()).putShort(m.length).put(m);
-        } else {
-            simpleReply(r.cookie(), refusal.error());
+        sending.lock();
+        try {
+            if (structured) {
+                byte[] m = truncate(utf8(refusal.message()));
+                chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, r.cookie(), 6 + m.length);
+                wire.putInt(refusal.error()).putShort(m.length).put(m);
+            } else {
+                simpleReply(r.cookie(), refusal.error());
+            }
+            wire.flush();
+        } finally {
+            sending.unlock();
         }
-        wire.flush();
     }
 
     /** Counts a refusal; true while it should still be logged. */
     private boolean refused() {
-        return ++refusals <= MAX_LOGGED_REFUSALS;
-    }
-
-    private byte[] buffer(int length) {
-        if (length <= cached.length) return cached;
-        if (length > CACHED_BUFFER) return new byte[length];
-        cached = new byte[Math.max(64 << 10, Integer.highestOneBit(length - 1) << 1)];
-        return cached;
+        return refusals.incrementAndGet() <= MAX_LOGGED_REFUSALS;
     }
 
     // ------------------------------------------------------------------ strings

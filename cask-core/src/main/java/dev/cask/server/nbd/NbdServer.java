@@ -18,6 +18,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -26,6 +27,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * An NBD server: listens on one TCP or Unix socket address and serves the exports an
  * {@link ExportResolver} names, speaking the fixed newstyle handshake only (see
  * {@link NbdConnection} for the protocol and what it refuses).
+ *
+ * <p><b>Memory.</b> Per connection about 300 KiB at most (see {@link NbdConnection}); requests
+ * larger than that share one budget of {@link #bufferBudgetBytes()}, so a crowd of clients
+ * sending maximum-size requests waits for memory instead of exhausting the heap.
  *
  * <p><b>Threads.</b> One virtual thread accepts; each connection gets a virtual thread of its
  * own and shares nothing with the others but the resolver, so a slow, hostile or vanished
@@ -49,6 +54,12 @@ public final class NbdServer implements AutoCloseable {
 
     static final long CLOSE_GRACE_MILLIS = 5_000;
 
+    /**
+     * Bytes of request buffers larger than a connection's own that may be in use at once, across
+     * all connections: a quarter of the heap, at least 64 MiB (two maximum payloads), at most 1 GiB.
+     */
+    private static final long BUFFER_BUDGET = Math.clamp(Runtime.getRuntime().maxMemory() / 4, 2L * NbdProtocol.MAX_PAYLOAD, 1L << 30);
+
     private final ExportResolver resolver;
     private final ServerSocketChannel listener;
     private final SocketAddress address;
@@ -57,6 +68,7 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicBoolean closing = new AtomicBoolean();
     private final CountDownLatch closed = new CountDownLatch(1);
     private final AtomicLong ids = new AtomicLong();
+    private final Semaphore bufferBudget = new Semaphore((int) (BUFFER_BUDGET >> 10), true); // in KiB
     private final Thread acceptor;
 
     private NbdServer(ExportResolver resolver, ServerSocketChannel listener, SocketAddress address, Path socketFile) {
@@ -172,6 +184,24 @@ public final class NbdServer implements AutoCloseable {
     /** Blocks until {@link #close()} has finished. */
     public void awaitClose() throws InterruptedException {
         closed.await();
+    }
+
+    /** The shared budget for large request buffers, in bytes (see {@link NbdConnection}). */
+    public static long bufferBudgetBytes() {
+        return BUFFER_BUDGET;
+    }
+
+    /** Takes {@code bytes} from the shared buffer budget, waiting until they are free. */
+    void borrow(int bytes) {
+        bufferBudget.acquireUninterruptibly(kib(bytes));
+    }
+
+    void giveBack(int bytes) {
+        bufferBudget.release(kib(bytes));
+    }
+
+    static int kib(int bytes) {
+        return (bytes + 1023) >>> 10;
     }
 
     boolean isClosing() {

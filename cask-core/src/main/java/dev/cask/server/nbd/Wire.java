@@ -9,19 +9,23 @@ import java.nio.channels.ByteChannel;
  * Big-endian reads and writes on one blocking socket channel, buffered both ways so a request
  * header or a chain of reply chunks costs one system call, not one per field.
  *
- * <p>Bulk data (READ replies, WRITE payloads) moves in slices of at most {@link #SLICE} bytes:
+ * <p>Each buffer is {@link #BUFFER} bytes: enough for a header and a 4 KiB block, small enough
+ * for a thousand connections. Bulk data (READ replies, WRITE payloads) moves in slices of at most {@link #SLICE} bytes:
  * the JDK copies heap buffers through a temporary direct buffer of the slice's size, so the
  * slice bounds the direct memory a connection pins, whatever the request length.
  *
- * <p>Not thread-safe: one connection thread owns it. End of stream in the middle of a value is
- * an {@link EOFException}.
+ * <p>Not thread-safe. The input side belongs to the connection's reader thread; the output
+ * side is used only under the connection's sending lock. The two sides share no state. End of
+ * stream in the middle of a value is an {@link EOFException}.
  */
 final class Wire {
     static final int SLICE = 1 << 20;
 
     private final ByteChannel channel;
-    private final ByteBuffer in = ByteBuffer.allocate(64 << 10).flip();
-    private final ByteBuffer out = ByteBuffer.allocate(64 << 10);
+    static final int BUFFER = 16 << 10;
+
+    private final ByteBuffer in = ByteBuffer.allocate(BUFFER).flip();
+    private final ByteBuffer out = ByteBuffer.allocate(BUFFER);
     private long bytesIn;
 
     Wire(ByteChannel channel) {
