@@ -18,7 +18,7 @@ public final class ChunkId implements Comparable<ChunkId> {
     public static final int LENGTH = 32;
     public static final ChunkId ZERO = new ChunkId(new byte[LENGTH]);
     private static final HexFormat HEX = HexFormat.of();
-    private static final ThreadLocal<MessageDigest> SHA256 = ThreadLocal.withInitial(() -> {
+    private static final dev.cask.common.Pool<MessageDigest> SHA256 = new dev.cask.common.Pool<>(() -> {
         try {
             return MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
@@ -34,9 +34,10 @@ public final class ChunkId implements Comparable<ChunkId> {
 
     /** The id of {@code data[off, off+len)}. */
     public static ChunkId of(byte[] data, int off, int len) {
-        MessageDigest md = SHA256.get();
-        md.update(data, off, len);
-        return new ChunkId(md.digest());
+        return SHA256.with(md -> {
+            md.update(data, off, len);
+            return new ChunkId(md.digest());
+        });
     }
 
     public static ChunkId of(byte[] data) {

@@ -44,6 +44,12 @@ public interface ChunkStore extends AutoCloseable {
         return ids;
     }
 
+    /**
+     * A hint that {@link #get} will soon be called for these chunks (a large read walking a
+     * tree): an implementation may look them up together. It MUST NOT change any outcome.
+     */
+    default void prefetch(java.util.Collection<ChunkId> ids) {}
+
     /** The verified bytes of the chunk. */
     byte[] get(ChunkId id);
 

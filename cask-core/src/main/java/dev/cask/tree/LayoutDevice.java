@@ -81,6 +81,11 @@ public final class LayoutDevice implements BlockDevice {
         long lastBlock = (relEnd - 1) / bs;
         boolean par = lastBlock - firstBlock + 1 >= PARALLEL_MIN_BLOCKS;
         java.util.Arrays.fill(buf, bufOff, bufOff + (int) (to - from), (byte) 0);
+        if (par) {
+            List<ChunkId> ids = new ArrayList<>();
+            r.walk(firstBlock, lastBlock + 1, (block, id) -> ids.add(id));
+            store.prefetch(ids);
+        }
         r.walk(firstBlock, lastBlock + 1, (block, id) -> {
             long bStart = block * bs;
             long s = Math.max(bStart, rel);

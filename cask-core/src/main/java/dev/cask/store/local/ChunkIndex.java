@@ -93,7 +93,12 @@ final class ChunkIndex implements AutoCloseable {
 
     /** Which of {@code ids} the index holds: one query per 128 ids instead of one per id. */
     java.util.Set<ChunkId> findAll(java.util.List<ChunkId> ids) {
-        java.util.Set<ChunkId> found = new java.util.HashSet<>();
+        return locateAll(ids).keySet();
+    }
+
+    /** The locations of those of {@code ids} the index holds, one query per 128 ids. */
+    java.util.Map<ChunkId, ChunkLocation> locateAll(java.util.List<ChunkId> ids) {
+        java.util.Map<ChunkId, ChunkLocation> found = new java.util.HashMap<>();
         if (ids.isEmpty()) return found;
         Reader r = readers.poll();
         try {
@@ -104,7 +109,7 @@ final class ChunkIndex implements AutoCloseable {
                 try {
                     for (int i = 0; i < n; i++) st.setBytes(i + 1, ids.get(from + i).toBytes());
                     try (ResultSet rs = st.executeQuery()) {
-                        while (rs.next()) found.add(ChunkId.fromBytes(rs.getBytes(1)));
+                        while (rs.next()) found.put(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4)));
                     }
                 } finally {
                     if (st != r.batchLookup) st.close();
@@ -119,7 +124,7 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     private static String inQuery(int n) {
-        return "SELECT id FROM chunks WHERE id IN (" + "?,".repeat(n - 1) + "?)";
+        return "SELECT id, pack, offset, length FROM chunks WHERE id IN (" + "?,".repeat(n - 1) + "?)";
     }
 
     /** Adds entries in one transaction; an id already present keeps its first location. */

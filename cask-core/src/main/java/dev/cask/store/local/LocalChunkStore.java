@@ -57,9 +57,9 @@ public final class LocalChunkStore implements ChunkStore {
     public static final String HEADER_FILE = "cask.store";
     public static final String HEADER_TEXT = "cask-store 1\n";
     private static final int WRITE_BUFFER = 1 << 20;
-    /** One zstd context per thread: creating one per chunk costs more than decompressing it. */
-    private static final ThreadLocal<com.github.luben.zstd.ZstdDecompressCtx> DECOMPRESSORS =
-            ThreadLocal.withInitial(com.github.luben.zstd.ZstdDecompressCtx::new);
+    /** Pooled zstd contexts: creating one per chunk costs more than decompressing it. */
+    private static final dev.cask.common.Pool<com.github.luben.zstd.ZstdDecompressCtx> DECOMPRESSORS =
+            new dev.cask.common.Pool<>(com.github.luben.zstd.ZstdDecompressCtx::new);
 
     /** Tuning: zstd level, pack size limit, and whether to lock the store for this process alone. */
     public record Options(int zstdLevel, long packLimit, boolean exclusive) {
@@ -81,12 +81,15 @@ public final class LocalChunkStore implements ChunkStore {
     private final FileLock lock;
     private final Map<ChunkId, ChunkLocation> pending = new ConcurrentHashMap<>();
     private final Map<Integer, FileChannel> readChannels = new ConcurrentHashMap<>();
-    private final ThreadLocal<ZstdCompressCtx> compressors;
+    private static final int PREFETCH_LIMIT = 1 << 16;
+    /** Locations looked up ahead by {@link #prefetch}; each is taken out by the get it was for. */
+    private final Map<ChunkId, ChunkLocation> prefetched = new ConcurrentHashMap<>();
+    private final dev.cask.common.Pool<ZstdCompressCtx> compressors;
 
     // writer state, guarded by "this"
-    private int packId = -1;
+    private volatile int packId = -1;
     private FileChannel packChannel;
-    private long packFlushed;
+    private volatile long packFlushed; // bytes of the open pack already handed to the OS
     private final ByteBuffer buffer = ByteBuffer.allocate(WRITE_BUFFER);
     private boolean closed;
     /** Packs this process created since the last sync: nothing in them is indexed yet. */
@@ -104,7 +107,7 @@ public final class LocalChunkStore implements ChunkStore {
         this.lock = lock;
         this.index = new ChunkIndex(dir.resolve("index.db"));
         int level = options.zstdLevel();
-        this.compressors = ThreadLocal.withInitial(() -> {
+        this.compressors = new dev.cask.common.Pool<>(() -> {
             ZstdCompressCtx c = new ZstdCompressCtx();
             c.setLevel(level);
             return c;
@@ -223,7 +226,7 @@ public final class LocalChunkStore implements ChunkStore {
     private byte[] encode(ChunkId id, byte[] data, int off, int len) {
         if (len >= 64) {
             byte[] dst = new byte[(int) Zstd.compressBound(len)];
-            int n = compressors.get().compressByteArray(dst, 0, dst.length, data, off, len);
+            int n = compressors.with(c -> c.compressByteArray(dst, 0, dst.length, data, off, len));
             if (n < len - len / 16) {
                 return PackFormat.encodeRecord(id, PackFormat.CODEC_ZSTD, len, dst, 0, n);
             }
@@ -384,7 +387,23 @@ public final class LocalChunkStore implements ChunkStore {
     /** Where the chunk is, or null. */
     public ChunkLocation locate(ChunkId id) {
         ChunkLocation loc = pending.get(id);
+        if (loc != null) return loc;
+        loc = prefetched.remove(id);
         return loc != null ? loc : index.find(id);
+    }
+
+    /**
+     * Looks the chunks up in batches and keeps their locations for the {@link #get}s that follow.
+     * Index entries never change once written, so a kept location stays right. Bounded: the map is
+     * dropped when it grows past {@link #PREFETCH_LIMIT} (a get takes its entry out).
+     */
+    @Override
+    public void prefetch(java.util.Collection<ChunkId> ids) {
+        List<ChunkId> wanted = new ArrayList<>(ids.size());
+        for (ChunkId id : ids) if (!pending.containsKey(id) && !prefetched.containsKey(id)) wanted.add(id);
+        if (wanted.size() < 2) return;
+        if (prefetched.size() > PREFETCH_LIMIT) prefetched.clear();
+        prefetched.putAll(index.locateAll(wanted));
     }
 
     private byte[] read(ChunkId id, ChunkLocation loc) {
@@ -406,7 +425,7 @@ public final class LocalChunkStore implements ChunkStore {
         byte[] out = new byte[r.plainLength()];
         int n;
         try {
-            n = DECOMPRESSORS.get().decompressByteArray(out, 0, out.length, r.payload(), r.payloadOffset(), r.payloadLength());
+            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, out.length, r.payload(), r.payloadOffset(), r.payloadLength()));
         } catch (com.github.luben.zstd.ZstdException e) {
             throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + out.length + " bytes (" + e.getMessage() + ")");
         }
@@ -420,8 +439,8 @@ public final class LocalChunkStore implements ChunkStore {
         if (loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD) {
             throw new CaskException.Corrupt("pack " + loc.pack() + " at offset " + loc.offset() + ": index entry has bad length " + loc.length());
         }
-        synchronized (this) {
-            // the record may still sit in the write buffer
+        // the record may still sit in the write buffer (checked without the lock first: reads are hot)
+        if (loc.pack() == packId && loc.offset() + loc.length() > packFlushed) synchronized (this) {
             if (loc.pack() == packId && packChannel != null && loc.offset() + loc.length() > packFlushed) {
                 try {
                     flushBuffer();
