@@ -5,7 +5,7 @@
 #   and the boot time of the Debian fixture VM (TCG, init=/sbin/bootcheck) from cask vs qemu-nbd raw.
 #   Reports medians of BENCH_RUNS (default 3) and the ratios the issue sets targets for:
 #   reads >= 1.0 x qemu-nbd (qcow2), writes >= 0.8 x qemu-nbd (qcow2), boot <= 1.05 x qemu-nbd (raw).
-# env: BENCH_RUNS=3 FIO_SECONDS=15 BENCH_WORK=/tmp/cask-serve-bench CASK_FIXTURES=~/.cache/cask-fixtures
+# env: BENCH_RUNS=3 FIO_SECONDS=15 BENCH_SKIP_FIO=1 (boot only) BENCH_WORK=/tmp/cask-serve-bench CASK_FIXTURES=~/.cache/cask-fixtures
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=${BENCH_RUNS:-3}; secs=${FIO_SECONDS:-15}
@@ -46,7 +46,10 @@ fio_run() { # PORT RW BS DEPTH -> MiB/s for bandwidth jobs, IOPS for 4k jobs (js
 }
 median() { python3 -c "import statistics,sys; print(round(statistics.median([float(x) for x in sys.argv[1:]]),1))" "$@"; }
 declare -A res
-for job in "read 1M 8" "write 1M 8" "randread 4k 32" "randwrite 4k 32"; do
+jobs=("read 1M 8" "write 1M 8" "randread 4k 32" "randwrite 4k 32")
+[ -n "${BENCH_SKIP_FIO:-}" ] && jobs=()  # boot times only
+for rw in read write randread randwrite; do for t in cask qcow2 raw; do res["$rw/$t"]=1; done; done
+for job in "${jobs[@]}"; do
   set -- $job
   for target in cask:10901 qcow2:10902 raw:10903; do
     vals=()
@@ -62,16 +65,18 @@ boot() { # URI -> seconds until the VM powered off after BOOT-OK
   s=$(date +%s.%N)
   timeout 600 qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -nographic -no-reboot -kernel "$fx/vmlinuz" \
     -initrd "$fx/initrd.img" -append "root=/dev/vda1 console=ttyS0 init=/sbin/bootcheck panic=-1" \
-    -drive "file=$1,format=raw,if=virtio" > "$work/boot.log" 2>&1
+    -drive "file=$1,format=raw,if=virtio" < /dev/null > "$work/boot.log" 2>&1
   e=$(date +%s.%N)
-  grep -q BOOT-OK "$work/boot.log" || { echo "boot from $1 failed"; tail -20 "$work/boot.log"; exit 1; }
+  grep -q BOOT-OK "$work/boot.log" || { echo "boot from $1 failed" >&2; tail -20 "$work/boot.log" >&2; return 1; }
   python3 -c "print(round($e-$s,2))"
 }
 cb=(); qb=()
 for r in $(seq "$runs"); do
-  "$here/cask" --store "$work/store" serve --listen 127.0.0.1:10901 --checkpoint-interval 0 > "$work/serve.log" 2>&1 & sp=$!
-  for _ in $(seq 100); do grep -q serving "$work/serve.log" && break; sleep 0.2; done
-  cb+=("$(boot nbd://127.0.0.1:10901/vm)"); kill "$sp"; wait "$sp" || true
+  # a fresh copy of the image for every boot (fio wrote over "vm"); dedup makes the import cheap
+  "$here/cask" --store "$work/store" import "$img" "boot/$r" >/dev/null
+  "$here/cask" --store "$work/store" serve --listen 127.0.0.1:10904 --checkpoint-interval 0 > "$work/serve-boot.log" 2>&1 & sp=$!
+  for _ in $(seq 100); do grep -q serving "$work/serve-boot.log" && break; sleep 0.2; done
+  cb+=("$(boot "nbd://127.0.0.1:10904/boot/$r")"); kill "$sp"; wait "$sp" || true
   cp --sparse=always "$img" "$work/vm.raw"
   qemu-nbd -f raw -x vm -b 127.0.0.1 -p 10903 "$work/vm.raw" & qp=$!; sleep 1
   qb+=("$(boot nbd://127.0.0.1:10903/vm)"); wait "$qp" 2>/dev/null || true
