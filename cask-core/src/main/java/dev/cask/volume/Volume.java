@@ -273,11 +273,12 @@ public final class Volume implements BlockDevice {
     @Override
     public void write(long offset, byte[] buffer, int bufferOffset, int length, boolean fua) {
         BlockDevice.checkRange(this, offset, length);
+        java.util.Map<Long, ChunkId> whole = putWholeBlocks(offset, buffer, bufferOffset, length);
         forEachBlock(offset, length, (ext, blk, bStart, s, t, bs) -> {
             int src = bufferOffset + (int) (s - offset);
             ChunkId id;
             if (s == bStart && t - s == bs) {
-                id = Devices.isZero(buffer, src, bs) ? ChunkId.ZERO : store.put(buffer, src, bs);
+                id = whole.get(bStart);
             } else {
                 byte[] cur = block(ext, blk);
                 System.arraycopy(buffer, src, cur, (int) (s - bStart), (int) (t - s));
@@ -286,6 +287,38 @@ public final class Volume implements BlockDevice {
             record(ext, blk, id);
         });
         if (fua) flush();
+    }
+
+    /**
+     * Stores the whole blocks of a write in one batch (one index query for all of them) before any
+     * block lock is taken: content-addressed puts need no lock. Returns block start to chunk id.
+     */
+    private java.util.Map<Long, ChunkId> putWholeBlocks(long offset, byte[] buffer, int bufferOffset, int length) {
+        java.util.Map<Long, ChunkId> ids = new java.util.HashMap<>();
+        Base b = base;
+        long end = offset + length;
+        for (Layout.Extent e : b.layout().extents()) {
+            long from = Math.max(offset, e.offset());
+            long to = Math.min(end, e.end());
+            if (from >= to) continue;
+            int bs = e.root().blockSize();
+            List<Long> starts = new ArrayList<>();
+            List<Integer> srcs = new ArrayList<>();
+            for (long bStart = e.offset() + (from - e.offset()) / bs * bs; bStart < to; bStart += bs) {
+                if (bStart < from || bStart + bs > to) continue;
+                int src = bufferOffset + (int) (bStart - offset);
+                if (Devices.isZero(buffer, src, bs)) {
+                    ids.put(bStart, ChunkId.ZERO);
+                } else {
+                    starts.add(bStart);
+                    srcs.add(src);
+                }
+            }
+            if (starts.isEmpty()) continue;
+            ChunkId[] put = store.putAll(buffer, srcs.stream().mapToInt(Integer::intValue).toArray(), bs);
+            for (int i = 0; i < put.length; i++) ids.put(starts.get(i), put[i]);
+        }
+        return ids;
     }
 
     @Override
