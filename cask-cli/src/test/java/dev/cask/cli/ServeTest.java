@@ -115,4 +115,43 @@ class ServeTest {
             }
         }
     }
+
+    @Test
+    void checkpointsComeFromTheTimerAndFromSnapshotWhileAClientIsConnected() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "team/db", "32M").code());
+        try (Server server = new Server(cli, "--checkpoint-interval", "1s");
+             NbdClient client = new NbdClient(server.port, "team/db")) {
+            byte[] one = new byte[4096];
+            java.util.Arrays.fill(one, (byte) 1);
+            client.write(8192, one);
+            client.flush();
+            long deadline = System.currentTimeMillis() + 15_000;
+            JsonNode log;
+            do {
+                Thread.sleep(300);
+                log = json.readTree(cli.run("log", "team/db", "--json").out());
+            } while (log.size() < 2 && System.currentTimeMillis() < deadline);
+            assertEquals("automatic checkpoint", log.get(log.size() - 1).get("message").asText(), log.toString());
+
+            byte[] two = new byte[4096];
+            java.util.Arrays.fill(two, (byte) 2);
+            client.write(12288, two);
+            Cli.Result snap = cli.run("snapshot", "team/db", "-m", "release 1.0");
+            assertEquals(0, snap.code(), snap.toString());
+            assertTrue(snap.out().contains("running server"), snap.out());
+            log = json.readTree(cli.run("log", "team/db", "--json").out());
+            JsonNode last = log.get(log.size() - 1);
+            assertEquals("release 1.0", last.get("message").asText());
+            // the snapshot holds the write made just before it, even though the client never flushed
+            Path v = dir.resolve("v.raw");
+            assertEquals(0, cli.run("export", "team/db@" + last.get("version").asInt(), v.toString()).code());
+            byte[] got = Files.readAllBytes(v);
+            assertEquals(2, got[12288]);
+            assertEquals(1, got[8192]);
+            // rollback of an image a client has open is refused
+            Cli.Result rb = cli.run("rollback", "team/db", "1");
+            assertEquals(1, rb.code(), rb.toString());
+        }
+    }
 }
