@@ -5,6 +5,8 @@
 #   bench/many-clients.sh   (env: CLIENTS=1000 SECONDS=60 RATE=2 ops/s per client, BENCH_WORK)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mkdir -p "$here/bench/results"
+exec > >(tee "$here/bench/results/many-clients-$(date +%Y-%m-%dT%H%M%S).txt") 2>&1
 clients=${CLIENTS:-1000}; secs=${SECONDS_RUN:-60}; rate=${RATE:-2}
 work=${BENCH_WORK:-/tmp/cask-many}
 rm -rf "$work"; mkdir -p "$work"
