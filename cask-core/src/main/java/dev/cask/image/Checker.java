@@ -137,11 +137,7 @@ final class Checker {
         chunksChecked++;
         byte[] p;
         try {
-            p = cache.get(id);
-            if (p == null) p = store.get(id);
-            if (p.length == 0 || p.length % ChunkId.LENGTH != 0 || p.length > Root.FANOUT * ChunkId.LENGTH) {
-                throw new CaskException.Corrupt("pointer chunk " + id.shortHex() + ": " + p.length + " bytes is not 1 to 128 chunk ids");
-            }
+            p = dev.cask.tree.TreeReader.pointerChunk(store, cache, id);
         } catch (CaskException.NotFound e) {
             problems.add(who + ": offset " + offset + ": pointer chunk " + id.shortHex() + " is missing (" + describeSpan(r, level) + " of the disk unreadable)");
             return false;

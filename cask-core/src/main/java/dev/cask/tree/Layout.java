@@ -51,6 +51,23 @@ public record Layout(List<Extent> extents) {
         return extents.isEmpty() ? 0 : extents.getLast().end();
     }
 
+    /** Receives one extent's share of a byte range: {@code [from, to)} in disk offsets. */
+    @FunctionalInterface
+    public interface Piece {
+        void accept(int index, Extent extent, long from, long to);
+    }
+
+    /** Calls {@code piece} for every extent that overlaps {@code [offset, offset+length)}, in order. */
+    public void overlapping(long offset, long length, Piece piece) {
+        long end = offset + length;
+        for (int i = 0; i < extents.size(); i++) {
+            Extent e = extents.get(i);
+            long from = Math.max(offset, e.offset());
+            long to = Math.min(end, e.end());
+            if (from < to) piece.accept(i, e, from, to);
+        }
+    }
+
     public byte[] encode() {
         ByteBuffer b = ByteBuffer.allocate(9 + extents.size() * EXTENT_BYTES);
         b.putInt(MAGIC).put((byte) VERSION).putInt(extents.size());

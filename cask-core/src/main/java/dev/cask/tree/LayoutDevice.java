@@ -55,15 +55,9 @@ public final class LayoutDevice implements BlockDevice {
     public void read(long offset, byte[] buffer, int bufferOffset, int length) {
         BlockDevice.checkRange(this, offset, length);
         List<CompletableFuture<Void>> parallel = new ArrayList<>();
-        long end = offset + length;
-        for (int i = 0; i < readers.length && offset < end; i++) {
-            Layout.Extent e = layout.extents().get(i);
-            if (e.end() <= offset) continue;
-            long stop = Math.min(end, e.end());
-            readExtent(readers[i], e.offset(), offset, stop, buffer, bufferOffset, parallel);
-            bufferOffset += (int) (stop - offset);
-            offset = stop;
-        }
+        long start = offset;
+        layout.overlapping(offset, length, (i, e, from, to) ->
+                readExtent(readers[i], e.offset(), from, to, buffer, bufferOffset + (int) (from - start), parallel));
         try {
             for (CompletableFuture<Void> f : parallel) f.join();
         } catch (CompletionException ce) {
@@ -114,12 +108,7 @@ public final class LayoutDevice implements BlockDevice {
     public List<BlockStatus> blockStatus(long offset, long length) {
         BlockDevice.checkRange(this, offset, length);
         List<BlockStatus> out = new ArrayList<>();
-        long end = offset + length;
-        for (int i = 0; i < readers.length; i++) {
-            Layout.Extent e = layout.extents().get(i);
-            long from = Math.max(offset, e.offset());
-            long to = Math.min(end, e.end());
-            if (from >= to) continue;
+        layout.overlapping(offset, length, (i, e, from, to) -> {
             int bs = e.root().blockSize();
             long[] pos = {from};
             readers[i].walk((from - e.offset()) / bs, (to - e.offset() - 1) / bs + 1, (block, id) -> {
@@ -130,7 +119,7 @@ public final class LayoutDevice implements BlockDevice {
                 pos[0] = t;
             });
             if (pos[0] < to) out.add(new BlockStatus(pos[0], to - pos[0], true));
-        }
+        });
         return Devices.coalesce(out);
     }
 

@@ -81,13 +81,22 @@ public final class TreeReader {
         }
     }
 
-    private static boolean isZero(byte[] p, int slot) {
+    /** True when slot {@code slot} of pointer chunk {@code p} holds the zero id. */
+    static boolean isZero(byte[] p, int slot) {
         int off = slot * ChunkId.LENGTH;
         for (int i = 0; i < ChunkId.LENGTH; i++) if (p[off + i] != 0) return false;
         return true;
     }
 
     private byte[] pointers(ChunkId id) {
+        return pointerChunk(store, cache, id);
+    }
+
+    /**
+     * The ids in pointer chunk {@code id}, through the cache. A chunk whose length is not 1 to
+     * 128 whole ids is corrupt: {@link CaskException.Corrupt} naming it.
+     */
+    public static byte[] pointerChunk(ChunkStore store, PointerCache cache, ChunkId id) {
         byte[] p = cache.get(id);
         if (p == null) {
             p = store.get(id);

@@ -1,6 +1,5 @@
 package dev.cask.tree;
 
-import dev.cask.common.CaskException;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
 
@@ -42,7 +41,7 @@ public final class TreeUpdater {
         long span = 1L << (Root.FANOUT_BITS * (level - 1));
         byte[] ids = new byte[Root.FANOUT * ChunkId.LENGTH];
         if (!node.isZero()) {
-            byte[] old = pointers(node);
+            byte[] old = TreeReader.pointerChunk(store, cache, node);
             System.arraycopy(old, 0, ids, 0, old.length);
         }
         long cursor = changes.firstKey();
@@ -59,7 +58,7 @@ public final class TreeUpdater {
             cursor = childFirst + span;
         }
         int used = Root.FANOUT;
-        while (used > 0 && isZero(ids, used - 1)) used--;
+        while (used > 0 && TreeReader.isZero(ids, used - 1)) used--;
         if (used == 0) return ChunkId.ZERO;
         byte[] trimmed = Arrays.copyOf(ids, used * ChunkId.LENGTH);
         ChunkId id = store.put(trimmed);
@@ -67,21 +66,4 @@ public final class TreeUpdater {
         return id;
     }
 
-    private static boolean isZero(byte[] p, int slot) {
-        int off = slot * ChunkId.LENGTH;
-        for (int i = 0; i < ChunkId.LENGTH; i++) if (p[off + i] != 0) return false;
-        return true;
-    }
-
-    private byte[] pointers(ChunkId id) {
-        byte[] p = cache.get(id);
-        if (p == null) {
-            p = store.get(id);
-            if (p.length == 0 || p.length % ChunkId.LENGTH != 0 || p.length > Root.FANOUT * ChunkId.LENGTH) {
-                throw new CaskException.Corrupt("pointer chunk " + id.shortHex() + ": " + p.length + " bytes is not 1 to 128 chunk ids");
-            }
-            cache.put(id, p);
-        }
-        return p;
-    }
 }

@@ -217,15 +217,8 @@ public final class Volume implements BlockDevice {
 
     private void readLocked(long offset, byte[] buffer, int bufferOffset, int length) {
         Base b = base;
-        long end = offset + length;
-        for (int i = 0; i < b.readers().length && offset < end; i++) {
-            Layout.Extent e = b.layout().extents().get(i);
-            if (e.end() <= offset) continue;
-            long stop = Math.min(end, e.end());
-            readExtent(b, i, offset, stop, buffer, bufferOffset);
-            bufferOffset += (int) (stop - offset);
-            offset = stop;
-        }
+        b.layout().overlapping(offset, length, (i, e, from, to) ->
+                readExtent(b, i, from, to, buffer, bufferOffset + (int) (from - offset)));
     }
 
     private void readExtent(Base b, int ext, long from, long to, byte[] buf, int bufOff) {
@@ -295,12 +288,7 @@ public final class Volume implements BlockDevice {
      */
     private java.util.Map<Long, ChunkId> putWholeBlocks(long offset, byte[] buffer, int bufferOffset, int length) {
         java.util.Map<Long, ChunkId> ids = new java.util.HashMap<>();
-        Base b = base;
-        long end = offset + length;
-        for (Layout.Extent e : b.layout().extents()) {
-            long from = Math.max(offset, e.offset());
-            long to = Math.min(end, e.end());
-            if (from >= to) continue;
+        base.layout().overlapping(offset, length, (i, e, from, to) -> {
             int bs = e.root().blockSize();
             List<Long> starts = new ArrayList<>();
             List<Integer> srcs = new ArrayList<>();
@@ -314,10 +302,10 @@ public final class Volume implements BlockDevice {
                     srcs.add(src);
                 }
             }
-            if (starts.isEmpty()) continue;
+            if (starts.isEmpty()) return;
             ChunkId[] put = store.putAll(buffer, srcs.stream().mapToInt(Integer::intValue).toArray(), bs);
-            for (int i = 0; i < put.length; i++) ids.put(starts.get(i), put[i]);
-        }
+            for (int k = 0; k < put.length; k++) ids.put(starts.get(k), put[k]);
+        });
         return ids;
     }
 
@@ -374,13 +362,7 @@ public final class Volume implements BlockDevice {
     }
 
     private void forEachBlockLocked(long offset, long length, BlockAction action) {
-        Base b = base;
-        long end = offset + length;
-        for (int i = 0; i < b.layout().extents().size(); i++) {
-            Layout.Extent e = b.layout().extents().get(i);
-            long from = Math.max(offset, e.offset());
-            long to = Math.min(end, e.end());
-            if (from >= to) continue;
+        base.layout().overlapping(offset, length, (i, e, from, to) -> {
             int bs = e.root().blockSize();
             for (long blk = (from - e.offset()) / bs; e.offset() + blk * bs < to; blk++) {
                 long bStart = e.offset() + blk * bs;
@@ -394,7 +376,7 @@ public final class Volume implements BlockDevice {
                     l.unlock();
                 }
             }
-        }
+        });
     }
 
     // ------------------------------------------------------------------ allocation map
@@ -413,12 +395,7 @@ public final class Volume implements BlockDevice {
     private List<BlockStatus> blockStatusLocked(long offset, long length) {
         Base b = base;
         List<BlockStatus> out = new ArrayList<>();
-        long end = offset + length;
-        for (int i = 0; i < b.layout().extents().size(); i++) {
-            Layout.Extent e = b.layout().extents().get(i);
-            long from = Math.max(offset, e.offset());
-            long to = Math.min(end, e.end());
-            if (from >= to) continue;
+        b.layout().overlapping(offset, length, (i, e, from, to) -> {
             int bs = e.root().blockSize();
             long pos = from;
             var d = dirty.get(i).subMap((from - e.offset()) / bs, true, (to - e.offset() - 1) / bs, true);
@@ -430,7 +407,7 @@ public final class Volume implements BlockDevice {
                 pos = t;
             }
             if (pos < to) out.addAll(b.device().blockStatus(pos, to - pos));
-        }
+        });
         return Devices.coalesce(out);
     }
 
