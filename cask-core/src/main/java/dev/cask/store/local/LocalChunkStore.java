@@ -81,9 +81,9 @@ public final class LocalChunkStore implements ChunkStore {
     private final FileLock lock;
     private final Map<ChunkId, ChunkLocation> pending = new ConcurrentHashMap<>();
     private final Map<Integer, FileChannel> readChannels = new ConcurrentHashMap<>();
-    private static final int PREFETCH_LIMIT = 1 << 16;
-    /** Locations looked up ahead by {@link #prefetch}; each is taken out by the get it was for. */
-    private final Map<ChunkId, ChunkLocation> prefetched = new ConcurrentHashMap<>();
+    private static final int LOCATION_CACHE = 1 << 18;
+    /** Index answers kept in memory (see {@link #remember}). */
+    private final Map<ChunkId, ChunkLocation> located = new ConcurrentHashMap<>();
     private final dev.cask.common.Pool<ZstdCompressCtx> compressors;
 
     // writer state, guarded by "this"
@@ -388,22 +388,30 @@ public final class LocalChunkStore implements ChunkStore {
     public ChunkLocation locate(ChunkId id) {
         ChunkLocation loc = pending.get(id);
         if (loc != null) return loc;
-        loc = prefetched.remove(id);
-        return loc != null ? loc : index.find(id);
+        loc = located.get(id);
+        if (loc != null) return loc;
+        loc = index.find(id);
+        if (loc != null) remember(Map.of(id, loc));
+        return loc;
     }
 
-    /**
-     * Looks the chunks up in batches and keeps their locations for the {@link #get}s that follow.
-     * Index entries never change once written, so a kept location stays right. Bounded: the map is
-     * dropped when it grows past {@link #PREFETCH_LIMIT} (a get takes its entry out).
-     */
+    /** Looks the chunks up in batches (one index query per 128) so the {@link #get}s that follow find them cached. */
     @Override
     public void prefetch(java.util.Collection<ChunkId> ids) {
         List<ChunkId> wanted = new ArrayList<>(ids.size());
-        for (ChunkId id : ids) if (!pending.containsKey(id) && !prefetched.containsKey(id)) wanted.add(id);
+        for (ChunkId id : ids) if (!pending.containsKey(id) && !located.containsKey(id)) wanted.add(id);
         if (wanted.size() < 2) return;
-        if (prefetched.size() > PREFETCH_LIMIT) prefetched.clear();
-        prefetched.putAll(index.locateAll(wanted));
+        remember(index.locateAll(wanted));
+    }
+
+    /**
+     * Keeps index answers: an index entry never changes once written (only garbage collection,
+     * which does not exist yet, will remove entries, and must then clear this cache). Bounded by
+     * {@link #LOCATION_CACHE} entries (about 150 bytes each); dropped whole when full.
+     */
+    private void remember(Map<ChunkId, ChunkLocation> found) {
+        if (located.size() + found.size() > LOCATION_CACHE) located.clear();
+        located.putAll(found);
     }
 
     private byte[] read(ChunkId id, ChunkLocation loc) {
@@ -620,6 +628,7 @@ public final class LocalChunkStore implements ChunkStore {
     /** Drops the index and rebuilds it from the packs; returns the number of chunks indexed. Needs an exclusive open. */
     public synchronized long rebuildIndex(Consumer<String> problems, Progress progress) {
         if (!options.exclusive()) throw new IllegalStateException("rebuildIndex needs the store opened exclusively");
+        located.clear();
         index.clear();
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
         long[] count = {0};
