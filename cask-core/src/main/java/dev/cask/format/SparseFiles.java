@@ -18,6 +18,7 @@ import java.nio.file.Path;
  * return value, and {@link #nextData}/{@link #nextHole} are synchronized. When the platform
  * lacks the calls (or the file system does not support them), the whole file is data.
  */
+@SuppressWarnings("restricted") // lseek through the foreign function API is the point of this class
 public final class SparseFiles implements AutoCloseable {
     private static final int O_RDONLY = 0;
     private static final int SEEK_DATA = 3;
