@@ -17,8 +17,12 @@ head -c 64M /dev/urandom > "$work/seed.raw"
 "$here/cask" --store "$store" import "$work/seed.raw" base >/dev/null
 echo "creating $clients clones ..."
 t0=$(date +%s.%N)
-for i in $(seq 0 $((clients - 1))); do "$here/cask" --store "$store" clone base "vm/$i" >/dev/null & 
-  if (( i % 8 == 7 )); then wait; fi; done; wait
+batch=()  # (plain `wait` would also wait for the tee above)
+for i in $(seq 0 $((clients - 1))); do
+  "$here/cask" --store "$store" clone base "vm/$i" >/dev/null & batch+=($!)
+  if (( ${#batch[@]} == 8 )); then wait "${batch[@]}"; batch=(); fi
+done
+[ ${#batch[@]} -eq 0 ] || wait "${batch[@]}"
 echo "clones made in $(python3 -c "print(round($(date +%s.%N)-$t0,1))") s"
 CASK_JAVA_OPTS="-Xmx1g" "$here/cask" --store "$store" serve --listen 127.0.0.1:10877 --checkpoint-interval 30s > "$work/serve.log" 2>&1 &
 spid=$!
