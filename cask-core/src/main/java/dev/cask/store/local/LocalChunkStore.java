@@ -41,7 +41,9 @@ import java.util.stream.Stream;
  * the index never points at bytes a crash could lose. A pack is sealed (fsynced, closed) once it
  * reaches {@link Options#packLimit}.
  *
- * <p><b>Reading.</b> {@link #get} finds the record through {@code pending} or the index, reads it
+ * <p><b>Reading.</b> {@link #get} finds the record through {@code pending}, a bounded cache of
+ * index answers (entries never change), or the index ({@link #prefetch} looks up a large read's
+ * chunks in batches), reads it
  * in one positional read, checks the record magic, its CRC32C and that the record's id is the one
  * asked for, then decompresses and checks the length. {@code check --deep} also rehashes.
  *
