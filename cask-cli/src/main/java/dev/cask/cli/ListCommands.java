@@ -25,7 +25,7 @@ final class ListCommands {
 
     private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
 
-    static Map<String, Object> versionJson(Version v, Image img, Images images) {
+    static Map<String, Object> versionJson(Version v, Image img) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("image", v.image());
         m.put("version", v.number());
@@ -64,10 +64,9 @@ final class ListCommands {
                     printJson(rows);
                 } else {
                     if (!rows.isEmpty()) out().printf("%-40s %7s %10s  %s%n", "NAME", "VERSION", "SIZE", "UPDATED");
-                    for (int i = 0; i < list.size(); i++) {
-                        Image img = list.get(i);
-                        Version head = images.catalog().version(img.name(), img.head());
-                        out().printf("%-40s %7d %10s  %s%n", img.name(), img.head(), Sizes.human(head.size()), TIME.format(head.time()));
+                    for (Map<String, Object> r : rows) {
+                        out().printf("%-40s %7d %10s  %s%n", r.get("name"), (Integer) r.get("head"), Sizes.human((Long) r.get("size")),
+                                TIME.format(java.time.Instant.parse((String) r.get("updated"))));
                     }
                 }
             }
@@ -88,7 +87,7 @@ final class ListCommands {
                 List<Version> versions = images.log(name);
                 Image img = images.image(name);
                 if (json) {
-                    printJson(versions.stream().map(v -> versionJson(v, img, images)).toList());
+                    printJson(versions.stream().map(v -> versionJson(v, img)).toList());
                 } else {
                     for (Version v : versions) {
                         out().printf("%s%-5d %s %10s  %s%s%n", v.number() == img.head() ? "*" : " ", v.number(),
@@ -115,7 +114,7 @@ final class ListCommands {
                 Image img = images.image(v.image());
                 Layout layout = Layout.decode(v.content());
                 long allocated = images.allocatedBytes(v);
-                Map<String, Object> m = versionJson(v, img, images);
+                Map<String, Object> m = versionJson(v, img);
                 m.put("allocated_bytes", allocated);
                 m.put("versions", images.log(v.image()).size());
                 m.put("created", img.created().toString());
