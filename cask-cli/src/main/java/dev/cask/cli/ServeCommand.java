@@ -37,6 +37,10 @@ final class ServeCommand extends Common implements Callable<Integer> {
     @Option(names = "--checkpoint-interval", paramLabel = "DURATION", defaultValue = "5m",
             description = "Commit a version of every written image this often (30s, 5m, 1h; 0 turns it off; default: ${DEFAULT-VALUE}).")
     String interval;
+    @Option(names = "--journal-limit", paramLabel = "SIZE", defaultValue = "1G",
+            description = {"Journal size of an image that starts a checkpoint in the background (default: ${DEFAULT-VALUE});",
+                    "writers wait while a journal is over twice this. Writes cost one journal append until then."})
+    String journalLimit;
 
     static Duration parseDuration(String text) {
         String t = text.trim().toLowerCase(Locale.ROOT);
@@ -60,12 +64,16 @@ final class ServeCommand extends Common implements Callable<Integer> {
     public Integer call() throws Exception {
         System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %5$s%6$s%n");
         Duration every = parseDuration(interval);
+        long journalLimitBytes = dev.cask.common.Sizes.parse(journalLimit);
+        if (journalLimitBytes < (1 << 20) || journalLimitBytes > (64L << 30)) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--journal-limit " + journalLimit + ": expected 1M to 64G");
+        }
         List<SocketAddress> addresses = new ArrayList<>();
         addresses.add(NbdServer.parseAddress(listen));
         if (socket != null) addresses.add(UnixDomainSocketAddress.of(socket));
 
         Images images = openImages();
-        ImageExports exports = new ImageExports(images);
+        ImageExports exports = new ImageExports(images, journalLimitBytes);
         List<NbdServer> servers = new ArrayList<>();
         ControlServer control = null;
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));

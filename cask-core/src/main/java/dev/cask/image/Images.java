@@ -162,6 +162,7 @@ public final class Images implements AutoCloseable {
         catalog.image(name);
         requireNotServed(name, "disconnect its clients first");
         catalog.deleteImage(name);
+        dev.cask.volume.Volume.discardJournals(store.dir().resolve("journals"), name);
     }
 
     // ------------------------------------------------------------------ reading
@@ -190,8 +191,13 @@ public final class Images implements AutoCloseable {
 
     /** Opens an image for live reads and writes (takes its lease; replays a journal left by a crash). */
     public dev.cask.volume.Volume openVolume(String name) {
+        return openVolume(name, dev.cask.volume.Volume.DEFAULT_JOURNAL_LIMIT);
+    }
+
+    /** Like {@link #openVolume(String)}, with the journal size that starts a checkpoint. */
+    public dev.cask.volume.Volume openVolume(String name, long journalLimit) {
         Names.check(name);
-        return dev.cask.volume.Volume.open(name, store, catalog, pointers, pool, store.dir().resolve("journals"));
+        return dev.cask.volume.Volume.open(name, store, catalog, pointers, pool, store.dir().resolve("journals"), journalLimit);
     }
 
     /** A read-only device over a version. */

@@ -28,6 +28,7 @@ import java.util.Map;
  */
 public final class ImageExports implements ExportResolver, AutoCloseable {
     private final Images images;
+    private final long journalLimit;
     private final Map<String, Shared> open = new HashMap<>();
     private final System.Logger log = System.getLogger("cask.serve");
 
@@ -41,7 +42,13 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
     }
 
     public ImageExports(Images images) {
+        this(images, dev.cask.volume.Volume.DEFAULT_JOURNAL_LIMIT);
+    }
+
+    /** {@code journalLimit}: journal bytes of an image that start a checkpoint (see {@link Volume}). */
+    public ImageExports(Images images, long journalLimit) {
         this.images = images;
+        this.journalLimit = journalLimit;
     }
 
     @Override
@@ -58,7 +65,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         synchronized (this) {
             s = open.get(name);
             if (s == null) {
-                s = new Shared(images.openVolume(name));
+                s = new Shared(images.openVolume(name, journalLimit));
                 open.put(name, s);
                 log.log(System.Logger.Level.INFO, "opened image '" + name + "' read-write at version " + s.volume.baseVersion().number());
             }

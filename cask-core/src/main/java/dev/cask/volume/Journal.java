@@ -1,6 +1,7 @@
 package dev.cask.volume;
 
 import dev.cask.common.CaskException;
+import dev.cask.common.Pool;
 import dev.cask.store.ChunkId;
 
 import java.io.IOException;
@@ -10,54 +11,214 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.zip.CRC32C;
 
 /**
- * A volume's write-ahead log of block mappings: "block b of extent e now holds chunk id" (the
- * zero id: a hole). Format 1, big-endian (docs/format.md):
+ * One generation of a volume's write-ahead log: the data of the blocks written since the last
+ * checkpoint, so that a write costs one sequential append and no hashing. A checkpoint later
+ * reads the blocks back, stores them as chunks and commits a version; then the generation is
+ * deleted. Format 2, big-endian (docs/format.md):
  * <pre>
- * header:  magic u32 0x636a6e6c ("cjnl") | format u32 = 1 | base version u32 | name length u16 | name | crc32c u32
- * record:  extent u32 | block u64 | chunk id u8[32] | crc32c u32 (of the 44 bytes before it)
+ * header:  magic u32 0x636a6e6c ("cjnl") | format u32 = 2 | generation u64 | base version u32
+ *          | name length u16 | name | crc32c u32 (of the header bytes before it)
+ * record:  magic u32 0x636a7263 ("cjrc") | kind u8 (1 data, 2 zero) | extent u32 | first block u64
+ *          | count u32 | block size u32 | crc32c u32 (of the 29 record-header bytes before it)
+ *          then, for a data record, count times: block data u8[block size] | crc32c u32 of that data
  * </pre>
- * (The volume's lease is a separate lock file; the journal is replaced by rename at each
- * checkpoint, so it cannot carry a lock itself.)
+ * A zero record says "these blocks are holes now" and carries no data.
  *
- * <p>Durability: {@link #sync} fsyncs the records written so far. The volume syncs the chunk
- * store first, so every synced record names a durable chunk. Records that reach the disk without
- * a sync may name chunks that never did; {@link #replay} returns them all and the volume drops
- * those whose chunk the store lacks (an unflushed write: the block stays old). Replay stops at a
- * torn or corrupt record. Thread-safe (appends are serialised).
+ * <p><b>Appends</b> are serialised (one positional write per record, in file order), so the file
+ * never has a gap: replay reads records in order and stops at the first header that is not whole
+ * and valid (the torn tail of a crash). Within the last record, a block whose CRC fails was torn:
+ * it is skipped and keeps its older content. Every block is therefore old or new, never torn.
+ *
+ * <p><b>Durability.</b> {@link #sync} fdatasyncs the file; a sync that finds no append completed
+ * since the last one returns at once (group commit: FLUSHes that queued behind another cost no
+ * second fsync). A new generation's header is fsynced, and its directory entry too, before the
+ * first append, so a synced record is always found by replay.
+ *
+ * <p><b>Locations.</b> {@link #append} returns the file offset of the first block's data; block
+ * {@code i} of the record sits at {@code offset + i * (blockSize + 4)}. {@link #readBlock} reads
+ * a block and its CRC in one positional read and checks it: corrupt journal data is an error,
+ * never wrong data. Thread-safe.
  */
 final class Journal implements AutoCloseable {
     static final int MAGIC = 0x636a6e6c;
-    static final int FORMAT = 1;
-    static final int RECORD = 4 + 8 + ChunkId.LENGTH + 4;
+    static final int RECORD_MAGIC = 0x636a7263;
+    static final int FORMAT = 2;
+    static final int RECORD_HEADER = 4 + 1 + 4 + 8 + 4 + 4 + 4;
+    static final byte KIND_DATA = 1;
+    static final byte KIND_ZERO = 2;
+    /** Largest data record written: longer writes become several records. */
+    static final int MAX_RECORD_DATA = 1 << 20;
+    /** Format 1 record length (legacy journals of block -> chunk id, read once for upgrade). */
+    private static final int V1_RECORD = 4 + 8 + ChunkId.LENGTH + 4;
 
-    /** One replayed mapping. */
-    record Entry(int extent, long block, ChunkId id) {}
+    /** Direct buffers records are built in (one write each): small ones for small writes, so many clients cost little. */
+    private static final int SMALL_DATA = 64 << 10;
+    private static final Pool<ByteBuffer> SMALL = new Pool<>(() -> ByteBuffer.allocateDirect(RECORD_HEADER + SMALL_DATA + (SMALL_DATA / 512) * 4));
+    private static final Pool<ByteBuffer> LARGE = new Pool<>(() -> ByteBuffer.allocateDirect(RECORD_HEADER + MAX_RECORD_DATA + (MAX_RECORD_DATA / 512) * 4));
 
-    /** What a journal file held. */
-    record Contents(int baseVersion, List<Entry> entries) {}
+    /** One replayed block: a data block at {@code offset}, or (offset of its record) a hole. */
+    record Entry(int extent, long block, long offset, boolean zero) {}
+
+    /** A legacy format 1 mapping: the block holds chunk {@code id} (the zero id: a hole). */
+    record LegacyEntry(int extent, long block, ChunkId id) {}
 
     private final Path path;
+    private final long generation;
     private final FileChannel channel;
-    private boolean closed;
     private long position;
-    private long syncedPosition = -1;
-    private final ByteBuffer buffer = ByteBuffer.allocate(64 * RECORD);
+    private long appends;
+    private long syncedAppends;
+    private boolean closed;
+    private final Object syncLock = new Object();
 
-    private Journal(Path path, FileChannel channel, long position) {
+    private Journal(Path path, long generation, FileChannel channel, long position) {
         this.path = path;
+        this.generation = generation;
         this.channel = channel;
         this.position = position;
     }
 
-    /** Reads a journal file, or returns null when there is none. */
-    static Contents replay(Path path, String image) {
+    Path path() {
+        return path;
+    }
+
+    long generation() {
+        return generation;
+    }
+
+    /** Bytes in the file (header and records). */
+    synchronized long size() {
+        return position;
+    }
+
+    /** Creates generation {@code generation} at {@code path}: header written and fsynced, directory entry too. */
+    static Journal create(Path path, String image, long generation, int baseVersion) {
+        try {
+            FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            byte[] name = image.getBytes(StandardCharsets.UTF_8);
+            ByteBuffer h = ByteBuffer.allocate(22 + name.length + 4);
+            h.putInt(MAGIC).putInt(FORMAT).putLong(generation).putInt(baseVersion).putShort((short) name.length).put(name);
+            CRC32C crc = new CRC32C();
+            crc.update(h.array(), 0, h.position());
+            h.putInt((int) crc.getValue());
+            h.flip();
+            long pos = 0;
+            while (h.hasRemaining()) pos += ch.write(h, pos);
+            ch.force(true);
+            try (FileChannel d = FileChannel.open(path.getParent(), StandardOpenOption.READ)) {
+                d.force(true);
+            }
+            return new Journal(path, generation, ch, pos);
+        } catch (IOException e) {
+            throw new CaskException.Io("journal " + path + ": cannot create generation " + generation + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** What {@link #open} found in an existing generation. */
+    record Replayed(Journal journal, int baseVersion, List<Entry> entries) {}
+
+    /**
+     * Opens an existing generation left by a crash, for reading, and replays it. Throws Corrupt
+     * when the header is damaged or names another image; a torn tail is not an error.
+     */
+    static Replayed open(Path path, String image) {
+        FileChannel ch;
+        try {
+            ch = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        } catch (IOException e) {
+            throw new CaskException.Io("journal " + path + ": cannot open: " + e.getMessage(), e);
+        }
+        try {
+            long size;
+            try {
+                size = ch.size();
+            } catch (IOException e) {
+                throw new CaskException.Io("journal " + path + ": cannot read its size: " + e.getMessage(), e);
+            }
+            byte[] head = readFully(ch, 0, (int) Math.min(size, 22 + 0xffff + 4), path);
+            ByteBuffer b = ByteBuffer.wrap(head);
+            if (head.length < 26) throw new CaskException.Corrupt("journal " + path + ": header truncated (" + head.length + " bytes)");
+            int magic = b.getInt(0);
+            int format = b.getInt(4);
+            if (magic != MAGIC) throw new CaskException.Corrupt("journal " + path + ": bad magic 0x" + Integer.toHexString(magic) + ", expected 0x" + Integer.toHexString(MAGIC));
+            if (format != FORMAT) throw new CaskException.Corrupt("journal " + path + ": format " + format + ", expected " + FORMAT);
+            long gen = b.getLong(8);
+            int base = b.getInt(16);
+            int nameLen = b.getShort(20) & 0xffff;
+            int headerLen = 22 + nameLen + 4;
+            if (head.length < headerLen) throw new CaskException.Corrupt("journal " + path + ": header truncated (" + head.length + " bytes)");
+            CRC32C crc = new CRC32C();
+            crc.update(head, 0, headerLen - 4);
+            if ((int) crc.getValue() != b.getInt(headerLen - 4)) throw new CaskException.Corrupt("journal " + path + ": header checksum mismatch");
+            String name = new String(head, 22, nameLen, StandardCharsets.UTF_8);
+            if (!name.equals(image)) throw new CaskException.Corrupt("journal " + path + ": belongs to image '" + name + "', not '" + image + "'");
+            List<Entry> entries = new ArrayList<>();
+            long at = replayRecords(ch, headerLen, size, entries);
+            return new Replayed(new Journal(path, gen, ch, at), base, entries);
+        } catch (RuntimeException e) {
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // failing anyway
+            }
+            throw e;
+        }
+    }
+
+    /** Reads records from {@code at}; returns the offset just past the last whole record. */
+    private static long replayRecords(FileChannel ch, long at, long size, List<Entry> out) {
+        ByteBuffer hb = ByteBuffer.allocate(RECORD_HEADER);
+        CRC32C crc = new CRC32C();
+        while (at + RECORD_HEADER <= size) {
+            hb.clear();
+            try {
+                while (hb.hasRemaining()) if (ch.read(hb, at + hb.position()) < 0) return at;
+            } catch (IOException e) {
+                throw new CaskException.Io("journal: read failed at offset " + at + ": " + e.getMessage(), e);
+            }
+            crc.reset();
+            crc.update(hb.array(), 0, RECORD_HEADER - 4);
+            if (hb.getInt(0) != RECORD_MAGIC || (int) crc.getValue() != hb.getInt(RECORD_HEADER - 4)) return at; // torn tail
+            byte kind = hb.get(4);
+            int extent = hb.getInt(5);
+            long first = hb.getLong(9);
+            int count = hb.getInt(17);
+            int bs = hb.getInt(21);
+            if (count <= 0 || bs <= 0 || (kind != KIND_DATA && kind != KIND_ZERO) || first < 0) return at;
+            long body = kind == KIND_DATA ? (long) count * (bs + 4) : 0;
+            if (at + RECORD_HEADER + body > size) return at; // torn tail
+            long data = at + RECORD_HEADER;
+            if (kind == KIND_ZERO) {
+                for (int i = 0; i < count; i++) out.add(new Entry(extent, first + i, at, true));
+            } else {
+                byte[] blk = new byte[bs + 4];
+                ByteBuffer bb = ByteBuffer.wrap(blk);
+                for (int i = 0; i < count; i++) {
+                    long off = data + (long) i * (bs + 4);
+                    bb.clear();
+                    try {
+                        while (bb.hasRemaining()) if (ch.read(bb, off + bb.position()) < 0) return at;
+                    } catch (IOException e) {
+                        throw new CaskException.Io("journal: read failed at offset " + off + ": " + e.getMessage(), e);
+                    }
+                    crc.reset();
+                    crc.update(blk, 0, bs);
+                    if ((int) crc.getValue() == bb.getInt(bs)) out.add(new Entry(extent, first + i, off, false)); // else torn: keeps its old content
+                }
+            }
+            at += RECORD_HEADER + body;
+        }
+        return at;
+    }
+
+    /** Reads a format 1 journal (block -> chunk id records) for an upgrade; null when there is none. */
+    static List<LegacyEntry> replayLegacy(Path path, String image) {
         byte[] all;
         try {
             all = Files.readAllBytes(path);
@@ -67,115 +228,148 @@ final class Journal implements AutoCloseable {
             throw new CaskException.Io("journal " + path + ": cannot read: " + e.getMessage(), e);
         }
         ByteBuffer b = ByteBuffer.wrap(all);
-        int headerLen = headerLength(all, path);
-        int magic = b.getInt(0);
-        int format = b.getInt(4);
-        if (magic != MAGIC) throw new CaskException.Corrupt("journal " + path + ": bad magic 0x" + Integer.toHexString(magic));
-        if (format != FORMAT) throw new CaskException.Corrupt("journal " + path + ": format " + format + ", this cask reads format " + FORMAT);
-        int base = b.getInt(8);
-        String name = new String(all, 14, b.getShort(12) & 0xffff, StandardCharsets.UTF_8);
-        if (!name.equals(image)) throw new CaskException.Corrupt("journal " + path + ": belongs to image '" + name + "', not '" + image + "'");
-        List<Entry> entries = new ArrayList<>();
-        for (int at = headerLen; at + RECORD <= all.length; at += RECORD) {
-            CRC32C crc = new CRC32C();
-            crc.update(all, at, RECORD - 4);
-            if ((int) crc.getValue() != b.getInt(at + RECORD - 4)) break; // torn tail
-            entries.add(new Entry(b.getInt(at), b.getLong(at + 4), ChunkId.fromBytes(all, at + 12)));
-        }
-        return new Contents(base, entries);
-    }
-
-    private static int headerLength(byte[] all, Path path) {
         if (all.length < 18) throw new CaskException.Corrupt("journal " + path + ": header truncated (" + all.length + " bytes)");
-        ByteBuffer b = ByteBuffer.wrap(all);
+        if (b.getInt(0) != MAGIC) throw new CaskException.Corrupt("journal " + path + ": bad magic 0x" + Integer.toHexString(b.getInt(0)));
+        if (b.getInt(4) != 1) throw new CaskException.Corrupt("journal " + path + ": format " + b.getInt(4) + " in a format 1 file name");
         int nameLen = b.getShort(12) & 0xffff;
         int len = 14 + nameLen + 4;
         if (all.length < len) throw new CaskException.Corrupt("journal " + path + ": header truncated (" + all.length + " bytes)");
         CRC32C crc = new CRC32C();
         crc.update(all, 0, len - 4);
         if ((int) crc.getValue() != b.getInt(len - 4)) throw new CaskException.Corrupt("journal " + path + ": header checksum mismatch");
-        return len;
+        String name = new String(all, 14, nameLen, StandardCharsets.UTF_8);
+        if (!name.equals(image)) throw new CaskException.Corrupt("journal " + path + ": belongs to image '" + name + "', not '" + image + "'");
+        List<LegacyEntry> out = new ArrayList<>();
+        for (int at = len; at + V1_RECORD <= all.length; at += V1_RECORD) {
+            crc.reset();
+            crc.update(all, at, V1_RECORD - 4);
+            if ((int) crc.getValue() != b.getInt(at + V1_RECORD - 4)) break;
+            out.add(new LegacyEntry(b.getInt(at), b.getLong(at + 4), ChunkId.fromBytes(all, at + 12)));
+        }
+        return out;
     }
 
     /**
-     * Starts a new journal generation at {@code path}: writes header and {@code carried} entries
-     * to a temporary file, fsyncs it and renames it into place, then closes {@code previous}.
+     * Appends a data record: {@code count} blocks of {@code blockSize} bytes from {@code buf} at
+     * {@code off} (count * blockSize at most {@link #MAX_RECORD_DATA}). Returns the offset of the
+     * first block's data.
      */
-    static Journal create(Path path, String image, int baseVersion, List<Entry> carried, Journal previous) {
-        Path tmp = path.resolveSibling(path.getFileName() + ".new");
-        try {
-            FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING);
-            byte[] name = image.getBytes(StandardCharsets.UTF_8);
-            ByteBuffer h = ByteBuffer.allocate(14 + name.length + 4);
-            h.putInt(MAGIC).putInt(FORMAT).putInt(baseVersion).putShort((short) name.length).put(name);
+    long append(int extent, long firstBlock, int blockSize, int count, byte[] buf, int off) {
+        if ((long) count * blockSize > MAX_RECORD_DATA) throw new IllegalArgumentException("record of " + count + " blocks of " + blockSize);
+        return ((long) count * blockSize <= SMALL_DATA ? SMALL : LARGE).with(bb -> {
+            bb.clear();
+            header(bb, KIND_DATA, extent, firstBlock, count, blockSize);
             CRC32C crc = new CRC32C();
-            crc.update(h.array(), 0, h.position());
-            h.putInt((int) crc.getValue());
-            h.flip();
-            long pos = 0;
-            while (h.hasRemaining()) pos += ch.write(h, pos);
-            Journal j = new Journal(path, ch, pos);
-            for (Entry e : carried) j.append(e.extent(), e.block(), e.id());
-            j.flushBuffer();
-            ch.force(true);
-            Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            try (FileChannel d = FileChannel.open(path.getParent(), StandardOpenOption.READ)) {
-                d.force(true);
+            for (int i = 0; i < count; i++) {
+                int from = off + i * blockSize;
+                bb.put(buf, from, blockSize);
+                crc.reset();
+                crc.update(buf, from, blockSize);
+                bb.putInt((int) crc.getValue());
             }
-            if (previous != null) previous.closeQuietly();
-            return j;
-        } catch (IOException e) {
-            throw new CaskException.Io("journal " + path + ": cannot write a new generation: " + e.getMessage(), e);
-        }
+            bb.flip();
+            return write(bb) + RECORD_HEADER;
+        });
     }
 
-    synchronized void append(int extent, long block, ChunkId id) {
-        if (buffer.remaining() < RECORD) flushBufferUnchecked();
-        int start = buffer.position();
-        buffer.putInt(extent).putLong(block).put(id.toBytes());
+    /** Appends a zero record: the blocks are holes now. Returns the record's offset. */
+    long appendZero(int extent, long firstBlock, int count, int blockSize) {
+        return SMALL.with(bb -> {
+            bb.clear();
+            header(bb, KIND_ZERO, extent, firstBlock, count, blockSize);
+            bb.flip();
+            return write(bb);
+        });
+    }
+
+    private static void header(ByteBuffer bb, byte kind, int extent, long first, int count, int bs) {
+        bb.putInt(RECORD_MAGIC).put(kind).putInt(extent).putLong(first).putInt(count).putInt(bs);
         CRC32C crc = new CRC32C();
-        crc.update(buffer.array(), start, RECORD - 4);
-        buffer.putInt((int) crc.getValue());
+        crc.update(bb.duplicate().flip());
+        bb.putInt((int) crc.getValue());
     }
 
-    private void flushBufferUnchecked() {
+    private synchronized long write(ByteBuffer bb) {
+        if (closed) throw new IllegalStateException("journal " + path + " is closed");
+        long at = position;
         try {
-            flushBuffer();
+            long p = at;
+            while (bb.hasRemaining()) p += channel.write(bb, p);
+            position = p;
+            appends++;
+            return at;
         } catch (IOException e) {
+            // cut what may have been written: the next append starts on a clean record boundary
+            try {
+                channel.truncate(at);
+            } catch (IOException ignored) {
+                // the torn tail is ignored by replay anyway
+            }
             throw new CaskException.Io("journal " + path + ": write failed: " + e.getMessage(), e);
         }
     }
 
-    private void flushBuffer() throws IOException {
-        buffer.flip();
-        while (buffer.hasRemaining()) position += channel.write(buffer, position);
-        buffer.clear();
+    /** Reads block data at {@code offset} into {@code dst}, checking its CRC. */
+    void readBlock(long offset, int blockSize, byte[] dst, int dstOff, int from, int length) {
+        byte[] blk = new byte[blockSize + 4];
+        ByteBuffer bb = ByteBuffer.wrap(blk);
+        try {
+            while (bb.hasRemaining()) {
+                if (channel.read(bb, offset + bb.position()) < 0) {
+                    throw new CaskException.Corrupt("journal " + path + ": block at offset " + offset + " is past the end of the file");
+                }
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("journal " + path + ": read at offset " + offset + " failed: " + e.getMessage(), e);
+        }
+        CRC32C crc = new CRC32C();
+        crc.update(blk, 0, blockSize);
+        if ((int) crc.getValue() != bb.getInt(blockSize)) {
+            throw new CaskException.Corrupt("journal " + path + ": block at offset " + offset + " fails its checksum");
+        }
+        System.arraycopy(blk, from, dst, dstOff, length);
     }
 
     /**
-     * Makes every appended record durable. Flushes that queue behind another one find nothing
-     * new and return without a second fsync (a simple group commit).
+     * Makes every completed append durable. Appends go on while the fsync runs; flushes queue on
+     * their own lock, and one that finds nothing appended since the last sync returns at once.
      */
-    synchronized void sync() {
-        if (buffer.position() == 0 && position == syncedPosition) return;
-        try {
-            flushBuffer();
-            channel.force(false);
-            syncedPosition = position;
-        } catch (IOException e) {
-            throw new CaskException.Io("journal " + path + ": sync failed: " + e.getMessage(), e);
+    void sync() {
+        synchronized (syncLock) {
+            long target;
+            synchronized (this) {
+                if (closed || appends == syncedAppends) return;
+                target = appends;
+            }
+            try {
+                channel.force(false);
+            } catch (IOException e) {
+                throw new CaskException.Io("journal " + path + ": sync failed: " + e.getMessage(), e);
+            }
+            synchronized (this) {
+                syncedAppends = Math.max(syncedAppends, target);
+            }
         }
     }
 
-    /** Removes the journal file: the volume's changes are all in a committed version. */
+    private static byte[] readFully(FileChannel ch, long at, int len, Path path) {
+        ByteBuffer bb = ByteBuffer.allocate(len);
+        try {
+            while (bb.hasRemaining()) if (ch.read(bb, at + bb.position()) < 0) break;
+        } catch (IOException e) {
+            throw new CaskException.Io("journal " + path + ": cannot read: " + e.getMessage(), e);
+        }
+        return java.util.Arrays.copyOf(bb.array(), bb.position());
+    }
+
+    /** Closes and removes the file: its blocks are all in a committed version. */
     synchronized void delete() {
+        closeQuietly();
         try {
             Files.deleteIfExists(path);
         } catch (IOException e) {
             throw new CaskException.Io("journal " + path + ": cannot delete: " + e.getMessage(), e);
         }
-        closeQuietly();
     }
 
     private void closeQuietly() {
@@ -189,8 +383,6 @@ final class Journal implements AutoCloseable {
 
     @Override
     public synchronized void close() {
-        if (closed) return;
-        flushBufferUnchecked();
         closeQuietly();
     }
 }

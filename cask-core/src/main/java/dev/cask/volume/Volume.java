@@ -36,44 +36,65 @@ import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * An image opened for live reads and writes: its head version's trees, the blocks written since
- * (the dirty map: block to chunk id, per extent), and the journal that makes them durable.
+ * (the dirty map: block to journal location, per extent), and the journal that holds their data.
  *
- * <p><b>Writes.</b> A write puts each touched block into the store as a chunk (a partial block
- * is read, patched and put whole) and records "block -> id" in the dirty map and the journal.
- * Readers see it at once. Zeroing and trimming whole blocks record the zero id (a hole).
+ * <p><b>Writes</b> cost one append to the journal and no hashing: whole blocks go in as they
+ * are (a run of them as one record, all-zero blocks as a hole record); a partial block is read,
+ * patched and appended whole. The dirty map then points the blocks at their journal location,
+ * and readers see the data at once. Hashing, compression and the chunk store wait for the next
+ * checkpoint, so a burst of writes runs at the speed of a sequential file append.
  *
- * <p><b>Durability.</b> {@link #flush} syncs the chunk store, then the journal: after it returns
- * every completed write survives a crash. A FUA write flushes before returning. A crash before a
- * flush loses only unflushed writes, each block old or new, never torn: a block's mapping is one
- * journal record, and replay ignores records whose chunk never reached the store.
+ * <p><b>Durability.</b> {@link #flush} fdatasyncs the journal: after it returns every completed
+ * write survives a crash. A FUA write flushes before returning. A crash before a flush loses only
+ * unflushed writes, each block old or new, never torn (each journal block carries its own CRC).
+ * Replay after a crash rebuilds the dirty map from the journal generations in order; when two
+ * writes to a block race, the map keeps the one later in the journal, which is what replay does.
  *
- * <p><b>Checkpoints.</b> {@link #checkpoint} snapshots the dirty map, writes the changed tree paths
- * ({@link TreeUpdater}), syncs the store and commits a version by compare-and-swap on the head;
- * then the dirty entries it covered are dropped and the journal starts a new generation holding
- * only the writes that arrived meanwhile. Writes go on during a checkpoint.
+ * <p><b>Checkpoints.</b> {@link #checkpoint} takes a snapshot of the dirty map and seals the
+ * journal generation (new writes go to a fresh one), reads the sealed blocks back, stores them as
+ * chunks (in parallel), writes the changed tree paths ({@link TreeUpdater}), syncs the store and
+ * commits a version by compare-and-swap on the head; then the entries it covered leave the dirty
+ * map and the sealed generations are deleted. Writes go on during a checkpoint. A crash at any
+ * point replays the sealed and the new generation over whatever head was committed: the result is
+ * the same either way.
+ *
+ * <p><b>Journal limit.</b> When the journal passes {@code journalLimit} bytes a checkpoint starts
+ * in the background ("checkpoint: journal full"); at twice the limit writers wait for it, so the
+ * journal stays bounded under a sustained write load, whose speed is then that of the checkpoint.
  *
  * <p><b>Lease.</b> A volume holds an exclusive lock on {@code journals/NAME.lease} while open:
  * a second read-write open of the image from another process fails with a Conflict.
  *
- * <p>Thread-safe: several NBD connections share one volume. Writes to the same block are
- * serialised by striped locks; a checkpoint is serialised with other checkpoints.
+ * <p>Thread-safe: several NBD connections share one volume. Partial-block writes (read, patch,
+ * append) are serialised per block by striped locks; a checkpoint is serialised with other
+ * checkpoints, and swaps base, dirty map and journal under {@code swap}'s write lock.
  */
 public final class Volume implements BlockDevice {
     private static final int STRIPES = 256;
+    /** Default journal size that starts a background checkpoint. */
+    public static final long DEFAULT_JOURNAL_LIMIT = 1L << 30;
+    private static final int OFFSET_BITS = 38;
+    private static final long MAX_GENERATION = (1L << (63 - OFFSET_BITS)) - 1;
+    private static final int BATCH = 256;
 
     private final String image;
     private final ChunkStore store;
     private final Catalog catalog;
     private final PointerCache cache;
     private final Executor executor;
-    private final Path journalPath;
+    private final Path journalDir;
+    private final long journalLimit;
     private final FileChannel leaseChannel;
     private final FileLock lease;
     private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
     private final ReentrantLock checkpointLock = new ReentrantLock();
+    private final java.util.concurrent.atomic.AtomicBoolean autoCheckpoint = new java.util.concurrent.atomic.AtomicBoolean();
     /** Reads and writes hold it shared; a checkpoint holds it exclusively while it swaps base, dirty map and journal. */
     private final java.util.concurrent.locks.ReentrantReadWriteLock swap = new java.util.concurrent.locks.ReentrantReadWriteLock();
-    private final List<ConcurrentSkipListMap<Long, ChunkId>> dirty = new ArrayList<>();
+    /** Per extent: block -> journal location ({@link #loc}). */
+    private final List<ConcurrentSkipListMap<Long, Long>> dirty = new ArrayList<>();
+    /** Open journal generations by number: the current one and sealed ones not yet checkpointed. */
+    private final Map<Long, Journal> generations = new java.util.concurrent.ConcurrentHashMap<>();
 
     private volatile Base base;
     private volatile Journal journal;
@@ -83,16 +104,41 @@ public final class Volume implements BlockDevice {
     private record Base(Version version, Layout layout, TreeReader[] readers, LayoutDevice device) {}
 
     private Volume(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor,
-                   Path journalDir, FileChannel leaseChannel, FileLock lease) {
+                   Path journalDir, long journalLimit, FileChannel leaseChannel, FileLock lease) {
         this.image = image;
         this.store = store;
         this.catalog = catalog;
         this.cache = cache;
         this.executor = executor;
-        this.journalPath = journalDir.resolve(fileName(image) + ".journal");
+        this.journalDir = journalDir;
+        this.journalLimit = journalLimit;
         this.leaseChannel = leaseChannel;
         this.lease = lease;
         for (int i = 0; i < STRIPES; i++) stripes[i] = new ReentrantLock();
+    }
+
+    /**
+     * A block's journal location as one long, ordered like the journal: generation, then offset
+     * in the generation's file, then a flag for a hole.
+     */
+    static long loc(long generation, long offset, boolean zero) {
+        return generation << (OFFSET_BITS + 1) | offset << 1 | (zero ? 1 : 0);
+    }
+
+    private static long generationOf(long loc) {
+        return loc >>> (OFFSET_BITS + 1);
+    }
+
+    private static long offsetOf(long loc) {
+        return (loc >>> 1) & ((1L << OFFSET_BITS) - 1);
+    }
+
+    private static boolean isZeroLoc(long loc) {
+        return (loc & 1) != 0;
+    }
+
+    private static Long later(Long a, Long b) {
+        return Long.compareUnsigned(a, b) >= 0 ? a : b;
     }
 
     /** True when some process (this one included) holds {@code image}'s lease: it is open read-write. */
@@ -111,16 +157,43 @@ public final class Volume implements BlockDevice {
         }
     }
 
+    /**
+     * Deletes the journals a crash left for {@code image} (which must not be open anywhere): used
+     * when the image is removed, so that a new image of the same name never replays them.
+     */
+    public static void discardJournals(Path journalDir, String image) {
+        if (!Files.isDirectory(journalDir)) return;
+        try {
+            for (long g : generationsOnDisk(journalDir, image)) Files.deleteIfExists(journalDir.resolve(fileName(image) + ".journal-" + g));
+            Files.deleteIfExists(journalDir.resolve(fileName(image) + ".journal"));
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot delete its journals in " + journalDir + ": " + e.getMessage(), e);
+        }
+    }
+
     /** Journal and lease file names: the image name with '/' spelled '+' (not allowed in names). */
     static String fileName(String image) {
         return image.replace('/', '+');
     }
 
-    /**
-     * Opens {@code image} for writing: takes the lease, loads the head, and replays a journal left
-     * by a crash (dropping records whose chunk the store lacks).
-     */
+    private Path generationPath(long generation) {
+        return journalDir.resolve(fileName(image) + ".journal-" + generation);
+    }
+
+    /** Opens {@code image} for writing with the default journal limit. */
     public static Volume open(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor, Path journalDir) {
+        return open(image, store, catalog, cache, executor, journalDir, DEFAULT_JOURNAL_LIMIT);
+    }
+
+    /**
+     * Opens {@code image} for writing: takes the lease, loads the head, and replays the journal
+     * generations a crash left behind. {@code journalLimit}: journal bytes that start a checkpoint.
+     */
+    public static Volume open(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor, Path journalDir,
+                              long journalLimit) {
+        if (journalLimit < (64 << 10) || journalLimit > (1L << (OFFSET_BITS - 2))) {
+            throw new CaskException.InvalidInput("journal limit " + journalLimit + " is out of range (64 KiB to " + (1L << (OFFSET_BITS - 2)) + " bytes)");
+        }
         Image img = catalog.image(image);
         FileChannel ch;
         FileLock lk;
@@ -139,12 +212,13 @@ public final class Volume implements BlockDevice {
         } catch (IOException e) {
             throw new CaskException.Io("image '" + image + "': cannot take its lease in " + journalDir + ": " + e.getMessage(), e);
         }
-        Volume v = new Volume(image, store, catalog, cache, executor, journalDir, ch, lk);
+        Volume v = new Volume(image, store, catalog, cache, executor, journalDir, journalLimit, ch, lk);
         try {
             v.load(catalog.version(image, img.head()));
             v.recover();
             return v;
         } catch (RuntimeException e) {
+            v.closeJournals();
             v.releaseLease();
             throw e;
         }
@@ -157,23 +231,66 @@ public final class Volume implements BlockDevice {
         while (dirty.size() < layout.extents().size()) dirty.add(new ConcurrentSkipListMap<>());
     }
 
-    private void recover() {
-        Journal.Contents old = Journal.replay(journalPath, image);
-        List<Journal.Entry> kept = new ArrayList<>();
-        if (old != null) {
-            for (Journal.Entry e : old.entries()) {
-                if (e.extent() < 0 || e.extent() >= dirty.size() || e.block() < 0
-                        || e.block() >= base.layout().extents().get(e.extent()).root().blockCount()) {
-                    throw new CaskException.Corrupt("journal " + journalPath + ": record for extent " + e.extent() + " block " + e.block()
-                            + " does not fit image '" + image + "'");
+    /** The generation numbers of the journal files {@code image} has in {@code journalDir}, in order. */
+    private static List<Long> generationsOnDisk(Path journalDir, String image) {
+        String prefix = fileName(image) + ".journal-";
+        List<Long> out = new ArrayList<>();
+        try (var files = Files.list(journalDir)) {
+            for (Path p : (Iterable<Path>) files::iterator) {
+                String n = p.getFileName().toString();
+                if (n.startsWith(prefix) && n.length() > prefix.length() && n.substring(prefix.length()).chars().allMatch(Character::isDigit)
+                        && n.length() - prefix.length() < 18) {
+                    out.add(Long.parseLong(n.substring(prefix.length())));
                 }
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot list its journals in " + journalDir + ": " + e.getMessage(), e);
+        }
+        java.util.Collections.sort(out);
+        return out;
+    }
+
+    private void recover() {
+        long last = 0;
+        for (long g : generationsOnDisk(journalDir, image)) {
+            if (g > MAX_GENERATION) throw new CaskException.Corrupt("journal " + generationPath(g) + ": generation " + g + " is too large");
+            Journal.Replayed r = Journal.open(generationPath(g), image);
+            generations.put(g, r.journal());
+            for (Journal.Entry e : r.entries()) {
+                checkEntry(generationPath(g), e.extent(), e.block());
+                dirty.get(e.extent()).merge(e.block(), loc(g, e.offset(), e.zero()), Volume::later);
+            }
+            last = g;
+        }
+        journal = Journal.create(generationPath(last + 1), image, last + 1, base.version().number());
+        generations.put(last + 1, journal);
+        // a format 1 journal left by an older cask: its chunks are in the store; copy their data over
+        Path legacy = journalDir.resolve(fileName(image) + ".journal");
+        List<Journal.LegacyEntry> old = Journal.replayLegacy(legacy, image);
+        if (old != null) {
+            for (Journal.LegacyEntry e : old) {
+                checkEntry(legacy, e.extent(), e.block());
                 // an unflushed write whose chunk never became durable: the block keeps its old content
                 if (!e.id().isZero() && !store.contains(e.id())) continue;
-                dirty.get(e.extent()).put(e.block(), e.id());
-                kept.add(e);
+                int bs = base.layout().extents().get(e.extent()).root().blockSize();
+                long at = e.id().isZero() ? journal.appendZero(e.extent(), e.block(), 1, bs)
+                        : journal.append(e.extent(), e.block(), bs, 1, store.get(e.id()), 0);
+                dirty.get(e.extent()).merge(e.block(), loc(last + 1, at, e.id().isZero()), Volume::later);
+            }
+            journal.sync();
+            try {
+                Files.delete(legacy);
+            } catch (IOException ex) {
+                throw new CaskException.Io("journal " + legacy + ": cannot remove it after the upgrade: " + ex.getMessage(), ex);
             }
         }
-        journal = Journal.create(journalPath, image, base.version().number(), kept, null);
+    }
+
+    private void checkEntry(Path journalFile, int extent, long block) {
+        if (extent < 0 || extent >= dirty.size() || block < 0 || block >= base.layout().extents().get(extent).root().blockCount()) {
+            throw new CaskException.Corrupt("journal " + journalFile + ": record for extent " + extent + " block " + block
+                    + " does not fit image '" + image + "'");
+        }
     }
 
     public String image() {
@@ -209,22 +326,18 @@ public final class Volume implements BlockDevice {
         swap.readLock().lock();
         try {
             checkOpen();
-            readLocked(offset, buffer, bufferOffset, length);
+            Base b = base;
+            b.layout().overlapping(offset, length, (i, e, from, to) ->
+                    readExtent(b, i, from, to, buffer, bufferOffset + (int) (from - offset)));
         } finally {
             swap.readLock().unlock();
         }
     }
 
-    private void readLocked(long offset, byte[] buffer, int bufferOffset, int length) {
-        Base b = base;
-        b.layout().overlapping(offset, length, (i, e, from, to) ->
-                readExtent(b, i, from, to, buffer, bufferOffset + (int) (from - offset)));
-    }
-
     private void readExtent(Base b, int ext, long from, long to, byte[] buf, int bufOff) {
         Layout.Extent e = b.layout().extents().get(ext);
         int bs = e.root().blockSize();
-        ConcurrentSkipListMap<Long, ChunkId> d = dirty.get(ext);
+        ConcurrentSkipListMap<Long, Long> d = dirty.get(ext);
         long firstBlock = (from - e.offset()) / bs;
         long lastBlock = (to - e.offset() - 1) / bs;
         if (d.subMap(firstBlock, true, lastBlock, true).isEmpty()) {
@@ -236,17 +349,24 @@ public final class Volume implements BlockDevice {
             long bStart = e.offset() + blk * bs;
             long s = Math.max(bStart, from);
             long t = Math.min(bStart + bs, to);
-            ChunkId id = d.get(blk);
+            Long l = d.get(blk);
             int dst = bufOff + (int) (s - from);
-            if (id == null) {
+            if (l == null) {
                 b.device().read(s, buf, dst, (int) (t - s));
-            } else if (id.isZero()) {
-                java.util.Arrays.fill(buf, dst, dst + (int) (t - s), (byte) 0);
             } else {
-                byte[] data = store.get(id);
-                System.arraycopy(data, (int) (s - bStart), buf, dst, (int) (t - s));
+                readDirty(l, bs, buf, dst, (int) (s - bStart), (int) (t - s));
             }
         }
+    }
+
+    private void readDirty(long l, int bs, byte[] buf, int dst, int from, int length) {
+        if (isZeroLoc(l)) {
+            java.util.Arrays.fill(buf, dst, dst + length, (byte) 0);
+            return;
+        }
+        Journal j = generations.get(generationOf(l));
+        if (j == null) throw new IllegalStateException("volume '" + image + "': no journal generation " + generationOf(l));
+        j.readBlock(offsetOf(l), bs, buf, dst, from, length);
     }
 
     /** The whole current content of one block (dirty, or from the tree). */
@@ -255,9 +375,13 @@ public final class Volume implements BlockDevice {
         Layout.Extent e = b.layout().extents().get(ext);
         int bs = e.root().blockSize();
         byte[] out = new byte[bs];
-        ChunkId id = dirty.get(ext).get(blk);
-        if (id == null) id = b.readers()[ext].leaf(blk);
-        if (!id.isZero()) System.arraycopy(store.get(id), 0, out, 0, bs);
+        Long l = dirty.get(ext).get(blk);
+        if (l != null) {
+            readDirty(l, bs, out, 0, 0, bs);
+        } else {
+            ChunkId id = b.readers()[ext].leaf(blk);
+            if (!id.isZero()) System.arraycopy(store.get(id), 0, out, 0, bs);
+        }
         return out;
     }
 
@@ -266,115 +390,154 @@ public final class Volume implements BlockDevice {
     @Override
     public void write(long offset, byte[] buffer, int bufferOffset, int length, boolean fua) {
         BlockDevice.checkRange(this, offset, length);
-        java.util.Map<Long, ChunkId> whole = putWholeBlocks(offset, buffer, bufferOffset, length);
-        forEachBlock(offset, length, (ext, blk, bStart, s, t, bs) -> {
-            int src = bufferOffset + (int) (s - offset);
-            ChunkId id;
-            if (s == bStart && t - s == bs) {
-                id = whole.get(bStart);
-            } else {
-                byte[] cur = block(ext, blk);
-                System.arraycopy(buffer, src, cur, (int) (s - bStart), (int) (t - s));
-                id = Devices.isZero(cur, 0, bs) ? ChunkId.ZERO : store.put(cur);
-            }
-            record(ext, blk, id);
-        });
+        throttle();
+        swap.readLock().lock();
+        try {
+            checkOpen();
+            Journal j = journal;
+            base.layout().overlapping(offset, length, (i, e, from, to) -> {
+                int bs = e.root().blockSize();
+                long pos = from;
+                while (pos < to) {
+                    long blk = (pos - e.offset()) / bs;
+                    long bStart = e.offset() + blk * bs;
+                    int src = bufferOffset + (int) (pos - offset);
+                    if (pos == bStart && to - pos >= bs) {
+                        int n = (int) Math.min((to - pos) / bs, Journal.MAX_RECORD_DATA / bs);
+                        appendWhole(j, i, blk, n, bs, buffer, src);
+                        pos += (long) n * bs;
+                    } else {
+                        long t = Math.min(bStart + bs, to);
+                        int at = (int) (pos - bStart);
+                        patchBlock(j, i, blk, bs, cur -> System.arraycopy(buffer, src, cur, at, (int) (t - bStart) - at));
+                        pos = t;
+                    }
+                }
+            });
+        } finally {
+            swap.readLock().unlock();
+        }
+        afterAppend();
         if (fua) flush();
     }
 
-    /**
-     * Stores the whole blocks of a write in one batch (one index query for all of them) before any
-     * block lock is taken: content-addressed puts need no lock. Returns block start to chunk id.
-     */
-    private java.util.Map<Long, ChunkId> putWholeBlocks(long offset, byte[] buffer, int bufferOffset, int length) {
-        java.util.Map<Long, ChunkId> ids = new java.util.HashMap<>();
-        base.layout().overlapping(offset, length, (i, e, from, to) -> {
-            int bs = e.root().blockSize();
-            List<Long> starts = new ArrayList<>();
-            List<Integer> srcs = new ArrayList<>();
-            for (long bStart = e.offset() + (from - e.offset()) / bs * bs; bStart < to; bStart += bs) {
-                if (bStart < from || bStart + bs > to) continue;
-                int src = bufferOffset + (int) (bStart - offset);
-                if (Devices.isZero(buffer, src, bs)) {
-                    ids.put(bStart, ChunkId.ZERO);
-                } else {
-                    starts.add(bStart);
-                    srcs.add(src);
-                }
+    /** Appends {@code n} whole blocks: runs of data blocks as data records, runs of zero blocks as hole records. */
+    private void appendWhole(Journal j, int ext, long firstBlock, int n, int bs, byte[] buf, int src) {
+        int k = 0;
+        while (k < n) {
+            boolean zero = Devices.isZero(buf, src + k * bs, bs);
+            int m = k + 1;
+            while (m < n && Devices.isZero(buf, src + m * bs, bs) == zero) m++;
+            long at = zero ? j.appendZero(ext, firstBlock + k, m - k, bs) : j.append(ext, firstBlock + k, bs, m - k, buf, src + k * bs);
+            var d = dirty.get(ext);
+            for (int q = k; q < m; q++) {
+                d.merge(firstBlock + q, loc(j.generation(), zero ? at : at + (long) (q - k) * (bs + 4), zero), Volume::later);
             }
-            if (starts.isEmpty()) return;
-            ChunkId[] put = store.putAll(buffer, srcs.stream().mapToInt(Integer::intValue).toArray(), bs);
-            for (int k = 0; k < put.length; k++) ids.put(starts.get(k), put[k]);
-        });
-        return ids;
+            k = m;
+        }
+    }
+
+    /** Read-modify-write of one block under its stripe lock; an all-zero result becomes a hole. */
+    private void patchBlock(Journal j, int ext, long blk, int bs, java.util.function.Consumer<byte[]> patch) {
+        ReentrantLock l = stripes[(int) ((blk * 31 + ext) & (STRIPES - 1))];
+        l.lock();
+        try {
+            byte[] cur = block(ext, blk);
+            patch.accept(cur);
+            appendWhole(j, ext, blk, 1, bs, cur, 0);
+        } finally {
+            l.unlock();
+        }
     }
 
     @Override
     public void zero(long offset, long length, boolean fua) {
         BlockDevice.checkRange(this, offset, length);
-        forEachBlock(offset, length, (ext, blk, bStart, s, t, bs) -> {
-            if (s == bStart && t - s == bs) {
-                record(ext, blk, ChunkId.ZERO);
-            } else {
-                byte[] cur = block(ext, blk);
-                java.util.Arrays.fill(cur, (int) (s - bStart), (int) (t - bStart), (byte) 0);
-                record(ext, blk, Devices.isZero(cur, 0, bs) ? ChunkId.ZERO : store.put(cur));
-            }
-        });
+        throttle();
+        swap.readLock().lock();
+        try {
+            checkOpen();
+            Journal j = journal;
+            base.layout().overlapping(offset, length, (i, e, from, to) -> {
+                int bs = e.root().blockSize();
+                long pos = from;
+                while (pos < to) {
+                    long blk = (pos - e.offset()) / bs;
+                    long bStart = e.offset() + blk * bs;
+                    if (pos == bStart && to - pos >= bs) {
+                        long n = Math.min((to - pos) / bs, Integer.MAX_VALUE);
+                        zeroBlocks(j, i, blk, (int) n, bs);
+                        pos += n * bs;
+                    } else {
+                        long t = Math.min(bStart + bs, to);
+                        int a = (int) (pos - bStart);
+                        int z = (int) (t - bStart);
+                        patchBlock(j, i, blk, bs, cur -> java.util.Arrays.fill(cur, a, z, (byte) 0));
+                        pos = t;
+                    }
+                }
+            });
+        } finally {
+            swap.readLock().unlock();
+        }
+        afterAppend();
         if (fua) flush();
+    }
+
+    private void zeroBlocks(Journal j, int ext, long firstBlock, int n, int bs) {
+        long at = j.appendZero(ext, firstBlock, n, bs);
+        var d = dirty.get(ext);
+        for (int q = 0; q < n; q++) d.merge(firstBlock + q, loc(j.generation(), at, true), Volume::later);
     }
 
     /** Whole blocks in the range become holes; partial blocks are left as they are (trim is a hint). */
     @Override
     public void trim(long offset, long length) {
         BlockDevice.checkRange(this, offset, length);
-        forEachBlock(offset, length, (ext, blk, bStart, s, t, bs) -> {
-            if (s == bStart && t - s == bs) record(ext, blk, ChunkId.ZERO);
-        });
+        throttle();
+        swap.readLock().lock();
+        try {
+            checkOpen();
+            Journal j = journal;
+            base.layout().overlapping(offset, length, (i, e, from, to) -> {
+                int bs = e.root().blockSize();
+                long first = (from - e.offset() + bs - 1) / bs;
+                long end = (to - e.offset()) / bs;
+                if (end > first) zeroBlocks(j, i, first, (int) Math.min(end - first, Integer.MAX_VALUE), bs);
+            });
+        } finally {
+            swap.readLock().unlock();
+        }
+        afterAppend();
     }
 
     @Override
     public void flush() {
         checkOpen();
-        store.sync();
         journal.sync();
     }
 
-    private void record(int ext, long blk, ChunkId id) {
-        dirty.get(ext).put(blk, id);
-        journal.append(ext, blk, id);
-    }
-
-    @FunctionalInterface
-    private interface BlockAction {
-        void apply(int ext, long blk, long blockStart, long from, long to, int blockSize);
-    }
-
-    /** Runs {@code action} for each block the range touches, under that block's stripe lock. */
-    private void forEachBlock(long offset, long length, BlockAction action) {
-        swap.readLock().lock();
+    /** Writers wait while the journal is over twice its limit (a checkpoint drains it). */
+    private void throttle() {
+        if (journal.size() <= 2 * journalLimit) return;
+        checkpointLock.lock();
         try {
-            checkOpen();
-            forEachBlockLocked(offset, length, action);
+            if (!closed && journal.size() > 2 * journalLimit) checkpoint("checkpoint: journal full");
         } finally {
-            swap.readLock().unlock();
+            checkpointLock.unlock();
         }
     }
 
-    private void forEachBlockLocked(long offset, long length, BlockAction action) {
-        base.layout().overlapping(offset, length, (i, e, from, to) -> {
-            int bs = e.root().blockSize();
-            for (long blk = (from - e.offset()) / bs; e.offset() + blk * bs < to; blk++) {
-                long bStart = e.offset() + blk * bs;
-                long s = Math.max(bStart, from);
-                long t = Math.min(bStart + bs, to);
-                ReentrantLock l = stripes[(int) ((blk * 31 + i) & (STRIPES - 1))];
-                l.lock();
-                try {
-                    action.apply(i, blk, bStart, s, t, bs);
-                } finally {
-                    l.unlock();
-                }
+    /** Starts a background checkpoint when the journal passed its limit. */
+    private void afterAppend() {
+        if (journal.size() <= journalLimit || !autoCheckpoint.compareAndSet(false, true)) return;
+        Thread.ofVirtual().name("checkpoint " + image).start(() -> {
+            try {
+                if (!closed && journal.size() > journalLimit) checkpoint("checkpoint: journal full");
+            } catch (RuntimeException e) {
+                System.getLogger("cask.volume").log(System.Logger.Level.ERROR, "image '" + image + "': checkpoint failed: " + e.getMessage());
+            } finally {
+                autoCheckpoint.set(false);
             }
         });
     }
@@ -399,11 +562,11 @@ public final class Volume implements BlockDevice {
             int bs = e.root().blockSize();
             long pos = from;
             var d = dirty.get(i).subMap((from - e.offset()) / bs, true, (to - e.offset() - 1) / bs, true);
-            for (Map.Entry<Long, ChunkId> w : d.entrySet()) {
+            for (Map.Entry<Long, Long> w : d.entrySet()) {
                 long s = Math.max(e.offset() + w.getKey() * bs, from);
                 long t = Math.min(e.offset() + (w.getKey() + 1) * bs, to);
                 if (s > pos) out.addAll(b.device().blockStatus(pos, s - pos));
-                out.add(new BlockStatus(s, t - s, w.getValue().isZero()));
+                out.add(new BlockStatus(s, t - s, isZeroLoc(w.getValue())));
                 pos = t;
             }
             if (pos < to) out.addAll(b.device().blockStatus(pos, to - pos));
@@ -413,10 +576,7 @@ public final class Volume implements BlockDevice {
 
     // ------------------------------------------------------------------ checkpoints
 
-    /**
-     * Commits the writes so far as a new version (null when nothing changed since the last one).
-     * Calls {@link #flush} first: the new version holds only durable data.
-     */
+    /** Commits the writes so far as a new version (null when nothing changed since the last one). */
     public Version checkpoint(String message) {
         return checkpoint(message, false);
     }
@@ -427,15 +587,28 @@ public final class Volume implements BlockDevice {
         try {
             checkOpen();
             if (!always && !isDirty()) return null;
-            flush();
+            List<NavigableMap<Long, Long>> snapshot = new ArrayList<>();
+            long sealed;
+            swap.writeLock().lock();
+            try {
+                for (var m : dirty) snapshot.add(new TreeMap<>(m));
+                sealed = journal.generation();
+                if (isDirty()) {
+                    // seal the generation: synced, and new writes go to the next one
+                    journal.sync();
+                    if (sealed + 1 > MAX_GENERATION) throw new CaskException.Io("image '" + image + "': journal generations exhausted; reopen the image", null);
+                    journal = Journal.create(generationPath(sealed + 1), image, sealed + 1, base.version().number());
+                    generations.put(sealed + 1, journal);
+                }
+            } finally {
+                swap.writeLock().unlock();
+            }
             Base b = base;
-            List<NavigableMap<Long, ChunkId>> snapshot = new ArrayList<>();
-            for (var m : dirty) snapshot.add(new TreeMap<>(m));
             TreeUpdater updater = new TreeUpdater(store, cache);
             List<Layout.Extent> extents = new ArrayList<>();
             for (int i = 0; i < b.layout().extents().size(); i++) {
                 Layout.Extent e = b.layout().extents().get(i);
-                extents.add(new Layout.Extent(e.offset(), updater.update(e.root(), snapshot.get(i))));
+                extents.add(new Layout.Extent(e.offset(), updater.update(e.root(), storeBlocks(snapshot.get(i), e.root().blockSize()))));
             }
             Layout next = new Layout(extents);
             store.sync();
@@ -444,13 +617,13 @@ public final class Volume implements BlockDevice {
             swap.writeLock().lock();
             try {
                 load(v);
-                // drop what the new version holds; writes that came in meanwhile stay dirty
-                List<Journal.Entry> carried = new ArrayList<>();
+                // drop what the new version holds; writes that came in meanwhile stay dirty (all in newer generations)
                 for (int i = 0; i < dirty.size(); i++) {
                     for (var s : snapshot.get(i).entrySet()) dirty.get(i).remove(s.getKey(), s.getValue());
-                    for (var r : dirty.get(i).entrySet()) carried.add(new Journal.Entry(i, r.getKey(), r.getValue()));
                 }
-                journal = Journal.create(journalPath, image, v.number(), carried, journal);
+                for (var g : new ArrayList<>(generations.keySet())) {
+                    if (g <= sealed && g != journal.generation()) generations.remove(g).delete();
+                }
             } finally {
                 swap.writeLock().unlock();
             }
@@ -458,6 +631,45 @@ public final class Volume implements BlockDevice {
         } finally {
             checkpointLock.unlock();
         }
+    }
+
+    /** Stores the snapshot's blocks as chunks, in parallel batches; returns block -> chunk id. */
+    private NavigableMap<Long, ChunkId> storeBlocks(NavigableMap<Long, Long> blocks, int bs) {
+        NavigableMap<Long, ChunkId> ids = new TreeMap<>();
+        List<Long> data = new ArrayList<>();
+        for (var en : blocks.entrySet()) {
+            if (isZeroLoc(en.getValue())) ids.put(en.getKey(), ChunkId.ZERO);
+            else data.add(en.getKey());
+        }
+        List<java.util.concurrent.CompletableFuture<ChunkId[]>> parts = new ArrayList<>();
+        for (int from = 0; from < data.size(); from += BATCH) {
+            List<Long> batch = data.subList(from, Math.min(from + BATCH, data.size()));
+            parts.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                byte[] buf = new byte[batch.size() * bs];
+                int[] offs = new int[batch.size()];
+                int n = 0;
+                ChunkId[] out = new ChunkId[batch.size()];
+                for (int k = 0; k < batch.size(); k++) {
+                    readDirty(blocks.get(batch.get(k)), bs, buf, k * bs, 0, bs);
+                    if (Devices.isZero(buf, k * bs, bs)) out[k] = ChunkId.ZERO;
+                    else offs[n++] = k * bs;
+                }
+                ChunkId[] put = n == 0 ? new ChunkId[0] : store.putAll(buf, java.util.Arrays.copyOf(offs, n), bs);
+                for (int k = 0, q = 0; k < batch.size(); k++) if (out[k] == null) out[k] = put[q++];
+                return out;
+            }, executor));
+        }
+        for (int p = 0; p < parts.size(); p++) {
+            ChunkId[] got;
+            try {
+                got = parts.get(p).join();
+            } catch (java.util.concurrent.CompletionException e) {
+                if (e.getCause() instanceof RuntimeException r) throw r;
+                throw e;
+            }
+            for (int k = 0; k < got.length; k++) ids.put(data.get(p * BATCH + k), got[k]);
+        }
+        return ids;
     }
 
     private void checkOpen() {
@@ -468,20 +680,40 @@ public final class Volume implements BlockDevice {
     @Override
     public void close() {
         if (closed) return;
+        checkpointLock.lock();
         try {
+            if (closed) return;
             checkpoint("checkpoint on close");
-            journal.delete();
+            swap.writeLock().lock();
+            try {
+                closed = true;
+                for (Journal j : generations.values()) j.delete();
+                generations.clear();
+            } finally {
+                swap.writeLock().unlock();
+            }
         } finally {
             closed = true;
+            checkpointLock.unlock();
+            closeJournals();
             releaseLease();
         }
     }
 
     /** Closes without a checkpoint, as a crash would (tests; the journal stays for recovery). */
     void abandon() {
-        closed = true;
-        journal.close();
-        releaseLease();
+        checkpointLock.lock(); // not in the middle of a background checkpoint: a crash would stop that too
+        try {
+            closed = true;
+            closeJournals();
+            releaseLease();
+        } finally {
+            checkpointLock.unlock();
+        }
+    }
+
+    private void closeJournals() {
+        for (Journal j : generations.values()) j.close();
     }
 
     private void releaseLease() {

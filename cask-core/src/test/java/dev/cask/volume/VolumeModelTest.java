@@ -49,6 +49,16 @@ class VolumeModelTest {
 
     @Test
     void randomOperationsMatchTheModel() throws Exception {
+        randomOperations(Volume.DEFAULT_JOURNAL_LIMIT);
+    }
+
+    /** A 64 KiB journal limit: checkpoints start in the background and writers wait on them, mid-workload. */
+    @Test
+    void randomOperationsWithASmallJournalMatchTheModel() throws Exception {
+        randomOperations(64 << 10);
+    }
+
+    private void randomOperations(long journalLimit) throws Exception {
         long seed = Long.getLong("cask.seed", new Random().nextLong());
         Random rnd = new Random(seed);
         int size = (2 << 20) + 4096 * 3 + 512;
@@ -58,7 +68,7 @@ class VolumeModelTest {
         try (Images images = Images.open(dir.resolve("store"))) {
             images.importFile(raw, "t/vol", "raw", 0, false, dev.cask.common.Progress.NONE, w -> {});
             assertEquals(3, dev.cask.tree.Layout.decode(images.resolve("t/vol").content()).extents().size(), "seed=" + seed);
-            Volume v = images.openVolume("t/vol");
+            Volume v = images.openVolume("t/vol", journalLimit);
             byte[] flushed = model.clone();
             int checkpoints = 0;
             for (int step = 0; step < 600; step++) {
@@ -102,13 +112,13 @@ class VolumeModelTest {
                 } else if (op < 64) {
                     v.close();
                     flushed = model.clone();
-                    v = images.openVolume("t/vol");
+                    v = images.openVolume("t/vol", journalLimit);
                 } else if (op < 66) {
                     // a crash: no checkpoint, journal left behind; after reopen every block is old-or-new
                     v.flush();
                     flushed = model.clone();
                     v.abandon();
-                    v = images.openVolume("t/vol");
+                    v = images.openVolume("t/vol", journalLimit);
                     byte[] got = new byte[size];
                     v.read(0, got, 0, size);
                     assertArrayEquals(flushed, got, at + ": flushed writes must survive a crash");
@@ -133,6 +143,10 @@ class VolumeModelTest {
                 dev.read(0, finalContent, 0, size);
             }
             assertArrayEquals(model, finalContent, "seed=" + seed + ": close checkpoints everything");
+            if (journalLimit < size) {
+                assertTrue(images.log("t/vol").stream().anyMatch(x -> x.message().equals("checkpoint: journal full")),
+                        "seed=" + seed + ": a full journal starts a checkpoint");
+            }
             assertTrue(images.check(true, dev.cask.common.Progress.NONE).ok(), "seed=" + seed);
         }
     }

@@ -1,0 +1,151 @@
+package dev.cask.volume;
+
+import dev.cask.common.CaskException;
+import dev.cask.image.Images;
+import dev.cask.store.ChunkId;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.zip.CRC32C;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The journal's crash behaviour: a file cut at any byte replays every whole record before the
+ * cut and nothing after it; a block whose bytes were torn is dropped alone; a damaged header is
+ * an error, not an empty journal; a format 1 journal is upgraded on open.
+ */
+class JournalTest {
+    @TempDir
+    Path dir;
+
+    private static byte[] block(int seed) {
+        byte[] b = new byte[4096];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    @Test
+    void aTornTailKeepsEveryWholeRecordBeforeIt() throws Exception {
+        Path p = dir.resolve("img.journal-1");
+        List<Long> ends = new ArrayList<>();
+        try (Journal j = Journal.create(p, "img", 1, 7)) {
+            ends.add(j.size());
+            for (int r = 0; r < 6; r++) {
+                byte[] data = new byte[3 * 4096];
+                for (int k = 0; k < 3; k++) System.arraycopy(block(r * 3 + k), 0, data, k * 4096, 4096);
+                if (r == 2) j.appendZero(0, 100, 5, 4096);
+                else j.append(0, r * 3, 4096, 3, data, 0);
+                ends.add(j.size());
+            }
+            j.sync();
+        }
+        long full = Files.size(p);
+        byte[] whole = Files.readAllBytes(p);
+        for (long cut = ends.getFirst(); cut <= full; cut += 997) {
+            Path c = dir.resolve("cut.journal-1");
+            Files.write(c, Arrays.copyOf(whole, (int) cut));
+            Journal.Replayed r = Journal.open(c, "img");
+            int records = 0;
+            for (int k = 1; k < ends.size(); k++) if (ends.get(k) <= cut) records = k;
+            int expected = 0;
+            for (int k = 0; k < records; k++) expected += k == 2 ? 5 : 3;
+            assertEquals(expected, r.entries().size(), "cut at " + cut);
+            assertEquals(7, r.baseVersion());
+            for (Journal.Entry e : r.entries()) {
+                if (e.zero()) continue;
+                byte[] got = new byte[4096];
+                r.journal().readBlock(e.offset(), 4096, got, 0, 0, 4096);
+                assertArrayEquals(block((int) e.block()), got, "cut at " + cut + ", block " + e.block());
+            }
+            r.journal().close();
+        }
+    }
+
+    @Test
+    void aTornBlockIsDroppedAloneAndAReadOfItFails() throws Exception {
+        Path p = dir.resolve("img.journal-3");
+        long first;
+        try (Journal j = Journal.create(p, "img", 3, 1)) {
+            byte[] data = new byte[4 * 4096];
+            for (int k = 0; k < 4; k++) System.arraycopy(block(k), 0, data, k * 4096, 4096);
+            first = j.append(2, 10, 4096, 4, data, 0);
+        }
+        try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+            f.seek(first + (4096 + 4) + 100); // inside block 11
+            f.write(0x5a);
+        }
+        Journal.Replayed r = Journal.open(p, "img");
+        List<Long> blocks = r.entries().stream().map(Journal.Entry::block).toList();
+        assertEquals(List.of(10L, 12L, 13L), blocks);
+        CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class,
+                () -> r.journal().readBlock(first + 4096 + 4, 4096, new byte[4096], 0, 0, 4096));
+        assertTrue(e.getMessage().contains("checksum"), e.getMessage());
+        r.journal().close();
+    }
+
+    @Test
+    void aDamagedHeaderOrAnotherImagesJournalIsAnError() throws Exception {
+        Path p = dir.resolve("img.journal-1");
+        Journal.create(p, "img", 1, 1).close();
+        assertTrue(assertThrows(CaskException.Corrupt.class, () -> Journal.open(p, "other")).getMessage().contains("belongs to image 'img'"));
+        byte[] b = Files.readAllBytes(p);
+        b[10] ^= 1;
+        Files.write(p, b);
+        assertTrue(assertThrows(CaskException.Corrupt.class, () -> Journal.open(p, "img")).getMessage().contains("checksum"));
+    }
+
+    /** A format 1 journal (block -> chunk id) left by an older cask comes back as data on open. */
+    @Test
+    void aFormatOneJournalIsUpgradedOnOpen() throws Exception {
+        try (Images images = Images.open(dir.resolve("store"))) {
+            images.create("t/old", 1 << 20, 4096);
+            byte[] data = block(42);
+            ChunkId id = images.store().put(data);
+            ChunkId lost = ChunkId.of(block(43), 0, 4096); // never stored: an unflushed write
+            images.store().sync();
+            Path journals = images.store().dir().resolve("journals");
+            Files.createDirectories(journals);
+            byte[] name = "t/old".getBytes(StandardCharsets.UTF_8);
+            ByteBuffer h = ByteBuffer.allocate(14 + name.length + 4 + 3 * 48);
+            h.putInt(Journal.MAGIC).putInt(1).putInt(1).putShort((short) name.length).put(name);
+            CRC32C crc = new CRC32C();
+            crc.update(h.array(), 0, h.position());
+            h.putInt((int) crc.getValue());
+            for (Object[] rec : new Object[][]{{5L, id}, {6L, lost}, {7L, ChunkId.ZERO}}) {
+                int at = h.position();
+                h.putInt(0).putLong((Long) rec[0]).put(((ChunkId) rec[1]).toBytes());
+                crc.reset();
+                crc.update(h.array(), at, 44);
+                h.putInt((int) crc.getValue());
+            }
+            Path legacy = journals.resolve("t+old.journal");
+            Files.write(legacy, Arrays.copyOf(h.array(), h.position()));
+            try (Volume v = images.openVolume("t/old")) {
+                assertFalse(Files.exists(legacy), "the format 1 file is removed after the upgrade");
+                byte[] got = new byte[3 * 4096];
+                v.read(5 * 4096, got, 0, got.length);
+                assertArrayEquals(data, Arrays.copyOf(got, 4096));
+                assertArrayEquals(new byte[2 * 4096], Arrays.copyOfRange(got, 4096, 3 * 4096), "the lost chunk's block stays old (zero)");
+            }
+            byte[] after = new byte[4096];
+            try (var dev = images.open(images.resolve("t/old"))) {
+                dev.read(5 * 4096, after, 0, 4096);
+            }
+            assertArrayEquals(data, after, "close checkpointed the upgraded write");
+        }
+    }
+}
