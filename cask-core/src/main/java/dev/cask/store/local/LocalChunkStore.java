@@ -41,10 +41,10 @@ import java.util.stream.Stream;
  * the index never points at bytes a crash could lose. A pack is sealed (fsynced, closed) once it
  * reaches {@link Options#packLimit}.
  *
- * <p><b>Reading.</b> {@link #get} finds the record through {@code pending}, a bounded cache of
- * index answers (entries never change), or the index ({@link #prefetch} looks up a large read's
- * chunks in batches), reads it
- * in one positional read, checks the record magic, its CRC32C and that the record's id is the one
+ * <p><b>Reading.</b> {@link #get} answers from a bounded cache of plain chunk bytes when it can;
+ * else it finds the record through {@code pending}, a bounded cache of index answers (entries
+ * never change), or the index ({@link #prefetch} looks up a large read's chunks in batches),
+ * reads it in one positional read, checks the record magic, its CRC32C and that the record's id is the one
  * asked for, then decompresses and checks the length. {@code check --deep} also rehashes.
  *
  * <p><b>Failure.</b> A write error (a full disk) drops every chunk put since the last sync,
@@ -83,9 +83,10 @@ public final class LocalChunkStore implements ChunkStore {
     private final FileLock lock;
     private final Map<ChunkId, ChunkLocation> pending = new ConcurrentHashMap<>();
     private final Map<Integer, FileChannel> readChannels = new ConcurrentHashMap<>();
-    private static final int LOCATION_CACHE = 1 << 18;
     /** Index answers kept in memory (see {@link #remember}). */
-    private final Map<ChunkId, ChunkLocation> located = new ConcurrentHashMap<>();
+    private final com.github.benmanes.caffeine.cache.Cache<ChunkId, ChunkLocation> located;
+    /** Plain bytes of recently read chunks (see {@link #get}); null when turned off. */
+    private final com.github.benmanes.caffeine.cache.Cache<ChunkId, byte[]> plain;
     private final dev.cask.common.Pool<ZstdCompressCtx> compressors;
 
     // writer state, guarded by "this"
@@ -105,6 +106,12 @@ public final class LocalChunkStore implements ChunkStore {
         this.dir = dir;
         this.packDir = dir.resolve("packs");
         this.options = options;
+        long heap = Runtime.getRuntime().maxMemory();
+        this.located = com.github.benmanes.caffeine.cache.Caffeine.newBuilder()
+                .maximumSize(Math.max(1 << 16, heap / 16 / 160)).build();
+        long cacheBytes = Long.getLong("cask.cache.bytes", heap / 8);
+        this.plain = cacheBytes <= 0 ? null : com.github.benmanes.caffeine.cache.Caffeine.newBuilder()
+                .maximumWeight(cacheBytes).<ChunkId, byte[]>weigher((k, v) -> v.length + 96).build();
         this.lockChannel = lockChannel;
         this.lock = lock;
         this.index = new ChunkIndex(dir.resolve("index.db"));
@@ -324,6 +331,7 @@ public final class LocalChunkStore implements ChunkStore {
     private void poison(IOException cause) {
         lostWrites = cause.getMessage();
         pending.clear();
+        if (plain != null) plain.invalidateAll(); // it may hold chunks read back from the lost records
         buffer.clear();
         if (packChannel != null) {
             try {
@@ -379,18 +387,30 @@ public final class LocalChunkStore implements ChunkStore {
 
     // ---------------------------------------------------------------- get
 
+    /**
+     * Reads a chunk. Recently read chunks come from an in-memory cache of plain bytes, bounded by
+     * weight (the system property {@code cask.cache.bytes}, default an eighth of the heap; 0 turns
+     * it off): a chunk never changes, so a cached copy is as good as the verified read that made it.
+     * Every call returns a fresh copy (a caller may scribble on it).
+     */
     @Override
     public byte[] get(ChunkId id) {
+        if (plain != null) {
+            byte[] hit = plain.getIfPresent(id);
+            if (hit != null) return hit.clone();
+        }
         ChunkLocation loc = locate(id);
         if (loc == null) throw new CaskException.NotFound("chunk " + id.hex() + ": not in store " + dir);
-        return read(id, loc);
+        byte[] data = read(id, loc);
+        if (plain != null) plain.put(id, data.clone());
+        return data;
     }
 
     /** Where the chunk is, or null. */
     public ChunkLocation locate(ChunkId id) {
         ChunkLocation loc = pending.get(id);
         if (loc != null) return loc;
-        loc = located.get(id);
+        loc = located.getIfPresent(id);
         if (loc != null) return loc;
         loc = index.find(id);
         if (loc != null) remember(Map.of(id, loc));
@@ -401,18 +421,20 @@ public final class LocalChunkStore implements ChunkStore {
     @Override
     public void prefetch(java.util.Collection<ChunkId> ids) {
         List<ChunkId> wanted = new ArrayList<>(ids.size());
-        for (ChunkId id : ids) if (!pending.containsKey(id) && !located.containsKey(id)) wanted.add(id);
+        for (ChunkId id : ids) {
+            if (!pending.containsKey(id) && located.getIfPresent(id) == null && (plain == null || plain.getIfPresent(id) == null)) wanted.add(id);
+        }
         if (wanted.size() < 2) return;
         remember(index.locateAll(wanted));
     }
 
     /**
      * Keeps index answers: an index entry never changes once written (only garbage collection,
-     * which does not exist yet, will remove entries, and must then clear this cache). Bounded by
-     * {@link #LOCATION_CACHE} entries (about 150 bytes each); dropped whole when full.
+     * which does not exist yet, will remove entries, and must then clear this cache). Bounded to
+     * about a sixteenth of the heap at some 160 bytes an entry (at least 64k entries), with
+     * Caffeine's frequency-aware eviction.
      */
     private void remember(Map<ChunkId, ChunkLocation> found) {
-        if (located.size() + found.size() > LOCATION_CACHE) located.clear();
         located.putAll(found);
     }
 
@@ -630,7 +652,8 @@ public final class LocalChunkStore implements ChunkStore {
     /** Drops the index and rebuilds it from the packs; returns the number of chunks indexed. Needs an exclusive open. */
     public synchronized long rebuildIndex(Consumer<String> problems, Progress progress) {
         if (!options.exclusive()) throw new IllegalStateException("rebuildIndex needs the store opened exclusively");
-        located.clear();
+        located.invalidateAll();
+        if (plain != null) plain.invalidateAll();
         index.clear();
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
         long[] count = {0};
