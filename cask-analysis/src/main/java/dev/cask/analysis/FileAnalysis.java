@@ -128,7 +128,8 @@ public final class FileAnalysis {
         if (!Files.isRegularFile(root)) {
             throw new CaskException.InvalidInput("file analysis: " + root + ": not a directory or a regular file");
         }
-        try (InputStream in = openTarStream(root, Progress.NONE)) {
+        try {
+            openTarStream(root, Progress.NONE).close(); // throws if it is not a tar
             return true;
         } catch (IOException e) {
             throw new CaskException.Io("file analysis: " + root + ": cannot read: " + describe(e), e);
