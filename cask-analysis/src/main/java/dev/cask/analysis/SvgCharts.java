@@ -1,0 +1,251 @@
+package dev.cask.analysis;
+
+import java.util.List;
+import java.util.Locale;
+
+import static dev.cask.analysis.HtmlReport.escape;
+
+/**
+ * The two charts of {@link HtmlReport}, drawn as inline SVG in Java: a line chart of byte
+ * counts (several series, a legend, a tooltip per point) and a heat map of a square matrix of
+ * values in [0, 1] (names on both axes, the value written in each cell, a color scale).
+ *
+ * <p>Output is well-formed XML (every attribute quoted, every text escaped with
+ * {@link HtmlReport#escape}, no entity but the five of XML), so each {@code <svg>} parses on its
+ * own and the page parses as XHTML. The only URL is the SVG namespace. The y axis of the line
+ * chart always starts at zero, with ticks at 1, 2 or 5 times a power of 1024 bytes, at most six.
+ *
+ * <p>Stateless; all methods are pure functions of their arguments and thread-safe.
+ */
+final class SvgCharts {
+    private SvgCharts() {}
+
+    static final String SVG_NS = "http://www.w3.org/2000/svg";
+
+    /** A point; {@code title} is its tooltip. */
+    record Point(double x, long y, String title) {}
+
+    record Series(String label, String color, boolean dashed, List<Point> points) {}
+
+    record Tick(double at, String label) {}
+
+    /** The x axis: its range, its ticks, and whether tick labels are long names (drawn slanted). */
+    record XAxis(double min, double max, List<Tick> ticks, boolean slanted, String title) {}
+
+    private static final int WIDTH = 860, LEFT = 84, TOP = 16, PLOT_HEIGHT = 280, LEGEND_WIDTH = 230,
+            LEGEND_ROW = 18;
+
+    /** A line chart of bytes (y) against {@code x}; {@code id} goes on the {@code <svg>} element. */
+    static String lineChart(String id, String caption, XAxis x, String yTitle, List<Series> series) {
+        int x0 = LEFT, x1 = WIDTH - LEGEND_WIDTH - 24, y0 = TOP, y1 = TOP + PLOT_HEIGHT;
+        int bottom = x.slanted() ? 130 : 52;
+        int height = Math.max(y1 + bottom, TOP + series.size() * LEGEND_ROW + 24);
+        long yMax = 0;
+        boolean any = false;
+        for (Series s : series) {
+            for (Point p : s.points()) {
+                yMax = Math.max(yMax, p.y());
+                any = true;
+            }
+        }
+        long step = niceByteStep(Math.max(1, yMax) / 5.0);
+        long top = Math.max(step, step * (long) Math.ceil((double) yMax / step));
+
+        StringBuilder sb = new StringBuilder();
+        open(sb, id, "chart line-chart", WIDTH, height, caption);
+        // grid and y axis
+        sb.append("<g class=\"axis y-axis\">");
+        for (long v = 0; v <= top; v += step) {
+            double py = y1 - (double) v / top * (y1 - y0);
+            sb.append(fmt("<line class=\"grid\" stroke=\"#e6e6e6\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>", x0, py, x1, py));
+            sb.append(fmt("<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"middle\">", x0 - 6, py))
+                    .append(escape(tickBytes(v))).append("</text>");
+        }
+        sb.append(fmt("<text class=\"axis-title\" font-size=\"12\" fill=\"#555555\" transform=\"rotate(-90 14 %d)\" x=\"14\" y=\"%d\" text-anchor=\"middle\">",
+                (y0 + y1) / 2, (y0 + y1) / 2)).append(escape(yTitle)).append("</text></g>");
+        // x axis
+        sb.append("<g class=\"axis x-axis\">");
+        sb.append(fmt("<line class=\"axis-line\" stroke=\"#888888\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>", x0, y1, x1, y1));
+        for (Tick t : x.ticks()) {
+            double px = xPos(x, t.at(), x0, x1);
+            sb.append(fmt("<line class=\"tick\" stroke=\"#888888\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>", px, y1, px, y1 + 5));
+            if (x.slanted()) {
+                sb.append(fmt("<text transform=\"rotate(-40 %.1f %d)\" x=\"%.1f\" y=\"%d\" text-anchor=\"end\">",
+                        px, y1 + 14, px, y1 + 14));
+                sb.append(escape(shorten(t.label(), 22))).append("<title>").append(escape(t.label())).append("</title>");
+            } else {
+                sb.append(fmt("<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", px, y1 + 18)).append(escape(t.label()));
+            }
+            sb.append("</text>");
+        }
+        sb.append(fmt("<text class=\"axis-title\" font-size=\"12\" fill=\"#555555\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (x0 + x1) / 2, height - 8))
+                .append(escape(x.title())).append("</text></g>");
+        // series
+        for (Series s : series) {
+            sb.append("<g class=\"series\" data-series=\"").append(escape(s.label())).append("\">");
+            if (!s.points().isEmpty()) {
+                sb.append("<polyline fill=\"none\" stroke=\"").append(s.color()).append("\" stroke-width=\"2\"");
+                if (s.dashed()) sb.append(" stroke-dasharray=\"6 4\"");
+                sb.append(" points=\"");
+                for (Point p : s.points()) {
+                    sb.append(fmt("%.1f,%.1f ", xPos(x, p.x(), x0, x1), y1 - (double) p.y() / top * (y1 - y0)));
+                }
+                sb.setLength(sb.length() - 1);
+                sb.append("\"/>");
+                for (Point p : s.points()) {
+                    sb.append(fmt("<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\">",
+                            xPos(x, p.x(), x0, x1), y1 - (double) p.y() / top * (y1 - y0), s.color()));
+                    sb.append("<title>").append(escape(p.title())).append("</title></circle>");
+                }
+            }
+            sb.append("</g>");
+        }
+        if (!any) {
+            sb.append(fmt("<text class=\"no-data\" font-size=\"14\" fill=\"#999999\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">no data</text>",
+                    (x0 + x1) / 2, (y0 + y1) / 2));
+        }
+        // legend
+        sb.append("<g class=\"legend\">");
+        int lx = WIDTH - LEGEND_WIDTH;
+        for (int i = 0; i < series.size(); i++) {
+            Series s = series.get(i);
+            int ly = TOP + 8 + i * LEGEND_ROW;
+            sb.append(fmt("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"%s/>",
+                    lx, ly, lx + 24, ly, s.color(), s.dashed() ? " stroke-dasharray=\"6 4\"" : ""));
+            sb.append(fmt("<text x=\"%d\" y=\"%d\" dominant-baseline=\"middle\">", lx + 30, ly))
+                    .append(escape(shorten(s.label(), 30))).append("</text>");
+        }
+        sb.append("</g></svg>\n");
+        return sb.toString();
+    }
+
+    private static double xPos(XAxis x, double v, int x0, int x1) {
+        if (x.max() <= x.min()) return (x0 + x1) / 2.0;
+        double pad = x.slanted() ? 56 : 16; // room on the left for the first slanted label
+        return x0 + pad + (v - x.min()) / (x.max() - x.min()) * (x1 - x0 - 2 * pad);
+    }
+
+    /**
+     * A heat map of {@code values} (square, one row and one column per name; NaN shows as
+     * grey with a dash). Every cell is a {@code <rect class="cell">} with a tooltip naming the
+     * row, the column and the value, followed by the value as text.
+     */
+    static String heatMap(String id, String caption, List<String> names, double[][] values) {
+        int n = names.size();
+        int cell = Math.max(16, Math.min(56, 480 / Math.max(1, n)));
+        int longest = 1;
+        for (String name : names) longest = Math.max(longest, Math.min(24, name.codePointCount(0, name.length())));
+        int left = 16 + (int) (longest * 6.6);
+        int top = 16 + (int) (longest * 6.6 * 0.72);
+        int grid = n * cell;
+        int legendX = left + grid + 24, barHeight = Math.max(120, grid);
+        int width = legendX + 70, height = top + Math.max(grid, barHeight) + 16;
+        double font = Math.min(12, cell / 3.2);
+
+        StringBuilder sb = new StringBuilder();
+        open(sb, id, "chart heat-map", width, height, caption);
+        String gradient = id + "-scale";
+        sb.append("<defs><linearGradient id=\"").append(escape(gradient)).append("\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">");
+        for (int i = 0; i <= 4; i++) {
+            sb.append(fmt("<stop offset=\"%.2f\" stop-color=\"%s\"/>", i / 4.0, color(i / 4.0)));
+        }
+        sb.append("</linearGradient></defs>");
+        sb.append("<g class=\"labels\">");
+        for (int i = 0; i < n; i++) {
+            String name = names.get(i);
+            double cy = top + i * cell + cell / 2.0;
+            sb.append(fmt("<text class=\"row-label\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"middle\">",
+                    left - 6, cy)).append(escape(shorten(name, 24)))
+                    .append("<title>").append(escape(name)).append("</title></text>");
+            double cx = left + i * cell + cell / 2.0;
+            sb.append(fmt("<text class=\"column-label\" transform=\"rotate(-45 %.1f %d)\" x=\"%.1f\" y=\"%d\">",
+                    cx, top - 6, cx, top - 6)).append(escape(shorten(name, 24)))
+                    .append("<title>").append(escape(name)).append("</title></text>");
+        }
+        sb.append("</g><g class=\"cells\">");
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) {
+                double v = values[i][j];
+                boolean known = !Double.isNaN(v);
+                String text = known ? String.format(Locale.ROOT, "%.2f", v) : "\u2013";
+                int x = left + j * cell, y = top + i * cell;
+                sb.append(fmt("<rect class=\"cell\" stroke=\"#ffffff\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\">",
+                        x, y, cell, cell, known ? color(v) : "#dddddd"));
+                sb.append("<title>").append(escape(names.get(i) + " \u00d7 " + names.get(j) + ": "
+                        + (known ? String.format(Locale.ROOT, "%.4f", v) : "unknown"))).append("</title></rect>");
+                sb.append(fmt("<text class=\"cell-value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+                                + "dominant-baseline=\"middle\" font-size=\"%.1f\" fill=\"%s\">",
+                        x + cell / 2.0, y + cell / 2.0, font, known && v > 0.55 ? "#ffffff" : "#111111"))
+                        .append(text).append("</text>");
+            }
+        }
+        sb.append("</g><g class=\"legend\">");
+        sb.append(fmt("<rect x=\"%d\" y=\"%d\" width=\"16\" height=\"%d\" fill=\"url(#%s)\"/>",
+                legendX, top, barHeight, escape(gradient)));
+        for (int i = 0; i <= 2; i++) {
+            double v = i / 2.0;
+            sb.append(fmt("<text x=\"%d\" y=\"%.1f\" dominant-baseline=\"middle\">%s</text>",
+                    legendX + 22, top + barHeight - v * barHeight, i == 1 ? "0.5" : i == 0 ? "0" : "1"));
+        }
+        sb.append("</g></svg>\n");
+        return sb.toString();
+    }
+
+    private static void open(StringBuilder sb, String id, String cls, int width, int height, String caption) {
+        sb.append("<svg xmlns=\"").append(SVG_NS).append("\" id=\"").append(escape(id)).append("\" class=\"")
+                .append(cls).append(fmt("\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+                                + "font-family=\"system-ui, sans-serif\" font-size=\"11\" fill=\"#333333\">",
+                        width, height, width, height));
+        sb.append("<title>").append(escape(caption)).append("</title>");
+    }
+
+    /** Sequential blues from near white (0) to dark blue (1), interpolated between five stops. */
+    static String color(double v) {
+        int[][] stops = {{0xf7, 0xfb, 0xff}, {0xc6, 0xdb, 0xef}, {0x6b, 0xae, 0xd6}, {0x21, 0x71, 0xb5}, {0x08, 0x30, 0x6b}};
+        double t = Math.max(0, Math.min(1, v)) * (stops.length - 1);
+        int i = Math.min(stops.length - 2, (int) t);
+        double f = t - i;
+        StringBuilder sb = new StringBuilder("#");
+        for (int c = 0; c < 3; c++) {
+            sb.append(String.format(Locale.ROOT, "%02x", (int) Math.round(stops[i][c] + f * (stops[i + 1][c] - stops[i][c]))));
+        }
+        return sb.toString();
+    }
+
+    /**
+     * The smallest of 1, 2, 5, 10, 20, 50, 100, 256, 512 times a power of 1024 that is at least
+     * {@code raw}: steps of 256 and 512 (a quarter and a half of the next unit) keep labels round
+     * where they cross into the next unit (768 MiB, 1 GiB, 1.25 GiB).
+     */
+    static long niceByteStep(double raw) {
+        int[] multiples = {1, 2, 5, 10, 20, 50, 100, 256, 512};
+        for (int k = 0; k <= 5; k++) {
+            long unit = 1L << (10 * k);
+            for (int m : multiples) {
+                if ((double) m * unit >= raw) return m * unit;
+            }
+        }
+        return 1L << 60;
+    }
+
+    /** A tick label in the largest unit not above it, at most two decimals: {@code 0}, {@code 768 MiB}, {@code 1.25 GiB}. */
+    static String tickBytes(long v) {
+        if (v == 0) return "0";
+        String[] units = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+        int k = 0;
+        while (k < 6 && v >= (1L << (10 * (k + 1)))) k++;
+        String n = String.format(Locale.ROOT, "%.2f", (double) v / (1L << (10 * k)));
+        n = n.replaceAll("\\.?0+$", "");
+        return n + " " + units[k];
+    }
+
+    /** At most {@code max} code points, with an ellipsis when cut. */
+    static String shorten(String s, int max) {
+        if (s.codePointCount(0, s.length()) <= max) return s;
+        return s.substring(0, s.offsetByCodePoints(0, max - 1)) + "\u2026";
+    }
+
+    private static String fmt(String format, Object... args) {
+        return String.format(Locale.ROOT, format, args);
+    }
+}
