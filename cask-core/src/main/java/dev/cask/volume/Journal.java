@@ -331,6 +331,34 @@ final class Journal implements AutoCloseable {
     }
 
     /**
+     * Reads {@code count} consecutive blocks of one record, starting with the block at
+     * {@code offset}, into {@code dst} (back to back), checking each CRC: one read for all.
+     */
+    void readBlocks(long offset, int blockSize, int count, byte[] dst, int dstOff) {
+        byte[] span = new byte[count * (blockSize + 4)];
+        ByteBuffer bb = ByteBuffer.wrap(span);
+        try {
+            while (bb.hasRemaining()) {
+                if (channel.read(bb, offset + bb.position()) < 0) {
+                    throw new CaskException.Corrupt("journal " + path + ": blocks at offset " + offset + " run past the end of the file");
+                }
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("journal " + path + ": read at offset " + offset + " failed: " + e.getMessage(), e);
+        }
+        CRC32C crc = new CRC32C();
+        for (int i = 0; i < count; i++) {
+            int at = i * (blockSize + 4);
+            crc.reset();
+            crc.update(span, at, blockSize);
+            if ((int) crc.getValue() != bb.getInt(at + blockSize)) {
+                throw new CaskException.Corrupt("journal " + path + ": block at offset " + (offset + at) + " fails its checksum");
+            }
+            System.arraycopy(span, at, dst, dstOff + i * blockSize, blockSize);
+        }
+    }
+
+    /**
      * Makes every completed append durable. Appends go on while the fsync runs; flushes queue on
      * their own lock, and one that finds nothing appended since the last sync returns at once.
      */

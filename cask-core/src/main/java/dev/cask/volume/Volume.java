@@ -649,8 +649,17 @@ public final class Volume implements BlockDevice {
                 int[] offs = new int[batch.size()];
                 int n = 0;
                 ChunkId[] out = new ChunkId[batch.size()];
+                // blocks written together sit back to back in the journal: read each such run at once
+                for (int k = 0; k < batch.size(); ) {
+                    long l = blocks.get(batch.get(k));
+                    int run = 1;
+                    while (k + run < batch.size() && blocks.get(batch.get(k + run)) == l + ((long) run * (bs + 4) << 1)) run++;
+                    Journal j = generations.get(generationOf(l));
+                    if (j == null) throw new IllegalStateException("volume '" + image + "': no journal generation " + generationOf(l));
+                    j.readBlocks(offsetOf(l), bs, run, buf, k * bs);
+                    k += run;
+                }
                 for (int k = 0; k < batch.size(); k++) {
-                    readDirty(blocks.get(batch.get(k)), bs, buf, k * bs, 0, bs);
                     if (Devices.isZero(buf, k * bs, bs)) out[k] = ChunkId.ZERO;
                     else offs[n++] = k * bs;
                 }
