@@ -735,12 +735,14 @@ final class NbdConnection implements Runnable {
         int len = (int) r.length();
         int borrowed = borrow(len);
         try {
-            byte[] buf = new byte[len];
+            byte[] buf;
             List<BlockStatus> segments;
             try {
                 segments = !structured || !caps.extents() || r.has(NBD_CMD_FLAG_DF) || len == 0
                         ? List.of()
                         : segments(r.offset(), len, device.blockStatus(r.offset(), len));
+                // a read that is all holes needs no buffer (a sequential read of a sparse disk mostly is)
+                buf = segments.isEmpty() || segments.stream().anyMatch(s -> !s.hole()) ? new byte[len] : null;
                 if (segments.isEmpty()) {
                     if (len > 0) device.read(r.offset(), buf, 0, len);
                 } else {
