@@ -200,7 +200,7 @@ public final class ExtFreeBlocks {
 
         private void checkInUse() throws Unusable {
             String mounted = "looks mounted or in use (";
-            String then = "); --fs-aware is not applied to it";
+            String then = ")";
             int state = u16(sb, 0x3a);
             if ((state & STATE_VALID_FS) == 0) {
                 throw new Unusable(mounted + String.format("state 0x%x lacks VALID_FS: mounted, or not cleanly unmounted", state) + then);
@@ -263,7 +263,7 @@ public final class ExtFreeBlocks {
             int seq = (int) u32(mmp, 4);
             if (magic != MMP_MAGIC) throw new Unusable(String.format("MMP block %d has magic 0x%08x", block, magic));
             if (seq != MMP_SEQ_CLEAN) {
-                throw new Unusable(String.format("looks mounted or in use (MMP sequence 0x%08x is not clean); --fs-aware is not applied to it", seq));
+                throw new Unusable(String.format("looks mounted or in use (MMP sequence 0x%08x is not clean)", seq));
             }
         }
 
