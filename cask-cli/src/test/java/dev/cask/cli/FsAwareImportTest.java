@@ -274,6 +274,17 @@ class FsAwareImportTest {
         Cli one = new Cli(dir.resolve("one"));
         mustImport(one, "--fs-aware", m63.toString(), "m63");
         assertTrue(both <= stored(one) * 1.1, "sector 63 and 2048 share their blocks: " + both + " vs " + stored(one));
+
+        // --whole-disk changes the cut, not which blocks are free
+        mustImport(cli, "--fs-aware", "--whole-disk", m63.toString(), "m63-whole");
+        checkExport(fs, cut(export(cli, "m63-whole"), 63 * 512, fsBytes, "m63-whole.fs"), dir.resolve("part.img.root"));
+
+        // without --fs-aware both disks round-trip bit for bit, old data in free blocks and all
+        for (Path d : List.of(m63, g2048)) {
+            String name = d.getFileName().toString().replace(".raw", "-plain");
+            mustImport(cli, d.toString(), name);
+            Cli.mustTool("cmp", d.toString(), export(cli, name).toString());
+        }
     }
 
     /** (5) A file system that looks mounted is stored whole, with a warning; the export is bit for bit. */
