@@ -43,6 +43,11 @@ final class ImageCommands {
         String blockSize;
         @Option(names = "--whole-disk", description = "Store the disk as one extent instead of cutting it at partition boundaries.")
         boolean wholeDisk;
+        @Option(names = "--fs-aware", description = "Store the blocks that ext2/3/4 block bitmaps mark free as holes: export then"
+                + " returns zeros there (every file reads the same; e2fsck stays clean). Off by default, so that export gives back"
+                + " the disk bit for bit. A file system that looks mounted or in use, or whose metadata does not hold"
+                + " together, is stored whole with a warning.")
+        boolean fsAware;
 
         @Override
         public Integer call() {
@@ -54,15 +59,19 @@ final class ImageCommands {
             long t0 = System.nanoTime();
             try (Images images = openImages()) {
                 Version v;
+                String free = "";
                 if (src.equals("-")) {
                     if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
+                    if (fsAware) throw new CaskException.InvalidInput("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
                     v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
                 } else {
-                    v = images.importFile(Path.of(src), name, f, bs, wholeDisk, progress(), this::warn);
+                    Images.Imported r = images.importFile(Path.of(src), name, f, bs, wholeDisk, fsAware, progress(), this::warn);
+                    v = r.version();
+                    if (fsAware) free = "; " + Sizes.human(r.freeBytes()) + " of free file system blocks stored as holes";
                 }
                 long allocated = images.allocatedBytes(v);
-                out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data) in %.1f s%n", name, v.number(),
-                        Sizes.human(v.size()), Sizes.human(allocated), (System.nanoTime() - t0) / 1e9);
+                out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data) in %.1f s%s%n", name, v.number(),
+                        Sizes.human(v.size()), Sizes.human(allocated), (System.nanoTime() - t0) / 1e9, free);
             }
             return 0;
         }

@@ -10,9 +10,12 @@ import dev.cask.catalog.sqlite.SqliteCatalog;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.device.BlockDevice;
+import dev.cask.device.ByteRanges;
+import dev.cask.device.HoleMaskDevice;
 import dev.cask.format.Formats;
 import dev.cask.format.RawExport;
 import dev.cask.format.qcow2.Qcow2Writer;
+import dev.cask.layout.ExtFreeBlocks;
 import dev.cask.layout.LayoutPlanner;
 import dev.cask.store.local.LocalChunkStore;
 import dev.cask.tree.Layout;
@@ -97,16 +100,36 @@ public final class Images implements AutoCloseable {
      */
     public Version importFile(Path src, String name, String format, int blockSize, boolean wholeDisk,
                               Progress progress, Consumer<String> warnings) {
+        return importFile(src, name, format, blockSize, wholeDisk, false, progress, warnings).version();
+    }
+
+    /** What an import made: the version, and the bytes of free file system blocks stored as holes (fs-aware). */
+    public record Imported(Version version, long freeBytes) {}
+
+    /**
+     * As {@link #importFile(Path, String, String, int, boolean, Progress, Consumer)}; with
+     * {@code fsAware} the blocks that ext2/3/4 bitmaps mark free ({@link ExtFreeBlocks}) are stored
+     * as holes, so the image exports with zeros there instead of bit for bit.
+     */
+    public Imported importFile(Path src, String name, String format, int blockSize, boolean wholeDisk, boolean fsAware,
+                               Progress progress, Consumer<String> warnings) {
         requireFree(name);
         if (blockSize != 0) Root.checkBlockSize(blockSize);
         Layout layout;
+        long freeBytes = 0;
         try (BlockDevice dev = Formats.open(src, format, warnings)) {
+            String what = src.getFileName().toString();
             var plan = wholeDisk ? LayoutPlanner.whole(dev, blockSize == 0 ? LayoutPlanner.DEFAULT_BLOCK : blockSize)
-                    : LayoutPlanner.plan(dev, blockSize, src.getFileName().toString(), warnings);
-            layout = new Importer(store, pool, threads).importDevice(dev, plan, progress);
+                    : LayoutPlanner.plan(dev, blockSize, what, warnings);
+            ByteRanges free = fsAware ? ExtFreeBlocks.ofDisk(dev, what, warnings) : ByteRanges.EMPTY;
+            freeBytes = free.totalBytes();
+            BlockDevice in = free.isEmpty() ? dev : new HoleMaskDevice(dev, free); // a filter: closing dev is enough
+            layout = new Importer(store, pool, threads).importDevice(in, plan, progress);
         }
         store.sync();
-        return catalog.createImage(name, new NewVersion("import " + src.getFileName(), layout.size(), layout.encode()), null);
+        Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
+                layout.size(), layout.encode()), null);
+        return new Imported(v, freeBytes);
     }
 
     /** Imports a raw stream (stdin) as a new image. */
