@@ -366,16 +366,15 @@ final class NbdConnection implements Runnable {
             }
             info(option, ByteBuffer.allocate(14).putShort((short) NBD_INFO_BLOCK_SIZE)
                     .putInt(in.minBlockSize()).putInt(in.preferredBlockSize()).putInt(in.maxPayload()));
+            // INFO lets go of the export before its ACK: a client that sees the ACK finds it released
+            if (!go) e.release();
             reply(option, NBD_REP_ACK, null);
             wire.flush();
         } catch (IOException | RuntimeException x) {
-            e.release();
+            if (go) e.release();
             throw x;
         }
-        if (!go) {
-            e.release();
-            return false;
-        }
+        if (!go) return false;
         enter(name, e, in);
         return true;
     }
