@@ -68,7 +68,7 @@ final class ChunkTally implements ChunkSink, AutoCloseable {
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("the JDK has no SHA-256", e);
         }
-        this.zstd = new ZstdCompressCtx().setLevel(1).setChecksum(false).setContentSize(false);
+        this.zstd = new ZstdCompressCtx().setLevel(1); // as the store sets it up
         this.compressed = new byte[(int) Zstd.compressBound(strategy.maxChunk())];
         imageChunks = new long[images];
         imageZeroChunks = new long[images];
