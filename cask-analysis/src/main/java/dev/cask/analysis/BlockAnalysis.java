@@ -100,6 +100,11 @@ public final class BlockAnalysis {
         });
     }
 
+    /** Any device (tests): analysed under {@code name}; closed by the analysis. */
+    static Input device(String name, String format, BlockDevice device) {
+        return new Input(name, warnings -> new Opened(name, name, format, device));
+    }
+
     private record Opened(String name, String source, String format, BlockDevice device) {}
 
     private record Image(BlockReport.ImageInfo info, BlockDevice device, long[] cuts) {}

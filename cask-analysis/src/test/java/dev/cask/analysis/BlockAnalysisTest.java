@@ -397,4 +397,52 @@ class BlockAnalysisTest {
         assertNotNull(rep.images().getFirst().partitionError());
         assertEquals(rep.strategy("fixed-4096").collection(), rep.strategy("aligned-4096").collection());
     }
+
+    /** A device of random data that breaks after {@code failAt} bytes, or whose allocation map covers the disk twice. */
+    static final class BadDevice implements dev.cask.device.BlockDevice {
+        final long size = 64L << 20;
+        final long failAt;
+        final boolean doubleMap;
+        volatile boolean closed;
+
+        BadDevice(long failAt, boolean doubleMap) {
+            this.failAt = failAt;
+            this.doubleMap = doubleMap;
+        }
+
+        @Override public long size() { return size; }
+        @Override public dev.cask.device.Capabilities capabilities() { return dev.cask.device.Capabilities.readOnly(4096); }
+        @Override public void read(long offset, byte[] buffer, int bufferOffset, int length) {
+            if (offset + length > failAt) throw new CaskException.Io("bad device: read at offset " + offset + " failed", null);
+            byte[] b = new byte[length];
+            new Random(offset).nextBytes(b);
+            System.arraycopy(b, 0, buffer, bufferOffset, length);
+        }
+        @Override public List<dev.cask.device.BlockStatus> blockStatus(long offset, long length) {
+            var one = new dev.cask.device.BlockStatus(offset, length, false);
+            return doubleMap ? List.of(one, one) : List.of(one);
+        }
+        @Override public void close() { closed = true; }
+    }
+
+    @Test
+    void aReadErrorOrAChunkerErrorStopsEveryThreadAndIsRethrown() {
+        List<Strategy> all = Strategy.all(List.of(Strategy.Kind.FIXED, Strategy.Kind.ALIGNED, Strategy.Kind.CDC), List.of(512, 4096, 65536));
+        org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(60), () -> {
+            for (long failAt : new long[]{0, 5 << 20, 50L << 20}) {
+                BadDevice bad = new BadDevice(failAt, false);
+                CaskException e = assertThrows(CaskException.Io.class, () -> BlockAnalysis.run(
+                        List.of(BlockAnalysis.device("bad", "raw", bad)), all, Progress.NONE, w -> {}));
+                assertTrue(e.getMessage().contains("bad device"), e.getMessage());
+                assertTrue(bad.closed, "the device is closed after a failure");
+            }
+            BadDevice twice = new BadDevice(Long.MAX_VALUE, true);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> BlockAnalysis.run(
+                    List.of(BlockAnalysis.device("twice", "raw", twice)), all, Progress.NONE, w -> {}));
+            assertTrue(e.getMessage().contains("past the end"), e.getMessage());
+        });
+        // no analysis thread is left behind
+        long left = Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("cask-analyze-")).count();
+        assertEquals(0, left);
+    }
 }

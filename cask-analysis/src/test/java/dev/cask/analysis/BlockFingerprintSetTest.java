@@ -48,6 +48,8 @@ class BlockFingerprintSetTest {
             }
             assertEquals(model.size(), set.size());
             assertEquals(8L * set.capacity() * (1 + words), set.heapBytes());
+            // the essay's arithmetic: at most 2 slots of 8 + 8 * words bytes per entry (plus the minimum growth step)
+            assertTrue(set.heapBytes() <= 2L * (8 + 8 * words) * set.size() + 16 * (8 + 8 * words), "heap " + set.heapBytes());
         }
     }
 }
