@@ -20,7 +20,7 @@ import java.util.concurrent.Callable;
                 ImageCommands.Import.class, ImageCommands.Export.class, ImageCommands.Create.class,
                 ImageCommands.Clone.class, ImageCommands.Snapshot.class, ImageCommands.Rollback.class,
                 ListCommands.Ls.class, ListCommands.Log.class, ListCommands.Info.class, ImageCommands.Rm.class,
-                ListCommands.StatsCommand.class, CheckCommand.class, ServeCommand.class,
+                ListCommands.StatsCommand.class, CheckCommand.class, ServeCommand.class, AnalyzeCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "The store is --store PATH, else $CASK_STORE, else ${XDG_DATA_HOME:-~/.local/share}/cask.",
