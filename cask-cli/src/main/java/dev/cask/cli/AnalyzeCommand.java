@@ -51,8 +51,15 @@ import java.util.concurrent.Callable;
 final class AnalyzeCommand extends Common implements Callable<Integer> {
     private static final String CASK_PREFIX = "cask:";
 
-    @Parameters(arity = "1..*", paramLabel = "IMG", description = "Raw or qcow2 image files, or cask:NAME[@VER] for a stored image.")
+    @Parameters(arity = "1..*", paramLabel = "IMG", description = "Raw or qcow2 image files, or cask:NAME[@VER] for a stored image"
+            + " (with --files: directories or tar files, plain or gzip/bzip2/xz/zstd-compressed).")
     List<String> images;
+    @Option(names = "--files", description = {"File level instead: SHA-256 of every regular file under each directory or tar;"
+            + " duplicate share inside each tree (by size) and the overlap between trees. Hard links count once;"
+            + " empty files, symlinks and special files are ignored."})
+    boolean files;
+    @Option(names = "--html", paramLabel = "FILE", description = "Also write a self-contained HTML report (charts, heat maps, tables) to FILE.")
+    Path html;
     @Option(names = "--block-sizes", paramLabel = "LIST", defaultValue = Strategy.DEFAULT_BLOCK_SIZES,
             description = "Block sizes, powers of two from 512 to 1M (default: ${DEFAULT-VALUE}).")
     String blockSizes;
@@ -72,6 +79,7 @@ final class AnalyzeCommand extends Common implements Callable<Integer> {
         } catch (CaskException.InvalidInput e) {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         }
+        if (files) return callFiles();
         Images store = null;
         try {
             List<BlockAnalysis.Input> inputs = new ArrayList<>();
@@ -84,12 +92,68 @@ final class AnalyzeCommand extends Common implements Callable<Integer> {
                 }
             }
             BlockReport report = BlockAnalysis.run(inputs, Strategy.all(kinds, sizes), progress(), this::warn);
-            if (json) printJson(report.toJson());
+            com.fasterxml.jackson.databind.JsonNode doc = report.toJson();
+            if (html != null) writeHtml(doc);
+            if (json) printJson(doc);
             else printTables(out(), report);
         } finally {
             if (store != null) store.close();
         }
         return 0;
+    }
+
+    /** {@code --files}: the file-level analysis of directories and tars. */
+    private int callFiles() {
+        List<Path> roots = images.stream().map(Path::of).toList();
+        dev.cask.analysis.FileReport report = dev.cask.analysis.FileAnalysis.analyze(roots, progress(), this::warn);
+        com.fasterxml.jackson.databind.JsonNode doc = report.toJson(JSON);
+        if (html != null) writeHtml(doc);
+        if (json) {
+            printJson(doc);
+            return 0;
+        }
+        PrintWriter out = out();
+        int width = Math.max(20, report.trees().stream().mapToInt(t -> t.name().length()).max().orElse(0) + 2);
+        out.printf("  %-" + width + "s %8s %10s %10s %10s %7s %10s%n", "TREE", "FILES", "BYTES", "UNIQUE", "DUPLICATE", "SHARE", "CUMULATIVE");
+        for (int i = 0; i < report.trees().size(); i++) {
+            var t = report.trees().get(i);
+            out.printf(Locale.ROOT, "  %-" + width + "s %8d %10s %10s %10s %6.1f%% %10s%n", t.name(), t.files(), Sizes.human(t.bytes()),
+                    Sizes.human(t.uniqueBytes()), Sizes.human(t.duplicateBytes()), 100 * t.duplicateShare(),
+                    Sizes.human(report.growth().get(i).uniqueBytes()));
+        }
+        var c = report.collection();
+        out.printf(Locale.ROOT, "  %-" + width + "s %8d %10s %10s %10s %6.1f%%%n", "collection", c.files(), Sizes.human(c.bytes()),
+                Sizes.human(c.uniqueBytes()), Sizes.human(c.duplicateBytes()), 100 * c.duplicateShare());
+        int n = report.trees().size();
+        if (n > 1 && n <= 12) {
+            StringBuilder head = new StringBuilder(String.format("  %-" + width + "s", "overlap"));
+            for (int j = 0; j < n; j++) head.append(String.format("%7d", j + 1));
+            out.println(head);
+            for (int i = 0; i < n; i++) {
+                StringBuilder row = new StringBuilder(String.format("  %-" + width + "s", (i + 1) + " " + report.trees().get(i).name()));
+                for (int j = 0; j < n; j++) row.append(String.format(Locale.ROOT, "%7.3f", report.overlap(i, j)));
+                out.println(row);
+            }
+        }
+        return 0;
+    }
+
+    /** Writes the HTML report next to its destination, then renames it into place. */
+    private void writeHtml(com.fasterxml.jackson.databind.JsonNode doc) {
+        Path target = html.toAbsolutePath();
+        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
+        try {
+            Files.writeString(tmp, dev.cask.analysis.HtmlReport.render(doc), java.nio.charset.StandardCharsets.UTF_8);
+            Files.move(tmp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (java.io.IOException e) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (java.io.IOException ignored) {
+                // reporting the first error
+            }
+            throw new CaskException.Io("report " + html + ": cannot write: " + e.getMessage(), e);
+        }
+        if (!json) err().println("cask: wrote the HTML report to " + html);
     }
 
     private Images openStore() {

@@ -232,4 +232,46 @@ class AnalyzeCommandTest {
         JsonNode j = analyzeJson(cli, "cask:x", ok.toString());
         assertEquals(0, strategy(j, "cdc-4096").get("collection").get("unique_bytes").asLong());
     }
+
+    /** --html writes one self-contained page with every chart and table, for blocks and for files. */
+    @Test
+    void htmlReportHoldsEveryChartAndTable() throws Exception {
+        Path fs = ext4();
+        Path d2048 = disk("d2048.raw", "24M", 2048, fs);
+        Path d63 = disk("d63.raw", "24M", 63, fs);
+        Path page = dir.resolve("report.html");
+        Cli.Result r = cli().run("analyze", "--block-sizes", "4K,16K", "--html", page.toString(), d2048.toString(), d63.toString());
+        assertEquals(0, r.code(), r.toString());
+        String html = Files.readString(page);
+        for (String id : List.of("chart-unique-vs-block-size", "chart-growth", "table-images", "table-strategies",
+                "heatmap-fixed-4096", "heatmap-aligned-16384", "heatmap-cdc-4096", "table-strategy-cdc-16384")) {
+            assertTrue(html.contains("id=\"" + id + "\""), "the report has " + id);
+        }
+        assertTrue(html.contains("d63.raw") && html.contains("d2048.raw"), "image names are in the report");
+        assertFalse(html.contains("<script src") || html.contains("<link"), "nothing is loaded from elsewhere");
+        assertFalse(Files.exists(dir.resolve("report.html.tmp")));
+
+        // file level: the rootfs tree and a tar of it are the same files
+        Path tar = dir.resolve("rootfs.tar");
+        Cli.mustTool("tar", "-C", dir.toString(), "-cf", tar.toString(), "rootfs");
+        Path filesPage = dir.resolve("files.html");
+        Cli.Result f = cli().run("analyze", "--files", "--json", "--html", filesPage.toString(), dir.resolve("rootfs").toString(), tar.toString());
+        assertEquals(0, f.code(), f.toString());
+        JsonNode j = json.readTree(f.out());
+        assertEquals("files", j.get("kind").asText());
+        assertEquals(9, j.get("trees").get(0).get("files").asLong(), j.toString());
+        assertEquals(1.0, j.get("overlap").get(0).get(1).asDouble(), 1e-9, "a tree and its tar hold the same contents");
+        assertTrue(j.get("trees").get(0).get("duplicate_bytes").asLong() >= 100_000, "the copied file is a duplicate");
+        String fh = Files.readString(filesPage);
+        for (String id : List.of("table-trees", "table-collection", "heatmap-files", "chart-growth")) {
+            assertTrue(fh.contains("id=\"" + id + "\""), "the files report has " + id);
+        }
+        Cli.Result text = cli().run("analyze", "--files", dir.resolve("rootfs").toString());
+        assertEquals(0, text.code(), text.toString());
+        assertTrue(text.out().contains("collection") && text.out().contains("rootfs"), text.out());
+
+        Cli.Result bad = cli().run("analyze", "--files", dir.resolve("nope").toString());
+        assertEquals(1, bad.code());
+        assertEquals(1, bad.err().strip().lines().count(), bad.err());
+    }
 }
