@@ -511,10 +511,23 @@ public final class Volume implements BlockDevice {
         afterAppend();
     }
 
+    /**
+     * Makes every completed write durable: syncs the generations still being checkpointed (oldest
+     * first), then the current one. A generation with nothing new costs no fsync.
+     */
     @Override
     public void flush() {
-        checkOpen();
-        journal.sync();
+        swap.readLock().lock(); // a checkpoint deletes sealed generations under the write lock
+        try {
+            checkOpen();
+            Journal current = journal;
+            for (var g : new TreeMap<>(generations).entrySet()) {
+                if (g.getKey() < current.generation()) g.getValue().sync();
+            }
+            current.sync();
+        } finally {
+            swap.readLock().unlock();
+        }
     }
 
     /** Writers wait while the journal is over twice its limit (a checkpoint drains it). */
@@ -594,8 +607,9 @@ public final class Volume implements BlockDevice {
                 for (var m : dirty) snapshot.add(new TreeMap<>(m));
                 sealed = journal.generation();
                 if (isDirty()) {
-                    // seal the generation: synced, and new writes go to the next one
-                    journal.sync();
+                    // seal the generation: new writes go to the next one. No fsync here: the version
+                    // gets its data from the store, synced before the commit; what was flushed is
+                    // durable already, and a later FLUSH syncs sealed generations too
                     if (sealed + 1 > MAX_GENERATION) throw new CaskException.Io("image '" + image + "': journal generations exhausted; reopen the image", null);
                     journal = Journal.create(generationPath(sealed + 1), image, sealed + 1, base.version().number());
                     generations.put(sealed + 1, journal);
