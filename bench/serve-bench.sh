@@ -81,12 +81,18 @@ boot() { # URI -> seconds until the VM powered off after BOOT-OK
 }
 cb=(); qb=()
 boots=$runs; [ -n "${BENCH_SKIP_BOOT:-}" ] && { boots=0; cb=(1); qb=(1); }
-for r in $(seq "$boots"); do
-  # a fresh copy of the image for every boot (fio wrote over "vm"); dedup makes the import cheap
-  "$here/cask" --store "$work/store" import "$img" "boot/$r" >/dev/null
+# cask serve is a long-running daemon that serves every image of a store: one server serves the
+# boots, each from a fresh copy of the image (fio wrote over "vm"; dedup makes the import cheap).
+# qemu-nbd serves one file per process, so it starts for each boot.
+for r in $(seq "$boots"); do "$here/cask" --store "$work/store" import "$img" "boot/$r" >/dev/null; done
+if [ "$boots" -gt 0 ]; then
   "$here/cask" --store "$work/store" serve --listen 127.0.0.1:10904 --checkpoint-interval 0 > "$work/serve-boot.log" 2>&1 & sp=$!
+  pids+=("$sp")
   for _ in $(seq 100); do grep -q serving "$work/serve-boot.log" && break; sleep 0.2; done
-  cb+=("$(boot "nbd://127.0.0.1:10904/boot/$r")"); kill "$sp"; wait "$sp" || true
+fi
+for r in $(seq "$boots"); do
+  cb+=("$(boot "nbd://127.0.0.1:10904/boot/$r")")
+  for _ in $(seq 600); do compgen -G "$work/store/journals/boot+$r.journal-*" >/dev/null || break; sleep 0.1; done
   cp --sparse=always "$img" "$work/vm.raw"
   qemu-nbd -f raw -x vm -b 127.0.0.1 -p 10903 "$work/vm.raw" & qp=$!; sleep 1
   qb+=("$(boot nbd://127.0.0.1:10903/vm)"); wait "$qp" 2>/dev/null || true

@@ -18,12 +18,15 @@ import java.util.concurrent.Executor;
  * and read-only NBD exports read. Holes (zero ids) read as zeros without touching the store,
  * and {@link #blockStatus} reports them as holes.
  *
- * <p>Reads larger than a few blocks fetch their chunks in parallel on the given executor (the
- * store decompresses and checks each chunk in the calling thread), so a sequential export keeps
- * every core busy. Thread-safe.
+ * <p>Reads larger than a few blocks fetch their chunks in parallel, in a few shares (one per
+ * core at most, one of them in the calling thread) on the given executor: the store decompresses
+ * and checks each chunk in the thread that asks, so a sequential export keeps every core busy,
+ * while a read of cached chunks does not pay a task per chunk. Thread-safe.
  */
 public final class LayoutDevice implements BlockDevice {
     private static final int PARALLEL_MIN_BLOCKS = 8;
+    /** At most this many shares of one read run at once (the executor has a thread per core). */
+    private static final int SLICES = Math.max(2, Runtime.getRuntime().availableProcessors());
     private final Layout layout;
     private final TreeReader[] readers;
     private final ChunkStore store;
@@ -80,6 +83,7 @@ public final class LayoutDevice implements BlockDevice {
             r.walk(firstBlock, lastBlock + 1, (block, id) -> ids.add(id));
             store.prefetch(ids);
         }
+        List<Runnable> copies = new ArrayList<>();
         r.walk(firstBlock, lastBlock + 1, (block, id) -> {
             long bStart = block * bs;
             long s = Math.max(bStart, rel);
@@ -87,12 +91,18 @@ public final class LayoutDevice implements BlockDevice {
             int dst = bufOff + (int) (s - rel);
             int srcOff = (int) (s - bStart);
             int n = (int) (t - s);
-            if (par) {
-                parallel.add(CompletableFuture.runAsync(() -> copyChunk(id, bs, srcOff, buf, dst, n), executor));
-            } else {
-                copyChunk(id, bs, srcOff, buf, dst, n);
-            }
+            if (par) copies.add(() -> copyChunk(id, bs, srcOff, buf, dst, n));
+            else copyChunk(id, bs, srcOff, buf, dst, n);
         });
+        if (copies.isEmpty()) return;
+        // a few tasks of many chunks each, not a task per chunk: the caller's thread does one share
+        int tasks = Math.min(SLICES, Math.max(1, copies.size() / PARALLEL_MIN_BLOCKS));
+        int per = (copies.size() + tasks - 1) / tasks;
+        for (int k = per; k < copies.size(); k += per) {
+            List<Runnable> slice = copies.subList(k, Math.min(k + per, copies.size()));
+            parallel.add(CompletableFuture.runAsync(() -> slice.forEach(Runnable::run), executor));
+        }
+        copies.subList(0, Math.min(per, copies.size())).forEach(Runnable::run);
     }
 
     private void copyChunk(ChunkId id, int blockSize, int srcOff, byte[] dst, int dstOff, int n) {

@@ -55,7 +55,8 @@ import static dev.cask.server.nbd.NbdProtocol.*;
  * that cannot be sent closes the connection.
  *
  * <p><b>Replies.</b> A READ reads all its data before the first reply byte goes out, so a
- * device error becomes a clean error reply, never a torn one; with structured replies, holes
+ * device error becomes a clean error reply, never a torn one; with structured replies, in reads
+ * of at least {@link #MIN_SPARSE_READ} bytes, holes
  * of at least {@link #MIN_HOLE_CHUNK} bytes (per the device's allocation map) go out as
  * {@code NBD_REPLY_TYPE_OFFSET_HOLE} chunks and everything else as
  * {@code NBD_REPLY_TYPE_OFFSET_DATA}, so a reply has at most one chunk per 4 KiB of request
@@ -80,6 +81,8 @@ final class NbdConnection implements Runnable {
     static final System.Logger LOG = System.getLogger(NbdServer.class.getName());
 
     static final int MIN_HOLE_CHUNK = 4096;
+    /** Shorter reads go out as one data chunk: asking the allocation map costs more than their zeros. */
+    static final int MIN_SPARSE_READ = 64 << 10;
     static final int MAX_DESCRIPTORS = 1 << 16;
     /** Requests in flight per connection (QEMU's client sends up to 16). */
     static final int MAX_IN_FLIGHT = 16;
@@ -737,7 +740,7 @@ final class NbdConnection implements Runnable {
             byte[] buf;
             List<BlockStatus> segments;
             try {
-                segments = !structured || !caps.extents() || r.has(NBD_CMD_FLAG_DF) || len == 0
+                segments = !structured || !caps.extents() || r.has(NBD_CMD_FLAG_DF) || len < MIN_SPARSE_READ
                         ? List.of()
                         : segments(r.offset(), len, device.blockStatus(r.offset(), len));
                 // a read that is all holes needs no buffer (a sequential read of a sparse disk mostly is)
