@@ -380,7 +380,10 @@ public final class LocalChunkStore implements ChunkStore {
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
         entries.sort(Map.Entry.comparingByKey()); // ascending keys fill the index B-tree pages in order
         index.addAll(entries);
-        for (var e : entries) pending.remove(e.getKey(), e.getValue());
+        for (var e : entries) {
+            located.put(e.getKey(), e.getValue()); // just written, likely read soon: no index query then
+            pending.remove(e.getKey(), e.getValue());
+        }
         unsyncedPacks.clear();
         syncs++;
     }
