@@ -74,6 +74,8 @@ final class Journal implements AutoCloseable {
     private long position;
     private long appends;
     private long syncedAppends;
+    /** File position when the latest sync started: data before it may be durable, so it is never overwritten. */
+    private volatile long overwriteFloor;
     private boolean closed;
     private final Object syncLock = new Object();
 
@@ -282,6 +284,58 @@ final class Journal implements AutoCloseable {
         });
     }
 
+    /**
+     * Overwrites, in place, {@code count} consecutive blocks of one data record, starting with the
+     * block at {@code offset}, with new data and CRCs; returns false (writing nothing) when any of
+     * them may already be durable, that is when it lies before the position at which the latest
+     * {@link #sync} started. Then the caller appends instead.
+     *
+     * <p>Why this is safe: a block overwritten here was never covered by a completed sync, so no
+     * FLUSH promised it. If a crash tears the overwrite, its CRC fails and replay skips it: the
+     * block falls back to its previous entry, which is a flushed value or an older unflushed one
+     * (old or new, never torn). The check and the write happen under the journal's lock, which
+     * {@link #sync} takes to move the floor before it fsyncs: an overwrite either completes before
+     * the fsync starts (and is covered by it) or sees the new floor and declines.
+     */
+    /** A cheap early answer for {@link #overwrite}: false when the block at {@code offset} may be durable already. */
+    boolean mayOverwrite(long offset) {
+        return offset >= overwriteFloor;
+    }
+
+    /** Waits for an append or overwrite in progress to finish (a reader that saw a block mid-overwrite retries after it). */
+    synchronized void awaitWrite() {
+        // taking the lock is the wait
+    }
+
+    boolean overwrite(long offset, int blockSize, int count, byte[] buf, int off) {
+        if ((long) count * blockSize > MAX_RECORD_DATA) throw new IllegalArgumentException("overwrite of " + count + " blocks of " + blockSize);
+        return ((long) count * blockSize <= SMALL_DATA ? SMALL : LARGE).with(bb -> {
+            bb.clear();
+            CRC32C crc = new CRC32C();
+            for (int i = 0; i < count; i++) {
+                int from = off + i * blockSize;
+                bb.put(buf, from, blockSize);
+                crc.reset();
+                crc.update(buf, from, blockSize);
+                bb.putInt((int) crc.getValue());
+            }
+            bb.flip();
+            synchronized (this) {
+                if (closed) throw new IllegalStateException("journal " + path + " is closed");
+                if (offset < overwriteFloor || offset + bb.remaining() > position) return false;
+                try {
+                    long p = offset;
+                    while (bb.hasRemaining()) p += channel.write(bb, p);
+                } catch (IOException e) {
+                    // the blocks may be torn now: their CRCs fail, and reads and replay treat them so
+                    throw new CaskException.Io("journal " + path + ": overwrite at offset " + offset + " failed: " + e.getMessage(), e);
+                }
+                appends++;
+                return true;
+            }
+        });
+    }
+
     private static void header(ByteBuffer bb, byte kind, int extent, long first, int count, int bs) {
         bb.putInt(RECORD_MAGIC).put(kind).putInt(extent).putLong(first).putInt(count).putInt(bs);
         CRC32C crc = new CRC32C();
@@ -368,6 +422,7 @@ final class Journal implements AutoCloseable {
             synchronized (this) {
                 if (closed || appends == syncedAppends) return;
                 target = appends;
+                overwriteFloor = position;
             }
             try {
                 channel.force(false);

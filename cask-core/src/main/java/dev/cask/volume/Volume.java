@@ -42,7 +42,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * are (a run of them as one record, all-zero blocks as a hole record); a partial block is read,
  * patched and appended whole. The dirty map then points the blocks at their journal location,
  * and readers see the data at once. Hashing, compression and the chunk store wait for the next
- * checkpoint, so a burst of writes runs at the speed of a sequential file append.
+ * checkpoint, so a burst of writes runs at the speed of a sequential file append. A block whose
+ * current copy is in the current generation and was written after the last FLUSH started is
+ * rewritten in place instead ({@link Journal#overwrite}): no flush promised that copy, so a torn
+ * rewrite may lose it, and the journal of a guest that rewrites the same blocks between flushes
+ * does not grow. A reader that catches a block mid-rewrite (its CRC fails) waits for the write
+ * and reads again.
  *
  * <p><b>Durability.</b> {@link #flush} fdatasyncs the journal: after it returns every completed
  * write survives a crash. A FUA write flushes before returning. A crash before a flush loses only
@@ -354,19 +359,35 @@ public final class Volume implements BlockDevice {
             if (l == null) {
                 b.device().read(s, buf, dst, (int) (t - s));
             } else {
-                readDirty(l, bs, buf, dst, (int) (s - bStart), (int) (t - s));
+                readDirty(ext, blk, l, bs, buf, dst, (int) (s - bStart), (int) (t - s));
             }
         }
     }
 
-    private void readDirty(long l, int bs, byte[] buf, int dst, int from, int length) {
-        if (isZeroLoc(l)) {
-            java.util.Arrays.fill(buf, dst, dst + length, (byte) 0);
-            return;
+    /**
+     * Reads (part of) dirty block {@code blk} of extent {@code ext}, last seen at location {@code l}.
+     * A block of the current generation may be being overwritten in place: when its CRC fails,
+     * wait for that write and read the block's location again (a few times, then it is corrupt).
+     */
+    private void readDirty(int ext, long blk, long l, int bs, byte[] buf, int dst, int from, int length) {
+        for (int attempt = 0; ; attempt++) {
+            if (isZeroLoc(l)) {
+                java.util.Arrays.fill(buf, dst, dst + length, (byte) 0);
+                return;
+            }
+            Journal j = generations.get(generationOf(l));
+            if (j == null) throw new IllegalStateException("volume '" + image + "': no journal generation " + generationOf(l));
+            try {
+                j.readBlock(offsetOf(l), bs, buf, dst, from, length);
+                return;
+            } catch (CaskException.Corrupt e) {
+                if (j != journal || attempt >= 8) throw e;
+                j.awaitWrite();
+                Long again = dirty.get(ext).get(blk);
+                if (again == null) throw e; // cannot happen under the swap lock: a dirty block stays dirty until a checkpoint swaps
+                l = again;
+            }
         }
-        Journal j = generations.get(generationOf(l));
-        if (j == null) throw new IllegalStateException("volume '" + image + "': no journal generation " + generationOf(l));
-        j.readBlock(offsetOf(l), bs, buf, dst, from, length);
     }
 
     /** The whole current content of one block (dirty, or from the tree). */
@@ -377,7 +398,7 @@ public final class Volume implements BlockDevice {
         byte[] out = new byte[bs];
         Long l = dirty.get(ext).get(blk);
         if (l != null) {
-            readDirty(l, bs, out, 0, 0, bs);
+            readDirty(ext, blk, l, bs, out, 0, 0, bs);
         } else {
             ChunkId id = b.readers()[ext].leaf(blk);
             if (!id.isZero()) System.arraycopy(store.get(id), 0, out, 0, bs);
@@ -421,20 +442,72 @@ public final class Volume implements BlockDevice {
         if (fua) flush();
     }
 
-    /** Appends {@code n} whole blocks: runs of data blocks as data records, runs of zero blocks as hole records. */
+    /**
+     * Writes {@code n} whole blocks: runs of zero blocks as hole records; data blocks in place
+     * where their current copy is an unflushed block of the current generation ({@link
+     * Journal#overwrite}), else appended as data records.
+     */
     private void appendWhole(Journal j, int ext, long firstBlock, int n, int bs, byte[] buf, int src) {
+        var d = dirty.get(ext);
         int k = 0;
         while (k < n) {
             boolean zero = Devices.isZero(buf, src + k * bs, bs);
             int m = k + 1;
             while (m < n && Devices.isZero(buf, src + m * bs, bs) == zero) m++;
-            long at = zero ? j.appendZero(ext, firstBlock + k, m - k, bs) : j.append(ext, firstBlock + k, bs, m - k, buf, src + k * bs);
-            var d = dirty.get(ext);
-            for (int q = k; q < m; q++) {
-                d.merge(firstBlock + q, loc(j.generation(), zero ? at : at + (long) (q - k) * (bs + 4), zero), Volume::later);
+            if (zero) {
+                long at = j.appendZero(ext, firstBlock + k, m - k, bs);
+                for (int q = k; q < m; q++) d.merge(firstBlock + q, loc(j.generation(), at, true), Volume::later);
+            } else {
+                int pending = k; // blocks [pending, q) still to append
+                int q = k;
+                while (q < m) {
+                    int r = overwritableRun(j, d, firstBlock + q, m - q, bs);
+                    if (r == 0) {
+                        q++;
+                        continue;
+                    }
+                    long at = offsetOf(d.get(firstBlock + q));
+                    boolean done;
+                    try {
+                        done = j.overwrite(at, bs, r, buf, src + q * bs);
+                    } catch (CaskException.Io e) {
+                        done = false; // the old copies may be torn: append the blocks, the map then leaves them behind
+                    }
+                    if (done) {
+                        appendData(j, d, ext, firstBlock, pending, q, bs, buf, src);
+                        pending = q + r;
+                    }
+                    q += r;
+                }
+                appendData(j, d, ext, firstBlock, pending, m, bs, buf, src);
             }
             k = m;
         }
+    }
+
+    /** Appends data blocks [from, to) of a write as data records and points the dirty map at them. */
+    private void appendData(Journal j, ConcurrentSkipListMap<Long, Long> d, int ext, long firstBlock, int from, int to, int bs, byte[] buf, int src) {
+        if (from >= to) return;
+        long at = j.append(ext, firstBlock + from, bs, to - from, buf, src + from * bs);
+        for (int q = from; q < to; q++) d.merge(firstBlock + q, loc(j.generation(), at + (long) (q - from) * (bs + 4), false), Volume::later);
+    }
+
+    /**
+     * How many blocks from {@code blk} (at most {@code max}) can be overwritten in place with one
+     * write: their current copies are data blocks of {@code j}, back to back in one record (a
+     * stride of a block and its CRC), and past the last sync. 0 when the first one cannot.
+     */
+    private static int overwritableRun(Journal j, ConcurrentSkipListMap<Long, Long> d, long blk, int max, int bs) {
+        Long first = d.get(blk);
+        if (first == null || isZeroLoc(first) || generationOf(first) != j.generation() || !j.mayOverwrite(offsetOf(first))) return 0;
+        long stride = (long) (bs + 4) << 1;
+        int r = 1;
+        while (r < max) {
+            Long next = d.get(blk + r);
+            if (next == null || next != first + r * stride) break;
+            r++;
+        }
+        return r;
     }
 
     /** Read-modify-write of one block under its stripe lock; an all-zero result becomes a hole. */
