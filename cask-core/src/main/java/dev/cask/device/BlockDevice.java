@@ -25,6 +25,12 @@ public interface BlockDevice extends AutoCloseable {
 
     Capabilities capabilities();
 
+    /**
+     * Reads {@code [offset, offset+length)} into {@code buffer} at {@code bufferOffset}. MUST write
+     * every one of the {@code length} bytes (holes as zeros): callers pass recycled buffers that
+     * hold old data. Throws {@link dev.cask.common.CaskException} when the data cannot be read
+     * (corrupt data is an error, never wrong bytes); what was written to the buffer is then undefined.
+     */
     void read(long offset, byte[] buffer, int bufferOffset, int length);
 
     default void write(long offset, byte[] buffer, int bufferOffset, int length, boolean fua) {

@@ -19,6 +19,8 @@ import java.util.function.Consumer;
  *       missing chunk throws {@link dev.cask.common.CaskException.NotFound} naming it. Never wrong bytes.
  *   <li>{@link #sync} is the durability barrier: every chunk put before it started survives a
  *       crash or power loss once it returns.
+ *   <li>{@link #put} and {@link #putAll} MUST NOT keep a reference to the caller's array after
+ *       they return (callers recycle their buffers); {@link #get} returns an array the caller owns.
  *   <li>No chunk is ever changed. Deletion is not here: only garbage collection deletes.
  *   <li>All methods are safe to call from many threads at once.
  * </ul>

@@ -59,8 +59,10 @@ final class Journal implements AutoCloseable {
 
     /** Direct buffers records are built in (one write each): small ones for small writes, so many clients cost little. */
     private static final int SMALL_DATA = 64 << 10;
-    private static final Pool<ByteBuffer> SMALL = new Pool<>(() -> ByteBuffer.allocateDirect(RECORD_HEADER + SMALL_DATA + (SMALL_DATA / 512) * 4));
-    private static final Pool<ByteBuffer> LARGE = new Pool<>(() -> ByteBuffer.allocateDirect(RECORD_HEADER + MAX_RECORD_DATA + (MAX_RECORD_DATA / 512) * 4));
+    private static final int SMALL_CAPACITY = RECORD_HEADER + SMALL_DATA + (SMALL_DATA / 512) * 4;
+    private static final int LARGE_CAPACITY = RECORD_HEADER + MAX_RECORD_DATA + (MAX_RECORD_DATA / 512) * 4;
+    private static final Pool<ByteBuffer> SMALL = new Pool<>(() -> ByteBuffer.allocateDirect(SMALL_CAPACITY));
+    private static final Pool<ByteBuffer> LARGE = new Pool<>(() -> ByteBuffer.allocateDirect(LARGE_CAPACITY), 16);
 
     /** One replayed block: a data block at {@code offset}, or (offset of its record) a hole. */
     record Entry(int extent, long block, long offset, boolean zero) {}
@@ -389,27 +391,31 @@ final class Journal implements AutoCloseable {
      * {@code offset}, into {@code dst} (back to back), checking each CRC: one read for all.
      */
     void readBlocks(long offset, int blockSize, int count, byte[] dst, int dstOff) {
-        byte[] span = new byte[count * (blockSize + 4)];
-        ByteBuffer bb = ByteBuffer.wrap(span);
-        try {
-            while (bb.hasRemaining()) {
-                if (channel.read(bb, offset + bb.position()) < 0) {
-                    throw new CaskException.Corrupt("journal " + path + ": blocks at offset " + offset + " run past the end of the file");
+        int span = count * (blockSize + 4);
+        if (span > LARGE_CAPACITY) throw new IllegalArgumentException("read of " + count + " blocks of " + blockSize);
+        (span <= SMALL_CAPACITY ? SMALL : LARGE).with(bb -> {
+            bb.clear().limit(span);
+            try {
+                while (bb.hasRemaining()) {
+                    if (channel.read(bb, offset + bb.position()) < 0) {
+                        throw new CaskException.Corrupt("journal " + path + ": blocks at offset " + offset + " run past the end of the file");
+                    }
                 }
+            } catch (IOException e) {
+                throw new CaskException.Io("journal " + path + ": read at offset " + offset + " failed: " + e.getMessage(), e);
             }
-        } catch (IOException e) {
-            throw new CaskException.Io("journal " + path + ": read at offset " + offset + " failed: " + e.getMessage(), e);
-        }
-        CRC32C crc = new CRC32C();
-        for (int i = 0; i < count; i++) {
-            int at = i * (blockSize + 4);
-            crc.reset();
-            crc.update(span, at, blockSize);
-            if ((int) crc.getValue() != bb.getInt(at + blockSize)) {
-                throw new CaskException.Corrupt("journal " + path + ": block at offset " + (offset + at) + " fails its checksum");
+            CRC32C crc = new CRC32C();
+            for (int i = 0; i < count; i++) {
+                int at = i * (blockSize + 4);
+                crc.reset();
+                crc.update(bb.slice(at, blockSize));
+                if ((int) crc.getValue() != bb.getInt(at + blockSize)) {
+                    throw new CaskException.Corrupt("journal " + path + ": block at offset " + (offset + at) + " fails its checksum");
+                }
+                bb.get(at, dst, dstOff + i * blockSize, blockSize);
             }
-            System.arraycopy(span, at, dst, dstOff + i * blockSize, blockSize);
-        }
+            return null;
+        });
     }
 
     /**

@@ -80,7 +80,8 @@ public final class Volume implements BlockDevice {
     public static final long DEFAULT_JOURNAL_LIMIT = 1L << 30;
     private static final int OFFSET_BITS = 38;
     private static final long MAX_GENERATION = (1L << (63 - OFFSET_BITS)) - 1;
-    private static final int BATCH = 256;
+    /** Bytes of blocks one checkpoint task reads and stores at once (256 blocks of 4 KiB). */
+    private static final int BATCH_BYTES = 1 << 20;
 
     private final String image;
     private final ChunkStore store;
@@ -729,31 +730,10 @@ public final class Volume implements BlockDevice {
             else data.add(en.getKey());
         }
         List<java.util.concurrent.CompletableFuture<ChunkId[]>> parts = new ArrayList<>();
-        for (int from = 0; from < data.size(); from += BATCH) {
-            List<Long> batch = data.subList(from, Math.min(from + BATCH, data.size()));
-            parts.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-                byte[] buf = new byte[batch.size() * bs];
-                int[] offs = new int[batch.size()];
-                int n = 0;
-                ChunkId[] out = new ChunkId[batch.size()];
-                // blocks written together sit back to back in the journal: read each such run at once
-                for (int k = 0; k < batch.size(); ) {
-                    long l = blocks.get(batch.get(k));
-                    int run = 1;
-                    while (k + run < batch.size() && blocks.get(batch.get(k + run)) == l + ((long) run * (bs + 4) << 1)) run++;
-                    Journal j = generations.get(generationOf(l));
-                    if (j == null) throw new IllegalStateException("volume '" + image + "': no journal generation " + generationOf(l));
-                    j.readBlocks(offsetOf(l), bs, run, buf, k * bs);
-                    k += run;
-                }
-                for (int k = 0; k < batch.size(); k++) {
-                    if (Devices.isZero(buf, k * bs, bs)) out[k] = ChunkId.ZERO;
-                    else offs[n++] = k * bs;
-                }
-                ChunkId[] put = n == 0 ? new ChunkId[0] : store.putAll(buf, java.util.Arrays.copyOf(offs, n), bs);
-                for (int k = 0, q = 0; k < batch.size(); k++) if (out[k] == null) out[k] = put[q++];
-                return out;
-            }, executor));
+        int perBatch = Math.max(1, BATCH_BYTES / bs);
+        for (int from = 0; from < data.size(); from += perBatch) {
+            List<Long> batch = data.subList(from, Math.min(from + perBatch, data.size()));
+            parts.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> storeBatch(blocks, batch, bs), executor));
         }
         for (int p = 0; p < parts.size(); p++) {
             ChunkId[] got;
@@ -763,9 +743,38 @@ public final class Volume implements BlockDevice {
                 if (e.getCause() instanceof RuntimeException r) throw r;
                 throw e;
             }
-            for (int k = 0; k < got.length; k++) ids.put(data.get(p * BATCH + k), got[k]);
+            for (int k = 0; k < got.length; k++) ids.put(data.get(p * perBatch + k), got[k]);
         }
         return ids;
+    }
+
+    /** Reads one batch of sealed journal blocks and stores them; returns their ids in order (zero blocks: the zero id). */
+    private ChunkId[] storeBatch(NavigableMap<Long, Long> blocks, List<Long> batch, int bs) {
+        byte[] buf = dev.cask.common.ByteArrays.take(batch.size() * bs);
+        try {
+            int[] offs = new int[batch.size()];
+            int n = 0;
+            ChunkId[] out = new ChunkId[batch.size()];
+            // blocks written together sit back to back in the journal: read each such run at once
+            for (int k = 0; k < batch.size(); ) {
+                long l = blocks.get(batch.get(k));
+                int run = 1;
+                while (k + run < batch.size() && blocks.get(batch.get(k + run)) == l + ((long) run * (bs + 4) << 1)) run++;
+                Journal j = generations.get(generationOf(l));
+                if (j == null) throw new IllegalStateException("volume '" + image + "': no journal generation " + generationOf(l));
+                j.readBlocks(offsetOf(l), bs, run, buf, k * bs);
+                k += run;
+            }
+            for (int k = 0; k < batch.size(); k++) {
+                if (Devices.isZero(buf, k * bs, bs)) out[k] = ChunkId.ZERO;
+                else offs[n++] = k * bs;
+            }
+            ChunkId[] put = n == 0 ? new ChunkId[0] : store.putAll(buf, java.util.Arrays.copyOf(offs, n), bs);
+            for (int k = 0, q = 0; k < batch.size(); k++) if (out[k] == null) out[k] = put[q++];
+            return out;
+        } finally {
+            dev.cask.common.ByteArrays.give(buf);
+        }
     }
 
     private void checkOpen() {

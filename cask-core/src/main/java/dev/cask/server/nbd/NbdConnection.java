@@ -1,5 +1,6 @@
 package dev.cask.server.nbd;
 
+import dev.cask.common.ByteArrays;
 import dev.cask.common.CaskException;
 import dev.cask.device.BlockDevice;
 import dev.cask.device.BlockStatus;
@@ -545,15 +546,17 @@ final class NbdConnection implements Runnable {
                 }
                 borrowed = borrow((int) r.length());
                 try {
-                    payload = new byte[(int) r.length()];
-                    wire.readFully(payload, 0, payload.length);
+                    payload = ByteArrays.take((int) r.length()); // may be longer; only r.length() bytes are used
+                    wire.readFully(payload, 0, (int) r.length());
                 } catch (IOException | RuntimeException e) {
+                    ByteArrays.give(payload);
                     giveBack(borrowed);
                     throw e;
                 }
             }
             Refusal refusal = check(r);
             if (refusal != null) {
+                ByteArrays.give(payload);
                 giveBack(borrowed);
                 send(r, refusal);
                 continue;
@@ -565,6 +568,7 @@ final class NbdConnection implements Runnable {
                 Thread.ofVirtual().name(client + " " + commandName(r.type())).start(() -> task(r, data, held));
             } catch (RuntimeException | Error e) {
                 inFlight.release();
+                ByteArrays.give(data);
                 giveBack(held);
                 throw e;
             }
@@ -581,6 +585,7 @@ final class NbdConnection implements Runnable {
             LOG.log(Level.ERROR, where() + ": " + r + ": internal error, closing the connection: " + e, e);
             lost(r, null);
         } finally {
+            ByteArrays.give(payload); // the device copied what it keeps
             giveBack(borrowed);
             inFlight.release();
         }
@@ -670,7 +675,7 @@ final class NbdConnection implements Runnable {
                     return;
                 }
                 case NBD_CMD_WRITE -> {
-                    if (payload.length > 0) device.write(r.offset(), payload, 0, payload.length, r.has(NBD_CMD_FLAG_FUA) && caps.fua());
+                    if (r.length() > 0) device.write(r.offset(), payload, 0, (int) r.length(), r.has(NBD_CMD_FLAG_FUA) && caps.fua());
                 }
                 case NBD_CMD_FLUSH -> device.flush();
                 case NBD_CMD_TRIM -> {
@@ -736,15 +741,16 @@ final class NbdConnection implements Runnable {
     private void read(Request r, BlockDevice device, Capabilities caps) throws IOException {
         int len = (int) r.length();
         int borrowed = borrow(len);
+        byte[] buf = null;
         try {
-            byte[] buf;
             List<BlockStatus> segments;
             try {
                 segments = !structured || !caps.extents() || r.has(NBD_CMD_FLAG_DF) || len < MIN_SPARSE_READ
                         ? List.of()
                         : segments(r.offset(), len, device.blockStatus(r.offset(), len));
                 // a read that is all holes needs no buffer (a sequential read of a sparse disk mostly is)
-                buf = segments.isEmpty() || segments.stream().anyMatch(s -> !s.hole()) ? new byte[len] : null;
+                // pooled: every byte sent from it is read into it first
+                buf = segments.isEmpty() || segments.stream().anyMatch(s -> !s.hole()) ? ByteArrays.take(len) : null;
                 if (segments.isEmpty()) {
                     if (len > 0) device.read(r.offset(), buf, 0, len);
                 } else {
@@ -785,6 +791,7 @@ final class NbdConnection implements Runnable {
                 sending.unlock();
             }
         } finally {
+            ByteArrays.give(buf);
             giveBack(borrowed);
         }
     }
