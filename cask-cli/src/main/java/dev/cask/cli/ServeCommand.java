@@ -41,6 +41,10 @@ final class ServeCommand extends Common implements Callable<Integer> {
             description = {"Journal size of an image that starts a checkpoint in the background (default: ${DEFAULT-VALUE});",
                     "writers wait while a journal is over twice this. Writes cost one journal append until then."})
     String journalLimit;
+    @Option(names = "--warmup", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = {"Before taking clients, serve a throwaway image on loopback for about a second, so the",
+                    "first VM meets compiled code, not the JVM's interpreter (default: on; --no-warmup skips it)."})
+    boolean warmup;
 
     static Duration parseDuration(String text) {
         String t = text.trim().toLowerCase(Locale.ROOT);
@@ -72,6 +76,13 @@ final class ServeCommand extends Common implements Callable<Integer> {
         addresses.add(NbdServer.parseAddress(listen));
         if (socket != null) addresses.add(UnixDomainSocketAddress.of(socket));
 
+        if (warmup) {
+            long t0 = System.nanoTime();
+            String failed = dev.cask.server.Warmup.run(journalLimitBytes);
+            System.getLogger("cask.serve").log(System.Logger.Level.INFO, failed == null
+                    ? "warm-up took " + (System.nanoTime() - t0) / 1_000_000 + " ms"
+                    : "warm-up skipped: " + failed);
+        }
         Images images = openImages();
         ImageExports exports = new ImageExports(images, journalLimitBytes);
         List<NbdServer> servers = new ArrayList<>();

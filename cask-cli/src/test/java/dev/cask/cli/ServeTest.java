@@ -39,6 +39,11 @@ class ServeTest {
         Path disk = randomDisk("d.raw", 8 << 20);
         assertEquals(0, cli.run("import", disk.toString(), "team/vm-1").code());
         try (Server server = new Server(cli, "--checkpoint-interval", "0")) {
+            for (int i = 0; i < 100 && !server.log.toString().contains("warm-up"); i++) Thread.sleep(50); // stderr is pumped by a thread
+            String started = server.log.toString();
+            assertTrue(started.contains("warm-up took") && !started.contains("warm-up skipped"), "the warm-up ran before serving: " + started);
+            assertFalse(started.contains("warmup"), "the warm-up's throwaway image stays out of the log: " + started);
+            assertEquals(0, cli.run("ls").out().lines().filter(l -> l.contains("warmup")).count(), "the warm-up never touches the user's store");
             JsonNode info = json.readTree(Cli.mustTool("nbdinfo", "--json", server.uri("team/vm-1")).out());
             JsonNode export = info.get("exports").get(0);
             assertEquals(8 << 20, export.get("export-size").asLong());
