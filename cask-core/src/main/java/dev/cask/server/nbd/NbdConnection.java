@@ -703,10 +703,20 @@ final class NbdConnection implements Runnable {
         sending.lock();
         try {
             simpleReply(r.cookie(), 0);
-            wire.flush();
+            flushUnlessQueued();
         } finally {
             sending.unlock();
         }
+    }
+
+    /**
+     * Sends the queued replies, unless another request's reply is waiting for the sending lock:
+     * that one will send ours with its own (the last in a burst always flushes; nothing cancels
+     * a wait for the lock). At queue depth 32, one system call then carries several replies.
+     * Caller holds {@link #sending}.
+     */
+    private void flushUnlessQueued() throws IOException {
+        if (!sending.hasQueuedThreads()) wire.flush();
     }
 
     /** Maps a device exception to an NBD error, with one log line. */
@@ -786,7 +796,7 @@ final class NbdConnection implements Runnable {
                         }
                     }
                 }
-                wire.flush();
+                flushUnlessQueued();
             } finally {
                 sending.unlock();
             }
@@ -852,7 +862,7 @@ final class NbdConnection implements Runnable {
                 // each entry is inside the request, whose length fits in 32 bits
                 wire.putInt((int) s.length()).putInt(s.hole() ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
             }
-            wire.flush();
+            flushUnlessQueued();
         } finally {
             sending.unlock();
         }
