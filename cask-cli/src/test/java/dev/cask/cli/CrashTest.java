@@ -58,11 +58,12 @@ class CrashTest {
                     if ((long) blk * 4096 + off + len > size) continue;
                     byte[] data = new byte[len];
                     rnd.nextBytes(data);
-                    c.write((long) blk * 4096 + off, data);
+                    // recorded before it is sent: a write in flight when the server dies may or may not be in the journal
                     System.arraycopy(data, 0, current, blk * 4096 + off, len);
                     for (int b = blk; b * 4096L < (long) blk * 4096 + off + len; b++) {
                         since.computeIfAbsent(b, k -> new ArrayList<>()).add(Arrays.copyOfRange(current, b * 4096, b * 4096 + 4096));
                     }
+                    c.write((long) blk * 4096 + off, data);
                     if (rnd.nextInt(4) == 0) {
                         c.flush();
                         durable = current.clone();

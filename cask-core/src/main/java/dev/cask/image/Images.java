@@ -17,6 +17,7 @@ import dev.cask.format.RawExport;
 import dev.cask.format.qcow2.Qcow2Writer;
 import dev.cask.layout.ExtFreeBlocks;
 import dev.cask.layout.LayoutPlanner;
+import dev.cask.store.ChunkStore;
 import dev.cask.store.local.LocalChunkStore;
 import dev.cask.tree.Layout;
 import dev.cask.tree.LayoutDevice;
@@ -223,6 +224,60 @@ public final class Images implements AutoCloseable {
         return dev.cask.volume.Volume.open(name, store, catalog, pointers, pool, store.dir().resolve("journals"), journalLimit);
     }
 
+    /** Tree tops whose index entries {@link #warmLocations} looked up already (clones share them). */
+    private final java.util.Set<dev.cask.store.ChunkId> warmed = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** One background thread looks locations up, so a thousand images opened at once queue, not pile up. */
+    private final ExecutorService warmer = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "cask-warm-index");
+        t.setDaemon(true);
+        return t;
+    });
+    private static final int WARM_BATCH = 1024;
+    private static final int WARM_MAX_TOPS = 100_000;
+    private static final long WARM_MAX_LEAVES = 4L << 20;
+
+    /**
+     * Looks up, in the background, where every data chunk of {@code v} is stored, and loads its
+     * pointer chunks: the chunk store keeps those answers in memory ({@link ChunkStore#prefetch}),
+     * so the first reads of a freshly opened image (a VM's boot) do not each wait for an index
+     * query. One query per 128 chunks on one thread; a version whose trees were warmed before (a
+     * clone) costs nothing. It never changes what a read returns, and errors are ignored (the read
+     * that needs the chunk reports them).
+     */
+    public void warmLocations(Version v) {
+        for (Layout.Extent e : Layout.decode(v.content()).extents()) {
+            Root root = e.root();
+            if (root.top().isZero()) continue;
+            if (warmed.size() > WARM_MAX_TOPS) warmed.clear();
+            if (!warmed.add(root.top())) continue;
+            try {
+                warmer.execute(() -> {
+                    try {
+                        List<dev.cask.store.ChunkId> batch = new java.util.ArrayList<>(WARM_BATCH);
+                        long[] seen = {0};
+                        // the first WARM_MAX_LEAVES data blocks of each extent: 16 GiB at 4 KiB, the
+                        // location cache holds no more anyway (a single rejected-walk exception ends it)
+                        new TreeReader(store, root, pointers).walk(0, Long.MAX_VALUE, (b, id) -> {
+                            if (++seen[0] > WARM_MAX_LEAVES) throw new java.util.concurrent.CancellationException("enough");
+                            batch.add(id);
+                            if (batch.size() == WARM_BATCH) {
+                                store.prefetch(batch);
+                                batch.clear();
+                            }
+                        });
+                        store.prefetch(batch);
+                    } catch (java.util.concurrent.CancellationException enough) {
+                        // warmed as far as it is worth
+                    } catch (RuntimeException ignored) {
+                        warmed.remove(root.top()); // e.g. the store closed meanwhile; reads report real errors
+                    }
+                });
+            } catch (java.util.concurrent.RejectedExecutionException ignored) {
+                return; // closing
+            }
+        }
+    }
+
     /** A read-only device over a version. */
     public LayoutDevice open(Version v) {
         return new LayoutDevice(store, Layout.decode(v.content()), pointers, pool);
@@ -284,6 +339,7 @@ public final class Images implements AutoCloseable {
 
     @Override
     public void close() {
+        warmer.shutdownNow();
         pool.shutdownNow();
         try {
             catalog.close();

@@ -59,6 +59,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         if (name.contains("@")) {
             Version v = images.resolve(name);
             LayoutDevice dev = images.open(v);
+            images.warmLocations(v);
             return Export.of(dev, true, "cask image " + v.image() + " version " + v.number() + " (read-only)", dev::close);
         }
         Shared s;
@@ -67,6 +68,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
             if (s == null) {
                 s = new Shared(images.openVolume(name, journalLimit));
                 open.put(name, s);
+                images.warmLocations(s.volume.baseVersion());
                 log.log(System.Logger.Level.INFO, "opened image '" + name + "' read-write at version " + s.volume.baseVersion().number());
             }
             s.connections++;
