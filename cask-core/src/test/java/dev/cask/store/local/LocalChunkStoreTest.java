@@ -97,7 +97,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         for (int pack : s.packIds()) {
             s.scanPack(pack, new LocalChunkStore.ScanSink() {
                 @Override
-                public void record(ChunkId id, ChunkLocation location, PackFormat.Record record) {
+                public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     records.merge(id, 1, Integer::sum);
                     locations.add(location);
                 }
@@ -117,7 +117,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         List<String> problems = new ArrayList<>();
         s.scanPack(pack, new LocalChunkStore.ScanSink() {
             @Override
-            public void record(ChunkId id, ChunkLocation location, PackFormat.Record record) {
+            public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                 records.merge(id, 1, Integer::sum);
                 locations.add(location);
             }
