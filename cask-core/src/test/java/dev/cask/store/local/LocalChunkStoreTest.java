@@ -388,10 +388,10 @@ class LocalChunkStoreTest extends ChunkStoreContract {
     @Test
     void futureFormatIsRefused() throws IOException {
         store.close();
-        writeString(dir.resolve(LocalChunkStore.HEADER_FILE), "cask-store 2\n");
+        writeString(dir.resolve(LocalChunkStore.HEADER_FILE), "cask-store 3\n");
         CaskException.InvalidInput e = assertThrows(CaskException.InvalidInput.class, () -> track(open(dir)));
-        assertTrue(e.getMessage().contains("format 2"), "message says which format it found: " + e.getMessage());
-        assertEquals("cask-store 2\n", Files.readString(dir.resolve(LocalChunkStore.HEADER_FILE)), "a refused open must not rewrite the header");
+        assertTrue(e.getMessage().contains("format 3"), "message says which format it found: " + e.getMessage());
+        assertEquals("cask-store 3\n", Files.readString(dir.resolve(LocalChunkStore.HEADER_FILE)), "a refused open must not rewrite the header");
     }
 
     @Test
