@@ -109,4 +109,88 @@ class CheckTest {
         assertEquals(1, check.code(), check.toString());
         assertTrue(check.out().contains("runs past the end of the pack"), check.out());
     }
+
+    /** Text-like blocks, each different, that zstd compresses well: import stores them in segments. */
+    private Path importText(Cli cli, String name, int blocks) throws Exception {
+        Random rnd = new Random(11);
+        String[] words = {"cask ", "chunk ", "pack ", "index ", "segment ", "tree "};
+        StringBuilder sb = new StringBuilder();
+        byte[] disk = new byte[blocks * 4096];
+        for (int b = 0; b < blocks; b++) {
+            sb.setLength(0);
+            sb.append("block ").append(b).append(' ');
+            while (sb.length() < 4096) sb.append(words[rnd.nextInt(words.length)]);
+            System.arraycopy(sb.toString().getBytes(), 0, disk, b * 4096, 4096);
+        }
+        Path raw = dir.resolve(name.replace('/', '_') + ".raw");
+        Files.write(raw, disk);
+        Cli.Result r = cli.run("import", raw.toString(), name);
+        assertEquals(0, r.code(), r.toString());
+        return raw;
+    }
+
+    @Test
+    void aFlippedByteInASegmentIsFoundNamedAndNeverReadAsData() throws Exception {
+        Cli cli = new Cli(store());
+        Path raw = importText(cli, "team/vm-1", 64);
+        assertEquals(0, cli.run("clone", "team/vm-1", "team/vm-2").code());
+        assertEquals(0, cli.run("check", "--deep").code());
+        Path pack = onlyPack();
+        assertTrue(Files.size(pack) < 64 * 4096 / 4, "64 text blocks in segments take " + Files.size(pack) + " bytes");
+
+        // the first segment (blocks 0..15): header 20 bytes, table 16 x 40, crc 4, then the frame
+        long at = 16 + 20 + 16 * 40 + 4 + 100;
+        try (FileChannel ch = FileChannel.open(pack, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.allocate(1);
+            ch.read(b, at);
+            b.put(0, (byte) (b.get(0) ^ 0x40));
+            ch.write(b.flip(), at);
+        }
+
+        Cli.Result check = cli.run("check");
+        assertEquals(1, check.code(), check.toString());
+        assertTrue(check.out().contains("checksum mismatch"), check.out());
+        for (String image : List.of("team/vm-1", "team/vm-2")) {
+            for (long block : new long[]{0, 7, 15}) {
+                assertTrue(check.out().contains("image '" + image + "' version 1: offset " + block * 4096 + ":"), image + " block " + block + ": " + check.out());
+            }
+            assertTrue(!check.out().contains("image '" + image + "' version 1: offset " + 16 * 4096 + ":"), "block 16 is in the next segment: " + check.out());
+        }
+        Cli.Result deep = cli.run("check", "--deep");
+        assertEquals(1, deep.code(), deep.toString());
+
+        Cli.Result export = cli.run("export", "team/vm-2", dir.resolve("x.raw").toString());
+        assertEquals(1, export.code(), export.toString());
+        assertTrue(export.err().contains("chunk ") && export.err().contains("checksum mismatch"), export.err());
+        assertTrue(Files.notExists(dir.resolve("x.raw")), "no half-written export under the real name");
+
+        // --repair rebuilds the index without the damaged segment's chunks: they are missing now
+        Cli.Result repair = cli.run("check", "--repair");
+        assertEquals(1, repair.code(), repair.toString());
+        assertTrue(repair.out().contains("index rebuilt from packs: " + (64 - 16 + 1) + " chunks"), repair.out());
+        assertTrue(repair.out().contains("image 'team/vm-1' version 1: offset 0: data chunk") && repair.out().contains("is missing"), repair.out());
+        // so importing the same disk again stores them again, and every version reads whole
+        assertEquals(0, cli.run("import", raw.toString(), "team/vm-3").code());
+        Path out = dir.resolve("vm-1.out");
+        assertEquals(0, cli.run("export", "team/vm-1", out.toString()).code());
+        Cli.mustTool("cmp", raw.toString(), out.toString());
+        Cli.Result after = cli.run("check", "--deep");
+        assertEquals(1, after.code(), "the damaged segment is still in the pack: " + after);
+        assertTrue(after.out().contains("checksum mismatch") && !after.out().contains("image '"), "but no version is affected: " + after.out());
+    }
+
+    @Test
+    void repairRebuildsALostIndexOfSegments() throws Exception {
+        Cli cli = new Cli(store());
+        Path raw = importText(cli, "a", 40);
+        Files.delete(store().resolve("index.db"));
+        Files.deleteIfExists(store().resolve("index.db-wal"));
+        Files.deleteIfExists(store().resolve("index.db-shm"));
+        Cli.Result repair = cli.run("check", "--repair", "--deep");
+        assertEquals(0, repair.code(), repair.toString());
+        assertTrue(repair.out().contains("index rebuilt from packs: 41 chunks"), repair.out());
+        Path out = dir.resolve("a.out");
+        assertEquals(0, cli.run("export", "a", out.toString()).code());
+        Cli.mustTool("cmp", raw.toString(), out.toString());
+    }
 }

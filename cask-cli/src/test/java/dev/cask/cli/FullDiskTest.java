@@ -56,4 +56,42 @@ class FullDiskTest {
         assertEquals(0, cli.run("export", "keep", out.toString()).code());
         Cli.mustTool("cmp", smallFile.toString(), out.toString());
     }
+
+    @Test
+    void importOfCompressibleDataInSegmentsOntoAFullDiskLeavesNoImageAndAWholeStore() throws Exception {
+        // half of every block compresses: the import writes segments when the disk fills up
+        mnt = dir.resolve("small");
+        Files.createDirectories(mnt);
+        Cli.mustTool("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt.toString());
+        Cli cli = new Cli(mnt.resolve("store"));
+        Random rnd = new Random(4);
+        Path smallFile = dir.resolve("small.raw");
+        Files.write(smallFile, halfText(rnd, 1 << 20));
+        assertEquals(0, cli.run("import", smallFile.toString(), "keep").code());
+        Path bigFile = dir.resolve("big.raw");
+        Files.write(bigFile, halfText(rnd, 24 << 20));
+        Cli.Result r = cli.run("import", bigFile.toString(), "too-big");
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().startsWith("cask: ") && r.err().contains("No space left on device"), r.err());
+
+        assertEquals(1, new ObjectMapper().readTree(cli.run("ls", "--json").out()).size());
+        Cli.Result check = cli.run("check", "--deep");
+        assertEquals(0, check.code(), check.toString());
+        Path out = dir.resolve("keep.out");
+        assertEquals(0, cli.run("export", "keep", out.toString()).code());
+        Cli.mustTool("cmp", smallFile.toString(), out.toString());
+    }
+
+    /** Blocks of 4 KiB whose first half is random and second half repeats a word. */
+    private static byte[] halfText(Random rnd, int size) {
+        byte[] b = new byte[size];
+        byte[] word = "segment ".getBytes();
+        for (int at = 0; at < size; at += 4096) {
+            byte[] noise = new byte[2048];
+            rnd.nextBytes(noise);
+            System.arraycopy(noise, 0, b, at, 2048);
+            for (int i = 2048; i < 4096; i++) b[at + i] = word[i % word.length];
+        }
+        return b;
+    }
 }

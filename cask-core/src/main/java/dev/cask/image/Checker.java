@@ -7,7 +7,6 @@ import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
 import dev.cask.store.local.ChunkLocation;
 import dev.cask.store.local.LocalChunkStore;
-import dev.cask.store.local.PackFormat;
 import dev.cask.tree.Layout;
 import dev.cask.tree.PointerCache;
 import dev.cask.tree.Root;
@@ -20,8 +19,10 @@ import java.util.Set;
 /**
  * {@code cask check}: three passes, each reporting problems as single lines.
  * <ol>
- *   <li>Packs: every record's magic, lengths and CRC32C; with {@code deep}, also decompress and
- *       rehash every chunk against its id.
+ *   <li>Packs: every record's and segment's magic, lengths and CRC32C (the CRC covers the
+ *       compressed bytes, so this finds bit rot without decompressing); with {@code deep}, also
+ *       decompress (a segment once for all its chunks), check each segment chunk's own CRC32C
+ *       and rehash every chunk against its id. {@code records} counts the chunks found.
  *   <li>Index: every entry points at a record holding that chunk.
  *   <li>Versions: every version of every image decodes, and every chunk its trees reference is
  *       in the index and not found bad by the passes above. A problem names the image, the
@@ -53,15 +54,14 @@ final class Checker {
         for (int id : packs) {
             store.scanPack(id, new LocalChunkStore.ScanSink() {
                 @Override
-                public void record(ChunkId cid, ChunkLocation loc, PackFormat.Record r) {
+                public void chunk(ChunkId cid, ChunkLocation loc, java.util.function.Supplier<byte[]> plainBytes) {
                     records++;
                     if (deep) {
-                        String where = "chunk " + cid.shortHex() + " (pack " + loc.pack() + " at offset " + loc.offset() + ")";
                         try {
-                            byte[] plain = LocalChunkStore.plainBytes(where, r);
+                            byte[] plain = plainBytes.get();
                             ChunkId actual = ChunkId.of(plain);
                             if (!actual.equals(cid)) {
-                                problems.add(where + ": bytes hash to " + actual.shortHex());
+                                problems.add("chunk " + cid.shortHex() + " (" + loc + "): bytes hash to " + actual.shortHex());
                                 bad.add(cid);
                             }
                         } catch (CaskException e) {

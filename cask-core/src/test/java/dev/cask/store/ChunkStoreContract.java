@@ -461,6 +461,104 @@ public abstract class ChunkStoreContract {
         }
     }
 
+    // ---------------------------------------------------------------- batches (putAll)
+
+    /**
+     * A batch as an importer hands it over: {@code blocks} blocks of {@code size} bytes in one
+     * array, compressible and random mixed, with repeats inside the batch; returns the array and
+     * fills {@code offsets} with where each block starts (every block, in order).
+     */
+    protected static byte[] batch(Random rnd, int blocks, int size, int[] offsets) {
+        byte[] buf = new byte[blocks * size];
+        for (int i = 0; i < blocks; i++) {
+            offsets[i] = i * size;
+            byte[] b;
+            if (i > 3 && i % 7 == 0) b = java.util.Arrays.copyOfRange(buf, (i - 3) * size, (i - 2) * size); // a repeat
+            else if (i % 11 == 5) b = random(rnd, size);
+            else b = compressible(rnd, size);
+            System.arraycopy(b, 0, buf, i * size, size);
+        }
+        return buf;
+    }
+
+    @Test
+    void putAllReturnsTheIdsInOrderAndEveryChunkReadsBack() {
+        Random rnd = new Random(40);
+        for (int size : new int[]{1, 512, 4096, 65536}) {
+            int blocks = size == 65536 ? 20 : 100;
+            int[] offsets = new int[blocks];
+            byte[] buf = batch(rnd, blocks, size, offsets);
+            ChunkId[] ids = store.putAll(buf, offsets, size);
+            assertEquals(blocks, ids.length);
+            Map<ChunkId, byte[]> put = new HashMap<>();
+            for (int i = 0; i < blocks; i++) {
+                byte[] d = java.util.Arrays.copyOfRange(buf, i * size, (i + 1) * size);
+                assertEquals(ChunkId.of(d), ids[i], "id of block " + i + " of " + size + " bytes");
+                put.put(ids[i], d);
+            }
+            java.util.Arrays.fill(buf, (byte) 0x55); // the store must have copied what it keeps
+            assertAllReadable(put, "before sync, blocks of " + size);
+            store.sync();
+            assertAllReadable(put, "after sync, blocks of " + size);
+        }
+    }
+
+    @Test
+    void putAllOfChunksAlreadyStoredStoresNothingNew() {
+        Random rnd = new Random(41);
+        int[] offsets = new int[64];
+        byte[] buf = batch(rnd, 64, 4096, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        Set<ChunkId> distinct = new HashSet<>(List.of(ids));
+        assertEquals(distinct, listed(), "a batch with repeats lists each chunk once");
+        // the same batch again, a batch sharing half of it, and single puts of its blocks
+        assertArrayEquals(ids, store.putAll(buf, offsets, 4096));
+        store.sync();
+        int[] half = new int[32];
+        byte[] mixed = new byte[64 * 4096];
+        System.arraycopy(buf, 0, mixed, 0, 32 * 4096);
+        byte[] other = batch(new Random(42), 32, 4096, half);
+        System.arraycopy(other, 0, mixed, 32 * 4096, 32 * 4096);
+        int[] all = new int[64];
+        for (int i = 0; i < 64; i++) all[i] = i * 4096;
+        ChunkId[] mixedIds = store.putAll(mixed, all, 4096);
+        for (int i = 0; i < 32; i++) assertEquals(ids[i], mixedIds[i]);
+        for (int i = 0; i < 64; i++) store.put(java.util.Arrays.copyOfRange(buf, i * 4096, (i + 1) * 4096));
+        store.sync();
+        distinct.addAll(List.of(mixedIds));
+        assertEquals(distinct, listed());
+        restart();
+        assertEquals(distinct, listed());
+        for (int i = 0; i < 64; i++) assertArrayEquals(java.util.Arrays.copyOfRange(mixed, i * 4096, (i + 1) * 4096), store.get(mixedIds[i]));
+    }
+
+    @Test
+    void corruptChunkOfABatchIsAnErrorAndItsNeighboursAreRightOrErrors() {
+        Random rnd = new Random(43);
+        int[] offsets = new int[48];
+        byte[] buf = batch(rnd, 48, 4096, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        store.close();
+        ChunkId victim = ids[20];
+        corruptPayload(dir, victim);
+        store = track(reopen(dir));
+        CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class, () -> store.get(victim));
+        assertTrue(e.getMessage().contains(victim.shortHex()), "message must name the chunk (" + victim.shortHex() + "): " + e.getMessage());
+        int good = 0;
+        for (int i = 0; i < ids.length; i++) {
+            // chunks stored together with the victim may share its fate; they must never be wrong
+            try {
+                assertArrayEquals(java.util.Arrays.copyOfRange(buf, i * 4096, (i + 1) * 4096), store.get(ids[i]), "block " + i);
+                good++;
+            } catch (CaskException.Corrupt c) {
+                assertTrue(c.getMessage().contains(ids[i].shortHex()), "message must name the chunk (" + ids[i].shortHex() + "): " + c.getMessage());
+            }
+        }
+        assertTrue(good >= ids.length / 2, "damage to one chunk's bytes spoils at most its neighbours, not the batch: " + good + " of " + ids.length + " readable");
+        assertThrows(CaskException.Corrupt.class, () -> store.get(victim), "and stays an error");
+    }
+
     // ---------------------------------------------------------------- corruption
 
     @Test

@@ -8,7 +8,6 @@ import dev.cask.image.Importer;
 import dev.cask.store.ChunkId;
 import dev.cask.store.local.ChunkLocation;
 import dev.cask.store.local.LocalChunkStore;
-import dev.cask.store.local.PackFormat;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -476,7 +475,7 @@ class TreeModelTest {
         for (int p : store.packIds()) {
             store.scanPack(p, new LocalChunkStore.ScanSink() {
                 @Override
-                public void record(ChunkId id, ChunkLocation location, PackFormat.Record record) {
+                public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     records[0]++;
                 }
 

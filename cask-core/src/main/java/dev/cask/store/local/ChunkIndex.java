@@ -15,13 +15,19 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.function.Consumer;
 
 /**
- * The index of a local store: chunk id to (pack, offset, record length), in an SQLite file.
+ * The index of a local store: chunk id to (pack, offset, length, slot) of the record or segment
+ * holding the chunk, in an SQLite file.
  *
  * <p>SQLite because several processes share a store (the CLI while {@code cask serve} runs,
  * two imports at once): its WAL mode lets them read while one writes, and its locking keeps the
  * file whole. The index is only a cache of the packs ({@code cask check --repair} rebuilds it),
  * and entries are added only after the pack bytes they point at are fsynced, so it never points
  * at data that a crash could lose.
+ *
+ * <p>Schema 2 ({@code PRAGMA user_version}) added the {@code slot} column (-1: a record of its
+ * own; 0 and up: the chunk's slot in a segment). An index of schema 1 (no {@code slot}) is
+ * migrated when opened: {@code ALTER TABLE ... ADD COLUMN slot ... DEFAULT -1} only changes the
+ * table's definition, so every old entry reads as a single record, which it is.
  *
  * <p>Thread-safety: lookups borrow a connection with its prepared statement from a pool (JDBC
  * statements are single-threaded); {@link #addAll} serialises writers on its own connection.
@@ -39,7 +45,7 @@ final class ChunkIndex implements AutoCloseable {
 
         Reader() throws SQLException {
             connection = connect();
-            lookup = connection.prepareStatement("SELECT pack, offset, length FROM chunks WHERE id = ?");
+            lookup = connection.prepareStatement("SELECT pack, offset, length, slot FROM chunks WHERE id = ?");
             batchLookup = connection.prepareStatement(inQuery(BATCH));
         }
     }
@@ -52,11 +58,47 @@ final class ChunkIndex implements AutoCloseable {
             try (Statement st = writer.createStatement()) {
                 st.execute("PRAGMA journal_mode=WAL");
                 st.execute("CREATE TABLE IF NOT EXISTS chunks (id BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
-                        + " offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID");
+                        + " offset INTEGER NOT NULL, length INTEGER NOT NULL, slot INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID");
             }
+            migrate();
         } catch (SQLException e) {
             throw error("open", e);
         }
+    }
+
+    static final int SCHEMA = 2;
+
+    /** Brings a schema-1 index (no slot column) to schema 2; several processes may race here. */
+    private void migrate() throws SQLException {
+        try (Statement st = writer.createStatement()) {
+            if (schema(st) == SCHEMA && hasSlot(st)) return; // the usual case: no write lock needed
+            st.execute("BEGIN IMMEDIATE"); // one migrating process at a time; the others then see the column
+            try {
+                int version = schema(st);
+                if (version > SCHEMA) {
+                    throw new SQLException("index schema " + version + ", this cask reads schema " + SCHEMA + " (upgrade cask)");
+                }
+                if (!hasSlot(st)) st.execute("ALTER TABLE chunks ADD COLUMN slot INTEGER NOT NULL DEFAULT -1");
+                if (version != SCHEMA) st.execute("PRAGMA user_version=" + SCHEMA);
+                st.execute("COMMIT");
+            } catch (SQLException e) {
+                st.execute("ROLLBACK");
+                throw e;
+            }
+        }
+    }
+
+    private static int schema(Statement st) throws SQLException {
+        try (ResultSet rs = st.executeQuery("PRAGMA user_version")) {
+            return rs.next() ? rs.getInt(1) : 0;
+        }
+    }
+
+    private static boolean hasSlot(Statement st) throws SQLException {
+        try (ResultSet rs = st.executeQuery("PRAGMA table_info(chunks)")) {
+            while (rs.next()) if (rs.getString("name").equals("slot")) return true;
+        }
+        return false;
     }
 
     private Connection connect() throws SQLException {
@@ -80,7 +122,7 @@ final class ChunkIndex implements AutoCloseable {
             if (r == null) r = new Reader();
             r.lookup.setBytes(1, id.toBytes());
             try (ResultSet rs = r.lookup.executeQuery()) {
-                return rs.next() ? new ChunkLocation(rs.getInt(1), rs.getLong(2), rs.getInt(3)) : null;
+                return rs.next() ? new ChunkLocation(rs.getInt(1), rs.getLong(2), rs.getInt(3), rs.getInt(4)) : null;
             }
         } catch (SQLException e) {
             throw error("lookup of chunk " + id, e);
@@ -109,7 +151,7 @@ final class ChunkIndex implements AutoCloseable {
                 try {
                     for (int i = 0; i < n; i++) st.setBytes(i + 1, ids.get(from + i).toBytes());
                     try (ResultSet rs = st.executeQuery()) {
-                        while (rs.next()) found.put(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4)));
+                        while (rs.next()) found.put(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
                     }
                 } finally {
                     if (st != r.batchLookup) st.close();
@@ -124,7 +166,7 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     private static String inQuery(int n) {
-        return "SELECT id, pack, offset, length FROM chunks WHERE id IN (" + "?,".repeat(n - 1) + "?)";
+        return "SELECT id, pack, offset, length, slot FROM chunks WHERE id IN (" + "?,".repeat(n - 1) + "?)";
     }
 
     /** Adds entries in one transaction; an id already present keeps its first location. */
@@ -132,12 +174,13 @@ final class ChunkIndex implements AutoCloseable {
         if (entries.isEmpty()) return;
         try {
             writer.setAutoCommit(false);
-            try (PreparedStatement ins = writer.prepareStatement("INSERT OR IGNORE INTO chunks(id, pack, offset, length) VALUES (?, ?, ?, ?)")) {
+            try (PreparedStatement ins = writer.prepareStatement("INSERT OR IGNORE INTO chunks(id, pack, offset, length, slot) VALUES (?, ?, ?, ?, ?)")) {
                 for (var e : entries) {
                     ins.setBytes(1, e.getKey().toBytes());
                     ins.setInt(2, e.getValue().pack());
                     ins.setLong(3, e.getValue().offset());
                     ins.setInt(4, e.getValue().length());
+                    ins.setInt(5, e.getValue().slot());
                     ins.addBatch();
                 }
                 ins.executeBatch();
@@ -165,9 +208,9 @@ final class ChunkIndex implements AutoCloseable {
     /** Calls {@code sink} for every entry, in id order. */
     void forEach(java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
         try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length FROM chunks ORDER BY id")) {
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks ORDER BY id")) {
             while (rs.next()) {
-                sink.accept(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4)));
+                sink.accept(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
             }
         } catch (SQLException e) {
             throw error("scan", e);

@@ -1,4 +1,24 @@
 package dev.cask.store.local;
 
-/** Where a record is: the pack, the record's offset in it, and its length (header + payload). */
-public record ChunkLocation(int pack, long offset, int length) {}
+/**
+ * Where a chunk is: the pack, the offset and length of the record or segment that holds it, and
+ * for a segment the chunk's slot in its table ({@link #SINGLE} for a record of its own).
+ */
+public record ChunkLocation(int pack, long offset, int length, int slot) {
+    /** The slot of a chunk stored in a record of its own. */
+    public static final int SINGLE = -1;
+
+    /** A chunk in a record of its own. */
+    public ChunkLocation(int pack, long offset, int length) {
+        this(pack, offset, length, SINGLE);
+    }
+
+    public boolean inSegment() {
+        return slot != SINGLE;
+    }
+
+    @Override
+    public String toString() {
+        return "pack " + pack + " at offset " + offset + (inSegment() ? ", slot " + slot : "");
+    }
+}

@@ -56,6 +56,10 @@ class LocalChunkStoreTest extends ChunkStoreContract {
             loc = s.locate(id);
         }
         assertNotNull(loc, "chunk " + id + " to corrupt is not in the index");
+        if (loc.inSegment()) { // a byte near the end of the segment's zstd frame
+            flipByte(packFile(dir, loc.pack()), loc.offset() + loc.length() - 2);
+            return;
+        }
         int payload = loc.length() - PackFormat.RECORD_HEADER;
         assertTrue(payload > 0, "chunk " + id + " has no payload to corrupt");
         flipByte(packFile(dir, loc.pack()), loc.offset() + PackFormat.RECORD_HEADER + payload / 2);
@@ -97,7 +101,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         for (int pack : s.packIds()) {
             s.scanPack(pack, new LocalChunkStore.ScanSink() {
                 @Override
-                public void record(ChunkId id, ChunkLocation location, PackFormat.Record record) {
+                public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     records.merge(id, 1, Integer::sum);
                     locations.add(location);
                 }
@@ -117,7 +121,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         List<String> problems = new ArrayList<>();
         s.scanPack(pack, new LocalChunkStore.ScanSink() {
             @Override
-            public void record(ChunkId id, ChunkLocation location, PackFormat.Record record) {
+            public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                 records.merge(id, 1, Integer::sum);
                 locations.add(location);
             }
@@ -388,10 +392,10 @@ class LocalChunkStoreTest extends ChunkStoreContract {
     @Test
     void futureFormatIsRefused() throws IOException {
         store.close();
-        writeString(dir.resolve(LocalChunkStore.HEADER_FILE), "cask-store 2\n");
+        writeString(dir.resolve(LocalChunkStore.HEADER_FILE), "cask-store 3\n");
         CaskException.InvalidInput e = assertThrows(CaskException.InvalidInput.class, () -> track(open(dir)));
-        assertTrue(e.getMessage().contains("format 2"), "message says which format it found: " + e.getMessage());
-        assertEquals("cask-store 2\n", Files.readString(dir.resolve(LocalChunkStore.HEADER_FILE)), "a refused open must not rewrite the header");
+        assertTrue(e.getMessage().contains("format 3"), "message says which format it found: " + e.getMessage());
+        assertEquals("cask-store 3\n", Files.readString(dir.resolve(LocalChunkStore.HEADER_FILE)), "a refused open must not rewrite the header");
     }
 
     @Test
@@ -517,5 +521,314 @@ class LocalChunkStoreTest extends ChunkStoreContract {
             if (p != null) problems.add(p);
         });
         assertEquals(List.of(), problems);
+    }
+
+    // ---------------------------------------------------------------- segments
+
+    /** {@code blocks} distinct compressible 4 KiB blocks back to back, and their offsets. */
+    private static byte[] textBlocks(Random rnd, int blocks, int[] offsets) {
+        byte[] buf = new byte[blocks * 4096];
+        for (int i = 0; i < blocks; i++) {
+            offsets[i] = i * 4096;
+            System.arraycopy(compressible(rnd, 4096), 0, buf, i * 4096, 4096);
+        }
+        return buf;
+    }
+
+    private static byte[] block(byte[] buf, int i) {
+        return Arrays.copyOfRange(buf, i * 4096, (i + 1) * 4096);
+    }
+
+    private Map<ChunkId, ChunkLocation> locations(ChunkId[] ids) {
+        Map<ChunkId, ChunkLocation> m = new LinkedHashMap<>();
+        for (ChunkId id : ids) m.put(id, local().locate(id));
+        return m;
+    }
+
+    @Test
+    void consecutiveNewChunksOfABatchShareSegmentsOfAtMost64KiB() {
+        int[] offsets = new int[100];
+        byte[] buf = textBlocks(new Random(50), 100, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        Map<ChunkId, ChunkLocation> locs = locations(ids);
+        Map<Long, List<Integer>> bySegment = new TreeMap<>();
+        for (int i = 0; i < ids.length; i++) {
+            ChunkLocation loc = locs.get(ids[i]);
+            assertTrue(loc.inSegment(), "block " + i + " at " + loc);
+            bySegment.computeIfAbsent(loc.offset(), k -> new ArrayList<>()).add(i);
+            assertEquals(bySegment.get(loc.offset()).size() - 1, loc.slot(), "slots follow the batch order");
+        }
+        assertEquals(7, bySegment.size(), "100 blocks of 4 KiB in segments of 16: " + bySegment);
+        int next = 0;
+        for (List<Integer> seg : bySegment.values()) {
+            for (int i : seg) assertEquals(next++, i, "a segment holds consecutive blocks");
+        }
+        // far smaller than the chunks compressed one by one
+        long segmented = local().storedBytes();
+        LocalChunkStore single = (LocalChunkStore) track(LocalChunkStore.open(tmp.resolve("single"), LocalChunkStore.Options.defaults().withSegments(0, 3)));
+        single.putAll(buf, offsets, 4096);
+        single.sync();
+        assertTrue(single.locate(ids[0]).slot() == ChunkLocation.SINGLE, "segments off: single records");
+        assertTrue(segmented * 10 < single.storedBytes() * 9, "segments " + segmented + " bytes, single records " + single.storedBytes());
+        restart();
+        for (int i = 0; i < ids.length; i++) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i + " after reopen");
+        assertEachStoredOnce(scanAll(local()), Set.of(ids));
+    }
+
+    @Test
+    void incompressibleBlocksStaySingleRawRecords() {
+        Random rnd = new Random(51);
+        byte[] buf = random(rnd, 40 * 4096);
+        int[] offsets = new int[40];
+        for (int i = 0; i < 40; i++) offsets[i] = i * 4096;
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        for (ChunkId id : ids) {
+            ChunkLocation loc = local().locate(id);
+            assertEquals(ChunkLocation.SINGLE, loc.slot(), "random block " + id + " at " + loc);
+            assertEquals(PackFormat.RECORD_HEADER + 4096, loc.length(), "stored raw");
+        }
+        for (int i = 0; i < 40; i++) assertArrayEquals(block(buf, i), store.get(ids[i]));
+    }
+
+    @Test
+    void neighboursOfAReadChunkComeFromTheCacheWithoutDecompressingAgain() {
+        int[] offsets = new int[32];
+        byte[] buf = textBlocks(new Random(52), 32, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        restart(); // an empty cache
+        assertEquals(0, local().segmentReads());
+        for (int i = 0; i < 32; i++) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i);
+        assertEquals(2, local().segmentReads(), "32 blocks in two segments: each decompressed once");
+        for (int i = 31; i >= 0; i--) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i + " again");
+        assertEquals(2, local().segmentReads());
+    }
+
+    @Test
+    void chunksFoundInABatchOrAlreadyStoredAreLeftOutOfItsSegments() {
+        int[] offsets = new int[40];
+        byte[] buf = textBlocks(new Random(53), 40, offsets);
+        // blocks 10..19 are stored first, one by one
+        for (int i = 10; i < 20; i++) store.put(block(buf, i));
+        store.sync();
+        long before = local().storedBytes();
+        // the batch repeats block 3 at 30..33 as well
+        for (int i = 30; i < 34; i++) System.arraycopy(buf, 3 * 4096, buf, i * 4096, 4096);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        for (int i = 10; i < 20; i++) assertEquals(ChunkLocation.SINGLE, local().locate(ids[i]).slot(), "block " + i + " stays where it was");
+        Set<ChunkId> distinct = new java.util.HashSet<>(List.of(ids));
+        assertEquals(40 - 4, distinct.size());
+        assertEachStoredOnce(scanAll(local()), distinct);
+        long after = local().storedBytes();
+        assertArrayEquals(ids, store.putAll(buf, offsets, 4096));
+        store.sync();
+        assertEquals(after, local().storedBytes(), "the same batch again stores nothing");
+        assertTrue(after > before);
+        for (int i = 0; i < 40; i++) assertArrayEquals(block(buf, i), store.get(ids[i]));
+    }
+
+    @Test
+    void concurrentBatchesWithTheSameNewBlocksStoreEachOnce() throws Exception {
+        // two import workers with the same new blocks at once: one segment wins, the other leaves them out
+        Random setup = new Random(54);
+        int[] offsets = new int[64];
+        byte[] shared = textBlocks(setup, 64, offsets);
+        int threads = 4;
+        CyclicBarrier start = new CyclicBarrier(threads + 1);
+        AtomicBoolean done = new AtomicBoolean();
+        ExecutorService ex = Executors.newFixedThreadPool(threads + 1);
+        Set<ChunkId> all = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        try {
+            Future<?> syncer = ex.submit(() -> {
+                start.await();
+                while (!done.get()) store.sync();
+                return null;
+            });
+            List<Future<?>> putters = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                long seed = 100 + t;
+                putters.add(ex.submit(() -> {
+                    Random rnd = new Random(seed);
+                    start.await();
+                    for (int round = 0; round < 20; round++) {
+                        // the shared blocks, interleaved with a few of this thread's own, from a random start
+                        byte[] buf = new byte[64 * 4096];
+                        int from = rnd.nextInt(64);
+                        for (int i = 0; i < 64; i++) {
+                            byte[] b = i % 5 == 4 ? compressible(rnd, 4096) : block(shared, (from + i) % 64);
+                            System.arraycopy(b, 0, buf, i * 4096, 4096);
+                        }
+                        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+                        for (int i = 0; i < 64; i++) assertArrayEquals(block(buf, i), store.get(ids[i]));
+                        all.addAll(List.of(ids));
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : putters) f.get(120, TimeUnit.SECONDS);
+            done.set(true);
+            syncer.get(60, TimeUnit.SECONDS);
+        } finally {
+            done.set(true);
+            ex.shutdownNow();
+        }
+        store.sync();
+        assertEquals(all, listed());
+        assertEachStoredOnce(scanAll(local()), all);
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {0, 4, 9, 13, 17, 20, 52, 59, 700, 800, -1})
+    void bitFlipInASegmentIsFoundAndItsChunksAreErrors(int at) {
+        int[] offsets = new int[48];
+        byte[] buf = textBlocks(new Random(55), 48, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.close();
+        ChunkLocation loc;
+        try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())) {
+            loc = s.locate(ids[20]); // the second segment: blocks 16..31
+        }
+        assertEquals(4, loc.slot());
+        long where = at >= 0 ? loc.offset() + at : loc.offset() + loc.length() - 1;
+        flipByte(packFile(dir, loc.pack()), where);
+
+        store = track(reopen(dir));
+        Scan scan = scanPack(local(), loc.pack());
+        assertEquals(1, scan.problems().size(), "one problem, the segment: " + scan.problems());
+        assertTrue(scan.problems().getFirst().contains("offset " + loc.offset()), scan.problems().toString());
+        Set<ChunkId> others = new java.util.LinkedHashSet<>(List.of(ids).subList(0, 16));
+        others.addAll(List.of(ids).subList(32, 48));
+        assertEquals(others, scan.records().keySet(), "the segments before and after it (resync)");
+        for (int i = 16; i < 32; i++) {
+            ChunkId id = ids[i];
+            CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class, () -> store.get(id), "block " + i);
+            assertTrue(e.getMessage().contains(id.shortHex()), e.getMessage());
+            assertNotNull(local().verifyEntry(id, local().locate(id), false), "the index check finds block " + i);
+        }
+        for (int i : new int[]{0, 15, 32, 47}) assertArrayEquals(block(buf, i), store.get(ids[i]));
+    }
+
+    @Test
+    void wrongPlainBytesInASegmentAreCaughtByTheChunkCrc() throws IOException {
+        // a segment whose frame and table agree with its CRC but whose frame holds other bytes for
+        // slot 1 (a bug in the writer, say): that chunk is an error, its neighbours read fine
+        Random rnd = new Random(56);
+        byte[] a = compressible(rnd, 4096), b = compressible(rnd, 4096), c = compressible(rnd, 4096);
+        byte[] plain = new byte[3 * 4096];
+        System.arraycopy(a, 0, plain, 0, 4096);
+        System.arraycopy(c, 0, plain, 4096, 4096); // c where b should be
+        System.arraycopy(c, 0, plain, 8192, 4096);
+        byte[] frame = com.github.luben.zstd.Zstd.compress(plain, 3);
+        ChunkId[] ids = {ChunkId.of(a), ChunkId.of(b), ChunkId.of(c)};
+        byte[] seg = PackFormat.encodeSegment(ids, new int[]{4096, 4096, 4096},
+                new int[]{PackFormat.crc32c(a, 0, 4096), PackFormat.crc32c(b, 0, 4096), PackFormat.crc32c(c, 0, 4096)}, frame, 0, frame.length);
+        store.close();
+        Path pack = packFile(dir, 1);
+        Files.write(pack, PackFormat.encodePackHeader(1));
+        Files.write(pack, seg, StandardOpenOption.APPEND);
+        Files.deleteIfExists(dir.resolve("index.db"));
+        store = openLocal(LocalChunkStore.Options.defaults().withExclusive(true));
+        List<String> problems = new ArrayList<>();
+        assertEquals(3, local().rebuildIndex(problems::add, Progress.NONE), "the segment's CRC is good: all three are indexed");
+        assertEquals(List.of(), problems);
+        CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class, () -> store.get(ids[1]));
+        assertTrue(e.getMessage().contains(ids[1].shortHex()) && e.getMessage().contains("crc32c"), e.getMessage());
+        assertArrayEquals(c, store.get(ids[2]));
+        assertArrayEquals(a, store.get(ids[0]));
+        assertNotNull(local().verifyEntry(ids[1], local().locate(ids[1]), true), "check --deep finds it");
+        assertEquals(null, local().verifyEntry(ids[0], local().locate(ids[0]), true));
+        Scan scan = scanAll(local());
+        assertEquals(List.of(), scan.problems(), "the scan alone (no decompression) sees a good segment");
+    }
+
+    @Test
+    void indexEntryWithTheWrongSlotIsCorruptNotWrongBytes() {
+        int[] offsets = new int[8];
+        byte[] buf = textBlocks(new Random(57), 8, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        ChunkLocation loc = local().locate(ids[2]);
+        ChunkLocation wrong = new ChunkLocation(loc.pack(), loc.offset(), loc.length(), 3);
+        String problem = local().verifyEntry(ids[2], wrong, false);
+        assertNotNull(problem);
+        assertTrue(problem.contains(ids[2].shortHex()) && problem.contains("slot"), problem);
+        assertNotNull(local().verifyEntry(ids[2], new ChunkLocation(loc.pack(), loc.offset(), loc.length(), 8), true));
+        assertNotNull(local().verifyEntry(ids[2], new ChunkLocation(loc.pack(), loc.offset(), loc.length()), false), "not a single record");
+        assertEquals(null, local().verifyEntry(ids[3], wrong, true));
+    }
+
+    @Test
+    void rebuildIndexFindsEveryChunkOfEverySegment() throws IOException {
+        Random rnd = new Random(58);
+        Map<ChunkId, byte[]> put = putRandom(rnd, 10, 4096);
+        int[] offsets = new int[70];
+        byte[] buf = textBlocks(rnd, 70, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        for (int i = 0; i < 70; i++) put.put(ids[i], block(buf, i));
+        store.close();
+        for (String f : List.of("index.db", "index.db-wal", "index.db-shm")) Files.deleteIfExists(dir.resolve(f));
+        store = openLocal(LocalChunkStore.Options.defaults().withExclusive(true));
+        List<String> problems = new ArrayList<>();
+        assertEquals(80, local().rebuildIndex(problems::add, Progress.NONE));
+        assertEquals(List.of(), problems);
+        restart();
+        assertReadable(put, "after rebuild");
+        assertTrue(local().locate(ids[5]).inSegment());
+    }
+
+    @Test
+    void aFormat1StoreWithAnOldIndexOpensReadsAndTakesSegments() throws Exception {
+        // a store as the first release wrote it: header 1, a format-1 pack, an index without slots
+        store.close();
+        Path old = tmp.resolve("old");
+        Files.createDirectories(old.resolve("packs"));
+        Files.writeString(old.resolve(LocalChunkStore.HEADER_FILE), LocalChunkStore.HEADER_TEXT_1);
+        byte[] hello = "hello, cask\n".getBytes();
+        Path pack1 = old.resolve("packs").resolve("00000001.pack");
+        Files.write(pack1, PackFormat.encodePackHeader(1, 1));
+        Files.write(pack1, java.util.HexFormat.of().parseHex(GoldenFormatTest.HELLO_RECORD), StandardOpenOption.APPEND);
+        try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + old.resolve("index.db"));
+             java.sql.Statement st = c.createStatement()) {
+            st.execute("CREATE TABLE chunks (id BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID");
+            st.execute("INSERT INTO chunks VALUES (x'" + GoldenFormatTest.HELLO_ID + "', 1, 16, " + (PackFormat.RECORD_HEADER + hello.length) + ")");
+        }
+        dir = old;
+        store = openLocal(LocalChunkStore.Options.defaults());
+        assertEquals(LocalChunkStore.HEADER_TEXT, Files.readString(old.resolve(LocalChunkStore.HEADER_FILE)), "upgraded to format 2");
+        ChunkId helloId = ChunkId.parse(GoldenFormatTest.HELLO_ID);
+        assertArrayEquals(hello, store.get(helloId));
+        assertEquals(new ChunkLocation(1, 16, 64), local().locate(helloId));
+        int[] offsets = new int[20];
+        byte[] buf = textBlocks(new Random(59), 20, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        restart();
+        assertTrue(local().locate(ids[0]).inSegment());
+        assertEquals(2, local().locate(ids[0]).pack(), "a new pack, format 2");
+        assertArrayEquals(hello, store.get(helloId));
+        for (int i = 0; i < 20; i++) assertArrayEquals(block(buf, i), store.get(ids[i]));
+        assertEachStoredOnce(scanAll(local()), new java.util.HashSet<>(listed()));
+        try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + old.resolve("index.db"));
+             java.sql.Statement st = c.createStatement(); java.sql.ResultSet rs = st.executeQuery("PRAGMA user_version")) {
+            assertTrue(rs.next());
+            assertEquals(2, rs.getInt(1), "index schema 2");
+        }
+    }
+
+    @Test
+    void aSegmentInAFormat1PackIsAProblem() throws IOException {
+        int[] offsets = new int[4];
+        byte[] buf = textBlocks(new Random(60), 4, offsets);
+        store.putAll(buf, offsets, 4096);
+        store.close();
+        Path pack = packFile(dir, 1);
+        byte[] bytes = Files.readAllBytes(pack);
+        System.arraycopy(PackFormat.encodePackHeader(1, 1), 0, bytes, 0, PackFormat.PACK_HEADER);
+        Files.write(pack, bytes);
+        store = track(reopen(dir));
+        Scan scan = scanPack(local(), 1);
+        assertEquals(1, scan.problems().size(), scan.problems().toString());
+        assertTrue(scan.problems().getFirst().contains("segment in a format 1 pack"), scan.problems().toString());
     }
 }
