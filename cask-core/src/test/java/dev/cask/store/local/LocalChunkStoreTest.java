@@ -605,6 +605,25 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         assertEquals(2, local().segmentReads());
     }
 
+    /** Blocks that compress by about a tenth are compressed one by one: a random read of one decompresses 4 KiB, not a segment. */
+    @Test
+    void weaklyCompressibleBlocksAreCompressedAloneNotInSegments() {
+        Random rnd = new Random(52);
+        byte[] buf = random(rnd, 32 * 4096);
+        for (int i = 0; i < 32; i++) java.util.Arrays.fill(buf, i * 4096, i * 4096 + 500, (byte) 0); // ~12 % zeros, the rest random
+        int[] offsets = new int[32];
+        for (int i = 0; i < 32; i++) offsets[i] = i * 4096;
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        for (ChunkId id : ids) {
+            ChunkLocation loc = local().locate(id);
+            assertEquals(ChunkLocation.SINGLE, loc.slot(), "weak block " + id + " at " + loc);
+            assertTrue(loc.length() < PackFormat.RECORD_HEADER + 4096 - 256, "compressed alone: " + loc);
+        }
+        for (int i = 0; i < 32; i++) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i);
+        assertEquals(0, local().segmentReads(), "no segment was decompressed");
+    }
+
     @Test
     void chunksFoundInABatchOrAlreadyStoredAreLeftOutOfItsSegments() {
         int[] offsets = new int[40];
