@@ -28,7 +28,7 @@ command -v qemu-img >/dev/null || { echo "start-bench: qemu-img missing (apt-get
 disk="$WORK/small.raw"
 truncate -s 64M "$disk"
 head -c 8M /dev/urandom | dd of="$disk" conv=notrunc bs=1M seek=4 status=none
-yes cask | head -c 8M | dd of="$disk" conv=notrunc bs=1M seek=32 status=none
+head -c 8M /dev/zero | tr '\0' c | dd of="$disk" conv=notrunc bs=1M seek=32 status=none
 
 variants=("cask")
 declare -A launcher=([cask]="$root/cask") env=([cask]="")

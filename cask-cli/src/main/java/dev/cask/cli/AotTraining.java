@@ -18,10 +18,13 @@ import java.util.Random;
  * cache it leaves: the classes of the commands run here come loaded and linked, with the method
  * profiles of this run, instead of being read from the jar, verified and interpreted again.
  *
+ * <p>With a second argument, it first {@linkplain NativeLibs#extract extracts} the native
+ * libraries into that directory and loads them from there, so the run also proves they work.
+ *
  * <p>The workload is the one users time: import of a small disk with an MBR partition table (raw,
  * then qcow2), export to raw and to qcow2, and the listing, clone, snapshot, check and help
  * commands, each through {@link Main#run} as the CLI runs it. Everything happens in the scratch
- * directory given as the only argument (the launcher deletes it), nothing is printed, and the
+ * directory given as the first argument (the launcher deletes it), nothing is printed, and the
  * exit status is 0 only when every command succeeded. It is not a subcommand: a failure here
  * costs the cache, never a user's command.
  */
@@ -29,9 +32,13 @@ public final class AotTraining {
     private AotTraining() {}
 
     public static void main(String[] args) throws IOException {
-        if (args.length != 1) {
-            System.err.println("usage: AotTraining SCRATCH_DIR");
+        if (args.length != 1 && args.length != 2) {
+            System.err.println("usage: AotTraining SCRATCH_DIR [NATIVE_DIR]");
             System.exit(2);
+        }
+        if (args.length == 2) {
+            if (!NativeLibs.extract(Path.of(args[1]))) System.exit(1);
+            NativeLibs.useDirectory(args[1]);
         }
         Path dir = Path.of(args[0]);
         String store = dir.resolve("store").toString();

@@ -88,6 +88,7 @@ public final class Main implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
+        NativeLibs.useDirectory(System.getProperty(NativeLibs.PROPERTY));
         System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
     }
 

@@ -228,6 +228,11 @@ public final class Images implements AutoCloseable {
         return new LayoutDevice(store, Layout.decode(v.content()), pointers, pool);
     }
 
+    /** A read-only device over a version for one pass over it (export): see {@link LayoutDevice#streaming}. */
+    public LayoutDevice openStreaming(Version v) {
+        return LayoutDevice.streaming(store, Layout.decode(v.content()), pointers, pool);
+    }
+
     /** Non-hole bytes of a version (pointer chunks are read; data chunks are not). */
     public long allocatedBytes(Version v) {
         long sum = 0;
@@ -243,7 +248,7 @@ public final class Images implements AutoCloseable {
     public void export(String ref, Path dest, String format, boolean fsync, Progress progress) {
         Version v = resolve(ref);
         String f = format == null ? "raw" : format.toLowerCase(Locale.ROOT);
-        try (LayoutDevice dev = open(v)) {
+        try (LayoutDevice dev = openStreaming(v)) {
             switch (f) {
                 case "raw" -> RawExport.toFile(dev, dest, progress, fsync);
                 case "qcow2" -> Qcow2Writer.write(dev, dest, progress, fsync);
@@ -255,7 +260,7 @@ public final class Images implements AutoCloseable {
     /** Writes a version as raw bytes (holes as zeros) to a stream, e.g. stdout. */
     public void export(String ref, OutputStream out, Progress progress) {
         Version v = resolve(ref);
-        try (LayoutDevice dev = open(v)) {
+        try (LayoutDevice dev = openStreaming(v)) {
             RawExport.toStream(dev, out, progress);
         }
     }
