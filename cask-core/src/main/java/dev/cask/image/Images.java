@@ -103,8 +103,11 @@ public final class Images implements AutoCloseable {
         return importFile(src, name, format, blockSize, wholeDisk, false, progress, warnings).version();
     }
 
-    /** What an import made: the version, and the bytes of free file system blocks stored as holes (fs-aware). */
-    public record Imported(Version version, long freeBytes) {}
+    /**
+     * What an import made: the version, the bytes of free file system blocks stored as holes
+     * (fs-aware), and the version's non-zero bytes ({@link #allocatedBytes}, counted during the import).
+     */
+    public record Imported(Version version, long freeBytes, long allocatedBytes) {}
 
     /**
      * As {@link #importFile(Path, String, String, int, boolean, Progress, Consumer)}; with
@@ -116,6 +119,7 @@ public final class Images implements AutoCloseable {
         requireFree(name);
         if (blockSize != 0) Root.checkBlockSize(blockSize);
         Layout layout;
+        Importer importer;
         long freeBytes = 0;
         try (BlockDevice dev = Formats.open(src, format, warnings)) {
             String what = src.getFileName().toString();
@@ -124,12 +128,13 @@ public final class Images implements AutoCloseable {
             ByteRanges free = fsAware ? ExtFreeBlocks.ofDisk(dev, what, warnings) : ByteRanges.EMPTY;
             freeBytes = free.totalBytes();
             BlockDevice in = free.isEmpty() ? dev : new HoleMaskDevice(dev, free); // a filter: closing dev is enough
-            layout = new Importer(store, pool, threads).importDevice(in, plan, progress);
+            importer = new Importer(store, pool, threads);
+            layout = importer.importDevice(in, plan, progress);
         }
         store.sync();
         Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
                 layout.size(), layout.encode()), null);
-        return new Imported(v, freeBytes);
+        return new Imported(v, freeBytes, importer.allocatedBytes());
     }
 
     /** Imports a raw stream (stdin) as a new image. */
