@@ -559,6 +559,32 @@ public abstract class ChunkStoreContract {
     }
 
     @Test
+    void getAllReadsWhatPutAllStoredAsAnImporterStoresIt() {
+        // putAll is how imports store blocks (a store may pack a batch differently from single puts)
+        Random rnd = new Random(24);
+        int block = 4096;
+        byte[] batch = new byte[64 * block];
+        for (int i = 0; i < 64; i++) {
+            byte[] d = i % 4 == 0 ? random(rnd, block) : compressible(rnd, block);
+            System.arraycopy(d, 0, batch, i * block, block);
+        }
+        int[] offsets = new int[64];
+        for (int i = 0; i < 64; i++) offsets[i] = (i % 8 == 7 ? i - 1 : i) * block; // some repeats
+        ChunkId[] ids = store.putAll(batch, offsets, block);
+        store.sync();
+        restart();
+        List<ChunkId> asked = new ArrayList<>();
+        for (int k = 63; k >= 0; k -= 2) asked.add(ids[k]);
+        for (int k = 0; k < 64; k += 3) asked.add(ids[k]);
+        byte[][] got = getAll(asked);
+        for (int k = 0; k < asked.size(); k++) {
+            int i = java.util.Arrays.asList(ids).indexOf(asked.get(k));
+            assertArrayEquals(java.util.Arrays.copyOfRange(batch, offsets[i], offsets[i] + block), got[k], "getAll index " + k);
+            assertArrayEquals(got[k], store.get(asked.get(k)), "get and getAll agree on index " + k);
+        }
+    }
+
+    @Test
     void getAllOfAnUnknownChunkThrowsNotFoundNamingIt() {
         ChunkId known = store.put(random(new Random(22), 5000));
         store.sync();
