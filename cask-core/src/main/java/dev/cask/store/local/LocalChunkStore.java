@@ -795,7 +795,8 @@ public final class LocalChunkStore implements ChunkStore {
      * read in runs of nearby records (up to {@link #BULK_SPAN} bytes, skipping gaps of up to
      * {@link #BULK_GAP}) with one positional read per run; each record is then checked (magic,
      * CRC32C, the id asked for) and decompressed into a buffer reused for the next one, exactly as
-     * {@link #get} does. A chunk that repeats is read and decompressed once. Chunks still in the
+     * {@link #get} does; a segment is decoded and decompressed once for all the chunks wanted from
+     * it, each checked against its own CRC. A chunk that repeats is read and decompressed once. Chunks still in the
      * write buffer take the {@link #get} path. Nothing is added to the caches: a bulk reader
      * streams, and would only push out what random readers keep there. Thread-safe; each call
      * owns its buffers.
@@ -843,6 +844,9 @@ public final class LocalChunkStore implements ChunkStore {
             return x.pack() != y.pack() ? Integer.compare(x.pack(), y.pack()) : Long.compare(x.offset(), y.offset());
         });
         byte[] scratch = new byte[0];
+        ChunkLocation segAt = null; // the segment decoded last (its neighbours usually follow)
+        PackFormat.Segment seg = null;
+        byte[] segPlain = null;
         for (int k = 0; k < m; ) {
             ChunkLocation first = locs[order[k]];
             checkEntry(first);
@@ -863,6 +867,23 @@ public final class LocalChunkStore implements ChunkStore {
             for (int q = k; q < j; q++) {
                 int i = order[q];
                 ChunkLocation l = locs[i];
+                if (l.inSegment()) {
+                    // a segment: decode and decompress it once for all the chunks wanted from it
+                    ChunkId id = ids.get(i);
+                    String what = "chunk " + id.shortHex() + " (" + l + ")";
+                    if (segAt == null || segAt.pack() != l.pack() || segAt.offset() != l.offset()) {
+                        seg = PackFormat.decodeSegment(what, span, (int) (l.offset() - start), l.length());
+                        segPlain = segmentPlain(what, seg);
+                        segAt = l;
+                    }
+                    if (l.slot() >= seg.count()) throw new CaskException.Corrupt(what + ": segment has only " + seg.count() + " chunks");
+                    if (!seg.ids()[l.slot()].equals(id)) {
+                        throw new CaskException.Corrupt(what + ": segment slot holds chunk " + seg.ids()[l.slot()].shortHex() + " instead");
+                    }
+                    byte[] chunk = PackFormat.chunkPlain(what, seg, segPlain, l.slot()); // checks the chunk's CRC
+                    sink.chunk(i, chunk, 0, chunk.length);
+                    continue;
+                }
                 if (!l.equals(last)) {
                     ChunkId id = ids.get(i);
                     String what = "chunk " + id.shortHex() + " (pack " + l.pack() + " at offset " + l.offset() + ")";
@@ -885,8 +906,11 @@ public final class LocalChunkStore implements ChunkStore {
     }
 
     private static void checkEntry(ChunkLocation loc) {
-        if (loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD || loc.offset() < 0) {
-            throw new CaskException.Corrupt("pack " + loc.pack() + " at offset " + loc.offset() + ": index entry has bad length " + loc.length());
+        boolean bad = loc.inSegment()
+                ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
+                : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
+        if (bad || loc.offset() < 0) {
+            throw new CaskException.Corrupt(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
         }
     }
 
