@@ -187,8 +187,8 @@ echo
 
 echo "warming the page cache (reading every image once) ..."
 for f in "${SRC[@]}"; do cat "$f" >/dev/null; done
-# a first cask run creates the launcher's class-data-sharing archive; do it with real work, untimed
-echo "warming cask (one untimed import/export/clone, so JVM archives exist before timing) ..."
+# the first cask run after a build makes the launcher's start-up (AOT) cache; do it, and real work, untimed
+echo "warming cask (one untimed import/export/clone, so the start-up cache exists before timing) ..."
 cask --store "$WORK/warm" import "${SRC[0]}" w; cask --store "$WORK/warm" export w "$WORK/warm/w.raw"
 cask --store "$WORK/warm" clone w w2; cask --store "$WORK/warm" stats --json; rm -rf "$WORK/warm"
 

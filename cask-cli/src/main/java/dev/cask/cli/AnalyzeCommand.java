@@ -106,7 +106,7 @@ final class AnalyzeCommand extends Common implements Callable<Integer> {
     private int callFiles() {
         List<Path> roots = images.stream().map(Path::of).toList();
         dev.cask.analysis.FileReport report = dev.cask.analysis.FileAnalysis.analyze(roots, progress(), this::warn);
-        com.fasterxml.jackson.databind.JsonNode doc = report.toJson(JSON);
+        com.fasterxml.jackson.databind.JsonNode doc = report.toJson(json());
         if (html != null) writeHtml(doc);
         if (json) {
             printJson(doc);

@@ -13,7 +13,14 @@ import java.io.PrintWriter;
  * deciding whether to draw progress bars (only when stdout is a terminal; bars go to stderr).
  */
 abstract class Common {
-    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    /** Made on first use: Jackson costs tens of milliseconds of start-up that only --json needs. */
+    private static final class Json {
+        static final ObjectMapper MAPPER = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    }
+
+    static ObjectMapper json() {
+        return Json.MAPPER;
+    }
 
     @CommandLine.ParentCommand
     Main main;
@@ -41,7 +48,7 @@ abstract class Common {
 
     void printJson(Object value) {
         try {
-            out().println(JSON.writeValueAsString(value));
+            out().println(Json.MAPPER.writeValueAsString(value));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalStateException("cannot encode JSON: " + e.getMessage(), e);
         }

@@ -59,17 +59,19 @@ final class ImageCommands {
             long t0 = System.nanoTime();
             try (Images images = openImages()) {
                 Version v;
+                long allocated;
                 String free = "";
                 if (src.equals("-")) {
                     if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
                     if (fsAware) throw new CaskException.InvalidInput("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
                     v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
+                    allocated = images.allocatedBytes(v);
                 } else {
                     Images.Imported r = images.importFile(Path.of(src), name, f, bs, wholeDisk, fsAware, progress(), this::warn);
                     v = r.version();
+                    allocated = r.allocatedBytes();
                     if (fsAware) free = "; " + Sizes.human(r.freeBytes()) + " of free file system blocks stored as holes";
                 }
-                long allocated = images.allocatedBytes(v);
                 out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data) in %.1f s%s%n", name, v.number(),
                         Sizes.human(v.size()), Sizes.human(allocated), (System.nanoTime() - t0) / 1e9, free);
             }

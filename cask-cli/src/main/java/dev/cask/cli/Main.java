@@ -13,19 +13,56 @@ import java.util.concurrent.Callable;
  * The {@code cask} command: global options and the list of subcommands. Only the CLI prints and
  * exits. Exit codes: 0 ok, 1 failed (the message, one line naming the object and the values, goes
  * to stderr as {@code cask: ...}), 2 usage error.
+ *
+ * <p>Start-up: picocli builds a subcommand's model by reflection over its class (and loads what
+ * its fields name), and its own classes are too old (Java 5 class files) for the JVM's AOT cache.
+ * So {@link #run} registers only the subcommand the command line names, when it names one of
+ * {@link #SUBCOMMANDS}; anything else (no command, {@code help}, an unknown word, {@code --help})
+ * gets them all, so usage, help and error messages are exactly those of the full command.
  */
 @Command(name = "cask", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Content-addressed storage for virtual machine disks.",
-        subcommands = {
-                ImageCommands.Import.class, ImageCommands.Export.class, ImageCommands.Create.class,
-                ImageCommands.Clone.class, ImageCommands.Snapshot.class, ImageCommands.Rollback.class,
-                ListCommands.Ls.class, ListCommands.Log.class, ListCommands.Info.class, ImageCommands.Rm.class,
-                ListCommands.StatsCommand.class, CheckCommand.class, ServeCommand.class, AnalyzeCommand.class,
-                CommandLine.HelpCommand.class
-        },
         footer = {"", "The store is --store PATH, else $CASK_STORE, else ${XDG_DATA_HOME:-~/.local/share}/cask.",
                 "Exit status: 0 ok, 1 failed, 2 usage error."})
 public final class Main implements Callable<Integer> {
+    /** The subcommands, in the order help lists them (names as in their {@code @Command}). */
+    private static final java.util.Map<String, Class<?>> SUBCOMMANDS = subcommands();
+
+    private static java.util.Map<String, Class<?>> subcommands() {
+        java.util.Map<String, Class<?>> m = new java.util.LinkedHashMap<>();
+        m.put("import", ImageCommands.Import.class);
+        m.put("export", ImageCommands.Export.class);
+        m.put("create", ImageCommands.Create.class);
+        m.put("clone", ImageCommands.Clone.class);
+        m.put("snapshot", ImageCommands.Snapshot.class);
+        m.put("rollback", ImageCommands.Rollback.class);
+        m.put("ls", ListCommands.Ls.class);
+        m.put("log", ListCommands.Log.class);
+        m.put("info", ListCommands.Info.class);
+        m.put("rm", ImageCommands.Rm.class);
+        m.put("stats", ListCommands.StatsCommand.class);
+        m.put("check", CheckCommand.class);
+        m.put("serve", ServeCommand.class);
+        m.put("analyze", AnalyzeCommand.class);
+        m.put("help", CommandLine.HelpCommand.class);
+        return java.util.Collections.unmodifiableMap(m);
+    }
+
+    /**
+     * The subcommand the arguments name: the first argument that is not an option of cask itself
+     * (or {@code --store}'s value), if it is a subcommand other than help; else null.
+     */
+    static String invoked(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (a.equals("--store")) {
+                i++;
+            } else if (!a.startsWith("--store=")) {
+                return SUBCOMMANDS.containsKey(a) && !a.equals("help") ? a : null;
+            }
+        }
+        return null;
+    }
 
     @Option(names = "--store", paramLabel = "PATH", scope = CommandLine.ScopeType.INHERIT,
             description = "Store directory (default: $CASK_STORE, else ${XDG_DATA_HOME:-~/.local/share}/cask).")
@@ -51,12 +88,17 @@ public final class Main implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
+        NativeLibs.useDirectory(System.getProperty(NativeLibs.PROPERTY));
         System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
     }
 
     /** Runs one command line with the given streams; returns the exit code. */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
         CommandLine cl = new CommandLine(new Main());
+        String only = invoked(args);
+        for (var e : SUBCOMMANDS.entrySet()) {
+            if (only == null || only.equals(e.getKey())) cl.addSubcommand(e.getKey(), e.getValue());
+        }
         cl.setOut(out);
         cl.setErr(err);
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {

@@ -104,8 +104,11 @@ public final class Images implements AutoCloseable {
         return importFile(src, name, format, blockSize, wholeDisk, false, progress, warnings).version();
     }
 
-    /** What an import made: the version, and the bytes of free file system blocks stored as holes (fs-aware). */
-    public record Imported(Version version, long freeBytes) {}
+    /**
+     * What an import made: the version, the bytes of free file system blocks stored as holes
+     * (fs-aware), and the version's non-zero bytes ({@link #allocatedBytes}, counted during the import).
+     */
+    public record Imported(Version version, long freeBytes, long allocatedBytes) {}
 
     /**
      * As {@link #importFile(Path, String, String, int, boolean, Progress, Consumer)}; with
@@ -117,6 +120,7 @@ public final class Images implements AutoCloseable {
         requireFree(name);
         if (blockSize != 0) Root.checkBlockSize(blockSize);
         Layout layout;
+        Importer importer;
         long freeBytes = 0;
         try (BlockDevice dev = Formats.open(src, format, warnings)) {
             String what = src.getFileName().toString();
@@ -125,12 +129,13 @@ public final class Images implements AutoCloseable {
             ByteRanges free = fsAware ? ExtFreeBlocks.ofDisk(dev, what, warnings) : ByteRanges.EMPTY;
             freeBytes = free.totalBytes();
             BlockDevice in = free.isEmpty() ? dev : new HoleMaskDevice(dev, free); // a filter: closing dev is enough
-            layout = new Importer(store, pool, threads).importDevice(in, plan, progress);
+            importer = new Importer(store, pool, threads);
+            layout = importer.importDevice(in, plan, progress);
         }
         store.sync();
         Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
                 layout.size(), layout.encode()), null);
-        return new Imported(v, freeBytes);
+        return new Imported(v, freeBytes, importer.allocatedBytes());
     }
 
     /** Imports a raw stream (stdin) as a new image. */
@@ -283,6 +288,11 @@ public final class Images implements AutoCloseable {
         return new LayoutDevice(store, Layout.decode(v.content()), pointers, pool);
     }
 
+    /** A read-only device over a version for one pass over it (export): see {@link LayoutDevice#streaming}. */
+    public LayoutDevice openStreaming(Version v) {
+        return LayoutDevice.streaming(store, Layout.decode(v.content()), pointers, pool);
+    }
+
     /** Non-hole bytes of a version (pointer chunks are read; data chunks are not). */
     public long allocatedBytes(Version v) {
         long sum = 0;
@@ -298,7 +308,7 @@ public final class Images implements AutoCloseable {
     public void export(String ref, Path dest, String format, boolean fsync, Progress progress) {
         Version v = resolve(ref);
         String f = format == null ? "raw" : format.toLowerCase(Locale.ROOT);
-        try (LayoutDevice dev = open(v)) {
+        try (LayoutDevice dev = openStreaming(v)) {
             switch (f) {
                 case "raw" -> RawExport.toFile(dev, dest, progress, fsync);
                 case "qcow2" -> Qcow2Writer.write(dev, dest, progress, fsync);
@@ -310,7 +320,7 @@ public final class Images implements AutoCloseable {
     /** Writes a version as raw bytes (holes as zeros) to a stream, e.g. stdout. */
     public void export(String ref, OutputStream out, Progress progress) {
         Version v = resolve(ref);
-        try (LayoutDevice dev = open(v)) {
+        try (LayoutDevice dev = openStreaming(v)) {
             RawExport.toStream(dev, out, progress);
         }
     }

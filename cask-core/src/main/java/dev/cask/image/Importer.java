@@ -39,11 +39,18 @@ public final class Importer {
     private final ChunkStore store;
     private final ExecutorService pool;
     private final int inFlight;
+    /** Non-zero bytes of the trees this importer made (what {@code Images.allocatedBytes} would count). */
+    private long allocatedBytes;
 
     public Importer(ChunkStore store, ExecutorService pool, int threads) {
         this.store = store;
         this.pool = pool;
         this.inFlight = 2 * threads + 2;
+    }
+
+    /** Bytes of non-zero blocks in the trees imported so far, counted as they were stored (no tree walk). */
+    public long allocatedBytes() {
+        return allocatedBytes;
     }
 
     /** Imports the whole device as one tree of {@code blockSize} blocks. */
@@ -162,6 +169,7 @@ public final class Importer {
         }
 
         private long done;
+        private long nonZeroBlocks;
 
         private void drainOne() {
             Batch b = queue.poll();
@@ -176,7 +184,10 @@ public final class Importer {
                 throw new CaskException("import failed: " + e.getCause(), e.getCause());
             }
             for (int i = 0; i < ids.length; i++) {
-                if (!ids[i].isZero()) writer.add(b.firstBlock() + i, ids[i]);
+                if (!ids[i].isZero()) {
+                    writer.add(b.firstBlock() + i, ids[i]);
+                    nonZeroBlocks++;
+                }
             }
             long end = (b.firstBlock() + b.blocks()) * blockSize;
             progress.advance(Math.max(0, end - done));
@@ -186,6 +197,7 @@ public final class Importer {
         Root finish(long size) {
             while (!queue.isEmpty()) drainOne();
             progress.advance(Math.max(0, size - done));
+            allocatedBytes += Math.min(size, nonZeroBlocks * blockSize);
             return writer.finish(size);
         }
 

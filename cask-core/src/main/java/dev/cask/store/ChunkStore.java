@@ -55,6 +55,30 @@ public interface ChunkStore extends AutoCloseable {
     /** The verified bytes of the chunk. */
     byte[] get(ChunkId id);
 
+    /** Receives the chunks of {@link #getAll}. */
+    @FunctionalInterface
+    interface ChunkSink {
+        /**
+         * The verified bytes {@code data[off, off+len)} of chunk {@code ids.get(index)}. The array
+         * is lent for the call only: the sink MUST NOT change it or keep it.
+         */
+        void chunk(int index, byte[] data, int off, int len);
+    }
+
+    /**
+     * Reads the chunks {@code ids} (a large read walking a tree; ids may repeat): calls
+     * {@code sink} once for every index of the list, in the calling thread, in any order. The
+     * same checks and failures as {@link #get} (it stops at the first failure); an implementation
+     * may look the chunks up together and read neighbouring records in one go. The default calls
+     * {@link #get} for each.
+     */
+    default void getAll(java.util.List<ChunkId> ids, ChunkSink sink) {
+        for (int i = 0; i < ids.size(); i++) {
+            byte[] data = get(ids.get(i));
+            sink.chunk(i, data, 0, data.length);
+        }
+    }
+
     boolean contains(ChunkId id);
 
     /** Calls {@code sink} once for every chunk id the store holds (visible to this process). */

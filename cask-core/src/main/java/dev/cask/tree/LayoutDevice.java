@@ -21,7 +21,13 @@ import java.util.concurrent.Executor;
  * <p>Reads larger than a few blocks fetch their chunks in parallel, in a few shares (one per
  * core at most, one of them in the calling thread) on the given executor: the store decompresses
  * and checks each chunk in the thread that asks, so a sequential export keeps every core busy,
- * while a read of cached chunks does not pay a task per chunk. Thread-safe.
+ * while a read of cached chunks does not pay a task per chunk.
+ *
+ * <p>A {@linkplain #streaming streaming} device (export, which reads every block once) fetches
+ * each share of a large read with one {@link ChunkStore#getAll}: the store reads neighbouring
+ * records together and leaves its caches alone. Otherwise (NBD, where the same blocks are read
+ * again and again) each chunk goes through {@link ChunkStore#get} and its caches, after one
+ * {@link ChunkStore#prefetch} of the read's ids. Thread-safe.
  */
 public final class LayoutDevice implements BlockDevice {
     private static final int PARALLEL_MIN_BLOCKS = 8;
@@ -31,12 +37,23 @@ public final class LayoutDevice implements BlockDevice {
     private final TreeReader[] readers;
     private final ChunkStore store;
     private final Executor executor;
+    private final boolean streaming;
 
     public LayoutDevice(ChunkStore store, Layout layout, PointerCache cache, Executor executor) {
+        this(store, layout, cache, executor, false);
+    }
+
+    private LayoutDevice(ChunkStore store, Layout layout, PointerCache cache, Executor executor, boolean streaming) {
         this.store = store;
         this.layout = layout;
         this.executor = executor;
+        this.streaming = streaming;
         this.readers = layout.extents().stream().map(e -> new TreeReader(store, e.root(), cache)).toArray(TreeReader[]::new);
+    }
+
+    /** The same version for one pass over the disk: large reads use {@link ChunkStore#getAll}. */
+    public static LayoutDevice streaming(ChunkStore store, Layout layout, PointerCache cache, Executor executor) {
+        return new LayoutDevice(store, layout, cache, executor, true);
     }
 
     public Layout layout() {
@@ -76,42 +93,77 @@ public final class LayoutDevice implements BlockDevice {
         long relEnd = to - base;
         long firstBlock = rel / bs;
         long lastBlock = (relEnd - 1) / bs;
-        boolean par = lastBlock - firstBlock + 1 >= PARALLEL_MIN_BLOCKS;
         java.util.Arrays.fill(buf, bufOff, bufOff + (int) (to - from), (byte) 0);
-        if (par) {
-            List<ChunkId> ids = new ArrayList<>();
-            r.walk(firstBlock, lastBlock + 1, (block, id) -> ids.add(id));
-            store.prefetch(ids);
-        }
-        List<Runnable> copies = new ArrayList<>();
+        List<ChunkId> ids = new ArrayList<>();
+        List<Long> blocks = new ArrayList<>();
         r.walk(firstBlock, lastBlock + 1, (block, id) -> {
-            long bStart = block * bs;
-            long s = Math.max(bStart, rel);
-            long t = Math.min(bStart + bs, relEnd);
-            int dst = bufOff + (int) (s - rel);
-            int srcOff = (int) (s - bStart);
-            int n = (int) (t - s);
-            if (par) copies.add(() -> copyChunk(id, bs, srcOff, buf, dst, n));
-            else copyChunk(id, bs, srcOff, buf, dst, n);
+            blocks.add(block);
+            ids.add(id);
         });
-        if (copies.isEmpty()) return;
-        // a few tasks of many chunks each, not a task per chunk: the caller's thread does one share
-        int tasks = Math.min(SLICES, Math.max(1, copies.size() / PARALLEL_MIN_BLOCKS));
-        int per = (copies.size() + tasks - 1) / tasks;
-        for (int k = per; k < copies.size(); k += per) {
-            List<Runnable> slice = copies.subList(k, Math.min(k + per, copies.size()));
-            parallel.add(CompletableFuture.runAsync(() -> slice.forEach(Runnable::run), executor));
+        if (ids.isEmpty()) return;
+        Share whole = new Share(ids, blocks, bs, rel, relEnd, buf, bufOff);
+        if (ids.size() < PARALLEL_MIN_BLOCKS) {
+            whole.copyOneByOne();
+            return;
         }
-        copies.subList(0, Math.min(per, copies.size())).forEach(Runnable::run);
+        if (!streaming) store.prefetch(ids);
+        // a few shares of many chunks each, not a task per chunk: the caller's thread does one
+        int tasks = Math.min(SLICES, Math.max(1, ids.size() / PARALLEL_MIN_BLOCKS));
+        int per = (ids.size() + tasks - 1) / tasks;
+        for (int k = per; k < ids.size(); k += per) {
+            Share s = whole.slice(k, Math.min(k + per, ids.size()));
+            parallel.add(CompletableFuture.runAsync(s::copy, executor));
+        }
+        whole.slice(0, Math.min(per, ids.size())).copy();
     }
 
-    private void copyChunk(ChunkId id, int blockSize, int srcOff, byte[] dst, int dstOff, int n) {
-        byte[] data = store.get(id);
-        if (data.length != blockSize) {
-            throw new dev.cask.common.CaskException.Corrupt("data chunk " + id.shortHex() + ": " + data.length
-                    + " bytes where the tree needs a block of " + blockSize);
+    /** Some of one read's non-zero blocks (ids.get(i) is block blocks.get(i)) and where they go in the buffer. */
+    private final class Share {
+        final List<ChunkId> ids;
+        final List<Long> blocks;
+        final int bs;
+        final long rel;
+        final long relEnd;
+        final byte[] buf;
+        final int bufOff;
+
+        Share(List<ChunkId> ids, List<Long> blocks, int bs, long rel, long relEnd, byte[] buf, int bufOff) {
+            this.ids = ids;
+            this.blocks = blocks;
+            this.bs = bs;
+            this.rel = rel;
+            this.relEnd = relEnd;
+            this.buf = buf;
+            this.bufOff = bufOff;
         }
-        System.arraycopy(data, srcOff, dst, dstOff, n);
+
+        Share slice(int from, int to) {
+            return new Share(ids.subList(from, to), blocks.subList(from, to), bs, rel, relEnd, buf, bufOff);
+        }
+
+        void copy() {
+            if (streaming) store.getAll(ids, this::place);
+            else copyOneByOne();
+        }
+
+        void copyOneByOne() {
+            for (int i = 0; i < ids.size(); i++) {
+                byte[] data = store.get(ids.get(i));
+                place(i, data, 0, data.length);
+            }
+        }
+
+        /** Copies the part of block i that the read covers out of the chunk's bytes. */
+        void place(int i, byte[] data, int off, int len) {
+            if (len != bs) {
+                throw new dev.cask.common.CaskException.Corrupt("data chunk " + ids.get(i).shortHex() + ": " + len
+                        + " bytes where the tree needs a block of " + bs);
+            }
+            long bStart = blocks.get(i) * bs;
+            long s = Math.max(bStart, rel);
+            long t = Math.min(bStart + bs, relEnd);
+            System.arraycopy(data, off + (int) (s - bStart), buf, bufOff + (int) (s - rel), (int) (t - s));
+        }
     }
 
     @Override

@@ -615,4 +615,93 @@ public abstract class ChunkStoreContract {
             fail("unexpected " + e);
         }
     }
+
+    // ---------------------------------------------------------------- getAll
+
+    /** getAll's answer as arrays, one per index, checking each index is answered once. */
+    private byte[][] getAll(List<ChunkId> ids) {
+        byte[][] got = new byte[ids.size()][];
+        store.getAll(ids, (i, data, off, len) -> {
+            assertTrue(got[i] == null, "getAll answered index " + i + " twice");
+            got[i] = java.util.Arrays.copyOfRange(data, off, off + len);
+        });
+        return got;
+    }
+
+    @Test
+    void getAllReturnsWhatGetReturnsForEveryIndexIncludingRepeats() {
+        Random rnd = new Random(21);
+        List<byte[]> datas = new ArrayList<>();
+        for (int i = 0; i < 300; i++) datas.add(i % 3 == 0 ? random(rnd, 4096) : compressible(rnd, 4096 * (1 + i % 5)));
+        datas.add(new byte[0]);
+        datas.add(random(rnd, ChunkStore.MAX_CHUNK));
+        List<ChunkId> ids = new ArrayList<>();
+        for (byte[] d : datas) ids.add(store.put(d));
+        List<ChunkId> asked = new ArrayList<>();
+        List<byte[]> expected = new ArrayList<>();
+        for (int round = 0; round < 2; round++) { // before and after sync, out of order, with repeats
+            asked.clear();
+            expected.clear();
+            for (int k = 0; k < 600; k++) {
+                int j = (k * 37 + round) % datas.size();
+                asked.add(ids.get(j));
+                expected.add(datas.get(j));
+            }
+            byte[][] got = getAll(asked);
+            for (int k = 0; k < asked.size(); k++) assertArrayEquals(expected.get(k), got[k], "getAll index " + k + " (round " + round + ")");
+            store.sync();
+        }
+        restart();
+        byte[][] got = getAll(asked);
+        for (int k = 0; k < asked.size(); k++) assertArrayEquals(expected.get(k), got[k], "getAll index " + k + " after a restart");
+    }
+
+    @Test
+    void getAllReadsWhatPutAllStoredAsAnImporterStoresIt() {
+        // putAll is how imports store blocks (a store may pack a batch differently from single puts)
+        Random rnd = new Random(24);
+        int block = 4096;
+        byte[] batch = new byte[64 * block];
+        for (int i = 0; i < 64; i++) {
+            byte[] d = i % 4 == 0 ? random(rnd, block) : compressible(rnd, block);
+            System.arraycopy(d, 0, batch, i * block, block);
+        }
+        int[] offsets = new int[64];
+        for (int i = 0; i < 64; i++) offsets[i] = (i % 8 == 7 ? i - 1 : i) * block; // some repeats
+        ChunkId[] ids = store.putAll(batch, offsets, block);
+        store.sync();
+        restart();
+        List<ChunkId> asked = new ArrayList<>();
+        for (int k = 63; k >= 0; k -= 2) asked.add(ids[k]);
+        for (int k = 0; k < 64; k += 3) asked.add(ids[k]);
+        byte[][] got = getAll(asked);
+        for (int k = 0; k < asked.size(); k++) {
+            int i = java.util.Arrays.asList(ids).indexOf(asked.get(k));
+            assertArrayEquals(java.util.Arrays.copyOfRange(batch, offsets[i], offsets[i] + block), got[k], "getAll index " + k);
+            assertArrayEquals(got[k], store.get(asked.get(k)), "get and getAll agree on index " + k);
+        }
+    }
+
+    @Test
+    void getAllOfAnUnknownChunkThrowsNotFoundNamingIt() {
+        ChunkId known = store.put(random(new Random(22), 5000));
+        store.sync();
+        ChunkId unknown = ChunkId.of(new byte[]{1, 2, 3});
+        CaskException.NotFound e = assertThrows(CaskException.NotFound.class, () -> getAll(List.of(known, unknown, known)));
+        assertTrue(e.getMessage().contains(unknown.hex()) || e.getMessage().contains(unknown.shortHex()), e.getMessage());
+    }
+
+    @Test
+    void getAllOfACorruptChunkThrowsCorruptNamingIt() {
+        Random rnd = new Random(23);
+        List<ChunkId> ids = new ArrayList<>();
+        for (int i = 0; i < 40; i++) ids.add(store.put(i % 2 == 0 ? random(rnd, 4096) : compressible(rnd, 4096)));
+        store.sync();
+        store.close();
+        ChunkId victim = ids.get(17);
+        corruptPayload(dir, victim);
+        store = track(reopen(dir));
+        CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class, () -> getAll(ids), "a damaged chunk must be an error, never bytes");
+        assertTrue(e.getMessage().contains(victim.shortHex()), "message must name the chunk (" + victim.shortHex() + "): " + e.getMessage());
+    }
 }

@@ -781,6 +781,172 @@ public final class LocalChunkStore implements ChunkStore {
         unsynced.forEach(sink);
     }
 
+    // ---------------------------------------------------------------- bulk reads
+
+    /** Most pack bytes one read of {@link #getAll} covers. */
+    private static final int BULK_SPAN = 4 << 20;
+    /** Unwanted bytes between two wanted records that {@link #getAll} reads through rather than seek. */
+    private static final int BULK_GAP = 64 << 10;
+
+    /**
+     * Reads many chunks (an export walking a disk) with few system calls and no per-chunk
+     * allocation: chunks in the plain cache are handed over from there; the others are looked up
+     * together (the in-memory maps, then one index query per 128), sorted by pack and offset, and
+     * read in runs of nearby records (up to {@link #BULK_SPAN} bytes, skipping gaps of up to
+     * {@link #BULK_GAP}) with one positional read per run; each record is then checked (magic,
+     * CRC32C, the id asked for) and decompressed into a buffer reused for the next one, exactly as
+     * {@link #get} does; a segment is decoded and decompressed once for all the chunks wanted from
+     * it, each checked against its own CRC. A chunk that repeats is read and decompressed once. Chunks still in the
+     * write buffer take the {@link #get} path. Nothing is added to the caches: a bulk reader
+     * streams, and would only push out what random readers keep there. Thread-safe; each call
+     * owns its buffers.
+     */
+    @Override
+    public void getAll(List<ChunkId> ids, ChunkSink sink) {
+        int n = ids.size();
+        ChunkLocation[] locs = new ChunkLocation[n];
+        java.util.Set<ChunkId> unknown = new java.util.HashSet<>();
+        for (int i = 0; i < n; i++) {
+            ChunkId id = ids.get(i);
+            byte[] hit = plain == null ? null : plain.getIfPresent(id);
+            if (hit != null) {
+                sink.chunk(i, hit, 0, hit.length);
+                continue;
+            }
+            ChunkLocation loc = pending.get(id);
+            if (loc != null) { // not necessarily flushed to the pack yet: get() knows how
+                byte[] data = get(id);
+                sink.chunk(i, data, 0, data.length);
+                continue;
+            }
+            loc = located.getIfPresent(id);
+            if (loc == null) unknown.add(id);
+            locs[i] = loc;
+        }
+        Map<ChunkId, ChunkLocation> found = unknown.isEmpty() ? Map.of() : index.locateAll(new ArrayList<>(unknown));
+        Integer[] order = new Integer[n];
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (locs[i] == null) {
+                ChunkId id = ids.get(i);
+                if (!unknown.contains(id)) continue; // handed over above
+                locs[i] = found.get(id);
+                if (locs[i] == null) {
+                    byte[] data = get(id); // put by another process and synced since, or NotFound
+                    sink.chunk(i, data, 0, data.length);
+                    continue;
+                }
+            }
+            order[m++] = i;
+        }
+        java.util.Arrays.sort(order, 0, m, (a, b) -> {
+            ChunkLocation x = locs[a], y = locs[b];
+            return x.pack() != y.pack() ? Integer.compare(x.pack(), y.pack()) : Long.compare(x.offset(), y.offset());
+        });
+        byte[] scratch = new byte[0];
+        ChunkLocation segAt = null; // the segment decoded last (its neighbours usually follow)
+        PackFormat.Segment seg = null;
+        byte[] segPlain = null;
+        for (int k = 0; k < m; ) {
+            ChunkLocation first = locs[order[k]];
+            checkEntry(first);
+            long start = first.offset();
+            long end = start + first.length();
+            int j = k + 1;
+            for (; j < m; j++) {
+                ChunkLocation l = locs[order[j]];
+                checkEntry(l);
+                long e = Math.max(end, l.offset() + l.length());
+                if (l.pack() != first.pack() || l.offset() > end + BULK_GAP || e - start > BULK_SPAN) break;
+                end = e;
+            }
+            byte[] span = readSpan(first.pack(), start, (int) (end - start));
+            ChunkLocation last = null;
+            PackFormat.Record r = null;
+            int plainLength = 0;
+            for (int q = k; q < j; q++) {
+                int i = order[q];
+                ChunkLocation l = locs[i];
+                if (l.inSegment()) {
+                    // a segment: decode and decompress it once for all the chunks wanted from it
+                    ChunkId id = ids.get(i);
+                    String what = "chunk " + id.shortHex() + " (" + l + ")";
+                    if (segAt == null || segAt.pack() != l.pack() || segAt.offset() != l.offset()) {
+                        seg = PackFormat.decodeSegment(what, span, (int) (l.offset() - start), l.length());
+                        segPlain = segmentPlain(what, seg);
+                        segAt = l;
+                    }
+                    if (l.slot() >= seg.count()) throw new CaskException.Corrupt(what + ": segment has only " + seg.count() + " chunks");
+                    if (!seg.ids()[l.slot()].equals(id)) {
+                        throw new CaskException.Corrupt(what + ": segment slot holds chunk " + seg.ids()[l.slot()].shortHex() + " instead");
+                    }
+                    byte[] chunk = PackFormat.chunkPlain(what, seg, segPlain, l.slot()); // checks the chunk's CRC
+                    sink.chunk(i, chunk, 0, chunk.length);
+                    continue;
+                }
+                if (!l.equals(last)) {
+                    ChunkId id = ids.get(i);
+                    String what = "chunk " + id.shortHex() + " (pack " + l.pack() + " at offset " + l.offset() + ")";
+                    r = PackFormat.decodeRecord(what, span, (int) (l.offset() - start), l.length());
+                    if (!r.id().equals(id)) throw new CaskException.Corrupt(what + ": record holds chunk " + r.id().shortHex() + " instead");
+                    plainLength = r.plainLength();
+                    if (r.codec() != PackFormat.CODEC_NONE) {
+                        if (scratch.length < plainLength) scratch = new byte[Math.max(plainLength, 64 << 10)];
+                        decompress(what, r, scratch);
+                    } else if (r.payloadLength() != plainLength) {
+                        throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + plainLength);
+                    }
+                    last = l;
+                }
+                if (r.codec() == PackFormat.CODEC_NONE) sink.chunk(i, r.payload(), r.payloadOffset(), plainLength);
+                else sink.chunk(i, scratch, 0, plainLength);
+            }
+            k = j;
+        }
+    }
+
+    private static void checkEntry(ChunkLocation loc) {
+        boolean bad = loc.inSegment()
+                ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
+                : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
+        if (bad || loc.offset() < 0) {
+            throw new CaskException.Corrupt(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
+        }
+    }
+
+    /** Decompresses a zstd record into {@code out[0, plainLength)}, checking the length. */
+    private static void decompress(String what, PackFormat.Record r, byte[] out) {
+        int want = r.plainLength();
+        int n;
+        try {
+            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, r.payload(), r.payloadOffset(), r.payloadLength()));
+        } catch (com.github.luben.zstd.ZstdException e) {
+            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + want + " bytes (" + e.getMessage() + ")");
+        }
+        if (n != want) throw new CaskException.Corrupt(what + ": zstd payload decompresses to " + n + " bytes, record says " + want);
+    }
+
+    /** {@code length} bytes of a pack from {@code offset}, in one positional read (more if the OS returns less). */
+    private byte[] readSpan(int pack, long offset, int length) {
+        byte[] buf = new byte[length];
+        ByteBuffer bb = ByteBuffer.wrap(buf);
+        try {
+            FileChannel ch = channel(pack);
+            long pos = offset;
+            while (bb.hasRemaining()) {
+                int n = ch.read(bb, pos);
+                if (n < 0) {
+                    throw new CaskException.Corrupt("pack " + pack + ": ends before offset " + (offset + length)
+                            + " (a record before there is truncated)");
+                }
+                pos += n;
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("pack " + pack + " at offset " + offset + ": read failed: " + e.getMessage(), e);
+        }
+        return buf;
+    }
+
     // ---------------------------------------------------------------- check and repair support
 
     /** Ids of the packs in the store, ascending. */
