@@ -462,12 +462,14 @@ public final class Volume implements BlockDevice {
                 int pending = k; // blocks [pending, q) still to append
                 int q = k;
                 while (q < m) {
-                    int r = overwritableRun(j, d, firstBlock + q, m - q, bs);
+                    Long first = d.get(firstBlock + q); // read once: a racing writer may move the block meanwhile
+                    int r = overwritableRun(j, d, first, firstBlock + q, m - q, bs);
                     if (r == 0) {
                         q++;
                         continue;
                     }
-                    long at = offsetOf(d.get(firstBlock + q));
+                    // always the data area of a data record (never a header): at worst a copy a racing write left behind
+                    long at = offsetOf(first);
                     boolean done;
                     try {
                         done = j.overwrite(at, bs, r, buf, src + q * bs);
@@ -494,12 +496,11 @@ public final class Volume implements BlockDevice {
     }
 
     /**
-     * How many blocks from {@code blk} (at most {@code max}) can be overwritten in place with one
-     * write: their current copies are data blocks of {@code j}, back to back in one record (a
+     * How many blocks from {@code blk}, whose copy is at {@code first}, (at most {@code max}) can be
+     * overwritten in place with one write: their copies are data blocks of {@code j}, back to back in one record (a
      * stride of a block and its CRC), and past the last sync. 0 when the first one cannot.
      */
-    private static int overwritableRun(Journal j, ConcurrentSkipListMap<Long, Long> d, long blk, int max, int bs) {
-        Long first = d.get(blk);
+    private static int overwritableRun(Journal j, ConcurrentSkipListMap<Long, Long> d, Long first, long blk, int max, int bs) {
         if (first == null || isZeroLoc(first) || generationOf(first) != j.generation() || !j.mayOverwrite(offsetOf(first))) return 0;
         long stride = (long) (bs + 4) << 1;
         int r = 1;
