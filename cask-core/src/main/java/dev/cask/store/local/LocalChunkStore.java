@@ -674,6 +674,18 @@ public final class LocalChunkStore implements ChunkStore {
         return s;
     }
 
+    /** Like {@link #segmentPlain}, into {@code out[0, plainLength)}. */
+    private static void segmentPlainInto(String what, PackFormat.Segment s, byte[] out) {
+        int want = s.plainLength();
+        int n;
+        try {
+            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, s.buf(), s.frameOffset(), s.frameLength()));
+        } catch (com.github.luben.zstd.ZstdException e) {
+            throw new CaskException.Corrupt(what + ": segment frame does not decompress to " + want + " bytes (" + e.getMessage() + ")");
+        }
+        if (n != want) throw new CaskException.Corrupt(what + ": segment frame decompresses to " + n + " bytes, segment says " + want);
+    }
+
     /** A segment's frame, decompressed and length-checked (each chunk's CRC is checked by the caller). */
     public static byte[] segmentPlain(String what, PackFormat.Segment s) {
         byte[] out = new byte[s.plainLength()];
@@ -873,15 +885,20 @@ public final class LocalChunkStore implements ChunkStore {
                     String what = "chunk " + id.shortHex() + " (" + l + ")";
                     if (segAt == null || segAt.pack() != l.pack() || segAt.offset() != l.offset()) {
                         seg = PackFormat.decodeSegment(what, span, (int) (l.offset() - start), l.length());
-                        segPlain = segmentPlain(what, seg);
+                        if (segPlain == null || segPlain.length < seg.plainLength()) segPlain = new byte[Math.max(seg.plainLength(), 64 << 10)];
+                        segmentPlainInto(what, seg, segPlain); // a reused buffer: the sink copies what it keeps
                         segAt = l;
                     }
                     if (l.slot() >= seg.count()) throw new CaskException.Corrupt(what + ": segment has only " + seg.count() + " chunks");
                     if (!seg.ids()[l.slot()].equals(id)) {
                         throw new CaskException.Corrupt(what + ": segment slot holds chunk " + seg.ids()[l.slot()].shortHex() + " instead");
                     }
-                    byte[] chunk = PackFormat.chunkPlain(what, seg, segPlain, l.slot()); // checks the chunk's CRC
-                    sink.chunk(i, chunk, 0, chunk.length);
+                    int from = seg.plainOffset(l.slot());
+                    if (!PackFormat.plainCrcMatches(seg, segPlain, from, l.slot())) {
+                        throw new CaskException.Corrupt(what + ": plain bytes fail their crc32c (segment table says 0x"
+                                + Integer.toHexString(seg.plainCrcs()[l.slot()]) + ")");
+                    }
+                    sink.chunk(i, segPlain, from, seg.plainLengths()[l.slot()]);
                     continue;
                 }
                 if (!l.equals(last)) {
