@@ -76,14 +76,23 @@ public final class LayoutDevice implements BlockDevice {
         BlockDevice.checkRange(this, offset, length);
         List<CompletableFuture<Void>> parallel = new ArrayList<>();
         long start = offset;
-        layout.overlapping(offset, length, (i, e, from, to) ->
-                readExtent(readers[i], e.offset(), from, to, buffer, bufferOffset + (int) (from - start), parallel));
+        RuntimeException failure = null;
         try {
-            for (CompletableFuture<Void> f : parallel) f.join();
-        } catch (CompletionException ce) {
-            if (ce.getCause() instanceof RuntimeException re) throw re;
-            throw ce;
+            layout.overlapping(offset, length, (i, e, from, to) ->
+                    readExtent(readers[i], e.offset(), from, to, buffer, bufferOffset + (int) (from - start), parallel));
+        } catch (RuntimeException e) {
+            failure = e;
         }
+        // every share ends before the read does, failed or not: none may touch the store after its
+        // caller gave up (and closed it), nor write into the caller's buffer later
+        for (CompletableFuture<Void> f : parallel) {
+            try {
+                f.join();
+            } catch (CompletionException ce) {
+                if (failure == null) failure = ce.getCause() instanceof RuntimeException re ? re : ce;
+            }
+        }
+        if (failure != null) throw failure;
     }
 
     private void readExtent(TreeReader r, long base, long from, long to, byte[] buf, int bufOff,
