@@ -263,14 +263,7 @@ final class Journal implements AutoCloseable {
         return ((long) count * blockSize <= SMALL_DATA ? SMALL : LARGE).with(bb -> {
             bb.clear();
             header(bb, KIND_DATA, extent, firstBlock, count, blockSize);
-            CRC32C crc = new CRC32C();
-            for (int i = 0; i < count; i++) {
-                int from = off + i * blockSize;
-                bb.put(buf, from, blockSize);
-                crc.reset();
-                crc.update(buf, from, blockSize);
-                bb.putInt((int) crc.getValue());
-            }
+            putBlocks(bb, buf, off, count, blockSize);
             bb.flip();
             return write(bb) + RECORD_HEADER;
         });
@@ -286,6 +279,16 @@ final class Journal implements AutoCloseable {
         });
     }
 
+    /** A cheap early answer for {@link #overwrite}: false when the block at {@code offset} may be durable already. */
+    boolean mayOverwrite(long offset) {
+        return offset >= overwriteFloor;
+    }
+
+    /** Waits for an append or overwrite in progress to finish (a reader that saw a block mid-overwrite retries after it). */
+    synchronized void awaitWrite() {
+        // taking the lock is the wait
+    }
+
     /**
      * Overwrites, in place, {@code count} consecutive blocks of one data record, starting with the
      * block at {@code offset}, with new data and CRCs; returns false (writing nothing) when any of
@@ -299,28 +302,11 @@ final class Journal implements AutoCloseable {
      * {@link #sync} takes to move the floor before it fsyncs: an overwrite either completes before
      * the fsync starts (and is covered by it) or sees the new floor and declines.
      */
-    /** A cheap early answer for {@link #overwrite}: false when the block at {@code offset} may be durable already. */
-    boolean mayOverwrite(long offset) {
-        return offset >= overwriteFloor;
-    }
-
-    /** Waits for an append or overwrite in progress to finish (a reader that saw a block mid-overwrite retries after it). */
-    synchronized void awaitWrite() {
-        // taking the lock is the wait
-    }
-
     boolean overwrite(long offset, int blockSize, int count, byte[] buf, int off) {
         if ((long) count * blockSize > MAX_RECORD_DATA) throw new IllegalArgumentException("overwrite of " + count + " blocks of " + blockSize);
         return ((long) count * blockSize <= SMALL_DATA ? SMALL : LARGE).with(bb -> {
             bb.clear();
-            CRC32C crc = new CRC32C();
-            for (int i = 0; i < count; i++) {
-                int from = off + i * blockSize;
-                bb.put(buf, from, blockSize);
-                crc.reset();
-                crc.update(buf, from, blockSize);
-                bb.putInt((int) crc.getValue());
-            }
+            putBlocks(bb, buf, off, count, blockSize);
             bb.flip();
             synchronized (this) {
                 if (closed) throw new IllegalStateException("journal " + path + " is closed");
@@ -336,6 +322,18 @@ final class Journal implements AutoCloseable {
                 return true;
             }
         });
+    }
+
+    /** Puts {@code count} blocks of {@code buf} from {@code off}, each followed by its CRC32C: a data record's body. */
+    private static void putBlocks(ByteBuffer bb, byte[] buf, int off, int count, int blockSize) {
+        CRC32C crc = new CRC32C();
+        for (int i = 0; i < count; i++) {
+            int from = off + i * blockSize;
+            bb.put(buf, from, blockSize);
+            crc.reset();
+            crc.update(buf, from, blockSize);
+            bb.putInt((int) crc.getValue());
+        }
     }
 
     private static void header(ByteBuffer bb, byte kind, int extent, long first, int count, int bs) {

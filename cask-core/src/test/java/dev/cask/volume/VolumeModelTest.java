@@ -228,6 +228,15 @@ class VolumeModelTest {
         return b;
     }
 
+    /** A store at {@code storeDir} holding image "a": 1 MiB of zeros, whole disk. */
+    private Images blankImage(Path storeDir) throws Exception {
+        Path raw = dir.resolve("d.raw");
+        Files.write(raw, new byte[1 << 20]);
+        Images images = Images.open(storeDir);
+        images.importFile(raw, "a", "raw", 0, true, dev.cask.common.Progress.NONE, w -> {});
+        return images;
+    }
+
     private static Path journalFile(Path store, String image) throws Exception {
         try (var files = Files.list(store.resolve("journals"))) {
             return files.filter(p -> p.getFileName().toString().startsWith(image + ".journal-")).max(java.util.Comparator.naturalOrder()).orElseThrow();
@@ -240,11 +249,8 @@ class VolumeModelTest {
      */
     @Test
     void unflushedBlocksAreOverwrittenInPlaceAndFlushedOnesNever() throws Exception {
-        Path raw = dir.resolve("d.raw");
-        Files.write(raw, new byte[1 << 20]);
         Path storeDir = dir.resolve("store");
-        try (Images images = Images.open(storeDir)) {
-            images.importFile(raw, "a", "raw", 0, true, dev.cask.common.Progress.NONE, w -> {});
+        try (Images images = blankImage(storeDir)) {
             Volume v = images.openVolume("a");
             byte[] run = new byte[8 * 4096];
             new Random(1).nextBytes(run);
@@ -277,11 +283,8 @@ class VolumeModelTest {
     /** A crash that tears an in-place rewrite loses only that unflushed rewrite: the block reads as its flushed value. */
     @Test
     void aTornInPlaceRewriteFallsBackToTheFlushedValue() throws Exception {
-        Path raw = dir.resolve("d.raw");
-        Files.write(raw, new byte[1 << 20]);
         Path storeDir = dir.resolve("store");
-        try (Images images = Images.open(storeDir)) {
-            images.importFile(raw, "a", "raw", 0, true, dev.cask.common.Progress.NONE, w -> {});
+        try (Images images = blankImage(storeDir)) {
             Volume v = images.openVolume("a");
             v.write(4096, filled(1), 0, 4096, true);          // flushed (FUA)
             v.write(4096, filled(2), 0, 4096, false);         // appended, unflushed
@@ -307,10 +310,7 @@ class VolumeModelTest {
     /** Readers racing in-place rewrites of the same blocks see whole blocks, never an error or a mix. */
     @Test
     void readsRacingInPlaceRewritesSeeWholeBlocks() throws Exception {
-        Path raw = dir.resolve("d.raw");
-        Files.write(raw, new byte[1 << 20]);
-        try (Images images = Images.open(dir.resolve("store"))) {
-            images.importFile(raw, "a", "raw", 0, true, dev.cask.common.Progress.NONE, w -> {});
+        try (Images images = blankImage(dir.resolve("store"))) {
             Volume v = images.openVolume("a");
             for (int b = 0; b < 16; b++) v.write(b * 4096L, filled(1), 0, 4096, false);
             java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
