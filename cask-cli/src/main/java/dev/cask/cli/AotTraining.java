@@ -23,7 +23,8 @@ import java.util.Random;
  *
  * <p>The workload is the one users time: import of a small disk with an MBR partition table (raw,
  * then qcow2), export to raw and to qcow2, and the listing, clone, snapshot, check and help
- * commands, each through {@link Main#run} as the CLI runs it. Everything happens in the scratch
+ * commands, each through {@link Main#run} as the CLI runs it, then {@code cask serve}'s
+ * {@linkplain dev.cask.server.Warmup warm-up} (an NBD server on loopback and a boot-like client). Everything happens in the scratch
  * directory given as the first argument (the launcher deletes it), nothing is printed, and the
  * exit status is 0 only when every command succeeded. It is not a subcommand: a failure here
  * costs the cache, never a user's command.
@@ -72,6 +73,9 @@ public final class AotTraining {
         for (String[] c : commands) {
             if (Main.run(c, sink, sink) != 0) failed++;
         }
+        // serving: the warm-up `cask serve` runs before it takes clients (an NBD server, a volume,
+        // reads of a checkpointed version), so those classes and profiles are in the cache too
+        if (dev.cask.server.Warmup.run(1L << 30) != null) failed++;
         System.exit(failed == 0 ? 0 : 1);
     }
 

@@ -42,8 +42,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
                     "writers wait while a journal is over twice this. Writes cost one journal append until then."})
     String journalLimit;
     @Option(names = "--warmup", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = {"Before taking clients, serve a throwaway image on loopback for up to two seconds, so the",
-                    "first VM meets compiled code, not the JVM's interpreter (default: on; --no-warmup skips it)."})
+            description = {"Before taking clients, serve a throwaway image on loopback for about two seconds and wait up to",
+                    "two more for the JIT, so the first VM meets compiled code, not the JVM's interpreter",
+                    "(default: on; --no-warmup skips it)."})
     boolean warmup;
 
     static Duration parseDuration(String text) {
