@@ -43,16 +43,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The {@link ChunkStore} contract for {@link LocalChunkStore}, plus what only a directory of packs has. */
 class LocalChunkStoreTest extends ChunkStoreContract {
+    /**
+     * The stores here cut segments at 64 KiB (16 blocks of 4 KiB), not the default 1 MiB, so that
+     * batches of a few dozen blocks span several segments and the tests can see their edges;
+     * {@link #defaultSegmentsHoldUpTo256Blocks} checks the default.
+     */
+    private static final LocalChunkStore.Options OPTIONS = LocalChunkStore.Options.defaults().withSegments(64 << 10, 3);
 
     @Override
     protected ChunkStore open(Path dir) {
-        return LocalChunkStore.open(dir, LocalChunkStore.Options.defaults());
+        return LocalChunkStore.open(dir, OPTIONS);
     }
 
     @Override
     protected void corruptPayload(Path dir, ChunkId id) {
         ChunkLocation loc;
-        try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())) {
+        try (LocalChunkStore s = LocalChunkStore.open(dir, OPTIONS)) {
             loc = s.locate(id);
         }
         assertNotNull(loc, "chunk " + id + " to corrupt is not in the index");
@@ -423,7 +429,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         store.sync();
         store.close();
         List<Integer> packs;
-        try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())) {
+        try (LocalChunkStore s = LocalChunkStore.open(dir, OPTIONS)) {
             packs = s.packIds();
         }
         assertEquals(1, packs.size());
@@ -470,7 +476,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         List<ChunkId> ids = new ArrayList<>(put.keySet());
         ChunkId victim = ids.get(10);
         ChunkLocation loc;
-        try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())) {
+        try (LocalChunkStore s = LocalChunkStore.open(dir, OPTIONS)) {
             loc = s.locate(victim);
         }
         assertTrue(at < loc.length(), "offset " + at + " inside a record of " + loc.length() + " bytes");
@@ -574,6 +580,23 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         restart();
         for (int i = 0; i < ids.length; i++) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i + " after reopen");
         assertEachStoredOnce(scanAll(local()), Set.of(ids));
+    }
+
+    @Test
+    void defaultSegmentsHoldUpTo256Blocks() {
+        LocalChunkStore big = (LocalChunkStore) track(LocalChunkStore.open(tmp.resolve("default"), LocalChunkStore.Options.defaults()));
+        int[] offsets = new int[300];
+        byte[] buf = textBlocks(new Random(49), 300, offsets);
+        ChunkId[] ids = big.putAll(buf, offsets, 4096);
+        big.sync();
+        Map<Long, Integer> bySegment = new TreeMap<>();
+        for (ChunkId id : ids) {
+            ChunkLocation loc = big.locate(id);
+            assertTrue(loc.inSegment(), "text block at " + loc);
+            bySegment.merge(loc.offset(), 1, Integer::sum);
+        }
+        assertEquals(List.of(256, 44), List.copyOf(bySegment.values()), "300 blocks in 1 MiB segments");
+        for (int i = 0; i < ids.length; i++) assertArrayEquals(block(buf, i), big.get(ids[i]), "block " + i);
     }
 
     @Test
@@ -706,7 +729,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         ChunkId[] ids = store.putAll(buf, offsets, 4096);
         store.close();
         ChunkLocation loc;
-        try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults())) {
+        try (LocalChunkStore s = LocalChunkStore.open(dir, OPTIONS)) {
             loc = s.locate(ids[20]); // the second segment: blocks 16..31
         }
         assertEquals(4, loc.slot());
