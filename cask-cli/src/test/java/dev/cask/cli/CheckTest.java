@@ -132,29 +132,40 @@ class CheckTest {
     @Test
     void aFlippedByteInASegmentIsFoundNamedAndNeverReadAsData() throws Exception {
         Cli cli = new Cli(store());
-        Path raw = importText(cli, "team/vm-1", 64);
+        // 512 text blocks: two import batches, each one segment of 256 blocks (1 MiB, the default)
+        Path raw = importText(cli, "team/vm-1", 512);
         assertEquals(0, cli.run("clone", "team/vm-1", "team/vm-2").code());
         assertEquals(0, cli.run("check", "--deep").code());
         Path pack = onlyPack();
-        assertTrue(Files.size(pack) < 64 * 4096 / 4, "64 text blocks in segments take " + Files.size(pack) + " bytes");
+        assertTrue(Files.size(pack) < 512 * 4096 / 4, "512 text blocks in segments take " + Files.size(pack) + " bytes");
 
-        // the first segment (blocks 0..15): header 20 bytes, table 16 x 40, crc 4, then the frame
-        long at = 16 + 20 + 16 * 40 + 4 + 100;
+        // the first segment in the pack: header 20 bytes, table 256 x 40, crc 4, then the frame.
+        // The batches are compressed in parallel, so it holds blocks 0..255 or 256..511: its
+        // table's first id says which.
+        long at = 16 + 20 + 256 * 40 + 4 + 100;
+        long firstBlock;
         try (FileChannel ch = FileChannel.open(pack, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer id = ByteBuffer.allocate(32);
+            ch.read(id, 16 + 20);
+            byte[] block0 = java.util.Arrays.copyOf(Files.readAllBytes(raw), 4096);
+            firstBlock = java.util.Arrays.equals(id.array(), java.security.MessageDigest.getInstance("SHA-256").digest(block0)) ? 0 : 256;
             ByteBuffer b = ByteBuffer.allocate(1);
             ch.read(b, at);
             b.put(0, (byte) (b.get(0) ^ 0x40));
             ch.write(b.flip(), at);
         }
+        long otherBlock = 256 - firstBlock;
 
         Cli.Result check = cli.run("check");
         assertEquals(1, check.code(), check.toString());
         assertTrue(check.out().contains("checksum mismatch"), check.out());
         for (String image : List.of("team/vm-1", "team/vm-2")) {
-            for (long block : new long[]{0, 7, 15}) {
+            for (long block : new long[]{firstBlock, firstBlock + 100, firstBlock + 255}) {
                 assertTrue(check.out().contains("image '" + image + "' version 1: offset " + block * 4096 + ":"), image + " block " + block + ": " + check.out());
             }
-            assertTrue(!check.out().contains("image '" + image + "' version 1: offset " + 16 * 4096 + ":"), "block 16 is in the next segment: " + check.out());
+            for (long block : new long[]{otherBlock, otherBlock + 255}) {
+                assertTrue(!check.out().contains("image '" + image + "' version 1: offset " + block * 4096 + ":"), "block " + block + " is in the other segment: " + check.out());
+            }
         }
         Cli.Result deep = cli.run("check", "--deep");
         assertEquals(1, deep.code(), deep.toString());
@@ -167,8 +178,9 @@ class CheckTest {
         // --repair rebuilds the index without the damaged segment's chunks: they are missing now
         Cli.Result repair = cli.run("check", "--repair");
         assertEquals(1, repair.code(), repair.toString());
-        assertTrue(repair.out().contains("index rebuilt from packs: " + (64 - 16 + 1) + " chunks"), repair.out());
-        assertTrue(repair.out().contains("image 'team/vm-1' version 1: offset 0: data chunk") && repair.out().contains("is missing"), repair.out());
+        // the other segment's 256 data chunks and the tree's 5 pointer chunks (4 of 128 ids, the top)
+        assertTrue(repair.out().contains("index rebuilt from packs: " + (512 - 256 + 5) + " chunks"), repair.out());
+        assertTrue(repair.out().contains("image 'team/vm-1' version 1: offset " + firstBlock * 4096 + ": data chunk") && repair.out().contains("is missing"), repair.out());
         // so importing the same disk again stores them again, and every version reads whole
         assertEquals(0, cli.run("import", raw.toString(), "team/vm-3").code());
         Path out = dir.resolve("vm-1.out");
