@@ -164,7 +164,7 @@ public final class SqliteCatalog implements Catalog {
     /** Sets the connection's pragmas, then checks (or creates) the schema. */
     private void prepare(boolean fresh) throws SQLException {
         exec(conn, "PRAGMA busy_timeout = " + BUSY_TIMEOUT_MS);
-        String mode = walMode();
+        String mode = dev.cask.common.SqliteWal.enable(conn, BUSY_TIMEOUT_MS);
         if (!"wal".equalsIgnoreCase(mode)) {
             throw new CaskException("catalog " + dbFile + ": SQLite cannot use WAL journal mode here (it stayed in '"
                     + mode + "'); is the file on a network file system?");
@@ -197,28 +197,6 @@ public final class SqliteCatalog implements Catalog {
             if (!done) rollbackQuietly(conn);
         }
         if (fresh) syncDirectory();
-    }
-
-    /**
-     * Switches the file to WAL. On a new file that other handles are switching at the same time,
-     * SQLite can answer SQLITE_BUSY at once, without waiting in its busy handler (seen in a test
-     * opening one new file from several threads): try again until the busy timeout has passed.
-     */
-    private String walMode() throws SQLException {
-        long until = System.nanoTime() + BUSY_TIMEOUT_MS * 1_000_000L;
-        while (true) {
-            try {
-                return queryString(conn, "PRAGMA journal_mode = WAL");
-            } catch (SQLException e) {
-                if (!(e.getMessage() != null && e.getMessage().contains("SQLITE_BUSY")) || System.nanoTime() > until) throw e;
-                try {
-                    Thread.sleep(5);
-                } catch (InterruptedException ie) {
-                    Thread.currentThread().interrupt();
-                    throw e;
-                }
-            }
-        }
     }
 
     /** The file's schema version: this one or 0 (new file); a newer or negative one is refused. */

@@ -55,8 +55,8 @@ final class ChunkIndex implements AutoCloseable {
         this.url = "jdbc:sqlite:" + file;
         try {
             writer = connect();
+            dev.cask.common.SqliteWal.enable(writer, 60_000); // BUSY at once on a new file several open together
             try (Statement st = writer.createStatement()) {
-                st.execute("PRAGMA journal_mode=WAL");
                 st.execute("CREATE TABLE IF NOT EXISTS chunks (id BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
                         + " offset INTEGER NOT NULL, length INTEGER NOT NULL, slot INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID");
             }

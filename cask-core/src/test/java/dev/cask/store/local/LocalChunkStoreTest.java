@@ -582,6 +582,33 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         assertEachStoredOnce(scanAll(local()), Set.of(ids));
     }
 
+    /** Several handles opening one new index.db at once: each one opens (none gets SQLITE_BUSY), and they all see one table. */
+    @Test
+    void manyHandlesOpeningOneNewIndexAtOnceAllOpen() throws Exception {
+        Path file = tmp.resolve("fresh-index.db");
+        int threads = 6;
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(threads);
+        List<ChunkIndex> handles = java.util.Collections.synchronizedList(new ArrayList<>());
+        var ex = java.util.concurrent.Executors.newFixedThreadPool(threads);
+        try {
+            List<Future<?>> opens = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                opens.add(ex.submit(() -> {
+                    start.await();
+                    handles.add(new ChunkIndex(file));
+                    return null;
+                }));
+            }
+            for (Future<?> f : opens) f.get(60, TimeUnit.SECONDS);
+            ChunkId id = ChunkId.of(new byte[]{1, 2, 3});
+            handles.getFirst().addAll(List.of(Map.entry(id, new ChunkLocation(1, 16, 60, ChunkLocation.SINGLE))));
+            for (ChunkIndex h : handles) assertEquals(Set.of(id), h.locateAll(List.of(id)).keySet(), "every handle sees the entry");
+        } finally {
+            ex.shutdownNow();
+            for (ChunkIndex h : handles) h.close();
+        }
+    }
+
     @Test
     void defaultSegmentsHoldUpTo256Blocks() {
         LocalChunkStore big = (LocalChunkStore) track(LocalChunkStore.open(tmp.resolve("default"), LocalChunkStore.Options.defaults()));
