@@ -102,13 +102,20 @@ public final class LayoutDevice implements BlockDevice {
         long relEnd = to - base;
         long firstBlock = rel / bs;
         long lastBlock = (relEnd - 1) / bs;
-        java.util.Arrays.fill(buf, bufOff, bufOff + (int) (to - from), (byte) 0);
         List<ChunkId> ids = new ArrayList<>();
         List<Long> blocks = new ArrayList<>();
         r.walk(firstBlock, lastBlock + 1, (block, id) -> {
             blocks.add(block);
             ids.add(id);
         });
+        // zeros where no chunk is (holes); the chunks' bytes cover the rest
+        long pos = rel;
+        for (long b : blocks) {
+            long s = Math.max(b * bs, rel);
+            if (s > pos) java.util.Arrays.fill(buf, bufOff + (int) (pos - rel), bufOff + (int) (s - rel), (byte) 0);
+            pos = Math.min((b + 1) * bs, relEnd);
+        }
+        if (pos < relEnd) java.util.Arrays.fill(buf, bufOff + (int) (pos - rel), bufOff + (int) (relEnd - rel), (byte) 0);
         if (ids.isEmpty()) return;
         Share whole = new Share(ids, blocks, bs, rel, relEnd, buf, bufOff);
         if (ids.size() < PARALLEL_MIN_BLOCKS) {
