@@ -1,5 +1,6 @@
 package dev.cask.image;
 
+import dev.cask.common.ByteArrays;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.device.BlockDevice;
@@ -29,7 +30,8 @@ import java.util.concurrent.Future;
  * skipping holes its allocation map reports; workers on the pool test each block for zeros and
  * put the others (hash, compress, append: all in the worker); the calling thread hands the ids
  * to the {@link TreeWriter} in block order. At most {@code 2 * threads + 2} batches are in
- * flight, so memory stays at a few MiB whatever the disk size.
+ * flight, so memory stays at a few MiB whatever the disk size; their buffers are recycled
+ * ({@link ByteArrays}), since zeroing a fresh mebibyte per batch showed in import profiles.
  *
  * <p>The importer does not sync the store or touch the catalog: the caller syncs, then commits
  * the version, so a failed import leaves no visible image (its chunks are garbage for GC).
@@ -89,7 +91,8 @@ public final class Importer {
                         long n = Math.min(perBatch, b1 - b);
                         long start = b * blockSize;
                         int avail = (int) Math.min(n * blockSize, size - start);
-                        byte[] buf = new byte[(int) (n * blockSize)];
+                        byte[] buf = ByteArrays.take((int) (n * blockSize)); // old bytes: read writes [0, avail)
+                        if (avail < n * blockSize) java.util.Arrays.fill(buf, avail, (int) (n * blockSize), (byte) 0);
                         device.read(start, buf, 0, avail);
                         p.submit(b, buf, (int) n);
                     }
@@ -113,8 +116,9 @@ public final class Importer {
         int batch = Math.max(blockSize, BATCH_BYTES);
         try {
             while (true) {
-                byte[] buf = new byte[batch];
+                byte[] buf = ByteArrays.take(batch);
                 int n = in.readNBytes(buf, 0, batch);
+                if (n < batch) java.util.Arrays.fill(buf, n, batch, (byte) 0); // the last block's tail
                 if (n == 0) break;
                 size += n;
                 int blocks = (n + blockSize - 1) / blockSize;
@@ -161,6 +165,7 @@ public final class Importer {
                     else data[n++] = i * blockSize;
                 }
                 ChunkId[] stored = store.putAll(buf, java.util.Arrays.copyOf(data, n), blockSize);
+                ByteArrays.give(buf); // the store keeps no reference (ChunkStore contract)
                 for (int i = 0, j = 0; i < blocks; i++) if (ids[i] == null) ids[i] = stored[j++];
                 return ids;
             });
