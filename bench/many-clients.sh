@@ -2,7 +2,8 @@
 # many-clients.sh: 1,000 exports (clones of one image) open at once on one cask serve with a
 # 1 GiB heap (-Xmx1g), each connection doing light random 4 KiB I/O (60 % reads, 40 % writes, a
 # flush after every fourth write); prints latency percentiles and the server's peak RSS.
-#   bench/many-clients.sh   (env: CLIENTS=1000 SECONDS=60 RATE=2 ops/s per client, BENCH_WORK)
+#   bench/many-clients.sh   (env: CLIENTS=1000 SECONDS=60 RATE=2 ops/s per client, BENCH_WORK,
+#                            SERVE_JAVA_OPTS: more JVM options for the server)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mkdir -p "$here/bench/results"
@@ -24,7 +25,7 @@ for i in $(seq 0 $((clients - 1))); do
 done
 [ ${#batch[@]} -eq 0 ] || wait "${batch[@]}"
 echo "clones made in $(python3 -c "print(round($(date +%s.%N)-$t0,1))") s"
-CASK_JAVA_OPTS="-Xmx1g" "$here/cask" --store "$store" serve --listen 127.0.0.1:10877 --checkpoint-interval 30s > "$work/serve.log" 2>&1 &
+CASK_JAVA_OPTS="-Xmx1g ${SERVE_JAVA_OPTS:-}" "$here/cask" --store "$store" serve --listen 127.0.0.1:10877 --checkpoint-interval 30s > "$work/serve.log" 2>&1 &
 spid=$!
 trap 'kill $spid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q "serving" "$work/serve.log" && break; sleep 0.2; done

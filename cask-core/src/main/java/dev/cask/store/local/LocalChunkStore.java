@@ -413,7 +413,7 @@ public final class LocalChunkStore implements ChunkStore {
     private byte[] encodeSegment(ChunkId[] ids, byte[] data, int[] offs, int length) {
         int n = ids.length;
         int plainLength = n * length;
-        // recycled arrays (old bytes in them; only [0, length) is used): zeroing two fresh
+        // recycled arrays (old bytes in them; only the lengths asked for are used): zeroing two fresh
         // mebibytes per segment was a quarter of an import's CPU
         byte[] plainBytes = dev.cask.common.ByteArrays.take(plainLength);
         byte[] dst = dev.cask.common.ByteArrays.take((int) Zstd.compressBound(plainLength));
