@@ -46,6 +46,23 @@ public interface ChunkStore extends AutoCloseable {
         return ids;
     }
 
+    /** How the chunks of one {@link #putAll} batch are likely to be read back. */
+    enum Access {
+        /** In order, most of them (an imported disk: boots and exports read it in runs). */
+        SEQUENTIAL,
+        /** One by one (a running VM's writes, folded in by a checkpoint, read back at random). */
+        RANDOM
+    }
+
+    /**
+     * {@link #putAll}, with a hint a store MAY use to group the chunks (see {@code LocalChunkStore}'s
+     * segments): it changes nothing a {@link #get} returns. {@link #putAll} without a hint means
+     * {@link Access#SEQUENTIAL}.
+     */
+    default ChunkId[] putAll(byte[] data, int[] offsets, int length, Access access) {
+        return putAll(data, offsets, length);
+    }
+
     /**
      * A hint that {@link #get} will soon be called for these chunks (a large read walking a
      * tree): an implementation may look them up together. It MUST NOT change any outcome.

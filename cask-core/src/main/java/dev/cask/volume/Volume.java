@@ -770,7 +770,7 @@ public final class Volume implements BlockDevice {
                 if (Devices.isZero(buf, k * bs, bs)) out[k] = ChunkId.ZERO;
                 else offs[n++] = k * bs;
             }
-            ChunkId[] put = n == 0 ? new ChunkId[0] : store.putAll(buf, java.util.Arrays.copyOf(offs, n), bs);
+            ChunkId[] put = n == 0 ? new ChunkId[0] : store.putAll(buf, java.util.Arrays.copyOf(offs, n), bs, dev.cask.store.ChunkStore.Access.RANDOM);
             for (int k = 0, q = 0; k < batch.size(); k++) if (out[k] == null) out[k] = put[q++];
             return out;
         } finally {

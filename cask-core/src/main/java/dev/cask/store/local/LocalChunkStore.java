@@ -77,7 +77,9 @@ import java.util.stream.Stream;
  * server that had served the same content once read in 0.40-0.44 s with 1 MiB runs, 0.64-0.69 s
  * with 64 KiB runs (qemu-nbd on a raw file: 0.35-0.41 s); against a cold server it took 1.8 s
  * against 1.2 s. Runs that compress badly stay single records (see above), so random reads of
- * incompressible data never pay for a run. Level 6 (-2.8 % at 64 KiB) halves
+ * incompressible data never pay for a run. Blocks a running VM wrote are read back at random, so
+ * a checkpoint (a {@link ChunkStore.Access#RANDOM} batch) cuts runs of at most 64 KiB
+ * ({@link #RANDOM_SEGMENT_BYTES}). Level 6 (-2.8 % at 64 KiB) halves
  * compression speed. Both are {@link Options}: system properties {@code cask.segment.bytes} and
  * {@code cask.segment.level}.
  *
@@ -303,10 +305,27 @@ public final class LocalChunkStore implements ChunkStore {
     /**
      * Hashes the whole batch, looks the ids up in one index query, then stores the new ones:
      * consecutive new chunks together as segments of up to {@link Options#segmentBytes} plain
-     * bytes, a lone new chunk (or a run that does not compress) as single records.
+     * bytes ({@link #RANDOM_SEGMENT_BYTES} at most for a {@link ChunkStore.Access#RANDOM} batch),
+     * a lone new chunk (or a run that does not compress) as single records.
      */
     @Override
     public ChunkId[] putAll(byte[] data, int[] offsets, int length) {
+        return putAll(data, offsets, length, Access.SEQUENTIAL);
+    }
+
+    /**
+     * Segments of a {@link ChunkStore.Access#RANDOM} batch (a checkpoint of a running VM's writes)
+     * hold at most this many plain bytes, whatever {@link Options#segmentBytes} says: a random
+     * read of one block decompresses its whole segment (64 KiB: ~0.1 ms; 1 MiB: ~0.9 ms) and puts
+     * all its neighbours in the plain cache, where blocks a VM wrote are read back one at a time.
+     * (bench/many-clients.sh, 1,000 clients doing random 4 KiB I/O, could not tell: its median
+     * latency was 26.6 ms with 1 MiB segments everywhere, but 4.5 and 13.9 ms in two runs that
+     * stored the same segments as each other, so its noise is larger than the effect.)
+     */
+    static final int RANDOM_SEGMENT_BYTES = 64 << 10;
+
+    @Override
+    public ChunkId[] putAll(byte[] data, int[] offsets, int length, Access access) {
         if (length < 0 || length > MAX_CHUNK) throw new IllegalArgumentException("chunk of " + length + " bytes; at most " + MAX_CHUNK);
         ChunkId[] ids = new ChunkId[offsets.length];
         for (int i = 0; i < offsets.length; i++) ids[i] = ChunkId.of(data, offsets[i], length);
@@ -322,7 +341,8 @@ public final class LocalChunkStore implements ChunkStore {
             if (indexed.contains(id) || !done.add(id) || pending.containsKey(id)) continue;
             fresh[n++] = i;
         }
-        int perSegment = length == 0 ? 1 : Math.min(PackFormat.MAX_SEGMENT_CHUNKS, options.segmentBytes() / length);
+        int segmentBytes = access == Access.RANDOM ? Math.min(options.segmentBytes(), RANDOM_SEGMENT_BYTES) : options.segmentBytes();
+        int perSegment = length == 0 ? 1 : Math.min(PackFormat.MAX_SEGMENT_CHUNKS, segmentBytes / length);
         for (int from = 0; from < n; from += Math.max(1, perSegment)) {
             int count = Math.min(Math.max(1, perSegment), n - from);
             if (count == 1) {

@@ -46,7 +46,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
     /**
      * The stores here cut segments at 64 KiB (16 blocks of 4 KiB), not the default 1 MiB, so that
      * batches of a few dozen blocks span several segments and the tests can see their edges;
-     * {@link #defaultSegmentsHoldUpTo256Blocks} checks the default.
+     * {@link #defaultSegmentsHoldUpTo256BlocksAndRandomAccessBatchesUpTo16} checks the default.
      */
     private static final LocalChunkStore.Options OPTIONS = LocalChunkStore.Options.defaults().withSegments(64 << 10, 3);
 
@@ -610,7 +610,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
     }
 
     @Test
-    void defaultSegmentsHoldUpTo256Blocks() {
+    void defaultSegmentsHoldUpTo256BlocksAndRandomAccessBatchesUpTo16() {
         LocalChunkStore big = (LocalChunkStore) track(LocalChunkStore.open(tmp.resolve("default"), LocalChunkStore.Options.defaults()));
         int[] offsets = new int[300];
         byte[] buf = textBlocks(new Random(49), 300, offsets);
@@ -624,6 +624,15 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         }
         assertEquals(List.of(256, 44), List.copyOf(bySegment.values()), "300 blocks in 1 MiB segments");
         for (int i = 0; i < ids.length; i++) assertArrayEquals(block(buf, i), big.get(ids[i]), "block " + i);
+
+        // a batch that will be read back at random (a checkpoint) gets segments of at most 64 KiB
+        byte[] other = textBlocks(new Random(48), 40, offsets);
+        ChunkId[] scattered = big.putAll(other, java.util.Arrays.copyOf(offsets, 40), 4096, ChunkStore.Access.RANDOM);
+        big.sync();
+        Map<Long, Integer> randomSegments = new TreeMap<>();
+        for (ChunkId id : scattered) randomSegments.merge(big.locate(id).offset(), 1, Integer::sum);
+        assertEquals(List.of(16, 16, 8), List.copyOf(randomSegments.values()), "40 blocks of a random-access batch");
+        for (int i = 0; i < scattered.length; i++) assertArrayEquals(block(other, i), big.get(scattered[i]), "random-access block " + i);
     }
 
     @Test
