@@ -481,14 +481,17 @@ public abstract class ChunkStoreContract {
         return buf;
     }
 
-    @Test
-    void putAllReturnsTheIdsInOrderAndEveryChunkReadsBack() {
+    /** Without a hint, and with each {@link ChunkStore.Access} hint: a hint changes nothing a get returns. */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"", "SEQUENTIAL", "RANDOM"})
+    void putAllReturnsTheIdsInOrderAndEveryChunkReadsBack(String hint) {
         Random rnd = new Random(40);
         for (int size : new int[]{1, 512, 4096, 65536}) {
             int blocks = size == 65536 ? 20 : 100;
             int[] offsets = new int[blocks];
             byte[] buf = batch(rnd, blocks, size, offsets);
-            ChunkId[] ids = store.putAll(buf, offsets, size);
+            ChunkId[] ids = hint.isEmpty() ? store.putAll(buf, offsets, size)
+                    : store.putAll(buf, offsets, size, ChunkStore.Access.valueOf(hint));
             assertEquals(blocks, ids.length);
             Map<ChunkId, byte[]> put = new HashMap<>();
             for (int i = 0; i < blocks; i++) {
