@@ -118,8 +118,8 @@ public final class Importer {
             while (true) {
                 byte[] buf = ByteArrays.take(batch);
                 int n = in.readNBytes(buf, 0, batch);
-                if (n < batch) java.util.Arrays.fill(buf, n, batch, (byte) 0); // the last block's tail
                 if (n == 0) break;
+                if (n < batch) java.util.Arrays.fill(buf, n, batch, (byte) 0); // the last block's tail
                 size += n;
                 int blocks = (n + blockSize - 1) / blockSize;
                 p.submit(block, buf, blocks);

@@ -701,11 +701,16 @@ public final class LocalChunkStore implements ChunkStore {
     /** Decodes the segment an index entry points at and checks that its slot holds {@code id}. */
     private static PackFormat.Segment segmentHolding(String what, ChunkId id, ChunkLocation loc, byte[] rec) {
         PackFormat.Segment s = PackFormat.decodeSegment(what, rec, 0, rec.length);
+        checkSlot(what, s, id, loc);
+        return s;
+    }
+
+    /** Checks that slot {@code loc.slot()} of the decoded segment {@code s} exists and holds {@code id}. */
+    private static void checkSlot(String what, PackFormat.Segment s, ChunkId id, ChunkLocation loc) {
         if (loc.slot() >= s.count()) throw new CaskException.Corrupt(what + ": segment has only " + s.count() + " chunks");
         if (!s.ids()[loc.slot()].equals(id)) {
             throw new CaskException.Corrupt(what + ": segment slot holds chunk " + s.ids()[loc.slot()].shortHex() + " instead");
         }
-        return s;
     }
 
     /** Like {@link #segmentPlain}, into {@code out[0, plainLength)}. */
@@ -723,15 +728,7 @@ public final class LocalChunkStore implements ChunkStore {
     /** A segment's frame, decompressed and length-checked (each chunk's CRC is checked by the caller). */
     public static byte[] segmentPlain(String what, PackFormat.Segment s) {
         byte[] out = new byte[s.plainLength()];
-        int n;
-        try {
-            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, out.length, s.buf(), s.frameOffset(), s.frameLength()));
-        } catch (com.github.luben.zstd.ZstdException e) {
-            throw new CaskException.Corrupt(what + ": segment frame does not decompress to " + out.length + " bytes (" + e.getMessage() + ")");
-        }
-        if (n != out.length) {
-            throw new CaskException.Corrupt(what + ": segment frame decompresses to " + n + " bytes, segment says " + out.length);
-        }
+        segmentPlainInto(what, s, out);
         return out;
     }
 
@@ -747,25 +744,12 @@ public final class LocalChunkStore implements ChunkStore {
             return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
         }
         byte[] out = new byte[r.plainLength()];
-        int n;
-        try {
-            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, out.length, r.payload(), r.payloadOffset(), r.payloadLength()));
-        } catch (com.github.luben.zstd.ZstdException e) {
-            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + out.length + " bytes (" + e.getMessage() + ")");
-        }
-        if (n != out.length) {
-            throw new CaskException.Corrupt(what + ": zstd payload decompresses to " + n + " bytes, record says " + out.length);
-        }
+        decompress(what, r, out);
         return out;
     }
 
     private byte[] readRecordBytes(ChunkLocation loc) {
-        boolean bad = loc.inSegment()
-                ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
-                : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
-        if (bad || loc.offset() < PackFormat.PACK_HEADER) {
-            throw new CaskException.Corrupt(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
-        }
+        checkEntry(loc);
         // the record may still sit in the write buffer (checked without the lock first: reads are hot)
         if (loc.pack() == packId && loc.offset() + loc.length() > packFlushed) synchronized (this) {
             if (loc.pack() == packId && packChannel != null && loc.offset() + loc.length() > packFlushed) {
@@ -928,10 +912,7 @@ public final class LocalChunkStore implements ChunkStore {
                         segmentPlainInto(what, seg, segPlain); // a reused buffer: the sink copies what it keeps
                         segAt = l;
                     }
-                    if (l.slot() >= seg.count()) throw new CaskException.Corrupt(what + ": segment has only " + seg.count() + " chunks");
-                    if (!seg.ids()[l.slot()].equals(id)) {
-                        throw new CaskException.Corrupt(what + ": segment slot holds chunk " + seg.ids()[l.slot()].shortHex() + " instead");
-                    }
+                    checkSlot(what, seg, id, l);
                     int from = seg.plainOffset(l.slot());
                     if (!PackFormat.plainCrcMatches(seg, segPlain, from, l.slot())) {
                         throw new CaskException.Corrupt(what + ": plain bytes fail their crc32c (segment table says 0x"
@@ -965,11 +946,12 @@ public final class LocalChunkStore implements ChunkStore {
         dev.cask.common.ByteArrays.give(segPlain);
     }
 
+    /** An index entry's length, slot and offset are ones a pack can hold, or it is corrupt (checked before any read). */
     private static void checkEntry(ChunkLocation loc) {
         boolean bad = loc.inSegment()
                 ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
                 : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
-        if (bad || loc.offset() < 0) {
+        if (bad || loc.offset() < PackFormat.PACK_HEADER) {
             throw new CaskException.Corrupt(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
         }
     }
