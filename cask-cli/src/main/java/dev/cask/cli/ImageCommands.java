@@ -4,6 +4,7 @@ import dev.cask.catalog.Version;
 import dev.cask.common.CaskException;
 import dev.cask.common.Sizes;
 import dev.cask.image.Images;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -28,13 +29,29 @@ final class ImageCommands {
         return (int) n;
     }
 
+    /**
+     * The (first, second) pairs of a command's positional arguments ({@code SRC NAME ...},
+     * {@code NAME DEST ...}); an odd count is a usage error.
+     */
+    static java.util.List<String[]> pairs(CommandLine.Model.CommandSpec spec, java.util.List<String> args, String labels) {
+        if (args.size() % 2 != 0) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "expected pairs of " + labels + ", got "
+                    + args.size() + " argument" + (args.size() == 1 ? "" : "s") + " (last: '" + args.getLast() + "')");
+        }
+        java.util.List<String[]> out = new java.util.ArrayList<>();
+        for (int i = 0; i < args.size(); i += 2) out.add(new String[]{args.get(i), args.get(i + 1)});
+        return out;
+    }
+
     @Command(name = "import", mixinStandardHelpOptions = true,
-            description = "Import a disk image file (raw or qcow2; '-' reads raw from stdin) as a new image.")
+            description = {"Import disk image files (raw or qcow2; '-' reads raw from stdin) as new images.",
+                    "Several SRC NAME pairs import one after another in one process (faster than one command each: the"
+                            + " JVM starts once). Every name is checked first; each image appears when its own import is done,"
+                            + " and the first failure stops the rest (the images before it stay)."})
     static final class Import extends Common implements Callable<Integer> {
-        @Parameters(index = "0", paramLabel = "SRC", description = "Image file, or - for a raw stream on stdin.")
-        String src;
-        @Parameters(index = "1", paramLabel = "NAME", description = "New image name, e.g. team/web/vm-1.")
-        String name;
+        @Parameters(arity = "1..*", paramLabel = "SRC NAME",
+                description = "Image file (or - for a raw stream on stdin) and the new image's name, e.g. team/web/vm-1; repeatable.")
+        java.util.List<String> args;
         @Option(names = "--format", defaultValue = "auto", description = "auto, raw or qcow2 (default: ${DEFAULT-VALUE}).")
         String format;
         @Option(names = "--block-size", defaultValue = "auto", paramLabel = "N",
@@ -51,41 +68,55 @@ final class ImageCommands {
 
         @Override
         public Integer call() {
+            java.util.List<String[]> jobs = pairs(spec, args, "SRC NAME");
             int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
             String f = format.toLowerCase(Locale.ROOT);
             if (!f.equals("auto") && !f.equals("raw") && !f.equals("qcow2")) {
                 throw new CaskException.InvalidInput("unknown format '" + format + "' (known: auto, raw, qcow2)");
             }
-            long t0 = System.nanoTime();
+            java.util.Set<String> names = new java.util.HashSet<>();
+            for (String[] j : jobs) {
+                if (!names.add(j[1])) throw new CaskException.InvalidInput("image '" + j[1] + "' is named twice on the command line");
+                if (j[0].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdin ('-') imports one image at a time");
+            }
             try (Images images = openImages()) {
-                Version v;
-                long allocated;
-                String free = "";
-                if (src.equals("-")) {
-                    if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
-                    if (fsAware) throw new CaskException.InvalidInput("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
-                    v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
-                    allocated = images.allocatedBytes(v);
-                } else {
-                    Images.Imported r = images.importFile(Path.of(src), name, f, bs, wholeDisk, fsAware, progress(), this::warn);
-                    v = r.version();
-                    allocated = r.allocatedBytes();
-                    if (fsAware) free = "; " + Sizes.human(r.freeBytes()) + " of free file system blocks stored as holes";
-                }
-                out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data) in %.1f s%s%n", name, v.number(),
-                        Sizes.human(v.size()), Sizes.human(allocated), (System.nanoTime() - t0) / 1e9, free);
+                for (String[] j : jobs) images.checkNewName(j[1]); // before any work: a bad name costs nothing
+                for (String[] j : jobs) importOne(images, j[0], j[1], f, bs);
             }
             return 0;
+        }
+
+        private void importOne(Images images, String src, String name, String f, int bs) {
+            long t0 = System.nanoTime();
+            Version v;
+            long allocated;
+            String free = "";
+            if (src.equals("-")) {
+                if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
+                if (fsAware) throw new CaskException.InvalidInput("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
+                v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
+                allocated = images.allocatedBytes(v);
+            } else {
+                Images.Imported r = images.importFile(Path.of(src), name, f, bs, wholeDisk, fsAware, progress(), this::warn);
+                v = r.version();
+                allocated = r.allocatedBytes();
+                if (fsAware) free = "; " + Sizes.human(r.freeBytes()) + " of free file system blocks stored as holes";
+            }
+            out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data) in %.1f s%s%n", name, v.number(),
+                    Sizes.human(v.size()), Sizes.human(allocated), (System.nanoTime() - t0) / 1e9, free);
+            out().flush();
         }
     }
 
     @Command(name = "export", mixinStandardHelpOptions = true,
-            description = "Write an image or version to a file (raw sparse, or qcow2), or raw to stdout with DEST '-'.")
+            description = {"Write an image or version to a file (raw sparse, or qcow2), or raw to stdout with DEST '-'.",
+                    "Several NAME DEST pairs export one after another in one process. Every name is resolved first;"
+                            + " the first failure stops the rest."})
     static final class Export extends Common implements Callable<Integer> {
-        @Parameters(index = "0", paramLabel = "NAME[@VER]", description = "Image, optionally @version number, @latest or @TIME (2026-11-25T10:00).")
-        String ref;
-        @Parameters(index = "1", paramLabel = "DEST", description = "Output file, or - for raw bytes on stdout.")
-        String dest;
+        @Parameters(arity = "1..*", paramLabel = "NAME[@VER] DEST",
+                description = "Image, optionally @version number, @latest or @TIME (2026-11-25T10:00), and the output file"
+                        + " (or - for raw bytes on stdout); repeatable.")
+        java.util.List<String> args;
         @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default: ${DEFAULT-VALUE}).")
         String format;
         @Option(names = "--fsync", description = "Flush the file to disk before it appears (like qemu-img convert, the default leaves it to the page cache).")
@@ -93,17 +124,31 @@ final class ImageCommands {
 
         @Override
         public Integer call() {
+            java.util.List<String[]> jobs = pairs(spec, args, "NAME DEST");
             String f = format.toLowerCase(Locale.ROOT);
             if (!f.equals("raw") && !f.equals("qcow2")) throw new CaskException.InvalidInput("unknown format '" + format + "' (known: raw, qcow2)");
+            java.util.Set<Path> dests = new java.util.HashSet<>();
+            for (String[] j : jobs) {
+                if (j[1].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdout ('-') takes one export at a time");
+                if (!j[1].equals("-") && !dests.add(Path.of(j[1]).toAbsolutePath().normalize())) {
+                    throw new CaskException.InvalidInput("destination " + j[1] + " is named twice on the command line");
+                }
+            }
             try (Images images = openImages()) {
-                if (dest.equals("-")) {
-                    if (!f.equals("raw")) throw new CaskException.InvalidInput("stdout export writes raw only; give a file for qcow2");
-                    OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
-                    images.export(ref, o, dev.cask.common.Progress.NONE);
-                } else {
-                    images.export(ref, Path.of(dest), f, fsync, progress());
-                    Version v = images.resolve(ref);
-                    out().printf("exported %s version %d to %s (%s)%n", v.image(), v.number(), dest, f);
+                java.util.List<Version> versions = new java.util.ArrayList<>();
+                for (String[] j : jobs) versions.add(images.resolve(j[0])); // every name, before any work
+                for (int i = 0; i < jobs.size(); i++) {
+                    Version v = versions.get(i);
+                    String dest = jobs.get(i)[1];
+                    if (dest.equals("-")) {
+                        if (!f.equals("raw")) throw new CaskException.InvalidInput("stdout export writes raw only; give a file for qcow2");
+                        OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
+                        images.export(v, o, dev.cask.common.Progress.NONE);
+                    } else {
+                        images.export(v, Path.of(dest), f, fsync, progress());
+                        out().printf("exported %s version %d to %s (%s)%n", v.image(), v.number(), dest, f);
+                        out().flush();
+                    }
                 }
             }
             return 0;

@@ -139,4 +139,46 @@ class ImportExportTest {
             assertEquals(dev.cask.common.Sizes.parse(bs), info.get("layout").get(0).get("block_size").asLong());
         }
     }
+
+    @Test
+    void severalPairsImportAndExportInOneCommandAndABadNameStopsTheBatchBeforeAnyWork() throws Exception {
+        Cli cli = cli();
+        Path q = sampleQcow2("a.qcow2", "32M");
+        Path raw = dir.resolve("b.raw");
+        byte[] disk = new byte[2 << 20];
+        new Random(7).nextBytes(disk);
+        Files.write(raw, disk);
+
+        Cli.Result r = cli.run("import", q.toString(), "team/a", raw.toString(), "team/b");
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("imported team/a version 1") && r.out().contains("imported team/b version 1"), r.out());
+
+        Path outA = dir.resolve("a.out.qcow2"); // --format holds for every pair
+        Path outB = dir.resolve("b.out.qcow2");
+        r = cli.run("export", "team/a@1", outA.toString(), "team/b", outB.toString(), "--format", "qcow2");
+        assertEquals(0, r.code(), r.toString());
+        Cli.mustTool("qemu-img", "compare", "-q", "-f", "qcow2", "-F", "qcow2", q.toString(), outA.toString());
+        Cli.mustTool("qemu-img", "compare", "-q", "-f", "raw", "-F", "qcow2", raw.toString(), outB.toString());
+
+        // a taken name anywhere in the batch: exit 1 before any import, so nothing new appears
+        r = cli.run("import", raw.toString(), "team/c", raw.toString(), "team/a");
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains("image 'team/a' already exists"), r.err());
+        assertTrue(cli.run("ls").out().lines().noneMatch(l -> l.startsWith("team/c")), "no half batch: team/c must not exist");
+        // the same name twice, an odd count, two stdins, an unknown export: clear errors
+        r = cli.run("import", raw.toString(), "x", raw.toString(), "x");
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains("'x' is named twice"), r.err());
+        r = cli.run("import", raw.toString(), "x", raw.toString());
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("expected pairs of SRC NAME, got 3 arguments"), r.err());
+        r = cli.run("import", "-", "x", "-", "y");
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains("stdin ('-') imports one image at a time"), r.err());
+        Path outC = dir.resolve("c.raw");
+        r = cli.run("export", "team/a", outC.toString(), "team/nope", dir.resolve("d.raw").toString());
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains("team/nope"), r.err());
+        assertTrue(!Files.exists(outC), "an unknown name later in the batch stops it before the first export");
+    }
 }

@@ -89,6 +89,11 @@ public final class Images implements AutoCloseable {
 
     // ------------------------------------------------------------------ creating images
 
+    /** Fails (InvalidInput, Conflict) unless {@code name} is a valid name that no image has yet. */
+    public void checkNewName(String name) {
+        requireFree(name);
+    }
+
     private void requireFree(String name) {
         Names.check(name);
         if (catalog.findImage(name).isPresent()) throw new CaskException.Conflict("image '" + name + "' already exists");
@@ -306,7 +311,11 @@ public final class Images implements AutoCloseable {
 
     /** Writes a version to a file ({@code raw} sparse, or {@code qcow2}), atomically; {@code fsync} flushes it to disk first. */
     public void export(String ref, Path dest, String format, boolean fsync, Progress progress) {
-        Version v = resolve(ref);
+        export(resolve(ref), dest, format, fsync, progress);
+    }
+
+    /** As {@link #export(String, Path, String, boolean, Progress)}, for a version already resolved. */
+    public void export(Version v, Path dest, String format, boolean fsync, Progress progress) {
         String f = format == null ? "raw" : format.toLowerCase(Locale.ROOT);
         try (LayoutDevice dev = openStreaming(v)) {
             switch (f) {
@@ -319,7 +328,11 @@ public final class Images implements AutoCloseable {
 
     /** Writes a version as raw bytes (holes as zeros) to a stream, e.g. stdout. */
     public void export(String ref, OutputStream out, Progress progress) {
-        Version v = resolve(ref);
+        export(resolve(ref), out, progress);
+    }
+
+    /** As {@link #export(String, OutputStream, Progress)}, for a version already resolved. */
+    public void export(Version v, OutputStream out, Progress progress) {
         try (LayoutDevice dev = openStreaming(v)) {
             RawExport.toStream(dev, out, progress);
         }
