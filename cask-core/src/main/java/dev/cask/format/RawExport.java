@@ -1,5 +1,6 @@
 package dev.cask.format;
 
+import dev.cask.common.ByteArrays;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.device.BlockDevice;
@@ -18,10 +19,14 @@ import java.nio.file.StandardOpenOption;
  * Writes any {@link BlockDevice} out as raw bytes: to a sparse file (holes are skipped, the file
  * is written to a temporary name, fsynced and renamed over the destination, so a failed export
  * never leaves a half-written file under the real name; fsync on request), or to a stream with holes as zeros.
- * Reads go in 4 MiB windows so a parallel device keeps its workers busy.
+ * A file is written in windows of 8 MiB of data, one thread per core, each window read whole
+ * ({@link dev.cask.tree.LayoutDevice} in streaming mode reads it with one bulk read, so a stored
+ * segment that a window covers is decompressed once) and written at its offset; large windows
+ * keep segments split between two windows few.
  */
 public final class RawExport {
-    private static final int WINDOW = 4 << 20;
+    private static final int WINDOW = 8 << 20;
+    private static final int THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
 
     private RawExport() {}
 
@@ -34,27 +39,8 @@ public final class RawExport {
         Path tmp = dir.resolve("." + dest.getFileName() + ".cask-tmp");
         long size = dev.size();
         progress.start("export", size);
-        try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
-             var reader = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
-                 Thread t = new Thread(r, "cask-export-read");
-                 t.setDaemon(true);
-                 return t;
-             })) {
-            // Read window i+1 (on the reader thread) while window i is written: the device's
-            // parallel reads and the file writes overlap.
-            byte[][] bufs = {new byte[WINDOW], new byte[WINDOW]};
-            long[] pending = null;
-            java.util.concurrent.Future<?> inFlight = null;
-            int which = 0;
-            for (long[] win : windows(dev, size, progress)) {
-                byte[] buf = bufs[which];
-                java.util.concurrent.Future<?> f = reader.submit(() -> dev.read(win[0], buf, 0, (int) win[1]));
-                if (inFlight != null) writeWindow(out, inFlight, bufs[1 - which], pending, progress);
-                inFlight = f;
-                pending = win;
-                which = 1 - which;
-            }
-            if (inFlight != null) writeWindow(out, inFlight, bufs[1 - which], pending, progress);
+        try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            writeWindows(dev, out, windows(dev, size, progress), progress);
             out.truncate(size);
             extend(tmp, size);
             if (fsync) out.force(true);
@@ -74,6 +60,56 @@ public final class RawExport {
         progress.done();
     }
 
+    /**
+     * Copies the windows from the device to their offsets in the file, on one thread per core:
+     * each takes the next window, reads it whole and writes it with a positional write, so reads
+     * and writes of different windows overlap and no thread waits for another's order. The first
+     * failure stops the others (each finishes the window it is in) and is thrown once all have stopped.
+     */
+    private static void writeWindows(BlockDevice dev, FileChannel out, java.util.List<long[]> wins, Progress progress)
+            throws IOException {
+        int threads = Math.min(THREADS, Math.max(1, wins.size()));
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        Runnable copier = () -> {
+            byte[] buf = ByteArrays.take(WINDOW); // recycled: fresh memory costs page faults
+            try {
+                for (int i; failure.get() == null && (i = next.getAndIncrement()) < wins.size(); ) {
+                    long[] win = wins.get(i);
+                    dev.read(win[0], buf, 0, (int) win[1]);
+                    ByteBuffer bb = ByteBuffer.wrap(buf, 0, (int) win[1]);
+                    for (long p = win[0]; bb.hasRemaining(); ) p += out.write(bb, p);
+                    progress.advance(win[1]);
+                }
+            } catch (Throwable t) {
+                failure.compareAndSet(null, t);
+            } finally {
+                ByteArrays.give(buf);
+            }
+        };
+        Thread[] helpers = new Thread[threads - 1];
+        for (int t = 0; t < helpers.length; t++) {
+            helpers[t] = new Thread(copier, "cask-export-" + (t + 1));
+            helpers[t].setDaemon(true);
+            helpers[t].start();
+        }
+        copier.run(); // the calling thread is one of the copiers
+        for (Thread h : helpers) {
+            try {
+                h.join();
+            } catch (InterruptedException e) {
+                failure.compareAndSet(null, e);
+                Thread.currentThread().interrupt();
+            }
+        }
+        Throwable t = failure.get();
+        if (t == null) return;
+        if (t instanceof IOException io) throw io;
+        if (t instanceof RuntimeException re) throw re;
+        if (t instanceof Error err) throw err;
+        throw new CaskException("export interrupted");
+    }
+
     /** The data ranges of the device cut into windows of at most {@link #WINDOW} bytes; holes count as progress. */
     private static java.util.List<long[]> windows(BlockDevice dev, long size, Progress progress) {
         java.util.List<long[]> out = new java.util.ArrayList<>();
@@ -90,23 +126,6 @@ public final class RawExport {
             }
         }
         return out;
-    }
-
-    private static void writeWindow(FileChannel out, java.util.concurrent.Future<?> read, byte[] buf, long[] win,
-                                    Progress progress) throws IOException {
-        try {
-            read.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CaskException("export interrupted");
-        } catch (java.util.concurrent.ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException re) throw re;
-            throw new CaskException("export read failed: " + e.getCause(), e.getCause());
-        }
-        ByteBuffer bb = ByteBuffer.wrap(buf, 0, (int) win[1]);
-        long p = win[0];
-        while (bb.hasRemaining()) p += out.write(bb, p);
-        progress.advance(win[1]);
     }
 
     /** Makes the file exactly {@code size} bytes long, leaving any tail as a hole (ftruncate). */

@@ -317,7 +317,10 @@ public final class Images implements AutoCloseable {
     /** As {@link #export(String, Path, String, boolean, Progress)}, for a version already resolved. */
     public void export(Version v, Path dest, String format, boolean fsync, Progress progress) {
         String f = format == null ? "raw" : format.toLowerCase(Locale.ROOT);
-        try (LayoutDevice dev = openStreaming(v)) {
+        // raw: RawExport reads windows on a thread per core itself; qcow2 is written in order, so
+        // its device spreads each read over the pool
+        try (LayoutDevice dev = f.equals("raw") ? LayoutDevice.streamingInCaller(store, Layout.decode(v.content()), pointers)
+                : openStreaming(v)) {
             switch (f) {
                 case "raw" -> RawExport.toFile(dev, dest, progress, fsync);
                 case "qcow2" -> Qcow2Writer.write(dev, dest, progress, fsync);

@@ -38,22 +38,35 @@ public final class LayoutDevice implements BlockDevice {
     private final ChunkStore store;
     private final Executor executor;
     private final boolean streaming;
+    /** Most shares one read is cut into. */
+    private final int slices;
 
     public LayoutDevice(ChunkStore store, Layout layout, PointerCache cache, Executor executor) {
-        this(store, layout, cache, executor, false);
+        this(store, layout, cache, executor, false, SLICES);
     }
 
-    private LayoutDevice(ChunkStore store, Layout layout, PointerCache cache, Executor executor, boolean streaming) {
+    private LayoutDevice(ChunkStore store, Layout layout, PointerCache cache, Executor executor, boolean streaming, int slices) {
         this.store = store;
         this.layout = layout;
         this.executor = executor;
         this.streaming = streaming;
+        this.slices = slices;
         this.readers = layout.extents().stream().map(e -> new TreeReader(store, e.root(), cache)).toArray(TreeReader[]::new);
     }
 
     /** The same version for one pass over the disk: large reads use {@link ChunkStore#getAll}. */
     public static LayoutDevice streaming(ChunkStore store, Layout layout, PointerCache cache, Executor executor) {
-        return new LayoutDevice(store, layout, cache, executor, true);
+        return new LayoutDevice(store, layout, cache, executor, true, SLICES);
+    }
+
+    /**
+     * A streaming device whose every read runs whole in the calling thread, with one
+     * {@link ChunkStore#getAll} per extent it covers: for a reader that runs several large reads
+     * at once itself (raw export). Not cutting a read into shares means a stored segment the
+     * read covers is decompressed once, not once per share.
+     */
+    public static LayoutDevice streamingInCaller(ChunkStore store, Layout layout, PointerCache cache) {
+        return new LayoutDevice(store, layout, cache, Runnable::run, true, 1);
     }
 
     public Layout layout() {
@@ -124,7 +137,7 @@ public final class LayoutDevice implements BlockDevice {
         }
         if (!streaming) store.prefetch(ids);
         // a few shares of many chunks each, not a task per chunk: the caller's thread does one
-        int tasks = Math.min(SLICES, Math.max(1, ids.size() / PARALLEL_MIN_BLOCKS));
+        int tasks = Math.min(slices, Math.max(1, ids.size() / PARALLEL_MIN_BLOCKS));
         int per = (ids.size() + tasks - 1) / tasks;
         for (int k = per; k < ids.size(); k += per) {
             Share s = whole.slice(k, Math.min(k + per, ids.size()));

@@ -434,6 +434,9 @@ class TreeModelTest {
             java.util.Arrays.fill(all, (byte) 0x5a);
             LayoutDevice.streaming(store, layout, new PointerCache(), pool).read(0, all, 0, all.length);
             assertArrayEquals(disk.read(0, all.length), all, ctx + ": the whole disk, streaming (export)");
+            java.util.Arrays.fill(all, (byte) 0x5a);
+            LayoutDevice.streamingInCaller(store, layout, new PointerCache()).read(0, all, 0, all.length);
+            assertArrayEquals(disk.read(0, all.length), all, ctx + ": the whole disk, streaming in the caller (raw export)");
         }
         List<Long> interesting = new ArrayList<>(disk.blocks().keySet());
         for (int i = 0; i < 60; i++) {
