@@ -16,9 +16,9 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 
 /**
- * Writes any {@link BlockDevice} out as raw bytes: to a sparse file (holes are skipped, the file
- * is written to a temporary name, fsynced and renamed over the destination, so a failed export
- * never leaves a half-written file under the real name; fsync on request), or to a stream with holes as zeros.
+ * Writes any {@link BlockDevice} out as raw bytes: to a sparse file (holes are skipped; the file
+ * is written under a temporary name, fsynced on request, and renamed over the destination, so a
+ * failed export never leaves a half-written file under the real name), or to a stream with holes as zeros.
  * A file is written in windows of 8 MiB of data, one thread per core, each window read whole
  * ({@link dev.cask.tree.LayoutDevice} in streaming mode reads it with one bulk read, so a stored
  * segment that a window covers is decompressed once) and written at its offset; large windows
