@@ -13,7 +13,7 @@
 #   1. space   cask store after importing the four images into one fresh store (du -sb of the store
 #              dir, of its packs dir, and `stats` stored_bytes) vs du -sb of the repo/store of
 #              borg (default chunker), borg (buzhash,10,16,12,4095), restic, casync (store + .caibx).
-#              Target: cask <= 0.8 x min(peers).
+#              Target (the issue's): stats stored_bytes <= 0.8 x min(peers); the two du figures are information.
 #   2. import  one `cask import SRC NAME SRC NAME ...` of the four images (JVM start included) vs four
 #              `qemu-img convert -O qcow2`. Target: time ratio <= 1.0. Also timed, for information:
 #              four `cask import` commands, one per image (four JVM starts).
@@ -316,10 +316,13 @@ def row(name, cask, peer, ratio, target, ok):
     rows.append((name, cask, peer, ratio, target, "" if ok is None else ("yes" if ok else "NO")))
     if ok is False: missed.append(name)
 
-for key, label in (("cask_store_du", "du store dir"), ("cask_packs_du", "du packs dir"), ("cask_stored_bytes", "stats stored_bytes")):
+# the target is on stats stored_bytes (chunk data on disk, pack overhead included); the
+# whole store dir (index.db and catalog.db too) and the packs dir are shown for information
+for key, label, target in (("cask_stored_bytes", "stats stored_bytes", True), ("cask_packs_du", "du packs dir", False),
+                           ("cask_store_du", "du store dir", False)):
     r = med(key) / minpeer
-    row(f"space: cask {label} vs min(peers) = {best}", f"{med(key) / MiB:.1f} MiB",
-        f"{minpeer / MiB:.1f} MiB", f"{r:.3f}", "<= 0.80", r <= 0.80)
+    row(f"{'space:' if target else 'info: space,'} cask {label} vs min(peers) = {best}", f"{med(key) / MiB:.1f} MiB",
+        f"{minpeer / MiB:.1f} MiB", f"{r:.3f}", "<= 0.80" if target else "", (r <= 0.80) if target else None)
 ci, qi = med("cask_import_s"), med("qemu_import_s")
 row("import 4 images: one cask import vs qemu-img -> qcow2", f"{ci:.2f} s", f"{qi:.2f} s", f"{ci / qi:.3f}", "<= 1.00", ci / qi <= 1.0)
 ce, qe = med("cask_export_s"), med("qemu_export_s")
