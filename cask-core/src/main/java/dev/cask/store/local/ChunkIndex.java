@@ -115,8 +115,16 @@ final class ChunkIndex implements AutoCloseable {
         return new CaskException.Io("index " + file + ": " + what + " failed: " + e.getMessage(), e);
     }
 
+    private final java.util.concurrent.atomic.LongAdder lookups = new java.util.concurrent.atomic.LongAdder();
+
+    /** Ids looked up ({@link #find}, {@link #findAll}, {@link #locateAll}) since this index opened. */
+    long lookups() {
+        return lookups.sum();
+    }
+
     /** The location of {@code id}, or null. */
     ChunkLocation find(ChunkId id) {
+        lookups.increment();
         Reader r = readers.poll();
         try {
             if (r == null) r = new Reader();
@@ -142,6 +150,7 @@ final class ChunkIndex implements AutoCloseable {
     java.util.Map<ChunkId, ChunkLocation> locateAll(java.util.List<ChunkId> ids) {
         java.util.Map<ChunkId, ChunkLocation> found = new java.util.HashMap<>();
         if (ids.isEmpty()) return found;
+        lookups.add(ids.size());
         Reader r = readers.poll();
         try {
             if (r == null) r = new Reader();

@@ -38,6 +38,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -662,6 +663,40 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         assertEquals(2, local().segmentReads(), "32 blocks in two segments: each decompressed once");
         for (int i = 31; i >= 0; i--) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i + " again");
         assertEquals(2, local().segmentReads());
+    }
+
+    /**
+     * An export reads a disk stored in segments: getAll asks the index about a few chunks per
+     * segment (the segment's table names the rest), decompresses each segment once, and still
+     * answers every index (repeats too) with the right bytes.
+     */
+    @Test
+    void aBulkReadOfSegmentsAsksTheIndexAboutAFewChunksPerSegment() {
+        store.close();
+        store = openLocal(LocalChunkStore.Options.defaults()); // 1 MiB segments, as imports write them
+        int[] offsets = new int[1024];
+        byte[] buf = textBlocks(new Random(53), 1024, offsets);
+        ChunkId[] ids = new ChunkId[1024];
+        for (int b = 0; b < 1024; b += 256) { // as the importer does: 1 MiB batches
+            ChunkId[] part = store.putAll(buf, Arrays.copyOfRange(offsets, b, b + 256), 4096);
+            System.arraycopy(part, 0, ids, b, 256);
+        }
+        store.sync();
+        restart();
+        List<ChunkId> asked = new ArrayList<>(List.of(ids));
+        asked.addAll(List.of(ids).subList(100, 140)); // repeats, answered at each index
+        byte[][] got = new byte[asked.size()][];
+        store.getAll(asked, (i, data, off, len) -> {
+            assertNull(got[i], "index " + i + " answered twice");
+            got[i] = Arrays.copyOfRange(data, off, off + len);
+        });
+        for (int k = 0; k < asked.size(); k++) {
+            int b = k < 1024 ? k : 100 + (k - 1024);
+            assertArrayEquals(block(buf, b), got[k], "index " + k);
+        }
+        assertEquals(4, local().segmentReads(), "1024 blocks in four segments: each decompressed once");
+        assertTrue(local().indexLookups() <= 4 * 16, "the index is asked about a few chunks per segment, not 1024: "
+                + local().indexLookups());
     }
 
     /** Blocks that compress by about a tenth are compressed one by one: a random read of one decompresses 4 KiB, not a segment. */
