@@ -39,6 +39,9 @@ final class NativeLibs {
         if (Files.isRegularFile(sqlite) && System.getProperty("org.sqlite.lib.path") == null) {
             System.setProperty("org.sqlite.lib.path", sqlite.getParent().toString());
             System.setProperty("org.sqlite.lib.name", SQLITE);
+            // sqlite-jdbc lists its temporary directory on every start to delete stale copies of its
+            // library (~25 ms on a busy /tmp); pointed here, it lists a directory of two files
+            if (System.getProperty("org.sqlite.tmpdir") == null) System.setProperty("org.sqlite.tmpdir", sqlite.getParent().toString());
         }
     }
 
