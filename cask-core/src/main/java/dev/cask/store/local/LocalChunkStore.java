@@ -1020,11 +1020,10 @@ public final class LocalChunkStore implements ChunkStore {
                         }
                         segmentPlainInto(what, seg, plainBuf);
                         segmentReads.increment();
-                        for (int slot = 0; slot < seg.count(); slot++) {
+                        for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
                             ChunkId sid = seg.ids()[slot];
                             int[] at = wanted.get(sid);
                             if (at == null || !unknown.contains(sid)) continue;
-                            int from = seg.plainOffset(slot);
                             if (!PackFormat.plainCrcMatches(seg, plainBuf, from, slot)) {
                                 throw new CaskException.Corrupt("chunk " + sid.shortHex() + " (pack " + l.pack() + " segment at offset "
                                         + l.offset() + " slot " + slot + "): plain bytes fail their crc32c (segment table says 0x"
