@@ -40,6 +40,15 @@ abstract class Common {
         return Images.open(main.storeDir());
     }
 
+    /**
+     * The store for a command that looks up every block of a disk in the index (import,
+     * export): index reads through a memory map of up to 1 GiB (see
+     * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
+     */
+    Images openImagesForBulk() {
+        return Images.open(main.storeDir(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30));
+    }
+
     Progress progress() {
         java.io.Console c = System.console();
         boolean tty = c != null && c.isTerminal();

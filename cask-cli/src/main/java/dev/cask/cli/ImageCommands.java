@@ -79,7 +79,7 @@ final class ImageCommands {
                 if (!names.add(j[1])) throw new CaskException.InvalidInput("image '" + j[1] + "' is named twice on the command line");
                 if (j[0].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdin ('-') imports one image at a time");
             }
-            try (Images images = openImages()) {
+            try (Images images = openImagesForBulk()) {
                 for (String[] j : jobs) images.checkNewName(j[1]); // before any work: a bad name costs nothing
                 for (String[] j : jobs) importOne(images, j[0], j[1], f, bs);
             }
@@ -134,7 +134,7 @@ final class ImageCommands {
                     throw new CaskException.InvalidInput("destination " + j[1] + " is named twice on the command line");
                 }
             }
-            try (Images images = openImages()) {
+            try (Images images = openImagesForBulk()) {
                 java.util.List<Version> versions = new java.util.ArrayList<>();
                 for (String[] j : jobs) versions.add(images.resolve(j[0])); // every name, before any work
                 for (int i = 0; i < jobs.size(); i++) {

