@@ -449,8 +449,9 @@ public final class LocalChunkStore implements ChunkStore {
         int plainLength = n * length;
         // recycled arrays (old bytes in them; only the lengths asked for are used): zeroing two fresh
         // mebibytes per segment was a quarter of an import's CPU
+        int bound = (int) Zstd.compressBound(plainLength);
         byte[] plainBytes = dev.cask.common.ByteArrays.take(plainLength);
-        byte[] dst = dev.cask.common.ByteArrays.take((int) Zstd.compressBound(plainLength));
+        byte[] dst = dev.cask.common.ByteArrays.take(bound);
         try {
             int[] lengths = new int[n];
             int[] crcs = new int[n];
@@ -459,7 +460,6 @@ public final class LocalChunkStore implements ChunkStore {
                 lengths[k] = length;
                 crcs[k] = PackFormat.crc32c(data, offs[k], length);
             }
-            int bound = (int) Zstd.compressBound(plainLength);
             int z = segmentCompressors.with(c -> c.compressByteArray(dst, 0, bound, plainBytes, 0, plainLength));
             if (z >= plainLength - plainLength / 16) return null;
             if (z > plainLength - plainLength / 4) return WEAK;
@@ -930,21 +930,14 @@ public final class LocalChunkStore implements ChunkStore {
                     if (segAt == null || segAt.pack() != l.pack() || segAt.offset() != l.offset()) {
                         String what = "chunk " + id.shortHex() + " (" + l + ")";
                         seg = PackFormat.decodeSegment(what, span, (int) (l.offset() - start), l.length());
-                        if (segPlain == null || segPlain.length < seg.plainLength()) {
-                            dev.cask.common.ByteArrays.give(segPlain);
-                            segPlain = dev.cask.common.ByteArrays.take(Math.max(seg.plainLength(), 64 << 10));
-                        }
-                        segmentPlainInto(what, seg, segPlain); // a reused buffer: the sink copies what it keeps
-                        segmentReads.increment();
+                        segPlain = segmentPlainReusing(what, seg, segPlain); // the sink copies what it keeps
                         segAt = l;
                     }
                     // the message is built only on failure: per chunk, it cost a tenth of an export
                     if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) checkSlot("chunk " + id.shortHex() + " (" + l + ")", seg, id, l);
                     int from = seg.plainOffset(l.slot());
-                    if (!PackFormat.plainCrcMatches(seg, segPlain, from, l.slot())) {
-                        throw new CaskException.Corrupt("chunk " + id.shortHex() + " (" + l + "): plain bytes fail their crc32c (segment table says 0x"
-                                + Integer.toHexString(seg.plainCrcs()[l.slot()]) + ")");
-                    }
+                    ChunkLocation at = l;
+                    PackFormat.checkPlainCrc(seg, segPlain, from, l.slot(), () -> "chunk " + id.shortHex() + " (" + at + ")");
                     sink.chunk(i, segPlain, from, seg.plainLengths()[l.slot()]);
                     continue;
                 }
@@ -971,6 +964,22 @@ public final class LocalChunkStore implements ChunkStore {
             k = j;
         }
         dev.cask.common.ByteArrays.give(segPlain);
+    }
+
+    /**
+     * Decompresses segment {@code s} for a bulk read into {@code reuse} when it is long enough,
+     * else into a larger recycled array ({@link dev.cask.common.ByteArrays}; {@code reuse} is
+     * given back), counts the read, and returns the array that holds the plain bytes.
+     */
+    private byte[] segmentPlainReusing(String what, PackFormat.Segment s, byte[] reuse) {
+        byte[] out = reuse;
+        if (out == null || out.length < s.plainLength()) {
+            dev.cask.common.ByteArrays.give(out);
+            out = dev.cask.common.ByteArrays.take(Math.max(s.plainLength(), 64 << 10));
+        }
+        segmentPlainInto(what, s, out);
+        segmentReads.increment();
+        return out;
     }
 
     /** Ids {@link #readBySegment} looks up in one index query before it reads what they point at. */
@@ -1027,22 +1036,13 @@ public final class LocalChunkStore implements ChunkStore {
                     try {
                         PackFormat.Segment seg = PackFormat.decodeSegment(what, span, 0, l.length());
                         checkSlot(what, seg, id, l);
-                        int plainLength = seg.plainLength();
-                        if (plainBuf == null || plainBuf.length < plainLength) {
-                            dev.cask.common.ByteArrays.give(plainBuf);
-                            plainBuf = dev.cask.common.ByteArrays.take(Math.max(plainLength, 64 << 10));
-                        }
-                        segmentPlainInto(what, seg, plainBuf);
-                        segmentReads.increment();
+                        plainBuf = segmentPlainReusing(what, seg, plainBuf);
                         for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
                             ChunkId sid = seg.ids()[slot];
                             int[] at = wanted.get(sid);
                             if (at == null || !unknown.contains(sid)) continue;
-                            if (!PackFormat.plainCrcMatches(seg, plainBuf, from, slot)) {
-                                throw new CaskException.Corrupt("chunk " + sid.shortHex() + " (pack " + l.pack() + " segment at offset "
-                                        + l.offset() + " slot " + slot + "): plain bytes fail their crc32c (segment table says 0x"
-                                        + Integer.toHexString(seg.plainCrcs()[slot]) + ")");
-                            }
+                            ChunkLocation in = new ChunkLocation(l.pack(), l.offset(), l.length(), slot);
+                            PackFormat.checkPlainCrc(seg, plainBuf, from, slot, () -> "chunk " + sid.shortHex() + " (" + in + ")");
                             for (int i : at) {
                                 sink.chunk(i, plainBuf, from, seg.plainLengths()[slot]);
                                 done[i] = true;
