@@ -101,25 +101,48 @@ final class Journal implements AutoCloseable {
         return position;
     }
 
-    /** Creates generation {@code generation} at {@code path}: header written and fsynced, directory entry too. */
+    /** Suffix of a generation being created ({@link #create}); recovery never reads such a file. */
+    static final String CREATING = ".new";
+
+    /**
+     * Creates generation {@code generation} at {@code path}: the header is written and fsynced
+     * under a temporary name ({@code path} + {@link #CREATING}, truncated if a crash left one),
+     * then renamed into place and the directory fsynced. So a file under the real name always
+     * has its whole header: a kill between creating the file and writing the header (seen in
+     * CrashTest) leaves only a temporary file, which holds nothing acknowledged and is ignored
+     * and overwritten later, never a journal that fails to open. An existing {@code path} is an
+     * error, as before.
+     */
     static Journal create(Path path, String image, long generation, int baseVersion) {
+        Path creating = path.resolveSibling(path.getFileName() + CREATING);
+        byte[] name = image.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer h = ByteBuffer.allocate(22 + name.length + 4);
+        h.putInt(MAGIC).putInt(FORMAT).putLong(generation).putInt(baseVersion).putShort((short) name.length).put(name);
+        CRC32C crc = new CRC32C();
+        crc.update(h.array(), 0, h.position());
+        h.putInt((int) crc.getValue());
+        h.flip();
+        FileChannel ch = null;
         try {
-            FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE);
-            byte[] name = image.getBytes(StandardCharsets.UTF_8);
-            ByteBuffer h = ByteBuffer.allocate(22 + name.length + 4);
-            h.putInt(MAGIC).putInt(FORMAT).putLong(generation).putInt(baseVersion).putShort((short) name.length).put(name);
-            CRC32C crc = new CRC32C();
-            crc.update(h.array(), 0, h.position());
-            h.putInt((int) crc.getValue());
-            h.flip();
+            if (Files.exists(path)) throw new java.nio.file.FileAlreadyExistsException(path.toString());
+            ch = FileChannel.open(creating, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                    StandardOpenOption.READ, StandardOpenOption.WRITE);
             long pos = 0;
             while (h.hasRemaining()) pos += ch.write(h, pos);
             ch.force(true);
+            Files.move(creating, path, java.nio.file.StandardCopyOption.ATOMIC_MOVE); // the open channel follows the file
             try (FileChannel d = FileChannel.open(path.getParent(), StandardOpenOption.READ)) {
                 d.force(true);
             }
             return new Journal(path, generation, ch, pos);
         } catch (IOException e) {
+            if (ch != null) {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // already failing
+                }
+            }
             throw new CaskException.Io("journal " + path + ": cannot create generation " + generation + ": " + e.getMessage(), e);
         }
     }

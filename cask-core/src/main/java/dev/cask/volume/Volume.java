@@ -171,6 +171,17 @@ public final class Volume implements BlockDevice {
         if (!Files.isDirectory(journalDir)) return;
         try {
             for (long g : generationsOnDisk(journalDir, image)) Files.deleteIfExists(journalDir.resolve(fileName(image) + ".journal-" + g));
+            // a generation whose creation a crash interrupted (Journal#create): NAME.journal-DIGITS.new
+            String prefix = fileName(image) + ".journal-";
+            try (var files = Files.list(journalDir)) {
+                for (Path p : (Iterable<Path>) files::iterator) {
+                    String n = p.getFileName().toString();
+                    if (n.startsWith(prefix) && n.endsWith(Journal.CREATING) && n.length() > prefix.length() + Journal.CREATING.length()
+                            && n.substring(prefix.length(), n.length() - Journal.CREATING.length()).chars().allMatch(Character::isDigit)) {
+                        Files.deleteIfExists(p);
+                    }
+                }
+            }
             Files.deleteIfExists(journalDir.resolve(fileName(image) + ".journal"));
         } catch (IOException e) {
             throw new CaskException.Io("image '" + image + "': cannot delete its journals in " + journalDir + ": " + e.getMessage(), e);

@@ -109,6 +109,43 @@ class JournalTest {
     }
 
     /** A format 1 journal (block -> chunk id) left by an older cask comes back as data on open. */
+    /**
+     * A kill between creating a generation's file and writing its header (CrashTest met it): the
+     * file exists only under its temporary name, so the volume opens (and overwrites it when it
+     * makes that generation), and removing the image deletes it.
+     */
+    @Test
+    void aGenerationCutWhileBeingCreatedNeverStopsTheVolumeFromOpening() throws Exception {
+        Path direct = dir.resolve("x.journal-1");
+        Journal.create(direct, "x", 1, 1).close();
+        assertFalse(Files.exists(dir.resolve("x.journal-1" + Journal.CREATING)), "the temporary name is renamed away");
+        assertTrue(Files.size(direct) > 0);
+        assertThrows(CaskException.Io.class, () -> Journal.create(direct, "x", 1, 1), "an existing generation is never replaced");
+
+        try (Images images = Images.open(dir.resolve("store"))) {
+            images.create("t/cut", 1 << 20, 4096);
+            byte[] data = block(44);
+            try (Volume v = images.openVolume("t/cut")) {
+                v.write(4096, data, 0, 4096, false);
+                v.flush();
+            }
+            Path journals = images.store().dir().resolve("journals");
+            for (int g = 1; g <= 3; g++) Files.write(journals.resolve("t+cut.journal-" + g + Journal.CREATING), new byte[0]);
+            Files.write(journals.resolve("t+cutter.journal-9" + Journal.CREATING), new byte[]{1}); // another image's
+            try (Volume v = images.openVolume("t/cut")) {
+                byte[] got = new byte[4096];
+                v.read(4096, got, 0, 4096);
+                assertArrayEquals(data, got);
+            }
+            images.remove("t/cut");
+            try (var left = Files.list(journals)) {
+                List<String> names = left.map(q -> q.getFileName().toString()).filter(n -> n.startsWith("t+cut.journal")).toList();
+                assertEquals(List.of(), names, "rm deletes every journal file of the image, temporary ones too");
+            }
+            assertTrue(Files.exists(journals.resolve("t+cutter.journal-9" + Journal.CREATING)), "another image's files stay");
+        }
+    }
+
     @Test
     void aFormatOneJournalIsUpgradedOnOpen() throws Exception {
         try (Images images = Images.open(dir.resolve("store"))) {
