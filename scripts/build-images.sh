@@ -18,6 +18,7 @@ out=${1:-${CASK_FIXTURES:-$HOME/.cache/cask-fixtures}}
 mirror=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}
 mirror=${mirror:-http://deb.debian.org/debian}
 mkdir -p "$out"; cd "$out"
+exec 9>"$out/.build.lock"; flock 9   # one build per directory at a time (tests and benches may race)
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need debootstrap debootstrap; need mkfs.ext4 e2fsprogs; need sfdisk fdisk
@@ -33,12 +34,15 @@ echo o > /proc/sysrq-trigger; sleep 10'
 
 rootfs() { # NAME SUITE [INCLUDE]
   [ -d "rootfs-$1" ] && return
-  debootstrap --variant=minbase ${3:+--include=$3} "$2" "rootfs-$1.tmp" "$mirror" > "rootfs-$1.log" 2>&1
+  rm -rf "rootfs-$1.tmp"   # left by an interrupted build
+  debootstrap --variant=minbase ${3:+--include=$3} "$2" "rootfs-$1.tmp" "$mirror" > "rootfs-$1.log" 2>&1 \
+    || { echo "debootstrap $2 failed; the end of $out/rootfs-$1.log:"; tail -5 "rootfs-$1.log"; exit 1; } >&2
   printf '%s\n' "$bootcheck" > "rootfs-$1.tmp/sbin/bootcheck"; chmod +x "rootfs-$1.tmp/sbin/bootcheck"
   mv "rootfs-$1.tmp" "rootfs-$1"
 }
 disk() { # ROOTFS OUT START_SECTOR
   [ -f "$2" ] && return
+  rm -f "$2.tmp" "$2.part"
   truncate -s 2G "$2.tmp"
   echo "start=$3, type=83, bootable" | sfdisk -q "$2.tmp"
   truncate -s $(( 2147483648 - $3 * 512 )) "$2.part"
