@@ -24,6 +24,11 @@ import java.util.concurrent.TimeUnit;
  * {@code cask serve}: serves every image of the store over NBD until stopped (SIGINT/SIGTERM),
  * checkpointing dirty volumes on a timer and when their last client disconnects, and closing
  * (so checkpointing) every volume on the way out.
+ *
+ * <p>Stopping is done by the main thread, not a JVM shutdown hook: java.util.logging closes its
+ * handlers in a shutdown hook of its own, which runs alongside ours, so a hook's log lines are
+ * lost. SIGINT/SIGTERM handlers ({@link Stop}) wake the main thread, which stops in the order
+ * {@link #shutDown} describes, logs each step and returns 0. A hook remains for other ways out.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serve every image over NBD: nbd://HOST:PORT/NAME read-write, nbd://HOST:PORT/NAME@VER read-only.",
@@ -46,6 +51,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
                     "two more for the JIT, so the first VM meets compiled code, not the JVM's interpreter",
                     "(default: on; --no-warmup skips it)."})
     boolean warmup;
+    @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info",
+            description = "Least severe log lines to write to stderr: " + ServeLog.LEVELS + " (default: ${DEFAULT-VALUE}).")
+    String logLevel;
 
     static Duration parseDuration(String text) {
         String t = text.trim().toLowerCase(Locale.ROOT);
@@ -67,7 +75,11 @@ final class ServeCommand extends Common implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %5$s%6$s%n");
+        try {
+            ServeLog.configure(logLevel);
+        } catch (CaskException.InvalidInput e) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--log-level: " + e.getMessage());
+        }
         Duration every = parseDuration(interval);
         long journalLimitBytes = dev.cask.common.Sizes.parse(journalLimit);
         if (journalLimitBytes < (1 << 20) || journalLimitBytes > (64L << 30)) {
@@ -76,11 +88,15 @@ final class ServeCommand extends Common implements Callable<Integer> {
         List<SocketAddress> addresses = new ArrayList<>();
         addresses.add(NbdServer.parseAddress(listen));
         if (socket != null) addresses.add(UnixDomainSocketAddress.of(socket));
+        // from here on SIGINT and SIGTERM ask for an orderly stop (see Stop), which the main
+        // thread carries out while logging still works, instead of the JVM's shutdown hooks
+        Stop stop = new Stop();
+        stop.install();
 
         if (warmup) {
             long t0 = System.nanoTime();
             String failed = dev.cask.server.Warmup.run(journalLimitBytes);
-            System.getLogger("cask.serve").log(System.Logger.Level.INFO, failed == null
+            LOG.log(System.Logger.Level.INFO, failed == null
                     ? "warm-up took " + (System.nanoTime() - t0) / 1_000_000 + " ms"
                     : "warm-up skipped: " + failed);
         }
@@ -89,7 +105,6 @@ final class ServeCommand extends Common implements Callable<Integer> {
         List<NbdServer> servers = new ArrayList<>();
         ControlServer control = null;
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
-        CountDownLatch stopped = new CountDownLatch(1);
         try {
             control = new ControlServer(main.storeDir(), exports);
             for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports));
@@ -104,14 +119,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
         if (!every.isZero()) {
             timer.scheduleWithFixedDelay(() -> exports.checkpointAll("automatic checkpoint"), every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
         }
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            timer.shutdownNow();
-            for (NbdServer s : servers) s.close();
-            ctl.close();
-            exports.close(); // checkpoints every open volume
-            images.close();
-            stopped.countDown();
-        }, "cask-shutdown"));
+        // any other way out of the JVM (System.exit elsewhere, SIGHUP) still checkpoints, unlogged
+        Runnable shutdown = once(() -> shutDown(stop.reason(), timer, servers, ctl, exports, images));
+        Runtime.getRuntime().addShutdownHook(new Thread(shutdown, "cask-shutdown"));
         for (NbdServer s : servers) {
             SocketAddress a = s.address();
             String url = a instanceof UnixDomainSocketAddress u ? "nbd+unix:///NAME?socket=" + u.getPath()
@@ -119,8 +129,89 @@ final class ServeCommand extends Common implements Callable<Integer> {
             out().println("cask: serving " + main.storeDir() + " on " + url);
         }
         out().flush();
-        stopped.await();
+        stop.await();
+        shutdown.run();
         return 0;
+    }
+
+    private static final System.Logger LOG = System.getLogger("cask.serve");
+
+    /**
+     * The orderly stop, in the order a client can see: stop accepting and let every request in
+     * flight finish (NbdServer.close: later requests get NBD_ESHUTDOWN, and each export is
+     * released, which checkpoints an image when its last client goes), stop the control socket,
+     * then close (so checkpoint) whatever is still open. Each step is logged; a failure is one
+     * line (its image and cause) and the next step still runs.
+     */
+    private static void shutDown(String reason, ScheduledExecutorService timer, List<NbdServer> servers, ControlServer ctl,
+                                 ImageExports exports, Images images) {
+        long t0 = System.nanoTime();
+        List<String> open = exports.openImages();
+        LOG.log(System.Logger.Level.INFO, "stopping (" + reason + "): no new connections; " + open.size() + " image"
+                + (open.size() == 1 ? "" : "s") + " open read-write" + (open.isEmpty() ? "" : " " + open) + "; requests in flight finish");
+        timer.shutdownNow();
+        for (NbdServer s : servers) {
+            try {
+                s.close();
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.ERROR, "stopping the listener on " + s.address() + ": " + e.getMessage());
+            }
+        }
+        LOG.log(System.Logger.Level.INFO, "every client is disconnected");
+        try {
+            ctl.close();
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "stopping the control socket: " + e.getMessage());
+        }
+        exports.close(); // checkpoints what is still open; logs each image
+        images.close();
+        LOG.log(System.Logger.Level.INFO, String.format(Locale.ROOT, "stopped in %.1f s", (System.nanoTime() - t0) / 1e9));
+    }
+
+    private static Runnable once(Runnable r) {
+        java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+        return () -> {
+            if (done.compareAndSet(false, true)) r.run();
+        };
+    }
+
+    /**
+     * SIGINT and SIGTERM handlers: the first asks the main thread for the orderly stop; a second
+     * one while it runs (an impatient Ctrl-C, or systemd's kill after its timeout would be
+     * SIGKILL anyway) stops at once with exit status 1. Nothing flushed is lost either way: a FLUSH
+     * returned only after the journal was on disk, and the next serve replays it.
+     */
+    static final class Stop {
+        private final CountDownLatch requested = new CountDownLatch(1);
+        private volatile String reason = "shutdown";
+
+        void install() {
+            for (String name : new String[]{"TERM", "INT"}) {
+                try {
+                    sun.misc.Signal.handle(new sun.misc.Signal(name), s -> signalled("SIG" + s.getName()));
+                } catch (IllegalArgumentException e) {
+                    // the JVM reserves it (-Xrs): the shutdown hook then does the work, unlogged
+                }
+            }
+        }
+
+        private void signalled(String signal) {
+            if (requested.getCount() == 0) {
+                LOG.log(System.Logger.Level.WARNING, signal + " again: exiting now, without waiting for clients or checkpoints"
+                        + " (flushed writes are in the journals; the next serve replays them)");
+                Runtime.getRuntime().halt(1);
+            }
+            reason = signal;
+            requested.countDown();
+        }
+
+        String reason() {
+            return reason;
+        }
+
+        void await() throws InterruptedException {
+            requested.await();
+        }
     }
 
     private String listenHost() {

@@ -34,6 +34,7 @@ class BadInputTest {
         assertFails(cli.run("import"), 2, "Missing required parameter");
         assertFails(cli.run("frobnicate"), 2);
         assertFails(cli.run("ls", "--no-such-flag"), 2, "--no-such-flag");
+        assertFails(cli.run("serve", "--log-level", "loud", "--no-warmup"), 2, "--log-level", "loud", "error, warn, info");
         Cli.Result help = cli.run("import", "--help");
         assertEquals(0, help.code());
         assertTrue(help.out().contains("--block-size"), help.out());

@@ -159,4 +159,51 @@ class ServeTest {
             assertEquals(1, rb.code(), rb.toString());
         }
     }
+
+    /**
+     * SIGTERM (systemd's stop) and SIGINT (Ctrl-C) with a client connected and a flushed write not
+     * yet checkpointed: the server stops accepting, disconnects the client, checkpoints, says so
+     * in its log (ISO-8601 time with milliseconds and zone, a standard level name) and exits 0.
+     */
+    @Test
+    void sigtermAndSigintStopInOrderLogEachStepAndExitZero() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "team/db", "32M").code());
+        int version = 1;
+        for (String signal : new String[]{"TERM", "INT"}) {
+            Server server = new Server(cli, "--checkpoint-interval", "0", "--no-warmup");
+            byte[] data = new byte[4096];
+            java.util.Arrays.fill(data, (byte) signal.charAt(0));
+            NbdClient client = new NbdClient(server.port, "team/db");
+            try {
+                client.write(8192, data);
+                client.flush();
+                int code = server.stop(signal);
+                String log = server.log.toString();
+                assertEquals(0, code, "exit status after SIG" + signal + "; log: " + log);
+                assertTrue(log.contains("stopping (SIG" + signal + ")"), log);
+                assertTrue(log.contains("every client is disconnected"), log);
+                assertTrue(log.contains("image 'team/db': checkpoint on close -> version " + (version + 1)), log);
+                assertTrue(log.contains("closed image 'team/db'"), log);
+                assertTrue(log.contains("stopped in"), log);
+                assertFalse(log.contains("Exception") || log.contains("\tat "), "no stack trace: " + log);
+                for (String line : log.lines().toList()) {
+                    assertTrue(line.matches("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}(Z|[+-]\\d\\d:\\d\\d) (ERROR|WARN|INFO|DEBUG|TRACE) \\S+: .*"),
+                            "log line format: " + line);
+                }
+            } finally {
+                try {
+                    client.close();
+                } catch (java.io.IOException gone) {
+                    // the server closed the connection, as it should
+                }
+            }
+            version++;
+            JsonNode log = json.readTree(cli.run("log", "team/db", "--json").out());
+            assertEquals(version, log.size(), log.toString());
+            Path v = dir.resolve("v.raw");
+            assertEquals(0, cli.run("export", "team/db", v.toString()).code());
+            assertEquals(signal.charAt(0), Files.readAllBytes(v)[8192], "the flushed write is in the version the stop made");
+        }
+    }
 }

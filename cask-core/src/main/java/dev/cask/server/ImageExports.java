@@ -140,6 +140,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         for (var e : open.entrySet()) {
             try {
                 e.getValue().volume.close();
+                log.log(System.Logger.Level.INFO, "closed image '" + e.getKey() + "' at version " + e.getValue().volume.baseVersion().number());
             } catch (RuntimeException ex) {
                 log.log(System.Logger.Level.ERROR, "image '" + e.getKey() + "': checkpoint on shutdown failed: " + ex.getMessage());
             }

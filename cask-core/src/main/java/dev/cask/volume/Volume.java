@@ -75,6 +75,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * checkpoints, and swaps base, dirty map and journal under {@code swap}'s write lock.
  */
 public final class Volume implements BlockDevice {
+    private static final System.Logger LOG = System.getLogger("cask.volume");
     private static final int STRIPES = 256;
     /** Default journal size that starts a background checkpoint. */
     public static final long DEFAULT_JOURNAL_LIMIT = 1L << 30;
@@ -634,7 +635,7 @@ public final class Volume implements BlockDevice {
             try {
                 if (!closed && journal.size() > journalLimit) checkpoint("checkpoint: journal full");
             } catch (RuntimeException e) {
-                System.getLogger("cask.volume").log(System.Logger.Level.ERROR, "image '" + image + "': checkpoint failed: " + e.getMessage());
+                LOG.log(System.Logger.Level.ERROR, "image '" + image + "': checkpoint failed: " + e.getMessage());
             } finally {
                 autoCheckpoint.set(false);
             }
@@ -686,6 +687,7 @@ public final class Volume implements BlockDevice {
         try {
             checkOpen();
             if (!always && !isDirty()) return null;
+            long t0 = System.nanoTime();
             List<NavigableMap<Long, Long>> snapshot = new ArrayList<>();
             long sealed;
             swap.writeLock().lock();
@@ -727,10 +729,20 @@ public final class Volume implements BlockDevice {
             } finally {
                 swap.writeLock().unlock();
             }
+            logCheckpoint(v, b.layout(), snapshot, t0);
             return v;
         } finally {
             checkpointLock.unlock();
         }
+    }
+
+    /** One INFO line per version a checkpoint commits: image, version, message, bytes of blocks written, seconds. */
+    private void logCheckpoint(Version v, Layout layout, List<NavigableMap<Long, Long>> snapshot, long t0) {
+        long bytes = 0;
+        for (int i = 0; i < snapshot.size(); i++) bytes += (long) snapshot.get(i).size() * layout.extents().get(i).root().blockSize();
+        long written = bytes;
+        LOG.log(System.Logger.Level.INFO, () -> String.format(java.util.Locale.ROOT, "image '%s': %s -> version %d (%s of written blocks) in %.2f s",
+                image, v.message(), v.number(), dev.cask.common.Sizes.human(written), (System.nanoTime() - t0) / 1e9));
     }
 
     /** Stores the snapshot's blocks as chunks, in parallel batches; returns block -> chunk id. */
