@@ -25,7 +25,7 @@ final class CheckCommand extends Common implements Callable<Integer> {
     public Integer call() {
         LocalChunkStore.Options opts = LocalChunkStore.Options.defaults().withExclusive(repair);
         long rebuilt = -1;
-        try (Images images = Images.open(main.storeDir(), opts)) {
+        try (Images images = Images.open(main.store(), opts)) {
             if (repair) {
                 rebuilt = images.store().rebuildIndex(line -> err().println("cask: repair: " + line), progress());
                 if (!json) out().printf("index rebuilt from packs: %d chunks%n", rebuilt);

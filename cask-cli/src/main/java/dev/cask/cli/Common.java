@@ -37,7 +37,7 @@ abstract class Common {
     }
 
     Images openImages() {
-        return Images.open(main.storeDir());
+        return Images.open(main.store());
     }
 
     /**
@@ -46,7 +46,7 @@ abstract class Common {
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {
-        return Images.open(main.storeDir(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30));
+        return Images.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30));
     }
 
     Progress progress() {

@@ -205,7 +205,7 @@ final class ImageCommands {
         public Integer call() {
             dev.cask.catalog.Names.check(name);
             String msg = message == null ? "" : message.replace('\n', ' ');
-            String reply = dev.cask.server.ControlServer.request(main.storeDir(), ("snapshot " + name + " " + msg).strip());
+            String reply = dev.cask.server.ControlServer.request(main.store(), ("snapshot " + name + " " + msg).strip());
             if (reply != null && reply.startsWith("ok ")) {
                 out().printf("%s version %s (checkpointed by the running server)%n", name, reply.substring(3));
                 return 0;

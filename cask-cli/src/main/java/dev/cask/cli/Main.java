@@ -30,6 +30,7 @@ public final class Main implements Callable<Integer> {
 
     private static java.util.Map<String, Class<?>> subcommands() {
         java.util.Map<String, Class<?>> m = new java.util.LinkedHashMap<>();
+        m.put("init", InitCommand.class);
         m.put("import", ImageCommands.Import.class);
         m.put("export", ImageCommands.Export.class);
         m.put("create", ImageCommands.Create.class);
@@ -77,7 +78,29 @@ public final class Main implements Callable<Integer> {
         return 2;
     }
 
-    /** The store directory the user chose. */
+    /**
+     * The store directory for a command that opens the store. An explicit one ({@code --store} or
+     * {@code $CASK_STORE}) must exist, so that a typo is an error naming the path rather than a new,
+     * empty store whose {@code ls} shows nothing; an existing empty directory becomes a store. The
+     * default store is created on first use, so the first command on a fresh machine just works.
+     */
+    Path store() {
+        Path dir = storeDir();
+        if (isExplicitStore() && !java.nio.file.Files.exists(dir)) {
+            throw new CaskException.NotFound("store " + dir + " (" + (store != null ? "--store" : "$CASK_STORE")
+                    + "): no such directory; 'cask init " + dir + "' creates a store there");
+        }
+        return dir;
+    }
+
+    /** True when the user named the store ({@code --store} or {@code $CASK_STORE}) rather than taking the default. */
+    boolean isExplicitStore() {
+        if (store != null) return true;
+        String env = System.getenv("CASK_STORE");
+        return env != null && !env.isBlank();
+    }
+
+    /** The store directory the user chose (it may not exist yet; see {@link #store()}). */
     Path storeDir() {
         if (store != null) return store;
         String env = System.getenv("CASK_STORE");

@@ -106,7 +106,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         ControlServer control = null;
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
         try {
-            control = new ControlServer(main.storeDir(), exports);
+            control = new ControlServer(main.store(), exports);
             for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports));
         } catch (RuntimeException e) {
             for (NbdServer s : servers) s.close();

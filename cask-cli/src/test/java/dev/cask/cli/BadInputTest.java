@@ -89,4 +89,36 @@ class BadInputTest {
         assertFails(r, 1, "not a cask store");
         assertEquals("do not touch", Files.readString(notStore.resolve("important.txt")));
     }
+
+    /** A typo in --store or $CASK_STORE is an error naming the path, never a fresh empty store; init makes one on purpose. */
+    @Test
+    void aStorePathThatDoesNotExistIsAnErrorUntilInitCreatesIt() throws Exception {
+        Path typo = dir.resolve("stroe");
+        java.io.StringWriter out = new java.io.StringWriter();
+        java.io.StringWriter err = new java.io.StringWriter();
+        int code = Main.run(new String[]{"--store", typo.toString(), "ls"}, new java.io.PrintWriter(out, true), new java.io.PrintWriter(err, true));
+        assertFails(new Cli.Result(code, out.toString(), err.toString()), 1, typo.toString(), "no such directory", "cask init");
+        assertFalse(Files.exists(typo), "nothing is created at a mistyped path");
+
+        // the same through $CASK_STORE, in a real process
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(), "import",
+                dir.resolve("nothing.raw").toString(), "x");
+        pb.environment().put("CASK_STORE", typo.toString());
+        Process p = pb.start();
+        String perr = new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(1, p.waitFor(), perr);
+        assertTrue(perr.startsWith("cask: store " + typo) && perr.contains("$CASK_STORE"), perr);
+        assertFalse(Files.exists(typo));
+
+        // init creates it (parents too); then commands work; a second init changes nothing and says so
+        Path nested = typo.resolve("a/b");
+        code = Main.run(new String[]{"init", nested.toString()}, new java.io.PrintWriter(out, true), new java.io.PrintWriter(err, true));
+        assertEquals(0, code, err.toString());
+        Cli cli = new Cli(nested);
+        assertEquals(0, cli.run("create", "vm", "1M").code());
+        Cli.Result again = cli.run("init", nested.toString());
+        assertFails(again, 1, "already a cask store");
+        assertEquals(1, cli.run("ls", "--json").out().split("\"name\"").length - 1, "init did not touch the existing store");
+    }
 }

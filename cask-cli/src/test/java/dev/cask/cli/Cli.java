@@ -22,8 +22,14 @@ final class Cli {
 
     private final Path store;
 
+    /** A Cli on {@code store}, created as an empty directory when missing (an explicit store must exist; it then becomes a store). */
     Cli(Path store) {
         this.store = store;
+        try {
+            java.nio.file.Files.createDirectories(store);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     /** In-process: fast, same JVM. */
