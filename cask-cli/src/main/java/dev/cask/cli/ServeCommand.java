@@ -109,7 +109,11 @@ final class ServeCommand extends Common implements Callable<Integer> {
             for (NbdServer s : servers) s.close();
             ctl.close();
             exports.close(); // checkpoints every open volume
-            images.close();
+            try {
+                images.close();
+            } catch (CaskException e) { // one line, as for the checkpoints: the message names the store and the error
+                System.getLogger("cask.serve").log(System.Logger.Level.ERROR, "closing the store failed: " + e.getMessage());
+            }
             stopped.countDown();
         }, "cask-shutdown"));
         for (NbdServer s : servers) {

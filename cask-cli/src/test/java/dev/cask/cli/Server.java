@@ -13,6 +13,7 @@ final class Server implements AutoCloseable {
     final Process process;
     final int port;
     final ByteArrayOutputStream log = new ByteArrayOutputStream();
+    private final Thread logPump;
 
     Server(Cli cli, String... extra) throws IOException {
         String[] args = new String[3 + extra.length];
@@ -21,7 +22,7 @@ final class Server implements AutoCloseable {
         args[2] = "127.0.0.1:0";
         System.arraycopy(extra, 0, args, 3, extra.length);
         process = cli.start(args);
-        Cli.pump(process.getErrorStream(), log);
+        logPump = Cli.pump(process.getErrorStream(), log);
         BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream()));
         Pattern p = Pattern.compile("nbd://127\\.0\\.0\\.1:(\\d+)/");
         int found = -1;
@@ -56,6 +57,7 @@ final class Server implements AutoCloseable {
             process.destroyForcibly();
             throw new AssertionError("cask serve did not stop in 60 s: " + log);
         }
+        logPump.join(10_000); // all of the log is in {@link #log} now
     }
 
     /** kill -9. */
