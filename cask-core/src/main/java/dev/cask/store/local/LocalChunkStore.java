@@ -290,7 +290,14 @@ public final class LocalChunkStore implements ChunkStore {
                         + (options.exclusive() ? " (stop cask serve and other cask commands first)" : " that holds it exclusively (check --repair?)"));
             }
             if (version.equals("1")) upgradeHeader(dir, lc);
-            return new LocalChunkStore(dir, options, lc, lk);
+            LocalChunkStore store = new LocalChunkStore(dir, options, lc, lk);
+            try {
+                store.cutOnOpen = PackRecovery.cutAbandonedTails(store);
+            } catch (RuntimeException e) {
+                store.close();
+                throw e;
+            }
+            return store;
         } catch (IOException e) {
             throw new CaskException.Io("store " + dir + ": cannot open: " + e.getMessage(), e);
         }
@@ -313,13 +320,29 @@ public final class LocalChunkStore implements ChunkStore {
         return dir;
     }
 
+    /**
+     * One line per torn tail cut off a pack when this store opened (a writer had died mid-append;
+     * see {@link PackRecovery}), naming the pack, the offset and the bytes cut: for the CLI to show.
+     */
+    public List<String> cutOnOpen() {
+        return cutOnOpen;
+    }
+
+    Path packDir() {
+        return packDir;
+    }
+
+    ChunkIndex index() {
+        return index;
+    }
+
     private static void fsyncDir(Path d) throws IOException {
         try (FileChannel ch = FileChannel.open(d, StandardOpenOption.READ)) {
             ch.force(true);
         }
     }
 
-    private Path packPath(int id) {
+    Path packPath(int id) {
         return packDir.resolve(String.format("%08d.pack", id));
     }
 
@@ -1240,6 +1263,20 @@ public final class LocalChunkStore implements ChunkStore {
         void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain);
 
         void problem(String line);
+
+        /** Bytes of a pack that are no good record or segment; by default reported as a {@link #problem}. */
+        default void damage(Damage d) {
+            problem(d.message());
+        }
+    }
+
+    /**
+     * A stretch of a pack a scan could not read as records: a bad pack header ({@code HEADER},
+     * the whole pack), bytes between good records ({@code RECORD}), or bytes after the last good
+     * record up to the end of the pack ({@code TAIL}: torn, when a writer died mid-append).
+     */
+    public record Damage(int pack, long offset, long length, Kind kind, String message) {
+        public enum Kind { HEADER, RECORD, TAIL }
     }
 
     /** Decompresses a scanned segment the first time one of its chunks asks, then hands out each chunk. */
@@ -1286,7 +1323,7 @@ public final class LocalChunkStore implements ChunkStore {
             if (named != id) sink.problem("pack " + id + ": header names pack " + named);
             format = PackFormat.packFormat("pack " + id, all);
         } catch (CaskException e) {
-            sink.problem(e.getMessage());
+            sink.damage(new Damage(id, 0, all.length, Damage.Kind.HEADER, e.getMessage()));
             return;
         }
         int pos = PackFormat.PACK_HEADER;
@@ -1320,8 +1357,8 @@ public final class LocalChunkStore implements ChunkStore {
                 progress.advance(len);
                 pos += len;
             } catch (CaskException e) {
-                sink.problem(e.getMessage());
                 int next = resync(all, pos + 1);
+                sink.damage(new Damage(id, pos, next - pos, next == all.length ? Damage.Kind.TAIL : Damage.Kind.RECORD, e.getMessage()));
                 progress.advance(next - pos);
                 pos = next;
             }
@@ -1389,6 +1426,7 @@ public final class LocalChunkStore implements ChunkStore {
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
         long[] count = {0};
         for (int id : packIds()) {
+            Damage[] last = {null};
             scanPack(id, new ScanSink() {
                 @Override
                 public void chunk(ChunkId cid, ChunkLocation location, java.util.function.Supplier<byte[]> plainBytes) {
@@ -1404,8 +1442,20 @@ public final class LocalChunkStore implements ChunkStore {
                 public void problem(String line) {
                     problems.accept(line);
                 }
+
+                @Override
+                public void damage(Damage d) {
+                    last[0] = d;
+                    problems.accept(d.message());
+                }
             }, progress);
+            // this process has the store to itself: no writer can be appending to any pack
+            if (last[0] != null) {
+                String cut = PackRecovery.cutAlone(packPath(id), last[0]);
+                if (cut != null) problems.accept(cut);
+            }
         }
+        PackRecovery.deleteMarkers(packDir);
         index.addAll(batch);
         return index.count();
     }
