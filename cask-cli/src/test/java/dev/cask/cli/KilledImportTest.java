@@ -98,7 +98,7 @@ class KilledImportTest {
         Cli cli = new Cli(dir.resolve("store"));
         assertEquals(0, cli.run("create", "other", "1M").code());
         // import from stdin, and stop feeding it after 8 MiB: the import is surely under way, waiting for more
-        Process p = cli.start("import", "-", "half");
+        Process p = cli.startInterruptible("import", "-", "half");
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         Thread errPump = Cli.pump(p.getErrorStream(), err);
