@@ -37,7 +37,14 @@ abstract class Common {
     }
 
     Images openImages() {
-        return Images.open(main.store());
+        return reportCuts(Images.open(main.store()));
+    }
+
+    /** Says what opening the store cut off (torn pack tails left by a writer that died), one line each on stderr. */
+    Images reportCuts(Images images) {
+        for (String line : images.store().cutOnOpen()) err().println("cask: " + line);
+        err().flush();
+        return images;
     }
 
     /**
@@ -46,7 +53,7 @@ abstract class Common {
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {
-        return Images.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30));
+        return reportCuts(Images.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30)));
     }
 
     Progress progress() {

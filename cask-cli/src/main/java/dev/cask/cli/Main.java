@@ -12,7 +12,8 @@ import java.util.concurrent.Callable;
 /**
  * The {@code cask} command: global options and the list of subcommands. Only the CLI prints and
  * exits. Exit codes: 0 ok, 1 failed (the message, one line naming the object and the values, goes
- * to stderr as {@code cask: ...}), 2 usage error.
+ * to stderr as {@code cask: ...}), 2 usage error, 130 interrupted by SIGINT (one line,
+ * {@code cask: interrupted}; the JVM's own exit status for SIGINT, 143 for SIGTERM).
  *
  * <p>Start-up: picocli builds a subcommand's model by reflection over its class (and loads what
  * its fields name), and its own classes are too old (Java 5 class files) for the JVM's AOT cache.
@@ -23,7 +24,7 @@ import java.util.concurrent.Callable;
 @Command(name = "cask", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Content-addressed storage for virtual machine disks.",
         footer = {"", "The store is --store PATH, else $CASK_STORE, else ${XDG_DATA_HOME:-~/.local/share}/cask.",
-                "Exit status: 0 ok, 1 failed, 2 usage error."})
+                "Exit status: 0 ok, 1 failed, 2 usage error, 130 interrupted (Ctrl-C)."})
 public final class Main implements Callable<Integer> {
     /** The subcommands, in the order help lists them (names as in their {@code @Command}). */
     private static final java.util.Map<String, Class<?>> SUBCOMMANDS = subcommands();
@@ -112,7 +113,21 @@ public final class Main implements Callable<Integer> {
 
     public static void main(String[] args) {
         NativeLibs.useDirectory(System.getProperty(NativeLibs.PROPERTY));
-        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+        java.util.concurrent.atomic.AtomicBoolean finished = new java.util.concurrent.atomic.AtomicBoolean();
+        if (!"serve".equals(invoked(args))) { // serve stops on a signal by design, and says so itself
+            // Ctrl-C (SIGINT) or SIGTERM before the command finished: the JVM exits 130 (143) after
+            // this hook. Nothing half-done is visible: a command that makes a version commits it
+            // last, and chunks it stored before that are reclaimable garbage (see cask check).
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                if (!finished.get()) {
+                    System.err.println("cask: interrupted");
+                    System.err.flush();
+                }
+            }, "cask-interrupted"));
+        }
+        int rc = run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true));
+        finished.set(true);
+        System.exit(rc);
     }
 
     /** Runs one command line with the given streams; returns the exit code. */

@@ -164,7 +164,11 @@ final class ServeCommand extends Common implements Callable<Integer> {
             LOG.log(System.Logger.Level.ERROR, "stopping the control socket: " + e.getMessage());
         }
         exports.close(); // checkpoints what is still open; logs each image
-        images.close();
+        try {
+            images.close();
+        } catch (CaskException e) { // one line, as for the checkpoints: the message names the store and the error
+            LOG.log(System.Logger.Level.ERROR, "closing the store failed: " + e.getMessage());
+        }
         LOG.log(System.Logger.Level.INFO, String.format(Locale.ROOT, "stopped in %.1f s", (System.nanoTime() - t0) / 1e9));
     }
 

@@ -57,6 +57,7 @@ final class Server implements AutoCloseable {
             process.destroyForcibly();
             throw new AssertionError("cask serve did not stop in 60 s: " + log);
         }
+        logPump.join(10_000); // all of the log is in {@link #log} now
     }
 
     /** Sends {@code signal} (TERM, INT...) and returns the exit status; the log is complete afterwards. */
