@@ -36,8 +36,9 @@ abstract class Common {
         return spec.commandLine().getErr();
     }
 
+    /** The store, with the running servers of it to ask for checkpoints of the images they have open. */
     Images openImages() {
-        return Images.open(main.storeDir());
+        return Images.open(main.storeDir()).withLiveWriters(new dev.cask.server.ControlClient(main.storeDir()));
     }
 
     /**
@@ -46,7 +47,8 @@ abstract class Common {
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {
-        return Images.open(main.storeDir(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30));
+        return Images.open(main.storeDir(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30))
+                .withLiveWriters(new dev.cask.server.ControlClient(main.storeDir()));
     }
 
     Progress progress() {
