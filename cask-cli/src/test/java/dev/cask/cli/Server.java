@@ -21,7 +21,7 @@ final class Server implements AutoCloseable {
         args[2] = "127.0.0.1:0";
         System.arraycopy(extra, 0, args, 3, extra.length);
         process = cli.start(args);
-        Cli.pump(process.getErrorStream(), log);
+        Thread errors = Cli.pump(process.getErrorStream(), log);
         BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream()));
         Pattern p = Pattern.compile("nbd://127\\.0\\.0\\.1:(\\d+)/");
         int found = -1;
@@ -33,7 +33,14 @@ final class Server implements AutoCloseable {
                 break;
             }
         }
-        if (found < 0) throw new AssertionError("cask serve did not start: " + log);
+        if (found < 0) {
+            try {
+                errors.join(10_000); // its stderr, whole: why it stopped
+            } catch (InterruptedException ignored) {
+                // report what there is
+            }
+            throw new AssertionError("cask serve did not start (exit " + (process.isAlive() ? "none yet" : process.exitValue()) + "): " + log);
+        }
         port = found;
         Thread.ofVirtual().start(() -> {
             try {

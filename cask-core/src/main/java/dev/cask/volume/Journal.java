@@ -26,7 +26,7 @@ import java.util.zip.CRC32C;
  * header:  magic u32 0x636a6e6c ("cjnl") | format u32 = 3 | generation u64 | base version u32
  *          | name length u16 | name | crc32c u32 (of the header bytes before it)
  * record:  magic u32 0x636a7263 ("cjrc") | kind u8 (1 data, 2 zero, 3 base) | extent u32 | first block u64
- *          | count u32 | block size u32 | crc32c u32 (of the 29 record-header bytes before it)
+ *          | count u32 | block size u32 | crc32c u32 (of the 25 record-header bytes before it)
  *          then, for a data record, count times: block data u8[block size] | crc32c u32 of that data
  * </pre>
  * A zero record says "these blocks are holes now" and carries no data.

@@ -5,6 +5,7 @@ import dev.cask.catalog.Version;
 import dev.cask.catalog.VersionKey;
 import dev.cask.common.CaskException;
 import dev.cask.image.Images;
+import dev.cask.image.LiveWriters;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -12,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.OptionalInt;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -168,6 +170,43 @@ class RecoveryTest {
                 assertThrows(CaskException.Conflict.class, () -> images.openVolume("img"));
                 assertEquals(held, journalFiles(images));
                 assertArrayEquals(expected(0, fill(2)), read(holder));
+            }
+        }
+    }
+
+    /**
+     * Commands on the head of an image another writer has open: export and snapshot get its
+     * checkpoint when it can be asked, and are refused (Conflict, naming a version to use instead)
+     * when it cannot; rollback and rm are refused either way.
+     */
+    @Test
+    void theHeadOfAnImageOpenElsewhereComesFromItsWriterOrIsRefused() throws Exception {
+        try (Images images = Images.open(dir.resolve("store"))) {
+            images.create("img", SIZE, 4096);
+            try (Volume v = images.openVolume("img")) {
+                v.write(4096, fill(7), 0, 4096, false); // not flushed, not checkpointed
+                CaskException.Conflict refused = assertThrows(CaskException.Conflict.class, () -> images.current("img", "export"));
+                assertTrue(refused.getMessage().contains("image 'img'") && refused.getMessage().contains("img@1"), refused.getMessage());
+                assertEquals(1, images.current("img@1", "export").version().number(), "an explicit version needs no writer");
+
+                // the writer answers, as a running server does through its control socket
+                images.withLiveWriters((image, message, always) -> {
+                    Version made = v.checkpoint(message, always);
+                    return OptionalInt.of((made != null ? made : v.baseVersion()).number());
+                });
+                Images.Current c = images.current("img", "export");
+                assertEquals(Images.Source.SERVER_CHECKPOINT, c.source());
+                assertEquals("checkpoint for export", c.version().message());
+                try (var dev = images.open(c.version())) {
+                    byte[] got = new byte[SIZE];
+                    dev.read(0, got, 0, SIZE);
+                    assertArrayEquals(expected(4096, fill(7)), got);
+                }
+                assertEquals(c.version().number(), images.current("img", "export").version().number(), "nothing changed: no new version");
+                assertEquals("before upgrade", images.snapshot("img", "before upgrade").version().message());
+                assertThrows(CaskException.Conflict.class, () -> images.rollback("img", "1"));
+                assertThrows(CaskException.Conflict.class, () -> images.remove("img"));
+                images.withLiveWriters(LiveWriters.NONE);
             }
         }
     }
