@@ -185,6 +185,7 @@ class JournalRecoveryTest {
             assertArrayEquals(with(v1, 4096, a), export(cli, "vm"));
             Cli.Result clone = cli.run("clone", "vm", "copy");
             assertEquals(0, clone.code(), clone.toString());
+            assertTrue(clone.out().contains("checkpointed by the running server"), clone.out());
             c.write(8192, b);
             assertArrayEquals(with(v1, 4096, a), export(cli, "copy"), "the clone holds the content at the time of the clone");
             assertArrayEquals(with(with(v1, 4096, a), 8192, b), export(cli, "vm"));
@@ -203,6 +204,7 @@ class JournalRecoveryTest {
 
         Cli.Result clone = cli.run("clone", "vm", "copy");
         assertEquals(0, clone.code(), clone.toString());
+        assertTrue(clone.out().contains("journal a crash left"), clone.out());
         assertArrayEquals(with(v1, 3 << 20, a), export(cli, "copy"), "the clone holds the flushed writes");
         assertEquals(0, journalFiles("vm"), "the journal became a version");
         assertArrayEquals(with(v1, 3 << 20, a), export(cli, "vm"));

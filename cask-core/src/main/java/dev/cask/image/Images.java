@@ -258,6 +258,7 @@ public final class Images implements AutoCloseable {
             }
             try (dev.cask.volume.Volume v = openVolume(name)) {
                 Version made = v.checkpoint(folded, always);
+                if (made == null && v.recovered() == null) return new Current(v.baseVersion(), Source.STORED); // the journal held no write
                 return new Current(made != null ? made : v.baseVersion(), Source.JOURNAL_FOLDED);
             } catch (CaskException.Conflict e) {
                 if (last) throw e; // a server opened it after the lease check: ask it next time
