@@ -36,8 +36,9 @@ abstract class Common {
         return spec.commandLine().getErr();
     }
 
+    /** The store, with the running servers of it to ask for checkpoints of the images they have open. */
     Images openImages() {
-        return reportCuts(Images.open(main.store()));
+        return reportCuts(Images.open(main.store())).withLiveWriters(new dev.cask.server.ControlClient(main.store()));
     }
 
     /** Says what opening the store cut off (torn pack tails left by a writer that died), one line each on stderr. */
@@ -53,7 +54,8 @@ abstract class Common {
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {
-        return reportCuts(Images.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30)));
+        return reportCuts(Images.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30)))
+                .withLiveWriters(new dev.cask.server.ControlClient(main.store()));
     }
 
     Progress progress() {

@@ -43,6 +43,15 @@ final class ImageCommands {
         return out;
     }
 
+    /** How a version handed out for an image's current content was made, for the line a command prints ("" when it was there). */
+    static String how(Images.Source source) {
+        return switch (source) {
+            case STORED -> "";
+            case SERVER_CHECKPOINT -> " (checkpointed by the running server)";
+            case JOURNAL_FOLDED -> " (with the writes of the journal a crash left)";
+        };
+    }
+
     @Command(name = "import", mixinStandardHelpOptions = true,
             description = {"Import disk image files (raw or qcow2; '-' reads raw from stdin) as new images.",
                     "Several SRC NAME pairs import one after another in one process (faster than one command each: the"
@@ -111,7 +120,9 @@ final class ImageCommands {
     @Command(name = "export", mixinStandardHelpOptions = true,
             description = {"Write an image or version to a file (raw sparse, or qcow2), or raw to stdout with DEST '-'.",
                     "Several NAME DEST pairs export one after another in one process. Every name is resolved first;"
-                            + " the first failure stops the rest."})
+                            + " the first failure stops the rest.",
+                    "NAME (or NAME@latest) is the image's current content: of an image a running server has open, a"
+                            + " checkpoint it makes first; after a crash, its journal folded into a version first."})
     static final class Export extends Common implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "NAME[@VER] DEST",
                 description = "Image, optionally @version number, @latest or @TIME (2026-11-25T10:00), and the output file"
@@ -135,18 +146,18 @@ final class ImageCommands {
                 }
             }
             try (Images images = openImagesForBulk()) {
-                java.util.List<Version> versions = new java.util.ArrayList<>();
-                for (String[] j : jobs) versions.add(images.resolve(j[0])); // every name, before any work
-                for (int i = 0; i < jobs.size(); i++) {
-                    Version v = versions.get(i);
-                    String dest = jobs.get(i)[1];
+                for (String[] j : jobs) images.resolve(j[0]); // every name, before any work
+                for (String[] job : jobs) {
+                    Images.Current c = images.current(job[0], "export"); // a head: its content now, not the last checkpoint
+                    Version v = c.version();
+                    String dest = job[1];
                     if (dest.equals("-")) {
                         if (!f.equals("raw")) throw new CaskException.InvalidInput("stdout export writes raw only; give a file for qcow2");
                         OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
                         images.export(v, o, dev.cask.common.Progress.NONE);
                     } else {
                         images.export(v, Path.of(dest), f, fsync, progress());
-                        out().printf("exported %s version %d to %s (%s)%n", v.image(), v.number(), dest, f);
+                        out().printf("exported %s version %d%s to %s (%s)%n", v.image(), v.number(), how(c.source()), dest, f);
                         out().flush();
                     }
                 }
@@ -177,7 +188,8 @@ final class ImageCommands {
     }
 
     @Command(name = "clone", mixinStandardHelpOptions = true,
-            description = "Make a new image that shares all data with SRC (instant, whatever the size).")
+            description = {"Make a new image that shares all data with SRC (instant, whatever the size).",
+                    "SRC without @VER is the image's current content, as for export."})
     static final class Clone extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "SRC[@VER]")
         String src;
@@ -187,14 +199,16 @@ final class ImageCommands {
         @Override
         public Integer call() {
             try (Images images = openImages()) {
-                Version v = images.cloneImage(src, name);
-                out().printf("cloned %s to %s%n", v.parent(), name);
+                Images.Current c = images.cloneImage(src, name);
+                out().printf("cloned %s%s to %s%n", c.version().parent(), how(c.source()), name);
             }
             return 0;
         }
     }
 
-    @Command(name = "snapshot", mixinStandardHelpOptions = true, description = "Record the image's head as a new version.")
+    @Command(name = "snapshot", mixinStandardHelpOptions = true,
+            description = {"Record the image's current content as a new version: through the running server that has it open,"
+                    + " or with the writes of a journal a crash left."})
     static final class Snapshot extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "NAME")
         String name;
@@ -204,16 +218,9 @@ final class ImageCommands {
         @Override
         public Integer call() {
             dev.cask.catalog.Names.check(name);
-            String msg = message == null ? "" : message.replace('\n', ' ');
-            String reply = dev.cask.server.ControlServer.request(main.store(), ("snapshot " + name + " " + msg).strip());
-            if (reply != null && reply.startsWith("ok ")) {
-                out().printf("%s version %s (checkpointed by the running server)%n", name, reply.substring(3));
-                return 0;
-            }
-            if (reply != null && reply.startsWith("error ")) throw new CaskException(reply.substring(6));
             try (Images images = openImages()) {
-                Version v = images.snapshot(name, message);
-                out().printf("%s version %d%n", name, v.number());
+                Images.Current c = images.snapshot(name, message == null ? null : message.replace('\n', ' '));
+                out().printf("%s version %d%s%n", name, c.version().number(), how(c.source()));
             }
             return 0;
         }

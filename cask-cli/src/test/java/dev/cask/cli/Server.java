@@ -34,7 +34,14 @@ final class Server implements AutoCloseable {
                 break;
             }
         }
-        if (found < 0) throw new AssertionError("cask serve did not start: " + log);
+        if (found < 0) {
+            try {
+                logPump.join(10_000); // its stderr, whole: why it stopped
+            } catch (InterruptedException ignored) {
+                // report what there is
+            }
+            throw new AssertionError("cask serve did not start (exit " + (process.isAlive() ? "none yet" : process.exitValue()) + "): " + log);
+        }
         port = found;
         Thread.ofVirtual().start(() -> {
             try {

@@ -21,8 +21,9 @@ import java.util.Map;
  * <p>All connections to one image share one {@link Volume} (one dirty map, one journal), which is
  * what makes NBD's CAN_MULTI_CONN honest. The volume opens with the first connection and closes
  * with the last, and closing checkpoints it: "a version when the last client disconnects".
- * {@link #checkpointAll} is the timer's work; {@link #snapshot} serves {@code cask snapshot}
- * for an image that is open here.
+ * {@link #checkpointAll} is the timer's work; {@link #checkpoint} serves {@code cask snapshot}
+ * (always a new version) and export and clone of an image's head (a version of what its clients
+ * see now) for an image that is open here.
  *
  * <p>Thread-safe: the map of open volumes is guarded by this object's lock.
  */
@@ -69,6 +70,8 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
                 s = new Shared(images.openVolume(name, journalLimit));
                 open.put(name, s);
                 images.warmLocations(s.volume.baseVersion());
+                Version r = s.volume.recovered();
+                if (r != null) log.log(System.Logger.Level.WARNING, "image '" + name + "': version " + r.number() + " " + r.message());
                 log.log(System.Logger.Level.INFO, "opened image '" + name + "' read-write at version " + s.volume.baseVersion().number());
             }
             s.connections++;
@@ -120,13 +123,27 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         return n;
     }
 
-    /** A version of an image open here (always made, even when nothing changed), or null when it is not open here. */
-    public Version snapshot(String name, String message) {
+    /**
+     * The version that holds the current content of an image open here: a checkpoint with
+     * {@code message}, or (unless {@code always}) the last one when nothing changed since; null
+     * when the image is not open here (or closed meanwhile: its close made the version).
+     */
+    public Version checkpoint(String name, String message, boolean always) {
         Shared s;
         synchronized (this) {
             s = open.get(name);
         }
-        return s == null ? null : s.volume.checkpoint(message == null || message.isBlank() ? "snapshot" : message, true);
+        if (s == null) return null;
+        String msg = message == null || message.isBlank() ? (always ? "snapshot" : "checkpoint") : message;
+        try {
+            Version v = s.volume.checkpoint(msg, always);
+            return v != null ? v : s.volume.baseVersion();
+        } catch (IllegalStateException e) {
+            synchronized (this) {
+                if (open.get(name) != s) return null; // closed meanwhile
+            }
+            throw e;
+        }
     }
 
     /** Names of the images open read-write here. */
