@@ -153,9 +153,12 @@ final class NbdConnection implements Runnable {
     void timedOut(long stalledNanos) {
         if (!broken.compareAndSet(false, true)) return;
         String r = receiving;
-        String what = wire.reading() && r != null ? r : "taking a reply";
-        LOG.log(Level.WARNING, () -> where() + ": the client sent or took nothing for " + stalledNanos / 1_000_000 + " ms (request timeout "
-                + server.options().requestTimeout().toMillis() + " ms) while " + (what.startsWith("taking") ? what : "sending " + what) + "; closing the connection");
+        long ms = stalledNanos / 1_000_000;
+        long limit = server.options().requestTimeout().toMillis();
+        String what = wire.reading() && r != null
+                ? "no bytes from the client for " + ms + " ms (request timeout " + limit + " ms) in " + r
+                : "the client took no reply bytes for " + ms + " ms (request timeout " + limit + " ms)";
+        LOG.log(Level.WARNING, () -> where() + ": " + what + "; closing the connection");
         try {
             channel.close();
         } catch (IOException e) {
@@ -629,8 +632,8 @@ final class NbdConnection implements Runnable {
 
     /** A request accepted for service has been answered (or its connection lost). */
     private void answered() {
+        if (server.isClosing()) server.finishedWhileClosing(); // counted before close() can see nothing in flight
         serving.decrementAndGet();
-        if (server.isClosing()) server.finishedWhileClosing();
     }
 
     /** One request on its own thread: serve, reply, give back what it held. */
