@@ -40,23 +40,29 @@ import static dev.cask.server.nbd.NbdProtocol.*;
  * exactly its declared length, request magic, command, flags, range, alignment and length.
  * A refused option gets an {@code NBD_REP_ERR_*} reply with a message; a refused request gets
  * its error code (a structured error chunk with a message when structured replies were
- * negotiated). A WRITE's payload is always read (or skipped) before the request is judged, so
- * the stream stays in sync; a WRITE whose declared payload is over twice
+ * negotiated). A WRITE is judged on its header; a refused one's payload is skipped, so the
+ * stream stays in sync; a WRITE whose declared payload is over twice
  * {@link NbdProtocol#MAX_PAYLOAD} is treated as an attack and the connection is closed, as is
  * anything after which the stream cannot be trusted (bad magic, truncated input).
  *
  * <p><b>Threads.</b> The connection's thread runs the handshake, then reads requests in order
  * and judges each; a good one is served on a virtual thread of its own, at most
  * {@link #MAX_IN_FLIGHT} at a time, so a guest's parallel I/O on one connection is parallel
- * here too (the device must be thread-safe, as multi-conn requires anyway). Replies go out
- * whole under one lock, in the order requests finish, as the spec allows. FLUSH calls the
+ * here too (the device must be thread-safe, as multi-conn requires anyway). A WRITE of more
+ * than {@link #PIECE} bytes is the exception: the reader writes it to the device piece by piece
+ * as it arrives. Replies go out under one lock, in the order requests finish, as the spec allows
+ * (a streamed READ takes the lock once per chunk). While the server is closing, new requests are
+ * answered {@code NBD_ESHUTDOWN}; those already accepted finish. FLUSH calls the
  * device's flush, which covers every write the device has completed, so every write already
  * replied to. When the reader stops (DISC, end of stream, bad magic), the requests in flight
  * are finished and answered before the export is released; nothing after DISC is read. A reply
  * that cannot be sent closes the connection.
  *
- * <p><b>Replies.</b> A READ reads all its data before the first reply byte goes out, so a
- * device error becomes a clean error reply, never a torn one; with structured replies, in reads
+ * <p><b>Replies.</b> With structured replies a READ streams: each data chunk of at most
+ * {@link #PIECE} bytes is read and sent before the next, and a device error halfway ends the
+ * reply with an error chunk, so the client sees the READ fail, never wrong data. Without them
+ * (or with DF) the data is read whole before the first reply byte goes out, so a device error
+ * still becomes a clean error reply, never a torn one. In reads
  * of at least {@link #MIN_SPARSE_READ} bytes, holes
  * of at least {@link #MIN_HOLE_CHUNK} bytes (per the device's allocation map) go out as
  * {@code NBD_REPLY_TYPE_OFFSET_HOLE} chunks and everything else as
@@ -68,11 +74,22 @@ import static dev.cask.server.nbd.NbdProtocol.*;
  *
  * <p><b>Memory.</b> Sized for a thousand connections on a small heap: 16 KiB of wire buffers
  * each way, and a buffer per request in flight. Buffers up to {@link #SMALL_BUFFER} bytes are
- * just allocated (at most 16 x 64 KiB = 1 MiB per connection); larger ones (up to
- * {@link NbdProtocol#MAX_PAYLOAD}) are first taken from the connection's budget
- * ({@link #CONNECTION_BUDGET}) and then from the server's shared one
- * ({@link NbdServer#bufferBudgetBytes()}), waiting when it is spent, so many clients sending
- * 32 MiB requests at once slow down instead of exhausting the heap.
+ * just allocated (at most 16 x 64 KiB = 1 MiB per connection); larger ones come from the
+ * server's {@link BufferBudget}, within this connection's fair share and at most
+ * {@link #CONNECTION_BUDGET}. A request takes one buffer and never waits for a second while it
+ * holds it (no deadlock), and most take at most one {@link #PIECE}: a WRITE over 1 MiB streams
+ * through one piece, a structured READ reads into one piece per chunk; only READs with simple
+ * replies (or DF) over 1 MiB need their whole length, up to {@link NbdProtocol#MAX_PAYLOAD}. A
+ * WRITE's buffer is taken only once its first {@link Wire#BUFFER} bytes have arrived, so a
+ * client that announces 32 MiB and sends one byte holds nothing but its wire buffers; one that
+ * sends a little more holds one piece until the request timeout closes it. At most 16 pieces
+ * plus the reader's one are in use per connection; the budget bounds them all together.
+ *
+ * <p><b>Stalls.</b> The server's watchdog reads {@link #stalledNanos}: how long a read of a
+ * request already begun (header, payload, handshake) or a write of a reply has been blocked
+ * on this client. Past the request timeout it calls {@link #timedOut}, which logs one line
+ * naming the client's address and what it stalled in, and closes the socket; the blocked
+ * threads then fail and give back their buffers.
  *
  * <p><b>Logging.</b> One line per refused option or request, device error and connection
  * error, naming the client and the values; after {@link #MAX_LOGGED_REFUSALS} refusals a
