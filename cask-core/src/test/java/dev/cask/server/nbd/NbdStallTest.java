@@ -210,8 +210,20 @@ class NbdStallTest {
         start(NbdServer.Options.defaults());
         RawClient c = connect(true);
         int clientPort = c.socket.getLocalPort();
-        // /proc/net/tcp: "sl local rem st tx:rx tr:when ..."; tr 2 is the keepalive timer
+        // /proc/net/tcp: "sl local rem st tx:rx tr:when ..."; tr 2 is the keepalive timer, 1 the
+        // retransmit timer (a reply not yet acknowledged: wait for the client's ACK)
         String timer = null;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        do {
+            if (timer != null) Thread.sleep(20);
+            timer = serverSocketTimer(server.port(), clientPort);
+        } while (timer != null && timer.startsWith("01") && System.nanoTime() < deadline);
+        assertTrue(timer != null, "the server's end of the connection is in /proc/net/tcp");
+        assertEquals("02", timer.substring(0, timer.indexOf(':')), "the server's socket runs the keepalive timer (tr:when " + timer + ")");
+    }
+
+    /** The tr:when field of the server's end of a loopback connection in /proc/net/tcp(6), or null. */
+    private static String serverSocketTimer(int serverPort, int clientPort) throws IOException {
         for (String file : List.of("/proc/net/tcp", "/proc/net/tcp6")) {
             Path p = Path.of(file);
             if (!Files.exists(p)) continue;
@@ -220,11 +232,10 @@ class NbdStallTest {
                 if (f.length < 6 || !f[1].contains(":")) continue;
                 int local = Integer.parseInt(f[1].substring(f[1].indexOf(':') + 1), 16);
                 int remote = Integer.parseInt(f[2].substring(f[2].indexOf(':') + 1), 16);
-                if (local == server.port() && remote == clientPort) timer = f[5];
+                if (local == serverPort && remote == clientPort) return f[5];
             }
         }
-        assertTrue(timer != null, "the server's end of the connection is in /proc/net/tcp");
-        assertEquals("02", timer.substring(0, timer.indexOf(':')), "the server's socket runs the keepalive timer (tr:when " + timer + ")");
+        return null;
     }
 
     private interface IoAction {
