@@ -46,6 +46,13 @@ final class ServeCommand extends Common implements Callable<Integer> {
             description = {"Journal size of an image that starts a checkpoint in the background (default: ${DEFAULT-VALUE});",
                     "writers wait while a journal is over twice this. Writes cost one journal append until then."})
     String journalLimit;
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "1024",
+            description = "NBD connections open at once; more are closed as they arrive, with a log line (default: ${DEFAULT-VALUE}).")
+    int maxConnections;
+    @Option(names = "--request-timeout", paramLabel = "DURATION", defaultValue = "60s",
+            description = {"Close a client that stops sending a request it has begun (a WRITE's payload, the handshake)",
+                    "or stops taking a reply for this long, freeing its buffers; idle clients are never closed (default: ${DEFAULT-VALUE})."})
+    String requestTimeout;
     @Option(names = "--warmup", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = {"Before taking clients, serve a throwaway image on loopback for about two seconds and wait up to",
                     "two more for the JIT, so the first VM meets compiled code, not the JVM's interpreter",
@@ -85,6 +92,10 @@ final class ServeCommand extends Common implements Callable<Integer> {
         if (journalLimitBytes < (1 << 20) || journalLimitBytes > (64L << 30)) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--journal-limit " + journalLimit + ": expected 1M to 64G");
         }
+        Duration timeout = parseDuration(requestTimeout);
+        if (timeout.isZero()) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--request-timeout " + requestTimeout + ": expected more than 0");
+        if (maxConnections < 1) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--max-connections " + maxConnections + ": expected at least 1");
+        NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout);
         List<SocketAddress> addresses = new ArrayList<>();
         addresses.add(NbdServer.parseAddress(listen));
         if (socket != null) addresses.add(UnixDomainSocketAddress.of(socket));
@@ -107,7 +118,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
         try {
             control = new ControlServer(main.store(), exports);
-            for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports));
+            for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports, options));
         } catch (RuntimeException e) {
             for (NbdServer s : servers) s.close();
             if (control != null) control.close();

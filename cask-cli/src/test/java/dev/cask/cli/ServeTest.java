@@ -206,4 +206,29 @@ class ServeTest {
             assertEquals(signal.charAt(0), Files.readAllBytes(v)[8192], "the flushed write is in the version the stop made");
         }
     }
+
+    @Test
+    void maxConnectionsAndRequestTimeoutAreHonoured() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "team/vm-1", "8M").code());
+        try (Server server = new Server(cli, "--no-warmup", "--checkpoint-interval", "0", "--max-connections", "1", "--request-timeout", "1s");
+             NbdClient first = new NbdClient(server.port, "team/vm-1")) {
+            first.write(0, new byte[4096]);
+            assertNotEquals(0, Cli.tool("nbdinfo", "--size", server.uri("team/vm-1")).code(), "a second connection past --max-connections 1 is refused");
+            for (int i = 0; i < 200 && !server.log.toString().contains("the limit is 1"); i++) Thread.sleep(50);
+            assertTrue(server.log.toString().contains("the limit is 1"), server.log.toString());
+        }
+        // a client that stops in the middle of the handshake is closed after --request-timeout
+        try (Server server = new Server(cli, "--no-warmup", "--checkpoint-interval", "0", "--request-timeout", "1s");
+             java.net.Socket stalled = new java.net.Socket("127.0.0.1", server.port)) {
+            stalled.setSoTimeout(60_000);
+            var in = new java.io.DataInputStream(stalled.getInputStream());
+            in.readNBytes(18); // NBDMAGIC, IHAVEOPT, handshake flags
+            stalled.getOutputStream().write(new byte[] {0, 0, 0, 3, 0x49, 0x48}); // client flags, then 2 bytes of an option
+            assertEquals(-1, in.read(), "the server closed the stalled connection");
+            for (int i = 0; i < 200 && !server.log.toString().contains("request timeout 1000 ms"); i++) Thread.sleep(50);
+            assertTrue(server.log.toString().contains("127.0.0.1:" + stalled.getLocalPort() + ")")
+                    && server.log.toString().contains("request timeout 1000 ms"), server.log.toString());
+        }
+    }
 }
