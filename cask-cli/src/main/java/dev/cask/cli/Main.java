@@ -139,6 +139,18 @@ public final class Main implements Callable<Integer> {
         }
         cl.setOut(out);
         cl.setErr(err);
+        if ("serve".equals(only)) {
+            java.nio.file.Path config = ServeConfig.choose(args);
+            if (config != null) {
+                try {
+                    ServeConfig.apply(cl, config);
+                } catch (CaskException e) {
+                    err.println("cask: " + e.getMessage());
+                    err.flush();
+                    return e instanceof CaskException.InvalidInput ? 2 : 1;
+                }
+            }
+        }
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             Throwable t = ex;
             if (t instanceof CaskException || t instanceof IllegalArgumentException) {

@@ -327,7 +327,12 @@ public final class Volume implements BlockDevice {
 
     @Override
     public Capabilities capabilities() {
-        int bs = base.layout().extents().isEmpty() ? 4096 : base.layout().extents().getFirst().root().blockSize();
+        return capabilities(base.layout());
+    }
+
+    /** What a volume over {@code layout} can do (the same for every version of an image of that layout). */
+    public static Capabilities capabilities(Layout layout) {
+        int bs = layout.extents().isEmpty() ? 4096 : layout.extents().getFirst().root().blockSize();
         return new Capabilities(true, true, true, true, true, true, true, true, 1, bs, 32 << 20);
     }
 

@@ -217,6 +217,9 @@ final class NbdConnection implements Runnable {
             LOG.log(Level.INFO, () -> where() + ": " + n + " further refused requests were not logged");
         }
         if (export != null) {
+            ExportInfo in = info;
+            LOG.log(Level.INFO, () -> client + ": disconnected from export '" + exportName + "' (" + (in != null && in.readOnly() ? "read-only" : "read-write")
+                    + "; " + wire.bytesIn() + " bytes in)");
             try {
                 export.release();
             } catch (RuntimeException e) {
@@ -400,14 +403,16 @@ final class NbdConnection implements Runnable {
         }
         assert !b.hasRemaining();
 
-        Opened opened = open(name);
+        boolean go = option == NBD_OPT_GO;
+        // INFO only describes: the resolver answers without opening the export for I/O (an image
+        // is not opened read-write, nor its journal touched, for nbdinfo --list)
+        Opened opened = go ? open(name) : describe(name);
         if (opened.error() != null) {
             optionError(option, opened.errorType(), opened.error());
             return false;
         }
         Export e = opened.export();
         ExportInfo in = opened.info();
-        boolean go = option == NBD_OPT_GO;
         try {
             info(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT).putLong(in.size()).putShort((short) in.flags()));
             if (wantName) {
@@ -503,9 +508,18 @@ final class NbdConnection implements Runnable {
     private record Opened(Export export, ExportInfo info, int errorType, String error) {}
 
     private Opened open(String name) {
+        return open(name, false);
+    }
+
+    /** As {@link #open(String)}, through {@link ExportResolver#describe}: for NBD_OPT_INFO. */
+    private Opened describe(String name) {
+        return open(name, true);
+    }
+
+    private Opened open(String name, boolean describeOnly) {
         Export e;
         try {
-            e = resolver.open(name);
+            e = describeOnly ? resolver.describe(name) : resolver.open(name);
         } catch (CaskException.NotFound x) {
             return new Opened(null, null, NBD_REP_ERR_UNKNOWN, x.getMessage());
         } catch (CaskException.InvalidInput x) {
@@ -531,6 +545,8 @@ final class NbdConnection implements Runnable {
         this.exportName = name;
         this.info = in;
         this.metaContext = structured && name.equals(metaContextExport);
+        LOG.log(Level.INFO, () -> client + ": connected to export '" + name + "' (" + (in.readOnly() ? "read-only" : "read-write")
+                + ", " + in.size() + " bytes)");
         LOG.log(Level.DEBUG, () -> where() + ": serving " + in.size() + " bytes, flags 0x" + Integer.toHexString(in.flags())
                 + (structured ? ", structured replies" : "") + (metaContext ? ", base:allocation" : ""));
     }
