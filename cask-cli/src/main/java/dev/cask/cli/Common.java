@@ -10,7 +10,9 @@ import java.io.PrintWriter;
 
 /**
  * What every subcommand shares: the parent (for --store), opening the store, printing JSON, and
- * deciding whether to draw progress bars (only when stdout is a terminal; bars go to stderr).
+ * the output habits: a progress bar on stderr when stderr is a terminal ({@code --progress} /
+ * {@code --no-progress} decide otherwise), and {@code -q} for nothing on stdout but what was
+ * asked for as data ({@code --json}); warnings and errors always go to stderr.
  */
 abstract class Common {
     /** Made on first use: Jackson costs tens of milliseconds of start-up that only --json needs. */
@@ -28,8 +30,17 @@ abstract class Common {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    @CommandLine.Option(names = "--progress", negatable = true,
+            description = "Show a progress bar on stderr (default: when stderr is a terminal; --no-progress: never).")
+    Boolean progressBar;
+
+    @CommandLine.Option(names = {"-q", "--quiet"}, description = "Print nothing on stdout but --json data (errors and warnings still go to stderr).")
+    boolean quiet;
+
+    private static final PrintWriter NOWHERE = new PrintWriter(java.io.Writer.nullWriter());
+
     PrintWriter out() {
-        return spec.commandLine().getOut();
+        return quiet ? NOWHERE : spec.commandLine().getOut();
     }
 
     PrintWriter err() {
@@ -59,14 +70,13 @@ abstract class Common {
     }
 
     Progress progress() {
-        java.io.Console c = System.console();
-        boolean tty = c != null && c.isTerminal();
-        return tty ? new ProgressBar(err()) : Progress.NONE;
+        boolean show = progressBar != null ? progressBar : !quiet && Terminal.isTerminal(2);
+        return show ? new ProgressBar(err()) : Progress.NONE;
     }
 
     void printJson(Object value) {
         try {
-            out().println(Json.MAPPER.writeValueAsString(value));
+            spec.commandLine().getOut().println(Json.MAPPER.writeValueAsString(value));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalStateException("cannot encode JSON: " + e.getMessage(), e);
         }

@@ -22,10 +22,23 @@ import java.util.concurrent.Callable;
 final class ImageCommands {
     private ImageCommands() {}
 
+    /** A disk size from the command line: positive and a whole number of 512-byte sectors, as every disk is. */
+    static long diskSize(String text) {
+        long n = Sizes.parse(text);
+        if (n <= 0 || n % 512 != 0) {
+            throw new CaskException.Usage("disk size " + text + " (" + n + " bytes): must be a positive multiple of 512 bytes");
+        }
+        return n;
+    }
+
     static int blockSize(String text) {
         long n = Sizes.parse(text);
-        if (n > Integer.MAX_VALUE) throw new CaskException.InvalidInput("block size " + text + ": must be a power of two from 4K to 1M");
-        dev.cask.tree.Root.checkBlockSize((int) n);
+        if (n > Integer.MAX_VALUE) throw new CaskException.Usage("block size " + text + ": must be a power of two from 4K to 1M");
+        try {
+            dev.cask.tree.Root.checkBlockSize((int) n);
+        } catch (CaskException.InvalidInput e) {
+            throw new CaskException.Usage(e.getMessage());
+        }
         return (int) n;
     }
 
@@ -81,12 +94,12 @@ final class ImageCommands {
             int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
             String f = format.toLowerCase(Locale.ROOT);
             if (!f.equals("auto") && !f.equals("raw") && !f.equals("qcow2")) {
-                throw new CaskException.InvalidInput("unknown format '" + format + "' (known: auto, raw, qcow2)");
+                throw new CaskException.Usage("unknown format '" + format + "' (known: auto, raw, qcow2)");
             }
             java.util.Set<String> names = new java.util.HashSet<>();
             for (String[] j : jobs) {
-                if (!names.add(j[1])) throw new CaskException.InvalidInput("image '" + j[1] + "' is named twice on the command line");
-                if (j[0].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdin ('-') imports one image at a time");
+                if (!names.add(j[1])) throw new CaskException.Usage("image '" + j[1] + "' is named twice on the command line");
+                if (j[0].equals("-") && jobs.size() > 1) throw new CaskException.Usage("stdin ('-') imports one image at a time");
             }
             try (Images images = openImagesForBulk()) {
                 for (String[] j : jobs) images.checkNewName(j[1]); // before any work: a bad name costs nothing
@@ -101,8 +114,8 @@ final class ImageCommands {
             long allocated;
             String free = "";
             if (src.equals("-")) {
-                if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
-                if (fsAware) throw new CaskException.InvalidInput("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
+                if (f.equals("qcow2")) throw new CaskException.Usage("stdin import reads raw only; give a qcow2 file by path");
+                if (fsAware) throw new CaskException.Usage("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
                 v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
                 allocated = images.allocatedBytes(v);
             } else {
@@ -137,12 +150,12 @@ final class ImageCommands {
         public Integer call() {
             java.util.List<String[]> jobs = pairs(spec, args, "NAME DEST");
             String f = format.toLowerCase(Locale.ROOT);
-            if (!f.equals("raw") && !f.equals("qcow2")) throw new CaskException.InvalidInput("unknown format '" + format + "' (known: raw, qcow2)");
+            if (!f.equals("raw") && !f.equals("qcow2")) throw new CaskException.Usage("unknown format '" + format + "' (known: raw, qcow2)");
             java.util.Set<Path> dests = new java.util.HashSet<>();
             for (String[] j : jobs) {
-                if (j[1].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdout ('-') takes one export at a time");
+                if (j[1].equals("-") && jobs.size() > 1) throw new CaskException.Usage("stdout ('-') takes one export at a time");
                 if (!j[1].equals("-") && !dests.add(Path.of(j[1]).toAbsolutePath().normalize())) {
-                    throw new CaskException.InvalidInput("destination " + j[1] + " is named twice on the command line");
+                    throw new CaskException.Usage("destination " + j[1] + " is named twice on the command line");
                 }
             }
             try (Images images = openImagesForBulk()) {
@@ -152,7 +165,7 @@ final class ImageCommands {
                     Version v = c.version();
                     String dest = job[1];
                     if (dest.equals("-")) {
-                        if (!f.equals("raw")) throw new CaskException.InvalidInput("stdout export writes raw only; give a file for qcow2");
+                        if (!f.equals("raw")) throw new CaskException.Usage("stdout export writes raw only; give a file for qcow2");
                         OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
                         images.export(v, o, dev.cask.common.Progress.NONE);
                     } else {
@@ -177,7 +190,7 @@ final class ImageCommands {
 
         @Override
         public Integer call() {
-            long bytes = Sizes.parse(size);
+            long bytes = diskSize(size);
             int bs = blockSize(blockSize);
             try (Images images = openImages()) {
                 Version v = images.create(name, bytes, bs);

@@ -153,6 +153,12 @@ public final class Main implements Callable<Integer> {
         }
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             Throwable t = ex;
+            if (t instanceof CaskException.Usage) {
+                err.println("cask: " + t.getMessage());
+                err.println("Try '" + commandLine.getCommandSpec().qualifiedName() + " --help' for more information.");
+                err.flush();
+                return 2;
+            }
             if (t instanceof CaskException || t instanceof IllegalArgumentException) {
                 err.println("cask: " + t.getMessage());
             } else if (t instanceof java.io.UncheckedIOException u) {

@@ -84,7 +84,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
             // fall through to the error
         }
-        throw new CaskException.InvalidInput("duration '" + text + "': expected a number with s, m or h (e.g. 30s, 5m), or 0");
+        throw new CaskException.Usage("duration '" + text + "': expected a number with s, m or h (e.g. 30s, 5m), or 0");
     }
 
     @Override

@@ -41,25 +41,26 @@ class BadInputTest {
     }
 
     @Test
-    void missingFilesNamesAndFormatsAreRefusedWithoutAVisibleImage() throws Exception {
+    void missingFilesNamesAndFormatsAreRefusedWithoutAVisibleImage() throws Exception { // usage errors (names, sizes, formats) exit 2, failures 1
         Cli cli = new Cli(dir.resolve("store"));
         Path raw = dir.resolve("ok.raw");
         Files.write(raw, new byte[8192]);
         assertFails(cli.run("import", dir.resolve("nope.raw").toString(), "a"), 1, "nope.raw", "no such file");
-        assertFails(cli.run("import", raw.toString(), "bad//name"), 1, "bad//name");
-        assertFails(cli.run("import", raw.toString(), "x/.hidden"), 1, "x/.hidden");
-        assertFails(cli.run("import", raw.toString(), "a@3"), 1, "a@3");
-        assertFails(cli.run("import", "--format", "vmdk", raw.toString(), "a"), 1, "vmdk");
-        assertFails(cli.run("import", "--block-size", "3000", raw.toString(), "a"), 1, "3000");
-        assertFails(cli.run("import", "--block-size", "2M", raw.toString(), "a"), 1, "power of two");
-        assertFails(cli.run("create", "x", "12Q"), 1, "12Q");
+        assertFails(cli.run("import", raw.toString(), "bad//name"), 2, "bad//name");
+        assertFails(cli.run("import", raw.toString(), "x/.hidden"), 2, "x/.hidden");
+        assertFails(cli.run("import", raw.toString(), "a@3"), 2, "a@3");
+        assertFails(cli.run("import", "--format", "vmdk", raw.toString(), "a"), 2, "vmdk");
+        assertFails(cli.run("import", "--block-size", "3000", raw.toString(), "a"), 2, "3000");
+        assertFails(cli.run("import", "--block-size", "2M", raw.toString(), "a"), 2, "power of two");
+        assertFails(cli.run("create", "x", "12Q"), 2, "12Q");
+        assertFails(cli.run("create", "x", "1000"), 2, "1000", "multiple of 512");
         assertEquals(0, imageCount(cli));
         assertEquals(0, cli.run("import", raw.toString(), "a").code());
         assertFails(cli.run("import", raw.toString(), "a"), 1, "'a' already exists");
         assertFails(cli.run("info", "missing/img"), 1, "missing/img", "not found");
         assertFails(cli.run("info", "a@9"), 1, "a", "9");
         assertFails(cli.run("rollback", "a", "7"), 1, "7");
-        assertFails(cli.run("export", "a", dir.resolve("x").toString(), "--format", "vhd"), 1, "vhd");
+        assertFails(cli.run("export", "a", dir.resolve("x").toString(), "--format", "vhd"), 2, "vhd");
         assertEquals(1, imageCount(cli));
     }
 

@@ -117,7 +117,7 @@ public final class RawExport {
             long wlen = Math.min(1L << 30, size - w);
             for (BlockStatus st : dev.blockStatus(w, wlen)) {
                 if (st.hole()) {
-                    progress.advance(st.length());
+                    progress.skip(st.length());
                     continue;
                 }
                 for (long pos = st.offset(); pos < st.end(); pos += WINDOW) {
