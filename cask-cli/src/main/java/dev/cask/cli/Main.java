@@ -50,6 +50,11 @@ public final class Main implements Callable<Integer> {
         return java.util.Collections.unmodifiableMap(m);
     }
 
+    /** The class of subcommand {@code name} (tests build its model). */
+    static Class<?> subcommand(String name) {
+        return SUBCOMMANDS.get(name);
+    }
+
     /**
      * The subcommand the arguments name: the first argument that is not an option of cask itself
      * (or {@code --store}'s value), if it is a subcommand other than help; else null.
@@ -67,7 +72,7 @@ public final class Main implements Callable<Integer> {
     }
 
     @Option(names = "--store", paramLabel = "PATH", scope = CommandLine.ScopeType.INHERIT,
-            description = "Store directory (default: $CASK_STORE, else ${XDG_DATA_HOME:-~/.local/share}/cask).")
+            description = {"Store directory; default: $CASK_STORE, else", "${XDG_DATA_HOME:-~/.local/share}/cask."})
     Path store;
 
     @CommandLine.Spec

@@ -31,11 +31,12 @@ import java.util.concurrent.TimeUnit;
  * {@link #shutDown} describes, logs each step and returns 0. A hook remains for other ways out.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = {"Serve every image over NBD: nbd://HOST:PORT/NAME read-write, nbd://HOST:PORT/NAME@VER read-only.",
+        description = {"Serve every image over NBD, read-write as NAME and read-only as NAME@VER:",
+                "  nbd://HOST:PORT/NAME  nbd://HOST:PORT/NAME@VER",
                 "Runs until interrupted; other cask commands keep working on the store meanwhile."})
 final class ServeCommand extends Common implements Callable<Integer> {
     @Option(names = "--listen", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:10809",
-            description = "TCP address to listen on (default: ${DEFAULT-VALUE}).")
+            description = {"TCP address to listen on,", "default: ${DEFAULT-VALUE}"})
     String listen;
     @Option(names = "--socket", paramLabel = "PATH", description = "Also listen on this Unix socket.")
     String socket;

@@ -122,4 +122,34 @@ class BadInputTest {
         assertFails(again, 1, "already a cask store");
         assertEquals(1, cli.run("ls", "--json").out().split("\"name\"").length - 1, "init did not touch the existing store");
     }
+
+    /** Help that a user can copy from: every command has --help (exit 0), and no address or path is broken across lines. */
+    @Test
+    void helpNeverBreaksAnAddressOrAPath() {
+        Cli cli = new Cli(dir.resolve("store"));
+        picocli.CommandLine root = new picocli.CommandLine(new Main());
+        for (String c : new String[]{"init", "import", "export", "create", "clone", "snapshot", "rollback", "ls", "log", "info", "rm", "stats",
+                "check", "serve", "analyze"}) {
+            Cli.Result r = cli.run(c, "--help");
+            assertEquals(0, r.code(), c + ": " + r);
+            // every address or path the help text holds (interpolated defaults included) is whole on one line
+            root.addSubcommand(c, Main.subcommand(c));
+            picocli.CommandLine.Model.CommandSpec spec = root.getSubcommands().get(c).getCommandSpec();
+            java.util.List<String> texts = new java.util.ArrayList<>(java.util.List.of(spec.usageMessage().description()));
+            for (var o : spec.options()) texts.addAll(java.util.List.of(o.description()));
+            java.util.List<String> lines = r.out().lines().toList();
+            for (String text : texts) {
+                String t = text.replace("${DEFAULT-VALUE}", "");
+                for (String token : t.split("\\s+")) {
+                    String w = token.replaceAll("[.,;)(]+$", "").replaceAll("^[(]+", "");
+                    if (!(w.contains("://") || w.matches(".*[~$/].*/.*") || w.matches(".*\\d:\\d.*"))) continue;
+                    assertTrue(lines.stream().anyMatch(l -> l.contains(w)), "cask " + c + " --help breaks '" + w + "' across lines:\n" + r.out());
+                }
+            }
+            for (var o : spec.options()) {
+                String d = o.defaultValue();
+                if (d != null && d.matches(".*\\d:\\d.*")) assertTrue(lines.stream().anyMatch(l -> l.contains(d)), c + ": default " + d + " broken:\n" + r.out());
+            }
+        }
+    }
 }
