@@ -53,7 +53,8 @@ import java.util.function.Consumer;
  *       bitmap on disk: {@link ExtUninitGroups} computes it as the kernel does (superblock backup,
  *       descriptor and reserved descriptor blocks, the bitmaps and inode tables placed in it), and
  *       its free blocks must number exactly its descriptor's free blocks count; when they do not,
- *       that group is stored whole (one warning for all such groups, naming the first);
+ *       or when it is the last group (e2fsck calls that an error), that group is stored whole
+ *       (one warning for all such groups, naming the first);
  *   <li>every group's superblock backup and descriptor blocks, where this reader computes them,
  *       must be marked used in the bitmaps read from disk: a check of that computation against
  *       what mkfs and the kernel wrote;
@@ -403,10 +404,12 @@ public final class ExtFreeBlocks {
                 // the flag counts only under descriptor checksums, as in the kernel; without them the bitmap on disk is the truth
                 if ((u16(d, 0x12) & BG_BLOCK_UNINIT) != 0 && (metadataCsum || gdtCsum)) {
                     if (uninit == null) uninit = uninitGroups(descs);
-                    long computed = uninit.fill(g, n, bitmap);
+                    boolean last = g == groups - 1; // e2fsck calls that an error ("last group block bitmap uninitialized")
+                    long computed = last ? -2 : uninit.fill(g, n, bitmap);
                     if (computed != want) {
                         if (storedWhole++ == 0) {
-                            firstStoredWhole = computed < 0
+                            firstStoredWhole = last ? "group " + g + " is the last group, which e2fsck never leaves uninitialised"
+                                    : computed < 0
                                     ? "group " + g + " (" + n + " blocks) is too short for its " + uninit.baseMetaBlocks(g) + " superblock and descriptor blocks"
                                     : "group " + g + ": computed bitmap marks " + computed + " blocks free, its descriptor says " + want;
                         }
