@@ -28,7 +28,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * "dirty" file systems hold a big random file that was deleted, so their free blocks are full of
  * old data. After an fs-aware import and an export: e2fsck -fn is clean, every file reads back
  * the same, every block dumpe2fs lists as free is zeros and every other byte is the source's;
- * the dirty image stores at most 5 % more than the same files with clean free space. A file
+ * the dirty image stores at most 5 % more than the same files with clean free space; so does a
+ * recycled volume (old data everywhere, then mkfs), whose free blocks are mostly in BLOCK_UNINIT
+ * groups, but for the used blocks mkfs leaves unwritten. A file
  * system that looks mounted, or whose superblock or descriptors are damaged, is stored whole
  * with a warning and exports bit for bit; without --fs-aware everything exports bit for bit.
  */

@@ -26,10 +26,12 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * {@link ExtFreeBlocks} against real file systems made by mkfs.ext4 and changed by debugfs: its
- * free ranges must be exactly the free blocks dumpe2fs lists (BLOCK_UNINIT groups excepted: those
- * are stored whole) for every block size, descriptor size and layout option; and every doubt
- * (a looks-mounted state, damaged numbers, damaged descriptors or bitmaps) must give no free
- * ranges and a warning, never a wrong one. Seeded damage: replay with -Dcask.seed=N.
+ * free ranges must be exactly the free blocks dumpe2fs lists, in BLOCK_UNINIT groups (bitmaps
+ * computed, as e2fsprogs and the kernel compute them) as in the others, for every block size,
+ * descriptor size and layout option (flex_bg, sparse_super, sparse_super2, meta_bg, resize2fs);
+ * and every doubt (a looks-mounted state, damaged numbers, damaged descriptors or bitmaps, metadata
+ * marked free) must give no free ranges and a warning, never a wrong one; an uninitialised group
+ * that does not add up is stored whole. Seeded damage: replay with -Dcask.seed=N.
  */
 class ExtFreeBlocksTest {
     @TempDir
