@@ -181,6 +181,7 @@ public final class ExtFreeBlocks {
         private long inodeTableBlocks;
         /** Some free ranges were dropped: more than {@link #MAX_RANGES}. */
         private boolean truncated;
+        private ExtUninitGroups uninitGroups;
 
         Reader(BlockDevice part, byte[] sb, String where, Consumer<String> warnings) throws Unusable {
             this.part = part;
@@ -394,7 +395,6 @@ public final class ExtFreeBlocks {
         private ByteRanges bitmaps(byte[][] descs) throws Unusable {
             ByteRanges.Builder free = new ByteRanges.Builder();
             byte[] bitmap = new byte[blockSize];
-            ExtUninitGroups uninit = null;
             int storedWhole = 0;
             String firstStoredWhole = null;
             for (int g = 0; g < groups; g++) {
@@ -403,7 +403,7 @@ public final class ExtFreeBlocks {
                 long want = freeCount(d);
                 // the flag counts only under descriptor checksums, as in the kernel; without them the bitmap on disk is the truth
                 if ((u16(d, 0x12) & BG_BLOCK_UNINIT) != 0 && (metadataCsum || gdtCsum)) {
-                    if (uninit == null) uninit = uninitGroups(descs);
+                    ExtUninitGroups uninit = uninitGroups(descs);
                     boolean last = g == groups - 1; // e2fsck calls that an error ("last group block bitmap uninitialized")
                     long computed = last ? -2 : uninit.fill(g, n, bitmap);
                     if (computed != want) {
@@ -443,7 +443,9 @@ public final class ExtFreeBlocks {
             return out;
         }
 
+        /** Made once per file system, when first needed. */
         private ExtUninitGroups uninitGroups(byte[][] descs) {
+            if (uninitGroups != null) return uninitGroups;
             long[] blockBitmaps = new long[groups];
             long[] inodeBitmaps = new long[groups];
             long[] inodeTables = new long[groups];
@@ -453,7 +455,7 @@ public final class ExtFreeBlocks {
                 inodeTables[g] = loHi32(descs[g], 0x8, 0x28);
             }
             long perBlock = blockSize / descSize;
-            return new ExtUninitGroups(firstDataBlock, blocksPerGroup, this::hasSuper, (incompat & INCOMPAT_META_BG) != 0, perBlock,
+            return uninitGroups = new ExtUninitGroups(firstDataBlock, blocksPerGroup, this::hasSuper, (incompat & INCOMPAT_META_BG) != 0, perBlock,
                     (groups + perBlock - 1) / perBlock, u32(sb, 0x104), u16(sb, 0xce), blockBitmaps, inodeBitmaps, inodeTables, inodeTableBlocks);
         }
 
