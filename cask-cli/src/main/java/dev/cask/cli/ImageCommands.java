@@ -87,10 +87,17 @@ final class ImageCommands {
                 + " the disk bit for bit. A file system that looks mounted or in use, or whose metadata does not hold"
                 + " together, is stored whole with a warning.")
         boolean fsAware;
+        @Option(names = "--as-version", description = "Add the file as a new version of the existing image NAME (a backup of the"
+                + " same disk): only blocks the store does not have yet cost space. Refused while the image is open read-write.")
+        boolean asVersion;
+        @Option(names = {"-m", "--message"}, paramLabel = "MSG", description = "The new version's message (with --as-version).")
+        String message;
 
         @Override
         public Integer call() {
             java.util.List<String[]> jobs = pairs(spec, args, "SRC NAME");
+            if (message != null && !asVersion) throw new CommandLine.ParameterException(spec.commandLine(), "-m needs --as-version");
+            if (asVersion) return importVersions(jobs);
             int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
             String f = format.toLowerCase(Locale.ROOT);
             if (!f.equals("auto") && !f.equals("raw") && !f.equals("qcow2")) {
@@ -104,6 +111,28 @@ final class ImageCommands {
             try (Images images = openImagesForBulk()) {
                 for (String[] j : jobs) images.checkNewName(j[1]); // before any work: a bad name costs nothing
                 for (String[] j : jobs) importOne(images, j[0], j[1], f, bs);
+            }
+            return 0;
+        }
+
+        private int importVersions(java.util.List<String[]> jobs) {
+            int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
+            String f = format.toLowerCase(Locale.ROOT);
+            try (Images images = openImagesForBulk()) {
+                for (String[] j : jobs) {
+                    if (j[0].equals("-")) throw new CaskException.Usage("--as-version imports a file, not stdin");
+                    images.image(j[1]); // every image must exist, before any work
+                }
+                dev.cask.image.ImageAdmin admin = new dev.cask.image.ImageAdmin(images);
+                for (String[] j : jobs) {
+                    long t0 = System.nanoTime();
+                    var r = admin.importAsVersion(Path.of(j[0]), j[1], f, bs, wholeDisk, fsAware,
+                            message == null ? null : message.replace('\n', ' '), progress(), this::warn);
+                    out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data, %s newly stored) in %.1f s%n", j[1], r.version().number(),
+                            Sizes.human(r.version().size()), Sizes.human(r.allocatedBytes()), Sizes.human(r.storedBytesAdded()),
+                            (System.nanoTime() - t0) / 1e9);
+                    out().flush();
+                }
             }
             return 0;
         }
@@ -221,7 +250,8 @@ final class ImageCommands {
 
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = {"Record the image's current content as a new version: through the running server that has it open,"
-                    + " or with the writes of a journal a crash left."})
+                    + " or with the writes of a journal a crash left. An image unchanged since its last version gets no new"
+                    + " version (it says so; label versions with 'cask tag')."})
     static final class Snapshot extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "NAME")
         String name;
@@ -232,8 +262,12 @@ final class ImageCommands {
         public Integer call() {
             dev.cask.catalog.Names.check(name);
             try (Images images = openImages()) {
-                Images.Current c = images.snapshot(name, message == null ? null : message.replace('\n', ' '));
-                out().printf("%s version %d%s%n", name, c.version().number(), how(c.source()));
+                Images.Snapshot c = images.snapshot(name, message == null ? null : message.replace('\n', ' '));
+                if (c.added()) {
+                    out().printf("%s version %d%s%n", name, c.version().number(), how(c.current().source()));
+                } else {
+                    out().printf("%s is unchanged since version %d: no version added%n", name, c.version().number());
+                }
             }
             return 0;
         }
@@ -242,16 +276,25 @@ final class ImageCommands {
     @Command(name = "rollback", mixinStandardHelpOptions = true,
             description = "Make version VER the head again (as a new version; history is kept).")
     static final class Rollback extends Common implements Callable<Integer> {
-        @Parameters(index = "0", paramLabel = "NAME")
+        @Parameters(index = "0", paramLabel = "NAME[@VER]", description = "The image, or NAME@VER (then VER is not given).")
         String name;
-        @Parameters(index = "1", paramLabel = "VER", description = "Version number, latest, or a time (2026-11-25T10:00).")
+        @Parameters(index = "1", arity = "0..1", paramLabel = "VER", description = "Version number, label, latest, or a time (2026-11-25T10:00).")
         String version;
 
         @Override
         public Integer call() {
+            String image = name;
+            String ver = version;
+            int at = name.indexOf('@');
+            if (at >= 0) {
+                if (version != null) throw new CommandLine.ParameterException(spec.commandLine(), "give NAME@VER or NAME VER, not both");
+                image = name.substring(0, at);
+                ver = name.substring(at + 1);
+            }
+            if (ver == null || ver.isEmpty()) throw new CommandLine.ParameterException(spec.commandLine(), "which version? give NAME@VER or NAME VER");
             try (Images images = openImages()) {
-                Version v = images.rollback(name, version);
-                out().printf("%s version %d: %s%n", name, v.number(), v.message());
+                Version v = images.rollback(image, ver);
+                out().printf("%s version %d: %s%n", image, v.number(), v.message());
             }
             return 0;
         }

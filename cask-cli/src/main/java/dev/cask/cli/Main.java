@@ -42,6 +42,11 @@ public final class Main implements Callable<Integer> {
         m.put("log", ListCommands.Log.class);
         m.put("info", ListCommands.Info.class);
         m.put("rm", ImageCommands.Rm.class);
+        m.put("mv", AdminCommands.Mv.class);
+        m.put("resize", AdminCommands.Resize.class);
+        m.put("tag", AdminCommands.Tag.class);
+        m.put("diff", AdminCommands.Diff.class);
+        m.put("du", AdminCommands.Du.class);
         m.put("stats", ListCommands.StatsCommand.class);
         m.put("check", CheckCommand.class);
         m.put("serve", ServeCommand.class);

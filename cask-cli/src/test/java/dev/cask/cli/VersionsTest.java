@@ -45,7 +45,10 @@ class VersionsTest {
         assertEquals(0, cli.run("clone", "team/base", "team/web/vm-1").code());
         assertArrayEquals(Files.readAllBytes(a), export(cli, "team/web/vm-1"));
 
-        Cli.Result snap = cli.run("snapshot", "team/base", "-m", "before upgrade");
+        Cli.Result same = cli.run("snapshot", "team/base", "-m", "nothing changed");
+        assertEquals(0, same.code(), same.toString());
+        assertTrue(same.out().contains("team/base is unchanged since version 1: no version added"), same.out());
+        Cli.Result snap = cli.run("import", "--as-version", file("b.raw", 2).toString(), "team/base", "-m", "before upgrade");
         assertEquals(0, snap.code(), snap.toString());
         Thread.sleep(20);
         Instant between = Instant.now();

@@ -11,6 +11,8 @@ import java.util.regex.Pattern;
  */
 public final class Names {
     private static final Pattern SEGMENT = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+    /** A label starts with a letter, so it never reads as a version number or a time (those start with a digit). */
+    private static final Pattern LABEL = Pattern.compile("[A-Za-z][A-Za-z0-9._-]{0,63}");
 
     private Names() {}
 
@@ -27,5 +29,22 @@ public final class Names {
             }
         }
         return name;
+    }
+
+    /**
+     * Returns the label when valid: 1 to 64 of letters, digits, {@code . _ -}, starting with a
+     * letter (a number would be read as a version number, a time starts with a digit), and not
+     * {@code latest} or {@code head} (they name the head). Otherwise an InvalidInput saying why.
+     */
+    public static String checkLabel(String label) {
+        if (label == null || label.isEmpty()) throw new CaskException.Usage("label is empty");
+        if (!LABEL.matcher(label).matches()) {
+            throw new CaskException.Usage("label '" + label + "': must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter"
+                    + " (a number or a time would name a version)");
+        }
+        if (label.equalsIgnoreCase("latest") || label.equalsIgnoreCase("head")) {
+            throw new CaskException.Usage("label '" + label + "': reserved (NAME@" + label.toLowerCase(java.util.Locale.ROOT) + " is the head)");
+        }
+        return label;
     }
 }

@@ -104,6 +104,18 @@ public final class Images implements AutoCloseable {
         return catalog;
     }
 
+    PointerCache pointers() {
+        return pointers;
+    }
+
+    ExecutorService pool() {
+        return pool;
+    }
+
+    int threads() {
+        return threads;
+    }
+
     // ------------------------------------------------------------------ creating images
 
     /** Fails (InvalidInput, Conflict) unless {@code name} is a valid name that no image has yet. */
@@ -140,10 +152,22 @@ public final class Images implements AutoCloseable {
     public Imported importFile(Path src, String name, String format, int blockSize, boolean wholeDisk, boolean fsAware,
                                Progress progress, Consumer<String> warnings) {
         requireFree(name);
+        ImportedLayout l = importLayout(src, format, blockSize, wholeDisk, fsAware, progress, warnings);
+        Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
+                l.layout().size(), l.layout().encode()), null);
+        return new Imported(v, l.freeBytes(), l.allocatedBytes());
+    }
+
+    /** The trees an import stored (synced), before any catalog row names them. */
+    record ImportedLayout(Layout layout, long freeBytes, long allocatedBytes) {}
+
+    /** Imports a file's blocks into the store as a layout and syncs the store; touches no catalog row. */
+    ImportedLayout importLayout(Path src, String format, int blockSize, boolean wholeDisk, boolean fsAware,
+                                Progress progress, Consumer<String> warnings) {
         if (blockSize != 0) Root.checkBlockSize(blockSize);
         Layout layout;
         Importer importer;
-        long freeBytes = 0;
+        long freeBytes;
         try (BlockDevice dev = Formats.open(src, format, warnings)) {
             String what = src.getFileName().toString();
             var plan = wholeDisk ? LayoutPlanner.whole(dev, blockSize == 0 ? LayoutPlanner.DEFAULT_BLOCK : blockSize)
@@ -155,9 +179,7 @@ public final class Images implements AutoCloseable {
             layout = importer.importDevice(in, plan, progress);
         }
         store.sync();
-        Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
-                layout.size(), layout.encode()), null);
-        return new Imported(v, freeBytes, importer.allocatedBytes());
+        return new ImportedLayout(layout, freeBytes, importer.allocatedBytes());
     }
 
     /** Imports a raw stream (stdin) as a new image. */
@@ -204,7 +226,7 @@ public final class Images implements AutoCloseable {
     /** A version, and how it came to hold the content asked for. */
     public record Current(Version version, Source source) {}
 
-    private dev.cask.volume.JournalFiles journals(String name) {
+    dev.cask.volume.JournalFiles journals(String name) {
         return new dev.cask.volume.JournalFiles(store.dir().resolve("journals"), name);
     }
 
@@ -237,7 +259,7 @@ public final class Images implements AutoCloseable {
      * even when nothing changed (a snapshot). A writer that comes or goes meanwhile is met on the
      * next of a few attempts.
      */
-    private Current settle(String name, String served, String folded, boolean always) {
+    Current settle(String name, String served, String folded, boolean always) {
         dev.cask.volume.JournalFiles files = journals(name);
         for (int attempt = 0; ; attempt++) {
             boolean last = attempt == 2;
@@ -269,12 +291,25 @@ public final class Images implements AutoCloseable {
     /**
      * Records the image's current content as a new version with {@code message}: through the
      * process that has it open read-write (a running server's checkpoint), or with a crash's
-     * journal folded in, or as a copy of the head.
+     * journal folded in. An image whose content is its head's already (nothing written since)
+     * gets no new version: the result says so.
      */
-    public Current snapshot(String name, String message) {
-        catalog.image(name);
+    public Snapshot snapshot(String name, String message) {
+        int before = catalog.image(name).head();
         String msg = message == null || message.isBlank() ? "snapshot" : message;
-        return settle(name, msg, msg, true);
+        Current c = settle(name, msg, msg, false);
+        return new Snapshot(c, c.version().number() > before);
+    }
+
+    /**
+     * What {@link #snapshot} did: {@code added} when the version is new (the image had writes no
+     * version held); otherwise the image was unchanged, and the version is the one that already
+     * held its content (no version was added).
+     */
+    public record Snapshot(Current current, boolean added) {
+        public Version version() {
+            return current.version();
+        }
     }
 
     /**
@@ -328,6 +363,15 @@ public final class Images implements AutoCloseable {
         Image img = catalog.image(r.image());
         if (r.number() != null) return catalog.version(r.image(), r.number());
         if (r.time() != null) return catalog.versionAt(r.image(), r.time());
+        if (r.label() != null) {
+            var tags = catalog.tags(r.image());
+            Integer n = tags.get(r.label());
+            if (n == null) {
+                throw new CaskException.NotFound("image '" + r.image() + "' has no label '" + r.label() + "'"
+                        + (tags.isEmpty() ? " (it has no labels)" : " (labels: " + String.join(", ", tags.keySet()) + ")"));
+            }
+            return catalog.version(r.image(), n);
+        }
         return catalog.version(r.image(), img.head());
     }
 

@@ -87,6 +87,47 @@ public final class JournalFiles {
         }
     }
 
+    /** The image's lease, held by a command that changes the image without opening it ({@link #hold}). */
+    public interface Hold extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * Takes the image's lease without opening it, so that no server opens the image read-write
+     * while a command moves its head (import as a new version, resize, rename): a server that
+     * tries meanwhile is refused, as a second writer always is. Conflict, with {@code why}, when
+     * some process (this one included) holds it already.
+     */
+    public Hold hold(String why) {
+        Path p = lease();
+        try {
+            Files.createDirectories(dir);
+            FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            FileLock lk;
+            try {
+                lk = ch.tryLock();
+            } catch (OverlappingFileLockException e) {
+                lk = null;
+            }
+            if (lk == null) {
+                ch.close();
+                throw new CaskException.Conflict("image '" + image + "' is open read-write (served); " + why);
+            }
+            FileLock held = lk;
+            return () -> {
+                try {
+                    held.release();
+                    ch.close();
+                } catch (IOException e) {
+                    throw new CaskException.Io("image '" + image + "': cannot release its lease " + p + ": " + e.getMessage(), e);
+                }
+            };
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot take its lease " + p + ": " + e.getMessage(), e);
+        }
+    }
+
     /**
      * True when journal generations (or a format 1 journal) are on disk: when the image is not
      * leased, a crash left them, and they may hold flushed writes that no version has yet.
