@@ -14,6 +14,9 @@ import dev.cask.device.ByteRanges;
 import dev.cask.device.HoleMaskDevice;
 import dev.cask.format.Formats;
 import dev.cask.format.RawExport;
+import dev.cask.format.nbd.NbdDevice;
+import dev.cask.format.nbd.NbdUri;
+import dev.cask.format.nbd.QemuFormats;
 import dev.cask.format.qcow2.Qcow2Writer;
 import dev.cask.layout.ExtFreeBlocks;
 import dev.cask.layout.LayoutPlanner;
@@ -124,11 +127,25 @@ public final class Images implements AutoCloseable {
                                Progress progress, Consumer<String> warnings) {
         requireFree(name);
         if (blockSize != 0) Root.checkBlockSize(blockSize);
+        return importDevice(() -> Formats.open(src, format, warnings), src.getFileName().toString(), name, blockSize, wholeDisk,
+                fsAware, progress, warnings);
+    }
+
+    /** As {@link #importFile}, from an NBD server's export ({@code nbd://HOST[:PORT]/EXPORT}, {@code nbd+unix:///EXPORT?socket=PATH}). */
+    public Imported importNbd(String uri, String name, int blockSize, boolean wholeDisk, boolean fsAware,
+                              Progress progress, Consumer<String> warnings) {
+        requireFree(name);
+        if (blockSize != 0) Root.checkBlockSize(blockSize);
+        NbdUri parsed = NbdUri.parse(uri);
+        return importDevice(() -> NbdDevice.connect(parsed, false), uri, name, blockSize, wholeDisk, fsAware, progress, warnings);
+    }
+
+    private Imported importDevice(java.util.function.Supplier<BlockDevice> source, String what, String name, int blockSize,
+                                  boolean wholeDisk, boolean fsAware, Progress progress, Consumer<String> warnings) {
         Layout layout;
         Importer importer;
         long freeBytes = 0;
-        try (BlockDevice dev = Formats.open(src, format, warnings)) {
-            String what = src.getFileName().toString();
+        try (BlockDevice dev = source.get()) {
             var plan = wholeDisk ? LayoutPlanner.whole(dev, blockSize == 0 ? LayoutPlanner.DEFAULT_BLOCK : blockSize)
                     : LayoutPlanner.plan(dev, blockSize, what, warnings);
             ByteRanges free = fsAware ? ExtFreeBlocks.ofDisk(dev, what, warnings) : ByteRanges.EMPTY;
@@ -138,7 +155,7 @@ public final class Images implements AutoCloseable {
             layout = importer.importDevice(in, plan, progress);
         }
         store.sync();
-        Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
+        Version v = catalog.createImage(name, new NewVersion("import " + what + (fsAware ? " (fs-aware)" : ""),
                 layout.size(), layout.encode()), null);
         return new Imported(v, freeBytes, importer.allocatedBytes());
     }
@@ -324,8 +341,16 @@ public final class Images implements AutoCloseable {
             switch (f) {
                 case "raw" -> RawExport.toFile(dev, dest, progress, fsync);
                 case "qcow2" -> Qcow2Writer.write(dev, dest, progress, fsync);
-                default -> throw new CaskException.InvalidInput("export format '" + format + "': unknown (known: raw, qcow2)");
+                default -> QemuFormats.export(dev, dest, f, progress, fsync); // vmdk, vhdx, vpc, vdi...: written by qemu-nbd
             }
+        }
+    }
+
+    /** Writes a version into an NBD server's export, in place (holes zeroed); an export smaller than the image is refused. */
+    public void exportNbd(Version v, String uri, Progress progress) {
+        NbdUri parsed = NbdUri.parse(uri);
+        try (LayoutDevice dev = openStreaming(v)) {
+            QemuFormats.exportTo(dev, parsed, progress);
         }
     }
 
