@@ -116,6 +116,28 @@ class ForeignFormatsTest {
     }
 
     @Test
+    void badNbdUrisAndUnreachableServersAreOneLineAndStoreNothing() throws Exception {
+        Cli cli = cli();
+        int port;
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort(); // closed again: nothing listens there
+        }
+        String[][] cases = {
+                {"nbd+unix:///disk", "no socket"},
+                {"nbds://127.0.0.1/disk", "TLS"},
+                {"nbd://127.0.0.1:" + port + "/disk", "cannot connect"},
+                {"nbd+unix:///disk?socket=" + dir.resolve("none.sock"), "cannot connect"},
+        };
+        for (String[] c : cases) {
+            Cli.Result r = cli.run("import", c[0], "vm");
+            assertEquals(1, r.code(), r.toString());
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+            assertTrue(r.err().contains(c[1]) && r.err().contains(c[0].startsWith("nbds") || c[0].contains("socket=") ? "nbd" : c[0]), r.err());
+        }
+        assertEquals("", cli.run("ls").out().strip(), "nothing stored");
+    }
+
+    @Test
     void missingQemuNbdIsNamedWithItsPackage() throws Exception {
         Path src = sample();
         Path vmdk = dir.resolve("d.vmdk");
