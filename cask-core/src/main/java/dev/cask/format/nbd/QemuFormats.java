@@ -46,7 +46,7 @@ public final class QemuFormats {
 
     /** Opens {@code file} (already probed or named as {@code format}, one of {@link #READ}) read-only through qemu-nbd. */
     public static BlockDevice open(Path file, String format) {
-        String info = QemuNbd.qemuImg(file.toString(), "read " + format + " images", "info", "--output=json", "-f", format, file.toString());
+        String info = QemuNbd.qemuImg(file + " (as " + format + ")", "read " + format + " images", "info", "--output=json", "-f", format, file.toString());
         if (ENCRYPTED.matcher(info).find()) {
             throw new CaskException.InvalidInput(file + ": the " + format + " image is encrypted; cask imports only unencrypted images"
                     + " (decrypt it first with qemu-img convert)");
