@@ -139,6 +139,7 @@ class ForeignFormatsTest {
 
     @Test
     void missingQemuNbdIsNamedWithItsPackage() throws Exception {
+        Cli cli = cli();
         Path src = sample();
         Path vmdk = dir.resolve("d.vmdk");
         Cli.mustTool("qemu-img", "convert", "-O", "vmdk", src.toString(), vmdk.toString());
@@ -154,7 +155,7 @@ class ForeignFormatsTest {
         assertTrue(p.waitFor(120, TimeUnit.SECONDS));
         assertEquals(1, p.exitValue(), err);
         assertTrue(err.contains("qemu-nbd") && err.contains("qemu-utils"), err);
-        assertEquals("", cli().run("ls").out().strip(), "nothing stored");
+        assertEquals("", cli.run("ls").out().strip(), "nothing stored");
     }
 
     /** Runs nbdkit in the foreground until closed; fails the test when nbdkit is missing. */
