@@ -94,6 +94,7 @@ for case in clean-fs-aware dirty-fs-aware dirty-plain clean-plain; do
   img=$CLEAN; [[ $case == dirty* ]] && img=$DIRTY
   opt=(); [[ $case == *fs-aware ]] && opt=(--fs-aware)
   printf '+ cask import %s\n' "$case" >>"$LOG"
+  mkdir -p "$WORK/$case"
   line=$("$CASK" --store "$WORK/$case" import "${opt[@]}" "$img" x 2>&1) || { echo "$line"; die "import $case failed"; }
   grep -q 'warning' <<<"$line" && { echo "$line"; die "import $case warned"; }
   echo "$case: $line"

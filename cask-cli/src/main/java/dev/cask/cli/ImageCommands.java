@@ -22,10 +22,23 @@ import java.util.concurrent.Callable;
 final class ImageCommands {
     private ImageCommands() {}
 
+    /** A disk size from the command line: positive and a whole number of 512-byte sectors, as every disk is. */
+    static long diskSize(String text) {
+        long n = Sizes.parse(text);
+        if (n <= 0 || n % 512 != 0) {
+            throw new CaskException.Usage("disk size " + text + " (" + n + " bytes): must be a positive multiple of 512 bytes");
+        }
+        return n;
+    }
+
     static int blockSize(String text) {
         long n = Sizes.parse(text);
-        if (n > Integer.MAX_VALUE) throw new CaskException.InvalidInput("block size " + text + ": must be a power of two from 4K to 1M");
-        dev.cask.tree.Root.checkBlockSize((int) n);
+        if (n > Integer.MAX_VALUE) throw new CaskException.Usage("block size " + text + ": must be a power of two from 4K to 1M");
+        try {
+            dev.cask.tree.Root.checkBlockSize((int) n);
+        } catch (CaskException.InvalidInput e) {
+            throw new CaskException.Usage(e.getMessage());
+        }
         return (int) n;
     }
 
@@ -41,6 +54,15 @@ final class ImageCommands {
         java.util.List<String[]> out = new java.util.ArrayList<>();
         for (int i = 0; i < args.size(); i += 2) out.add(new String[]{args.get(i), args.get(i + 1)});
         return out;
+    }
+
+    /** How a version handed out for an image's current content was made, for the line a command prints ("" when it was there). */
+    static String how(Images.Source source) {
+        return switch (source) {
+            case STORED -> "";
+            case SERVER_CHECKPOINT -> " (checkpointed by the running server)";
+            case JOURNAL_FOLDED -> " (with the writes of the journal a crash left)";
+        };
     }
 
     @Command(name = "import", mixinStandardHelpOptions = true,
@@ -76,12 +98,12 @@ final class ImageCommands {
             int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
             String f = format.toLowerCase(Locale.ROOT);
             if (!dev.cask.format.Formats.known().contains(f)) {
-                throw new CaskException.InvalidInput("unknown format '" + format + "' (known: " + String.join(", ", dev.cask.format.Formats.known()) + ")");
+                throw new CaskException.Usage("unknown format '" + format + "' (known: " + String.join(", ", dev.cask.format.Formats.known()) + ")");
             }
             java.util.Set<String> names = new java.util.HashSet<>();
             for (String[] j : jobs) {
-                if (!names.add(j[1])) throw new CaskException.InvalidInput("image '" + j[1] + "' is named twice on the command line");
-                if (j[0].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdin ('-') imports one image at a time");
+                if (!names.add(j[1])) throw new CaskException.Usage("image '" + j[1] + "' is named twice on the command line");
+                if (j[0].equals("-") && jobs.size() > 1) throw new CaskException.Usage("stdin ('-') imports one image at a time");
             }
             try (Images images = openImagesForBulk()) {
                 for (String[] j : jobs) images.checkNewName(j[1]); // before any work: a bad name costs nothing
@@ -96,15 +118,15 @@ final class ImageCommands {
             long allocated;
             String free = "";
             if (src.equals("-")) {
-                if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
-                if (fsAware) throw new CaskException.InvalidInput("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
+                if (f.equals("qcow2")) throw new CaskException.Usage("stdin import reads raw only; give a qcow2 file by path");
+                if (fsAware) throw new CaskException.Usage("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
                 v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
                 allocated = images.allocatedBytes(v);
             } else {
                 Images.Imported r;
                 if (dev.cask.format.nbd.NbdUri.looksLike(src)) {
                     if (!f.equals("auto") && !f.equals("raw")) {
-                        throw new CaskException.InvalidInput(src + ": an NBD export is raw bytes; --format " + f + " does not apply");
+                        throw new CaskException.Usage(src + ": an NBD export is raw bytes; --format " + f + " does not apply");
                     }
                     r = images.importNbd(src, name, bs, wholeDisk, fsAware, progress(), this::warn);
                 } else {
@@ -125,7 +147,9 @@ final class ImageCommands {
                     + " written by QEMU through qemu-nbd), into a block device or an NBD export (nbd://HOST[:PORT]/EXPORT,"
                     + " nbd+unix:///EXPORT?socket=PATH) in place, or raw to stdout with DEST '-'.",
                     "Several NAME DEST pairs export one after another in one process. Every name is resolved first;"
-                            + " the first failure stops the rest."})
+                            + " the first failure stops the rest.",
+                    "NAME (or NAME@latest) is the image's current content: of an image a running server has open, a"
+                            + " checkpoint it makes first; after a crash, its journal folded into a version first."})
     static final class Export extends Common implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "NAME[@VER] DEST",
                 description = "Image, optionally @version number, @latest or @TIME (2026-11-25T10:00), and the output file"
@@ -144,25 +168,25 @@ final class ImageCommands {
             java.util.List<String> known = new java.util.ArrayList<>(java.util.List.of("raw", "qcow2"));
             known.addAll(dev.cask.format.nbd.QemuFormats.WRITE);
             known.add("vhd");
-            if (!known.contains(f)) throw new CaskException.InvalidInput("unknown format '" + format + "' (known: " + String.join(", ", known) + ")");
+            if (!known.contains(f)) throw new CaskException.Usage("unknown format '" + format + "' (known: " + String.join(", ", known) + ")");
             java.util.Set<Path> dests = new java.util.HashSet<>();
             for (String[] j : jobs) {
-                if (j[1].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdout ('-') takes one export at a time");
+                if (j[1].equals("-") && jobs.size() > 1) throw new CaskException.Usage("stdout ('-') takes one export at a time");
                 if (dev.cask.format.nbd.NbdUri.looksLike(j[1])) {
                     dev.cask.format.nbd.NbdUri.parse(j[1]); // a bad URI fails before any work
-                    if (!f.equals("raw")) throw new CaskException.InvalidInput(j[1] + ": an NBD export takes raw bytes; --format " + f + " does not apply");
+                    if (!f.equals("raw")) throw new CaskException.Usage(j[1] + ": an NBD export takes raw bytes; --format " + f + " does not apply");
                 } else if (!j[1].equals("-") && !dests.add(Path.of(j[1]).toAbsolutePath().normalize())) {
-                    throw new CaskException.InvalidInput("destination " + j[1] + " is named twice on the command line");
+                    throw new CaskException.Usage("destination " + j[1] + " is named twice on the command line");
                 }
             }
             try (Images images = openImagesForBulk()) {
-                java.util.List<Version> versions = new java.util.ArrayList<>();
-                for (String[] j : jobs) versions.add(images.resolve(j[0])); // every name, before any work
-                for (int i = 0; i < jobs.size(); i++) {
-                    Version v = versions.get(i);
-                    String dest = jobs.get(i)[1];
+                for (String[] j : jobs) images.resolve(j[0]); // every name, before any work
+                for (String[] job : jobs) {
+                    Images.Current c = images.current(job[0], "export"); // a head: its content now, not the last checkpoint
+                    Version v = c.version();
+                    String dest = job[1];
                     if (dest.equals("-")) {
-                        if (!f.equals("raw")) throw new CaskException.InvalidInput("stdout export writes raw only; give a file for qcow2");
+                        if (!f.equals("raw")) throw new CaskException.Usage("stdout export writes raw only; give a file for qcow2");
                         OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
                         images.export(v, o, dev.cask.common.Progress.NONE);
                     } else if (dev.cask.format.nbd.NbdUri.looksLike(dest)) {
@@ -171,7 +195,7 @@ final class ImageCommands {
                         out().flush();
                     } else {
                         images.export(v, Path.of(dest), f, fsync, progress());
-                        out().printf("exported %s version %d to %s (%s)%n", v.image(), v.number(), dest, f);
+                        out().printf("exported %s version %d%s to %s (%s)%n", v.image(), v.number(), how(c.source()), dest, f);
                         out().flush();
                     }
                 }
@@ -191,7 +215,7 @@ final class ImageCommands {
 
         @Override
         public Integer call() {
-            long bytes = Sizes.parse(size);
+            long bytes = diskSize(size);
             int bs = blockSize(blockSize);
             try (Images images = openImages()) {
                 Version v = images.create(name, bytes, bs);
@@ -202,7 +226,8 @@ final class ImageCommands {
     }
 
     @Command(name = "clone", mixinStandardHelpOptions = true,
-            description = "Make a new image that shares all data with SRC (instant, whatever the size).")
+            description = {"Make a new image that shares all data with SRC (instant, whatever the size).",
+                    "SRC without @VER is the image's current content, as for export."})
     static final class Clone extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "SRC[@VER]")
         String src;
@@ -212,14 +237,16 @@ final class ImageCommands {
         @Override
         public Integer call() {
             try (Images images = openImages()) {
-                Version v = images.cloneImage(src, name);
-                out().printf("cloned %s to %s%n", v.parent(), name);
+                Images.Current c = images.cloneImage(src, name);
+                out().printf("cloned %s%s to %s%n", c.version().parent(), how(c.source()), name);
             }
             return 0;
         }
     }
 
-    @Command(name = "snapshot", mixinStandardHelpOptions = true, description = "Record the image's head as a new version.")
+    @Command(name = "snapshot", mixinStandardHelpOptions = true,
+            description = {"Record the image's current content as a new version: through the running server that has it open,"
+                    + " or with the writes of a journal a crash left."})
     static final class Snapshot extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "NAME")
         String name;
@@ -229,16 +256,9 @@ final class ImageCommands {
         @Override
         public Integer call() {
             dev.cask.catalog.Names.check(name);
-            String msg = message == null ? "" : message.replace('\n', ' ');
-            String reply = dev.cask.server.ControlServer.request(main.storeDir(), ("snapshot " + name + " " + msg).strip());
-            if (reply != null && reply.startsWith("ok ")) {
-                out().printf("%s version %s (checkpointed by the running server)%n", name, reply.substring(3));
-                return 0;
-            }
-            if (reply != null && reply.startsWith("error ")) throw new CaskException(reply.substring(6));
             try (Images images = openImages()) {
-                Version v = images.snapshot(name, message);
-                out().printf("%s version %d%n", name, v.number());
+                Images.Current c = images.snapshot(name, message == null ? null : message.replace('\n', ' '));
+                out().printf("%s version %d%s%n", name, c.version().number(), how(c.source()));
             }
             return 0;
         }

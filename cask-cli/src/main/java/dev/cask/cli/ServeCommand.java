@@ -46,11 +46,25 @@ final class ServeCommand extends Common implements Callable<Integer> {
             description = {"Journal size of an image that starts a checkpoint in the background (default: ${DEFAULT-VALUE});",
                     "writers wait while a journal is over twice this. Writes cost one journal append until then."})
     String journalLimit;
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "1024",
+            description = "NBD connections open at once; more are closed as they arrive, with a log line (default: ${DEFAULT-VALUE}).")
+    int maxConnections;
+    @Option(names = "--request-timeout", paramLabel = "DURATION", defaultValue = "60s",
+            description = {"Close a client that stops sending a request it has begun (a WRITE's payload, the handshake)",
+                    "or stops taking a reply for this long, freeing its buffers; idle clients are never closed (default: ${DEFAULT-VALUE})."})
+    String requestTimeout;
     @Option(names = "--warmup", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = {"Before taking clients, serve a throwaway image on loopback for about two seconds and wait up to",
                     "two more for the JIT, so the first VM meets compiled code, not the JVM's interpreter",
                     "(default: on; --no-warmup skips it)."})
     boolean warmup;
+    @Option(names = "--read-only", description = "Serve every image read-only (its current content when a client connects); nothing is opened for writing.")
+    boolean readOnly;
+    @Option(names = "--export", paramLabel = "PREFIX", description = "Serve only the images named PREFIX or PREFIX/... (e.g. team/web); others are unknown to clients.")
+    String exportPrefix;
+    @Option(names = "--config", paramLabel = "FILE", description = {"Read option defaults from FILE (Java properties: listen = 0.0.0.0:10809, one option per line,",
+            "names without the dashes; options on the command line win). Default: $CASK_CONFIG, else " + ServeConfig.DEFAULT_PATH + " when it exists."})
+    java.nio.file.Path config; // read by ServeConfig before parsing; here for --help and validation
     @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info",
             description = "Least severe log lines to write to stderr: " + ServeLog.LEVELS + " (default: ${DEFAULT-VALUE}).")
     String logLevel;
@@ -70,7 +84,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
             // fall through to the error
         }
-        throw new CaskException.InvalidInput("duration '" + text + "': expected a number with s, m or h (e.g. 30s, 5m), or 0");
+        throw new CaskException.Usage("duration '" + text + "': expected a number with s, m or h (e.g. 30s, 5m), or 0");
     }
 
     @Override
@@ -80,10 +94,20 @@ final class ServeCommand extends Common implements Callable<Integer> {
         } catch (CaskException.InvalidInput e) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--log-level: " + e.getMessage());
         }
-        Duration every = parseDuration(interval);
-        long journalLimitBytes = dev.cask.common.Sizes.parse(journalLimit);
+        Duration every = usage("--checkpoint-interval", () -> parseDuration(interval));
+        long journalLimitBytes = usage("--journal-limit", () -> dev.cask.common.Sizes.parse(journalLimit));
         if (journalLimitBytes < (1 << 20) || journalLimitBytes > (64L << 30)) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--journal-limit " + journalLimit + ": expected 1M to 64G");
+        }
+        Duration timeout = usage("--request-timeout", () -> parseDuration(requestTimeout));
+        if (timeout.isZero()) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--request-timeout " + requestTimeout + ": expected more than 0");
+        if (maxConnections < 1) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--max-connections " + maxConnections + ": expected at least 1");
+        NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout);
+        ImageExports.Policy policy;
+        try {
+            policy = new ImageExports.Policy(readOnly, exportPrefix);
+        } catch (CaskException.InvalidInput e) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--export: " + e.getMessage());
         }
         List<SocketAddress> addresses = new ArrayList<>();
         addresses.add(NbdServer.parseAddress(listen));
@@ -101,13 +125,13 @@ final class ServeCommand extends Common implements Callable<Integer> {
                     : "warm-up skipped: " + failed);
         }
         Images images = openImages();
-        ImageExports exports = new ImageExports(images, journalLimitBytes);
+        ImageExports exports = new ImageExports(images, journalLimitBytes, policy);
         List<NbdServer> servers = new ArrayList<>();
         ControlServer control = null;
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
         try {
-            control = new ControlServer(main.storeDir(), exports);
-            for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports));
+            control = new ControlServer(main.store(), exports);
+            for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports, options));
         } catch (RuntimeException e) {
             for (NbdServer s : servers) s.close();
             if (control != null) control.close();
@@ -135,6 +159,15 @@ final class ServeCommand extends Common implements Callable<Integer> {
     }
 
     private static final System.Logger LOG = System.getLogger("cask.serve");
+
+    /** The value {@code parse} makes of an option; its InvalidInput is a usage error (exit 2) naming the option. */
+    private <T> T usage(String option, java.util.function.Supplier<T> parse) {
+        try {
+            return parse.get();
+        } catch (CaskException.InvalidInput e) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), option + ": " + e.getMessage());
+        }
+    }
 
     /**
      * The orderly stop, in the order a client can see: stop accepting and let every request in
@@ -164,7 +197,11 @@ final class ServeCommand extends Common implements Callable<Integer> {
             LOG.log(System.Logger.Level.ERROR, "stopping the control socket: " + e.getMessage());
         }
         exports.close(); // checkpoints what is still open; logs each image
-        images.close();
+        try {
+            images.close();
+        } catch (CaskException e) { // one line, as for the checkpoints: the message names the store and the error
+            LOG.log(System.Logger.Level.ERROR, "closing the store failed: " + e.getMessage());
+        }
         LOG.log(System.Logger.Level.INFO, String.format(Locale.ROOT, "stopped in %.1f s", (System.nanoTime() - t0) / 1e9));
     }
 

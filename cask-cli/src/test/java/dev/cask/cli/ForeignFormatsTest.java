@@ -108,10 +108,10 @@ class ForeignFormatsTest {
     @Test
     void unknownFormatNameIsRefusedWithTheKnownOnes() {
         Cli.Result r = cli().run("import", dir.resolve("x").toString(), "vm", "--format", "vhdxx");
-        assertEquals(1, r.code(), r.toString());
+        assertEquals(2, r.code(), r.toString()); // a usage error
         assertTrue(r.err().contains("'vhdxx'") && r.err().contains("vmdk") && r.err().contains("vdi"), r.err());
         Cli.Result e = cli().run("export", "vm", dir.resolve("y").toString(), "--format", "iso");
-        assertEquals(1, e.code(), e.toString());
+        assertEquals(2, e.code(), e.toString());
         assertTrue(e.err().contains("'iso'") && e.err().contains("vhdx"), e.err());
     }
 
@@ -139,7 +139,7 @@ class ForeignFormatsTest {
 
     @Test
     void missingQemuNbdIsNamedWithItsPackage() throws Exception {
-        Cli cli = cli();
+        Cli cli = cli(); // makes the store directory
         Path src = sample();
         Path vmdk = dir.resolve("d.vmdk");
         Cli.mustTool("qemu-img", "convert", "-O", "vmdk", src.toString(), vmdk.toString());

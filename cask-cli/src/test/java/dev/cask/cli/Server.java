@@ -34,7 +34,14 @@ final class Server implements AutoCloseable {
                 break;
             }
         }
-        if (found < 0) throw new AssertionError("cask serve did not start: " + log);
+        if (found < 0) {
+            try {
+                logPump.join(10_000); // its stderr, whole: why it stopped
+            } catch (InterruptedException ignored) {
+                // report what there is
+            }
+            throw new AssertionError("cask serve did not start (exit " + (process.isAlive() ? "none yet" : process.exitValue()) + "): " + log);
+        }
         port = found;
         Thread.ofVirtual().start(() -> {
             try {
@@ -57,6 +64,7 @@ final class Server implements AutoCloseable {
             process.destroyForcibly();
             throw new AssertionError("cask serve did not stop in 60 s: " + log);
         }
+        logPump.join(10_000); // all of the log is in {@link #log} now
     }
 
     /** Sends {@code signal} (TERM, INT...) and returns the exit status; the log is complete afterwards. */

@@ -16,13 +16,13 @@ public final class Names {
 
     /** Returns the name when valid; otherwise an InvalidInput that says what is wrong. */
     public static String check(String name) {
-        if (name == null || name.isEmpty()) throw new CaskException.InvalidInput("image name is empty");
+        if (name == null || name.isEmpty()) throw new CaskException.Usage("image name is empty");
         if (name.length() > 255) {
-            throw new CaskException.InvalidInput("image name '" + name.substring(0, 40) + "...': " + name.length() + " characters, at most 255");
+            throw new CaskException.Usage("image name '" + name.substring(0, 40) + "...': " + name.length() + " characters, at most 255");
         }
         for (String seg : name.split("/", -1)) {
             if (!SEGMENT.matcher(seg).matches()) {
-                throw new CaskException.InvalidInput("image name '" + name + "': bad segment '" + seg
+                throw new CaskException.Usage("image name '" + name + "': bad segment '" + seg
                         + "' (segments are 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit, joined by /)");
             }
         }

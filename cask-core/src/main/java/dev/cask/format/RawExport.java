@@ -181,7 +181,7 @@ public final class RawExport {
             long wlen = Math.min(1L << 30, size - w);
             for (BlockStatus st : dev.blockStatus(w, wlen)) {
                 if (st.hole()) {
-                    progress.advance(st.length());
+                    progress.skip(st.length());
                     if (holes != null) holes.add(new long[]{st.offset(), st.length()});
                     continue;
                 }

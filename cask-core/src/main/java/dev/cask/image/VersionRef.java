@@ -29,7 +29,7 @@ public record VersionRef(String image, Integer number, Instant time) {
                 if (n < 1) throw new NumberFormatException();
                 return new VersionRef(name, n, null);
             } catch (NumberFormatException e) {
-                throw new CaskException.InvalidInput("version '" + ver + "' of '" + name + "': not a version number (1, 2, ...)");
+                throw new CaskException.Usage("version '" + ver + "' of '" + name + "': not a version number (1, 2, ...)");
             }
         }
         return new VersionRef(name, null, parseTime(ver, name));
@@ -51,7 +51,7 @@ public record VersionRef(String image, Integer number, Instant time) {
         } catch (DateTimeParseException ignored) {
             // fall through to the error
         }
-        throw new CaskException.InvalidInput("version '" + ver + "' of '" + name
+        throw new CaskException.Usage("version '" + ver + "' of '" + name
                 + "': not a number, 'latest', or a time like 2026-11-25T10:00");
     }
 

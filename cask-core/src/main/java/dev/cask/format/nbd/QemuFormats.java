@@ -139,7 +139,7 @@ public final class QemuFormats {
                 for (BlockStatus st : src.blockStatus(w, Math.min(1L << 30, size - w))) {
                     if (st.hole()) {
                         if (zeroHoles) dst.zero(st.offset(), st.length(), false);
-                        progress.advance(st.length());
+                        progress.skip(st.length());
                         continue;
                     }
                     for (long pos = st.offset(); pos < st.end(); pos += WINDOW) {
