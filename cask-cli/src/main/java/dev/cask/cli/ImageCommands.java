@@ -66,15 +66,19 @@ final class ImageCommands {
     }
 
     @Command(name = "import", mixinStandardHelpOptions = true,
-            description = {"Import disk image files (raw or qcow2; '-' reads raw from stdin) as new images.",
+            description = {"Import disk images as new images: files in any format QEMU knows (raw and qcow2 read by cask;"
+                    + " vmdk, vhdx, vpc/VHD, vdi, qed... read by QEMU through qemu-nbd), block devices, NBD exports"
+                    + " (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH), or '-' for raw bytes on stdin.",
                     "Several SRC NAME pairs import one after another in one process (faster than one command each: the"
                             + " JVM starts once). Every name is checked first; each image appears when its own import is done,"
                             + " and the first failure stops the rest (the images before it stay)."})
     static final class Import extends Common implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "SRC NAME",
-                description = "Image file (or - for a raw stream on stdin) and the new image's name, e.g. team/web/vm-1; repeatable.")
+                description = "Image file, block device, NBD URI (or - for a raw stream on stdin) and the new image's name,"
+                        + " e.g. team/web/vm-1; repeatable.")
         java.util.List<String> args;
-        @Option(names = "--format", defaultValue = "auto", description = "auto, raw or qcow2 (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--format", defaultValue = "auto", description = "auto (probe, as qemu-img info does), raw, qcow2,"
+                + " or a format QEMU reads: vmdk, vhdx, vpc (vhd), vdi, qed, qcow, parallels, bochs, cloop, dmg (default: ${DEFAULT-VALUE}).")
         String format;
         @Option(names = "--block-size", defaultValue = "auto", paramLabel = "N",
                 description = "Tree block size, a power of two from 4K to 1M, for every extent; auto (default): 4K, or the"
@@ -100,8 +104,8 @@ final class ImageCommands {
             if (asVersion) return importVersions(jobs);
             int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
             String f = format.toLowerCase(Locale.ROOT);
-            if (!f.equals("auto") && !f.equals("raw") && !f.equals("qcow2")) {
-                throw new CaskException.Usage("unknown format '" + format + "' (known: auto, raw, qcow2)");
+            if (!dev.cask.format.Formats.known().contains(f)) {
+                throw new CaskException.Usage("unknown format '" + format + "' (known: " + String.join(", ", dev.cask.format.Formats.known()) + ")");
             }
             java.util.Set<String> names = new java.util.HashSet<>();
             for (String[] j : jobs) {
@@ -148,7 +152,15 @@ final class ImageCommands {
                 v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
                 allocated = images.allocatedBytes(v);
             } else {
-                Images.Imported r = images.importFile(Path.of(src), name, f, bs, wholeDisk, fsAware, progress(), this::warn);
+                Images.Imported r;
+                if (dev.cask.format.nbd.NbdUri.looksLike(src)) {
+                    if (!f.equals("auto") && !f.equals("raw")) {
+                        throw new CaskException.Usage(src + ": an NBD export is raw bytes; --format " + f + " does not apply");
+                    }
+                    r = images.importNbd(src, name, bs, wholeDisk, fsAware, progress(), this::warn);
+                } else {
+                    r = images.importFile(Path.of(src), name, f, bs, wholeDisk, fsAware, progress(), this::warn);
+                }
                 v = r.version();
                 allocated = r.allocatedBytes();
                 if (fsAware) free = "; " + Sizes.human(r.freeBytes()) + " of free file system blocks stored as holes";
@@ -160,7 +172,9 @@ final class ImageCommands {
     }
 
     @Command(name = "export", mixinStandardHelpOptions = true,
-            description = {"Write an image or version to a file (raw sparse, or qcow2), or raw to stdout with DEST '-'.",
+            description = {"Write an image or version to a file (raw sparse, qcow2, or vmdk, vhdx, vpc/vhd, vdi, qed, qcow, parallels"
+                    + " written by QEMU through qemu-nbd), into a block device or an NBD export (nbd://HOST[:PORT]/EXPORT,"
+                    + " nbd+unix:///EXPORT?socket=PATH) in place, or raw to stdout with DEST '-'.",
                     "Several NAME DEST pairs export one after another in one process. Every name is resolved first;"
                             + " the first failure stops the rest.",
                     "NAME (or NAME@latest) is the image's current content: of an image a running server has open, a"
@@ -168,9 +182,10 @@ final class ImageCommands {
     static final class Export extends Common implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "NAME[@VER] DEST",
                 description = "Image, optionally @version number, @latest or @TIME (2026-11-25T10:00), and the output file"
-                        + " (or - for raw bytes on stdout); repeatable.")
+                        + " (or a block device, an NBD URI, or - for raw bytes on stdout); repeatable.")
         java.util.List<String> args;
-        @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--format", defaultValue = "raw", description = "raw, qcow2, vmdk, vhdx, vpc (vhd), vdi, qed, qcow or"
+                + " parallels (default: ${DEFAULT-VALUE}); block devices and NBD exports take raw.")
         String format;
         @Option(names = "--fsync", description = "Flush the file to disk before it appears (like qemu-img convert, the default leaves it to the page cache).")
         boolean fsync;
@@ -179,11 +194,17 @@ final class ImageCommands {
         public Integer call() {
             java.util.List<String[]> jobs = pairs(spec, args, "NAME DEST");
             String f = format.toLowerCase(Locale.ROOT);
-            if (!f.equals("raw") && !f.equals("qcow2")) throw new CaskException.Usage("unknown format '" + format + "' (known: raw, qcow2)");
+            java.util.List<String> known = new java.util.ArrayList<>(java.util.List.of("raw", "qcow2"));
+            known.addAll(dev.cask.format.nbd.QemuFormats.WRITE);
+            known.add("vhd");
+            if (!known.contains(f)) throw new CaskException.Usage("unknown format '" + format + "' (known: " + String.join(", ", known) + ")");
             java.util.Set<Path> dests = new java.util.HashSet<>();
             for (String[] j : jobs) {
                 if (j[1].equals("-") && jobs.size() > 1) throw new CaskException.Usage("stdout ('-') takes one export at a time");
-                if (!j[1].equals("-") && !dests.add(Path.of(j[1]).toAbsolutePath().normalize())) {
+                if (dev.cask.format.nbd.NbdUri.looksLike(j[1])) {
+                    dev.cask.format.nbd.NbdUri.parse(j[1]); // a bad URI fails before any work
+                    if (!f.equals("raw")) throw new CaskException.Usage(j[1] + ": an NBD export takes raw bytes; --format " + f + " does not apply");
+                } else if (!j[1].equals("-") && !dests.add(Path.of(j[1]).toAbsolutePath().normalize())) {
                     throw new CaskException.Usage("destination " + j[1] + " is named twice on the command line");
                 }
             }
@@ -197,6 +218,10 @@ final class ImageCommands {
                         if (!f.equals("raw")) throw new CaskException.Usage("stdout export writes raw only; give a file for qcow2");
                         OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
                         images.export(v, o, dev.cask.common.Progress.NONE);
+                    } else if (dev.cask.format.nbd.NbdUri.looksLike(dest)) {
+                        images.exportNbd(v, dest, progress());
+                        out().printf("exported %s version %d to %s (raw)%n", v.image(), v.number(), dest);
+                        out().flush();
                     } else {
                         images.export(v, Path.of(dest), f, fsync, progress());
                         out().printf("exported %s version %d%s to %s (%s)%n", v.image(), v.number(), how(c.source()), dest, f);

@@ -14,6 +14,9 @@ import dev.cask.device.ByteRanges;
 import dev.cask.device.HoleMaskDevice;
 import dev.cask.format.Formats;
 import dev.cask.format.RawExport;
+import dev.cask.format.nbd.NbdDevice;
+import dev.cask.format.nbd.NbdUri;
+import dev.cask.format.nbd.QemuFormats;
 import dev.cask.format.qcow2.Qcow2Writer;
 import dev.cask.layout.ExtFreeBlocks;
 import dev.cask.layout.LayoutPlanner;
@@ -165,11 +168,29 @@ public final class Images implements AutoCloseable {
     ImportedLayout importLayout(Path src, String format, int blockSize, boolean wholeDisk, boolean fsAware,
                                 Progress progress, Consumer<String> warnings) {
         if (blockSize != 0) Root.checkBlockSize(blockSize);
+        return importDevice(() -> Formats.open(src, format, warnings), src.getFileName().toString(), blockSize, wholeDisk,
+                fsAware, progress, warnings);
+    }
+
+    /** As {@link #importFile}, from an NBD server's export ({@code nbd://HOST[:PORT]/EXPORT}, {@code nbd+unix:///EXPORT?socket=PATH}). */
+    public Imported importNbd(String uri, String name, int blockSize, boolean wholeDisk, boolean fsAware,
+                              Progress progress, Consumer<String> warnings) {
+        requireFree(name);
+        if (blockSize != 0) Root.checkBlockSize(blockSize);
+        NbdUri parsed = NbdUri.parse(uri);
+        ImportedLayout l = importDevice(() -> NbdDevice.connect(parsed, false), uri, blockSize, wholeDisk, fsAware, progress, warnings);
+        Version v = catalog.createImage(name, new NewVersion("import " + uri + (fsAware ? " (fs-aware)" : ""),
+                l.layout().size(), l.layout().encode()), null);
+        return new Imported(v, l.freeBytes(), l.allocatedBytes());
+    }
+
+    /** Imports the device {@code source} opens into the store as a layout and syncs the store; touches no catalog row. */
+    private ImportedLayout importDevice(java.util.function.Supplier<BlockDevice> source, String what, int blockSize,
+                                        boolean wholeDisk, boolean fsAware, Progress progress, Consumer<String> warnings) {
         Layout layout;
         Importer importer;
         long freeBytes;
-        try (BlockDevice dev = Formats.open(src, format, warnings)) {
-            String what = src.getFileName().toString();
+        try (BlockDevice dev = source.get()) {
             var plan = wholeDisk ? LayoutPlanner.whole(dev, blockSize == 0 ? LayoutPlanner.DEFAULT_BLOCK : blockSize)
                     : LayoutPlanner.plan(dev, blockSize, what, warnings);
             ByteRanges free = fsAware ? ExtFreeBlocks.ofDisk(dev, what, warnings) : ByteRanges.EMPTY;
@@ -479,8 +500,16 @@ public final class Images implements AutoCloseable {
             switch (f) {
                 case "raw" -> RawExport.toFile(dev, dest, progress, fsync);
                 case "qcow2" -> Qcow2Writer.write(dev, dest, progress, fsync);
-                default -> throw new CaskException.InvalidInput("export format '" + format + "': unknown (known: raw, qcow2)");
+                default -> QemuFormats.export(dev, dest, f, progress, fsync); // vmdk, vhdx, vpc, vdi...: written by qemu-nbd
             }
+        }
+    }
+
+    /** Writes a version into an NBD server's export, in place (holes zeroed); an export smaller than the image is refused. */
+    public void exportNbd(Version v, String uri, Progress progress) {
+        NbdUri parsed = NbdUri.parse(uri);
+        try (LayoutDevice dev = openStreaming(v)) {
+            QemuFormats.exportTo(dev, parsed, progress);
         }
     }
 
