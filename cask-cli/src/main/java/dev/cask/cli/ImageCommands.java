@@ -67,8 +67,9 @@ final class ImageCommands {
 
     @Command(name = "import", mixinStandardHelpOptions = true,
             description = {"Import disk images as new images: files in any format QEMU knows (raw and qcow2 read by cask;"
-                    + " vmdk, vhdx, vpc/VHD, vdi, qed... read by QEMU through qemu-nbd), block devices, NBD exports"
-                    + " (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH), or '-' for raw bytes on stdin.",
+                    + " vmdk, vhdx, vpc/VHD, vdi, qed... read by QEMU through qemu-nbd), block devices, NBD exports,"
+                    + " or '-' for raw bytes on stdin. NBD exports are named as",
+                    "  nbd://HOST[:PORT]/EXPORT  nbd+unix:///EXPORT?socket=PATH",
                     "Several SRC NAME pairs import one after another in one process (faster than one command each: the"
                             + " JVM starts once). Every name is checked first; each image appears when its own import is done,"
                             + " and the first failure stops the rest (the images before it stay)."})
@@ -173,8 +174,9 @@ final class ImageCommands {
 
     @Command(name = "export", mixinStandardHelpOptions = true,
             description = {"Write an image or version to a file (raw sparse, qcow2, or vmdk, vhdx, vpc/vhd, vdi, qed, qcow, parallels"
-                    + " written by QEMU through qemu-nbd), into a block device or an NBD export (nbd://HOST[:PORT]/EXPORT,"
-                    + " nbd+unix:///EXPORT?socket=PATH) in place, or raw to stdout with DEST '-'.",
+                    + " written by QEMU through qemu-nbd), into a block device or an NBD export in place, or raw to stdout"
+                    + " with DEST '-'. NBD exports are named as",
+                    "  nbd://HOST[:PORT]/EXPORT  nbd+unix:///EXPORT?socket=PATH",
                     "Several NAME DEST pairs export one after another in one process. Every name is resolved first;"
                             + " the first failure stops the rest.",
                     "NAME (or NAME@latest) is the image's current content: of an image a running server has open, a"

@@ -224,7 +224,7 @@ class AnalyzeCommandTest {
         assertFails(cli.run("analyze", "--block-sizes", "4Q", ok.toString()), 2, "4Q");
         assertFails(cli.run("analyze", "--strategies", "fixed,rolling", ok.toString()), 2, "rolling");
         assertFails(cli.run("analyze"), 2, "IMG");
-        assertFails(cli.run("analyze", "cask:no/such"), 1, "store");
+        assertFails(cli.run("analyze", "cask:no/such"), 1, "no/such", "not found");
         assertEquals(0, cli.run("create", "x", "1M").code());
         assertFails(cli.run("analyze", "cask:no/such"), 1, "no/such");
         assertFails(cli.run("analyze", "cask:x@7"), 1, "7");

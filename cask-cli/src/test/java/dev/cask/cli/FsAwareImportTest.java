@@ -415,7 +415,7 @@ class FsAwareImportTest {
         Cli.Result help = cli.run("import", "--help");
         assertTrue(help.out().contains("--fs-aware") && help.out().contains("Off by default"), help.out());
         Cli.Result r = cli.process(new byte[4096], "import", "--fs-aware", "-", "s");
-        assertEquals(1, r.code(), r.toString());
+        assertEquals(2, r.code(), r.toString()); // a usage error
         assertTrue(r.err().contains("--fs-aware needs a file"), r.err());
         assertEquals(1, cli.run("info", "s").code(), "nothing imported");
     }
