@@ -60,7 +60,8 @@ public final class ImageAdmin {
         images.settle(name, "checkpoint before import of " + src.getFileName(),
                 "checkpoint of the journal a crash left (before import of " + src.getFileName() + ")", false);
         long storedBefore = images.store().storedBytes();
-        try (JournalFiles.Hold lease = hold(name, "cannot import a new version of it")) {
+        try (JournalFiles.Hold lease = hold(name, "cannot import a new version of it");
+             dev.cask.store.ChunkStore.Session session = images.store().session("import " + src.getFileName() + " as a version of " + name)) {
             int head = catalog.image(name).head();
             Images.ImportedLayout l = images.importLayout(src, format, blockSize, wholeDisk, fsAware, progress, warnings);
             String msg = message == null || message.isBlank() ? "import " + src.getFileName() + (fsAware ? " (fs-aware)" : "") : message;
@@ -86,7 +87,8 @@ public final class ImageAdmin {
         }
         requireNotServed(name, "cannot resize it; " + DISCONNECT);
         images.settle(name, "checkpoint before resize", "checkpoint of the journal a crash left (before resize)", false);
-        try (JournalFiles.Hold lease = hold(name, "cannot resize it")) {
+        try (JournalFiles.Hold lease = hold(name, "cannot resize it");
+             dev.cask.store.ChunkStore.Session session = images.store().session("resize of " + name)) {
             Version head = catalog.version(name, catalog.image(name).head());
             if (size == head.size()) return new Resized(head, head.size(), false);
             if (size < head.size() && !shrink) {

@@ -103,6 +103,11 @@ public final class Images implements AutoCloseable {
         return store;
     }
 
+    /** A garbage collector for this store (one run each). */
+    public GarbageCollector collector() {
+        return new GarbageCollector(catalog, store);
+    }
+
     public Catalog catalog() {
         return catalog;
     }
@@ -155,10 +160,12 @@ public final class Images implements AutoCloseable {
     public Imported importFile(Path src, String name, String format, int blockSize, boolean wholeDisk, boolean fsAware,
                                Progress progress, Consumer<String> warnings) {
         requireFree(name);
-        ImportedLayout l = importLayout(src, format, blockSize, wholeDisk, fsAware, progress, warnings);
-        Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
-                l.layout().size(), l.layout().encode()), null);
-        return new Imported(v, l.freeBytes(), l.allocatedBytes());
+        try (ChunkStore.Session session = store.session("import " + src.getFileName() + " as " + name)) { // see GcEpochs
+            ImportedLayout l = importLayout(src, format, blockSize, wholeDisk, fsAware, progress, warnings);
+            Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
+                    l.layout().size(), l.layout().encode()), null);
+            return new Imported(v, l.freeBytes(), l.allocatedBytes());
+        }
     }
 
     /** The trees an import stored (synced), before any catalog row names them. */
@@ -178,10 +185,12 @@ public final class Images implements AutoCloseable {
         requireFree(name);
         if (blockSize != 0) Root.checkBlockSize(blockSize);
         NbdUri parsed = NbdUri.parse(uri);
-        ImportedLayout l = importDevice(() -> NbdDevice.connect(parsed, false), uri, blockSize, wholeDisk, fsAware, progress, warnings);
-        Version v = catalog.createImage(name, new NewVersion("import " + uri + (fsAware ? " (fs-aware)" : ""),
-                l.layout().size(), l.layout().encode()), null);
-        return new Imported(v, l.freeBytes(), l.allocatedBytes());
+        try (ChunkStore.Session session = store.session("import " + uri + " as " + name)) { // see GcEpochs
+            ImportedLayout l = importDevice(() -> NbdDevice.connect(parsed, false), uri, blockSize, wholeDisk, fsAware, progress, warnings);
+            Version v = catalog.createImage(name, new NewVersion("import " + uri + (fsAware ? " (fs-aware)" : ""),
+                    l.layout().size(), l.layout().encode()), null);
+            return new Imported(v, l.freeBytes(), l.allocatedBytes());
+        }
     }
 
     /** Imports the device {@code source} opens into the store as a layout and syncs the store; touches no catalog row. */
@@ -207,9 +216,11 @@ public final class Images implements AutoCloseable {
     public Version importStream(InputStream in, String name, int blockSize, Progress progress) {
         requireFree(name);
         if (blockSize == 0) blockSize = LayoutPlanner.DEFAULT_BLOCK;
-        Layout layout = new Importer(store, pool, threads).importStream(in, "stdin", blockSize, progress);
-        store.sync();
-        return catalog.createImage(name, new NewVersion("import from stdin", layout.size(), layout.encode()), null);
+        try (ChunkStore.Session session = store.session("import from stdin as " + name)) { // see GcEpochs
+            Layout layout = new Importer(store, pool, threads).importStream(in, "stdin", blockSize, progress);
+            store.sync();
+            return catalog.createImage(name, new NewVersion("import from stdin", layout.size(), layout.encode()), null);
+        }
     }
 
     /** A new all-zero image of {@code size} bytes. */

@@ -98,6 +98,26 @@ public interface ChunkStore extends AutoCloseable {
 
     boolean contains(ChunkId id);
 
+    /** A writer session; see {@link #session}. Closing it twice is harmless. */
+    interface Session extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * Opens a writer session: one operation that puts chunks and then commits a version that
+     * references them (an import, a checkpoint). Garbage collection waits, before it marks, for
+     * every session that was open when it raised its epoch, so the version such a session commits
+     * is in the catalog when it is read (see {@code GcEpochs}). Every put whose chunk a version will
+     * reference MUST happen inside a session that stays open until that version is committed or
+     * abandoned; a version made only from another version's chunks (clone, rollback) needs none,
+     * since its commit names that version as its parent and fails if it is gone. MUST be cheap (a
+     * file created and locked). The default registers nothing: a store that never deletes.
+     */
+    default Session session(String what) {
+        return () -> {};
+    }
+
     /** Calls {@code sink} once for every chunk id the store holds (visible to this process). */
     void list(Consumer<ChunkId> sink);
 

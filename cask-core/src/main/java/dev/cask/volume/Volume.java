@@ -706,17 +706,21 @@ public final class Volume implements BlockDevice {
                 swap.writeLock().unlock();
             }
             Base b = base;
-            TreeUpdater updater = new TreeUpdater(store, cache);
-            List<Layout.Extent> extents = new ArrayList<>();
-            for (int i = 0; i < b.layout().extents().size(); i++) {
-                Layout.Extent e = b.layout().extents().get(i);
-                extents.add(new Layout.Extent(e.offset(), updater.update(e.root(), storeBlocks(snapshot.get(i), e.root().blockSize()))));
+            Version v;
+            // a writer session from the first put to the commit: garbage collection waits for it (see GcEpochs)
+            try (dev.cask.store.ChunkStore.Session session = store.session("checkpoint of " + image)) {
+                TreeUpdater updater = new TreeUpdater(store, cache);
+                List<Layout.Extent> extents = new ArrayList<>();
+                for (int i = 0; i < b.layout().extents().size(); i++) {
+                    Layout.Extent e = b.layout().extents().get(i);
+                    extents.add(new Layout.Extent(e.offset(), updater.update(e.root(), storeBlocks(snapshot.get(i), e.root().blockSize()))));
+                }
+                Layout next = new Layout(extents);
+                store.sync();
+                Version onto = commitOnto != null ? commitOnto : b.version();
+                v = catalog.commit(image, onto.number(),
+                        new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode()), onto.key());
             }
-            Layout next = new Layout(extents);
-            store.sync();
-            Version onto = commitOnto != null ? commitOnto : b.version();
-            Version v = catalog.commit(image, onto.number(),
-                    new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode()), onto.key());
             commitOnto = null;
             boolean rebased = rebase(v);
             swap.writeLock().lock();

@@ -78,19 +78,27 @@ final class ChunkIndex implements AutoCloseable {
         }
     }
 
-    static final int SCHEMA = 2;
+    static final int SCHEMA = 3;
 
-    /** Brings a schema-1 index (no slot column) to schema 2; several processes may race here. */
+    /**
+     * Brings a schema-1 index (no slot column) or schema-2 index (no epochs) to schema 3; several
+     * processes may race here. Schema 3 adds {@code chunks.epoch} (every old entry reads as
+     * stamped in epoch 0) and the one-row table {@code gc} holding the store's GC epoch (see
+     * {@link GcEpochs}).
+     */
     private void migrate() throws SQLException {
         try (Statement st = writer.createStatement()) {
-            if (schema(st) == SCHEMA && hasSlot(st)) return; // the usual case: no write lock needed
+            if (schema(st) == SCHEMA && hasColumn(st, "slot") && hasColumn(st, "epoch")) return; // the usual case: no write lock needed
             st.execute("BEGIN IMMEDIATE"); // one migrating process at a time; the others then see the column
             try {
                 int version = schema(st);
                 if (version > SCHEMA) {
                     throw new SQLException("index schema " + version + ", this cask reads schema " + SCHEMA + " (upgrade cask)");
                 }
-                if (!hasSlot(st)) st.execute("ALTER TABLE chunks ADD COLUMN slot INTEGER NOT NULL DEFAULT -1");
+                if (!hasColumn(st, "slot")) st.execute("ALTER TABLE chunks ADD COLUMN slot INTEGER NOT NULL DEFAULT -1");
+                if (!hasColumn(st, "epoch")) st.execute("ALTER TABLE chunks ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0");
+                st.execute("CREATE TABLE IF NOT EXISTS gc (one INTEGER PRIMARY KEY CHECK (one = 1), epoch INTEGER NOT NULL)");
+                st.execute("INSERT OR IGNORE INTO gc (one, epoch) VALUES (1, 1)");
                 if (version != SCHEMA) st.execute("PRAGMA user_version=" + SCHEMA);
                 st.execute("COMMIT");
             } catch (SQLException e) {
@@ -106,9 +114,9 @@ final class ChunkIndex implements AutoCloseable {
         }
     }
 
-    private static boolean hasSlot(Statement st) throws SQLException {
+    private static boolean hasColumn(Statement st, String column) throws SQLException {
         try (ResultSet rs = st.executeQuery("PRAGMA table_info(chunks)")) {
-            while (rs.next()) if (rs.getString("name").equals("slot")) return true;
+            while (rs.next()) if (rs.getString("name").equals(column)) return true;
         }
         return false;
     }
@@ -196,7 +204,10 @@ final class ChunkIndex implements AutoCloseable {
         if (entries.isEmpty()) return;
         try {
             writer.setAutoCommit(false);
-            try (PreparedStatement ins = writer.prepareStatement("INSERT OR IGNORE INTO chunks(id, pack, offset, length, slot) VALUES (?, ?, ?, ?, ?)")) {
+            // a new entry is stamped with the current epoch; an id already present keeps its
+            // location but is stamped too (another process stored it first: this put is a dedup hit)
+            try (PreparedStatement ins = writer.prepareStatement("INSERT INTO chunks(id, pack, offset, length, slot, epoch)"
+                    + " VALUES (?, ?, ?, ?, ?, (SELECT epoch FROM gc)) ON CONFLICT(id) DO UPDATE SET epoch = max(epoch, excluded.epoch)")) {
                 for (var e : entries) {
                     ins.setBytes(1, e.getKey().toBytes());
                     ins.setInt(2, e.getValue().pack());
@@ -216,6 +227,156 @@ final class ChunkIndex implements AutoCloseable {
         } catch (SQLException e) {
             throw error("adding " + entries.size() + " entries", e);
         }
+    }
+
+    // ---------------------------------------------------------------- GC epochs (see GcEpochs)
+
+    /** The store's current GC epoch. */
+    long epoch() {
+        try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
+            rs.next();
+            return rs.getLong(1);
+        } catch (SQLException e) {
+            throw error("reading the GC epoch", e);
+        }
+    }
+
+    /** Raises the GC epoch by one, durably (its own transaction, synchronous=FULL for it); returns the new epoch. */
+    synchronized long bumpEpoch() {
+        try (Statement st = writer.createStatement()) {
+            st.execute("PRAGMA synchronous=FULL");
+            try {
+                st.execute("BEGIN IMMEDIATE");
+                try {
+                    st.execute("UPDATE gc SET epoch = epoch + 1");
+                    long e;
+                    try (ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
+                        rs.next();
+                        e = rs.getLong(1);
+                    }
+                    st.execute("COMMIT");
+                    return e;
+                } catch (SQLException ex) {
+                    st.execute("ROLLBACK");
+                    throw ex;
+                }
+            } finally {
+                st.execute("PRAGMA synchronous=NORMAL");
+            }
+        } catch (SQLException e) {
+            throw error("raising the GC epoch", e);
+        }
+    }
+
+    /**
+     * The dedup check of a put: which of {@code ids} the index holds, each of them stamped with the
+     * current epoch when its stamp was older, in one write transaction that also confirms the entry
+     * still exists (a sweep may have deleted it since any earlier look). Ids already stamped in the
+     * current epoch cost one read. See {@link GcEpochs} for why this is what makes a dedup hit safe.
+     */
+    java.util.Set<ChunkId> confirmAll(java.util.List<ChunkId> ids) {
+        java.util.Set<ChunkId> present = new java.util.HashSet<>();
+        if (ids.isEmpty()) return present;
+        lookups.add(ids.size());
+        java.util.List<ChunkId> stale = new java.util.ArrayList<>();
+        Reader r = readers.poll();
+        try {
+            if (r == null) r = new Reader();
+            long current;
+            try (Statement st = r.connection.createStatement(); ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
+                rs.next();
+                current = rs.getLong(1);
+            }
+            for (int from = 0; from < ids.size(); from += BATCH) {
+                int n = Math.min(BATCH, ids.size() - from);
+                try (PreparedStatement st = r.connection.prepareStatement("SELECT id, epoch FROM chunks WHERE id IN (" + "?,".repeat(n - 1) + "?)")) {
+                    for (int i = 0; i < n; i++) st.setBytes(i + 1, ids.get(from + i).toBytes());
+                    try (ResultSet rs = st.executeQuery()) {
+                        while (rs.next()) {
+                            ChunkId id = ChunkId.fromBytes(rs.getBytes(1));
+                            if (rs.getLong(2) >= current) present.add(id);
+                            else stale.add(id);
+                        }
+                    }
+                }
+            }
+        } catch (SQLException e) {
+            throw error("lookup of " + ids.size() + " chunks", e);
+        } finally {
+            if (r != null) readers.add(r);
+        }
+        if (!stale.isEmpty()) present.addAll(stamp(stale));
+        return present;
+    }
+
+    /** Stamps {@code ids} with the current epoch in one write transaction; returns those that still exist. */
+    private synchronized java.util.Set<ChunkId> stamp(java.util.List<ChunkId> ids) {
+        java.util.Set<ChunkId> present = new java.util.HashSet<>();
+        try (Statement st = writer.createStatement()) {
+            st.execute("BEGIN IMMEDIATE");
+            try (PreparedStatement up = writer.prepareStatement("UPDATE chunks SET epoch = (SELECT epoch FROM gc) WHERE id = ? AND epoch < (SELECT epoch FROM gc)");
+                 PreparedStatement has = writer.prepareStatement("SELECT 1 FROM chunks WHERE id = ?")) {
+                for (ChunkId id : ids) {
+                    up.setBytes(1, id.toBytes());
+                    if (up.executeUpdate() == 1) {
+                        present.add(id);
+                        continue;
+                    }
+                    has.setBytes(1, id.toBytes());
+                    try (ResultSet rs = has.executeQuery()) {
+                        if (rs.next()) present.add(id); // stamped by another process meanwhile
+                    }
+                }
+                st.execute("COMMIT");
+            } catch (SQLException e) {
+                st.execute("ROLLBACK");
+                throw e;
+            }
+        } catch (SQLException e) {
+            throw error("stamping " + ids.size() + " chunks", e);
+        }
+        return present;
+    }
+
+    /** Calls {@code sink} with every entry stamped before epoch {@code before}, with its location. */
+    void forEachStampedBefore(long before, java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
+        try (Connection c = connect(); PreparedStatement st = c.prepareStatement("SELECT id, pack, offset, length, slot FROM chunks WHERE epoch < ?")) {
+            st.setLong(1, before);
+            try (ResultSet rs = st.executeQuery()) {
+                while (rs.next()) {
+                    sink.accept(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
+                }
+            }
+        } catch (SQLException e) {
+            throw error("scan of epochs before " + before, e);
+        }
+    }
+
+    /**
+     * Deletes the entries of {@code ids} that are still stamped before epoch {@code before}, in one
+     * write transaction; returns the ids deleted. The stamp test is made in the same transaction as
+     * the delete, so a dedup hit that stamped a chunk after the sweep chose it keeps it.
+     */
+    synchronized java.util.Set<ChunkId> deleteStampedBefore(Collection<ChunkId> ids, long before) {
+        java.util.Set<ChunkId> deleted = new java.util.HashSet<>();
+        if (ids.isEmpty()) return deleted;
+        try (Statement st = writer.createStatement()) {
+            st.execute("BEGIN IMMEDIATE");
+            try (PreparedStatement del = writer.prepareStatement("DELETE FROM chunks WHERE id = ? AND epoch < ?")) {
+                for (ChunkId id : ids) {
+                    del.setBytes(1, id.toBytes());
+                    del.setLong(2, before);
+                    if (del.executeUpdate() == 1) deleted.add(id);
+                }
+                st.execute("COMMIT");
+            } catch (SQLException e) {
+                st.execute("ROLLBACK");
+                throw e;
+            }
+        } catch (SQLException e) {
+            throw error("deleting " + ids.size() + " entries", e);
+        }
+        return deleted;
     }
 
     /** Removes every entry (used before a rebuild from the packs). */

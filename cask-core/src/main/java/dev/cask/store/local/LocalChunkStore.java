@@ -118,7 +118,7 @@ import java.util.stream.Stream;
  * <p>Thread-safe. Every process holds a shared lock on {@code cask.store}; {@link #rebuildIndex}
  * needs the store opened {@linkplain Options#exclusive exclusively}.
  */
-public final class LocalChunkStore implements ChunkStore {
+public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDeleter {
     public static final String HEADER_FILE = "cask.store";
     /** Store format 2: packs may hold segments, and the index has their slots. Format 1 stores are upgraded on open. */
     public static final String HEADER_TEXT = "cask-store 2\n";
@@ -353,7 +353,8 @@ public final class LocalChunkStore implements ChunkStore {
         if (len < 0 || len > MAX_CHUNK) throw new IllegalArgumentException("chunk of " + len + " bytes; at most " + MAX_CHUNK);
         ChunkId id = ChunkId.of(data, off, len);
         long syncsSeen = syncs; // read before looking, so a sync after the look is noticed below
-        if (pending.containsKey(id) || index.find(id) != null) return id;
+        // a dedup hit must be confirmed (and stamped) by the index, never by a cache: see GcEpochs
+        if (pending.containsKey(id) || index.confirmAll(List.of(id)).contains(id)) return id;
         storeSingle(id, encode(id, data, off, len), syncsSeen);
         return id;
     }
@@ -388,7 +389,7 @@ public final class LocalChunkStore implements ChunkStore {
         long syncsSeen = syncs;
         List<ChunkId> unknown = new ArrayList<>();
         for (ChunkId id : ids) if (!pending.containsKey(id)) unknown.add(id);
-        java.util.Set<ChunkId> indexed = index.findAll(unknown);
+        java.util.Set<ChunkId> indexed = index.confirmAll(unknown); // stamps the hits: see GcEpochs
         java.util.Set<ChunkId> done = new java.util.HashSet<>();
         int[] fresh = new int[ids.length]; // indexes of the chunks to store, in batch order
         int n = 0;
@@ -420,7 +421,7 @@ public final class LocalChunkStore implements ChunkStore {
     /** True when the chunk is already stored: pending, or indexed by a sync since {@code syncsSeen}. Caller holds the lock. */
     private boolean stored(ChunkId id, long syncsSeen) {
         // another thread may have put it, and a sync moved it from pending to the index meanwhile
-        return pending.containsKey(id) || (syncs != syncsSeen && index.find(id) != null);
+        return pending.containsKey(id) || (syncs != syncsSeen && index.confirmAll(List.of(id)).contains(id));
     }
 
     private void storeSingle(ChunkId id, byte[] record, long syncsSeen) {
@@ -787,11 +788,42 @@ public final class LocalChunkStore implements ChunkStore {
     }
 
     /**
-     * Keeps index answers: an index entry never changes once written (only garbage collection,
-     * which does not exist yet, will remove entries, and must then clear this cache). Bounded to
+     * Keeps index answers for reads: an entry's location never changes once written. Garbage
+     * collection may delete an entry; a read through a stale answer still finds the chunk's bytes
+     * (the pack stays until compaction), and no put trusts this cache (see {@link GcEpochs}). Bounded to
      * about a sixteenth of the heap at some 160 bytes an entry (at least 64k entries), with
      * Caffeine's frequency-aware eviction.
      */
+    private GcEpochs gcEpochs;
+
+    private synchronized GcEpochs gcEpochs() {
+        if (gcEpochs == null) gcEpochs = new GcEpochs(this);
+        return gcEpochs;
+    }
+
+    /** Registers a writer session (see {@link GcEpochs}). */
+    @Override
+    public Session session(String what) {
+        checkOpen();
+        return gcEpochs().open(what);
+    }
+
+    /** Starts a garbage collection (see {@link GcEpochs}). */
+    @Override
+    public Sweep begin(Consumer<String> waiting) {
+        checkOpen();
+        return gcEpochs().begin(waiting);
+    }
+
+    /** The store's current GC epoch. */
+    public long gcEpoch() {
+        return index.epoch();
+    }
+
+    void forget(java.util.Collection<ChunkId> ids) {
+        located.invalidateAll(ids);
+    }
+
     private void remember(Map<ChunkId, ChunkLocation> found) {
         located.putAll(found);
     }
@@ -928,7 +960,8 @@ public final class LocalChunkStore implements ChunkStore {
 
     @Override
     public boolean contains(ChunkId id) {
-        return locate(id) != null;
+        // not through the location cache: garbage collection may have deleted the entry since
+        return pending.containsKey(id) || index.find(id) != null;
     }
 
     @Override

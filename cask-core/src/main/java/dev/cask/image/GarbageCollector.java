@@ -1,0 +1,147 @@
+package dev.cask.image;
+
+import dev.cask.catalog.Catalog;
+import dev.cask.catalog.Version;
+import dev.cask.common.Progress;
+import dev.cask.store.ChunkDeleter;
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
+import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.local.LocalChunkStore;
+import dev.cask.tree.Layout;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * Garbage collection ({@code cask gc}): frees the index entries of every chunk no version
+ * reaches, while servers and other commands keep writing the store.
+ *
+ * <p><b>Order.</b> (1) {@link ChunkDeleter#begin}: one collection at a time, the store's GC epoch
+ * raised to G, and every writer session open at that moment waited for; (2) mark: every version
+ * in the catalog, read once after (1) (heads, the bases of open volumes and of crashed volumes'
+ * journals are versions; a version removal must keep a journal's base, see the lifecycle docs);
+ * (3) sweep: the entries stamped before G that are not marked are deleted, the stamp tested again
+ * in the delete's transaction. Why that never deletes a chunk a concurrent import, checkpoint or
+ * dedup hit is about to reference is written in {@code GcEpochs}, next to the stamps.
+ *
+ * <p><b>Marking by tree.</b> A subtree whose top is marked already is not entered again, so a
+ * thousand clones of one image cost one image's pointer chunks plus one top each; data chunks
+ * (the leaves) are never read, only pointer chunks, each at most once. A pointer chunk that
+ * cannot be read (missing or corrupt) stops the collection before anything is deleted: what is
+ * below it is unknown, so nothing may be swept.
+ *
+ * <p><b>Space.</b> GC deletes index entries; the pack bytes they pointed at come back when
+ * compaction rewrites the pack. {@link Result#bytesFreed} counts the records (and segments all of
+ * whose chunks are now gone) that no entry points at any more.
+ *
+ * <p><b>Crash.</b> Every step is a transaction on its own: a killed GC leaves some entries deleted
+ * (all of them unreachable) and the epoch raised; the next run starts again from (1).
+ *
+ * <p>Memory: one set entry per reachable chunk (about 100 bytes each). Not thread-safe: one run per object.
+ */
+public final class GarbageCollector {
+    /** What a run did (or, dry, would do). */
+    public record Result(boolean dryRun, long epoch, long versions, long chunksMarked, long pointerReads,
+                         long chunksFreed, long bytesFreed, double seconds) {}
+
+    private final Catalog catalog;
+    private final ChunkStore store;
+    private final LocalChunkStore local;
+    private final Set<ChunkId> marked = new HashSet<>();
+    private long pointerReads;
+    /** Test hook: runs after the sweep chose its candidates, before it deletes them (a race with the sweep is made there). */
+    private Runnable beforeSweep = () -> {};
+
+    public GarbageCollector(Catalog catalog, LocalChunkStore store) {
+        this.catalog = catalog;
+        this.store = store;
+        this.local = store;
+    }
+
+    GarbageCollector beforeSweep(Runnable r) {
+        this.beforeSweep = r;
+        return this;
+    }
+
+    /** Runs one collection; {@code waiting} hears why it waits (another GC, writers). */
+    public Result run(boolean dryRun, Consumer<String> waiting, Progress progress) {
+        long t0 = System.nanoTime();
+        if (dryRun) {
+            long versions = mark(progress);
+            Map<ChunkId, ChunkLocation> garbage = new HashMap<>();
+            Set<Long> liveSegments = new HashSet<>();
+            local.forEachIndexEntry((id, loc) -> {
+                if (!marked.contains(id)) garbage.put(id, loc);
+                else if (loc.inSegment()) liveSegments.add(key(loc));
+            });
+            long bytes = freedBytes(garbage.values(), liveSegments);
+            return new Result(true, local.gcEpoch(), versions, marked.size(), pointerReads, garbage.size(), bytes, seconds(t0));
+        }
+        try (ChunkDeleter.Sweep sweep = local.begin(waiting)) {
+            long versions = mark(progress);
+            List<ChunkId> unmarked = new ArrayList<>();
+            sweep.forEachCandidate(id -> {
+                if (!marked.contains(id)) unmarked.add(id);
+            });
+            beforeSweep.run();
+            progress.startItems("sweep", unmarked.size());
+            long freed = 0;
+            long bytes = 0;
+            for (int from = 0; from < unmarked.size(); from += 65536) {
+                List<ChunkId> part = unmarked.subList(from, Math.min(unmarked.size(), from + 65536));
+                ChunkDeleter.Deleted d = sweep.delete(part);
+                freed += d.ids().size();
+                bytes += d.bytes();
+                progress.advance(part.size());
+            }
+            progress.done();
+            return new Result(false, sweep.epoch(), versions, marked.size(), pointerReads, freed, bytes, seconds(t0));
+        }
+    }
+
+    /** Marks every chunk every version reaches; returns the number of versions. */
+    private long mark(Progress progress) {
+        List<Version> all = catalog.allVersions();
+        progress.startItems("mark", all.size());
+        for (Version v : all) {
+            for (Layout.Extent e : Layout.decode(v.content()).extents()) mark(e.root().top(), e.root().depth());
+            progress.advance(1);
+        }
+        progress.done();
+        return all.size();
+    }
+
+    private void mark(ChunkId id, int level) {
+        if (id.isZero() || !marked.add(id)) return; // a hole, or a subtree marked already
+        if (level == 0) return;
+        byte[] p = store.get(id); // verified; a missing or corrupt pointer chunk throws: nothing is swept
+        pointerReads++;
+        for (int s = 0; s < p.length / ChunkId.LENGTH; s++) mark(ChunkId.fromBytes(p, s * ChunkId.LENGTH), level - 1);
+    }
+
+    /** Records, and segments none of whose chunks is live. */
+    private static long freedBytes(java.util.Collection<ChunkLocation> garbage, Set<Long> liveSegments) {
+        long bytes = 0;
+        Map<Long, Integer> segments = new HashMap<>();
+        for (ChunkLocation loc : garbage) {
+            if (!loc.inSegment()) bytes += loc.length();
+            else if (!liveSegments.contains(key(loc))) segments.put(key(loc), loc.length());
+        }
+        for (int len : segments.values()) bytes += len;
+        return bytes;
+    }
+
+    private static long key(ChunkLocation loc) {
+        return ((long) loc.pack() << 40) ^ loc.offset();
+    }
+
+    private static double seconds(long t0) {
+        return (System.nanoTime() - t0) / 1e9;
+    }
+}

@@ -1,0 +1,46 @@
+package dev.cask.store;
+
+import java.util.Collection;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * Deletion of chunks, kept apart from {@link ChunkStore} on purpose: only garbage collection
+ * holds one. A store that can delete (the local store) implements both; decorators and readers
+ * see only {@link ChunkStore} and so cannot delete by mistake.
+ *
+ * <p>Contract: a chunk is deleted only inside a {@link Sweep}, only if it is still stamped
+ * before the collection's epoch at the moment of deletion (checked atomically with the delete),
+ * and a put that finds a chunk (a dedup hit) stamps it with the current epoch or, if the chunk
+ * is gone, stores it again. What makes that enough is written in {@code GcEpochs}.
+ */
+public interface ChunkDeleter {
+    /**
+     * Starts a collection: waits while another collection runs on the store (telling
+     * {@code waiting} why), raises the store's GC epoch to a new G durably, then waits until every
+     * writer session that was open at that moment has ended (telling {@code waiting} about each).
+     * When it returns, every version such a session will ever commit is in the catalog.
+     */
+    Sweep begin(Consumer<String> waiting);
+
+    /**
+     * What a delete did: the ids deleted, and the stored bytes (records, and segments all of whose
+     * chunks are now gone) that no index entry points at any more: what compaction can give back.
+     */
+    record Deleted(Set<ChunkId> ids, long bytes) {}
+
+    /** One collection; close it to let the next one start. */
+    interface Sweep extends AutoCloseable {
+        /** G: chunks stamped at or after it are never deleted by this collection. */
+        long epoch();
+
+        /** Calls {@code sink} for every chunk stamped before {@link #epoch}: the candidates. */
+        void forEachCandidate(Consumer<ChunkId> sink);
+
+        /** Deletes those of {@code ids} still stamped before {@link #epoch}. */
+        Deleted delete(Collection<ChunkId> ids);
+
+        @Override
+        void close();
+    }
+}

@@ -1,0 +1,294 @@
+package dev.cask.store.local;
+
+import dev.cask.common.CaskException;
+import dev.cask.store.ChunkDeleter;
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * GC epochs and writer sessions: the safety rule of garbage collection on a local store.
+ *
+ * <p><b>The rule.</b> The index holds a store-wide GC epoch ({@code gc.epoch}, durable) and every
+ * entry a stamp ({@code chunks.epoch}). Three things hold:
+ * <ol>
+ *   <li><em>Every put stamps.</em> A put that stores a new chunk inserts its entry stamped with the
+ *       current epoch (read in the insert's own transaction); a put that finds the chunk (a dedup
+ *       hit, in this process's pending chunks or in the index) MUST have the index confirm it: if
+ *       the entry's stamp is older than the current epoch, one write transaction raises it and
+ *       checks that the entry still exists; if it is gone (swept), the put stores the chunk again.
+ *       No put trusts a cache of index answers. (One index write per chunk per epoch; an entry
+ *       already stamped in the current epoch costs the read the dedup check made anyway.)
+ *   <li><em>Writers register.</em> An operation that puts chunks and then commits a version that
+ *       references them (import, {@code --as-version} import, checkpoint) runs inside a
+ *       {@linkplain ChunkStore#session session}: a file {@code sessions/PID-N.session} it holds an
+ *       exclusive {@code fcntl} lock on from before its first put until after its commit (or
+ *       failure). It is created under a temporary name and renamed once locked, so a session file
+ *       whose lock anyone can take belongs to a dead writer. A version made only from another
+ *       version's chunks (clone, rollback, a settled journal's unchanged subtrees, a checkpoint's
+ *       unchanged subtrees) needs no session: its catalog commit names that version as its parent
+ *       and fails when the parent is gone, so at every instant one of the two is in the catalog.
+ *   <li><em>GC sweeps only what it could see was unreachable.</em> A collection (1) raises the
+ *       epoch to G durably; (2) waits until every session file present after that has been
+ *       released; (3) reads the catalog and marks every chunk every version reaches (heads, the
+ *       bases of open volumes and of crashed volumes' journals are versions); (4) deletes the
+ *       entries that are unmarked AND still stamped before G, the stamp tested in the delete's own
+ *       transaction.
+ * </ol>
+ *
+ * <p><b>Why nothing referenced is lost.</b> Take a chunk c that a version V references, where V
+ * is committed at any time. If V is in the catalog when step 3 reads it, c is marked. Otherwise V
+ * is committed after step 3's read, by a session s or by a parent-linked commit. A parent-linked
+ * commit after the read needs its parent in the catalog at commit time, hence at the read (the
+ * parent was committed before, and was not yet deleted), so by induction on parent links c is
+ * marked. For a session s: if s was registered before step 2 listed the sessions, step 2 waited
+ * for it, so V (committed before s ended) was committed before step 3: contradiction. So s
+ * registered after the epoch was G, and each of its puts happened after that: a put of c either
+ * inserted c stamped G or more, or found c and raised its stamp to G or more in a transaction
+ * that also saw that the entry existed; step 4 tests the stamp in the delete's transaction, so
+ * whichever of the two transactions came first, the entry survives (or was deleted first and the
+ * put saw it gone and stored c again). No clock, atime or grace period is involved: only the
+ * order of SQLite transactions on one file and of {@code fcntl} locks, which a killed process
+ * cannot leave behind.
+ *
+ * <p><b>Caches.</b> Processes keep index answers in memory. A read through a stale answer finds
+ * the bytes in the pack (GC deletes entries, never bytes; compaction deletes a pack only when no
+ * entry points into it, and a reader holding the pack open keeps reading it). A dedup hit never
+ * uses such an answer (rule 1), and {@code contains} asks the index.
+ *
+ * <p><b>Costs.</b> A session costs a file create, a lock and a rename. A GC waits for writers
+ * that were running when it started (an import may take minutes; servers' checkpoints are short).
+ * Two collections never run at once: {@code gc.lock} is held for a whole collection.
+ *
+ * <p>Thread-safe.
+ */
+final class GcEpochs implements ChunkDeleter {
+    /** Sessions of this JVM by file (an fcntl lock cannot be tested from the process that holds it). */
+    private static final Map<Path, CountDownLatch> LOCAL_SESSIONS = new ConcurrentHashMap<>();
+    /** Collections of this JVM by store (fcntl locks do not exclude threads of one process). */
+    private static final Map<Path, ReentrantLock> LOCAL_GC = new ConcurrentHashMap<>();
+    private static final AtomicLong COUNTER = new AtomicLong();
+
+    private final LocalChunkStore store;
+    private final Path sessions;
+    private final Path gcLock;
+
+    GcEpochs(LocalChunkStore store) {
+        this.store = store;
+        this.sessions = store.dir().toAbsolutePath().resolve("sessions");
+        this.gcLock = store.dir().toAbsolutePath().resolve("gc.lock");
+    }
+
+    // ---------------------------------------------------------------- sessions
+
+    ChunkStore.Session open(String what) {
+        try {
+            Files.createDirectories(sessions);
+            String base = ProcessHandle.current().pid() + "-" + COUNTER.incrementAndGet();
+            Path tmp = sessions.resolve(base + ".new");
+            Path file = sessions.resolve(base + ".session");
+            FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+            FileLock lock;
+            try {
+                lock = ch.lock();
+                ch.write(java.nio.ByteBuffer.wrap((what + "\n").getBytes(StandardCharsets.UTF_8)));
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                Files.deleteIfExists(tmp);
+                throw e;
+            }
+            CountDownLatch done = new CountDownLatch(1);
+            LOCAL_SESSIONS.put(file, done);
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+            return new ChunkStore.Session() {
+                private boolean closed;
+
+                @Override
+                public synchronized void close() {
+                    if (closed) return;
+                    closed = true;
+                    try {
+                        Files.deleteIfExists(file);
+                        lock.release();
+                        ch.close();
+                    } catch (IOException ignored) {
+                        // the lock dies with the channel; a file left is seen as dead and deleted by GC
+                    } finally {
+                        LOCAL_SESSIONS.remove(file);
+                        done.countDown();
+                    }
+                }
+            };
+        } catch (IOException e) {
+            throw new CaskException.Io("store " + store.dir() + ": cannot register a writer session: " + e.getMessage(), e);
+        }
+    }
+
+    /** Waits until every session present now has ended; deletes the files of dead ones. */
+    private void awaitSessions(Consumer<String> waiting) throws IOException, InterruptedException {
+        if (!Files.isDirectory(sessions)) return;
+        List<Path> present;
+        try (Stream<Path> s = Files.list(sessions)) {
+            present = s.filter(p -> p.getFileName().toString().endsWith(".session")).sorted().toList();
+        }
+        for (Path p : present) {
+            CountDownLatch local = LOCAL_SESSIONS.get(p);
+            if (local != null) {
+                if (local.getCount() > 0) waiting.accept("waiting for a writer of this process (" + describe(p) + ")");
+                local.await();
+                continue;
+            }
+            try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                FileLock l = ch.tryLock(0, Long.MAX_VALUE, true);
+                if (l == null) {
+                    waiting.accept("waiting for writer " + p.getFileName() + " (" + describe(p) + ")");
+                    l = ch.lock(0, Long.MAX_VALUE, true);
+                }
+                l.release();
+                Files.deleteIfExists(p); // dead (or just ended): nobody will use the name again
+            } catch (NoSuchFileException gone) {
+                // ended meanwhile
+            }
+        }
+    }
+
+    private static String describe(Path p) {
+        try {
+            return Files.readString(p).strip();
+        } catch (IOException e) {
+            return "ended";
+        }
+    }
+
+    // ---------------------------------------------------------------- collections
+
+    @Override
+    public Sweep begin(Consumer<String> waiting) {
+        ReentrantLock local = LOCAL_GC.computeIfAbsent(gcLock, k -> new ReentrantLock());
+        FileChannel ch = null;
+        boolean ok = false;
+        try {
+            if (!local.tryLock()) {
+                waiting.accept("another gc is running in this process; waiting for it");
+                local.lockInterruptibly();
+            }
+            ch = FileChannel.open(gcLock, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            FileLock fl = ch.tryLock();
+            if (fl == null) {
+                waiting.accept("another gc is running on store " + store.dir() + "; waiting for it");
+                fl = ch.lock();
+            }
+            long g = store.index().bumpEpoch();
+            awaitSessions(waiting);
+            ok = true;
+            return new LocalSweep(g, ch, local);
+        } catch (IOException e) {
+            throw new CaskException.Io("store " + store.dir() + ": cannot start a gc: " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CaskException.Io("store " + store.dir() + ": gc interrupted while waiting", null);
+        } finally {
+            if (!ok) {
+                try {
+                    if (ch != null) ch.close();
+                } catch (IOException ignored) {
+                    // closing releases the lock
+                }
+                if (local.isHeldByCurrentThread()) local.unlock();
+            }
+        }
+    }
+
+    private final class LocalSweep implements Sweep {
+        private final long epoch;
+        private final FileChannel lockChannel;
+        private final ReentrantLock local;
+        private final Map<ChunkId, ChunkLocation> candidates = new HashMap<>();
+
+        LocalSweep(long epoch, FileChannel lockChannel, ReentrantLock local) {
+            this.epoch = epoch;
+            this.lockChannel = lockChannel;
+            this.local = local;
+        }
+
+        @Override
+        public long epoch() {
+            return epoch;
+        }
+
+        @Override
+        public void forEachCandidate(Consumer<ChunkId> sink) {
+            store.index().forEachStampedBefore(epoch, (id, loc) -> {
+                candidates.put(id, loc);
+                sink.accept(id);
+            });
+        }
+
+        @Override
+        public Deleted delete(Collection<ChunkId> ids) {
+            List<ChunkId> list = new ArrayList<>(ids);
+            Set<ChunkId> deleted = new HashSet<>();
+            for (int from = 0; from < list.size(); from += 4096) { // short write transactions: puts wait less
+                deleted.addAll(store.index().deleteStampedBefore(list.subList(from, Math.min(list.size(), from + 4096)), epoch));
+            }
+            store.forget(deleted);
+            long bytes = 0;
+            Set<Long> segments = new HashSet<>();
+            for (ChunkId id : deleted) {
+                ChunkLocation loc = candidates.get(id);
+                if (loc == null) continue;
+                if (loc.inSegment()) segments.add(key(loc));
+                else bytes += loc.length();
+            }
+            if (!segments.isEmpty()) {
+                Map<Long, Integer> lengths = new HashMap<>();
+                for (ChunkId id : deleted) {
+                    ChunkLocation loc = candidates.get(id);
+                    if (loc != null && loc.inSegment()) lengths.put(key(loc), loc.length());
+                }
+                store.index().forEach((id, loc) -> {
+                    if (loc.inSegment()) segments.remove(key(loc)); // still holds a live chunk
+                });
+                for (long k : segments) bytes += lengths.get(k);
+            }
+            return new Deleted(deleted, bytes);
+        }
+
+        @Override
+        public void close() {
+            try {
+                lockChannel.close();
+            } catch (IOException ignored) {
+                // closing releases the lock
+            } finally {
+                if (local.isHeldByCurrentThread()) local.unlock();
+            }
+        }
+    }
+
+    private static long key(ChunkLocation loc) {
+        return ((long) loc.pack() << 40) ^ loc.offset();
+    }
+}
