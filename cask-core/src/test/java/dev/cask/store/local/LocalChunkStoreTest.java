@@ -994,7 +994,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + old.resolve("index.db"));
              java.sql.Statement st = c.createStatement(); java.sql.ResultSet rs = st.executeQuery("PRAGMA user_version")) {
             assertTrue(rs.next());
-            assertEquals(2, rs.getInt(1), "index schema 2");
+            assertEquals(3, rs.getInt(1), "index schema 3 (slots, then GC epochs)");
         }
     }
 
