@@ -49,6 +49,7 @@ public final class Main implements Callable<Integer> {
         m.put("du", AdminCommands.Du.class);
         m.put("stats", ListCommands.StatsCommand.class);
         m.put("check", CheckCommand.class);
+        m.put("gc", GcCommand.class);
         m.put("serve", ServeCommand.class);
         m.put("analyze", AnalyzeCommand.class);
         m.put("help", CommandLine.HelpCommand.class);

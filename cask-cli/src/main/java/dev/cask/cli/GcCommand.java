@@ -1,0 +1,51 @@
+package dev.cask.cli;
+
+import dev.cask.image.GarbageCollector;
+import dev.cask.image.Images;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code cask gc}: garbage collection while servers and other commands keep running (see
+ * {@code GarbageCollector} and the safety rule in {@code GcEpochs}). A second gc waits for the
+ * first, saying so on stderr.
+ */
+@Command(name = "gc", mixinStandardHelpOptions = true,
+        description = {"Free every chunk no version reaches, while servers and other commands keep running.",
+                "Waits for another gc, and for imports and checkpoints running when it starts (it says so on stderr)."})
+final class GcCommand extends Common implements Callable<Integer> {
+    @Option(names = "--dry-run", description = "Count what would be freed; change nothing.")
+    boolean dryRun;
+    @Option(names = "--json", description = "Machine-readable output.")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        try (Images images = openImages()) {
+            GarbageCollector.Result r = images.collector().run(dryRun, m -> err().println("cask: gc: " + m), progress());
+            if (json) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("dry_run", r.dryRun());
+                m.put("epoch", r.epoch());
+                m.put("versions", r.versions());
+                m.put("chunks_marked", r.chunksMarked());
+                m.put("pointer_chunks_read", r.pointerReads());
+                m.put("chunks_freed", r.chunksFreed());
+                m.put("bytes_freed", r.bytesFreed());
+                m.put("packs_rewritten", 0);
+                m.put("seconds", Math.round(r.seconds() * 1000) / 1000.0);
+                printJson(m);
+            } else {
+                out().printf(Locale.ROOT, "%s %d chunks (%s of pack records no index entry points at now); %d chunks marked from %d versions in %.2f s%n",
+                        r.dryRun() ? "would free" : "freed", r.chunksFreed(), dev.cask.common.Sizes.human(r.bytesFreed()),
+                        r.chunksMarked(), r.versions(), r.seconds());
+            }
+            return 0;
+        }
+    }
+}
