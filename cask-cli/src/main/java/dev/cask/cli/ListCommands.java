@@ -163,6 +163,11 @@ final class ListCommands {
         public Integer call() {
             try (Images images = openImages()) {
                 Stats s = images.stats();
+                // live: stored bytes of the chunks some version reaches (a walk of every tree, each
+                // subtree once, as du); reclaimable: the rest of the packs but their headers, which
+                // gc and compaction give back
+                long live = new dev.cask.image.Usage(images).images(null).totalBytes();
+                long reclaimable = Math.max(0, s.storedBytes() - live - (long) dev.cask.store.local.PackFormat.PACK_HEADER * s.packs());
                 if (json) {
                     Map<String, Object> m = new LinkedHashMap<>();
                     m.put("images", s.images());
@@ -170,6 +175,8 @@ final class ListCommands {
                     m.put("logical_bytes", s.logicalBytes());
                     m.put("allocated_bytes", s.allocatedBytes());
                     m.put("stored_bytes", s.storedBytes());
+                    m.put("live_bytes", live);
+                    m.put("reclaimable_bytes", reclaimable);
                     m.put("unique_chunks", s.uniqueChunks());
                     m.put("packs", s.packs());
                     m.put("dedup_ratio", Math.round(s.dedupRatio() * 1000) / 1000.0);
@@ -179,6 +186,8 @@ final class ListCommands {
                     out().printf(Locale.ROOT, "logical:         %s (%d bytes, sum of head disk sizes)%n", Sizes.human(s.logicalBytes()), s.logicalBytes());
                     out().printf(Locale.ROOT, "allocated:       %s (%d bytes of non-zero blocks)%n", Sizes.human(s.allocatedBytes()), s.allocatedBytes());
                     out().printf(Locale.ROOT, "stored:          %s (%d bytes in %d packs)%n", Sizes.human(s.storedBytes()), s.storedBytes(), s.packs());
+                    out().printf(Locale.ROOT, "live:            %s (%d bytes of chunks some version reaches)%n", Sizes.human(live), live);
+                    out().printf(Locale.ROOT, "reclaimable:     %s (%d bytes: cask gc, then compaction)%n", Sizes.human(reclaimable), reclaimable);
                     out().printf("unique chunks:   %d%n", s.uniqueChunks());
                     out().printf(Locale.ROOT, "dedup ratio:     %.2f (allocated / stored)%n", s.dedupRatio());
                 }

@@ -62,6 +62,11 @@ class GcTest {
         assertEquals(0, cli.run("clone", "a", "a2").code());
         assertEquals(0, cli.run("rm", "b").code());
         long reclaimable = json(cli.run("check", "--json")).get("reclaimable_bytes").asLong();
+        JsonNode stats = json(cli.run("stats", "--json"));
+        assertEquals(reclaimable, stats.get("reclaimable_bytes").asLong(), "stats and check agree: " + stats);
+        assertEquals(stats.get("stored_bytes").asLong(), stats.get("live_bytes").asLong() + stats.get("reclaimable_bytes").asLong()
+                + 16L * stats.get("packs").asLong(), stats.toString());
+        assertTrue(stats.get("live_bytes").asLong() > 2L << 20, "a's 2 MiB of random data and its pointer chunks: " + stats);
         JsonNode dry = json(cli.run("gc", "--dry-run", "--json"));
         assertTrue(dry.get("dry_run").asBoolean());
         assertEquals(512 + 5, dry.get("chunks_freed").asLong(), dry.toString()); // b's 512 data chunks, 4 level-1 pointer chunks, its top
