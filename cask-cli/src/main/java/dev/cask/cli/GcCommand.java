@@ -37,13 +37,22 @@ final class GcCommand extends Common implements Callable<Integer> {
                 m.put("pointer_chunks_read", r.pointerReads());
                 m.put("chunks_freed", r.chunksFreed());
                 m.put("bytes_freed", r.bytesFreed());
-                m.put("packs_rewritten", 0);
+                m.put("packs_rewritten", r.compacted().packsRewritten());
+                m.put("packs_deleted", r.compacted().packsDeleted());
+                m.put("chunks_copied", r.compacted().chunksCopied());
+                m.put("pack_bytes_before", r.compacted().bytesBefore());
+                m.put("pack_bytes_after", r.compacted().bytesAfter());
                 m.put("seconds", Math.round(r.seconds() * 1000) / 1000.0);
                 printJson(m);
             } else {
                 out().printf(Locale.ROOT, "%s %d chunks (%s of pack records no index entry points at now); %d chunks marked from %d versions in %.2f s%n",
                         r.dryRun() ? "would free" : "freed", r.chunksFreed(), dev.cask.common.Sizes.human(r.bytesFreed()),
                         r.chunksMarked(), r.versions(), r.seconds());
+                if (!r.dryRun()) {
+                    out().printf("compacted: %d packs rewritten, %d deleted whole, %s of packs became %s%n", r.compacted().packsRewritten(),
+                            r.compacted().packsDeleted(), dev.cask.common.Sizes.human(r.compacted().bytesBefore()),
+                            dev.cask.common.Sizes.human(r.compacted().bytesAfter()));
+                }
             }
             return 0;
         }

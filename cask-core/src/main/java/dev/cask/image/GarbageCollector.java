@@ -37,7 +37,7 @@ import java.util.function.Consumer;
  * below it is unknown, so nothing may be swept.
  *
  * <p><b>Space.</b> GC deletes index entries; the pack bytes they pointed at come back when
- * compaction rewrites the pack. {@link Result#bytesFreed} counts the records (and segments all of
+ * compaction ({@code Compactor}, run after the sweep under the same collection) rewrites the pack. {@link Result#bytesFreed} counts the records (and segments all of
  * whose chunks are now gone) that no entry points at any more.
  *
  * <p><b>Crash.</b> Every step is a transaction on its own: a killed GC leaves some entries deleted
@@ -48,7 +48,7 @@ import java.util.function.Consumer;
 public final class GarbageCollector {
     /** What a run did (or, dry, would do). */
     public record Result(boolean dryRun, long epoch, long versions, long chunksMarked, long pointerReads,
-                         long chunksFreed, long bytesFreed, double seconds) {}
+                         long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds) {}
 
     private final Catalog catalog;
     private final ChunkStore store;
@@ -62,6 +62,14 @@ public final class GarbageCollector {
         this.catalog = catalog;
         this.store = store;
         this.local = store;
+    }
+
+    private double compactThreshold = ChunkDeleter.DEFAULT_COMPACT_THRESHOLD;
+
+    /** Packs with at least this share of garbage are rewritten after the sweep; above 1: no compaction. */
+    public GarbageCollector compactThreshold(double t) {
+        this.compactThreshold = t;
+        return this;
     }
 
     GarbageCollector beforeSweep(Runnable r) {
@@ -81,7 +89,8 @@ public final class GarbageCollector {
                 else if (loc.inSegment()) liveSegments.add(key(loc));
             });
             long bytes = freedBytes(garbage.values(), liveSegments);
-            return new Result(true, local.gcEpoch(), versions, marked.size(), pointerReads, garbage.size(), bytes, seconds(t0));
+            return new Result(true, local.gcEpoch(), versions, marked.size(), pointerReads, garbage.size(), bytes,
+                    new ChunkDeleter.Compacted(0, 0, 0, 0, 0), seconds(t0));
         }
         try (ChunkDeleter.Sweep sweep = local.begin(waiting)) {
             long versions = mark(progress);
@@ -101,7 +110,9 @@ public final class GarbageCollector {
                 progress.advance(part.size());
             }
             progress.done();
-            return new Result(false, sweep.epoch(), versions, marked.size(), pointerReads, freed, bytes, seconds(t0));
+            ChunkDeleter.Compacted compacted = compactThreshold > 1 ? new ChunkDeleter.Compacted(0, 0, 0, 0, 0)
+                    : sweep.compact(compactThreshold, progress);
+            return new Result(false, sweep.epoch(), versions, marked.size(), pointerReads, freed, bytes, compacted, seconds(t0));
         }
     }
 

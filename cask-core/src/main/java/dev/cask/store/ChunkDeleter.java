@@ -40,7 +40,20 @@ public interface ChunkDeleter {
         /** Deletes those of {@code ids} still stamped before {@link #epoch}. */
         Deleted delete(Collection<ChunkId> ids);
 
+        /**
+         * Gives back the bytes of deleted chunks: rewrites, worst first, the packs at least
+         * {@code threshold} of whose bytes no index entry points at (see {@code Compactor}). Crash-safe
+         * and resumable; never touches a pack a writer may still append to.
+         */
+        Compacted compact(double threshold, dev.cask.common.Progress progress);
+
         @Override
         void close();
     }
+
+    /** What compaction did: packs rewritten (live chunks copied), packs deleted whole, and the bytes those packs held before and their copies hold now. */
+    record Compacted(int packsRewritten, int packsDeleted, long chunksCopied, long bytesBefore, long bytesAfter) {}
+
+    /** The default share of garbage in a pack above which compaction rewrites it (see {@code Compactor}). */
+    double DEFAULT_COMPACT_THRESHOLD = 0.10;
 }

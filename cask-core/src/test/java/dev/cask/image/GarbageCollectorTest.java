@@ -84,6 +84,37 @@ class GarbageCollectorTest {
         }
     }
 
+    /** Small packs, so that images span several and compaction has packs to choose from. */
+    static final dev.cask.store.local.LocalChunkStore.Options SMALL_PACKS = new dev.cask.store.local.LocalChunkStore.Options(3, 256 << 10, false);
+
+    @Test
+    void compactionGivesTheBytesBackAndMovedChunksReadBack() {
+        byte[] a = disk(11, 3);
+        byte[] b = disk(12, 3);
+        try (Images images = Images.open(dir, SMALL_PACKS)) {
+            Version va = put(images, "a", a);
+            put(images, "b", b);
+            Version vc = put(images, "c", disk(13, 1));
+            assertArrayEquals(a, read(images, va)); // the caches now hold a's locations
+            images.remove("b");
+            long before = images.store().storedBytes();
+            GarbageCollector.Result r = images.collector().run(false, m -> {}, Progress.NONE);
+            long after = images.store().storedBytes();
+            assertTrue(r.compacted().packsDeleted() + r.compacted().packsRewritten() > 0, r.toString());
+            assertTrue(r.compacted().packsRewritten() > 0, "the pack shared by a and b, b and c: " + r);
+            assertTrue(before - after >= r.bytesFreed() * 8 / 10, "stored " + before + " -> " + after + ": " + r);
+            assertArrayEquals(a, read(images, va));
+            assertArrayEquals(disk(13, 1), read(images, vc));
+            assertTrue(images.check(true, Progress.NONE).ok(), "check --deep after compaction");
+            GarbageCollector.Result again = images.collector().run(false, m -> {}, Progress.NONE);
+            assertEquals(0, again.compacted().packsRewritten() + again.compacted().packsDeleted(), "nothing left to compact: " + again);
+        }
+        try (Images images = Images.open(dir, SMALL_PACKS)) { // a fresh process: no cache
+            assertArrayEquals(a, read(images, images.resolve("a")));
+            assertTrue(images.check(true, Progress.NONE).ok());
+        }
+    }
+
     @Test
     void dryRunChangesNothing() {
         try (Images images = Images.open(dir)) {
@@ -163,16 +194,19 @@ class GarbageCollectorTest {
         System.out.println("seed " + seed);
         Random rnd = new Random(seed);
         byte[] garbage = disk(seed + 100, 1);
-        try (Images images = Images.open(dir)) {
+        try (Images images = Images.open(dir, SMALL_PACKS)) {
             Images gcSide = images;
             images.create("vm", 4 << 20, 4096);
             AtomicBoolean stop = new AtomicBoolean();
             AtomicReference<Throwable> failed = new AtomicReference<>();
             int[] gcs = {0};
+            long[] compacted = {0, 0};
             Thread gc = new Thread(() -> {
                 try {
                     while (!stop.get()) {
-                        gcSide.collector().run(false, m -> {}, Progress.NONE);
+                        GarbageCollector.Result r = gcSide.collector().run(false, m -> {}, Progress.NONE);
+                        compacted[0] += r.compacted().packsRewritten();
+                        compacted[1] += r.chunksFreed();
                         gcs[0]++;
                     }
                 } catch (Throwable t) {
@@ -195,19 +229,20 @@ class GarbageCollectorTest {
                     }
                     Version v = vol.checkpoint("round " + round);
                     if (v != null) expected.put(v.number(), model.clone());
+                    put(images, "tmp" + round, disk(seed * 1000 + round, 1)); // unique garbage, between the volume's chunks in the packs
+                    images.remove("tmp" + round);
                     if (round % 5 == 0) {
-                        String n = "imp" + round;
-                        imported.add(put(images, n, garbage)); // the same bytes each time: garbage after each rm
-                        images.remove(n);
-                        imported.remove(imported.size() - 1);
-                        imported.add(put(images, n + "k", garbage));
+                        put(images, "imp" + round, garbage); // the same bytes each time: garbage again after each rm
+                        images.remove("imp" + round);
                     }
+                    if (round == 17) imported.add(put(images, "kept", garbage)); // dedups against garbage, kept
                 }
             }
             stop.set(true);
             gc.join();
             if (failed.get() != null) throw new AssertionError("gc failed", failed.get());
             assertTrue(gcs[0] > 0);
+            System.out.println(gcs[0] + " gc runs, " + compacted[1] + " chunks freed, " + compacted[0] + " packs rewritten");
             gcSide.collector().run(false, m -> {}, Progress.NONE);
             for (var e : expected.entrySet()) {
                 assertArrayEquals(e.getValue(), read(images, images.catalog().version("vm", e.getKey())), "vm@" + e.getKey() + " seed " + seed);

@@ -379,6 +379,57 @@ final class ChunkIndex implements AutoCloseable {
         return deleted;
     }
 
+    /**
+     * Compaction's index switch: points each of {@code moves} at its new location if it still points
+     * into pack {@code from}, in one transaction made durable before it returns (synchronous=FULL:
+     * the old pack is deleted after it, so a power cut must not take the switch back). Returns the
+     * number of entries switched.
+     */
+    synchronized int relocate(java.util.Map<ChunkId, ChunkLocation> moves, int from) {
+        if (moves.isEmpty()) return 0;
+        try (Statement st = writer.createStatement()) {
+            st.execute("PRAGMA synchronous=FULL");
+            try {
+                st.execute("BEGIN IMMEDIATE");
+                int n = 0;
+                try (PreparedStatement up = writer.prepareStatement("UPDATE chunks SET pack = ?, offset = ?, length = ?, slot = ? WHERE id = ? AND pack = ?")) {
+                    for (var e : moves.entrySet()) {
+                        up.setInt(1, e.getValue().pack());
+                        up.setLong(2, e.getValue().offset());
+                        up.setInt(3, e.getValue().length());
+                        up.setInt(4, e.getValue().slot());
+                        up.setBytes(5, e.getKey().toBytes());
+                        up.setInt(6, from);
+                        n += up.executeUpdate();
+                    }
+                    st.execute("COMMIT");
+                } catch (SQLException ex) {
+                    st.execute("ROLLBACK");
+                    throw ex;
+                }
+                return n;
+            } finally {
+                st.execute("PRAGMA synchronous=NORMAL");
+            }
+        } catch (SQLException e) {
+            throw error("switching " + moves.size() + " entries from pack " + from, e);
+        }
+    }
+
+    /** The entries pointing into pack {@code pack} (a scan of the whole table: there is no index by pack). */
+    java.util.Map<ChunkId, ChunkLocation> entriesIn(int pack) {
+        java.util.Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
+        try (Connection c = connect(); PreparedStatement st = c.prepareStatement("SELECT id, pack, offset, length, slot FROM chunks WHERE pack = ? ORDER BY offset, slot")) {
+            st.setInt(1, pack);
+            try (ResultSet rs = st.executeQuery()) {
+                while (rs.next()) out.put(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
+            }
+        } catch (SQLException e) {
+            throw error("entries of pack " + pack, e);
+        }
+        return out;
+    }
+
     /** Removes every entry (used before a rebuild from the packs). */
     synchronized void clear() {
         try (Statement st = writer.createStatement()) {

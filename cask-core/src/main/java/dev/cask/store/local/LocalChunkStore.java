@@ -657,13 +657,34 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         }
     }
 
+    /**
+     * Seals the open pack: flushed and fsynced, no more appends. Its lock and marker are kept until
+     * the next {@link #sync} has indexed the chunks appended to it ({@link #releaseSealed}): until
+     * then it looks to compaction like a pack being written, which it must not rewrite or delete
+     * (its chunks are not in the index yet, so it would look like garbage).
+     */
     private void sealPack() throws IOException {
         flushBuffer();
         force(packChannel);
-        packChannel.close(); // releases packLock
+        sealedUnindexed.put(packId, packChannel); // the channel holds packLock
         packChannel = null;
         packLock = null;
-        Files.deleteIfExists(PackRecovery.markerPath(packDir, packId));
+    }
+
+    /** Sealed packs whose chunks are not all indexed yet, with the channel holding each one's lock. Guarded by "this". */
+    private final Map<Integer, FileChannel> sealedUnindexed = new java.util.TreeMap<>();
+
+    /** Releases the locks and markers of sealed packs once their chunks are indexed. Caller holds "this". */
+    void releaseSealed() {
+        for (var e : sealedUnindexed.entrySet()) {
+            try {
+                e.getValue().close(); // releases the pack's lock
+                Files.deleteIfExists(PackRecovery.markerPath(packDir, e.getKey()));
+            } catch (IOException ignored) {
+                // a marker left: the next open finds the pack whole and deletes it
+            }
+        }
+        sealedUnindexed.clear();
     }
 
     /**
@@ -700,6 +721,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         } catch (IOException ignored) {
             // PackRecovery finds the pack whole, or cuts what is left
         }
+        releaseSealed();
         for (int id : unsyncedPacks) {
             try {
                 Files.deleteIfExists(packPath(id));
@@ -710,6 +732,83 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             }
         }
         unsyncedPacks.clear();
+    }
+
+    /**
+     * Compaction's write ({@link Compactor}): appends copies of the chunks {@code plains} (their
+     * verified plain bytes) to this process's pack, runs of equal length as segments as a put would,
+     * flushes and fsyncs them, and returns their new locations. Nothing is indexed: the caller
+     * switches the index, then calls {@link #releaseSealed}. Pending chunks are synced first.
+     */
+    synchronized Map<ChunkId, ChunkLocation> appendCopies(List<ChunkId> ids, List<byte[]> plains) {
+        checkOpen();
+        sync();
+        Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
+        try {
+            int i = 0;
+            while (i < ids.size()) {
+                int len = plains.get(i).length;
+                int per = len == 0 ? 1 : Math.max(1, Math.min(PackFormat.MAX_SEGMENT_CHUNKS, options.segmentBytes() / len));
+                int j = i;
+                while (j < ids.size() && j - i < per && plains.get(j).length == len) j++;
+                if (j - i >= 2) {
+                    ChunkId[] gids = ids.subList(i, j).toArray(ChunkId[]::new);
+                    byte[] data = new byte[(j - i) * len];
+                    int[] offs = new int[j - i];
+                    for (int k = 0; k < j - i; k++) {
+                        offs[k] = k * len;
+                        System.arraycopy(plains.get(i + k), 0, data, k * len, len);
+                    }
+                    byte[] seg = encodeSegment(gids, data, offs, len);
+                    if (seg != null && seg != WEAK) {
+                        long at = append(seg);
+                        for (int k = 0; k < gids.length; k++) out.put(gids[k], new ChunkLocation(packId, at, seg.length, k));
+                        i = j;
+                        continue;
+                    }
+                }
+                for (int k = i; k < j; k++) {
+                    byte[] r = encode(ids.get(k), plains.get(k), 0, len);
+                    long at = append(r);
+                    out.put(ids.get(k), new ChunkLocation(packId, at, r.length));
+                }
+                i = j;
+            }
+            flushBuffer();
+            force(packChannel);
+        } catch (FsyncFailed e) {
+            poison(e);
+            throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getMessage(), e.getCause());
+        } catch (IOException e) {
+            throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
+        }
+        packSynced = packFlushed;
+        unsyncedPacks.clear();
+        return out;
+    }
+
+    /** The pack this process appends to, or -1. */
+    int openPackId() {
+        return packChannel == null ? -1 : packId;
+    }
+
+    /** True when this process holds {@code pack} open for appending or sealed but not yet indexed. */
+    synchronized boolean ownsPack(int pack) {
+        return (packChannel != null && packId == pack) || sealedUnindexed.containsKey(pack);
+    }
+
+    /** Forgets a deleted pack's read channel. */
+    void dropPack(int pack) {
+        FileChannel ch = readChannels.remove(pack);
+        try {
+            if (ch != null) ch.close();
+        } catch (IOException ignored) {
+            // read-only
+        }
+    }
+
+    static void fsyncDirectory(Path d) throws IOException {
+        fsyncDir(d);
     }
 
     // ---------------------------------------------------------------- sync
@@ -741,6 +840,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             pending.remove(e.getKey(), e.getValue());
         }
         unsyncedPacks.clear();
+        releaseSealed();
         syncs++;
     }
 
@@ -760,7 +860,18 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         }
         ChunkLocation loc = locate(id);
         if (loc == null) throw new CaskException.NotFound("chunk " + id.hex() + ": not in store " + dir);
-        byte[] data = read(id, loc, true);
+        byte[] data;
+        try {
+            data = read(id, loc, true);
+        } catch (CaskException e) {
+            if (!packGone(e)) throw e;
+            // a cached location into a pack compaction deleted: the index has the chunk's new one
+            located.invalidate(id);
+            ChunkLocation now = index.find(id);
+            if (now == null || now.equals(loc)) throw e;
+            remember(Map.of(id, now));
+            data = read(id, now, true);
+        }
         if (plain != null) plain.put(id, data.clone());
         return data;
     }
@@ -787,13 +898,6 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         remember(index.locateAll(wanted));
     }
 
-    /**
-     * Keeps index answers for reads: an entry's location never changes once written. Garbage
-     * collection may delete an entry; a read through a stale answer still finds the chunk's bytes
-     * (the pack stays until compaction), and no put trusts this cache (see {@link GcEpochs}). Bounded to
-     * about a sixteenth of the heap at some 160 bytes an entry (at least 64k entries), with
-     * Caffeine's frequency-aware eviction.
-     */
     private GcEpochs gcEpochs;
 
     private synchronized GcEpochs gcEpochs() {
@@ -824,6 +928,13 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         located.invalidateAll(ids);
     }
 
+    /**
+     * Keeps index answers for reads: an entry's location never changes once written. Garbage
+     * collection may delete an entry; a read through a stale answer still finds the chunk's bytes
+     * (the pack stays until compaction), and no put trusts this cache (see {@link GcEpochs}). Bounded to
+     * about a sixteenth of the heap at some 160 bytes an entry (at least 64k entries), with
+     * Caffeine's frequency-aware eviction.
+     */
     private void remember(Map<ChunkId, ChunkLocation> found) {
         located.putAll(found);
     }
@@ -947,7 +1058,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         FileChannel ch = readChannels.get(pack);
         if (ch != null) return ch;
         Path p = packPath(pack);
-        if (!Files.exists(p)) throw new CaskException.Corrupt("pack " + pack + ": file " + p + " is missing");
+        if (!Files.exists(p)) throw new PackGone("pack " + pack + ": file " + p + " is missing");
         synchronized (readChannels) {
             ch = readChannels.get(pack);
             if (ch == null) {
@@ -1001,6 +1112,37 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      */
     @Override
     public void getAll(List<ChunkId> ids, ChunkSink sink) {
+        boolean[] delivered = new boolean[ids.size()];
+        try {
+            getAllOnce(ids, (i, data, off, len) -> {
+                delivered[i] = true;
+                sink.chunk(i, data, off, len);
+            });
+        } catch (CaskException e) {
+            if (!packGone(e)) throw e;
+            // compaction moved some of these chunks and deleted their pack after their locations
+            // were cached: the rest one by one, through get's fresh lookup
+            for (int i = 0; i < ids.size(); i++) {
+                if (delivered[i]) continue;
+                byte[] data = get(ids.get(i));
+                sink.chunk(i, data, 0, data.length);
+            }
+        }
+    }
+
+    /** True when {@code e} came from a pack file that no longer exists (see {@link Compactor}). */
+    private static boolean packGone(CaskException e) {
+        return e instanceof PackGone || e.getCause() instanceof java.nio.file.NoSuchFileException;
+    }
+
+    /** A pack a location pointed at is gone: compaction moved its chunks (the index knows where). */
+    static final class PackGone extends CaskException.Corrupt {
+        PackGone(String message) {
+            super(message);
+        }
+    }
+
+    private void getAllOnce(List<ChunkId> ids, ChunkSink sink) {
         int n = ids.size();
         ChunkLocation[] locs = new ChunkLocation[n];
         boolean[] done = new boolean[n]; // handed over from a cache (the same id may miss it at another index)
@@ -1499,6 +1641,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         try {
             sync();
             if (packChannel != null) sealPack();
+            releaseSealed();
         } catch (IOException | CaskException e) {
             // nobody can sync what is pending any more: give its bytes back (see the class essay)
             poison();
