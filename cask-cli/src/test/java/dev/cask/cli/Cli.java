@@ -58,7 +58,8 @@ final class Cli {
     private Process start(List<String> prefix, String... args) throws IOException {
         List<String> cmd = new ArrayList<>(prefix);
         cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                "--enable-native-access=ALL-UNNAMED", "-Dcask.pack.limit=" + Long.getLong("cask.pack.limit", 256L << 20),
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "--store", store.toString()));
         cmd.addAll(List.of(args));
         return new ProcessBuilder(cmd).start();

@@ -102,9 +102,18 @@ final class ChunkIndex implements AutoCloseable {
                 if (version != SCHEMA) st.execute("PRAGMA user_version=" + SCHEMA);
                 st.execute("COMMIT");
             } catch (SQLException e) {
-                st.execute("ROLLBACK");
+                rollback(st, e);
                 throw e;
             }
+        }
+    }
+
+    /** Rolls back after {@code cause}; a rollback that fails too (SQLite already rolled back, the disk is full) is added to it, never hides it. */
+    private static void rollback(Statement st, SQLException cause) {
+        try {
+            st.execute("ROLLBACK");
+        } catch (SQLException e) {
+            cause.addSuppressed(e);
         }
     }
 
@@ -257,7 +266,7 @@ final class ChunkIndex implements AutoCloseable {
                     st.execute("COMMIT");
                     return e;
                 } catch (SQLException ex) {
-                    st.execute("ROLLBACK");
+                    rollback(st, ex);
                     throw ex;
                 }
             } finally {
@@ -329,7 +338,7 @@ final class ChunkIndex implements AutoCloseable {
                 }
                 st.execute("COMMIT");
             } catch (SQLException e) {
-                st.execute("ROLLBACK");
+                rollback(st, e);
                 throw e;
             }
         } catch (SQLException e) {
@@ -370,7 +379,7 @@ final class ChunkIndex implements AutoCloseable {
                 }
                 st.execute("COMMIT");
             } catch (SQLException e) {
-                st.execute("ROLLBACK");
+                rollback(st, e);
                 throw e;
             }
         } catch (SQLException e) {
@@ -404,7 +413,7 @@ final class ChunkIndex implements AutoCloseable {
                     }
                     st.execute("COMMIT");
                 } catch (SQLException ex) {
-                    st.execute("ROLLBACK");
+                    rollback(st, ex);
                     throw ex;
                 }
                 return n;

@@ -156,7 +156,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
          * {@code cask.zstd.level}, {@code cask.segment.bytes}, {@code cask.segment.level} say otherwise.
          */
         public static Options defaults() {
-            return new Options(Integer.getInteger("cask.zstd.level", 1), 256L << 20, false,
+            return new Options(Integer.getInteger("cask.zstd.level", 1), Long.getLong("cask.pack.limit", 256L << 20), false,
                     Integer.getInteger("cask.segment.bytes", DEFAULT_SEGMENT_BYTES), Integer.getInteger("cask.segment.level", DEFAULT_SEGMENT_LEVEL), 0);
         }
 
