@@ -57,9 +57,12 @@ final class Cli {
 
     private Process start(List<String> prefix, String... args) throws IOException {
         List<String> cmd = new ArrayList<>(prefix);
-        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-Dcask.pack.limit=" + Long.getLong("cask.pack.limit", 256L << 20),
-                "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED"));
+        // tuning knobs a test set for itself (cask.pack.limit, cask.cache.bytes) hold for its children too
+        for (String knob : List.of("cask.pack.limit", "cask.cache.bytes")) {
+            if (System.getProperty(knob) != null) cmd.add("-D" + knob + "=" + System.getProperty(knob));
+        }
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "--store", store.toString()));
         cmd.addAll(List.of(args));
         return new ProcessBuilder(cmd).start();

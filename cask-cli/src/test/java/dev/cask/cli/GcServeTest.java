@@ -26,7 +26,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * checkpoints on {@code cask snapshot}, while {@code cask gc} processes (with compaction) run in a
  * loop and imports of data that is garbage (rm'd after) dedup against it; some of the VM's blocks
  * are copies of that garbage. Afterwards every version the snapshots made exports exactly as the
- * model says, and check --deep is clean. Seeded (-Dcask.seed=N replays the data, not the timing).
+ * model says, every read through the server during the run returned the model's bytes, and check
+ * --deep is clean. Seeded (-Dcask.seed=N replays the data, not the timing).
  */
 class GcServeTest {
     @TempDir
@@ -35,11 +36,13 @@ class GcServeTest {
     @AfterEach
     void defaultPacks() {
         System.clearProperty("cask.pack.limit");
+        System.clearProperty("cask.cache.bytes");
     }
 
     @Test
     void aServedVolumeKeepsEveryVersionWhileGcLoops() throws Exception {
         System.setProperty("cask.pack.limit", String.valueOf(256 << 10));
+        System.setProperty("cask.cache.bytes", "0"); // the server reads packs, not a cache of plain bytes
         long seed = Long.getLong("cask.seed", System.nanoTime());
         System.out.println("GcServeTest seed " + seed);
         Random rnd = new Random(seed);
@@ -86,6 +89,12 @@ class GcServeTest {
                         System.arraycopy(data, 0, model, blk * 4096, 4096);
                     }
                     c.flush();
+                    // the whole disk read back through the server, whose cached locations point into
+                    // packs the gc processes compact and delete
+                    for (int off = 0; off < model.length; off += 256 << 10) {
+                        assertArrayEquals(java.util.Arrays.copyOfRange(model, off, off + (256 << 10)), c.read(off, 256 << 10),
+                                "round " + round + " offset " + off + " seed " + seed);
+                    }
                     Cli.Result snap = cli.run("snapshot", "vm", "-m", "round " + round);
                     assertEquals(0, snap.code(), snap.toString());
                     Matcher m = ver.matcher(snap.out());

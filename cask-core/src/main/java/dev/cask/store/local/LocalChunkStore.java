@@ -112,6 +112,15 @@ import java.util.stream.Stream;
  * {@code packs/NNNNNNNN.open} until it seals it. A marker whose pack nobody locks was left by a
  * writer that died: {@link PackRecovery} cuts that pack's torn tail on open (see there).
  *
+ * <p><b>Garbage collection and compaction.</b> This class is also the store's
+ * {@link dev.cask.store.ChunkDeleter}: its puts stamp index entries with the GC epoch and confirm
+ * every dedup hit in the index, never in a cache, and writers register sessions ({@link GcEpochs}
+ * holds the safety rule); {@link Compactor} rewrites packs through {@link #appendCopies}. A sealed
+ * pack keeps its lock and marker until the sync that indexes its chunks, so compaction never takes
+ * it for garbage. A read through a cached location into a pack compaction deleted asks the index
+ * again; read channels of deleted packs are closed within about 10 s of a read, so a server does
+ * not keep their space.
+ *
  * <p><b>Formats.</b> Store format 2 (this class writes pack format 2 and index schema 2); a
  * format-1 store is upgraded when opened, and its packs and index entries are read as they are.
  *
@@ -1040,8 +1049,19 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         try {
             FileChannel ch = channel(loc.pack());
             long pos = loc.offset();
+            boolean reopened = false;
             while (bb.hasRemaining()) {
-                int n = ch.read(bb, pos);
+                int n;
+                try {
+                    n = ch.read(bb, pos);
+                } catch (java.nio.channels.ClosedChannelException closed) {
+                    // closed by closeDeletedPacks: open it again once, or learn that it is gone
+                    if (closed instanceof java.nio.channels.ClosedByInterruptException || reopened) throw closed;
+                    reopened = true;
+                    readChannels.remove(loc.pack(), ch);
+                    ch = channel(loc.pack());
+                    continue;
+                }
                 if (n < 0) {
                     throw new CaskException.Corrupt("pack " + loc.pack() + ": ends before offset " + (loc.offset() + loc.length())
                             + " (record at offset " + loc.offset() + " is truncated)");
@@ -1054,7 +1074,32 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return rec;
     }
 
+    /** When {@link #closeDeletedPacks} last ran (System.nanoTime). */
+    private volatile long deletedPacksChecked = System.nanoTime();
+
+    /**
+     * Closes the read channels of packs compaction has deleted, so that a long-running process
+     * (a server) does not keep their disk space: at most every 10 s, on a read. A read racing with
+     * it opens the pack again and, finding it gone, asks the index ({@link #get}).
+     */
+    private void closeDeletedPacks() {
+        long now = System.nanoTime();
+        if (now - deletedPacksChecked < 10_000_000_000L) return;
+        deletedPacksChecked = now;
+        for (var e : readChannels.entrySet()) {
+            if (Files.exists(packPath(e.getKey()))) continue;
+            if (readChannels.remove(e.getKey(), e.getValue())) {
+                try {
+                    e.getValue().close();
+                } catch (IOException ignored) {
+                    // read-only
+                }
+            }
+        }
+    }
+
     private FileChannel channel(int pack) throws IOException {
+        closeDeletedPacks();
         FileChannel ch = readChannels.get(pack);
         if (ch != null) return ch;
         Path p = packPath(pack);
@@ -1132,7 +1177,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /** True when {@code e} came from a pack file that no longer exists (see {@link Compactor}). */
     private static boolean packGone(CaskException e) {
-        return e instanceof PackGone || e.getCause() instanceof java.nio.file.NoSuchFileException;
+        return e instanceof PackGone || e.getCause() instanceof java.nio.file.NoSuchFileException
+                || e.getCause() instanceof java.nio.channels.ClosedChannelException;
     }
 
     /** A pack a location pointed at is gone: compaction moved its chunks (the index knows where). */
