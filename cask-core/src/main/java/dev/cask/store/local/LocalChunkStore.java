@@ -1098,6 +1098,11 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         }
     }
 
+    /** Runs {@link #closeDeletedPacks} at the next read (tests). */
+    void checkDeletedPacksSoon() {
+        deletedPacksChecked = System.nanoTime() - 20_000_000_000L;
+    }
+
     private FileChannel channel(int pack) throws IOException {
         closeDeletedPacks();
         FileChannel ch = readChannels.get(pack);

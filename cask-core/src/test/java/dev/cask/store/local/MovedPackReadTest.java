@@ -1,0 +1,75 @@
+package dev.cask.store.local;
+
+import dev.cask.store.ChunkId;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
+/**
+ * A process that cached where a chunk is while another process's compaction moved the chunk and
+ * deleted its pack: its reads (get and getAll) ask the index again and get the bytes from the copy.
+ * The other process is played by hand: a copy of the pack under a new number, the index switched
+ * through its own connection, the old pack deleted.
+ */
+class MovedPackReadTest {
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void cache() {
+        System.clearProperty("cask.cache.bytes");
+    }
+
+    @Test
+    void aCachedLocationIntoADeletedPackFindsTheCopy() throws Exception {
+        System.setProperty("cask.cache.bytes", "0"); // no plain cache: reads go to the packs
+        Random rnd = new Random(5);
+        try (LocalChunkStore store = LocalChunkStore.open(dir, new LocalChunkStore.Options(3, 64 << 10, false))) {
+            List<ChunkId> ids = new ArrayList<>();
+            List<byte[]> data = new ArrayList<>();
+            for (int i = 0; i < 40; i++) { // random 4 KiB records: several 64 KiB packs
+                byte[] b = new byte[4096];
+                rnd.nextBytes(b);
+                ids.add(store.put(b));
+                data.add(b);
+            }
+            store.sync();
+            ChunkId moved = ids.get(0);
+            ChunkLocation old = store.locate(moved);
+            assertEquals(1, old.pack());
+            assertArrayEquals(data.get(0), store.get(moved)); // location cached, pack 1 open for reading
+
+            // the other process: copy pack 1 as pack 1000, switch the entries, delete pack 1
+            Files.copy(store.packPath(1), store.packPath(1000));
+            try (ChunkIndex other = new ChunkIndex(dir.resolve("index.db"))) {
+                Map<ChunkId, ChunkLocation> moves = new java.util.HashMap<>();
+                for (var e : other.entriesIn(1).entrySet()) {
+                    ChunkLocation l = e.getValue();
+                    moves.put(e.getKey(), new ChunkLocation(1000, l.offset(), l.length(), l.slot()));
+                }
+                other.relocate(moves, 1);
+            }
+            Files.delete(store.packPath(1));
+
+            store.checkDeletedPacksSoon(); // the read channel of pack 1 goes at the next read
+            assertArrayEquals(data.get(0), store.get(moved));
+            assertEquals(1000, store.locate(moved).pack());
+            List<ChunkId> all = new ArrayList<>(ids);
+            byte[][] got = new byte[all.size()][];
+            store.getAll(all, (i, b, off, len) -> got[i] = java.util.Arrays.copyOfRange(b, off, off + len));
+            for (int i = 0; i < all.size(); i++) assertArrayEquals(data.get(i), got[i], "chunk " + i);
+            assertFalse(Files.exists(store.packPath(1)));
+        }
+    }
+}
