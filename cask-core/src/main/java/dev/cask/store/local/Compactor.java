@@ -37,8 +37,10 @@ import java.util.Set;
  * <p><b>Which packs.</b> Never a pack a writer may still append to or whose chunks are not all
  * indexed yet: a pack with a {@code .open} marker, or whose lock another process holds (a writer
  * keeps both until the sync that indexes the pack's chunks), or shorter than a pack header (a
- * writer that has created but not locked it yet); the lock is held by compaction while it
- * rewrites the pack. Never the highest-numbered pack, so a pack number is never used twice (new
+ * writer that has created but not locked it yet). A run locks the packs it chose (at most
+ * {@link #MAX_PACKS_PER_RUN}) before it reads their entries in one scan of the index, and holds
+ * each lock until the pack is deleted: a pack's creator indexes all its chunks before it lets go
+ * of the lock, so the scan sees every entry the pack will ever have. Never the highest-numbered pack, so a pack number is never used twice (new
  * packs are numbered one past the highest): a location a reader cached can only ever mean the pack
  * it was read from. Readers: a process that has P open keeps reading it after the unlink (Linux);
  * one that opens P after it is gone finds it missing and asks the index again, which points at the
@@ -74,7 +76,6 @@ final class Compactor {
             if (loc.inSegment() && !segmentsSeen.add(((long) loc.pack() << 40) ^ loc.offset())) return;
             live.merge(loc.pack(), (long) loc.length(), Long::sum);
         });
-        record Candidate(int pack, long size, long garbage) {}
         List<Candidate> candidates = new ArrayList<>();
         for (int p : packs) {
             if (p == highest || store.ownsPack(p)) continue;
@@ -88,6 +89,43 @@ final class Compactor {
             if (size >= PackFormat.PACK_HEADER && garbage >= threshold * size) candidates.add(new Candidate(p, size, garbage));
         }
         candidates.sort(Comparator.comparingDouble((Candidate c) -> -(double) c.garbage() / c.size()));
+        if (candidates.size() > MAX_PACKS_PER_RUN) candidates = new ArrayList<>(candidates.subList(0, MAX_PACKS_PER_RUN));
+        // lock the chosen packs first, then read their entries in one more scan of the index (it has
+        // no index by pack: one scan per pack would cost packs x entries). Only a pack's creator adds
+        // entries into it, and it indexes them all before it lets go of the pack's lock: with the
+        // lock held here, the scan sees every entry the pack will ever have
+        Map<Integer, FileChannel> locked = new HashMap<>();
+        try {
+            return compact(candidates, locked, progress);
+        } finally {
+            for (FileChannel ch : locked.values()) {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // releases the lock
+                }
+            }
+        }
+    }
+
+    /** At most this many packs per run (each held open and locked while the run lasts); the next run takes the rest. */
+    static final int MAX_PACKS_PER_RUN = 256;
+
+    private record Candidate(int pack, long size, long garbage) {}
+
+    private Result compact(List<Candidate> all, Map<Integer, FileChannel> locked, Progress progress) {
+        List<Candidate> candidates = new ArrayList<>();
+        for (Candidate c : all) {
+            FileChannel ch = lock(c.pack());
+            if (ch == null) continue;
+            locked.put(c.pack(), ch);
+            candidates.add(c);
+        }
+        Set<Integer> chosen = locked.keySet();
+        Map<Integer, List<Map.Entry<ChunkId, ChunkLocation>>> found = new HashMap<>();
+        store.index().forEach((id, loc) -> {
+            if (chosen.contains(loc.pack())) found.computeIfAbsent(loc.pack(), k -> new ArrayList<>()).add(Map.entry(id, loc));
+        });
         progress.startItems("compact", candidates.size());
         int rewritten = 0;
         int deleted = 0;
@@ -95,7 +133,17 @@ final class Compactor {
         long before = 0;
         long after = 0;
         for (Candidate c : candidates) {
-            long[] moved = rewrite(c.pack());
+            List<Map.Entry<ChunkId, ChunkLocation>> es = found.getOrDefault(c.pack(), List.of());
+            es = new ArrayList<>(es);
+            es.sort(Comparator.comparingLong((Map.Entry<ChunkId, ChunkLocation> e) -> e.getValue().offset()).thenComparingInt(e -> e.getValue().slot()));
+            Map<ChunkId, ChunkLocation> entries = new java.util.LinkedHashMap<>();
+            for (var e : es) entries.put(e.getKey(), e.getValue());
+            long[] moved = rewrite(c.pack(), entries);
+            try {
+                locked.remove(c.pack()).close();
+            } catch (IOException ignored) {
+                // releases the lock of a deleted pack
+            }
             if (moved != null) {
                 before += c.size();
                 after += moved[1];
@@ -109,19 +157,40 @@ final class Compactor {
         return new Result(rewritten, deleted, copied, before, after);
     }
 
-    /** Rewrites pack {@code p}; null when it is busy (a writer holds it). Returns {chunks copied, bytes of the copies}. */
-    private long[] rewrite(int p) {
-        Path path = store.packPath(p);
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+    /** Pack {@code p} opened and locked, or null when a writer may still use it (see the class comment). */
+    private FileChannel lock(int p) {
+        FileChannel ch = null;
+        try {
+            ch = FileChannel.open(store.packPath(p), StandardOpenOption.READ, StandardOpenOption.WRITE);
             FileLock lock;
             try {
                 lock = ch.tryLock();
             } catch (OverlappingFileLockException e) {
-                return null; // another store object of this JVM writes it
+                lock = null; // another store object of this JVM writes it
             }
-            if (lock == null) return null; // a writer holds it
-            if (Files.exists(PackRecovery.markerPath(store.packDir(), p)) || ch.size() < PackFormat.PACK_HEADER) return null;
-            Map<ChunkId, ChunkLocation> entries = store.index().entriesIn(p);
+            if (lock != null && !Files.exists(PackRecovery.markerPath(store.packDir(), p)) && ch.size() >= PackFormat.PACK_HEADER) {
+                FileChannel locked = ch;
+                ch = null;
+                return locked;
+            }
+            return null;
+        } catch (IOException e) {
+            return null; // gone meanwhile
+        } finally {
+            if (ch != null) {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // releases the lock
+                }
+            }
+        }
+    }
+
+    /** Rewrites pack {@code p}, which the caller holds locked. Returns {chunks copied, bytes of the copies}. */
+    private long[] rewrite(int p, Map<ChunkId, ChunkLocation> entries) {
+        Path path = store.packPath(p);
+        try {
             long bytes = 0;
             if (!entries.isEmpty()) {
                 List<ChunkId> ids = new ArrayList<>(entries.keySet());
@@ -131,14 +200,15 @@ final class Compactor {
                 for (ChunkLocation l : copies.values()) bytes += l.inSegment() ? 0 : l.length();
                 Set<Long> segs = new HashSet<>();
                 for (ChunkLocation l : copies.values()) if (l.inSegment() && segs.add(((long) l.pack() << 40) ^ l.offset())) bytes += l.length();
-                store.index().relocate(copies, p);
+                int switched = store.index().relocate(copies, p);
+                if (switched != copies.size()) {
+                    throw new CaskException.Io("pack " + p + ": " + switched + " of " + copies.size()
+                            + " entries switched to their copies; the pack is left in place", null);
+                }
                 synchronized (store) {
                     store.releaseSealed();
                 }
                 store.forget(ids);
-            }
-            if (!store.index().entriesIn(p).isEmpty()) {
-                throw new CaskException.Io("pack " + p + ": entries still point into it after compaction switched them; left in place", null);
             }
             Files.delete(path);
             Files.deleteIfExists(PackRecovery.markerPath(store.packDir(), p));
