@@ -1,0 +1,229 @@
+package dev.cask.analysis;
+
+import dev.cask.analysis.ReportDocument.BlockNumbers;
+import dev.cask.analysis.ReportDocument.BlocksDocument;
+import dev.cask.analysis.ReportDocument.Image;
+import dev.cask.analysis.ReportDocument.Step;
+import dev.cask.analysis.ReportDocument.StrategyEntry;
+import dev.cask.common.Sizes;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The page of a block-level report ({@code "kind":"blocks"}); see {@link HtmlReport} for its ids. One per page. */
+final class BlocksPage extends HtmlPage {
+    String blocks(BlocksDocument doc) {
+        List<Image> images = doc.images();
+        List<StrategyEntry> strategies = doc.strategies();
+        head("cask analysis: " + images.size() + " images, blocks",
+                "Block-level duplication: " + count(images.size(), "image") + ", "
+                        + count(strategies.size(), "strategy", "strategies"));
+
+        StringBuilder summary = new StringBuilder();
+        summary.append(count(images.size(), "image"));
+        Long logical = sumOrNull(images.stream().map(Image::logicalBytes).toList());
+        if (logical != null) summary.append(", ").append(Sizes.human(logical)).append(" logical");
+        summary.append("; ").append(count(strategies.size(), "strategy", "strategies")).append('.');
+        StrategyEntry best = null;
+        for (StrategyEntry s : strategies) {
+            Long u = s.collection().unique();
+            if (u != null && (best == null || u < best.collection().unique())) best = s;
+        }
+        if (best != null) {
+            summary.append(" Fewest unique bytes: ").append(best.name()).append(", ")
+                    .append(Sizes.human(best.collection().unique()));
+            if (best.collection().dedupRatio() != null) {
+                summary.append(" (dedup ratio ").append(ratio(best.collection().dedupRatio())).append(')');
+            }
+            summary.append('.');
+        }
+        out.append("<p id=\"").append(fixedId("summary")).append("\">").append(escape(summary.toString()))
+                .append("</p>\n");
+        nav("section-images", "Images", "section-block-size", "Block size", "section-overlap", "Overlap",
+                "section-growth", "Growth", "section-strategies", "Per image");
+
+        section("section-images", "Images");
+        out.append("<table id=\"").append(fixedId("table-images")).append("\">\n<thead><tr><th>#</th><th>image</th>")
+                .append("<th>format</th><th>logical size</th><th>partitions</th><th>source</th></tr></thead>\n<tbody>\n");
+        for (int i = 0; i < images.size(); i++) {
+            Image im = images.get(i);
+            out.append("<tr><td class=\"num\">").append(i + 1).append("</td>").append(textCell(im.name()))
+                    .append(textCell(im.format())).append(bytesCell(im.logicalBytes()))
+                    .append(countCell(im.partitions() == null ? null : (long) im.partitions()))
+                    .append("<td class=\"path\">").append(escape(im.source())).append("</td></tr>\n");
+        }
+        out.append("</tbody>\n</table>\n</section>\n");
+
+        section("section-block-size", "Unique bytes against block size");
+        out.append("<p class=\"note\">Collection unique bytes (what a store would keep, before compression) for "
+                + "each strategy kind and block size; dashed: the same after compression.</p>\n");
+        blockSizeChart(strategies);
+        strategiesTable(strategies);
+        out.append("</section>\n");
+
+        section("section-overlap", "Overlap between images");
+        out.append("<p class=\"note\">For each pair of images: unique bytes present in both over unique bytes "
+                + "present in either (1 = same content, 0 = nothing shared).</p>\n");
+        StrategyEntry primary = primary(strategies);
+        for (StrategyEntry s : strategies) {
+            if (s.overlap() == null) {
+                out.append("<p class=\"note\">").append(escape(s.name())).append(": no overlap matrix in the report.</p>\n");
+                continue;
+            }
+            out.append(s == primary ? "<details open=\"open\">" : "<details>").append("<summary>")
+                    .append(escape(s.name())).append("</summary>\n");
+            out.append(SvgCharts.heatMap(id("heatmap-", s.name()), "Overlap between images, " + s.name(),
+                    images.stream().map(Image::name).toList(), s.overlap()));
+            out.append("</details>\n");
+        }
+        out.append("</section>\n");
+
+        section("section-growth", "Growth");
+        out.append("<p class=\"note\">Collection unique bytes as images are added in order.</p>\n");
+        blocksGrowth(images, strategies);
+        out.append("</section>\n");
+
+        section("section-strategies", "Per image, per strategy");
+        for (StrategyEntry s : strategies) {
+            out.append(s == primary ? "<details open=\"open\">" : "<details>").append("<summary>")
+                    .append(escape(s.name() + " (" + s.kind() + ", " + blockSize(s.blockSize()) + " blocks)"))
+                    .append("</summary>\n");
+            strategyTable(s);
+            out.append("</details>\n");
+        }
+        out.append("</section>\n");
+        return end();
+    }
+
+    private StrategyEntry primary(List<StrategyEntry> strategies) {
+        for (StrategyEntry s : strategies) if (s.name().equals("fixed-4096") && s.overlap() != null) return s;
+        for (StrategyEntry s : strategies) if (s.blockSize() == 4096 && s.overlap() != null) return s;
+        for (StrategyEntry s : strategies) if (s.overlap() != null) return s;
+        return strategies.isEmpty() ? null : strategies.getFirst();
+    }
+
+    private void blockSizeChart(List<StrategyEntry> strategies) {
+        Map<String, List<StrategyEntry>> byKind = byKind(strategies);
+        List<SvgCharts.Series> series = new ArrayList<>();
+        java.util.TreeSet<Long> sizes = new java.util.TreeSet<>();
+        int k = 0;
+        for (Map.Entry<String, List<StrategyEntry>> e : byKind.entrySet()) {
+            String color = kindColor(e.getKey(), k++);
+            List<StrategyEntry> list = new ArrayList<>(e.getValue());
+            list.sort(java.util.Comparator.comparingLong(StrategyEntry::blockSize));
+            List<SvgCharts.Point> unique = new ArrayList<>(), compressed = new ArrayList<>();
+            for (StrategyEntry s : list) {
+                sizes.add(s.blockSize());
+                double x = log2(s.blockSize());
+                Long u = s.collection().unique(), c = s.collection().compressed();
+                if (u != null) unique.add(new SvgCharts.Point(x, u, s.name() + ": unique " + withBytes(u)));
+                if (c != null) compressed.add(new SvgCharts.Point(x, c, s.name() + ": compressed " + withBytes(c)));
+            }
+            series.add(new SvgCharts.Series(e.getKey() + " unique", color, false, unique));
+            if (!compressed.isEmpty()) {
+                series.add(new SvgCharts.Series(e.getKey() + " compressed", color, true, compressed));
+            }
+        }
+        List<SvgCharts.Tick> ticks = new ArrayList<>();
+        for (long s : sizes) ticks.add(new SvgCharts.Tick(log2(s), blockSize(s)));
+        double min = sizes.isEmpty() ? 0 : log2(sizes.first());
+        double max = sizes.isEmpty() ? 0 : log2(sizes.last());
+        out.append(SvgCharts.lineChart(fixedId("chart-unique-vs-block-size"),
+                "Collection unique bytes against block size, per strategy kind",
+                new SvgCharts.XAxis(min, max, ticks, false, "block size (log2 scale)"), "bytes", series));
+    }
+
+    private void strategiesTable(List<StrategyEntry> strategies) {
+        out.append("<table id=\"").append(fixedId("table-strategies")).append("\">\n<caption>Collection, per strategy")
+                .append("</caption>\n<thead><tr><th>strategy</th><th>kind</th><th>block size</th><th>logical</th>")
+                .append("<th>zero</th><th>non-zero</th><th>unique</th><th>compressed</th><th>chunks</th>")
+                .append("<th>unique chunks</th><th>dedup ratio</th></tr></thead>\n<tbody>\n");
+        for (StrategyEntry s : strategies) {
+            BlockNumbers c = s.collection();
+            out.append("<tr>").append(textCell(s.name())).append(textCell(s.kind()))
+                    .append("<td class=\"num\" title=\"").append(s.blockSize()).append(" bytes\">")
+                    .append(escape(blockSize(s.blockSize()))).append("</td>")
+                    .append(bytesCell(c.logical())).append(bytesCell(c.zero())).append(bytesCell(c.nonzero()))
+                    .append(bytesCell(c.unique())).append(bytesCell(c.compressed())).append(countCell(c.chunks()))
+                    .append(countCell(c.uniqueChunks())).append(ratioCell(c.dedupRatio())).append("</tr>\n");
+        }
+        out.append("</tbody>\n</table>\n");
+    }
+
+    private void blocksGrowth(List<Image> images, List<StrategyEntry> strategies) {
+        List<String> names = new ArrayList<>(images.stream().map(Image::name).toList());
+        int steps = names.size();
+        for (StrategyEntry s : strategies) steps = Math.max(steps, s.growth().size());
+        for (int i = names.size(); i < steps; i++) {
+            String n = null;
+            for (StrategyEntry s : strategies) if (i < s.growth().size()) { n = s.growth().get(i).name(); break; }
+            names.add(n);
+        }
+        List<SvgCharts.Series> series = new ArrayList<>();
+        Map<String, List<StrategyEntry>> byKind = byKind(strategies);
+        int k = 0;
+        for (Map.Entry<String, List<StrategyEntry>> e : byKind.entrySet()) {
+            List<StrategyEntry> list = new ArrayList<>(e.getValue());
+            list.sort(java.util.Comparator.comparingLong(StrategyEntry::blockSize));
+            int hue = KIND_HUES.getOrDefault(e.getKey(), OTHER_HUES[k % OTHER_HUES.length]);
+            k += KIND_HUES.containsKey(e.getKey()) ? 0 : 1;
+            for (int i = 0; i < list.size(); i++) {
+                StrategyEntry s = list.get(i);
+                double light = list.size() == 1 ? 42 : 28 + 40.0 * i / (list.size() - 1);
+                List<SvgCharts.Point> points = new ArrayList<>();
+                for (int j = 0; j < s.growth().size(); j++) {
+                    Step st = s.growth().get(j);
+                    points.add(new SvgCharts.Point(j, st.uniqueBytes(),
+                            s.name() + " after " + st.name() + ": " + withBytes(st.uniqueBytes())));
+                }
+                series.add(new SvgCharts.Series(s.name(), hsl(hue, 70, light), false, points));
+            }
+        }
+        out.append(SvgCharts.lineChart(fixedId("chart-growth"), "Collection unique bytes as images are added",
+                categorical(names, "images, in order"), "unique bytes", series));
+
+        out.append("<table id=\"").append(fixedId("table-growth")).append("\">\n<caption>Unique bytes after each image")
+                .append("</caption>\n<thead><tr><th>#</th><th>image</th>");
+        for (StrategyEntry s : strategies) out.append("<th>").append(escape(s.name())).append("</th>");
+        out.append("</tr></thead>\n<tbody>\n");
+        for (int i = 0; i < steps; i++) {
+            out.append("<tr><td class=\"num\">").append(i + 1).append("</td>").append(textCell(names.get(i)));
+            for (StrategyEntry s : strategies) {
+                out.append(bytesCell(i < s.growth().size() ? s.growth().get(i).uniqueBytes() : null));
+            }
+            out.append("</tr>\n");
+        }
+        out.append("</tbody>\n</table>\n");
+    }
+
+    private void strategyTable(StrategyEntry s) {
+        BlockNumbers c = s.collection();
+        if (c.compressed() != null || c.dedupRatio() != null) {
+            out.append("<p class=\"note\">Collection: ");
+            if (c.compressed() != null) {
+                out.append("compressed <span title=\"").append(c.compressed()).append(" bytes\">")
+                        .append(escape(Sizes.human(c.compressed()))).append("</span>");
+            }
+            if (c.dedupRatio() != null) {
+                out.append(c.compressed() != null ? ", " : "").append("dedup ratio ").append(escape(ratio(c.dedupRatio())));
+            }
+            out.append(".</p>\n");
+        }
+        out.append("<table id=\"").append(id("table-strategy-", s.name())).append("\">\n<caption>")
+                .append(escape(s.name())).append("</caption>\n<thead><tr><th>image</th><th>logical</th><th>zero</th>")
+                .append("<th>non-zero</th><th>unique</th><th>internal duplicate</th><th>chunks</th>")
+                .append("<th>unique chunks</th></tr></thead>\n<tbody>\n");
+        for (BlockNumbers p : s.perImage()) row(p, p.name());
+        out.append("</tbody>\n<tfoot>\n");
+        row(c, "collection");
+        out.append("</tfoot>\n</table>\n");
+    }
+
+    private void row(BlockNumbers n, String name) {
+        out.append("<tr>").append(textCell(name)).append(bytesCell(n.logical())).append(bytesCell(n.zero()))
+                .append(bytesCell(n.nonzero())).append(bytesCell(n.unique())).append(bytesCell(n.internalDuplicate()))
+                .append(countCell(n.chunks())).append(countCell(n.uniqueChunks())).append("</tr>\n");
+    }
+}
