@@ -316,18 +316,18 @@ class HtmlReportTest {
                 .map(e -> e.getAttribute("data-series")).toList();
         assertEquals(List.of("fixed unique", "fixed compressed", "aligned unique", "aligned compressed", "cdc unique",
                 "cdc compressed"), series);
-        assertEquals(3 * 3 + 3 * 3 - 1, xpath(bySize, ".//*[local-name()='circle']").size());
+        assertEquals(3 * 3 + 3 * 3 - 1, xpath(bySize, ".//*[@class='point']").size());
         List<String> ticks = xpath(bySize, ".//*[local-name()='g' and @class='axis x-axis']/*[local-name()='text']")
                 .stream().map(Node::getTextContent).toList();
         assertEquals(List.of("4 KiB", "16 KiB", "64 KiB", "block size (log2 scale)"), ticks);
-        List<String> tips = xpath(bySize, ".//*[local-name()='circle']/*[local-name()='title']").stream()
+        List<String> tips = xpath(bySize, ".//*[@class='point']/*[local-name()='title']").stream()
                 .map(Node::getTextContent).toList();
         assertTrue(tips.contains("cdc-16384: unique " + Sizes.human(unique(2, 1)) + " (" + unique(2, 1) + " bytes)"), tips.toString());
 
         Element growth = byId(doc, "chart-growth");
         assertEquals(9, xpath(growth, ".//*[local-name()='g' and @class='series']").size());
         assertEquals(9, xpath(growth, ".//*[local-name()='polyline']").size());
-        assertEquals(27, xpath(growth, ".//*[local-name()='circle']").size());
+        assertEquals(27, xpath(growth, ".//*[@class='point']").size());
     }
 
     @Test
