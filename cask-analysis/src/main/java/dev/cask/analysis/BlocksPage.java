@@ -14,6 +14,10 @@ import java.util.Map;
 
 /** The page of a block-level report ({@code "kind":"blocks"}); see {@link HtmlReport} for its ids. One per page. */
 final class BlocksPage extends HtmlPage {
+    BlocksPage(HtmlReport.Provenance by) {
+        super(by);
+    }
+
     String blocks(BlocksDocument doc) {
         List<Image> images = doc.images();
         List<StrategyEntry> strategies = doc.strategies();

@@ -10,6 +10,10 @@ import java.util.List;
 
 /** The page of a file-level report ({@code "kind":"files"}); see {@link HtmlReport} for its ids. One per page. */
 final class FilesPage extends HtmlPage {
+    FilesPage(HtmlReport.Provenance by) {
+        super(by);
+    }
+
     String files(FilesDocument doc) {
         List<TreeRow> trees = doc.trees();
         TreeRow c = doc.collection();

@@ -26,6 +26,11 @@ abstract class HtmlPage {
 
     final StringBuilder out = new StringBuilder(1 << 16);
     private final Set<String> ids = new HashSet<>();
+    private final HtmlReport.Provenance by;
+
+    HtmlPage(HtmlReport.Provenance by) {
+        this.by = by;
+    }
 
     /** A unique id {@code prefix + name}, with characters outside {@code A-Za-z0-9._-} replaced by {@code _}. */
     String id(String prefix, String name) {
@@ -64,7 +69,12 @@ abstract class HtmlPage {
     }
 
     String end() {
-        out.append("<footer>Written by cask analyze. Sizes are binary (1 KiB = 1024 bytes); hover over a size ")
+        String when = by.writtenIso();
+        out.append("<footer id=\"").append(fixedId("footer")).append("\">Written by <span id=\"")
+                .append(fixedId("cask-version")).append("\">").append(escape(by.caskVersion()))
+                .append("</span> (cask analyze) on <time id=\"").append(fixedId("written-at")).append("\" datetime=\"")
+                .append(escape(when)).append("\">").append(escape(when)).append("</time>. ")
+                .append("Sizes are binary (1 KiB = 1024 bytes); hover over a size ")
                 .append("for its exact byte count, over a chart point or a heat map cell for its value.</footer>\n")
                 .append("</body>\n</html>\n");
         return out.toString();

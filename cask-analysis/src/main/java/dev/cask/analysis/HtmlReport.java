@@ -3,7 +3,11 @@ package dev.cask.analysis;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.cask.common.CaskException;
 
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.time.temporal.ChronoUnit;
 import java.util.Locale;
+import java.util.Objects;
 
 /**
  * Renders an analysis report (the JSON document of {@code cask analyze}) as one self-contained
@@ -45,6 +49,9 @@ import java.util.Locale;
  *       cumulative bytes without deduplication (dashed)</td></tr>
  *   <tr><td>{@code table-growth}</td><td>one row per tree: unique bytes so far, added by the tree, bytes so far</td></tr>
  * </table>
+ * Both kinds end with {@code footer}: the cask version ({@code cask-version}, as {@code cask --version}
+ * prints it) and when the page was written ({@code written-at}, a {@code <time>} in ISO 8601 with
+ * the offset of the writer's zone, e.g. {@code 2025-12-02T07:48:27+01:00}); see {@link Provenance}.
  * Sections are {@code section-*} and change freely; ids inside the SVGs other than the charts'
  * own are internal.
  *
@@ -65,12 +72,34 @@ public final class HtmlReport {
     private HtmlReport() {}
 
     /**
-     * The HTML page for {@code report}.
+     * Who wrote the page and when, for its footer: {@code caskVersion} as {@code cask --version}
+     * prints it ({@code cask 1.2.0}), {@code written} in the writer's time zone.
+     */
+    public record Provenance(String caskVersion, ZonedDateTime written) {
+        public Provenance {
+            Objects.requireNonNull(caskVersion, "caskVersion");
+            Objects.requireNonNull(written, "written");
+        }
+
+        /** {@code written} in ISO 8601 with its offset, to the second: {@code 2025-12-02T07:48:27+01:00}. */
+        public String writtenIso() {
+            return written.truncatedTo(ChronoUnit.SECONDS).format(DateTimeFormatter.ISO_OFFSET_DATE_TIME);
+        }
+    }
+
+    /** The page for {@code report}, written now by a cask of unknown version; see {@link #render(JsonNode, Provenance)}. */
+    public static String render(JsonNode report) {
+        return render(report, new Provenance("cask (version unknown)", ZonedDateTime.now()));
+    }
+
+    /**
+     * The HTML page for {@code report}; its footer names {@code by}.
      *
      * @throws CaskException.InvalidInput the document is not an object, has no or an unknown
      *     {@code kind}, or misses or mistypes a required field
      */
-    public static String render(JsonNode report) {
+    public static String render(JsonNode report, Provenance by) {
+        Objects.requireNonNull(by, "by");
         if (report == null || !report.isObject()) {
             throw new CaskException.InvalidInput("report: expected a JSON object, got "
                     + (report == null ? "nothing" : report.getNodeType().toString().toLowerCase(Locale.ROOT)));
@@ -81,8 +110,8 @@ public final class HtmlReport {
         }
         String k = kind.isTextual() ? kind.asText() : kind.toString();
         return switch (k) {
-            case "blocks" -> new BlocksPage().blocks(ReportDocument.parseBlocks(report));
-            case "files" -> new FilesPage().files(ReportDocument.parseFiles(report));
+            case "blocks" -> new BlocksPage(by).blocks(ReportDocument.parseBlocks(report));
+            case "files" -> new FilesPage(by).files(ReportDocument.parseFiles(report));
             default -> throw new CaskException.InvalidInput("report: unknown kind \"" + k
                     + "\"; expected \"blocks\" or \"files\"");
         };

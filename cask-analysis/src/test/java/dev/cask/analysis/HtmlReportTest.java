@@ -391,6 +391,24 @@ class HtmlReportTest {
         assertEquals(svgs, n);
     }
 
+    @Test
+    void theFooterHasTheDateWithItsZoneAndTheCaskVersion() throws Exception {
+        var by = new HtmlReport.Provenance("cask 9.8.7-test",
+                java.time.ZonedDateTime.of(2025, 6, 1, 12, 34, 56, 789_000_000, java.time.ZoneId.of("Europe/Paris")));
+        for (JsonNode d : List.of(blocksDocument(), filesDocument())) {
+            Document doc = parse(HtmlReport.render(d, by), false);
+            Element footer = byId(doc, "footer");
+            assertEquals("footer", footer.getTagName());
+            assertEquals("cask 9.8.7-test", byId(doc, "cask-version").getTextContent());
+            Element time = byId(doc, "written-at");
+            assertEquals("time", time.getTagName());
+            assertEquals("2025-06-01T12:34:56+02:00", time.getAttribute("datetime"));
+            assertEquals("2025-06-01T12:34:56+02:00", time.getTextContent());
+            assertTrue(footer.getTextContent().startsWith("Written by cask 9.8.7-test (cask analyze) on 2025-06-01T12:34:56+02:00."),
+                    footer.getTextContent());
+        }
+    }
+
     // ---- files -------------------------------------------------------------------------------
 
     @Test
