@@ -45,11 +45,11 @@ final class BlocksPage extends HtmlPage {
         }
         out.append("<p id=\"").append(fixedId("summary")).append("\">").append(escape(summary.toString()))
                 .append("</p>\n");
-        nav("section-images", "Images", "section-block-size", "Block size", "section-overlap", "Overlap",
-                "section-growth", "Growth", "section-strategies", "Per image");
+        nav("section-images", "Images", "section-block-size", "Block size",
+                "section-overlap", "Overlap", "section-growth", "Growth", "section-strategies", "Per image");
 
         section("section-images", "Images");
-        out.append("<table id=\"").append(fixedId("table-images")).append("\">\n<thead><tr><th>#</th><th>image</th>")
+        out.append("<div class=\"table-wrap\">\n<table id=\"").append(fixedId("table-images")).append("\">\n<thead><tr><th>#</th><th>image</th>")
                 .append("<th>format</th><th>logical size</th><th>partitions</th><th>source</th></tr></thead>\n<tbody>\n");
         for (int i = 0; i < images.size(); i++) {
             Image im = images.get(i);
@@ -58,7 +58,7 @@ final class BlocksPage extends HtmlPage {
                     .append(countCell(im.partitions() == null ? null : (long) im.partitions()))
                     .append("<td class=\"path\">").append(escape(im.source())).append("</td></tr>\n");
         }
-        out.append("</tbody>\n</table>\n</section>\n");
+        out.append("</tbody>\n</table>\n</div>\n</section>\n");
 
         section("section-block-size", "Unique bytes against block size");
         out.append("<p class=\"note\">Collection unique bytes (what a store would keep, before compression) for "
@@ -85,7 +85,8 @@ final class BlocksPage extends HtmlPage {
         out.append("</section>\n");
 
         section("section-growth", "Growth");
-        out.append("<p class=\"note\">Collection unique bytes as images are added in order.</p>\n");
+        out.append("<p class=\"note\">Collection unique bytes as images are added in the order given: one chart per "
+                + "block size, one line per strategy kind (colour, dash and marker tell them apart).</p>\n");
         blocksGrowth(images, strategies);
         out.append("</section>\n");
 
@@ -114,7 +115,8 @@ final class BlocksPage extends HtmlPage {
         java.util.TreeSet<Long> sizes = new java.util.TreeSet<>();
         int k = 0;
         for (Map.Entry<String, List<StrategyEntry>> e : byKind.entrySet()) {
-            String color = kindColor(e.getKey(), k++);
+            String color = kindColor(e.getKey(), k);
+            SvgCharts.Marker marker = kindMarker(e.getKey(), k++);
             List<StrategyEntry> list = new ArrayList<>(e.getValue());
             list.sort(java.util.Comparator.comparingLong(StrategyEntry::blockSize));
             List<SvgCharts.Point> unique = new ArrayList<>(), compressed = new ArrayList<>();
@@ -125,9 +127,9 @@ final class BlocksPage extends HtmlPage {
                 if (u != null) unique.add(new SvgCharts.Point(x, u, s.name() + ": unique " + withBytes(u)));
                 if (c != null) compressed.add(new SvgCharts.Point(x, c, s.name() + ": compressed " + withBytes(c)));
             }
-            series.add(new SvgCharts.Series(e.getKey() + " unique", color, false, unique));
+            series.add(new SvgCharts.Series(e.getKey() + " unique", color, null, marker, unique));
             if (!compressed.isEmpty()) {
-                series.add(new SvgCharts.Series(e.getKey() + " compressed", color, true, compressed));
+                series.add(new SvgCharts.Series(e.getKey() + " compressed", color, "6 4", marker, compressed));
             }
         }
         List<SvgCharts.Tick> ticks = new ArrayList<>();
@@ -136,11 +138,11 @@ final class BlocksPage extends HtmlPage {
         double max = sizes.isEmpty() ? 0 : log2(sizes.last());
         out.append(SvgCharts.lineChart(fixedId("chart-unique-vs-block-size"),
                 "Collection unique bytes against block size, per strategy kind",
-                new SvgCharts.XAxis(min, max, ticks, false, "block size (log2 scale)"), "bytes", series));
+                new SvgCharts.XAxis(min, max, ticks, false, "block size (log2 scale)"), "collection bytes", series));
     }
 
     private void strategiesTable(List<StrategyEntry> strategies) {
-        out.append("<table id=\"").append(fixedId("table-strategies")).append("\">\n<caption>Collection, per strategy")
+        out.append("<div class=\"table-wrap\">\n<table id=\"").append(fixedId("table-strategies")).append("\">\n<caption>Collection, per strategy")
                 .append("</caption>\n<thead><tr><th>strategy</th><th>kind</th><th>block size</th><th>logical</th>")
                 .append("<th>zero</th><th>non-zero</th><th>unique</th><th>compressed</th><th>chunks</th>")
                 .append("<th>unique chunks</th><th>dedup ratio</th></tr></thead>\n<tbody>\n");
@@ -153,9 +155,14 @@ final class BlocksPage extends HtmlPage {
                     .append(bytesCell(c.unique())).append(bytesCell(c.compressed())).append(countCell(c.chunks()))
                     .append(countCell(c.uniqueChunks())).append(ratioCell(c.dedupRatio())).append("</tr>\n");
         }
-        out.append("</tbody>\n</table>\n");
+        out.append("</tbody>\n</table>\n</div>\n");
     }
 
+    /**
+     * The growth charts, one per block size (the primary one open, as {@code chart-growth}; the
+     * others folded), each with one series per strategy kind; and one table per kind, a column per
+     * block size, so no table grows sideways with the number of strategies.
+     */
     private void blocksGrowth(List<Image> images, List<StrategyEntry> strategies) {
         List<String> names = new ArrayList<>(images.stream().map(Image::name).toList());
         int steps = names.size();
@@ -165,41 +172,91 @@ final class BlocksPage extends HtmlPage {
             for (StrategyEntry s : strategies) if (i < s.growth().size()) { n = s.growth().get(i).name(); break; }
             names.add(n);
         }
-        List<SvgCharts.Series> series = new ArrayList<>();
         Map<String, List<StrategyEntry>> byKind = byKind(strategies);
-        int k = 0;
-        for (Map.Entry<String, List<StrategyEntry>> e : byKind.entrySet()) {
-            List<StrategyEntry> list = new ArrayList<>(e.getValue());
-            list.sort(java.util.Comparator.comparingLong(StrategyEntry::blockSize));
-            int hue = KIND_HUES.getOrDefault(e.getKey(), OTHER_HUES[k % OTHER_HUES.length]);
-            k += KIND_HUES.containsKey(e.getKey()) ? 0 : 1;
-            for (int i = 0; i < list.size(); i++) {
-                StrategyEntry s = list.get(i);
-                double light = list.size() == 1 ? 42 : 28 + 40.0 * i / (list.size() - 1);
-                List<SvgCharts.Point> points = new ArrayList<>();
-                for (int j = 0; j < s.growth().size(); j++) {
-                    Step st = s.growth().get(j);
-                    points.add(new SvgCharts.Point(j, st.uniqueBytes(),
-                            s.name() + " after " + st.name() + ": " + withBytes(st.uniqueBytes())));
+        java.util.TreeMap<Long, List<StrategyEntry>> bySize = new java.util.TreeMap<>();
+        for (List<StrategyEntry> list : byKind.values()) {
+            for (StrategyEntry s : list) bySize.computeIfAbsent(s.blockSize(), x -> new ArrayList<>()).add(s);
+        }
+        Long primary = bySize.containsKey(4096L) ? Long.valueOf(4096L) : bySize.isEmpty() ? null : bySize.firstKey();
+        List<String> kinds = new ArrayList<>(byKind.keySet());
+        if (primary == null) {
+            out.append(SvgCharts.lineChart(fixedId("chart-growth"), "Collection unique bytes as images are added",
+                    categorical(names, "images, in order"), "unique bytes", List.of()));
+        } else {
+            growthChart(fixedId("chart-growth"), primary, bySize.get(primary), kinds, names);
+            if (bySize.size() > 1) {
+                out.append("<details><summary>Other block sizes</summary>\n");
+                for (Map.Entry<Long, List<StrategyEntry>> e : bySize.entrySet()) {
+                    if (e.getKey().equals(primary)) continue;
+                    growthChart(id("chart-growth-", String.valueOf(e.getKey())), e.getKey(), e.getValue(), kinds, names);
                 }
-                series.add(new SvgCharts.Series(s.name(), hsl(hue, 70, light), false, points));
+                out.append("</details>\n");
             }
         }
-        out.append(SvgCharts.lineChart(fixedId("chart-growth"), "Collection unique bytes as images are added",
-                categorical(names, "images, in order"), "unique bytes", series));
+        for (Map.Entry<String, List<StrategyEntry>> e : byKind.entrySet()) {
+            List<StrategyEntry> sorted = new ArrayList<>(e.getValue());
+            sorted.sort(java.util.Comparator.comparingLong(StrategyEntry::blockSize));
+            for (int from = 0; from < sorted.size(); from += GROWTH_COLUMNS) {
+                growthTable(e.getKey(), sorted.subList(from, Math.min(sorted.size(), from + GROWTH_COLUMNS)), names, steps);
+            }
+        }
+    }
 
-        out.append("<table id=\"").append(fixedId("table-growth")).append("\">\n<caption>Unique bytes after each image")
+    /** Block sizes per growth table: more go to a second table ({@code table-growth-KIND-2}). */
+    static final int GROWTH_COLUMNS = 8;
+
+    private void growthTable(String kind, List<StrategyEntry> list, List<String> names, int steps) {
+        out.append("<div class=\"table-wrap\">\n<table id=\"").append(id("table-growth-", kind))
+                .append("\">\n<caption>").append(escape("Unique bytes after each image, " + kind))
                 .append("</caption>\n<thead><tr><th>#</th><th>image</th>");
-        for (StrategyEntry s : strategies) out.append("<th>").append(escape(s.name())).append("</th>");
+        for (StrategyEntry s : list) {
+            out.append("<th title=\"").append(escape(s.name())).append("\">").append(escape(blockSize(s.blockSize())))
+                    .append("</th>");
+        }
         out.append("</tr></thead>\n<tbody>\n");
         for (int i = 0; i < steps; i++) {
             out.append("<tr><td class=\"num\">").append(i + 1).append("</td>").append(textCell(names.get(i)));
-            for (StrategyEntry s : strategies) {
+            for (StrategyEntry s : list) {
                 out.append(bytesCell(i < s.growth().size() ? s.growth().get(i).uniqueBytes() : null));
             }
             out.append("</tr>\n");
         }
-        out.append("</tbody>\n</table>\n");
+        out.append("</tbody>\n</table>\n</div>\n");
+    }
+
+    private void growthChart(String chartId, long size, List<StrategyEntry> strategies, List<String> kinds, List<String> names) {
+        List<SvgCharts.Series> series = new ArrayList<>();
+        for (StrategyEntry s : strategies) {
+            int k = kinds.indexOf(s.kind());
+            List<SvgCharts.Point> points = new ArrayList<>();
+            for (int j = 0; j < s.growth().size(); j++) {
+                Step st = s.growth().get(j);
+                points.add(new SvgCharts.Point(j, st.uniqueBytes(),
+                        s.name() + " after " + st.name() + ": " + withBytes(st.uniqueBytes())));
+            }
+            series.add(new SvgCharts.Series(shortName(s), kindColor(s.kind(), k), kindDash(s.kind(), k),
+                    kindMarker(s.kind(), k), points));
+        }
+        out.append(SvgCharts.lineChart(chartId, "Collection unique bytes as images are added, " + blockSize(size) + " blocks",
+                categorical(names, "images, in the order given"), "collection unique bytes", series));
+    }
+
+    static String kindDash(String kind, int index) {
+        return switch (kind) {
+            case "fixed" -> null;
+            case "aligned" -> "10 4";
+            case "cdc" -> "2 3";
+            default -> index % 2 == 0 ? "10 3 2 3" : "6 2";
+        };
+    }
+
+    static SvgCharts.Marker kindMarker(String kind, int index) {
+        return switch (kind) {
+            case "fixed" -> SvgCharts.Marker.CIRCLE;
+            case "aligned" -> SvgCharts.Marker.SQUARE;
+            case "cdc" -> SvgCharts.Marker.TRIANGLE;
+            default -> SvgCharts.Marker.DIAMOND;
+        };
     }
 
     private void strategyTable(StrategyEntry s) {
@@ -215,14 +272,14 @@ final class BlocksPage extends HtmlPage {
             }
             out.append(".</p>\n");
         }
-        out.append("<table id=\"").append(id("table-strategy-", s.name())).append("\">\n<caption>")
+        out.append("<div class=\"table-wrap\">\n<table id=\"").append(id("table-strategy-", s.name())).append("\">\n<caption>")
                 .append(escape(s.name())).append("</caption>\n<thead><tr><th>image</th><th>logical</th><th>zero</th>")
                 .append("<th>non-zero</th><th>unique</th><th>internal duplicate</th><th>chunks</th>")
                 .append("<th>unique chunks</th></tr></thead>\n<tbody>\n");
         for (BlockNumbers p : s.perImage()) row(p, p.name());
         out.append("</tbody>\n<tfoot>\n");
         row(c, "collection");
-        out.append("</tfoot>\n</table>\n");
+        out.append("</tfoot>\n</table>\n</div>\n");
     }
 
     private void row(BlockNumbers n, String name) {

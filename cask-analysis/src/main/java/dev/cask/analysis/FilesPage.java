@@ -33,7 +33,7 @@ final class FilesPage extends HtmlPage {
                 + "duplicates). Duplicate: bytes of files whose content already appeared in the same tree.</p>\n");
         String header = "<th>files</th><th>bytes</th><th>unique</th><th>duplicate</th><th>duplicate share</th>"
                 + "<th>hard links</th>";
-        out.append("<table id=\"").append(fixedId("table-trees")).append("\">\n<thead><tr><th>tree</th>")
+        out.append("<div class=\"table-wrap\">\n<table id=\"").append(fixedId("table-trees")).append("\">\n<thead><tr><th>tree</th>")
                 .append(header).append("<th>empty files</th><th>skipped</th>")
                 .append(doc.hasUnreadable() ? "<th>unreadable</th>" : "").append("<th>source</th></tr></thead>\n<tbody>\n");
         for (TreeRow t : trees) {
@@ -43,11 +43,11 @@ final class FilesPage extends HtmlPage {
             if (doc.hasUnreadable()) out.append(countCell(t.unreadable()));
             out.append("<td class=\"path\">").append(escape(t.source())).append("</td></tr>\n");
         }
-        out.append("</tbody>\n</table>\n");
-        out.append("<table id=\"").append(fixedId("table-collection")).append("\">\n<caption>All trees together")
+        out.append("</tbody>\n</table>\n</div>\n");
+        out.append("<div class=\"table-wrap\">\n<table id=\"").append(fixedId("table-collection")).append("\">\n<caption>All trees together")
                 .append("</caption>\n<thead><tr>").append(header).append("</tr></thead>\n<tbody>\n<tr>");
         treeNumbers(c);
-        out.append("</tr>\n</tbody>\n</table>\n</section>\n");
+        out.append("</tr>\n</tbody>\n</table>\n</div>\n</section>\n");
 
         section("section-overlap", "Overlap between trees");
         out.append("<p class=\"note\">For each pair of trees: bytes of the distinct contents present in both over "
@@ -84,7 +84,7 @@ final class FilesPage extends HtmlPage {
         if (!all.isEmpty()) series.add(new SvgCharts.Series("bytes, no deduplication", "#888888", true, all));
         out.append(SvgCharts.lineChart(fixedId("chart-growth"), "Unique bytes as trees are added",
                 categorical(names, "trees, in order"), "bytes", series));
-        out.append("<table id=\"").append(fixedId("table-growth")).append("\">\n<thead><tr><th>#</th><th>tree</th>")
+        out.append("<div class=\"table-wrap\">\n<table id=\"").append(fixedId("table-growth")).append("\">\n<thead><tr><th>#</th><th>tree</th>")
                 .append("<th>unique so far</th><th>added by this tree</th><th>bytes so far</th></tr></thead>\n<tbody>\n");
         for (int i = 0; i < growth.size(); i++) {
             long u = growth.get(i).uniqueBytes(), prev = i == 0 ? 0 : growth.get(i - 1).uniqueBytes();
@@ -92,7 +92,7 @@ final class FilesPage extends HtmlPage {
                     .append(bytesCell(u)).append(bytesCell(u - prev))
                     .append(bytesCell(i < all.size() ? sofar[i] : null)).append("</tr>\n");
         }
-        out.append("</tbody>\n</table>\n</section>\n");
+        out.append("</tbody>\n</table>\n</div>\n</section>\n");
         return end();
     }
 

@@ -127,6 +127,12 @@ abstract class HtmlPage {
             svg{display:block;max-width:100%;height:auto;margin:.4em 0}
             .note{color:#555}
             footer{margin-top:3em;color:#777;font-size:.9em}
+            .table-wrap{max-width:100%;overflow-x:auto}
+            .table-wrap>table{margin-top:0}
+            code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
+            @page{size:A4;margin:12mm}
+            @media print{body{font-size:10px;max-width:none;padding:0}.table-wrap{overflow:visible}\
+            th,td{padding:1px 4px}svg{page-break-inside:avoid}nav{display:none}}
             """;
 
     static Map<String, List<StrategyEntry>> byKind(List<StrategyEntry> strategies) {
@@ -167,6 +173,19 @@ abstract class HtmlPage {
 
     static double log2(long v) {
         return Math.log(v) / Math.log(2);
+    }
+
+    /** A strategy as the legend says it: {@code aligned-4K} for {@code aligned-4096}, else its name. */
+    static String shortName(StrategyEntry s) {
+        return s.name().equals(s.kind() + "-" + s.blockSize())
+                ? s.kind() + "-" + shortSize(s.blockSize()) : s.name();
+    }
+
+    /** A block size as the CLI takes it: {@code 512}, {@code 4K}, {@code 1M}. */
+    static String shortSize(long n) {
+        if (n >= 1 << 20 && n % (1 << 20) == 0) return (n >> 20) + "M";
+        if (n >= 1024 && n % 1024 == 0) return (n >> 10) + "K";
+        return Long.toString(n);
     }
 
     /** A block size the way people say it: {@code 512 B}, {@code 4 KiB}, {@code 1 MiB}. */

@@ -32,9 +32,11 @@ import java.util.Objects;
  *   <tr><td>{@code heatmap-NAME}</td><td>SVG heat map of the strategy's overlap matrix, image names on both
  *       axes, the value in each cell ({@code images}&sup2; {@code <rect class="cell">}); one per strategy that
  *       has a matrix, the 4 KiB fixed one (else the first) shown open, the others folded</td></tr>
- *   <tr><td>{@code chart-growth}</td><td>SVG line chart: cumulative unique bytes as images are added, one
- *       series per strategy</td></tr>
- *   <tr><td>{@code table-growth}</td><td>the same numbers: one row per image, one column per strategy</td></tr>
+ *   <tr><td>{@code chart-growth}</td><td>SVG line chart: cumulative unique bytes as images are added, at
+ *       4 KiB blocks (else the smallest block size), one series per strategy kind</td></tr>
+ *   <tr><td>{@code chart-growth-N}</td><td>the same at each other block size N (bytes), folded</td></tr>
+ *   <tr><td>{@code table-growth-KIND}</td><td>the same numbers for one strategy kind: one row per image, one
+ *       column per block size (past 8 block sizes, the rest in {@code table-growth-KIND-2})</td></tr>
  *   <tr><td>{@code table-strategy-NAME}</td><td>per image numbers of one strategy (logical, zero, non-zero,
  *       unique, internal duplicate bytes, chunks, unique chunks); its footer row holds the collection</td></tr>
  * </table>
@@ -56,6 +58,9 @@ import java.util.Objects;
  * own are internal.
  *
  * <h2>Invariants</h2>
+ * Every {@code <table>} sits in a {@code <div class="table-wrap">} that scrolls sideways instead of
+ * widening the page, and no table gets a column per image or per strategy: at most 11 columns
+ * whatever the report (a page 1280 px wide, or A4 when printed, holds them).
  * Sizes are shown human-readable (binary units) with the exact byte count in a {@code title}
  * attribute ({@code title="123456 bytes"}). Every string from the document (image, tree and
  * strategy names, paths) is escaped, so a name like {@code <script>} is text, never markup;
