@@ -45,8 +45,12 @@ final class BlocksPage extends HtmlPage {
         }
         out.append("<p id=\"").append(fixedId("summary")).append("\">").append(escape(summary.toString()))
                 .append("</p>\n");
-        nav("section-images", "Images", "section-block-size", "Block size",
+        nav("section-recommendation", "Import with", "section-images", "Images", "section-block-size", "Block size",
                 "section-overlap", "Overlap", "section-growth", "Growth", "section-strategies", "Per image");
+
+        section("section-recommendation", "What to import with");
+        recommendation(ImportRecommendation.of(strategies));
+        out.append("</section>\n");
 
         section("section-images", "Images");
         out.append("<div class=\"table-wrap\">\n<table id=\"").append(fixedId("table-images")).append("\">\n<thead><tr><th>#</th><th>image</th>")
@@ -239,6 +243,72 @@ final class BlocksPage extends HtmlPage {
         }
         out.append(SvgCharts.lineChart(chartId, "Collection unique bytes as images are added, " + blockSize(size) + " blocks",
                 categorical(names, "images, in the order given"), "collection unique bytes", series));
+    }
+
+    /**
+     * The recommendation: the best layout import can make and its exact flags, the others it can
+     * make ranked, and what strategies import cannot use would have stored, as information only.
+     */
+    private void recommendation(ImportRecommendation r) {
+        ImportRecommendation.Option best = r.best();
+        String measure = r.compressed() ? "compressed unique bytes" : "unique bytes";
+        if (best == null) {
+            out.append("<p id=\"").append(fixedId("recommendation")).append("\">None of the strategies analysed is a ")
+                    .append("layout cask import makes (aligned-N, or fixed-N with --whole-disk, N a power of two from ")
+                    .append("4 KiB to 1 MiB). Run <code>cask analyze --strategies fixed,aligned --block-sizes 4K,16K,64K</code> ")
+                    .append("to compare those.</p>\n");
+        } else {
+            StrategyEntry s = best.strategy();
+            out.append("<p id=\"").append(fixedId("recommendation")).append("\" class=\"recommended\">Import with ")
+                    .append("<strong>").append(escape(shortName(s))).append("</strong>: of the layouts cask import can make, ")
+                    .append("it stores the fewest bytes, <span title=\"").append(best.storedBytes()).append(" bytes\">")
+                    .append(escape(Sizes.human(best.storedBytes()))).append("</span> (").append(measure).append(").</p>\n");
+            out.append("<pre class=\"command\" id=\"").append(fixedId("recommendation-command")).append("\">")
+                    .append(escape("cask import " + best.flags() + " IMAGE-FILE NAME")).append("</pre>\n");
+            for (ImportRecommendation.Option o : r.importable()) {
+                if (o != best && o.storedBytes() == best.storedBytes() && o.strategy().blockSize() == s.blockSize()) {
+                    out.append("<p class=\"note\">").append(escape(shortName(o.strategy()) + " (" + o.flags()
+                            + ") stores the same: the disks have no partition table, or their partitions start at multiples of "
+                            + blockSize(s.blockSize()) + ".")).append("</p>\n");
+                }
+            }
+            out.append("<div class=\"table-wrap\">\n<table id=\"").append(fixedId("table-import-options"))
+                    .append("\">\n<caption>Layouts cask import can make, fewest bytes first</caption>\n")
+                    .append("<thead><tr><th>#</th><th>strategy</th><th>cask import flags</th><th>stored</th>")
+                    .append("<th>more than the first</th><th>unique chunks</th></tr></thead>\n<tbody>\n");
+            int rank = 0;
+            for (ImportRecommendation.Option o : r.importable()) {
+                out.append("<tr><td class=\"num\">").append(++rank).append("</td>").append(textCell(shortName(o.strategy())))
+                        .append("<td><code>").append(escape(o.flags())).append("</code></td>").append(bytesCell(o.storedBytes()))
+                        .append(bytesCell(o.storedBytes() - best.storedBytes()))
+                        .append(countCell(o.strategy().collection().uniqueChunks())).append("</tr>\n");
+            }
+            out.append("</tbody>\n</table>\n</div>\n");
+        }
+        // information only: what import cannot do
+        List<String> info = new ArrayList<>();
+        for (boolean cdc : new boolean[] {true, false}) {
+            ImportRecommendation.Option o = r.bestOther(cdc);
+            if (o == null) continue;
+            StringBuilder sb = new StringBuilder(shortName(o.strategy())).append(" would store ")
+                    .append(Sizes.human(o.storedBytes()));
+            if (best != null) {
+                long saved = best.storedBytes() - o.storedBytes();
+                if (saved > 0) {
+                    sb.append(", ").append(Sizes.human(saved)).append(" (")
+                            .append(percent((double) saved / Math.max(1, best.storedBytes()))).append(") less than ")
+                            .append(shortName(best.strategy()));
+                } else {
+                    sb.append(", no less than ").append(shortName(best.strategy()));
+                }
+            }
+            info.add(sb.toString());
+        }
+        if (!info.isEmpty()) {
+            out.append("<p class=\"note\" id=\"").append(fixedId("recommendation-not-importable")).append("\">")
+                    .append("For information only: cask import cannot cut content-defined chunks (cdc) nor blocks smaller than ")
+                    .append("4 KiB. The best of those analysed: ").append(escape(String.join("; ", info))).append(".</p>\n");
+        }
     }
 
     static String kindDash(String kind, int index) {

@@ -130,6 +130,8 @@ abstract class HtmlPage {
             .table-wrap{max-width:100%;overflow-x:auto}
             .table-wrap>table{margin-top:0}
             code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
+            pre.command{background:#f4f6f8;border:1px solid #dde;padding:.5em .8em;white-space:pre-wrap;word-break:break-all}
+            .recommended{font-size:1.05em}
             @page{size:A4;margin:12mm}
             @media print{body{font-size:10px;max-width:none;padding:0}.table-wrap{overflow:visible}\
             th,td{padding:1px 4px}svg{page-break-inside:avoid}nav{display:none}}

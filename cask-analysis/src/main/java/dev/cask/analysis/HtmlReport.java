@@ -23,6 +23,14 @@ import java.util.Objects;
  * <table>
  *   <caption>kind "blocks"</caption>
  *   <tr><td>{@code summary}</td><td>paragraph: images, logical size, the strategy with the fewest unique bytes</td></tr>
+ *   <tr><td>{@code recommendation}</td><td>paragraph: the layout {@code cask import} can make that stores the
+ *       fewest bytes ({@link ImportRecommendation}), or why there is none</td></tr>
+ *   <tr><td>{@code recommendation-command}</td><td>the {@code cask import} command line with its exact flags
+ *       (absent when no strategy analysed is one import can make)</td></tr>
+ *   <tr><td>{@code table-import-options}</td><td>every layout import can make that was analysed, fewest bytes
+ *       first: strategy, flags, bytes stored, more than the first, unique chunks</td></tr>
+ *   <tr><td>{@code recommendation-not-importable}</td><td>information only: what the best cdc and the best
+ *       small-block strategy (which import cannot make) would store</td></tr>
  *   <tr><td>{@code table-images}</td><td>one row per image: name, format, logical size, partitions, source</td></tr>
  *   <tr><td>{@code chart-unique-vs-block-size}</td><td>SVG line chart: collection unique bytes against block
  *       size (log2 axis), one solid series per strategy kind (fixed, aligned, cdc, then any other),

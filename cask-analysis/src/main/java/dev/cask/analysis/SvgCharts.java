@@ -45,6 +45,8 @@ final class SvgCharts {
     record XAxis(double min, double max, List<Tick> ticks, boolean slanted, String title) {}
 
     static final int WIDTH = 900, LEFT = 84, TOP = 16, PLOT_HEIGHT = 280, LEGEND_WIDTH = 270, LEGEND_ROW = 18;
+    /** Characters of a legend line that fit in {@link #LEGEND_WIDTH} at 11 px. */
+    static final int LEGEND_CHARS = 36;
     /** Slanted name labels: their angle, font size and longest text (code points). */
     static final double SLANT_DEGREES = 40, LABEL_FONT = 11;
     static final int LABEL_CHARS = 28;
@@ -67,7 +69,6 @@ final class SvgCharts {
     static String lineChart(String id, String caption, XAxis x, String yTitle, List<Series> series) {
         int x0 = LEFT, x1 = WIDTH - LEGEND_WIDTH - 24, y0 = TOP, y1 = TOP + PLOT_HEIGHT;
         int bottom = x.slanted() ? 140 : 52;
-        int height = Math.max(y1 + bottom, TOP + series.size() * LEGEND_ROW + 24);
         long yMax = 0;
         long smallestMax = Long.MAX_VALUE, minPositive = Long.MAX_VALUE;
         boolean any = false;
@@ -95,6 +96,19 @@ final class SvgCharts {
                 }
             }
         }
+
+        // legend lines: a label too long for the legend's width puts its "(same as X)" on a second line
+        List<List<String>> legend = new java.util.ArrayList<>();
+        int legendRows = 0;
+        for (int i = 0; i < series.size(); i++) {
+            String label = series.get(i).label(), same = twinOf[i] >= 0 ? "(same as " + series.get(twinOf[i]).label() + ")" : null;
+            List<String> lines = same == null ? List.of(shorten(label, LEGEND_CHARS))
+                    : (label + " " + same).length() <= LEGEND_CHARS ? List.of(label + " " + same)
+                    : List.of(shorten(label, LEGEND_CHARS), shorten(same, LEGEND_CHARS));
+            legend.add(lines);
+            legendRows += lines.size();
+        }
+        int height = Math.max(y1 + bottom, TOP + legendRows * LEGEND_ROW + 24);
 
         StringBuilder sb = new StringBuilder();
         open(sb, id, "chart line-chart", WIDTH, height, caption);
@@ -161,17 +175,23 @@ final class SvgCharts {
         // legend
         sb.append("<g class=\"legend\">");
         int lx = WIDTH - LEGEND_WIDTH;
+        int row = 0;
         for (int i = 0; i < series.size(); i++) {
             Series s = series.get(i);
             boolean over = twinOf[i] >= 0;
             String dash = over ? OVER_TWIN_DASH : s.dash();
-            int ly = TOP + 8 + i * LEGEND_ROW;
+            int ly = TOP + 8 + row * LEGEND_ROW;
+            row += legend.get(i).size();
             sb.append(fmt("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"%s/>",
                     lx, ly, lx + 28, ly, s.color(), dash == null ? "" : " stroke-dasharray=\"" + dash + "\""));
             marker(sb, s.marker(), lx + 14, ly, s.color(), over, null);
             String label = s.label() + (over ? " (same as " + series.get(twinOf[i]).label() + ")" : "");
             sb.append(fmt("<text class=\"legend-label\" x=\"%d\" y=\"%d\" dominant-baseline=\"middle\">", lx + 34, ly))
-                    .append(escape(shorten(label, 40))).append("<title>").append(escape(label)).append("</title></text>");
+                    .append(escape(legend.get(i).getFirst()));
+            if (legend.get(i).size() > 1) {
+                sb.append(fmt("<tspan x=\"%d\" dy=\"%d\">", lx + 34, LEGEND_ROW)).append(escape(legend.get(i).get(1))).append("</tspan>");
+            }
+            sb.append("<title>").append(escape(label)).append("</title></text>");
         }
         sb.append("</g></svg>\n");
         return sb.toString();

@@ -227,6 +227,8 @@ class HtmlReportTest {
         assertEquals("svg", byId(doc, "chart-growth-16384").getTagName());
         assertEquals("svg", byId(doc, "chart-growth-65536").getTagName());
         for (String kind : KINDS) assertEquals("table", byId(doc, "table-growth-" + kind).getTagName());
+        assertEquals("p", byId(doc, "recommendation").getTagName());
+        assertEquals("table", byId(doc, "table-import-options").getTagName());
         assertEquals("footer", byId(doc, "footer").getTagName());
         for (int k = 0; k < 3; k++) {
             for (int b = 0; b < 3; b++) {
@@ -479,11 +481,67 @@ class HtmlReportTest {
         Element fixed = xpath(growth, ".//*[@data-series='fixed-4K']").getFirst();
         assertEquals("aligned-4K", fixed.getAttribute("data-same-as"));
         assertFalse(xpath(fixed, "./*[local-name()='polyline']").getFirst().getAttribute("stroke-dasharray").isEmpty());
-        List<String> legend = xpath(growth, ".//*[@class='legend-label']").stream().map(t -> t.getFirstChild().getNodeValue()).toList();
+        List<String> legend = SvgChartsTest.legend(growth);
         assertEquals(List.of("fixed-4K (same as aligned-4K)", "aligned-4K", "cdc-4K"), legend);
-        List<String> bySize = xpath(byId(doc, "chart-unique-vs-block-size"), ".//*[@class='legend-label']").stream()
-                .map(t -> t.getFirstChild().getNodeValue()).toList();
+        List<String> bySize = SvgChartsTest.legend(byId(doc, "chart-unique-vs-block-size"));
         assertTrue(bySize.contains("fixed unique (same as aligned unique)"), bySize.toString());
+        // and the recommendation says the two layouts are one here
+        String note = xpath(byId(doc, "section-recommendation"), ".//p").stream().map(Node::getTextContent)
+                .filter(t -> t.contains("stores the same")).findFirst().orElse("");
+        assertTrue(note.startsWith("fixed-64K (--whole-disk --block-size 64K) stores the same"), note);
+    }
+
+    /** A blocks document of one image and the given strategies: {name, kind, block size, unique, compressed}. */
+    static ObjectNode strategies(Object[]... rows) {
+        ObjectNode d = JSON.createObjectNode().put("kind", "blocks");
+        d.putArray("images").addObject().put("name", "only.raw");
+        ArrayNode a = d.putArray("strategies");
+        for (Object[] r : rows) {
+            ObjectNode s = a.addObject().put("name", (String) r[0]).put("kind", (String) r[1]).put("block_size", (Integer) r[2]);
+            s.putObject("collection").put("unique_bytes", (Long) r[3]).put("compressed_bytes", (Long) r[4]).put("unique_chunks", 7);
+        }
+        return d;
+    }
+
+    @Test
+    void theRecommendationIsOnlyWhatImportCanDoWithItsExactFlags() throws Exception {
+        Document doc = parse(HtmlReport.render(strategies(
+                new Object[] {"cdc-4096", "cdc", 4096, 150L << 20, 100L << 20},
+                new Object[] {"aligned-512", "aligned", 512, 160L << 20, 110L << 20},
+                new Object[] {"fixed-2048", "fixed", 2048, 170L << 20, 115L << 20},
+                new Object[] {"aligned-4096", "aligned", 4096, 300L << 20, 200L << 20},
+                new Object[] {"fixed-4096", "fixed", 4096, 290L << 20, 210L << 20},
+                new Object[] {"aligned-65536", "aligned", 65536, 100L << 20, 300L << 20},
+                new Object[] {"fixed-1048576", "fixed", 1 << 20, 500L << 20, 400L << 20})), false);
+        assertEquals("cask import --block-size 4K IMAGE-FILE NAME", byId(doc, "recommendation-command").getTextContent());
+        assertTrue(byId(doc, "recommendation").getTextContent().contains("aligned-4K"), byId(doc, "recommendation").getTextContent());
+        Element t = byId(doc, "table-import-options");
+        assertEquals(List.of("aligned-4K", "fixed-4K", "aligned-64K", "fixed-1M"),
+                xpath(t, "./tbody/tr").stream().map(tr -> tr.getElementsByTagName("td").item(1).getTextContent()).toList());
+        assertEquals(List.of("--block-size 4K", "--whole-disk --block-size 4K", "--block-size 64K", "--whole-disk --block-size 1M"),
+                xpath(t, "./tbody/tr/td/code").stream().map(Node::getTextContent).toList());
+        assertBytes(200L << 20, cell(t, "1", "stored"));
+        assertBytes(100L << 20, cell(t, "3", "more than the first"));
+        String info = byId(doc, "recommendation-not-importable").getTextContent();
+        assertTrue(info.contains("For information only"), info);
+        assertTrue(info.contains("cdc-4K would store 100 MiB, 100 MiB (50.0 %) less than aligned-4K"), info);
+        assertTrue(info.contains("aligned-512 would store 110 MiB, 90.0 MiB (45.0 %) less than aligned-4K"), info);
+        for (String flag : List.of("512", "2K", "2048", "cdc")) {
+            assertFalse(t.getTextContent().contains(flag), flag + " in the options import has");
+        }
+
+        // nothing import can use: no command, and how to measure what it can
+        doc = parse(HtmlReport.render(strategies(new Object[] {"cdc-4096", "cdc", 4096, 1L << 20, 1L << 19},
+                new Object[] {"fixed-1024", "fixed", 1024, 2L << 20, 1L << 20})), false);
+        assertTrue(xpath(doc, "//*[@id='recommendation-command']").isEmpty());
+        assertTrue(xpath(doc, "//*[@id='table-import-options']").isEmpty());
+        assertTrue(byId(doc, "recommendation").getTextContent().startsWith("None of the strategies analysed"));
+        assertTrue(byId(doc, "recommendation-not-importable").getTextContent().contains("cdc-4K would store 512 KiB"));
+
+        // a tie between fixed and aligned: aligned, the default layout (no --whole-disk)
+        doc = parse(HtmlReport.render(strategies(new Object[] {"fixed-16384", "fixed", 16384, 9L << 20, 5L << 20},
+                new Object[] {"aligned-16384", "aligned", 16384, 9L << 20, 5L << 20})), false);
+        assertEquals("cask import --block-size 16K IMAGE-FILE NAME", byId(doc, "recommendation-command").getTextContent());
     }
 
     @Test

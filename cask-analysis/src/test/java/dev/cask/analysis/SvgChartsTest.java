@@ -47,9 +47,15 @@ class SvgChartsTest {
         return xpath(e, xpath).stream().map(Node::getTextContent).toList();
     }
 
-    /** The legend's labels: each text's own words, without its tooltip. */
+    /** The legend's labels: each text's own words and second line, without its tooltip. */
     static List<String> legend(Element svg) throws Exception {
-        return xpath(svg, ".//*[@class='legend']/*[@class='legend-label']").stream().map(t -> t.getFirstChild().getNodeValue()).toList();
+        List<String> out = new ArrayList<>();
+        for (Element t : xpath(svg, ".//*[@class='legend']/*[@class='legend-label']")) {
+            StringBuilder sb = new StringBuilder(t.getFirstChild().getNodeValue());
+            for (Element span : xpath(t, "./*[local-name()='tspan']")) sb.append(' ').append(span.getTextContent());
+            out.add(sb.toString());
+        }
+        return out;
     }
 
     @Test
@@ -107,6 +113,14 @@ class SvgChartsTest {
         }
         List<String> legend = legend(svg);
         assertEquals(List.of("fixed-4K (same as aligned-4K)", "aligned-4K", "cdc-4K"), legend);
+        // a long label keeps its "(same as X)" whole, on a second line inside the chart
+        Element wide = chart(SvgCharts.lineChart("c", "by size", names(3, "img"), "bytes", List.of(
+                new SvgCharts.Series("fixed compressed", "#1f77b4", "6 4", SvgCharts.Marker.CIRCLE, points(GIB, 2 * GIB, 3 * GIB)),
+                new SvgCharts.Series("aligned compressed", "#ff7f0e", "6 4", SvgCharts.Marker.SQUARE, points(GIB, 2 * GIB, 3 * GIB)))));
+        assertEquals(List.of("fixed compressed (same as aligned compressed)", "aligned compressed"), legend(wide));
+        for (String second : texts(wide, ".//*[@class='legend-label']/*[local-name()='tspan']")) {
+            assertTrue(second.length() <= SvgCharts.LEGEND_CHARS, second);
+        }
     }
 
     @Test

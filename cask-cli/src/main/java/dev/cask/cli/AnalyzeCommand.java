@@ -59,7 +59,7 @@ final class AnalyzeCommand extends Common implements Callable<Integer> {
             + " empty files, symlinks and special files are ignored."})
     boolean files;
     @Option(names = "--html", paramLabel = "FILE", description = "Also write a self-contained HTML report (charts, heat maps,"
-            + " tables; dated, with the cask version) to FILE.")
+            + " tables, the cask import flags that store the fewest bytes; dated, with the cask version) to FILE.")
     Path html;
     @Option(names = "--block-sizes", paramLabel = "LIST", defaultValue = Strategy.DEFAULT_BLOCK_SIZES,
             description = "Block sizes, powers of two from 512 to 1M (default: ${DEFAULT-VALUE}).")

@@ -260,6 +260,8 @@ class AnalyzeCommandTest {
         assertTrue(at.find(), "the footer has the date");
         assertEquals(at.group(1), at.group(2));
         java.time.OffsetDateTime.parse(at.group(1)); // ISO 8601 with an offset, or this throws
+        // what to import with: a layout import makes, with its flags
+        assertTrue(html.contains("id=\"recommendation-command\">cask import --block-size "), "the recommended import command");
 
         // file level: the rootfs tree and a tar of it are the same files
         Path tar = dir.resolve("rootfs.tar");
