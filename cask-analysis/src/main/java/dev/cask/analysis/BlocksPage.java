@@ -8,7 +8,6 @@ import dev.cask.analysis.ReportDocument.StrategyEntry;
 import dev.cask.common.Sizes;
 
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 

@@ -19,10 +19,10 @@ import java.util.Set;
  * <p>Not thread-safe; one instance per page. The static helpers are pure.
  */
 abstract class HtmlPage {
-    static final Map<String, Integer> KIND_HUES = Map.of("fixed", 207, "aligned", 28, "cdc", 120);
+    /** The strategy kinds analyze knows, in the order the report shows them; others follow. */
+    static final List<String> KINDS = List.of("fixed", "aligned", "cdc");
     static final String[] KIND_COLORS = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
             "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-    static final int[] OTHER_HUES = {0, 275, 330, 50, 185, 95};
 
     final StringBuilder out = new StringBuilder(1 << 16);
     private final Set<String> ids = new HashSet<>();
@@ -139,11 +139,11 @@ abstract class HtmlPage {
 
     static Map<String, List<StrategyEntry>> byKind(List<StrategyEntry> strategies) {
         Map<String, List<StrategyEntry>> byKind = new LinkedHashMap<>();
-        for (String k : List.of("fixed", "aligned", "cdc")) {
+        for (String k : KINDS) {
             for (StrategyEntry s : strategies) if (s.kind().equals(k)) byKind.computeIfAbsent(k, x -> new ArrayList<>()).add(s);
         }
         for (StrategyEntry s : strategies) {
-            if (!KIND_HUES.containsKey(s.kind())) byKind.computeIfAbsent(s.kind(), x -> new ArrayList<>()).add(s);
+            if (!KINDS.contains(s.kind())) byKind.computeIfAbsent(s.kind(), x -> new ArrayList<>()).add(s);
         }
         return byKind;
     }
@@ -161,16 +161,6 @@ abstract class HtmlPage {
         List<SvgCharts.Tick> ticks = new ArrayList<>();
         for (int i = 0; i < names.size(); i++) ticks.add(new SvgCharts.Tick(i, names.get(i) == null ? "" : names.get(i)));
         return new SvgCharts.XAxis(0, Math.max(0, names.size() - 1), ticks, true, title);
-    }
-
-    static String hsl(double h, double s, double l) {
-        s /= 100;
-        l /= 100;
-        double c = (1 - Math.abs(2 * l - 1)) * s, hp = h / 60, x = c * (1 - Math.abs(hp % 2 - 1)), m = l - c / 2;
-        double[] rgb = hp < 1 ? new double[] {c, x, 0} : hp < 2 ? new double[] {x, c, 0} : hp < 3 ? new double[] {0, c, x}
-                : hp < 4 ? new double[] {0, x, c} : hp < 5 ? new double[] {x, 0, c} : new double[] {c, 0, x};
-        return String.format(Locale.ROOT, "#%02x%02x%02x", Math.round((rgb[0] + m) * 255), Math.round((rgb[1] + m) * 255),
-                Math.round((rgb[2] + m) * 255));
     }
 
     static double log2(long v) {
