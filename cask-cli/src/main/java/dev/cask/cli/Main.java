@@ -197,8 +197,13 @@ public final class Main implements Callable<Integer> {
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
+            return new String[]{line()};
+        }
+
+        /** What {@code cask --version} prints: {@code cask} and the jar's implementation version. */
+        static String line() {
             String v = Main.class.getPackage().getImplementationVersion();
-            return new String[]{"cask " + (v == null ? "0.1.0-SNAPSHOT" : v)};
+            return "cask " + (v == null ? "0.1.0-SNAPSHOT" : v);
         }
     }
 }
