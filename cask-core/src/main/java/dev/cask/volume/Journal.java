@@ -147,6 +147,13 @@ final class Journal implements AutoCloseable {
         }
     }
 
+    /** fsyncs a directory: a file created, renamed or deleted in it is durable only after this. */
+    static void syncDirectory(Path dir) throws IOException {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        }
+    }
+
     /** What {@link #open} found in an existing generation. */
     record Replayed(Journal journal, int baseVersion, List<Entry> entries) {}
 

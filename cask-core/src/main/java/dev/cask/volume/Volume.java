@@ -216,6 +216,9 @@ public final class Volume implements BlockDevice {
         FileLock lk;
         try {
             Files.createDirectories(journalDir);
+            // its entry in the store directory must be durable before a FLUSH promises a journal in it
+            // (always: another process may have created it a moment ago and not synced it yet)
+            Journal.syncDirectory(journalDir.toAbsolutePath().getParent());
             ch = FileChannel.open(journalDir.resolve(fileName(image) + ".lease"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
             try {
                 lk = ch.tryLock();
