@@ -1,16 +1,20 @@
 package dev.cask.powercut;
 
+import dev.cask.common.Progress;
 import dev.cask.image.Images;
 import dev.cask.volume.Volume;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.ByteArrayOutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -52,6 +56,29 @@ class PowerCutRegressionTest {
             v.read(0, got, 0, got.length);
             v.close();
             assertArrayEquals(pattern(16384, 1), got, "the flushed write (journals/ was created but its entry in the store directory never synced)");
+        }
+    }
+
+    /** An import returned (its version is committed): its chunks must still be found after a power cut. */
+    public static final class Import {
+        public static void main(String[] args) throws Exception {
+            Path src = Path.of(args[1]);
+            Files.write(src, pattern(1 << 20, 2));
+            Images images = Images.open(Path.of(args[0]));
+            images.importFile(src, "imported", "raw", 0, true, Progress.NONE, w -> { });
+            PowerCut.say("imported");
+            Runtime.getRuntime().halt(0);
+        }
+    }
+
+    @Test
+    void anImportThatReturnedSurvives() throws Exception {
+        Path image = cut(Import.class, tmp.resolve("src.raw").toString());
+        try (Images images = Images.open(image)) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            images.export("imported", out, Progress.NONE);
+            assertArrayEquals(pattern(1 << 20, 2), out.toByteArray(), "the imported image");
+            assertEquals(List.of(), images.check(false, Progress.NONE).problems(), "check");
         }
     }
 
