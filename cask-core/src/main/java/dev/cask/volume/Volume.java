@@ -183,6 +183,7 @@ public final class Volume implements BlockDevice {
                 }
             }
             Files.deleteIfExists(journalDir.resolve(fileName(image) + ".journal"));
+            Journal.syncDirectory(journalDir); // durable before the caller goes on (a new image of the same name)
         } catch (IOException e) {
             throw new CaskException.Io("image '" + image + "': cannot delete its journals in " + journalDir + ": " + e.getMessage(), e);
         }
@@ -809,6 +810,9 @@ public final class Volume implements BlockDevice {
                 closed = true;
                 for (Journal j : generations.values()) j.delete();
                 generations.clear();
+                // the deletions must be durable too: a generation a power cut brought back would be
+                // replayed over whatever the head is then (a rollback, a new image of the same name)
+                syncJournalDir();
             } finally {
                 swap.writeLock().unlock();
             }
@@ -817,6 +821,14 @@ public final class Volume implements BlockDevice {
             checkpointLock.unlock();
             closeJournals();
             releaseLease();
+        }
+    }
+
+    private void syncJournalDir() {
+        try {
+            Journal.syncDirectory(journalDir);
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot sync " + journalDir + ": " + e.getMessage(), e);
         }
     }
 

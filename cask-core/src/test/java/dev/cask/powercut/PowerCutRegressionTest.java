@@ -82,6 +82,34 @@ class PowerCutRegressionTest {
         }
     }
 
+    /** A volume flushed and closed, then rolled back: the old journal must not come back and undo the rollback. */
+    public static final class RollbackAfterClose {
+        public static void main(String[] args) {
+            Images images = Images.open(Path.of(args[0]));
+            images.create("vm", 1 << 20, 4096);
+            Volume v = images.openVolume("vm");
+            v.write(0, pattern(8192, 3), 0, 8192, false);
+            v.flush();
+            v.close();
+            images.rollback("vm", "1");
+            PowerCut.say("rolled back");
+            Runtime.getRuntime().halt(0);
+        }
+    }
+
+    @Test
+    void aRollbackAfterCloseIsNotUndoneByTheClosedJournal() throws Exception {
+        Path image = cut(RollbackAfterClose.class);
+        try (Images images = Images.open(image)) {
+            assertEquals(3, images.image("vm").head());
+            Volume v = images.openVolume("vm");
+            byte[] got = new byte[8192];
+            v.read(0, got, 0, got.length);
+            v.close();
+            assertArrayEquals(new byte[8192], got, "version 3 (the rollback to the empty version 1), not the journal of the closed volume replayed over it");
+        }
+    }
+
     /** Runs {@code main} on an empty store under the shim; returns the image of the moment it stopped. */
     private Path cut(Class<?> main, String... extra) throws Exception {
         Path root = Files.createDirectories(tmp.resolve("store"));
