@@ -725,9 +725,17 @@ public final class Volume implements BlockDevice {
                 for (int i = 0; i < dirty.size(); i++) {
                     for (var s : snapshot.get(i).entrySet()) dirty.get(i).remove(s.getKey(), s.getValue());
                 }
+                boolean deleted = false;
                 for (var g : new ArrayList<>(generations.keySet())) {
-                    if (g <= sealed && g != journal.generation()) generations.remove(g).delete();
+                    if (g <= sealed && g != journal.generation()) {
+                        generations.remove(g).delete();
+                        deleted = true;
+                    }
                 }
+                // durable before any FLUSH (they wait for this lock) or the caller goes on: a sealed
+                // generation holds older copies durably and newer ones maybe not (no fsync at the
+                // seal), so one a power cut brought back would replay old data over this version
+                if (deleted) syncJournalDir();
             } finally {
                 swap.writeLock().unlock();
             }
