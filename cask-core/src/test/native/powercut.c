@@ -36,11 +36,16 @@
  *   CASK_POWERCUT_ROOT   the directory to watch (absolute, no symlinks); unset: the shim does nothing
  *   CASK_POWERCUT_OUT    where the shim keeps its model (OUT/.durable) and writes images (OUT/<n>)
  *                        and OUT/points (one line per image: "n category op path") and, at exit,
- *                        OUT/ops (the number of operations)
+ *                        OUT/ops (the number of operations, in all and per category)
  *   CASK_POWERCUT_SEED   seeds the choice of points and of torn pages (decimal u64)
  *   CASK_POWERCUT_RATES  "PREFIX=P,PREFIX=P,...": an operation on a path (relative to ROOT)
  *                        starting with PREFIX is a point with probability P (first match wins;
  *                        "*" matches everything). E.g. "journals/=0.2,index.db=1,*=0"
+ *   CASK_POWERCUT_PICK   "CATEGORY=i,j,...;CATEGORY=...": also a point at the i-th, j-th... operation on
+ *                        files of that category (journal: journals/..., pack: packs/..., index:
+ *                        index.db*, catalog: catalog.db*, other). With OUT/ops of an earlier run
+ *                        ("total=N journal=N pack=N ..."), a test picks exactly as many points per
+ *                        category as it wants
  *   CASK_POWERCUT_MAX    at most this many images (default 1000)
  *   CASK_POWERCUT_EXIT_AT  at operation n, write image n and _exit(86): a real crash
  *   CASK_POWERCUT_FINAL  1: at exit, write image "final" (the cut just after the process ended)
@@ -111,6 +116,12 @@ static int fdid[MAXFD]; /* id + 1, 0: not watched */
 struct rate { char prefix[128]; double p; };
 static struct rate rates[32];
 static int nrates;
+/* Categories of watched paths, and per category: operations seen, and the ordinals picked as points. */
+static const char *categories[] = {"journal", "pack", "index", "catalog", "other"};
+#define NCAT 5
+static unsigned long long catops[NCAT];
+static unsigned long long *picks[NCAT];
+static int npicks[NCAT];
 
 static int (*r_open)(const char *, int, ...);
 static int (*r_openat)(int, const char *, int, ...);
@@ -428,12 +439,17 @@ static void image(const char *name, const char *category, const char *op, const 
     r_close(f);
 }
 
-static const char *category(const char *rel) {
-    if (!strncmp(rel, "journals", 8)) return "journal";
-    if (!strncmp(rel, "packs", 5)) return "pack";
-    if (!strncmp(rel, "index.db", 8)) return "index";
-    if (!strncmp(rel, "catalog.db", 10)) return "catalog";
-    return "other";
+static int category(const char *rel) {
+    if (!strncmp(rel, "journals", 8)) return 0;
+    if (!strncmp(rel, "packs", 5)) return 1;
+    if (!strncmp(rel, "index.db", 8)) return 2;
+    if (!strncmp(rel, "catalog.db", 10)) return 3;
+    return 4;
+}
+
+static int picked(int cat, unsigned long long ordinal) {
+    for (int i = 0; i < npicks[cat]; i++) if (picks[cat][i] == ordinal) return 1;
+    return 0;
 }
 
 /* Operation `op` on `rel` is about to happen: count it, and maybe cut the power here. Holds mu. */
@@ -447,15 +463,17 @@ static void point(const char *op, const char *rel) {
         }
     }
     double u = unit(&rng);
+    int cat = category(rel);
+    unsigned long long ordinal = ++catops[cat];
     char name[32];
     snprintf(name, sizeof name, "%llu", n);
     if (n == exit_at) {
-        image(name, category(rel), op, rel);
+        image(name, categories[cat], op, rel);
         _exit(86);
     }
-    if (u < p && images_left > 0) {
+    if ((u < p || picked(cat, ordinal)) && images_left > 0) {
         images_left--;
-        image(name, category(rel), op, rel);
+        image(name, categories[cat], op, rel);
     }
 }
 
@@ -497,6 +515,24 @@ static void setup(void) {
         }
         free(copy);
     }
+    const char *pk = getenv("CASK_POWERCUT_PICK"); /* "journal=3,17;index=5" */
+    if (pk) {
+        char *copy = strdup(pk), *save = NULL;
+        for (char *tok = strtok_r(copy, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+            char *eq = strchr(tok, '=');
+            if (!eq) die("powercut: bad CASK_POWERCUT_PICK entry '%s'", tok);
+            *eq = 0;
+            int cat = -1;
+            for (int i = 0; i < NCAT; i++) if (!strcmp(tok, categories[i])) cat = i;
+            if (cat < 0) die("powercut: unknown category '%s' in CASK_POWERCUT_PICK", tok);
+            char *save2 = NULL;
+            for (char *v = strtok_r(eq + 1, ",", &save2); v; v = strtok_r(NULL, ",", &save2)) {
+                picks[cat] = realloc(picks[cat], sizeof **picks * (npicks[cat] + 1));
+                picks[cat][npicks[cat]++] = strtoull(v, NULL, 10);
+            }
+        }
+        free(copy);
+    }
     struct stat st;
     if (lstat(root, &st) < 0 || !S_ISDIR(st.st_mode)) die("powercut: root %s is not a directory", root);
     add_node(&st); /* id 0 */
@@ -511,9 +547,10 @@ __attribute__((constructor)) static void powercut_init(void) { init(); }
 __attribute__((destructor)) static void powercut_fini(void) {
     if (!enabled) return;
     pthread_mutex_lock(&mu);
-    char pf[PATH_MAX], line[64];
+    char pf[PATH_MAX], line[256];
     snprintf(pf, sizeof pf, "%s/ops", out);
-    int len = snprintf(line, sizeof line, "%llu\n", ops);
+    int len = snprintf(line, sizeof line, "total=%llu journal=%llu pack=%llu index=%llu catalog=%llu other=%llu\n",
+                       ops, catops[0], catops[1], catops[2], catops[3], catops[4]);
     int f = r_open(pf, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
     if (f >= 0) {
         r_write(f, line, len);

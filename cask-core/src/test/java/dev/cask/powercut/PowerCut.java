@@ -39,7 +39,8 @@ import java.util.stream.Stream;
  * operations 1..c, so it holds in every image of a point n > c. Points are chosen by the shim with a
  * seeded coin per operation; thread scheduling (checkpoints run on a pool) can still move
  * operations around, so a seed replays the workload and the choice of points exactly, and the
- * interleaving nearly.
+ * interleaving nearly. {@link #runPicked} first counts a workload's operations per file category,
+ * then picks exactly the number of points a test asks for in each.
  *
  * <p>The tests fail, never skip, when gcc is missing (scripts/install-deps.sh installs it).
  */
@@ -87,8 +88,46 @@ public final class PowerCut {
         return so;
     }
 
-    /** How a run is set up: seed, per-path rates ("journals/=0.3,*=0"), torn mode, an image at exit. */
-    public record Options(long seed, String rates, boolean torn, boolean finalImage, int maxImages) {}
+    /**
+     * How a run is set up: seed, per-path rates ("journals/=0.3,*=0"), per-category picks
+     * ("journal=3,17;index=5", see powercut.c), torn mode, an image at exit, a cap on images.
+     */
+    public record Options(long seed, String rates, String picks, boolean torn, boolean finalImage, int maxImages) {}
+
+    /**
+     * Two runs of the same workload: one that only counts the operations per file category, then
+     * one with {@code wanted.get(category)} points picked at random (seeded) among that
+     * category's operations (the first 90 % of them, since a second run's checkpoint threads may
+     * do a few less). {@code args} gives the workload's arguments for a store directory.
+     * Everything goes under {@code scratch}; the store of the second run is {@code scratch/store}.
+     */
+    public static Run runPicked(Path scratch, long seed, java.util.Map<String, Integer> wanted, boolean torn, boolean finalImage,
+                                Class<?> main, java.util.function.Function<Path, String[]> args) throws IOException, InterruptedException {
+        Path count = scratch.resolve("count");
+        Path countRoot = Files.createDirectories(count.resolve("store")).toRealPath();
+        run(countRoot, count.resolve("out"), new Options(seed, "*=0", "", false, false, 0), main, args.apply(countRoot));
+        java.util.Map<String, Long> ops = new java.util.HashMap<>();
+        for (String kv : Files.readString(count.resolve("out/ops")).trim().split(" ")) {
+            String[] f = kv.split("=");
+            ops.put(f[0], Long.parseLong(f[1]));
+        }
+        delete(count);
+        java.util.Random rnd = new java.util.Random(seed);
+        StringBuilder picks = new StringBuilder();
+        for (var w : new java.util.TreeMap<>(wanted).entrySet()) {
+            long n = ops.getOrDefault(w.getKey(), 0L) * 9 / 10;
+            if (n < w.getValue()) {
+                throw new AssertionError(main.getSimpleName() + " makes only " + ops.get(w.getKey()) + " operations on " + w.getKey()
+                        + " files, too few for " + w.getValue() + " crash points (" + ops + ")");
+            }
+            java.util.TreeSet<Long> chosen = new java.util.TreeSet<>();
+            while (chosen.size() < w.getValue()) chosen.add(1 + (long) (rnd.nextDouble() * n));
+            if (!picks.isEmpty()) picks.append(';');
+            picks.append(w.getKey()).append('=').append(String.join(",", chosen.stream().map(String::valueOf).toList()));
+        }
+        Path root = Files.createDirectories(scratch.resolve("store")).toRealPath();
+        return run(root, scratch.resolve("out"), new Options(seed, "*=0", picks.toString(), torn, finalImage, 100_000), main, args.apply(root));
+    }
 
     /**
      * Runs {@code main} with {@code args} in a child JVM whose changes under {@code root} (which
@@ -111,6 +150,7 @@ public final class PowerCut {
         pb.environment().put("CASK_POWERCUT_OUT", out.toString());
         pb.environment().put("CASK_POWERCUT_SEED", Long.toUnsignedString(o.seed()));
         pb.environment().put("CASK_POWERCUT_RATES", o.rates());
+        if (!o.picks().isEmpty()) pb.environment().put("CASK_POWERCUT_PICK", o.picks());
         pb.environment().put("CASK_POWERCUT_MAX", String.valueOf(o.maxImages()));
         if (o.torn()) pb.environment().put("CASK_POWERCUT_TORN", "1");
         if (o.finalImage()) pb.environment().put("CASK_POWERCUT_FINAL", "1");
@@ -143,6 +183,12 @@ public final class PowerCut {
         return new Run(p.exitValue(), lines, stderr, points, Files.isDirectory(fin) ? fin : null);
     }
 
+    /** Points per file category ("journal", "pack", "index", "catalog", "other"), for the test log. */
+    public static java.util.Map<String, Long> byCategory(List<Point> points) {
+        return points.stream().collect(java.util.stream.Collectors.groupingBy(Point::category, java.util.TreeMap::new,
+                java.util.stream.Collectors.counting()));
+    }
+
     private static Thread pump(InputStream in, ByteArrayOutputStream sink) {
         return Thread.ofPlatform().start(() -> {
             try {
@@ -151,6 +197,23 @@ public final class PowerCut {
                 // child gone
             }
         });
+    }
+
+    /**
+     * A directory for a run's store and images: under /dev/shm when it has room (a tmpfs: the
+     * fsyncs of the checks that open each image cost nothing there), else under {@code fallback}.
+     * The caller deletes it.
+     */
+    public static Path scratch(Path fallback) throws IOException {
+        Path shm = Path.of("/dev/shm");
+        try {
+            if (Files.isDirectory(shm) && Files.isWritable(shm) && Files.getFileStore(shm).getUsableSpace() > (4L << 30)) {
+                return Files.createTempDirectory(shm, "cask-powercut");
+            }
+        } catch (IOException e) {
+            // no tmpfs to use: fall back
+        }
+        return Files.createTempDirectory(fallback, "powercut");
     }
 
     /** Deletes an image (or any tree) once checked, to keep the disk footprint of a run small. */

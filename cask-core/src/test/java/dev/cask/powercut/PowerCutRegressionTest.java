@@ -148,7 +148,7 @@ class PowerCutRegressionTest {
         String[] args = new String[extra.length + 1];
         args[0] = root.toRealPath().toString();
         System.arraycopy(extra, 0, args, 1, extra.length);
-        PowerCut.Run run = PowerCut.run(root, tmp.resolve("out"), new PowerCut.Options(1, "*=0", false, true, 0), main, args);
+        PowerCut.Run run = PowerCut.run(root, tmp.resolve("out"), new PowerCut.Options(1, "*=0", "", false, true, 0), main, args);
         assertTrue(run.lines().size() == 1, "the child acknowledged: " + run.lines() + "\n" + run.stderr());
         assertNotNull(run.finalImage(), "no image at exit: " + run.stderr());
         return run.finalImage();
