@@ -224,7 +224,10 @@ final class Journal implements AutoCloseable {
             long first = hb.getLong(9);
             int count = hb.getInt(17);
             int bs = hb.getInt(21);
-            if (count <= 0 || bs <= 0 || (kind != KIND_DATA && kind != KIND_ZERO) || first < 0) return at;
+            // bs is at most 1 MiB (the largest block), so bs + 4 cannot overflow below (a header
+            // whose CRC held but whose block size was near 2^31 threw NegativeArraySizeException)
+            if (count <= 0 || bs <= 0 || bs > MAX_RECORD_DATA || (kind != KIND_DATA && kind != KIND_ZERO) || first < 0
+                    || first > Long.MAX_VALUE - count) return at;
             long body = kind == KIND_DATA ? (long) count * (bs + 4) : 0;
             if (at + RECORD_HEADER + body > size) return at; // torn tail
             long data = at + RECORD_HEADER;
