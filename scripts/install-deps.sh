@@ -14,6 +14,7 @@ declare -A pkg=(
   [nbdkit]=nbdkit
   [fio]=fio
   [debootstrap]=debootstrap
+  [gcc]=gcc
 )
 missing=()
 for tool in "${!pkg[@]}"; do
