@@ -25,7 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * unique incompressible blocks, compressible ones (segments), zero blocks, and blocks shared
  * with earlier disks (deduplicated), printing each returned import with the operation count.
  *
- * <p>At every crash point (110 on pack files, 110 on the index, 25 others), the store must
+ * <p>At every crash point (110 on pack files, 110 on the index, 25 others; with torn unsynced pages,
+ * 60, 60 and 30), the store must
  * open; every import that returned must be there and export its exact bytes; the import in
  * flight must be absent or whole; and {@code cask check} must find nothing wrong. Seeded:
  * -Dcask.seed=N.
@@ -86,14 +87,25 @@ class ImportPowerCutTest {
 
     @Test
     void everyReturnedImportSurvivesAPowerCutAtEveryPoint() throws Exception {
+        run(false);
+    }
+
+    /** Torn unsynced pages: a pack may end in a torn record (no index entry reaches it), SQLite's files in torn pages. */
+    @Test
+    void tornUnsyncedPagesNeverCorruptAReturnedImport() throws Exception {
+        run(true);
+    }
+
+    private void run(boolean torn) throws Exception {
         long seed = Long.getLong("cask.seed", new Random().nextLong());
-        String at = "seed=" + seed + " (replay with -Dcask.seed=" + seed + ")";
+        String at = "seed=" + seed + (torn ? " torn" : "") + " (replay with -Dcask.seed=" + seed + ")";
         Path scratch = PowerCut.scratch(tmp);
         try {
             Path sources = Files.createDirectories(scratch.resolve("sources")).toRealPath();
             long t0 = System.nanoTime();
-            PowerCut.Run run = PowerCut.runPicked(scratch, seed, java.util.Map.of("pack", 110, "index", 110, "catalog", 20, "other", 5),
-                    false, true, Workload.class, root -> new String[] {root.toString(), sources.toString(), String.valueOf(seed)});
+            var wanted = torn ? java.util.Map.of("pack", 60, "index", 60, "catalog", 30)
+                    : java.util.Map.of("pack", 110, "index", 110, "catalog", 20, "other", 5);
+            PowerCut.Run run = PowerCut.runPicked(scratch, seed, wanted, torn, !torn, Workload.class, root -> new String[] {root.toString(), sources.toString(), String.valueOf(seed)});
             System.out.println(at + ": " + run.points().size() + " crash points " + PowerCut.byCategory(run.points())
                     + ", child runs " + (System.nanoTime() - t0) / 1_000_000 + " ms");
             long[] start = new long[DISKS];
@@ -104,14 +116,14 @@ class ImportPowerCutTest {
             for (String[] l : run.lines("end")) end[Integer.parseInt(l[1])] = Long.parseLong(l[2]);
             assertEquals(DISKS, run.lines("end").size(), at + ": the workload did not finish: " + run.stderr());
             var counts = PowerCut.byCategory(run.points());
-            assertTrue(counts.getOrDefault("pack", 0L) >= 100 && counts.getOrDefault("index", 0L) >= 100, at + ": too few crash points: " + counts);
+            assertTrue(torn || counts.getOrDefault("pack", 0L) >= 100 && counts.getOrDefault("index", 0L) >= 100, at + ": too few crash points: " + counts);
             Random pick = new Random(seed);
             for (PowerCut.Point p : run.points()) {
                 String where = at + " point " + p.op() + " (" + p.operation() + " " + p.path() + ")";
-                PowerCut.keepOnFailure(p.image(), () -> check(seed, start, end, p.op(), p.image(), where, pick));
+                PowerCut.keepOnFailure(p.image(), () -> check(seed, start, end, p.op(), p.image(), where, pick, torn));
                 PowerCut.delete(p.image());
             }
-            check(seed, start, end, Long.MAX_VALUE, run.finalImage(), at + " after the process ended", pick);
+            if (!torn) check(seed, start, end, Long.MAX_VALUE, run.finalImage(), at + " after the process ended", pick, false);
         } finally {
             PowerCut.delete(scratch);
         }
@@ -122,7 +134,7 @@ class ImportPowerCutTest {
      * and one other returned at random export their exact bytes; check is clean (it verifies
      * every record and that every chunk of every version is indexed and readable).
      */
-    static void check(long seed, long[] start, long[] end, long point, Path image, String at, Random pick) {
+    static void check(long seed, long[] start, long[] end, long point, Path image, String at, Random pick, boolean torn) {
         try (Images images = Images.open(image, options())) {
             List<String> names = images.list("").stream().map(dev.cask.catalog.Image::name).toList();
             int lastDone = -1;
@@ -142,7 +154,9 @@ class ImportPowerCutTest {
                 exportEquals(images, seed, lastDone, at);
                 exportEquals(images, seed, pick.nextInt(lastDone + 1), at);
             }
-            assertEquals(List.of(), images.check(false, Progress.NONE).problems(), at + ": check");
+            // torn: a pack may end in a torn record or segment that no index entry reaches (the write the cut tore)
+            assertEquals(List.of(), images.check(false, Progress.NONE).problems().stream()
+                    .filter(p -> !(torn && p.matches("pack \\d+ at offset \\d+: .*"))).toList(), at + ": check");
         } catch (dev.cask.common.CaskException e) {
             throw new AssertionError(at + ": " + e, e);
         }
