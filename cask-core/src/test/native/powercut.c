@@ -30,7 +30,12 @@
  * pwrite, writev, ftruncate, fallocate, fsync/fdatasync, open with O_CREAT or O_TRUNC, rename,
  * link, unlink, mkdir or rmdir. Operations are numbered 1, 2, ... in the order they take the
  * shim's lock (one global lock: operations on watched files run one at a time). Point n is the
- * state after operations 1..n-1, before n.
+ * state after operations 1..n-1, before n. At a point the shim writes the image and lets the
+ * process go on (the image is exactly what a cut there would leave: nothing after it can change
+ * it), so one run yields many points; CASK_POWERCUT_EXIT_AT makes one point a real death.
+ * The model does not call the real fsync at all: it alone decides what survives, and the
+ * tests run faster for it. Paths are matched as spelled, so ROOT and the paths the process uses
+ * must be free of symlinks (tests pass realpaths).
  *
  * Environment:
  *   CASK_POWERCUT_ROOT   the directory to watch (absolute, no symlinks); unset: the shim does nothing
