@@ -1,6 +1,11 @@
 // Load generator for bench/many-clients.sh: N NBD connections, one per export, each doing light
 // random 4 KiB I/O (reads and writes with a flush now and then), for a fixed time; prints latency
 // percentiles. Run: java bench/ManyClients.java PORT PREFIX COUNT SECONDS OPS_PER_SEC_PER_CLIENT
+// Stall mode (issue 10): java bench/ManyClients.java stall PORT EXPORT STALLERS SECONDS OPS_PER_SEC SIZE
+//   one normal client doing random reads and writes of SIZE bytes (half each, unique data) at a
+//   fixed rate while STALLERS other connections each announce a 32 MiB WRITE and send one byte;
+//   prints one line "stallers N ops M p50 X p99 Y" (ms). A request that gets no reply in 20 s
+//   counts as stuck and ends the run.
 import java.io.*;
 import java.net.Socket;
 import java.nio.ByteBuffer;
@@ -43,7 +48,43 @@ public class ManyClients {
         public void close() throws IOException { s.close(); }
     }
 
+    static void stall(String[] a) throws Exception {
+        int port = Integer.parseInt(a[1]); String export = a[2]; int stallers = Integer.parseInt(a[3]);
+        int seconds = Integer.parseInt(a[4]); double rate = Double.parseDouble(a[5]); int size = Integer.parseInt(a[6]);
+        List<Client> stalled = new ArrayList<>();
+        for (int i = 0; i < stallers; i++) {
+            Client c = new Client(port, export);
+            c.out.writeInt(0x25609513); c.out.writeShort(0); c.out.writeShort(1); c.out.writeLong(1);
+            c.out.writeLong(0); c.out.writeInt(32 << 20); c.out.write(0); c.out.flush();
+            stalled.add(c);
+        }
+        Client c = new Client(port, export);
+        c.s.setSoTimeout(20_000);
+        Random r = new Random(); byte[] buf = new byte[size];
+        List<Long> lat = new ArrayList<>();
+        long end = System.nanoTime() + seconds * 1_000_000_000L, next = System.nanoTime();
+        String stuck = "";
+        while (System.nanoTime() < end) {
+            long sleep = next - System.nanoTime();
+            if (sleep > 0) LockSupport.parkNanos(sleep);
+            next += (long) (1e9 / rate);
+            long off = (long) r.nextInt((int) (c.size / size)) * size;
+            long t = System.nanoTime();
+            try {
+                if (r.nextBoolean()) c.cmd(0, off, null, size);
+                else { r.nextBytes(buf); c.cmd(1, off, buf, size); }
+            } catch (java.net.SocketTimeoutException e) { stuck = " STUCK: no reply in 20 s"; break; }
+            lat.add(System.nanoTime() - t);
+        }
+        long[] l = lat.stream().mapToLong(Long::longValue).sorted().toArray();
+        System.out.printf("stallers %d ops %d p50 %.2f p99 %.2f%s%n", stallers, l.length,
+                l.length == 0 ? Double.NaN : l[l.length / 2] / 1e6, l.length == 0 ? Double.NaN : l[(int) (l.length * 0.99)] / 1e6, stuck);
+        c.close();
+        for (Client x : stalled) x.close();
+    }
+
     public static void main(String[] a) throws Exception {
+        if (a[0].equals("stall")) { stall(a); return; }
         int port = Integer.parseInt(a[0]); String prefix = a[1]; int n = Integer.parseInt(a[2]);
         int seconds = Integer.parseInt(a[3]); double rate = Double.parseDouble(a[4]);
         List<Client> clients = new ArrayList<>();

@@ -65,7 +65,7 @@ finish() {
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
-rm -rf "$WORK"; mkdir -p "$WORK"; touch "$WORK/.cask-analyze-bench"
+rm -rf "$WORK"; mkdir -p "$WORK" "$WORK/store"; touch "$WORK/.cask-analyze-bench"
 DATA="$WORK/data.tsv"; : >"$DATA"
 now() { date +%s.%N; }
 sub() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.3f}")' "$1" "$2"; }

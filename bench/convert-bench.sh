@@ -38,7 +38,7 @@ echo "cask: $root @ $(git -C "$root" rev-parse --short HEAD)$( [ -n "$(git -C "$
 echo "data: ${IMAGES[*]} ($((LOGICAL >> 20)) MiB logical); $(qemu-img --version | head -1)"
 for f in "${IMAGES[@]}"; do cat "$FIX/$f.raw" >/dev/null; done
 for v in "${variants[@]}"; do   # builds, start-up caches: untimed
-  "${launcher[$v]}" --store "$WORK/warm-$v" import "$FIX/${IMAGES[0]}.raw" w >/dev/null
+  mkdir -p "$WORK/warm-$v"; "${launcher[$v]}" --store "$WORK/warm-$v" import "$FIX/${IMAGES[0]}.raw" w >/dev/null
   "${launcher[$v]}" --store "$WORK/warm-$v" export w "$WORK/warm-$v/w.raw" >/dev/null
   rm -rf "$WORK/warm-$v"
 done
@@ -56,7 +56,7 @@ run() { "$@" >>"$WORK/log" 2>&1 || { echo "convert-bench: failed: $*"; tail -20 
 for rep in $(seq "$RUNS"); do
   echo "-- run $rep/$RUNS --"
   for v in "${variants[@]}"; do
-    C=${launcher[$v]}; S="$WORK/store-$v"; E="$WORK/export-$v"; rm -rf "$S" "$E"; mkdir -p "$E"
+    C=${launcher[$v]}; S="$WORK/store-$v"; E="$WORK/export-$v"; rm -rf "$S" "$E"; mkdir -p "$S" "$E"
     imp() { local i; for i in "${IMAGES[@]}"; do run "$C" --store "$S" import "$FIX/$i.raw" "$i"; done; }
     exp() { local i; for i in "${IMAGES[@]}"; do run "$C" --store "$S" export "$i" "$E/$i.raw"; done; }
     timed "$v import" imp

@@ -10,11 +10,18 @@
 #   clean  mkfs.ext4 -d of the bookworm-minbase root file system (~200 MiB of files) into FS_SIZE
 #   dirty  the same, then a file of random bytes filling 90 % of the free space is written into it
 #          with debugfs and deleted again: the same files, but the free blocks hold old data
+#   recycled       random bytes in every block first, then mkfs.ext4 -E nodiscard -d (a reused
+#                  volume): the free blocks, most of them in groups mkfs left BLOCK_UNINIT, hold old
+#                  data; lazy_itable_init=0 (mkfs writes the inode tables, as clean's are)
+#   recycled-lazy  the same with lazy_itable_init=1 (mkfs's default on a block device): the inode
+#                  tables of unused groups keep old data too until the kernel zeroes them
 # Each import goes into a fresh store; `cask stats --json` stored_bytes is compared:
 #   dirty --fs-aware / clean --fs-aware      target <= 1.05
-#   dirty without --fs-aware                 for scale (the deleted data is stored)
+#   recycled --fs-aware / clean --fs-aware   target <= 1.05
+#   recycled-lazy --fs-aware                 for scale (old inode tables are used blocks: stored)
+#   dirty, recycled without --fs-aware       for scale (the old data is stored)
 #   clean without --fs-aware                 for scale
-# The dirty --fs-aware export is checked with e2fsck -fn. Space is deterministic: one run.
+# The dirty and recycled --fs-aware exports are checked with e2fsck -fn. Space is deterministic: one run.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -68,13 +75,23 @@ echo "cask: $root @ $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo 
 echo "tools: $(mke2fs -V 2>&1 | head -1)"
 echo "data: $ROOTFS ($(du -sh "$ROOTFS" | cut -f1)) in a $FS_SIZE ext4 image, 4 KiB blocks"
 
-CLEAN="$WORK/clean.img"; DIRTY="$WORK/dirty.img"
-mkimg() {
-  rm -f "$1"; truncate -s "$FS_SIZE" "$1"
-  q mkfs.ext4 -q -F -b 4096 -U clear -E hash_seed=00000000-0000-0000-0000-000000000000 -d "$ROOTFS" "$1"
+CLEAN="$WORK/clean.img"; DIRTY="$WORK/dirty.img"; RECYCLED="$WORK/recycled.img"; RECYCLED_LAZY="$WORK/recycled-lazy.img"
+mkimg() { # IMG [EXTENDED-OPTIONS]: on zeros, unless IMG holds old data (mkold)
+  [ -f "$1" ] || truncate -s "$FS_SIZE" "$1"
+  q mkfs.ext4 -q -F -b 4096 -U clear -E "hash_seed=00000000-0000-0000-0000-000000000000${2:+,$2}" -d "$ROOTFS" "$1"
 }
-mkimg "$CLEAN"
-mkimg "$DIRTY"
+mkold() { # IMG LAZY: random bytes everywhere, then mkfs without discard
+  rm -f "$1"; head -c "$(numfmt --from=iec "$FS_SIZE")" /dev/urandom >"$1"
+  mkimg "$1" "nodiscard,lazy_itable_init=$2,lazy_journal_init=0"
+}
+mkimg "$CLEAN" "lazy_itable_init=0,lazy_journal_init=0"
+mkimg "$DIRTY" "lazy_itable_init=0,lazy_journal_init=0"
+mkold "$RECYCLED" 0
+mkold "$RECYCLED_LAZY" 1
+q e2fsck -fn "$RECYCLED"
+q e2fsck -fn "$RECYCLED_LAZY"
+echo "recycled: $FS_SIZE of random bytes, then mkfs.ext4 -E nodiscard -d (lazy_itable_init=0; recycled-lazy: =1);" \
+     "$(dumpe2fs "$RECYCLED" 2>/dev/null | grep -c 'BLOCK_UNINIT') of $(dumpe2fs "$RECYCLED" 2>/dev/null | grep -c '^Group ') groups BLOCK_UNINIT"
 free_blocks=$(field "$DIRTY" "Free blocks")
 junk_mib=$(( free_blocks * 4096 * 9 / 10 / 1048576 ))
 head -c "${junk_mib}M" /dev/urandom >"$WORK/junk"
@@ -90,18 +107,24 @@ echo "       allocated on disk: clean $(( $(stat -c %b "$CLEAN") * 512 / 1048576
 echo
 
 declare -A S
-for case in clean-fs-aware dirty-fs-aware dirty-plain clean-plain; do
-  img=$CLEAN; [[ $case == dirty* ]] && img=$DIRTY
+for case in clean-fs-aware dirty-fs-aware recycled-fs-aware recycled-lazy-fs-aware dirty-plain recycled-plain clean-plain; do
+  case $case in
+    dirty*) img=$DIRTY ;;
+    recycled-lazy*) img=$RECYCLED_LAZY ;;
+    recycled*) img=$RECYCLED ;;
+    *) img=$CLEAN ;;
+  esac
   opt=(); [[ $case == *fs-aware ]] && opt=(--fs-aware)
   printf '+ cask import %s\n' "$case" >>"$LOG"
+  mkdir -p "$WORK/$case"
   line=$("$CASK" --store "$WORK/$case" import "${opt[@]}" "$img" x 2>&1) || { echo "$line"; die "import $case failed"; }
   grep -q 'warning' <<<"$line" && { echo "$line"; die "import $case warned"; }
   echo "$case: $line"
   S[$case]=$(stored "$WORK/$case")
-  if [ "$case" = dirty-fs-aware ]; then
+  if [ "$case" = dirty-fs-aware ] || [ "$case" = recycled-fs-aware ] || [ "$case" = recycled-lazy-fs-aware ]; then
     q "$CASK" --store "$WORK/$case" export x "$WORK/out.img"
     q e2fsck -fn "$WORK/out.img"
-    echo "   (verified: e2fsck -fn is clean on the dirty --fs-aware export)"
+    echo "   (verified: e2fsck -fn is clean on the $case export)"
     rm -f "$WORK/out.img"
   fi
   rm -rf "${WORK:?}/$case"
@@ -109,14 +132,18 @@ done
 echo
 
 set +e
-python3 - "${S[clean-fs-aware]}" "${S[dirty-fs-aware]}" "${S[dirty-plain]}" "${S[clean-plain]}" <<'PY'
+python3 - "${S[clean-fs-aware]}" "${S[dirty-fs-aware]}" "${S[recycled-fs-aware]}" "${S[recycled-lazy-fs-aware]}" \
+          "${S[dirty-plain]}" "${S[recycled-plain]}" "${S[clean-plain]}" <<'PY'
 import sys
-cf, df, dp, cp = (int(x) for x in sys.argv[1:])
+cf, df, rf, rl, dp, rp, cp = (int(x) for x in sys.argv[1:])
 MiB = 1048576
 rows = [
     ("clean image, --fs-aware", cf, "", "", ""),
     ("dirty image, --fs-aware", df, df / cf, "<= 1.05", "MET" if df / cf <= 1.05 else "MISSED"),
+    ("recycled image, --fs-aware", rf, rf / cf, "<= 1.05", "MET" if rf / cf <= 1.05 else "MISSED"),
+    ("recycled image, lazy_itable_init=1, --fs-aware", rl, rl / cf, "(info)", ""),
     ("dirty image, without --fs-aware (scale)", dp, dp / cf, "(info)", ""),
+    ("recycled image, without --fs-aware (scale)", rp, rp / cf, "(info)", ""),
     ("clean image, without --fs-aware (scale)", cp, cp / cf, "(info)", ""),
 ]
 head = ("import", "stored_bytes", "ratio to clean --fs-aware", "target", "result")

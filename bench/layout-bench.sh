@@ -67,6 +67,7 @@ echo "      $B ($(sfdisk -d "$B" 2>/dev/null | grep -o 'start= *[0-9]*' | head -
 echo
 
 echo "a: bookworm-minbase.raw alone"
+mkdir -p "$WORK/a" "$WORK/b" "$WORK/c" "$WORK/d1" "$WORK/d2"   # explicit stores must exist
 q "$CASK" --store "$WORK/a" import "$A" a
 SA=$(stored "$WORK/a")
 echo "b: bookworm-minbase.raw + bookworm-minbase-63.raw"

@@ -11,7 +11,7 @@ exec > >(tee "$here/bench/results/many-clients-$(date +%Y-%m-%dT%H%M%S).txt") 2>
 clients=${CLIENTS:-1000}; secs=${SECONDS_RUN:-60}; rate=${RATE:-2}
 work=${BENCH_WORK:-/tmp/cask-many}
 rm -rf "$work"; mkdir -p "$work"
-store="$work/store"
+store="$work/store"; mkdir -p "$store"
 . "$here/scripts/jdk.sh"
 # give the base some data so reads hit chunks
 head -c 64M /dev/urandom > "$work/seed.raw"

@@ -31,7 +31,7 @@ echo "== cask serve benchmark $(date -Is), $(nproc) cores, load $(cut -d' ' -f1-
 echo "cask $(git -C "$here" rev-parse --short HEAD); $(qemu-nbd --version | head -1); $(fio --version)"
 img="$fx/bookworm-minbase.raw"
 "$here/cask" --help >/dev/null
-"$here/cask" --store "$work/store" import "$img" vm >/dev/null
+mkdir -p "$work/store"; "$here/cask" --store "$work/store" import "$img" vm >/dev/null
 qemu-img convert -O qcow2 "$img" "$work/vm.qcow2"
 cp --sparse=always "$img" "$work/vm.raw"
 CASK_JAVA_OPTS="${CASK_JAVA_OPTS:-}" "$here/cask" --store "$work/store" serve --listen 127.0.0.1:10901 --checkpoint-interval 0 > "$work/serve.log" 2>&1 &

@@ -36,7 +36,7 @@ variants+=("cask-no-aot"); launcher[cask-no-aot]="$root/cask"; env[cask-no-aot]=
 if [ -n "$BASE" ]; then variants+=("base"); launcher[base]="$BASE"; env[base]=""; fi
 for v in "${variants[@]}"; do   # builds and caches first, untimed
   env ${env[$v]} "${launcher[$v]}" --version >/dev/null
-  env ${env[$v]} "${launcher[$v]}" --store "$WORK/warm-$v" import "$disk" w >/dev/null
+  mkdir -p "$WORK/warm-$v"; env ${env[$v]} "${launcher[$v]}" --store "$WORK/warm-$v" import "$disk" w >/dev/null
   env ${env[$v]} "${launcher[$v]}" --store "$WORK/warm-$v" export w "$WORK/warm-$v/w.raw" >/dev/null
   env ${env[$v]} "${launcher[$v]}" --store "$WORK/warm-$v" ls >/dev/null
 done
@@ -52,7 +52,7 @@ echo "cask: $root @ $(git -C "$root" rev-parse --short HEAD)${BASE:+; base: $BAS
 for rep in $(seq "$RUNS"); do
   for v in "${variants[@]}"; do
     c=(env ${env[$v]} "${launcher[$v]}")
-    st="$WORK/store-$v"; rm -rf "$st" "$WORK/out.raw"; sync
+    st="$WORK/store-$v"; rm -rf "$st" "$WORK/out.raw"; mkdir -p "$st"; sync
     timed "$v version" "${c[@]}" --version
     timed "$v import" "${c[@]}" --store "$st" import "$disk" a
     timed "$v ls" "${c[@]}" --store "$st" ls

@@ -191,17 +191,17 @@ echo "warming the page cache (reading every image once) ..."
 for f in "${SRC[@]}"; do cat "$f" >/dev/null; done
 # the first cask run after a build makes the launcher's start-up (AOT) cache; do it, and real work, untimed
 echo "warming cask (one untimed import/export/clone, so the start-up cache exists before timing) ..."
-cask --store "$WORK/warm" import "${SRC[0]}" w; cask --store "$WORK/warm" export w "$WORK/warm/w.raw"
+mkdir -p "$WORK/warm"; cask --store "$WORK/warm" import "${SRC[0]}" w; cask --store "$WORK/warm" export w "$WORK/warm/w.raw"
 cask --store "$WORK/warm" clone w w2; cask --store "$WORK/warm" stats --json; rm -rf "$WORK/warm"
 
 # ---- clone fixtures ---------------------------------------------------------------------------------
-CSTORE="$WORK/clone-store"
+CSTORE="$WORK/clone-store"; mkdir -p "$CSTORE"   # an explicit store must exist (an empty directory becomes one)
 cask --store "$CSTORE" create big 2T
 cask --store "$CSTORE" create small 4M
 
 # ---- run bodies -------------------------------------------------------------------------------------
 STORE="$WORK/store"; QDIR="$WORK/qcow2"; EXC="$WORK/export-cask"; EXQ="$WORK/export-qemu"; PEER="$WORK/peer"
-reset_store() { rm -rf "$STORE"; }
+reset_store() { rm -rf "$STORE"; mkdir -p "$STORE"; }
 import_cask() { local i a=(); for i in "${!IMAGES[@]}"; do a+=("${SRC[$i]}" "${IMAGES[$i]}"); done; cask --store "$STORE" import "${a[@]}"; }
 import_cask_each() { local i; for i in "${!IMAGES[@]}"; do cask --store "$STORE" import "${SRC[$i]}" "${IMAGES[$i]}"; done; }
 reset_qcow2() { rm -rf "$QDIR"; mkdir -p "$QDIR"; }

@@ -14,6 +14,7 @@ declare -A pkg=(
   [nbdkit]=nbdkit
   [fio]=fio
   [debootstrap]=debootstrap
+  [losetup]=mount
   [gcc]=gcc
 )
 missing=()

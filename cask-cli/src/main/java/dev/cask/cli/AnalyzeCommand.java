@@ -157,7 +157,7 @@ final class AnalyzeCommand extends Common implements Callable<Integer> {
     }
 
     private Images openStore() {
-        Path dir = main.storeDir();
+        Path dir = main.store();
         if (!Files.isDirectory(dir)) throw new CaskException.NotFound("store " + dir + ": no such directory (for the cask: images)");
         return openImages();
     }

@@ -51,6 +51,7 @@ public final class AotTraining {
         commands.add(new String[]{"--help"});
         commands.add(new String[]{"--version"});
         commands.add(new String[]{"import", "--help"});
+        commands.add(new String[]{"init", store});
         commands.add(new String[]{"--store", store, "import", raw, "t/a"});
         commands.add(new String[]{"--store", store, "export", "t/a", dir.resolve("a.raw").toString()});
         commands.add(new String[]{"--store", store, "export", "t/a", qcow2, "--format", "qcow2"});

@@ -10,9 +10,14 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-/** {@code cask check}: verifies packs, index and every version's trees; exit 1 when anything is wrong. */
+/**
+ * {@code cask check}: verifies packs, index and every version's trees; exit 1 when something a
+ * version or the index needs is damaged. Damage nothing refers to (a torn tail a killed writer
+ * left) is a note, and counts in the reclaimable bytes.
+ */
 @Command(name = "check", mixinStandardHelpOptions = true,
-        description = "Verify packs, the index and every version's tree. Exit 1 when anything is wrong.")
+        description = {"Verify packs, the index and every version's tree. Exit 1 when something a version or the index needs",
+                "is damaged; damage nothing refers to is a note (reclaimable bytes), not a failure."})
 final class CheckCommand extends Common implements Callable<Integer> {
     @Option(names = "--deep", description = "Also decompress and rehash every chunk.")
     boolean deep;
@@ -25,7 +30,8 @@ final class CheckCommand extends Common implements Callable<Integer> {
     public Integer call() {
         LocalChunkStore.Options opts = LocalChunkStore.Options.defaults().withExclusive(repair);
         long rebuilt = -1;
-        try (Images images = Images.open(main.storeDir(), opts)) {
+        try (Images images = Images.open(main.store(), opts)) {
+            reportCuts(images);
             if (repair) {
                 rebuilt = images.store().rebuildIndex(line -> err().println("cask: repair: " + line), progress());
                 if (!json) out().printf("index rebuilt from packs: %d chunks%n", rebuilt);
@@ -40,13 +46,16 @@ final class CheckCommand extends Common implements Callable<Integer> {
                 m.put("versions", r.versions());
                 m.put("chunks_checked", r.chunksChecked());
                 if (repair) m.put("index_rebuilt_chunks", rebuilt);
+                m.put("reclaimable_bytes", r.reclaimableBytes());
                 m.put("problems", r.problems());
+                m.put("notes", r.notes());
                 printJson(m);
             } else {
                 for (String p : r.problems()) out().println("problem: " + p);
-                out().printf("%s: %d packs, %d records, %d index entries, %d versions, %d tree chunks checked%s%n",
+                for (String n : r.notes()) out().println("note: " + n);
+                out().printf("%s: %d packs, %d records, %d index entries, %d versions, %d tree chunks checked%s; %s reclaimable%n",
                         r.ok() ? "ok" : r.problems().size() + " problem(s)", r.packs(), r.records(), r.indexEntries(),
-                        r.versions(), r.chunksChecked(), deep ? " (deep)" : "");
+                        r.versions(), r.chunksChecked(), deep ? " (deep)" : "", dev.cask.common.Sizes.human(r.reclaimableBytes()));
             }
             return r.ok() ? 0 : 1;
         }

@@ -10,7 +10,9 @@ import java.io.PrintWriter;
 
 /**
  * What every subcommand shares: the parent (for --store), opening the store, printing JSON, and
- * deciding whether to draw progress bars (only when stdout is a terminal; bars go to stderr).
+ * the output habits: a progress bar on stderr when stderr is a terminal ({@code --progress} /
+ * {@code --no-progress} decide otherwise), and {@code -q} for nothing on stdout but what was
+ * asked for as data ({@code --json}); warnings and errors always go to stderr.
  */
 abstract class Common {
     /** Made on first use: Jackson costs tens of milliseconds of start-up that only --json needs. */
@@ -28,16 +30,33 @@ abstract class Common {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    @CommandLine.Option(names = "--progress", negatable = true,
+            description = "Show a progress bar on stderr (default: when stderr is a terminal; --no-progress: never).")
+    Boolean progressBar;
+
+    @CommandLine.Option(names = {"-q", "--quiet"}, description = "Print nothing on stdout but --json data (errors and warnings still go to stderr).")
+    boolean quiet;
+
+    private static final PrintWriter NOWHERE = new PrintWriter(java.io.Writer.nullWriter());
+
     PrintWriter out() {
-        return spec.commandLine().getOut();
+        return quiet ? NOWHERE : spec.commandLine().getOut();
     }
 
     PrintWriter err() {
         return spec.commandLine().getErr();
     }
 
+    /** The store, with the running servers of it to ask for checkpoints of the images they have open. */
     Images openImages() {
-        return Images.open(main.storeDir());
+        return reportCuts(Images.open(main.store())).withLiveWriters(new dev.cask.server.ControlClient(main.store()));
+    }
+
+    /** Says what opening the store cut off (torn pack tails left by a writer that died), one line each on stderr. */
+    Images reportCuts(Images images) {
+        for (String line : images.store().cutOnOpen()) err().println("cask: " + line);
+        err().flush();
+        return images;
     }
 
     /**
@@ -46,18 +65,18 @@ abstract class Common {
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {
-        return Images.open(main.storeDir(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30));
+        return reportCuts(Images.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30)))
+                .withLiveWriters(new dev.cask.server.ControlClient(main.store()));
     }
 
     Progress progress() {
-        java.io.Console c = System.console();
-        boolean tty = c != null && c.isTerminal();
-        return tty ? new ProgressBar(err()) : Progress.NONE;
+        boolean show = progressBar != null ? progressBar : !quiet && Terminal.isTerminal(2);
+        return show ? new ProgressBar(err()) : Progress.NONE;
     }
 
     void printJson(Object value) {
         try {
-            out().println(Json.MAPPER.writeValueAsString(value));
+            spec.commandLine().getOut().println(Json.MAPPER.writeValueAsString(value));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalStateException("cannot encode JSON: " + e.getMessage(), e);
         }

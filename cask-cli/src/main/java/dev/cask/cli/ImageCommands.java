@@ -22,10 +22,23 @@ import java.util.concurrent.Callable;
 final class ImageCommands {
     private ImageCommands() {}
 
+    /** A disk size from the command line: positive and a whole number of 512-byte sectors, as every disk is. */
+    static long diskSize(String text) {
+        long n = Sizes.parse(text);
+        if (n <= 0 || n % 512 != 0) {
+            throw new CaskException.Usage("disk size " + text + " (" + n + " bytes): must be a positive multiple of 512 bytes");
+        }
+        return n;
+    }
+
     static int blockSize(String text) {
         long n = Sizes.parse(text);
-        if (n > Integer.MAX_VALUE) throw new CaskException.InvalidInput("block size " + text + ": must be a power of two from 4K to 1M");
-        dev.cask.tree.Root.checkBlockSize((int) n);
+        if (n > Integer.MAX_VALUE) throw new CaskException.Usage("block size " + text + ": must be a power of two from 4K to 1M");
+        try {
+            dev.cask.tree.Root.checkBlockSize((int) n);
+        } catch (CaskException.InvalidInput e) {
+            throw new CaskException.Usage(e.getMessage());
+        }
         return (int) n;
     }
 
@@ -43,16 +56,29 @@ final class ImageCommands {
         return out;
     }
 
+    /** How a version handed out for an image's current content was made, for the line a command prints ("" when it was there). */
+    static String how(Images.Source source) {
+        return switch (source) {
+            case STORED -> "";
+            case SERVER_CHECKPOINT -> " (checkpointed by the running server)";
+            case JOURNAL_FOLDED -> " (with the writes of the journal a crash left)";
+        };
+    }
+
     @Command(name = "import", mixinStandardHelpOptions = true,
-            description = {"Import disk image files (raw or qcow2; '-' reads raw from stdin) as new images.",
+            description = {"Import disk images as new images: files in any format QEMU knows (raw and qcow2 read by cask;"
+                    + " vmdk, vhdx, vpc/VHD, vdi, qed... read by QEMU through qemu-nbd), block devices, NBD exports"
+                    + " (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH), or '-' for raw bytes on stdin.",
                     "Several SRC NAME pairs import one after another in one process (faster than one command each: the"
                             + " JVM starts once). Every name is checked first; each image appears when its own import is done,"
                             + " and the first failure stops the rest (the images before it stay)."})
     static final class Import extends Common implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "SRC NAME",
-                description = "Image file (or - for a raw stream on stdin) and the new image's name, e.g. team/web/vm-1; repeatable.")
+                description = "Image file, block device, NBD URI (or - for a raw stream on stdin) and the new image's name,"
+                        + " e.g. team/web/vm-1; repeatable.")
         java.util.List<String> args;
-        @Option(names = "--format", defaultValue = "auto", description = "auto, raw or qcow2 (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--format", defaultValue = "auto", description = "auto (probe, as qemu-img info does), raw, qcow2,"
+                + " or a format QEMU reads: vmdk, vhdx, vpc (vhd), vdi, qed, qcow, parallels, bochs, cloop, dmg (default: ${DEFAULT-VALUE}).")
         String format;
         @Option(names = "--block-size", defaultValue = "auto", paramLabel = "N",
                 description = "Tree block size, a power of two from 4K to 1M, for every extent; auto (default): 4K, or the"
@@ -65,23 +91,52 @@ final class ImageCommands {
                 + " the disk bit for bit. A file system that looks mounted or in use, or whose metadata does not hold"
                 + " together, is stored whole with a warning.")
         boolean fsAware;
+        @Option(names = "--as-version", description = "Add the file as a new version of the existing image NAME (a backup of the"
+                + " same disk): only blocks the store does not have yet cost space. Refused while the image is open read-write.")
+        boolean asVersion;
+        @Option(names = {"-m", "--message"}, paramLabel = "MSG", description = "The new version's message (with --as-version).")
+        String message;
 
         @Override
         public Integer call() {
             java.util.List<String[]> jobs = pairs(spec, args, "SRC NAME");
+            if (message != null && !asVersion) throw new CommandLine.ParameterException(spec.commandLine(), "-m needs --as-version");
+            if (asVersion) return importVersions(jobs);
             int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
             String f = format.toLowerCase(Locale.ROOT);
-            if (!f.equals("auto") && !f.equals("raw") && !f.equals("qcow2")) {
-                throw new CaskException.InvalidInput("unknown format '" + format + "' (known: auto, raw, qcow2)");
+            if (!dev.cask.format.Formats.known().contains(f)) {
+                throw new CaskException.Usage("unknown format '" + format + "' (known: " + String.join(", ", dev.cask.format.Formats.known()) + ")");
             }
             java.util.Set<String> names = new java.util.HashSet<>();
             for (String[] j : jobs) {
-                if (!names.add(j[1])) throw new CaskException.InvalidInput("image '" + j[1] + "' is named twice on the command line");
-                if (j[0].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdin ('-') imports one image at a time");
+                if (!names.add(j[1])) throw new CaskException.Usage("image '" + j[1] + "' is named twice on the command line");
+                if (j[0].equals("-") && jobs.size() > 1) throw new CaskException.Usage("stdin ('-') imports one image at a time");
             }
             try (Images images = openImagesForBulk()) {
                 for (String[] j : jobs) images.checkNewName(j[1]); // before any work: a bad name costs nothing
                 for (String[] j : jobs) importOne(images, j[0], j[1], f, bs);
+            }
+            return 0;
+        }
+
+        private int importVersions(java.util.List<String[]> jobs) {
+            int bs = blockSize.equalsIgnoreCase("auto") ? 0 : blockSize(blockSize);
+            String f = format.toLowerCase(Locale.ROOT);
+            try (Images images = openImagesForBulk()) {
+                for (String[] j : jobs) {
+                    if (j[0].equals("-")) throw new CaskException.Usage("--as-version imports a file, not stdin");
+                    images.image(j[1]); // every image must exist, before any work
+                }
+                dev.cask.image.ImageAdmin admin = new dev.cask.image.ImageAdmin(images);
+                for (String[] j : jobs) {
+                    long t0 = System.nanoTime();
+                    var r = admin.importAsVersion(Path.of(j[0]), j[1], f, bs, wholeDisk, fsAware,
+                            message == null ? null : message.replace('\n', ' '), progress(), this::warn);
+                    out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data, %s newly stored) in %.1f s%n", j[1], r.version().number(),
+                            Sizes.human(r.version().size()), Sizes.human(r.allocatedBytes()), Sizes.human(r.storedBytesAdded()),
+                            (System.nanoTime() - t0) / 1e9);
+                    out().flush();
+                }
             }
             return 0;
         }
@@ -92,12 +147,20 @@ final class ImageCommands {
             long allocated;
             String free = "";
             if (src.equals("-")) {
-                if (f.equals("qcow2")) throw new CaskException.InvalidInput("stdin import reads raw only; give a qcow2 file by path");
-                if (fsAware) throw new CaskException.InvalidInput("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
+                if (f.equals("qcow2")) throw new CaskException.Usage("stdin import reads raw only; give a qcow2 file by path");
+                if (fsAware) throw new CaskException.Usage("--fs-aware needs a file (it reads the bitmaps before the blocks); stdin is a stream");
                 v = images.importStream(new BufferedInputStream(System.in, 1 << 20), name, bs, progress());
                 allocated = images.allocatedBytes(v);
             } else {
-                Images.Imported r = images.importFile(Path.of(src), name, f, bs, wholeDisk, fsAware, progress(), this::warn);
+                Images.Imported r;
+                if (dev.cask.format.nbd.NbdUri.looksLike(src)) {
+                    if (!f.equals("auto") && !f.equals("raw")) {
+                        throw new CaskException.Usage(src + ": an NBD export is raw bytes; --format " + f + " does not apply");
+                    }
+                    r = images.importNbd(src, name, bs, wholeDisk, fsAware, progress(), this::warn);
+                } else {
+                    r = images.importFile(Path.of(src), name, f, bs, wholeDisk, fsAware, progress(), this::warn);
+                }
                 v = r.version();
                 allocated = r.allocatedBytes();
                 if (fsAware) free = "; " + Sizes.human(r.freeBytes()) + " of free file system blocks stored as holes";
@@ -109,15 +172,20 @@ final class ImageCommands {
     }
 
     @Command(name = "export", mixinStandardHelpOptions = true,
-            description = {"Write an image or version to a file (raw sparse, or qcow2), or raw to stdout with DEST '-'.",
+            description = {"Write an image or version to a file (raw sparse, qcow2, or vmdk, vhdx, vpc/vhd, vdi, qed, qcow, parallels"
+                    + " written by QEMU through qemu-nbd), into a block device or an NBD export (nbd://HOST[:PORT]/EXPORT,"
+                    + " nbd+unix:///EXPORT?socket=PATH) in place, or raw to stdout with DEST '-'.",
                     "Several NAME DEST pairs export one after another in one process. Every name is resolved first;"
-                            + " the first failure stops the rest."})
+                            + " the first failure stops the rest.",
+                    "NAME (or NAME@latest) is the image's current content: of an image a running server has open, a"
+                            + " checkpoint it makes first; after a crash, its journal folded into a version first."})
     static final class Export extends Common implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "NAME[@VER] DEST",
                 description = "Image, optionally @version number, @latest or @TIME (2026-11-25T10:00), and the output file"
-                        + " (or - for raw bytes on stdout); repeatable.")
+                        + " (or a block device, an NBD URI, or - for raw bytes on stdout); repeatable.")
         java.util.List<String> args;
-        @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--format", defaultValue = "raw", description = "raw, qcow2, vmdk, vhdx, vpc (vhd), vdi, qed, qcow or"
+                + " parallels (default: ${DEFAULT-VALUE}); block devices and NBD exports take raw.")
         String format;
         @Option(names = "--fsync", description = "Flush the file to disk before it appears (like qemu-img convert, the default leaves it to the page cache).")
         boolean fsync;
@@ -126,27 +194,37 @@ final class ImageCommands {
         public Integer call() {
             java.util.List<String[]> jobs = pairs(spec, args, "NAME DEST");
             String f = format.toLowerCase(Locale.ROOT);
-            if (!f.equals("raw") && !f.equals("qcow2")) throw new CaskException.InvalidInput("unknown format '" + format + "' (known: raw, qcow2)");
+            java.util.List<String> known = new java.util.ArrayList<>(java.util.List.of("raw", "qcow2"));
+            known.addAll(dev.cask.format.nbd.QemuFormats.WRITE);
+            known.add("vhd");
+            if (!known.contains(f)) throw new CaskException.Usage("unknown format '" + format + "' (known: " + String.join(", ", known) + ")");
             java.util.Set<Path> dests = new java.util.HashSet<>();
             for (String[] j : jobs) {
-                if (j[1].equals("-") && jobs.size() > 1) throw new CaskException.InvalidInput("stdout ('-') takes one export at a time");
-                if (!j[1].equals("-") && !dests.add(Path.of(j[1]).toAbsolutePath().normalize())) {
-                    throw new CaskException.InvalidInput("destination " + j[1] + " is named twice on the command line");
+                if (j[1].equals("-") && jobs.size() > 1) throw new CaskException.Usage("stdout ('-') takes one export at a time");
+                if (dev.cask.format.nbd.NbdUri.looksLike(j[1])) {
+                    dev.cask.format.nbd.NbdUri.parse(j[1]); // a bad URI fails before any work
+                    if (!f.equals("raw")) throw new CaskException.Usage(j[1] + ": an NBD export takes raw bytes; --format " + f + " does not apply");
+                } else if (!j[1].equals("-") && !dests.add(Path.of(j[1]).toAbsolutePath().normalize())) {
+                    throw new CaskException.Usage("destination " + j[1] + " is named twice on the command line");
                 }
             }
             try (Images images = openImagesForBulk()) {
-                java.util.List<Version> versions = new java.util.ArrayList<>();
-                for (String[] j : jobs) versions.add(images.resolve(j[0])); // every name, before any work
-                for (int i = 0; i < jobs.size(); i++) {
-                    Version v = versions.get(i);
-                    String dest = jobs.get(i)[1];
+                for (String[] j : jobs) images.resolve(j[0]); // every name, before any work
+                for (String[] job : jobs) {
+                    Images.Current c = images.current(job[0], "export"); // a head: its content now, not the last checkpoint
+                    Version v = c.version();
+                    String dest = job[1];
                     if (dest.equals("-")) {
-                        if (!f.equals("raw")) throw new CaskException.InvalidInput("stdout export writes raw only; give a file for qcow2");
+                        if (!f.equals("raw")) throw new CaskException.Usage("stdout export writes raw only; give a file for qcow2");
                         OutputStream o = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 20);
                         images.export(v, o, dev.cask.common.Progress.NONE);
+                    } else if (dev.cask.format.nbd.NbdUri.looksLike(dest)) {
+                        images.exportNbd(v, dest, progress());
+                        out().printf("exported %s version %d to %s (raw)%n", v.image(), v.number(), dest);
+                        out().flush();
                     } else {
                         images.export(v, Path.of(dest), f, fsync, progress());
-                        out().printf("exported %s version %d to %s (%s)%n", v.image(), v.number(), dest, f);
+                        out().printf("exported %s version %d%s to %s (%s)%n", v.image(), v.number(), how(c.source()), dest, f);
                         out().flush();
                     }
                 }
@@ -166,7 +244,7 @@ final class ImageCommands {
 
         @Override
         public Integer call() {
-            long bytes = Sizes.parse(size);
+            long bytes = diskSize(size);
             int bs = blockSize(blockSize);
             try (Images images = openImages()) {
                 Version v = images.create(name, bytes, bs);
@@ -177,7 +255,8 @@ final class ImageCommands {
     }
 
     @Command(name = "clone", mixinStandardHelpOptions = true,
-            description = "Make a new image that shares all data with SRC (instant, whatever the size).")
+            description = {"Make a new image that shares all data with SRC (instant, whatever the size).",
+                    "SRC without @VER is the image's current content, as for export."})
     static final class Clone extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "SRC[@VER]")
         String src;
@@ -187,14 +266,17 @@ final class ImageCommands {
         @Override
         public Integer call() {
             try (Images images = openImages()) {
-                Version v = images.cloneImage(src, name);
-                out().printf("cloned %s to %s%n", v.parent(), name);
+                Images.Current c = images.cloneImage(src, name);
+                out().printf("cloned %s%s to %s%n", c.version().parent(), how(c.source()), name);
             }
             return 0;
         }
     }
 
-    @Command(name = "snapshot", mixinStandardHelpOptions = true, description = "Record the image's head as a new version.")
+    @Command(name = "snapshot", mixinStandardHelpOptions = true,
+            description = {"Record the image's current content as a new version: through the running server that has it open,"
+                    + " or with the writes of a journal a crash left. An image unchanged since its last version gets no new"
+                    + " version (it says so; label versions with 'cask tag')."})
     static final class Snapshot extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "NAME")
         String name;
@@ -204,16 +286,13 @@ final class ImageCommands {
         @Override
         public Integer call() {
             dev.cask.catalog.Names.check(name);
-            String msg = message == null ? "" : message.replace('\n', ' ');
-            String reply = dev.cask.server.ControlServer.request(main.storeDir(), ("snapshot " + name + " " + msg).strip());
-            if (reply != null && reply.startsWith("ok ")) {
-                out().printf("%s version %s (checkpointed by the running server)%n", name, reply.substring(3));
-                return 0;
-            }
-            if (reply != null && reply.startsWith("error ")) throw new CaskException(reply.substring(6));
             try (Images images = openImages()) {
-                Version v = images.snapshot(name, message);
-                out().printf("%s version %d%n", name, v.number());
+                Images.Snapshot c = images.snapshot(name, message == null ? null : message.replace('\n', ' '));
+                if (c.added()) {
+                    out().printf("%s version %d%s%n", name, c.version().number(), how(c.current().source()));
+                } else {
+                    out().printf("%s is unchanged since version %d: no version added%n", name, c.version().number());
+                }
             }
             return 0;
         }
@@ -222,16 +301,25 @@ final class ImageCommands {
     @Command(name = "rollback", mixinStandardHelpOptions = true,
             description = "Make version VER the head again (as a new version; history is kept).")
     static final class Rollback extends Common implements Callable<Integer> {
-        @Parameters(index = "0", paramLabel = "NAME")
+        @Parameters(index = "0", paramLabel = "NAME[@VER]", description = "The image, or NAME@VER (then VER is not given).")
         String name;
-        @Parameters(index = "1", paramLabel = "VER", description = "Version number, latest, or a time (2026-11-25T10:00).")
+        @Parameters(index = "1", arity = "0..1", paramLabel = "VER", description = "Version number, label, latest, or a time (2026-11-25T10:00).")
         String version;
 
         @Override
         public Integer call() {
+            String image = name;
+            String ver = version;
+            int at = name.indexOf('@');
+            if (at >= 0) {
+                if (version != null) throw new CommandLine.ParameterException(spec.commandLine(), "give NAME@VER or NAME VER, not both");
+                image = name.substring(0, at);
+                ver = name.substring(at + 1);
+            }
+            if (ver == null || ver.isEmpty()) throw new CommandLine.ParameterException(spec.commandLine(), "which version? give NAME@VER or NAME VER");
             try (Images images = openImages()) {
-                Version v = images.rollback(name, version);
-                out().printf("%s version %d: %s%n", name, v.number(), v.message());
+                Version v = images.rollback(image, ver);
+                out().printf("%s version %d: %s%n", image, v.number(), v.message());
             }
             return 0;
         }

@@ -55,6 +55,7 @@ final class ListCommands {
                     m.put("name", img.name());
                     m.put("head", img.head());
                     m.put("size", head.size());
+                    m.put("allocated", images.allocatedBytes(head));
                     m.put("created", img.created().toString());
                     m.put("updated", head.time().toString());
                     m.put("origin", img.origin() == null ? null : img.origin().toString());
@@ -63,11 +64,12 @@ final class ListCommands {
                 if (json) {
                     printJson(rows);
                 } else {
-                    if (!rows.isEmpty()) out().printf("%-40s %7s %10s  %s%n", "NAME", "VERSION", "SIZE", "UPDATED");
+                    Table t = new Table("NAME", ">VERSION", ">SIZE", ">ALLOCATED", "UPDATED", "ORIGIN");
                     for (Map<String, Object> r : rows) {
-                        out().printf("%-40s %7d %10s  %s%n", r.get("name"), (Integer) r.get("head"), Sizes.human((Long) r.get("size")),
-                                TIME.format(java.time.Instant.parse((String) r.get("updated"))));
+                        t.row(r.get("name"), r.get("head"), Sizes.human((Long) r.get("size")), Sizes.human((Long) r.get("allocated")),
+                                TIME.format(java.time.Instant.parse((String) r.get("updated"))), r.get("origin"));
                     }
+                    t.print(out());
                 }
             }
             return 0;
@@ -89,11 +91,12 @@ final class ListCommands {
                 if (json) {
                     printJson(versions.stream().map(v -> versionJson(v, img)).toList());
                 } else {
+                    Table t = new Table(">VERSION", "TIME", ">SIZE", "MESSAGE");
                     for (Version v : versions) {
-                        out().printf("%s%-5d %s %10s  %s%s%n", v.number() == img.head() ? "*" : " ", v.number(),
-                                TIME.format(v.time()), Sizes.human(v.size()), v.message(),
-                                v.parent() == null ? "" : "  (from " + v.parent() + ")");
+                        t.row((v.number() == img.head() ? "*" : "") + v.number(), TIME.format(v.time()), Sizes.human(v.size()),
+                                v.message() + (v.parent() == null ? "" : "  (from " + v.parent() + ")"));
                     }
+                    t.print(out());
                 }
             }
             return 0;

@@ -12,7 +12,8 @@ import java.util.concurrent.Callable;
 /**
  * The {@code cask} command: global options and the list of subcommands. Only the CLI prints and
  * exits. Exit codes: 0 ok, 1 failed (the message, one line naming the object and the values, goes
- * to stderr as {@code cask: ...}), 2 usage error.
+ * to stderr as {@code cask: ...}), 2 usage error, 130 interrupted by SIGINT (one line,
+ * {@code cask: interrupted}; the JVM's own exit status for SIGINT, 143 for SIGTERM).
  *
  * <p>Start-up: picocli builds a subcommand's model by reflection over its class (and loads what
  * its fields name), and its own classes are too old (Java 5 class files) for the JVM's AOT cache.
@@ -23,13 +24,14 @@ import java.util.concurrent.Callable;
 @Command(name = "cask", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Content-addressed storage for virtual machine disks.",
         footer = {"", "The store is --store PATH, else $CASK_STORE, else ${XDG_DATA_HOME:-~/.local/share}/cask.",
-                "Exit status: 0 ok, 1 failed, 2 usage error."})
+                "Exit status: 0 ok, 1 failed, 2 usage error, 130 interrupted (Ctrl-C)."})
 public final class Main implements Callable<Integer> {
     /** The subcommands, in the order help lists them (names as in their {@code @Command}). */
     private static final java.util.Map<String, Class<?>> SUBCOMMANDS = subcommands();
 
     private static java.util.Map<String, Class<?>> subcommands() {
         java.util.Map<String, Class<?>> m = new java.util.LinkedHashMap<>();
+        m.put("init", InitCommand.class);
         m.put("import", ImageCommands.Import.class);
         m.put("export", ImageCommands.Export.class);
         m.put("create", ImageCommands.Create.class);
@@ -40,12 +42,22 @@ public final class Main implements Callable<Integer> {
         m.put("log", ListCommands.Log.class);
         m.put("info", ListCommands.Info.class);
         m.put("rm", ImageCommands.Rm.class);
+        m.put("mv", AdminCommands.Mv.class);
+        m.put("resize", AdminCommands.Resize.class);
+        m.put("tag", AdminCommands.Tag.class);
+        m.put("diff", AdminCommands.Diff.class);
+        m.put("du", AdminCommands.Du.class);
         m.put("stats", ListCommands.StatsCommand.class);
         m.put("check", CheckCommand.class);
         m.put("serve", ServeCommand.class);
         m.put("analyze", AnalyzeCommand.class);
         m.put("help", CommandLine.HelpCommand.class);
         return java.util.Collections.unmodifiableMap(m);
+    }
+
+    /** The class of subcommand {@code name} (tests build its model). */
+    static Class<?> subcommand(String name) {
+        return SUBCOMMANDS.get(name);
     }
 
     /**
@@ -65,7 +77,7 @@ public final class Main implements Callable<Integer> {
     }
 
     @Option(names = "--store", paramLabel = "PATH", scope = CommandLine.ScopeType.INHERIT,
-            description = "Store directory (default: $CASK_STORE, else ${XDG_DATA_HOME:-~/.local/share}/cask).")
+            description = {"Store directory; default: $CASK_STORE, else", "${XDG_DATA_HOME:-~/.local/share}/cask."})
     Path store;
 
     @CommandLine.Spec
@@ -77,7 +89,29 @@ public final class Main implements Callable<Integer> {
         return 2;
     }
 
-    /** The store directory the user chose. */
+    /**
+     * The store directory for a command that opens the store. An explicit one ({@code --store} or
+     * {@code $CASK_STORE}) must exist, so that a typo is an error naming the path rather than a new,
+     * empty store whose {@code ls} shows nothing; an existing empty directory becomes a store. The
+     * default store is created on first use, so the first command on a fresh machine just works.
+     */
+    Path store() {
+        Path dir = storeDir();
+        if (isExplicitStore() && !java.nio.file.Files.exists(dir)) {
+            throw new CaskException.NotFound("store " + dir + " (" + (store != null ? "--store" : "$CASK_STORE")
+                    + "): no such directory; 'cask init " + dir + "' creates a store there");
+        }
+        return dir;
+    }
+
+    /** True when the user named the store ({@code --store} or {@code $CASK_STORE}) rather than taking the default. */
+    boolean isExplicitStore() {
+        if (store != null) return true;
+        String env = System.getenv("CASK_STORE");
+        return env != null && !env.isBlank();
+    }
+
+    /** The store directory the user chose (it may not exist yet; see {@link #store()}). */
     Path storeDir() {
         if (store != null) return store;
         String env = System.getenv("CASK_STORE");
@@ -89,7 +123,21 @@ public final class Main implements Callable<Integer> {
 
     public static void main(String[] args) {
         NativeLibs.useDirectory(System.getProperty(NativeLibs.PROPERTY));
-        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+        java.util.concurrent.atomic.AtomicBoolean finished = new java.util.concurrent.atomic.AtomicBoolean();
+        if (!"serve".equals(invoked(args))) { // serve stops on a signal by design, and says so itself
+            // Ctrl-C (SIGINT) or SIGTERM before the command finished: the JVM exits 130 (143) after
+            // this hook. Nothing half-done is visible: a command that makes a version commits it
+            // last, and chunks it stored before that are reclaimable garbage (see cask check).
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                if (!finished.get()) {
+                    System.err.println("cask: interrupted");
+                    System.err.flush();
+                }
+            }, "cask-interrupted"));
+        }
+        int rc = run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true));
+        finished.set(true);
+        System.exit(rc);
     }
 
     /** Runs one command line with the given streams; returns the exit code. */
@@ -101,8 +149,26 @@ public final class Main implements Callable<Integer> {
         }
         cl.setOut(out);
         cl.setErr(err);
+        if ("serve".equals(only)) {
+            java.nio.file.Path config = ServeConfig.choose(args);
+            if (config != null) {
+                try {
+                    ServeConfig.apply(cl, config);
+                } catch (CaskException e) {
+                    err.println("cask: " + e.getMessage());
+                    err.flush();
+                    return e instanceof CaskException.InvalidInput ? 2 : 1;
+                }
+            }
+        }
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             Throwable t = ex;
+            if (t instanceof CaskException.Usage) {
+                err.println("cask: " + t.getMessage());
+                err.println("Try '" + commandLine.getCommandSpec().qualifiedName() + " --help' for more information.");
+                err.flush();
+                return 2;
+            }
             if (t instanceof CaskException || t instanceof IllegalArgumentException) {
                 err.println("cask: " + t.getMessage());
             } else if (t instanceof java.io.UncheckedIOException u) {

@@ -24,13 +24,19 @@ import java.util.concurrent.TimeUnit;
  * {@code cask serve}: serves every image of the store over NBD until stopped (SIGINT/SIGTERM),
  * checkpointing dirty volumes on a timer and when their last client disconnects, and closing
  * (so checkpointing) every volume on the way out.
+ *
+ * <p>Stopping is done by the main thread, not a JVM shutdown hook: java.util.logging closes its
+ * handlers in a shutdown hook of its own, which runs alongside ours, so a hook's log lines are
+ * lost. SIGINT/SIGTERM handlers ({@link Stop}) wake the main thread, which stops in the order
+ * {@link #shutDown} describes, logs each step and returns 0. A hook remains for other ways out.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = {"Serve every image over NBD: nbd://HOST:PORT/NAME read-write, nbd://HOST:PORT/NAME@VER read-only.",
+        description = {"Serve every image over NBD, read-write as NAME and read-only as NAME@VER:",
+                "  nbd://HOST:PORT/NAME  nbd://HOST:PORT/NAME@VER",
                 "Runs until interrupted; other cask commands keep working on the store meanwhile."})
 final class ServeCommand extends Common implements Callable<Integer> {
     @Option(names = "--listen", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:10809",
-            description = "TCP address to listen on (default: ${DEFAULT-VALUE}).")
+            description = {"TCP address to listen on,", "default: ${DEFAULT-VALUE}"})
     String listen;
     @Option(names = "--socket", paramLabel = "PATH", description = "Also listen on this Unix socket.")
     String socket;
@@ -41,11 +47,28 @@ final class ServeCommand extends Common implements Callable<Integer> {
             description = {"Journal size of an image that starts a checkpoint in the background (default: ${DEFAULT-VALUE});",
                     "writers wait while a journal is over twice this. Writes cost one journal append until then."})
     String journalLimit;
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "1024",
+            description = "NBD connections open at once; more are closed as they arrive, with a log line (default: ${DEFAULT-VALUE}).")
+    int maxConnections;
+    @Option(names = "--request-timeout", paramLabel = "DURATION", defaultValue = "60s",
+            description = {"Close a client that stops sending a request it has begun (a WRITE's payload, the handshake)",
+                    "or stops taking a reply for this long, freeing its buffers; idle clients are never closed (default: ${DEFAULT-VALUE})."})
+    String requestTimeout;
     @Option(names = "--warmup", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = {"Before taking clients, serve a throwaway image on loopback for about two seconds and wait up to",
                     "two more for the JIT, so the first VM meets compiled code, not the JVM's interpreter",
                     "(default: on; --no-warmup skips it)."})
     boolean warmup;
+    @Option(names = "--read-only", description = "Serve every image read-only (its current content when a client connects); nothing is opened for writing.")
+    boolean readOnly;
+    @Option(names = "--export", paramLabel = "PREFIX", description = "Serve only the images named PREFIX or PREFIX/... (e.g. team/web); others are unknown to clients.")
+    String exportPrefix;
+    @Option(names = "--config", paramLabel = "FILE", description = {"Read option defaults from FILE (Java properties: listen = 0.0.0.0:10809, one option per line,",
+            "names without the dashes; options on the command line win). Default: $CASK_CONFIG, else " + ServeConfig.DEFAULT_PATH + " when it exists."})
+    java.nio.file.Path config; // read by ServeConfig before parsing; here for --help and validation
+    @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info",
+            description = "Least severe log lines to write to stderr: " + ServeLog.LEVELS + " (default: ${DEFAULT-VALUE}).")
+    String logLevel;
 
     static Duration parseDuration(String text) {
         String t = text.trim().toLowerCase(Locale.ROOT);
@@ -62,37 +85,54 @@ final class ServeCommand extends Common implements Callable<Integer> {
         } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
             // fall through to the error
         }
-        throw new CaskException.InvalidInput("duration '" + text + "': expected a number with s, m or h (e.g. 30s, 5m), or 0");
+        throw new CaskException.Usage("duration '" + text + "': expected a number with s, m or h (e.g. 30s, 5m), or 0");
     }
 
     @Override
     public Integer call() throws Exception {
-        System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %5$s%6$s%n");
-        Duration every = parseDuration(interval);
-        long journalLimitBytes = dev.cask.common.Sizes.parse(journalLimit);
+        try {
+            ServeLog.configure(logLevel);
+        } catch (CaskException.InvalidInput e) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--log-level: " + e.getMessage());
+        }
+        Duration every = usage("--checkpoint-interval", () -> parseDuration(interval));
+        long journalLimitBytes = usage("--journal-limit", () -> dev.cask.common.Sizes.parse(journalLimit));
         if (journalLimitBytes < (1 << 20) || journalLimitBytes > (64L << 30)) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--journal-limit " + journalLimit + ": expected 1M to 64G");
+        }
+        Duration timeout = usage("--request-timeout", () -> parseDuration(requestTimeout));
+        if (timeout.isZero()) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--request-timeout " + requestTimeout + ": expected more than 0");
+        if (maxConnections < 1) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--max-connections " + maxConnections + ": expected at least 1");
+        NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout);
+        ImageExports.Policy policy;
+        try {
+            policy = new ImageExports.Policy(readOnly, exportPrefix);
+        } catch (CaskException.InvalidInput e) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--export: " + e.getMessage());
         }
         List<SocketAddress> addresses = new ArrayList<>();
         addresses.add(NbdServer.parseAddress(listen));
         if (socket != null) addresses.add(UnixDomainSocketAddress.of(socket));
+        // from here on SIGINT and SIGTERM ask for an orderly stop (see Stop), which the main
+        // thread carries out while logging still works, instead of the JVM's shutdown hooks
+        Stop stop = new Stop();
+        stop.install();
 
         if (warmup) {
             long t0 = System.nanoTime();
             String failed = dev.cask.server.Warmup.run(journalLimitBytes);
-            System.getLogger("cask.serve").log(System.Logger.Level.INFO, failed == null
+            LOG.log(System.Logger.Level.INFO, failed == null
                     ? "warm-up took " + (System.nanoTime() - t0) / 1_000_000 + " ms"
                     : "warm-up skipped: " + failed);
         }
         Images images = openImages();
-        ImageExports exports = new ImageExports(images, journalLimitBytes);
+        ImageExports exports = new ImageExports(images, journalLimitBytes, policy);
         List<NbdServer> servers = new ArrayList<>();
         ControlServer control = null;
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
-        CountDownLatch stopped = new CountDownLatch(1);
         try {
-            control = new ControlServer(main.storeDir(), exports);
-            for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports));
+            control = new ControlServer(main.store(), exports);
+            for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports, options));
         } catch (RuntimeException e) {
             for (NbdServer s : servers) s.close();
             if (control != null) control.close();
@@ -104,14 +144,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
         if (!every.isZero()) {
             timer.scheduleWithFixedDelay(() -> exports.checkpointAll("automatic checkpoint"), every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
         }
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            timer.shutdownNow();
-            for (NbdServer s : servers) s.close();
-            ctl.close();
-            exports.close(); // checkpoints every open volume
-            images.close();
-            stopped.countDown();
-        }, "cask-shutdown"));
+        // any other way out of the JVM (System.exit elsewhere, SIGHUP) still checkpoints, unlogged
+        Runnable shutdown = once(() -> shutDown(stop.reason(), timer, servers, ctl, exports, images));
+        Runtime.getRuntime().addShutdownHook(new Thread(shutdown, "cask-shutdown"));
         for (NbdServer s : servers) {
             SocketAddress a = s.address();
             String url = a instanceof UnixDomainSocketAddress u ? "nbd+unix:///NAME?socket=" + u.getPath()
@@ -119,8 +154,102 @@ final class ServeCommand extends Common implements Callable<Integer> {
             out().println("cask: serving " + main.storeDir() + " on " + url);
         }
         out().flush();
-        stopped.await();
+        stop.await();
+        shutdown.run();
         return 0;
+    }
+
+    private static final System.Logger LOG = System.getLogger("cask.serve");
+
+    /** The value {@code parse} makes of an option; its InvalidInput is a usage error (exit 2) naming the option. */
+    private <T> T usage(String option, java.util.function.Supplier<T> parse) {
+        try {
+            return parse.get();
+        } catch (CaskException.InvalidInput e) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), option + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * The orderly stop, in the order a client can see: stop accepting and let every request in
+     * flight finish (NbdServer.close: later requests get NBD_ESHUTDOWN, and each export is
+     * released, which checkpoints an image when its last client goes), stop the control socket,
+     * then close (so checkpoint) whatever is still open. Each step is logged; a failure is one
+     * line (its image and cause) and the next step still runs.
+     */
+    private static void shutDown(String reason, ScheduledExecutorService timer, List<NbdServer> servers, ControlServer ctl,
+                                 ImageExports exports, Images images) {
+        long t0 = System.nanoTime();
+        List<String> open = exports.openImages();
+        LOG.log(System.Logger.Level.INFO, "stopping (" + reason + "): no new connections; " + open.size() + " image"
+                + (open.size() == 1 ? "" : "s") + " open read-write" + (open.isEmpty() ? "" : " " + open) + "; requests in flight finish");
+        timer.shutdownNow();
+        for (NbdServer s : servers) {
+            try {
+                s.close();
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.ERROR, "stopping the listener on " + s.address() + ": " + e.getMessage());
+            }
+        }
+        LOG.log(System.Logger.Level.INFO, "every client is disconnected");
+        try {
+            ctl.close();
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "stopping the control socket: " + e.getMessage());
+        }
+        exports.close(); // checkpoints what is still open; logs each image
+        try {
+            images.close();
+        } catch (CaskException e) { // one line, as for the checkpoints: the message names the store and the error
+            LOG.log(System.Logger.Level.ERROR, "closing the store failed: " + e.getMessage());
+        }
+        LOG.log(System.Logger.Level.INFO, String.format(Locale.ROOT, "stopped in %.1f s", (System.nanoTime() - t0) / 1e9));
+    }
+
+    private static Runnable once(Runnable r) {
+        java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+        return () -> {
+            if (done.compareAndSet(false, true)) r.run();
+        };
+    }
+
+    /**
+     * SIGINT and SIGTERM handlers: the first asks the main thread for the orderly stop; a second
+     * one while it runs (an impatient Ctrl-C, or systemd's kill after its timeout would be
+     * SIGKILL anyway) stops at once with exit status 1. Nothing flushed is lost either way: a FLUSH
+     * returned only after the journal was on disk, and the next serve replays it.
+     */
+    static final class Stop {
+        private final CountDownLatch requested = new CountDownLatch(1);
+        private volatile String reason = "shutdown";
+
+        void install() {
+            for (String name : new String[]{"TERM", "INT"}) {
+                try {
+                    sun.misc.Signal.handle(new sun.misc.Signal(name), s -> signalled("SIG" + s.getName()));
+                } catch (IllegalArgumentException e) {
+                    // the JVM reserves it (-Xrs): the shutdown hook then does the work, unlogged
+                }
+            }
+        }
+
+        private void signalled(String signal) {
+            if (requested.getCount() == 0) {
+                LOG.log(System.Logger.Level.WARNING, signal + " again: exiting now, without waiting for clients or checkpoints"
+                        + " (flushed writes are in the journals; the next serve replays them)");
+                Runtime.getRuntime().halt(1);
+            }
+            reason = signal;
+            requested.countDown();
+        }
+
+        String reason() {
+            return reason;
+        }
+
+        void await() throws InterruptedException {
+            requested.await();
+        }
     }
 
     private String listenHost() {

@@ -22,8 +22,14 @@ final class Cli {
 
     private final Path store;
 
+    /** A Cli on {@code store}, created as an empty directory when missing (an explicit store must exist; it then becomes a store). */
     Cli(Path store) {
         this.store = store;
+        try {
+            java.nio.file.Files.createDirectories(store);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     /** In-process: fast, same JVM. */
@@ -38,7 +44,20 @@ final class Cli {
 
     /** A real cask process (for stdin/stdout, exit codes and several processes at once). */
     Process start(String... args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        return start(List.of(), args);
+    }
+
+    /**
+     * Like {@link #start(String...)} with SIGINT at its default action, as in a terminal: a test
+     * JVM started in the background by a shell inherits SIGINT ignored, and so would the child.
+     */
+    Process startInterruptible(String... args) throws IOException {
+        return start(List.of("env", "--default-signal=INT"), args);
+    }
+
+    private Process start(List<String> prefix, String... args) throws IOException {
+        List<String> cmd = new ArrayList<>(prefix);
+        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "--store", store.toString()));
         cmd.addAll(List.of(args));

@@ -167,13 +167,13 @@ class ImportExportTest {
         assertTrue(cli.run("ls").out().lines().noneMatch(l -> l.startsWith("team/c")), "no half batch: team/c must not exist");
         // the same name twice, an odd count, two stdins, an unknown export: clear errors
         r = cli.run("import", raw.toString(), "x", raw.toString(), "x");
-        assertEquals(1, r.code(), r.toString());
+        assertEquals(2, r.code(), r.toString());
         assertTrue(r.err().contains("'x' is named twice"), r.err());
         r = cli.run("import", raw.toString(), "x", raw.toString());
         assertEquals(2, r.code(), r.toString());
         assertTrue(r.err().contains("expected pairs of SRC NAME, got 3 arguments"), r.err());
         r = cli.run("import", "-", "x", "-", "y");
-        assertEquals(1, r.code(), r.toString());
+        assertEquals(2, r.code(), r.toString());
         assertTrue(r.err().contains("stdin ('-') imports one image at a time"), r.err());
         Path outC = dir.resolve("c.raw");
         r = cli.run("export", "team/a", outC.toString(), "team/nope", dir.resolve("d.raw").toString());

@@ -159,4 +159,145 @@ class ServeTest {
             assertEquals(1, rb.code(), rb.toString());
         }
     }
+
+    /**
+     * SIGTERM (systemd's stop) and SIGINT (Ctrl-C) with a client connected and a flushed write not
+     * yet checkpointed: the server stops accepting, disconnects the client, checkpoints, says so
+     * in its log (ISO-8601 time with milliseconds and zone, a standard level name) and exits 0.
+     */
+    @Test
+    void sigtermAndSigintStopInOrderLogEachStepAndExitZero() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "team/db", "32M").code());
+        int version = 1;
+        for (String signal : new String[]{"TERM", "INT"}) {
+            Server server = new Server(cli, "--checkpoint-interval", "0", "--no-warmup");
+            byte[] data = new byte[4096];
+            java.util.Arrays.fill(data, (byte) signal.charAt(0));
+            NbdClient client = new NbdClient(server.port, "team/db");
+            try {
+                client.write(8192, data);
+                client.flush();
+                int code = server.stop(signal);
+                String log = server.log.toString();
+                assertEquals(0, code, "exit status after SIG" + signal + "; log: " + log);
+                assertTrue(log.contains("stopping (SIG" + signal + ")"), log);
+                assertTrue(log.contains("every client is disconnected"), log);
+                assertTrue(log.contains("image 'team/db': checkpoint on close -> version " + (version + 1)), log);
+                assertTrue(log.contains("closed image 'team/db'"), log);
+                assertTrue(log.contains("stopped in"), log);
+                assertFalse(log.contains("Exception") || log.contains("\tat "), "no stack trace: " + log);
+                for (String line : log.lines().toList()) {
+                    assertTrue(line.matches("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}(Z|[+-]\\d\\d:\\d\\d) (ERROR|WARN|INFO|DEBUG|TRACE) \\S+: .*"),
+                            "log line format: " + line);
+                }
+            } finally {
+                try {
+                    client.close();
+                } catch (java.io.IOException gone) {
+                    // the server closed the connection, as it should
+                }
+            }
+            version++;
+            JsonNode log = json.readTree(cli.run("log", "team/db", "--json").out());
+            assertEquals(version, log.size(), log.toString());
+            Path v = dir.resolve("v.raw");
+            assertEquals(0, cli.run("export", "team/db", v.toString()).code());
+            assertEquals(signal.charAt(0), Files.readAllBytes(v)[8192], "the flushed write is in the version the stop made");
+        }
+    }
+
+    @Test
+    void maxConnectionsAndRequestTimeoutAreHonoured() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "team/vm-1", "8M").code());
+        try (Server server = new Server(cli, "--no-warmup", "--checkpoint-interval", "0", "--max-connections", "1", "--request-timeout", "1s");
+             NbdClient first = new NbdClient(server.port, "team/vm-1")) {
+            first.write(0, new byte[4096]);
+            assertNotEquals(0, Cli.tool("nbdinfo", "--size", server.uri("team/vm-1")).code(), "a second connection past --max-connections 1 is refused");
+            for (int i = 0; i < 200 && !server.log.toString().contains("the limit is 1"); i++) Thread.sleep(50);
+            assertTrue(server.log.toString().contains("the limit is 1"), server.log.toString());
+        }
+        // a client that stops in the middle of the handshake is closed after --request-timeout
+        try (Server server = new Server(cli, "--no-warmup", "--checkpoint-interval", "0", "--request-timeout", "1s");
+             java.net.Socket stalled = new java.net.Socket("127.0.0.1", server.port)) {
+            stalled.setSoTimeout(60_000);
+            var in = new java.io.DataInputStream(stalled.getInputStream());
+            in.readNBytes(18); // NBDMAGIC, IHAVEOPT, handshake flags
+            stalled.getOutputStream().write(new byte[] {0, 0, 0, 3, 0x49, 0x48}); // client flags, then 2 bytes of an option
+            assertEquals(-1, in.read(), "the server closed the stalled connection");
+            for (int i = 0; i < 200 && !server.log.toString().contains("request timeout 1000 ms"); i++) Thread.sleep(50);
+            assertTrue(server.log.toString().contains("127.0.0.1:" + stalled.getLocalPort() + ")")
+                    && server.log.toString().contains("request timeout 1000 ms"), server.log.toString());
+        }
+    }
+
+    /**
+     * What an admin sees of a running server: nbdinfo --list describes every image without opening
+     * one read-write (no journal, no version); connects and disconnects are INFO lines with the
+     * client's address, the export and the mode.
+     */
+    @Test
+    void listingOpensNothingAndClientsAreLogged() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "team/a", "8M").code());
+        assertEquals(0, cli.run("create", "team/b", "16M").code());
+        try (Server server = new Server(cli, "--no-warmup", "--checkpoint-interval", "0")) {
+            JsonNode list = json.readTree(Cli.mustTool("nbdinfo", "--list", "--json", "nbd://127.0.0.1:" + server.port).out());
+            java.util.Map<String, Long> sizes = new java.util.TreeMap<>();
+            for (JsonNode e : list.get("exports")) sizes.put(e.get("export-name").asText(), e.get("export-size").asLong());
+            assertEquals(java.util.Map.of("team/a", 8L << 20, "team/b", 16L << 20), sizes, list.toString());
+            for (JsonNode e : list.get("exports")) assertFalse(e.get("is_read_only").asBoolean(), "listed as the read-write export a client gets: " + e);
+            Thread.sleep(300); // the log is pumped by a thread
+            String log = server.log.toString();
+            assertFalse(log.contains("opened image"), "listing opened an image read-write: " + log);
+            try (var files = Files.list(dir.resolve("store").resolve("journals"))) {
+                assertEquals(java.util.List.of(), files.map(f -> f.getFileName().toString()).filter(n -> n.contains("journal")).toList(),
+                        "listing left journals");
+            } catch (java.nio.file.NoSuchFileException none) {
+                // no journals directory at all: nothing was opened
+            }
+            assertEquals(1, json.readTree(cli.run("log", "team/a", "--json").out()).size(), "listing made no version");
+
+            Cli.mustTool("qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 64k", server.uri("team/a"));
+            Cli.mustTool("nbdinfo", "--size", server.uri("team/b@1"));
+            for (int i = 0; i < 100 && !server.log.toString().contains("disconnected from export 'team/b@1'"); i++) Thread.sleep(50);
+            log = server.log.toString();
+            assertTrue(log.matches("(?s).*INFO \\S+: nbd client \\d+ \\(127\\.0\\.0\\.1:\\d+\\): connected to export 'team/a' \\(read-write, 8388608 bytes\\).*"), log);
+            assertTrue(log.matches("(?s).*\\(127\\.0\\.0\\.1:\\d+\\): disconnected from export 'team/a' \\(read-write.*"), log);
+            assertTrue(log.matches("(?s).*\\(127\\.0\\.0\\.1:\\d+\\): connected to export 'team/b@1' \\(read-only, 16777216 bytes\\).*"), log);
+        }
+    }
+
+    /** --read-only and --export PREFIX, on the command line and from a --config file; a bad config is refused. */
+    @Test
+    void readOnlyAndPrefixFromTheCommandLineOrAConfigFile() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "team/a", "8M").code());
+        assertEquals(0, cli.run("create", "other/x", "8M").code());
+        Path conf = dir.resolve("serve.conf");
+        Files.writeString(conf, "# what this host serves\nread-only = true\nexport = team\ncheckpoint-interval = 0\nwarmup = false\n");
+        for (String[] args : new String[][]{{"--no-warmup", "--read-only", "--export", "team"}, {"--config", conf.toString()}}) {
+            try (Server server = new Server(cli, args)) {
+                JsonNode list = json.readTree(Cli.mustTool("nbdinfo", "--list", "--json", "nbd://127.0.0.1:" + server.port).out());
+                assertEquals(1, list.get("exports").size(), list.toString());
+                JsonNode a = list.get("exports").get(0);
+                assertEquals("team/a", a.get("export-name").asText());
+                assertTrue(a.get("is_read_only").asBoolean(), a.toString());
+                Cli.Result w = Cli.tool("qemu-io", "-f", "raw", "-c", "write -P 1 0 4k", server.uri("team/a"));
+                assertTrue(w.code() != 0 || w.err().contains("ermission") || w.out().contains("ermission"), "a write is refused: " + w);
+                Cli.Result other = Cli.tool("nbdinfo", server.uri("other/x"));
+                assertNotEquals(0, other.code());
+                assertTrue(other.err().contains("other/x"), other.err());
+            }
+            assertEquals(1, json.readTree(cli.run("log", "team/a", "--json").out()).size(), "a read-only server made no version");
+        }
+        Files.writeString(conf, "listen = 127.0.0.1:0\nread-onyl = true\n");
+        Cli.Result bad = cli.run("serve", "--config", conf.toString());
+        assertEquals(2, bad.code(), bad.toString());
+        assertTrue(bad.err().contains("config " + conf + ": unknown setting 'read-onyl'"), bad.err());
+        Cli.Result missing = cli.run("serve", "--config", dir.resolve("nope.conf").toString());
+        assertEquals(1, missing.code(), missing.toString());
+        assertTrue(missing.err().contains("nope.conf: no such file"), missing.err());
+    }
 }

@@ -13,6 +13,7 @@ final class Server implements AutoCloseable {
     final Process process;
     final int port;
     final ByteArrayOutputStream log = new ByteArrayOutputStream();
+    private final Thread logPump;
 
     Server(Cli cli, String... extra) throws IOException {
         String[] args = new String[3 + extra.length];
@@ -21,7 +22,7 @@ final class Server implements AutoCloseable {
         args[2] = "127.0.0.1:0";
         System.arraycopy(extra, 0, args, 3, extra.length);
         process = cli.start(args);
-        Cli.pump(process.getErrorStream(), log);
+        logPump = Cli.pump(process.getErrorStream(), log);
         BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream()));
         Pattern p = Pattern.compile("nbd://127\\.0\\.0\\.1:(\\d+)/");
         int found = -1;
@@ -33,7 +34,14 @@ final class Server implements AutoCloseable {
                 break;
             }
         }
-        if (found < 0) throw new AssertionError("cask serve did not start: " + log);
+        if (found < 0) {
+            try {
+                logPump.join(10_000); // its stderr, whole: why it stopped
+            } catch (InterruptedException ignored) {
+                // report what there is
+            }
+            throw new AssertionError("cask serve did not start (exit " + (process.isAlive() ? "none yet" : process.exitValue()) + "): " + log);
+        }
         port = found;
         Thread.ofVirtual().start(() -> {
             try {
@@ -56,6 +64,19 @@ final class Server implements AutoCloseable {
             process.destroyForcibly();
             throw new AssertionError("cask serve did not stop in 60 s: " + log);
         }
+        logPump.join(10_000); // all of the log is in {@link #log} now
+    }
+
+    /** Sends {@code signal} (TERM, INT...) and returns the exit status; the log is complete afterwards. */
+    int stop(String signal) throws IOException, InterruptedException {
+        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid())).inheritIO().start();
+        if (kill.waitFor() != 0) throw new AssertionError("kill -" + signal + " " + process.pid() + " failed");
+        if (!process.waitFor(60, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+            throw new AssertionError("cask serve did not stop in 60 s after SIG" + signal + ": " + log);
+        }
+        logPump.join();
+        return process.exitValue();
     }
 
     /** kill -9. */

@@ -45,7 +45,10 @@ class VersionsTest {
         assertEquals(0, cli.run("clone", "team/base", "team/web/vm-1").code());
         assertArrayEquals(Files.readAllBytes(a), export(cli, "team/web/vm-1"));
 
-        Cli.Result snap = cli.run("snapshot", "team/base", "-m", "before upgrade");
+        Cli.Result same = cli.run("snapshot", "team/base", "-m", "nothing changed");
+        assertEquals(0, same.code(), same.toString());
+        assertTrue(same.out().contains("team/base is unchanged since version 1: no version added"), same.out());
+        Cli.Result snap = cli.run("import", "--as-version", file("b.raw", 2).toString(), "team/base", "-m", "before upgrade");
         assertEquals(0, snap.code(), snap.toString());
         Thread.sleep(20);
         Instant between = Instant.now();
@@ -109,5 +112,29 @@ class VersionsTest {
         JsonNode qi = json.readTree(Cli.mustTool("qemu-img", "info", "--output=json", q.toString()).out());
         assertEquals(20L << 30, qi.get("virtual-size").asLong());
         assertFalse(qi.get("actual-size").asLong() > (1 << 20), "an empty disk exports to a tiny qcow2");
+    }
+
+    /** ls: columns as wide as their content (a long name is never cut or misaligned), with allocated bytes and origin. */
+    @Test
+    void lsColumnsFitTheirContentWithAllocatedBytesAndOrigin() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        byte[] d = new byte[1 << 20];
+        java.util.Arrays.fill(d, 0, 300 << 10, (byte) 7);
+        Path raw = dir.resolve("d.raw");
+        java.nio.file.Files.write(raw, d);
+        String longName = "team/" + "a".repeat(60) + "/vm-1";
+        assertEquals(0, cli.run("import", raw.toString(), "base").code());
+        assertEquals(0, cli.run("clone", "base", longName).code());
+        java.util.List<String> lines = cli.run("ls").out().lines().toList();
+        assertEquals(3, lines.size(), lines.toString());
+        String header = lines.get(0);
+        assertTrue(header.startsWith("NAME ") && header.contains("ALLOCATED") && header.contains("ORIGIN"), header);
+        int col = header.indexOf("VERSION");
+        assertTrue(col > longName.length(), "the NAME column is as wide as the longest name: " + lines);
+        for (String l : lines.subList(1, 3)) assertEquals(' ', l.charAt(col - 1), "columns line up: " + lines);
+        String clone = lines.stream().filter(l -> l.startsWith(longName + " ")).findFirst().orElseThrow();
+        assertTrue(clone.contains("300 KiB") && clone.endsWith("base@1"), clone);
+        JsonNode js = json.readTree(cli.run("ls", "--json").out());
+        assertEquals(300 << 10, js.get(0).get("allocated").asLong(), js.toString());
     }
 }

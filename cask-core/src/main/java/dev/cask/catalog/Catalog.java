@@ -22,6 +22,11 @@ import java.util.Optional;
  *       their versions and content (their {@code parent} links to the deleted image become absent).
  *   <li>Safe for many threads, and for several processes on the same catalog.
  *   <li>Unknown image names MUST throw {@link dev.cask.common.CaskException.NotFound}.
+ *   <li>{@link #renameImage} keeps the image's versions, head, labels and every link to it
+ *       (clones' origins and parents now name the new name); a taken new name MUST throw
+ *       Conflict and change nothing.
+ *   <li>A label ({@link #tag}) names one version of one image; labels are per image, unique
+ *       within it ({@link Names#checkLabel}), and go when their image goes.
  * </ul>
  */
 public interface Catalog extends AutoCloseable {
@@ -57,6 +62,26 @@ public interface Catalog extends AutoCloseable {
 
     /** Removes the image and its versions; clones are untouched. */
     void deleteImage(String name);
+
+    /**
+     * Renames image {@code from} to {@code to}: versions, head, labels and the links of clones
+     * and versions to it follow. NotFound when {@code from} does not exist; Conflict (nothing
+     * changes) when {@code to} does; InvalidInput for a bad name.
+     */
+    void renameImage(String from, String to);
+
+    /**
+     * Gives version {@code number} of image {@code name} the label {@code label}. NotFound for a
+     * missing image or version; Conflict (nothing changes) when the image has the label already,
+     * on any version; InvalidInput for a bad label ({@link Names#checkLabel}).
+     */
+    void tag(String name, String label, int number);
+
+    /** Removes a label of an image. NotFound when the image or the label does not exist. */
+    void untag(String name, String label);
+
+    /** The image's labels, sorted by label: label to version number. NotFound for a missing image. */
+    java.util.SortedMap<String, Integer> tags(String name);
 
     /** Every version of every live image (for check and garbage collection). */
     List<Version> allVersions();

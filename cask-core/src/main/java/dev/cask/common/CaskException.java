@@ -3,7 +3,7 @@ package dev.cask.common;
 /**
  * The one exception type users see. Its message is a single line that names the object and the
  * values involved ({@code pack 7 at offset 1048576: bad magic 0x0, expected 0x6361736b}); the CLI
- * prints it on stderr and exits 1. Subclasses say what kind of failure it was so callers (and the
+ * prints it on stderr and exits 1 (2 for a {@link Usage} error). Subclasses say what kind of failure it was so callers (and the
  * NBD server later) can map them to protocol errors.
  */
 public class CaskException extends RuntimeException {
@@ -30,6 +30,16 @@ public class CaskException extends RuntimeException {
 
         public InvalidInput(String message, Throwable cause) {
             super(message, cause);
+        }
+    }
+
+    /**
+     * A value a user typed is malformed: an image name, a size, a version reference, a format, a
+     * duration. The CLI treats it as a usage error (exit 2); elsewhere it is an InvalidInput.
+     */
+    public static class Usage extends InvalidInput {
+        public Usage(String message) {
+            super(message);
         }
     }
 

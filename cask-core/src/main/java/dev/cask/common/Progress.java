@@ -13,8 +13,16 @@ public interface Progress {
         start(label, total);
     }
 
-    /** Adds {@code delta} units of finished work. */
+    /** Adds {@code delta} units of finished work that moved data (bytes read, hashed, written). */
     void advance(long delta);
+
+    /**
+     * Adds {@code delta} bytes of finished work that moved no data: holes skipped. They count
+     * towards the total (and the time left) but not towards the rate of data.
+     */
+    default void skip(long delta) {
+        advance(delta);
+    }
 
     /** The phase is over. */
     void done();

@@ -28,11 +28,11 @@ public final class Sizes {
         try {
             n = Long.parseLong(s);
         } catch (NumberFormatException e) {
-            throw new CaskException.InvalidInput("size '" + text + "': not a number with an optional K/M/G/T/P suffix");
+            throw new CaskException.Usage("size '" + text + "': not a number with an optional K/M/G/T/P suffix");
         }
-        if (n < 0) throw new CaskException.InvalidInput("size '" + text + "': must not be negative");
+        if (n < 0) throw new CaskException.Usage("size '" + text + "': must not be negative");
         if (shift > 0 && n > (Long.MAX_VALUE >> shift)) {
-            throw new CaskException.InvalidInput("size '" + text + "': too large");
+            throw new CaskException.Usage("size '" + text + "': too large");
         }
         return n << shift;
     }

@@ -35,12 +35,16 @@ public final class RawExport {
      * the rename, otherwise it is left to the page cache, as {@code qemu-img convert} does.
      */
     public static void toFile(BlockDevice dev, Path dest, Progress progress, boolean fsync) {
+        if (Posix.isBlockDevice(dest)) {
+            toBlockDevice(dev, dest, progress);
+            return;
+        }
         Path dir = dest.toAbsolutePath().getParent();
         Path tmp = dir.resolve("." + dest.getFileName() + ".cask-tmp");
         long size = dev.size();
         progress.start("export", size);
         try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-            writeWindows(dev, out, windows(dev, size, progress), progress);
+            writeWindows(dev, out, windows(dev, size, progress, null), progress);
             out.truncate(size);
             extend(tmp, size);
             if (fsync) out.force(true);
@@ -110,14 +114,75 @@ public final class RawExport {
         throw new CaskException("export interrupted");
     }
 
-    /** The data ranges of the device cut into windows of at most {@link #WINDOW} bytes; holes count as progress. */
-    private static java.util.List<long[]> windows(BlockDevice dev, long size, Progress progress) {
+    /**
+     * Writes {@code dev} over the first {@code dev.size()} bytes of the block device {@code dest}, in
+     * place: holes are zeroed first, then the data windows are written, then the device is flushed.
+     */
+    public static void toBlockDevice(BlockDevice dev, Path dest, Progress progress) {
+        long size = dev.size();
+        long deviceSize = Posix.sizeOf(dest);
+        if (deviceSize < size) {
+            throw new CaskException.InvalidInput("block device " + dest + ": " + deviceSize + " bytes, smaller than the image ("
+                    + size + " bytes); nothing written");
+        }
+        progress.start("export", size);
+        java.util.List<long[]> holes = new java.util.ArrayList<>();
+        java.util.List<long[]> wins = windows(dev, size, progress, holes);
+        try (FileChannel out = FileChannel.open(dest, StandardOpenOption.WRITE)) {
+            zeroRanges(dest, out, holes);
+            writeWindows(dev, out, wins, progress);
+            out.force(true);
+        } catch (IOException e) {
+            throw new CaskException.Io("block device " + dest + ": export failed: " + e.getMessage(), e);
+        }
+        progress.done();
+    }
+
+    /** Makes each range read as zeros: fallocate(ZERO_RANGE) on the 512-aligned middle, written zeros elsewhere. */
+    private static void zeroRanges(Path dest, FileChannel out, java.util.List<long[]> ranges) throws IOException {
+        if (ranges.isEmpty()) return;
+        int fd = Posix.available() ? Posix.open(dest, Posix.O_WRONLY) : -1;
+        try {
+            boolean fallocate = fd >= 0;
+            for (long[] r : ranges) {
+                long start = r[0], end = r[0] + r[1];
+                long a = (start + 511) & ~511L, b = end & ~511L;
+                if (fallocate && b > a) {
+                    int rc = Posix.fallocate(fd, Posix.FALLOC_FL_ZERO_RANGE | Posix.FALLOC_FL_KEEP_SIZE, a, b - a);
+                    if (rc == 0) {
+                        writeZeros(out, start, a);
+                        writeZeros(out, b, end);
+                        continue;
+                    }
+                    fallocate = false; // not supported here: write zeros from now on
+                }
+                writeZeros(out, start, end);
+            }
+        } finally {
+            Posix.close(fd);
+        }
+    }
+
+    private static void writeZeros(FileChannel out, long start, long end) throws IOException {
+        ByteBuffer zeros = ByteBuffer.allocate((int) Math.min(1 << 20, Math.max(0, end - start)));
+        for (long p = start; p < end; ) {
+            zeros.clear().limit((int) Math.min(zeros.capacity(), end - p));
+            while (zeros.hasRemaining()) p += out.write(zeros, p);
+        }
+    }
+
+    /**
+     * The data ranges of the device cut into windows of at most {@link #WINDOW} bytes; holes count
+     * as progress, and are added to {@code holes} (offset, length) when it is not null.
+     */
+    private static java.util.List<long[]> windows(BlockDevice dev, long size, Progress progress, java.util.List<long[]> holes) {
         java.util.List<long[]> out = new java.util.ArrayList<>();
         for (long w = 0; w < size; w += 1L << 30) {
             long wlen = Math.min(1L << 30, size - w);
             for (BlockStatus st : dev.blockStatus(w, wlen)) {
                 if (st.hole()) {
-                    progress.advance(st.length());
+                    progress.skip(st.length());
+                    if (holes != null) holes.add(new long[]{st.offset(), st.length()});
                     continue;
                 }
                 for (long pos = st.offset(); pos < st.end(); pos += WINDOW) {

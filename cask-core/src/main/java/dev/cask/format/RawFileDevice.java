@@ -16,9 +16,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A raw disk image file as a read-only {@link BlockDevice}. The allocation map comes from the
- * file system ({@code SEEK_DATA}/{@code SEEK_HOLE}), so importing a sparse 2 TiB file reads
- * only its data. Thread-safe: reads are positional.
+ * A raw disk image file, or a block device, as a read-only {@link BlockDevice}. The allocation
+ * map of a file comes from the file system ({@code SEEK_DATA}/{@code SEEK_HOLE}), so importing a
+ * sparse 2 TiB file reads only its data. A block device has no such map: its size comes from
+ * {@code lseek(SEEK_END)} and all of it is data (the importer finds the zero blocks while it reads).
+ * Thread-safe: reads are positional.
  */
 public final class RawFileDevice implements BlockDevice {
     private final Path path;
@@ -26,23 +28,24 @@ public final class RawFileDevice implements BlockDevice {
     private final long size;
     private final SparseFiles sparse;
 
-    private RawFileDevice(Path path, FileChannel channel, long size) {
+    private RawFileDevice(Path path, FileChannel channel, long size, SparseFiles sparse) {
         this.path = path;
         this.channel = channel;
         this.size = size;
-        this.sparse = SparseFiles.open(path, size);
+        this.sparse = sparse;
     }
 
     public static RawFileDevice open(Path path) {
         try {
             if (Files.isDirectory(path)) throw new CaskException.InvalidInput(path + ": is a directory, not a disk image");
             FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
-            long size = ch.size();
-            if (size == 0 && !Files.isRegularFile(path)) {
-                // block devices report size 0 through size(); find the end by seeking
-                size = ch.position(0).size();
+            try {
+                long size = Files.isRegularFile(path) ? ch.size() : Posix.sizeOf(path);
+                return new RawFileDevice(path, ch, size, SparseFiles.open(path, size));
+            } catch (RuntimeException e) {
+                ch.close();
+                throw e;
             }
-            return new RawFileDevice(path, ch, size);
         } catch (NoSuchFileException e) {
             throw new CaskException.NotFound(path + ": no such file");
         } catch (IOException e) {

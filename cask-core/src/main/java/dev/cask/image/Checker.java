@@ -17,7 +17,7 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * {@code cask check}: three passes, each reporting problems as single lines.
+ * {@code cask check}: four passes, reporting single lines.
  * <ol>
  *   <li>Packs: every record's and segment's magic, lengths and CRC32C (the CRC covers the
  *       compressed bytes, so this finds bit rot without decompressing); with {@code deep}, also
@@ -27,7 +27,24 @@ import java.util.Set;
  *   <li>Versions: every version of every image decodes, and every chunk its trees reference is
  *       in the index and not found bad by the passes above. A problem names the image, the
  *       version and the byte offset of the disk it affects.
+ *   <li>Reclaimable bytes: pack bytes no index entry covers (copies a racing process stored
+ *       twice, records of a killed import that never synced, torn tails, damaged stretches) and
+ *       records and segments whose chunks no version references (a killed or interrupted
+ *       import's synced chunks; chunks of an import or checkpoint still running). Garbage
+ *       collection frees them.
  * </ol>
+ *
+ * <p><b>What is a problem.</b> Only damage that something needs: a chunk a version references
+ * (missing, corrupt), an index entry that points at bad bytes (a later import would take the
+ * chunk as stored and reference it; {@code --repair} drops the entry), a pack header in front of
+ * records. Damage nothing refers to (a torn tail, a bad record no index entry points at) is a
+ * note with its reclaimable bytes, not a problem: any damage the index or a version needs is
+ * found again by the index pass, which reads every entry's record. (Journals hold their blocks'
+ * data themselves, not chunk ids: they need nothing from the packs.) Exit status 1 means
+ * problems, never notes.
+ *
+ * <p>Memory: the referenced chunk ids are kept as sorted 64-bit prefixes (8 bytes each; a
+ * collision could only hide a few reclaimable bytes), indexed segments as one map entry each.
  * Subtrees shared by several versions (clones, unchanged history) are checked once when good;
  * a bad subtree is walked again for each version so each affected version is named.
  */
@@ -36,6 +53,15 @@ final class Checker {
     private final Catalog catalog;
     private final PointerCache cache;
     private final List<String> problems = new ArrayList<>();
+    private final List<String> notes = new ArrayList<>();
+    private final List<LocalChunkStore.Damage> damages = new ArrayList<>();
+    /** Damages an index entry points into: problems, not notes. */
+    private final Set<LocalChunkStore.Damage> needed = new HashSet<>();
+    /** Chunks a deep scan found bad: the index decides whether they are a problem or a note. */
+    private final java.util.Map<ChunkId, List<Object[]>> deepBad = new java.util.HashMap<>();
+    /** 64-bit prefixes of the chunk ids versions reference; sorted after the versions pass. */
+    private long[] referenced = new long[1024];
+    private int referencedCount;
     private final Set<ChunkId> bad = new HashSet<>();
     private final Set<ChunkId> goodSubtrees = new HashSet<>();
     private long records;
@@ -61,12 +87,11 @@ final class Checker {
                             byte[] plain = plainBytes.get();
                             ChunkId actual = ChunkId.of(plain);
                             if (!actual.equals(cid)) {
-                                problems.add("chunk " + cid.shortHex() + " (" + loc + "): bytes hash to " + actual.shortHex());
-                                bad.add(cid);
+                                deepBad.computeIfAbsent(cid, k -> new ArrayList<>()).add(new Object[]{loc,
+                                        "chunk " + cid.shortHex() + " (" + loc + "): bytes hash to " + actual.shortHex()});
                             }
                         } catch (CaskException e) {
-                            problems.add(e.getMessage());
-                            bad.add(cid);
+                            deepBad.computeIfAbsent(cid, k -> new ArrayList<>()).add(new Object[]{loc, e.getMessage()});
                         }
                     }
                 }
@@ -75,9 +100,29 @@ final class Checker {
                 public void problem(String line) {
                     problems.add(line);
                 }
+
+                @Override
+                public void damage(LocalChunkStore.Damage d) {
+                    if (d.kind() == LocalChunkStore.Damage.Kind.HEADER && d.length() > dev.cask.store.local.PackFormat.PACK_HEADER) {
+                        problems.add(d.message()); // records behind a bad header: a rebuild of the index would lose them
+                    } else {
+                        damages.add(d); // a problem or a note once the index pass knows whether an entry points into it
+                    }
+                }
             }, progress);
         }
         progress.done();
+        for (var e : deepBad.entrySet()) {
+            ChunkLocation indexed = store.locate(e.getKey());
+            for (Object[] at : e.getValue()) {
+                if (at[0].equals(indexed)) {
+                    problems.add((String) at[1]);
+                    bad.add(e.getKey());
+                } else {
+                    notes.add(at[1] + " (a copy the index does not point at: reclaimable)");
+                }
+            }
+        }
 
         long total = store.chunkCount();
         progress.startItems("check index", total);
@@ -88,9 +133,18 @@ final class Checker {
                 problems.add("index entry " + p);
                 bad.add(cid);
             }
+            if (loc.inSegment()) segments.putIfAbsent(key(loc), loc.length());
+            else covered += loc.length();
+            for (LocalChunkStore.Damage d : damages) { // none, or a few: a scan of them per entry is nothing
+                if (d.pack() == loc.pack() && loc.offset() < d.offset() + d.length() && d.offset() < loc.offset() + loc.length()) needed.add(d);
+            }
             progress.advance(1);
         });
         progress.done();
+        for (LocalChunkStore.Damage d : damages) {
+            if (needed.contains(d)) problems.add(d.message());
+            else notes.add(d.message() + " (nothing refers to it: " + d.length() + " bytes reclaimable)");
+        }
 
         List<Version> versions = catalog.allVersions();
         progress.startItems("check versions", versions.size());
@@ -99,7 +153,50 @@ final class Checker {
             progress.advance(1);
         }
         progress.done();
-        return new CheckReport(packs.size(), records, entries, versions.size(), chunksChecked, -1, List.copyOf(problems));
+        long reclaimable = reclaimable(packs.size());
+        return new CheckReport(packs.size(), records, entries, versions.size(), chunksChecked, -1, List.copyOf(problems),
+                List.copyOf(notes), reclaimable);
+    }
+
+    /** Indexed segments: (pack, offset) -> length. */
+    private final java.util.Map<Long, Integer> segments = new java.util.HashMap<>();
+    /** Pack bytes the index's records cover (segments are added from {@link #segments}). */
+    private long covered;
+
+    private static long key(ChunkLocation loc) {
+        return ((long) loc.pack() << 40) | loc.offset();
+    }
+
+    private void reference(ChunkId id) {
+        if (referencedCount == referenced.length) referenced = java.util.Arrays.copyOf(referenced, referenced.length * 2);
+        referenced[referencedCount++] = prefix(id);
+    }
+
+    private static long prefix(ChunkId id) {
+        return java.nio.ByteBuffer.wrap(id.toBytes()).getLong();
+    }
+
+    private boolean isReferenced(ChunkId id) {
+        return java.util.Arrays.binarySearch(referenced, 0, referencedCount, prefix(id)) >= 0;
+    }
+
+    /** Pass 4: bytes no index entry covers, plus records and segments no version needs. */
+    private long reclaimable(int packs) {
+        java.util.Arrays.sort(referenced, 0, referencedCount);
+        for (int v : segments.values()) covered += v;
+        long unindexed = Math.max(0, store.storedBytes() - (long) packs * dev.cask.store.local.PackFormat.PACK_HEADER - covered);
+        long[] orphaned = {0};
+        Set<Long> liveSegments = new HashSet<>();
+        store.forEachIndexEntry((cid, loc) -> {
+            boolean live = isReferenced(cid);
+            if (loc.inSegment()) {
+                if (live) liveSegments.add(key(loc));
+            } else if (!live) {
+                orphaned[0] += loc.length();
+            }
+        });
+        for (var e : segments.entrySet()) if (!liveSegments.contains(e.getKey())) orphaned[0] += e.getValue();
+        return unindexed + orphaned[0];
     }
 
     private void checkVersion(Version v) {
@@ -123,6 +220,7 @@ final class Checker {
         long offset = base + first * r.blockSize();
         if (level == 0) {
             chunksChecked++;
+            reference(id);
             if (bad.contains(id)) {
                 problems.add(who + ": offset " + offset + ": data chunk " + id.shortHex() + " is corrupt");
                 return false;
@@ -135,6 +233,7 @@ final class Checker {
         }
         if (goodSubtrees.contains(id)) return true;
         chunksChecked++;
+        reference(id);
         byte[] p;
         try {
             p = dev.cask.tree.TreeReader.pointerChunk(store, cache, id);

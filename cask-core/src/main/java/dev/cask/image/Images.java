@@ -14,6 +14,9 @@ import dev.cask.device.ByteRanges;
 import dev.cask.device.HoleMaskDevice;
 import dev.cask.format.Formats;
 import dev.cask.format.RawExport;
+import dev.cask.format.nbd.NbdDevice;
+import dev.cask.format.nbd.NbdUri;
+import dev.cask.format.nbd.QemuFormats;
 import dev.cask.format.qcow2.Qcow2Writer;
 import dev.cask.layout.ExtFreeBlocks;
 import dev.cask.layout.LayoutPlanner;
@@ -42,6 +45,16 @@ import java.util.function.Consumer;
  * store, then commit to the catalog. A crash or error before the commit leaves no visible image
  * or version; the chunks already written are unreferenced garbage.
  *
+ * <p><b>The head is the image's current content.</b> Every operation that reads or moves a head
+ * (snapshot, rollback, export and clone of a head, and import as a new version when it comes)
+ * first makes a version hold what the image's writers last wrote ({@link #settle}): when another
+ * process has the image open read-write (a running server), it is asked for a checkpoint
+ * ({@link LiveWriters}); when nobody has it open but a crash left a journal, the journal is folded
+ * into a version directly (the volume opened, checkpointed and closed); else the head already is
+ * the content. A reference to an explicit version ({@code NAME@3}, a time) needs none of that.
+ * rollback and rm of an image that is open read-write are refused (its clients are writing it);
+ * rm discards a crash's journal with the image, never replaying it.
+ *
  * <p>Owns the store, the catalog and a worker pool of one thread per core. Thread-safe as far as
  * its parts are; the CLI uses one instance per command.
  */
@@ -53,6 +66,7 @@ public final class Images implements AutoCloseable {
     private final ExecutorService pool;
     private final int threads;
     private final PointerCache pointers = new PointerCache();
+    private volatile LiveWriters writers = LiveWriters.NONE;
 
     private Images(LocalChunkStore store, Catalog catalog) {
         this.store = store;
@@ -79,12 +93,30 @@ public final class Images implements AutoCloseable {
         }
     }
 
+    /** Who to ask for a checkpoint of an image another process has open read-write (default: nobody). */
+    public Images withLiveWriters(LiveWriters writers) {
+        this.writers = writers;
+        return this;
+    }
+
     public LocalChunkStore store() {
         return store;
     }
 
     public Catalog catalog() {
         return catalog;
+    }
+
+    PointerCache pointers() {
+        return pointers;
+    }
+
+    ExecutorService pool() {
+        return pool;
+    }
+
+    int threads() {
+        return threads;
     }
 
     // ------------------------------------------------------------------ creating images
@@ -123,12 +155,42 @@ public final class Images implements AutoCloseable {
     public Imported importFile(Path src, String name, String format, int blockSize, boolean wholeDisk, boolean fsAware,
                                Progress progress, Consumer<String> warnings) {
         requireFree(name);
+        ImportedLayout l = importLayout(src, format, blockSize, wholeDisk, fsAware, progress, warnings);
+        Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
+                l.layout().size(), l.layout().encode()), null);
+        return new Imported(v, l.freeBytes(), l.allocatedBytes());
+    }
+
+    /** The trees an import stored (synced), before any catalog row names them. */
+    record ImportedLayout(Layout layout, long freeBytes, long allocatedBytes) {}
+
+    /** Imports a file's blocks into the store as a layout and syncs the store; touches no catalog row. */
+    ImportedLayout importLayout(Path src, String format, int blockSize, boolean wholeDisk, boolean fsAware,
+                                Progress progress, Consumer<String> warnings) {
         if (blockSize != 0) Root.checkBlockSize(blockSize);
+        return importDevice(() -> Formats.open(src, format, warnings), src.getFileName().toString(), blockSize, wholeDisk,
+                fsAware, progress, warnings);
+    }
+
+    /** As {@link #importFile}, from an NBD server's export ({@code nbd://HOST[:PORT]/EXPORT}, {@code nbd+unix:///EXPORT?socket=PATH}). */
+    public Imported importNbd(String uri, String name, int blockSize, boolean wholeDisk, boolean fsAware,
+                              Progress progress, Consumer<String> warnings) {
+        requireFree(name);
+        if (blockSize != 0) Root.checkBlockSize(blockSize);
+        NbdUri parsed = NbdUri.parse(uri);
+        ImportedLayout l = importDevice(() -> NbdDevice.connect(parsed, false), uri, blockSize, wholeDisk, fsAware, progress, warnings);
+        Version v = catalog.createImage(name, new NewVersion("import " + uri + (fsAware ? " (fs-aware)" : ""),
+                l.layout().size(), l.layout().encode()), null);
+        return new Imported(v, l.freeBytes(), l.allocatedBytes());
+    }
+
+    /** Imports the device {@code source} opens into the store as a layout and syncs the store; touches no catalog row. */
+    private ImportedLayout importDevice(java.util.function.Supplier<BlockDevice> source, String what, int blockSize,
+                                        boolean wholeDisk, boolean fsAware, Progress progress, Consumer<String> warnings) {
         Layout layout;
         Importer importer;
-        long freeBytes = 0;
-        try (BlockDevice dev = Formats.open(src, format, warnings)) {
-            String what = src.getFileName().toString();
+        long freeBytes;
+        try (BlockDevice dev = source.get()) {
             var plan = wholeDisk ? LayoutPlanner.whole(dev, blockSize == 0 ? LayoutPlanner.DEFAULT_BLOCK : blockSize)
                     : LayoutPlanner.plan(dev, blockSize, what, warnings);
             ByteRanges free = fsAware ? ExtFreeBlocks.ofDisk(dev, what, warnings) : ByteRanges.EMPTY;
@@ -138,9 +200,7 @@ public final class Images implements AutoCloseable {
             layout = importer.importDevice(in, plan, progress);
         }
         store.sync();
-        Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
-                layout.size(), layout.encode()), null);
-        return new Imported(v, freeBytes, importer.allocatedBytes());
+        return new ImportedLayout(layout, freeBytes, importer.allocatedBytes());
     }
 
     /** Imports a raw stream (stdin) as a new image. */
@@ -160,43 +220,147 @@ public final class Images implements AutoCloseable {
         return catalog.createImage(name, new NewVersion("create", size, layout.encode()), null);
     }
 
-    /** A new image sharing all data with {@code srcRef}; costs one catalog row whatever the size. */
-    public Version cloneImage(String srcRef, String name) {
-        Version src = resolve(srcRef);
+    /**
+     * A new image sharing all data with {@code srcRef}; costs one catalog row whatever the size. A
+     * head reference clones the image's current content ({@link #current}).
+     */
+    public Current cloneImage(String srcRef, String name) {
+        VersionRef.parse(srcRef);
         requireFree(name);
-        return catalog.createImage(name, new NewVersion("clone of " + src.key(), src.size(), src.content()), src.key());
+        Current src = current(srcRef, "clone to " + name);
+        requireFree(name);
+        Version v = catalog.createImage(name, new NewVersion("clone of " + src.version().key(), src.version().size(), src.version().content()),
+                src.version().key());
+        return new Current(v, src.source());
+    }
+
+    /** Where a version handed out for an image's current content came from. */
+    public enum Source {
+        /** The version was in the catalog already (the head, or a version named explicitly). */
+        STORED,
+        /** A checkpoint the process that has the image open made on request ({@link LiveWriters}). */
+        SERVER_CHECKPOINT,
+        /** A journal a crash left, folded into a version first. */
+        JOURNAL_FOLDED
+    }
+
+    /** A version, and how it came to hold the content asked for. */
+    public record Current(Version version, Source source) {}
+
+    dev.cask.volume.JournalFiles journals(String name) {
+        return new dev.cask.volume.JournalFiles(store.dir().resolve("journals"), name);
     }
 
     private void requireNotServed(String name, String what) {
-        if (dev.cask.volume.Volume.isLeased(store.dir().resolve("journals"), name)) {
+        if (journals(name).isLeased()) {
             throw new CaskException.Conflict("image '" + name + "' is open read-write (served); " + what);
         }
     }
 
-    /** Records the head as a new named version (a checkpoint of an image nobody is writing). */
-    public Version snapshot(String name, String message) {
-        Image img = catalog.image(name);
-        requireNotServed(name, "snapshot it through the server that serves it");
-        Version head = catalog.version(name, img.head());
-        String msg = message == null || message.isBlank() ? "snapshot" : message;
-        return catalog.commit(name, img.head(), new NewVersion(msg, head.size(), head.content()), head.key());
+    /**
+     * The version holding the content of what {@code ref} names: for a head reference ({@code
+     * NAME}, {@code NAME@latest}) the image's current content ({@link #settle}, a checkpoint
+     * "checkpoint for WHAT" through its server, or a crash's journal folded first); for an explicit
+     * version, that version.
+     */
+    public Current current(String ref, String what) {
+        VersionRef r = VersionRef.parse(ref);
+        if (!r.isHead()) return new Current(resolve(ref), Source.STORED);
+        catalog.image(r.image());
+        return settle(r.image(), "checkpoint for " + what, "checkpoint of the journal a crash left (for " + what + ")", false);
     }
 
-    /** Makes {@code ver}'s content the head again, as a new version: history is kept. */
+    /**
+     * Makes a version hold {@code name}'s current content and returns it: the hook every operation
+     * that reads or moves a head goes through first (import as a new version, when it is added,
+     * must too). When another process has the image open read-write, it is asked for a checkpoint
+     * ({@code served} as its message; Conflict when it cannot be asked). Else, when a crash left a
+     * journal, the volume is opened (which replays it onto the version it was written on),
+     * checkpointed ({@code folded}) and closed. Else the head. {@code always}: make a version
+     * even when nothing changed (a snapshot). A writer that comes or goes meanwhile is met on the
+     * next of a few attempts.
+     */
+    Current settle(String name, String served, String folded, boolean always) {
+        dev.cask.volume.JournalFiles files = journals(name);
+        for (int attempt = 0; ; attempt++) {
+            boolean last = attempt == 2;
+            if (files.isLeased()) {
+                var n = writers.checkpoint(name, served, always);
+                if (n.isPresent()) return new Current(catalog.version(name, n.getAsInt()), Source.SERVER_CHECKPOINT);
+                if (files.isLeased() && (last || writers == LiveWriters.NONE)) {
+                    throw new CaskException.Conflict("image '" + name + "' is open read-write by a process that does not answer checkpoint"
+                            + " requests; name a version (" + name + "@" + catalog.image(name).head() + ") or stop that process");
+                }
+                continue; // it closed the image meanwhile (its close made a version), or an answer was lost
+            }
+            if (!files.hasLeftover()) {
+                if (!always) return new Current(catalog.version(name, catalog.image(name).head()), Source.STORED);
+                Image img = catalog.image(name);
+                Version head = catalog.version(name, img.head());
+                return new Current(catalog.commit(name, img.head(), new NewVersion(served, head.size(), head.content()), head.key()), Source.STORED);
+            }
+            try (dev.cask.volume.Volume v = openVolume(name)) {
+                Version made = v.checkpoint(folded, always);
+                if (made == null && v.recovered() == null) return new Current(v.baseVersion(), Source.STORED); // the journal held no write
+                return new Current(made != null ? made : v.baseVersion(), Source.JOURNAL_FOLDED);
+            } catch (CaskException.Conflict e) {
+                if (last) throw e; // a server opened it after the lease check: ask it next time
+            }
+        }
+    }
+
+    /**
+     * Records the image's current content as a new version with {@code message}: through the
+     * process that has it open read-write (a running server's checkpoint), or with a crash's
+     * journal folded in. An image whose content is its head's already (nothing written since)
+     * gets no new version: the result says so.
+     */
+    public Snapshot snapshot(String name, String message) {
+        int before = catalog.image(name).head();
+        String msg = message == null || message.isBlank() ? "snapshot" : message;
+        Current c = settle(name, msg, msg, false);
+        return new Snapshot(c, c.version().number() > before);
+    }
+
+    /**
+     * What {@link #snapshot} did: {@code added} when the version is new (the image had writes no
+     * version held); otherwise the image was unchanged, and the version is the one that already
+     * held its content (no version was added).
+     */
+    public record Snapshot(Current current, boolean added) {
+        public Version version() {
+            return current.version();
+        }
+    }
+
+    /**
+     * Makes {@code ver}'s content the head again, as a new version: history is kept. Refused
+     * (Conflict) while the image is open read-write; a journal a crash left is first folded into
+     * a version of its own, so its flushed writes stay in the history and are never replayed onto
+     * the rolled-back content.
+     */
     public Version rollback(String name, String ver) {
-        Image img = catalog.image(name);
-        requireNotServed(name, "disconnect its clients first");
+        catalog.image(name);
+        requireNotServed(name, "disconnect its clients first (the server checkpoints and closes it when the last one goes)");
         Version target = resolve(name + "@" + ver);
+        settle(name, "checkpoint before rollback to version " + target.number(),
+                "checkpoint of the journal a crash left (before rollback to version " + target.number() + ")", false);
+        Image img = catalog.image(name);
         return catalog.commit(name, img.head(), new NewVersion("rollback to version " + target.number(), target.size(), target.content()),
                 new VersionKey(name, img.head()));
     }
 
+    /**
+     * Deletes an image and its versions (clones keep their data). Refused (Conflict) while it is
+     * open read-write. A journal a crash left is discarded with it, not folded: removing the
+     * image is removing its writes, and a new image of the same name must never replay them.
+     */
     public void remove(String name) {
         Names.check(name);
         catalog.image(name);
-        requireNotServed(name, "disconnect its clients first");
+        requireNotServed(name, "disconnect its clients first (the server checkpoints and closes it when the last one goes)");
         catalog.deleteImage(name);
-        dev.cask.volume.Volume.discardJournals(store.dir().resolve("journals"), name);
+        journals(name).discard();
     }
 
     // ------------------------------------------------------------------ reading
@@ -220,6 +384,15 @@ public final class Images implements AutoCloseable {
         Image img = catalog.image(r.image());
         if (r.number() != null) return catalog.version(r.image(), r.number());
         if (r.time() != null) return catalog.versionAt(r.image(), r.time());
+        if (r.label() != null) {
+            var tags = catalog.tags(r.image());
+            Integer n = tags.get(r.label());
+            if (n == null) {
+                throw new CaskException.NotFound("image '" + r.image() + "' has no label '" + r.label() + "'"
+                        + (tags.isEmpty() ? " (it has no labels)" : " (labels: " + String.join(", ", tags.keySet()) + ")"));
+            }
+            return catalog.version(r.image(), n);
+        }
         return catalog.version(r.image(), img.head());
     }
 
@@ -309,9 +482,12 @@ public final class Images implements AutoCloseable {
         return sum;
     }
 
-    /** Writes a version to a file ({@code raw} sparse, or {@code qcow2}), atomically; {@code fsync} flushes it to disk first. */
+    /**
+     * Writes a version to a file ({@code raw} sparse, or {@code qcow2}), atomically; {@code fsync}
+     * flushes it to disk first. A head reference exports the image's current content ({@link #current}).
+     */
     public void export(String ref, Path dest, String format, boolean fsync, Progress progress) {
-        export(resolve(ref), dest, format, fsync, progress);
+        export(current(ref, "export").version(), dest, format, fsync, progress);
     }
 
     /** As {@link #export(String, Path, String, boolean, Progress)}, for a version already resolved. */
@@ -324,14 +500,22 @@ public final class Images implements AutoCloseable {
             switch (f) {
                 case "raw" -> RawExport.toFile(dev, dest, progress, fsync);
                 case "qcow2" -> Qcow2Writer.write(dev, dest, progress, fsync);
-                default -> throw new CaskException.InvalidInput("export format '" + format + "': unknown (known: raw, qcow2)");
+                default -> QemuFormats.export(dev, dest, f, progress, fsync); // vmdk, vhdx, vpc, vdi...: written by qemu-nbd
             }
         }
     }
 
-    /** Writes a version as raw bytes (holes as zeros) to a stream, e.g. stdout. */
+    /** Writes a version into an NBD server's export, in place (holes zeroed); an export smaller than the image is refused. */
+    public void exportNbd(Version v, String uri, Progress progress) {
+        NbdUri parsed = NbdUri.parse(uri);
+        try (LayoutDevice dev = openStreaming(v)) {
+            QemuFormats.exportTo(dev, parsed, progress);
+        }
+    }
+
+    /** Writes a version as raw bytes (holes as zeros) to a stream, e.g. stdout; a head reference: its current content. */
     public void export(String ref, OutputStream out, Progress progress) {
-        export(resolve(ref), out, progress);
+        export(current(ref, "export").version(), out, progress);
     }
 
     /** As {@link #export(String, OutputStream, Progress)}, for a version already resolved. */

@@ -194,14 +194,16 @@ public final class Importer {
                     nonZeroBlocks++;
                 }
             }
+            long start = b.firstBlock() * blockSize;
             long end = (b.firstBlock() + b.blocks()) * blockSize;
-            progress.advance(Math.max(0, end - done));
+            if (start > done) progress.skip(start - done); // the holes before this batch
+            progress.advance(Math.max(0, end - Math.max(start, done)));
             done = Math.max(done, end);
         }
 
         Root finish(long size) {
             while (!queue.isEmpty()) drainOne();
-            progress.advance(Math.max(0, size - done));
+            progress.skip(Math.max(0, size - done)); // holes at the end
             allocatedBytes += Math.min(size, nonZeroBlocks * blockSize);
             return writer.finish(size);
         }

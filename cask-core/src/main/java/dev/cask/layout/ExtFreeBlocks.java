@@ -49,8 +49,15 @@ import java.util.function.Consumer;
  *       blocks count; and every block the metadata itself occupies (superblock, descriptor
  *       table, reserved descriptor blocks, each group's bitmaps and inode table) must be marked
  *       used, else the bitmaps do not describe this file system;
- *   <li>a group flagged BLOCK_UNINIT has no bitmap on disk (the kernel computes it): it is
- *       stored whole, never treated as free;
+ *   <li>a group flagged BLOCK_UNINIT (under descriptor checksums, as the kernel reads it) has no
+ *       bitmap on disk: {@link ExtUninitGroups} computes it as the kernel does (superblock backup,
+ *       descriptor and reserved descriptor blocks, the bitmaps and inode tables placed in it), and
+ *       its free blocks must number exactly its descriptor's free blocks count; when they do not,
+ *       or when it is the last group (e2fsck calls that an error), that group is stored whole
+ *       (one warning for all such groups, naming the first);
+ *   <li>every group's superblock backup and descriptor blocks, where this reader computes them,
+ *       must be marked used in the bitmaps read from disk: a check of that computation against
+ *       what mkfs and the kernel wrote;
  *   <li>a file system that looks mounted or in use is not used at all: {@code s_state} without
  *       VALID_FS (mounted without a journal, or not unmounted cleanly) or with ERROR_FS, the
  *       needs_recovery flag (INCOMPAT_RECOVER: the journal holds transactions not yet written
@@ -66,7 +73,8 @@ import java.util.function.Consumer;
  * {@code cask import --fs-aware} wraps the disk in a {@link dev.cask.device.HoleMaskDevice} over
  * {@link #ofDisk}'s ranges: free blocks report as holes (never read) and read as zeros, and zero
  * blocks are never stored. Reading costs the superblock, the descriptor table and one block per
- * initialised group: 16 groups, 64 KiB of bitmaps for a 2 GiB file system with 4 KiB blocks.
+ * initialised group: at most 16 groups, 64 KiB of bitmaps for a 2 GiB file system with 4 KiB
+ * blocks; uninitialised groups cost no reads.
  *
  * <p>Stateless; reads the device only. Thread-safe when the device is.
  */
@@ -171,6 +179,9 @@ public final class ExtFreeBlocks {
         private int groups;
         private int descSize;
         private long inodeTableBlocks;
+        /** Some free ranges were dropped: more than {@link #MAX_RANGES}. */
+        private boolean truncated;
+        private ExtUninitGroups uninitGroups;
 
         Reader(BlockDevice part, byte[] sb, String where, Consumer<String> warnings) throws Unusable {
             this.part = part;
@@ -377,14 +388,36 @@ public final class ExtFreeBlocks {
             return u16(d, 0xc) | (descSize >= 64 ? (long) u16(d, 0x2c) << 16 : 0);
         }
 
-        /** Reads each initialised group's bitmap, checks it, and collects the free ranges in ascending order. */
+        /**
+         * Reads each initialised group's bitmap, or computes an uninitialised one's, checks it, and
+         * collects the free ranges in ascending order.
+         */
         private ByteRanges bitmaps(byte[][] descs) throws Unusable {
             ByteRanges.Builder free = new ByteRanges.Builder();
             byte[] bitmap = new byte[blockSize];
-            boolean truncated = false;
+            int storedWhole = 0;
+            String firstStoredWhole = null;
             for (int g = 0; g < groups; g++) {
                 byte[] d = descs[g];
-                if ((u16(d, 0x12) & BG_BLOCK_UNINIT) != 0) continue; // no bitmap on disk: store the group whole
+                long n = groupBlocks(g);
+                long want = freeCount(d);
+                // the flag counts only under descriptor checksums, as in the kernel; without them the bitmap on disk is the truth
+                if ((u16(d, 0x12) & BG_BLOCK_UNINIT) != 0 && (metadataCsum || gdtCsum)) {
+                    ExtUninitGroups uninit = uninitGroups(descs);
+                    boolean last = g == groups - 1; // e2fsck calls that an error ("last group block bitmap uninitialized")
+                    long computed = last ? -2 : uninit.fill(g, n, bitmap);
+                    if (computed != want) {
+                        if (storedWhole++ == 0) {
+                            firstStoredWhole = last ? "group " + g + " is the last group, which e2fsck never leaves uninitialised"
+                                    : computed < 0
+                                    ? "group " + g + " (" + n + " blocks) is too short for its " + uninit.baseMetaBlocks(g) + " superblock and descriptor blocks"
+                                    : "group " + g + ": computed bitmap marks " + computed + " blocks free, its descriptor says " + want;
+                        }
+                        continue; // store the group whole
+                    }
+                    addRuns(free, bitmap, groupFirst(g), n);
+                    continue;
+                }
                 long at = blockBitmap(d);
                 part.read(at * blockSize, bitmap, 0, blockSize);
                 if (metadataCsum) {
@@ -392,46 +425,72 @@ public final class ExtFreeBlocks {
                     int wantLo = u16(d, 0x18);
                     boolean hi = descSize >= 0x3a;
                     int got = hi ? c : c & 0xffff;
-                    int want = hi ? wantLo | u16(d, 0x38) << 16 : wantLo;
-                    if (got != want) throw new Unusable(String.format("group %d block bitmap checksum 0x%x does not match its bytes (0x%x)", g, want, got));
+                    int wantCsum = hi ? wantLo | u16(d, 0x38) << 16 : wantLo;
+                    if (got != wantCsum) throw new Unusable(String.format("group %d block bitmap checksum 0x%x does not match its bytes (0x%x)", g, wantCsum, got));
                 }
-                long n = groupBlocks(g);
-                long zeros = 0;
-                long first = groupFirst(g);
-                long runStart = -1;
-                for (int i = 0; i < n; ) {
-                    int whole = (i & 7) == 0 && i + 8 <= n ? bitmap[i >>> 3] & 0xff : -1;
-                    if (whole == 0 || whole == 0xff) { // eight blocks alike: the common case
-                        if (whole == 0) {
-                            zeros += 8;
-                            if (runStart < 0) runStart = i;
-                        } else if (runStart >= 0) {
-                            truncated |= !addRun(free, first + runStart, first + i, truncated);
-                            runStart = -1;
-                        }
-                        i += 8;
-                        continue;
-                    }
-                    boolean used = (bitmap[i >>> 3] >>> (i & 7) & 1) != 0;
-                    if (!used) {
-                        zeros++;
+                long zeros = addRuns(free, bitmap, groupFirst(g), n);
+                if (zeros != want) throw new Unusable("group " + g + " block bitmap at block " + at + " marks " + zeros + " blocks free, its descriptor says " + want);
+            }
+            ByteRanges out = free.build();
+            checkMetadataUsed(descs, out);
+            if (storedWhole > 0) {
+                warnings.accept(where + ": " + storedWhole + " BLOCK_UNINIT group" + (storedWhole == 1 ? "" : "s")
+                        + " stored whole, their computed bitmaps do not hold together (" + firstStoredWhole + ")");
+            }
+            if (truncated) {
+                warnings.accept(where + ": more than " + MAX_RANGES + " free ranges; the free blocks after the last of them are stored");
+            }
+            return out;
+        }
+
+        /** Made once per file system, when first needed. */
+        private ExtUninitGroups uninitGroups(byte[][] descs) {
+            if (uninitGroups != null) return uninitGroups;
+            long[] blockBitmaps = new long[groups];
+            long[] inodeBitmaps = new long[groups];
+            long[] inodeTables = new long[groups];
+            for (int g = 0; g < groups; g++) {
+                blockBitmaps[g] = blockBitmap(descs[g]);
+                inodeBitmaps[g] = loHi32(descs[g], 0x4, 0x24);
+                inodeTables[g] = loHi32(descs[g], 0x8, 0x28);
+            }
+            long perBlock = blockSize / descSize;
+            return uninitGroups = new ExtUninitGroups(firstDataBlock, blocksPerGroup, this::hasSuper, (incompat & INCOMPAT_META_BG) != 0, perBlock,
+                    (groups + perBlock - 1) / perBlock, u32(sb, 0x104), u16(sb, 0xce), blockBitmaps, inodeBitmaps, inodeTables, inodeTableBlocks);
+        }
+
+        /**
+         * Adds the runs of clear bits of the {@code n}-block bitmap of the group starting at block
+         * {@code first} (bit set = used), and returns how many bits are clear.
+         */
+        private long addRuns(ByteRanges.Builder free, byte[] bitmap, long first, long n) {
+            long zeros = 0;
+            long runStart = -1;
+            for (int i = 0; i < n; ) {
+                int whole = (i & 7) == 0 && i + 8 <= n ? bitmap[i >>> 3] & 0xff : -1;
+                if (whole == 0 || whole == 0xff) { // eight blocks alike: the common case
+                    if (whole == 0) {
+                        zeros += 8;
                         if (runStart < 0) runStart = i;
                     } else if (runStart >= 0) {
                         truncated |= !addRun(free, first + runStart, first + i, truncated);
                         runStart = -1;
                     }
-                    i++;
+                    i += 8;
+                    continue;
                 }
-                if (runStart >= 0) truncated |= !addRun(free, first + runStart, first + n, truncated);
-                long want = freeCount(d);
-                if (zeros != want) throw new Unusable("group " + g + " block bitmap at block " + at + " marks " + zeros + " blocks free, its descriptor says " + want);
+                boolean used = (bitmap[i >>> 3] >>> (i & 7) & 1) != 0;
+                if (!used) {
+                    zeros++;
+                    if (runStart < 0) runStart = i;
+                } else if (runStart >= 0) {
+                    truncated |= !addRun(free, first + runStart, first + i, truncated);
+                    runStart = -1;
+                }
+                i++;
             }
-            ByteRanges out = free.build();
-            checkMetadataUsed(descs, out);
-            if (truncated) {
-                warnings.accept(where + ": more than " + MAX_RANGES + " free ranges; the free blocks after the last of them are stored");
-            }
-            return out;
+            if (runStart >= 0) truncated |= !addRun(free, first + runStart, first + n, truncated);
+            return zeros;
         }
 
         /** Adds a run of free blocks unless the range budget is spent; false when it was dropped. */
@@ -451,6 +510,13 @@ public final class ExtFreeBlocks {
             for (long nr = 0; nr < descBlocks; nr++) requireUsed(free, "descriptor block " + nr, descriptorBlock(nr, firstMetaBg), 1);
             if ((incompat & INCOMPAT_META_BG) == 0) {
                 requireUsed(free, "the reserved descriptor blocks", firstDataBlock + 1 + descBlocks, u16(sb, 0xce));
+            }
+            // the backups: a check of where this reader (and ExtUninitGroups) thinks they are against the bitmaps on disk
+            ExtUninitGroups layout = uninitGroups(descs);
+            boolean metaBg = (incompat & INCOMPAT_META_BG) != 0;
+            for (int g = 1; g < groups; g++) {
+                long backup = layout.superBlocks(g) + layout.descriptorBlocks(g) + (metaBg ? 0 : layout.reservedBlocks(g));
+                requireUsed(free, "group " + g + " superblock backup and descriptor blocks", groupFirst(g), Math.min(backup, groupBlocks(g)));
             }
             for (int g = 0; g < groups; g++) {
                 byte[] d = descs[g];

@@ -15,21 +15,24 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * A running server's control socket ({@code STORE/serve.PID.sock}; several servers may share a
  * store), through which CLI commands reach images a server holds open. One request line, one reply line, UTF-8:
  * <pre>
- * snapshot NAME [MESSAGE]   ->  ok VERSION | not-open | error MESSAGE
- * ping                      ->  ok
+ * snapshot NAME [MESSAGE]     ->  ok VERSION | not-open | error KIND MESSAGE
+ * checkpoint NAME [MESSAGE]   ->  ok VERSION | not-open | error KIND MESSAGE
+ * ping                        ->  ok
  * </pre>
- * Only local processes that can open the socket file (owner-only permissions) can talk to it.
+ * {@code snapshot} always makes a version; {@code checkpoint} makes one only when the image changed
+ * since its last one, and answers the version that holds its current content either way (export
+ * and clone of a served image's head use it). KIND is the error's kind ({@link ControlClient}
+ * turns it back into the same exception). The client side is {@link ControlClient}. Only local
+ * processes that can open the socket file (owner-only permissions) can talk to it.
  */
 public final class ControlServer implements AutoCloseable {
-    private static final String PREFIX = "serve.";
-    private static final String SUFFIX = ".sock";
+    static final String PREFIX = "serve.";
+    static final String SUFFIX = ".sock";
     private final Path path;
     private final ServerSocketChannel server;
     private final ImageExports exports;
@@ -68,7 +71,7 @@ public final class ControlServer implements AutoCloseable {
             try {
                 reply = answer(line == null ? "" : line);
             } catch (CaskException e) {
-                reply = "error " + e.getMessage();
+                reply = "error " + ControlClient.kindOf(e) + " " + e.getMessage().replace('\n', ' ');
             }
             out.write((reply + "\n").getBytes(StandardCharsets.UTF_8));
         } catch (IOException ignored) {
@@ -81,51 +84,12 @@ public final class ControlServer implements AutoCloseable {
         switch (parts[0]) {
             case "ping":
                 return "ok";
-            case "snapshot":
-                if (parts.length < 2) return "error snapshot needs an image name";
-                Version v = exports.snapshot(parts[1], parts.length > 2 ? parts[2] : null);
+            case "snapshot", "checkpoint":
+                if (parts.length < 2) return "error invalid-input " + parts[0] + " needs an image name";
+                Version v = exports.checkpoint(parts[1], parts.length > 2 ? parts[2] : null, parts[0].equals("snapshot"));
                 return v == null ? "not-open" : "ok " + v.number();
             default:
-                return "error unknown request '" + parts[0] + "'";
-        }
-    }
-
-    /**
-     * Sends a request to every server running on {@code storeDir} and returns the first reply
-     * other than {@code not-open} (or {@code not-open}); null when no server answers. Sockets
-     * of servers that died are removed.
-     */
-    public static String request(Path storeDir, String line) {
-        List<Path> sockets;
-        try (Stream<Path> s = Files.list(storeDir)) {
-            sockets = s.filter(p -> p.getFileName().toString().startsWith(PREFIX) && p.getFileName().toString().endsWith(SUFFIX)).toList();
-        } catch (IOException e) {
-            return null;
-        }
-        String answer = null;
-        for (Path p : sockets) {
-            String reply = ask(p, line);
-            if (reply == null) continue;
-            if (!reply.equals("not-open")) return reply;
-            answer = reply;
-        }
-        return answer;
-    }
-
-    private static String ask(Path p, String line) {
-        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(p))) {
-            ch.write(java.nio.ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.UTF_8)));
-            ch.shutdownOutput();
-            return new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8)).readLine();
-        } catch (java.net.ConnectException e) {
-            try {
-                Files.deleteIfExists(p); // nobody listens: its server died
-            } catch (IOException ignored) {
-                // another process removed it
-            }
-            return null;
-        } catch (IOException e) {
-            return null;
+                return "error invalid-input unknown request '" + parts[0] + "'";
         }
     }
 

@@ -16,13 +16,16 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * What {@code cask serve} exports: every image by name, read-write, and {@code NAME@VER} read-only.
+ * What {@code cask serve} exports: every image by name, read-write, and {@code NAME@VER} read-only
+ * (or, by {@link Policy}, only the images under a name prefix, and all of them read-only).
+ * {@code NBD_OPT_INFO} is answered by {@link #describe}, which opens nothing for writing.
  *
  * <p>All connections to one image share one {@link Volume} (one dirty map, one journal), which is
  * what makes NBD's CAN_MULTI_CONN honest. The volume opens with the first connection and closes
  * with the last, and closing checkpoints it: "a version when the last client disconnects".
- * {@link #checkpointAll} is the timer's work; {@link #snapshot} serves {@code cask snapshot}
- * for an image that is open here.
+ * {@link #checkpointAll} is the timer's work; {@link #checkpoint} serves {@code cask snapshot}
+ * (always a new version) and export and clone of an image's head (a version of what its clients
+ * see now) for an image that is open here.
  *
  * <p>Thread-safe: the map of open volumes is guarded by this object's lock.
  */
@@ -41,27 +44,66 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         }
     }
 
+    /**
+     * Which images a server exports and how: {@code readOnly} serves every image read-only (its
+     * current content when the client connects; nothing is opened for writing); {@code prefix}
+     * (empty for all) limits the exports to the images named {@code prefix} or {@code prefix/...}.
+     */
+    public record Policy(boolean readOnly, String prefix) {
+        public static final Policy ALL = new Policy(false, "");
+
+        public Policy {
+            prefix = prefix == null ? "" : prefix;
+            if (!prefix.isEmpty()) dev.cask.catalog.Names.check(prefix);
+        }
+
+        boolean covers(String image) {
+            return prefix.isEmpty() || image.equals(prefix) || image.startsWith(prefix + "/");
+        }
+    }
+
+    private final Policy policy;
+
     public ImageExports(Images images) {
         this(images, dev.cask.volume.Volume.DEFAULT_JOURNAL_LIMIT);
     }
 
     /** {@code journalLimit}: journal bytes of an image that start a checkpoint (see {@link Volume}). */
     public ImageExports(Images images, long journalLimit) {
+        this(images, journalLimit, Policy.ALL);
+    }
+
+    /** As {@link #ImageExports(Images, long)}, exporting what {@code policy} allows. */
+    public ImageExports(Images images, long journalLimit, Policy policy) {
         this.images = images;
         this.journalLimit = journalLimit;
+        this.policy = policy;
+    }
+
+    /** The image a client's export name names; NotFound (the message reaches the client) when this server does not export it. */
+    private String imageOf(String name) {
+        if (name.isEmpty()) {
+            throw new CaskException.NotFound("no default export: ask for an image by name, e.g. nbd://127.0.0.1:10809/team/vm-1");
+        }
+        String image = name.contains("@") ? name.substring(0, name.indexOf('@')) : name;
+        if (!policy.covers(image)) {
+            throw new CaskException.NotFound("no export '" + name + "' here (this server exports only " + policy.prefix() + " and " + policy.prefix() + "/...)");
+        }
+        return image;
+    }
+
+    /** A read-only export of a version. */
+    private Export readOnly(Version v, String what) {
+        LayoutDevice dev = images.open(v);
+        images.warmLocations(v);
+        return Export.of(dev, true, "cask image " + v.image() + " version " + v.number() + " (read-only" + what + ")", dev::close);
     }
 
     @Override
     public Export open(String name) {
-        if (name.isEmpty()) {
-            throw new CaskException.NotFound("no default export: ask for an image by name, e.g. nbd://127.0.0.1:10809/team/vm-1");
-        }
-        if (name.contains("@")) {
-            Version v = images.resolve(name);
-            LayoutDevice dev = images.open(v);
-            images.warmLocations(v);
-            return Export.of(dev, true, "cask image " + v.image() + " version " + v.number() + " (read-only)", dev::close);
-        }
+        imageOf(name);
+        if (name.contains("@")) return readOnly(images.resolve(name), "");
+        if (policy.readOnly()) return readOnly(images.current(name, "a read-only export").version(), ", current content");
         Shared s;
         synchronized (this) {
             s = open.get(name);
@@ -69,6 +111,8 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
                 s = new Shared(images.openVolume(name, journalLimit));
                 open.put(name, s);
                 images.warmLocations(s.volume.baseVersion());
+                Version r = s.volume.recovered();
+                if (r != null) log.log(System.Logger.Level.WARNING, "image '" + name + "': version " + r.number() + " " + r.message());
                 log.log(System.Logger.Level.INFO, "opened image '" + name + "' read-write at version " + s.volume.baseVersion().number());
             }
             s.connections++;
@@ -91,9 +135,52 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         }
     }
 
+    /**
+     * For NBD_OPT_INFO (nbdinfo --list): what {@link #open} would serve, without opening a volume
+     * (no lease, no journal): an image open here answers from its volume, any other from its head
+     * version with the capabilities a volume of that layout has.
+     */
+    @Override
+    public Export describe(String name) {
+        imageOf(name);
+        if (name.contains("@") || policy.readOnly()) return readOnly(images.resolve(name), "");
+        synchronized (this) {
+            Shared s = open.get(name);
+            if (s != null) return Export.of(s.volume, false, "cask image " + name + " (" + Sizes.human(s.volume.size()) + ", read-write)", () -> {});
+        }
+        Version head = images.resolve(name);
+        dev.cask.tree.Layout layout = dev.cask.tree.Layout.decode(head.content());
+        dev.cask.device.Capabilities caps = Volume.capabilities(layout);
+        dev.cask.device.BlockDevice described = new dev.cask.device.BlockDevice() {
+            @Override
+            public long size() {
+                return layout.size();
+            }
+
+            @Override
+            public dev.cask.device.Capabilities capabilities() {
+                return caps;
+            }
+
+            @Override
+            public void read(long offset, byte[] buffer, int bufferOffset, int length) {
+                throw new IllegalStateException("export '" + name + "' was only described (NBD_OPT_INFO), not opened");
+            }
+
+            @Override
+            public List<dev.cask.device.BlockStatus> blockStatus(long offset, long length) {
+                throw new IllegalStateException("export '" + name + "' was only described (NBD_OPT_INFO), not opened");
+            }
+
+            @Override
+            public void close() {}
+        };
+        return Export.of(described, false, "cask image " + name + " (" + Sizes.human(layout.size()) + ", read-write)", () -> {});
+    }
+
     @Override
     public List<String> list() {
-        return images.list("").stream().map(Image::name).toList();
+        return images.list(policy.prefix()).stream().map(Image::name).toList();
     }
 
     @Override
@@ -120,13 +207,27 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         return n;
     }
 
-    /** A version of an image open here (always made, even when nothing changed), or null when it is not open here. */
-    public Version snapshot(String name, String message) {
+    /**
+     * The version that holds the current content of an image open here: a checkpoint with
+     * {@code message}, or (unless {@code always}) the last one when nothing changed since; null
+     * when the image is not open here (or closed meanwhile: its close made the version).
+     */
+    public Version checkpoint(String name, String message, boolean always) {
         Shared s;
         synchronized (this) {
             s = open.get(name);
         }
-        return s == null ? null : s.volume.checkpoint(message == null || message.isBlank() ? "snapshot" : message, true);
+        if (s == null) return null;
+        String msg = message == null || message.isBlank() ? (always ? "snapshot" : "checkpoint") : message;
+        try {
+            Version v = s.volume.checkpoint(msg, always);
+            return v != null ? v : s.volume.baseVersion();
+        } catch (IllegalStateException e) {
+            synchronized (this) {
+                if (open.get(name) != s) return null; // closed meanwhile
+            }
+            throw e;
+        }
     }
 
     /** Names of the images open read-write here. */
@@ -140,6 +241,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         for (var e : open.entrySet()) {
             try {
                 e.getValue().volume.close();
+                log.log(System.Logger.Level.INFO, "closed image '" + e.getKey() + "' at version " + e.getValue().volume.baseVersion().number());
             } catch (RuntimeException ex) {
                 log.log(System.Logger.Level.ERROR, "image '" + e.getKey() + "': checkpoint on shutdown failed: " + ex.getMessage());
             }

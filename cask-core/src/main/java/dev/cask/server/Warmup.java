@@ -73,7 +73,8 @@ public final class Warmup {
     /** Runs the warm-up; returns null when it ran, else why it could not (it never throws). */
     public static String run(long journalLimit) {
         long start = System.nanoTime();
-        java.util.logging.Logger[] quiet = {java.util.logging.Logger.getLogger("cask.serve"), java.util.logging.Logger.getLogger(NbdServer.class.getName())};
+        java.util.logging.Logger[] quiet = {java.util.logging.Logger.getLogger("cask.serve"), java.util.logging.Logger.getLogger("cask.volume"),
+                java.util.logging.Logger.getLogger(NbdServer.class.getName())};
         java.util.logging.Level[] levels = new java.util.logging.Level[quiet.length];
         for (int i = 0; i < quiet.length; i++) {
             levels[i] = quiet[i].getLevel();

@@ -20,15 +20,24 @@ import java.util.zip.CRC32C;
  * One generation of a volume's write-ahead log: the data of the blocks written since the last
  * checkpoint, so that a write costs one sequential append and no hashing. A checkpoint later
  * reads the blocks back, stores them as chunks and commits a version; then the generation is
- * deleted. Format 2, big-endian (docs/format.md):
+ * deleted. Format 3, big-endian (docs/format.md; format 2, the same without base records, is
+ * still read):
  * <pre>
- * header:  magic u32 0x636a6e6c ("cjnl") | format u32 = 2 | generation u64 | base version u32
+ * header:  magic u32 0x636a6e6c ("cjnl") | format u32 = 3 | generation u64 | base version u32
  *          | name length u16 | name | crc32c u32 (of the header bytes before it)
- * record:  magic u32 0x636a7263 ("cjrc") | kind u8 (1 data, 2 zero) | extent u32 | first block u64
- *          | count u32 | block size u32 | crc32c u32 (of the 29 record-header bytes before it)
+ * record:  magic u32 0x636a7263 ("cjrc") | kind u8 (1 data, 2 zero, 3 base) | extent u32 | first block u64
+ *          | count u32 | block size u32 | crc32c u32 (of the 25 record-header bytes before it)
  *          then, for a data record, count times: block data u8[block size] | crc32c u32 of that data
  * </pre>
  * A zero record says "these blocks are holes now" and carries no data.
+ *
+ * <p><b>Base version.</b> The header names the version the generation's writes were made on. A
+ * checkpoint starts the next generation before it commits, so that header names the version
+ * before the checkpoint; once the version is committed, a base record (kind 3, the version in
+ * {@code first block}, extent, count and block size 0) is appended and synced before the sealed
+ * generations are deleted. {@link Replayed#baseVersion} is the last base record's version, else
+ * the header's: the version that this generation and every later one replay onto when it is the
+ * oldest one left ({@link JournalFiles}).
  *
  * <p><b>Appends</b> are serialised (one positional write per record, in file order), so the file
  * never has a gap: replay reads records in order and stops at the first header that is not whole
@@ -48,10 +57,13 @@ import java.util.zip.CRC32C;
 final class Journal implements AutoCloseable {
     static final int MAGIC = 0x636a6e6c;
     static final int RECORD_MAGIC = 0x636a7263;
-    static final int FORMAT = 2;
+    static final int FORMAT = 3;
+    /** The format before base records; read, never written. */
+    static final int FORMAT_NO_BASE_RECORDS = 2;
     static final int RECORD_HEADER = 4 + 1 + 4 + 8 + 4 + 4 + 4;
     static final byte KIND_DATA = 1;
     static final byte KIND_ZERO = 2;
+    static final byte KIND_BASE = 3;
     /** Largest data record written: longer writes become several records. */
     static final int MAX_RECORD_DATA = 1 << 20;
     /** Format 1 record length (legacy journals of block -> chunk id, read once for upgrade). */
@@ -154,7 +166,10 @@ final class Journal implements AutoCloseable {
         }
     }
 
-    /** What {@link #open} found in an existing generation. */
+    /**
+     * What {@link #open} found in an existing generation: its writes, and the version they (and
+     * later generations' writes) replay onto: the last base record's, else the header's.
+     */
     record Replayed(Journal journal, int baseVersion, List<Entry> entries) {}
 
     /**
@@ -181,7 +196,9 @@ final class Journal implements AutoCloseable {
             int magic = b.getInt(0);
             int format = b.getInt(4);
             if (magic != MAGIC) throw new CaskException.Corrupt("journal " + path + ": bad magic 0x" + Integer.toHexString(magic) + ", expected 0x" + Integer.toHexString(MAGIC));
-            if (format != FORMAT) throw new CaskException.Corrupt("journal " + path + ": format " + format + ", expected " + FORMAT);
+            if (format != FORMAT && format != FORMAT_NO_BASE_RECORDS) {
+                throw new CaskException.Corrupt("journal " + path + ": format " + format + ", expected " + FORMAT_NO_BASE_RECORDS + " or " + FORMAT);
+            }
             long gen = b.getLong(8);
             int base = b.getInt(16);
             int nameLen = b.getShort(20) & 0xffff;
@@ -193,8 +210,9 @@ final class Journal implements AutoCloseable {
             String name = new String(head, 22, nameLen, StandardCharsets.UTF_8);
             if (!name.equals(image)) throw new CaskException.Corrupt("journal " + path + ": belongs to image '" + name + "', not '" + image + "'");
             List<Entry> entries = new ArrayList<>();
-            long at = replayRecords(ch, headerLen, size, entries);
-            return new Replayed(new Journal(path, gen, ch, at), base, entries);
+            int[] lastBase = {base};
+            long at = replayRecords(ch, headerLen, size, entries, format >= FORMAT ? lastBase : null);
+            return new Replayed(new Journal(path, gen, ch, at), lastBase[0], entries);
         } catch (RuntimeException e) {
             try {
                 ch.close();
@@ -205,8 +223,11 @@ final class Journal implements AutoCloseable {
         }
     }
 
-    /** Reads records from {@code at}; returns the offset just past the last whole record. */
-    private static long replayRecords(FileChannel ch, long at, long size, List<Entry> out) {
+    /**
+     * Reads records from {@code at}; returns the offset just past the last whole record. Base
+     * records set {@code base[0]} ({@code base} null: format 2, where there are none).
+     */
+    private static long replayRecords(FileChannel ch, long at, long size, List<Entry> out, int[] base) {
         ByteBuffer hb = ByteBuffer.allocate(RECORD_HEADER);
         CRC32C crc = new CRC32C();
         while (at + RECORD_HEADER <= size) {
@@ -224,6 +245,11 @@ final class Journal implements AutoCloseable {
             long first = hb.getLong(9);
             int count = hb.getInt(17);
             int bs = hb.getInt(21);
+            if (kind == KIND_BASE && base != null && extent == 0 && count == 0 && bs == 0 && first > 0 && first <= Integer.MAX_VALUE) {
+                base[0] = (int) first;
+                at += RECORD_HEADER;
+                continue;
+            }
             // bs is at most 1 MiB (the largest block), so bs + 4 cannot overflow below (a header
             // whose CRC held but whose block size was near 2^31 threw NegativeArraySizeException)
             if (count <= 0 || bs <= 0 || bs > MAX_RECORD_DATA || (kind != KIND_DATA && kind != KIND_ZERO) || first < 0
@@ -307,6 +333,20 @@ final class Journal implements AutoCloseable {
         return SMALL.with(bb -> {
             bb.clear();
             header(bb, KIND_ZERO, extent, firstBlock, count, blockSize);
+            bb.flip();
+            return write(bb);
+        });
+    }
+
+    /**
+     * Appends a base record: the generations before this one are in version {@code version} now,
+     * so a replay that starts here starts from it. The caller syncs it before deleting them.
+     */
+    void appendBase(int version) {
+        if (version < 1) throw new IllegalArgumentException("base version " + version);
+        SMALL.with(bb -> {
+            bb.clear();
+            header(bb, KIND_BASE, 0, version, 0, 0);
             bb.flip();
             return write(bb);
         });

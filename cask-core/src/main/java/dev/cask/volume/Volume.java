@@ -58,10 +58,18 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p><b>Checkpoints.</b> {@link #checkpoint} takes a snapshot of the dirty map and seals the
  * journal generation (new writes go to a fresh one), reads the sealed blocks back, stores them as
  * chunks (in parallel), writes the changed tree paths ({@link TreeUpdater}), syncs the store and
- * commits a version by compare-and-swap on the head; then the entries it covered leave the dirty
- * map and the sealed generations are deleted. Writes go on during a checkpoint. A crash at any
- * point replays the sealed and the new generation over whatever head was committed: the result is
- * the same either way.
+ * commits a version by compare-and-swap on the head; then a base record naming that version is
+ * appended to the new generation and synced, the entries it covered leave the dirty map and the
+ * sealed generations are deleted. Writes go on during a checkpoint. A crash at any point replays
+ * what is left onto the version the oldest generation left names ({@link JournalFiles}): the
+ * version before the checkpoint with the sealed generations, or the checkpoint's version without
+ * them; the result is the same either way.
+ *
+ * <p><b>Recovery.</b> {@link #open} replays a crash's journal onto its own base version. If the
+ * head moved since (only an older cask did that: every command now folds a leftover journal into
+ * a version before it moves a head), the result is committed at once on top of the head as
+ * "recovered from a journal based on version N" ({@link #recovered}). An open that fails deletes
+ * the generation files it made.
  *
  * <p><b>Journal limit.</b> When the journal passes {@code journalLimit} bytes a checkpoint starts
  * in the background ("checkpoint: journal full"); at twice the limit writers wait for it, so the
@@ -75,11 +83,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * checkpoints, and swaps base, dirty map and journal under {@code swap}'s write lock.
  */
 public final class Volume implements BlockDevice {
+    private static final System.Logger LOG = System.getLogger("cask.volume");
     private static final int STRIPES = 256;
     /** Default journal size that starts a background checkpoint. */
     public static final long DEFAULT_JOURNAL_LIMIT = 1L << 30;
-    private static final int OFFSET_BITS = 38;
-    private static final long MAX_GENERATION = (1L << (63 - OFFSET_BITS)) - 1;
+    static final int OFFSET_BITS = 38;
+    private static final long MAX_GENERATION = JournalFiles.MAX_GENERATION;
     /** Bytes of blocks one checkpoint task reads and stores at once (256 blocks of 4 KiB). */
     private static final int BATCH_BYTES = 1 << 20;
 
@@ -88,7 +97,7 @@ public final class Volume implements BlockDevice {
     private final Catalog catalog;
     private final PointerCache cache;
     private final Executor executor;
-    private final Path journalDir;
+    private final JournalFiles files;
     private final long journalLimit;
     private final FileChannel leaseChannel;
     private final FileLock lease;
@@ -103,6 +112,13 @@ public final class Volume implements BlockDevice {
     private final Map<Long, Journal> generations = new java.util.concurrent.ConcurrentHashMap<>();
 
     private volatile Base base;
+    /** Set while the base is a crash's journal base that is not the head: the next commit goes on top of this head instead. */
+    private volatile Version commitOnto;
+    /** The version open committed from a journal left under a moved head, or null. */
+    private volatile Version recovered;
+    /** The last generation on disk when the open began, and the one a format 1 journal was copied into: a failed open deletes the others it made. */
+    private long openedAfter = Long.MAX_VALUE;
+    private long legacyGeneration = -1;
     private volatile Journal journal;
     private volatile boolean closed;
 
@@ -116,7 +132,7 @@ public final class Volume implements BlockDevice {
         this.catalog = catalog;
         this.cache = cache;
         this.executor = executor;
-        this.journalDir = journalDir;
+        this.files = new JournalFiles(journalDir, image);
         this.journalLimit = journalLimit;
         this.leaseChannel = leaseChannel;
         this.lease = lease;
@@ -147,57 +163,6 @@ public final class Volume implements BlockDevice {
         return Long.compareUnsigned(a, b) >= 0 ? a : b;
     }
 
-    /** True when some process (this one included) holds {@code image}'s lease: it is open read-write. */
-    public static boolean isLeased(Path journalDir, String image) {
-        Path p = journalDir.resolve(fileName(image) + ".lease");
-        if (!Files.exists(p)) return false;
-        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
-            FileLock lk = ch.tryLock();
-            if (lk == null) return true;
-            lk.release();
-            return false;
-        } catch (OverlappingFileLockException e) {
-            return true;
-        } catch (IOException e) {
-            throw new CaskException.Io("image '" + image + "': cannot check its lease " + p + ": " + e.getMessage(), e);
-        }
-    }
-
-    /**
-     * Deletes the journals a crash left for {@code image} (which must not be open anywhere): used
-     * when the image is removed, so that a new image of the same name never replays them.
-     */
-    public static void discardJournals(Path journalDir, String image) {
-        if (!Files.isDirectory(journalDir)) return;
-        try {
-            for (long g : generationsOnDisk(journalDir, image)) Files.deleteIfExists(journalDir.resolve(fileName(image) + ".journal-" + g));
-            // a generation whose creation a crash interrupted (Journal#create): NAME.journal-DIGITS.new
-            String prefix = fileName(image) + ".journal-";
-            try (var files = Files.list(journalDir)) {
-                for (Path p : (Iterable<Path>) files::iterator) {
-                    String n = p.getFileName().toString();
-                    if (n.startsWith(prefix) && n.endsWith(Journal.CREATING) && n.length() > prefix.length() + Journal.CREATING.length()
-                            && n.substring(prefix.length(), n.length() - Journal.CREATING.length()).chars().allMatch(Character::isDigit)) {
-                        Files.deleteIfExists(p);
-                    }
-                }
-            }
-            Files.deleteIfExists(journalDir.resolve(fileName(image) + ".journal"));
-            Journal.syncDirectory(journalDir); // durable before the caller goes on (a new image of the same name)
-        } catch (IOException e) {
-            throw new CaskException.Io("image '" + image + "': cannot delete its journals in " + journalDir + ": " + e.getMessage(), e);
-        }
-    }
-
-    /** Journal and lease file names: the image name with '/' spelled '+' (not allowed in names). */
-    static String fileName(String image) {
-        return image.replace('/', '+');
-    }
-
-    private Path generationPath(long generation) {
-        return journalDir.resolve(fileName(image) + ".journal-" + generation);
-    }
-
     /** Opens {@code image} for writing with the default journal limit. */
     public static Volume open(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor, Path journalDir) {
         return open(image, store, catalog, cache, executor, journalDir, DEFAULT_JOURNAL_LIMIT);
@@ -220,7 +185,7 @@ public final class Volume implements BlockDevice {
             // its entry in the store directory must be durable before a FLUSH promises a journal in it
             // (always: another process may have created it a moment ago and not synced it yet)
             Journal.syncDirectory(journalDir.toAbsolutePath().getParent());
-            ch = FileChannel.open(journalDir.resolve(fileName(image) + ".lease"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            ch = FileChannel.open(new JournalFiles(journalDir, image).lease(), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
             try {
                 lk = ch.tryLock();
             } catch (OverlappingFileLockException e) {
@@ -235,11 +200,11 @@ public final class Volume implements BlockDevice {
         }
         Volume v = new Volume(image, store, catalog, cache, executor, journalDir, journalLimit, ch, lk);
         try {
-            v.load(catalog.version(image, img.head()));
-            v.recover();
+            v.recover(catalog.version(image, img.head()));
             return v;
         } catch (RuntimeException e) {
             v.closeJournals();
+            v.deleteWhatOpenMade();
             v.releaseLease();
             throw e;
         }
@@ -252,57 +217,79 @@ public final class Volume implements BlockDevice {
         while (dirty.size() < layout.extents().size()) dirty.add(new ConcurrentSkipListMap<>());
     }
 
-    /** The generation numbers of the journal files {@code image} has in {@code journalDir}, in order. */
-    private static List<Long> generationsOnDisk(Path journalDir, String image) {
-        String prefix = fileName(image) + ".journal-";
-        List<Long> out = new ArrayList<>();
-        try (var files = Files.list(journalDir)) {
-            for (Path p : (Iterable<Path>) files::iterator) {
-                String n = p.getFileName().toString();
-                if (n.startsWith(prefix) && n.length() > prefix.length() && n.substring(prefix.length()).chars().allMatch(Character::isDigit)
-                        && n.length() - prefix.length() < 18) {
-                    out.add(Long.parseLong(n.substring(prefix.length())));
-                }
+    /**
+     * Loads the version the writes are layered on and replays the generations a crash left
+     * ({@link JournalFiles#replay}). Their writes go onto the journal's own base version, never
+     * simply onto the head: when the two differ (an older cask moved the head, by a rollback or a
+     * snapshot, without looking at the journal), the replayed content is committed at once as a
+     * new version on top of the head, "recovered from a journal based on version N", so that no
+     * head is ever a mix of one version and another's writes, and every flushed write is kept
+     * (the moved head stays in the history). A journal without a write in it is deleted, and the
+     * head loaded: it has nothing to recover.
+     */
+    private void recover(Version head) {
+        JournalFiles.Leftover left = files.replay();
+        generations.putAll(left.generations());
+        openedAfter = left.last();
+        Version onto = head;
+        if (left.writes().isEmpty()) {
+            for (long g : left.generations().keySet()) generations.remove(g).delete();
+        } else if (left.baseVersion() != head.number()) {
+            Path oldest = files.generation(left.generations().firstKey());
+            try {
+                onto = catalog.version(image, left.baseVersion());
+            } catch (CaskException.NotFound e) {
+                throw new CaskException.Corrupt("journal " + oldest + ": written on version " + left.baseVersion() + " of image '" + image
+                        + "', which does not exist (the head is version " + head.number() + "); move the journal files away to open the image without them");
             }
-        } catch (IOException e) {
-            throw new CaskException.Io("image '" + image + "': cannot list its journals in " + journalDir + ": " + e.getMessage(), e);
         }
-        java.util.Collections.sort(out);
-        return out;
+        load(onto);
+        for (JournalFiles.Write w : left.writes()) {
+            Journal.Entry e = w.entry();
+            checkEntry(files.generation(w.generation()), e.extent(), e.block());
+            dirty.get(e.extent()).merge(e.block(), loc(w.generation(), e.offset(), e.zero()), Volume::later);
+        }
+        long next = left.last() + 1;
+        journal = Journal.create(files.generation(next), image, next, base.version().number());
+        generations.put(next, journal);
+        upgradeLegacy(next);
+        if (onto != head) {
+            commitOnto = head;
+            recovered = checkpoint("recovered from a journal based on version " + onto.number() + " (the head had moved to version " + head.number() + ")");
+        }
     }
 
-    private void recover() {
-        long last = 0;
-        for (long g : generationsOnDisk(journalDir, image)) {
-            if (g > MAX_GENERATION) throw new CaskException.Corrupt("journal " + generationPath(g) + ": generation " + g + " is too large");
-            Journal.Replayed r = Journal.open(generationPath(g), image);
-            generations.put(g, r.journal());
-            for (Journal.Entry e : r.entries()) {
-                checkEntry(generationPath(g), e.extent(), e.block());
-                dirty.get(e.extent()).merge(e.block(), loc(g, e.offset(), e.zero()), Volume::later);
-            }
-            last = g;
-        }
-        journal = Journal.create(generationPath(last + 1), image, last + 1, base.version().number());
-        generations.put(last + 1, journal);
-        // a format 1 journal left by an older cask: its chunks are in the store; copy their data over
-        Path legacy = journalDir.resolve(fileName(image) + ".journal");
+    /** A format 1 journal left by an older cask: its chunks are in the store; copies their data into generation {@code g}. */
+    private void upgradeLegacy(long g) {
+        Path legacy = files.legacy();
         List<Journal.LegacyEntry> old = Journal.replayLegacy(legacy, image);
-        if (old != null) {
-            for (Journal.LegacyEntry e : old) {
-                checkEntry(legacy, e.extent(), e.block());
-                // an unflushed write whose chunk never became durable: the block keeps its old content
-                if (!e.id().isZero() && !store.contains(e.id())) continue;
-                int bs = base.layout().extents().get(e.extent()).root().blockSize();
-                long at = e.id().isZero() ? journal.appendZero(e.extent(), e.block(), 1, bs)
-                        : journal.append(e.extent(), e.block(), bs, 1, store.get(e.id()), 0);
-                dirty.get(e.extent()).merge(e.block(), loc(last + 1, at, e.id().isZero()), Volume::later);
-            }
-            journal.sync();
+        if (old == null) return;
+        for (Journal.LegacyEntry e : old) {
+            checkEntry(legacy, e.extent(), e.block());
+            // an unflushed write whose chunk never became durable: the block keeps its old content
+            if (!e.id().isZero() && !store.contains(e.id())) continue;
+            int bs = base.layout().extents().get(e.extent()).root().blockSize();
+            long at = e.id().isZero() ? journal.appendZero(e.extent(), e.block(), 1, bs)
+                    : journal.append(e.extent(), e.block(), bs, 1, store.get(e.id()), 0);
+            dirty.get(e.extent()).merge(e.block(), loc(g, at, e.id().isZero()), Volume::later);
+        }
+        journal.sync();
+        legacyGeneration = g; // holds data now: a failed open keeps it
+        try {
+            Files.delete(legacy);
+        } catch (IOException ex) {
+            throw new CaskException.Io("journal " + legacy + ": cannot remove it after the upgrade: " + ex.getMessage(), ex);
+        }
+    }
+
+    /** After a failed open: deletes the generations it created, which hold no write (nor a copied format 1 journal). */
+    private void deleteWhatOpenMade() {
+        for (long g : generations.keySet()) {
+            if (g <= openedAfter || g == legacyGeneration) continue;
             try {
-                Files.delete(legacy);
-            } catch (IOException ex) {
-                throw new CaskException.Io("journal " + legacy + ": cannot remove it after the upgrade: " + ex.getMessage(), ex);
+                Files.deleteIfExists(files.generation(g));
+            } catch (IOException ignored) {
+                // a generation without records replays as nothing
             }
         }
     }
@@ -316,6 +303,14 @@ public final class Volume implements BlockDevice {
 
     public String image() {
         return image;
+    }
+
+    /**
+     * The version {@link #open} committed because a crash left a journal based on another version
+     * than the head ("recovered from a journal based on version N"), or null: the server logs it.
+     */
+    public Version recovered() {
+        return recovered;
     }
 
     /** The version the volume's writes are layered on (the last checkpoint). */
@@ -335,7 +330,12 @@ public final class Volume implements BlockDevice {
 
     @Override
     public Capabilities capabilities() {
-        int bs = base.layout().extents().isEmpty() ? 4096 : base.layout().extents().getFirst().root().blockSize();
+        return capabilities(base.layout());
+    }
+
+    /** What a volume over {@code layout} can do (the same for every version of an image of that layout). */
+    public static Capabilities capabilities(Layout layout) {
+        int bs = layout.extents().isEmpty() ? 4096 : layout.extents().getFirst().root().blockSize();
         return new Capabilities(true, true, true, true, true, true, true, true, 1, bs, 32 << 20);
     }
 
@@ -638,7 +638,7 @@ public final class Volume implements BlockDevice {
             try {
                 if (!closed && journal.size() > journalLimit) checkpoint("checkpoint: journal full");
             } catch (RuntimeException e) {
-                System.getLogger("cask.volume").log(System.Logger.Level.ERROR, "image '" + image + "': checkpoint failed: " + e.getMessage());
+                LOG.log(System.Logger.Level.ERROR, "image '" + image + "': checkpoint failed: " + e.getMessage());
             } finally {
                 autoCheckpoint.set(false);
             }
@@ -690,6 +690,7 @@ public final class Volume implements BlockDevice {
         try {
             checkOpen();
             if (!always && !isDirty()) return null;
+            long t0 = System.nanoTime();
             List<NavigableMap<Long, Long>> snapshot = new ArrayList<>();
             long sealed;
             swap.writeLock().lock();
@@ -701,7 +702,7 @@ public final class Volume implements BlockDevice {
                     // gets its data from the store, synced before the commit; what was flushed is
                     // durable already, and a later FLUSH syncs sealed generations too
                     if (sealed + 1 > MAX_GENERATION) throw new CaskException.Io("image '" + image + "': journal generations exhausted; reopen the image", null);
-                    journal = Journal.create(generationPath(sealed + 1), image, sealed + 1, base.version().number());
+                    journal = Journal.create(files.generation(sealed + 1), image, sealed + 1, base.version().number());
                     generations.put(sealed + 1, journal);
                 }
             } finally {
@@ -716,8 +717,11 @@ public final class Volume implements BlockDevice {
             }
             Layout next = new Layout(extents);
             store.sync();
-            Version v = catalog.commit(image, b.version().number(),
-                    new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode()), b.version().key());
+            Version onto = commitOnto != null ? commitOnto : b.version();
+            Version v = catalog.commit(image, onto.number(),
+                    new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode()), onto.key());
+            commitOnto = null;
+            boolean rebased = rebase(v);
             swap.writeLock().lock();
             try {
                 load(v);
@@ -726,10 +730,12 @@ public final class Volume implements BlockDevice {
                     for (var s : snapshot.get(i).entrySet()) dirty.get(i).remove(s.getKey(), s.getValue());
                 }
                 boolean deleted = false;
-                for (var g : new ArrayList<>(generations.keySet())) {
-                    if (g <= sealed && g != journal.generation()) {
-                        generations.remove(g).delete();
-                        deleted = true;
+                if (rebased) {
+                    for (var g : new ArrayList<>(generations.keySet())) {
+                        if (g <= sealed && g != journal.generation()) {
+                            generations.remove(g).delete();
+                            deleted = true;
+                        }
                     }
                 }
                 // durable before any FLUSH (they wait for this lock) or the caller goes on: a sealed
@@ -739,9 +745,37 @@ public final class Volume implements BlockDevice {
             } finally {
                 swap.writeLock().unlock();
             }
+            logCheckpoint(v, b.layout(), snapshot, t0);
             return v;
         } finally {
             checkpointLock.unlock();
+        }
+    }
+
+    /** One INFO line per version a checkpoint commits: image, version, message, bytes of blocks written, seconds. */
+    private void logCheckpoint(Version v, Layout layout, List<NavigableMap<Long, Long>> snapshot, long t0) {
+        long bytes = 0;
+        for (int i = 0; i < snapshot.size(); i++) bytes += (long) snapshot.get(i).size() * layout.extents().get(i).root().blockSize();
+        long written = bytes;
+        LOG.log(System.Logger.Level.INFO, () -> String.format(java.util.Locale.ROOT, "image '%s': %s -> version %d (%s of written blocks) in %.2f s",
+                image, v.message(), v.number(), dev.cask.common.Sizes.human(written), (System.nanoTime() - t0) / 1e9));
+    }
+
+    /**
+     * Appends a base record naming {@code v} to the current generation and syncs it: from then on
+     * a replay that starts at the current generation starts from {@code v}, so the generations the
+     * checkpoint sealed may go. False when that failed: they stay (a replay from them is still
+     * right) until a later checkpoint manages it.
+     */
+    private boolean rebase(Version v) {
+        try {
+            journal.appendBase(v.number());
+            journal.sync();
+            return true;
+        } catch (CaskException.Io e) {
+            System.getLogger("cask.volume").log(System.Logger.Level.ERROR, "image '" + image + "': version " + v.number()
+                    + " committed, but its base record failed (the sealed journal generations stay until the next checkpoint): " + e.getMessage());
+            return false;
         }
     }
 
@@ -834,9 +868,9 @@ public final class Volume implements BlockDevice {
 
     private void syncJournalDir() {
         try {
-            Journal.syncDirectory(journalDir);
+            Journal.syncDirectory(files.dir());
         } catch (IOException e) {
-            throw new CaskException.Io("image '" + image + "': cannot sync " + journalDir + ": " + e.getMessage(), e);
+            throw new CaskException.Io("image '" + image + "': cannot sync " + files.dir() + ": " + e.getMessage(), e);
         }
     }
 

@@ -611,12 +611,124 @@ public abstract class CatalogContract {
                 () -> catalog.version("a/b", 1),
                 () -> catalog.versionAt("a/b", Instant.now()),
                 () -> catalog.deleteImage("a/b"),
-                () -> catalog.createImage("c", nv("m"), new VersionKey("a/b", 1)));
+                () -> catalog.createImage("c", nv("m"), new VersionKey("a/b", 1)),
+                () -> catalog.renameImage("a/b", "x"),
+                () -> catalog.tag("a/b", "gold", 1),
+                () -> catalog.untag("a/b", "gold"),
+                () -> catalog.tags("a/b"));
         for (Runnable call : calls) {
             CaskException.NotFound e = assertThrows(CaskException.NotFound.class, call::run);
             assertTrue(e.getMessage().contains("'a/b'"), e.getMessage());
         }
         assertEquals(List.of("known"), names(catalog.listImages("")));
+    }
+
+    // ---- rename ----
+
+    @Test
+    public void renameKeepsVersionsHeadLabelsAndLinks() {
+        List<Version> vs = imageWithVersions("team/base", 3);
+        catalog.tag("team/base", "gold", 2);
+        catalog.createImage("team/clone", nv("c"), new VersionKey("team/base", 2));
+        catalog.createImage("team/other", nv("o1"), null);
+        catalog.commit("team/other", 1, nv("o2"), new VersionKey("team/base", 3));
+        catalog.renameImage("team/base", "archive/base");
+        assertEquals(Optional.empty(), catalog.findImage("team/base"));
+        Image img = catalog.image("archive/base");
+        assertEquals(3, img.head());
+        List<Version> after = catalog.versions("archive/base");
+        assertEquals(3, after.size());
+        for (int i = 0; i < 3; i++) {
+            assertEquals("archive/base", after.get(i).image());
+            assertEquals(vs.get(i).message(), after.get(i).message());
+            assertArrayEquals(vs.get(i).content(), after.get(i).content());
+            assertEquals(vs.get(i).time(), after.get(i).time());
+        }
+        assertEquals(new VersionKey("archive/base", 1), after.get(1).parent(), "a version's parent in its own image follows");
+        assertEquals(java.util.Map.of("gold", 2), catalog.tags("archive/base"));
+        assertEquals(new VersionKey("archive/base", 2), catalog.image("team/clone").origin());
+        assertEquals(new VersionKey("archive/base", 2), catalog.version("team/clone", 1).parent());
+        assertEquals(new VersionKey("archive/base", 3), catalog.version("team/other", 2).parent());
+        assertEquals(List.of("archive/base", "team/clone", "team/other"), names(catalog.listImages("")));
+        // the old name is free again, for a new image that inherits nothing
+        catalog.createImage("team/base", nv("new"), null);
+        assertTrue(catalog.tags("team/base").isEmpty());
+        assertEquals(1, catalog.versions("team/base").size());
+    }
+
+    @Test
+    public void renameOntoATakenNameIsConflictAndChangesNothing() {
+        imageWithVersions("a", 2);
+        imageWithVersions("b", 1);
+        CaskException.Conflict e = assertThrows(CaskException.Conflict.class, () -> catalog.renameImage("a", "b"));
+        assertTrue(e.getMessage().contains("'b'"), e.getMessage());
+        assertEquals(2, catalog.image("a").head());
+        assertEquals(1, catalog.image("b").head());
+        assertEquals("b v1", catalog.version("b", 1).message());
+        assertThrows(CaskException.InvalidInput.class, () -> catalog.renameImage("a", "bad name"));
+        assertThrows(CaskException.InvalidInput.class, () -> catalog.renameImage("a", "x@1"));
+        assertEquals(List.of("a", "b"), names(catalog.listImages("")));
+    }
+
+    @Test
+    public void renameSurvivesReopen() {
+        imageWithVersions("a", 2);
+        catalog.renameImage("a", "z/a");
+        catalog.close();
+        Catalog again = track(reopen(dir));
+        assertEquals(2, again.image("z/a").head());
+        assertEquals(Optional.empty(), again.findImage("a"));
+    }
+
+    // ---- labels ----
+
+    @Test
+    public void labelsNameVersionsPerImage() {
+        imageWithVersions("a", 3);
+        imageWithVersions("b", 2);
+        assertTrue(catalog.tags("a").isEmpty());
+        catalog.tag("a", "release-1.0", 1);
+        catalog.tag("a", "Gold", 3);
+        catalog.tag("a", "gold", 2);
+        catalog.tag("b", "gold", 1); // labels are per image
+        assertEquals(List.of("Gold", "gold", "release-1.0"), List.copyOf(catalog.tags("a").keySet()), "sorted by label, case matters");
+        assertEquals(java.util.Map.of("Gold", 3, "gold", 2, "release-1.0", 1), catalog.tags("a"));
+        assertEquals(java.util.Map.of("gold", 1), catalog.tags("b"));
+        catalog.untag("a", "gold");
+        assertEquals(java.util.Map.of("Gold", 3, "release-1.0", 1), catalog.tags("a"));
+        catalog.close();
+        Catalog again = track(reopen(dir));
+        assertEquals(java.util.Map.of("Gold", 3, "release-1.0", 1), again.tags("a"));
+    }
+
+    @Test
+    public void aTakenLabelIsConflictAndChangesNothing() {
+        imageWithVersions("a", 2);
+        catalog.tag("a", "gold", 1);
+        CaskException.Conflict e = assertThrows(CaskException.Conflict.class, () -> catalog.tag("a", "gold", 2));
+        assertTrue(e.getMessage().contains("gold") && e.getMessage().contains("'a'"), e.getMessage());
+        assertEquals(java.util.Map.of("gold", 1), catalog.tags("a"));
+    }
+
+    @Test
+    public void labelsOfMissingVersionsOrBadLabelsAreRefused() {
+        imageWithVersions("a", 2);
+        CaskException.NotFound nf = assertThrows(CaskException.NotFound.class, () -> catalog.tag("a", "gold", 3));
+        assertTrue(nf.getMessage().contains("'a'") && nf.getMessage().contains("3"), nf.getMessage());
+        for (String bad : List.of("", "7", "2026-01-01", "latest", "head", "LATEST", "a b", "a@b", "a/b", "-x", "x".repeat(65))) {
+            assertThrows(CaskException.InvalidInput.class, () -> catalog.tag("a", bad, 1), "label '" + bad + "'");
+        }
+        assertThrows(CaskException.NotFound.class, () -> catalog.untag("a", "gold"));
+        assertTrue(catalog.tags("a").isEmpty());
+    }
+
+    @Test
+    public void labelsGoWithTheirImage() {
+        imageWithVersions("a", 2);
+        catalog.tag("a", "gold", 2);
+        catalog.deleteImage("a");
+        imageWithVersions("a", 2);
+        assertTrue(catalog.tags("a").isEmpty(), "a new image of the same name inherits no label");
     }
 
     // ---- threads ----

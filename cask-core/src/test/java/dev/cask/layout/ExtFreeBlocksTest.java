@@ -26,10 +26,12 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * {@link ExtFreeBlocks} against real file systems made by mkfs.ext4 and changed by debugfs: its
- * free ranges must be exactly the free blocks dumpe2fs lists (BLOCK_UNINIT groups excepted: those
- * are stored whole) for every block size, descriptor size and layout option; and every doubt
- * (a looks-mounted state, damaged numbers, damaged descriptors or bitmaps) must give no free
- * ranges and a warning, never a wrong one. Seeded damage: replay with -Dcask.seed=N.
+ * free ranges must be exactly the free blocks dumpe2fs lists, in BLOCK_UNINIT groups (bitmaps
+ * computed, as e2fsprogs and the kernel compute them) as in the others, for every block size,
+ * descriptor size and layout option (flex_bg, sparse_super, sparse_super2, meta_bg, resize2fs);
+ * and every doubt (a looks-mounted state, damaged numbers, damaged descriptors or bitmaps, metadata
+ * marked free) must give no free ranges and a warning, never a wrong one; an uninitialised group
+ * that does not add up is stored whole. Seeded damage: replay with -Dcask.seed=N.
  */
 class ExtFreeBlocksTest {
     @TempDir
@@ -76,12 +78,15 @@ class ExtFreeBlocksTest {
         return img;
     }
 
-    /** dumpe2fs's view: block size, and the free blocks of every group not flagged BLOCK_UNINIT. */
-    record Dump(int blockSize, BitSet free, int uninitGroups, int groups) {
+    /**
+     * dumpe2fs's view: block size, the free blocks of every group (for a BLOCK_UNINIT group, the
+     * bitmap e2fsprogs computes), and those of the BLOCK_UNINIT groups alone.
+     */
+    record Dump(int blockSize, BitSet free, BitSet uninitFree, int uninitGroups, int groups) {
         @Override
         public String toString() {
             return "dumpe2fs: " + blockSize + "-byte blocks, " + groups + " groups (" + uninitGroups + " BLOCK_UNINIT), "
-                    + free.cardinality() + " free blocks in the others";
+                    + free.cardinality() + " free blocks (" + uninitFree.cardinality() + " in BLOCK_UNINIT groups)";
         }
     }
 
@@ -90,6 +95,7 @@ class ExtFreeBlocksTest {
         Matcher bs = Pattern.compile("(?m)^Block size:\\s+(\\d+)").matcher(out);
         assertTrue(bs.find(), out);
         BitSet free = new BitSet();
+        BitSet uninitFree = new BitSet();
         Pattern group = Pattern.compile("^Group (\\d+): \\(Blocks (\\d+)-(\\d+)\\)(.*)$");
         boolean uninit = false;
         int uninitGroups = 0;
@@ -102,17 +108,18 @@ class ExtFreeBlocksTest {
                 if (uninit) uninitGroups++;
                 continue;
             }
-            if (groups == 0 || !line.startsWith("  Free blocks:") || uninit) continue; // not the superblock's "Free blocks:"
+            if (groups == 0 || !line.startsWith("  Free blocks:")) continue; // not the superblock's "Free blocks:"
             for (String r : line.substring("  Free blocks:".length()).split(",")) {
                 if (r.isBlank()) continue;
                 String[] ab = r.trim().split("-");
                 long a = Long.parseLong(ab[0]);
                 long b = ab.length > 1 ? Long.parseLong(ab[1]) : a;
                 free.set((int) a, (int) b + 1);
+                if (uninit) uninitFree.set((int) a, (int) b + 1);
             }
         }
         assertTrue(groups > 0, out);
-        return new Dump(Integer.parseInt(bs.group(1)), free, uninitGroups, groups);
+        return new Dump(Integer.parseInt(bs.group(1)), free, uninitFree, uninitGroups, groups);
     }
 
     static BitSet blocks(ByteRanges r, int blockSize) {
@@ -131,8 +138,8 @@ class ExtFreeBlocksTest {
         }
     }
 
-    /** Free ranges equal dumpe2fs's free blocks outside BLOCK_UNINIT groups; no warning. */
-    private void matchesDumpe2fs(Path img) throws Exception {
+    /** Free ranges equal dumpe2fs's free blocks, BLOCK_UNINIT groups included; no warning. */
+    private Dump matchesDumpe2fs(Path img) throws Exception {
         List<String> w = new ArrayList<>();
         ByteRanges r = free(img, w);
         assertEquals(List.of(), w);
@@ -147,6 +154,7 @@ class ExtFreeBlocksTest {
             fail(img.getFileName() + ": free blocks differ from " + d + ": " + missing.cardinality() + " missing (first "
                     + missing.nextSetBit(0) + "), " + extra.cardinality() + " extra (first " + extra.nextSetBit(0) + ")");
         }
+        return d;
     }
 
     @Test
@@ -202,18 +210,128 @@ class ExtFreeBlocksTest {
         assertTrue(d.free().get(38399), "the end of the short last group is free (and its padding bits are not blocks)");
     }
 
+    // ------------------------------------------------------------------ BLOCK_UNINIT groups
+
+    /**
+     * A file system fresh from mkfs (with lazy_itable_init, as on a large volume), whose
+     * BLOCK_UNINIT groups' free blocks must be exactly the ones e2fsprogs computes for them, and
+     * at least {@code minUninitFree} of them.
+     */
+    private Dump uninitMatches(String name, String size, long minUninitFree, String... options) throws Exception {
+        Path img = dir.resolve(name);
+        run("truncate", "-s", size, img.toString());
+        List<String> cmd = new ArrayList<>(List.of("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=1"));
+        cmd.addAll(List.of(options));
+        cmd.add(img.toString());
+        run(cmd.toArray(String[]::new));
+        Dump d = matchesDumpe2fs(img);
+        assertTrue(d.uninitGroups() > 0 && d.uninitFree().cardinality() >= minUninitFree,
+                name + ": mkfs left BLOCK_UNINIT groups with free blocks: " + d);
+        return d;
+    }
+
     @Test
-    void freshFileSystemStoresItsUninitialisedGroupsWhole() throws Exception {
-        // without deleting: mkfs leaves most groups BLOCK_UNINIT; those are stored whole, nothing more
-        Path img = dir.resolve("fresh");
-        run("truncate", "-s", "2G", img.toString());
-        run("mkfs.ext4", "-q", "-F", "-b", "4096", img.toString());
+    void freshFileSystemsUninitialisedGroupsAreFreeButTheirMetadata() throws Exception {
+        // 4 KiB blocks, flex_bg (bitmaps and inode tables of groups 1 to 7 in group 0), sparse
+        // super (backups in groups 1, 3, 5, 7) with reserved descriptor blocks: 2 GiB, 16 groups
+        Dump d = uninitMatches("fresh4k", "2G", 200_000, "-b", "4096");
+        assertTrue(d.uninitGroups() >= 12, d.toString());
+        // without flex_bg each group holds its own bitmaps and inode table
+        uninitMatches("noflex4k", "512M", 30_000, "-b", "4096", "-O", "^flex_bg");
+        uninitMatches("noflex1k", "96M", 50_000, "-b", "1024", "-O", "^flex_bg");
+    }
+
+    @Test
+    void uninitialisedGroupsWithoutSparseSuper() throws Exception {
+        // every group has a superblock backup and a descriptor table copy
+        Dump d = uninitMatches("nosparse", "96M", 50_000, "-b", "1024", "-O", "^sparse_super,^resize_inode");
+        assertTrue(d.uninitGroups() >= 8, d.toString());
+        uninitMatches("nosparse-noflex", "96M", 50_000, "-b", "1024", "-O", "^sparse_super,^resize_inode,^flex_bg");
+    }
+
+    @Test
+    void uninitialisedGroupsWithSparseSuper2() throws Exception {
+        // backups only in the groups s_backup_bgs names: group 1 and the last, or group 1 alone
+        uninitMatches("sparse2", "96M", 50_000, "-b", "1024", "-O", "sparse_super2");
+        uninitMatches("sparse2-one", "96M", 50_000, "-b", "1024", "-O", "sparse_super2", "-E", "num_backup_sb=1");
+        uninitMatches("sparse2-none", "96M", 50_000, "-b", "1024", "-O", "sparse_super2", "-E", "num_backup_sb=0");
+    }
+
+    @Test
+    void uninitialisedGroupsWithMetaBg() throws Exception {
+        // one descriptor block per meta group, in its first, second and last group: 64-byte
+        // descriptors, 16 per 1 KiB block; 32-byte ones, 32 per block; 40 groups either way
+        uninitMatches("metabg64", "320M", 200_000, "-b", "1024", "-O", "meta_bg,^resize_inode,64bit");
+        uninitMatches("metabg32", "320M", 200_000, "-b", "1024", "-O", "meta_bg,^resize_inode,^64bit");
+        uninitMatches("metabg-noflex", "320M", 200_000, "-b", "1024", "-O", "meta_bg,^resize_inode,^flex_bg");
+    }
+
+    @Test
+    void uninitialisedGroupsWithEveryDescriptorSizeAndChecksum() throws Exception {
+        uninitMatches("u32", "96M", 50_000, "-b", "1024", "-O", "^64bit");
+        uninitMatches("u128", "96M", 50_000, "-b", "1024", "-O", "64bit", "-E", "desc_size=128");
+        uninitMatches("ucrc16", "96M", 50_000, "-b", "1024", "-O", "^metadata_csum,uninit_bg");
+        uninitMatches("u2k", "192M", 40_000, "-b", "2048");
+    }
+
+    @Test
+    void uninitialisedGroupsAddedByResize2fs() throws Exception {
+        // grown offline from 64 MiB to 400 MiB: new groups, BLOCK_UNINIT, some using reserved descriptor blocks
+        Path img = dir.resolve("grown");
+        run("truncate", "-s", "64M", img.toString());
+        run("mkfs.ext4", "-q", "-F", "-b", "1024", img.toString());
+        run("truncate", "-s", "400M", img.toString());
+        run("resize2fs", img.toString());
+        run("e2fsck", "-fn", img.toString());
+        Dump d = matchesDumpe2fs(img);
+        assertTrue(d.groups() >= 50 && d.uninitGroups() >= 30 && d.uninitFree().cardinality() > 250_000, d.toString());
+    }
+
+    /**
+     * mkfs and resize2fs never leave the last group uninitialised, and e2fsck calls it an error
+     * ("last group block bitmap uninitialized"): flagged so with debugfs (checksum recomputed),
+     * that group is stored whole with a warning, the others are read as before.
+     */
+    @Test
+    void anUninitialisedLastGroupIsStoredWhole() throws Exception {
+        Path img = dir.resolve("lastuninit");
+        run("truncate", "-s", "150M", img.toString());
+        run("mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^flex_bg", "-g", "8192", img.toString());
+        Dump before = dumpe2fs(img);
+        int last = before.groups() - 1;
+        Path script = dir.resolve("lastuninit.debugfs");
+        Files.writeString(script, "set_bg " + last + " flags 7\nset_bg " + last + " checksum calc\n");
+        run("debugfs", "-w", "-f", script.toString(), img.toString());
         List<String> w = new ArrayList<>();
-        ByteRanges r = free(img, w);
-        assertEquals(List.of(), w);
-        Dump d = dumpe2fs(img);
-        assertTrue(d.uninitGroups() > 0, "mkfs leaves groups BLOCK_UNINIT: " + d);
-        assertEquals(d.free(), blocks(r, 4096), d.toString());
+        BitSet got = blocks(free(img, w), 4096);
+        assertEquals(List.of("lastuninit: ext2/3/4 file system at byte 0: 1 BLOCK_UNINIT group stored whole, their computed bitmaps"
+                + " do not hold together (group " + last + " is the last group, which e2fsck never leaves uninitialised)"), w);
+        BitSet want = (BitSet) before.free().clone();
+        want.clear(last * 8192, 38400);
+        assertEquals(want, got);
+        assertTrue(got.get(8192 + 2000) && !got.get(38399), "the other groups are read as before, the last stored whole");
+    }
+
+    @Test
+    void anUninitialisedGroupThatDoesNotAddUpIsStoredWhole() throws Exception {
+        // group 3's free count is made 100 (checksum recomputed): its computed bitmap no longer agrees
+        Path img = dir.resolve("badcount");
+        run("truncate", "-s", "96M", img.toString());
+        run("mkfs.ext4", "-q", "-F", "-b", "1024", img.toString());
+        Dump before = dumpe2fs(img);
+        Path script = dir.resolve("badcount.debugfs");
+        Files.writeString(script, "set_bg 3 free_blocks_count 100\nset_bg 3 checksum calc\n");
+        run("debugfs", "-w", "-f", script.toString(), img.toString());
+        List<String> w = new ArrayList<>();
+        BitSet got = blocks(free(img, w), 1024);
+        assertEquals(1, w.size(), w.toString());
+        assertTrue(w.getFirst().contains("at byte 0: 1 BLOCK_UNINIT group stored whole")
+                && w.getFirst().contains("group 3: computed bitmap marks " + before.free().get(3 * 8192 + 1, 4 * 8192 + 1).cardinality()
+                + " blocks free, its descriptor says 100"), w.getFirst());
+        BitSet want = (BitSet) before.free().clone();
+        want.clear(3 * 8192 + 1, 4 * 8192 + 1); // group 3 (blocks 24577 to 32768) stored whole; the others as before
+        assertEquals(want, got);
+        assertTrue(got.get(2 * 8192 + 4000), "the other uninitialised groups are still free");
     }
 
     // ------------------------------------------------------------------ looks mounted or in use
@@ -338,6 +456,21 @@ class ExtFreeBlocksTest {
         long bm = firstBitmap(b);
         patch(b, bm * 4096, new byte[]{0x00}); // blocks 0 to 7 (superblock, descriptors) now "free"
         refused(b, "marks");
+    }
+
+    @Test
+    void aBackupSuperblockMarkedFreeIsRefused() throws Exception {
+        // group 1's backup superblock marked free, its free count and checksums made to agree: only
+        // where the backups belong gives it away (e2fsck: "block bitmap differences: +8192")
+        for (String csum : List.of("metadata_csum", "^metadata_csum,^uninit_bg")) {
+            Path img = dir.resolve("freeb" + csum.length());
+            run("truncate", "-s", "64M", img.toString());
+            run("mkfs.ext4", "-q", "-F", "-b", "4096", "-g", "8192", "-O", csum, img.toString());
+            Path script = dir.resolve("freeb" + csum.length() + ".debugfs");
+            Files.writeString(script, "freeb 8192\nset_bg 1 free_blocks_count 7136\nset_bg 1 checksum calc\n");
+            run("debugfs", "-w", "-f", script.toString(), img.toString());
+            refused(img, "group 1 superblock backup and descriptor blocks (blocks 8192 to ");
+        }
     }
 
     private static long firstBitmap(Path img) throws Exception {

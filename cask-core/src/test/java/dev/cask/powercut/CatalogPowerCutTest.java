@@ -21,7 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Power cuts under catalog changes: a child creates, clones, snapshots, rolls back and removes
+ * Power cuts under catalog changes: a child creates, clones, snapshots (of images without writes:
+ * no version is added), rolls back and removes
  * images (five names, so names come back after a removal) in a new store, printing each change
  * that returned with the operation count. The catalog is SQLite in WAL mode; its commits, the
  * WAL's growth, its checkpoints into catalog.db and the WAL's removal when the last connection
@@ -60,10 +61,7 @@ class CatalogPowerCutTest {
                 V head = src.getLast();
                 s.put(c.name(), new ArrayList<>(List.of(new V(null, head.size(), head.content()))));
             }
-            case "snapshot" -> {
-                V head = s.get(c.name()).getLast();
-                s.get(c.name()).add(new V("snapshot " + c.other(), head.size(), head.content()));
-            }
+            case "snapshot" -> { } // an image without writes is unchanged: a snapshot adds no version
             case "rollback" -> {
                 V to = s.get(c.name()).get(c.version() - 1);
                 s.get(c.name()).add(new V("rollback to version " + c.version(), to.size(), to.content()));
@@ -88,7 +86,7 @@ class CatalogPowerCutTest {
                 List<String> existing = new ArrayList<>(state.keySet());
                 c = existing.isEmpty() || r < 5 ? new Change("create", name, null, (1 + rnd.nextInt(64)) << 20, 0)
                         : new Change("clone", name, existing.get(rnd.nextInt(existing.size())), 0, 0);
-            } else if (r < 5) {
+            } else if (r < 2) {
                 c = new Change("snapshot", name, "s" + out.size(), 0, 0);
             } else if (r < 8) {
                 c = new Change("rollback", name, null, 0, 1 + rnd.nextInt(state.get(name).size()));

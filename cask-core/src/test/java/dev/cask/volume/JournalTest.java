@@ -189,32 +189,62 @@ class JournalTest {
     /**
      * Golden bytes of journal format 2 (docs/format.md): a generation of image "team/vm" with a
      * two-block data record (16-byte blocks) and a three-block zero record. Never edit this string:
-     * later versions must keep replaying it, and the encoder must keep producing it.
+     * later versions must keep replaying it (format 3 replaced it as what the encoder writes).
      */
     static final String GOLDEN_V2 = "636a6e6c0000000200000000000000010000000300077465616d2f766dea980d95"
             + "636a7263010000000200000000000000050000000200000010791ce2f3"
             + "3031323334353637383961626364656642d3119e" + "46454443424139383736353433323130e2b62431"
             + "636a7263020000000000000000000000090000000300001000a0fdb59c";
 
+    /**
+     * Golden bytes of journal format 3: the same records as {@link #GOLDEN_V2} under a format 3
+     * header, then a base record naming version 7. Never edit this string: later versions must
+     * keep replaying it, and the encoder must keep producing it.
+     */
+    static final String GOLDEN_V3 = "636a6e6c0000000300000000000000010000000300077465616d2f766db68de321"
+            + "636a7263010000000200000000000000050000000200000010791ce2f3"
+            + "3031323334353637383961626364656642d3119e" + "46454443424139383736353433323130e2b62431"
+            + "636a7263020000000000000000000000090000000300001000a0fdb59c"
+            + "636a7263030000000000000000000000070000000000000000512c63c1";
+
+    private static final List<Journal.Entry> GOLDEN_ENTRIES = List.of(new Journal.Entry(2, 5, 62, false), new Journal.Entry(2, 6, 82, false),
+            new Journal.Entry(0, 9, 102, true), new Journal.Entry(0, 10, 102, true), new Journal.Entry(0, 11, 102, true));
+
     @Test
-    void formatTwoGoldenBytes() throws Exception {
-        Path p = dir.resolve("golden.journal-1");
-        try (Journal j = Journal.create(p, "team/vm", 1, 3)) {
-            j.append(2, 5, 16, 2, "0123456789abcdefFEDCBA9876543210".getBytes(StandardCharsets.US_ASCII), 0);
-            j.appendZero(0, 9, 3, 4096);
-            j.sync();
-        }
-        assertEquals(GOLDEN_V2, java.util.HexFormat.of().formatHex(Files.readAllBytes(p)), "the encoder writes format 2 byte for byte");
+    void formatTwoGoldenBytesStillReplay() throws Exception {
         Path g = dir.resolve("frozen.journal-1");
         Files.write(g, java.util.HexFormat.of().parseHex(GOLDEN_V2));
         Journal.Replayed r = Journal.open(g, "team/vm");
         assertEquals(3, r.baseVersion());
         assertEquals(1, r.journal().generation());
-        assertEquals(List.of(new Journal.Entry(2, 5, 62, false), new Journal.Entry(2, 6, 82, false),
-                new Journal.Entry(0, 9, 102, true), new Journal.Entry(0, 10, 102, true), new Journal.Entry(0, 11, 102, true)), r.entries());
+        assertEquals(GOLDEN_ENTRIES, r.entries());
         byte[] got = new byte[16];
         r.journal().readBlock(82, 16, got, 0, 0, 16);
         assertEquals("FEDCBA9876543210", new String(got, StandardCharsets.US_ASCII));
         r.journal().close();
+    }
+
+    @Test
+    void formatThreeGoldenBytes() throws Exception {
+        Path p = dir.resolve("golden.journal-1");
+        try (Journal j = Journal.create(p, "team/vm", 1, 3)) {
+            j.append(2, 5, 16, 2, "0123456789abcdefFEDCBA9876543210".getBytes(StandardCharsets.US_ASCII), 0);
+            j.appendZero(0, 9, 3, 4096);
+            j.appendBase(7);
+            j.sync();
+        }
+        assertEquals(GOLDEN_V3, java.util.HexFormat.of().formatHex(Files.readAllBytes(p)), "the encoder writes format 3 byte for byte");
+        Path g = dir.resolve("frozen.journal-1");
+        Files.write(g, java.util.HexFormat.of().parseHex(GOLDEN_V3));
+        Journal.Replayed r = Journal.open(g, "team/vm");
+        assertEquals(7, r.baseVersion(), "the base record overrides the header's base version");
+        assertEquals(GOLDEN_ENTRIES, r.entries());
+        r.journal().close();
+        // cut inside the base record: a torn tail, the header's base again
+        Files.write(g, Arrays.copyOf(java.util.HexFormat.of().parseHex(GOLDEN_V3), GOLDEN_V3.length() / 2 - 1));
+        Journal.Replayed cut = Journal.open(g, "team/vm");
+        assertEquals(3, cut.baseVersion());
+        assertEquals(GOLDEN_ENTRIES, cut.entries());
+        cut.journal().close();
     }
 }

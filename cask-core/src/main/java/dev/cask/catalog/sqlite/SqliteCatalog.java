@@ -31,13 +31,19 @@ import java.util.Optional;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The catalog in one SQLite file. It owns two tables and the file's schema version:
+ * The catalog in one SQLite file. It owns three tables and the file's schema version:
  *
  * <pre>
  *   images   (id, name UNIQUE, head, created_us, origin_image_id, origin_number)
  *   versions (image_id, number, parent_image_id, parent_number, time_us, message, size, content)
  *            PRIMARY KEY (image_id, number)
+ *   tags     (image_id, label, number) PRIMARY KEY (image_id, label)     -- schema 2
  * </pre>
+ *
+ * <p><b>Schema versions.</b> A new file gets schema 1 and then every migration, the same path an
+ * old file takes, so the migrations are run by every test. 1 to 2 adds {@code tags}. A rename
+ * needs no migration: every link is an image id, so renaming is one {@code UPDATE} of
+ * {@code images.name} ({@link SqliteTags}).
  *
  * <p><b>Links.</b> A version's parent and an image's origin are stored as (image id, number), a
  * foreign key into {@code versions} with {@code ON DELETE SET NULL}: deleting an image deletes its
@@ -68,7 +74,7 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class SqliteCatalog implements Catalog {
     /** The schema this code reads and writes, kept in {@code PRAGMA user_version}. */
-    static final int SCHEMA_VERSION = 1;
+    static final int SCHEMA_VERSION = 2;
     /** How long a writer waits for another writer (thread or process) before giving up. */
     static final int BUSY_TIMEOUT_MS = 30_000;
 
@@ -101,6 +107,17 @@ public final class SqliteCatalog implements Catalog {
             "CREATE INDEX versions_by_time ON versions (image_id, time_us)",
             "CREATE INDEX versions_by_parent ON versions (parent_image_id, parent_number)",
             "CREATE INDEX images_by_origin ON images (origin_image_id, origin_number)");
+
+    /** Schema 1 to 2: labels. A label goes with its version (and so with its image). */
+    private static final List<String> MIGRATE_TO_2 = List.of(
+            """
+            CREATE TABLE tags (
+              image_id INTEGER NOT NULL,
+              label    TEXT    NOT NULL,
+              number   INTEGER NOT NULL,
+              PRIMARY KEY (image_id, label),
+              FOREIGN KEY (image_id, number) REFERENCES versions (image_id, number) ON DELETE CASCADE
+            ) WITHOUT ROWID""");
 
     private static final String VERSION_COLUMNS = """
             v.number AS number, p.name AS parent_name, v.parent_number AS parent_number,
@@ -176,8 +193,8 @@ public final class SqliteCatalog implements Catalog {
         }
         int version = checkSchemaVersion();
         if (version == SCHEMA_VERSION) return;
-        // Version 0: a new file. Create the schema under the write lock, so that two processes
-        // opening a new file at once create it exactly once.
+        // Version 0 (a new file) or an older schema. Create or migrate under the write lock, so
+        // that two processes opening the file at once do it exactly once.
         exec(conn, "BEGIN IMMEDIATE");
         boolean done = false;
         try {
@@ -189,8 +206,13 @@ public final class SqliteCatalog implements Catalog {
                             + tables + ")");
                 }
                 for (String sql : SCHEMA) exec(conn, sql);
-                exec(conn, "PRAGMA user_version = " + SCHEMA_VERSION);
+                version = 1;
             }
+            if (version == 1) {
+                for (String sql : MIGRATE_TO_2) exec(conn, sql);
+                version = 2;
+            }
+            exec(conn, "PRAGMA user_version = " + version);
             exec(conn, "COMMIT");
             done = true;
         } finally {
@@ -405,6 +427,43 @@ public final class SqliteCatalog implements Catalog {
             }
             return null;
         });
+    }
+
+    @Override
+    public void renameImage(String from, String to) {
+        Names.check(from);
+        Names.check(to);
+        write("rename image '" + from + "' to '" + to + "'", c -> {
+            SqliteTags.rename(c, existingImageId(c, from), from, to);
+            return null;
+        });
+    }
+
+    @Override
+    public void tag(String name, String label, int number) {
+        Names.check(name);
+        Names.checkLabel(label);
+        write("label version " + name + "@" + number + " '" + label + "'", c -> {
+            long id = existingImageId(c, name);
+            resolve(c, new VersionKey(name, number));
+            SqliteTags.tag(c, id, name, label, number);
+            return null;
+        });
+    }
+
+    @Override
+    public void untag(String name, String label) {
+        Names.check(name);
+        write("remove label '" + label + "' of image '" + name + "'", c -> {
+            SqliteTags.untag(c, existingImageId(c, name), name, label);
+            return null;
+        });
+    }
+
+    @Override
+    public java.util.SortedMap<String, Integer> tags(String name) {
+        Names.check(name);
+        return read("list labels of image '" + name + "'", c -> SqliteTags.tags(c, existingImageId(c, name)));
     }
 
     @Override

@@ -81,6 +81,10 @@ public final class Qcow2Writer {
      * to the page cache (as {@code qemu-img convert} does by default) and only renamed into place.
      */
     public static void write(BlockDevice source, Path dest, Progress progress, boolean fsync) {
+        if (dev.cask.format.Posix.isBlockDevice(dest)) {
+            throw new CaskException.InvalidInput("block device " + dest + ": cask writes raw bytes into block devices (--format raw),"
+                    + " qcow2 only into files");
+        }
         long size = source.size();
         long virtualSize = (size + 511) & ~511L;
         long l1Size = Qcow2Header.requiredL1Entries(virtualSize, CLUSTER_BITS + 13);

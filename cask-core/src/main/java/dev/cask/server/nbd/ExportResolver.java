@@ -20,6 +20,17 @@ public interface ExportResolver {
      */
     Export open(String name);
 
+    /**
+     * Describes the export called {@code name} for {@code NBD_OPT_INFO}, without opening it for
+     * I/O: the export returned MUST report the same size, capabilities and read-only flag that
+     * {@link #open} would (the spec wants INFO and a following GO to agree), MUST NOT take
+     * anything an open takes for writing (a lease, a journal), and is released at once; its device
+     * is never read. Throws as {@link #open} does. The default opens the export.
+     */
+    default Export describe(String name) {
+        return open(name);
+    }
+
     /** The names {@code NBD_OPT_LIST} shows, in the order to show them. */
     List<String> list();
 

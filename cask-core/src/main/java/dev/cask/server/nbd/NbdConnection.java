@@ -40,23 +40,29 @@ import static dev.cask.server.nbd.NbdProtocol.*;
  * exactly its declared length, request magic, command, flags, range, alignment and length.
  * A refused option gets an {@code NBD_REP_ERR_*} reply with a message; a refused request gets
  * its error code (a structured error chunk with a message when structured replies were
- * negotiated). A WRITE's payload is always read (or skipped) before the request is judged, so
- * the stream stays in sync; a WRITE whose declared payload is over twice
+ * negotiated). A WRITE is judged on its header; a refused one's payload is skipped, so the
+ * stream stays in sync; a WRITE whose declared payload is over twice
  * {@link NbdProtocol#MAX_PAYLOAD} is treated as an attack and the connection is closed, as is
  * anything after which the stream cannot be trusted (bad magic, truncated input).
  *
  * <p><b>Threads.</b> The connection's thread runs the handshake, then reads requests in order
  * and judges each; a good one is served on a virtual thread of its own, at most
  * {@link #MAX_IN_FLIGHT} at a time, so a guest's parallel I/O on one connection is parallel
- * here too (the device must be thread-safe, as multi-conn requires anyway). Replies go out
- * whole under one lock, in the order requests finish, as the spec allows. FLUSH calls the
+ * here too (the device must be thread-safe, as multi-conn requires anyway). A WRITE of more
+ * than {@link #PIECE} bytes is the exception: the reader writes it to the device piece by piece
+ * as it arrives. Replies go out under one lock, in the order requests finish, as the spec allows
+ * (a streamed READ takes the lock once per chunk). While the server is closing, new requests are
+ * answered {@code NBD_ESHUTDOWN}; those already accepted finish. FLUSH calls the
  * device's flush, which covers every write the device has completed, so every write already
  * replied to. When the reader stops (DISC, end of stream, bad magic), the requests in flight
  * are finished and answered before the export is released; nothing after DISC is read. A reply
  * that cannot be sent closes the connection.
  *
- * <p><b>Replies.</b> A READ reads all its data before the first reply byte goes out, so a
- * device error becomes a clean error reply, never a torn one; with structured replies, in reads
+ * <p><b>Replies.</b> With structured replies a READ streams: each data chunk of at most
+ * {@link #PIECE} bytes is read and sent before the next, and a device error halfway ends the
+ * reply with an error chunk, so the client sees the READ fail, never wrong data. Without them
+ * (or with DF) the data is read whole before the first reply byte goes out, so a device error
+ * still becomes a clean error reply, never a torn one. In reads
  * of at least {@link #MIN_SPARSE_READ} bytes, holes
  * of at least {@link #MIN_HOLE_CHUNK} bytes (per the device's allocation map) go out as
  * {@code NBD_REPLY_TYPE_OFFSET_HOLE} chunks and everything else as
@@ -68,11 +74,22 @@ import static dev.cask.server.nbd.NbdProtocol.*;
  *
  * <p><b>Memory.</b> Sized for a thousand connections on a small heap: 16 KiB of wire buffers
  * each way, and a buffer per request in flight. Buffers up to {@link #SMALL_BUFFER} bytes are
- * just allocated (at most 16 x 64 KiB = 1 MiB per connection); larger ones (up to
- * {@link NbdProtocol#MAX_PAYLOAD}) are first taken from the connection's budget
- * ({@link #CONNECTION_BUDGET}) and then from the server's shared one
- * ({@link NbdServer#bufferBudgetBytes()}), waiting when it is spent, so many clients sending
- * 32 MiB requests at once slow down instead of exhausting the heap.
+ * just allocated (at most 16 x 64 KiB = 1 MiB per connection); larger ones come from the
+ * server's {@link BufferBudget}, within this connection's fair share and at most
+ * {@link #CONNECTION_BUDGET}. A request takes one buffer and never waits for a second while it
+ * holds it (no deadlock), and most take at most one {@link #PIECE}: a WRITE over 1 MiB streams
+ * through one piece, a structured READ reads into one piece per chunk; only READs with simple
+ * replies (or DF) over 1 MiB need their whole length, up to {@link NbdProtocol#MAX_PAYLOAD}. A
+ * WRITE's buffer is taken only once its first {@link Wire#BUFFER} bytes have arrived, so a
+ * client that announces 32 MiB and sends one byte holds nothing but its wire buffers; one that
+ * sends a little more holds one piece until the request timeout closes it. At most 16 pieces
+ * plus the reader's one are in use per connection; the budget bounds them all together.
+ *
+ * <p><b>Stalls.</b> The server's watchdog reads {@link #stalledNanos}: how long a read of a
+ * request already begun (header, payload, handshake) or a write of a reply has been blocked
+ * on this client. Past the request timeout it calls {@link #timedOut}, which logs one line
+ * naming the client's address and what it stalled in, and closes the socket; the blocked
+ * threads then fail and give back their buffers.
  *
  * <p><b>Logging.</b> One line per refused option or request, device error and connection
  * error, naming the client and the values; after {@link #MAX_LOGGED_REFUSALS} refusals a
@@ -89,8 +106,13 @@ final class NbdConnection implements Runnable {
     static final int MAX_IN_FLIGHT = 16;
     /** Buffers up to this size are allocated freely; larger ones come from the budgets. */
     static final int SMALL_BUFFER = 64 << 10;
-    /** Large-buffer bytes one connection may hold at once (two maximum payloads). */
+    /** Large-buffer bytes one connection may hold at once (two maximum payloads), whatever its share. */
     static final int CONNECTION_BUDGET = 2 * MAX_PAYLOAD;
+    /**
+     * Large WRITE payloads are received, and READ replies with structured replies are read and
+     * sent, in pieces of at most this many bytes: the buffer a request holds, whatever its length.
+     */
+    static final int PIECE = Wire.SLICE;
     static final int MAX_OPTIONS = 1 << 16;
     static final int MAX_LOGGED_REFUSALS = 100;
     /** The context id this server gives {@code base:allocation} in NBD_OPT_SET_META_CONTEXT. */
@@ -113,7 +135,8 @@ final class NbdConnection implements Runnable {
     private boolean metaContext;
     private final ReentrantLock sending = new ReentrantLock();
     private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
-    private final Semaphore connectionBudget = new Semaphore(CONNECTION_BUDGET >> 10); // in KiB
+    private final AtomicInteger serving = new AtomicInteger(); // requests accepted and not yet answered
+    private volatile String receiving = "the handshake"; // what the reader is reading, for the stall log line
     private final AtomicInteger refusals = new AtomicInteger();
     private final AtomicBoolean broken = new AtomicBoolean(); // a reply could not be sent
 
@@ -131,6 +154,33 @@ final class NbdConnection implements Runnable {
 
     SocketChannel channel() {
         return channel;
+    }
+
+    /** Requests accepted for service and not yet answered. */
+    int serving() {
+        return serving.get();
+    }
+
+    /** How long this connection's client has kept a read or a write of ours waiting (0: none is). */
+    long stalledNanos(long now) {
+        return wire.stalledNanos(now);
+    }
+
+    /** The watchdog found this client stalled past the request timeout: close the connection (its threads then give back what they hold). */
+    void timedOut(long stalledNanos) {
+        if (!broken.compareAndSet(false, true)) return;
+        String r = receiving;
+        long ms = stalledNanos / 1_000_000;
+        long limit = server.options().requestTimeout().toMillis();
+        String what = wire.reading() && r != null
+                ? "no bytes from the client for " + ms + " ms (request timeout " + limit + " ms) in " + r
+                : "the client took no reply bytes for " + ms + " ms (request timeout " + limit + " ms)";
+        LOG.log(Level.WARNING, () -> where() + ": " + what + "; closing the connection");
+        try {
+            channel.close();
+        } catch (IOException e) {
+            // closing anyway
+        }
     }
 
     @Override
@@ -167,6 +217,9 @@ final class NbdConnection implements Runnable {
             LOG.log(Level.INFO, () -> where() + ": " + n + " further refused requests were not logged");
         }
         if (export != null) {
+            ExportInfo in = info;
+            LOG.log(Level.INFO, () -> client + ": disconnected from export '" + exportName + "' (" + (in != null && in.readOnly() ? "read-only" : "read-write")
+                    + "; " + wire.bytesIn() + " bytes in)");
             try {
                 export.release();
             } catch (RuntimeException e) {
@@ -350,14 +403,16 @@ final class NbdConnection implements Runnable {
         }
         assert !b.hasRemaining();
 
-        Opened opened = open(name);
+        boolean go = option == NBD_OPT_GO;
+        // INFO only describes: the resolver answers without opening the export for I/O (an image
+        // is not opened read-write, nor its journal touched, for nbdinfo --list)
+        Opened opened = go ? open(name) : describe(name);
         if (opened.error() != null) {
             optionError(option, opened.errorType(), opened.error());
             return false;
         }
         Export e = opened.export();
         ExportInfo in = opened.info();
-        boolean go = option == NBD_OPT_GO;
         try {
             info(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT).putLong(in.size()).putShort((short) in.flags()));
             if (wantName) {
@@ -453,9 +508,18 @@ final class NbdConnection implements Runnable {
     private record Opened(Export export, ExportInfo info, int errorType, String error) {}
 
     private Opened open(String name) {
+        return open(name, false);
+    }
+
+    /** As {@link #open(String)}, through {@link ExportResolver#describe}: for NBD_OPT_INFO. */
+    private Opened describe(String name) {
+        return open(name, true);
+    }
+
+    private Opened open(String name, boolean describeOnly) {
         Export e;
         try {
-            e = resolver.open(name);
+            e = describeOnly ? resolver.describe(name) : resolver.open(name);
         } catch (CaskException.NotFound x) {
             return new Opened(null, null, NBD_REP_ERR_UNKNOWN, x.getMessage());
         } catch (CaskException.InvalidInput x) {
@@ -481,6 +545,8 @@ final class NbdConnection implements Runnable {
         this.exportName = name;
         this.info = in;
         this.metaContext = structured && name.equals(metaContextExport);
+        LOG.log(Level.INFO, () -> client + ": connected to export '" + name + "' (" + (in.readOnly() ? "read-only" : "read-write")
+                + ", " + in.size() + " bytes)");
         LOG.log(Level.DEBUG, () -> where() + ": serving " + in.size() + " bytes, flags 0x" + Integer.toHexString(in.flags())
                 + (structured ? ", structured replies" : "") + (metaContext ? ", base:allocation" : ""));
     }
@@ -509,17 +575,22 @@ final class NbdConnection implements Runnable {
     /**
      * The reader: takes requests off the wire in order, refuses the bad ones at once, and hands
      * each good one to a virtual thread of its own (at most {@link #MAX_IN_FLIGHT} at a time).
-     * Replies go out whole, under {@link #sending}, in whatever order requests finish, as the
-     * spec allows; a client that needs order waits for the reply. Returns when the client
-     * disconnects or the stream cannot be trusted; {@link #run()} then waits for the requests
-     * still in flight.
+     * A WRITE's header is judged before its payload is read; a refused one's payload is skipped,
+     * so the stream stays in sync. A WRITE of more than one {@link #PIECE} is served here, on the
+     * reader, piece by piece as its payload arrives (see {@link #streamWrite}). Replies go out
+     * under {@link #sending}, in whatever order requests finish, as the spec allows; a client that
+     * needs order waits for the reply. Once the server is closing, each new request is answered
+     * {@code NBD_ESHUTDOWN}. Returns when the client disconnects or the stream cannot be
+     * trusted; {@link #run()} then waits for the requests still in flight.
      */
     private void transmission() throws IOException {
         while (!broken.get()) {
+            receiving = null;
             if (!wire.awaitMessage()) {
                 LOG.log(Level.DEBUG, () -> where() + ": client closed the connection without NBD_CMD_DISC");
                 return;
             }
+            receiving = "a request header";
             int magic = wire.readInt();
             if (magic != NBD_REQUEST_MAGIC) {
                 LOG.log(Level.WARNING, () -> where() + ": bad request magic 0x" + Integer.toHexString(magic) + ", expected 0x"
@@ -532,47 +603,70 @@ final class NbdConnection implements Runnable {
                 LOG.log(Level.DEBUG, () -> where() + ": NBD_CMD_DISC");
                 return; // run() serves what is in flight, then closes; nothing after DISC is read
             }
+            boolean write = r.type() == NBD_CMD_WRITE;
+            if (write) receiving = "the payload of " + r;
+            if (write && r.length() > 2L * MAX_PAYLOAD) {
+                LOG.log(Level.WARNING, () -> where() + ": " + r + ": payload over twice the maximum of " + MAX_PAYLOAD + " bytes; closing");
+                return;
+            }
+            Refusal refusal;
+            if (server.isClosing()) {
+                refusal = new Refusal(NBD_ESHUTDOWN, r + ": the server is shutting down", true);
+                server.refusedWhileClosing();
+            } else if (write && r.length() > info.maxPayload()) {
+                refusal = new Refusal(NBD_EINVAL, r + ": payload exceeds the maximum of " + info.maxPayload() + " bytes");
+            } else {
+                refusal = check(r);
+            }
+            if (refusal != null) {
+                if (write) wire.skip(r.length()); // keeps the stream in sync
+                send(r, refusal);
+                continue;
+            }
+            if (write && r.length() > PIECE) {
+                serving.incrementAndGet();
+                try {
+                    streamWrite(r);
+                } finally {
+                    answered();
+                }
+                continue;
+            }
             byte[] payload = null;
             int borrowed = 0;
-            if (r.type() == NBD_CMD_WRITE) {
-                if (r.length() > info.maxPayload()) {
-                    if (r.length() > 2L * MAX_PAYLOAD) {
-                        LOG.log(Level.WARNING, () -> where() + ": " + r + ": payload over twice the maximum of " + MAX_PAYLOAD + " bytes; closing");
-                        return;
-                    }
-                    wire.skip(r.length()); // keeps the stream in sync
-                    send(r, new Refusal(NBD_EINVAL, r + ": payload exceeds the maximum of " + info.maxPayload() + " bytes"));
-                    continue;
-                }
-                borrowed = borrow((int) r.length());
+            if (write) {
+                int length = (int) r.length();
+                if (length > SMALL_BUFFER) wire.awaitBytes(length); // no buffer for a client that announces a payload and stops
+                borrowed = borrow(length);
                 try {
-                    payload = ByteArrays.take((int) r.length()); // may be longer; only r.length() bytes are used
-                    wire.readFully(payload, 0, (int) r.length());
+                    payload = ByteArrays.take(length); // may be longer; only r.length() bytes are used
+                    wire.readFully(payload, 0, length);
                 } catch (IOException | RuntimeException e) {
                     ByteArrays.give(payload);
                     giveBack(borrowed);
                     throw e;
                 }
             }
-            Refusal refusal = check(r);
-            if (refusal != null) {
-                ByteArrays.give(payload);
-                giveBack(borrowed);
-                send(r, refusal);
-                continue;
-            }
             inFlight.acquireUninterruptibly();
+            serving.incrementAndGet();
             byte[] data = payload;
             int held = borrowed;
             try {
                 Thread.ofVirtual().name(client + " " + commandName(r.type())).start(() -> task(r, data, held));
             } catch (RuntimeException | Error e) {
+                answered();
                 inFlight.release();
                 ByteArrays.give(data);
                 giveBack(held);
                 throw e;
             }
         }
+    }
+
+    /** A request accepted for service has been answered (or its connection lost). */
+    private void answered() {
+        if (server.isClosing()) server.finishedWhileClosing(); // counted before close() can see nothing in flight
+        serving.decrementAndGet();
     }
 
     /** One request on its own thread: serve, reply, give back what it held. */
@@ -587,7 +681,62 @@ final class NbdConnection implements Runnable {
         } finally {
             ByteArrays.give(payload); // the device copied what it keeps
             giveBack(borrowed);
+            answered();
             inFlight.release();
+        }
+    }
+
+    /**
+     * A WRITE of more than one {@link #PIECE}, on the reader: each piece of the payload goes to
+     * the device as soon as it has arrived, through one buffer of one piece, taken from the
+     * budgets only once the payload has started to arrive. A device error is remembered, the rest
+     * of the payload read and dropped (the stream stays in sync) and the error sent; a connection
+     * lost halfway leaves the pieces written so far written, as a crash would (the client got no
+     * reply, so it cannot count on either). With FUA the device is flushed after the last piece,
+     * which makes every piece durable before the reply.
+     */
+    private void streamWrite(Request r) throws IOException {
+        long length = r.length();
+        wire.awaitBytes(PIECE); // nothing is set aside for a client that announces a payload and stops
+        int borrowed = borrow(PIECE);
+        byte[] buf = ByteArrays.take(PIECE);
+        RuntimeException failed = null;
+        try {
+            BlockDevice device = export.device();
+            for (long done = 0; done < length; ) {
+                int n = (int) Math.min(PIECE, length - done);
+                wire.readFully(buf, 0, n);
+                if (failed == null) {
+                    try {
+                        device.write(r.offset() + done, buf, 0, n, false);
+                    } catch (RuntimeException e) {
+                        failed = e;
+                    }
+                }
+                done += n;
+            }
+            receiving = null;
+            if (failed == null && r.has(NBD_CMD_FLAG_FUA)) {
+                try {
+                    device.flush();
+                } catch (RuntimeException e) {
+                    failed = e;
+                }
+            }
+        } finally {
+            ByteArrays.give(buf);
+            giveBack(borrowed);
+        }
+        if (failed != null) {
+            send(r, deviceError(r, failed));
+            return;
+        }
+        sending.lock();
+        try {
+            simpleReply(r.cookie(), 0);
+            flushUnlessQueued();
+        } finally {
+            sending.unlock();
         }
     }
 
@@ -603,18 +752,15 @@ final class NbdConnection implements Runnable {
         }
     }
 
-    /** Takes what a buffer of {@code length} bytes needs from the budgets; returns what to give back. */
+    /** Takes what a buffer of {@code length} bytes needs from the budget; returns what to give back. */
     private int borrow(int length) {
         if (length <= SMALL_BUFFER) return 0;
-        connectionBudget.acquireUninterruptibly(NbdServer.kib(length));
-        server.borrow(length);
+        server.budget().take(this, length);
         return length;
     }
 
     private void giveBack(int borrowed) {
-        if (borrowed == 0) return;
-        server.giveBack(borrowed);
-        connectionBudget.release(NbdServer.kib(borrowed));
+        if (borrowed > 0) server.budget().give(this, borrowed);
     }
 
     private Refusal check(Request r) {
@@ -748,31 +894,96 @@ final class NbdConnection implements Runnable {
         return false;
     }
 
+    /**
+     * READ. With structured replies (and without DF) the reply streams: the range is cut into
+     * holes (per the allocation map, for reads of at least {@link #MIN_SPARSE_READ} bytes) and
+     * data parts of at most {@link #PIECE} bytes; each data part is read into one piece-sized
+     * buffer and sent as its own chunk before the next is read, so a 32 MiB read holds 1 MiB, and
+     * other replies may go out between its chunks (the spec allows interleaving). A device error
+     * halfway becomes an error chunk that ends the reply: the client sees the READ fail, never
+     * wrong data. Without structured replies (or with DF) the data must go out as one block after
+     * a header that already says "no error", so it is read whole first, as before.
+     */
     private void read(Request r, BlockDevice device, Capabilities caps) throws IOException {
+        int len = (int) r.length();
+        if (!structured || r.has(NBD_CMD_FLAG_DF) || len == 0) {
+            readWhole(r, device);
+            return;
+        }
+        List<BlockStatus> parts;
+        try {
+            parts = len < MIN_SPARSE_READ || !caps.extents()
+                    ? List.of(new BlockStatus(r.offset(), len, false))
+                    : segments(r.offset(), len, device.blockStatus(r.offset(), len));
+        } catch (RuntimeException e) {
+            send(r, deviceError(r, e));
+            return;
+        }
+        parts = pieces(parts);
+        int biggest = 0;
+        for (BlockStatus p : parts) if (!p.hole()) biggest = Math.max(biggest, (int) p.length());
+        int borrowed = biggest == 0 ? 0 : borrow(biggest);
+        byte[] buf = biggest == 0 ? null : ByteArrays.take(biggest); // pooled: every byte sent from it is read into it first
+        try {
+            for (int i = 0; i < parts.size(); i++) {
+                BlockStatus p = parts.get(i);
+                int flags = i == parts.size() - 1 ? NBD_REPLY_FLAG_DONE : 0;
+                if (!p.hole()) {
+                    try {
+                        device.read(p.offset(), buf, 0, (int) p.length());
+                    } catch (RuntimeException e) {
+                        send(r, deviceError(r, e)); // ends the reply: the client discards the chunks before it
+                        return;
+                    }
+                }
+                sending.lock();
+                try {
+                    if (p.hole()) {
+                        chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_HOLE, r.cookie(), 12);
+                        wire.putLong(p.offset()).putInt((int) p.length());
+                    } else {
+                        chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + (int) p.length());
+                        wire.putLong(p.offset()).put(buf, 0, (int) p.length());
+                    }
+                    flushUnlessQueued();
+                } finally {
+                    sending.unlock();
+                }
+            }
+        } finally {
+            ByteArrays.give(buf);
+            giveBack(borrowed);
+        }
+    }
+
+    /** Cuts data segments into parts of at most {@link #PIECE} bytes; holes stay whole. */
+    static List<BlockStatus> pieces(List<BlockStatus> segments) {
+        List<BlockStatus> out = new ArrayList<>();
+        for (BlockStatus s : segments) {
+            if (s.hole() || s.length() <= PIECE) {
+                out.add(s);
+                continue;
+            }
+            for (long off = s.offset(); off < s.end(); off += PIECE) {
+                out.add(new BlockStatus(off, Math.min(PIECE, s.end() - off), false));
+            }
+        }
+        return out;
+    }
+
+    /** A READ whose data goes out as one block: read it all, then send it (nothing can fail in between). */
+    private void readWhole(Request r, BlockDevice device) throws IOException {
         int len = (int) r.length();
         int borrowed = borrow(len);
         byte[] buf = null;
         try {
-            List<BlockStatus> segments;
             try {
-                segments = !structured || !caps.extents() || r.has(NBD_CMD_FLAG_DF) || len < MIN_SPARSE_READ
-                        ? List.of()
-                        : segments(r.offset(), len, device.blockStatus(r.offset(), len));
-                // a read that is all holes needs no buffer (a sequential read of a sparse disk mostly is)
-                // pooled: every byte sent from it is read into it first
-                buf = segments.isEmpty() || segments.stream().anyMatch(s -> !s.hole()) ? ByteArrays.take(len) : null;
-                if (segments.isEmpty()) {
-                    if (len > 0) device.read(r.offset(), buf, 0, len);
-                } else {
-                    for (BlockStatus s : segments) {
-                        if (!s.hole()) device.read(s.offset(), buf, (int) (s.offset() - r.offset()), (int) s.length());
-                    }
-                }
+                buf = ByteArrays.take(len);
+                if (len > 0) device.read(r.offset(), buf, 0, len);
             } catch (RuntimeException e) {
                 send(r, deviceError(r, e));
                 return;
             }
-            // everything is read: nothing can fail between the first reply byte and the last
             sending.lock();
             try {
                 if (!structured) {
@@ -780,21 +991,9 @@ final class NbdConnection implements Runnable {
                     wire.put(buf, 0, len);
                 } else if (len == 0) {
                     chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, r.cookie(), 0);
-                } else if (segments.isEmpty()) {
+                } else {
                     chunkHeader(NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + len);
                     wire.putLong(r.offset()).put(buf, 0, len);
-                } else {
-                    for (int i = 0; i < segments.size(); i++) {
-                        BlockStatus s = segments.get(i);
-                        int flags = i == segments.size() - 1 ? NBD_REPLY_FLAG_DONE : 0;
-                        if (s.hole()) {
-                            chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_HOLE, r.cookie(), 12);
-                            wire.putLong(s.offset()).putInt((int) s.length());
-                        } else {
-                            chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + (int) s.length());
-                            wire.putLong(s.offset()).put(buf, (int) (s.offset() - r.offset()), (int) s.length());
-                        }
-                    }
                 }
                 flushUnlessQueued();
             } finally {

@@ -128,7 +128,7 @@ public final class NbdProtocol {
     /** Largest option data this server reads; longer options are refused and the connection closed. */
     public static final int MAX_OPTION_LENGTH = 64 << 10;
 
-    static String commandName(int type) {
+    public static String commandName(int type) {
         return switch (type) {
             case NBD_CMD_READ -> "READ";
             case NBD_CMD_WRITE -> "WRITE";

@@ -14,9 +14,17 @@ import java.nio.channels.ByteChannel;
  * the JDK copies heap buffers through a temporary direct buffer of the slice's size, so the
  * slice bounds the direct memory a connection pins, whatever the request length.
  *
+ * <p><b>Stalls.</b> Every read and write system call that may block is timed: while one is
+ * under way, {@link #stalledNanos} tells for how long, so the server's watchdog can close a
+ * connection whose client stopped sending a payload or stopped taking its replies (a blocking
+ * channel has no read timeout of its own). The wait for the first byte of the next request
+ * ({@link #awaitMessage}) is not timed: a client may stay idle between requests as long as it
+ * likes (TCP keepalive finds peers that vanished).
+ *
  * <p>Not thread-safe. The input side belongs to the connection's reader thread; the output
- * side is used only under the connection's sending lock. The two sides share no state. End of
- * stream in the middle of a value is an {@link EOFException}.
+ * side is used only under the connection's sending lock. The two sides share no state but the
+ * two volatile stall clocks, which the watchdog reads. End of stream in the middle of a value
+ * is an {@link EOFException}.
  */
 final class Wire {
     static final int SLICE = 1 << 20;
@@ -27,6 +35,8 @@ final class Wire {
     private final ByteBuffer in = ByteBuffer.allocate(BUFFER).flip();
     private final ByteBuffer out = ByteBuffer.allocate(BUFFER);
     private long bytesIn;
+    private volatile long readingSince;  // System.nanoTime() when a timed read began, 0 when none is under way
+    private volatile long writingSince;  // likewise for writes
 
     Wire(ByteChannel channel) {
         this.channel = channel;
@@ -39,12 +49,47 @@ final class Wire {
 
     // ---- input
 
+    /** How long the read or write under way has been blocked (the longer of the two); 0 when none is. */
+    long stalledNanos(long now) {
+        long r = readingSince;
+        long w = writingSince;
+        return Math.max(r == 0 ? 0 : now - r, w == 0 ? 0 : now - w);
+    }
+
+    /** True while a timed read is under way (the client owes us bytes), false while only a write is. */
+    boolean reading() {
+        return readingSince != 0;
+    }
+
+    private int read(ByteBuffer b, boolean timed) throws IOException {
+        if (!timed) return channel.read(b);
+        readingSince = System.nanoTime() | 1; // never 0
+        try {
+            return channel.read(b);
+        } finally {
+            readingSince = 0;
+        }
+    }
+
+    private void write(ByteBuffer b) throws IOException {
+        writingSince = System.nanoTime() | 1;
+        try {
+            channel.write(b);
+        } finally {
+            writingSince = 0;
+        }
+    }
+
     private void fill(int atLeast) throws IOException {
+        fill(atLeast, true);
+    }
+
+    private void fill(int atLeast, boolean timed) throws IOException {
         if (in.remaining() >= atLeast) return;
         in.compact();
         try {
             while (in.position() < atLeast) {
-                int n = channel.read(in);
+                int n = read(in, timed);
                 if (n < 0) throw new EOFException("connection closed by the client");
                 bytesIn += n;
             }
@@ -60,7 +105,7 @@ final class Wire {
     boolean awaitMessage() throws IOException {
         if (in.hasRemaining()) return true;
         try {
-            fill(1);
+            fill(1, false);
             return true;
         } catch (EOFException e) {
             return false;
@@ -90,12 +135,21 @@ final class Wire {
         while (pos < end) {
             ByteBuffer bb = ByteBuffer.wrap(buffer, pos, Math.min(SLICE, end - pos));
             while (bb.hasRemaining()) {
-                int r = channel.read(bb);
+                int r = read(bb, true);
                 if (r < 0) throw new EOFException("connection closed by the client after " + (bb.position() - offset) + " of " + length + " bytes");
                 bytesIn += r;
             }
             pos = bb.position();
         }
+    }
+
+    /**
+     * Waits until {@code length} bytes (at most one buffer's worth) have arrived, without taking
+     * them: a payload's first bytes, before memory is set aside for it, so a client that announces
+     * a large WRITE and sends nothing more holds no buffer.
+     */
+    void awaitBytes(int length) throws IOException {
+        fill(Math.min(length, in.capacity()));
     }
 
     /** Reads and drops {@code length} bytes (the payload of a refused request). */
@@ -108,7 +162,7 @@ final class Wire {
         ByteBuffer scratch = ByteBuffer.allocate((int) Math.min(64 << 10, left));
         while (left > 0) {
             scratch.clear().limit((int) Math.min(scratch.capacity(), left));
-            int r = channel.read(scratch);
+            int r = read(scratch, true);
             if (r < 0) throw new EOFException("connection closed by the client with " + left + " of " + length + " bytes unread");
             bytesIn += r;
             left -= r;
@@ -152,7 +206,7 @@ final class Wire {
         }
         for (int pos = offset, end = offset + length; pos < end; ) {
             ByteBuffer bb = ByteBuffer.wrap(bytes, pos, Math.min(SLICE, end - pos));
-            while (bb.hasRemaining()) channel.write(bb);
+            while (bb.hasRemaining()) write(bb);
             pos = bb.position();
         }
         return this;
@@ -171,7 +225,7 @@ final class Wire {
     private void flushBuffer() throws IOException {
         out.flip();
         try {
-            while (out.hasRemaining()) channel.write(out);
+            while (out.hasRemaining()) write(out);
         } finally {
             out.clear();
         }

@@ -247,6 +247,24 @@ final class ChunkIndex implements AutoCloseable {
         forEach((id, loc) -> sink.accept(id));
     }
 
+    /**
+     * The lowest offset at or after {@code offset} in pack {@code pack} that an entry points at,
+     * or -1. A scan of the whole table (there is no index by pack): only for recovery after a crash.
+     */
+    long firstEntryAtOrAfter(int pack, long offset) {
+        try (PreparedStatement st = writer.prepareStatement("SELECT min(offset) FROM chunks WHERE pack = ? AND offset >= ?")) {
+            st.setInt(1, pack);
+            st.setLong(2, offset);
+            try (ResultSet rs = st.executeQuery()) {
+                rs.next();
+                long v = rs.getLong(1);
+                return rs.wasNull() ? -1 : v;
+            }
+        } catch (SQLException e) {
+            throw error("lookup of pack " + pack + " past offset " + offset, e);
+        }
+    }
+
     long count() {
         try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM chunks")) {
             rs.next();

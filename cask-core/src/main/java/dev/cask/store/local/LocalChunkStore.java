@@ -92,11 +92,25 @@ import java.util.stream.Stream;
  * from the table, and the segment's other chunks that pass theirs go into the plain cache, so the
  * next blocks of a sequential read cost no second decompression. {@code check --deep} also rehashes.
  *
- * <p><b>Failure.</b> A write error (a full disk) drops every chunk put since the last sync,
- * deletes the packs created since then (giving the space back) and cuts any torn record or
- * segment off the older open pack; the next {@link #sync} throws, so the caller learns its
- * chunks are gone. Nothing already synced is touched. Segments change nothing here: a segment is
- * appended like a record, and its chunks enter the index together at the sync after it.
+ * <p><b>Failure.</b> A write error (a full disk) rolls back that write only: the pack is cut back
+ * to the end of the last record handed to the OS whole ({@code packFlushed}), the record that
+ * did not fit is not stored (its put throws), and the records still in the write buffer stay
+ * there, pending, to be written by a later flush. So a put or sync that met a full disk throws,
+ * and once space is freed the next sync writes, fsyncs and indexes everything pending, as if
+ * nothing had happened: no chunk a caller was told about is lost, and the index never points
+ * at bytes that were not written. An fsync error is different: the kernel may have dropped the
+ * unsynced pages, so every chunk put since the last sync may be gone. Then the pending chunks
+ * are dropped, the packs created since the last sync deleted, and every later {@link #sync} of
+ * this store object fails (reopen the store), since the callers that put those chunks cannot be
+ * told apart. {@link #close} whose sync fails (the disk is still full) gives the unsynced bytes
+ * back in the same way: nothing indexed points into them, and no caller will sync them any more.
+ * Nothing already synced is touched. Segments change nothing here: a segment is appended like a
+ * record, and its chunks enter the index together at the sync after it.
+ *
+ * <p><b>Ownership of packs.</b> A pack is appended to only by the process that created it, which
+ * holds an exclusive {@code fcntl} lock on it while it is open for appending, and keeps a marker
+ * {@code packs/NNNNNNNN.open} until it seals it. A marker whose pack nobody locks was left by a
+ * writer that died: {@link PackRecovery} cuts that pack's torn tail on open (see there).
  *
  * <p><b>Formats.</b> Store format 2 (this class writes pack format 2 and index schema 2); a
  * format-1 store is upgraded when opened, and its packs and index entries are read as they are.
@@ -187,12 +201,17 @@ public final class LocalChunkStore implements ChunkStore {
     private volatile int packId = -1;
     private FileChannel packChannel;
     private volatile long packFlushed; // bytes of the open pack already handed to the OS
+    private long packSynced; // bytes of the open pack fsynced at the last sync (or when it was made)
     private final ByteBuffer buffer = ByteBuffer.allocate(WRITE_BUFFER);
     private boolean closed;
     /** Packs this process created since the last sync: nothing in them is indexed yet. */
     private final List<Integer> unsyncedPacks = new ArrayList<>();
-    /** Set when a write error dropped unsynced chunks; the next sync reports it. */
+    /** Set when an fsync failed and unsynced chunks may be lost: every later sync fails with it. */
     private String lostWrites;
+    /** The exclusive lock on the open pack (see "Ownership of packs"); null when none is open. */
+    private FileLock packLock;
+    /** Torn tails {@link PackRecovery} cut when this store opened, one line each. */
+    private List<String> cutOnOpen = List.of();
     /** Count of syncs that moved chunks from pending to the index; written under "this", read by put without it. */
     private volatile long syncs;
 
@@ -271,7 +290,14 @@ public final class LocalChunkStore implements ChunkStore {
                         + (options.exclusive() ? " (stop cask serve and other cask commands first)" : " that holds it exclusively (check --repair?)"));
             }
             if (version.equals("1")) upgradeHeader(dir, lc);
-            return new LocalChunkStore(dir, options, lc, lk);
+            LocalChunkStore store = new LocalChunkStore(dir, options, lc, lk);
+            try {
+                store.cutOnOpen = PackRecovery.cutAbandonedTails(store);
+            } catch (RuntimeException e) {
+                store.close();
+                throw e;
+            }
+            return store;
         } catch (IOException e) {
             throw new CaskException.Io("store " + dir + ": cannot open: " + e.getMessage(), e);
         }
@@ -294,13 +320,29 @@ public final class LocalChunkStore implements ChunkStore {
         return dir;
     }
 
+    /**
+     * One line per torn tail cut off a pack when this store opened (a writer had died mid-append;
+     * see {@link PackRecovery}), naming the pack, the offset and the bytes cut: for the CLI to show.
+     */
+    public List<String> cutOnOpen() {
+        return cutOnOpen;
+    }
+
+    Path packDir() {
+        return packDir;
+    }
+
+    ChunkIndex index() {
+        return index;
+    }
+
     private static void fsyncDir(Path d) throws IOException {
         try (FileChannel ch = FileChannel.open(d, StandardOpenOption.READ)) {
             ch.force(true);
         }
     }
 
-    private Path packPath(int id) {
+    Path packPath(int id) {
         return packDir.resolve(String.format("%08d.pack", id));
     }
 
@@ -497,15 +539,56 @@ public final class LocalChunkStore implements ChunkStore {
             }
             if (record.length > buffer.remaining()) flushBuffer();
             if (record.length > buffer.capacity()) {
-                writeFully(ByteBuffer.wrap(record), packFlushed);
+                try {
+                    writeFully(ByteBuffer.wrap(record), packFlushed);
+                } catch (IOException e) {
+                    cutBack(e);
+                    throw e;
+                }
                 packFlushed += record.length;
             } else {
                 buffer.put(record);
             }
             return at;
-        } catch (IOException e) {
+        } catch (FsyncFailed e) {
             poison(e);
+            throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getCause().getMessage(), e.getCause());
+        } catch (IOException e) {
             throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    /** An fsync of a pack failed: what was written since the last one may be lost (see the class essay). */
+    private static final class FsyncFailed extends IOException {
+        FsyncFailed(IOException cause) {
+            super(cause.getMessage(), cause);
+        }
+
+        @Override
+        public synchronized IOException getCause() {
+            return (IOException) super.getCause();
+        }
+    }
+
+    private void force(FileChannel ch) throws FsyncFailed {
+        try {
+            ch.force(false);
+        } catch (IOException e) {
+            throw new FsyncFailed(e);
+        }
+    }
+
+    /**
+     * A write to the open pack failed: cut the pack back to the end of the last whole write
+     * ({@code packFlushed}), so that no torn record stays behind it and the next write lands
+     * where this one should have. The write buffer is left as it was. If the cut fails too, the
+     * next write overwrites the torn bytes from the same offset.
+     */
+    private void cutBack(IOException cause) {
+        try {
+            packChannel.truncate(packFlushed);
+        } catch (IOException e) {
+            cause.addSuppressed(e);
         }
     }
 
@@ -525,12 +608,17 @@ public final class LocalChunkStore implements ChunkStore {
                 next++; // another process took it
             }
         }
+        // locked before its marker exists and before it has a header: PackRecovery never cuts a
+        // pack without a whole header, nor one whose lock is held (it may hold it for a moment: wait)
+        packLock = packChannel.lock();
         packId = next;
         packFlushed = 0;
+        packSynced = PackFormat.PACK_HEADER;
         unsyncedPacks.add(next);
         buffer.clear();
         buffer.put(PackFormat.encodePackHeader(packId));
         try {
+            Files.newByteChannel(PackRecovery.markerPath(packDir, next), StandardOpenOption.CREATE, StandardOpenOption.WRITE).close();
             flushBuffer();
             packChannel.force(true);
             fsyncDir(packDir);
@@ -538,16 +626,26 @@ public final class LocalChunkStore implements ChunkStore {
             // a pack without a whole header helps nobody (the disk is full): remove it
             packChannel.close();
             packChannel = null;
+            packLock = null;
             buffer.clear();
             Files.deleteIfExists(packPath(next));
+            Files.deleteIfExists(PackRecovery.markerPath(packDir, next));
+            unsyncedPacks.remove((Integer) next);
             throw e;
         }
     }
 
+    /** Writes the buffer to the pack; on failure the pack is cut back and the buffer kept as it was. */
     private void flushBuffer() throws IOException {
-        buffer.flip();
-        int n = buffer.remaining();
-        writeFully(buffer, packFlushed);
+        if (buffer.position() == 0) return;
+        ByteBuffer b = buffer.duplicate().flip();
+        int n = b.remaining();
+        try {
+            writeFully(b, packFlushed);
+        } catch (IOException e) {
+            cutBack(e);
+            throw e;
+        }
         packFlushed += n;
         buffer.clear();
     }
@@ -560,24 +658,31 @@ public final class LocalChunkStore implements ChunkStore {
 
     private void sealPack() throws IOException {
         flushBuffer();
-        packChannel.force(false);
-        packChannel.close();
+        force(packChannel);
+        packChannel.close(); // releases packLock
         packChannel = null;
+        packLock = null;
+        Files.deleteIfExists(PackRecovery.markerPath(packDir, packId));
     }
 
     /**
-     * After a write error (a full disk): forget every chunk put since the last sync, delete the
-     * packs created since then (nothing indexed points into them, and a full disk needs the room
-     * back), cut the torn tail off an older open pack, and make the next sync fail loudly.
+     * After an fsync error (or a close that cannot sync): forget every chunk put since the last
+     * sync, delete the packs created since then (nothing indexed points into them, and a full
+     * disk needs the room back), cut the unsynced tail off an older open pack, and, after an
+     * fsync error, make every later sync fail loudly.
      */
     private void poison(IOException cause) {
-        lostWrites = cause.getMessage();
+        if (cause instanceof FsyncFailed || cause.getCause() instanceof FsyncFailed) lostWrites = cause.getMessage();
+        poison();
+    }
+
+    private void poison() {
         pending.clear();
         if (plain != null) plain.invalidateAll(); // it may hold chunks read back from the lost records
         buffer.clear();
         if (packChannel != null) {
             try {
-                packChannel.truncate(packFlushed);
+                packChannel.truncate(unsyncedPacks.contains(packId) ? packFlushed : packSynced);
             } catch (IOException ignored) {
                 // deleted below, or reported by check as a torn tail; nothing points at it
             }
@@ -588,6 +693,12 @@ public final class LocalChunkStore implements ChunkStore {
             }
         }
         packChannel = null;
+        packLock = null;
+        try {
+            Files.deleteIfExists(PackRecovery.markerPath(packDir, packId));
+        } catch (IOException ignored) {
+            // PackRecovery finds the pack whole, or cuts what is left
+        }
         for (int id : unsyncedPacks) {
             try {
                 Files.deleteIfExists(packPath(id));
@@ -605,20 +716,22 @@ public final class LocalChunkStore implements ChunkStore {
     @Override
     public synchronized void sync() {
         if (lostWrites != null) {
-            String why = lostWrites;
-            lostWrites = null;
-            throw new CaskException.Io("store " + dir + ": chunks written since the last sync were lost to a write error: " + why, null);
+            throw new CaskException.Io("store " + dir + ": an fsync of a pack failed (" + lostWrites
+                    + "), so chunks put before it may be lost; reopen the store", null);
         }
         if (pending.isEmpty()) return;
         try {
             if (packChannel != null) {
                 flushBuffer();
-                packChannel.force(false);
+                force(packChannel);
             }
-        } catch (IOException e) {
+        } catch (FsyncFailed e) {
             poison(e);
-            throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getMessage(), e);
+            throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getMessage(), e.getCause());
+        } catch (IOException e) {
+            throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
         }
+        if (packChannel != null) packSynced = packFlushed;
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
         entries.sort(Map.Entry.comparingByKey()); // ascending keys fill the index B-tree pages in order
         index.addAll(entries);
@@ -775,7 +888,6 @@ public final class LocalChunkStore implements ChunkStore {
                 try {
                     flushBuffer();
                 } catch (IOException e) {
-                    poison(e);
                     throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
                 }
             }
@@ -1151,6 +1263,20 @@ public final class LocalChunkStore implements ChunkStore {
         void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain);
 
         void problem(String line);
+
+        /** Bytes of a pack that are no good record or segment; by default reported as a {@link #problem}. */
+        default void damage(Damage d) {
+            problem(d.message());
+        }
+    }
+
+    /**
+     * A stretch of a pack a scan could not read as records: a bad pack header ({@code HEADER},
+     * the whole pack), bytes between good records ({@code RECORD}), or bytes after the last good
+     * record up to the end of the pack ({@code TAIL}: torn, when a writer died mid-append).
+     */
+    public record Damage(int pack, long offset, long length, Kind kind, String message) {
+        public enum Kind { HEADER, RECORD, TAIL }
     }
 
     /** Decompresses a scanned segment the first time one of its chunks asks, then hands out each chunk. */
@@ -1197,7 +1323,7 @@ public final class LocalChunkStore implements ChunkStore {
             if (named != id) sink.problem("pack " + id + ": header names pack " + named);
             format = PackFormat.packFormat("pack " + id, all);
         } catch (CaskException e) {
-            sink.problem(e.getMessage());
+            sink.damage(new Damage(id, 0, all.length, Damage.Kind.HEADER, e.getMessage()));
             return;
         }
         int pos = PackFormat.PACK_HEADER;
@@ -1231,8 +1357,8 @@ public final class LocalChunkStore implements ChunkStore {
                 progress.advance(len);
                 pos += len;
             } catch (CaskException e) {
-                sink.problem(e.getMessage());
                 int next = resync(all, pos + 1);
+                sink.damage(new Damage(id, pos, next - pos, next == all.length ? Damage.Kind.TAIL : Damage.Kind.RECORD, e.getMessage()));
                 progress.advance(next - pos);
                 pos = next;
             }
@@ -1300,6 +1426,7 @@ public final class LocalChunkStore implements ChunkStore {
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
         long[] count = {0};
         for (int id : packIds()) {
+            Damage[] last = {null};
             scanPack(id, new ScanSink() {
                 @Override
                 public void chunk(ChunkId cid, ChunkLocation location, java.util.function.Supplier<byte[]> plainBytes) {
@@ -1315,8 +1442,20 @@ public final class LocalChunkStore implements ChunkStore {
                 public void problem(String line) {
                     problems.accept(line);
                 }
+
+                @Override
+                public void damage(Damage d) {
+                    last[0] = d;
+                    problems.accept(d.message());
+                }
             }, progress);
+            // this process has the store to itself: no writer can be appending to any pack
+            if (last[0] != null) {
+                String cut = PackRecovery.cutAlone(packPath(id), last[0]);
+                if (cut != null) problems.accept(cut);
+            }
         }
+        PackRecovery.deleteMarkers(packDir);
         index.addAll(batch);
         return index.count();
     }
@@ -1327,7 +1466,10 @@ public final class LocalChunkStore implements ChunkStore {
         try {
             sync();
             if (packChannel != null) sealPack();
-        } catch (IOException e) {
+        } catch (IOException | CaskException e) {
+            // nobody can sync what is pending any more: give its bytes back (see the class essay)
+            poison();
+            if (e instanceof CaskException c) throw c;
             throw new CaskException.Io("store " + dir + ": closing pack " + packId + " failed: " + e.getMessage(), e);
         } finally {
             closed = true;

@@ -71,7 +71,7 @@ class SqliteCatalogTest extends CatalogContract {
         assertEquals("2", c.pragma("synchronous"), "synchronous=FULL");
         assertEquals("1", c.pragma("foreign_keys"));
         assertEquals(String.valueOf(SqliteCatalog.BUSY_TIMEOUT_MS), c.pragma("busy_timeout"));
-        assertEquals("1", c.pragma("user_version"));
+        assertEquals("2", c.pragma("user_version"));
         assertEquals(db().toAbsolutePath().normalize(), c.file());
         assertEquals("wal", rawQuery(db(), "PRAGMA journal_mode"), "WAL is a property of the file");
     }
@@ -81,13 +81,57 @@ class SqliteCatalogTest extends CatalogContract {
         catalog.createImage("a", v("a"), null);
         catalog.close();
         try (Connection c = raw(db()); Statement st = c.createStatement()) {
-            st.execute("PRAGMA user_version = 2");
+            st.execute("PRAGMA user_version = 3");
         }
         CaskException e = assertThrows(CaskException.class, () -> SqliteCatalog.open(db()));
         String m = e.getMessage();
-        assertTrue(m.contains(db().toAbsolutePath().normalize().toString()) && m.contains("schema version 2")
-                && m.contains("version 1"), m);
-        assertEquals("2", rawQuery(db(), "PRAGMA user_version"), "refusing must not touch the file");
+        assertTrue(m.contains(db().toAbsolutePath().normalize().toString()) && m.contains("schema version 3")
+                && m.contains("version 2"), m);
+        assertEquals("3", rawQuery(db(), "PRAGMA user_version"), "refusing must not touch the file");
+    }
+
+    /**
+     * Schema 1 exactly as the first release wrote it (never edit: it stands for every catalog.db
+     * made before labels), with an image, a clone and versions in it.
+     */
+    private static final List<String> SCHEMA_1 = List.of(
+            "CREATE TABLE images (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, head INTEGER NOT NULL CHECK (head >= 1),"
+                    + " created_us INTEGER NOT NULL, origin_image_id INTEGER, origin_number INTEGER,"
+                    + " FOREIGN KEY (origin_image_id, origin_number) REFERENCES versions (image_id, number) ON DELETE SET NULL)",
+            "CREATE TABLE versions (image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE, number INTEGER NOT NULL CHECK (number >= 1),"
+                    + " parent_image_id INTEGER, parent_number INTEGER, time_us INTEGER NOT NULL, message TEXT,"
+                    + " size INTEGER NOT NULL CHECK (size >= 0), content BLOB NOT NULL, PRIMARY KEY (image_id, number),"
+                    + " FOREIGN KEY (parent_image_id, parent_number) REFERENCES versions (image_id, number) ON DELETE SET NULL)",
+            "CREATE INDEX versions_by_time ON versions (image_id, time_us)",
+            "CREATE INDEX versions_by_parent ON versions (parent_image_id, parent_number)",
+            "CREATE INDEX images_by_origin ON images (origin_image_id, origin_number)",
+            "INSERT INTO images VALUES (1, 'team/base', 2, 1000, NULL, NULL)",
+            "INSERT INTO versions VALUES (1, 1, NULL, NULL, 1000, 'import a.raw', 3, x'616263')",
+            "INSERT INTO versions VALUES (1, 2, 1, 1, 2000, 'snapshot', 3, x'646566')",
+            "INSERT INTO images VALUES (2, 'team/clone', 1, 3000, 1, 1)",
+            "INSERT INTO versions VALUES (2, 1, 1, 1, 3000, 'clone of team/base@1', 3, x'616263')",
+            "PRAGMA user_version = 1");
+
+    @Test
+    void schema1CatalogOpensAndGainsLabels() throws Exception {
+        catalog.close();
+        Path old = dir.resolve("old.db");
+        try (Connection c = raw(old); Statement st = c.createStatement()) {
+            for (String sql : SCHEMA_1) st.execute(sql);
+        }
+        try (SqliteCatalog c = SqliteCatalog.open(old)) {
+            assertEquals("2", c.pragma("user_version"));
+            assertEquals(2, c.image("team/base").head());
+            assertEquals("snapshot", c.version("team/base", 2).message());
+            assertEquals(new VersionKey("team/base", 1), c.image("team/clone").origin());
+            assertTrue(c.tags("team/base").isEmpty());
+            c.tag("team/base", "release", 1);
+            assertEquals(Map.of("release", 1), c.tags("team/base"));
+            c.renameImage("team/base", "team/gold");
+            assertEquals(new VersionKey("team/gold", 1), c.image("team/clone").origin(), "links follow a rename");
+            assertEquals(Map.of("release", 1), c.tags("team/gold"));
+        }
+        assertEquals("2", rawQuery(old, "PRAGMA user_version"));
     }
 
     @Test

@@ -22,7 +22,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * connections can share one, which makes multi-conn honest.
  *
  * <p>Counts writes, flushes and FUA writes for the tests, and can be told to fail reads of a
- * range with {@link CaskException.Io} to test the server's EIO path.
+ * range with {@link CaskException.Io} to test the server's EIO path, or to hold reads of a range
+ * until the test lets them go ({@link #holdReads}), to keep a request in flight.
  */
 final class MemoryDevice implements BlockDevice {
     static final int PAGE = 4096;
@@ -61,8 +62,41 @@ final class MemoryDevice implements BlockDevice {
         return capabilities;
     }
 
+    /** Reads held by {@link #holdReads}: {@code entered} counts down when one waits, {@code open} lets them go. */
+    record Gate(long from, long to, java.util.concurrent.CountDownLatch entered, java.util.concurrent.CountDownLatch released) {
+        void open() {
+            released.countDown();
+        }
+
+        void awaitEntered() throws InterruptedException {
+            if (!entered.await(60, java.util.concurrent.TimeUnit.SECONDS)) throw new AssertionError("no read of " + from + ".." + to + " arrived");
+        }
+    }
+
+    private volatile Gate gate;
+
+    /** Makes reads overlapping {@code [from, to)} wait (outside the device's lock) until the gate is opened. */
+    Gate holdReads(long from, long to) {
+        Gate g = new Gate(from, to, new java.util.concurrent.CountDownLatch(1), new java.util.concurrent.CountDownLatch(1));
+        gate = g;
+        return g;
+    }
+
     @Override
-    public synchronized void read(long offset, byte[] buffer, int bufferOffset, int length) {
+    public void read(long offset, byte[] buffer, int bufferOffset, int length) {
+        Gate g = gate;
+        if (g != null && offset < g.to() && offset + length > g.from()) {
+            g.entered().countDown();
+            try {
+                g.released().await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        readLocked(offset, buffer, bufferOffset, length);
+    }
+
+    private synchronized void readLocked(long offset, byte[] buffer, int bufferOffset, int length) {
         BlockDevice.checkRange(this, offset, length);
         if (failFrom >= 0 && offset < failTo && offset + length > failFrom) {
             throw new CaskException.Io("memory device: injected read error at " + offset + "+" + length, new IOException("injected"));

@@ -480,4 +480,33 @@ class NbdProtocolTest {
         new Random(seed).nextBytes(b);
         return b;
     }
+
+    @Test
+    void largeReadsAndWritesGoInPiecesAndAFailureHalfwayFailsTheRequest() throws IOException {
+        MemoryDevice big = new MemoryDevice(64 * MiB);
+        resolver.add("big", big, false, "");
+        byte[] data = random(11, 32 * (int) MiB);
+        try (RawClient c = client()) {
+            c.go("big", true, false);
+            assertEquals(0, c.write(1, 0, data, 0).error(), "32 MiB WRITE");
+            RawClient.Reply r = c.read(2, 0, data.length);
+            assertEquals(0, r.error(), r.message());
+            assertArrayEquals(data, r.data());
+            // the reply streams: no chunk larger than a piece, so the server never held the whole read
+            assertEquals(32, r.chunks().size(), "one data chunk per MiB");
+            for (RawClient.Chunk ch : r.chunks()) assertTrue(ch.payload().length <= NbdConnection.PIECE + 8, "chunk of " + ch.payload().length + " bytes");
+
+            big.failReads(20 * MiB, 20 * MiB + 1);
+            RawClient.Reply bad = c.read(3, 0, data.length);
+            assertEquals(NBD_EIO, bad.error(), "a device error in the 21st MiB fails the READ");
+            assertTrue(bad.message().contains("injected read error"), bad.message());
+            long flushes = big.flushes.get();
+            RawClient.Reply w = c.write(4, 16 * MiB, data, NBD_CMD_FLAG_FUA);
+            assertEquals(0, w.error(), "the stream is still in sync after the failed READ");
+            assertTrue(big.flushes.get() > flushes, "FUA on a WRITE written in pieces flushes the device");
+            big.failReads(-1, -1);
+            assertArrayEquals(Arrays.copyOf(data, 1 << 20), Arrays.copyOf(c.read(5, 16 * MiB, 1 << 20).data(), 1 << 20));
+        }
+    }
+
 }

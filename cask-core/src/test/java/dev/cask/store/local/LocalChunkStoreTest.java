@@ -457,14 +457,61 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         assertArrayEquals(lost, store.get(again));
         assertReadable(synced, "after more writes");
 
-        // and a rebuild from the packs finds everything but the torn tail
+        // and a rebuild from the packs finds everything but the torn tail, and cuts it (the store is its alone)
         store.close();
         store = openLocal(LocalChunkStore.Options.defaults().withExclusive(true));
         List<String> problems = new ArrayList<>();
         assertEquals(synced.size() + 1, local().rebuildIndex(problems::add, Progress.NONE));
-        assertEquals(1, problems.size(), "the torn tail: " + problems);
+        assertEquals(2, problems.size(), "the torn tail, and its cut: " + problems);
+        assertTrue(problems.get(1).startsWith("pack " + packs.getFirst() + " at offset " + before + ": cut a torn tail of " + keep + " bytes"), problems.toString());
+        assertEquals(before, Files.size(pack));
         assertArrayEquals(lost, store.get(again));
         assertReadable(synced, "after rebuild");
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, PackFormat.RECORD_HEADER + 2000})
+    void openingCutsTheTornTailOfAPackWhoseWriterDied(int keep) throws IOException {
+        Random rnd = new Random(28);
+        Map<ChunkId, byte[]> synced = putRandom(rnd, 15, 5000);
+        store.sync();
+        byte[] unsynced = random(rnd, 5000);
+        store.put(unsynced); // written to the pack at close, never indexed
+        store.close();
+        int pack = local().packIds().getFirst();
+        Path file = packFile(dir, pack);
+        long whole = Files.size(file);
+        appendTornRecord(file, random(rnd, 5000), keep);
+        // the writer died before sealing: its marker is still there, and nobody holds the pack's lock
+        Files.createFile(dir.resolve("packs").resolve(String.format("%08d.open", pack)));
+
+        store = track(reopen(dir));
+        assertEquals(List.of("pack " + pack + " at offset " + whole + ": cut a torn tail of " + keep
+                + " bytes (left by a writer that died mid-append; nothing referred to it)"), local().cutOnOpen());
+        assertEquals(whole, Files.size(file), "cut back to the end of the last whole record");
+        assertFalse(Files.exists(dir.resolve("packs").resolve(String.format("%08d.open", pack))), "marker gone");
+        assertTrue(scanPack(local(), pack).problems().isEmpty(), "the pack scans clean");
+        assertReadable(synced, "after the cut");
+        restart();
+        assertEquals(List.of(), local().cutOnOpen(), "nothing to cut the second time");
+    }
+
+    @Test
+    void aTornTailTheIndexPointsIntoIsNeverCut() throws IOException {
+        Random rnd = new Random(29);
+        putRandom(rnd, 5, 5000);
+        store.sync();
+        store.close();
+        int pack = local().packIds().getFirst();
+        Path file = packFile(dir, pack);
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            ch.truncate(ch.size() - 10); // damage to the last record, which the index needs
+        }
+        long damaged = Files.size(file);
+        Files.createFile(dir.resolve("packs").resolve(String.format("%08d.open", pack)));
+        store = track(reopen(dir));
+        assertEquals(List.of(), local().cutOnOpen());
+        assertEquals(damaged, Files.size(file), "left for check to report");
     }
 
     /** Byte offsets inside a record: magic, codec, plain length, stored length, id, crc, payload start, middle, end. */

@@ -1,0 +1,23 @@
+package dev.cask.image;
+
+import java.util.OptionalInt;
+
+/**
+ * How the image layer reaches the process that has an image open read-write (holds its lease),
+ * so that a command on the image's head gets what that process's clients see now rather than
+ * its last checkpoint. The CLI passes the control socket client of {@code cask serve}; with
+ * {@link #NONE} an image leased by another process is refused instead.
+ */
+@FunctionalInterface
+public interface LiveWriters {
+    /** Nobody to ask. */
+    LiveWriters NONE = (image, message, always) -> OptionalInt.empty();
+
+    /**
+     * Asks whoever has {@code image} open read-write for a checkpoint with {@code message} and
+     * returns the number of the version that holds its current content: a new version, or (unless
+     * {@code always}) the last one when nothing changed since. Empty when no process that can be
+     * asked has the image open. Throws the writer's error (with its kind) when the checkpoint fails.
+     */
+    OptionalInt checkpoint(String image, String message, boolean always);
+}

@@ -1,0 +1,116 @@
+package dev.cask.server;
+
+import dev.cask.common.CaskException;
+import dev.cask.image.LiveWriters;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.OptionalInt;
+import java.util.stream.Stream;
+
+/**
+ * The client side of the running servers' control sockets ({@link ControlServer}): how commands
+ * reach an image a {@code cask serve} of the same store holds open. As {@link LiveWriters} it asks
+ * for a checkpoint of an image (a snapshot, or the version export and clone of its head use).
+ * A request goes to every server's socket in turn until one has the image open; sockets of servers
+ * that died are removed. An error reply comes back as the exception kind the server met.
+ */
+public final class ControlClient implements LiveWriters {
+    private final Path storeDir;
+
+    public ControlClient(Path storeDir) {
+        this.storeDir = storeDir;
+    }
+
+    @Override
+    public OptionalInt checkpoint(String image, String message, boolean always) {
+        String msg = message == null ? "" : message.replace('\n', ' ').replace('\r', ' ');
+        String reply = request(storeDir, ((always ? "snapshot " : "checkpoint ") + image + " " + msg).strip());
+        if (reply == null || reply.equals("not-open")) return OptionalInt.empty();
+        if (reply.startsWith("ok ")) {
+            try {
+                return OptionalInt.of(Integer.parseInt(reply.substring(3).trim()));
+            } catch (NumberFormatException e) {
+                throw new CaskException.InvalidInput("image '" + image + "': a server answered '" + reply + "' to a checkpoint request");
+            }
+        }
+        if (reply.startsWith("error ")) throw error(reply.substring(6));
+        throw new CaskException.InvalidInput("image '" + image + "': a server answered '" + reply + "' to a checkpoint request");
+    }
+
+    /** The word an error reply names {@code e}'s kind with. */
+    static String kindOf(CaskException e) {
+        return switch (e) {
+            case CaskException.Conflict c -> "conflict";
+            case CaskException.NotFound n -> "not-found";
+            case CaskException.Corrupt c -> "corrupt";
+            case CaskException.InvalidInput i -> "invalid-input";
+            case CaskException.Io i -> "io";
+            default -> "error";
+        };
+    }
+
+    /** The exception an error reply's {@code KIND MESSAGE} stands for (a reply without a known kind: a plain CaskException). */
+    static CaskException error(String kindAndMessage) {
+        int sp = kindAndMessage.indexOf(' ');
+        String kind = sp < 0 ? kindAndMessage : kindAndMessage.substring(0, sp);
+        String message = sp < 0 ? "" : kindAndMessage.substring(sp + 1);
+        return switch (kind) {
+            case "conflict" -> new CaskException.Conflict(message);
+            case "not-found" -> new CaskException.NotFound(message);
+            case "corrupt" -> new CaskException.Corrupt(message);
+            case "invalid-input" -> new CaskException.InvalidInput(message);
+            case "io" -> new CaskException.Io(message, null);
+            case "error" -> new CaskException(message);
+            default -> new CaskException(kindAndMessage); // a server that sends no kind
+        };
+    }
+
+    /**
+     * Sends a request to every server running on {@code storeDir} and returns the first reply
+     * other than {@code not-open} (or {@code not-open}); null when no server answers. Sockets
+     * of servers that died are removed.
+     */
+    public static String request(Path storeDir, String line) {
+        List<Path> sockets;
+        try (Stream<Path> s = Files.list(storeDir)) {
+            sockets = s.filter(p -> p.getFileName().toString().startsWith(ControlServer.PREFIX)
+                    && p.getFileName().toString().endsWith(ControlServer.SUFFIX)).toList();
+        } catch (IOException e) {
+            return null;
+        }
+        String answer = null;
+        for (Path p : sockets) {
+            String reply = ask(p, line);
+            if (reply == null) continue;
+            if (!reply.equals("not-open")) return reply;
+            answer = reply;
+        }
+        return answer;
+    }
+
+    private static String ask(Path p, String line) {
+        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(p))) {
+            ch.write(java.nio.ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.UTF_8)));
+            ch.shutdownOutput();
+            return new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8)).readLine();
+        } catch (java.net.ConnectException e) {
+            try {
+                Files.deleteIfExists(p); // nobody listens: its server died
+            } catch (IOException ignored) {
+                // another process removed it
+            }
+            return null;
+        } catch (IOException e) {
+            return null;
+        }
+    }
+}

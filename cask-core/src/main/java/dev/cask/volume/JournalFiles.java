@@ -1,0 +1,217 @@
+package dev.cask.volume;
+
+import dev.cask.common.CaskException;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.TreeMap;
+
+/**
+ * The files one image has in a store's journal directory ({@code NAME} is the image name with
+ * '/' spelled '+', which names never contain): generations {@code NAME.journal-G}, a generation
+ * being created {@code NAME.journal-G.new}, a format 1 journal {@code NAME.journal}, and the
+ * lease {@code NAME.lease}. It answers what commands need to know about them without opening the
+ * image: is it open read-write somewhere ({@link #isLeased}), did a crash leave writes that are
+ * in no version ({@link #hasLeftover}), and it deletes them when the image goes ({@link #discard}).
+ *
+ * <p><b>Which version a leftover journal replays onto.</b> Always the version its writes were
+ * made on, never whatever the head is now: {@link #replay} returns the base version of the oldest
+ * generation left (the last base record in it, else its header's; see {@link Journal}), and every
+ * later generation replays onto the same version, after it. Why the oldest one decides: a
+ * checkpoint deletes the generations it sealed only after the next generation holds a synced base
+ * record naming the committed version, so the oldest generation left always names a version that
+ * holds every write of the generations already deleted and none of the ones left (or, between
+ * the commit and the base record, the older version with the sealed generations still there:
+ * the same content either way).
+ *
+ * <p>Stateless apart from the two names; safe to use from any thread. A lease is a lock of the
+ * process: {@link #isLeased} is true for this process's own open volumes too.
+ */
+public final class JournalFiles {
+    /** Generations past this number do not fit a journal location ({@link Volume#loc}). */
+    static final long MAX_GENERATION = (1L << (63 - Volume.OFFSET_BITS)) - 1;
+
+    private final Path dir;
+    private final String image;
+
+    public JournalFiles(Path dir, String image) {
+        this.dir = dir;
+        this.image = image;
+    }
+
+    Path dir() {
+        return dir;
+    }
+
+    Path generation(long g) {
+        return dir.resolve(prefix() + g);
+    }
+
+    Path legacy() {
+        return dir.resolve(fileName() + ".journal");
+    }
+
+    Path lease() {
+        return dir.resolve(fileName() + ".lease");
+    }
+
+    private String fileName() {
+        return image.replace('/', '+');
+    }
+
+    private String prefix() {
+        return fileName() + ".journal-";
+    }
+
+    /** True when some process (this one included) holds the image's lease: it is open read-write. */
+    public boolean isLeased() {
+        Path p = lease();
+        if (!Files.exists(p)) return false;
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+            FileLock lk = ch.tryLock();
+            if (lk == null) return true;
+            lk.release();
+            return false;
+        } catch (OverlappingFileLockException e) {
+            return true;
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot check its lease " + p + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The image's lease, held by a command that changes the image without opening it ({@link #hold}). */
+    public interface Hold extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * Takes the image's lease without opening it, so that no server opens the image read-write
+     * while a command moves its head (import as a new version, resize, rename): a server that
+     * tries meanwhile is refused, as a second writer always is. Conflict, with {@code why}, when
+     * some process (this one included) holds it already.
+     */
+    public Hold hold(String why) {
+        Path p = lease();
+        try {
+            Files.createDirectories(dir);
+            FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            FileLock lk;
+            try {
+                lk = ch.tryLock();
+            } catch (OverlappingFileLockException e) {
+                lk = null;
+            }
+            if (lk == null) {
+                ch.close();
+                throw new CaskException.Conflict("image '" + image + "' is open read-write (served); " + why);
+            }
+            FileLock held = lk;
+            return () -> {
+                try {
+                    held.release();
+                    ch.close();
+                } catch (IOException e) {
+                    throw new CaskException.Io("image '" + image + "': cannot release its lease " + p + ": " + e.getMessage(), e);
+                }
+            };
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot take its lease " + p + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * True when journal generations (or a format 1 journal) are on disk: when the image is not
+     * leased, a crash left them, and they may hold flushed writes that no version has yet.
+     */
+    public boolean hasLeftover() {
+        return !generationsOnDisk().isEmpty() || Files.exists(legacy());
+    }
+
+    /** The generation numbers on disk, in order ({@code .new} files are not generations). */
+    List<Long> generationsOnDisk() {
+        List<Long> out = new ArrayList<>();
+        if (!Files.isDirectory(dir)) return out;
+        String prefix = prefix();
+        try (var files = Files.list(dir)) {
+            for (Path p : (Iterable<Path>) files::iterator) {
+                String n = p.getFileName().toString();
+                if (n.startsWith(prefix) && n.length() > prefix.length() && n.substring(prefix.length()).chars().allMatch(Character::isDigit)
+                        && n.length() - prefix.length() < 18) {
+                    out.add(Long.parseLong(n.substring(prefix.length())));
+                }
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot list its journals in " + dir + ": " + e.getMessage(), e);
+        }
+        Collections.sort(out);
+        return out;
+    }
+
+    /** One replayed write: generation {@code generation}'s entry. */
+    record Write(long generation, Journal.Entry entry) {}
+
+    /**
+     * What a crash left: every generation, open, in order; their writes in journal order; the
+     * version they replay onto (the oldest generation's base, 0 when there is none); and the last
+     * generation number (0: none).
+     */
+    record Leftover(TreeMap<Long, Journal> generations, List<Write> writes, int baseVersion, long last) {}
+
+    /**
+     * Opens and replays every generation on disk. On an error (a damaged header, another image's
+     * journal) the generations opened so far are closed and the error is thrown: nothing changes.
+     */
+    Leftover replay() {
+        TreeMap<Long, Journal> open = new TreeMap<>();
+        List<Write> writes = new ArrayList<>();
+        int base = 0;
+        try {
+            for (long g : generationsOnDisk()) {
+                if (g > MAX_GENERATION) throw new CaskException.Corrupt("journal " + generation(g) + ": generation " + g + " is too large");
+                Journal.Replayed r = Journal.open(generation(g), image);
+                open.put(g, r.journal());
+                if (open.size() == 1) base = r.baseVersion();
+                for (Journal.Entry e : r.entries()) writes.add(new Write(g, e));
+            }
+        } catch (RuntimeException e) {
+            for (Journal j : open.values()) j.close();
+            throw e;
+        }
+        return new Leftover(open, writes, base, open.isEmpty() ? 0 : open.lastKey());
+    }
+
+    /**
+     * Deletes every journal file of the image (generations, ones being created, a format 1
+     * journal); the image must not be open anywhere. Used when the image is removed, so that a
+     * new image of the same name never replays them.
+     */
+    public void discard() {
+        if (!Files.isDirectory(dir)) return;
+        try {
+            for (long g : generationsOnDisk()) Files.deleteIfExists(generation(g));
+            String prefix = prefix();
+            try (var files = Files.list(dir)) {
+                for (Path p : (Iterable<Path>) files::iterator) {
+                    String n = p.getFileName().toString();
+                    if (n.startsWith(prefix) && n.endsWith(Journal.CREATING) && n.length() > prefix.length() + Journal.CREATING.length()
+                            && n.substring(prefix.length(), n.length() - Journal.CREATING.length()).chars().allMatch(Character::isDigit)) {
+                        Files.deleteIfExists(p);
+                    }
+                }
+            }
+            Files.deleteIfExists(legacy());
+            Journal.syncDirectory(dir); // durable before the caller goes on (a new image of the same name)
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot delete its journals in " + dir + ": " + e.getMessage(), e);
+        }
+    }
+}
