@@ -15,6 +15,7 @@ declare -A pkg=(
   [fio]=fio
   [debootstrap]=debootstrap
   [losetup]=mount
+  [gcc]=gcc
 )
 missing=()
 for tool in "${!pkg[@]}"; do

@@ -159,6 +159,13 @@ final class Journal implements AutoCloseable {
         }
     }
 
+    /** fsyncs a directory: a file created, renamed or deleted in it is durable only after this. */
+    static void syncDirectory(Path dir) throws IOException {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        }
+    }
+
     /**
      * What {@link #open} found in an existing generation: its writes, and the version they (and
      * later generations' writes) replay onto: the last base record's, else the header's.
@@ -243,7 +250,10 @@ final class Journal implements AutoCloseable {
                 at += RECORD_HEADER;
                 continue;
             }
-            if (count <= 0 || bs <= 0 || (kind != KIND_DATA && kind != KIND_ZERO) || first < 0) return at;
+            // bs is at most 1 MiB (the largest block), so bs + 4 cannot overflow below (a header
+            // whose CRC held but whose block size was near 2^31 threw NegativeArraySizeException)
+            if (count <= 0 || bs <= 0 || bs > MAX_RECORD_DATA || (kind != KIND_DATA && kind != KIND_ZERO) || first < 0
+                    || first > Long.MAX_VALUE - count) return at;
             long body = kind == KIND_DATA ? (long) count * (bs + 4) : 0;
             if (at + RECORD_HEADER + body > size) return at; // torn tail
             long data = at + RECORD_HEADER;

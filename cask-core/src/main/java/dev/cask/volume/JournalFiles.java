@@ -209,6 +209,7 @@ public final class JournalFiles {
                 }
             }
             Files.deleteIfExists(legacy());
+            Journal.syncDirectory(dir); // durable before the caller goes on (a new image of the same name)
         } catch (IOException e) {
             throw new CaskException.Io("image '" + image + "': cannot delete its journals in " + dir + ": " + e.getMessage(), e);
         }

@@ -182,6 +182,9 @@ public final class Volume implements BlockDevice {
         FileLock lk;
         try {
             Files.createDirectories(journalDir);
+            // its entry in the store directory must be durable before a FLUSH promises a journal in it
+            // (always: another process may have created it a moment ago and not synced it yet)
+            Journal.syncDirectory(journalDir.toAbsolutePath().getParent());
             ch = FileChannel.open(new JournalFiles(journalDir, image).lease(), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
             try {
                 lk = ch.tryLock();
@@ -726,11 +729,19 @@ public final class Volume implements BlockDevice {
                 for (int i = 0; i < dirty.size(); i++) {
                     for (var s : snapshot.get(i).entrySet()) dirty.get(i).remove(s.getKey(), s.getValue());
                 }
+                boolean deleted = false;
                 if (rebased) {
                     for (var g : new ArrayList<>(generations.keySet())) {
-                        if (g <= sealed && g != journal.generation()) generations.remove(g).delete();
+                        if (g <= sealed && g != journal.generation()) {
+                            generations.remove(g).delete();
+                            deleted = true;
+                        }
                     }
                 }
+                // durable before any FLUSH (they wait for this lock) or the caller goes on: a sealed
+                // generation holds older copies durably and newer ones maybe not (no fsync at the
+                // seal), so one a power cut brought back would replay old data over this version
+                if (deleted) syncJournalDir();
             } finally {
                 swap.writeLock().unlock();
             }
@@ -841,6 +852,9 @@ public final class Volume implements BlockDevice {
                 closed = true;
                 for (Journal j : generations.values()) j.delete();
                 generations.clear();
+                // the deletions must be durable too: a generation a power cut brought back would be
+                // replayed over whatever the head is then (a rollback, a new image of the same name)
+                syncJournalDir();
             } finally {
                 swap.writeLock().unlock();
             }
@@ -849,6 +863,14 @@ public final class Volume implements BlockDevice {
             checkpointLock.unlock();
             closeJournals();
             releaseLease();
+        }
+    }
+
+    private void syncJournalDir() {
+        try {
+            Journal.syncDirectory(files.dir());
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot sync " + files.dir() + ": " + e.getMessage(), e);
         }
     }
 

@@ -22,7 +22,9 @@ import java.util.function.Consumer;
  * two imports at once): its WAL mode lets them read while one writes, and its locking keeps the
  * file whole. The index is only a cache of the packs ({@code cask check --repair} rebuilds it),
  * and entries are added only after the pack bytes they point at are fsynced, so it never points
- * at data that a crash could lose.
+ * at data that a crash could lose. Each {@link #addAll} is durable when it returns (WAL,
+ * {@code synchronous=FULL}): a version committed after a store sync needs its entries, and
+ * nothing rebuilds a lost one on its own.
  *
  * <p>Schema 2 ({@code PRAGMA user_version}) added the {@code slot} column (-1: a record of its
  * own; 0 and up: the chunk's slot in a segment). An index of schema 1 (no {@code slot}) is
@@ -117,8 +119,10 @@ final class ChunkIndex implements AutoCloseable {
         Connection c = DriverManager.getConnection(url);
         try (Statement st = c.createStatement()) {
             st.execute("PRAGMA busy_timeout=60000");
-            // the packs are fsynced before entries are added, and the index can be rebuilt from them
-            st.execute("PRAGMA synchronous=NORMAL");
+            // FULL: a commit fsyncs the WAL. NORMAL left the entries of a sync in an unsynced WAL
+            // while the catalog (FULL) committed a version that needs them: after a power cut the
+            // version's chunks were "not in store" until check --repair (PowerCutRegressionTest)
+            st.execute("PRAGMA synchronous=FULL");
             if (mapBytes > 0) st.execute("PRAGMA mmap_size=" + mapBytes);
         }
         return c;
