@@ -184,6 +184,8 @@ public final class LocalChunkStore implements ChunkStore {
     private final Path packDir;
     private final Options options;
     private final ChunkIndex index;
+    /** Damaged chunks and their new copies (see {@link Healing}). */
+    private final Healing healing;
     private final FileChannel lockChannel;
     private final FileLock lock;
     private final Map<ChunkId, ChunkLocation> pending = new ConcurrentHashMap<>();
@@ -230,6 +232,7 @@ public final class LocalChunkStore implements ChunkStore {
         this.lockChannel = lockChannel;
         this.lock = lock;
         this.index = new ChunkIndex(dir.resolve("index.db"), options.indexMapBytes());
+        this.healing = new Healing(index);
         int level = options.zstdLevel();
         this.compressors = new dev.cask.common.Pool<>(() -> {
             ZstdCompressCtx c = new ZstdCompressCtx();
@@ -353,8 +356,10 @@ public final class LocalChunkStore implements ChunkStore {
         if (len < 0 || len > MAX_CHUNK) throw new IllegalArgumentException("chunk of " + len + " bytes; at most " + MAX_CHUNK);
         ChunkId id = ChunkId.of(data, off, len);
         long syncsSeen = syncs; // read before looking, so a sync after the look is noticed below
-        if (pending.containsKey(id) || index.find(id) != null) return id;
-        storeSingle(id, encode(id, data, off, len), syncsSeen);
+        if (pending.containsKey(id)) return id;
+        Healing.Lookup found = healing.lookup(List.of(id));
+        if (found.isHit(id)) return id;
+        storeSingle(id, encode(id, data, off, len), syncsSeen, found.damaged().get(id));
         return id;
     }
 
@@ -388,13 +393,14 @@ public final class LocalChunkStore implements ChunkStore {
         long syncsSeen = syncs;
         List<ChunkId> unknown = new ArrayList<>();
         for (ChunkId id : ids) if (!pending.containsKey(id)) unknown.add(id);
-        java.util.Set<ChunkId> indexed = index.findAll(unknown);
+        Healing.Lookup found = healing.lookup(unknown); // a damaged copy is stored again, like a new chunk
+        java.util.Map<ChunkId, ChunkLocation> damaged = found.damaged();
         java.util.Set<ChunkId> done = new java.util.HashSet<>();
         int[] fresh = new int[ids.length]; // indexes of the chunks to store, in batch order
         int n = 0;
         for (int i = 0; i < ids.length; i++) {
             ChunkId id = ids[i];
-            if (indexed.contains(id) || !done.add(id) || pending.containsKey(id)) continue;
+            if (found.isHit(id) || !done.add(id) || pending.containsKey(id)) continue;
             fresh[n++] = i;
         }
         int segmentBytes = access == Access.RANDOM ? Math.min(options.segmentBytes(), RANDOM_SEGMENT_BYTES) : options.segmentBytes();
@@ -403,7 +409,7 @@ public final class LocalChunkStore implements ChunkStore {
             int count = Math.min(Math.max(1, perSegment), n - from);
             if (count == 1) {
                 int i = fresh[from];
-                storeSingle(ids[i], encode(ids[i], data, offsets[i], length), syncsSeen);
+                storeSingle(ids[i], encode(ids[i], data, offsets[i], length), syncsSeen, damaged.get(ids[i]));
             } else {
                 ChunkId[] gids = new ChunkId[count];
                 int[] goffs = new int[count];
@@ -411,24 +417,37 @@ public final class LocalChunkStore implements ChunkStore {
                     gids[k] = ids[fresh[from + k]];
                     goffs[k] = offsets[fresh[from + k]];
                 }
-                storeSegment(gids, data, goffs, length, syncsSeen);
+                storeSegment(gids, data, goffs, length, syncsSeen, damaged);
             }
         }
         return ids;
     }
 
-    /** True when the chunk is already stored: pending, or indexed by a sync since {@code syncsSeen}. Caller holds the lock. */
-    private boolean stored(ChunkId id, long syncsSeen) {
+    /**
+     * True when the chunk is already stored: pending, or indexed by a sync since {@code syncsSeen}
+     * (at another location than {@code bad}, the damaged copy the caller means to replace, if
+     * any: a heal by this process's sync moved the entry). Caller holds the lock.
+     */
+    private boolean stored(ChunkId id, long syncsSeen, ChunkLocation bad) {
         // another thread may have put it, and a sync moved it from pending to the index meanwhile
-        return pending.containsKey(id) || (syncs != syncsSeen && index.find(id) != null);
+        if (pending.containsKey(id)) return true;
+        if (syncs == syncsSeen) return false;
+        ChunkLocation now = index.find(id);
+        return now != null && !now.equals(bad);
     }
 
-    private void storeSingle(ChunkId id, byte[] record, long syncsSeen) {
+    /** Notes a new chunk in {@code pending}; {@code bad} is the damaged copy it replaces, or null. Caller holds the lock. */
+    private void addPending(ChunkId id, ChunkLocation loc, ChunkLocation bad) {
+        if (bad != null) healing.replaces(id, bad);
+        pending.put(id, loc);
+    }
+
+    private void storeSingle(ChunkId id, byte[] record, long syncsSeen, ChunkLocation bad) {
         synchronized (this) {
             checkOpen();
-            if (stored(id, syncsSeen)) return;
+            if (stored(id, syncsSeen, bad)) return;
             long at = append(record);
-            pending.put(id, new ChunkLocation(packId, at, record.length));
+            addPending(id, new ChunkLocation(packId, at, record.length), bad);
         }
     }
 
@@ -438,7 +457,7 @@ public final class LocalChunkStore implements ChunkStore {
      * left out and the rest compressed again (rare: two workers with the same new blocks at once),
      * so a chunk is never stored twice. A segment that does not save 1/16 becomes single raw records.
      */
-    private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen) {
+    private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen, Map<ChunkId, ChunkLocation> damaged) {
         while (ids.length > 1) {
             byte[] segment = encodeSegment(ids, data, offs, length);
             if (segment == null || segment == WEAK) {
@@ -447,7 +466,7 @@ public final class LocalChunkStore implements ChunkStore {
                 for (int k = 0; k < ids.length; k++) {
                     byte[] r = segment == null ? PackFormat.encodeRecord(ids[k], PackFormat.CODEC_NONE, length, data, offs[k], length)
                             : encode(ids[k], data, offs[k], length);
-                    storeSingle(ids[k], r, syncsSeen);
+                    storeSingle(ids[k], r, syncsSeen, damaged.get(ids[k]));
                 }
                 return;
             }
@@ -455,10 +474,10 @@ public final class LocalChunkStore implements ChunkStore {
             int kept = 0;
             synchronized (this) {
                 checkOpen();
-                for (int k = 0; k < ids.length; k++) if (keep[k] = !stored(ids[k], syncsSeen)) kept++;
+                for (int k = 0; k < ids.length; k++) if (keep[k] = !stored(ids[k], syncsSeen, damaged.get(ids[k]))) kept++;
                 if (kept == ids.length) {
                     long at = append(segment);
-                    for (int k = 0; k < ids.length; k++) pending.put(ids[k], new ChunkLocation(packId, at, segment.length, k));
+                    for (int k = 0; k < ids.length; k++) addPending(ids[k], new ChunkLocation(packId, at, segment.length, k), damaged.get(ids[k]));
                     return;
                 }
             }
@@ -473,7 +492,7 @@ public final class LocalChunkStore implements ChunkStore {
             ids = nids;
             offs = noffs;
         }
-        if (ids.length == 1) storeSingle(ids[0], encode(ids[0], data, offs[0], length), syncsSeen);
+        if (ids.length == 1) storeSingle(ids[0], encode(ids[0], data, offs[0], length), syncsSeen, damaged.get(ids[0]));
     }
 
     /** What {@link #encodeSegment} returns for a run that compresses, but by less than a quarter. */
@@ -678,6 +697,7 @@ public final class LocalChunkStore implements ChunkStore {
 
     private void poison() {
         pending.clear();
+        healing.forget();
         if (plain != null) plain.invalidateAll(); // it may hold chunks read back from the lost records
         buffer.clear();
         if (packChannel != null) {
@@ -734,13 +754,22 @@ public final class LocalChunkStore implements ChunkStore {
         if (packChannel != null) packSynced = packFlushed;
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
         entries.sort(Map.Entry.comparingByKey()); // ascending keys fill the index B-tree pages in order
-        index.addAll(entries);
-        for (var e : entries) {
-            located.put(e.getKey(), e.getValue()); // just written, likely read soon: no index query then
-            pending.remove(e.getKey(), e.getValue());
-        }
+        // new copies of damaged chunks replace the bad ones only once read back good (see Healing)
+        List<Map.Entry<ChunkId, ChunkLocation>> indexed = healing.commit(entries, this::readsBackGood);
+        for (var e : entries) located.invalidate(e.getKey()); // a healed chunk's cached location was the bad copy
+        for (var e : indexed) located.put(e.getKey(), e.getValue()); // just written, likely read soon: no index query then
+        for (var e : entries) pending.remove(e.getKey(), e.getValue());
         unsyncedPacks.clear();
         syncs++;
+    }
+
+    /** Whether the copy of {@code id} at {@code loc} (synced, not yet indexed) reads back whole and hashes to its id. */
+    private boolean readsBackGood(ChunkId id, ChunkLocation loc) {
+        try {
+            return ChunkId.of(read(id, loc, false)).equals(id);
+        } catch (CaskException e) {
+            return false;
+        }
     }
 
     // ---------------------------------------------------------------- get
@@ -759,9 +788,65 @@ public final class LocalChunkStore implements ChunkStore {
         }
         ChunkLocation loc = locate(id);
         if (loc == null) throw new CaskException.NotFound("chunk " + id.hex() + ": not in store " + dir);
-        byte[] data = read(id, loc, true);
+        byte[] data;
+        try {
+            data = read(id, loc, true);
+        } catch (CaskException.Corrupt e) {
+            data = readElsewhere(id, loc, e);
+        }
         if (plain != null) plain.put(id, data.clone());
         return data;
+    }
+
+    /**
+     * The copy of {@code id} at {@code loc} failed its checks: marks it damaged (unless it is this
+     * process's own pending copy) and asks the index again, since another process may have healed
+     * the chunk since this one cached its location; reads the new copy if there is one, else
+     * throws {@code failure}.
+     */
+    private byte[] readElsewhere(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {
+        if (!loc.equals(pending.get(id))) markCorrupt(id, loc, failure);
+        located.invalidate(id);
+        ChunkLocation now = pending.get(id);
+        if (now == null) now = index.find(id);
+        if (now == null || now.equals(loc)) throw failure;
+        byte[] data = read(id, now, true);
+        remember(Map.of(id, now));
+        return data;
+    }
+
+    /** For a bulk read that failed on chunk {@code id} at {@code loc}: marks the copy damaged and forgets its cached location. */
+    private void bulkReadFailed(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {
+        markCorrupt(id, loc, failure);
+        located.invalidate(id);
+    }
+
+    /**
+     * Marks the copy of {@code id} at {@code loc} damaged (see {@link Healing}). A segment is
+     * suspect as a whole (its CRC covers table and frame together), so every chunk its table
+     * names is marked at its slot, read from the table without checks: a wrong id there marks a
+     * location no index entry has, which changes nothing. Then one failed read of a disk is enough
+     * for the next import of that disk to heal all of the segment's chunks, not only the first.
+     */
+    private void markCorrupt(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {
+        List<Map.Entry<ChunkId, ChunkLocation>> marks = new ArrayList<>();
+        marks.add(Map.entry(id, loc));
+        if (loc.inSegment()) {
+            try {
+                byte[] span = readSpan(loc.pack(), loc.offset(), loc.length());
+                try {
+                    ChunkId[] named = PackFormat.segmentTableIdsUnchecked(span, 0, loc.length());
+                    for (int k = 0; k < named.length; k++) {
+                        if (k != loc.slot()) marks.add(Map.entry(named[k], new ChunkLocation(loc.pack(), loc.offset(), loc.length(), k)));
+                    }
+                } finally {
+                    dev.cask.common.ByteArrays.give(span);
+                }
+            } catch (CaskException e) {
+                failure.addSuppressed(e); // the pack is short or unreadable: mark the one chunk
+            }
+        }
+        healing.markCorrupt(marks, failure);
     }
 
     /** Where the chunk is, or null. */
@@ -820,7 +905,7 @@ public final class LocalChunkStore implements ChunkStore {
         }
         PackFormat.Record r = PackFormat.decodeRecord(what, rec, 0, rec.length);
         if (!r.id().equals(id)) {
-            throw new CaskException.Corrupt(what + ": record holds chunk " + r.id().shortHex() + " instead");
+            throw new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
         }
         return plainBytes(what, r);
     }
@@ -834,9 +919,9 @@ public final class LocalChunkStore implements ChunkStore {
 
     /** Checks that slot {@code loc.slot()} of the decoded segment {@code s} exists and holds {@code id}. */
     private static void checkSlot(String what, PackFormat.Segment s, ChunkId id, ChunkLocation loc) {
-        if (loc.slot() >= s.count()) throw new CaskException.Corrupt(what + ": segment has only " + s.count() + " chunks");
+        if (loc.slot() >= s.count()) throw new IndexMismatch(what + ": segment has only " + s.count() + " chunks");
         if (!s.ids()[loc.slot()].equals(id)) {
-            throw new CaskException.Corrupt(what + ": segment slot holds chunk " + s.ids()[loc.slot()].shortHex() + " instead");
+            throw new IndexMismatch(what + ": segment slot holds chunk " + s.ids()[loc.slot()].shortHex() + " instead");
         }
     }
 
@@ -1036,6 +1121,7 @@ public final class LocalChunkStore implements ChunkStore {
             for (int q = k; q < j; q++) {
                 int i = order[q];
                 ChunkLocation l = locs[i];
+                try {
                 if (l.inSegment()) {
                     // a segment: decode and decompress it once for all the chunks wanted from it
                     ChunkId id = ids.get(i);
@@ -1057,7 +1143,7 @@ public final class LocalChunkStore implements ChunkStore {
                     ChunkId id = ids.get(i);
                     String what = "chunk " + id.shortHex() + " (pack " + l.pack() + " at offset " + l.offset() + ")";
                     r = PackFormat.decodeRecord(what, span, (int) (l.offset() - start), l.length());
-                    if (!r.id().equals(id)) throw new CaskException.Corrupt(what + ": record holds chunk " + r.id().shortHex() + " instead");
+                    if (!r.id().equals(id)) throw new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
                     plainLength = r.plainLength();
                     if (r.codec() != PackFormat.CODEC_NONE) {
                         if (scratch.length < plainLength) scratch = new byte[Math.max(plainLength, 64 << 10)];
@@ -1069,6 +1155,10 @@ public final class LocalChunkStore implements ChunkStore {
                 }
                 if (r.codec() == PackFormat.CODEC_NONE) sink.chunk(i, r.payload(), r.payloadOffset(), plainLength);
                 else sink.chunk(i, scratch, 0, plainLength);
+                } catch (CaskException.Corrupt e) {
+                    bulkReadFailed(ids.get(i), l, e);
+                    throw e;
+                }
             }
             // a segment never spans two spans (its chunks share one offset), so nothing points into this one now
             segAt = null;
@@ -1162,6 +1252,9 @@ public final class LocalChunkStore implements ChunkStore {
                             unknown.remove(sid);
                             records.remove(sid); // a record location probed earlier is no longer needed
                         }
+                    } catch (CaskException.Corrupt e) {
+                        bulkReadFailed(id, l, e);
+                        throw e;
                     } finally {
                         dev.cask.common.ByteArrays.give(span);
                     }
@@ -1179,7 +1272,7 @@ public final class LocalChunkStore implements ChunkStore {
                 ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
                 : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
         if (bad || loc.offset() < PackFormat.PACK_HEADER) {
-            throw new CaskException.Corrupt(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
+            throw new IndexMismatch(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
         }
     }
 
@@ -1264,6 +1357,11 @@ public final class LocalChunkStore implements ChunkStore {
 
         void problem(String line);
 
+        /** A problem with the pack file as a whole (it cannot be read, its header names another pack); by default a {@link #problem}. */
+        default void packProblem(PackProblem kind, String line) {
+            problem(line);
+        }
+
         /** Bytes of a pack that are no good record or segment; by default reported as a {@link #problem}. */
         default void damage(Damage d) {
             problem(d.message());
@@ -1275,6 +1373,9 @@ public final class LocalChunkStore implements ChunkStore {
      * the whole pack), bytes between good records ({@code RECORD}), or bytes after the last good
      * record up to the end of the pack ({@code TAIL}: torn, when a writer died mid-append).
      */
+    /** What {@link ScanSink#packProblem} reports. */
+    public enum PackProblem { UNREADABLE, MISNAMED }
+
     public record Damage(int pack, long offset, long length, Kind kind, String message) {
         public enum Kind { HEADER, RECORD, TAIL }
     }
@@ -1313,14 +1414,14 @@ public final class LocalChunkStore implements ChunkStore {
         try {
             all = Files.readAllBytes(p);
         } catch (IOException e) {
-            sink.problem("pack " + id + ": cannot read " + p + ": " + e.getMessage());
+            sink.packProblem(PackProblem.UNREADABLE, "pack " + id + ": cannot read " + p + ": " + e.getMessage());
             return;
         }
         progress.advance(0);
         int format;
         try {
             int named = PackFormat.decodePackHeader("pack " + id, all);
-            if (named != id) sink.problem("pack " + id + ": header names pack " + named);
+            if (named != id) sink.packProblem(PackProblem.MISNAMED, "pack " + id + ": header names pack " + named);
             format = PackFormat.packFormat("pack " + id, all);
         } catch (CaskException e) {
             sink.damage(new Damage(id, 0, all.length, Damage.Kind.HEADER, e.getMessage()));
@@ -1397,6 +1498,16 @@ public final class LocalChunkStore implements ChunkStore {
      * segment once instead of once per chunk). With {@code deep} the plain bytes are rehashed.
      */
     public String verifyEntry(ChunkId id, ChunkLocation loc, boolean deep) {
+        CaskException fault = entryFault(id, loc, deep);
+        return fault == null ? null : fault.getMessage();
+    }
+
+    /**
+     * {@link #verifyEntry}, as the error a read of the entry would throw ({@link IndexMismatch}
+     * when the bytes are whole but hold another chunk; {@link CaskException.Io} when the pack
+     * cannot be read), or null when the entry is good.
+     */
+    public CaskException entryFault(ChunkId id, ChunkLocation loc, boolean deep) {
         try {
             if (loc.inSegment() && !deep) {
                 segmentHolding("chunk " + id.shortHex() + " (" + loc + ")", id, loc, readRecordBytes(loc));
@@ -1404,12 +1515,28 @@ public final class LocalChunkStore implements ChunkStore {
             }
             byte[] plain = read(id, loc, false);
             if (deep && !ChunkId.of(plain).equals(id)) {
-                return "chunk " + id.shortHex() + " (" + loc + "): bytes hash to " + ChunkId.of(plain).shortHex();
+                return new CaskException.Corrupt("chunk " + id.shortHex() + " (" + loc + "): bytes hash to " + ChunkId.of(plain).shortHex());
             }
             return null;
         } catch (CaskException e) {
-            return e.getMessage();
+            return e;
         }
+    }
+
+    /**
+     * For {@code cask check}: records that the copy of {@code id} at {@code loc} (the one its index
+     * entry points at) is corrupt, or with {@code fault} null that it was read and found good
+     * (clearing a stale mark). See {@link Healing}: a marked chunk is stored again by its next put.
+     * An I/O error marks nothing: it may pass.
+     */
+    public void checked(ChunkId id, ChunkLocation loc, CaskException fault) {
+        if (fault instanceof CaskException.Corrupt) healing.markCorrupt(List.of(Map.entry(id, loc)), fault);
+        else if (fault == null) healing.markGood(id, loc);
+    }
+
+    /** Copies marked damaged: (chunk id, pack, offset and slot of the bad copy; length 0). */
+    public List<Map.Entry<ChunkId, ChunkLocation>> damageMarks() {
+        return healing.marks();
     }
 
     /** Every index entry. */
