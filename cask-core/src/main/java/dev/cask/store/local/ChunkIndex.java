@@ -56,12 +56,14 @@ final class ChunkIndex implements AutoCloseable {
         final Connection connection;
         final PreparedStatement lookup;
         final PreparedStatement batchLookup;
+        final PreparedStatement putLookup;
         final PreparedStatement batchPutLookup;
 
         Reader() throws SQLException {
             connection = connect();
             lookup = connection.prepareStatement("SELECT pack, offset, length, slot FROM chunks WHERE id = ?");
             batchLookup = connection.prepareStatement(inQuery(BATCH));
+            putLookup = connection.prepareStatement(putQuery(1));
             batchPutLookup = connection.prepareStatement(putQuery(BATCH));
         }
     }
@@ -232,7 +234,7 @@ final class ChunkIndex implements AutoCloseable {
             if (r == null) r = new Reader();
             for (int from = 0; from < ids.size(); from += BATCH) {
                 int n = Math.min(BATCH, ids.size() - from);
-                PreparedStatement st = n == BATCH ? r.batchPutLookup : r.connection.prepareStatement(putQuery(n));
+                PreparedStatement st = n == BATCH ? r.batchPutLookup : n == 1 ? r.putLookup : r.connection.prepareStatement(putQuery(n));
                 try {
                     for (int i = 0; i < n; i++) st.setBytes(i + 1, ids.get(from + i).toBytes());
                     try (ResultSet rs = st.executeQuery()) {
@@ -242,7 +244,7 @@ final class ChunkIndex implements AutoCloseable {
                         }
                     }
                 } finally {
-                    if (st != r.batchPutLookup) st.close();
+                    if (st != r.batchPutLookup && st != r.putLookup) st.close();
                 }
             }
             return found;

@@ -37,6 +37,7 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -139,6 +140,64 @@ class LocalChunkStoreTest extends ChunkStoreContract {
             }
         }, Progress.NONE);
         return new Scan(records, locations, problems);
+    }
+
+    /**
+     * Healing under concurrency: eight threads put a batch holding a chunk marked damaged while two
+     * threads read it. The readers get the right bytes or an error naming the chunk, never wrong
+     * bytes; the chunk is stored again exactly once; the index moves to the new copy and clears
+     * the mark; and a later put is a plain dedup hit again.
+     */
+    @Test
+    void concurrentPutsOfADamagedChunkStoreOneNewCopyAndReadersNeverSeeWrongBytes() throws Exception {
+        Random rnd = new Random(31);
+        int[] offsets = new int[32];
+        byte[] buf = batch(rnd, 32, 4096, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        store.close();
+        ChunkId victim = ids[7];
+        byte[] want = java.util.Arrays.copyOfRange(buf, 7 * 4096, 8 * 4096);
+        corruptPayload(dir, victim);
+        store = openLocal(OPTIONS);
+        ChunkLocation bad = local().locate(victim);
+        assertThrows(CaskException.Corrupt.class, () -> store.get(victim));
+        assertEquals(List.of(Map.entry(victim, new ChunkLocation(bad.pack(), bad.offset(), 0, bad.slot()))),
+                local().damageMarks().stream().filter(m -> m.getKey().equals(victim)).toList(), "the failed read marked the copy");
+
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.ConcurrentLinkedQueue<String> wrong = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        List<Thread> readers = new ArrayList<>();
+        for (int r = 0; r < 2; r++) {
+            readers.add(Thread.ofPlatform().start(() -> {
+                while (!stop.get()) {
+                    try {
+                        if (!java.util.Arrays.equals(want, store.get(victim))) wrong.add("wrong bytes");
+                    } catch (CaskException.Corrupt e) {
+                        if (!e.getMessage().contains(victim.shortHex())) wrong.add("error not naming the chunk: " + e.getMessage());
+                    }
+                }
+            }));
+        }
+        List<Thread> writers = new ArrayList<>();
+        for (int w = 0; w < 8; w++) writers.add(Thread.ofPlatform().start(() -> store.putAll(buf, offsets, 4096)));
+        for (Thread t : writers) t.join();
+        store.sync();
+        stop.set(true);
+        for (Thread t : readers) t.join();
+        assertEquals(List.of(), List.copyOf(wrong));
+
+        ChunkLocation healed = local().locate(victim);
+        assertNotEquals(bad, healed);
+        assertArrayEquals(want, store.get(victim));
+        assertEquals(List.of(), local().damageMarks(), "the heal cleared the mark");
+        Scan scan = scanAll(local());
+        assertEquals(1, scan.records().get(victim), "one good copy (the bad one is no longer a record): " + scan.records().get(victim));
+        for (ChunkId id : ids) if (!id.equals(victim)) assertEquals(1, scan.records().get(id), "the batch's other chunks were dedup hits");
+        long packBytes = local().storedBytes();
+        store.putAll(buf, offsets, 4096);
+        store.sync();
+        assertEquals(packBytes, local().storedBytes(), "healed: the next put is a dedup hit");
     }
 
     private static void assertEachStoredOnce(Scan scan, Set<ChunkId> expected) {
