@@ -138,8 +138,9 @@ final class Healing {
     /**
      * Indexes the synced {@code entries}: new chunks are added, new copies of damaged chunks that
      * pass {@code verified} (read back and rehashed) replace their bad copies. Returns the
-     * entries whose new copy the index now points at for sure (for the caller's location cache);
-     * a heal refused or lost to another process's is left out.
+     * entries for the caller's location cache: the new chunks (a copy another process indexed
+     * first is as good) and the heals that moved their entry; a heal refused or lost to another
+     * process's is left out (its entry points elsewhere).
      */
     List<Map.Entry<ChunkId, ChunkLocation>> commit(List<Map.Entry<ChunkId, ChunkLocation>> entries,
                                                    BiPredicate<ChunkId, ChunkLocation> verified) {

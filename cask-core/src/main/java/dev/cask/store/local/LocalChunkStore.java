@@ -92,6 +92,13 @@ import java.util.stream.Stream;
  * from the table, and the segment's other chunks that pass theirs go into the plain cache, so the
  * next blocks of a sequential read cost no second decompression. {@code check --deep} also rehashes.
  *
+ * <p><b>Healing.</b> A read that finds a copy corrupt marks it in the index's {@code damaged}
+ * table, and a put of a chunk whose entry points at a marked copy stores it again; the sync that
+ * indexes the new copy reads it back and moves the entry to it (see {@link Healing}). A
+ * {@link #get} whose location fails asks the index once more, since another process may have
+ * healed the chunk; a bulk read ({@link #getAll}) forgets the cached location, so the next one
+ * finds the new copy.
+ *
  * <p><b>Failure.</b> A write error (a full disk) rolls back that write only: the pack is cut back
  * to the end of the last record handed to the OS whole ({@code packFlushed}), the record that
  * did not fit is not stored (its put throws), and the records still in the write buffer stay
