@@ -1352,150 +1352,12 @@ public final class LocalChunkStore implements ChunkStore {
         return index.count();
     }
 
-    /** What a pack scan found: every chunk of every good record and segment, and a line per problem. */
-    public interface ScanSink {
-        /**
-         * A chunk whose record or segment passed its magic, length and CRC checks. {@code plain}
-         * returns its plain bytes, decompressed and (for a segment) checked against the chunk's
-         * CRC32C, or throws {@link CaskException.Corrupt} naming the chunk; a segment is
-         * decompressed once for all its chunks when they ask in turn, during this scan.
-         */
-        void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain);
-
-        void problem(String line);
-
-        /** A problem with the pack file as a whole (it cannot be read, its header names another pack); by default a {@link #problem}. */
-        default void packProblem(PackProblem kind, String line) {
-            problem(line);
-        }
-
-        /** Bytes of a pack that are no good record or segment; by default reported as a {@link #problem}. */
-        default void damage(Damage d) {
-            problem(d.message());
-        }
-    }
-
     /**
-     * A stretch of a pack a scan could not read as records: a bad pack header ({@code HEADER},
-     * the whole pack), bytes between good records ({@code RECORD}), or bytes after the last good
-     * record up to the end of the pack ({@code TAIL}: torn, when a writer died mid-append).
+     * Reads every record and segment of pack {@code id}, checking magic, lengths and CRC (see
+     * {@link PackScan#scan}).
      */
-    /** What {@link ScanSink#packProblem} reports. */
-    public enum PackProblem { UNREADABLE, MISNAMED }
-
-    public record Damage(int pack, long offset, long length, Kind kind, String message) {
-        public enum Kind { HEADER, RECORD, TAIL }
-    }
-
-    /** Decompresses a scanned segment the first time one of its chunks asks, then hands out each chunk. */
-    private static final class ScannedSegment {
-        private final PackFormat.Segment segment;
-        private byte[] all;
-        private CaskException failure;
-
-        ScannedSegment(PackFormat.Segment segment) {
-            this.segment = segment;
-        }
-
-        byte[] chunk(String what, int slot) {
-            if (all == null && failure == null) {
-                try {
-                    all = segmentPlain(what, segment);
-                } catch (CaskException e) {
-                    failure = e;
-                }
-            }
-            if (failure != null) throw new CaskException.Corrupt(what + ": " + failure.getMessage());
-            return PackFormat.chunkPlain(what, segment, all, slot);
-        }
-    }
-
-    /**
-     * Reads every record and segment of pack {@code id}, checking magic, lengths and CRC. A bad
-     * one is reported and the scan resynchronises at the next record or segment magic that
-     * decodes; a torn tail is reported.
-     */
-    public void scanPack(int id, ScanSink sink, Progress progress) {
-        Path p = packPath(id);
-        byte[] all;
-        try {
-            all = Files.readAllBytes(p);
-        } catch (IOException e) {
-            sink.packProblem(PackProblem.UNREADABLE, "pack " + id + ": cannot read " + p + ": " + e.getMessage());
-            return;
-        }
-        progress.advance(0);
-        int format;
-        try {
-            int named = PackFormat.decodePackHeader("pack " + id, all);
-            if (named != id) sink.packProblem(PackProblem.MISNAMED, "pack " + id + ": header names pack " + named);
-            format = PackFormat.packFormat("pack " + id, all);
-        } catch (CaskException e) {
-            sink.damage(new Damage(id, 0, all.length, Damage.Kind.HEADER, e.getMessage()));
-            return;
-        }
-        int pos = PackFormat.PACK_HEADER;
-        while (pos < all.length) {
-            String what = "pack " + id + " at offset " + pos;
-            try {
-                int len;
-                if (all.length - pos >= 4 && PackFormat.magicAt(all, pos) == PackFormat.SEGMENT_MAGIC) {
-                    if (format < 2) throw new CaskException.Corrupt(what + ": segment in a format 1 pack");
-                    if (all.length - pos < PackFormat.SEGMENT_HEADER) throw new CaskException.Corrupt(what + ": truncated segment header (" + (all.length - pos) + " bytes at the end)");
-                    len = PackFormat.segmentLength(what, all, pos);
-                    if (len > all.length - pos) throw new CaskException.Corrupt(what + ": segment of " + len + " bytes runs past the end of the pack (" + all.length + " bytes)");
-                    PackFormat.Segment s = PackFormat.decodeSegment(what, all, pos, len);
-                    ScannedSegment scanned = new ScannedSegment(s);
-                    for (int k = 0; k < s.count(); k++) {
-                        int slot = k;
-                        ChunkLocation loc = new ChunkLocation(id, pos, len, slot);
-                        String chunkWhat = "chunk " + s.ids()[k].shortHex() + " (" + loc + ")";
-                        sink.chunk(s.ids()[k], loc, () -> scanned.chunk(chunkWhat, slot));
-                    }
-                } else {
-                    if (all.length - pos < PackFormat.RECORD_HEADER) throw new CaskException.Corrupt(what + ": truncated record header (" + (all.length - pos) + " bytes at the end)");
-                    int stored = PackFormat.storedLength(what, all, pos);
-                    len = PackFormat.RECORD_HEADER + stored;
-                    if (len > all.length - pos) throw new CaskException.Corrupt(what + ": record of " + len + " bytes runs past the end of the pack (" + all.length + " bytes)");
-                    PackFormat.Record r = PackFormat.decodeRecord(what, all, pos, len);
-                    ChunkLocation loc = new ChunkLocation(id, pos, len);
-                    String chunkWhat = "chunk " + r.id().shortHex() + " (" + loc + ")";
-                    sink.chunk(r.id(), loc, () -> plainBytes(chunkWhat, r));
-                }
-                progress.advance(len);
-                pos += len;
-            } catch (CaskException e) {
-                int next = resync(all, pos + 1);
-                sink.damage(new Damage(id, pos, next - pos, next == all.length ? Damage.Kind.TAIL : Damage.Kind.RECORD, e.getMessage()));
-                progress.advance(next - pos);
-                pos = next;
-            }
-        }
-    }
-
-    private static int resync(byte[] all, int from) {
-        for (int i = from; i + PackFormat.SEGMENT_HEADER <= all.length; i++) {
-            if (all[i] != 0x63) continue; // both magics start with 'c'
-            int magic = PackFormat.magicAt(all, i);
-            try {
-                if (magic == PackFormat.RECORD_MAGIC && i + PackFormat.RECORD_HEADER <= all.length) {
-                    int len = PackFormat.RECORD_HEADER + PackFormat.storedLength("", all, i);
-                    if (len <= all.length - i) {
-                        PackFormat.decodeRecord("", all, i, len);
-                        return i;
-                    }
-                } else if (magic == PackFormat.SEGMENT_MAGIC) {
-                    int len = PackFormat.segmentLength("", all, i);
-                    if (len <= all.length - i) {
-                        PackFormat.decodeSegment("", all, i, len);
-                        return i;
-                    }
-                }
-            } catch (CaskException ignored) {
-                // not a record or segment: keep looking
-            }
-        }
-        return all.length;
+    public void scanPack(int id, PackScan.ScanSink sink, Progress progress) {
+        PackScan.scan(packPath(id), id, sink, progress);
     }
 
     /**
@@ -1560,8 +1422,8 @@ public final class LocalChunkStore implements ChunkStore {
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
         long[] count = {0};
         for (int id : packIds()) {
-            Damage[] last = {null};
-            scanPack(id, new ScanSink() {
+            PackScan.Damage[] last = {null};
+            scanPack(id, new PackScan.ScanSink() {
                 @Override
                 public void chunk(ChunkId cid, ChunkLocation location, java.util.function.Supplier<byte[]> plainBytes) {
                     batch.add(Map.entry(cid, location));
@@ -1578,7 +1440,7 @@ public final class LocalChunkStore implements ChunkStore {
                 }
 
                 @Override
-                public void damage(Damage d) {
+                public void damage(PackScan.Damage d) {
                     last[0] = d;
                     problems.accept(d.message());
                 }

@@ -107,7 +107,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         List<ChunkLocation> locations = new ArrayList<>();
         List<String> problems = new ArrayList<>();
         for (int pack : s.packIds()) {
-            s.scanPack(pack, new LocalChunkStore.ScanSink() {
+            s.scanPack(pack, new PackScan.ScanSink() {
                 @Override
                 public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     records.merge(id, 1, Integer::sum);
@@ -127,7 +127,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         Map<ChunkId, Integer> records = new LinkedHashMap<>();
         List<ChunkLocation> locations = new ArrayList<>();
         List<String> problems = new ArrayList<>();
-        s.scanPack(pack, new LocalChunkStore.ScanSink() {
+        s.scanPack(pack, new PackScan.ScanSink() {
             @Override
             public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                 records.merge(id, 1, Integer::sum);
