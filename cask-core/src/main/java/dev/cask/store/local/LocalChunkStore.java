@@ -131,9 +131,6 @@ public final class LocalChunkStore implements ChunkStore {
     public static final String HEADER_TEXT = "cask-store 2\n";
     static final String HEADER_TEXT_1 = "cask-store 1\n";
     private static final int WRITE_BUFFER = 1 << 20;
-    /** Pooled zstd contexts: creating one per chunk costs more than decompressing it. */
-    private static final dev.cask.common.Pool<com.github.luben.zstd.ZstdDecompressCtx> DECOMPRESSORS =
-            new dev.cask.common.Pool<>(com.github.luben.zstd.ZstdDecompressCtx::new);
 
     /**
      * Tuning: zstd level of single records, pack size limit, whether to lock the store for this
@@ -196,7 +193,8 @@ public final class LocalChunkStore implements ChunkStore {
     private final FileChannel lockChannel;
     private final FileLock lock;
     private final Map<ChunkId, ChunkLocation> pending = new ConcurrentHashMap<>();
-    private final Map<Integer, FileChannel> readChannels = new ConcurrentHashMap<>();
+    /** Positional reads of pack files (see {@link PackReader}). */
+    private final PackReader reader;
     /** Index answers kept in memory (see {@link #remember}). */
     private final com.github.benmanes.caffeine.cache.Cache<ChunkId, ChunkLocation> located;
     /** Plain bytes of recently read chunks (see {@link #get}); null when turned off. */
@@ -240,6 +238,7 @@ public final class LocalChunkStore implements ChunkStore {
         this.lock = lock;
         this.index = new ChunkIndex(dir.resolve("index.db"), options.indexMapBytes());
         this.healing = new Healing(index);
+        this.reader = new PackReader(this::packPath);
         int level = options.zstdLevel();
         this.compressors = new dev.cask.common.Pool<>(() -> {
             ZstdCompressCtx c = new ZstdCompressCtx();
@@ -729,8 +728,7 @@ public final class LocalChunkStore implements ChunkStore {
         for (int id : unsyncedPacks) {
             try {
                 Files.deleteIfExists(packPath(id));
-                FileChannel ch = readChannels.remove(id);
-                if (ch != null) ch.close();
+                reader.forget(id);
             } catch (IOException ignored) {
                 // garbage for GC then
             }
@@ -840,7 +838,7 @@ public final class LocalChunkStore implements ChunkStore {
         marks.add(Map.entry(id, loc));
         if (loc.inSegment()) {
             try {
-                byte[] span = readSpan(loc.pack(), loc.offset(), loc.length());
+                byte[] span = reader.readSpan(loc.pack(), loc.offset(), loc.length());
                 try {
                     ChunkId[] named = PackFormat.segmentTableIdsUnchecked(span, 0, loc.length());
                     for (int k = 0; k < named.length; k++) {
@@ -898,8 +896,8 @@ public final class LocalChunkStore implements ChunkStore {
         byte[] rec = readRecordBytes(loc);
         String what = "chunk " + id.shortHex() + " (" + loc + ")";
         if (loc.inSegment()) {
-            PackFormat.Segment s = segmentHolding(what, id, loc, rec);
-            byte[] all = segmentPlain(what, s);
+            PackFormat.Segment s = PackReader.segmentHolding(what, id, loc, rec);
+            byte[] all = PackReader.segmentPlain(what, s);
             segmentReads.increment();
             if (keepNeighbours && plain != null) {
                 for (int k = 0, from = 0; k < s.count(); from += s.plainLengths()[k], k++) {
@@ -914,41 +912,7 @@ public final class LocalChunkStore implements ChunkStore {
         if (!r.id().equals(id)) {
             throw new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
         }
-        return plainBytes(what, r);
-    }
-
-    /** Decodes the segment an index entry points at and checks that its slot holds {@code id}. */
-    private static PackFormat.Segment segmentHolding(String what, ChunkId id, ChunkLocation loc, byte[] rec) {
-        PackFormat.Segment s = PackFormat.decodeSegment(what, rec, 0, rec.length);
-        checkSlot(what, s, id, loc);
-        return s;
-    }
-
-    /** Checks that slot {@code loc.slot()} of the decoded segment {@code s} exists and holds {@code id}. */
-    private static void checkSlot(String what, PackFormat.Segment s, ChunkId id, ChunkLocation loc) {
-        if (loc.slot() >= s.count()) throw new IndexMismatch(what + ": segment has only " + s.count() + " chunks");
-        if (!s.ids()[loc.slot()].equals(id)) {
-            throw new IndexMismatch(what + ": segment slot holds chunk " + s.ids()[loc.slot()].shortHex() + " instead");
-        }
-    }
-
-    /** Like {@link #segmentPlain}, into {@code out[0, plainLength)}. */
-    private static void segmentPlainInto(String what, PackFormat.Segment s, byte[] out) {
-        int want = s.plainLength();
-        int n;
-        try {
-            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, s.buf(), s.frameOffset(), s.frameLength()));
-        } catch (com.github.luben.zstd.ZstdException e) {
-            throw new CaskException.Corrupt(what + ": segment frame does not decompress to " + want + " bytes (" + e.getMessage() + ")");
-        }
-        if (n != want) throw new CaskException.Corrupt(what + ": segment frame decompresses to " + n + " bytes, segment says " + want);
-    }
-
-    /** A segment's frame, decompressed and length-checked (each chunk's CRC is checked by the caller). */
-    public static byte[] segmentPlain(String what, PackFormat.Segment s) {
-        byte[] out = new byte[s.plainLength()];
-        segmentPlainInto(what, s, out);
-        return out;
+        return PackReader.plainBytes(what, r);
     }
 
     /** Segments decompressed by reads (get and getAll) since the store opened. */
@@ -961,19 +925,8 @@ public final class LocalChunkStore implements ChunkStore {
         return index.lookups();
     }
 
-    /** The plain bytes of a decoded record (decompressed, length checked). */
-    public static byte[] plainBytes(String what, PackFormat.Record r) {
-        if (r.codec() == PackFormat.CODEC_NONE) {
-            if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
-            return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
-        }
-        byte[] out = new byte[r.plainLength()];
-        decompress(what, r, out);
-        return out;
-    }
-
     private byte[] readRecordBytes(ChunkLocation loc) {
-        checkEntry(loc);
+        PackReader.checkEntry(loc);
         // the record may still sit in the write buffer (checked without the lock first: reads are hot)
         if (loc.pack() == packId && loc.offset() + loc.length() > packFlushed) synchronized (this) {
             if (loc.pack() == packId && packChannel != null && loc.offset() + loc.length() > packFlushed) {
@@ -984,38 +937,7 @@ public final class LocalChunkStore implements ChunkStore {
                 }
             }
         }
-        byte[] rec = new byte[loc.length()];
-        ByteBuffer bb = ByteBuffer.wrap(rec);
-        try {
-            FileChannel ch = channel(loc.pack());
-            long pos = loc.offset();
-            while (bb.hasRemaining()) {
-                int n = ch.read(bb, pos);
-                if (n < 0) {
-                    throw new CaskException.Corrupt("pack " + loc.pack() + ": ends before offset " + (loc.offset() + loc.length())
-                            + " (record at offset " + loc.offset() + " is truncated)");
-                }
-                pos += n;
-            }
-        } catch (IOException e) {
-            throw new CaskException.Io("pack " + loc.pack() + " at offset " + loc.offset() + ": read failed: " + e.getMessage(), e);
-        }
-        return rec;
-    }
-
-    private FileChannel channel(int pack) throws IOException {
-        FileChannel ch = readChannels.get(pack);
-        if (ch != null) return ch;
-        Path p = packPath(pack);
-        if (!Files.exists(p)) throw new CaskException.Corrupt("pack " + pack + ": file " + p + " is missing");
-        synchronized (readChannels) {
-            ch = readChannels.get(pack);
-            if (ch == null) {
-                ch = FileChannel.open(p, StandardOpenOption.READ);
-                readChannels.put(pack, ch);
-            }
-        }
-        return ch;
+        return reader.read(loc);
     }
 
     @Override
@@ -1110,18 +1032,18 @@ public final class LocalChunkStore implements ChunkStore {
         byte[] segPlain = null;
         for (int k = 0; k < m; ) {
             ChunkLocation first = locs[order[k]];
-            checkEntry(first);
+            PackReader.checkEntry(first);
             long start = first.offset();
             long end = start + first.length();
             int j = k + 1;
             for (; j < m; j++) {
                 ChunkLocation l = locs[order[j]];
-                checkEntry(l);
+                PackReader.checkEntry(l);
                 long e = Math.max(end, l.offset() + l.length());
                 if (l.pack() != first.pack() || l.offset() > end + BULK_GAP || e - start > BULK_SPAN) break;
                 end = e;
             }
-            byte[] span = readSpan(first.pack(), start, (int) (end - start));
+            byte[] span = reader.readSpan(first.pack(), start, (int) (end - start));
             ChunkLocation last = null;
             PackFormat.Record r = null;
             int plainLength = 0;
@@ -1139,7 +1061,7 @@ public final class LocalChunkStore implements ChunkStore {
                         segAt = l;
                     }
                     // the message is built only on failure: per chunk, it cost a tenth of an export
-                    if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) checkSlot("chunk " + id.shortHex() + " (" + l + ")", seg, id, l);
+                    if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) PackReader.checkSlot("chunk " + id.shortHex() + " (" + l + ")", seg, id, l);
                     int from = seg.plainOffset(l.slot());
                     ChunkLocation at = l;
                     PackFormat.checkPlainCrc(seg, segPlain, from, l.slot(), () -> "chunk " + id.shortHex() + " (" + at + ")");
@@ -1154,7 +1076,7 @@ public final class LocalChunkStore implements ChunkStore {
                     plainLength = r.plainLength();
                     if (r.codec() != PackFormat.CODEC_NONE) {
                         if (scratch.length < plainLength) scratch = new byte[Math.max(plainLength, 64 << 10)];
-                        decompress(what, r, scratch);
+                        PackReader.decompress(what, r, scratch);
                     } else if (r.payloadLength() != plainLength) {
                         throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + plainLength);
                     }
@@ -1186,7 +1108,7 @@ public final class LocalChunkStore implements ChunkStore {
             dev.cask.common.ByteArrays.give(out);
             out = dev.cask.common.ByteArrays.take(Math.max(s.plainLength(), 64 << 10));
         }
-        segmentPlainInto(what, s, out);
+        PackReader.segmentPlainInto(what, s, out);
         segmentReads.increment();
         return out;
     }
@@ -1235,16 +1157,16 @@ public final class LocalChunkStore implements ChunkStore {
                 for (ChunkId id : probe) {
                     ChunkLocation l = got.get(id);
                     if (l == null || !unknown.contains(id)) continue; // not indexed (the caller asks get), or handed over
-                    checkEntry(l);
+                    PackReader.checkEntry(l);
                     if (!l.inSegment()) {
                         records.put(id, l);
                         continue;
                     }
                     String what = "chunk " + id.shortHex() + " (" + l + ")";
-                    byte[] span = readSpan(l.pack(), l.offset(), l.length());
+                    byte[] span = reader.readSpan(l.pack(), l.offset(), l.length());
                     try {
                         PackFormat.Segment seg = PackFormat.decodeSegment(what, span, 0, l.length());
-                        checkSlot(what, seg, id, l);
+                        PackReader.checkSlot(what, seg, id, l);
                         plainBuf = segmentPlainReusing(what, seg, plainBuf);
                         for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
                             ChunkId sid = seg.ids()[slot];
@@ -1271,53 +1193,6 @@ public final class LocalChunkStore implements ChunkStore {
             dev.cask.common.ByteArrays.give(plainBuf);
         }
         return records;
-    }
-
-    /** An index entry's length, slot and offset are ones a pack can hold, or it is corrupt (checked before any read). */
-    private static void checkEntry(ChunkLocation loc) {
-        boolean bad = loc.inSegment()
-                ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
-                : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
-        if (bad || loc.offset() < PackFormat.PACK_HEADER) {
-            throw new IndexMismatch(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
-        }
-    }
-
-    /** Decompresses a zstd record into {@code out[0, plainLength)}, checking the length. */
-    private static void decompress(String what, PackFormat.Record r, byte[] out) {
-        int want = r.plainLength();
-        int n;
-        try {
-            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, r.payload(), r.payloadOffset(), r.payloadLength()));
-        } catch (com.github.luben.zstd.ZstdException e) {
-            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + want + " bytes (" + e.getMessage() + ")");
-        }
-        if (n != want) throw new CaskException.Corrupt(what + ": zstd payload decompresses to " + n + " bytes, record says " + want);
-    }
-
-    /**
-     * {@code length} bytes of a pack from {@code offset}, in one positional read (more if the OS
-     * returns less), at the start of a recycled array ({@link dev.cask.common.ByteArrays}) that
-     * may be longer: the caller gives it back.
-     */
-    private byte[] readSpan(int pack, long offset, int length) {
-        byte[] buf = dev.cask.common.ByteArrays.take(length); // maybe longer: only [0, length) is read
-        ByteBuffer bb = ByteBuffer.wrap(buf, 0, length);
-        try {
-            FileChannel ch = channel(pack);
-            long pos = offset;
-            while (bb.hasRemaining()) {
-                int n = ch.read(bb, pos);
-                if (n < 0) {
-                    throw new CaskException.Corrupt("pack " + pack + ": ends before offset " + (offset + length)
-                            + " (a record before there is truncated)");
-                }
-                pos += n;
-            }
-        } catch (IOException e) {
-            throw new CaskException.Io("pack " + pack + " at offset " + offset + ": read failed: " + e.getMessage(), e);
-        }
-        return buf;
     }
 
     // ---------------------------------------------------------------- check and repair support
@@ -1379,7 +1254,7 @@ public final class LocalChunkStore implements ChunkStore {
     public CaskException entryFault(ChunkId id, ChunkLocation loc, boolean deep) {
         try {
             if (loc.inSegment() && !deep) {
-                segmentHolding("chunk " + id.shortHex() + " (" + loc + ")", id, loc, readRecordBytes(loc));
+                PackReader.segmentHolding("chunk " + id.shortHex() + " (" + loc + ")", id, loc, readRecordBytes(loc));
                 return null;
             }
             byte[] plain = read(id, loc, false);
@@ -1469,13 +1344,7 @@ public final class LocalChunkStore implements ChunkStore {
             throw new CaskException.Io("store " + dir + ": closing pack " + packId + " failed: " + e.getMessage(), e);
         } finally {
             closed = true;
-            for (FileChannel ch : readChannels.values()) {
-                try {
-                    ch.close();
-                } catch (IOException ignored) {
-                    // read-only
-                }
-            }
+            reader.close();
             index.close();
             try {
                 lock.release();

@@ -71,7 +71,7 @@ public final class PackScan {
         byte[] chunk(String what, int slot) {
             if (all == null && failure == null) {
                 try {
-                    all = LocalChunkStore.segmentPlain(what, segment);
+                    all = PackReader.segmentPlain(what, segment);
                 } catch (CaskException e) {
                     failure = e;
                 }
@@ -130,7 +130,7 @@ public final class PackScan {
                     PackFormat.Record r = PackFormat.decodeRecord(what, all, pos, len);
                     ChunkLocation loc = new ChunkLocation(id, pos, len);
                     String chunkWhat = "chunk " + r.id().shortHex() + " (" + loc + ")";
-                    sink.chunk(r.id(), loc, () -> LocalChunkStore.plainBytes(chunkWhat, r));
+                    sink.chunk(r.id(), loc, () -> PackReader.plainBytes(chunkWhat, r));
                 }
                 progress.advance(len);
                 pos += len;
