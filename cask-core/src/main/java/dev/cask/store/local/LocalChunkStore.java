@@ -95,9 +95,8 @@ import java.util.stream.Stream;
  * <p><b>Healing.</b> A read that finds a copy corrupt marks it in the index's {@code damaged}
  * table, and a put of a chunk whose entry points at a marked copy stores it again; the sync that
  * indexes the new copy reads it back and moves the entry to it (see {@link Healing}). A
- * {@link #get} whose location fails asks the index once more, since another process may have
- * healed the chunk; a bulk read ({@link #getAll}) forgets the cached location, so the next one
- * finds the new copy.
+ * read ({@link #get}, {@link #getAll}) whose location fails asks the index once more, since
+ * another process may have healed the chunk after this one cached the bad location.
  *
  * <p><b>Failure.</b> A write error (a full disk) rolls back that write only: the pack is cut back
  * to the end of the last record handed to the OS whole ({@code packFlushed}), the record that
@@ -812,18 +811,34 @@ public final class LocalChunkStore implements ChunkStore {
     private byte[] readElsewhere(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {
         if (!loc.equals(pending.get(id))) markCorrupt(id, loc, failure);
         located.invalidate(id);
+        byte[] data = healedCopy(id, loc, true);
+        if (data == null) throw failure;
+        return data;
+    }
+
+    /**
+     * The bytes of {@code id} from where the index (or this process's pending chunks) says it is
+     * now, when that is not {@code bad}: a copy another process wrote since this one cached the
+     * bad location; null when there is none.
+     */
+    private byte[] healedCopy(ChunkId id, ChunkLocation bad, boolean keepNeighbours) {
         ChunkLocation now = pending.get(id);
         if (now == null) now = index.find(id);
-        if (now == null || now.equals(loc)) throw failure;
-        byte[] data = read(id, now, true);
+        if (now == null || now.equals(bad)) return null;
+        byte[] data = read(id, now, keepNeighbours);
         remember(Map.of(id, now));
         return data;
     }
 
-    /** For a bulk read that failed on chunk {@code id} at {@code loc}: marks the copy damaged and forgets its cached location. */
-    private void bulkReadFailed(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {
+    /**
+     * A bulk read failed on chunk {@code id} at {@code loc} (a location a cache or the index gave):
+     * marks the copy damaged, forgets the cached location, and returns the bytes of a copy healed
+     * elsewhere since, or null (the caller throws {@code failure}).
+     */
+    private byte[] bulkReadFailed(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {
         markCorrupt(id, loc, failure);
         located.invalidate(id);
+        return healedCopy(id, loc, false);
     }
 
     /**
@@ -1085,8 +1100,9 @@ public final class LocalChunkStore implements ChunkStore {
                 if (r.codec() == PackFormat.CODEC_NONE) sink.chunk(i, r.payload(), r.payloadOffset(), plainLength);
                 else sink.chunk(i, scratch, 0, plainLength);
                 } catch (CaskException.Corrupt e) {
-                    bulkReadFailed(ids.get(i), l, e);
-                    throw e;
+                    byte[] healed = bulkReadFailed(ids.get(i), l, e); // l may be a stale cached location
+                    if (healed == null) throw e;
+                    sink.chunk(i, healed, 0, healed.length);
                 }
             }
             // a segment never spans two spans (its chunks share one offset), so nothing points into this one now
@@ -1182,7 +1198,7 @@ public final class LocalChunkStore implements ChunkStore {
                             records.remove(sid); // a record location probed earlier is no longer needed
                         }
                     } catch (CaskException.Corrupt e) {
-                        bulkReadFailed(id, l, e);
+                        bulkReadFailed(id, l, e); // l came from the index just now: nothing newer to try
                         throw e;
                     } finally {
                         dev.cask.common.ByteArrays.give(span);

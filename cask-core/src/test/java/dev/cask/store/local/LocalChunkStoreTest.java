@@ -200,6 +200,43 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         assertEquals(packBytes, local().storedBytes(), "healed: the next put is a dedup hit");
     }
 
+    /**
+     * Another process healed a chunk (a good copy in its own pack, the index entry moved) after
+     * this one cached the bad copy's location: get and getAll find the new copy at once.
+     */
+    @Test
+    void aReaderWithAStaleLocationReadsTheCopyAnotherProcessHealed() throws Exception {
+        Random rnd = new Random(33);
+        byte[] one = random(rnd, 4096), two = random(rnd, 4096);
+        ChunkId a = store.put(one), b = store.put(two);
+        store.sync(); // this process now has both locations cached
+        ChunkLocation la = local().locate(a), lb = local().locate(b);
+        byte[] pack1 = Files.readAllBytes(packFile(dir, 1));
+        // "another process": pack 2 with good copies of both, the entries moved to them, pack 1 damaged
+        java.io.ByteArrayOutputStream pack2 = new java.io.ByteArrayOutputStream();
+        pack2.write(PackFormat.encodePackHeader(2));
+        pack2.write(pack1, (int) la.offset(), la.length());
+        pack2.write(pack1, (int) lb.offset(), lb.length());
+        Files.write(packFile(dir, 2), pack2.toByteArray());
+        flipByte(packFile(dir, 1), la.offset() + PackFormat.RECORD_HEADER + 10);
+        flipByte(packFile(dir, 1), lb.offset() + PackFormat.RECORD_HEADER + 10);
+        try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("index.db"));
+             var st = c.prepareStatement("UPDATE chunks SET pack = 2, offset = ? WHERE id = ?")) {
+            st.setLong(1, PackFormat.PACK_HEADER);
+            st.setBytes(2, a.toBytes());
+            assertEquals(1, st.executeUpdate());
+            st.setLong(1, PackFormat.PACK_HEADER + la.length());
+            st.setBytes(2, b.toBytes());
+            assertEquals(1, st.executeUpdate());
+        }
+        assertEquals(la, local().locate(a), "the stale location is still cached");
+        assertArrayEquals(one, store.get(a));
+        byte[][] got = new byte[1][];
+        store.getAll(List.of(b), (i, data, off, len) -> got[i] = Arrays.copyOfRange(data, off, off + len));
+        assertArrayEquals(two, got[0]);
+        assertEquals(new ChunkLocation(2, PackFormat.PACK_HEADER + la.length(), lb.length()), local().locate(b));
+    }
+
     private static void assertEachStoredOnce(Scan scan, Set<ChunkId> expected) {
         assertEquals(List.of(), scan.problems());
         assertEquals(expected, scan.records().keySet(), "the packs must hold exactly the chunks put");
