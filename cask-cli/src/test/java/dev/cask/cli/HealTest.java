@@ -198,6 +198,34 @@ class HealTest {
         assertArrayEquals(disk, export(cli, "team/db@1"));
     }
 
+    /**
+     * A copy marked damaged that reads good again (the pack was restored from a backup) is
+     * cleared by check, so the next import of the same bytes stores nothing: no needless copy.
+     */
+    @Test
+    void checkClearsTheMarkOfACopyThatReadsGoodAgain() throws Exception {
+        Cli cli = new Cli(store());
+        byte[] disk = randomDisk(8, 9);
+        Path raw = dir.resolve("disk.raw");
+        Files.write(raw, disk);
+        assertEquals(0, cli.run("import", raw.toString(), "a").code());
+        Path pack = onlyPack();
+        byte[] backup = Files.readAllBytes(pack);
+        ChunkLocation at = locate(ChunkId.of(Arrays.copyOfRange(disk, 2 * 4096, 3 * 4096)));
+        flip(pack, at.offset() + 52 + 1);
+        assertEquals(1, cli.run("export", "a", dir.resolve("x.raw").toString()).code(), "the read fails and marks the copy");
+        Files.write(pack, backup);
+
+        Cli.Result check = cli.run("check", "--json");
+        assertEquals(0, check.code(), check.toString());
+        assertEquals(0, JSON.readTree(check.out()).get("notes").size(), check.out());
+        assertEquals(0, cli.run("import", raw.toString(), "b").code());
+        try (Stream<Path> s = Files.list(store().resolve("packs"))) {
+            assertEquals(List.of(pack), s.filter(p -> p.toString().endsWith(".pack")).toList(), "the second import stored nothing");
+        }
+        assertArrayEquals(disk, export(cli, "a"));
+    }
+
     /** An index entry pointing at another chunk's record is found by check (kind index-mismatch) and healed the same way. */
     @Test
     void anIndexEntryPointingAtTheWrongRecordIsHealedToo() throws Exception {
