@@ -226,6 +226,43 @@ class HealTest {
         assertArrayEquals(disk, export(cli, "a"));
     }
 
+    /**
+     * A record whose CRC is right but whose bytes are another block's (what only rehashing finds):
+     * check --deep reports it once, as the index's and the version's problem, every time it runs;
+     * the next import heals it, and the bad record is then a note.
+     */
+    @Test
+    void aRecordOnlyADeepCheckFindsIsReportedOnceAndHealed() throws Exception {
+        Cli cli = new Cli(store());
+        byte[] disk = randomDisk(8, 3);
+        Path raw = dir.resolve("disk.raw");
+        Files.write(raw, disk);
+        assertEquals(0, cli.run("import", raw.toString(), "a").code());
+        ChunkId block3 = ChunkId.of(Arrays.copyOfRange(disk, 3 * 4096, 4 * 4096));
+        ChunkLocation at = locate(block3);
+        byte[] liar = dev.cask.store.local.PackFormat.encodeRecord(block3, dev.cask.store.local.PackFormat.CODEC_NONE, 4096, disk, 4 * 4096, 4096);
+        assertEquals(at.length(), liar.length);
+        try (FileChannel ch = FileChannel.open(onlyPack(), StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(liar), at.offset());
+        }
+        for (int run = 0; run < 2; run++) {
+            Cli.Result deep = cli.run("check", "--deep", "--json");
+            assertEquals(1, deep.code(), deep.toString());
+            JsonNode problems = JSON.readTree(deep.out()).get("problems");
+            assertEquals(2, problems.size(), "the copy the index points at, and version 1 of 'a' at block 3: " + problems);
+            JsonNode copy = find(problems, "corrupt-chunk");
+            assertTrue(copy.get("image").isNull() && copy.get("message").asText().contains("bytes hash to"), problems.toString());
+            assertEquals(block3.hex(), copy.get("chunk").asText());
+            assertEquals(at.offset(), copy.get("offset").asLong());
+        }
+        assertEquals(0, cli.run("import", raw.toString(), "b").code());
+        Cli.Result healed = cli.run("check", "--deep", "--json");
+        assertEquals(0, healed.code(), healed.toString());
+        JsonNode note = find(JSON.readTree(healed.out()).get("notes"), "corrupt-chunk");
+        assertEquals(at.offset(), note.get("offset").asLong(), note.toString());
+        assertArrayEquals(disk, export(cli, "a"));
+    }
+
     /** An index entry pointing at another chunk's record is found by check (kind index-mismatch) and healed the same way. */
     @Test
     void anIndexEntryPointingAtTheWrongRecordIsHealedToo() throws Exception {

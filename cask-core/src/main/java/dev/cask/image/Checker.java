@@ -138,6 +138,9 @@ final class Checker {
             }, progress);
         }
         progress.done();
+        // damage marks made before this check (by reads, by earlier checks): id -> marked copies
+        java.util.Map<ChunkId, List<ChunkLocation>> marks = new java.util.HashMap<>();
+        for (var m : store.damageMarks()) marks.computeIfAbsent(m.getKey(), k -> new ArrayList<>()).add(m.getValue());
         for (var e : deepBad.entrySet()) {
             ChunkLocation indexed = store.locate(e.getKey());
             for (DeepBad at : e.getValue()) {
@@ -152,26 +155,27 @@ final class Checker {
             }
         }
 
-        // damage marks made before this check (by reads, by earlier checks): id -> marked copies
-        java.util.Map<ChunkId, List<ChunkLocation>> marks = new java.util.HashMap<>();
-        for (var m : store.damageMarks()) marks.computeIfAbsent(m.getKey(), k -> new ArrayList<>()).add(m.getValue());
         long total = store.chunkCount();
         progress.startItems("check index", total);
         store.forEachIndexEntry((cid, loc) -> {
             entries++;
+            boolean known = bad.contains(cid); // the deep scan reported (and marked) this very copy
             CaskException fault = store.entryFault(cid, loc, false);
             List<ChunkLocation> marked = marks.remove(cid);
-            if (fault == null && marked != null && marked.stream().anyMatch(m -> sameCopy(m, loc))) {
+            boolean markedHere = marked != null && marked.stream().anyMatch(m -> sameCopy(m, loc));
+            if (fault == null && markedHere && !known) {
                 fault = store.entryFault(cid, loc, true); // read it whole before trusting it again
             }
             if (fault != null) {
                 problems.add(Finding.inPack(fault instanceof IndexMismatch ? Kind.INDEX_MISMATCH : Kind.CORRUPT_CHUNK,
                         loc.pack(), loc.offset(), cid, "index entry " + fault.getMessage()));
                 bad.add(cid);
-                if (marked == null || marked.stream().noneMatch(m -> sameCopy(m, loc))) store.checked(cid, loc, fault);
+                if (!markedHere) store.checked(cid, loc, fault);
             }
             if (marked != null) {
-                for (ChunkLocation m : marked) if (fault == null || !sameCopy(m, loc)) store.checked(cid, m, null); // good now, or stale
+                for (ChunkLocation m : marked) {
+                    if (!sameCopy(m, loc) || (fault == null && !known)) store.checked(cid, m, null); // stale, or good now
+                }
             }
             if (loc.inSegment()) segments.putIfAbsent(key(loc), loc.length());
             else covered += loc.length();
