@@ -182,6 +182,9 @@ class HealTest {
              NbdClient client = new NbdClient(server.port, "team/db")) {
             assertArrayEquals(Arrays.copyOf(disk, 4096), client.read(0, 4096), "a good block reads");
             assertThrows(java.io.IOException.class, () -> client.read(3 * 4096, 4096), "never wrong data");
+            String named = "chunk " + ChunkId.of(block3).shortHex();
+            for (int i = 0; i < 100 && !server.log.toString().contains(named); i++) Thread.sleep(50); // stderr is pumped by a thread
+            assertTrue(server.log.toString().contains(named) && server.log.toString().contains("checksum mismatch"), "the server logs which chunk: " + server.log);
             client.write(3 * 4096, block3); // e.g. the guest restores the file from a backup
             client.flush();
             Cli.Result snap = cli.run("snapshot", "team/db", "-m", "after the rewrite");
