@@ -1,0 +1,183 @@
+package dev.cask.store.local;
+
+import dev.cask.common.CaskException;
+import dev.cask.store.ChunkId;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.IntFunction;
+
+/**
+ * Reading records and segments out of pack files: positional reads through one read-only channel
+ * per pack (opened on first use, shared by every thread: positional reads need no lock), and the
+ * checks and decoding every read applies to what it read: an index entry's range
+ * ({@link #checkEntry}), the slot of a segment ({@link #checkSlot}), decompression with the
+ * length checked ({@link #plainBytes}, {@link #segmentPlain}). It knows nothing of the index, the
+ * caches or the writer: {@link LocalChunkStore} decides what to read and makes sure bytes still in
+ * its write buffer reach the file first. Every failure is a {@link CaskException.Corrupt} (an
+ * {@link IndexMismatch} when the entry is at fault) or {@link CaskException.Io} naming the pack and
+ * offset. Thread-safe.
+ */
+final class PackReader implements AutoCloseable {
+    /** Pooled zstd contexts: creating one per chunk costs more than decompressing it. */
+    private static final dev.cask.common.Pool<com.github.luben.zstd.ZstdDecompressCtx> DECOMPRESSORS =
+            new dev.cask.common.Pool<>(com.github.luben.zstd.ZstdDecompressCtx::new);
+
+    private final IntFunction<Path> packPath;
+    private final Map<Integer, FileChannel> channels = new ConcurrentHashMap<>();
+
+    PackReader(IntFunction<Path> packPath) {
+        this.packPath = packPath;
+    }
+
+    /** The {@code loc.length()} bytes of the record or segment at {@code loc}, in one positional read (more if the OS returns less). */
+    byte[] read(ChunkLocation loc) {
+        byte[] rec = new byte[loc.length()];
+        ByteBuffer bb = ByteBuffer.wrap(rec);
+        try {
+            FileChannel ch = channel(loc.pack());
+            long pos = loc.offset();
+            while (bb.hasRemaining()) {
+                int n = ch.read(bb, pos);
+                if (n < 0) {
+                    throw new CaskException.Corrupt("pack " + loc.pack() + ": ends before offset " + (loc.offset() + loc.length())
+                            + " (record at offset " + loc.offset() + " is truncated)");
+                }
+                pos += n;
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("pack " + loc.pack() + " at offset " + loc.offset() + ": read failed: " + e.getMessage(), e);
+        }
+        return rec;
+    }
+
+    /** Decodes the segment an index entry points at and checks that its slot holds {@code id}. */
+    static PackFormat.Segment segmentHolding(String what, ChunkId id, ChunkLocation loc, byte[] rec) {
+        PackFormat.Segment s = PackFormat.decodeSegment(what, rec, 0, rec.length);
+        checkSlot(what, s, id, loc);
+        return s;
+    }
+
+    /** Checks that slot {@code loc.slot()} of the decoded segment {@code s} exists and holds {@code id}. */
+    static void checkSlot(String what, PackFormat.Segment s, ChunkId id, ChunkLocation loc) {
+        if (loc.slot() >= s.count()) throw new IndexMismatch(what + ": segment has only " + s.count() + " chunks");
+        if (!s.ids()[loc.slot()].equals(id)) {
+            throw new IndexMismatch(what + ": segment slot holds chunk " + s.ids()[loc.slot()].shortHex() + " instead");
+        }
+    }
+
+    /** Like {@link #segmentPlain}, into {@code out[0, plainLength)}. */
+    static void segmentPlainInto(String what, PackFormat.Segment s, byte[] out) {
+        int want = s.plainLength();
+        int n;
+        try {
+            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, s.buf(), s.frameOffset(), s.frameLength()));
+        } catch (com.github.luben.zstd.ZstdException e) {
+            throw new CaskException.Corrupt(what + ": segment frame does not decompress to " + want + " bytes (" + e.getMessage() + ")");
+        }
+        if (n != want) throw new CaskException.Corrupt(what + ": segment frame decompresses to " + n + " bytes, segment says " + want);
+    }
+
+    /** A segment's frame, decompressed and length-checked (each chunk's CRC is checked by the caller). */
+    public static byte[] segmentPlain(String what, PackFormat.Segment s) {
+        byte[] out = new byte[s.plainLength()];
+        segmentPlainInto(what, s, out);
+        return out;
+    }
+
+    /** The plain bytes of a decoded record (decompressed, length checked). */
+    public static byte[] plainBytes(String what, PackFormat.Record r) {
+        if (r.codec() == PackFormat.CODEC_NONE) {
+            if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
+            return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
+        }
+        byte[] out = new byte[r.plainLength()];
+        decompress(what, r, out);
+        return out;
+    }
+
+    /** An index entry's length, slot and offset are ones a pack can hold, or it is corrupt (checked before any read). */
+    static void checkEntry(ChunkLocation loc) {
+        boolean bad = loc.inSegment()
+                ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
+                : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
+        if (bad || loc.offset() < PackFormat.PACK_HEADER) {
+            throw new IndexMismatch(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
+        }
+    }
+
+    /** Decompresses a zstd record into {@code out[0, plainLength)}, checking the length. */
+    static void decompress(String what, PackFormat.Record r, byte[] out) {
+        int want = r.plainLength();
+        int n;
+        try {
+            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, r.payload(), r.payloadOffset(), r.payloadLength()));
+        } catch (com.github.luben.zstd.ZstdException e) {
+            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + want + " bytes (" + e.getMessage() + ")");
+        }
+        if (n != want) throw new CaskException.Corrupt(what + ": zstd payload decompresses to " + n + " bytes, record says " + want);
+    }
+
+    /**
+     * {@code length} bytes of a pack from {@code offset}, in one positional read (more if the OS
+     * returns less), at the start of a recycled array ({@link dev.cask.common.ByteArrays}) that
+     * may be longer: the caller gives it back.
+     */
+    byte[] readSpan(int pack, long offset, int length) {
+        byte[] buf = dev.cask.common.ByteArrays.take(length); // maybe longer: only [0, length) is read
+        ByteBuffer bb = ByteBuffer.wrap(buf, 0, length);
+        try {
+            FileChannel ch = channel(pack);
+            long pos = offset;
+            while (bb.hasRemaining()) {
+                int n = ch.read(bb, pos);
+                if (n < 0) {
+                    throw new CaskException.Corrupt("pack " + pack + ": ends before offset " + (offset + length)
+                            + " (a record before there is truncated)");
+                }
+                pos += n;
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("pack " + pack + " at offset " + offset + ": read failed: " + e.getMessage(), e);
+        }
+        return buf;
+    }
+
+    private FileChannel channel(int pack) throws IOException {
+        FileChannel ch = channels.get(pack);
+        if (ch != null) return ch;
+        Path p = packPath.apply(pack);
+        if (!Files.exists(p)) throw new CaskException.Corrupt("pack " + pack + ": file " + p + " is missing");
+        synchronized (channels) {
+            ch = channels.get(pack);
+            if (ch == null) {
+                ch = FileChannel.open(p, StandardOpenOption.READ);
+                channels.put(pack, ch);
+            }
+        }
+        return ch;
+    }
+
+    /** Closes the channel of a pack that was deleted (a failed sync gives its packs back). */
+    void forget(int pack) throws IOException {
+        FileChannel ch = channels.remove(pack);
+        if (ch != null) ch.close();
+    }
+
+    @Override
+    public void close() {
+        for (FileChannel ch : channels.values()) {
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // read-only
+            }
+        }
+    }
+}
