@@ -71,21 +71,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
     String logLevel;
 
     static Duration parseDuration(String text) {
-        String t = text.trim().toLowerCase(Locale.ROOT);
-        try {
-            if (t.equals("0")) return Duration.ZERO;
-            long n = Long.parseLong(t.substring(0, t.length() - 1));
-            Duration d = switch (t.charAt(t.length() - 1)) {
-                case 's' -> Duration.ofSeconds(n);
-                case 'm' -> Duration.ofMinutes(n);
-                case 'h' -> Duration.ofHours(n);
-                default -> null;
-            };
-            if (d != null && !d.isNegative()) return d;
-        } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
-            // fall through to the error
-        }
-        throw new CaskException.Usage("duration '" + text + "': expected a number with s, m or h (e.g. 30s, 5m), or 0");
+        return dev.cask.common.Durations.parse(text);
     }
 
     @Override
