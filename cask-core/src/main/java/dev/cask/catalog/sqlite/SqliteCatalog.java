@@ -164,7 +164,7 @@ public final class SqliteCatalog implements Catalog {
     }
 
     /** As {@link #open(Path)}, with the clock that stamps versions (tests use a fake one). */
-    static SqliteCatalog open(Path dbFile, Clock clock) {
+    public static SqliteCatalog open(Path dbFile, Clock clock) {
         Objects.requireNonNull(clock, "clock");
         Path file = Objects.requireNonNull(dbFile, "dbFile").toAbsolutePath().normalize();
         Path dir = file.getParent();
