@@ -37,7 +37,7 @@ final class LifecycleCommands {
 
     /** The version NAME@VER names (a number, label, time or latest); Usage error without {@code @}. */
     static Version version(Images images, String ref, String command) {
-        if (!ref.contains("@")) throw new CaskException.Usage(command + " '" + ref + "': expected NAME@VER (e.g. team/vm-1@3)");
+        if (!ref.contains("@") || ref.endsWith("@")) throw new CaskException.Usage(command + " '" + ref + "': expected NAME@VER (e.g. team/vm-1@3)");
         VersionRef.parse(ref);
         return images.resolve(ref);
     }
