@@ -151,4 +151,38 @@ class LifecycleTest {
         assertEquals(List.of(1, 2), versions(cli));
         assertEquals(0, cli.run("prune", "--keep-within", "7d", "--dry-run").code());
     }
+
+    @Test
+    void serveAppliesTheStoredPolicyToTheImagesItHasOpen() throws Exception {
+        Cli cli = store(4);
+        assertEquals(0, cli.run("retention", "team", "--keep-last", "2").code());
+        try (Server server = new Server(cli, "--prune-interval", "1s", "--checkpoint-interval", "0", "--no-warmup");
+             NbdClient client = new NbdClient(server.port, "team/a")) {
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+            while (!server.log.toString().contains("pruned") && System.nanoTime() < deadline) Thread.sleep(100);
+            String log = server.log.toString();
+            assertTrue(log.contains("image 'team/a': pruned 2 versions [2, 3] by retention policy team (keep-last=2)"), log);
+            assertEquals(List.of(1, 4, 5), versions(cli));
+            assertEquals(1, cli.run("rm", "team/a@5").code(), "the head, the open volume's base");
+            // a read-only export of version 4, served by another process: the server says it is in use
+            try (NbdClient ro = new NbdClient(server.port, "team/a@4")) {
+                Cli.Result kept = cli.run("prune", "team", "--keep-last", "1", "--json");
+                assertEquals(0, kept.code(), kept.toString());
+                JsonNode k = json.readTree(kept.out()).get("images").get(0).get("kept");
+                assertTrue(k.toString().contains("in use"), k.toString());
+                assertEquals(List.of(1, 4, 5), versions(cli));
+                Cli.Result rm = cli.run("rm", "team/a@4");
+                assertEquals(1, rm.code());
+                assertTrue(rm.err().contains("in use"), rm.err());
+            }
+            long until = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+            List<Integer> left = versions(cli);
+            while (left.contains(4) && System.nanoTime() < until) { // the export goes when the server sees the disconnect
+                cli.run("prune", "team", "--keep-last", "1");
+                left = versions(cli);
+                if (left.contains(4)) Thread.sleep(100);
+            }
+            assertEquals(List.of(1, 5), left);
+        }
+    }
 }
