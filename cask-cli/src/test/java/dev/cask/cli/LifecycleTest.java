@@ -183,6 +183,20 @@ class LifecycleTest {
                 if (left.contains(4)) Thread.sleep(100);
             }
             assertEquals(List.of(1, 5), left);
+            // through the server: cask snapshot makes a user version, an export of the head an automatic one
+            byte[] block = new byte[4096];
+            block[7] = 7;
+            client.write(0, block);
+            client.flush();
+            assertEquals(0, cli.run("snapshot", "team/a", "-m", "before upgrade").code());
+            block[7] = 8;
+            client.write(0, block);
+            client.flush();
+            assertEquals(0, cli.run("export", "team/a", dir.resolve("out.raw").toString()).code());
+            JsonNode kinds = json.readTree(cli.run("log", "team/a", "--json").out());
+            assertEquals("before upgrade", kinds.get(2).get("message").asText());
+            assertEquals("user", kinds.get(2).get("kind").asText());
+            assertEquals("auto", kinds.get(3).get("kind").asText());
         }
     }
 }
