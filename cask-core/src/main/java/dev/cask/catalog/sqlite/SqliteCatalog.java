@@ -44,8 +44,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *   retention (prefix PRIMARY KEY, policy)                                -- schema 3
  * </pre>
  *
- * <p><b>Schema versions.</b> A new file gets schema 1 and then every migration, the same path an
- * old file takes, so the migrations are run by every test. 1 to 2 adds {@code tags}; 2 to 3 adds
+ * <p><b>Schema versions</b> ({@link SqliteSchema}: the tables and the migrations). A new file
+ * gets schema 1 and then every migration, the same path an old file takes, so the migrations are
+ * run by every test. 1 to 2 adds {@code tags}; 2 to 3 adds
  * a version's kind and protection (old versions become user versions, unprotected: nothing is
  * ever pruned that an old cask made) and the {@code retention} policies ({@link SqliteLifecycle}). A rename
  * needs no migration: every link is an image id, so renaming is one {@code UPDATE} of
@@ -84,57 +85,6 @@ public final class SqliteCatalog implements Catalog {
     static final int SCHEMA_VERSION = 3;
     /** How long a writer waits for another writer (thread or process) before giving up. */
     static final int BUSY_TIMEOUT_MS = 30_000;
-
-    private static final List<String> SCHEMA = List.of(
-            """
-            CREATE TABLE images (
-              id              INTEGER PRIMARY KEY AUTOINCREMENT,
-              name            TEXT    NOT NULL UNIQUE,
-              head            INTEGER NOT NULL CHECK (head >= 1),
-              created_us      INTEGER NOT NULL,
-              origin_image_id INTEGER,
-              origin_number   INTEGER,
-              FOREIGN KEY (origin_image_id, origin_number)
-                REFERENCES versions (image_id, number) ON DELETE SET NULL
-            )""",
-            """
-            CREATE TABLE versions (
-              image_id        INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
-              number          INTEGER NOT NULL CHECK (number >= 1),
-              parent_image_id INTEGER,
-              parent_number   INTEGER,
-              time_us         INTEGER NOT NULL,
-              message         TEXT,
-              size            INTEGER NOT NULL CHECK (size >= 0),
-              content         BLOB    NOT NULL,
-              PRIMARY KEY (image_id, number),
-              FOREIGN KEY (parent_image_id, parent_number)
-                REFERENCES versions (image_id, number) ON DELETE SET NULL
-            )""",
-            "CREATE INDEX versions_by_time ON versions (image_id, time_us)",
-            "CREATE INDEX versions_by_parent ON versions (parent_image_id, parent_number)",
-            "CREATE INDEX images_by_origin ON images (origin_image_id, origin_number)");
-
-    /** Schema 1 to 2: labels. A label goes with its version (and so with its image). */
-    private static final List<String> MIGRATE_TO_2 = List.of(
-            """
-            CREATE TABLE tags (
-              image_id INTEGER NOT NULL,
-              label    TEXT    NOT NULL,
-              number   INTEGER NOT NULL,
-              PRIMARY KEY (image_id, label),
-              FOREIGN KEY (image_id, number) REFERENCES versions (image_id, number) ON DELETE CASCADE
-            ) WITHOUT ROWID""");
-
-    /** Schema 2 to 3: who made each version, protection, retention policies. */
-    private static final List<String> MIGRATE_TO_3 = List.of(
-            "ALTER TABLE versions ADD COLUMN kind TEXT NOT NULL DEFAULT 'user' CHECK (kind IN ('user', 'auto'))",
-            "ALTER TABLE versions ADD COLUMN protected INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1))",
-            """
-            CREATE TABLE retention (
-              prefix TEXT NOT NULL PRIMARY KEY,
-              policy TEXT NOT NULL
-            ) WITHOUT ROWID""");
 
     private static final String VERSION_COLUMNS = """
             v.kind AS kind, v.protected AS protected, v.number AS number, p.name AS parent_name, v.parent_number AS parent_number,
@@ -210,40 +160,13 @@ public final class SqliteCatalog implements Catalog {
         }
         int version = checkSchemaVersion();
         if (version == SCHEMA_VERSION) return;
-        // Version 0 (a new file) or an older schema. Create or migrate under the write lock, so
-        // that two processes opening the file at once do it exactly once.
-        exec(conn, "BEGIN IMMEDIATE");
-        boolean done = false;
-        try {
-            version = checkSchemaVersion();
-            if (version == 0) {
-                String tables = queryString(conn, "SELECT group_concat(name, ', ') FROM sqlite_schema WHERE type = 'table'");
-                if (tables != null) {
-                    throw new CaskException.InvalidInput("catalog " + dbFile + ": not a cask catalog (schema version 0, but it has tables "
-                            + tables + ")");
-                }
-                for (String sql : SCHEMA) exec(conn, sql);
-                version = 1;
-            }
-            if (version == 1) {
-                for (String sql : MIGRATE_TO_2) exec(conn, sql);
-                version = 2;
-            }
-            if (version == 2) {
-                for (String sql : MIGRATE_TO_3) exec(conn, sql);
-                version = 3;
-            }
-            exec(conn, "PRAGMA user_version = " + version);
-            exec(conn, "COMMIT");
-            done = true;
-        } finally {
-            if (!done) rollbackQuietly(conn);
-        }
+        // Version 0 (a new file) or an older schema: SqliteSchema creates or migrates it.
+        SqliteSchema.migrate(conn, dbFile, this::checkSchemaVersion);
         if (fresh) syncDirectory();
     }
 
     /** The file's schema version: this one or 0 (new file); a newer or negative one is refused. */
-    private int checkSchemaVersion() throws SQLException {
+    int checkSchemaVersion() throws SQLException {
         int version = Integer.parseInt(queryString(conn, "PRAGMA user_version"));
         if (version > SCHEMA_VERSION) {
             throw new CaskException("catalog " + dbFile + ": schema version " + version
@@ -743,20 +666,20 @@ public final class SqliteCatalog implements Catalog {
         }
     }
 
-    private static void exec(Connection c, String sql) throws SQLException {
+    static void exec(Connection c, String sql) throws SQLException {
         try (Statement st = c.createStatement()) {
             st.execute(sql);
         }
     }
 
-    private static String queryString(Connection c, String sql) throws SQLException {
+    static String queryString(Connection c, String sql) throws SQLException {
         try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery(sql)) {
             return rs.next() ? rs.getString(1) : null;
         }
     }
 
     /** Ends whatever transaction is open; an error here would hide the one that got us here. */
-    private static void rollbackQuietly(Connection c) {
+    static void rollbackQuietly(Connection c) {
         try {
             if (!c.isClosed()) exec(c, "ROLLBACK");
         } catch (SQLException ignored) {
