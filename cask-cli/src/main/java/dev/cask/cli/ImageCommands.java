@@ -278,7 +278,8 @@ final class ImageCommands {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = {"Record the image's current content as a new version: through the running server that has it open,"
                     + " or with the writes of a journal a crash left. An image unchanged since its last version gets no new"
-                    + " version (it says so; label versions with 'cask tag')."})
+                    + " version (it says so, and that version, if automatic, becomes a user version that retention keeps;"
+                    + " label versions with 'cask tag')."})
     static final class Snapshot extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "NAME")
         String name;

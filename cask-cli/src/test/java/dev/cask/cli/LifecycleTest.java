@@ -197,6 +197,11 @@ class LifecycleTest {
             assertEquals("before upgrade", kinds.get(2).get("message").asText());
             assertEquals("user", kinds.get(2).get("kind").asText());
             assertEquals("auto", kinds.get(3).get("kind").asText());
+            Cli.Result again = cli.run("snapshot", "team/a", "-m", "keep this");
+            int exported = kinds.get(3).get("version").asInt();
+            assertTrue(again.out().contains("unchanged since version " + exported + ": no version added"), again.out());
+            assertEquals("user", json.readTree(cli.run("info", "team/a@" + exported, "--json").out()).get("kind").asText(),
+                    "a snapshot of unchanged content keeps the automatic version that holds it");
         }
     }
 }

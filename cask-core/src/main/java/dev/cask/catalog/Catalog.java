@@ -27,8 +27,9 @@ import java.util.Optional;
  *       Conflict and change nothing.
  *   <li>A label ({@link #tag}) names one version of one image; labels are per image, unique
  *       within it ({@link Names#checkLabel}), and go when their image goes.
- *   <li>A version records its {@link VersionKind} as committed; {@link #setProtected} is the
- *       only change a version ever sees after its commit.
+ *   <li>A version records its {@link VersionKind} as committed; {@link #setProtected} and
+ *       {@link #makeUserVersion} (automatic to user, never back) are the only changes a version
+ *       ever sees after its commit.
  *   <li>{@link #deleteVersions} never removes the head, a protected version, the origin of a
  *       live clone, or a version {@code inUse} names; a removed version's number is never used
  *       again (the head, the newest, always stays), and a version whose parent it was names the
@@ -89,6 +90,13 @@ public interface Catalog extends AutoCloseable {
 
     /** The image's labels, sorted by label: label to version number. NotFound for a missing image. */
     java.util.SortedMap<String, Integer> tags(String name);
+
+    /**
+     * Makes an automatic version a user version (what {@code cask snapshot} of an unchanged image
+     * does to the version that holds its content, so retention keeps it). NotFound for a missing
+     * image or version. A user version stays one.
+     */
+    void makeUserVersion(String name, int number);
 
     /** Marks a version protected (or not). NotFound for a missing image or version. */
     void setProtected(String name, int number, boolean on);

@@ -324,7 +324,13 @@ public final class Images implements AutoCloseable {
         int before = catalog.image(name).head();
         String msg = message == null || message.isBlank() ? "snapshot" : message;
         Current c = settle(name, msg, msg, false, dev.cask.catalog.VersionKind.USER);
-        return new Snapshot(c, c.version().number() > before);
+        boolean added = c.version().number() > before;
+        if (!added && c.version().kind() == dev.cask.catalog.VersionKind.AUTO) {
+            // the user asked for this content to be kept: the automatic version holding it becomes theirs
+            catalog.makeUserVersion(name, c.version().number());
+            c = new Current(catalog.version(name, c.version().number()), c.source());
+        }
+        return new Snapshot(c, added);
     }
 
     /**

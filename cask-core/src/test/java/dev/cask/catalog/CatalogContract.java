@@ -750,6 +750,18 @@ public abstract class CatalogContract {
     }
 
     @Test
+    public void anAutomaticVersionCanBecomeAUserVersion() {
+        Version v1 = catalog.createImage("a", nv("import"), null);
+        Version v2 = catalog.commit("a", 1, auto("automatic checkpoint"), v1.key());
+        catalog.makeUserVersion("a", 2);
+        catalog.makeUserVersion("a", 1);
+        assertEquals(VersionKind.USER, catalog.version("a", 2).kind());
+        assertEquals(VersionKind.USER, catalog.version("a", 1).kind());
+        assertArrayEquals(v2.content(), catalog.version("a", 2).content());
+        assertThrows(CaskException.NotFound.class, () -> catalog.makeUserVersion("a", 3));
+    }
+
+    @Test
     public void protectionIsSetAndClearedAndNothingElseChanges() {
         List<Version> vs = imageWithVersions("a", 2);
         catalog.setProtected("a", 1, true);

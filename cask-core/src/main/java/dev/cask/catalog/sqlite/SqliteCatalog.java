@@ -411,6 +411,16 @@ public final class SqliteCatalog implements Catalog {
     }
 
     @Override
+    public void makeUserVersion(String name, int number) {
+        Names.check(name);
+        write("make version " + name + "@" + number + " a user version", c -> {
+            long id = resolve(c, new VersionKey(name, number));
+            SqliteLifecycle.makeUserVersion(c, id, number);
+            return null;
+        });
+    }
+
+    @Override
     public void setProtected(String name, int number, boolean on) {
         Names.check(name);
         write((on ? "protect" : "unprotect") + " version " + name + "@" + number, c -> {

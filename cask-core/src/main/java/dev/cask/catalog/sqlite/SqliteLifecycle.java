@@ -36,6 +36,14 @@ import java.util.function.Supplier;
 final class SqliteLifecycle {
     private SqliteLifecycle() {}
 
+    static void makeUserVersion(Connection c, long id, int number) throws SQLException {
+        try (PreparedStatement st = c.prepareStatement("UPDATE versions SET kind = 'user' WHERE image_id = ? AND number = ?")) {
+            st.setLong(1, id);
+            st.setInt(2, number);
+            st.executeUpdate();
+        }
+    }
+
     static void setProtected(Connection c, long id, int number, boolean on) throws SQLException {
         try (PreparedStatement st = c.prepareStatement("UPDATE versions SET protected = ? WHERE image_id = ? AND number = ?")) {
             st.setInt(1, on ? 1 : 0);
