@@ -42,6 +42,10 @@ public final class Main implements Callable<Integer> {
         m.put("log", ListCommands.Log.class);
         m.put("info", ListCommands.Info.class);
         m.put("rm", ImageCommands.Rm.class);
+        m.put("protect", LifecycleCommands.Protect.class);
+        m.put("unprotect", LifecycleCommands.Unprotect.class);
+        m.put("prune", LifecycleCommands.Prune.class);
+        m.put("retention", LifecycleCommands.Retention.class);
         m.put("mv", AdminCommands.Mv.class);
         m.put("resize", AdminCommands.Resize.class);
         m.put("tag", AdminCommands.Tag.class);

@@ -167,6 +167,28 @@ final class Journal implements AutoCloseable {
     }
 
     /**
+     * The base version in a journal's header (at {@code offset}: 16 in formats 2 and 3, 8 in
+     * format 1), after checking its magic; null when the file went away meanwhile (its volume
+     * deleted it after a checkpoint). Corrupt for a short header or a bad magic.
+     */
+    static Integer headerBase(Path path, int offset) {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            ByteBuffer b = ByteBuffer.allocate(offset + 4);
+            while (b.hasRemaining()) if (ch.read(b, b.position()) < 0) break;
+            if (b.hasRemaining()) throw new CaskException.Corrupt("journal " + path + ": header truncated (" + b.position() + " bytes)");
+            if (b.getInt(0) != MAGIC) {
+                throw new CaskException.Corrupt("journal " + path + ": bad magic 0x" + Integer.toHexString(b.getInt(0)) + ", expected 0x"
+                        + Integer.toHexString(MAGIC));
+            }
+            return b.getInt(offset);
+        } catch (java.nio.file.NoSuchFileException e) {
+            return null;
+        } catch (IOException e) {
+            throw new CaskException.Io("journal " + path + ": cannot read its header: " + e.getMessage(), e);
+        }
+    }
+
+    /**
      * What {@link #open} found in an existing generation: its writes, and the version they (and
      * later generations' writes) replay onto: the last base record's, else the header's.
      */

@@ -684,8 +684,16 @@ public final class Volume implements BlockDevice {
         return checkpoint(message, false);
     }
 
-    /** Like {@link #checkpoint(String)}; with {@code always}, commits a version even when nothing changed (a user's snapshot). */
+    /** Like {@link #checkpoint(String)}; with {@code always}, commits a version even when nothing changed. An automatic version. */
     public Version checkpoint(String message, boolean always) {
+        return checkpoint(message, always, dev.cask.catalog.VersionKind.AUTO);
+    }
+
+    /**
+     * Like {@link #checkpoint(String, boolean)}, committing a version of {@code kind}: a user's
+     * snapshot is {@code USER}, every checkpoint the server makes by itself {@code AUTO}.
+     */
+    public Version checkpoint(String message, boolean always, dev.cask.catalog.VersionKind kind) {
         checkpointLock.lock();
         try {
             checkOpen();
@@ -719,7 +727,7 @@ public final class Volume implements BlockDevice {
             store.sync();
             Version onto = commitOnto != null ? commitOnto : b.version();
             Version v = catalog.commit(image, onto.number(),
-                    new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode()), onto.key());
+                    new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode(), kind), onto.key());
             commitOnto = null;
             boolean rebased = rebase(v);
             swap.writeLock().lock();
