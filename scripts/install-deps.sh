@@ -15,6 +15,11 @@ declare -A pkg=(
   [fio]=fio
   [debootstrap]=debootstrap
   [losetup]=mount
+  # the Debian package (scripts/package-deb.sh, PackageDebIT): jpackage runs dpkg-deb under fakeroot
+  [fakeroot]=fakeroot
+  [dpkg-deb]=dpkg
+  [zip]=zip
+  [unzip]=unzip
 )
 missing=()
 for tool in "${!pkg[@]}"; do
