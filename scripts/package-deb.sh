@@ -11,6 +11,8 @@
 #   /usr/lib/cask/app/cask.jar            the CLI jar, without other platforms' native libraries
 #   /usr/lib/cask/app/native/             SQLite's and zstd's native libraries for this platform,
 #                                         loaded from there (-Dcask.native.dir), not copied to /tmp
+#   /usr/lib/cask/app/cask.aot            made by postinst: the JDK start-up cache (AOT) of the common
+#                                         commands, as ./cask makes one; prerm deletes it
 #   /usr/lib/cask/cask.service            packaging/cask.service; postinst installs it as
 #                                         /lib/systemd/system/cask.service (postrm removes it)
 # The maintainer scripts are packaging/deb/{postinst,prerm,postrm} (jpackage --resource-dir).
@@ -43,7 +45,7 @@ done
 
 if [ -z "$jar" ]; then
   echo "package-deb: building cask.jar (mvn -DskipTests package) ..." >&2
-  (cd "$here" && { mvn -q -B -o -DskipTests package || mvn -q -B -DskipTests package; })
+  (cd "$here" && { mvn -q -B -o -DskipTests package || mvn -q -B -DskipTests package; }) >&2
   jar="$here/cask-cli/target/cask.jar"
 fi
 [ -f "$jar" ] || { echo "package-deb: no jar at $jar" >&2; exit 1; }
@@ -86,7 +88,8 @@ if [ ! -f "$runtime/release" ] || [ "$(cat "$runtime.modules" 2>/dev/null)" != "
 fi
 
 # Java options of ./cask that matter in the package: native access for zstd-jni and sqlite-jdbc, the
-# native libraries from native/. (The open-file limit: the JVM raises its soft limit to the hard limit
+# native libraries from native/, the start-up cache postinst makes (cask.aot; without it, or with JVM
+# options it was not made for, the JVM starts without it, silently: -Xlog:aot=off). (The open-file limit: the JVM raises its soft limit to the hard limit
 # itself; the service sets LimitNOFILE. ./cask's per-command JIT choices are start-up tuning for
 # import/export that one fixed launcher cannot make; it runs with the default JIT, as serve does.)
 # zstd: dpkg-deb's xz takes minutes (63 CPU-s) for 23 MB here, zstd under two seconds for 30 MB; every
@@ -102,6 +105,7 @@ jpackage --type deb \
   --input "$work/input" --main-jar cask.jar --main-class dev.cask.cli.Main \
   --java-options --enable-native-access=ALL-UNNAMED \
   --java-options '-Dcask.native.dir=$APPDIR/native' \
+  --java-options '-XX:AOTCache=$APPDIR/cask.aot' --java-options -Xlog:aot=off --java-options -Xlog:cds=off \
   --runtime-image "$runtime" \
   --install-dir /usr \
   --app-content "$here/packaging/cask.service" \

@@ -27,10 +27,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The Debian package as a user gets it: {@code scripts/package-deb.sh} builds it from the jar this
  * Maven run made, {@code dpkg -i} installs it, and the installed {@code /usr/bin/cask} (its own
- * runtime, its native libraries) runs {@code --version}, {@code init}, an import and an export; the
- * systemd unit is installed, passes {@code systemd-analyze verify}, and its command line, run as
- * systemd runs it (an empty state directory, SIGTERM to stop), serves a disk over NBD and keeps the
- * writes in a version; {@code dpkg --purge} leaves no file behind. Runs after {@code package}
+ * runtime, its native libraries, the start-up cache postinst makes) runs {@code --version},
+ * {@code init}, an import and an export; the systemd unit is installed, passes
+ * {@code systemd-analyze verify}, and its command line, run as systemd runs it (an empty state
+ * directory, SIGTERM to stop), serves a disk over NBD and keeps the writes in a version;
+ * {@code dpkg --purge} leaves no file behind. Runs after {@code package}
  * (failsafe). Needs root (dpkg), as CI runs; one run at a time per machine (a lock file), since
  * there is one {@code /usr/bin/cask}.
  */
@@ -228,6 +229,7 @@ class PackageDebIT {
             String maps = Files.readString(Path.of("/proc", Long.toString(serve.pid()), "maps"));
             assertTrue(maps.contains(APP.resolve("app/native/libsqlitejdbc.so").toString())
                     && maps.contains(APP.resolve("app/native/libzstd-jni.so").toString()), "native libraries load from the package, not /tmp");
+            assertTrue(maps.contains(APP.resolve("app/cask.aot").toString()), "the JVM starts from the start-up cache postinst made");
 
             Map<String, String> cli = Map.of("CASK_STORE", state.toString());
             Cli.Result created = exec(cli, 120, LAUNCHER.toString(), "create", "team/vm-1", "4M");
