@@ -2,8 +2,8 @@
 # The Debian package under a real systemd: installs a .deb into a copy of the Debian fixture rootfs
 # (scripts/build-images.sh; plus systemd, dbus and qemu-utils from the Debian mirror), enables
 # cask.service, boots it in qemu-system-x86_64 (TCG) and, inside, checks what a container cannot:
-# the hardened unit starts, systemd's empty StateDirectory becomes the store, qemu-io writes over the
-# Unix socket and reads over TCP, LimitNOFILE applies, `systemctl stop` ends with Result=success and
+# the hardened unit starts, systemd's empty StateDirectory becomes the store, /etc/cask/serve.conf
+# adds a Unix socket in /run/cask, qemu-io writes over the socket and reads over TCP, LimitNOFILE applies, `systemctl stop` ends with Result=success and
 # the writes are a version. Prints the guest's report and exits 0 when every check passed.
 #
 #   packaging/check-in-vm.sh [DEB]     (default: the newest target/deb/cask_*.deb)
@@ -38,6 +38,8 @@ chroot "$root" dpkg -i /tmp/cask.deb >&2
 rm "$root/tmp/cask.deb"
 umount "$root/proc" "$root/dev"
 ln -sf /lib/systemd/system/cask.service "$root/etc/systemd/system/multi-user.target.wants/cask.service"
+mkdir -p "$root/etc/cask"
+printf 'socket = /run/cask/nbd.sock\ncheckpoint-interval = 1m\n' >"$root/etc/cask/serve.conf"
 
 cat >"$root/usr/local/bin/cask-check" <<'EOF'
 #!/bin/sh

@@ -79,7 +79,15 @@ unzip -Z1 "$work/input/cask.jar" | grep -E '^(org/sqlite/native/|[^/]+/[^/]+/lib
 # code paths of jackson, commons-compress and annotations, never used by cask), nothing else
 jdk_version=$(sed -n 's/^JAVA_VERSION="\(.*\)"/\1/p' "$JAVA_HOME/release" | head -1)
 runtime="$dest/runtime-jdk$jdk_version"
-modules=java.base,java.logging,java.management,java.sql,jdk.unsupported
+modules=java.base,java.logging,java.management,java.sql,jdk.net,jdk.unsupported
+# a module the code starts to use must not go missing silently (jdk.net, for TCP keepalive, did:
+# serve's connections died on NoClassDefFoundError): jdeps must find nothing outside the list
+for m in $(jdeps --multi-release 25 --ignore-missing-deps --print-module-deps "$work/input/cask.jar" | tr , ' '); do
+  case ",$modules,java.desktop,java.compiler," in
+    *",$m,"*) ;;
+    *) echo "package-deb: the jar uses module $m, which the runtime lacks: add it to modules in $0" >&2; exit 1 ;;
+  esac
+done
 if [ ! -f "$runtime/release" ] || [ "$(cat "$runtime.modules" 2>/dev/null)" != "$modules" ]; then
   echo "package-deb: jlink runtime ($modules) ..." >&2
   rm -rf "$dest"/runtime-jdk*

@@ -194,8 +194,8 @@ class PackageDebIT {
 
     /**
      * The unit's command line as systemd runs it: the unit's environment, a state directory systemd
-     * just made (empty), the unit's arguments with a free port and a socket in the test directory;
-     * NBD writes, then SIGTERM (systemctl stop): exit 0 and the writes are a version.
+     * just made (empty), a serve.conf with a free port and a socket in the test directory; NBD
+     * writes, then SIGTERM (systemctl stop): exit 0 and the writes are a version.
      */
     private void checkUnitServes() throws Exception {
         Map<String, List<String>> service = parseUnit(Files.readString(UNIT)).get("Service");
@@ -208,11 +208,13 @@ class PackageDebIT {
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
+        // the options an administrator puts in /etc/cask/serve.conf (here through $CASK_CONFIG, which
+        // serve reads first): the unit's command line sets none, so they are not overridden
+        Path config = Files.writeString(dir.resolve("serve.conf"),
+                "listen = 127.0.0.1:" + port + "\nsocket = " + dir.resolve("nbd.sock") + "\n");
+        env.put("CASK_CONFIG", config.toString());
         List<String> cmd = new ArrayList<>(Arrays.asList(one(service, "ExecStart").split("\\s+")));
-        for (int i = 0; i < cmd.size() - 1; i++) {
-            if (cmd.get(i).equals("--listen")) cmd.set(i + 1, "127.0.0.1:" + port);
-            if (cmd.get(i).equals("--socket")) cmd.set(i + 1, dir.resolve("nbd.sock").toString());
-        }
+        assertEquals(List.of(LAUNCHER.toString(), "serve"), cmd, "ExecStart sets no option that would override serve.conf");
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().putAll(env);
         // the log to a file, not a pipe: a pipe's last lines can be lost when the process exits while
