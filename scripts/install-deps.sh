@@ -16,6 +16,11 @@ declare -A pkg=(
   [debootstrap]=debootstrap
   [losetup]=mount
   [gcc]=gcc
+  # the Debian package (scripts/package-deb.sh, PackageDebIT): jpackage runs dpkg-deb under fakeroot
+  [fakeroot]=fakeroot
+  [dpkg-deb]=dpkg
+  [zip]=zip
+  [unzip]=unzip
 )
 missing=()
 for tool in "${!pkg[@]}"; do
