@@ -36,7 +36,7 @@ for f in "${FORMATS[@]}"; do for i in "${IMAGES[@]}"; do   # the sources: untime
   qemu-img convert -f raw -O "$f" "$FIX/$i.raw" "$WORK/src/$i.$f"
   echo "source $i.$f: $(( $(stat -c %s "$WORK/src/$i.$f") >> 20 )) MiB file, $(( $(stat -c %s "$FIX/$i.raw") >> 20 )) MiB disk"
 done; done
-"$root/cask" --store "$WORK/warm" import "$WORK/src/${IMAGES[0]}.vmdk" w >/dev/null; rm -rf "$WORK/warm"   # build, start-up cache
+mkdir -p "$WORK/warm"; "$root/cask" --store "$WORK/warm" import "$WORK/src/${IMAGES[0]}.vmdk" w >/dev/null; rm -rf "$WORK/warm"   # build, start-up cache
 for f in "${FORMATS[@]}"; do for i in "${IMAGES[@]}"; do cat "$WORK/src/$i.$f" >/dev/null; done; done
 
 data="$WORK/times.tsv"; : >"$data"
@@ -52,7 +52,7 @@ run() { "$@" >>"$WORK/log" 2>&1 || { echo "format-bench: failed: $*"; tail -20 "
 for rep in $(seq "$RUNS"); do
   echo "-- run $rep/$RUNS --"
   for f in "${FORMATS[@]}"; do
-    S="$WORK/store"; Q="$WORK/qcow2"; rm -rf "$S" "$Q"; mkdir -p "$Q"
+    S="$WORK/store"; Q="$WORK/qcow2"; rm -rf "$S" "$Q"; mkdir -p "$S" "$Q"
     imp() { local i; for i in "${IMAGES[@]}"; do run "$root/cask" --store "$S" import "$WORK/src/$i.$f" "$i"; done; }
     qimp() { local i; for i in "${IMAGES[@]}"; do run qemu-img convert -f "$f" -O qcow2 "$WORK/src/$i.$f" "$Q/$i.qcow2"; done; }
     timed "cask $f" imp

@@ -17,7 +17,7 @@ stallers=${STALLERS:-300}; runs=${RUNS:-5}; secs=${SECONDS_RUN:-20}; rate=${RATE
 cask=${CASK:-$here/cask}
 work=${BENCH_WORK:-/tmp/cask-stall-bench}
 rm -rf "$work"; mkdir -p "$work"
-store="$work/store"
+store="$work/store"; mkdir -p "$store"   # an explicit store must exist
 . "$here/scripts/jdk.sh"
 echo "stall-bench: $(cd "$(dirname "$cask")" && git log --oneline -1 2>/dev/null), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 head -c 256M /dev/urandom > "$work/seed.raw"

@@ -15,6 +15,12 @@ declare -A pkg=(
   [fio]=fio
   [debootstrap]=debootstrap
   [losetup]=mount
+  [gcc]=gcc
+  # the Debian package (scripts/package-deb.sh, PackageDebIT): jpackage runs dpkg-deb under fakeroot
+  [fakeroot]=fakeroot
+  [dpkg-deb]=dpkg
+  [zip]=zip
+  [unzip]=unzip
 )
 missing=()
 for tool in "${!pkg[@]}"; do

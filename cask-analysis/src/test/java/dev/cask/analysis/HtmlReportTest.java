@@ -217,14 +217,19 @@ class HtmlReportTest {
     @Test
     void blocksReportHasEveryDocumentedElement() throws Exception {
         String html = HtmlReport.render(blocksDocument());
-        checkCommon(html, 2 + 9);
+        checkCommon(html, 1 + 3 + 9); // block size chart, a growth chart per block size, a heat map per strategy
         Document doc = parse(html, false);
         assertEquals("p", byId(doc, "summary").getTagName());
         assertEquals("table", byId(doc, "table-images").getTagName());
         assertEquals("svg", byId(doc, "chart-unique-vs-block-size").getTagName());
         assertEquals("table", byId(doc, "table-strategies").getTagName());
         assertEquals("svg", byId(doc, "chart-growth").getTagName());
-        assertEquals("table", byId(doc, "table-growth").getTagName());
+        assertEquals("svg", byId(doc, "chart-growth-16384").getTagName());
+        assertEquals("svg", byId(doc, "chart-growth-65536").getTagName());
+        for (String kind : KINDS) assertEquals("table", byId(doc, "table-growth-" + kind).getTagName());
+        assertEquals("p", byId(doc, "recommendation").getTagName());
+        assertEquals("table", byId(doc, "table-import-options").getTagName());
+        assertEquals("footer", byId(doc, "footer").getTagName());
         for (int k = 0; k < 3; k++) {
             for (int b = 0; b < 3; b++) {
                 assertEquals("svg", byId(doc, "heatmap-" + strategyName(k, b)).getTagName());
@@ -316,28 +321,35 @@ class HtmlReportTest {
                 .map(e -> e.getAttribute("data-series")).toList();
         assertEquals(List.of("fixed unique", "fixed compressed", "aligned unique", "aligned compressed", "cdc unique",
                 "cdc compressed"), series);
-        assertEquals(3 * 3 + 3 * 3 - 1, xpath(bySize, ".//*[local-name()='circle']").size());
+        assertEquals(3 * 3 + 3 * 3 - 1, xpath(bySize, ".//*[@class='point']").size());
         List<String> ticks = xpath(bySize, ".//*[local-name()='g' and @class='axis x-axis']/*[local-name()='text']")
                 .stream().map(Node::getTextContent).toList();
         assertEquals(List.of("4 KiB", "16 KiB", "64 KiB", "block size (log2 scale)"), ticks);
-        List<String> tips = xpath(bySize, ".//*[local-name()='circle']/*[local-name()='title']").stream()
+        List<String> tips = xpath(bySize, ".//*[@class='point']/*[local-name()='title']").stream()
                 .map(Node::getTextContent).toList();
         assertTrue(tips.contains("cdc-16384: unique " + Sizes.human(unique(2, 1)) + " (" + unique(2, 1) + " bytes)"), tips.toString());
 
-        Element growth = byId(doc, "chart-growth");
-        assertEquals(9, xpath(growth, ".//*[local-name()='g' and @class='series']").size());
-        assertEquals(9, xpath(growth, ".//*[local-name()='polyline']").size());
-        assertEquals(27, xpath(growth, ".//*[local-name()='circle']").size());
+        // growth: one chart per block size (4 KiB first), one series per kind, a point per image
+        for (int b = 0; b < 3; b++) {
+            Element growth = byId(doc, b == 0 ? "chart-growth" : "chart-growth-" + BLOCK_SIZES[b]);
+            String size = BLOCK_SIZES[b] / 1024 + "K";
+            assertEquals(List.of("fixed-" + size, "aligned-" + size, "cdc-" + size),
+                    xpath(growth, ".//*[local-name()='g' and @class='series']").stream().map(e -> e.getAttribute("data-series")).toList());
+            assertEquals(3, xpath(growth, ".//*[local-name()='polyline']").size());
+            assertEquals(9, xpath(growth, ".//*[@class='point']").size());
+        }
     }
 
     @Test
     void growthTableHoldsEveryStep() throws Exception {
-        Element t = byId(parse(HtmlReport.render(blocksDocument()), false), "table-growth");
-        assertEquals("image", headers(t).get(1));
-        for (int i = 0; i < IMAGES.size(); i++) {
-            for (int k = 0; k < 3; k++) {
+        Document doc = parse(HtmlReport.render(blocksDocument()), false);
+        for (int k = 0; k < 3; k++) {
+            Element t = byId(doc, "table-growth-" + KINDS.get(k));
+            assertEquals(List.of("#", "image", "4 KiB", "16 KiB", "64 KiB"), headers(t));
+            for (int i = 0; i < IMAGES.size(); i++) {
+                assertEquals(IMAGES.get(i), row(t, String.valueOf(i + 1)).get(1).getTextContent());
                 for (int b = 0; b < 3; b++) {
-                    assertBytes(growth(k, b, i), cell(t, String.valueOf(i + 1), strategyName(k, b)));
+                    assertBytes(growth(k, b, i), cell(t, String.valueOf(i + 1), BLOCK_SIZES[b] / 1024 + " KiB"));
                 }
             }
         }
@@ -350,7 +362,7 @@ class HtmlReportTest {
         ((ObjectNode) s.get(0)).put("name", "cdc 4k/\"x\"");
         ((ObjectNode) s.get(1)).put("name", "cdc 4k/\"x\"");
         String html = HtmlReport.render(d);
-        checkCommon(html, 11);
+        checkCommon(html, 13);
         Document doc = parse(html, false);
         byId(doc, "heatmap-cdc_4k__x_");
         byId(doc, "heatmap-cdc_4k__x_-2");
@@ -389,6 +401,165 @@ class HtmlReportTest {
             n++;
         }
         assertEquals(svgs, n);
+    }
+
+    // ---- page width, readable charts, recommendation, footer ----------------------------------
+
+    /** A document of {@code n} images with long names, every kind at every one of {@code sizes}. */
+    static ObjectNode manyImages(int n, long[] sizes) {
+        ObjectNode d = JSON.createObjectNode().put("kind", "blocks");
+        ArrayNode images = d.putArray("images");
+        for (int i = 0; i < n; i++) {
+            images.addObject().put("name", "debian-12-genericcloud-amd64-2025010" + i + ".qcow2").put("source", "/srv/images/" + i)
+                    .put("format", "qcow2").put("logical_bytes", 2L << 30).putArray("partitions");
+        }
+        ArrayNode strategies = d.putArray("strategies");
+        for (String kind : KINDS) {
+            for (long bs : sizes) {
+                ObjectNode s = strategies.addObject().put("name", kind + "-" + bs).put("kind", kind).put("block_size", bs);
+                s.putObject("collection").put("logical_bytes", n * (2L << 30)).put("zero_bytes", n * (1L << 30))
+                        .put("nonzero_bytes", n * (1L << 30)).put("unique_bytes", (1L << 30) + bs * 1000 + kind.length())
+                        .put("compressed_bytes", (1L << 29) + bs * 1000).put("chunks", n * (2L << 30) / bs).put("unique_chunks", 1000)
+                        .put("dedup_ratio", 2.0);
+                ArrayNode per = s.putArray("per_image"), m = s.putArray("overlap"), g = s.putArray("growth");
+                for (int i = 0; i < n; i++) {
+                    per.addObject().put("name", "debian-12-genericcloud-amd64-2025010" + i + ".qcow2").put("unique_bytes", 1L << 29);
+                    ArrayNode row = m.addArray();
+                    for (int j = 0; j < n; j++) row.add(i == j ? 1.0 : 0.5);
+                    g.addObject().put("image", "debian-12-genericcloud-amd64-2025010" + i + ".qcow2")
+                            .put("unique_bytes", (i + 1) * ((1L << 28) + bs * 100 + kind.length()));
+                }
+            }
+        }
+        return d;
+    }
+
+    /** The most cells in one row of {@code table}. */
+    static int columns(Element table) throws Exception {
+        int most = 0;
+        for (Element tr : xpath(table, ".//tr")) most = Math.max(most, xpath(tr, "./td|./th").size());
+        return most;
+    }
+
+    static final int MOST_COLUMNS = 11;
+
+    @Test
+    void everyTableScrollsInsideThePageAndNoneWidensWithMoreImagesOrStrategies() throws Exception {
+        long[] sizes = {512, 1024, 4096, 8192, 16384, 65536}; // the default block sizes: 18 strategies
+        long[] every = new long[12]; // every block size analyze takes, 512 to 1M: 36 strategies
+        for (int i = 0; i < every.length; i++) every[i] = 512L << i;
+        java.util.Map<String, Integer> widths = new java.util.HashMap<>();
+        for (int n : new int[] {3, 12, -12}) {
+            String html = HtmlReport.render(manyImages(Math.abs(n), n < 0 ? every : sizes));
+            assertTrue(html.contains(".table-wrap{max-width:100%;overflow-x:auto}"), "the containers' rule");
+            Document doc = parse(html, false);
+            List<Element> tables = xpath(doc, "//table");
+            assertTrue(tables.size() > 20, "tables: " + tables.size());
+            for (Element t : tables) {
+                Element parent = (Element) t.getParentNode();
+                assertEquals("div", parent.getTagName(), "table " + t.getAttribute("id") + " is in a container");
+                assertEquals("table-wrap", parent.getAttribute("class"));
+                int c = columns(t);
+                assertTrue(c <= MOST_COLUMNS, n + " images: table " + t.getAttribute("id") + " has " + c + " columns");
+                Integer before = n < 0 ? null : widths.put(t.getAttribute("id"), c);
+                if (before != null) assertEquals(before, c, "table " + t.getAttribute("id") + " widens with the images");
+            }
+        }
+    }
+
+    @Test
+    void fixedIdenticalToAlignedStaysVisibleAndTheLegendSaysSo() throws Exception {
+        ObjectNode d = blocksDocument();
+        ArrayNode s = (ArrayNode) d.get("strategies");
+        for (int b = 0; b < 3; b++) { // an unpartitioned disk: fixed-N cuts as aligned-N does
+            ObjectNode fixed = (ObjectNode) s.get(b), aligned = (ObjectNode) s.get(3 + b);
+            fixed.set("collection", aligned.get("collection").deepCopy());
+            fixed.set("growth", aligned.get("growth").deepCopy());
+        }
+        Document doc = parse(HtmlReport.render(d), false);
+        Element growth = byId(doc, "chart-growth");
+        Element fixed = xpath(growth, ".//*[@data-series='fixed-4K']").getFirst();
+        assertEquals("aligned-4K", fixed.getAttribute("data-same-as"));
+        assertFalse(xpath(fixed, "./*[local-name()='polyline']").getFirst().getAttribute("stroke-dasharray").isEmpty());
+        List<String> legend = SvgChartsTest.legend(growth);
+        assertEquals(List.of("fixed-4K (same as aligned-4K)", "aligned-4K", "cdc-4K"), legend);
+        List<String> bySize = SvgChartsTest.legend(byId(doc, "chart-unique-vs-block-size"));
+        assertTrue(bySize.contains("fixed unique (same as aligned unique)"), bySize.toString());
+        // and the recommendation says the two layouts are one here
+        String note = xpath(byId(doc, "section-recommendation"), ".//p").stream().map(Node::getTextContent)
+                .filter(t -> t.contains("stores the same")).findFirst().orElse("");
+        assertTrue(note.startsWith("fixed-64K (--whole-disk --block-size 64K) stores the same"), note);
+    }
+
+    /** A blocks document of one image and the given strategies: {name, kind, block size, unique, compressed}. */
+    static ObjectNode strategies(Object[]... rows) {
+        ObjectNode d = JSON.createObjectNode().put("kind", "blocks");
+        d.putArray("images").addObject().put("name", "only.raw");
+        ArrayNode a = d.putArray("strategies");
+        for (Object[] r : rows) {
+            ObjectNode s = a.addObject().put("name", (String) r[0]).put("kind", (String) r[1]).put("block_size", (Integer) r[2]);
+            s.putObject("collection").put("unique_bytes", (Long) r[3]).put("compressed_bytes", (Long) r[4]).put("unique_chunks", 7);
+        }
+        return d;
+    }
+
+    @Test
+    void theRecommendationIsOnlyWhatImportCanDoWithItsExactFlags() throws Exception {
+        Document doc = parse(HtmlReport.render(strategies(
+                new Object[] {"cdc-4096", "cdc", 4096, 150L << 20, 100L << 20},
+                new Object[] {"aligned-512", "aligned", 512, 160L << 20, 110L << 20},
+                new Object[] {"fixed-2048", "fixed", 2048, 170L << 20, 115L << 20},
+                new Object[] {"aligned-4096", "aligned", 4096, 300L << 20, 200L << 20},
+                new Object[] {"fixed-4096", "fixed", 4096, 290L << 20, 210L << 20},
+                new Object[] {"aligned-65536", "aligned", 65536, 100L << 20, 300L << 20},
+                new Object[] {"fixed-1048576", "fixed", 1 << 20, 500L << 20, 400L << 20})), false);
+        assertEquals("cask import --block-size 4K IMAGE-FILE NAME", byId(doc, "recommendation-command").getTextContent());
+        assertTrue(byId(doc, "recommendation").getTextContent().contains("aligned-4K"), byId(doc, "recommendation").getTextContent());
+        Element t = byId(doc, "table-import-options");
+        assertEquals(List.of("aligned-4K", "fixed-4K", "aligned-64K", "fixed-1M"),
+                xpath(t, "./tbody/tr").stream().map(tr -> tr.getElementsByTagName("td").item(1).getTextContent()).toList());
+        assertEquals(List.of("--block-size 4K", "--whole-disk --block-size 4K", "--block-size 64K", "--whole-disk --block-size 1M"),
+                xpath(t, "./tbody/tr/td/code").stream().map(Node::getTextContent).toList());
+        assertBytes(200L << 20, cell(t, "1", "stored"));
+        assertBytes(100L << 20, cell(t, "3", "more than the first"));
+        String info = byId(doc, "recommendation-not-importable").getTextContent();
+        assertTrue(info.contains("For information only"), info);
+        assertTrue(info.contains("cdc-4K would store 100 MiB, 100 MiB (50.0 %) less than aligned-4K"), info);
+        assertTrue(info.contains("aligned-512 would store 110 MiB, 90.0 MiB (45.0 %) less than aligned-4K"), info);
+        for (String flag : List.of("512", "2K", "2048", "cdc")) {
+            assertFalse(t.getTextContent().contains(flag), flag + " in the options import has");
+        }
+
+        // nothing import can use: no command, and how to measure what it can
+        doc = parse(HtmlReport.render(strategies(new Object[] {"cdc-4096", "cdc", 4096, 1L << 20, 1L << 19},
+                new Object[] {"fixed-1024", "fixed", 1024, 2L << 20, 1L << 20})), false);
+        assertTrue(xpath(doc, "//*[@id='recommendation-command']").isEmpty());
+        assertTrue(xpath(doc, "//*[@id='table-import-options']").isEmpty());
+        assertTrue(byId(doc, "recommendation").getTextContent().startsWith("None of the strategies analysed"));
+        assertTrue(byId(doc, "recommendation-not-importable").getTextContent().contains("cdc-4K would store 512 KiB"));
+
+        // a tie between fixed and aligned: aligned, the default layout (no --whole-disk)
+        doc = parse(HtmlReport.render(strategies(new Object[] {"fixed-16384", "fixed", 16384, 9L << 20, 5L << 20},
+                new Object[] {"aligned-16384", "aligned", 16384, 9L << 20, 5L << 20})), false);
+        assertEquals("cask import --block-size 16K IMAGE-FILE NAME", byId(doc, "recommendation-command").getTextContent());
+    }
+
+    @Test
+    void theFooterHasTheDateWithItsZoneAndTheCaskVersion() throws Exception {
+        var by = new HtmlReport.Provenance("cask 9.8.7-test",
+                java.time.ZonedDateTime.of(2025, 6, 1, 12, 34, 56, 789_000_000, java.time.ZoneId.of("Europe/Paris")));
+        for (JsonNode d : List.of(blocksDocument(), filesDocument())) {
+            Document doc = parse(HtmlReport.render(d, by), false);
+            Element footer = byId(doc, "footer");
+            assertEquals("footer", footer.getTagName());
+            assertEquals("cask 9.8.7-test", byId(doc, "cask-version").getTextContent());
+            Element time = byId(doc, "written-at");
+            assertEquals("time", time.getTagName());
+            assertEquals("2025-06-01T12:34:56+02:00", time.getAttribute("datetime"));
+            assertEquals("2025-06-01T12:34:56+02:00", time.getTextContent());
+            assertTrue(footer.getTextContent().startsWith("Written by cask 9.8.7-test (cask analyze) on 2025-06-01T12:34:56+02:00."),
+                    footer.getTextContent());
+        }
     }
 
     // ---- files -------------------------------------------------------------------------------

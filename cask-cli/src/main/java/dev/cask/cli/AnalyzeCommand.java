@@ -58,7 +58,8 @@ final class AnalyzeCommand extends Common implements Callable<Integer> {
             + " duplicate share inside each tree (by size) and the overlap between trees. Hard links count once;"
             + " empty files, symlinks and special files are ignored."})
     boolean files;
-    @Option(names = "--html", paramLabel = "FILE", description = "Also write a self-contained HTML report (charts, heat maps, tables) to FILE.")
+    @Option(names = "--html", paramLabel = "FILE", description = "Also write a self-contained HTML report (charts, heat maps,"
+            + " tables, the cask import flags that store the fewest bytes; dated, with the cask version) to FILE.")
     Path html;
     @Option(names = "--block-sizes", paramLabel = "LIST", defaultValue = Strategy.DEFAULT_BLOCK_SIZES,
             description = "Block sizes, powers of two from 512 to 1M (default: ${DEFAULT-VALUE}).")
@@ -143,7 +144,8 @@ final class AnalyzeCommand extends Common implements Callable<Integer> {
         Path target = html.toAbsolutePath();
         Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
         try {
-            Files.writeString(tmp, dev.cask.analysis.HtmlReport.render(doc), java.nio.charset.StandardCharsets.UTF_8);
+            var by = new dev.cask.analysis.HtmlReport.Provenance(Main.Version.line(), java.time.ZonedDateTime.now());
+            Files.writeString(tmp, dev.cask.analysis.HtmlReport.render(doc, by), java.nio.charset.StandardCharsets.UTF_8);
             Files.move(tmp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         } catch (java.io.IOException e) {
             try {

@@ -13,7 +13,9 @@ import java.util.concurrent.Callable;
 /**
  * {@code cask check}: verifies packs, index and every version's trees; exit 1 when something a
  * version or the index needs is damaged. Damage nothing refers to (a torn tail a killed writer
- * left) is a note, and counts in the reclaimable bytes.
+ * left) is a note, and counts in the reclaimable bytes. {@code --json} gives each problem and note
+ * as an object: {@code kind}, {@code pack}, {@code offset}, {@code chunk}, {@code image},
+ * {@code version}, {@code byte_offset} (null where not applicable) and {@code message}.
  */
 @Command(name = "check", mixinStandardHelpOptions = true,
         description = {"Verify packs, the index and every version's tree. Exit 1 when something a version or the index needs",
@@ -47,17 +49,31 @@ final class CheckCommand extends Common implements Callable<Integer> {
                 m.put("chunks_checked", r.chunksChecked());
                 if (repair) m.put("index_rebuilt_chunks", rebuilt);
                 m.put("reclaimable_bytes", r.reclaimableBytes());
-                m.put("problems", r.problems());
-                m.put("notes", r.notes());
+                m.put("problems", r.problems().stream().map(CheckCommand::json).toList());
+                m.put("notes", r.notes().stream().map(CheckCommand::json).toList());
                 printJson(m);
             } else {
-                for (String p : r.problems()) out().println("problem: " + p);
-                for (String n : r.notes()) out().println("note: " + n);
+                for (CheckReport.Finding p : r.problems()) out().println("problem: " + p.message());
+                for (CheckReport.Finding n : r.notes()) out().println("note: " + n.message());
                 out().printf("%s: %d packs, %d records, %d index entries, %d versions, %d tree chunks checked%s; %s reclaimable%n",
                         r.ok() ? "ok" : r.problems().size() + " problem(s)", r.packs(), r.records(), r.indexEntries(),
                         r.versions(), r.chunksChecked(), deep ? " (deep)" : "", dev.cask.common.Sizes.human(r.reclaimableBytes()));
             }
             return r.ok() ? 0 : 1;
         }
+    }
+
+    /** A problem or note in {@code --json}: every field present, null where it does not apply. */
+    private static Map<String, Object> json(CheckReport.Finding f) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("kind", f.kind().json);
+        m.put("pack", f.pack());
+        m.put("offset", f.offset());
+        m.put("chunk", f.chunk() == null ? null : f.chunk().hex());
+        m.put("image", f.image());
+        m.put("version", f.version());
+        m.put("byte_offset", f.byteOffset());
+        m.put("message", f.message());
+        return m;
     }
 }

@@ -70,7 +70,7 @@ abstract class Common {
     }
 
     Progress progress() {
-        boolean show = progressBar != null ? progressBar : !quiet && Terminal.isTerminal(2);
+        boolean show = progressBar != null ? progressBar : !quiet && dev.cask.format.Posix.isatty(2);
         return show ? new ProgressBar(err()) : Progress.NONE;
     }
 

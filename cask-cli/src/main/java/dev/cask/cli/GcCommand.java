@@ -42,6 +42,7 @@ final class GcCommand extends Common implements Callable<Integer> {
                 m.put("chunks_copied", r.compacted().chunksCopied());
                 m.put("pack_bytes_before", r.compacted().bytesBefore());
                 m.put("pack_bytes_after", r.compacted().bytesAfter());
+                m.put("packs_damaged", r.compacted().packsDamaged());
                 m.put("seconds", Math.round(r.seconds() * 1000) / 1000.0);
                 printJson(m);
             } else {
@@ -53,6 +54,9 @@ final class GcCommand extends Common implements Callable<Integer> {
                             r.compacted().packsDeleted(), dev.cask.common.Sizes.human(r.compacted().bytesBefore()),
                             dev.cask.common.Sizes.human(r.compacted().bytesAfter()));
                 }
+            }
+            if (r.compacted().packsDamaged() > 0) {
+                err().println("cask: gc: " + r.compacted().packsDamaged() + " pack(s) left uncompacted: a live chunk in each is damaged (cask check names it)");
             }
             return 0;
         }

@@ -278,7 +278,8 @@ final class ImageCommands {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = {"Record the image's current content as a new version: through the running server that has it open,"
                     + " or with the writes of a journal a crash left. An image unchanged since its last version gets no new"
-                    + " version (it says so; label versions with 'cask tag')."})
+                    + " version (it says so, and that version, if automatic, becomes a user version that retention keeps;"
+                    + " label versions with 'cask tag')."})
     static final class Snapshot extends Common implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "NAME")
         String name;
@@ -328,16 +329,25 @@ final class ImageCommands {
     }
 
     @Command(name = "rm", mixinStandardHelpOptions = true,
-            description = "Delete an image and its versions (its clones keep their data).")
+            description = {"Delete an image and its versions (its clones keep their data), or with NAME@VER one version.",
+                    "A version is refused when it is the head, protected, the origin of a clone, or in use (an open image's base,",
+                    "a running read-only export). Versions made from it name its parent from then on; its labels go with it.",
+                    "Space comes back when garbage collection (cask gc) runs."})
     static final class Rm extends Common implements Callable<Integer> {
-        @Parameters(index = "0", paramLabel = "NAME")
+        @Parameters(index = "0", paramLabel = "NAME[@VER]")
         String name;
 
         @Override
         public Integer call() {
             try (Images images = openImages()) {
-                images.remove(name);
-                out().printf("removed %s%n", name);
+                if (name.contains("@")) {
+                    Version v = LifecycleCommands.version(images, name, "rm");
+                    LifecycleCommands.pruner(images, main.store()).remove(v.image(), v.number());
+                    out().printf("removed version %s; %s%n", v.key(), LifecycleCommands.GC_NOTE);
+                } else {
+                    images.remove(name);
+                    out().printf("removed %s%n", name);
+                }
             }
             return 0;
         }

@@ -23,7 +23,7 @@ import java.util.concurrent.Callable;
 final class ListCommands {
     private ListCommands() {}
 
-    private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
+    static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
 
     static Map<String, Object> versionJson(Version v, Image img) {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -34,6 +34,8 @@ final class ListCommands {
         m.put("message", v.message());
         m.put("size", v.size());
         m.put("parent", v.parent() == null ? null : v.parent().toString());
+        m.put("kind", v.kind().word());
+        m.put("protected", v.isProtected());
         return m;
     }
 
@@ -91,9 +93,10 @@ final class ListCommands {
                 if (json) {
                     printJson(versions.stream().map(v -> versionJson(v, img)).toList());
                 } else {
-                    Table t = new Table(">VERSION", "TIME", ">SIZE", "MESSAGE");
+                    Table t = new Table(">VERSION", "TIME", ">SIZE", "KIND", "MESSAGE");
                     for (Version v : versions) {
                         t.row((v.number() == img.head() ? "*" : "") + v.number(), TIME.format(v.time()), Sizes.human(v.size()),
+                                v.kind().word() + (v.isProtected() ? ",protected" : ""),
                                 v.message() + (v.parent() == null ? "" : "  (from " + v.parent() + ")"));
                     }
                     t.print(out());

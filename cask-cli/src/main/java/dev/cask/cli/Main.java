@@ -42,6 +42,10 @@ public final class Main implements Callable<Integer> {
         m.put("log", ListCommands.Log.class);
         m.put("info", ListCommands.Info.class);
         m.put("rm", ImageCommands.Rm.class);
+        m.put("protect", LifecycleCommands.Protect.class);
+        m.put("unprotect", LifecycleCommands.Unprotect.class);
+        m.put("prune", LifecycleCommands.Prune.class);
+        m.put("retention", LifecycleCommands.Retention.class);
         m.put("mv", AdminCommands.Mv.class);
         m.put("resize", AdminCommands.Resize.class);
         m.put("tag", AdminCommands.Tag.class);
@@ -198,8 +202,13 @@ public final class Main implements Callable<Integer> {
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
+            return new String[]{line()};
+        }
+
+        /** What {@code cask --version} prints: {@code cask} and the jar's implementation version. */
+        static String line() {
             String v = Main.class.getPackage().getImplementationVersion();
-            return new String[]{"cask " + (v == null ? "0.1.0-SNAPSHOT" : v)};
+            return "cask " + (v == null ? "0.1.0-SNAPSHOT" : v);
         }
     }
 }

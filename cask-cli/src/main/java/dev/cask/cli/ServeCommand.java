@@ -43,6 +43,12 @@ final class ServeCommand extends Common implements Callable<Integer> {
     @Option(names = "--checkpoint-interval", paramLabel = "DURATION", defaultValue = "5m",
             description = "Commit a version of every written image this often (30s, 5m, 1h; 0 turns it off; default: ${DEFAULT-VALUE}).")
     String interval;
+    @Option(names = "--prune-interval", paramLabel = "DURATION", defaultValue = "1h",
+            description = {"Apply retention to the images open read-write this often (default: ${DEFAULT-VALUE}; 0 turns it off): each",
+                    "image's stored policy (cask retention), else the default: every automatic version of the last 2 hours, then",
+                    "the newest of each of 48 hours, 30 days, 8 weeks and 12 months. User versions are kept. One log line per",
+                    "image pruned; space comes back when garbage collection runs."})
+    String pruneInterval;
     @Option(names = "--journal-limit", paramLabel = "SIZE", defaultValue = "1G",
             description = {"Journal size of an image that starts a checkpoint in the background (default: ${DEFAULT-VALUE});",
                     "writers wait while a journal is over twice this. Writes cost one journal append until then."})
@@ -71,21 +77,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
     String logLevel;
 
     static Duration parseDuration(String text) {
-        String t = text.trim().toLowerCase(Locale.ROOT);
-        try {
-            if (t.equals("0")) return Duration.ZERO;
-            long n = Long.parseLong(t.substring(0, t.length() - 1));
-            Duration d = switch (t.charAt(t.length() - 1)) {
-                case 's' -> Duration.ofSeconds(n);
-                case 'm' -> Duration.ofMinutes(n);
-                case 'h' -> Duration.ofHours(n);
-                default -> null;
-            };
-            if (d != null && !d.isNegative()) return d;
-        } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
-            // fall through to the error
-        }
-        throw new CaskException.Usage("duration '" + text + "': expected a number with s, m or h (e.g. 30s, 5m), or 0");
+        return dev.cask.common.Durations.parse(text);
     }
 
     @Override
@@ -101,6 +93,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--journal-limit " + journalLimit + ": expected 1M to 64G");
         }
         Duration timeout = usage("--request-timeout", () -> parseDuration(requestTimeout));
+        Duration pruneEvery = usage("--prune-interval", () -> parseDuration(pruneInterval));
         if (timeout.isZero()) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--request-timeout " + requestTimeout + ": expected more than 0");
         if (maxConnections < 1) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--max-connections " + maxConnections + ": expected at least 1");
         NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout);
@@ -144,6 +137,11 @@ final class ServeCommand extends Common implements Callable<Integer> {
         if (!every.isZero()) {
             timer.scheduleWithFixedDelay(() -> exports.checkpointAll("automatic checkpoint"), every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
         }
+        if (!pruneEvery.isZero() && !readOnly) {
+            // on the checkpoint timer's thread: a prune never runs while that thread checkpoints
+            dev.cask.image.Pruner pruner = LifecycleCommands.pruner(images, main.store());
+            timer.scheduleWithFixedDelay(() -> pruneOpen(pruner, exports), pruneEvery.toMillis(), pruneEvery.toMillis(), TimeUnit.MILLISECONDS);
+        }
         // any other way out of the JVM (System.exit elsewhere, SIGHUP) still checkpoints, unlogged
         Runnable shutdown = once(() -> shutDown(stop.reason(), timer, servers, ctl, exports, images));
         Runtime.getRuntime().addShutdownHook(new Thread(shutdown, "cask-shutdown"));
@@ -160,6 +158,22 @@ final class ServeCommand extends Common implements Callable<Integer> {
     }
 
     private static final System.Logger LOG = System.getLogger("cask.serve");
+
+    /** Retention for the images open here: one INFO line per image that lost versions, one ERROR line on a failure. */
+    private static void pruneOpen(dev.cask.image.Pruner pruner, ImageExports exports) {
+        List<String> open = exports.openImages();
+        if (open.isEmpty()) return;
+        try {
+            for (var r : pruner.prune(open, null, false, false).images()) {
+                if (r.removed().isEmpty()) continue;
+                LOG.log(System.Logger.Level.INFO, "image '" + r.image() + "': pruned " + r.removed().size() + " version"
+                        + (r.removed().size() == 1 ? "" : "s") + " " + r.removed().stream().map(v -> Integer.toString(v.number())).toList()
+                        + " by retention policy " + r.policySource() + " (" + r.policy() + ")");
+            }
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "retention of " + open + " failed: " + e.getMessage());
+        }
+    }
 
     /** The value {@code parse} makes of an option; its InvalidInput is a usage error (exit 2) naming the option. */
     private <T> T usage(String option, java.util.function.Supplier<T> parse) {

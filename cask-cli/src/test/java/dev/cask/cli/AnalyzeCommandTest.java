@@ -250,6 +250,18 @@ class AnalyzeCommandTest {
         assertTrue(html.contains("d63.raw") && html.contains("d2048.raw"), "image names are in the report");
         assertFalse(html.contains("<script src") || html.contains("<link"), "nothing is loaded from elsewhere");
         assertFalse(Files.exists(dir.resolve("report.html.tmp")));
+        // the footer: the cask version as --version prints it, and when, in ISO 8601 with the zone's offset
+        Cli.Result version = cli().run("--version");
+        assertEquals(0, version.code(), version.toString());
+        assertTrue(version.out().strip().startsWith("cask "), version.out());
+        assertTrue(html.contains("<span id=\"cask-version\">" + version.out().strip() + "</span>"), "the footer names " + version.out());
+        java.util.regex.Matcher at = java.util.regex.Pattern.compile("<time id=\"written-at\" datetime=\"([^\"]+)\">([^<]+)</time>")
+                .matcher(html);
+        assertTrue(at.find(), "the footer has the date");
+        assertEquals(at.group(1), at.group(2));
+        java.time.OffsetDateTime.parse(at.group(1)); // ISO 8601 with an offset, or this throws
+        // what to import with: a layout import makes, with its flags
+        assertTrue(html.contains("id=\"recommendation-command\">cask import --block-size "), "the recommended import command");
 
         // file level: the rootfs tree and a tar of it are the same files
         Path tar = dir.resolve("rootfs.tar");

@@ -71,11 +71,45 @@ class CheckTest {
         Cli.Result json = cli.run("check", "--json");
         JsonNode j = new ObjectMapper().readTree(json.out());
         assertEquals(false, j.get("ok").asBoolean());
+        // each problem as fields: the damaged record, the index entry that needs it, each version it spoils
+        String block9 = dev.cask.store.ChunkId.of(java.util.Arrays.copyOfRange(Files.readAllBytes(dir.resolve("team_vm-1.raw")), 9 * 4096, 10 * 4096)).hex();
+        long record = 16 + 9L * (52 + 4096);
+        JsonNode damaged = only(j.get("problems"), "bad-record", null);
+        assertFields(damaged, 1, record, null, null, null, null);
+        assertTrue(damaged.get("message").asText().startsWith("pack 1 at offset " + record + ": ") && damaged.get("message").asText().contains("checksum mismatch"), damaged.toString());
+        assertFields(only(j.get("problems"), "corrupt-chunk", null), 1, record, block9, null, null, null);
+        for (String image : List.of("team/vm-1", "team/vm-2")) {
+            JsonNode f = only(j.get("problems"), "corrupt-chunk", image);
+            assertFields(f, 1, record, block9, image, 1, 36864L);
+            assertEquals("image '" + image + "' version 1: offset 36864: data chunk " + block9.substring(0, 12) + " is corrupt", f.get("message").asText());
+        }
+        assertEquals(4, j.get("problems").size(), json.out());
 
         Cli.Result export = cli.run("export", "team/vm-2", dir.resolve("x.raw").toString());
         assertEquals(1, export.code(), export.toString());
         assertTrue(export.err().contains("chunk ") && export.err().contains("checksum mismatch"), export.err());
         assertTrue(Files.notExists(dir.resolve("x.raw")), "no half-written export under the real name");
+    }
+
+    /** The one finding of {@code kind} about {@code image} (null: about no image) in a JSON list. */
+    private static JsonNode only(JsonNode list, String kind, String image) {
+        List<JsonNode> found = new java.util.ArrayList<>();
+        for (JsonNode f : list) {
+            if (f.get("kind").asText().equals(kind) && (image == null ? f.get("image").isNull() : image.equals(f.get("image").asText()))) found.add(f);
+        }
+        assertEquals(1, found.size(), "one " + kind + " about " + image + " in " + list);
+        return found.getFirst();
+    }
+
+    /** Every field of a finding, null where not applicable. */
+    private static void assertFields(JsonNode f, Integer pack, Long offset, String chunk, String image, Integer version, Long byteOffset) {
+        assertEquals(pack == null ? "null" : pack.toString(), f.get("pack").toString(), f.toString());
+        assertEquals(offset == null ? "null" : offset.toString(), f.get("offset").toString(), f.toString());
+        assertEquals(chunk == null ? "null" : "\"" + chunk + "\"", f.get("chunk").toString(), f.toString());
+        assertEquals(image == null ? "null" : "\"" + image + "\"", f.get("image").toString(), f.toString());
+        assertEquals(version == null ? "null" : version.toString(), f.get("version").toString(), f.toString());
+        assertEquals(byteOffset == null ? "null" : byteOffset.toString(), f.get("byte_offset").toString(), f.toString());
+        assertTrue(f.get("message").isTextual() && !f.get("message").asText().isEmpty(), f.toString());
     }
 
     @Test
@@ -88,6 +122,10 @@ class CheckTest {
         Cli.Result broken = cli.run("check");
         assertEquals(1, broken.code(), broken.toString());
         assertTrue(broken.out().contains("is missing"), broken.out());
+        JsonNode missing = only(new ObjectMapper().readTree(cli.run("check", "--json").out()).get("problems"), "missing-chunk", "a");
+        assertEquals(64, missing.get("chunk").asText().length(), missing.toString());
+        // the top pointer chunk: the whole disk from offset 0; a missing chunk has no pack
+        assertFields(missing, null, null, missing.get("chunk").asText(), "a", 1, 0L);
 
         Cli.Result repair = cli.run("check", "--repair");
         assertEquals(0, repair.code(), repair.toString());
@@ -116,6 +154,8 @@ class CheckTest {
         JsonNode j = new ObjectMapper().readTree(cli.run("check", "--json").out());
         assertTrue(j.get("ok").asBoolean());
         assertEquals(2000, j.get("reclaimable_bytes").asLong());
+        assertEquals(0, j.get("problems").size());
+        assertFields(only(j.get("notes"), "torn-tail", null), 1, whole, null, null, null, null);
 
         Cli.Result repair = cli.run("check", "--repair");
         assertEquals(0, repair.code(), repair.toString());
@@ -159,6 +199,24 @@ class CheckTest {
         assertTrue(check.out().contains("runs past the end of the pack"), check.out());
         assertTrue(check.out().contains("problem: image 'a' version 1: offset 0"), "the tree's top pointer chunk was last: " + check.out());
         assertTrue(!check.out().contains("nothing refers to it"), check.out());
+        JsonNode j = new ObjectMapper().readTree(cli.run("check", "--json").out());
+        JsonNode tail = only(j.get("problems"), "torn-tail", null);
+        assertEquals(1, tail.get("pack").asInt(), tail.toString());
+        assertEquals(0, j.get("notes").size(), "needed damage is never a note: " + j);
+    }
+
+    @Test
+    void aBadPackHeaderIsAProblemOfItsKind() throws Exception {
+        Cli cli = new Cli(store());
+        importRandom(cli, "a", 4);
+        try (FileChannel ch = FileChannel.open(onlyPack(), StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(new byte[]{0, 0, 0, 0}), 0);
+        }
+        Cli.Result check = cli.run("check", "--json");
+        assertEquals(1, check.code(), check.toString());
+        JsonNode header = only(new ObjectMapper().readTree(check.out()).get("problems"), "bad-pack-header", null);
+        assertFields(header, 1, 0L, null, null, null, null);
+        assertTrue(header.get("message").asText().contains("magic"), header.toString());
     }
 
     /** Text-like blocks, each different, that zstd compresses well: import stores them in segments. */

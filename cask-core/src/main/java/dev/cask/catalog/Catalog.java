@@ -27,6 +27,14 @@ import java.util.Optional;
  *       Conflict and change nothing.
  *   <li>A label ({@link #tag}) names one version of one image; labels are per image, unique
  *       within it ({@link Names#checkLabel}), and go when their image goes.
+ *   <li>A version records its {@link VersionKind} as committed; {@link #setProtected} and
+ *       {@link #makeUserVersion} (automatic to user, never back) are the only changes a version
+ *       ever sees after its commit.
+ *   <li>{@link #deleteVersions} never removes the head, a protected version, the origin of a
+ *       live clone, or a version {@code inUse} names; a removed version's number is never used
+ *       again (the head, the newest, always stays), and a version whose parent it was names the
+ *       removed one's parent instead. No other version's content changes.
+ *   <li>Retention policies ({@link #setRetention}) are opaque text per name prefix.
  * </ul>
  */
 public interface Catalog extends AutoCloseable {
@@ -82,6 +90,37 @@ public interface Catalog extends AutoCloseable {
 
     /** The image's labels, sorted by label: label to version number. NotFound for a missing image. */
     java.util.SortedMap<String, Integer> tags(String name);
+
+    /**
+     * Makes an automatic version a user version (what {@code cask snapshot} of an unchanged image
+     * does to the version that holds its content, so retention keeps it). NotFound for a missing
+     * image or version. A user version stays one.
+     */
+    void makeUserVersion(String name, int number);
+
+    /** Marks a version protected (or not). NotFound for a missing image or version. */
+    void setProtected(String name, int number, boolean on);
+
+    /**
+     * Removes versions of image {@code name} in one transaction (NotFound for a missing image).
+     * Inside it, with the head fixed (no commit can run meanwhile), {@code inUse} is asked once
+     * for the version numbers something outside the catalog still needs (a journal's base, a
+     * served read-only export): those are kept, as are the head, protected versions, the origins
+     * of live clones and numbers that do not exist; the result says why for each. The parent
+     * links of versions made from a removed one move to its own parent; its labels go with it.
+     */
+    VersionDeletion deleteVersions(String name, java.util.Collection<Integer> numbers,
+                                   java.util.function.Supplier<java.util.Set<Integer>> inUse);
+
+    /**
+     * Stores {@code policy} (opaque text) for the images named {@code prefix} or {@code
+     * prefix/...}, replacing any; null removes it (NotFound when there was none).
+     * InvalidInput for a bad prefix.
+     */
+    void setRetention(String prefix, String policy);
+
+    /** Every stored retention policy: prefix to policy text, sorted by prefix. */
+    java.util.SortedMap<String, String> retentionPolicies();
 
     /** Every version of every live image (for check and garbage collection). */
     List<Version> allVersions();

@@ -53,11 +53,12 @@ public final class Posix {
     private static final MethodHandle FALLOCATE;
     private static final MethodHandle CLOSE;
     private static final MethodHandle STRERROR;
+    private static final MethodHandle ISATTY;
 
     static {
         StructLayout capture = null;
         VarHandle errno = null;
-        MethodHandle open = null, lseek = null, fallocate = null, close = null, strerror = null;
+        MethodHandle open = null, lseek = null, fallocate = null, close = null, strerror = null, isatty = null;
         try {
             Linker linker = Linker.nativeLinker();
             SymbolLookup libc = linker.defaultLookup();
@@ -76,8 +77,10 @@ public final class Posix {
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), ccs);
             strerror = linker.downcallHandle(libc.find("strerror").orElseThrow(),
                     FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+            isatty = linker.downcallHandle(libc.find("isatty").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
         } catch (Throwable t) {
-            open = lseek = fallocate = close = strerror = null;
+            open = lseek = fallocate = close = strerror = isatty = null;
         }
         CAPTURE = capture;
         ERRNO = errno;
@@ -86,6 +89,7 @@ public final class Posix {
         FALLOCATE = fallocate;
         CLOSE = close;
         STRERROR = strerror;
+        ISATTY = isatty;
     }
 
     private Posix() {}
@@ -142,6 +146,16 @@ public final class Posix {
             int ignored = (int) CLOSE.invokeExact(arena.allocate(CAPTURE), fd);
         } catch (Throwable t) {
             // nothing to do
+        }
+    }
+
+    /** True when {@code fd} is a terminal ({@code isatty(3)}); false where the call is missing. */
+    public static boolean isatty(int fd) {
+        if (ISATTY == null) return false;
+        try {
+            return (int) ISATTY.invokeExact(fd) == 1;
+        } catch (Throwable t) {
+            return false;
         }
     }
 

@@ -4,9 +4,13 @@ import dev.cask.catalog.Catalog;
 import dev.cask.catalog.Version;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
+import dev.cask.image.CheckReport.Finding;
+import dev.cask.image.CheckReport.Kind;
 import dev.cask.store.ChunkId;
 import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.local.IndexMismatch;
 import dev.cask.store.local.LocalChunkStore;
+import dev.cask.store.local.PackScan;
 import dev.cask.tree.Layout;
 import dev.cask.tree.PointerCache;
 import dev.cask.tree.Root;
@@ -43,6 +47,19 @@ import java.util.Set;
  * data themselves, not chunk ids: they need nothing from the packs.) Exit status 1 means
  * problems, never notes.
  *
+ * <p><b>Damage marks.</b> The index pass records every entry it finds bad as damaged in the
+ * store's index ({@link LocalChunkStore#checked}), so that the next import or checkpoint of the
+ * same bytes writes a new copy and moves the entry to it (healing, see the store's
+ * {@code Healing}); a deep scan's bad copy at an indexed location is marked too. A mark on an
+ * entry that now reads good (rehashed, so a segment's chunk is checked against its own CRC too),
+ * or on a location its entry no longer has, is cleared. After a heal the bad record is pointed
+ * at by nothing: a note with reclaimable bytes.
+ *
+ * <p><b>Findings.</b> Every problem and note is a {@link Finding}: a {@link Kind} and the pack,
+ * offset, chunk, image, version and byte offset it is about (null where not applicable), plus
+ * the human line, which the text output prints as it is. Kinds are decided from the failure's
+ * type ({@link IndexMismatch}, {@link PackScan.Damage.Kind}), never from its words.
+ *
  * <p>Memory: the referenced chunk ids are kept as sorted 64-bit prefixes (8 bytes each; a
  * collision could only hide a few reclaimable bytes), indexed segments as one map entry each.
  * Subtrees shared by several versions (clones, unchanged history) are checked once when good;
@@ -52,13 +69,16 @@ final class Checker {
     private final LocalChunkStore store;
     private final Catalog catalog;
     private final PointerCache cache;
-    private final List<String> problems = new ArrayList<>();
-    private final List<String> notes = new ArrayList<>();
-    private final List<LocalChunkStore.Damage> damages = new ArrayList<>();
+    private final List<Finding> problems = new ArrayList<>();
+    private final List<Finding> notes = new ArrayList<>();
+    private final List<PackScan.Damage> damages = new ArrayList<>();
     /** Damages an index entry points into: problems, not notes. */
-    private final Set<LocalChunkStore.Damage> needed = new HashSet<>();
+    private final Set<PackScan.Damage> needed = new HashSet<>();
     /** Chunks a deep scan found bad: the index decides whether they are a problem or a note. */
-    private final java.util.Map<ChunkId, List<Object[]>> deepBad = new java.util.HashMap<>();
+    private final java.util.Map<ChunkId, List<DeepBad>> deepBad = new java.util.HashMap<>();
+
+    /** A copy of a chunk a deep scan found bad, and why. */
+    private record DeepBad(ChunkLocation at, CaskException.Corrupt fault) {}
     /** 64-bit prefixes of the chunk ids versions reference; sorted after the versions pass. */
     private long[] referenced = new long[1024];
     private int referencedCount;
@@ -78,7 +98,7 @@ final class Checker {
         List<Integer> packs = store.packIds();
         progress.start(deep ? "check packs (deep)" : "check packs", store.storedBytes());
         for (int id : packs) {
-            store.scanPack(id, new LocalChunkStore.ScanSink() {
+            store.scanPack(id, new PackScan.ScanSink() {
                 @Override
                 public void chunk(ChunkId cid, ChunkLocation loc, java.util.function.Supplier<byte[]> plainBytes) {
                     records++;
@@ -87,24 +107,30 @@ final class Checker {
                             byte[] plain = plainBytes.get();
                             ChunkId actual = ChunkId.of(plain);
                             if (!actual.equals(cid)) {
-                                deepBad.computeIfAbsent(cid, k -> new ArrayList<>()).add(new Object[]{loc,
-                                        "chunk " + cid.shortHex() + " (" + loc + "): bytes hash to " + actual.shortHex()});
+                                deepBad.computeIfAbsent(cid, k -> new ArrayList<>()).add(new DeepBad(loc, new CaskException.Corrupt(
+                                        "chunk " + cid.shortHex() + " (" + loc + "): bytes hash to " + actual.shortHex())));
                             }
-                        } catch (CaskException e) {
-                            deepBad.computeIfAbsent(cid, k -> new ArrayList<>()).add(new Object[]{loc, e.getMessage()});
+                        } catch (CaskException.Corrupt e) {
+                            deepBad.computeIfAbsent(cid, k -> new ArrayList<>()).add(new DeepBad(loc, e));
                         }
                     }
                 }
 
                 @Override
                 public void problem(String line) {
-                    problems.add(line);
+                    problems.add(Finding.inPack(Kind.BAD_RECORD, id, null, null, line));
                 }
 
                 @Override
-                public void damage(LocalChunkStore.Damage d) {
-                    if (d.kind() == LocalChunkStore.Damage.Kind.HEADER && d.length() > dev.cask.store.local.PackFormat.PACK_HEADER) {
-                        problems.add(d.message()); // records behind a bad header: a rebuild of the index would lose them
+                public void packProblem(PackScan.PackProblem kind, String line) {
+                    problems.add(Finding.inPack(kind == PackScan.PackProblem.UNREADABLE ? Kind.UNREADABLE_PACK : Kind.BAD_PACK_HEADER,
+                            id, kind == PackScan.PackProblem.UNREADABLE ? null : 0L, null, line));
+                }
+
+                @Override
+                public void damage(PackScan.Damage d) {
+                    if (d.kind() == PackScan.Damage.Kind.HEADER && d.length() > dev.cask.store.local.PackFormat.PACK_HEADER) {
+                        problems.add(finding(d)); // records behind a bad header: a rebuild of the index would lose them
                     } else {
                         damages.add(d); // a problem or a note once the index pass knows whether an entry points into it
                     }
@@ -112,14 +138,19 @@ final class Checker {
             }, progress);
         }
         progress.done();
+        // damage marks made before this check (by reads, by earlier checks): id -> marked copies
+        java.util.Map<ChunkId, List<ChunkLocation>> marks = new java.util.HashMap<>();
+        for (var m : store.damageMarks()) marks.computeIfAbsent(m.getKey(), k -> new ArrayList<>()).add(m.getValue());
         for (var e : deepBad.entrySet()) {
             ChunkLocation indexed = store.locate(e.getKey());
-            for (Object[] at : e.getValue()) {
-                if (at[0].equals(indexed)) {
-                    problems.add((String) at[1]);
+            for (DeepBad at : e.getValue()) {
+                if (at.at().equals(indexed)) {
+                    problems.add(Finding.inPack(Kind.CORRUPT_CHUNK, at.at().pack(), at.at().offset(), e.getKey(), at.fault().getMessage()));
                     bad.add(e.getKey());
+                    store.checked(e.getKey(), at.at(), at.fault());
                 } else {
-                    notes.add(at[1] + " (a copy the index does not point at: reclaimable)");
+                    notes.add(Finding.inPack(Kind.CORRUPT_CHUNK, at.at().pack(), at.at().offset(), e.getKey(),
+                            at.fault().getMessage() + " (a copy the index does not point at: reclaimable)"));
                 }
             }
         }
@@ -128,22 +159,37 @@ final class Checker {
         progress.startItems("check index", total);
         store.forEachIndexEntry((cid, loc) -> {
             entries++;
-            String p = store.verifyEntry(cid, loc, false);
-            if (p != null) {
-                problems.add("index entry " + p);
+            boolean known = bad.contains(cid); // the deep scan reported (and marked) this very copy
+            CaskException fault = store.entryFault(cid, loc, false);
+            List<ChunkLocation> marked = marks.remove(cid);
+            boolean markedHere = marked != null && marked.stream().anyMatch(m -> sameCopy(m, loc));
+            if (fault == null && markedHere && !known) {
+                fault = store.entryFault(cid, loc, true); // read it whole before trusting it again
+            }
+            if (fault != null) {
+                problems.add(Finding.inPack(fault instanceof IndexMismatch ? Kind.INDEX_MISMATCH : Kind.CORRUPT_CHUNK,
+                        loc.pack(), loc.offset(), cid, "index entry " + fault.getMessage()));
                 bad.add(cid);
+                if (!markedHere) store.checked(cid, loc, fault);
+            }
+            if (marked != null) {
+                for (ChunkLocation m : marked) {
+                    if (!sameCopy(m, loc) || (fault == null && !known)) store.checked(cid, m, null); // stale, or good now
+                }
             }
             if (loc.inSegment()) segments.putIfAbsent(key(loc), loc.length());
             else covered += loc.length();
-            for (LocalChunkStore.Damage d : damages) { // none, or a few: a scan of them per entry is nothing
+            for (PackScan.Damage d : damages) { // none, or a few: a scan of them per entry is nothing
                 if (d.pack() == loc.pack() && loc.offset() < d.offset() + d.length() && d.offset() < loc.offset() + loc.length()) needed.add(d);
             }
             progress.advance(1);
         });
         progress.done();
-        for (LocalChunkStore.Damage d : damages) {
-            if (needed.contains(d)) problems.add(d.message());
-            else notes.add(d.message() + " (nothing refers to it: " + d.length() + " bytes reclaimable)");
+        for (var m : marks.entrySet()) for (ChunkLocation at : m.getValue()) store.checked(m.getKey(), at, null); // no entry any more
+        for (PackScan.Damage d : damages) {
+            if (needed.contains(d)) problems.add(finding(d));
+            else notes.add(new Finding(kindOf(d), d.pack(), d.offset(), null, null, null, null,
+                    d.message() + " (nothing refers to it: " + d.length() + " bytes reclaimable)"));
         }
 
         List<Version> versions = catalog.allVersions();
@@ -156,6 +202,28 @@ final class Checker {
         long reclaimable = reclaimable(packs.size());
         return new CheckReport(packs.size(), records, entries, versions.size(), chunksChecked, -1, List.copyOf(problems),
                 List.copyOf(notes), reclaimable);
+    }
+
+    private static boolean sameCopy(ChunkLocation a, ChunkLocation b) {
+        return a.pack() == b.pack() && a.offset() == b.offset() && a.slot() == b.slot();
+    }
+
+    private static Kind kindOf(PackScan.Damage d) {
+        return switch (d.kind()) {
+            case HEADER -> Kind.BAD_PACK_HEADER;
+            case RECORD -> Kind.BAD_RECORD;
+            case TAIL -> Kind.TORN_TAIL;
+        };
+    }
+
+    private static Finding finding(PackScan.Damage d) {
+        return Finding.inPack(kindOf(d), d.pack(), d.offset(), null, d.message());
+    }
+
+    /** A finding about version {@code v} at byte {@code offset} of its disk, about chunk {@code id} (or null). */
+    private Finding inVersion(Kind kind, Version v, Long offset, ChunkId id, String message) {
+        ChunkLocation at = id == null || kind == Kind.MISSING_CHUNK ? null : store.locate(id);
+        return new Finding(kind, at == null ? null : at.pack(), at == null ? null : at.offset(), id, v.image(), v.number(), offset, message);
     }
 
     /** Indexed segments: (pack, offset) -> length. */
@@ -205,28 +273,28 @@ final class Checker {
         try {
             layout = Layout.decode(v.content());
         } catch (CaskException e) {
-            problems.add(who + ": " + e.getMessage());
+            problems.add(inVersion(Kind.BAD_VERSION, v, null, null, who + ": " + e.getMessage()));
             return;
         }
-        if (layout.size() != v.size()) problems.add(who + ": layout covers " + layout.size() + " bytes, version says " + v.size());
+        if (layout.size() != v.size()) problems.add(inVersion(Kind.BAD_VERSION, v, null, null, who + ": layout covers " + layout.size() + " bytes, version says " + v.size()));
         for (Layout.Extent e : layout.extents()) {
             Root r = e.root();
-            if (!r.top().isZero()) subtree(who, e.offset(), r, r.top(), r.depth(), 0);
+            if (!r.top().isZero()) subtree(v, who, e.offset(), r, r.top(), r.depth(), 0);
         }
     }
 
     /** Checks the subtree {@code id} at {@code level} whose first block is {@code first}; true when all of it is good. */
-    private boolean subtree(String who, long base, Root r, ChunkId id, int level, long first) {
+    private boolean subtree(Version v, String who, long base, Root r, ChunkId id, int level, long first) {
         long offset = base + first * r.blockSize();
         if (level == 0) {
             chunksChecked++;
             reference(id);
             if (bad.contains(id)) {
-                problems.add(who + ": offset " + offset + ": data chunk " + id.shortHex() + " is corrupt");
+                problems.add(inVersion(Kind.CORRUPT_CHUNK, v, offset, id, who + ": offset " + offset + ": data chunk " + id.shortHex() + " is corrupt"));
                 return false;
             }
             if (!store.contains(id)) {
-                problems.add(who + ": offset " + offset + ": data chunk " + id.shortHex() + " is missing");
+                problems.add(inVersion(Kind.MISSING_CHUNK, v, offset, id, who + ": offset " + offset + ": data chunk " + id.shortHex() + " is missing"));
                 return false;
             }
             return true;
@@ -238,14 +306,15 @@ final class Checker {
         try {
             p = dev.cask.tree.TreeReader.pointerChunk(store, cache, id);
         } catch (CaskException.NotFound e) {
-            problems.add(who + ": offset " + offset + ": pointer chunk " + id.shortHex() + " is missing (" + describeSpan(r, level) + " of the disk unreadable)");
+            problems.add(inVersion(Kind.MISSING_CHUNK, v, offset, id, who + ": offset " + offset + ": pointer chunk " + id.shortHex() + " is missing (" + describeSpan(r, level) + " of the disk unreadable)"));
             return false;
         } catch (CaskException e) {
-            problems.add(who + ": offset " + offset + " (" + describeSpan(r, level) + " of the disk unreadable): " + e.getMessage());
+            problems.add(inVersion(e instanceof IndexMismatch ? Kind.INDEX_MISMATCH : Kind.CORRUPT_CHUNK, v, offset, id,
+                    who + ": offset " + offset + " (" + describeSpan(r, level) + " of the disk unreadable): " + e.getMessage()));
             return false;
         }
         if (bad.contains(id)) {
-            problems.add(who + ": offset " + offset + ": pointer chunk " + id.shortHex() + " is corrupt");
+            problems.add(inVersion(Kind.CORRUPT_CHUNK, v, offset, id, who + ": offset " + offset + ": pointer chunk " + id.shortHex() + " is corrupt"));
             return false;
         }
         long span = 1L << (Root.FANOUT_BITS * (level - 1));
@@ -255,11 +324,11 @@ final class Checker {
             if (child.isZero()) continue;
             long childFirst = first + slot * span;
             if (childFirst >= r.blockCount()) {
-                problems.add(who + ": pointer chunk " + id.shortHex() + " points past the end of the disk (block " + childFirst + ")");
+                problems.add(inVersion(Kind.BAD_TREE, v, offset, id, who + ": pointer chunk " + id.shortHex() + " points past the end of the disk (block " + childFirst + ")"));
                 ok = false;
                 continue;
             }
-            ok &= subtree(who, base, r, child, level - 1, childFirst);
+            ok &= subtree(v, who, base, r, child, level - 1, childFirst);
         }
         if (ok) goodSubtrees.add(id);
         return ok;

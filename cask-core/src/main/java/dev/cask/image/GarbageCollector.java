@@ -90,7 +90,7 @@ public final class GarbageCollector {
             });
             long bytes = freedBytes(garbage.values(), liveSegments);
             return new Result(true, local.gcEpoch(), versions, marked.size(), pointerReads, garbage.size(), bytes,
-                    new ChunkDeleter.Compacted(0, 0, 0, 0, 0), seconds(t0));
+                    ChunkDeleter.Compacted.NONE, seconds(t0));
         }
         try (ChunkDeleter.Sweep sweep = local.begin(waiting)) {
             long versions = mark(progress);
@@ -110,7 +110,7 @@ public final class GarbageCollector {
                 progress.advance(part.size());
             }
             progress.done();
-            ChunkDeleter.Compacted compacted = compactThreshold > 1 ? new ChunkDeleter.Compacted(0, 0, 0, 0, 0)
+            ChunkDeleter.Compacted compacted = compactThreshold > 1 ? ChunkDeleter.Compacted.NONE
                     : sweep.compact(compactThreshold, progress);
             return new Result(false, sweep.epoch(), versions, marked.size(), pointerReads, freed, bytes, compacted, seconds(t0));
         }

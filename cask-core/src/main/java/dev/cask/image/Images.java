@@ -292,11 +292,16 @@ public final class Images implements AutoCloseable {
      * next of a few attempts.
      */
     Current settle(String name, String served, String folded, boolean always) {
+        return settle(name, served, folded, always, dev.cask.catalog.VersionKind.AUTO);
+    }
+
+    /** As {@link #settle(String, String, String, boolean)}, a version it makes being of {@code kind}. */
+    Current settle(String name, String served, String folded, boolean always, dev.cask.catalog.VersionKind kind) {
         dev.cask.volume.JournalFiles files = journals(name);
         for (int attempt = 0; ; attempt++) {
             boolean last = attempt == 2;
             if (files.isLeased()) {
-                var n = writers.checkpoint(name, served, always);
+                var n = writers.checkpoint(name, served, always, kind);
                 if (n.isPresent()) return new Current(catalog.version(name, n.getAsInt()), Source.SERVER_CHECKPOINT);
                 if (files.isLeased() && (last || writers == LiveWriters.NONE)) {
                     throw new CaskException.Conflict("image '" + name + "' is open read-write by a process that does not answer checkpoint"
@@ -308,10 +313,10 @@ public final class Images implements AutoCloseable {
                 if (!always) return new Current(catalog.version(name, catalog.image(name).head()), Source.STORED);
                 Image img = catalog.image(name);
                 Version head = catalog.version(name, img.head());
-                return new Current(catalog.commit(name, img.head(), new NewVersion(served, head.size(), head.content()), head.key()), Source.STORED);
+                return new Current(catalog.commit(name, img.head(), new NewVersion(served, head.size(), head.content(), kind), head.key()), Source.STORED);
             }
             try (dev.cask.volume.Volume v = openVolume(name)) {
-                Version made = v.checkpoint(folded, always);
+                Version made = v.checkpoint(folded, always, kind);
                 if (made == null && v.recovered() == null) return new Current(v.baseVersion(), Source.STORED); // the journal held no write
                 return new Current(made != null ? made : v.baseVersion(), Source.JOURNAL_FOLDED);
             } catch (CaskException.Conflict e) {
@@ -329,8 +334,14 @@ public final class Images implements AutoCloseable {
     public Snapshot snapshot(String name, String message) {
         int before = catalog.image(name).head();
         String msg = message == null || message.isBlank() ? "snapshot" : message;
-        Current c = settle(name, msg, msg, false);
-        return new Snapshot(c, c.version().number() > before);
+        Current c = settle(name, msg, msg, false, dev.cask.catalog.VersionKind.USER);
+        boolean added = c.version().number() > before;
+        if (!added && c.version().kind() == dev.cask.catalog.VersionKind.AUTO) {
+            // the user asked for this content to be kept: the automatic version holding it becomes theirs
+            catalog.makeUserVersion(name, c.version().number());
+            c = new Current(catalog.version(name, c.version().number()), c.source());
+        }
+        return new Snapshot(c, added);
     }
 
     /**

@@ -20,4 +20,9 @@ public interface LiveWriters {
      * asked has the image open. Throws the writer's error (with its kind) when the checkpoint fails.
      */
     OptionalInt checkpoint(String image, String message, boolean always);
+
+    /** As {@link #checkpoint(String, String, boolean)}, the version made being of {@code kind} (a user's snapshot: USER). */
+    default OptionalInt checkpoint(String image, String message, boolean always, dev.cask.catalog.VersionKind kind) {
+        return checkpoint(image, message, always);
+    }
 }

@@ -92,6 +92,16 @@ public final class Usage {
         return run(owners, v -> v.image().equals(name) ? byNumber.get(v.number()) : others.get(v.image()), rows);
     }
 
+    /**
+     * The stored bytes that only the versions in {@code going} reference (store-wide): what
+     * removing all of them together would free once garbage collection runs. More than the sum
+     * of their {@link #versions} rows when they share chunks with each other and nothing else.
+     */
+    public long exclusiveOf(Set<dev.cask.catalog.VersionKey> going) {
+        if (going.isEmpty()) return 0;
+        return run(List.of("going", "kept"), v -> going.contains(v.key()) ? 0 : 1, null).rows().getFirst().exclusiveBytes();
+    }
+
     private Report run(List<String> owners, Function<Version, Integer> ownerOf, Set<Integer> detailed) {
         Map<Integer, List<Version>> versionsOf = new HashMap<>();
         for (Version v : images.catalog().allVersions()) {

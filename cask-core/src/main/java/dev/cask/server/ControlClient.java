@@ -32,8 +32,14 @@ public final class ControlClient implements LiveWriters {
 
     @Override
     public OptionalInt checkpoint(String image, String message, boolean always) {
+        return checkpoint(image, message, always, dev.cask.catalog.VersionKind.AUTO);
+    }
+
+    @Override
+    public OptionalInt checkpoint(String image, String message, boolean always, dev.cask.catalog.VersionKind kind) {
         String msg = message == null ? "" : message.replace('\n', ' ').replace('\r', ' ');
-        String reply = request(storeDir, ((always ? "snapshot " : "checkpoint ") + image + " " + msg).strip());
+        String verb = always ? "snapshot " : kind == dev.cask.catalog.VersionKind.USER ? "user-checkpoint " : "checkpoint ";
+        String reply = request(storeDir, (verb + image + " " + msg).strip());
         if (reply == null || reply.equals("not-open")) return OptionalInt.empty();
         if (reply.startsWith("ok ")) {
             try {
@@ -44,6 +50,42 @@ public final class ControlClient implements LiveWriters {
         }
         if (reply.startsWith("error ")) throw error(reply.substring(6));
         throw new CaskException.InvalidInput("image '" + image + "': a server answered '" + reply + "' to a checkpoint request");
+    }
+
+    /**
+     * The versions of {@code image} that the running servers of {@code storeDir} need kept (an
+     * open volume's base, a read-only export's version): every server is asked, and the answers
+     * are joined. A server that answers with an error makes this throw (nothing may be removed
+     * on a guess); a dead server's socket is removed and it needs nothing.
+     */
+    public static java.util.Set<Integer> inUse(Path storeDir, String image) {
+        java.util.Set<Integer> out = new java.util.TreeSet<>();
+        for (Path p : sockets(storeDir)) {
+            String reply = ask(p, "in-use " + image);
+            if (reply == null) continue;
+            if (reply.startsWith("error ")) throw error(reply.substring(6));
+            if (!reply.equals("ok") && !reply.startsWith("ok ")) {
+                throw new CaskException.InvalidInput("image '" + image + "': server " + p + " answered '" + reply + "' to in-use");
+            }
+            for (String w : reply.substring(2).trim().split(" ")) {
+                if (w.isEmpty()) continue;
+                try {
+                    out.add(Integer.parseInt(w));
+                } catch (NumberFormatException e) {
+                    throw new CaskException.InvalidInput("image '" + image + "': server " + p + " answered '" + reply + "' to in-use");
+                }
+            }
+        }
+        return out;
+    }
+
+    private static List<Path> sockets(Path storeDir) {
+        try (Stream<Path> s = Files.list(storeDir)) {
+            return s.filter(p -> p.getFileName().toString().startsWith(ControlServer.PREFIX)
+                    && p.getFileName().toString().endsWith(ControlServer.SUFFIX)).toList();
+        } catch (IOException e) {
+            throw new CaskException.Io("store " + storeDir + ": cannot list control sockets: " + e.getMessage(), e);
+        }
     }
 
     /** The word an error reply names {@code e}'s kind with. */

@@ -22,11 +22,16 @@ import java.nio.file.Path;
  * <pre>
  * snapshot NAME [MESSAGE]     ->  ok VERSION | not-open | error KIND MESSAGE
  * checkpoint NAME [MESSAGE]   ->  ok VERSION | not-open | error KIND MESSAGE
+ * user-checkpoint NAME [MSG]  ->  ok VERSION | not-open | error KIND MESSAGE
+ * in-use NAME                 ->  ok [VERSION ...] | error KIND MESSAGE
  * ping                        ->  ok
  * </pre>
  * {@code snapshot} always makes a version; {@code checkpoint} makes one only when the image changed
  * since its last one, and answers the version that holds its current content either way (export
- * and clone of a served image's head use it). KIND is the error's kind ({@link ControlClient}
+ * and clone of a served image's head use it). Versions made by {@code snapshot} and
+ * {@code user-checkpoint} ({@code cask snapshot}) are user versions, by {@code checkpoint}
+ * automatic ones. {@code in-use} lists the versions of NAME this server needs kept (its open
+ * volume's base, read-only exports of NAME@VER): retention never removes them. KIND is the error's kind ({@link ControlClient}
  * turns it back into the same exception). The client side is {@link ControlClient}. Only local
  * processes that can open the socket file (owner-only permissions) can talk to it.
  */
@@ -84,10 +89,16 @@ public final class ControlServer implements AutoCloseable {
         switch (parts[0]) {
             case "ping":
                 return "ok";
-            case "snapshot", "checkpoint":
+            case "snapshot", "checkpoint", "user-checkpoint":
                 if (parts.length < 2) return "error invalid-input " + parts[0] + " needs an image name";
-                Version v = exports.checkpoint(parts[1], parts.length > 2 ? parts[2] : null, parts[0].equals("snapshot"));
+                Version v = exports.checkpoint(parts[1], parts.length > 2 ? parts[2] : null, parts[0].equals("snapshot"),
+                        parts[0].equals("checkpoint") ? dev.cask.catalog.VersionKind.AUTO : dev.cask.catalog.VersionKind.USER);
                 return v == null ? "not-open" : "ok " + v.number();
+            case "in-use":
+                if (parts.length < 2) return "error invalid-input in-use needs an image name";
+                StringBuilder sb = new StringBuilder("ok");
+                for (int n : exports.inUse(parts[1])) sb.append(' ').append(n);
+                return sb.toString();
             default:
                 return "error invalid-input unknown request '" + parts[0] + "'";
         }

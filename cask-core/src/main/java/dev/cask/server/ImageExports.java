@@ -33,6 +33,15 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
     private final Images images;
     private final long journalLimit;
     private final Map<String, Shared> open = new HashMap<>();
+    /*
+     * What inUse reads, without this object's lock: a server's release() holds the lock while its
+     * volume's close commits, and that commit may wait for the catalog write lock of a prune
+     * that is asking this server what is in use. So these two are concurrent maps of their own.
+     */
+    /** Volumes open read-write, by image (kept with {@link #open}). */
+    private final Map<String, Volume> volumes = new java.util.concurrent.ConcurrentHashMap<>();
+    /** Versions served read-only, with how many exports serve each. */
+    private final Map<dev.cask.catalog.VersionKey, Integer> pinned = new java.util.concurrent.ConcurrentHashMap<>();
     private final System.Logger log = System.getLogger("cask.serve");
 
     private static final class Shared {
@@ -92,11 +101,48 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         return image;
     }
 
-    /** A read-only export of a version. */
+    /**
+     * A read-only export of a version. The version is pinned for as long as the export is open
+     * ({@link #inUse}: retention keeps it), then looked up again, so a version removed between its
+     * lookup and the pin is refused (NotFound) rather than served.
+     */
     private Export readOnly(Version v, String what) {
-        LayoutDevice dev = images.open(v);
-        images.warmLocations(v);
-        return Export.of(dev, true, "cask image " + v.image() + " version " + v.number() + " (read-only" + what + ")", dev::close);
+        dev.cask.catalog.VersionKey key = v.key();
+        pin(key, +1);
+        boolean ok = false;
+        try {
+            images.catalog().version(key.image(), key.number());
+            LayoutDevice dev = images.open(v);
+            images.warmLocations(v);
+            Export e = Export.of(dev, true, "cask image " + v.image() + " version " + v.number() + " (read-only" + what + ")", () -> {
+                try {
+                    dev.close();
+                } finally {
+                    pin(key, -1);
+                }
+            });
+            ok = true;
+            return e;
+        } finally {
+            if (!ok) pin(key, -1);
+        }
+    }
+
+    private void pin(dev.cask.catalog.VersionKey key, int delta) {
+        pinned.merge(key, delta, (a, b) -> a + b == 0 ? null : a + b);
+    }
+
+    /**
+     * The versions of image {@code name} this server needs kept: its open volume's base, and
+     * every version served read-only. (A volume's journal names its base too: see
+     * {@code Pruner}, which reads the journals as well.)
+     */
+    public java.util.SortedSet<Integer> inUse(String name) {
+        java.util.SortedSet<Integer> out = new java.util.TreeSet<>();
+        Volume v = volumes.get(name);
+        if (v != null) out.add(v.baseVersion().number());
+        for (dev.cask.catalog.VersionKey k : pinned.keySet()) if (k.image().equals(name)) out.add(k.number());
+        return out;
     }
 
     @Override
@@ -110,6 +156,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
             if (s == null) {
                 s = new Shared(images.openVolume(name, journalLimit));
                 open.put(name, s);
+                volumes.put(name, s.volume);
                 images.warmLocations(s.volume.baseVersion());
                 Version r = s.volume.recovered();
                 if (r != null) log.log(System.Logger.Level.WARNING, "image '" + name + "': version " + r.number() + " " + r.message());
@@ -126,6 +173,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         synchronized (this) {
             if (--s.connections > 0) return;
             open.remove(name);
+            volumes.remove(name, s.volume);
             try {
                 s.volume.close();
                 log.log(System.Logger.Level.INFO, "closed image '" + name + "' at version " + s.volume.baseVersion().number());
@@ -213,6 +261,11 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
      * when the image is not open here (or closed meanwhile: its close made the version).
      */
     public Version checkpoint(String name, String message, boolean always) {
+        return checkpoint(name, message, always, dev.cask.catalog.VersionKind.AUTO);
+    }
+
+    /** As {@link #checkpoint(String, String, boolean)}, a version made being of {@code kind}. */
+    public Version checkpoint(String name, String message, boolean always, dev.cask.catalog.VersionKind kind) {
         Shared s;
         synchronized (this) {
             s = open.get(name);
@@ -220,7 +273,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         if (s == null) return null;
         String msg = message == null || message.isBlank() ? (always ? "snapshot" : "checkpoint") : message;
         try {
-            Version v = s.volume.checkpoint(msg, always);
+            Version v = s.volume.checkpoint(msg, always, kind);
             return v != null ? v : s.volume.baseVersion();
         } catch (IllegalStateException e) {
             synchronized (this) {
@@ -247,5 +300,6 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
             }
         }
         open.clear();
+        volumes.clear();
     }
 }

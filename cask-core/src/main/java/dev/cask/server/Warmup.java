@@ -70,8 +70,13 @@ public final class Warmup {
 
     private Warmup() {}
 
-    /** Runs the warm-up; returns null when it ran, else why it could not (it never throws). */
+    /** Runs the warm-up in a directory under the system's temporary directory; returns null when it ran, else why it could not (it never throws). */
     public static String run(long journalLimit) {
+        return run(journalLimit, Path.of(System.getProperty("java.io.tmpdir")));
+    }
+
+    /** As {@link #run(long)}, with its throwaway store in a new directory under {@code tmp}, removed at the end. */
+    public static String run(long journalLimit, Path tmp) {
         long start = System.nanoTime();
         java.util.logging.Logger[] quiet = {java.util.logging.Logger.getLogger("cask.serve"), java.util.logging.Logger.getLogger("cask.volume"),
                 java.util.logging.Logger.getLogger(NbdServer.class.getName())};
@@ -82,7 +87,7 @@ public final class Warmup {
         }
         Path dir = null;
         try {
-            dir = Files.createTempDirectory("cask-warmup-");
+            dir = Files.createTempDirectory(tmp, "cask-warmup-");
             try (Images images = Images.open(dir.resolve("store"))) {
                 images.create(IMAGE, SIZE, 4096);
                 try (ImageExports exports = new ImageExports(images, journalLimit);

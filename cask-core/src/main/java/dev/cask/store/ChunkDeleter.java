@@ -51,8 +51,14 @@ public interface ChunkDeleter {
         void close();
     }
 
-    /** What compaction did: packs rewritten (live chunks copied), packs deleted whole, and the bytes those packs held before and their copies hold now. */
-    record Compacted(int packsRewritten, int packsDeleted, long chunksCopied, long bytesBefore, long bytesAfter) {}
+    /**
+     * What compaction did: packs rewritten (live chunks copied), packs deleted whole, the bytes
+     * those packs held before and their copies hold now, and packs left as they were because a
+     * live chunk in them is damaged (a read of it failed its checks; {@code cask check} names it).
+     */
+    record Compacted(int packsRewritten, int packsDeleted, long chunksCopied, long bytesBefore, long bytesAfter, int packsDamaged) {
+        public static final Compacted NONE = new Compacted(0, 0, 0, 0, 0, 0);
+    }
 
     /** The default share of garbage in a pack above which compaction rewrites it (see {@code Compactor}). */
     double DEFAULT_COMPACT_THRESHOLD = 0.10;

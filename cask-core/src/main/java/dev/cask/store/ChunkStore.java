@@ -17,6 +17,10 @@ import java.util.function.Consumer;
  *       bytes before returning them (a record checksum and the id in the record, or the hash):
  *       corrupt data throws {@link dev.cask.common.CaskException.Corrupt} naming the chunk, a
  *       missing chunk throws {@link dev.cask.common.CaskException.NotFound} naming it. Never wrong bytes.
+ *   <li>Healing: once a {@link #get} or {@link #getAll} of this store found a chunk's stored copy
+ *       corrupt, the next {@link #put} or {@link #putAll} of the same bytes MUST store them again
+ *       (not take the damaged copy as a dedup hit), so that reads return them from then on. A
+ *       damaged copy no read has found yet may still be taken as a hit.
  *   <li>{@link #sync} is the durability barrier: every chunk put before it started survives a
  *       crash or power loss once it returns.
  *   <li>{@link #put} and {@link #putAll} MUST NOT keep a reference to the caller's array after

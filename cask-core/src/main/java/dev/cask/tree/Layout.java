@@ -38,6 +38,8 @@ public record Layout(List<Extent> extents) {
         long at = 0;
         for (Extent e : extents) {
             if (e.offset() != at) throw new CaskException.Corrupt("layout: extent at " + e.offset() + " should start at " + at);
+            // each extent is at most 2^60 bytes, so this cannot overflow before the check stops it
+            if (Root.MAX_SIZE - at < e.length()) throw new CaskException.Corrupt("layout: extents add up to more than 2^60 bytes");
             at = e.end();
         }
     }
@@ -99,8 +101,8 @@ public record Layout(List<Extent> extents) {
                 b.get(id);
                 try {
                     out[i] = new Extent(off, new Root(len, bs, depth, ChunkId.fromBytes(id)));
-                } catch (CaskException.InvalidInput e) {
-                    // a bad size or block size in stored bytes is corruption, not bad user input
+                } catch (CaskException.InvalidInput | CaskException.Corrupt e) {
+                    // a bad size or block size in stored bytes is corruption, not bad user input; say which extent
                     throw new CaskException.Corrupt("layout: extent " + i + ": " + e.getMessage());
                 }
             }

@@ -159,6 +159,35 @@ final class Journal implements AutoCloseable {
         }
     }
 
+    /** fsyncs a directory: a file created, renamed or deleted in it is durable only after this. */
+    static void syncDirectory(Path dir) throws IOException {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        }
+    }
+
+    /**
+     * The base version in a journal's header (at {@code offset}: 16 in formats 2 and 3, 8 in
+     * format 1), after checking its magic; null when the file went away meanwhile (its volume
+     * deleted it after a checkpoint). Corrupt for a short header or a bad magic.
+     */
+    static Integer headerBase(Path path, int offset) {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            ByteBuffer b = ByteBuffer.allocate(offset + 4);
+            while (b.hasRemaining()) if (ch.read(b, b.position()) < 0) break;
+            if (b.hasRemaining()) throw new CaskException.Corrupt("journal " + path + ": header truncated (" + b.position() + " bytes)");
+            if (b.getInt(0) != MAGIC) {
+                throw new CaskException.Corrupt("journal " + path + ": bad magic 0x" + Integer.toHexString(b.getInt(0)) + ", expected 0x"
+                        + Integer.toHexString(MAGIC));
+            }
+            return b.getInt(offset);
+        } catch (java.nio.file.NoSuchFileException e) {
+            return null;
+        } catch (IOException e) {
+            throw new CaskException.Io("journal " + path + ": cannot read its header: " + e.getMessage(), e);
+        }
+    }
+
     /**
      * What {@link #open} found in an existing generation: its writes, and the version they (and
      * later generations' writes) replay onto: the last base record's, else the header's.
@@ -243,7 +272,10 @@ final class Journal implements AutoCloseable {
                 at += RECORD_HEADER;
                 continue;
             }
-            if (count <= 0 || bs <= 0 || (kind != KIND_DATA && kind != KIND_ZERO) || first < 0) return at;
+            // bs is at most 1 MiB (the largest block), so bs + 4 cannot overflow below (a header
+            // whose CRC held but whose block size was near 2^31 threw NegativeArraySizeException)
+            if (count <= 0 || bs <= 0 || bs > MAX_RECORD_DATA || (kind != KIND_DATA && kind != KIND_ZERO) || first < 0
+                    || first > Long.MAX_VALUE - count) return at;
             long body = kind == KIND_DATA ? (long) count * (bs + 4) : 0;
             if (at + RECORD_HEADER + body > size) return at; // torn tail
             long data = at + RECORD_HEADER;

@@ -156,6 +156,31 @@ public final class JournalFiles {
         return out;
     }
 
+    /**
+     * The versions the image's journals on disk are based on: the base version in the header of
+     * every generation (and of a format 1 journal). Retention keeps these, and the head.
+     *
+     * <p>Why headers are enough: replay needs the oldest generation's base, which is its last
+     * base record's version, else its header's. A base record naming version X is appended to
+     * generation G+1 only after X's commit made X the head; X stops being the head only through
+     * the next checkpoint, which first creates generation G+2 whose header names X, and deletes
+     * G+1 only after its own base record. So the version replay needs is always the head or in
+     * a header, and reading only the headers (a few bytes each) never misses it. A header that
+     * cannot be read is Corrupt: nothing may be removed on a guess.
+     */
+    public java.util.SortedSet<Integer> baseVersions() {
+        java.util.SortedSet<Integer> out = new java.util.TreeSet<>();
+        for (long g : generationsOnDisk()) {
+            Integer base = Journal.headerBase(generation(g), 16);
+            if (base != null) out.add(base);
+        }
+        if (Files.exists(legacy())) {
+            Integer base = Journal.headerBase(legacy(), 8);
+            if (base != null) out.add(base);
+        }
+        return out;
+    }
+
     /** One replayed write: generation {@code generation}'s entry. */
     record Write(long generation, Journal.Entry entry) {}
 
@@ -209,6 +234,7 @@ public final class JournalFiles {
                 }
             }
             Files.deleteIfExists(legacy());
+            Journal.syncDirectory(dir); // durable before the caller goes on (a new image of the same name)
         } catch (IOException e) {
             throw new CaskException.Io("image '" + image + "': cannot delete its journals in " + dir + ": " + e.getMessage(), e);
         }

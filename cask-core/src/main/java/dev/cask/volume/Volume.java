@@ -182,6 +182,9 @@ public final class Volume implements BlockDevice {
         FileLock lk;
         try {
             Files.createDirectories(journalDir);
+            // its entry in the store directory must be durable before a FLUSH promises a journal in it
+            // (always: another process may have created it a moment ago and not synced it yet)
+            Journal.syncDirectory(journalDir.toAbsolutePath().getParent());
             ch = FileChannel.open(new JournalFiles(journalDir, image).lease(), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
             try {
                 lk = ch.tryLock();
@@ -681,8 +684,16 @@ public final class Volume implements BlockDevice {
         return checkpoint(message, false);
     }
 
-    /** Like {@link #checkpoint(String)}; with {@code always}, commits a version even when nothing changed (a user's snapshot). */
+    /** Like {@link #checkpoint(String)}; with {@code always}, commits a version even when nothing changed. An automatic version. */
     public Version checkpoint(String message, boolean always) {
+        return checkpoint(message, always, dev.cask.catalog.VersionKind.AUTO);
+    }
+
+    /**
+     * Like {@link #checkpoint(String, boolean)}, committing a version of {@code kind}: a user's
+     * snapshot is {@code USER}, every checkpoint the server makes by itself {@code AUTO}.
+     */
+    public Version checkpoint(String message, boolean always, dev.cask.catalog.VersionKind kind) {
         checkpointLock.lock();
         try {
             checkOpen();
@@ -719,7 +730,7 @@ public final class Volume implements BlockDevice {
                 store.sync();
                 Version onto = commitOnto != null ? commitOnto : b.version();
                 v = catalog.commit(image, onto.number(),
-                        new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode()), onto.key());
+                        new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode(), kind), onto.key());
             }
             commitOnto = null;
             boolean rebased = rebase(v);
@@ -730,11 +741,19 @@ public final class Volume implements BlockDevice {
                 for (int i = 0; i < dirty.size(); i++) {
                     for (var s : snapshot.get(i).entrySet()) dirty.get(i).remove(s.getKey(), s.getValue());
                 }
+                boolean deleted = false;
                 if (rebased) {
                     for (var g : new ArrayList<>(generations.keySet())) {
-                        if (g <= sealed && g != journal.generation()) generations.remove(g).delete();
+                        if (g <= sealed && g != journal.generation()) {
+                            generations.remove(g).delete();
+                            deleted = true;
+                        }
                     }
                 }
+                // durable before any FLUSH (they wait for this lock) or the caller goes on: a sealed
+                // generation holds older copies durably and newer ones maybe not (no fsync at the
+                // seal), so one a power cut brought back would replay old data over this version
+                if (deleted) syncJournalDir();
             } finally {
                 swap.writeLock().unlock();
             }
@@ -845,6 +864,9 @@ public final class Volume implements BlockDevice {
                 closed = true;
                 for (Journal j : generations.values()) j.delete();
                 generations.clear();
+                // the deletions must be durable too: a generation a power cut brought back would be
+                // replayed over whatever the head is then (a rollback, a new image of the same name)
+                syncJournalDir();
             } finally {
                 swap.writeLock().unlock();
             }
@@ -853,6 +875,14 @@ public final class Volume implements BlockDevice {
             checkpointLock.unlock();
             closeJournals();
             releaseLease();
+        }
+    }
+
+    private void syncJournalDir() {
+        try {
+            Journal.syncDirectory(files.dir());
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot sync " + files.dir() + ": " + e.getMessage(), e);
         }
     }
 

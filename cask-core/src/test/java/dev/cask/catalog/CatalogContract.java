@@ -95,6 +95,8 @@ public abstract class CatalogContract {
         assertEquals(expected.message(), actual.message(), "message of " + expected.key());
         assertEquals(expected.size(), actual.size(), "size of " + expected.key());
         assertArrayEquals(expected.content(), actual.content(), "content of " + expected.key());
+        assertEquals(expected.kind(), actual.kind(), "kind of " + expected.key());
+        assertEquals(expected.isProtected(), actual.isProtected(), "protection of " + expected.key());
     }
 
     protected static void assertVersions(List<Version> expected, List<Version> actual) {
@@ -729,6 +731,102 @@ public abstract class CatalogContract {
         catalog.deleteImage("a");
         imageWithVersions("a", 2);
         assertTrue(catalog.tags("a").isEmpty(), "a new image of the same name inherits no label");
+    }
+
+    // ---- kinds, protection, removal of versions, retention policies ----
+
+    private static NewVersion auto(String message) {
+        return new NewVersion(message, 1L << 30, message.getBytes(StandardCharsets.UTF_8), VersionKind.AUTO);
+    }
+
+    @Test
+    public void kindIsRecordedAsCommittedAndUserByDefault() {
+        Version v1 = catalog.createImage("a", nv("import"), null);
+        Version v2 = catalog.commit("a", 1, auto("automatic checkpoint"), v1.key());
+        assertEquals(VersionKind.USER, v1.kind());
+        assertEquals(VersionKind.AUTO, v2.kind());
+        assertEquals(List.of(VersionKind.USER, VersionKind.AUTO), catalog.versions("a").stream().map(Version::kind).toList());
+        assertEquals(VersionKind.AUTO, catalog.version("a", 2).kind());
+    }
+
+    @Test
+    public void anAutomaticVersionCanBecomeAUserVersion() {
+        Version v1 = catalog.createImage("a", nv("import"), null);
+        Version v2 = catalog.commit("a", 1, auto("automatic checkpoint"), v1.key());
+        catalog.makeUserVersion("a", 2);
+        catalog.makeUserVersion("a", 1);
+        assertEquals(VersionKind.USER, catalog.version("a", 2).kind());
+        assertEquals(VersionKind.USER, catalog.version("a", 1).kind());
+        assertArrayEquals(v2.content(), catalog.version("a", 2).content());
+        assertThrows(CaskException.NotFound.class, () -> catalog.makeUserVersion("a", 3));
+    }
+
+    @Test
+    public void protectionIsSetAndClearedAndNothingElseChanges() {
+        List<Version> vs = imageWithVersions("a", 2);
+        catalog.setProtected("a", 1, true);
+        Version p = catalog.version("a", 1);
+        assertTrue(p.isProtected());
+        assertArrayEquals(vs.get(0).content(), p.content());
+        assertEquals(vs.get(0).time(), p.time());
+        assertFalse(catalog.version("a", 2).isProtected());
+        catalog.setProtected("a", 1, false);
+        assertFalse(catalog.version("a", 1).isProtected());
+        assertThrows(CaskException.NotFound.class, () -> catalog.setProtected("a", 7, true));
+        assertThrows(CaskException.NotFound.class, () -> catalog.setProtected("nope", 1, true));
+    }
+
+    @Test
+    public void deletingVersionsKeepsTheHeadProtectedInUseAndRelinksTheChain() {
+        List<Version> vs = imageWithVersions("a", 6);
+        catalog.setProtected("a", 2, true);
+        int[] asked = {0};
+        VersionDeletion d = catalog.deleteVersions("a", List.of(1, 2, 3, 4, 6, 9), () -> {
+            asked[0]++;
+            return Set.of(4);
+        });
+        assertEquals(List.of(1, 3), d.deleted());
+        assertEquals("protected", d.kept().get(2));
+        assertTrue(d.kept().get(4).startsWith("in use"), d.kept().toString());
+        assertEquals("the head", d.kept().get(6));
+        assertEquals("no such version", d.kept().get(9));
+        assertEquals(1, asked[0], "inUse is asked once");
+        List<Version> left = catalog.versions("a");
+        assertEquals(List.of(2, 4, 5, 6), left.stream().map(Version::number).toList());
+        assertEquals(new VersionKey("a", 2), catalog.version("a", 4).parent(), "4's parent 3 is gone: its parent 2 instead");
+        assertNull(catalog.version("a", 2).parent(), "2's parent 1 is gone, and 1 had none");
+        assertVersion(vs.get(4), catalog.version("a", 5));
+        assertThrows(CaskException.NotFound.class, () -> catalog.version("a", 3));
+        Version next = catalog.commit("a", 6, nv("a v7"), new VersionKey("a", 6));
+        assertEquals(7, next.number(), "numbers are never reused");
+        assertEquals(vs.get(1).time(), catalog.versionAt("a", vs.get(2).time()).time(), "at 3's time, 2 was the head");
+    }
+
+    @Test
+    public void aCloneOriginIsKeptAndLabelsGoWithTheirVersion() {
+        imageWithVersions("a", 3);
+        catalog.createImage("b", nv("clone"), new VersionKey("a", 1));
+        catalog.tag("a", "gold", 2);
+        VersionDeletion d = catalog.deleteVersions("a", List.of(1, 2), Set::of);
+        assertEquals(List.of(2), d.deleted());
+        assertEquals("origin of clone 'b'", d.kept().get(1));
+        assertTrue(catalog.tags("a").isEmpty());
+        assertEquals(new VersionKey("a", 1), catalog.image("b").origin());
+        assertThrows(CaskException.NotFound.class, () -> catalog.deleteVersions("nope", List.of(1), Set::of));
+    }
+
+    @Test
+    public void retentionPoliciesAreStoredReplacedAndRemoved() {
+        assertTrue(catalog.retentionPolicies().isEmpty());
+        catalog.setRetention("team", "keep-daily=7");
+        catalog.setRetention("team/web", "keep-last=3");
+        catalog.setRetention("team", "keep-daily=8");
+        assertEquals(new java.util.TreeMap<>(java.util.Map.of("team", "keep-daily=8", "team/web", "keep-last=3")),
+                catalog.retentionPolicies());
+        catalog.setRetention("team", null);
+        assertEquals(java.util.Map.of("team/web", "keep-last=3"), catalog.retentionPolicies());
+        assertThrows(CaskException.NotFound.class, () -> catalog.setRetention("team", null));
+        assertThrows(CaskException.InvalidInput.class, () -> catalog.setRetention("bad//name", "keep-last=1"));
     }
 
     // ---- threads ----

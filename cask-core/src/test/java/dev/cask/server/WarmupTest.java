@@ -5,8 +5,6 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Set;
-import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -14,20 +12,14 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 
 /** The serve warm-up does its whole workload (every request succeeds), in bounded time, and leaves nothing behind. */
 class WarmupTest {
-    private static Set<Path> warmupDirs() throws IOException {
-        try (Stream<Path> s = Files.list(Path.of(System.getProperty("java.io.tmpdir")))) {
-            return s.filter(p -> p.getFileName().toString().startsWith("cask-warmup-")).collect(Collectors.toSet());
-        }
-    }
+    @org.junit.jupiter.api.io.TempDir
+    Path tmp;
 
     @Test
     void runsItsWorkloadAndCleansUp() throws IOException {
-        Set<Path> before = warmupDirs();
-        assertNull(Warmup.run(1L << 30), "a warm-up request failed");
-        // other cask processes on this machine may warm up meanwhile: only a directory that is new
-        // and still there is this warm-up's leftover
-        Set<Path> left = new java.util.HashSet<>(warmupDirs());
-        left.removeAll(before);
-        assertEquals(Set.of(), left, "the warm-up left its temporary store behind");
+        assertNull(Warmup.run(1L << 30, tmp), "a warm-up request failed");
+        try (Stream<Path> left = Files.list(tmp)) {
+            assertEquals(java.util.List.of(), left.toList(), "the warm-up left its temporary store behind");
+        }
     }
 }

@@ -619,6 +619,39 @@ public abstract class ChunkStoreContract {
         }
     }
 
+    /**
+     * Healing: once a read found a chunk's copy corrupt, the next put of the same bytes (alone, or
+     * in a batch) stores them again, and every read returns them from then on, after a restart too.
+     */
+    @Test
+    void aCorruptChunkAReadFoundIsStoredAgainByTheNextPutOfItsBytes() {
+        Random rnd = new Random(15);
+        byte[] alone = compressible(rnd, 30_000);
+        int[] offsets = new int[48];
+        byte[] buf = batch(rnd, 48, 4096, offsets);
+        ChunkId single = store.put(alone);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        store.close();
+        ChunkId inBatch = ids[20];
+        corruptPayload(dir, single);
+        corruptPayload(dir, inBatch);
+        store = track(reopen(dir));
+        assertThrows(CaskException.Corrupt.class, () -> store.get(single));
+        assertThrows(CaskException.Corrupt.class, () -> getAll(List.of(inBatch)), "a bulk read finds it too");
+
+        assertEquals(single, store.put(alone));
+        assertArrayEquals(ids, store.putAll(buf, offsets, 4096));
+        assertArrayEquals(alone, store.get(single), "the new copy is read at once");
+        assertArrayEquals(java.util.Arrays.copyOfRange(buf, 20 * 4096, 21 * 4096), store.get(inBatch));
+        store.sync();
+        store.close();
+        store = track(reopen(dir));
+        assertArrayEquals(alone, store.get(single), "and after a restart");
+        byte[][] all = getAll(List.of(ids));
+        for (int i = 0; i < ids.length; i++) assertArrayEquals(java.util.Arrays.copyOfRange(buf, i * 4096, (i + 1) * 4096), all[i], "block " + i);
+    }
+
     // ---------------------------------------------------------------- getAll
 
     /** getAll's answer as arrays, one per index, checking each index is answered once. */

@@ -8,6 +8,7 @@ import dev.cask.image.Importer;
 import dev.cask.store.ChunkId;
 import dev.cask.store.local.ChunkLocation;
 import dev.cask.store.local.LocalChunkStore;
+import dev.cask.store.local.PackScan;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -480,7 +481,7 @@ class TreeModelTest {
         long[] records = {0};
         List<String> problems = new ArrayList<>();
         for (int p : store.packIds()) {
-            store.scanPack(p, new LocalChunkStore.ScanSink() {
+            store.scanPack(p, new PackScan.ScanSink() {
                 @Override
                 public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     records[0]++;

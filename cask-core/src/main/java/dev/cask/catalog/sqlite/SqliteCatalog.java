@@ -5,7 +5,9 @@ import dev.cask.catalog.Image;
 import dev.cask.catalog.Names;
 import dev.cask.catalog.NewVersion;
 import dev.cask.catalog.Version;
+import dev.cask.catalog.VersionDeletion;
 import dev.cask.catalog.VersionKey;
+import dev.cask.catalog.VersionKind;
 import dev.cask.common.CaskException;
 import org.sqlite.SQLiteConfig;
 import org.sqlite.SQLiteErrorCode;
@@ -38,10 +40,15 @@ import java.util.concurrent.locks.ReentrantLock;
  *   versions (image_id, number, parent_image_id, parent_number, time_us, message, size, content)
  *            PRIMARY KEY (image_id, number)
  *   tags     (image_id, label, number) PRIMARY KEY (image_id, label)     -- schema 2
+ *   versions + kind ('user' | 'auto'), protected (0 | 1)                  -- schema 3
+ *   retention (prefix PRIMARY KEY, policy)                                -- schema 3
  * </pre>
  *
- * <p><b>Schema versions.</b> A new file gets schema 1 and then every migration, the same path an
- * old file takes, so the migrations are run by every test. 1 to 2 adds {@code tags}. A rename
+ * <p><b>Schema versions</b> ({@link SqliteSchema}: the tables and the migrations). A new file
+ * gets schema 1 and then every migration, the same path an old file takes, so the migrations are
+ * run by every test. 1 to 2 adds {@code tags}; 2 to 3 adds
+ * a version's kind and protection (old versions become user versions, unprotected: nothing is
+ * ever pruned that an old cask made) and the {@code retention} policies ({@link SqliteLifecycle}). A rename
  * needs no migration: every link is an image id, so renaming is one {@code UPDATE} of
  * {@code images.name} ({@link SqliteTags}).
  *
@@ -52,8 +59,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code AUTOINCREMENT} and are never reused, so an image created later under the same name never
  * inherits the dead links.
  *
- * <p><b>Invariants.</b> {@code images.head} is the newest version number of the image, and the
- * numbers are 1..head without gaps. The head moves only in {@link #commit}, inside one
+ * <p><b>Invariants.</b> {@code images.head} is the newest version number of the image; numbers
+ * start at 1 and increase, with gaps where versions were removed ({@link #deleteVersions} never
+ * removes the head, so a number is never used twice). The head moves only in {@link #commit}, inside one
  * {@code BEGIN IMMEDIATE} transaction that checks the expected head, inserts the version and
  * swaps the head ({@code UPDATE ... WHERE head = expected}). Times are epoch microseconds and
  * strictly increase within an image: a commit takes {@code max(now, newest + 1 µs)}, so two
@@ -74,53 +82,12 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class SqliteCatalog implements Catalog {
     /** The schema this code reads and writes, kept in {@code PRAGMA user_version}. */
-    static final int SCHEMA_VERSION = 2;
+    static final int SCHEMA_VERSION = 3;
     /** How long a writer waits for another writer (thread or process) before giving up. */
     static final int BUSY_TIMEOUT_MS = 30_000;
 
-    private static final List<String> SCHEMA = List.of(
-            """
-            CREATE TABLE images (
-              id              INTEGER PRIMARY KEY AUTOINCREMENT,
-              name            TEXT    NOT NULL UNIQUE,
-              head            INTEGER NOT NULL CHECK (head >= 1),
-              created_us      INTEGER NOT NULL,
-              origin_image_id INTEGER,
-              origin_number   INTEGER,
-              FOREIGN KEY (origin_image_id, origin_number)
-                REFERENCES versions (image_id, number) ON DELETE SET NULL
-            )""",
-            """
-            CREATE TABLE versions (
-              image_id        INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
-              number          INTEGER NOT NULL CHECK (number >= 1),
-              parent_image_id INTEGER,
-              parent_number   INTEGER,
-              time_us         INTEGER NOT NULL,
-              message         TEXT,
-              size            INTEGER NOT NULL CHECK (size >= 0),
-              content         BLOB    NOT NULL,
-              PRIMARY KEY (image_id, number),
-              FOREIGN KEY (parent_image_id, parent_number)
-                REFERENCES versions (image_id, number) ON DELETE SET NULL
-            )""",
-            "CREATE INDEX versions_by_time ON versions (image_id, time_us)",
-            "CREATE INDEX versions_by_parent ON versions (parent_image_id, parent_number)",
-            "CREATE INDEX images_by_origin ON images (origin_image_id, origin_number)");
-
-    /** Schema 1 to 2: labels. A label goes with its version (and so with its image). */
-    private static final List<String> MIGRATE_TO_2 = List.of(
-            """
-            CREATE TABLE tags (
-              image_id INTEGER NOT NULL,
-              label    TEXT    NOT NULL,
-              number   INTEGER NOT NULL,
-              PRIMARY KEY (image_id, label),
-              FOREIGN KEY (image_id, number) REFERENCES versions (image_id, number) ON DELETE CASCADE
-            ) WITHOUT ROWID""");
-
     private static final String VERSION_COLUMNS = """
-            v.number AS number, p.name AS parent_name, v.parent_number AS parent_number,
+            v.kind AS kind, v.protected AS protected, v.number AS number, p.name AS parent_name, v.parent_number AS parent_number,
             v.time_us AS time_us, v.message AS message, v.size AS size, v.content AS content
             FROM versions v LEFT JOIN images p ON p.id = v.parent_image_id""";
 
@@ -147,7 +114,7 @@ public final class SqliteCatalog implements Catalog {
     }
 
     /** As {@link #open(Path)}, with the clock that stamps versions (tests use a fake one). */
-    static SqliteCatalog open(Path dbFile, Clock clock) {
+    public static SqliteCatalog open(Path dbFile, Clock clock) {
         Objects.requireNonNull(clock, "clock");
         Path file = Objects.requireNonNull(dbFile, "dbFile").toAbsolutePath().normalize();
         Path dir = file.getParent();
@@ -193,36 +160,13 @@ public final class SqliteCatalog implements Catalog {
         }
         int version = checkSchemaVersion();
         if (version == SCHEMA_VERSION) return;
-        // Version 0 (a new file) or an older schema. Create or migrate under the write lock, so
-        // that two processes opening the file at once do it exactly once.
-        exec(conn, "BEGIN IMMEDIATE");
-        boolean done = false;
-        try {
-            version = checkSchemaVersion();
-            if (version == 0) {
-                String tables = queryString(conn, "SELECT group_concat(name, ', ') FROM sqlite_schema WHERE type = 'table'");
-                if (tables != null) {
-                    throw new CaskException.InvalidInput("catalog " + dbFile + ": not a cask catalog (schema version 0, but it has tables "
-                            + tables + ")");
-                }
-                for (String sql : SCHEMA) exec(conn, sql);
-                version = 1;
-            }
-            if (version == 1) {
-                for (String sql : MIGRATE_TO_2) exec(conn, sql);
-                version = 2;
-            }
-            exec(conn, "PRAGMA user_version = " + version);
-            exec(conn, "COMMIT");
-            done = true;
-        } finally {
-            if (!done) rollbackQuietly(conn);
-        }
+        // Version 0 (a new file) or an older schema: SqliteSchema creates or migrates it.
+        SqliteSchema.migrate(conn, dbFile, this::checkSchemaVersion);
         if (fresh) syncDirectory();
     }
 
     /** The file's schema version: this one or 0 (new file); a newer or negative one is refused. */
-    private int checkSchemaVersion() throws SQLException {
+    int checkSchemaVersion() throws SQLException {
         int version = Integer.parseInt(queryString(conn, "PRAGMA user_version"));
         if (version > SCHEMA_VERSION) {
             throw new CaskException("catalog " + dbFile + ": schema version " + version
@@ -269,7 +213,7 @@ public final class SqliteCatalog implements Catalog {
                 }
             }
             insertVersion(c, id, 1, parentId, parent, timeUs, first, content);
-            return new Version(name, 1, parent, instant(timeUs), first.message(), first.size(), content);
+            return new Version(name, 1, parent, instant(timeUs), first.message(), first.size(), content, first.kind(), false);
         });
     }
 
@@ -350,7 +294,7 @@ public final class SqliteCatalog implements Catalog {
                 st.setInt(3, expectedHead);
                 if (st.executeUpdate() != 1) throw headMoved(name, expectedHead, currentHead(c, id));
             }
-            return new Version(name, number, parent, instant(timeUs), version.message(), version.size(), content);
+            return new Version(name, number, parent, instant(timeUs), version.message(), version.size(), content, version.kind(), false);
         });
     }
 
@@ -467,6 +411,49 @@ public final class SqliteCatalog implements Catalog {
     }
 
     @Override
+    public void makeUserVersion(String name, int number) {
+        Names.check(name);
+        write("make version " + name + "@" + number + " a user version", c -> {
+            long id = resolve(c, new VersionKey(name, number));
+            SqliteLifecycle.makeUserVersion(c, id, number);
+            return null;
+        });
+    }
+
+    @Override
+    public void setProtected(String name, int number, boolean on) {
+        Names.check(name);
+        write((on ? "protect" : "unprotect") + " version " + name + "@" + number, c -> {
+            long id = resolve(c, new VersionKey(name, number));
+            SqliteLifecycle.setProtected(c, id, number, on);
+            return null;
+        });
+    }
+
+    @Override
+    public VersionDeletion deleteVersions(String name, java.util.Collection<Integer> numbers,
+                                          java.util.function.Supplier<java.util.Set<Integer>> inUse) {
+        Names.check(name);
+        Objects.requireNonNull(inUse, "inUse");
+        return write("delete versions of image '" + name + "'",
+                c -> SqliteLifecycle.deleteVersions(c, existingImageId(c, name), name, numbers, inUse));
+    }
+
+    @Override
+    public void setRetention(String prefix, String policy) {
+        Names.check(prefix);
+        write((policy == null ? "remove" : "store") + " the retention policy of '" + prefix + "'", c -> {
+            SqliteLifecycle.setRetention(c, prefix, policy);
+            return null;
+        });
+    }
+
+    @Override
+    public java.util.SortedMap<String, String> retentionPolicies() {
+        return read("list retention policies", SqliteLifecycle::retentionPolicies);
+    }
+
+    @Override
     public List<Version> allVersions() {
         return read("list all versions", c -> {
             try (PreparedStatement st = c.prepareStatement("SELECT i.name AS image, " + VERSION_COLUMNS
@@ -527,14 +514,15 @@ public final class SqliteCatalog implements Catalog {
         return new Version(image, rs.getInt("number"),
                 parent == null ? null : new VersionKey(parent, rs.getInt("parent_number")),
                 instant(rs.getLong("time_us")), rs.getString("message"), rs.getLong("size"),
-                content == null ? new byte[0] : content); // SQLite hands back a 0-byte BLOB as NULL
+                content == null ? new byte[0] : content, // SQLite hands back a 0-byte BLOB as NULL
+                VersionKind.fromWord(rs.getString("kind")), rs.getInt("protected") != 0);
     }
 
     private static void insertVersion(Connection c, long imageId, int number, Long parentId, VersionKey parent,
                                       long timeUs, NewVersion v, byte[] content) throws SQLException {
         try (PreparedStatement st = c.prepareStatement("""
-                INSERT INTO versions (image_id, number, parent_image_id, parent_number, time_us, message, size, content)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""")) {
+                INSERT INTO versions (image_id, number, parent_image_id, parent_number, time_us, message, size, content, kind)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""")) {
             st.setLong(1, imageId);
             st.setInt(2, number);
             setLink(st, 3, parentId, parent);
@@ -543,6 +531,7 @@ public final class SqliteCatalog implements Catalog {
             else st.setString(6, v.message());
             st.setLong(7, v.size());
             st.setBytes(8, content);
+            st.setString(9, v.kind().word());
             st.executeUpdate();
         }
     }
@@ -687,20 +676,20 @@ public final class SqliteCatalog implements Catalog {
         }
     }
 
-    private static void exec(Connection c, String sql) throws SQLException {
+    static void exec(Connection c, String sql) throws SQLException {
         try (Statement st = c.createStatement()) {
             st.execute(sql);
         }
     }
 
-    private static String queryString(Connection c, String sql) throws SQLException {
+    static String queryString(Connection c, String sql) throws SQLException {
         try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery(sql)) {
             return rs.next() ? rs.getString(1) : null;
         }
     }
 
     /** Ends whatever transaction is open; an error here would hide the one that got us here. */
-    private static void rollbackQuietly(Connection c) {
+    static void rollbackQuietly(Connection c) {
         try {
             if (!c.isClosed()) exec(c, "ROLLBACK");
         } catch (SQLException ignored) {

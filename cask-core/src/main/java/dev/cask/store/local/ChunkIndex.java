@@ -22,16 +22,32 @@ import java.util.function.Consumer;
  * two imports at once): its WAL mode lets them read while one writes, and its locking keeps the
  * file whole. The index is only a cache of the packs ({@code cask check --repair} rebuilds it),
  * and entries are added only after the pack bytes they point at are fsynced, so it never points
- * at data that a crash could lose.
+ * at data that a crash could lose. Each {@link #addAll} is durable when it returns (WAL,
+ * {@code synchronous=FULL}): a version committed after a store sync needs its entries, and
+ * nothing rebuilds a lost one on its own.
  *
  * <p>Schema 2 ({@code PRAGMA user_version}) added the {@code slot} column (-1: a record of its
  * own; 0 and up: the chunk's slot in a segment). An index of schema 1 (no {@code slot}) is
  * migrated when opened: {@code ALTER TABLE ... ADD COLUMN slot ... DEFAULT -1} only changes the
- * table's definition, so every old entry reads as a single record, which it is.
+ * table's definition, so every old entry reads as a single record, which it is. Schema 3 added
+ * {@code chunks.epoch} (the GC epoch an entry was last stored or deduplicated in; old entries read
+ * as epoch 0) and the one-row table {@code gc} with the store's GC epoch: see {@link GcEpochs}.
+ * Every put stamps what it stores or finds ({@link #lookupForPut}, {@link #commit}); a sweep
+ * deletes only entries stamped before its epoch ({@link #deleteStampedBefore}).
  *
  * <p>A process may ask for reads through a memory map ({@code mmap_size}): SQLite then reads
  * index pages from the mapped file instead of with a system call per page, which bulk lookups
  * (every block of an import or an export) feel. Writes are unchanged (WAL).
+ *
+ * <p><b>Damaged entries.</b> A second table, {@code damaged}, lists index entries whose copy a
+ * read or {@code cask check} found corrupt: (chunk id, pack, offset, slot) of the bad copy. A row
+ * counts only while the chunk's entry still points at that very copy ({@link #lookupForPut}
+ * joins on all four columns), so a row left behind by a race (check marks a copy a heal has
+ * just replaced) changes nothing. {@link #commit} moves a healed entry to its new copy with a
+ * compare-and-swap on the bad location and deletes the row in the same transaction. The table
+ * is created by {@code CREATE TABLE IF NOT EXISTS} and needs no schema bump: a cask that does
+ * not know it ignores it (and dedups onto a bad copy, as casks always did), and
+ * {@link #clear} empties it with the entries. See {@link Healing}.
  *
  * <p>Thread-safety: lookups borrow a connection with its prepared statement from a pool (JDBC
  * statements are single-threaded); {@link #addAll} serialises writers on its own connection.
@@ -45,12 +61,21 @@ final class ChunkIndex implements AutoCloseable {
     private final class Reader {
         final Connection connection;
         final PreparedStatement lookup;
-        final PreparedStatement batchLookup;
+        /** Prepared statements by SQL text (a batched query has one text per batch size). */
+        private final java.util.Map<String, PreparedStatement> statements = new java.util.HashMap<>();
 
         Reader() throws SQLException {
             connection = connect();
             lookup = connection.prepareStatement("SELECT pack, offset, length, slot FROM chunks WHERE id = ?");
-            batchLookup = connection.prepareStatement(inQuery(BATCH));
+        }
+
+        PreparedStatement statement(String sql) throws SQLException {
+            PreparedStatement st = statements.get(sql);
+            if (st == null) {
+                st = connection.prepareStatement(sql);
+                statements.put(sql, st);
+            }
+            return st;
         }
     }
 
@@ -71,6 +96,7 @@ final class ChunkIndex implements AutoCloseable {
             try (Statement st = writer.createStatement()) {
                 st.execute("CREATE TABLE IF NOT EXISTS chunks (id BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
                         + " offset INTEGER NOT NULL, length INTEGER NOT NULL, slot INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID");
+                st.execute(DAMAGED_TABLE);
             }
             migrate();
         } catch (SQLException e) {
@@ -79,6 +105,11 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     static final int SCHEMA = 3;
+
+    /** Copies found corrupt that their chunk's entry points at (see the class essay); not part of the schema number. */
+    static final String DAMAGED_TABLE = "CREATE TABLE IF NOT EXISTS damaged (id BLOB NOT NULL, pack INTEGER NOT NULL,"
+            + " offset INTEGER NOT NULL, slot INTEGER NOT NULL, found_us INTEGER NOT NULL,"
+            + " PRIMARY KEY (id, pack, offset, slot)) WITHOUT ROWID";
 
     /**
      * Brings a schema-1 index (no slot column) or schema-2 index (no epochs) to schema 3; several
@@ -134,8 +165,10 @@ final class ChunkIndex implements AutoCloseable {
         Connection c = DriverManager.getConnection(url);
         try (Statement st = c.createStatement()) {
             st.execute("PRAGMA busy_timeout=60000");
-            // the packs are fsynced before entries are added, and the index can be rebuilt from them
-            st.execute("PRAGMA synchronous=NORMAL");
+            // FULL: a commit fsyncs the WAL. NORMAL left the entries of a sync in an unsynced WAL
+            // while the catalog (FULL) committed a version that needs them: after a power cut the
+            // version's chunks were "not in store" until check --repair (PowerCutRegressionTest)
+            st.execute("PRAGMA synchronous=FULL");
             if (mapBytes > 0) st.execute("PRAGMA mmap_size=" + mapBytes);
         }
         return c;
@@ -147,7 +180,7 @@ final class ChunkIndex implements AutoCloseable {
 
     private final java.util.concurrent.atomic.LongAdder lookups = new java.util.concurrent.atomic.LongAdder();
 
-    /** Ids looked up ({@link #find}, {@link #findAll}, {@link #locateAll}) since this index opened. */
+    /** Ids looked up ({@link #find}, {@link #locateAll}, {@link #lookupForPut}) since this index opened. */
     long lookups() {
         return lookups.sum();
     }
@@ -171,151 +204,91 @@ final class ChunkIndex implements AutoCloseable {
 
     private static final int BATCH = 128;
 
-    /** Which of {@code ids} the index holds: one query per 128 ids instead of one per id. */
-    java.util.Set<ChunkId> findAll(java.util.List<ChunkId> ids) {
-        return locateAll(ids).keySet();
+    /** One row of a batched query. */
+    private interface Row {
+        void accept(ResultSet rs) throws SQLException;
+    }
+
+    /**
+     * Runs {@code query(n)} (a SELECT whose n parameters are ids) over {@code ids}, 128 ids per
+     * query, on a pooled reader connection whose prepared statements are kept; calls {@code row}
+     * for every row. {@code before}, when not null, runs first on the same connection.
+     */
+    private void batched(java.util.List<ChunkId> ids, java.util.function.IntFunction<String> query, Row before, Row row) {
+        lookups.add(ids.size());
+        Reader r = readers.poll();
+        try {
+            if (r == null) r = new Reader();
+            if (before != null) {
+                try (Statement st = r.connection.createStatement(); ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
+                    rs.next();
+                    before.accept(rs);
+                }
+            }
+            for (int from = 0; from < ids.size(); from += BATCH) {
+                int n = Math.min(BATCH, ids.size() - from);
+                PreparedStatement st = r.statement(query.apply(n));
+                for (int i = 0; i < n; i++) st.setBytes(i + 1, ids.get(from + i).toBytes());
+                try (ResultSet rs = st.executeQuery()) {
+                    while (rs.next()) row.accept(rs);
+                }
+            }
+        } catch (SQLException e) {
+            throw error("lookup of " + ids.size() + " chunks", e);
+        } finally {
+            if (r != null) readers.add(r);
+        }
     }
 
     /** The locations of those of {@code ids} the index holds, one query per 128 ids. */
     java.util.Map<ChunkId, ChunkLocation> locateAll(java.util.List<ChunkId> ids) {
         java.util.Map<ChunkId, ChunkLocation> found = new java.util.HashMap<>();
         if (ids.isEmpty()) return found;
-        lookups.add(ids.size());
-        Reader r = readers.poll();
-        try {
-            if (r == null) r = new Reader();
-            for (int from = 0; from < ids.size(); from += BATCH) {
-                int n = Math.min(BATCH, ids.size() - from);
-                PreparedStatement st = n == BATCH ? r.batchLookup : r.connection.prepareStatement(inQuery(n));
-                try {
-                    for (int i = 0; i < n; i++) st.setBytes(i + 1, ids.get(from + i).toBytes());
-                    try (ResultSet rs = st.executeQuery()) {
-                        while (rs.next()) found.put(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
-                    }
-                } finally {
-                    if (st != r.batchLookup) st.close();
-                }
-            }
-            return found;
-        } catch (SQLException e) {
-            throw error("lookup of " + ids.size() + " chunks", e);
-        } finally {
-            if (r != null) readers.add(r);
-        }
+        batched(ids, ChunkIndex::inQuery, null,
+                rs -> found.put(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5))));
+        return found;
     }
 
     private static String inQuery(int n) {
         return "SELECT id, pack, offset, length, slot FROM chunks WHERE id IN (" + "?,".repeat(n - 1) + "?)";
     }
 
-    /** Adds entries in one transaction; an id already present keeps its first location. */
-    synchronized void addAll(Collection<java.util.Map.Entry<ChunkId, ChunkLocation>> entries) {
-        if (entries.isEmpty()) return;
-        try {
-            writer.setAutoCommit(false);
-            // a new entry is stamped with the current epoch; an id already present keeps its
-            // location but is stamped too (another process stored it first: this put is a dedup hit)
-            try (PreparedStatement ins = writer.prepareStatement("INSERT INTO chunks(id, pack, offset, length, slot, epoch)"
-                    + " VALUES (?, ?, ?, ?, ?, (SELECT epoch FROM gc)) ON CONFLICT(id) DO UPDATE SET epoch = max(epoch, excluded.epoch)")) {
-                for (var e : entries) {
-                    ins.setBytes(1, e.getKey().toBytes());
-                    ins.setInt(2, e.getValue().pack());
-                    ins.setLong(3, e.getValue().offset());
-                    ins.setInt(4, e.getValue().length());
-                    ins.setInt(5, e.getValue().slot());
-                    ins.addBatch();
-                }
-                ins.executeBatch();
-                writer.commit();
-            } catch (SQLException e) {
-                writer.rollback();
-                throw e;
-            } finally {
-                writer.setAutoCommit(true);
-            }
-        } catch (SQLException e) {
-            throw error("adding " + entries.size() + " entries", e);
-        }
-    }
+    /** What {@link #lookupForPut} found for a chunk: its entry, and whether the copy it points at is marked damaged. */
+    record PutLookup(ChunkLocation location, boolean damaged) {}
 
-    // ---------------------------------------------------------------- GC epochs (see GcEpochs)
-
-    /** The store's current GC epoch. */
-    long epoch() {
-        try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
-            rs.next();
-            return rs.getLong(1);
-        } catch (SQLException e) {
-            throw error("reading the GC epoch", e);
-        }
-    }
-
-    /** Raises the GC epoch by one, durably (its own transaction, synchronous=FULL for it); returns the new epoch. */
-    synchronized long bumpEpoch() {
-        try (Statement st = writer.createStatement()) {
-            st.execute("PRAGMA synchronous=FULL");
-            try {
-                st.execute("BEGIN IMMEDIATE");
-                try {
-                    st.execute("UPDATE gc SET epoch = epoch + 1");
-                    long e;
-                    try (ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
-                        rs.next();
-                        e = rs.getLong(1);
-                    }
-                    st.execute("COMMIT");
-                    return e;
-                } catch (SQLException ex) {
-                    rollback(st, ex);
-                    throw ex;
-                }
-            } finally {
-                st.execute("PRAGMA synchronous=NORMAL");
-            }
-        } catch (SQLException e) {
-            throw error("raising the GC epoch", e);
-        }
+    private static String putQuery(int n) {
+        return "SELECT c.id, c.pack, c.offset, c.length, c.slot, c.epoch, EXISTS (SELECT 1 FROM damaged d WHERE d.id = c.id"
+                + " AND d.pack = c.pack AND d.offset = c.offset AND d.slot = c.slot) FROM chunks c WHERE c.id IN ("
+                + "?,".repeat(n - 1) + "?)";
     }
 
     /**
-     * The dedup check of a put: which of {@code ids} the index holds, each of them stamped with the
-     * current epoch when its stamp was older, in one write transaction that also confirms the entry
-     * still exists (a sweep may have deleted it since any earlier look). Ids already stamped in the
-     * current epoch cost one read. See {@link GcEpochs} for why this is what makes a dedup hit safe.
+     * The dedup check of a put: the entries of those of {@code ids} the index holds, each with
+     * whether its copy is marked damaged (a put stores a damaged chunk again: see {@link Healing}).
+     * A healthy entry is a dedup hit only once it is stamped with the current GC epoch: an entry
+     * stamped earlier is stamped in one write transaction that also confirms it still exists (a
+     * sweep may have deleted it since any earlier look, and then it is left out: absent). Entries
+     * already stamped in the current epoch cost one read. See {@link GcEpochs} for why this is what
+     * makes a dedup hit safe. One query per 128 ids; the damaged table is probed by primary key per
+     * entry found (it is empty or tiny).
      */
-    java.util.Set<ChunkId> confirmAll(java.util.List<ChunkId> ids) {
-        java.util.Set<ChunkId> present = new java.util.HashSet<>();
-        if (ids.isEmpty()) return present;
-        lookups.add(ids.size());
-        java.util.List<ChunkId> stale = new java.util.ArrayList<>();
-        Reader r = readers.poll();
-        try {
-            if (r == null) r = new Reader();
-            long current;
-            try (Statement st = r.connection.createStatement(); ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
-                rs.next();
-                current = rs.getLong(1);
-            }
-            for (int from = 0; from < ids.size(); from += BATCH) {
-                int n = Math.min(BATCH, ids.size() - from);
-                try (PreparedStatement st = r.connection.prepareStatement("SELECT id, epoch FROM chunks WHERE id IN (" + "?,".repeat(n - 1) + "?)")) {
-                    for (int i = 0; i < n; i++) st.setBytes(i + 1, ids.get(from + i).toBytes());
-                    try (ResultSet rs = st.executeQuery()) {
-                        while (rs.next()) {
-                            ChunkId id = ChunkId.fromBytes(rs.getBytes(1));
-                            if (rs.getLong(2) >= current) present.add(id);
-                            else stale.add(id);
-                        }
-                    }
-                }
-            }
-        } catch (SQLException e) {
-            throw error("lookup of " + ids.size() + " chunks", e);
-        } finally {
-            if (r != null) readers.add(r);
+    java.util.Map<ChunkId, PutLookup> lookupForPut(java.util.List<ChunkId> ids) {
+        java.util.Map<ChunkId, PutLookup> found = new java.util.HashMap<>();
+        if (ids.isEmpty()) return found;
+        long[] current = new long[1];
+        java.util.Map<ChunkId, ChunkLocation> stale = new java.util.HashMap<>();
+        batched(ids, ChunkIndex::putQuery, rs -> current[0] = rs.getLong(1), rs -> {
+            ChunkId id = ChunkId.fromBytes(rs.getBytes(1));
+            ChunkLocation loc = new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5));
+            boolean damaged = rs.getBoolean(7);
+            // a damaged copy is stored again, and the heal stamps the entry then
+            if (damaged || rs.getLong(6) >= current[0]) found.put(id, new PutLookup(loc, damaged));
+            else stale.put(id, loc);
+        });
+        if (!stale.isEmpty()) {
+            for (ChunkId id : stamp(new java.util.ArrayList<>(stale.keySet()))) found.put(id, new PutLookup(stale.get(id), false));
         }
-        if (!stale.isEmpty()) present.addAll(stamp(stale));
-        return present;
+        return found;
     }
 
     /** Stamps {@code ids} with the current epoch in one write transaction; returns those that still exist. */
@@ -347,6 +320,105 @@ final class ChunkIndex implements AutoCloseable {
         return present;
     }
 
+    /** Records that these copies (chunk id, location) are corrupt, in one transaction (idempotent). */
+    synchronized void markDamaged(Collection<java.util.Map.Entry<ChunkId, ChunkLocation>> copies) {
+        if (copies.isEmpty()) return;
+        try {
+            writer.setAutoCommit(false);
+            try (PreparedStatement st = writer.prepareStatement("INSERT OR IGNORE INTO damaged(id, pack, offset, slot, found_us) VALUES (?, ?, ?, ?, ?)")) {
+                long now = System.currentTimeMillis() * 1000;
+                for (var c : copies) {
+                    st.setBytes(1, c.getKey().toBytes());
+                    st.setInt(2, c.getValue().pack());
+                    st.setLong(3, c.getValue().offset());
+                    st.setInt(4, c.getValue().slot());
+                    st.setLong(5, now);
+                    st.addBatch();
+                }
+                st.executeBatch();
+                writer.commit();
+            } catch (SQLException e) {
+                writer.rollback();
+                throw e;
+            } finally {
+                writer.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            var first = copies.iterator().next();
+            throw error("marking chunk " + first.getKey().shortHex() + " (" + first.getValue() + ")"
+                    + (copies.size() > 1 ? " and " + (copies.size() - 1) + " more" : "") + " damaged", e);
+        }
+    }
+
+    /** Forgets the mark on the copy of {@code id} at {@code loc} (a check found it good, or nothing points at it). */
+    synchronized void unmarkDamaged(ChunkId id, ChunkLocation loc) {
+        try (PreparedStatement st = writer.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND offset = ? AND slot = ?")) {
+            st.setBytes(1, id.toBytes());
+            st.setInt(2, loc.pack());
+            st.setLong(3, loc.offset());
+            st.setInt(4, loc.slot());
+            st.executeUpdate();
+        } catch (SQLException e) {
+            throw error("clearing the damage mark of chunk " + id.shortHex() + " (" + loc + ")", e);
+        }
+    }
+
+    /** Forgets every mark on a copy in pack {@code pack} (compaction deleted it). */
+    synchronized void unmarkPack(int pack) {
+        try (PreparedStatement st = writer.prepareStatement("DELETE FROM damaged WHERE pack = ?")) {
+            st.setInt(1, pack);
+            st.executeUpdate();
+        } catch (SQLException e) {
+            throw error("clearing the damage marks of pack " + pack, e);
+        }
+    }
+
+    /** Every row of the damaged table (for check), as (id, location of the bad copy; length unknown: 0). */
+    java.util.List<java.util.Map.Entry<ChunkId, ChunkLocation>> damaged() {
+        java.util.List<java.util.Map.Entry<ChunkId, ChunkLocation>> out = new java.util.ArrayList<>();
+        try (Connection c = connect(); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, slot FROM damaged ORDER BY id")) {
+            while (rs.next()) out.add(java.util.Map.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), 0, rs.getInt(4))));
+        } catch (SQLException e) {
+            throw error("scan of damaged entries", e);
+        }
+        return out;
+    }
+
+    // ---------------------------------------------------------------- GC epochs (see GcEpochs)
+
+    /** The store's current GC epoch. */
+    long epoch() {
+        try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
+            rs.next();
+            return rs.getLong(1);
+        } catch (SQLException e) {
+            throw error("reading the GC epoch", e);
+        }
+    }
+
+    /** Raises the GC epoch by one, durably (every connection commits with synchronous=FULL); returns the new epoch. */
+    synchronized long bumpEpoch() {
+        try (Statement st = writer.createStatement()) {
+            st.execute("BEGIN IMMEDIATE");
+            try {
+                st.execute("UPDATE gc SET epoch = epoch + 1");
+                long e;
+                try (ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
+                    rs.next();
+                    e = rs.getLong(1);
+                }
+                st.execute("COMMIT");
+                return e;
+            } catch (SQLException ex) {
+                rollback(st, ex);
+                throw ex;
+            }
+        } catch (SQLException e) {
+            throw error("raising the GC epoch", e);
+        }
+    }
+
     /** Calls {@code sink} with every entry stamped before epoch {@code before}, with its location. */
     void forEachStampedBefore(long before, java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
         try (Connection c = connect(); PreparedStatement st = c.prepareStatement("SELECT id, pack, offset, length, slot FROM chunks WHERE epoch < ?")) {
@@ -362,20 +434,26 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     /**
-     * Deletes the entries of {@code ids} that are still stamped before epoch {@code before}, in one
-     * write transaction; returns the ids deleted. The stamp test is made in the same transaction as
-     * the delete, so a dedup hit that stamped a chunk after the sweep chose it keeps it.
+     * Deletes the entries of {@code ids} that are still stamped before epoch {@code before}, and
+     * the damage marks of the chunks deleted, in one write transaction; returns the ids deleted.
+     * The stamp test is made in the same transaction as the delete, so a dedup hit that stamped a
+     * chunk after the sweep chose it keeps it.
      */
     synchronized java.util.Set<ChunkId> deleteStampedBefore(Collection<ChunkId> ids, long before) {
         java.util.Set<ChunkId> deleted = new java.util.HashSet<>();
         if (ids.isEmpty()) return deleted;
         try (Statement st = writer.createStatement()) {
             st.execute("BEGIN IMMEDIATE");
-            try (PreparedStatement del = writer.prepareStatement("DELETE FROM chunks WHERE id = ? AND epoch < ?")) {
+            try (PreparedStatement del = writer.prepareStatement("DELETE FROM chunks WHERE id = ? AND epoch < ?");
+                 PreparedStatement unmark = writer.prepareStatement("DELETE FROM damaged WHERE id = ?")) {
                 for (ChunkId id : ids) {
                     del.setBytes(1, id.toBytes());
                     del.setLong(2, before);
-                    if (del.executeUpdate() == 1) deleted.add(id);
+                    if (del.executeUpdate() == 1) {
+                        deleted.add(id);
+                        unmark.setBytes(1, id.toBytes());
+                        unmark.executeUpdate();
+                    }
                 }
                 st.execute("COMMIT");
             } catch (SQLException e) {
@@ -390,36 +468,31 @@ final class ChunkIndex implements AutoCloseable {
 
     /**
      * Compaction's index switch: points each of {@code moves} at its new location if it still points
-     * into pack {@code from}, in one transaction made durable before it returns (synchronous=FULL:
-     * the old pack is deleted after it, so a power cut must not take the switch back). Returns the
-     * number of entries switched.
+     * into pack {@code from}, in one transaction made durable before it returns (the old pack is
+     * deleted after it, so a power cut must not take the switch back). Returns the number of
+     * entries switched.
      */
     synchronized int relocate(java.util.Map<ChunkId, ChunkLocation> moves, int from) {
         if (moves.isEmpty()) return 0;
         try (Statement st = writer.createStatement()) {
-            st.execute("PRAGMA synchronous=FULL");
-            try {
-                st.execute("BEGIN IMMEDIATE");
-                int n = 0;
-                try (PreparedStatement up = writer.prepareStatement("UPDATE chunks SET pack = ?, offset = ?, length = ?, slot = ? WHERE id = ? AND pack = ?")) {
-                    for (var e : moves.entrySet()) {
-                        up.setInt(1, e.getValue().pack());
-                        up.setLong(2, e.getValue().offset());
-                        up.setInt(3, e.getValue().length());
-                        up.setInt(4, e.getValue().slot());
-                        up.setBytes(5, e.getKey().toBytes());
-                        up.setInt(6, from);
-                        n += up.executeUpdate();
-                    }
-                    st.execute("COMMIT");
-                } catch (SQLException ex) {
-                    rollback(st, ex);
-                    throw ex;
+            st.execute("BEGIN IMMEDIATE");
+            int n = 0;
+            try (PreparedStatement up = writer.prepareStatement("UPDATE chunks SET pack = ?, offset = ?, length = ?, slot = ? WHERE id = ? AND pack = ?")) {
+                for (var e : moves.entrySet()) {
+                    up.setInt(1, e.getValue().pack());
+                    up.setLong(2, e.getValue().offset());
+                    up.setInt(3, e.getValue().length());
+                    up.setInt(4, e.getValue().slot());
+                    up.setBytes(5, e.getKey().toBytes());
+                    up.setInt(6, from);
+                    n += up.executeUpdate();
                 }
-                return n;
-            } finally {
-                st.execute("PRAGMA synchronous=NORMAL");
+                st.execute("COMMIT");
+            } catch (SQLException ex) {
+                rollback(st, ex);
+                throw ex;
             }
+            return n;
         } catch (SQLException e) {
             throw error("switching " + moves.size() + " entries from pack " + from, e);
         }
@@ -439,10 +512,93 @@ final class ChunkIndex implements AutoCloseable {
         return out;
     }
 
+    /** Adds entries in one transaction; an id already present keeps its first location. */
+    void addAll(Collection<java.util.Map.Entry<ChunkId, ChunkLocation>> entries) {
+        commit(entries, java.util.Map.of());
+    }
+
+    /** A new entry, stamped with the current GC epoch; an id already present keeps its location and is stamped (see {@link GcEpochs}). */
+    private static final String ADD = "INSERT INTO chunks(id, pack, offset, length, slot, epoch) VALUES (?, ?, ?, ?, ?, (SELECT epoch FROM gc))"
+            + " ON CONFLICT(id) DO UPDATE SET epoch = max(epoch, excluded.epoch)";
+
+    private static void bind(PreparedStatement st, byte[] id, ChunkLocation loc) throws SQLException {
+        st.setBytes(1, id);
+        st.setInt(2, loc.pack());
+        st.setLong(3, loc.offset());
+        st.setInt(4, loc.length());
+        st.setInt(5, loc.slot());
+    }
+
+    /**
+     * Adds {@code entries} and applies {@code heals} (id -> {bad location, new location}), in one
+     * transaction. A new entry is stamped with the current GC epoch; an id already present keeps
+     * its first location but is stamped too (another process stored it first: this put is a dedup
+     * hit). A heal moves the entry only if it still points at the bad copy (compare-and-swap:
+     * another process may have healed it first, and then its copy stays), stamps it, and removes
+     * that copy's damaged row; an entry gone meanwhile (a repair or a sweep dropped it) is added.
+     * Returns the ids whose entry now points at the new copy.
+     */
+    synchronized java.util.Set<ChunkId> commit(Collection<java.util.Map.Entry<ChunkId, ChunkLocation>> entries,
+                                               java.util.Map<ChunkId, ChunkLocation[]> heals) {
+        java.util.Set<ChunkId> healed = new java.util.HashSet<>();
+        if (entries.isEmpty() && heals.isEmpty()) return healed;
+        try {
+            writer.setAutoCommit(false);
+            try (PreparedStatement ins = writer.prepareStatement(ADD);
+                 PreparedStatement move = writer.prepareStatement("UPDATE chunks SET pack = ?, offset = ?, length = ?, slot = ?,"
+                         + " epoch = (SELECT epoch FROM gc) WHERE id = ? AND pack = ? AND offset = ? AND slot = ?");
+                 PreparedStatement where = writer.prepareStatement("SELECT pack, offset, slot FROM chunks WHERE id = ?");
+                 PreparedStatement unmark = writer.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND offset = ? AND slot = ?")) {
+                for (var e : entries) {
+                    bind(ins, e.getKey().toBytes(), e.getValue());
+                    ins.addBatch();
+                }
+                if (!entries.isEmpty()) ins.executeBatch();
+                for (var h : heals.entrySet()) {
+                    byte[] id = h.getKey().toBytes();
+                    ChunkLocation bad = h.getValue()[0], good = h.getValue()[1];
+                    move.setInt(1, good.pack());
+                    move.setLong(2, good.offset());
+                    move.setInt(3, good.length());
+                    move.setInt(4, good.slot());
+                    move.setBytes(5, id);
+                    move.setInt(6, bad.pack());
+                    move.setLong(7, bad.offset());
+                    move.setInt(8, bad.slot());
+                    if (move.executeUpdate() > 0) {
+                        healed.add(h.getKey());
+                    } else {
+                        bind(ins, id, good); // gone meanwhile: added; moved by another heal: stamped where it is
+                        ins.executeUpdate();
+                        where.setBytes(1, id);
+                        try (ResultSet rs = where.executeQuery()) {
+                            if (rs.next() && rs.getInt(1) == good.pack() && rs.getLong(2) == good.offset() && rs.getInt(3) == good.slot()) healed.add(h.getKey());
+                        }
+                    }
+                    unmark.setBytes(1, id);
+                    unmark.setInt(2, bad.pack());
+                    unmark.setLong(3, bad.offset());
+                    unmark.setInt(4, bad.slot());
+                    unmark.executeUpdate();
+                }
+                writer.commit();
+            } catch (SQLException e) {
+                writer.rollback();
+                throw e;
+            } finally {
+                writer.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            throw error("adding " + entries.size() + " entries and healing " + heals.size(), e);
+        }
+        return healed;
+    }
+
     /** Removes every entry (used before a rebuild from the packs). */
     synchronized void clear() {
         try (Statement st = writer.createStatement()) {
             st.execute("DELETE FROM chunks");
+            st.execute("DELETE FROM damaged");
         } catch (SQLException e) {
             throw error("clear", e);
         }

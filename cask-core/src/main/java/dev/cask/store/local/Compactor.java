@@ -57,7 +57,7 @@ final class Compactor {
     static final double DEFAULT_THRESHOLD = 0.10;
 
     /** What a run did. */
-    record Result(int packsRewritten, int packsDeleted, long chunksCopied, long bytesBefore, long bytesAfter) {}
+    record Result(int packsRewritten, int packsDeleted, long chunksCopied, long bytesBefore, long bytesAfter, int packsDamaged) {}
 
     private final LocalChunkStore store;
 
@@ -67,7 +67,7 @@ final class Compactor {
 
     Result run(double threshold, Progress progress) {
         List<Integer> packs = store.packIds();
-        if (packs.size() < 2) return new Result(0, 0, 0, 0, 0);
+        if (packs.size() < 2) return new Result(0, 0, 0, 0, 0, 0);
         int highest = packs.getLast();
         // live bytes per pack: records, and each segment once however many of its chunks are live
         Map<Integer, Long> live = new HashMap<>();
@@ -132,6 +132,7 @@ final class Compactor {
         long copied = 0;
         long before = 0;
         long after = 0;
+        int damaged = 0;
         for (Candidate c : candidates) {
             List<Map.Entry<ChunkId, ChunkLocation>> es = found.getOrDefault(c.pack(), List.of());
             es = new ArrayList<>(es);
@@ -144,7 +145,9 @@ final class Compactor {
             } catch (IOException ignored) {
                 // releases the lock of a deleted pack
             }
-            if (moved != null) {
+            if (moved == DAMAGED) {
+                damaged++;
+            } else if (moved != null) {
                 before += c.size();
                 after += moved[1];
                 copied += moved[0];
@@ -154,7 +157,7 @@ final class Compactor {
             progress.advance(1);
         }
         progress.done();
-        return new Result(rewritten, deleted, copied, before, after);
+        return new Result(rewritten, deleted, copied, before, after, damaged);
     }
 
     /** Pack {@code p} opened and locked, or null when a writer may still use it (see the class comment). */
@@ -187,7 +190,15 @@ final class Compactor {
         }
     }
 
-    /** Rewrites pack {@code p}, which the caller holds locked. Returns {chunks copied, bytes of the copies}. */
+    /** What {@link #rewrite} returns for a pack it left because a live chunk in it is damaged. */
+    private static final long[] DAMAGED = new long[0];
+
+    /**
+     * Rewrites pack {@code p}, which the caller holds locked. Returns {chunks copied, bytes of the
+     * copies}; null when the pack was gone; {@link #DAMAGED} when a live chunk in it failed its
+     * checks: the pack stays as it is (its chunk is marked damaged by the read, so the next put of
+     * those bytes heals it, and a later run rewrites the pack).
+     */
     private long[] rewrite(int p, Map<ChunkId, ChunkLocation> entries) {
         Path path = store.packPath(p);
         try {
@@ -195,7 +206,11 @@ final class Compactor {
             if (!entries.isEmpty()) {
                 List<ChunkId> ids = new ArrayList<>(entries.keySet());
                 List<byte[]> plains = new ArrayList<>(ids.size());
-                for (ChunkId id : ids) plains.add(store.get(id)); // verified: a damaged chunk stops compaction of this pack
+                try {
+                    for (ChunkId id : ids) plains.add(store.get(id)); // verified, and a bad copy is marked damaged
+                } catch (CaskException.Corrupt e) {
+                    return DAMAGED;
+                }
                 Map<ChunkId, ChunkLocation> copies = store.appendCopies(ids, plains);
                 for (ChunkLocation l : copies.values()) bytes += l.inSegment() ? 0 : l.length();
                 Set<Long> segs = new HashSet<>();

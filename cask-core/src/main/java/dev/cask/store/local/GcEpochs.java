@@ -279,7 +279,7 @@ final class GcEpochs implements ChunkDeleter {
         @Override
         public Compacted compact(double threshold, dev.cask.common.Progress progress) {
             Compactor.Result r = new Compactor(store).run(threshold, progress);
-            return new Compacted(r.packsRewritten(), r.packsDeleted(), r.chunksCopied(), r.bytesBefore(), r.bytesAfter());
+            return new Compacted(r.packsRewritten(), r.packsDeleted(), r.chunksCopied(), r.bytesBefore(), r.bytesAfter(), r.packsDamaged());
         }
 
         @Override

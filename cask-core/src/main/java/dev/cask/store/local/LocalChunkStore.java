@@ -92,6 +92,12 @@ import java.util.stream.Stream;
  * from the table, and the segment's other chunks that pass theirs go into the plain cache, so the
  * next blocks of a sequential read cost no second decompression. {@code check --deep} also rehashes.
  *
+ * <p><b>Healing.</b> A read that finds a copy corrupt marks it in the index's {@code damaged}
+ * table, and a put of a chunk whose entry points at a marked copy stores it again; the sync that
+ * indexes the new copy reads it back and moves the entry to it (see {@link Healing}). A
+ * read ({@link #get}, {@link #getAll}) whose location fails asks the index once more, since
+ * another process may have healed the chunk after this one cached the bad location.
+ *
  * <p><b>Failure.</b> A write error (a full disk) rolls back that write only: the pack is cut back
  * to the end of the last record handed to the OS whole ({@code packFlushed}), the record that
  * did not fit is not stored (its put throws), and the records still in the write buffer stay
@@ -121,7 +127,7 @@ import java.util.stream.Stream;
  * again; read channels of deleted packs are closed within about 10 s of a read, so a server does
  * not keep their space.
  *
- * <p><b>Formats.</b> Store format 2 (this class writes pack format 2 and index schema 2); a
+ * <p><b>Formats.</b> Store format 2 (this class writes pack format 2 and index schema 3); a
  * format-1 store is upgraded when opened, and its packs and index entries are read as they are.
  *
  * <p>Thread-safe. Every process holds a shared lock on {@code cask.store}; {@link #rebuildIndex}
@@ -133,9 +139,6 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     public static final String HEADER_TEXT = "cask-store 2\n";
     static final String HEADER_TEXT_1 = "cask-store 1\n";
     private static final int WRITE_BUFFER = 1 << 20;
-    /** Pooled zstd contexts: creating one per chunk costs more than decompressing it. */
-    private static final dev.cask.common.Pool<com.github.luben.zstd.ZstdDecompressCtx> DECOMPRESSORS =
-            new dev.cask.common.Pool<>(com.github.luben.zstd.ZstdDecompressCtx::new);
 
     /**
      * Tuning: zstd level of single records, pack size limit, whether to lock the store for this
@@ -193,10 +196,13 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     private final Path packDir;
     private final Options options;
     private final ChunkIndex index;
+    /** Damaged chunks and their new copies (see {@link Healing}). */
+    private final Healing healing;
     private final FileChannel lockChannel;
     private final FileLock lock;
     private final Map<ChunkId, ChunkLocation> pending = new ConcurrentHashMap<>();
-    private final Map<Integer, FileChannel> readChannels = new ConcurrentHashMap<>();
+    /** Positional reads of pack files (see {@link PackReader}). */
+    private final PackReader reader;
     /** Index answers kept in memory (see {@link #remember}). */
     private final com.github.benmanes.caffeine.cache.Cache<ChunkId, ChunkLocation> located;
     /** Plain bytes of recently read chunks (see {@link #get}); null when turned off. */
@@ -239,6 +245,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         this.lockChannel = lockChannel;
         this.lock = lock;
         this.index = new ChunkIndex(dir.resolve("index.db"), options.indexMapBytes());
+        this.healing = new Healing(index);
+        this.reader = new PackReader(this::packPath);
         int level = options.zstdLevel();
         this.compressors = new dev.cask.common.Pool<>(() -> {
             ZstdCompressCtx c = new ZstdCompressCtx();
@@ -362,9 +370,10 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         if (len < 0 || len > MAX_CHUNK) throw new IllegalArgumentException("chunk of " + len + " bytes; at most " + MAX_CHUNK);
         ChunkId id = ChunkId.of(data, off, len);
         long syncsSeen = syncs; // read before looking, so a sync after the look is noticed below
-        // a dedup hit must be confirmed (and stamped) by the index, never by a cache: see GcEpochs
-        if (pending.containsKey(id) || index.confirmAll(List.of(id)).contains(id)) return id;
-        storeSingle(id, encode(id, data, off, len), syncsSeen);
+        if (pending.containsKey(id)) return id;
+        Healing.Lookup found = healing.lookup(List.of(id));
+        if (found.isHit(id)) return id;
+        storeSingle(id, encode(id, data, off, len), syncsSeen, found.damaged().get(id));
         return id;
     }
 
@@ -398,13 +407,14 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         long syncsSeen = syncs;
         List<ChunkId> unknown = new ArrayList<>();
         for (ChunkId id : ids) if (!pending.containsKey(id)) unknown.add(id);
-        java.util.Set<ChunkId> indexed = index.confirmAll(unknown); // stamps the hits: see GcEpochs
+        Healing.Lookup found = healing.lookup(unknown); // a damaged copy is stored again, like a new chunk
+        java.util.Map<ChunkId, ChunkLocation> damaged = found.damaged();
         java.util.Set<ChunkId> done = new java.util.HashSet<>();
         int[] fresh = new int[ids.length]; // indexes of the chunks to store, in batch order
         int n = 0;
         for (int i = 0; i < ids.length; i++) {
             ChunkId id = ids[i];
-            if (indexed.contains(id) || !done.add(id) || pending.containsKey(id)) continue;
+            if (found.isHit(id) || !done.add(id) || pending.containsKey(id)) continue;
             fresh[n++] = i;
         }
         int segmentBytes = access == Access.RANDOM ? Math.min(options.segmentBytes(), RANDOM_SEGMENT_BYTES) : options.segmentBytes();
@@ -413,7 +423,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             int count = Math.min(Math.max(1, perSegment), n - from);
             if (count == 1) {
                 int i = fresh[from];
-                storeSingle(ids[i], encode(ids[i], data, offsets[i], length), syncsSeen);
+                storeSingle(ids[i], encode(ids[i], data, offsets[i], length), syncsSeen, damaged.get(ids[i]));
             } else {
                 ChunkId[] gids = new ChunkId[count];
                 int[] goffs = new int[count];
@@ -421,24 +431,38 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                     gids[k] = ids[fresh[from + k]];
                     goffs[k] = offsets[fresh[from + k]];
                 }
-                storeSegment(gids, data, goffs, length, syncsSeen);
+                storeSegment(gids, data, goffs, length, syncsSeen, damaged);
             }
         }
         return ids;
     }
 
-    /** True when the chunk is already stored: pending, or indexed by a sync since {@code syncsSeen}. Caller holds the lock. */
-    private boolean stored(ChunkId id, long syncsSeen) {
+    /**
+     * True when the chunk is already stored: pending, or indexed by a sync since {@code syncsSeen}
+     * (at another location than {@code bad}, the damaged copy the caller means to replace, if
+     * any: a heal by this process's sync moved the entry). Caller holds the lock.
+     */
+    private boolean stored(ChunkId id, long syncsSeen, ChunkLocation bad) {
         // another thread may have put it, and a sync moved it from pending to the index meanwhile
-        return pending.containsKey(id) || (syncs != syncsSeen && index.confirmAll(List.of(id)).contains(id));
+        if (pending.containsKey(id)) return true;
+        if (syncs == syncsSeen) return false;
+        // confirmed (and stamped) by the index, never by a cache: see GcEpochs
+        ChunkIndex.PutLookup now = index.lookupForPut(List.of(id)).get(id);
+        return now != null && !now.damaged() && !now.location().equals(bad);
     }
 
-    private void storeSingle(ChunkId id, byte[] record, long syncsSeen) {
+    /** Notes a new chunk in {@code pending}; {@code bad} is the damaged copy it replaces, or null. Caller holds the lock. */
+    private void addPending(ChunkId id, ChunkLocation loc, ChunkLocation bad) {
+        if (bad != null) healing.replaces(id, bad);
+        pending.put(id, loc);
+    }
+
+    private void storeSingle(ChunkId id, byte[] record, long syncsSeen, ChunkLocation bad) {
         synchronized (this) {
             checkOpen();
-            if (stored(id, syncsSeen)) return;
+            if (stored(id, syncsSeen, bad)) return;
             long at = append(record);
-            pending.put(id, new ChunkLocation(packId, at, record.length));
+            addPending(id, new ChunkLocation(packId, at, record.length), bad);
         }
     }
 
@@ -448,7 +472,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * left out and the rest compressed again (rare: two workers with the same new blocks at once),
      * so a chunk is never stored twice. A segment that does not save 1/16 becomes single raw records.
      */
-    private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen) {
+    private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen, Map<ChunkId, ChunkLocation> damaged) {
         while (ids.length > 1) {
             byte[] segment = encodeSegment(ids, data, offs, length);
             if (segment == null || segment == WEAK) {
@@ -457,7 +481,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 for (int k = 0; k < ids.length; k++) {
                     byte[] r = segment == null ? PackFormat.encodeRecord(ids[k], PackFormat.CODEC_NONE, length, data, offs[k], length)
                             : encode(ids[k], data, offs[k], length);
-                    storeSingle(ids[k], r, syncsSeen);
+                    storeSingle(ids[k], r, syncsSeen, damaged.get(ids[k]));
                 }
                 return;
             }
@@ -465,10 +489,10 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             int kept = 0;
             synchronized (this) {
                 checkOpen();
-                for (int k = 0; k < ids.length; k++) if (keep[k] = !stored(ids[k], syncsSeen)) kept++;
+                for (int k = 0; k < ids.length; k++) if (keep[k] = !stored(ids[k], syncsSeen, damaged.get(ids[k]))) kept++;
                 if (kept == ids.length) {
                     long at = append(segment);
-                    for (int k = 0; k < ids.length; k++) pending.put(ids[k], new ChunkLocation(packId, at, segment.length, k));
+                    for (int k = 0; k < ids.length; k++) addPending(ids[k], new ChunkLocation(packId, at, segment.length, k), damaged.get(ids[k]));
                     return;
                 }
             }
@@ -483,7 +507,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             ids = nids;
             offs = noffs;
         }
-        if (ids.length == 1) storeSingle(ids[0], encode(ids[0], data, offs[0], length), syncsSeen);
+        if (ids.length == 1) storeSingle(ids[0], encode(ids[0], data, offs[0], length), syncsSeen, damaged.get(ids[0]));
     }
 
     /** What {@link #encodeSegment} returns for a run that compresses, but by less than a quarter. */
@@ -709,6 +733,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     private void poison() {
         pending.clear();
+        healing.forget();
         if (plain != null) plain.invalidateAll(); // it may hold chunks read back from the lost records
         buffer.clear();
         if (packChannel != null) {
@@ -734,8 +759,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         for (int id : unsyncedPacks) {
             try {
                 Files.deleteIfExists(packPath(id));
-                FileChannel ch = readChannels.remove(id);
-                if (ch != null) ch.close();
+                reader.forget(id);
             } catch (IOException ignored) {
                 // garbage for GC then
             }
@@ -806,14 +830,15 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return (packChannel != null && packId == pack) || sealedUnindexed.containsKey(pack);
     }
 
-    /** Forgets a deleted pack's read channel. */
+    /** Forgets a deleted pack's read channel and the damage marks of copies in it. */
     void dropPack(int pack) {
-        FileChannel ch = readChannels.remove(pack);
-        try {
-            if (ch != null) ch.close();
-        } catch (IOException ignored) {
-            // read-only
-        }
+        reader.forget(pack);
+        index.unmarkPack(pack);
+    }
+
+    /** Runs the closing of deleted packs' read channels at the next read (tests). */
+    void checkDeletedPacksSoon() {
+        reader.checkDeletedPacksSoon();
     }
 
     static void fsyncDirectory(Path d) throws IOException {
@@ -843,14 +868,23 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         if (packChannel != null) packSynced = packFlushed;
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
         entries.sort(Map.Entry.comparingByKey()); // ascending keys fill the index B-tree pages in order
-        index.addAll(entries);
-        for (var e : entries) {
-            located.put(e.getKey(), e.getValue()); // just written, likely read soon: no index query then
-            pending.remove(e.getKey(), e.getValue());
-        }
+        // new copies of damaged chunks replace the bad ones only once read back good (see Healing)
+        List<Map.Entry<ChunkId, ChunkLocation>> indexed = healing.commit(entries, this::readsBackGood);
+        for (var e : entries) located.invalidate(e.getKey()); // a healed chunk's cached location was the bad copy
+        for (var e : indexed) located.put(e.getKey(), e.getValue()); // just written, likely read soon: no index query then
+        for (var e : entries) pending.remove(e.getKey(), e.getValue());
         unsyncedPacks.clear();
         releaseSealed();
         syncs++;
+    }
+
+    /** Whether the copy of {@code id} at {@code loc} (synced, not yet indexed) reads back whole and hashes to its id. */
+    private boolean readsBackGood(ChunkId id, ChunkLocation loc) {
+        try {
+            return ChunkId.of(read(id, loc, false)).equals(id);
+        } catch (CaskException e) {
+            return false;
+        }
     }
 
     // ---------------------------------------------------------------- get
@@ -873,16 +907,78 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         try {
             data = read(id, loc, true);
         } catch (CaskException e) {
-            if (!packGone(e)) throw e;
-            // a cached location into a pack compaction deleted: the index has the chunk's new one
-            located.invalidate(id);
-            ChunkLocation now = index.find(id);
-            if (now == null || now.equals(loc)) throw e;
-            remember(Map.of(id, now));
-            data = read(id, now, true);
+            if (!(e instanceof CaskException.Corrupt) && !packGone(e)) throw e;
+            data = readElsewhere(id, loc, e);
         }
         if (plain != null) plain.put(id, data.clone());
         return data;
+    }
+
+    /**
+     * The copy of {@code id} at {@code loc} failed its checks, or its pack is gone: reads the copy
+     * the index (or this process's pending chunks) points at now if that is another one (another
+     * process healed the chunk, or compaction moved it, since this one cached its location), else
+     * throws {@code failure}.
+     */
+    private byte[] readElsewhere(ChunkId id, ChunkLocation loc, CaskException failure) {
+        byte[] data = copyElsewhere(id, loc, failure, true);
+        if (data == null) throw failure;
+        return data;
+    }
+
+    /**
+     * A read of chunk {@code id} at {@code loc} (a location a cache or the index gave) failed:
+     * forgets the cached location and returns the bytes of the copy the index points at now, or
+     * null when it still points at {@code loc} (or nowhere); then a corrupt copy is marked damaged
+     * (see {@link Healing}) unless it is this process's own pending copy.
+     */
+    private byte[] copyElsewhere(ChunkId id, ChunkLocation loc, CaskException failure, boolean keepNeighbours) {
+        located.invalidate(id);
+        byte[] data = healedCopy(id, loc, keepNeighbours);
+        if (data == null && failure instanceof CaskException.Corrupt corrupt && !loc.equals(pending.get(id))) markCorrupt(id, loc, corrupt);
+        return data;
+    }
+
+    /**
+     * The bytes of {@code id} from where the index (or this process's pending chunks) says it is
+     * now, when that is not {@code bad}: a copy another process wrote since this one cached the
+     * bad location; null when there is none.
+     */
+    private byte[] healedCopy(ChunkId id, ChunkLocation bad, boolean keepNeighbours) {
+        ChunkLocation now = pending.get(id);
+        if (now == null) now = index.find(id);
+        if (now == null || now.equals(bad)) return null;
+        byte[] data = read(id, now, keepNeighbours);
+        remember(Map.of(id, now));
+        return data;
+    }
+
+    /**
+     * Marks the copy of {@code id} at {@code loc} damaged (see {@link Healing}). A segment is
+     * suspect as a whole (its CRC covers table and frame together), so every chunk its table
+     * names is marked at its slot, read from the table without checks: a wrong id there marks a
+     * location no index entry has, which changes nothing. Then one failed read of a disk is enough
+     * for the next import of that disk to heal all of the segment's chunks, not only the first.
+     */
+    private void markCorrupt(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {
+        List<Map.Entry<ChunkId, ChunkLocation>> marks = new ArrayList<>();
+        marks.add(Map.entry(id, loc));
+        if (loc.inSegment()) {
+            try {
+                byte[] span = reader.readSpan(loc.pack(), loc.offset(), loc.length());
+                try {
+                    ChunkId[] named = PackFormat.segmentTableIdsUnchecked(span, 0, loc.length());
+                    for (int k = 0; k < named.length; k++) {
+                        if (k != loc.slot()) marks.add(Map.entry(named[k], new ChunkLocation(loc.pack(), loc.offset(), loc.length(), k)));
+                    }
+                } finally {
+                    dev.cask.common.ByteArrays.give(span);
+                }
+            } catch (CaskException e) {
+                failure.addSuppressed(e); // the pack is short or unreadable: mark the one chunk
+            }
+        }
+        healing.markCorrupt(marks, failure);
     }
 
     /** Where the chunk is, or null. */
@@ -958,8 +1054,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         byte[] rec = readRecordBytes(loc);
         String what = "chunk " + id.shortHex() + " (" + loc + ")";
         if (loc.inSegment()) {
-            PackFormat.Segment s = segmentHolding(what, id, loc, rec);
-            byte[] all = segmentPlain(what, s);
+            PackFormat.Segment s = PackReader.segmentHolding(what, id, loc, rec);
+            byte[] all = PackReader.segmentPlain(what, s);
             segmentReads.increment();
             if (keepNeighbours && plain != null) {
                 for (int k = 0, from = 0; k < s.count(); from += s.plainLengths()[k], k++) {
@@ -972,43 +1068,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         }
         PackFormat.Record r = PackFormat.decodeRecord(what, rec, 0, rec.length);
         if (!r.id().equals(id)) {
-            throw new CaskException.Corrupt(what + ": record holds chunk " + r.id().shortHex() + " instead");
+            throw new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
         }
-        return plainBytes(what, r);
-    }
-
-    /** Decodes the segment an index entry points at and checks that its slot holds {@code id}. */
-    private static PackFormat.Segment segmentHolding(String what, ChunkId id, ChunkLocation loc, byte[] rec) {
-        PackFormat.Segment s = PackFormat.decodeSegment(what, rec, 0, rec.length);
-        checkSlot(what, s, id, loc);
-        return s;
-    }
-
-    /** Checks that slot {@code loc.slot()} of the decoded segment {@code s} exists and holds {@code id}. */
-    private static void checkSlot(String what, PackFormat.Segment s, ChunkId id, ChunkLocation loc) {
-        if (loc.slot() >= s.count()) throw new CaskException.Corrupt(what + ": segment has only " + s.count() + " chunks");
-        if (!s.ids()[loc.slot()].equals(id)) {
-            throw new CaskException.Corrupt(what + ": segment slot holds chunk " + s.ids()[loc.slot()].shortHex() + " instead");
-        }
-    }
-
-    /** Like {@link #segmentPlain}, into {@code out[0, plainLength)}. */
-    private static void segmentPlainInto(String what, PackFormat.Segment s, byte[] out) {
-        int want = s.plainLength();
-        int n;
-        try {
-            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, s.buf(), s.frameOffset(), s.frameLength()));
-        } catch (com.github.luben.zstd.ZstdException e) {
-            throw new CaskException.Corrupt(what + ": segment frame does not decompress to " + want + " bytes (" + e.getMessage() + ")");
-        }
-        if (n != want) throw new CaskException.Corrupt(what + ": segment frame decompresses to " + n + " bytes, segment says " + want);
-    }
-
-    /** A segment's frame, decompressed and length-checked (each chunk's CRC is checked by the caller). */
-    public static byte[] segmentPlain(String what, PackFormat.Segment s) {
-        byte[] out = new byte[s.plainLength()];
-        segmentPlainInto(what, s, out);
-        return out;
+        return PackReader.plainBytes(what, r);
     }
 
     /** Segments decompressed by reads (get and getAll) since the store opened. */
@@ -1021,19 +1083,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return index.lookups();
     }
 
-    /** The plain bytes of a decoded record (decompressed, length checked). */
-    public static byte[] plainBytes(String what, PackFormat.Record r) {
-        if (r.codec() == PackFormat.CODEC_NONE) {
-            if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
-            return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
-        }
-        byte[] out = new byte[r.plainLength()];
-        decompress(what, r, out);
-        return out;
-    }
-
     private byte[] readRecordBytes(ChunkLocation loc) {
-        checkEntry(loc);
+        PackReader.checkEntry(loc);
         // the record may still sit in the write buffer (checked without the lock first: reads are hot)
         if (loc.pack() == packId && loc.offset() + loc.length() > packFlushed) synchronized (this) {
             if (loc.pack() == packId && packChannel != null && loc.offset() + loc.length() > packFlushed) {
@@ -1044,79 +1095,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 }
             }
         }
-        byte[] rec = new byte[loc.length()];
-        ByteBuffer bb = ByteBuffer.wrap(rec);
-        try {
-            FileChannel ch = channel(loc.pack());
-            long pos = loc.offset();
-            boolean reopened = false;
-            while (bb.hasRemaining()) {
-                int n;
-                try {
-                    n = ch.read(bb, pos);
-                } catch (java.nio.channels.ClosedChannelException closed) {
-                    // closed by closeDeletedPacks: open it again once, or learn that it is gone
-                    if (closed instanceof java.nio.channels.ClosedByInterruptException || reopened) throw closed;
-                    reopened = true;
-                    readChannels.remove(loc.pack(), ch);
-                    ch = channel(loc.pack());
-                    continue;
-                }
-                if (n < 0) {
-                    throw new CaskException.Corrupt("pack " + loc.pack() + ": ends before offset " + (loc.offset() + loc.length())
-                            + " (record at offset " + loc.offset() + " is truncated)");
-                }
-                pos += n;
-            }
-        } catch (IOException e) {
-            throw new CaskException.Io("pack " + loc.pack() + " at offset " + loc.offset() + ": read failed: " + e.getMessage(), e);
-        }
-        return rec;
-    }
-
-    /** When {@link #closeDeletedPacks} last ran (System.nanoTime). */
-    private volatile long deletedPacksChecked = System.nanoTime();
-
-    /**
-     * Closes the read channels of packs compaction has deleted, so that a long-running process
-     * (a server) does not keep their disk space: at most every 10 s, on a read. A read racing with
-     * it opens the pack again and, finding it gone, asks the index ({@link #get}).
-     */
-    private void closeDeletedPacks() {
-        long now = System.nanoTime();
-        if (now - deletedPacksChecked < 10_000_000_000L) return;
-        deletedPacksChecked = now;
-        for (var e : readChannels.entrySet()) {
-            if (Files.exists(packPath(e.getKey()))) continue;
-            if (readChannels.remove(e.getKey(), e.getValue())) {
-                try {
-                    e.getValue().close();
-                } catch (IOException ignored) {
-                    // read-only
-                }
-            }
-        }
-    }
-
-    /** Runs {@link #closeDeletedPacks} at the next read (tests). */
-    void checkDeletedPacksSoon() {
-        deletedPacksChecked = System.nanoTime() - 20_000_000_000L;
-    }
-
-    private FileChannel channel(int pack) throws IOException {
-        closeDeletedPacks();
-        FileChannel ch = readChannels.get(pack);
-        if (ch != null) return ch;
-        Path p = packPath(pack);
-        if (!Files.exists(p)) throw new PackGone("pack " + pack + ": file " + p + " is missing");
-        synchronized (readChannels) {
-            ch = readChannels.get(pack);
-            if (ch == null) {
-                ch = FileChannel.open(p, StandardOpenOption.READ);
-                readChannels.put(pack, ch);
-            }
-        }
-        return ch;
+        return reader.read(loc);
     }
 
     @Override
@@ -1182,15 +1161,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /** True when {@code e} came from a pack file that no longer exists (see {@link Compactor}). */
     private static boolean packGone(CaskException e) {
-        return e instanceof PackGone || e.getCause() instanceof java.nio.file.NoSuchFileException
+        return e instanceof PackReader.PackGone || e.getCause() instanceof java.nio.file.NoSuchFileException
                 || e.getCause() instanceof java.nio.channels.ClosedChannelException;
-    }
-
-    /** A pack a location pointed at is gone: compaction moved its chunks (the index knows where). */
-    static final class PackGone extends CaskException.Corrupt {
-        PackGone(String message) {
-            super(message);
-        }
     }
 
     private void getAllOnce(List<ChunkId> ids, ChunkSink sink) {
@@ -1244,24 +1216,25 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         byte[] segPlain = null;
         for (int k = 0; k < m; ) {
             ChunkLocation first = locs[order[k]];
-            checkEntry(first);
+            PackReader.checkEntry(first);
             long start = first.offset();
             long end = start + first.length();
             int j = k + 1;
             for (; j < m; j++) {
                 ChunkLocation l = locs[order[j]];
-                checkEntry(l);
+                PackReader.checkEntry(l);
                 long e = Math.max(end, l.offset() + l.length());
                 if (l.pack() != first.pack() || l.offset() > end + BULK_GAP || e - start > BULK_SPAN) break;
                 end = e;
             }
-            byte[] span = readSpan(first.pack(), start, (int) (end - start));
+            byte[] span = reader.readSpan(first.pack(), start, (int) (end - start));
             ChunkLocation last = null;
             PackFormat.Record r = null;
             int plainLength = 0;
             for (int q = k; q < j; q++) {
                 int i = order[q];
                 ChunkLocation l = locs[i];
+                try {
                 if (l.inSegment()) {
                     // a segment: decode and decompress it once for all the chunks wanted from it
                     ChunkId id = ids.get(i);
@@ -1272,7 +1245,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                         segAt = l;
                     }
                     // the message is built only on failure: per chunk, it cost a tenth of an export
-                    if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) checkSlot("chunk " + id.shortHex() + " (" + l + ")", seg, id, l);
+                    if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) PackReader.checkSlot("chunk " + id.shortHex() + " (" + l + ")", seg, id, l);
                     int from = seg.plainOffset(l.slot());
                     ChunkLocation at = l;
                     PackFormat.checkPlainCrc(seg, segPlain, from, l.slot(), () -> "chunk " + id.shortHex() + " (" + at + ")");
@@ -1283,11 +1256,11 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                     ChunkId id = ids.get(i);
                     String what = "chunk " + id.shortHex() + " (pack " + l.pack() + " at offset " + l.offset() + ")";
                     r = PackFormat.decodeRecord(what, span, (int) (l.offset() - start), l.length());
-                    if (!r.id().equals(id)) throw new CaskException.Corrupt(what + ": record holds chunk " + r.id().shortHex() + " instead");
+                    if (!r.id().equals(id)) throw new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
                     plainLength = r.plainLength();
                     if (r.codec() != PackFormat.CODEC_NONE) {
                         if (scratch.length < plainLength) scratch = new byte[Math.max(plainLength, 64 << 10)];
-                        decompress(what, r, scratch);
+                        PackReader.decompress(what, r, scratch);
                     } else if (r.payloadLength() != plainLength) {
                         throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + plainLength);
                     }
@@ -1295,6 +1268,11 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 }
                 if (r.codec() == PackFormat.CODEC_NONE) sink.chunk(i, r.payload(), r.payloadOffset(), plainLength);
                 else sink.chunk(i, scratch, 0, plainLength);
+                } catch (CaskException.Corrupt e) {
+                    byte[] healed = copyElsewhere(ids.get(i), l, e, false); // l may be a stale cached location
+                    if (healed == null) throw e;
+                    sink.chunk(i, healed, 0, healed.length);
+                }
             }
             // a segment never spans two spans (its chunks share one offset), so nothing points into this one now
             segAt = null;
@@ -1315,7 +1293,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             dev.cask.common.ByteArrays.give(out);
             out = dev.cask.common.ByteArrays.take(Math.max(s.plainLength(), 64 << 10));
         }
-        segmentPlainInto(what, s, out);
+        PackReader.segmentPlainInto(what, s, out);
         segmentReads.increment();
         return out;
     }
@@ -1364,16 +1342,16 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 for (ChunkId id : probe) {
                     ChunkLocation l = got.get(id);
                     if (l == null || !unknown.contains(id)) continue; // not indexed (the caller asks get), or handed over
-                    checkEntry(l);
+                    PackReader.checkEntry(l);
                     if (!l.inSegment()) {
                         records.put(id, l);
                         continue;
                     }
                     String what = "chunk " + id.shortHex() + " (" + l + ")";
-                    byte[] span = readSpan(l.pack(), l.offset(), l.length());
+                    byte[] span = reader.readSpan(l.pack(), l.offset(), l.length());
                     try {
                         PackFormat.Segment seg = PackFormat.decodeSegment(what, span, 0, l.length());
-                        checkSlot(what, seg, id, l);
+                        PackReader.checkSlot(what, seg, id, l);
                         plainBuf = segmentPlainReusing(what, seg, plainBuf);
                         for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
                             ChunkId sid = seg.ids()[slot];
@@ -1388,6 +1366,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                             unknown.remove(sid);
                             records.remove(sid); // a record location probed earlier is no longer needed
                         }
+                    } catch (CaskException.Corrupt e) {
+                        copyElsewhere(id, l, e, false); // l came from the index just now: marks it
+                        throw e;
                     } finally {
                         dev.cask.common.ByteArrays.give(span);
                     }
@@ -1397,53 +1378,6 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             dev.cask.common.ByteArrays.give(plainBuf);
         }
         return records;
-    }
-
-    /** An index entry's length, slot and offset are ones a pack can hold, or it is corrupt (checked before any read). */
-    private static void checkEntry(ChunkLocation loc) {
-        boolean bad = loc.inSegment()
-                ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
-                : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
-        if (bad || loc.offset() < PackFormat.PACK_HEADER) {
-            throw new CaskException.Corrupt(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
-        }
-    }
-
-    /** Decompresses a zstd record into {@code out[0, plainLength)}, checking the length. */
-    private static void decompress(String what, PackFormat.Record r, byte[] out) {
-        int want = r.plainLength();
-        int n;
-        try {
-            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, r.payload(), r.payloadOffset(), r.payloadLength()));
-        } catch (com.github.luben.zstd.ZstdException e) {
-            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + want + " bytes (" + e.getMessage() + ")");
-        }
-        if (n != want) throw new CaskException.Corrupt(what + ": zstd payload decompresses to " + n + " bytes, record says " + want);
-    }
-
-    /**
-     * {@code length} bytes of a pack from {@code offset}, in one positional read (more if the OS
-     * returns less), at the start of a recycled array ({@link dev.cask.common.ByteArrays}) that
-     * may be longer: the caller gives it back.
-     */
-    private byte[] readSpan(int pack, long offset, int length) {
-        byte[] buf = dev.cask.common.ByteArrays.take(length); // maybe longer: only [0, length) is read
-        ByteBuffer bb = ByteBuffer.wrap(buf, 0, length);
-        try {
-            FileChannel ch = channel(pack);
-            long pos = offset;
-            while (bb.hasRemaining()) {
-                int n = ch.read(bb, pos);
-                if (n < 0) {
-                    throw new CaskException.Corrupt("pack " + pack + ": ends before offset " + (offset + length)
-                            + " (a record before there is truncated)");
-                }
-                pos += n;
-            }
-        } catch (IOException e) {
-            throw new CaskException.Io("pack " + pack + " at offset " + offset + ": read failed: " + e.getMessage(), e);
-        }
-        return buf;
     }
 
     // ---------------------------------------------------------------- check and repair support
@@ -1478,142 +1412,12 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return index.count();
     }
 
-    /** What a pack scan found: every chunk of every good record and segment, and a line per problem. */
-    public interface ScanSink {
-        /**
-         * A chunk whose record or segment passed its magic, length and CRC checks. {@code plain}
-         * returns its plain bytes, decompressed and (for a segment) checked against the chunk's
-         * CRC32C, or throws {@link CaskException.Corrupt} naming the chunk; a segment is
-         * decompressed once for all its chunks when they ask in turn, during this scan.
-         */
-        void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain);
-
-        void problem(String line);
-
-        /** Bytes of a pack that are no good record or segment; by default reported as a {@link #problem}. */
-        default void damage(Damage d) {
-            problem(d.message());
-        }
-    }
-
     /**
-     * A stretch of a pack a scan could not read as records: a bad pack header ({@code HEADER},
-     * the whole pack), bytes between good records ({@code RECORD}), or bytes after the last good
-     * record up to the end of the pack ({@code TAIL}: torn, when a writer died mid-append).
+     * Reads every record and segment of pack {@code id}, checking magic, lengths and CRC (see
+     * {@link PackScan#scan}).
      */
-    public record Damage(int pack, long offset, long length, Kind kind, String message) {
-        public enum Kind { HEADER, RECORD, TAIL }
-    }
-
-    /** Decompresses a scanned segment the first time one of its chunks asks, then hands out each chunk. */
-    private static final class ScannedSegment {
-        private final PackFormat.Segment segment;
-        private byte[] all;
-        private CaskException failure;
-
-        ScannedSegment(PackFormat.Segment segment) {
-            this.segment = segment;
-        }
-
-        byte[] chunk(String what, int slot) {
-            if (all == null && failure == null) {
-                try {
-                    all = segmentPlain(what, segment);
-                } catch (CaskException e) {
-                    failure = e;
-                }
-            }
-            if (failure != null) throw new CaskException.Corrupt(what + ": " + failure.getMessage());
-            return PackFormat.chunkPlain(what, segment, all, slot);
-        }
-    }
-
-    /**
-     * Reads every record and segment of pack {@code id}, checking magic, lengths and CRC. A bad
-     * one is reported and the scan resynchronises at the next record or segment magic that
-     * decodes; a torn tail is reported.
-     */
-    public void scanPack(int id, ScanSink sink, Progress progress) {
-        Path p = packPath(id);
-        byte[] all;
-        try {
-            all = Files.readAllBytes(p);
-        } catch (IOException e) {
-            sink.problem("pack " + id + ": cannot read " + p + ": " + e.getMessage());
-            return;
-        }
-        progress.advance(0);
-        int format;
-        try {
-            int named = PackFormat.decodePackHeader("pack " + id, all);
-            if (named != id) sink.problem("pack " + id + ": header names pack " + named);
-            format = PackFormat.packFormat("pack " + id, all);
-        } catch (CaskException e) {
-            sink.damage(new Damage(id, 0, all.length, Damage.Kind.HEADER, e.getMessage()));
-            return;
-        }
-        int pos = PackFormat.PACK_HEADER;
-        while (pos < all.length) {
-            String what = "pack " + id + " at offset " + pos;
-            try {
-                int len;
-                if (all.length - pos >= 4 && PackFormat.magicAt(all, pos) == PackFormat.SEGMENT_MAGIC) {
-                    if (format < 2) throw new CaskException.Corrupt(what + ": segment in a format 1 pack");
-                    if (all.length - pos < PackFormat.SEGMENT_HEADER) throw new CaskException.Corrupt(what + ": truncated segment header (" + (all.length - pos) + " bytes at the end)");
-                    len = PackFormat.segmentLength(what, all, pos);
-                    if (len > all.length - pos) throw new CaskException.Corrupt(what + ": segment of " + len + " bytes runs past the end of the pack (" + all.length + " bytes)");
-                    PackFormat.Segment s = PackFormat.decodeSegment(what, all, pos, len);
-                    ScannedSegment scanned = new ScannedSegment(s);
-                    for (int k = 0; k < s.count(); k++) {
-                        int slot = k;
-                        ChunkLocation loc = new ChunkLocation(id, pos, len, slot);
-                        String chunkWhat = "chunk " + s.ids()[k].shortHex() + " (" + loc + ")";
-                        sink.chunk(s.ids()[k], loc, () -> scanned.chunk(chunkWhat, slot));
-                    }
-                } else {
-                    if (all.length - pos < PackFormat.RECORD_HEADER) throw new CaskException.Corrupt(what + ": truncated record header (" + (all.length - pos) + " bytes at the end)");
-                    int stored = PackFormat.storedLength(what, all, pos);
-                    len = PackFormat.RECORD_HEADER + stored;
-                    if (len > all.length - pos) throw new CaskException.Corrupt(what + ": record of " + len + " bytes runs past the end of the pack (" + all.length + " bytes)");
-                    PackFormat.Record r = PackFormat.decodeRecord(what, all, pos, len);
-                    ChunkLocation loc = new ChunkLocation(id, pos, len);
-                    String chunkWhat = "chunk " + r.id().shortHex() + " (" + loc + ")";
-                    sink.chunk(r.id(), loc, () -> plainBytes(chunkWhat, r));
-                }
-                progress.advance(len);
-                pos += len;
-            } catch (CaskException e) {
-                int next = resync(all, pos + 1);
-                sink.damage(new Damage(id, pos, next - pos, next == all.length ? Damage.Kind.TAIL : Damage.Kind.RECORD, e.getMessage()));
-                progress.advance(next - pos);
-                pos = next;
-            }
-        }
-    }
-
-    private static int resync(byte[] all, int from) {
-        for (int i = from; i + PackFormat.SEGMENT_HEADER <= all.length; i++) {
-            if (all[i] != 0x63) continue; // both magics start with 'c'
-            int magic = PackFormat.magicAt(all, i);
-            try {
-                if (magic == PackFormat.RECORD_MAGIC && i + PackFormat.RECORD_HEADER <= all.length) {
-                    int len = PackFormat.RECORD_HEADER + PackFormat.storedLength("", all, i);
-                    if (len <= all.length - i) {
-                        PackFormat.decodeRecord("", all, i, len);
-                        return i;
-                    }
-                } else if (magic == PackFormat.SEGMENT_MAGIC) {
-                    int len = PackFormat.segmentLength("", all, i);
-                    if (len <= all.length - i) {
-                        PackFormat.decodeSegment("", all, i, len);
-                        return i;
-                    }
-                }
-            } catch (CaskException ignored) {
-                // not a record or segment: keep looking
-            }
-        }
-        return all.length;
+    public void scanPack(int id, PackScan.ScanSink sink, Progress progress) {
+        PackScan.scan(packPath(id), id, sink, progress);
     }
 
     /**
@@ -1623,19 +1427,45 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * segment once instead of once per chunk). With {@code deep} the plain bytes are rehashed.
      */
     public String verifyEntry(ChunkId id, ChunkLocation loc, boolean deep) {
+        CaskException fault = entryFault(id, loc, deep);
+        return fault == null ? null : fault.getMessage();
+    }
+
+    /**
+     * {@link #verifyEntry}, as the error a read of the entry would throw ({@link IndexMismatch}
+     * when the bytes are whole but hold another chunk; {@link CaskException.Io} when the pack
+     * cannot be read), or null when the entry is good.
+     */
+    public CaskException entryFault(ChunkId id, ChunkLocation loc, boolean deep) {
         try {
             if (loc.inSegment() && !deep) {
-                segmentHolding("chunk " + id.shortHex() + " (" + loc + ")", id, loc, readRecordBytes(loc));
+                PackReader.segmentHolding("chunk " + id.shortHex() + " (" + loc + ")", id, loc, readRecordBytes(loc));
                 return null;
             }
             byte[] plain = read(id, loc, false);
             if (deep && !ChunkId.of(plain).equals(id)) {
-                return "chunk " + id.shortHex() + " (" + loc + "): bytes hash to " + ChunkId.of(plain).shortHex();
+                return new CaskException.Corrupt("chunk " + id.shortHex() + " (" + loc + "): bytes hash to " + ChunkId.of(plain).shortHex());
             }
             return null;
         } catch (CaskException e) {
-            return e.getMessage();
+            return e;
         }
+    }
+
+    /**
+     * For {@code cask check}: records that the copy of {@code id} at {@code loc} (the one its index
+     * entry points at) is corrupt, or with {@code fault} null that it was read and found good
+     * (clearing a stale mark). See {@link Healing}: a marked chunk is stored again by its next put.
+     * An I/O error marks nothing: it may pass.
+     */
+    public void checked(ChunkId id, ChunkLocation loc, CaskException fault) {
+        if (fault instanceof CaskException.Corrupt) healing.markCorrupt(List.of(Map.entry(id, loc)), fault);
+        else if (fault == null) healing.markGood(id, loc);
+    }
+
+    /** Copies marked damaged: (chunk id, pack, offset and slot of the bad copy; length 0). */
+    public List<Map.Entry<ChunkId, ChunkLocation>> damageMarks() {
+        return healing.marks();
     }
 
     /** Every index entry. */
@@ -1652,8 +1482,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
         long[] count = {0};
         for (int id : packIds()) {
-            Damage[] last = {null};
-            scanPack(id, new ScanSink() {
+            PackScan.Damage[] last = {null};
+            scanPack(id, new PackScan.ScanSink() {
                 @Override
                 public void chunk(ChunkId cid, ChunkLocation location, java.util.function.Supplier<byte[]> plainBytes) {
                     batch.add(Map.entry(cid, location));
@@ -1670,7 +1500,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 }
 
                 @Override
-                public void damage(Damage d) {
+                public void damage(PackScan.Damage d) {
                     last[0] = d;
                     problems.accept(d.message());
                 }
@@ -1700,13 +1530,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             throw new CaskException.Io("store " + dir + ": closing pack " + packId + " failed: " + e.getMessage(), e);
         } finally {
             closed = true;
-            for (FileChannel ch : readChannels.values()) {
-                try {
-                    ch.close();
-                } catch (IOException ignored) {
-                    // read-only
-                }
-            }
+            reader.close();
             index.close();
             try {
                 lock.release();

@@ -308,6 +308,21 @@ public final class PackFormat {
     }
 
     /** The magic of the record or segment at {@code buf[off]} (the caller checks there are 4 bytes). */
+    /**
+     * The chunk ids a segment's table names, read without any check (the CRC that would vouch for
+     * them failed): for marking the chunks of a damaged segment, where a wrong id does no harm
+     * (a mark counts only for an index entry that points at that very slot). Empty when the
+     * count is out of range or the table is cut short.
+     */
+    public static ChunkId[] segmentTableIdsUnchecked(byte[] buf, int off, int len) {
+        if (len < SEGMENT_HEADER) return new ChunkId[0];
+        int count = ByteBuffer.wrap(buf, off + 8, 4).getInt();
+        if (count < 2 || count > MAX_SEGMENT_CHUNKS || (long) SEGMENT_HEADER + (long) count * SEGMENT_SLOT > len) return new ChunkId[0];
+        ChunkId[] ids = new ChunkId[count];
+        for (int k = 0; k < count; k++) ids[k] = ChunkId.fromBytes(buf, off + SEGMENT_HEADER + k * SEGMENT_SLOT);
+        return ids;
+    }
+
     public static int magicAt(byte[] buf, int off) {
         return ByteBuffer.wrap(buf).order(ByteOrder.BIG_ENDIAN).getInt(off);
     }

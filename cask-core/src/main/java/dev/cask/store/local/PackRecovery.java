@@ -82,8 +82,8 @@ final class PackRecovery {
                     }
                     if (lock == null) continue; // a live writer
                     if (ch.size() >= PackFormat.PACK_HEADER) {
-                        LocalChunkStore.Damage tail = lastDamage(store, id);
-                        if (tail != null && tail.kind() == LocalChunkStore.Damage.Kind.TAIL
+                        PackScan.Damage tail = lastDamage(store, id);
+                        if (tail != null && tail.kind() == PackScan.Damage.Kind.TAIL
                                 && store.index().firstEntryAtOrAfter(id, tail.offset()) < 0) {
                             ch.truncate(tail.offset());
                             ch.force(true);
@@ -99,15 +99,15 @@ final class PackRecovery {
         return lines;
     }
 
-    private static String cutLine(LocalChunkStore.Damage tail) {
+    private static String cutLine(PackScan.Damage tail) {
         return "pack " + tail.pack() + " at offset " + tail.offset() + ": cut a torn tail of " + tail.length()
                 + " bytes (left by a writer that died mid-append; nothing referred to it)";
     }
 
     /** The last damage a scan of the pack finds, or null. */
-    private static LocalChunkStore.Damage lastDamage(LocalChunkStore store, int id) {
-        LocalChunkStore.Damage[] last = {null};
-        store.scanPack(id, new LocalChunkStore.ScanSink() {
+    private static PackScan.Damage lastDamage(LocalChunkStore store, int id) {
+        PackScan.Damage[] last = {null};
+        store.scanPack(id, new PackScan.ScanSink() {
             @Override
             public void chunk(ChunkId cid, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {}
 
@@ -115,7 +115,7 @@ final class PackRecovery {
             public void problem(String line) {}
 
             @Override
-            public void damage(LocalChunkStore.Damage d) {
+            public void damage(PackScan.Damage d) {
                 last[0] = d;
             }
         }, Progress.NONE);
@@ -126,16 +126,16 @@ final class PackRecovery {
      * With the store to itself (a rebuild of the index, which indexes no damaged bytes): cuts a
      * torn tail, or deletes a pack shorter than its header. Returns a line saying what it did, or null.
      */
-    static String cutAlone(Path pack, LocalChunkStore.Damage last) {
+    static String cutAlone(Path pack, PackScan.Damage last) {
         try {
-            if (last.kind() == LocalChunkStore.Damage.Kind.TAIL) {
+            if (last.kind() == PackScan.Damage.Kind.TAIL) {
                 try (FileChannel ch = FileChannel.open(pack, StandardOpenOption.WRITE)) {
                     ch.truncate(last.offset());
                     ch.force(true);
                 }
                 return cutLine(last);
             }
-            if (last.kind() == LocalChunkStore.Damage.Kind.HEADER && last.length() < PackFormat.PACK_HEADER) {
+            if (last.kind() == PackScan.Damage.Kind.HEADER && last.length() < PackFormat.PACK_HEADER) {
                 Files.delete(pack);
                 return "pack " + last.pack() + ": deleted (" + last.length() + " bytes, shorter than a pack header: its writer died creating it)";
             }

@@ -32,6 +32,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -71,7 +72,7 @@ class SqliteCatalogTest extends CatalogContract {
         assertEquals("2", c.pragma("synchronous"), "synchronous=FULL");
         assertEquals("1", c.pragma("foreign_keys"));
         assertEquals(String.valueOf(SqliteCatalog.BUSY_TIMEOUT_MS), c.pragma("busy_timeout"));
-        assertEquals("2", c.pragma("user_version"));
+        assertEquals("3", c.pragma("user_version"));
         assertEquals(db().toAbsolutePath().normalize(), c.file());
         assertEquals("wal", rawQuery(db(), "PRAGMA journal_mode"), "WAL is a property of the file");
     }
@@ -81,13 +82,13 @@ class SqliteCatalogTest extends CatalogContract {
         catalog.createImage("a", v("a"), null);
         catalog.close();
         try (Connection c = raw(db()); Statement st = c.createStatement()) {
-            st.execute("PRAGMA user_version = 3");
+            st.execute("PRAGMA user_version = 4");
         }
         CaskException e = assertThrows(CaskException.class, () -> SqliteCatalog.open(db()));
         String m = e.getMessage();
-        assertTrue(m.contains(db().toAbsolutePath().normalize().toString()) && m.contains("schema version 3")
-                && m.contains("version 2"), m);
-        assertEquals("3", rawQuery(db(), "PRAGMA user_version"), "refusing must not touch the file");
+        assertTrue(m.contains(db().toAbsolutePath().normalize().toString()) && m.contains("schema version 4")
+                && m.contains("version 3"), m);
+        assertEquals("4", rawQuery(db(), "PRAGMA user_version"), "refusing must not touch the file");
     }
 
     /**
@@ -120,7 +121,7 @@ class SqliteCatalogTest extends CatalogContract {
             for (String sql : SCHEMA_1) st.execute(sql);
         }
         try (SqliteCatalog c = SqliteCatalog.open(old)) {
-            assertEquals("2", c.pragma("user_version"));
+            assertEquals("3", c.pragma("user_version"));
             assertEquals(2, c.image("team/base").head());
             assertEquals("snapshot", c.version("team/base", 2).message());
             assertEquals(new VersionKey("team/base", 1), c.image("team/clone").origin());
@@ -131,7 +132,34 @@ class SqliteCatalogTest extends CatalogContract {
             assertEquals(new VersionKey("team/gold", 1), c.image("team/clone").origin(), "links follow a rename");
             assertEquals(Map.of("release", 1), c.tags("team/gold"));
         }
-        assertEquals("2", rawQuery(old, "PRAGMA user_version"));
+        assertEquals("3", rawQuery(old, "PRAGMA user_version"));
+    }
+
+    @Test
+    void schema2CatalogOpensAndGainsKindsProtectionAndRetention() throws Exception {
+        catalog.close();
+        Path old = dir.resolve("old2.db");
+        try (Connection c = raw(old); Statement st = c.createStatement()) {
+            for (String sql : SCHEMA_1) if (!sql.startsWith("PRAGMA")) st.execute(sql);
+            st.execute("""
+                    CREATE TABLE tags (image_id INTEGER NOT NULL, label TEXT NOT NULL, number INTEGER NOT NULL,
+                      PRIMARY KEY (image_id, label),
+                      FOREIGN KEY (image_id, number) REFERENCES versions (image_id, number) ON DELETE CASCADE) WITHOUT ROWID""");
+            st.execute("INSERT INTO tags VALUES (1, 'release', 2)");
+            st.execute("PRAGMA user_version = 2");
+        }
+        try (SqliteCatalog c = SqliteCatalog.open(old)) {
+            assertEquals("3", c.pragma("user_version"));
+            assertEquals(List.of(dev.cask.catalog.VersionKind.USER, dev.cask.catalog.VersionKind.USER),
+                    c.versions("team/base").stream().map(Version::kind).toList(), "an old cask's versions are user versions");
+            assertFalse(c.version("team/base", 1).isProtected());
+            assertEquals(Map.of("release", 2), c.tags("team/base"));
+            assertTrue(c.retentionPolicies().isEmpty());
+            c.setProtected("team/base", 1, true);
+            c.setRetention("team", "keep-last=1");
+            assertTrue(c.version("team/base", 1).isProtected());
+        }
+        assertEquals("3", rawQuery(old, "PRAGMA user_version"));
     }
 
     @Test

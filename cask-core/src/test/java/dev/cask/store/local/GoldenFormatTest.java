@@ -67,7 +67,7 @@ class GoldenFormatTest {
         assertEquals(List.of(ChunkId.parse(HELLO_ID), ChunkId.parse(A200_ID)), List.of(s.ids()));
         assertArrayEquals(new int[]{12, 200}, s.plainLengths());
         assertArrayEquals(new int[]{PackFormat.crc32c(hello, 0, 12), PackFormat.crc32c(a200, 0, 200)}, s.plainCrcs());
-        byte[] all = LocalChunkStore.segmentPlain("golden", s);
+        byte[] all = PackReader.segmentPlain("golden", s);
         assertArrayEquals(hello, PackFormat.chunkPlain("golden", s, all, 0));
         assertArrayEquals(a200, PackFormat.chunkPlain("golden", s, all, 1));
         assertEquals(ChunkId.parse(A200_ID), ChunkId.of(a200));
@@ -91,7 +91,7 @@ class GoldenFormatTest {
     void segmentChunkWithWrongPlainBytesIsCorruptNamingIt() {
         byte[] seg = HEX.parseHex(SEGMENT);
         PackFormat.Segment s = PackFormat.decodeSegment("golden", seg, 0, seg.length);
-        byte[] all = LocalChunkStore.segmentPlain("golden", s);
+        byte[] all = PackReader.segmentPlain("golden", s);
         all[20] ^= 1;
         CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class, () -> PackFormat.chunkPlain("chunk c2a908d98f5d", s, all, 1));
         assertTrue(e.getMessage().startsWith("chunk c2a908d98f5d: plain bytes fail their crc32c"), e.getMessage());
@@ -107,7 +107,7 @@ class GoldenFormatTest {
         byte[] rec = HEX.parseHex(HELLO_RECORD);
         PackFormat.Record r = PackFormat.decodeRecord("golden", rec, 0, rec.length);
         assertEquals(id, r.id());
-        assertArrayEquals(data, LocalChunkStore.plainBytes("golden", r));
+        assertArrayEquals(data, PackReader.plainBytes("golden", r));
     }
 
     @Test
@@ -115,7 +115,7 @@ class GoldenFormatTest {
         byte[] rec = HEX.parseHex(ZSTD_RECORD);
         PackFormat.Record r = PackFormat.decodeRecord("golden", rec, 0, rec.length);
         assertEquals(PackFormat.CODEC_ZSTD, r.codec());
-        byte[] plain = LocalChunkStore.plainBytes("golden", r);
+        byte[] plain = PackReader.plainBytes("golden", r);
         assertArrayEquals("a".repeat(200).getBytes(), plain);
         assertEquals(r.id(), ChunkId.of(plain));
     }

@@ -37,6 +37,7 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -106,7 +107,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         List<ChunkLocation> locations = new ArrayList<>();
         List<String> problems = new ArrayList<>();
         for (int pack : s.packIds()) {
-            s.scanPack(pack, new LocalChunkStore.ScanSink() {
+            s.scanPack(pack, new PackScan.ScanSink() {
                 @Override
                 public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     records.merge(id, 1, Integer::sum);
@@ -126,7 +127,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         Map<ChunkId, Integer> records = new LinkedHashMap<>();
         List<ChunkLocation> locations = new ArrayList<>();
         List<String> problems = new ArrayList<>();
-        s.scanPack(pack, new LocalChunkStore.ScanSink() {
+        s.scanPack(pack, new PackScan.ScanSink() {
             @Override
             public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                 records.merge(id, 1, Integer::sum);
@@ -139,6 +140,101 @@ class LocalChunkStoreTest extends ChunkStoreContract {
             }
         }, Progress.NONE);
         return new Scan(records, locations, problems);
+    }
+
+    /**
+     * Healing under concurrency: eight threads put a batch holding a chunk marked damaged while two
+     * threads read it. The readers get the right bytes or an error naming the chunk, never wrong
+     * bytes; the chunk is stored again exactly once; the index moves to the new copy and clears
+     * the mark; and a later put is a plain dedup hit again.
+     */
+    @Test
+    void concurrentPutsOfADamagedChunkStoreOneNewCopyAndReadersNeverSeeWrongBytes() throws Exception {
+        Random rnd = new Random(31);
+        int[] offsets = new int[32];
+        byte[] buf = batch(rnd, 32, 4096, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        store.close();
+        ChunkId victim = ids[7];
+        byte[] want = java.util.Arrays.copyOfRange(buf, 7 * 4096, 8 * 4096);
+        corruptPayload(dir, victim);
+        store = openLocal(OPTIONS);
+        ChunkLocation bad = local().locate(victim);
+        assertThrows(CaskException.Corrupt.class, () -> store.get(victim));
+        assertEquals(List.of(Map.entry(victim, new ChunkLocation(bad.pack(), bad.offset(), 0, bad.slot()))),
+                local().damageMarks().stream().filter(m -> m.getKey().equals(victim)).toList(), "the failed read marked the copy");
+
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.ConcurrentLinkedQueue<String> wrong = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        List<Thread> readers = new ArrayList<>();
+        for (int r = 0; r < 2; r++) {
+            readers.add(Thread.ofPlatform().start(() -> {
+                while (!stop.get()) {
+                    try {
+                        if (!java.util.Arrays.equals(want, store.get(victim))) wrong.add("wrong bytes");
+                    } catch (CaskException.Corrupt e) {
+                        if (!e.getMessage().contains(victim.shortHex())) wrong.add("error not naming the chunk: " + e.getMessage());
+                    }
+                }
+            }));
+        }
+        List<Thread> writers = new ArrayList<>();
+        for (int w = 0; w < 8; w++) writers.add(Thread.ofPlatform().start(() -> store.putAll(buf, offsets, 4096)));
+        for (Thread t : writers) t.join();
+        store.sync();
+        stop.set(true);
+        for (Thread t : readers) t.join();
+        assertEquals(List.of(), List.copyOf(wrong));
+
+        ChunkLocation healed = local().locate(victim);
+        assertNotEquals(bad, healed);
+        assertArrayEquals(want, store.get(victim));
+        assertEquals(List.of(), local().damageMarks(), "the heal cleared the mark");
+        Scan scan = scanAll(local());
+        assertEquals(1, scan.records().get(victim), "one good copy (the bad one is no longer a record): " + scan.records().get(victim));
+        for (ChunkId id : ids) if (!id.equals(victim)) assertEquals(1, scan.records().get(id), "the batch's other chunks were dedup hits");
+        long packBytes = local().storedBytes();
+        store.putAll(buf, offsets, 4096);
+        store.sync();
+        assertEquals(packBytes, local().storedBytes(), "healed: the next put is a dedup hit");
+    }
+
+    /**
+     * Another process healed a chunk (a good copy in its own pack, the index entry moved) after
+     * this one cached the bad copy's location: get and getAll find the new copy at once.
+     */
+    @Test
+    void aReaderWithAStaleLocationReadsTheCopyAnotherProcessHealed() throws Exception {
+        Random rnd = new Random(33);
+        byte[] one = random(rnd, 4096), two = random(rnd, 4096);
+        ChunkId a = store.put(one), b = store.put(two);
+        store.sync(); // this process now has both locations cached
+        ChunkLocation la = local().locate(a), lb = local().locate(b);
+        byte[] pack1 = Files.readAllBytes(packFile(dir, 1));
+        // "another process": pack 2 with good copies of both, the entries moved to them, pack 1 damaged
+        java.io.ByteArrayOutputStream pack2 = new java.io.ByteArrayOutputStream();
+        pack2.write(PackFormat.encodePackHeader(2));
+        pack2.write(pack1, (int) la.offset(), la.length());
+        pack2.write(pack1, (int) lb.offset(), lb.length());
+        Files.write(packFile(dir, 2), pack2.toByteArray());
+        flipByte(packFile(dir, 1), la.offset() + PackFormat.RECORD_HEADER + 10);
+        flipByte(packFile(dir, 1), lb.offset() + PackFormat.RECORD_HEADER + 10);
+        try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("index.db"));
+             var st = c.prepareStatement("UPDATE chunks SET pack = 2, offset = ? WHERE id = ?")) {
+            st.setLong(1, PackFormat.PACK_HEADER);
+            st.setBytes(2, a.toBytes());
+            assertEquals(1, st.executeUpdate());
+            st.setLong(1, PackFormat.PACK_HEADER + la.length());
+            st.setBytes(2, b.toBytes());
+            assertEquals(1, st.executeUpdate());
+        }
+        assertEquals(la, local().locate(a), "the stale location is still cached");
+        assertArrayEquals(one, store.get(a));
+        byte[][] got = new byte[1][];
+        store.getAll(List.of(b), (i, data, off, len) -> got[i] = Arrays.copyOfRange(data, off, off + len));
+        assertArrayEquals(two, got[0]);
+        assertEquals(new ChunkLocation(2, PackFormat.PACK_HEADER + la.length(), lb.length()), local().locate(b));
     }
 
     private static void assertEachStoredOnce(Scan scan, Set<ChunkId> expected) {

@@ -15,6 +15,7 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A process that cached where a chunk is while another process's compaction moved the chunk and
@@ -70,6 +71,7 @@ class MovedPackReadTest {
             store.getAll(all, (i, b, off, len) -> got[i] = java.util.Arrays.copyOfRange(b, off, off + len));
             for (int i = 0; i < all.size(); i++) assertArrayEquals(data.get(i), got[i], "chunk " + i);
             assertFalse(Files.exists(store.packPath(1)));
+            assertTrue(store.damageMarks().isEmpty(), "a moved chunk is not damage: " + store.damageMarks());
         }
     }
 }

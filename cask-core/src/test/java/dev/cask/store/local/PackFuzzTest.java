@@ -72,7 +72,7 @@ class PackFuzzTest {
             try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults().withExclusive(true))) {
                 List<String> problems = new ArrayList<>();
                 try {
-                    s.scanPack(1, new LocalChunkStore.ScanSink() {
+                    s.scanPack(1, new PackScan.ScanSink() {
                         @Override
                         public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                             try {

@@ -1,0 +1,233 @@
+package dev.cask.store.local;
+
+import dev.cask.common.CaskException;
+import dev.cask.store.ChunkId;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.IntFunction;
+
+/**
+ * Reading records and segments out of pack files: positional reads through one read-only channel
+ * per pack (opened on first use, shared by every thread: positional reads need no lock), and the
+ * checks and decoding every read applies to what it read: an index entry's range
+ * ({@link #checkEntry}), the slot of a segment ({@link #checkSlot}), decompression with the
+ * length checked ({@link #plainBytes}, {@link #segmentPlain}). It knows nothing of the index, the
+ * caches or the writer: {@link LocalChunkStore} decides what to read and makes sure bytes still in
+ * its write buffer reach the file first. Every failure is a {@link CaskException.Corrupt} (an
+ * {@link IndexMismatch} when the entry is at fault) or {@link CaskException.Io} naming the pack and
+ * offset. Thread-safe.
+ */
+final class PackReader implements AutoCloseable {
+    /** Pooled zstd contexts: creating one per chunk costs more than decompressing it. */
+    private static final dev.cask.common.Pool<com.github.luben.zstd.ZstdDecompressCtx> DECOMPRESSORS =
+            new dev.cask.common.Pool<>(com.github.luben.zstd.ZstdDecompressCtx::new);
+
+    private final IntFunction<Path> packPath;
+    private final Map<Integer, FileChannel> channels = new ConcurrentHashMap<>();
+
+    PackReader(IntFunction<Path> packPath) {
+        this.packPath = packPath;
+    }
+
+    /** The {@code loc.length()} bytes of the record or segment at {@code loc}, in one positional read (more if the OS returns less). */
+    byte[] read(ChunkLocation loc) {
+        byte[] rec = new byte[loc.length()];
+        readFully(loc.pack(), loc.offset(), ByteBuffer.wrap(rec), "record at offset " + loc.offset() + " is truncated");
+        return rec;
+    }
+
+    /**
+     * Fills {@code bb} from pack {@code pack} at {@code offset}. A channel another thread closed
+     * ({@link #closeDeletedPacks}) is opened again once: the pack is then either there or
+     * {@link PackGone}.
+     */
+    private void readFully(int pack, long offset, ByteBuffer bb, String truncated) {
+        try {
+            FileChannel ch = channel(pack);
+            long pos = offset;
+            boolean reopened = false;
+            while (bb.hasRemaining()) {
+                int n;
+                try {
+                    n = ch.read(bb, pos);
+                } catch (java.nio.channels.ClosedChannelException closed) {
+                    if (closed instanceof java.nio.channels.ClosedByInterruptException || reopened) throw closed;
+                    reopened = true;
+                    channels.remove(pack, ch);
+                    ch = channel(pack);
+                    continue;
+                }
+                if (n < 0) {
+                    throw new CaskException.Corrupt("pack " + pack + ": ends before offset " + (offset + bb.limit()) + " (" + truncated + ")");
+                }
+                pos += n;
+            }
+        } catch (IOException e) {
+            throw new CaskException.Io("pack " + pack + " at offset " + offset + ": read failed: " + e.getMessage(), e);
+        }
+    }
+
+    /** Decodes the segment an index entry points at and checks that its slot holds {@code id}. */
+    static PackFormat.Segment segmentHolding(String what, ChunkId id, ChunkLocation loc, byte[] rec) {
+        PackFormat.Segment s = PackFormat.decodeSegment(what, rec, 0, rec.length);
+        checkSlot(what, s, id, loc);
+        return s;
+    }
+
+    /** Checks that slot {@code loc.slot()} of the decoded segment {@code s} exists and holds {@code id}. */
+    static void checkSlot(String what, PackFormat.Segment s, ChunkId id, ChunkLocation loc) {
+        if (loc.slot() >= s.count()) throw new IndexMismatch(what + ": segment has only " + s.count() + " chunks");
+        if (!s.ids()[loc.slot()].equals(id)) {
+            throw new IndexMismatch(what + ": segment slot holds chunk " + s.ids()[loc.slot()].shortHex() + " instead");
+        }
+    }
+
+    /** Like {@link #segmentPlain}, into {@code out[0, plainLength)}. */
+    static void segmentPlainInto(String what, PackFormat.Segment s, byte[] out) {
+        int want = s.plainLength();
+        int n;
+        try {
+            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, s.buf(), s.frameOffset(), s.frameLength()));
+        } catch (com.github.luben.zstd.ZstdException e) {
+            throw new CaskException.Corrupt(what + ": segment frame does not decompress to " + want + " bytes (" + e.getMessage() + ")");
+        }
+        if (n != want) throw new CaskException.Corrupt(what + ": segment frame decompresses to " + n + " bytes, segment says " + want);
+    }
+
+    /** A segment's frame, decompressed and length-checked (each chunk's CRC is checked by the caller). */
+    public static byte[] segmentPlain(String what, PackFormat.Segment s) {
+        byte[] out = new byte[s.plainLength()];
+        segmentPlainInto(what, s, out);
+        return out;
+    }
+
+    /** The plain bytes of a decoded record (decompressed, length checked). */
+    public static byte[] plainBytes(String what, PackFormat.Record r) {
+        if (r.codec() == PackFormat.CODEC_NONE) {
+            if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
+            return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
+        }
+        byte[] out = new byte[r.plainLength()];
+        decompress(what, r, out);
+        return out;
+    }
+
+    /** An index entry's length, slot and offset are ones a pack can hold, or it is corrupt (checked before any read). */
+    static void checkEntry(ChunkLocation loc) {
+        boolean bad = loc.inSegment()
+                ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
+                : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;
+        if (bad || loc.offset() < PackFormat.PACK_HEADER) {
+            throw new IndexMismatch(loc + ": index entry has bad length " + loc.length() + " or slot " + loc.slot());
+        }
+    }
+
+    /** Decompresses a zstd record into {@code out[0, plainLength)}, checking the length. */
+    static void decompress(String what, PackFormat.Record r, byte[] out) {
+        int want = r.plainLength();
+        int n;
+        try {
+            n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, r.payload(), r.payloadOffset(), r.payloadLength()));
+        } catch (com.github.luben.zstd.ZstdException e) {
+            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + want + " bytes (" + e.getMessage() + ")");
+        }
+        if (n != want) throw new CaskException.Corrupt(what + ": zstd payload decompresses to " + n + " bytes, record says " + want);
+    }
+
+    /**
+     * {@code length} bytes of a pack from {@code offset}, in one positional read (more if the OS
+     * returns less), at the start of a recycled array ({@link dev.cask.common.ByteArrays}) that
+     * may be longer: the caller gives it back.
+     */
+    byte[] readSpan(int pack, long offset, int length) {
+        byte[] buf = dev.cask.common.ByteArrays.take(length); // maybe longer: only [0, length) is read
+        try {
+            readFully(pack, offset, ByteBuffer.wrap(buf, 0, length), "a record before there is truncated");
+        } catch (CaskException e) {
+            dev.cask.common.ByteArrays.give(buf);
+            throw e;
+        }
+        return buf;
+    }
+
+    /** When {@link #closeDeletedPacks} last ran (System.nanoTime). */
+    private volatile long deletedPacksChecked = System.nanoTime();
+
+    /**
+     * Closes the channels of packs compaction has deleted, so that a long-running process (a
+     * server) does not keep their disk space: at most every 10 s, on a read. A read racing with it
+     * opens the pack again and, finding it gone, throws {@link PackGone} (the store then asks the
+     * index where the chunk is now).
+     */
+    private void closeDeletedPacks() {
+        long now = System.nanoTime();
+        if (now - deletedPacksChecked < 10_000_000_000L) return;
+        deletedPacksChecked = now;
+        for (var e : channels.entrySet()) {
+            if (Files.exists(packPath.apply(e.getKey()))) continue;
+            if (channels.remove(e.getKey(), e.getValue())) {
+                try {
+                    e.getValue().close();
+                } catch (IOException ignored) {
+                    // read-only
+                }
+            }
+        }
+    }
+
+    /** Runs {@link #closeDeletedPacks} at the next read (tests). */
+    void checkDeletedPacksSoon() {
+        deletedPacksChecked = System.nanoTime() - 20_000_000_000L;
+    }
+
+    /** A pack a location pointed at is missing: compaction may have moved its chunks (the index knows where). */
+    static final class PackGone extends CaskException.Corrupt {
+        PackGone(String message) {
+            super(message);
+        }
+    }
+
+    private FileChannel channel(int pack) throws IOException {
+        closeDeletedPacks();
+        FileChannel ch = channels.get(pack);
+        if (ch != null) return ch;
+        Path p = packPath.apply(pack);
+        if (!Files.exists(p)) throw new PackGone("pack " + pack + ": file " + p + " is missing");
+        synchronized (channels) {
+            ch = channels.get(pack);
+            if (ch == null) {
+                ch = FileChannel.open(p, StandardOpenOption.READ);
+                channels.put(pack, ch);
+            }
+        }
+        return ch;
+    }
+
+    /** Closes the channel of a pack that was deleted (a failed sync gives its packs back; compaction deleted it). */
+    void forget(int pack) {
+        FileChannel ch = channels.remove(pack);
+        try {
+            if (ch != null) ch.close();
+        } catch (IOException ignored) {
+            // read-only
+        }
+    }
+
+    @Override
+    public void close() {
+        for (FileChannel ch : channels.values()) {
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // read-only
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+package dev.cask.store.local;
+
+import dev.cask.common.CaskException;
+import dev.cask.common.Progress;
+import dev.cask.store.ChunkId;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A scan of one pack file from its header to its end, record by record and segment by segment,
+ * trusting nothing but the bytes: what {@code cask check} reads, what {@code check --repair}
+ * rebuilds the index from, and how {@link PackRecovery} finds a torn tail. It reads the whole
+ * file into memory (a pack is at most the pack limit, 256 MiB by default), checks each record's
+ * or segment's magic, lengths and CRC32C (without decompressing: the CRC covers the stored
+ * bytes) and hands every chunk of a good one to a {@link ScanSink}, with a supplier of its plain
+ * bytes for a deep check (a segment is decompressed once, when its first chunk asks). Bytes that
+ * are no good record or segment are reported as one {@link Damage} per stretch, and the scan goes
+ * on at the next offset where a whole, valid record or segment starts ({@link #resync}), so one bad
+ * byte never hides the records behind it. Stateless; each call owns its buffers.
+ */
+public final class PackScan {
+    private PackScan() {}
+
+    /** What a pack scan found: every chunk of every good record and segment, and a line per problem. */
+    public interface ScanSink {
+        /**
+         * A chunk whose record or segment passed its magic, length and CRC checks. {@code plain}
+         * returns its plain bytes, decompressed and (for a segment) checked against the chunk's
+         * CRC32C, or throws {@link CaskException.Corrupt} naming the chunk; a segment is
+         * decompressed once for all its chunks when they ask in turn, during this scan.
+         */
+        void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain);
+
+        void problem(String line);
+
+        /** A problem with the pack file as a whole (it cannot be read, its header names another pack); by default a {@link #problem}. */
+        default void packProblem(PackProblem kind, String line) {
+            problem(line);
+        }
+
+        /** Bytes of a pack that are no good record or segment; by default reported as a {@link #problem}. */
+        default void damage(Damage d) {
+            problem(d.message());
+        }
+    }
+
+    /** What {@link ScanSink#packProblem} reports. */
+    public enum PackProblem { UNREADABLE, MISNAMED }
+
+    /**
+     * A stretch of a pack a scan could not read as records: a bad pack header ({@code HEADER},
+     * the whole pack), bytes between good records ({@code RECORD}), or bytes after the last good
+     * record up to the end of the pack ({@code TAIL}: torn, when a writer died mid-append).
+     */
+    public record Damage(int pack, long offset, long length, Kind kind, String message) {
+        public enum Kind { HEADER, RECORD, TAIL }
+    }
+
+    /** Decompresses a scanned segment the first time one of its chunks asks, then hands out each chunk. */
+    private static final class ScannedSegment {
+        private final PackFormat.Segment segment;
+        private byte[] all;
+        private CaskException failure;
+
+        ScannedSegment(PackFormat.Segment segment) {
+            this.segment = segment;
+        }
+
+        byte[] chunk(String what, int slot) {
+            if (all == null && failure == null) {
+                try {
+                    all = PackReader.segmentPlain(what, segment);
+                } catch (CaskException e) {
+                    failure = e;
+                }
+            }
+            if (failure != null) throw new CaskException.Corrupt(what + ": " + failure.getMessage());
+            return PackFormat.chunkPlain(what, segment, all, slot);
+        }
+    }
+
+    /**
+     * Reads every record and segment of pack {@code id}, checking magic, lengths and CRC. A bad
+     * one is reported and the scan resynchronises at the next record or segment magic that
+     * decodes; a torn tail is reported.
+     */
+    public static void scan(Path p, int id, ScanSink sink, Progress progress) {
+        byte[] all;
+        try {
+            all = Files.readAllBytes(p);
+        } catch (IOException e) {
+            sink.packProblem(PackProblem.UNREADABLE, "pack " + id + ": cannot read " + p + ": " + e.getMessage());
+            return;
+        }
+        progress.advance(0);
+        int format;
+        try {
+            int named = PackFormat.decodePackHeader("pack " + id, all);
+            if (named != id) sink.packProblem(PackProblem.MISNAMED, "pack " + id + ": header names pack " + named);
+            format = PackFormat.packFormat("pack " + id, all);
+        } catch (CaskException e) {
+            sink.damage(new Damage(id, 0, all.length, Damage.Kind.HEADER, e.getMessage()));
+            return;
+        }
+        int pos = PackFormat.PACK_HEADER;
+        while (pos < all.length) {
+            String what = "pack " + id + " at offset " + pos;
+            try {
+                int len;
+                if (all.length - pos >= 4 && PackFormat.magicAt(all, pos) == PackFormat.SEGMENT_MAGIC) {
+                    if (format < 2) throw new CaskException.Corrupt(what + ": segment in a format 1 pack");
+                    if (all.length - pos < PackFormat.SEGMENT_HEADER) throw new CaskException.Corrupt(what + ": truncated segment header (" + (all.length - pos) + " bytes at the end)");
+                    len = PackFormat.segmentLength(what, all, pos);
+                    if (len > all.length - pos) throw new CaskException.Corrupt(what + ": segment of " + len + " bytes runs past the end of the pack (" + all.length + " bytes)");
+                    PackFormat.Segment s = PackFormat.decodeSegment(what, all, pos, len);
+                    ScannedSegment scanned = new ScannedSegment(s);
+                    for (int k = 0; k < s.count(); k++) {
+                        int slot = k;
+                        ChunkLocation loc = new ChunkLocation(id, pos, len, slot);
+                        String chunkWhat = "chunk " + s.ids()[k].shortHex() + " (" + loc + ")";
+                        sink.chunk(s.ids()[k], loc, () -> scanned.chunk(chunkWhat, slot));
+                    }
+                } else {
+                    if (all.length - pos < PackFormat.RECORD_HEADER) throw new CaskException.Corrupt(what + ": truncated record header (" + (all.length - pos) + " bytes at the end)");
+                    int stored = PackFormat.storedLength(what, all, pos);
+                    len = PackFormat.RECORD_HEADER + stored;
+                    if (len > all.length - pos) throw new CaskException.Corrupt(what + ": record of " + len + " bytes runs past the end of the pack (" + all.length + " bytes)");
+                    PackFormat.Record r = PackFormat.decodeRecord(what, all, pos, len);
+                    ChunkLocation loc = new ChunkLocation(id, pos, len);
+                    String chunkWhat = "chunk " + r.id().shortHex() + " (" + loc + ")";
+                    sink.chunk(r.id(), loc, () -> PackReader.plainBytes(chunkWhat, r));
+                }
+                progress.advance(len);
+                pos += len;
+            } catch (CaskException e) {
+                int next = resync(all, pos + 1);
+                sink.damage(new Damage(id, pos, next - pos, next == all.length ? Damage.Kind.TAIL : Damage.Kind.RECORD, e.getMessage()));
+                progress.advance(next - pos);
+                pos = next;
+            }
+        }
+    }
+
+    private static int resync(byte[] all, int from) {
+        for (int i = from; i + PackFormat.SEGMENT_HEADER <= all.length; i++) {
+            if (all[i] != 0x63) continue; // both magics start with 'c'
+            int magic = PackFormat.magicAt(all, i);
+            try {
+                if (magic == PackFormat.RECORD_MAGIC && i + PackFormat.RECORD_HEADER <= all.length) {
+                    int len = PackFormat.RECORD_HEADER + PackFormat.storedLength("", all, i);
+                    if (len <= all.length - i) {
+                        PackFormat.decodeRecord("", all, i, len);
+                        return i;
+                    }
+                } else if (magic == PackFormat.SEGMENT_MAGIC) {
+                    int len = PackFormat.segmentLength("", all, i);
+                    if (len <= all.length - i) {
+                        PackFormat.decodeSegment("", all, i, len);
+                        return i;
+                    }
+                }
+            } catch (CaskException ignored) {
+                // not a record or segment: keep looking
+            }
+        }
+        return all.length;
+    }
+}
