@@ -777,36 +777,45 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         checkOpen();
         sync();
         Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
-        try {
-            int i = 0;
-            while (i < ids.size()) {
-                int len = plains.get(i).length;
-                int per = len == 0 ? 1 : Math.max(1, Math.min(PackFormat.MAX_SEGMENT_CHUNKS, options.segmentBytes() / len));
-                int j = i;
-                while (j < ids.size() && j - i < per && plains.get(j).length == len) j++;
-                if (j - i >= 2) {
-                    ChunkId[] gids = ids.subList(i, j).toArray(ChunkId[]::new);
-                    byte[] data = new byte[(j - i) * len];
-                    int[] offs = new int[j - i];
-                    for (int k = 0; k < j - i; k++) {
-                        offs[k] = k * len;
-                        System.arraycopy(plains.get(i + k), 0, data, k * len, len);
-                    }
-                    byte[] seg = encodeSegment(gids, data, offs, len);
-                    if (seg != null && seg != WEAK) {
-                        long at = append(seg);
-                        for (int k = 0; k < gids.length; k++) out.put(gids[k], new ChunkLocation(packId, at, seg.length, k));
-                        i = j;
-                        continue;
-                    }
+        int i = 0;
+        while (i < ids.size()) {
+            int len = plains.get(i).length;
+            int per = len == 0 ? 1 : Math.max(1, Math.min(PackFormat.MAX_SEGMENT_CHUNKS, options.segmentBytes() / len));
+            int j = i;
+            while (j < ids.size() && j - i < per && plains.get(j).length == len) j++;
+            if (j - i >= 2) {
+                ChunkId[] gids = ids.subList(i, j).toArray(ChunkId[]::new);
+                byte[] data = new byte[(j - i) * len];
+                int[] offs = new int[j - i];
+                for (int k = 0; k < j - i; k++) {
+                    offs[k] = k * len;
+                    System.arraycopy(plains.get(i + k), 0, data, k * len, len);
                 }
-                for (int k = i; k < j; k++) {
-                    byte[] r = encode(ids.get(k), plains.get(k), 0, len);
-                    long at = append(r);
-                    out.put(ids.get(k), new ChunkLocation(packId, at, r.length));
+                byte[] seg = encodeSegment(gids, data, offs, len);
+                if (seg != null && seg != WEAK) {
+                    long at = append(seg);
+                    for (int k = 0; k < gids.length; k++) out.put(gids[k], new ChunkLocation(packId, at, seg.length, k));
+                    i = j;
+                    continue;
                 }
-                i = j;
             }
+            for (int k = i; k < j; k++) {
+                byte[] r = encode(ids.get(k), plains.get(k), 0, len);
+                long at = append(r);
+                out.put(ids.get(k), new ChunkLocation(packId, at, r.length));
+            }
+            i = j;
+        }
+        flushAndForce();
+        packSynced = packFlushed;
+        unsyncedPacks.clear();
+        return out;
+    }
+
+    /** Flushes the write buffer into the open pack, if any, and fsyncs it; a failed fsync poisons the store. Caller holds "this". */
+    private void flushAndForce() {
+        if (packChannel == null) return;
+        try {
             flushBuffer();
             force(packChannel);
         } catch (FsyncFailed e) {
@@ -815,9 +824,6 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         } catch (IOException e) {
             throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
         }
-        packSynced = packFlushed;
-        unsyncedPacks.clear();
-        return out;
     }
 
     /** The pack this process appends to, or -1. */
@@ -854,17 +860,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                     + "), so chunks put before it may be lost; reopen the store", null);
         }
         if (pending.isEmpty()) return;
-        try {
-            if (packChannel != null) {
-                flushBuffer();
-                force(packChannel);
-            }
-        } catch (FsyncFailed e) {
-            poison(e);
-            throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getMessage(), e.getCause());
-        } catch (IOException e) {
-            throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
-        }
+        flushAndForce();
         if (packChannel != null) packSynced = packFlushed;
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
         entries.sort(Map.Entry.comparingByKey()); // ascending keys fill the index B-tree pages in order
