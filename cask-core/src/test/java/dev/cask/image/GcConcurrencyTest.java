@@ -262,6 +262,55 @@ class GcConcurrencyTest {
         }
     }
 
+    /**
+     * A rollback resolves its target version, then commits its content as the new head. If the
+     * target is removed and a gc marks and sweeps in between, the commit must fail: it must not
+     * make a head of chunks the gc could not see (the commit names the target as its parent, in
+     * the transaction that checks that it exists: GcEpochs' rule for versions made of another
+     * version's chunks). Made deterministic with a hook between the two.
+     */
+    @Test
+    void aRollbackToAVersionRemovedMeanwhileFailsInsteadOfMakingAHeadOfSweptChunks() {
+        byte[] one = garbage(7, 32);
+        byte[] two = garbage(8, 32);
+        try (Images images = Images.open(dir.resolve("store"), options())) {
+            images.importStream(new ByteArrayInputStream(one), "vm", BLOCK, Progress.NONE);
+            Path src = dir.resolve("two.raw");
+            try {
+                Files.write(src, two);
+            } catch (java.io.IOException e) {
+                throw new AssertionError(e);
+            }
+            new ImageAdmin(images).importAsVersion(src, "vm", "raw", 0, true, false, "two", Progress.NONE, w -> {});
+            AtomicReference<GarbageCollector.Result> gc = new AtomicReference<>();
+            images.beforeRollbackCommit(() -> {
+                new Pruner(images, Pruner.InUse.NONE, Clock.systemUTC(), ZoneOffset.UTC).remove("vm", 1);
+                gc.set(images.collector().compactThreshold(0.0).run(false, m -> {}, Progress.NONE));
+            });
+            Version v = null;
+            try {
+                v = images.rollback("vm", "1");
+            } catch (CaskException.NotFound expected) {
+                assertTrue(expected.getMessage().contains("no version 1"), expected.getMessage());
+            }
+            if (v != null) {
+                String reads;
+                try {
+                    ByteArrayOutputStream out = new ByteArrayOutputStream();
+                    images.export(v, out, Progress.NONE);
+                    reads = Arrays.equals(one, out.toByteArray()) ? "exports its bytes" : "exports other bytes";
+                } catch (CaskException e) {
+                    reads = "cannot be read: " + e.getMessage();
+                }
+                throw new AssertionError("the rollback committed version " + v.number() + " after its target was removed and "
+                        + gc.get().chunksFreed() + " chunks swept; the head " + reads);
+            }
+            assertTrue(gc.get().chunksFreed() > 0, gc.get().toString());
+            assertEquals(2, images.image("vm").head(), "no version was committed");
+            assertEquals(List.of(), images.check(true, Progress.NONE).problems().stream().map(CheckReport.Finding::message).toList());
+        }
+    }
+
     /** The second process: gc with compaction in a loop until a stop file appears; prints what it did. */
     public static final class GcLoop {
         public static void main(String[] args) throws Exception {
