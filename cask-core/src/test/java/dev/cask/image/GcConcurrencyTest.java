@@ -246,7 +246,7 @@ class GcConcurrencyTest {
             long readSeed = rnd.nextLong();
             Thread importer = s.start("imports", () -> importRounds(s, new Random(importSeed), garbage, seed));
             Thread reader = s.start("reader", () -> readRounds(s, new Random(readSeed)));
-            Thread volume = s.start("volume", () -> volumeRounds(s, rnd, garbage, 60));
+            Thread volume = s.start("volume", () -> volumeRounds(s, rnd, garbage, 40));
             volume.join();
             // the last rounds of the others overlap the collector's too
             s.stop.set(true);
@@ -365,7 +365,7 @@ class GcConcurrencyTest {
                 long readSeed = rnd.nextLong();
                 Thread importer = s.start("imports", () -> importRounds(s, new Random(importSeed), garbage, seed));
                 Thread reader = s.start("reader", () -> readRounds(s, new Random(readSeed)));
-                Thread volume = s.start("volume", () -> volumeRounds(s, rnd, garbage, 60));
+                Thread volume = s.start("volume", () -> volumeRounds(s, rnd, garbage, 40));
                 volume.join();
                 s.stop.set(true);
                 for (Thread t : List.of(importer, reader)) t.join(TimeUnit.MINUTES.toMillis(2));
