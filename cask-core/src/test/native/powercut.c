@@ -50,11 +50,15 @@
  *                        files of that category (journal: journals/..., pack: packs/..., index:
  *                        index.db*, catalog: catalog.db*, other). With OUT/ops of an earlier run
  *                        ("total=N journal=N pack=N ..."), a test picks exactly as many points per
- *                        category as it wants
+ *                        category as it wants. The category "op" picks by operation number (all
+ *                        categories counted: point n is the state before operation n), for points
+ *                        in a phase whose operation numbers an earlier run reported (OUT/log)
  *   CASK_POWERCUT_MAX    at most this many images (default 1000)
  *   CASK_POWERCUT_EXIT_AT  at operation n, write image n and _exit(86): a real crash
  *   CASK_POWERCUT_FINAL  1: at exit, write image "final" (the cut just after the process ended)
  *   CASK_POWERCUT_TORN   1: unsynced writes come back old, new or mixed (see above)
+ *   CASK_POWERCUT_LOG    1: append every operation to OUT/log, one line "n category op path" (a run
+ *                        that counts, so that a second run can pick points by operation number)
  * The process may read the operation count through powercut_ops() (e.g. Java's FFM after
  * System.load of this library), to say which operations came before an acknowledgement.
  *
@@ -113,6 +117,7 @@ static uint64_t rng;
 static uint64_t torn_rng;
 static int torn;
 static int final_image;
+static int oplog = -1; /* OUT/log when CASK_POWERCUT_LOG=1 */
 static long images_left = 1000;
 static unsigned long long exit_at;
 static struct node *nodes;
@@ -127,6 +132,9 @@ static const char *categories[] = {"journal", "pack", "index", "catalog", "other
 static unsigned long long catops[NCAT];
 static unsigned long long *picks[NCAT];
 static int npicks[NCAT];
+/* Operation numbers picked as points (CASK_POWERCUT_PICK "op=..."). */
+static unsigned long long *oppicks;
+static int noppicks;
 
 static int (*r_open)(const char *, int, ...);
 static int (*r_openat)(int, const char *, int, ...);
@@ -452,8 +460,9 @@ static int category(const char *rel) {
     return 4;
 }
 
-static int picked(int cat, unsigned long long ordinal) {
+static int picked(int cat, unsigned long long ordinal, unsigned long long n) {
     for (int i = 0; i < npicks[cat]; i++) if (picks[cat][i] == ordinal) return 1;
+    for (int i = 0; i < noppicks; i++) if (oppicks[i] == n) return 1;
     return 0;
 }
 
@@ -472,11 +481,17 @@ static void point(const char *op, const char *rel) {
     unsigned long long ordinal = ++catops[cat];
     char name[32];
     snprintf(name, sizeof name, "%llu", n);
+    if (oplog >= 0) {
+        char line[PATH_MAX + 96];
+        int len = snprintf(line, sizeof line, "%llu %s %s %s\n", n, categories[cat], op, rel);
+        if (len > (int) sizeof line - 1) len = sizeof line - 1;
+        if (r_write(oplog, line, len) != len) die("powercut: cannot write the operation log");
+    }
     if (n == exit_at) {
         image(name, categories[cat], op, rel);
         _exit(86);
     }
-    if ((u < p || picked(cat, ordinal)) && images_left > 0) {
+    if ((u < p || picked(cat, ordinal, n)) && images_left > 0) {
         images_left--;
         image(name, categories[cat], op, rel);
     }
@@ -501,6 +516,13 @@ static void setup(void) {
     torn_rng = rng ^ 0x5eed5eed5eedULL;
     const char *t = getenv("CASK_POWERCUT_TORN");
     torn = t && !strcmp(t, "1");
+    const char *lg = getenv("CASK_POWERCUT_LOG");
+    if (lg && !strcmp(lg, "1")) {
+        char lf[PATH_MAX];
+        snprintf(lf, sizeof lf, "%s/log", out);
+        oplog = r_open(lf, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
+        if (oplog < 0) die("powercut: cannot create %s: %s", lf, strerror(errno));
+    }
     const char *f = getenv("CASK_POWERCUT_FINAL");
     final_image = f && !strcmp(f, "1");
     const char *m = getenv("CASK_POWERCUT_MAX");
@@ -529,9 +551,15 @@ static void setup(void) {
             *eq = 0;
             int cat = -1;
             for (int i = 0; i < NCAT; i++) if (!strcmp(tok, categories[i])) cat = i;
-            if (cat < 0) die("powercut: unknown category '%s' in CASK_POWERCUT_PICK", tok);
+            int byop = !strcmp(tok, "op");
+            if (cat < 0 && !byop) die("powercut: unknown category '%s' in CASK_POWERCUT_PICK", tok);
             char *save2 = NULL;
             for (char *v = strtok_r(eq + 1, ",", &save2); v; v = strtok_r(NULL, ",", &save2)) {
+                if (byop) {
+                    oppicks = realloc(oppicks, sizeof *oppicks * (noppicks + 1));
+                    oppicks[noppicks++] = strtoull(v, NULL, 10);
+                    continue;
+                }
                 picks[cat] = realloc(picks[cat], sizeof **picks * (npicks[cat] + 1));
                 picks[cat][npicks[cat]++] = strtoull(v, NULL, 10);
             }

@@ -26,6 +26,8 @@ import java.util.function.Consumer;
  * raised to G, and every writer session open at that moment waited for; (2) mark: every version
  * in the catalog, read once after (1) (heads, the bases of open volumes and of crashed volumes'
  * journals are versions; a version removal must keep a journal's base, see the lifecycle docs);
+ * (the chunks a format 1 journal of an older cask names are marked too: they are a crashed
+ * volume's flushed writes, in no version until the image is opened and the journal upgraded);
  * (3) sweep: the entries stamped before G that are not marked are deleted, the stamp tested again
  * in the delete's transaction. Why that never deletes a chunk a concurrent import, checkpoint or
  * dedup hit is about to reference is written in {@code GcEpochs}, next to the stamps.
@@ -116,7 +118,11 @@ public final class GarbageCollector {
         }
     }
 
-    /** Marks every chunk every version reaches; returns the number of versions. */
+    /**
+     * Marks every chunk every version reaches, and the chunks format 1 journals name (an older
+     * cask's crashed volumes' flushed writes, in no version until the image is opened and the
+     * journal upgraded); returns the number of versions.
+     */
     private long mark(Progress progress) {
         List<Version> all = catalog.allVersions();
         progress.startItems("mark", all.size());
@@ -124,6 +130,7 @@ public final class GarbageCollector {
             for (Layout.Extent e : Layout.decode(v.content()).extents()) mark(e.root().top(), e.root().depth());
             progress.advance(1);
         }
+        dev.cask.volume.JournalFiles.forEachFormatOneChunk(local.dir().resolve("journals"), id -> mark(id, 0));
         progress.done();
         return all.size();
     }

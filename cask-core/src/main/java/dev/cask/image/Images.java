@@ -5,7 +5,6 @@ import dev.cask.catalog.Image;
 import dev.cask.catalog.Names;
 import dev.cask.catalog.NewVersion;
 import dev.cask.catalog.Version;
-import dev.cask.catalog.VersionKey;
 import dev.cask.catalog.sqlite.SqliteCatalog;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
@@ -360,6 +359,12 @@ public final class Images implements AutoCloseable {
      * (Conflict) while the image is open read-write; a journal a crash left is first folded into
      * a version of its own, so its flushed writes stay in the history and are never replayed onto
      * the rolled-back content.
+     *
+     * <p>The new version names {@code ver} as its parent: it is made of {@code ver}'s chunks and
+     * puts none, so garbage collection keeps them only because the commit, in the transaction that
+     * checks that its parent exists, fails when {@code ver} was removed meanwhile (NotFound; see
+     * {@code GcEpochs}). Naming the old head instead let a {@code rm NAME@VER} and a gc between the
+     * lookup of {@code ver} and the commit sweep chunks the new head needs.
      */
     public Version rollback(String name, String ver) {
         catalog.image(name);
@@ -368,8 +373,17 @@ public final class Images implements AutoCloseable {
         settle(name, "checkpoint before rollback to version " + target.number(),
                 "checkpoint of the journal a crash left (before rollback to version " + target.number() + ")", false);
         Image img = catalog.image(name);
+        beforeRollbackCommit.run();
         return catalog.commit(name, img.head(), new NewVersion("rollback to version " + target.number(), target.size(), target.content()),
-                new VersionKey(name, img.head()));
+                target.key());
+    }
+
+    /** Test hook: runs in {@link #rollback} after the target was resolved, before the commit (a race with rm and gc is made there). */
+    private Runnable beforeRollbackCommit = () -> {};
+
+    Images beforeRollbackCommit(Runnable r) {
+        this.beforeRollbackCommit = r;
+        return this;
     }
 
     /**

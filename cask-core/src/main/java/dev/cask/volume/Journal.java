@@ -230,7 +230,7 @@ final class Journal implements AutoCloseable {
             crc.update(head, 0, headerLen - 4);
             if ((int) crc.getValue() != b.getInt(headerLen - 4)) throw new CaskException.Corrupt("journal " + path + ": header checksum mismatch");
             String name = new String(head, 22, nameLen, StandardCharsets.UTF_8);
-            if (!name.equals(image)) throw new CaskException.Corrupt("journal " + path + ": belongs to image '" + name + "', not '" + image + "'");
+            if (image != null && !name.equals(image)) throw new CaskException.Corrupt("journal " + path + ": belongs to image '" + name + "', not '" + image + "'");
             List<Entry> entries = new ArrayList<>();
             int[] lastBase = {base};
             long at = replayRecords(ch, headerLen, size, entries, format >= FORMAT ? lastBase : null);
@@ -302,7 +302,10 @@ final class Journal implements AutoCloseable {
         return at;
     }
 
-    /** Reads a format 1 journal (block -> chunk id records) for an upgrade; null when there is none. */
+    /**
+     * Reads a format 1 journal (block -> chunk id records) for an upgrade; null when there is none.
+     * {@code image} null: any image's (garbage collection reads them all).
+     */
     static List<LegacyEntry> replayLegacy(Path path, String image) {
         byte[] all;
         try {
@@ -323,7 +326,7 @@ final class Journal implements AutoCloseable {
         crc.update(all, 0, len - 4);
         if ((int) crc.getValue() != b.getInt(len - 4)) throw new CaskException.Corrupt("journal " + path + ": header checksum mismatch");
         String name = new String(all, 14, nameLen, StandardCharsets.UTF_8);
-        if (!name.equals(image)) throw new CaskException.Corrupt("journal " + path + ": belongs to image '" + name + "', not '" + image + "'");
+        if (image != null && !name.equals(image)) throw new CaskException.Corrupt("journal " + path + ": belongs to image '" + name + "', not '" + image + "'");
         List<LegacyEntry> out = new ArrayList<>();
         for (int at = len; at + V1_RECORD <= all.length; at += V1_RECORD) {
             crc.reset();

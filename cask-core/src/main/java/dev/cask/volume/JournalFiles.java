@@ -136,6 +136,29 @@ public final class JournalFiles {
         return !generationsOnDisk().isEmpty() || Files.exists(legacy());
     }
 
+    /**
+     * Calls {@code sink} with every chunk id that a format 1 journal in the journal directory
+     * {@code dir} names, whatever its image. Such a journal (left by an older cask's crashed
+     * volume) holds no data, only the ids of the chunks its writes stored, which no version
+     * references: until the image is opened and the journal upgraded (its blocks' data copied
+     * into a generation, then the file deleted), garbage collection must keep them, as it keeps
+     * the versions. A format 1 journal that cannot be read throws: what it needs is unknown, so a
+     * collection must not sweep. A journal upgraded meanwhile is gone, and with it the need.
+     */
+    public static void forEachFormatOneChunk(Path dir, java.util.function.Consumer<dev.cask.store.ChunkId> sink) {
+        if (!Files.isDirectory(dir)) return;
+        List<Path> legacy = new ArrayList<>();
+        try (var files = Files.list(dir)) {
+            for (Path p : (Iterable<Path>) files::iterator) if (p.getFileName().toString().endsWith(".journal")) legacy.add(p);
+        } catch (IOException e) {
+            throw new CaskException.Io("journals " + dir + ": cannot list: " + e.getMessage(), e);
+        }
+        for (Path p : legacy) {
+            List<Journal.LegacyEntry> entries = Journal.replayLegacy(p, null);
+            if (entries != null) for (Journal.LegacyEntry e : entries) sink.accept(e.id());
+        }
+    }
+
     /** The generation numbers on disk, in order ({@code .new} files are not generations). */
     List<Long> generationsOnDisk() {
         List<Long> out = new ArrayList<>();

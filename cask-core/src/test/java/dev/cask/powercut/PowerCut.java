@@ -135,6 +135,16 @@ public final class PowerCut {
      * than a crash the shim caused on purpose) or takes more than 5 minutes.
      */
     public static Run run(Path root, Path out, Options o, Class<?> main, String... args) throws IOException, InterruptedException {
+        return run(root, out, o, java.util.Map.of(), main, args);
+    }
+
+    /**
+     * As {@link #run(Path, Path, Options, Class, String...)}, with more environment for the child:
+     * {@code CASK_POWERCUT_LOG=1} (every operation in {@code out/log}, see powercut.c), system
+     * properties through {@code JAVA_TOOL_OPTIONS}...
+     */
+    public static Run run(Path root, Path out, Options o, java.util.Map<String, String> env, Class<?> main, String... args)
+            throws IOException, InterruptedException {
         Path lib = library();
         root = root.toRealPath();
         Files.createDirectories(out);
@@ -154,6 +164,7 @@ public final class PowerCut {
         pb.environment().put("CASK_POWERCUT_MAX", String.valueOf(o.maxImages()));
         if (o.torn()) pb.environment().put("CASK_POWERCUT_TORN", "1");
         if (o.finalImage()) pb.environment().put("CASK_POWERCUT_FINAL", "1");
+        pb.environment().putAll(env);
         Process p = pb.start();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         Thread pump = pump(p.getErrorStream(), err);

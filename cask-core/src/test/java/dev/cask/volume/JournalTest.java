@@ -154,23 +154,7 @@ class JournalTest {
             ChunkId id = images.store().put(data);
             ChunkId lost = ChunkId.of(block(43), 0, 4096); // never stored: an unflushed write
             images.store().sync();
-            Path journals = images.store().dir().resolve("journals");
-            Files.createDirectories(journals);
-            byte[] name = "t/old".getBytes(StandardCharsets.UTF_8);
-            ByteBuffer h = ByteBuffer.allocate(14 + name.length + 4 + 3 * 48);
-            h.putInt(Journal.MAGIC).putInt(1).putInt(1).putShort((short) name.length).put(name);
-            CRC32C crc = new CRC32C();
-            crc.update(h.array(), 0, h.position());
-            h.putInt((int) crc.getValue());
-            for (Object[] rec : new Object[][]{{5L, id}, {6L, lost}, {7L, ChunkId.ZERO}}) {
-                int at = h.position();
-                h.putInt(0).putLong((Long) rec[0]).put(((ChunkId) rec[1]).toBytes());
-                crc.reset();
-                crc.update(h.array(), at, 44);
-                h.putInt((int) crc.getValue());
-            }
-            Path legacy = journals.resolve("t+old.journal");
-            Files.write(legacy, Arrays.copyOf(h.array(), h.position()));
+            Path legacy = writeFormatOne(images, "t/old", new Object[][]{{5L, id}, {6L, lost}, {7L, ChunkId.ZERO}});
             try (Volume v = images.openVolume("t/old")) {
                 assertFalse(Files.exists(legacy), "the format 1 file is removed after the upgrade");
                 byte[] got = new byte[3 * 4096];
@@ -183,6 +167,59 @@ class JournalTest {
                 dev.read(5 * 4096, after, 0, 4096);
             }
             assertArrayEquals(data, after, "close checkpointed the upgraded write");
+        }
+    }
+
+    /** Writes the format 1 journal an older cask left for image {@code image}: records of (block, chunk id) in extent 0. */
+    static Path writeFormatOne(Images images, String image, Object[][] records) throws java.io.IOException {
+        Path journals = images.store().dir().resolve("journals");
+        Files.createDirectories(journals);
+        byte[] name = image.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer h = ByteBuffer.allocate(14 + name.length + 4 + records.length * 48);
+        h.putInt(Journal.MAGIC).putInt(1).putInt(1).putShort((short) name.length).put(name);
+        CRC32C crc = new CRC32C();
+        crc.update(h.array(), 0, h.position());
+        h.putInt((int) crc.getValue());
+        for (Object[] rec : records) {
+            int at = h.position();
+            h.putInt(0).putLong((Long) rec[0]).put(((ChunkId) rec[1]).toBytes());
+            crc.reset();
+            crc.update(h.array(), at, 44);
+            h.putInt((int) crc.getValue());
+        }
+        Path legacy = journals.resolve(image.replace('/', '+') + ".journal");
+        Files.write(legacy, Arrays.copyOf(h.array(), h.position()));
+        return legacy;
+    }
+
+    /**
+     * A format 1 journal holds no data, only the ids of chunks its volume stored: a crashed
+     * older cask's flushed writes are chunks no version references. Until the volume is opened
+     * and upgrades the journal, garbage collection must keep them (they are roots, as the
+     * journal's base version is), or the upgrade finds them gone and keeps the old blocks: the
+     * flushed writes would be lost without a word.
+     */
+    @Test
+    void aFormatOneJournalsChunksAreKeptByGarbageCollection() throws Exception {
+        try (Images images = Images.open(dir.resolve("store"))) {
+            images.create("t/old", 1 << 20, 4096);
+            byte[] data = block(45);
+            ChunkId id = images.store().put(data);
+            images.store().sync();
+            writeFormatOne(images, "t/old", new Object[][]{{3L, id}});
+            var r = images.collector().run(false, m -> {}, dev.cask.common.Progress.NONE);
+            assertEquals(0, r.chunksFreed(), "the journal's chunk is not garbage: " + r);
+            try (Volume v = images.openVolume("t/old")) {
+                byte[] got = new byte[4096];
+                v.read(3 * 4096, got, 0, got.length);
+                assertArrayEquals(data, got, "the flushed write the format 1 journal holds");
+            }
+            images.collector().run(false, m -> {}, dev.cask.common.Progress.NONE); // the journal is gone: the close's version holds it
+            byte[] after = new byte[4096];
+            try (var dev = images.open(images.resolve("t/old"))) {
+                dev.read(3 * 4096, after, 0, 4096);
+            }
+            assertArrayEquals(data, after, "the version the close made, after another gc");
         }
     }
 

@@ -35,12 +35,16 @@ import java.util.stream.Stream;
  * entry a stamp ({@code chunks.epoch}). Three things hold:
  * <ol>
  *   <li><em>Every put stamps.</em> A put that stores a new chunk inserts its entry stamped with the
- *       current epoch (read in the insert's own transaction); a put that finds the chunk (a dedup
- *       hit, in this process's pending chunks or in the index) MUST have the index confirm it: if
- *       the entry's stamp is older than the current epoch, one write transaction raises it and
- *       checks that the entry still exists; if it is gone (swept), the put stores the chunk again.
- *       No put trusts a cache of index answers. (One index write per chunk per epoch; an entry
- *       already stamped in the current epoch costs the read the dedup check made anyway.)
+ *       current epoch (read in the insert's own transaction); a put that finds the chunk in the
+ *       index (a dedup hit) MUST have the index confirm it: if the entry's stamp is older than the
+ *       current epoch, one write transaction raises it and checks that the entry still exists; if
+ *       it is gone (swept), the put stores the chunk again. A put that finds the chunk in this
+ *       process's pending chunks needs no stamp: the sync that indexes it inserts it later, stamped
+ *       then; but it asks under the store's lock, never while a sync is between committing the
+ *       chunk's entry (stamped at that time, maybe before the epoch was raised) and dropping it from
+ *       the pending chunks (PendingHitRaceTest). No put trusts a cache of index answers. (One index
+ *       write per chunk per epoch; an entry already stamped in the current epoch costs the read the
+ *       dedup check made anyway.)
  *   <li><em>Writers register.</em> An operation that puts chunks and then commits a version that
  *       references them (import, {@code --as-version} import, checkpoint) runs inside a
  *       {@linkplain ChunkStore#session session}: a file {@code sessions/PID-N.session} it holds an
@@ -67,7 +71,9 @@ import java.util.stream.Stream;
  * for it, so V (committed before s ended) was committed before step 3: contradiction. So s
  * registered after the epoch was G, and each of its puts happened after that: a put of c either
  * inserted c stamped G or more, or found c and raised its stamp to G or more in a transaction
- * that also saw that the entry existed; step 4 tests the stamp in the delete's transaction, so
+ * that also saw that the entry existed, or found c pending with no sync indexing it, so that the
+ * sync that indexed c did so later, stamped G or more (or stamping the entry another process
+ * inserted first); step 4 tests the stamp in the delete's transaction, so
  * whichever of the two transactions came first, the entry survives (or was deleted first and the
  * put saw it gone and stored c again). No clock, atime or grace period is involved: only the
  * order of SQLite transactions on one file and of {@code fcntl} locks, which a killed process

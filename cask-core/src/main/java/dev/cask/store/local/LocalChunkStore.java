@@ -370,7 +370,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         if (len < 0 || len > MAX_CHUNK) throw new IllegalArgumentException("chunk of " + len + " bytes; at most " + MAX_CHUNK);
         ChunkId id = ChunkId.of(data, off, len);
         long syncsSeen = syncs; // read before looking, so a sync after the look is noticed below
-        if (pending.containsKey(id)) return id;
+        if (pending.containsKey(id) && pendingHit(id)) return id;
         Healing.Lookup found = healing.lookup(List.of(id));
         if (found.isHit(id)) return id;
         storeSingle(id, encode(id, data, off, len), syncsSeen, found.damaged().get(id));
@@ -405,8 +405,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         ChunkId[] ids = new ChunkId[offsets.length];
         for (int i = 0; i < offsets.length; i++) ids[i] = ChunkId.of(data, offsets[i], length);
         long syncsSeen = syncs;
-        List<ChunkId> unknown = new ArrayList<>();
-        for (ChunkId id : ids) if (!pending.containsKey(id)) unknown.add(id);
+        List<ChunkId> unknown = notPending(ids);
         Healing.Lookup found = healing.lookup(unknown); // a damaged copy is stored again, like a new chunk
         java.util.Map<ChunkId, ChunkLocation> damaged = found.damaged();
         java.util.Set<ChunkId> done = new java.util.HashSet<>();
@@ -435,6 +434,34 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             }
         }
         return ids;
+    }
+
+    /**
+     * A dedup hit in {@code pending}, which takes no index stamp: the entry a later sync inserts
+     * is stamped with the GC epoch of that time, after this put (see {@link GcEpochs}). Not while
+     * a sync is between committing the chunk's entry and dropping it from {@code pending}: that
+     * entry was stamped before this put, maybe before a gc raised the epoch, and a writer whose
+     * session registered after the gc looked would get a hit nothing stamps (PendingHitRaceTest).
+     * Asked under the lock, which such a sync holds; the caller saw the id pending without it.
+     */
+    private synchronized boolean pendingHit(ChunkId id) {
+        return pending.containsKey(id);
+    }
+
+    /**
+     * The ids of a batch that are not pending hits ({@link #pendingHit}): one look without the
+     * lock, and again under it only when some id is pending. An id that becomes pending after
+     * this is indexed by a sync that starts after it, so a later look may trust it.
+     */
+    private List<ChunkId> notPending(ChunkId[] ids) {
+        List<ChunkId> out = new ArrayList<>(ids.length);
+        for (ChunkId id : ids) if (!pending.containsKey(id)) out.add(id);
+        if (out.size() == ids.length) return out;
+        synchronized (this) {
+            out.clear();
+            for (ChunkId id : ids) if (!pending.containsKey(id)) out.add(id);
+        }
+        return out;
     }
 
     /**
@@ -866,6 +893,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         entries.sort(Map.Entry.comparingByKey()); // ascending keys fill the index B-tree pages in order
         // new copies of damaged chunks replace the bad ones only once read back good (see Healing)
         List<Map.Entry<ChunkId, ChunkLocation>> indexed = healing.commit(entries, this::readsBackGood);
+        afterIndexCommit.run();
         for (var e : entries) located.invalidate(e.getKey()); // a healed chunk's cached location was the bad copy
         for (var e : indexed) located.put(e.getKey(), e.getValue()); // just written, likely read soon: no index query then
         for (var e : entries) pending.remove(e.getKey(), e.getValue());
@@ -873,6 +901,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         releaseSealed();
         syncs++;
     }
+
+    /** Test hook: runs in {@link #sync} after the pending chunks' entries are committed, before they leave {@code pending}. */
+    volatile Runnable afterIndexCommit = () -> {};
 
     /** Whether the copy of {@code id} at {@code loc} (synced, not yet indexed) reads back whole and hashes to its id. */
     private boolean readsBackGood(ChunkId id, ChunkLocation loc) {
