@@ -54,18 +54,22 @@ class GcConcurrencyTest {
     @TempDir
     Path dir;
 
+    /** Where the stores go: a tmpfs when there is one (fsyncs cost nothing there), else under {@link #dir}. */
+    Path work;
     String cacheBefore;
 
     @BeforeEach
-    void noPlainCache() {
+    void noPlainCache() throws java.io.IOException {
+        work = dev.cask.powercut.PowerCut.scratch(dir);
         cacheBefore = System.getProperty("cask.cache.bytes");
         System.setProperty("cask.cache.bytes", "0"); // reads go to the packs, not to a cache of plain bytes
     }
 
     @AfterEach
-    void restore() {
+    void restore() throws java.io.IOException {
         if (cacheBefore == null) System.clearProperty("cask.cache.bytes");
         else System.setProperty("cask.cache.bytes", cacheBefore);
+        dev.cask.powercut.PowerCut.delete(work);
     }
 
     static LocalChunkStore.Options options() {
@@ -85,6 +89,19 @@ class GcConcurrencyTest {
             }
         }
         return b;
+    }
+
+    /**
+     * A pause of 0 to 20 ms between the mark and the sweep, as on a store of many chunks (and on
+     * a disk whose fsyncs take time): the writers' dedup hits land between the sweep's choice of
+     * candidates and its deletes, which is the race the epochs are for.
+     */
+    static void slowSweep(Random pause) {
+        try {
+            Thread.sleep(pause.nextInt(21));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** What every thread shares: the store, the versions that must stay, the first failure. */
@@ -231,12 +248,14 @@ class GcConcurrencyTest {
         byte[][] garbage = new byte[4][];
         for (int g = 0; g < garbage.length; g++) garbage[g] = garbage(seed + g, 96);
         long t0 = System.nanoTime();
-        try (Images images = Images.open(dir.resolve("store"), options())) {
+        try (Images images = Images.open(work.resolve("store"), options())) {
             images.create("vm", VOLUME_BYTES, BLOCK);
             Shared s = new Shared(images);
             Thread gc = s.start("gc", () -> {
+                Random pause = new Random(seed);
                 while (!s.stop.get()) {
-                    GarbageCollector.Result r = images.collector().compactThreshold(threshold).run(false, m -> {}, Progress.NONE);
+                    GarbageCollector.Result r = images.collector().compactThreshold(threshold).beforeSweep(() -> slowSweep(pause))
+                            .run(false, m -> {}, Progress.NONE);
                     s.gcs.incrementAndGet();
                     s.freed.addAndGet(r.chunksFreed());
                     s.rewritten.addAndGet(r.compacted().packsRewritten() + r.compacted().packsDeleted());
@@ -273,7 +292,7 @@ class GcConcurrencyTest {
     void aRollbackToAVersionRemovedMeanwhileFailsInsteadOfMakingAHeadOfSweptChunks() {
         byte[] one = garbage(7, 32);
         byte[] two = garbage(8, 32);
-        try (Images images = Images.open(dir.resolve("store"), options())) {
+        try (Images images = Images.open(work.resolve("store"), options())) {
             images.importStream(new ByteArrayInputStream(one), "vm", BLOCK, Progress.NONE);
             Path src = dir.resolve("two.raw");
             try {
@@ -323,8 +342,10 @@ class GcConcurrencyTest {
             try (Images images = Images.open(store, options())) {
                 System.out.println("ready");
                 System.out.flush();
+                Random pause = new Random(threshold > 0 ? 5 : 7);
                 while (!Files.exists(stopFile)) {
-                    GarbageCollector.Result r = images.collector().compactThreshold(threshold).run(false, m -> {}, Progress.NONE);
+                    GarbageCollector.Result r = images.collector().compactThreshold(threshold).beforeSweep(() -> slowSweep(pause))
+                            .run(false, m -> {}, Progress.NONE);
                     runs++;
                     freed += r.chunksFreed();
                     packs += r.compacted().packsRewritten() + r.compacted().packsDeleted();
@@ -342,7 +363,7 @@ class GcConcurrencyTest {
         double threshold = new double[] {0.0, 0.05, 0.2}[rnd.nextInt(3)];
         byte[][] garbage = new byte[4][];
         for (int g = 0; g < garbage.length; g++) garbage[g] = garbage(seed + g, 96);
-        Path store = dir.resolve("store");
+        Path store = work.resolve("store");
         Path stopFile = dir.resolve("stop");
         long t0 = System.nanoTime();
         try (Images images = Images.open(store, options())) {
