@@ -38,7 +38,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * unreachable, maybe being swept: dedup hit against sweep) come and go; readers export every kept
  * version over and over (cached locations into packs that compaction deletes: reads through stale
  * locations); and garbage collection with compaction at a low threshold and small packs (so it
- * really rewrites packs while all of that runs) loops, for a bounded number of rounds.
+ * really rewrites packs while all of that runs) loops, for a bounded number of rounds (at least
+ * 40 of the volume, and on until the collector has run 5 times meanwhile).
  *
  * <p>Once in one JVM (one store object shared by every thread, as in a server; no plain-bytes
  * cache, so reads go to the packs), once with the collector in a second process (its compaction
@@ -50,6 +51,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class GcConcurrencyTest {
     static final int BLOCK = 4096;
     static final int VOLUME_BYTES = 2 << 20;
+    /** The volume's rounds: at least this many, and on until the collector ran {@link #GC_RUNS} times meanwhile, at most {@link #MAX_ROUNDS}. */
+    static final int MIN_ROUNDS = 40;
+    static final int GC_RUNS = 5;
+    static final int MAX_ROUNDS = 1000;
 
     @TempDir
     Path dir;
@@ -151,13 +156,15 @@ class GcConcurrencyTest {
      * keep making unreachable), each checkpointed; every third version is kept, the others are
      * removed once they are two versions old. Reads back blocks it wrote as it goes.
      */
-    static void volumeRounds(Shared s, Random rnd, byte[][] sets, int rounds) {
+    static void volumeRounds(Shared s, Random rnd, byte[][] sets, java.util.function.IntSupplier gcRuns) {
         Images images = s.images;
         byte[] model = new byte[VOLUME_BYTES];
         List<Integer> doomed = new ArrayList<>();
         Pruner pruner = new Pruner(images, Pruner.InUse.NONE, Clock.systemUTC(), ZoneOffset.UTC);
         try (Volume vol = images.openVolume("vm")) {
-            for (int round = 0; round < rounds && !s.stop.get(); round++) {
+            // at least MIN_ROUNDS, and on until the collector has run GC_RUNS times meanwhile (at most MAX_ROUNDS)
+            int gcBefore = gcRuns.getAsInt();
+            for (int round = 0; round < MAX_ROUNDS && !s.stop.get() && (round < MIN_ROUNDS || gcRuns.getAsInt() - gcBefore < GC_RUNS); round++) {
                 for (int w = 0; w < 24; w++) {
                     int blk = rnd.nextInt(VOLUME_BYTES / BLOCK);
                     byte[] data = new byte[BLOCK];
@@ -265,7 +272,7 @@ class GcConcurrencyTest {
             long readSeed = rnd.nextLong();
             Thread importer = s.start("imports", () -> importRounds(s, new Random(importSeed), garbage, seed));
             Thread reader = s.start("reader", () -> readRounds(s, new Random(readSeed)));
-            Thread volume = s.start("volume", () -> volumeRounds(s, rnd, garbage, 40));
+            Thread volume = s.start("volume", () -> volumeRounds(s, rnd, garbage, s.gcs::get));
             volume.join();
             // the last rounds of the others overlap the collector's too
             s.stop.set(true);
@@ -274,7 +281,7 @@ class GcConcurrencyTest {
             System.out.println("GcConcurrencyTest one process " + at + ": threshold " + threshold + ", " + s.gcs + " gcs freed " + s.freed
                     + " chunks and rewrote or deleted " + s.rewritten + " packs while " + s.reads + " exports read; "
                     + s.kept.size() + " versions kept, " + (System.nanoTime() - t0) / 1_000_000 + " ms");
-            assertTrue(s.gcs.get() >= 3, at + ": only " + s.gcs + " gc runs overlapped the writers");
+            assertTrue(s.gcs.get() >= GC_RUNS, at + ": only " + s.gcs + " gc runs overlapped the writers");
             verifyEverything(s, at + ": after the run");
             images.collector().compactThreshold(0.0).run(false, m -> {}, Progress.NONE);
             verifyEverything(s, at + ": after a last gc");
@@ -349,9 +356,20 @@ class GcConcurrencyTest {
                     runs++;
                     freed += r.chunksFreed();
                     packs += r.compacted().packsRewritten() + r.compacted().packsDeleted();
+                    System.out.println("run " + runs);
+                    System.out.flush();
                 }
             }
             System.out.println("gcs " + runs + " freed " + freed + " packs " + packs);
+        }
+    }
+
+    /** The collector process's runs so far (it prints "run N" after each). */
+    static int runsOf(Path out) {
+        try {
+            return (int) Files.readAllLines(out).stream().filter(l -> l.startsWith("run ")).count();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 
@@ -386,7 +404,8 @@ class GcConcurrencyTest {
                 long readSeed = rnd.nextLong();
                 Thread importer = s.start("imports", () -> importRounds(s, new Random(importSeed), garbage, seed));
                 Thread reader = s.start("reader", () -> readRounds(s, new Random(readSeed)));
-                Thread volume = s.start("volume", () -> volumeRounds(s, rnd, garbage, 40));
+                Path out = dir.resolve("child.out");
+                Thread volume = s.start("volume", () -> volumeRounds(s, rnd, garbage, () -> runsOf(out)));
                 volume.join();
                 s.stop.set(true);
                 for (Thread t : List.of(importer, reader)) t.join(TimeUnit.MINUTES.toMillis(2));
@@ -399,7 +418,7 @@ class GcConcurrencyTest {
                 System.out.println("GcConcurrencyTest two processes " + at + ": threshold " + threshold + ", the other process's " + done
                         + "; " + s.reads + " exports read here; " + s.kept.size() + " versions kept, " + (System.nanoTime() - t0) / 1_000_000 + " ms");
                 int runs = Integer.parseInt(done.split(" ")[1]);
-                assertTrue(runs >= 3, at + ": only " + runs + " gc runs overlapped the writers");
+                assertTrue(runs >= GC_RUNS, at + ": only " + runs + " gc runs overlapped the writers");
                 verifyEverything(s, at + ": after the run");
                 images.collector().compactThreshold(0.0).run(false, m -> {}, Progress.NONE);
                 verifyEverything(s, at + ": after a last gc");
