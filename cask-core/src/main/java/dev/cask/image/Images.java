@@ -485,7 +485,7 @@ public final class Images implements AutoCloseable {
 
     /** A read-only device over a version. */
     public LayoutDevice open(Version v) {
-        return new LayoutDevice(store, Layout.decode(v.content()), pointers, pool);
+        return new LayoutDevice(store, Layout.decode(v.content()), pointers);
     }
 
     /** A read-only device over a version for one pass over it (export): see {@link LayoutDevice#streaming}. */
