@@ -199,7 +199,7 @@ if [ -z "${BENCH_SKIP_BOOT:-}" ] && [ "$boots" -gt 0 ]; then
 fi
 
 echo
-echo "RESULTS: medians of $runs runs (boot: of $boots); MiB/s, p99 completion latency in ms; ratio = cask / qemu-nbd qcow2"
+echo "RESULTS: medians of $runs runs (boot: of $boots); MiB/s, p99 completion latency in ms; ratio: median of the runs' cask / qemu-nbd qcow2"
 echo "(boot: seconds, ratio = cask / qemu-nbd raw, lower is better); load at the end: $(load)"
 python3 - "$rows" <<'PY'
 import sys, statistics
@@ -217,9 +217,12 @@ for (data, row), t in rows.items():
     med = lambda k, i: statistics.median(v[i] for v in t[k]) if k in t else float('nan')
     if data == 'boot':
         c, q = med('cask', 0), med('raw', 0)
-        print("%-6s %-42s %9.2f %9.2f %7.3f   (qemu-nbd raw)" % ('-', 'boot seconds (TCG)', c, q, c / q))
+        r = statistics.median(a[0] / b[0] for a, b in zip(t['cask'], t['raw']))
+        print("%-6s %-42s %9.2f %9.2f %7.3f   (qemu-nbd raw)" % ('-', 'boot seconds (TCG)', c, q, r))
         continue
     c, q = med('cask', 0), med('qcow2', 0)
-    print("%-6s %-42s %9.1f %9.1f %7.3f %9.2f %9.2f" % (data, names.get(row, row), c, q, c / q, med('cask', 1), med('qcow2', 1)))
+    # the ratio of each run's pair (measured back to back), then their median: steadier than a ratio of medians on a noisy machine
+    r = statistics.median(a[0] / b[0] for a, b in zip(t.get('cask', []), t.get('qcow2', []))) if 'cask' in t and 'qcow2' in t else float('nan')
+    print("%-6s %-42s %9.1f %9.1f %7.3f %9.2f %9.2f" % (data, names.get(row, row), c, q, r, med('cask', 1), med('qcow2', 1)))
 PY
 echo "output kept in $out"

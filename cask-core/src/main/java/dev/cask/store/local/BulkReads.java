@@ -21,7 +21,7 @@ import java.util.Set;
  *
  * <p><b>How.</b> Chunks in the plain cache are handed over from there, chunks still pending (maybe
  * in the write buffer) take {@link LocalChunkStore#get}. Chunks no in-memory map knows are found
- * by {@linkplain #resolve probing}: a few ids at a time go to the index, in the order asked, and
+ * by {@linkplain #resolve probing}: a few ids at a time (1, 2, 4... up to 16) go to the index, in the order asked, and
  * each answer is read with what surrounds it. A segment is read whole: its table names every chunk
  * in it, so all the wanted ones are handed over from that one read with no index query of their
  * own (an imported disk, stored in disk order, answers an export's 256 chunks per query). A record
@@ -65,7 +65,12 @@ final class BulkReads {
     static final int SPAN = 4 << 20;
     /** Unwanted bytes between two wanted records that a span reads through rather than seek. */
     static final int GAP = 64 << 10;
-    /** Ids {@link #resolve} looks up in one index query before it reads what they point at. */
+    /**
+     * Most ids {@link #resolve} looks up in one index query before it reads what they point at. It
+     * starts with one and doubles: when the first answer's segment or run-ahead hands over the
+     * whole read (a disk read in the order it was stored), one lookup was all it cost, where 16
+     * ids cost 16 index pages (each a disk read when the index is not in the page cache).
+     */
     private static final int PROBE = 16;
 
     private final LocalChunkStore store;
@@ -279,15 +284,17 @@ final class BulkReads {
         java.util.Iterator<ChunkId> next = wanted.keySet().iterator();
         Found handOver = new Found(wanted, unknown, records, done, sink);
         boolean runAhead = true;
+        int probeSize = 1; // doubles up to PROBE: the first answer's neighbours are often all the read wants
         byte[] plainBuf = null;
         try {
             while (true) {
-                List<ChunkId> probe = new ArrayList<>(PROBE);
-                while (probe.size() < PROBE && next.hasNext()) {
+                List<ChunkId> probe = new ArrayList<>(probeSize);
+                while (probe.size() < probeSize && next.hasNext()) {
                     ChunkId id = next.next();
                     if (unknown.contains(id)) probe.add(id); // not handed over by an earlier read
                 }
                 if (probe.isEmpty()) break;
+                probeSize = Math.min(PROBE, probeSize * 2);
                 Map<ChunkId, ChunkLocation> got = index.locateAll(probe);
                 if (live) store.remember(got);
                 for (ChunkId id : probe) {
