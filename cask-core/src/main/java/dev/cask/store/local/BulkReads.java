@@ -19,19 +19,21 @@ import java.util.Set;
  * disk once ({@link ChunkStore.Reading#STREAM}), and an NBD client's large read of a live disk
  * ({@link ChunkStore.Reading#LIVE}).
  *
- * <p><b>How.</b> Chunks in the plain cache are handed over from there, chunks still pending (maybe
- * in the write buffer) take {@link LocalChunkStore#get}. Chunks no in-memory map knows are found
- * by {@linkplain #resolve probing}: a few ids at a time (1, 2, 4... up to 16) go to the index, in the order asked, and
- * each answer is read with what surrounds it. A segment is read whole: its table names every chunk
- * in it, so all the wanted ones are handed over from that one read with no index query of their
- * own (an imported disk, stored in disk order, answers an export's 256 chunks per query). A record
- * is read with what follows it in the pack (<em>run-ahead</em>): a checkpoint or an import stores
- * new blocks in disk order, so the records after the one probed are usually the next blocks asked
- * for; each record's header names its chunk, and every record or segment found there that holds a
- * wanted chunk is handed over. What is left (chunks whose location a cache knew, records the
- * run-ahead did not reach) is sorted by pack and offset and read in runs of nearby records (up to
- * {@link #SPAN} bytes, reading through gaps of up to {@link #GAP}), one positional read per run; a
- * segment is decompressed once for all the chunks wanted from it.
+ * <p><b>How.</b> The chunks are taken in the order asked. For the next one not handed over yet:
+ * the plain cache, this process's unsynced chunks ({@link LocalChunkStore#get}), else its location,
+ * from the location cache or by asking the index about it and the next few no cache knows (1, 2,
+ * 4... up to {@link #PROBE} ids a query). What the location holds is read with what surrounds it.
+ * A segment is read whole: its table names every chunk in it, so all the wanted ones are handed
+ * over from that one read (an imported disk, stored in disk order, answers an export's 256 chunks
+ * per lookup). A record is read with what follows it in the pack (<em>run-ahead</em>): imports and
+ * checkpoints store new blocks in disk order, so the records after it are usually the next blocks
+ * asked for; each record's header names its chunk, and every record or segment there that holds a
+ * wanted chunk is handed over. So a read of a disk in the order it was stored costs one lookup and
+ * one system call per run, and no cache lookup per chunk (three per chunk, in maps of a million
+ * entries, were a sixth of a served disk's CPU). When the run-ahead finds mostly unwanted records
+ * (blocks stored in another order), it stops for the rest of the call, and the remaining chunks are
+ * looked up one by one, then read sorted by pack and offset in spans of nearby records (up to
+ * {@link #SPAN} bytes, reading through gaps of up to {@link #GAP}), one system call per span.
  *
  * <p><b>Checks.</b> Every chunk handed over passed what {@link LocalChunkStore#get} checks: a
  * record's magic, lengths, CRC32C and id (the id asked for), then its decompressed length; a
@@ -40,9 +42,9 @@ import java.util.Set;
  * those checks, and anything there that does not (a torn tail another writer is appending to,
  * damage) just ends the run-ahead: its chunks are left to the ordinary path, which asks the index,
  * reports the damage and marks it for healing exactly as a {@link LocalChunkStore#get} would. A
- * record that is not the chunk the index says (a stale location after compaction) is the same
- * {@link IndexMismatch} as for get; a pack compaction deleted under a cached location makes the
- * caller read the rest through get's fresh lookup.
+ * copy that fails its checks where a cache or the index said the chunk is makes the read ask the
+ * index where it is now (compaction may have moved it, another process healed it), as get does;
+ * only when that is the same copy is it marked damaged and the error thrown, naming the chunk.
  *
  * <p><b>Caches.</b> {@code STREAM} adds nothing to the caches: it would only push out what random
  * readers keep there. {@code LIVE} keeps the index's answers (small; the same blocks are read
@@ -52,9 +54,9 @@ import java.util.Set;
  * the plain cache cost more than the read itself.
  *
  * <p><b>Sizing.</b> A run-ahead reads as many bytes as the chunks still wanted would take at the
- * probed record's length (at most {@link #SPAN}); when the records it finds are mostly unwanted
- * (blocks written in random order), it stops for the rest of the call, so a read of scattered
- * records costs at most one wasted span. Span and segment buffers are recycled
+ * first record's length (at most {@link #SPAN}); it stops for the rest of the call once fewer than
+ * a quarter of the records it found were wanted, so a read of scattered records costs at most
+ * about one wasted span. Span and segment buffers are recycled
  * ({@link ByteArrays}): zeroing fresh mebibytes was a fifth of an export's CPU. Error messages
  * naming a chunk are built only on failure (building one per chunk cost a tenth of an export).
  *
@@ -66,8 +68,8 @@ final class BulkReads {
     /** Unwanted bytes between two wanted records that a span reads through rather than seek. */
     static final int GAP = 64 << 10;
     /**
-     * Most ids {@link #resolve} looks up in one index query before it reads what they point at. It
-     * starts with one and doubles: when the first answer's segment or run-ahead hands over the
+     * Most ids looked up in one index query before what they point at is read. It starts with one
+     * and doubles: when the first answer's segment or run-ahead hands over the
      * whole read (a disk read in the order it was stored), one lookup was all it cost, where 16
      * ids cost 16 index pages (each a disk read when the index is not in the page cache).
      */
@@ -91,6 +93,8 @@ final class BulkReads {
                 delivered[i] = true;
                 sink.chunk(i, data, off, len);
             }, live);
+        } catch (SinkFailed e) {
+            throw (RuntimeException) e.getCause();
         } catch (CaskException e) {
             if (!LocalChunkStore.packGone(e)) throw e;
             // compaction moved some of these chunks and deleted their pack after their locations
@@ -104,144 +108,185 @@ final class BulkReads {
     }
 
     private void once(List<ChunkId> ids, ChunkStore.ChunkSink sink, boolean live) {
-        int n = ids.size();
-        ChunkLocation[] locs = new ChunkLocation[n];
-        boolean[] done = new boolean[n]; // handed over (the same id may be asked for at several indexes)
-        Set<ChunkId> unknown = new HashSet<>();
-        for (int i = 0; i < n; i++) {
-            ChunkId id = ids.get(i);
-            byte[] hit = store.plainHit(id);
-            if (hit != null) {
-                sink.chunk(i, hit, 0, hit.length);
-                done[i] = true;
-                continue;
-            }
-            if (store.pendingAt(id) != null) { // not necessarily flushed to the pack yet: get() knows how
-                byte[] data = store.get(id);
-                sink.chunk(i, data, 0, data.length);
-                done[i] = true;
-                continue;
-            }
-            ChunkLocation loc = store.cachedLocation(id);
-            if (loc == null) unknown.add(id);
-            locs[i] = loc;
-        }
-        Map<ChunkId, ChunkLocation> found = unknown.isEmpty() ? Map.of() : resolve(ids, locs, done, unknown, sink, live);
-        Integer[] order = new Integer[n];
-        int m = 0;
-        for (int i = 0; i < n; i++) {
-            if (done[i]) continue;
-            if (locs[i] == null) {
-                ChunkId id = ids.get(i);
-                if (!unknown.contains(id)) continue; // handed over by resolve
-                locs[i] = found.get(id);
-                if (locs[i] == null) {
-                    byte[] data = store.get(id); // put by another process and synced since, or NotFound
-                    sink.chunk(i, data, 0, data.length);
+        Found found = new Found(ids, sink);
+        List<ChunkId> distinct = found.distinct();
+        Map<ChunkId, ChunkLocation> records = new HashMap<>(); // to read in sorted spans: records no read handed over yet
+        boolean ahead = true;
+        int probeSize = 1;
+        byte[][] plainBuf = {null};
+        try {
+            for (int k = 0; k < distinct.size() && found.left() > 0; k++) {
+                ChunkId id = distinct.get(k);
+                if (!found.wants(id) || records.containsKey(id)) continue;
+                if (fromCaches(id, found)) continue;
+                ChunkLocation cached = store.cachedLocation(id);
+                if (cached != null) {
+                    ahead = take(id, cached, records, found, ahead, live, plainBuf);
                     continue;
                 }
+                // ask the index about this one and the next few wanted ones no cache answers
+                List<ChunkId> probe = new ArrayList<>(probeSize);
+                probe.add(id);
+                for (int q = k + 1; q < distinct.size() && probe.size() < probeSize; q++) {
+                    ChunkId more = distinct.get(q);
+                    if (!found.wants(more) || records.containsKey(more) || fromCaches(more, found)) continue;
+                    if (store.cachedLocation(more) == null) probe.add(more); // else its own turn takes it
+                }
+                probeSize = Math.min(PROBE, probeSize * 2);
+                Map<ChunkId, ChunkLocation> got = index.locateAll(probe);
+                if (live) store.remember(got);
+                for (ChunkId p : probe) {
+                    ChunkLocation l = got.get(p);
+                    if (l != null && found.wants(p)) ahead = take(p, l, records, found, ahead, live, plainBuf);
+                }
             }
-            order[m++] = i;
+            // chunks no cache and no index entry knew: put by another process and synced since, or NotFound (get knows)
+            for (ChunkId id : distinct) {
+                if (found.wants(id) && !records.containsKey(id)) {
+                    byte[] data = store.get(id);
+                    found.give(id, data, 0, data.length);
+                }
+            }
+            readSorted(records, found);
+        } finally {
+            ByteArrays.give(plainBuf[0]);
         }
-        java.util.Arrays.sort(order, 0, m, (a, b) -> {
-            ChunkLocation x = locs[a], y = locs[b];
-            return x.pack() != y.pack() ? Integer.compare(x.pack(), y.pack()) : Long.compare(x.offset(), y.offset());
-        });
-        readSorted(ids, locs, order, m, sink, live);
     }
 
-    /** Reads the chunks {@code order[0, m)} (sorted by location) in spans of nearby records. */
-    private void readSorted(List<ChunkId> ids, ChunkLocation[] locs, Integer[] order, int m, ChunkStore.ChunkSink sink, boolean live) {
-        byte[] scratch = new byte[0];
-        ChunkLocation segAt = null; // the segment decoded last (its neighbours usually follow)
-        PackFormat.Segment seg = null;
-        boolean[] segTaken = null; // its slots handed over (live: the others go to the plain cache)
-        byte[] segPlain = null;
+    /** Hands {@code id} over from the plain cache, or through get when this process has not synced it yet; false when neither has it. */
+    private boolean fromCaches(ChunkId id, Found found) {
+        byte[] hit = store.plainHit(id);
+        if (hit != null) {
+            found.give(id, hit, 0, hit.length);
+            return true;
+        }
+        if (store.pendingAt(id) != null) { // not necessarily flushed to the pack yet: get() knows how
+            byte[] data = store.get(id);
+            found.give(id, data, 0, data.length);
+            return true;
+        }
+        return false;
+    }
+
+    /**
+     * {@code id} is at {@code l} (the location cache's or the index's answer): a segment is read
+     * whole now, handing over every wanted chunk in it; a record is noted for the sorted span
+     * reads and, while {@code ahead}, read with what follows it ({@link #runAhead}). Returns
+     * whether run-ahead is still worth trying.
+     */
+    private boolean take(ChunkId id, ChunkLocation l, Map<ChunkId, ChunkLocation> records, Found found, boolean ahead,
+                         boolean live, byte[][] plainBuf) {
+        PackReader.checkEntry(l);
+        if (l.inSegment()) {
+            readSegment(id, l, found, live, plainBuf);
+            return ahead;
+        }
+        records.put(id, l);
+        return ahead && runAhead(id, l, found, live);
+    }
+
+    /**
+     * Reads the segment at {@code l}, which holds {@code id}, and hands over every wanted chunk in
+     * it; with {@code live} the others go to the plain cache. When it fails its checks, the copy
+     * the index points at now is read instead if that is another one (a cached location compaction
+     * made stale, a heal by another process); else the copy is marked damaged and the error thrown.
+     */
+    private void readSegment(ChunkId id, ChunkLocation l, Found found, boolean live, byte[][] plainBuf) {
+        String what = name(id, l);
+        byte[] span;
         try {
-            for (int k = 0; k < m; ) {
-                ChunkLocation first = locs[order[k]];
-                PackReader.checkEntry(first);
-                long start = first.offset();
-                long end = start + first.length();
-                int j = k + 1;
-                for (; j < m; j++) {
-                    ChunkLocation l = locs[order[j]];
-                    PackReader.checkEntry(l);
-                    long e = Math.max(end, l.offset() + l.length());
-                    if (l.pack() != first.pack() || l.offset() > end + GAP || e - start > SPAN) break;
-                    end = e;
+            span = reader.readSpan(l.pack(), l.offset(), l.length());
+        } catch (CaskException.Corrupt e) {
+            giveElsewhere(id, l, e, found);
+            return;
+        }
+        try {
+            PackFormat.Segment seg = PackFormat.decodeSegment(what, span, 0, l.length());
+            PackReader.checkSlot(what, seg, id, l);
+            plainBuf[0] = segmentPlain(what, seg, plainBuf[0]);
+            byte[] plain = plainBuf[0];
+            for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
+                ChunkId sid = seg.ids()[slot];
+                int len = seg.plainLengths()[slot];
+                if (!found.wants(sid)) {
+                    if (live && PackFormat.plainCrcMatches(seg, plain, from, slot)) store.keepPlain(sid, plain, from, len);
+                    continue;
                 }
-                byte[] span = reader.readSpan(first.pack(), start, (int) (end - start));
-                try {
-                    ChunkLocation last = null;
-                    PackFormat.Record r = null;
-                    int plainLength = 0;
-                    for (int q = k; q < j; q++) {
-                        int i = order[q];
-                        ChunkLocation l = locs[i];
-                        ChunkId id = ids.get(i);
-                        try {
-                            if (l.inSegment()) {
-                                // a segment: decode and decompress it once for all the chunks wanted from it
-                                if (segAt == null || segAt.pack() != l.pack() || segAt.offset() != l.offset()) {
-                                    if (live && seg != null) keepUntaken(seg, segPlain, segTaken);
-                                    seg = null;
-                                    segAt = null;
-                                    String what = name(id, l);
-                                    PackFormat.Segment s = PackFormat.decodeSegment(what, span, (int) (l.offset() - start), l.length());
-                                    segPlain = segmentPlain(what, s, segPlain); // the sink copies what it keeps
-                                    seg = s;
-                                    segTaken = new boolean[s.count()];
-                                    segAt = l;
-                                }
-                                if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) PackReader.checkSlot(name(id, l), seg, id, l);
-                                int from = seg.plainOffset(l.slot());
-                                PackFormat.checkPlainCrc(seg, segPlain, from, l.slot(), () -> name(id, l));
-                                segTaken[l.slot()] = true;
-                                sink.chunk(i, segPlain, from, seg.plainLengths()[l.slot()]);
-                                continue;
-                            }
-                            if (!l.equals(last)) {
-                                java.util.function.Supplier<String> what = () -> name(id, l);
-                                r = PackFormat.decodeRecord(what, span, (int) (l.offset() - start), l.length());
-                                if (!r.id().equals(id)) throw new IndexMismatch(what.get() + ": record holds chunk " + r.id().shortHex() + " instead");
-                                plainLength = r.plainLength();
-                                if (r.codec() != PackFormat.CODEC_NONE) {
-                                    if (scratch.length < plainLength) scratch = new byte[Math.max(plainLength, 64 << 10)];
-                                    PackReader.decompress(what, r, scratch);
-                                } else if (r.payloadLength() != plainLength) {
-                                    throw new CaskException.Corrupt(name(id, l) + ": stored length " + r.payloadLength() + " != plain length " + plainLength);
-                                }
-                                last = l;
-                            }
-                            if (r.codec() == PackFormat.CODEC_NONE) sink.chunk(i, r.payload(), r.payloadOffset(), plainLength);
-                            else sink.chunk(i, scratch, 0, plainLength);
-                        } catch (CaskException.Corrupt e) {
-                            byte[] healed = store.copyElsewhere(id, l, e, false); // l may be a stale cached location
-                            if (healed == null) throw e;
-                            sink.chunk(i, healed, 0, healed.length);
-                        }
-                    }
-                } finally {
-                    ByteArrays.give(span);
+                int at = slot;
+                if (sid.equals(id) || PackFormat.plainCrcMatches(seg, plain, from, slot)) {
+                    PackFormat.checkPlainCrc(seg, plain, from, slot, () -> name(sid, new ChunkLocation(l.pack(), l.offset(), l.length(), at)));
+                    found.give(sid, plain, from, len);
                 }
-                k = j;
+                // another wanted chunk whose bytes fail their CRC: its own lookup reads and reports it
             }
-            if (live && seg != null) keepUntaken(seg, segPlain, segTaken);
+        } catch (CaskException.Corrupt e) {
+            giveElsewhere(id, l, e, found);
         } finally {
-            ByteArrays.give(segPlain);
+            ByteArrays.give(span);
+        }
+    }
+
+    /** The copy of {@code id} at {@code l} failed: hands over the copy the index points at now, or throws {@code e} (marked). */
+    private void giveElsewhere(ChunkId id, ChunkLocation l, CaskException.Corrupt e, Found found) {
+        byte[] healed = store.copyElsewhere(id, l, e, false);
+        if (healed == null) throw e;
+        found.give(id, healed, 0, healed.length);
+    }
+
+    /** Reads the {@code records} still wanted, sorted by pack and offset, in spans of nearby records. */
+    private void readSorted(Map<ChunkId, ChunkLocation> records, Found found) {
+        List<Map.Entry<ChunkId, ChunkLocation>> order = new ArrayList<>(records.size());
+        for (var e : records.entrySet()) if (found.wants(e.getKey())) order.add(e);
+        order.sort((a, b) -> {
+            ChunkLocation x = a.getValue(), y = b.getValue();
+            return x.pack() != y.pack() ? Integer.compare(x.pack(), y.pack()) : Long.compare(x.offset(), y.offset());
+        });
+        byte[] scratch = new byte[0];
+        int m = order.size();
+        for (int k = 0; k < m; ) {
+            ChunkLocation first = order.get(k).getValue();
+            long start = first.offset();
+            long end = start + first.length();
+            int j = k + 1;
+            for (; j < m; j++) {
+                ChunkLocation l = order.get(j).getValue();
+                long e = Math.max(end, l.offset() + l.length());
+                if (l.pack() != first.pack() || l.offset() > end + GAP || e - start > SPAN) break;
+                end = e;
+            }
+            byte[] span = reader.readSpan(first.pack(), start, (int) (end - start));
+            try {
+                for (int q = k; q < j; q++) {
+                    ChunkId id = order.get(q).getKey();
+                    ChunkLocation l = order.get(q).getValue();
+                    try {
+                        java.util.function.Supplier<String> what = () -> name(id, l);
+                        PackFormat.Record r = PackFormat.decodeRecord(what, span, (int) (l.offset() - start), l.length());
+                        if (!r.id().equals(id)) throw new IndexMismatch(what.get() + ": record holds chunk " + r.id().shortHex() + " instead");
+                        int plainLength = r.plainLength();
+                        if (r.codec() == PackFormat.CODEC_NONE) {
+                            if (r.payloadLength() != plainLength) {
+                                throw new CaskException.Corrupt(what.get() + ": stored length " + r.payloadLength() + " != plain length " + plainLength);
+                            }
+                            found.give(id, r.payload(), r.payloadOffset(), plainLength);
+                        } else {
+                            if (scratch.length < plainLength) scratch = new byte[Math.max(plainLength, 64 << 10)];
+                            PackReader.decompress(what, r, scratch);
+                            found.give(id, scratch, 0, plainLength);
+                        }
+                    } catch (CaskException.Corrupt e) {
+                        giveElsewhere(id, l, e, found); // l may be a stale cached location
+                    }
+                }
+            } finally {
+                ByteArrays.give(span);
+            }
+            k = j;
         }
     }
 
     private static String name(ChunkId id, ChunkLocation l) {
         return "chunk " + id.shortHex() + " (" + l + ")";
-    }
-
-    /** Live reads: the chunks of a decompressed segment the read did not take, into the plain cache if they pass their CRC. */
-    private void keepUntaken(PackFormat.Segment s, byte[] plain, boolean[] taken) {
-        for (int k = 0, from = 0; k < s.count(); from += s.plainLengths()[k], k++) {
-            if (!taken[k] && PackFormat.plainCrcMatches(s, plain, from, k)) store.keepPlain(s.ids()[k], plain, from, s.plainLengths()[k]);
-        }
     }
 
     /**
@@ -260,115 +305,56 @@ final class BulkReads {
         return out;
     }
 
-    /**
-     * Finds the {@code unknown} ids (those no cache knew; {@code locs[i]} is null for them) by
-     * probing the index for a few at a time, in the order asked, and reading what each answer
-     * points at together with its neighbours: a segment whole, a record with the records after it
-     * ({@link #runAhead}). Every wanted chunk found that way is handed to the sink and removed from
-     * {@code unknown}. Returns the index locations of the probed records that were not handed over
-     * (for the caller's span reads, which report their faults); ids the index does not hold are
-     * left out (the caller asks get, which reports them).
-     */
-    private Map<ChunkId, ChunkLocation> resolve(List<ChunkId> ids, ChunkLocation[] locs, boolean[] done,
-                                                Set<ChunkId> unknown, ChunkStore.ChunkSink sink, boolean live) {
-        Map<ChunkId, int[]> wanted = new LinkedHashMap<>(); // request indexes per unknown id, in the order asked
-        for (int i = 0; i < ids.size(); i++) {
-            if (done[i] || locs[i] != null || !unknown.contains(ids.get(i))) continue;
-            wanted.merge(ids.get(i), new int[]{i}, (a, b) -> {
-                int[] c = java.util.Arrays.copyOf(a, a.length + 1);
-                c[a.length] = b[0];
-                return c;
-            });
+    /** The caller's sink threw (its cause): passed through every catch of a bad copy untouched, then rethrown as it was. */
+    private static final class SinkFailed extends RuntimeException {
+        SinkFailed(RuntimeException cause) {
+            super(cause);
         }
-        Map<ChunkId, ChunkLocation> records = new HashMap<>();
-        java.util.Iterator<ChunkId> next = wanted.keySet().iterator();
-        Found handOver = new Found(wanted, unknown, records, done, sink);
-        boolean runAhead = true;
-        int probeSize = 1; // doubles up to PROBE: the first answer's neighbours are often all the read wants
-        byte[] plainBuf = null;
-        try {
-            while (true) {
-                List<ChunkId> probe = new ArrayList<>(probeSize);
-                while (probe.size() < probeSize && next.hasNext()) {
-                    ChunkId id = next.next();
-                    if (unknown.contains(id)) probe.add(id); // not handed over by an earlier read
-                }
-                if (probe.isEmpty()) break;
-                probeSize = Math.min(PROBE, probeSize * 2);
-                Map<ChunkId, ChunkLocation> got = index.locateAll(probe);
-                if (live) store.remember(got);
-                for (ChunkId id : probe) {
-                    ChunkLocation l = got.get(id);
-                    if (l == null || !unknown.contains(id)) continue; // not indexed (the caller asks get), or handed over
-                    PackReader.checkEntry(l);
-                    if (!l.inSegment()) {
-                        records.put(id, l);
-                        if (runAhead) runAhead = runAhead(id, l, handOver, live);
-                        continue;
-                    }
-                    String what = name(id, l);
-                    byte[] span = reader.readSpan(l.pack(), l.offset(), l.length());
-                    try {
-                        PackFormat.Segment seg = PackFormat.decodeSegment(what, span, 0, l.length());
-                        PackReader.checkSlot(what, seg, id, l);
-                        plainBuf = segmentPlain(what, seg, plainBuf);
-                        for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
-                            ChunkId sid = seg.ids()[slot];
-                            int len = seg.plainLengths()[slot];
-                            if (!handOver.wants(sid)) {
-                                if (live && PackFormat.plainCrcMatches(seg, plainBuf, from, slot)) store.keepPlain(sid, plainBuf, from, len);
-                                continue;
-                            }
-                            ChunkLocation in = new ChunkLocation(l.pack(), l.offset(), l.length(), slot);
-                            PackFormat.checkPlainCrc(seg, plainBuf, from, slot, () -> name(sid, in));
-                            handOver.give(sid, plainBuf, from, len);
-                        }
-                    } catch (CaskException.Corrupt e) {
-                        store.copyElsewhere(id, l, e, false); // l came from the index just now: marks it
-                        throw e;
-                    } finally {
-                        ByteArrays.give(span);
-                    }
-                }
-            }
-        } finally {
-            ByteArrays.give(plainBuf);
-        }
-        return records;
     }
 
-    /** The wanted chunks {@link #resolve} has not handed over yet, and how it hands one over. */
+    /** The chunks a read asks for, by id (each may be asked for at several indexes), and which are still to hand over. */
     private static final class Found {
-        final Map<ChunkId, int[]> wanted;
-        final Set<ChunkId> unknown;
-        final Map<ChunkId, ChunkLocation> records;
-        final boolean[] done;
+        final Map<ChunkId, int[]> wanted = new LinkedHashMap<>();
+        final Set<ChunkId> left;
         final ChunkStore.ChunkSink sink;
 
-        Found(Map<ChunkId, int[]> wanted, Set<ChunkId> unknown, Map<ChunkId, ChunkLocation> records, boolean[] done, ChunkStore.ChunkSink sink) {
-            this.wanted = wanted;
-            this.unknown = unknown;
-            this.records = records;
-            this.done = done;
+        Found(List<ChunkId> ids, ChunkStore.ChunkSink sink) {
             this.sink = sink;
+            for (int i = 0; i < ids.size(); i++) {
+                int at = i;
+                wanted.merge(ids.get(i), new int[]{i}, (a, b) -> {
+                    int[] c = java.util.Arrays.copyOf(a, a.length + 1);
+                    c[a.length] = at;
+                    return c;
+                });
+            }
+            left = new HashSet<>(wanted.keySet());
+        }
+
+        /** The ids asked for, each once, in the order first asked. */
+        List<ChunkId> distinct() {
+            return new ArrayList<>(wanted.keySet());
         }
 
         boolean wants(ChunkId id) {
-            return unknown.contains(id) && wanted.containsKey(id);
+            return left.contains(id);
         }
 
-        /** Hands verified bytes of a wanted chunk to every index that asked for it. */
+        /**
+         * Hands verified bytes of a wanted chunk to every index that asked for it. What the sink
+         * throws is wrapped in {@link SinkFailed}, so that no catch here takes it for damage.
+         */
         void give(ChunkId id, byte[] data, int off, int len) {
-            for (int i : wanted.get(id)) {
-                sink.chunk(i, data, off, len);
-                done[i] = true;
+            left.remove(id);
+            try {
+                for (int i : wanted.get(id)) sink.chunk(i, data, off, len);
+            } catch (RuntimeException e) {
+                throw new SinkFailed(e);
             }
-            unknown.remove(id);
-            records.remove(id); // a record location probed earlier is no longer needed
         }
 
         int left() {
-            return unknown.size();
+            return left.size();
         }
     }
 
