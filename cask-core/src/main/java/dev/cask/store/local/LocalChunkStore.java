@@ -90,7 +90,11 @@ import java.util.stream.Stream;
  * record's id (or the segment table's id at the chunk's slot) is the one asked for, then
  * decompresses and checks the length. A segment's chunk is also checked against its own CRC32C
  * from the table, and the segment's other chunks that pass theirs go into the plain cache, so the
- * next blocks of a sequential read cost no second decompression. {@code check --deep} also rehashes.
+ * next blocks of a sequential read cost no second decompression. The plain cache keeps only what
+ * cost a decompression: the page cache already keeps the pack bytes of plain records.
+ * {@link #getAll} (an export, an NBD client's large read) reads many chunks with one system call
+ * per run of records and no per-chunk cache lookups ({@link BulkReads}). {@code check --deep}
+ * also rehashes.
  *
  * <p><b>Healing.</b> A read that finds a copy corrupt marks it in the index's {@code damaged}
  * table, and a put of a chunk whose entry points at a marked copy stores it again; the sync that
@@ -889,10 +893,14 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     // ---------------------------------------------------------------- get
 
     /**
-     * Reads a chunk. Recently read chunks come from an in-memory cache of plain bytes, bounded by
-     * weight (the system property {@code cask.cache.bytes}, default an eighth of the heap; 0 turns
-     * it off): a chunk never changes, so a cached copy is as good as the verified read that made it.
-     * Every call returns a fresh copy (a caller may scribble on it).
+     * Reads a chunk. Chunks whose read cost a decompression (a compressed record, a segment and its
+     * neighbours) are kept in an in-memory cache of plain bytes, bounded by weight (the system
+     * property {@code cask.cache.bytes}, default an eighth of the heap; 0 turns it off): a chunk
+     * never changes, so a cached copy is as good as the verified read that made it. A record stored
+     * plain is not kept: reading it again costs a positional read from the page cache and a CRC,
+     * about what copying it into the cache costs, and random reads of incompressible data (a
+     * guest's compressed files, encrypted disks) would only churn the cache and the old generation
+     * of the heap. Every call returns a fresh copy (a caller may scribble on it).
      */
     @Override
     public byte[] get(ChunkId id) {
@@ -909,7 +917,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             if (!(e instanceof CaskException.Corrupt) && !packGone(e)) throw e;
             data = readElsewhere(id, loc, e);
         }
-        if (plain != null) plain.put(id, data.clone());
+        // a plain record is stored as long as its bytes plus the header; anything shorter was decompressed
+        boolean decompressed = loc.inSegment() || loc.length() < PackFormat.RECORD_HEADER + data.length;
+        if (plain != null && decompressed) plain.put(id, data.clone());
         return data;
     }
 
