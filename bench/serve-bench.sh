@@ -8,7 +8,9 @@
 # data written that way, through the same target, in the same run.
 #
 # Each run, for each kind of data, on a fresh image of SIZE (default 1G) on each target (qemu-nbd
-# first, then cask, so that cask's background checkpoint never runs beside qemu-nbd's measurement):
+# first, then cask, so that cask's background checkpoint never runs beside qemu-nbd's measurement),
+# with one more client connected to each all along (one 4K read a second), as a running VM is: so
+# the image stays open between fio jobs (cask checkpoints and closes an image its last client leaves):
 #   write     fio seq write 1M QD8 of SIZE: on cask, with --journal-limit SIZE/4 (default 256M),
 #             a sustained write of four times the journal limit, so it runs at checkpoint speed once
 #             the journal is full; MiB/s and p99 completion latency
@@ -53,8 +55,9 @@ for t in fio qemu-nbd qemu-img qemu-system-x86_64 python3; do
   command -v "$t" >/dev/null || { echo "serve-bench: $t is missing (run scripts/install-deps.sh)"; exit 1; }
 done
 rm -rf "$work"; mkdir -p "$work/store"
-cpid=; qpid=
+cpid=; qpid=; holders=()
 cleanup() {
+  for p in "${holders[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in $cpid $qpid; do kill "$p" 2>/dev/null || true; done
   for p in $cpid $qpid; do wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
@@ -83,6 +86,14 @@ start_qemu() { # FILE
   echo "qemu-nbd did not start"; exit 1
 }
 stop_qemu() { kill "$qpid"; wait "$qpid" 2>/dev/null || true; qpid=; }
+# A client that stays connected (one 4K read a second), as a running VM does: without it every fio
+# job's disconnect would close the image, and cask checkpoints an image when its last client goes.
+hold() {
+  fio --name=hold --ioengine=nbd --uri="$1" --rw=randread --bs=4k --size="$size" --rate_iops=1 --runtime=1000000 \
+      --time_based >/dev/null 2>&1 & holders+=($!)
+  sleep 0.5
+}
+unhold() { for p in "${holders[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; holders=(); }
 drop_caches() { sync; [ -n "$cold_ok" ] && echo 3 > /proc/sys/vm/drop_caches || true; }
 
 # fio URI RW BS DEPTH DATA [extra fio options...] -> "MiB/s p99_ms"
@@ -124,6 +135,7 @@ if [ -z "${BENCH_SKIP_FIO:-}" ]; then
       qemu-img create -q -f qcow2 "$work/$img.qcow2" "$size"
       start_qemu "$work/$img.qcow2"
       C="nbd://127.0.0.1:$cport/$img"; Q="nbd://127.0.0.1:$qport/vm"
+      hold "$C"; hold "$Q"
       record "$data" write qcow2 "$(fio_job "$Q" write 1M 8 "$data")"
       record "$data" write cask "$(fio_job "$C" write 1M 8 "$data")"
       # the read runs while `cask snapshot` checkpoints what the write left in the journal
@@ -145,17 +157,17 @@ if [ -z "${BENCH_SKIP_FIO:-}" ]; then
       record "$data" rand qcow2 "$(fio_job "$Q" randread 4k 32 "$data" --runtime="$secs" --time_based)"
       record "$data" rand cask "$(fio_job "$C" randread 4k 32 "$data" --runtime="$secs" --time_based)"
       if [ -z "${BENCH_SKIP_COLD:-}" ]; then
-        stop_qemu; stop_cask; drop_caches; start_cask; start_qemu "$work/$img.qcow2"
+        unhold; stop_qemu; stop_cask; drop_caches; start_cask; start_qemu "$work/$img.qcow2"; hold "$C"; hold "$Q"
         cold=cold; [ -n "$cold_ok" ] || cold=restart
         record "$data" "$cold-seq" qcow2 "$(fio_job "$Q" read 1M 8 "$data")"
         record "$data" "$cold-seq" cask "$(fio_job "$C" read 1M 8 "$data")"
-        stop_qemu; stop_cask; drop_caches; start_cask; start_qemu "$work/$img.qcow2"
+        unhold; stop_qemu; stop_cask; drop_caches; start_cask; start_qemu "$work/$img.qcow2"; hold "$C"; hold "$Q"
         record "$data" "$cold-rand" qcow2 "$(fio_job "$Q" randread 4k 32 "$data" --runtime="$secs" --time_based)"
         record "$data" "$cold-rand" cask "$(fio_job "$C" randread 4k 32 "$data" --runtime="$secs" --time_based)"
       fi
       record "$data" randwrite qcow2 "$(fio_job "$Q" randwrite 4k 32 "$data" --runtime="$secs" --time_based)"
       record "$data" randwrite cask "$(fio_job "$C" randwrite 4k 32 "$data" --runtime="$secs" --time_based)"
-      stop_qemu
+      unhold; stop_qemu
       rm -f "$work/$img.qcow2"
       t0=$(date +%s.%N); "$cask" --store "$work/store" snapshot "$img" >/dev/null
       echo "  (cask checkpoint after randwrite: $(secs_since "$t0") s)"
