@@ -6,6 +6,7 @@ import dev.cask.catalog.Names;
 import dev.cask.catalog.NewVersion;
 import dev.cask.catalog.Version;
 import dev.cask.catalog.sqlite.SqliteCatalog;
+import dev.cask.common.Background;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.device.BlockDevice;
@@ -54,7 +55,9 @@ import java.util.function.Consumer;
  * rollback and rm of an image that is open read-write are refused (its clients are writing it);
  * rm discards a crash's journal with the image, never replaying it.
  *
- * <p>Owns the store, the catalog and a worker pool of one thread per core. Thread-safe as far as
+ * <p>Owns the store, the catalog, a worker pool of one thread per core (imports, exports, volumes
+ * a command opens), and for a server's volumes a second one whose threads run at a lower
+ * priority ({@link Background}): checkpoints there yield the CPU to clients' reads. Thread-safe as far as
  * its parts are; the CLI uses one instance per command.
  */
 public final class Images implements AutoCloseable {
@@ -434,23 +437,33 @@ public final class Images implements AutoCloseable {
 
     /** Opens an image for live reads and writes (takes its lease; replays a journal left by a crash). */
     public dev.cask.volume.Volume openVolume(String name) {
-        return openVolume(name, dev.cask.volume.Volume.DEFAULT_JOURNAL_LIMIT);
+        Names.check(name);
+        return dev.cask.volume.Volume.open(name, store, catalog, pointers, pool, store.dir().resolve("journals"), dev.cask.volume.Volume.DEFAULT_JOURNAL_LIMIT);
     }
 
-    /** Like {@link #openVolume(String)}, with the journal size that starts a checkpoint. */
+    /**
+     * Like {@link #openVolume(String)}, for a server: with the journal size that starts a
+     * checkpoint, and the checkpoints' hashing and compression on {@linkplain Background
+     * background threads}, so that they take the CPU the clients' reads leave (a checkpoint of
+     * 512 MiB on two cores otherwise halved the speed of the reads running beside it).
+     */
     public dev.cask.volume.Volume openVolume(String name, long journalLimit) {
         Names.check(name);
-        return dev.cask.volume.Volume.open(name, store, catalog, pointers, pool, store.dir().resolve("journals"), journalLimit);
+        return dev.cask.volume.Volume.open(name, store, catalog, pointers, background(), store.dir().resolve("journals"), journalLimit);
+    }
+
+    /** Workers for a server's checkpoints (see {@link #openVolume(String, long)}): one per core, made on first use. */
+    private ExecutorService background;
+
+    private synchronized ExecutorService background() {
+        if (background == null) background = Executors.newFixedThreadPool(threads, Background.threads("cask-background"));
+        return background;
     }
 
     /** Tree tops whose index entries {@link #warmLocations} looked up already (clones share them). */
     private final java.util.Set<dev.cask.store.ChunkId> warmed = java.util.concurrent.ConcurrentHashMap.newKeySet();
     /** One background thread looks locations up, so a thousand images opened at once queue, not pile up. */
-    private final ExecutorService warmer = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "cask-warm-index");
-        t.setDaemon(true);
-        return t;
-    });
+    private final ExecutorService warmer = Executors.newSingleThreadExecutor(Background.threads("cask-warm-index"));
     private static final int WARM_BATCH = 1024;
     private static final int WARM_MAX_TOPS = 100_000;
     private static final long WARM_MAX_LEAVES = 4L << 20;
@@ -499,7 +512,7 @@ public final class Images implements AutoCloseable {
 
     /** A read-only device over a version. */
     public LayoutDevice open(Version v) {
-        return new LayoutDevice(store, Layout.decode(v.content()), pointers, pool);
+        return new LayoutDevice(store, Layout.decode(v.content()), pointers);
     }
 
     /** A read-only device over a version for one pass over it (export): see {@link LayoutDevice#streaming}. */
@@ -587,6 +600,9 @@ public final class Images implements AutoCloseable {
     public void close() {
         warmer.shutdownNow();
         pool.shutdownNow();
+        synchronized (this) {
+            if (background != null) background.shutdownNow();
+        }
         try {
             catalog.close();
         } finally {

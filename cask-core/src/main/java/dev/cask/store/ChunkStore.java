@@ -100,6 +100,23 @@ public interface ChunkStore extends AutoCloseable {
         }
     }
 
+    /** Who reads the chunks of a {@link #getAll}: a hint for the store's caches. */
+    enum Reading {
+        /** One pass over a whole disk (export): nothing is likely to be read again soon. */
+        STREAM,
+        /** A large read of a live disk (an NBD client's): its neighbours and the same blocks may be read again. */
+        LIVE
+    }
+
+    /**
+     * {@link #getAll}, saying who reads. The same checks, results and failures whatever
+     * {@code reading} says; a store MAY keep what helps the reads that follow a
+     * {@link Reading#LIVE} read. The default calls {@link #getAll(java.util.List, ChunkSink)}.
+     */
+    default void getAll(java.util.List<ChunkId> ids, ChunkSink sink, Reading reading) {
+        getAll(ids, sink);
+    }
+
     boolean contains(ChunkId id);
 
     /** A writer session; see {@link #session}. Closing it twice is harmless. */

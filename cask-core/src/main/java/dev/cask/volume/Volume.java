@@ -213,7 +213,7 @@ public final class Volume implements BlockDevice {
     private void load(Version head) {
         Layout layout = Layout.decode(head.content());
         TreeReader[] readers = layout.extents().stream().map(e -> new TreeReader(store, e.root(), cache)).toArray(TreeReader[]::new);
-        base = new Base(head, layout, readers, new LayoutDevice(store, layout, cache, executor));
+        base = new Base(head, layout, readers, new LayoutDevice(store, layout, cache));
         while (dirty.size() < layout.extents().size()) dirty.add(new ConcurrentSkipListMap<>());
     }
 
@@ -361,22 +361,67 @@ public final class Volume implements BlockDevice {
         ConcurrentSkipListMap<Long, Long> d = dirty.get(ext);
         long firstBlock = (from - e.offset()) / bs;
         long lastBlock = (to - e.offset() - 1) / bs;
-        if (d.subMap(firstBlock, true, lastBlock, true).isEmpty()) {
-            // nothing written here since the checkpoint: the tree alone answers (in parallel)
+        var written = d.subMap(firstBlock, true, lastBlock, true);
+        if (written.isEmpty()) {
+            // nothing written here since the checkpoint: the tree alone answers
             b.device().read(from, buf, bufOff, (int) (to - from));
             return;
         }
-        for (long blk = firstBlock; blk <= lastBlock; blk++) {
+        // runs, not blocks: the tree reads each stretch between written blocks at once, and a run of
+        // written blocks that sit back to back in one journal record is one read (one per 4 KiB block
+        // was a system call, an allocation and a copy each: the reads of a checkpoint's data crawled)
+        long pos = from; // the bytes before pos are filled
+        var it = written.entrySet().iterator();
+        Map.Entry<Long, Long> w = it.hasNext() ? it.next() : null;
+        while (w != null) {
+            long blk = w.getKey();
+            long l = w.getValue();
             long bStart = e.offset() + blk * bs;
             long s = Math.max(bStart, from);
+            if (s > pos) b.device().read(pos, buf, bufOff + (int) (pos - from), (int) (s - pos));
             long t = Math.min(bStart + bs, to);
-            Long l = d.get(blk);
-            int dst = bufOff + (int) (s - from);
-            if (l == null) {
-                b.device().read(s, buf, dst, (int) (t - s));
-            } else {
-                readDirty(ext, blk, l, bs, buf, dst, (int) (s - bStart), (int) (t - s));
+            w = it.hasNext() ? it.next() : null;
+            if (s != bStart || t != bStart + bs) { // a block the read covers in part
+                readDirty(ext, blk, l, bs, buf, bufOff + (int) (s - from), (int) (s - bStart), (int) (t - s));
+                pos = t;
+                continue;
             }
+            // whole blocks: this one and the written ones right after it that the read covers whole
+            // and whose copies follow it in the journal (holes: any holes)
+            long stride = isZeroLoc(l) ? 0 : (long) (bs + 4) << 1;
+            int run = 1;
+            while (w != null && run < Journal.MAX_RECORD_DATA / bs && w.getKey() == blk + run
+                    && e.offset() + (w.getKey() + 1) * bs <= to && w.getValue() == l + run * stride) {
+                run++;
+                w = it.hasNext() ? it.next() : null;
+            }
+            int dst = bufOff + (int) (s - from);
+            if (isZeroLoc(l)) {
+                java.util.Arrays.fill(buf, dst, dst + run * bs, (byte) 0);
+            } else if (run == 1) {
+                readDirty(ext, blk, l, bs, buf, dst, 0, bs);
+            } else {
+                readDirtyRun(ext, blk, l, run, bs, buf, dst);
+            }
+            pos = s + (long) run * bs;
+        }
+        if (pos < to) b.device().read(pos, buf, bufOff + (int) (pos - from), (int) (to - pos));
+    }
+
+    /**
+     * Reads {@code run} written blocks from {@code blk} whose copies sit back to back in one journal
+     * record from location {@code l}: one read for all of them. When a check fails (a block of the
+     * current generation caught mid-rewrite), block by block through {@link #readDirty}, which waits
+     * for the rewrite.
+     */
+    private void readDirtyRun(int ext, long blk, long l, int run, int bs, byte[] buf, int dst) {
+        Journal j = generations.get(generationOf(l));
+        if (j == null) throw new IllegalStateException("volume '" + image + "': no journal generation " + generationOf(l));
+        try {
+            j.readBlocks(offsetOf(l), bs, run, buf, dst);
+        } catch (CaskException.Corrupt e) {
+            long stride = (long) (bs + 4) << 1;
+            for (int k = 0; k < run; k++) readDirty(ext, blk + k, l + k * stride, bs, buf, dst + k * bs, 0, bs);
         }
     }
 

@@ -654,13 +654,32 @@ public abstract class ChunkStoreContract {
 
     // ---------------------------------------------------------------- getAll
 
-    /** getAll's answer as arrays, one per index, checking each index is answered once. */
+    /**
+     * getAll's answer as arrays, one per index, checking each index is answered once: as an export
+     * reads ({@link ChunkStore.Reading#STREAM}) and then as an NBD client's large read does
+     * ({@link ChunkStore.Reading#LIVE}), which must give the same bytes, or fail the same way.
+     */
     private byte[][] getAll(List<ChunkId> ids) {
+        byte[][] stream;
+        try {
+            stream = getAll(ids, ChunkStore.Reading.STREAM);
+        } catch (RuntimeException e) {
+            RuntimeException live = assertThrows(RuntimeException.class, () -> getAll(ids, ChunkStore.Reading.LIVE),
+                    "a live getAll fails where an export's did (" + e + ")");
+            assertEquals(e.getClass(), live.getClass(), "the same failure either way: " + e + " / " + live);
+            throw e;
+        }
+        byte[][] live = getAll(ids, ChunkStore.Reading.LIVE);
+        for (int i = 0; i < ids.size(); i++) assertArrayEquals(stream[i], live[i], "a live getAll's index " + i);
+        return stream;
+    }
+
+    private byte[][] getAll(List<ChunkId> ids, ChunkStore.Reading reading) {
         byte[][] got = new byte[ids.size()][];
         store.getAll(ids, (i, data, off, len) -> {
             assertTrue(got[i] == null, "getAll answered index " + i + " twice");
             got[i] = java.util.Arrays.copyOfRange(data, off, off + len);
-        });
+        }, reading);
         return got;
     }
 

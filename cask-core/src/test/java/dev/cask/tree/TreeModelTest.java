@@ -425,7 +425,7 @@ class TreeModelTest {
         assertEquals(listed.size(), recordsInPacks(store, ctx), ctx + ": each chunk is in the packs once");
 
         // bytes
-        LayoutDevice dev = new LayoutDevice(store, layout, new PointerCache(), pool);
+        LayoutDevice dev = new LayoutDevice(store, layout, new PointerCache());
         assertEquals(disk.size(), dev.size(), ctx + ": device size");
         if (disk.size() <= (8L << 20)) {
             byte[] all = new byte[(int) disk.size()];
@@ -524,7 +524,7 @@ class TreeModelTest {
             List<ChunkId> listed = new ArrayList<>();
             store.list(listed::add);
             assertEquals(List.of(), listed, ctx + ": an empty disk stores nothing");
-            LayoutDevice dev = new LayoutDevice(store, a, new PointerCache(), pool);
+            LayoutDevice dev = new LayoutDevice(store, a, new PointerCache());
             assertEquals(0, dev.size(), ctx);
             dev.read(0, new byte[0], 0, 0);
         }
@@ -548,7 +548,7 @@ class TreeModelTest {
             assertTrue(layout.extents().getFirst().root().top().isZero(), ctx + ": an all-zero disk has top ZERO");
             store.sync();
             assertEquals(0, store.chunkCount(), ctx + ": zero blocks cost nothing");
-            LayoutDevice dev = new LayoutDevice(store, layout, new PointerCache(), pool);
+            LayoutDevice dev = new LayoutDevice(store, layout, new PointerCache());
             assertEquals(List.of(new BlockStatus(0, size, true)), dev.blockStatus(0, size), ctx);
             byte[] got = new byte[(int) size];
             Arrays.fill(got, (byte) 1);

@@ -184,12 +184,14 @@ class VolumeModelTest {
             byte[][] last = new byte[threads * blocksEach][];
             java.util.List<Thread> ts = new java.util.ArrayList<>();
             java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+            // writers go on until two checkpoints have run beside them (however fast either side is)
+            java.util.concurrent.atomic.AtomicInteger checkpoints = new java.util.concurrent.atomic.AtomicInteger();
             for (int t = 0; t < threads; t++) {
                 int id = t;
                 ts.add(Thread.ofPlatform().start(() -> {
                     Random r = new Random(id);
                     try {
-                        for (int n = 0; n < 1500 && failure.get() == null; n++) {
+                        for (int n = 0; (n < 1500 || checkpoints.get() < 2) && failure.get() == null; n++) {
                             int blk = id * blocksEach + r.nextInt(blocksEach);
                             byte[] b = new byte[4096];
                             r.nextBytes(b);
@@ -205,7 +207,7 @@ class VolumeModelTest {
             }
             int versions = 0;
             while (ts.stream().anyMatch(Thread::isAlive)) {
-                if (v.checkpoint("busy") != null) versions++;
+                if (v.checkpoint("busy") != null) checkpoints.set(++versions);
             }
             for (Thread t : ts) t.join();
             if (failure.get() != null) throw new AssertionError(failure.get());

@@ -90,7 +90,11 @@ import java.util.stream.Stream;
  * record's id (or the segment table's id at the chunk's slot) is the one asked for, then
  * decompresses and checks the length. A segment's chunk is also checked against its own CRC32C
  * from the table, and the segment's other chunks that pass theirs go into the plain cache, so the
- * next blocks of a sequential read cost no second decompression. {@code check --deep} also rehashes.
+ * next blocks of a sequential read cost no second decompression. The plain cache keeps only what
+ * cost a decompression: the page cache already keeps the pack bytes of plain records.
+ * {@link #getAll} (an export, an NBD client's large read) reads many chunks with one system call
+ * per run of records and no per-chunk cache lookups ({@link BulkReads}). {@code check --deep}
+ * also rehashes.
  *
  * <p><b>Healing.</b> A read that finds a copy corrupt marks it in the index's {@code damaged}
  * table, and a put of a chunk whose entry points at a marked copy stores it again; the sync that
@@ -203,6 +207,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     private final Map<ChunkId, ChunkLocation> pending = new ConcurrentHashMap<>();
     /** Positional reads of pack files (see {@link PackReader}). */
     private final PackReader reader;
+    /** {@link #getAll} (see there). */
+    private final BulkReads bulk;
     /** Index answers kept in memory (see {@link #remember}). */
     private final com.github.benmanes.caffeine.cache.Cache<ChunkId, ChunkLocation> located;
     /** Plain bytes of recently read chunks (see {@link #get}); null when turned off. */
@@ -247,6 +253,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         this.index = new ChunkIndex(dir.resolve("index.db"), options.indexMapBytes());
         this.healing = new Healing(index);
         this.reader = new PackReader(this::packPath);
+        this.bulk = new BulkReads(this, reader, index);
         int level = options.zstdLevel();
         this.compressors = new dev.cask.common.Pool<>(() -> {
             ZstdCompressCtx c = new ZstdCompressCtx();
@@ -917,10 +924,14 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     // ---------------------------------------------------------------- get
 
     /**
-     * Reads a chunk. Recently read chunks come from an in-memory cache of plain bytes, bounded by
-     * weight (the system property {@code cask.cache.bytes}, default an eighth of the heap; 0 turns
-     * it off): a chunk never changes, so a cached copy is as good as the verified read that made it.
-     * Every call returns a fresh copy (a caller may scribble on it).
+     * Reads a chunk. Chunks whose read cost a decompression (a compressed record, a segment and its
+     * neighbours) are kept in an in-memory cache of plain bytes, bounded by weight (the system
+     * property {@code cask.cache.bytes}, default an eighth of the heap; 0 turns it off): a chunk
+     * never changes, so a cached copy is as good as the verified read that made it. A record stored
+     * plain is not kept: reading it again costs a positional read from the page cache and a CRC,
+     * about what copying it into the cache costs, and random reads of incompressible data (a
+     * guest's compressed files, encrypted disks) would only churn the cache and the old generation
+     * of the heap. Every call returns a fresh copy (a caller may scribble on it).
      */
     @Override
     public byte[] get(ChunkId id) {
@@ -937,7 +948,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             if (!(e instanceof CaskException.Corrupt) && !packGone(e)) throw e;
             data = readElsewhere(id, loc, e);
         }
-        if (plain != null) plain.put(id, data.clone());
+        // a plain record is stored as long as its bytes plus the header; anything shorter was decompressed
+        boolean decompressed = loc.inSegment() || loc.length() < PackFormat.RECORD_HEADER + data.length;
+        if (plain != null && decompressed) plain.put(id, data.clone());
         return data;
     }
 
@@ -959,7 +972,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * null when it still points at {@code loc} (or nowhere); then a corrupt copy is marked damaged
      * (see {@link Healing}) unless it is this process's own pending copy.
      */
-    private byte[] copyElsewhere(ChunkId id, ChunkLocation loc, CaskException failure, boolean keepNeighbours) {
+    byte[] copyElsewhere(ChunkId id, ChunkLocation loc, CaskException failure, boolean keepNeighbours) {
         located.invalidate(id);
         byte[] data = healedCopy(id, loc, keepNeighbours);
         if (data == null && failure instanceof CaskException.Corrupt corrupt && !loc.equals(pending.get(id))) markCorrupt(id, loc, corrupt);
@@ -975,7 +988,15 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         ChunkLocation now = pending.get(id);
         if (now == null) now = index.find(id);
         if (now == null || now.equals(bad)) return null;
-        byte[] data = read(id, now, keepNeighbours);
+        byte[] data;
+        try {
+            data = read(id, now, keepNeighbours);
+        } catch (CaskException.Corrupt e) {
+            // the copy the index points at is damaged too (compaction moved a damaged chunk after this
+            // process cached its old location): mark it, or no put would ever heal it
+            if (!(e instanceof PackReader.PackGone) && !now.equals(pending.get(id))) markCorrupt(id, now, e);
+            throw e;
+        }
         remember(Map.of(id, now));
         return data;
     }
@@ -1067,7 +1088,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * about a sixteenth of the heap at some 160 bytes an entry (at least 64k entries), with
      * Caffeine's frequency-aware eviction.
      */
-    private void remember(Map<ChunkId, ChunkLocation> found) {
+    void remember(Map<ChunkId, ChunkLocation> found) {
         located.putAll(found);
     }
 
@@ -1079,8 +1100,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      */
     private byte[] read(ChunkId id, ChunkLocation loc, boolean keepNeighbours) {
         byte[] rec = readRecordBytes(loc);
-        String what = "chunk " + id.shortHex() + " (" + loc + ")";
         if (loc.inSegment()) {
+            String what = "chunk " + id.shortHex() + " (" + loc + ")";
             PackFormat.Segment s = PackReader.segmentHolding(what, id, loc, rec);
             byte[] all = PackReader.segmentPlain(what, s);
             segmentReads.increment();
@@ -1093,11 +1114,12 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             }
             return PackFormat.chunkPlain(what, s, all, loc.slot());
         }
-        PackFormat.Record r = PackFormat.decodeRecord(what, rec, 0, rec.length);
+        java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
+        PackFormat.Record r = PackFormat.decodeRecord(name, rec, 0, rec.length);
         if (!r.id().equals(id)) {
-            throw new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
+            throw new IndexMismatch(name.get() + ": record holds chunk " + r.id().shortHex() + " instead");
         }
-        return PackReader.plainBytes(what, r);
+        return PackReader.plainBytes(name, r);
     }
 
     /** Segments decompressed by reads (get and getAll) since the store opened. */
@@ -1144,267 +1166,54 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     // ---------------------------------------------------------------- bulk reads
 
-    /** Most pack bytes one read of {@link #getAll} covers. */
-    private static final int BULK_SPAN = 4 << 20;
-    /** Unwanted bytes between two wanted records that {@link #getAll} reads through rather than seek. */
-    private static final int BULK_GAP = 64 << 10;
-
     /**
      * Reads many chunks (an export walking a disk) with few system calls, few index queries and
-     * no per-chunk allocation: chunks in the plain cache are handed over from there; chunks no
-     * in-memory map knows are resolved segment by segment ({@link #readBySegment}: a few index
-     * lookups per segment, whose table names the rest); what is left (records, and chunks whose
-     * location a cache knew) is sorted by pack and offset and
-     * read in runs of nearby records (up to {@link #BULK_SPAN} bytes, skipping gaps of up to
-     * {@link #BULK_GAP}) with one positional read per run; each record is then checked (magic,
-     * CRC32C, the id asked for) and decompressed into a buffer reused for the next one, exactly as
-     * {@link #get} does; a segment is decoded and decompressed once for all the chunks wanted from
-     * it, each checked against its own CRC. A chunk that repeats is read and decompressed once. The
-     * span and segment buffers are recycled ({@link dev.cask.common.ByteArrays}): zeroing fresh
-     * mebibytes was a fifth of an export's CPU. Chunks still in the
-     * write buffer take the {@link #get} path. Nothing is added to the caches: a bulk reader
-     * streams, and would only push out what random readers keep there. Thread-safe; each call
-     * owns its buffers.
+     * no per-chunk allocation, leaving the caches alone: see {@link BulkReads}.
      */
     @Override
     public void getAll(List<ChunkId> ids, ChunkSink sink) {
-        boolean[] delivered = new boolean[ids.size()];
-        try {
-            getAllOnce(ids, (i, data, off, len) -> {
-                delivered[i] = true;
-                sink.chunk(i, data, off, len);
-            });
-        } catch (CaskException e) {
-            if (!packGone(e)) throw e;
-            // compaction moved some of these chunks and deleted their pack after their locations
-            // were cached: the rest one by one, through get's fresh lookup
-            for (int i = 0; i < ids.size(); i++) {
-                if (delivered[i]) continue;
-                byte[] data = get(ids.get(i));
-                sink.chunk(i, data, 0, data.length);
-            }
-        }
+        bulk.getAll(ids, sink, false);
+    }
+
+    /** {@link #getAll}; a {@link ChunkStore.Reading#LIVE} read keeps what helps the next reads (see {@link BulkReads}). */
+    @Override
+    public void getAll(List<ChunkId> ids, ChunkSink sink, Reading reading) {
+        bulk.getAll(ids, sink, reading == Reading.LIVE);
     }
 
     /** True when {@code e} came from a pack file that no longer exists (see {@link Compactor}). */
-    private static boolean packGone(CaskException e) {
+    static boolean packGone(CaskException e) {
         return e instanceof PackReader.PackGone || e.getCause() instanceof java.nio.file.NoSuchFileException
                 || e.getCause() instanceof java.nio.channels.ClosedChannelException;
     }
 
-    private void getAllOnce(List<ChunkId> ids, ChunkSink sink) {
-        int n = ids.size();
-        ChunkLocation[] locs = new ChunkLocation[n];
-        boolean[] done = new boolean[n]; // handed over from a cache (the same id may miss it at another index)
-        java.util.Set<ChunkId> unknown = new java.util.HashSet<>();
-        for (int i = 0; i < n; i++) {
-            ChunkId id = ids.get(i);
-            byte[] hit = plain == null ? null : plain.getIfPresent(id);
-            if (hit != null) {
-                sink.chunk(i, hit, 0, hit.length);
-                done[i] = true;
-                continue;
-            }
-            ChunkLocation loc = pending.get(id);
-            if (loc != null) { // not necessarily flushed to the pack yet: get() knows how
-                byte[] data = get(id);
-                sink.chunk(i, data, 0, data.length);
-                done[i] = true;
-                continue;
-            }
-            loc = located.getIfPresent(id);
-            if (loc == null) unknown.add(id);
-            locs[i] = loc;
-        }
-        Map<ChunkId, ChunkLocation> found = unknown.isEmpty() ? Map.of() : readBySegment(ids, locs, done, unknown, sink);
-        Integer[] order = new Integer[n];
-        int m = 0;
-        for (int i = 0; i < n; i++) {
-            if (done[i]) continue;
-            if (locs[i] == null) {
-                ChunkId id = ids.get(i);
-                if (!unknown.contains(id)) continue; // handed over above, or from a segment
-                locs[i] = found.get(id);
-                if (locs[i] == null) {
-                    byte[] data = get(id); // put by another process and synced since, or NotFound
-                    sink.chunk(i, data, 0, data.length);
-                    continue;
-                }
-            }
-            order[m++] = i;
-        }
-        java.util.Arrays.sort(order, 0, m, (a, b) -> {
-            ChunkLocation x = locs[a], y = locs[b];
-            return x.pack() != y.pack() ? Integer.compare(x.pack(), y.pack()) : Long.compare(x.offset(), y.offset());
-        });
-        byte[] scratch = new byte[0];
-        ChunkLocation segAt = null; // the segment decoded last (its neighbours usually follow)
-        PackFormat.Segment seg = null;
-        byte[] segPlain = null;
-        for (int k = 0; k < m; ) {
-            ChunkLocation first = locs[order[k]];
-            PackReader.checkEntry(first);
-            long start = first.offset();
-            long end = start + first.length();
-            int j = k + 1;
-            for (; j < m; j++) {
-                ChunkLocation l = locs[order[j]];
-                PackReader.checkEntry(l);
-                long e = Math.max(end, l.offset() + l.length());
-                if (l.pack() != first.pack() || l.offset() > end + BULK_GAP || e - start > BULK_SPAN) break;
-                end = e;
-            }
-            byte[] span = reader.readSpan(first.pack(), start, (int) (end - start));
-            ChunkLocation last = null;
-            PackFormat.Record r = null;
-            int plainLength = 0;
-            for (int q = k; q < j; q++) {
-                int i = order[q];
-                ChunkLocation l = locs[i];
-                try {
-                if (l.inSegment()) {
-                    // a segment: decode and decompress it once for all the chunks wanted from it
-                    ChunkId id = ids.get(i);
-                    if (segAt == null || segAt.pack() != l.pack() || segAt.offset() != l.offset()) {
-                        String what = "chunk " + id.shortHex() + " (" + l + ")";
-                        seg = PackFormat.decodeSegment(what, span, (int) (l.offset() - start), l.length());
-                        segPlain = segmentPlainReusing(what, seg, segPlain); // the sink copies what it keeps
-                        segAt = l;
-                    }
-                    // the message is built only on failure: per chunk, it cost a tenth of an export
-                    if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) PackReader.checkSlot("chunk " + id.shortHex() + " (" + l + ")", seg, id, l);
-                    int from = seg.plainOffset(l.slot());
-                    ChunkLocation at = l;
-                    PackFormat.checkPlainCrc(seg, segPlain, from, l.slot(), () -> "chunk " + id.shortHex() + " (" + at + ")");
-                    sink.chunk(i, segPlain, from, seg.plainLengths()[l.slot()]);
-                    continue;
-                }
-                if (!l.equals(last)) {
-                    ChunkId id = ids.get(i);
-                    String what = "chunk " + id.shortHex() + " (pack " + l.pack() + " at offset " + l.offset() + ")";
-                    r = PackFormat.decodeRecord(what, span, (int) (l.offset() - start), l.length());
-                    if (!r.id().equals(id)) throw new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
-                    plainLength = r.plainLength();
-                    if (r.codec() != PackFormat.CODEC_NONE) {
-                        if (scratch.length < plainLength) scratch = new byte[Math.max(plainLength, 64 << 10)];
-                        PackReader.decompress(what, r, scratch);
-                    } else if (r.payloadLength() != plainLength) {
-                        throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + plainLength);
-                    }
-                    last = l;
-                }
-                if (r.codec() == PackFormat.CODEC_NONE) sink.chunk(i, r.payload(), r.payloadOffset(), plainLength);
-                else sink.chunk(i, scratch, 0, plainLength);
-                } catch (CaskException.Corrupt e) {
-                    byte[] healed = copyElsewhere(ids.get(i), l, e, false); // l may be a stale cached location
-                    if (healed == null) throw e;
-                    sink.chunk(i, healed, 0, healed.length);
-                }
-            }
-            // a segment never spans two spans (its chunks share one offset), so nothing points into this one now
-            segAt = null;
-            dev.cask.common.ByteArrays.give(span);
-            k = j;
-        }
-        dev.cask.common.ByteArrays.give(segPlain);
+    /**
+     * The plain cache's copy of {@code id} (not to be changed), or null, without counting as a use
+     * of the entry: a bulk read asks about every chunk it reads, and Caffeine's bookkeeping of
+     * those lookups (read buffers, frequency sketch, drained in the caller's thread) was a fifth of
+     * a served disk's CPU for sequential reads; a scan should not make entries look popular anyway.
+     */
+    byte[] plainHit(ChunkId id) {
+        return plain == null ? null : plain.policy().getIfPresentQuietly(id);
     }
 
-    /**
-     * Decompresses segment {@code s} for a bulk read into {@code reuse} when it is long enough,
-     * else into a larger recycled array ({@link dev.cask.common.ByteArrays}; {@code reuse} is
-     * given back), counts the read, and returns the array that holds the plain bytes.
-     */
-    private byte[] segmentPlainReusing(String what, PackFormat.Segment s, byte[] reuse) {
-        byte[] out = reuse;
-        if (out == null || out.length < s.plainLength()) {
-            dev.cask.common.ByteArrays.give(out);
-            out = dev.cask.common.ByteArrays.take(Math.max(s.plainLength(), 64 << 10));
-        }
-        PackReader.segmentPlainInto(what, s, out);
+    /** Puts a copy of verified plain bytes {@code data[off, off+len)} of {@code id} into the plain cache. */
+    void keepPlain(ChunkId id, byte[] data, int off, int len) {
+        if (plain != null) plain.put(id, java.util.Arrays.copyOfRange(data, off, off + len));
+    }
+
+    /** Where this process's unsynced copy of {@code id} is, or null. */
+    ChunkLocation pendingAt(ChunkId id) {
+        return pending.get(id);
+    }
+
+    /** Where the location cache says {@code id} is, or null; quietly, as {@link #plainHit}. */
+    ChunkLocation cachedLocation(ChunkId id) {
+        return located.policy().getIfPresentQuietly(id);
+    }
+
+    void countSegmentRead() {
         segmentReads.increment();
-        return out;
-    }
-
-    /** Ids {@link #readBySegment} looks up in one index query before it reads what they point at. */
-    private static final int PROBE = 16;
-
-    /**
-     * The index-light half of {@link #getAll}: resolves the {@code unknown} ids (those no cache
-     * knew; {@code locs[i]} is null for them) by probing the index for a few at a time, in the
-     * order asked, and reading each segment a probe lands in whole: its table names every chunk
-     * it holds, so all the wanted chunks in it are handed to the sink from that one read, with no
-     * index query of their own. Imported disks are stored in disk order, so an export's probe
-     * finds some 256 wanted chunks per segment and the index answers one query per segment
-     * instead of one row per chunk (its rows were a third of an export's CPU). Every chunk is
-     * checked as {@link #get} checks it: the segment's CRC (table and frame), the slot's id, and
-     * the chunk's plain CRC32C. The ids it handed over are removed from {@code unknown}; it
-     * returns the index locations of the others (records, not segments) for the caller's span
-     * reads, and leaves out ids the index does not hold (the caller asks {@link #get}, which
-     * reports them).
-     */
-    private Map<ChunkId, ChunkLocation> readBySegment(List<ChunkId> ids, ChunkLocation[] locs, boolean[] done,
-                                                      java.util.Set<ChunkId> unknown, ChunkSink sink) {
-        // request indexes per unknown id, in the order asked (ids may repeat)
-        java.util.LinkedHashMap<ChunkId, int[]> wanted = new java.util.LinkedHashMap<>();
-        for (int i = 0; i < ids.size(); i++) {
-            if (done[i] || locs[i] != null || !unknown.contains(ids.get(i))) continue;
-            wanted.merge(ids.get(i), new int[]{i}, (a, b) -> {
-                int[] c = java.util.Arrays.copyOf(a, a.length + 1);
-                c[a.length] = b[0];
-                return c;
-            });
-        }
-        Map<ChunkId, ChunkLocation> records = new java.util.HashMap<>();
-        java.util.Iterator<ChunkId> next = wanted.keySet().iterator();
-        byte[] plainBuf = null;
-        try {
-            while (true) {
-                List<ChunkId> probe = new ArrayList<>(PROBE);
-                while (probe.size() < PROBE && next.hasNext()) {
-                    ChunkId id = next.next();
-                    if (unknown.contains(id)) probe.add(id); // not handed over from a segment read already
-                }
-                if (probe.isEmpty()) break;
-                Map<ChunkId, ChunkLocation> got = index.locateAll(probe);
-                for (ChunkId id : probe) {
-                    ChunkLocation l = got.get(id);
-                    if (l == null || !unknown.contains(id)) continue; // not indexed (the caller asks get), or handed over
-                    PackReader.checkEntry(l);
-                    if (!l.inSegment()) {
-                        records.put(id, l);
-                        continue;
-                    }
-                    String what = "chunk " + id.shortHex() + " (" + l + ")";
-                    byte[] span = reader.readSpan(l.pack(), l.offset(), l.length());
-                    try {
-                        PackFormat.Segment seg = PackFormat.decodeSegment(what, span, 0, l.length());
-                        PackReader.checkSlot(what, seg, id, l);
-                        plainBuf = segmentPlainReusing(what, seg, plainBuf);
-                        for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
-                            ChunkId sid = seg.ids()[slot];
-                            int[] at = wanted.get(sid);
-                            if (at == null || !unknown.contains(sid)) continue;
-                            ChunkLocation in = new ChunkLocation(l.pack(), l.offset(), l.length(), slot);
-                            PackFormat.checkPlainCrc(seg, plainBuf, from, slot, () -> "chunk " + sid.shortHex() + " (" + in + ")");
-                            for (int i : at) {
-                                sink.chunk(i, plainBuf, from, seg.plainLengths()[slot]);
-                                done[i] = true;
-                            }
-                            unknown.remove(sid);
-                            records.remove(sid); // a record location probed earlier is no longer needed
-                        }
-                    } catch (CaskException.Corrupt e) {
-                        copyElsewhere(id, l, e, false); // l came from the index just now: marks it
-                        throw e;
-                    } finally {
-                        dev.cask.common.ByteArrays.give(span);
-                    }
-                }
-            }
-        } finally {
-            dev.cask.common.ByteArrays.give(plainBuf);
-        }
-        return records;
     }
 
     // ---------------------------------------------------------------- check and repair support

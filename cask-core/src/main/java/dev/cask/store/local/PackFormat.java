@@ -114,27 +114,37 @@ public final class PackFormat {
 
     /** Length of the payload a record header announces, after checking the header's fixed fields. */
     public static int storedLength(String what, byte[] header, int off) {
+        return storedLength(() -> what, header, off);
+    }
+
+    /** {@link #storedLength(String, byte[], int)}, the name asked for only on failure. */
+    public static int storedLength(java.util.function.Supplier<String> what, byte[] header, int off) {
         ByteBuffer b = ByteBuffer.wrap(header, off, RECORD_HEADER).order(ByteOrder.BIG_ENDIAN);
         int magic = b.getInt(off);
         if (magic != RECORD_MAGIC) {
-            throw new CaskException.Corrupt(what + ": bad record magic 0x" + Integer.toHexString(magic) + ", expected 0x" + Integer.toHexString(RECORD_MAGIC));
+            throw new CaskException.Corrupt(what.get() + ": bad record magic 0x" + Integer.toHexString(magic) + ", expected 0x" + Integer.toHexString(RECORD_MAGIC));
         }
         int codec = header[off + 4];
-        if (codec != CODEC_NONE && codec != CODEC_ZSTD) throw new CaskException.Corrupt(what + ": unknown codec " + codec);
+        if (codec != CODEC_NONE && codec != CODEC_ZSTD) throw new CaskException.Corrupt(what.get() + ": unknown codec " + codec);
         int plain = b.getInt(off + 8);
         int stored = b.getInt(off + 12);
         if (plain < 0 || plain > MAX_PAYLOAD || stored < 0 || stored > MAX_PAYLOAD) {
-            throw new CaskException.Corrupt(what + ": record lengths out of range (plain " + plain + ", stored " + stored + ")");
+            throw new CaskException.Corrupt(what.get() + ": record lengths out of range (plain " + plain + ", stored " + stored + ")");
         }
         return stored;
     }
 
     /** Decodes and CRC-checks a whole record (header and payload) held in {@code buf[off, off+len)}. */
     public static Record decodeRecord(String what, byte[] buf, int off, int len) {
-        if (len < RECORD_HEADER) throw new CaskException.Corrupt(what + ": record truncated (" + len + " bytes)");
+        return decodeRecord(() -> what, buf, off, len);
+    }
+
+    /** {@link #decodeRecord(String, byte[], int, int)}, the name asked for only on failure (bulk reads decode every record). */
+    public static Record decodeRecord(java.util.function.Supplier<String> what, byte[] buf, int off, int len) {
+        if (len < RECORD_HEADER) throw new CaskException.Corrupt(what.get() + ": record truncated (" + len + " bytes)");
         int stored = storedLength(what, buf, off);
         if (len != RECORD_HEADER + stored) {
-            throw new CaskException.Corrupt(what + ": record length " + len + " does not match its header (" + (RECORD_HEADER + stored) + ")");
+            throw new CaskException.Corrupt(what.get() + ": record length " + len + " does not match its header (" + (RECORD_HEADER + stored) + ")");
         }
         ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.BIG_ENDIAN);
         CRC32C crc = new CRC32C();
@@ -142,7 +152,7 @@ public final class PackFormat {
         crc.update(buf, off + RECORD_HEADER, stored);
         int expected = b.getInt(off + 48);
         if ((int) crc.getValue() != expected) {
-            throw new CaskException.Corrupt(what + ": checksum mismatch (crc32c 0x" + Integer.toHexString((int) crc.getValue())
+            throw new CaskException.Corrupt(what.get() + ": checksum mismatch (crc32c 0x" + Integer.toHexString((int) crc.getValue())
                     + ", record says 0x" + Integer.toHexString(expected) + ")");
         }
         return new Record(buf[off + 4], b.getInt(off + 8), ChunkId.fromBytes(buf, off + 16), buf, off + RECORD_HEADER, stored);
@@ -223,29 +233,39 @@ public final class PackFormat {
      * header's fixed fields; the caller must have at least {@link #SEGMENT_HEADER} bytes there.
      */
     public static int segmentLength(String what, byte[] buf, int off) {
+        return segmentLength(() -> what, buf, off);
+    }
+
+    /** {@link #segmentLength(String, byte[], int)}, the name asked for only on failure. */
+    public static int segmentLength(java.util.function.Supplier<String> what, byte[] buf, int off) {
         ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.BIG_ENDIAN);
         int magic = b.getInt(off);
         if (magic != SEGMENT_MAGIC) {
-            throw new CaskException.Corrupt(what + ": bad segment magic 0x" + Integer.toHexString(magic) + ", expected 0x" + Integer.toHexString(SEGMENT_MAGIC));
+            throw new CaskException.Corrupt(what.get() + ": bad segment magic 0x" + Integer.toHexString(magic) + ", expected 0x" + Integer.toHexString(SEGMENT_MAGIC));
         }
         int codec = buf[off + 4];
-        if (codec != CODEC_ZSTD) throw new CaskException.Corrupt(what + ": unknown segment codec " + codec);
-        if (buf[off + 5] != 0 || buf[off + 6] != 0 || buf[off + 7] != 0) throw new CaskException.Corrupt(what + ": segment reserved bytes are not zero");
+        if (codec != CODEC_ZSTD) throw new CaskException.Corrupt(what.get() + ": unknown segment codec " + codec);
+        if (buf[off + 5] != 0 || buf[off + 6] != 0 || buf[off + 7] != 0) throw new CaskException.Corrupt(what.get() + ": segment reserved bytes are not zero");
         int count = b.getInt(off + 8);
         int plain = b.getInt(off + 12);
         int stored = b.getInt(off + 16);
         if (count < 2 || count > MAX_SEGMENT_CHUNKS || plain < 0 || plain > MAX_PAYLOAD || stored < 0 || stored > MAX_PAYLOAD) {
-            throw new CaskException.Corrupt(what + ": segment fields out of range (count " + count + ", plain " + plain + ", stored " + stored + ")");
+            throw new CaskException.Corrupt(what.get() + ": segment fields out of range (count " + count + ", plain " + plain + ", stored " + stored + ")");
         }
         return segmentLength(count, stored);
     }
 
     /** Decodes and CRC-checks a whole segment held in {@code buf[off, off+len)}. */
     public static Segment decodeSegment(String what, byte[] buf, int off, int len) {
-        if (len < SEGMENT_HEADER) throw new CaskException.Corrupt(what + ": segment truncated (" + len + " bytes)");
+        return decodeSegment(() -> what, buf, off, len);
+    }
+
+    /** {@link #decodeSegment(String, byte[], int, int)}, the name asked for only on failure. */
+    public static Segment decodeSegment(java.util.function.Supplier<String> what, byte[] buf, int off, int len) {
+        if (len < SEGMENT_HEADER) throw new CaskException.Corrupt(what.get() + ": segment truncated (" + len + " bytes)");
         int expectedLength = segmentLength(what, buf, off);
         if (len != expectedLength) {
-            throw new CaskException.Corrupt(what + ": segment length " + len + " does not match its header (" + expectedLength + ")");
+            throw new CaskException.Corrupt(what.get() + ": segment length " + len + " does not match its header (" + expectedLength + ")");
         }
         ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.BIG_ENDIAN);
         int n = b.getInt(off + 8);
@@ -255,7 +275,7 @@ public final class PackFormat {
         int crc = segmentCrc(buf, off, crcAt, stored);
         int expected = b.getInt(crcAt);
         if (crc != expected) {
-            throw new CaskException.Corrupt(what + ": checksum mismatch (crc32c 0x" + Integer.toHexString(crc)
+            throw new CaskException.Corrupt(what.get() + ": checksum mismatch (crc32c 0x" + Integer.toHexString(crc)
                     + ", segment says 0x" + Integer.toHexString(expected) + ")");
         }
         ChunkId[] ids = new ChunkId[n];
@@ -267,10 +287,10 @@ public final class PackFormat {
             ids[i] = ChunkId.fromBytes(buf, at);
             lengths[i] = b.getInt(at + ChunkId.LENGTH);
             crcs[i] = b.getInt(at + ChunkId.LENGTH + 4);
-            if (lengths[i] < 0 || lengths[i] > MAX_PAYLOAD) throw new CaskException.Corrupt(what + ": slot " + i + " has plain length " + lengths[i]);
+            if (lengths[i] < 0 || lengths[i] > MAX_PAYLOAD) throw new CaskException.Corrupt(what.get() + ": slot " + i + " has plain length " + lengths[i]);
             sum += lengths[i];
         }
-        if (sum != plain) throw new CaskException.Corrupt(what + ": table's plain lengths add up to " + sum + ", segment says " + plain);
+        if (sum != plain) throw new CaskException.Corrupt(what.get() + ": table's plain lengths add up to " + sum + ", segment says " + plain);
         return new Segment(buf[off + 4], ids, lengths, crcs, buf, crcAt + 4, stored);
     }
 

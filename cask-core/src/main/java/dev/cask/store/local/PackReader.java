@@ -39,16 +39,26 @@ final class PackReader implements AutoCloseable {
     /** The {@code loc.length()} bytes of the record or segment at {@code loc}, in one positional read (more if the OS returns less). */
     byte[] read(ChunkLocation loc) {
         byte[] rec = new byte[loc.length()];
-        readFully(loc.pack(), loc.offset(), ByteBuffer.wrap(rec), "record at offset " + loc.offset() + " is truncated");
+        readFully(loc.pack(), loc.offset(), ByteBuffer.wrap(rec), () -> "record at offset " + loc.offset() + " is truncated");
         return rec;
     }
 
     /**
-     * Fills {@code bb} from pack {@code pack} at {@code offset}. A channel another thread closed
-     * ({@link #closeDeletedPacks}) is opened again once: the pack is then either there or
-     * {@link PackGone}.
+     * Fills {@code bb} from pack {@code pack} at {@code offset}; a pack that ends first is corrupt
+     * ({@code truncated} says what was cut).
      */
-    private void readFully(int pack, long offset, ByteBuffer bb, String truncated) {
+    private void readFully(int pack, long offset, ByteBuffer bb, java.util.function.Supplier<String> truncated) {
+        if (!fill(pack, offset, bb)) {
+            throw new CaskException.Corrupt("pack " + pack + ": ends before offset " + (offset + bb.limit()) + " (" + truncated.get() + ")");
+        }
+    }
+
+    /**
+     * Reads pack {@code pack} from {@code offset} into {@code bb} until it is full (true) or the
+     * file ends (false). A channel another thread closed ({@link #closeDeletedPacks}) is opened
+     * again once: the pack is then either there or {@link PackGone}.
+     */
+    private boolean fill(int pack, long offset, ByteBuffer bb) {
         try {
             FileChannel ch = channel(pack);
             long pos = offset;
@@ -64,11 +74,10 @@ final class PackReader implements AutoCloseable {
                     ch = channel(pack);
                     continue;
                 }
-                if (n < 0) {
-                    throw new CaskException.Corrupt("pack " + pack + ": ends before offset " + (offset + bb.limit()) + " (" + truncated + ")");
-                }
+                if (n < 0) return false;
                 pos += n;
             }
+            return true;
         } catch (IOException e) {
             throw new CaskException.Io("pack " + pack + " at offset " + offset + ": read failed: " + e.getMessage(), e);
         }
@@ -91,14 +100,19 @@ final class PackReader implements AutoCloseable {
 
     /** Like {@link #segmentPlain}, into {@code out[0, plainLength)}. */
     static void segmentPlainInto(String what, PackFormat.Segment s, byte[] out) {
+        segmentPlainInto(() -> what, s, out);
+    }
+
+    /** {@link #segmentPlainInto(String, PackFormat.Segment, byte[])}, the name asked for only on failure. */
+    static void segmentPlainInto(java.util.function.Supplier<String> what, PackFormat.Segment s, byte[] out) {
         int want = s.plainLength();
         int n;
         try {
             n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, s.buf(), s.frameOffset(), s.frameLength()));
         } catch (com.github.luben.zstd.ZstdException e) {
-            throw new CaskException.Corrupt(what + ": segment frame does not decompress to " + want + " bytes (" + e.getMessage() + ")");
+            throw new CaskException.Corrupt(what.get() + ": segment frame does not decompress to " + want + " bytes (" + e.getMessage() + ")");
         }
-        if (n != want) throw new CaskException.Corrupt(what + ": segment frame decompresses to " + n + " bytes, segment says " + want);
+        if (n != want) throw new CaskException.Corrupt(what.get() + ": segment frame decompresses to " + n + " bytes, segment says " + want);
     }
 
     /** A segment's frame, decompressed and length-checked (each chunk's CRC is checked by the caller). */
@@ -110,8 +124,13 @@ final class PackReader implements AutoCloseable {
 
     /** The plain bytes of a decoded record (decompressed, length checked). */
     public static byte[] plainBytes(String what, PackFormat.Record r) {
+        return plainBytes(() -> what, r);
+    }
+
+    /** {@link #plainBytes(String, PackFormat.Record)}, the name asked for only on failure. */
+    static byte[] plainBytes(java.util.function.Supplier<String> what, PackFormat.Record r) {
         if (r.codec() == PackFormat.CODEC_NONE) {
-            if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
+            if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what.get() + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
             return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
         }
         byte[] out = new byte[r.plainLength()];
@@ -131,14 +150,19 @@ final class PackReader implements AutoCloseable {
 
     /** Decompresses a zstd record into {@code out[0, plainLength)}, checking the length. */
     static void decompress(String what, PackFormat.Record r, byte[] out) {
+        decompress(() -> what, r, out);
+    }
+
+    /** {@link #decompress(String, PackFormat.Record, byte[])}, the name asked for only on failure. */
+    static void decompress(java.util.function.Supplier<String> what, PackFormat.Record r, byte[] out) {
         int want = r.plainLength();
         int n;
         try {
             n = DECOMPRESSORS.with(d -> d.decompressByteArray(out, 0, want, r.payload(), r.payloadOffset(), r.payloadLength()));
         } catch (com.github.luben.zstd.ZstdException e) {
-            throw new CaskException.Corrupt(what + ": zstd payload does not decompress to " + want + " bytes (" + e.getMessage() + ")");
+            throw new CaskException.Corrupt(what.get() + ": zstd payload does not decompress to " + want + " bytes (" + e.getMessage() + ")");
         }
-        if (n != want) throw new CaskException.Corrupt(what + ": zstd payload decompresses to " + n + " bytes, record says " + want);
+        if (n != want) throw new CaskException.Corrupt(what.get() + ": zstd payload decompresses to " + n + " bytes, record says " + want);
     }
 
     /**
@@ -149,12 +173,23 @@ final class PackReader implements AutoCloseable {
     byte[] readSpan(int pack, long offset, int length) {
         byte[] buf = dev.cask.common.ByteArrays.take(length); // maybe longer: only [0, length) is read
         try {
-            readFully(pack, offset, ByteBuffer.wrap(buf, 0, length), "a record before there is truncated");
+            readFully(pack, offset, ByteBuffer.wrap(buf, 0, length), () -> "a record before there is truncated");
         } catch (CaskException e) {
             dev.cask.common.ByteArrays.give(buf);
             throw e;
         }
         return buf;
+    }
+
+    /**
+     * Up to {@code length} bytes of a pack from {@code offset} into {@code buf[0, length)}, in one
+     * positional read (more if the OS returns less), stopping early only at the end of the file;
+     * returns how many bytes were read. For reading ahead of what an index entry vouches for.
+     */
+    int readUpTo(int pack, long offset, byte[] buf, int length) {
+        ByteBuffer bb = ByteBuffer.wrap(buf, 0, length);
+        fill(pack, offset, bb);
+        return bb.position();
     }
 
     /** When {@link #closeDeletedPacks} last ran (System.nanoTime). */

@@ -842,6 +842,61 @@ class LocalChunkStoreTest extends ChunkStoreContract {
                 + local().indexLookups());
     }
 
+    /**
+     * A served disk's large read of incompressible blocks a checkpoint stored (single records, in
+     * disk order) after a restart: the records after the one the index names are the next blocks,
+     * so the read asks the index about one probe's worth of chunks, not about every block, and
+     * gets every block right; the same blocks asked for in a scattered order are right too.
+     */
+    @Test
+    void aLiveBulkReadOfRecordsInDiskOrderAsksTheIndexAboutFewChunks() {
+        Random rnd = new Random(55);
+        byte[] buf = random(rnd, 256 * 4096);
+        int[] offsets = new int[256];
+        for (int i = 0; i < 256; i++) offsets[i] = i * 4096;
+        ChunkId[] ids = store.putAll(buf, offsets, 4096, ChunkStore.Access.RANDOM);
+        store.sync();
+        restart(); // nothing cached
+        long before = local().indexLookups();
+        byte[][] got = new byte[256][];
+        store.getAll(List.of(ids), (i, data, off, len) -> got[i] = Arrays.copyOfRange(data, off, off + len), ChunkStore.Reading.LIVE);
+        for (int i = 0; i < 256; i++) assertArrayEquals(block(buf, i), got[i], "block " + i);
+        assertTrue(local().indexLookups() - before <= 16, "one probe of the index, not a lookup per block: " + (local().indexLookups() - before));
+        restart();
+        List<ChunkId> scattered = new ArrayList<>();
+        for (int i = 0; i < 256; i++) scattered.add(ids[(i * 97) % 256]);
+        byte[][] again = new byte[256][];
+        store.getAll(scattered, (i, data, off, len) -> again[i] = Arrays.copyOfRange(data, off, off + len), ChunkStore.Reading.LIVE);
+        for (int i = 0; i < 256; i++) assertArrayEquals(block(buf, (i * 97) % 256), again[i], "scattered index " + i);
+    }
+
+    /**
+     * What the caller's sink throws (a tree whose chunk has the wrong length for its block) reaches
+     * the caller as it was, and is not taken for damage of the copy being read: nothing is marked,
+     * and the next read gets every chunk.
+     */
+    @Test
+    void aSinkThatFailsIsNotTakenForDamage() {
+        Random rnd = new Random(56);
+        byte[] buf = random(rnd, 64 * 4096);
+        int[] offsets = new int[64];
+        for (int i = 0; i < 64; i++) offsets[i] = i * 4096;
+        ChunkId[] ids = store.putAll(buf, offsets, 4096, ChunkStore.Access.RANDOM);
+        store.sync();
+        for (ChunkStore.Reading reading : ChunkStore.Reading.values()) {
+            restart();
+            // what LayoutDevice throws for a chunk of the wrong length: a Corrupt, but not the store's
+            CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class, () -> store.getAll(List.of(ids), (i, data, off, len) -> {
+                if (i == 40) throw new CaskException.Corrupt("the sink refuses chunk 40");
+            }, reading), reading.toString());
+            assertEquals("the sink refuses chunk 40", e.getMessage());
+            assertEquals(List.of(), local().damageMarks(), reading + ": nothing is marked damaged");
+            byte[][] got = new byte[64][];
+            store.getAll(List.of(ids), (i, data, off, len) -> got[i] = Arrays.copyOfRange(data, off, off + len), reading);
+            for (int i = 0; i < 64; i++) assertArrayEquals(block(buf, i), got[i], reading + ": block " + i);
+        }
+    }
+
     /** Import and export read the index through a memory map: the same answers, with and without it, across restarts. */
     @Test
     void anIndexReadThroughAMemoryMapGivesTheSameAnswers() {

@@ -1,0 +1,85 @@
+package dev.cask.common;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.concurrent.ThreadFactory;
+
+/**
+ * Threads for work nobody waits on as it happens (a live volume's checkpoint, warming the location
+ * cache), at a lower scheduling priority than the threads that serve clients: Linux's nice value
+ * {@link #NICE} for each such thread, set by the thread itself when it starts
+ * ({@code setpriority(PRIO_PROCESS, gettid(), NICE)}, through the foreign function API; raising
+ * one's own nice value needs no privilege). A nice-10 thread gets about a tenth of a core that a
+ * nice-0 thread also wants (the kernel weighs them 110 : 1024), and everything when nothing else
+ * runs: on a server with two cores, a checkpoint that hashes and compresses half a gibibyte no
+ * longer halves the speed of the reads of a booting VM, yet runs at full speed when the disk is
+ * idle. Java's own thread priorities are ignored on Linux (they need root and a JVM flag).
+ *
+ * <p>Where the call is missing (not Linux, no glibc) the threads run at normal priority: only the
+ * sharing of the CPU changes, never what the work does. Thread-safe and stateless.
+ */
+public final class Background {
+    /** The nice value of background threads (0 is normal, 19 the lowest priority). */
+    public static final int NICE = 10;
+    private static final int PRIO_PROCESS = 0;
+    private static final MethodHandle SETPRIORITY;
+    private static final MethodHandle GETTID;
+
+    static {
+        MethodHandle set = null, tid = null;
+        try {
+            if (System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT).contains("linux")) {
+                Linker linker = Linker.nativeLinker();
+                SymbolLookup libc = linker.defaultLookup();
+                set = linker.downcallHandle(libc.find("setpriority").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+                tid = linker.downcallHandle(libc.find("gettid").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT));
+            }
+        } catch (Throwable t) {
+            set = tid = null;
+        }
+        SETPRIORITY = set;
+        GETTID = tid;
+    }
+
+    private Background() {}
+
+    /**
+     * Lowers the calling (platform) thread's priority to nice {@link #NICE}; true when it did.
+     * Never call it on a virtual thread: it would lower the carrier, which runs other work.
+     */
+    public static boolean lowerPriority() {
+        if (SETPRIORITY == null || Thread.currentThread().isVirtual()) return false;
+        try {
+            int tid = (int) GETTID.invokeExact();
+            return (int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, NICE) == 0;
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /** The calling thread's kernel thread id, or -1 where unknown (tests read its nice value from /proc). */
+    public static int threadId() {
+        if (GETTID == null) return -1;
+        try {
+            return (int) GETTID.invokeExact();
+        } catch (Throwable t) {
+            return -1;
+        }
+    }
+
+    /** Daemon platform threads named {@code name} that run at nice {@link #NICE}. */
+    public static ThreadFactory threads(String name) {
+        return r -> {
+            Thread t = new Thread(() -> {
+                lowerPriority();
+                r.run();
+            }, name);
+            t.setDaemon(true);
+            return t;
+        };
+    }
+}

@@ -1,0 +1,446 @@
+package dev.cask.store.local;
+
+import dev.cask.common.ByteArrays;
+import dev.cask.common.CaskException;
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * {@link LocalChunkStore#getAll}: many chunks (a large read walking a tree) with few system calls,
+ * few index queries and no allocation per chunk. Two kinds of caller: an export walking a whole
+ * disk once ({@link ChunkStore.Reading#STREAM}), and an NBD client's large read of a live disk
+ * ({@link ChunkStore.Reading#LIVE}).
+ *
+ * <p><b>How.</b> The chunks are taken in the order asked. For the next one not handed over yet:
+ * the plain cache, this process's unsynced chunks ({@link LocalChunkStore#get}), else its location,
+ * from the location cache or by asking the index about it and the next few no cache knows (1, 2,
+ * 4... up to {@link #PROBE} ids a query). What the location holds is read with what surrounds it.
+ * A segment is read whole: its table names every chunk in it, so all the wanted ones are handed
+ * over from that one read (an imported disk, stored in disk order, answers an export's 256 chunks
+ * per lookup). A record is read with what follows it in the pack (<em>run-ahead</em>): imports and
+ * checkpoints store new blocks in disk order, so the records after it are usually the next blocks
+ * asked for; each record's header names its chunk, and every record or segment there that holds a
+ * wanted chunk is handed over. So a read of a disk in the order it was stored costs one lookup and
+ * one system call per run, and no cache lookup per chunk (three per chunk, in maps of a million
+ * entries, were a sixth of a served disk's CPU). When the run-ahead finds mostly unwanted records
+ * (blocks stored in another order), it stops for the rest of the call, and the remaining chunks are
+ * looked up one by one, then read sorted by pack and offset in spans of nearby records (up to
+ * {@link #SPAN} bytes, reading through gaps of up to {@link #GAP}), one system call per span.
+ *
+ * <p><b>Checks.</b> Every chunk handed over passed what {@link LocalChunkStore#get} checks: a
+ * record's magic, lengths, CRC32C and id (the id asked for), then its decompressed length; a
+ * segment's CRC32C (header, table, frame), the id in its table and the chunk's own plain CRC32C.
+ * The run-ahead reads bytes no index entry vouched for, so it only ever hands over what passes
+ * those checks, and anything there that does not (a torn tail another writer is appending to,
+ * damage) just ends the run-ahead: its chunks are left to the ordinary path, which asks the index,
+ * reports the damage and marks it for healing exactly as a {@link LocalChunkStore#get} would. A
+ * copy that fails its checks where a cache or the index said the chunk is makes the read ask the
+ * index where it is now (compaction may have moved it, another process healed it), as get does;
+ * only when that is the same copy is it marked damaged and the error thrown, naming the chunk.
+ *
+ * <p><b>Caches.</b> {@code STREAM} adds nothing to the caches: it would only push out what random
+ * readers keep there. {@code LIVE} keeps the index's answers (small; the same blocks are read
+ * again) and the chunks of a decompressed segment that the read did not ask for (the next read of
+ * a sequential reader asks for them), but not the chunks it hands over: a large read of a disk is
+ * rarely repeated soon (the guest keeps what it read in its own page cache), and copying each into
+ * the plain cache cost more than the read itself.
+ *
+ * <p><b>Sizing.</b> A run-ahead reads as many bytes as the chunks still wanted would take at the
+ * first record's length (at most {@link #SPAN}); it stops for the rest of the call once fewer than
+ * a quarter of the records it found were wanted, so a read of scattered records costs at most
+ * about one wasted span. Span and segment buffers are recycled
+ * ({@link ByteArrays}): zeroing fresh mebibytes was a fifth of an export's CPU. Error messages
+ * naming a chunk are built only on failure (building one per chunk cost a tenth of an export).
+ *
+ * <p>Thread-safe; each call owns its buffers.
+ */
+final class BulkReads {
+    /** Most pack bytes one read covers. */
+    static final int SPAN = 4 << 20;
+    /** Unwanted bytes between two wanted records that a span reads through rather than seek. */
+    static final int GAP = 64 << 10;
+    /**
+     * Most ids looked up in one index query before what they point at is read. It starts with one
+     * and doubles: when the first answer's segment or run-ahead hands over the
+     * whole read (a disk read in the order it was stored), one lookup was all it cost, where 16
+     * ids cost 16 index pages (each a disk read when the index is not in the page cache).
+     */
+    private static final int PROBE = 16;
+
+    private final LocalChunkStore store;
+    private final PackReader reader;
+    private final ChunkIndex index;
+
+    BulkReads(LocalChunkStore store, PackReader reader, ChunkIndex index) {
+        this.store = store;
+        this.reader = reader;
+        this.index = index;
+    }
+
+    /** See {@link LocalChunkStore#getAll(List, ChunkStore.ChunkSink, ChunkStore.Reading)}. */
+    void getAll(List<ChunkId> ids, ChunkStore.ChunkSink sink, boolean live) {
+        boolean[] delivered = new boolean[ids.size()];
+        try {
+            once(ids, (i, data, off, len) -> {
+                delivered[i] = true;
+                sink.chunk(i, data, off, len);
+            }, live);
+        } catch (SinkFailed e) {
+            throw (RuntimeException) e.getCause();
+        } catch (CaskException e) {
+            if (!LocalChunkStore.packGone(e)) throw e;
+            // compaction moved some of these chunks and deleted their pack after their locations
+            // were cached: the rest one by one, through get's fresh lookup
+            for (int i = 0; i < ids.size(); i++) {
+                if (delivered[i]) continue;
+                byte[] data = store.get(ids.get(i));
+                sink.chunk(i, data, 0, data.length);
+            }
+        }
+    }
+
+    private void once(List<ChunkId> ids, ChunkStore.ChunkSink sink, boolean live) {
+        Found found = new Found(ids, sink);
+        List<ChunkId> distinct = found.distinct();
+        Map<ChunkId, ChunkLocation> records = new HashMap<>(); // to read in sorted spans: records no read handed over yet
+        boolean ahead = true;
+        int probeSize = 1;
+        byte[][] plainBuf = {null};
+        try {
+            for (int k = 0; k < distinct.size() && found.left() > 0; k++) {
+                ChunkId id = distinct.get(k);
+                if (!found.wants(id) || records.containsKey(id)) continue;
+                if (fromCaches(id, found)) continue;
+                ChunkLocation cached = store.cachedLocation(id);
+                if (cached != null) {
+                    ahead = take(id, cached, records, found, ahead, live, plainBuf);
+                    continue;
+                }
+                // ask the index about this one and the next few wanted ones no cache answers
+                List<ChunkId> probe = new ArrayList<>(probeSize);
+                probe.add(id);
+                for (int q = k + 1; q < distinct.size() && probe.size() < probeSize; q++) {
+                    ChunkId more = distinct.get(q);
+                    if (!found.wants(more) || records.containsKey(more) || fromCaches(more, found)) continue;
+                    if (store.cachedLocation(more) == null) probe.add(more); // else its own turn takes it
+                }
+                probeSize = Math.min(PROBE, probeSize * 2);
+                Map<ChunkId, ChunkLocation> got = index.locateAll(probe);
+                if (live) store.remember(got);
+                for (ChunkId p : probe) {
+                    ChunkLocation l = got.get(p);
+                    if (l != null && found.wants(p)) ahead = take(p, l, records, found, ahead, live, plainBuf);
+                }
+            }
+            // chunks no cache and no index entry knew: put by another process and synced since, or NotFound (get knows)
+            for (ChunkId id : distinct) {
+                if (found.wants(id) && !records.containsKey(id)) {
+                    byte[] data = store.get(id);
+                    found.give(id, data, 0, data.length);
+                }
+            }
+            readSorted(records, found);
+        } finally {
+            ByteArrays.give(plainBuf[0]);
+        }
+    }
+
+    /** Hands {@code id} over from the plain cache, or through get when this process has not synced it yet; false when neither has it. */
+    private boolean fromCaches(ChunkId id, Found found) {
+        byte[] hit = store.plainHit(id);
+        if (hit != null) {
+            found.give(id, hit, 0, hit.length);
+            return true;
+        }
+        if (store.pendingAt(id) != null) { // not necessarily flushed to the pack yet: get() knows how
+            byte[] data = store.get(id);
+            found.give(id, data, 0, data.length);
+            return true;
+        }
+        return false;
+    }
+
+    /**
+     * {@code id} is at {@code l} (the location cache's or the index's answer): a segment is read
+     * whole now, handing over every wanted chunk in it; a record is noted for the sorted span
+     * reads and, while {@code ahead}, read with what follows it ({@link #runAhead}). Returns
+     * whether run-ahead is still worth trying.
+     */
+    private boolean take(ChunkId id, ChunkLocation l, Map<ChunkId, ChunkLocation> records, Found found, boolean ahead,
+                         boolean live, byte[][] plainBuf) {
+        PackReader.checkEntry(l);
+        if (l.inSegment()) {
+            readSegment(id, l, found, live, plainBuf);
+            return ahead;
+        }
+        records.put(id, l);
+        return ahead && runAhead(id, l, found, live);
+    }
+
+    /**
+     * Reads the segment at {@code l}, which holds {@code id}, and hands over every wanted chunk in
+     * it; with {@code live} the others go to the plain cache. When it fails its checks, the copy
+     * the index points at now is read instead if that is another one (a cached location compaction
+     * made stale, a heal by another process); else the copy is marked damaged and the error thrown.
+     */
+    private void readSegment(ChunkId id, ChunkLocation l, Found found, boolean live, byte[][] plainBuf) {
+        String what = name(id, l);
+        byte[] span;
+        try {
+            span = reader.readSpan(l.pack(), l.offset(), l.length());
+        } catch (CaskException.Corrupt e) {
+            giveElsewhere(id, l, e, found);
+            return;
+        }
+        try {
+            PackFormat.Segment seg = PackFormat.decodeSegment(what, span, 0, l.length());
+            PackReader.checkSlot(what, seg, id, l);
+            plainBuf[0] = segmentPlain(what, seg, plainBuf[0]);
+            byte[] plain = plainBuf[0];
+            for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
+                ChunkId sid = seg.ids()[slot];
+                int len = seg.plainLengths()[slot];
+                if (!found.wants(sid)) {
+                    if (live && PackFormat.plainCrcMatches(seg, plain, from, slot)) store.keepPlain(sid, plain, from, len);
+                    continue;
+                }
+                int at = slot;
+                if (sid.equals(id) || PackFormat.plainCrcMatches(seg, plain, from, slot)) {
+                    PackFormat.checkPlainCrc(seg, plain, from, slot, () -> name(sid, new ChunkLocation(l.pack(), l.offset(), l.length(), at)));
+                    found.give(sid, plain, from, len);
+                }
+                // another wanted chunk whose bytes fail their CRC: its own lookup reads and reports it
+            }
+        } catch (CaskException.Corrupt e) {
+            giveElsewhere(id, l, e, found);
+        } finally {
+            ByteArrays.give(span);
+        }
+    }
+
+    /** The copy of {@code id} at {@code l} failed: hands over the copy the index points at now, or throws {@code e} (marked). */
+    private void giveElsewhere(ChunkId id, ChunkLocation l, CaskException.Corrupt e, Found found) {
+        byte[] healed = store.copyElsewhere(id, l, e, false);
+        if (healed == null) throw e;
+        found.give(id, healed, 0, healed.length);
+    }
+
+    /** Reads the {@code records} still wanted, sorted by pack and offset, in spans of nearby records. */
+    private void readSorted(Map<ChunkId, ChunkLocation> records, Found found) {
+        List<Map.Entry<ChunkId, ChunkLocation>> order = new ArrayList<>(records.size());
+        for (var e : records.entrySet()) if (found.wants(e.getKey())) order.add(e);
+        order.sort((a, b) -> {
+            ChunkLocation x = a.getValue(), y = b.getValue();
+            return x.pack() != y.pack() ? Integer.compare(x.pack(), y.pack()) : Long.compare(x.offset(), y.offset());
+        });
+        byte[] scratch = new byte[0];
+        int m = order.size();
+        for (int k = 0; k < m; ) {
+            ChunkLocation first = order.get(k).getValue();
+            long start = first.offset();
+            long end = start + first.length();
+            int j = k + 1;
+            for (; j < m; j++) {
+                ChunkLocation l = order.get(j).getValue();
+                long e = Math.max(end, l.offset() + l.length());
+                if (l.pack() != first.pack() || l.offset() > end + GAP || e - start > SPAN) break;
+                end = e;
+            }
+            byte[] span = reader.readSpan(first.pack(), start, (int) (end - start));
+            try {
+                for (int q = k; q < j; q++) {
+                    ChunkId id = order.get(q).getKey();
+                    ChunkLocation l = order.get(q).getValue();
+                    try {
+                        java.util.function.Supplier<String> what = () -> name(id, l);
+                        PackFormat.Record r = PackFormat.decodeRecord(what, span, (int) (l.offset() - start), l.length());
+                        if (!r.id().equals(id)) throw new IndexMismatch(what.get() + ": record holds chunk " + r.id().shortHex() + " instead");
+                        int plainLength = r.plainLength();
+                        if (r.codec() == PackFormat.CODEC_NONE) {
+                            if (r.payloadLength() != plainLength) {
+                                throw new CaskException.Corrupt(what.get() + ": stored length " + r.payloadLength() + " != plain length " + plainLength);
+                            }
+                            found.give(id, r.payload(), r.payloadOffset(), plainLength);
+                        } else {
+                            if (scratch.length < plainLength) scratch = new byte[Math.max(plainLength, 64 << 10)];
+                            PackReader.decompress(what, r, scratch);
+                            found.give(id, scratch, 0, plainLength);
+                        }
+                    } catch (CaskException.Corrupt e) {
+                        giveElsewhere(id, l, e, found); // l may be a stale cached location
+                    }
+                }
+            } finally {
+                ByteArrays.give(span);
+            }
+            k = j;
+        }
+    }
+
+    private static String name(ChunkId id, ChunkLocation l) {
+        return "chunk " + id.shortHex() + " (" + l + ")";
+    }
+
+    /**
+     * Decompresses segment {@code s} into {@code reuse} when it is long enough, else into a larger
+     * recycled array ({@code reuse} is given back), counts the read, and returns the array that
+     * holds the plain bytes.
+     */
+    private byte[] segmentPlain(String what, PackFormat.Segment s, byte[] reuse) {
+        byte[] out = reuse;
+        if (out == null || out.length < s.plainLength()) {
+            ByteArrays.give(out);
+            out = ByteArrays.take(Math.max(s.plainLength(), 64 << 10));
+        }
+        PackReader.segmentPlainInto(what, s, out);
+        store.countSegmentRead();
+        return out;
+    }
+
+    /** The caller's sink threw (its cause): passed through every catch of a bad copy untouched, then rethrown as it was. */
+    private static final class SinkFailed extends RuntimeException {
+        SinkFailed(RuntimeException cause) {
+            super(cause);
+        }
+    }
+
+    /** The chunks a read asks for, by id (each may be asked for at several indexes), and which are still to hand over. */
+    private static final class Found {
+        final Map<ChunkId, int[]> wanted = new LinkedHashMap<>();
+        final Set<ChunkId> left;
+        final ChunkStore.ChunkSink sink;
+
+        Found(List<ChunkId> ids, ChunkStore.ChunkSink sink) {
+            this.sink = sink;
+            for (int i = 0; i < ids.size(); i++) {
+                int at = i;
+                wanted.merge(ids.get(i), new int[]{i}, (a, b) -> {
+                    int[] c = java.util.Arrays.copyOf(a, a.length + 1);
+                    c[a.length] = at;
+                    return c;
+                });
+            }
+            left = new HashSet<>(wanted.keySet());
+        }
+
+        /** The ids asked for, each once, in the order first asked. */
+        List<ChunkId> distinct() {
+            return new ArrayList<>(wanted.keySet());
+        }
+
+        boolean wants(ChunkId id) {
+            return left.contains(id);
+        }
+
+        /**
+         * Hands verified bytes of a wanted chunk to every index that asked for it. What the sink
+         * throws is wrapped in {@link SinkFailed}, so that no catch here takes it for damage.
+         */
+        void give(ChunkId id, byte[] data, int off, int len) {
+            left.remove(id);
+            try {
+                for (int i : wanted.get(id)) sink.chunk(i, data, off, len);
+            } catch (RuntimeException e) {
+                throw new SinkFailed(e);
+            }
+        }
+
+        int left() {
+            return left.size();
+        }
+    }
+
+    /**
+     * Reads from the record of {@code probed} at {@code l} (an index answer) onwards, as many bytes
+     * as the chunks still wanted would take at that record's length, and hands over every wanted
+     * chunk whose record or segment there passes its checks (the probed record first: the id
+     * there must be {@code probed}). Stops at the first thing that does not decode or check, which
+     * is left to the caller's ordinary reads. Returns false when the records found were mostly not
+     * wanted (blocks stored in another order than asked): run-ahead is then not worth its reads.
+     */
+    private boolean runAhead(ChunkId probed, ChunkLocation l, Found found, boolean live) {
+        java.util.function.Supplier<String> what = () -> "read-ahead from " + l; // its failures are never reported
+        long want = (long) Math.max(1, found.left()) * l.length();
+        int length = (int) Math.max(l.length(), Math.min(SPAN, want));
+        byte[] span = ByteArrays.take(length);
+        byte[] scratch = null;
+        int parsed = 0;
+        int handed = 0;
+        try {
+            int got = reader.readUpTo(l.pack(), l.offset(), span, length);
+            int pos = 0;
+            while (pos + 4 <= got && found.left() > 0) {
+                int magic = PackFormat.magicAt(span, pos);
+                if (magic == PackFormat.RECORD_MAGIC) {
+                    if (pos + PackFormat.RECORD_HEADER > got) break;
+                    int recordLength = PackFormat.RECORD_HEADER + PackFormat.storedLength(what, span, pos);
+                    if (pos + recordLength > got) break;
+                    PackFormat.Record r = PackFormat.decodeRecord(what, span, pos, recordLength);
+                    if (pos == 0 && !r.id().equals(probed)) break; // the index entry is wrong: the ordinary read reports it
+                    parsed++;
+                    if (found.wants(r.id())) {
+                        int plainLength = r.plainLength();
+                        if (r.codec() == PackFormat.CODEC_NONE) {
+                            if (r.payloadLength() != plainLength) break;
+                            found.give(r.id(), r.payload(), r.payloadOffset(), plainLength);
+                        } else {
+                            if (scratch == null || scratch.length < plainLength) {
+                                ByteArrays.give(scratch);
+                                scratch = ByteArrays.take(Math.max(plainLength, 64 << 10));
+                            }
+                            PackReader.decompress(what, r, scratch);
+                            found.give(r.id(), scratch, 0, plainLength);
+                        }
+                        handed++;
+                    }
+                    pos += recordLength;
+                } else if (magic == PackFormat.SEGMENT_MAGIC) {
+                    if (pos + PackFormat.SEGMENT_HEADER > got) break;
+                    int segmentLength = PackFormat.segmentLength(what, span, pos);
+                    if (pos + segmentLength > got) break;
+                    PackFormat.Segment seg = PackFormat.decodeSegment(what, span, pos, segmentLength);
+                    parsed++;
+                    boolean any = false;
+                    for (ChunkId sid : seg.ids()) any |= found.wants(sid);
+                    if (any) {
+                        if (scratch == null || scratch.length < seg.plainLength()) {
+                            ByteArrays.give(scratch);
+                            scratch = ByteArrays.take(Math.max(seg.plainLength(), 64 << 10));
+                        }
+                        PackReader.segmentPlainInto(what, seg, scratch);
+                        store.countSegmentRead();
+                        for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
+                            int len = seg.plainLengths()[slot];
+                            if (!PackFormat.plainCrcMatches(seg, scratch, from, slot)) continue; // the ordinary read reports it
+                            ChunkId sid = seg.ids()[slot];
+                            if (found.wants(sid)) {
+                                found.give(sid, scratch, from, len);
+                                handed++;
+                            } else if (live) {
+                                store.keepPlain(sid, scratch, from, len);
+                            }
+                        }
+                    }
+                    pos += segmentLength;
+                } else {
+                    break; // not a record or segment: damage, or the end of what a writer has appended
+                }
+            }
+        } catch (CaskException.Corrupt e) {
+            // damage, or a record another process is appending right now: the ordinary read of
+            // what is left decides (and reports and marks real damage)
+        } finally {
+            ByteArrays.give(span);
+            ByteArrays.give(scratch);
+        }
+        return handed * 4 >= parsed;
+    }
+}
