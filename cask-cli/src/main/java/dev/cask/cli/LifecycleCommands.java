@@ -12,7 +12,6 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import java.time.Clock;
 import java.time.ZoneId;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -30,9 +29,12 @@ final class LifecycleCommands {
 
     static final String GC_NOTE = "the space comes back when garbage collection (cask gc) runs";
 
-    /** A pruner that asks the store's running servers what they need kept, with periods cut in local time. */
+    /**
+     * A pruner that asks the store's running servers what they need kept, with periods cut in local time,
+     * counting from {@link dev.cask.common.Clocks#system()}'s now (the system clock unless {@code cask.now} sets one).
+     */
     static Pruner pruner(Images images, java.nio.file.Path store) {
-        return new Pruner(images, name -> dev.cask.server.ControlClient.inUse(store, name), Clock.systemUTC(), ZoneId.systemDefault());
+        return new Pruner(images, name -> dev.cask.server.ControlClient.inUse(store, name), dev.cask.common.Clocks.system(), ZoneId.systemDefault());
     }
 
     /** The version NAME@VER names (a number, label, time or latest); Usage error without {@code @}. */

@@ -204,4 +204,40 @@ class LifecycleTest {
                     "a snapshot of unchanged content keeps the automatic version that holds it");
         }
     }
+    /**
+     * cask.now (@FILE) stamps versions and sets the now prune counts from: 72 hourly checkpoints over
+     * three simulated days, then the default policy at the last one keeps the two within 2h and 48 hourly
+     * ones, which cover all three days (daily keeps no more), and removes the 22 oldest.
+     */
+    @Test
+    void simulatedTimeFromCaskNowStampsVersionsAndSetsPrunesNow() throws Exception {
+        Path now = dir.resolve("now");
+        java.time.Instant t0 = java.time.Instant.parse("2026-01-05T00:00:00Z");
+        Files.writeString(now, t0.minusSeconds(3600).toString()); // the import too: a version is never older than the newest before it
+        System.setProperty(dev.cask.common.Clocks.PROPERTY, "@" + now);
+        java.util.TimeZone zone = java.util.TimeZone.getDefault();
+        java.util.TimeZone.setDefault(java.util.TimeZone.getTimeZone("UTC")); // periods are cut in local time
+        try {
+            Cli cli = store(0);
+            try (SqliteCatalog c = SqliteCatalog.open(dir.resolve("store").resolve("catalog.db"))) {
+                for (int h = 0; h < 72; h++) {
+                    Files.writeString(now, t0.plusSeconds(3600L * h).toString());
+                    Version v = c.version("team/a", c.image("team/a").head());
+                    c.commit("team/a", v.number(), new NewVersion("automatic checkpoint", v.size(), v.content(), VersionKind.AUTO), v.key());
+                }
+            }
+            JsonNode log = json.readTree(cli.run("log", "team/a", "--json").out());
+            assertEquals(t0.toString(), log.get(1).get("time").asText());
+            assertEquals(t0.plusSeconds(3600L * 71).toString(), log.get(72).get("time").asText());
+            Cli.Result r = cli.run("prune", "--json");
+            assertEquals(0, r.code(), r.toString());
+            assertEquals(22, json.readTree(r.out()).get("removed_versions").asInt(), r.out());
+            List<Integer> expect = new ArrayList<>(List.of(1));
+            for (int v = 24; v <= 73; v++) expect.add(v);
+            assertEquals(expect, versions(cli));
+        } finally {
+            System.clearProperty(dev.cask.common.Clocks.PROPERTY);
+            java.util.TimeZone.setDefault(zone);
+        }
+    }
 }

@@ -108,9 +108,12 @@ public final class SqliteCatalog implements Catalog {
         this.conn = conn;
     }
 
-    /** Opens the catalog in {@code dbFile}, creating the file and its schema when absent. */
+    /**
+     * Opens the catalog in {@code dbFile}, creating the file and its schema when absent. Versions
+     * are stamped by {@link dev.cask.common.Clocks#system()}: the system clock unless {@code cask.now} sets one.
+     */
     public static SqliteCatalog open(Path dbFile) {
-        return open(dbFile, Clock.systemUTC());
+        return open(dbFile, dev.cask.common.Clocks.system());
     }
 
     /** As {@link #open(Path)}, with the clock that stamps versions (tests use a fake one). */
