@@ -13,7 +13,8 @@ import java.util.concurrent.Callable;
 /**
  * {@code cask gc}: garbage collection while servers and other commands keep running (see
  * {@code GarbageCollector} and the safety rule in {@code GcEpochs}). A second gc waits for the
- * first, saying so on stderr.
+ * first, saying so on stderr (and naming it: a {@code cask serve}'s background gc, {@link ServeGc},
+ * is one too).
  */
 @Command(name = "gc", mixinStandardHelpOptions = true,
         description = {"Free every chunk no version reaches, while servers and other commands keep running.",

@@ -22,8 +22,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * {@code cask serve}: serves every image of the store over NBD until stopped (SIGINT/SIGTERM),
- * checkpointing dirty volumes on a timer and when their last client disconnects, and closing
- * (so checkpointing) every volume on the way out.
+ * checkpointing dirty volumes on a timer and when their last client disconnects, pruning them by
+ * retention on the same timer, collecting the store's garbage on a thread of its own ({@link
+ * ServeGc}), and closing (so checkpointing) every volume on the way out.
  *
  * <p>Stopping is done by the main thread, not a JVM shutdown hook: java.util.logging closes its
  * handlers in a shutdown hook of its own, which runs alongside ours, so a hook's log lines are
@@ -49,6 +50,14 @@ final class ServeCommand extends Common implements Callable<Integer> {
                     "the newest of each of 48 hours, 30 days, 8 weeks and 12 months. User versions are kept. One log line per",
                     "image pruned; space comes back when garbage collection runs."})
     String pruneInterval;
+    @Option(names = "--gc-interval", paramLabel = "DURATION", defaultValue = "1h",
+            description = {"Run garbage collection (as cask gc: free what no version reaches, then compact packs) on the store",
+                    "this often, in the background while clients keep working (default: ${DEFAULT-VALUE}; 0 turns it off; never with",
+                    "--read-only). The first run comes an interval and a tenth of it (at most 5 minutes) after start, so that it",
+                    "follows a prune. Paced: after each step it rests three times as long as the step took (busy at most a quarter",
+                    "of the time). One log line per run: chunks and bytes freed, packs compacted, seconds. A shutdown stops it at",
+                    "its next step."})
+    String gcInterval;
     @Option(names = "--journal-limit", paramLabel = "SIZE", defaultValue = "1G",
             description = {"Journal size of an image that starts a checkpoint in the background (default: ${DEFAULT-VALUE});",
                     "writers wait while a journal is over twice this. Writes cost one journal append until then."})
@@ -94,6 +103,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         Duration timeout = usage("--request-timeout", () -> parseDuration(requestTimeout));
         Duration pruneEvery = usage("--prune-interval", () -> parseDuration(pruneInterval));
+        Duration gcEvery = usage("--gc-interval", () -> parseDuration(gcInterval));
         if (timeout.isZero()) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--request-timeout " + requestTimeout + ": expected more than 0");
         if (maxConnections < 1) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--max-connections " + maxConnections + ": expected at least 1");
         NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout);
@@ -142,8 +152,10 @@ final class ServeCommand extends Common implements Callable<Integer> {
             dev.cask.image.Pruner pruner = LifecycleCommands.pruner(images, main.store());
             timer.scheduleWithFixedDelay(() -> pruneOpen(pruner, exports), pruneEvery.toMillis(), pruneEvery.toMillis(), TimeUnit.MILLISECONDS);
         }
+        // on a thread of its own, paced; see ServeGc for what it may and may not wait for
+        ServeGc gc = !gcEvery.isZero() && !readOnly ? new ServeGc(images, gcEvery) : null;
         // any other way out of the JVM (System.exit elsewhere, SIGHUP) still checkpoints, unlogged
-        Runnable shutdown = once(() -> shutDown(stop.reason(), timer, servers, ctl, exports, images));
+        Runnable shutdown = once(() -> shutDown(stop.reason(), timer, gc, servers, ctl, exports, images));
         Runtime.getRuntime().addShutdownHook(new Thread(shutdown, "cask-shutdown"));
         for (NbdServer s : servers) {
             SocketAddress a = s.address();
@@ -188,15 +200,20 @@ final class ServeCommand extends Common implements Callable<Integer> {
      * The orderly stop, in the order a client can see: stop accepting and let every request in
      * flight finish (NbdServer.close: later requests get NBD_ESHUTDOWN, and each export is
      * released, which checkpoints an image when its last client goes), stop the control socket,
-     * then close (so checkpoint) whatever is still open. Each step is logged; a failure is one
-     * line (its image and cause) and the next step still runs.
+     * then close (so checkpoint) whatever is still open. A background gc that is running is asked
+     * to stop first and waited for (at most {@link #GC_STOP_WAIT}) before the store closes; it
+     * stops at its next step, which is as safe as a kill there. Each step is logged; a failure is
+     * one line (its image and cause) and the next step still runs.
      */
-    private static void shutDown(String reason, ScheduledExecutorService timer, List<NbdServer> servers, ControlServer ctl,
+    private static void shutDown(String reason, ScheduledExecutorService timer, ServeGc gc, List<NbdServer> servers, ControlServer ctl,
                                  ImageExports exports, Images images) {
         long t0 = System.nanoTime();
         List<String> open = exports.openImages();
+        boolean collecting = gc != null && gc.running();
         LOG.log(System.Logger.Level.INFO, "stopping (" + reason + "): no new connections; " + open.size() + " image"
-                + (open.size() == 1 ? "" : "s") + " open read-write" + (open.isEmpty() ? "" : " " + open) + "; requests in flight finish");
+                + (open.size() == 1 ? "" : "s") + " open read-write" + (open.isEmpty() ? "" : " " + open) + "; requests in flight finish"
+                + (collecting ? "; the running gc stops at its next step" : ""));
+        if (gc != null) gc.stop(reason); // at once: it ends while the clients are let go
         timer.shutdownNow();
         for (NbdServer s : servers) {
             try {
@@ -211,6 +228,15 @@ final class ServeCommand extends Common implements Callable<Integer> {
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.ERROR, "stopping the control socket: " + e.getMessage());
         }
+        if (gc != null) {
+            try {
+                // a step is short (a pointer chunk, 4,096 deletes, 8 MiB of copies); past this, close
+                // the store under it: it fails, as a kill there would, and the next gc carries on
+                if (!gc.await(GC_STOP_WAIT)) LOG.log(System.Logger.Level.WARNING, "gc: still running after " + GC_STOP_WAIT.toSeconds() + " s; closing the store under it");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         exports.close(); // checkpoints what is still open; logs each image
         try {
             images.close();
@@ -219,6 +245,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         LOG.log(System.Logger.Level.INFO, String.format(Locale.ROOT, "stopped in %.1f s", (System.nanoTime() - t0) / 1e9));
     }
+
+    /** How long a shutdown waits for a running gc to reach its next step and stop. */
+    private static final Duration GC_STOP_WAIT = Duration.ofSeconds(10);
 
     private static Runnable once(Runnable r) {
         java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();

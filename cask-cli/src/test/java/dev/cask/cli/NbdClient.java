@@ -19,8 +19,9 @@ final class NbdClient implements AutoCloseable {
 
     NbdClient(int port, String export) throws IOException {
         socket = new Socket("127.0.0.1", port);
-        in = new DataInputStream(socket.getInputStream());
-        out = new DataOutputStream(socket.getOutputStream());
+        socket.setTcpNoDelay(true); // a request is one flush of a buffer: no Nagle wait for the previous one's ACK
+        in = new DataInputStream(new java.io.BufferedInputStream(socket.getInputStream()));
+        out = new DataOutputStream(new java.io.BufferedOutputStream(socket.getOutputStream()));
         if (in.readLong() != 0x4e42444d41474943L || in.readLong() != 0x49484156454F5054L) throw new IOException("not an NBD server");
         in.readUnsignedShort();
         out.writeInt(3); // FIXED_NEWSTYLE | NO_ZEROES
@@ -84,7 +85,9 @@ final class NbdClient implements AutoCloseable {
         int error = in.readInt();
         in.readLong();
         if (error != 0) throw new IOException("NBD error " + error);
-        return in.readNBytes(length);
+        byte[] data = in.readNBytes(length);
+        if (data.length != length) throw new java.io.EOFException("the server closed the connection after " + data.length + " of " + length + " bytes");
+        return data;
     }
 
     @Override

@@ -69,7 +69,28 @@ public interface Catalog extends AutoCloseable {
     Version versionAt(String name, Instant time);
 
     /** Removes the image and its versions; clones are untouched. */
-    void deleteImage(String name);
+    default void deleteImage(String name) {
+        deleteImage(name, java.util.Set::of);
+    }
+
+    /**
+     * As {@link #deleteImage(String)}, in one transaction inside which (no version can be added or
+     * removed meanwhile) {@code inUse} is asked once for the versions of the image something
+     * outside the catalog still needs (a running server's read-only export of it, an open
+     * volume's base): when it names any, nothing changes and Conflict says which. {@code inUse}
+     * may throw (Conflict) to refuse for a reason of its own.
+     */
+    void deleteImage(String name, java.util.function.Supplier<java.util.Set<Integer>> inUse);
+
+    /**
+     * As {@link #version}, read under the catalog's write lock, so that the read is ordered with
+     * every {@link #deleteVersions} and {@link #deleteImage}: a caller that announced the version
+     * as in use (to the {@code inUse} those ask) before this call either finds it here and is then
+     * seen by every removal that commits later, or gets NotFound because a removal committed
+     * first. (A plain read could see the version in a snapshot from before a removal whose
+     * {@code inUse} was asked before the announcement.)
+     */
+    Version confirmVersion(String name, int number);
 
     /**
      * Renames image {@code from} to {@code to}: versions, head, labels and the links of clones
@@ -111,6 +132,15 @@ public interface Catalog extends AutoCloseable {
      */
     VersionDeletion deleteVersions(String name, java.util.Collection<Integer> numbers,
                                    java.util.function.Supplier<java.util.Set<Integer>> inUse);
+
+    /**
+     * As {@link #deleteVersions}, for the choice of a retention policy, made before this
+     * transaction: a version that has been labelled since, or (unless {@code includeUser}) has
+     * become a user version since (a snapshot of unchanged content makes the automatic version
+     * that holds it a user version), is kept too ("labelled", "user version").
+     */
+    VersionDeletion deleteVersionsByPolicy(String name, java.util.Collection<Integer> numbers,
+                                           java.util.function.Supplier<java.util.Set<Integer>> inUse, boolean includeUser);
 
     /**
      * Stores {@code policy} (opaque text) for the images named {@code prefix} or {@code

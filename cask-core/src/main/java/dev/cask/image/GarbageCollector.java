@@ -2,6 +2,7 @@ package dev.cask.image;
 
 import dev.cask.catalog.Catalog;
 import dev.cask.catalog.Version;
+import dev.cask.common.Pacer;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkDeleter;
 import dev.cask.store.ChunkId;
@@ -79,6 +80,22 @@ public final class GarbageCollector {
         return this;
     }
 
+    private String who = "cask gc";
+    private Pacer pacer = Pacer.unpaced();
+
+    /**
+     * Runs paced by {@code pacer} and stoppable through it (a server's background collection):
+     * it steps after each pointer chunk read, each transaction of deletes and each batch of
+     * copies, and a stop ends the run there with {@link Pacer.Stopped} (see {@code Compactor}:
+     * stopping between steps is as safe as a crash there). {@code who} names the collection to a
+     * second one that waits for it.
+     */
+    public GarbageCollector paced(String who, Pacer pacer) {
+        this.who = who;
+        this.pacer = pacer;
+        return this;
+    }
+
     /** Runs one collection; {@code waiting} hears why it waits (another GC, writers). */
     public Result run(boolean dryRun, Consumer<String> waiting, Progress progress) {
         long t0 = System.nanoTime();
@@ -94,10 +111,12 @@ public final class GarbageCollector {
             return new Result(true, local.gcEpoch(), versions, marked.size(), pointerReads, garbage.size(), bytes,
                     ChunkDeleter.Compacted.NONE, seconds(t0));
         }
-        try (ChunkDeleter.Sweep sweep = local.begin(waiting)) {
+        try (ChunkDeleter.Sweep sweep = local.begin(who, waiting, pacer)) {
             long versions = mark(progress);
             List<ChunkId> unmarked = new ArrayList<>();
+            long[] seen = {0};
             sweep.forEachCandidate(id -> {
+                if ((++seen[0] & 4095) == 0) pacer.check(); // a stop need not wait for a scan of a big index
                 if (!marked.contains(id)) unmarked.add(id);
             });
             beforeSweep.run();
@@ -106,14 +125,15 @@ public final class GarbageCollector {
             long bytes = 0;
             for (int from = 0; from < unmarked.size(); from += 65536) {
                 List<ChunkId> part = unmarked.subList(from, Math.min(unmarked.size(), from + 65536));
-                ChunkDeleter.Deleted d = sweep.delete(part);
+                pacer.step();
+                ChunkDeleter.Deleted d = sweep.delete(part, pacer);
                 freed += d.ids().size();
                 bytes += d.bytes();
                 progress.advance(part.size());
             }
             progress.done();
             ChunkDeleter.Compacted compacted = compactThreshold > 1 ? ChunkDeleter.Compacted.NONE
-                    : sweep.compact(compactThreshold, progress);
+                    : sweep.compact(compactThreshold, progress, pacer);
             return new Result(false, sweep.epoch(), versions, marked.size(), pointerReads, freed, bytes, compacted, seconds(t0));
         }
     }
@@ -140,6 +160,7 @@ public final class GarbageCollector {
         if (level == 0) return;
         byte[] p = store.get(id); // verified; a missing or corrupt pointer chunk throws: nothing is swept
         pointerReads++;
+        pacer.step();
         for (int s = 0; s < p.length / ChunkId.LENGTH; s++) mark(ChunkId.fromBytes(p, s * ChunkId.LENGTH), level - 1);
     }
 

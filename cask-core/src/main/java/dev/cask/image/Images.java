@@ -391,14 +391,23 @@ public final class Images implements AutoCloseable {
 
     /**
      * Deletes an image and its versions (clones keep their data). Refused (Conflict) while it is
-     * open read-write. A journal a crash left is discarded with it, not folded: removing the
-     * image is removing its writes, and a new image of the same name must never replay them.
+     * open read-write, and while a running server serves any version of it ({@link
+     * LiveWriters#inUse}: a read-only export of NAME@VER, a {@code --read-only} server's export of
+     * its head): asked inside the catalog's delete transaction, as a version removal asks, since
+     * such a server reads the version's chunks, which garbage collection would free once the
+     * version is gone from the catalog. A journal a crash left is discarded with it, not folded:
+     * removing the image is removing its writes, and a new image of the same name must never
+     * replay them.
      */
     public void remove(String name) {
         Names.check(name);
         catalog.image(name);
-        requireNotServed(name, "disconnect its clients first (the server checkpoints and closes it when the last one goes)");
-        catalog.deleteImage(name);
+        String disconnect = "disconnect its clients first (the server checkpoints and closes it when the last one goes)";
+        requireNotServed(name, disconnect);
+        catalog.deleteImage(name, () -> {
+            requireNotServed(name, disconnect); // opened since
+            return writers.inUse(name);
+        });
         journals(name).discard();
     }
 

@@ -25,4 +25,13 @@ public interface LiveWriters {
     default OptionalInt checkpoint(String image, String message, boolean always, dev.cask.catalog.VersionKind kind) {
         return checkpoint(image, message, always);
     }
+
+    /**
+     * The versions of {@code image} that running servers need kept (an open volume's base, a
+     * read-only export's version); empty when nobody can be asked. Throws when a server answers
+     * with an error: nothing may be removed on a guess.
+     */
+    default java.util.Set<Integer> inUse(String image) {
+        return java.util.Set.of();
+    }
 }

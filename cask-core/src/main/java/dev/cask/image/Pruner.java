@@ -43,11 +43,12 @@ import java.util.function.Supplier;
  *       and a crash's leftover journal; across processes, since they are files) and the answers
  *       of every running server ({@link InUse}: its volumes' bases, its read-only exports).
  * </ul>
- * A read-only export that starts between a server's answer and the commit of a removal is the
- * one window left: the export pins its version and then looks it up again, and is refused when
- * the version is gone by then; if its lookup ran just before the commit, it serves a version
- * the catalog no longer lists (its chunks stay until garbage collection, which must count open
- * exports as roots).
+ * A read-only export that starts while a removal runs: the export pins its version and then
+ * looks it up again under the catalog's write lock ({@code Catalog#confirmVersion}), so either
+ * the removal's transaction (which asks the servers inside it) comes after that lookup and sees
+ * the pin, or it came before and the export is refused (NotFound). A served version therefore
+ * stays in the catalog, and garbage collection, whose roots are the catalog's versions, keeps
+ * its chunks. {@code rm NAME} of the whole image asks the same way ({@code Images#remove}).
  *
  * <p><b>Policies.</b> A policy given on the command line applies to every image under the
  * prefix; otherwise each image gets the stored policy with the longest prefix covering its
@@ -144,7 +145,8 @@ public final class Pruner {
             List<Integer> numbers = plan.removed().stream().map(Version::number).toList();
             VersionDeletion d;
             try {
-                d = catalog.deleteVersions(plan.image(), numbers, inUse(plan.image()));
+                // the plan was made outside this transaction: what became a user version or got a label since stays
+                d = catalog.deleteVersionsByPolicy(plan.image(), numbers, inUse(plan.image()), plan.policy().includeUser());
             } catch (CaskException.NotFound gone) {
                 continue; // the image was removed meanwhile
             }

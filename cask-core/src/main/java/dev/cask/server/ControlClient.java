@@ -52,6 +52,11 @@ public final class ControlClient implements LiveWriters {
         throw new CaskException.InvalidInput("image '" + image + "': a server answered '" + reply + "' to a checkpoint request");
     }
 
+    @Override
+    public java.util.Set<Integer> inUse(String image) {
+        return inUse(storeDir, image);
+    }
+
     /**
      * The versions of {@code image} that the running servers of {@code storeDir} need kept (an
      * open volume's base, a read-only export's version): every server is asked, and the answers

@@ -31,7 +31,9 @@ import java.nio.file.Path;
  * and clone of a served image's head use it). Versions made by {@code snapshot} and
  * {@code user-checkpoint} ({@code cask snapshot}) are user versions, by {@code checkpoint}
  * automatic ones. {@code in-use} lists the versions of NAME this server needs kept (its open
- * volume's base, read-only exports of NAME@VER): retention never removes them. KIND is the error's kind ({@link ControlClient}
+ * volume's base, read-only exports of NAME@VER): retention and {@code rm NAME@VER} never remove
+ * them, and {@code rm NAME} is refused while the list is not empty (all three ask inside their
+ * catalog transaction; the answer is read without any lock a catalog write could be waiting on). KIND is the error's kind ({@link ControlClient}
  * turns it back into the same exception). The client side is {@link ControlClient}. Only local
  * processes that can open the socket file (owner-only permissions) can talk to it.
  */

@@ -103,15 +103,18 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
 
     /**
      * A read-only export of a version. The version is pinned for as long as the export is open
-     * ({@link #inUse}: retention keeps it), then looked up again, so a version removed between its
-     * lookup and the pin is refused (NotFound) rather than served.
+     * ({@link #inUse}: retention, rm of the version and rm of the image keep it), then looked up
+     * again under the catalog's write lock ({@code Catalog.confirmVersion}), so a version removed
+     * between its lookup and the pin is refused (NotFound) rather than served, and any removal
+     * that commits after the pin sees it: the version stays in the catalog while it is served,
+     * and garbage collection, which marks what the catalog's versions reach, keeps its chunks.
      */
     private Export readOnly(Version v, String what) {
         dev.cask.catalog.VersionKey key = v.key();
         pin(key, +1);
         boolean ok = false;
         try {
-            images.catalog().version(key.image(), key.number());
+            images.catalog().confirmVersion(key.image(), key.number());
             LayoutDevice dev = images.open(v);
             images.warmLocations(v);
             Export e = Export.of(dev, true, "cask image " + v.image() + " version " + v.number() + " (read-only" + what + ")", () -> {

@@ -24,6 +24,16 @@ public interface ChunkDeleter {
     Sweep begin(Consumer<String> waiting);
 
     /**
+     * As {@link #begin(Consumer)}, for a collection that may be asked to stop: {@code pacer}
+     * ends the waits ({@link dev.cask.common.Pacer.Stopped}); {@code who} says what the
+     * collection is (a second one that waits names it: {@code cask serve (background gc)}).
+     */
+    default Sweep begin(String who, Consumer<String> waiting, dev.cask.common.Pacer pacer) {
+        pacer.check();
+        return begin(waiting);
+    }
+
+    /**
      * What a delete did: the ids deleted, and the stored bytes (records, and segments all of whose
      * chunks are now gone) that no index entry points at any more: what compaction can give back.
      */
@@ -41,11 +51,26 @@ public interface ChunkDeleter {
         Deleted delete(Collection<ChunkId> ids);
 
         /**
+         * As {@link #delete(Collection)}, with {@code pacer}'s step between transactions: a stop
+         * leaves the transactions done so far done (each deleted only unreachable chunks).
+         */
+        default Deleted delete(Collection<ChunkId> ids, dev.cask.common.Pacer pacer) {
+            pacer.step();
+            return delete(ids);
+        }
+
+        /**
          * Gives back the bytes of deleted chunks: rewrites, worst first, the packs at least
          * {@code threshold} of whose bytes no index entry points at (see {@code Compactor}). Crash-safe
          * and resumable; never touches a pack a writer may still append to.
          */
         Compacted compact(double threshold, dev.cask.common.Progress progress);
+
+        /** As {@link #compact(double, dev.cask.common.Progress)}, paced, and stoppable between batches of copies. */
+        default Compacted compact(double threshold, dev.cask.common.Progress progress, dev.cask.common.Pacer pacer) {
+            pacer.step();
+            return compact(threshold, progress);
+        }
 
         @Override
         void close();

@@ -742,7 +742,10 @@ public final class Volume implements BlockDevice {
         checkpointLock.lock();
         try {
             checkOpen();
-            if (!always && !isDirty()) return null;
+            if (!always && !isDirty()) {
+                if (kind == dev.cask.catalog.VersionKind.USER) keepBaseForTheUser();
+                return null;
+            }
             long t0 = System.nanoTime();
             List<NavigableMap<Long, Long>> snapshot = new ArrayList<>();
             long sealed;
@@ -806,6 +809,26 @@ public final class Volume implements BlockDevice {
             return v;
         } finally {
             checkpointLock.unlock();
+        }
+    }
+
+    /**
+     * A user's snapshot of unchanged content: the automatic version that holds it (the base)
+     * becomes a user version, here, under the checkpoint lock. Here, because the base cannot move
+     * meanwhile and, being in use, no prune removes it: done by the caller after this returned, a
+     * timer checkpoint could move the base first and a prune remove the version before it is
+     * made the user's (a snapshot lost). Caller holds {@link #checkpointLock}.
+     */
+    private void keepBaseForTheUser() {
+        Base b = base;
+        if (b.version().kind() != dev.cask.catalog.VersionKind.AUTO) return;
+        catalog.makeUserVersion(image, b.version().number());
+        Version mine = catalog.version(image, b.version().number());
+        swap.writeLock().lock();
+        try {
+            if (base == b) base = new Base(mine, b.layout(), b.readers(), b.device());
+        } finally {
+            swap.writeLock().unlock();
         }
     }
 

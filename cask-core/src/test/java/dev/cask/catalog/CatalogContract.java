@@ -480,6 +480,49 @@ public abstract class CatalogContract {
         assertVersions(x, catalog.allVersions());
     }
 
+    @Test
+    public void deleteImageRefusesWhatInUseNamesAndAsksInsideItsTransaction() throws Exception {
+        List<Version> a = imageWithVersions("a", 2);
+        CaskException.Conflict c = assertThrows(CaskException.Conflict.class, () -> catalog.deleteImage("a", () -> Set.of(1)));
+        assertTrue(c.getMessage().contains("'a'") && c.getMessage().contains("in use"), c.getMessage());
+        assertVersions(a, catalog.versions("a"));
+        // a second handle (another process) that confirms a version while the delete runs (inUse
+        // still being asked) waits for it, and finds the version gone; a plain read sees its snapshot
+        Catalog other = track(reopen(dir));
+        java.util.concurrent.CountDownLatch asked = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch answer = new java.util.concurrent.CountDownLatch(1);
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            Future<?> delete = pool.submit(() -> {
+                catalog.deleteImage("a", () -> {
+                    asked.countDown();
+                    try {
+                        answer.await();
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException(e);
+                    }
+                    return Set.of();
+                });
+                return null;
+            });
+            assertTrue(asked.await(30, TimeUnit.SECONDS));
+            assertVersion(a.get(0), other.version("a", 1));
+            Future<Version> confirm = pool.submit(() -> other.confirmVersion("a", 1));
+            Thread.sleep(200);
+            assertFalse(confirm.isDone(), "confirmVersion waits for the delete's transaction");
+            answer.countDown();
+            delete.get(30, TimeUnit.SECONDS);
+            java.util.concurrent.ExecutionException e = assertThrows(java.util.concurrent.ExecutionException.class,
+                    () -> confirm.get(30, TimeUnit.SECONDS));
+            assertTrue(e.getCause() instanceof CaskException.NotFound, e.toString());
+        } finally {
+            pool.shutdownNow();
+        }
+        imageWithVersions("b", 2);
+        assertVersion(catalog.version("b", 2), catalog.confirmVersion("b", 2));
+        assertThrows(CaskException.NotFound.class, () -> catalog.confirmVersion("b", 3));
+    }
+
     // ---- listing ----
 
     @Test

@@ -252,4 +252,91 @@ class GarbageCollectorTest {
             assertNull(failed.get());
         }
     }
+
+    /**
+     * A paced collection (a server's) stopped at random points (seeded), with packs compacted in
+     * many small batches: every stop leaves a store that checks clean and reads back, and the next
+     * collection carries on until nothing is left to free or compact.
+     */
+    @Test
+    void aPacedGcStoppedAtRandomPointsLosesNothingAndTheNextCarriesOn() throws Exception {
+        long seed = Long.getLong("cask.test.seed", 7);
+        Random rnd = new Random(seed);
+        System.setProperty("cask.compact.batch", String.valueOf(16 << 10));
+        try (Images images = Images.open(dir, SMALL_PACKS)) {
+            Map<String, byte[]> kept = new HashMap<>();
+            int stopped = 0;
+            for (int round = 0; round < 8; round++) {
+                byte[] k = disk(seed * 100 + round, 1);
+                byte[] g = disk(seed * 100 + 50 + round, 2);
+                // interleaved in the packs: compaction must copy k's chunks out of packs g leaves
+                byte[] both = new byte[3 << 20];
+                System.arraycopy(k, 0, both, 0, 1 << 20);
+                System.arraycopy(g, 0, both, 1 << 20, 2 << 20);
+                put(images, "mix" + round, both);
+                put(images, "k" + round, k);
+                kept.put("k" + round, k);
+                images.remove("mix" + round);
+                dev.cask.common.Pacer pacer = new dev.cask.common.Pacer(0.5);
+                AtomicReference<Throwable> outcome = new AtomicReference<>();
+                Thread t = new Thread(() -> {
+                    try {
+                        images.collector().paced("test", pacer).run(false, m -> {}, Progress.NONE);
+                    } catch (Throwable e) {
+                        outcome.set(e);
+                    }
+                });
+                t.start();
+                Thread.sleep(rnd.nextInt(120));
+                pacer.stop("test stop");
+                t.join(10_000);
+                assertTrue(!t.isAlive(), "a stop ends the run at its next step");
+                if (outcome.get() instanceof dev.cask.common.Pacer.Stopped) stopped++;
+                else assertNull(outcome.get(), "round " + round + " seed " + seed);
+                assertTrue(images.check(true, Progress.NONE).ok(), "round " + round + " seed " + seed);
+                for (var e : kept.entrySet()) assertArrayEquals(e.getValue(), read(images, images.resolve(e.getKey())), e.getKey() + " seed " + seed);
+            }
+            System.out.println(stopped + " of 8 paced collections stopped while running");
+            assertTrue(stopped >= 3, "seed " + seed + ": stops land while collections run");
+            images.collector().run(false, m -> {}, Progress.NONE);
+            // that one's copies filled this process's pack, which held garbage of its own: the next takes it
+            images.collector().run(false, m -> {}, Progress.NONE);
+            GarbageCollector.Result last = images.collector().run(false, m -> {}, Progress.NONE);
+            assertEquals(0, last.chunksFreed(), last.toString());
+            assertEquals(0, last.compacted().packsRewritten() + last.compacted().packsDeleted(), "nothing left: " + last);
+            assertTrue(images.check(true, Progress.NONE).ok());
+            for (var e : kept.entrySet()) assertArrayEquals(e.getValue(), read(images, images.resolve(e.getKey())), e.getKey());
+        } finally {
+            System.clearProperty("cask.compact.batch");
+        }
+    }
+
+    @Test
+    void aPacerRestsInProportionAndAStopWakesItAtOnce() throws Exception {
+        dev.cask.common.Pacer p = new dev.cask.common.Pacer(2);
+        long t0 = System.nanoTime();
+        long busyUntil = t0 + 60_000_000L;
+        while (System.nanoTime() < busyUntil) Thread.onSpinWait(); // 60 ms of work
+        p.step();
+        double took = (System.nanoTime() - t0) / 1e9;
+        assertTrue(took >= 0.17 && took < 2, "60 ms of work, then about 120 ms of rest: " + took);
+        assertTrue(p.restedSeconds() >= 0.11, String.valueOf(p.restedSeconds()));
+        dev.cask.common.Pacer slow = new dev.cask.common.Pacer(1000);
+        Thread stopper = new Thread(() -> {
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException ignored) {
+                // stop now
+            }
+            slow.stop("enough");
+        });
+        long t1 = System.nanoTime();
+        busyUntil = t1 + 25_000_000L;
+        while (System.nanoTime() < busyUntil) Thread.onSpinWait();
+        stopper.start();
+        dev.cask.common.Pacer.Stopped s = org.junit.jupiter.api.Assertions.assertThrows(dev.cask.common.Pacer.Stopped.class, slow::step);
+        assertEquals("enough", s.getMessage());
+        assertTrue((System.nanoTime() - t1) / 1e9 < 5, "a 25 s rest ends at the stop");
+        org.junit.jupiter.api.Assertions.assertThrows(dev.cask.common.Pacer.Stopped.class, () -> slow.waitFor(10_000));
+    }
 }

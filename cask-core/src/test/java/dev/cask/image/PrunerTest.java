@@ -146,6 +146,32 @@ class PrunerTest {
         }
     }
 
+    /**
+     * The plan is made before the removal's transaction: a version that becomes a user version (a
+     * snapshot of unchanged content) or gets a label in between must stay. The servers' in-use
+     * question, asked while planning, is where the race is made.
+     */
+    @Test
+    void aVersionMadeAUserVersionOrLabelledWhilePruningPlansIsKept() {
+        autoVersionsAt("2030-01-01T00:00:00Z", "2030-01-02T00:00:00Z", "2030-01-03T00:00:00Z", "2030-01-04T00:00:00Z");
+        boolean[] raced = {false};
+        Pruner.InUse racing = image -> {
+            if (!raced[0]) { // the first question comes from the plan, outside the delete's transaction
+                raced[0] = true;
+                images.catalog().makeUserVersion("team/a", 2);
+                images.catalog().tag("team/a", "gold", 3);
+            }
+            return Set.of();
+        };
+        Pruner.Report r = pruner(racing).prune("team/a", RetentionPolicy.parse("keep-last=1"), false, false);
+        Pruner.ImageResult a = r.images().getFirst();
+        assertTrue(raced[0]);
+        assertEquals(List.of(4), a.removed().stream().map(Version::number).toList());
+        assertEquals("user version", a.kept().get(2));
+        assertEquals("labelled", a.kept().get(3));
+        assertEquals(List.of(1, 2, 3, 5), numbers());
+    }
+
     @Test
     void removingOneVersionRefusesTheHeadAndProtectedOnes() {
         autoVersionsAt("2030-01-01T00:00:00Z", "2030-01-02T00:00:00Z");

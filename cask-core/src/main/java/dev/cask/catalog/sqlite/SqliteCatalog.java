@@ -334,6 +334,22 @@ public final class SqliteCatalog implements Catalog {
     }
 
     @Override
+    public Version confirmVersion(String name, int number) {
+        Names.check(name);
+        return write("confirm version " + name + "@" + number, c -> {
+            long id = existingImageId(c, name);
+            try (PreparedStatement st = c.prepareStatement("SELECT " + VERSION_COLUMNS + " WHERE v.image_id = ? AND v.number = ?")) {
+                st.setLong(1, id);
+                st.setInt(2, number);
+                try (ResultSet rs = st.executeQuery()) {
+                    if (rs.next()) return version(name, rs);
+                }
+            }
+            throw noSuchVersion(c, id, name, number);
+        });
+    }
+
+    @Override
     public Version versionAt(String name, Instant time) {
         Names.check(name);
         Objects.requireNonNull(time, "time");
@@ -359,10 +375,17 @@ public final class SqliteCatalog implements Catalog {
     }
 
     @Override
-    public void deleteImage(String name) {
+    public void deleteImage(String name, java.util.function.Supplier<java.util.Set<Integer>> inUse) {
         Names.check(name);
+        Objects.requireNonNull(inUse, "inUse");
         write("delete image '" + name + "'", c -> {
             long id = existingImageId(c, name);
+            java.util.Set<Integer> used = new java.util.TreeSet<>(inUse.get());
+            if (!used.isEmpty()) {
+                throw new CaskException.Conflict("cannot remove image '" + name + "': version" + (used.size() == 1 ? " " : "s ") + used
+                        + (used.size() == 1 ? " is" : " are") + " in use (a running server exports " + (used.size() == 1 ? "it" : "them")
+                        + " read-only, or has the image open); try again when the server no longer serves it");
+            }
             // Versions first (the cascade would do it too); the foreign keys null every link to them.
             try (PreparedStatement st = c.prepareStatement("DELETE FROM versions WHERE image_id = ?")) {
                 st.setLong(1, id);
@@ -440,6 +463,15 @@ public final class SqliteCatalog implements Catalog {
         Objects.requireNonNull(inUse, "inUse");
         return write("delete versions of image '" + name + "'",
                 c -> SqliteLifecycle.deleteVersions(c, existingImageId(c, name), name, numbers, inUse));
+    }
+
+    @Override
+    public VersionDeletion deleteVersionsByPolicy(String name, java.util.Collection<Integer> numbers,
+                                                  java.util.function.Supplier<java.util.Set<Integer>> inUse, boolean includeUser) {
+        Names.check(name);
+        Objects.requireNonNull(inUse, "inUse");
+        return write("delete versions of image '" + name + "' by retention policy",
+                c -> SqliteLifecycle.deleteVersions(c, existingImageId(c, name), name, numbers, inUse, true, includeUser));
     }
 
     @Override

@@ -55,6 +55,16 @@ final class SqliteLifecycle {
 
     static VersionDeletion deleteVersions(Connection c, long id, String name, Collection<Integer> numbers,
                                           Supplier<Set<Integer>> inUse) throws SQLException {
+        return deleteVersions(c, id, name, numbers, inUse, false, true);
+    }
+
+    /**
+     * {@code byPolicy}: the numbers are a retention policy's choice, made before this transaction;
+     * a version labelled since, or (unless {@code includeUser}) made a user version since (a
+     * snapshot of unchanged content), is kept too.
+     */
+    static VersionDeletion deleteVersions(Connection c, long id, String name, Collection<Integer> numbers,
+                                          Supplier<Set<Integer>> inUse, boolean byPolicy, boolean includeUser) throws SQLException {
         int head;
         try (PreparedStatement st = c.prepareStatement("SELECT head FROM images WHERE id = ?")) {
             st.setLong(1, id);
@@ -70,8 +80,9 @@ final class SqliteLifecycle {
             Long parentImage;
             Integer parentNumber;
             boolean isProtected;
+            boolean isUser;
             try (PreparedStatement st = c.prepareStatement(
-                    "SELECT protected, parent_image_id, parent_number FROM versions WHERE image_id = ? AND number = ?")) {
+                    "SELECT protected, parent_image_id, parent_number, kind FROM versions WHERE image_id = ? AND number = ?")) {
                 st.setLong(1, id);
                 st.setInt(2, n);
                 try (ResultSet rs = st.executeQuery()) {
@@ -84,6 +95,7 @@ final class SqliteLifecycle {
                     parentImage = rs.wasNull() ? null : pi;
                     int pn = rs.getInt(3);
                     parentNumber = rs.wasNull() ? null : pn;
+                    isUser = "user".equals(rs.getString(4));
                 }
             }
             if (n == head) {
@@ -92,6 +104,14 @@ final class SqliteLifecycle {
             }
             if (isProtected) {
                 kept.put(n, "protected");
+                continue;
+            }
+            if (byPolicy && isUser && !includeUser) {
+                kept.put(n, "user version");
+                continue;
+            }
+            if (byPolicy && labelled(c, id, n)) {
+                kept.put(n, "labelled");
                 continue;
             }
             String clone = cloneOf(c, id, n);
@@ -126,6 +146,16 @@ final class SqliteLifecycle {
             deleted.add(n);
         }
         return new VersionDeletion(deleted, kept);
+    }
+
+    private static boolean labelled(Connection c, long id, int n) throws SQLException {
+        try (PreparedStatement st = c.prepareStatement("SELECT 1 FROM tags WHERE image_id = ? AND number = ? LIMIT 1")) {
+            st.setLong(1, id);
+            st.setInt(2, n);
+            try (ResultSet rs = st.executeQuery()) {
+                return rs.next();
+            }
+        }
     }
 
     /** The name of a live image cloned from version {@code n} of image {@code id}, or null. */

@@ -1,6 +1,7 @@
 package dev.cask.store.local;
 
 import dev.cask.common.CaskException;
+import dev.cask.common.Pacer;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
 
@@ -25,14 +26,18 @@ import java.util.Set;
  * pack and the pack is deleted. Runs only inside a garbage collection ({@code ChunkDeleter.Sweep}),
  * so two never run at once.
  *
- * <p><b>Crash order.</b> For each pack P: (1) the live chunks' plain bytes are read (verified) and
- * appended to this process's pack, which is flushed and fsynced; (2) the index entries that still
+ * <p><b>Crash order.</b> For each pack P, in batches of up to {@link #BATCH_BYTES} of plain
+ * bytes: (1) the batch's live chunks' plain bytes are read (verified) and appended to this
+ * process's pack, which is flushed and fsynced; (2) the index entries of the batch that still
  * point into P are switched to the copies in one transaction, durable (synchronous=FULL) before it
- * returns; (3) P is deleted and the directory fsynced. A crash before (2) leaves copies nothing
- * points at (garbage for the next run; a torn tail is cut when the store opens); a crash between
- * (2) and (3) leaves P with no entry pointing into it, which the next run deletes without copying
- * anything. So a run is resumable and a kill -9 at any point loses nothing. A full disk fails (1):
- * the write path cuts its pack back to the last whole record, nothing is switched, P stays.
+ * returns. When every batch is switched, (3) P is deleted and the directory fsynced. A crash before
+ * a batch's (2) leaves copies nothing points at (garbage for the next run; a torn tail is cut when
+ * the store opens); a crash between batches leaves P with fewer entries pointing into it (more of
+ * it is garbage: the next run copies the rest); a crash between (2) and (3) leaves P with no entry
+ * pointing into it, which the next run deletes without copying anything. So a run is resumable and
+ * a kill -9 at any point loses nothing; a {@link Pacer} may stop it between batches and between
+ * packs for the same reason. A full disk fails (1): the write path cuts its pack back to the last
+ * whole record, nothing of that batch is switched, P stays.
  *
  * <p><b>Which packs.</b> Never a pack a writer may still append to or whose chunks are not all
  * indexed yet: a pack with a {@code .open} marker, or whose lock another process holds (a writer
@@ -59,10 +64,30 @@ final class Compactor {
     /** What a run did. */
     record Result(int packsRewritten, int packsDeleted, long chunksCopied, long bytesBefore, long bytesAfter, int packsDamaged) {}
 
+    /**
+     * Plain bytes of live chunks copied per batch: each batch is appended, fsynced and switched in
+     * the index on its own, so memory stays bounded, the store's lock is held for one batch's
+     * compression at a time, and a paced run rests (or stops) between batches.
+     */
+    static final int BATCH_BYTES = 8 << 20;
+
+    /** {@link #BATCH_BYTES}, unless the system property {@code cask.compact.batch} says otherwise (tests: many batches per pack). */
+    private static int batchBytes() {
+        return Math.max(1, Integer.getInteger("cask.compact.batch", BATCH_BYTES));
+    }
+
+    private final int batchBytes = batchBytes();
+
     private final LocalChunkStore store;
+    private final Pacer pacer;
 
     Compactor(LocalChunkStore store) {
+        this(store, Pacer.unpaced());
+    }
+
+    Compactor(LocalChunkStore store, Pacer pacer) {
         this.store = store;
+        this.pacer = pacer;
     }
 
     Result run(double threshold, Progress progress) {
@@ -72,7 +97,9 @@ final class Compactor {
         // live bytes per pack: records, and each segment once however many of its chunks are live
         Map<Integer, Long> live = new HashMap<>();
         Set<Long> segmentsSeen = new HashSet<>();
+        long[] seen = {0};
         store.index().forEach((id, loc) -> {
+            if ((++seen[0] & 4095) == 0) pacer.check(); // a scan of a big index takes a while: a stop need not wait for it
             if (loc.inSegment() && !segmentsSeen.add(((long) loc.pack() << 40) ^ loc.offset())) return;
             live.merge(loc.pack(), (long) loc.length(), Long::sum);
         });
@@ -123,7 +150,9 @@ final class Compactor {
         }
         Set<Integer> chosen = locked.keySet();
         Map<Integer, List<Map.Entry<ChunkId, ChunkLocation>>> found = new HashMap<>();
+        long[] seen = {0};
         store.index().forEach((id, loc) -> {
+            if ((++seen[0] & 4095) == 0) pacer.check();
             if (chosen.contains(loc.pack())) found.computeIfAbsent(loc.pack(), k -> new ArrayList<>()).add(Map.entry(id, loc));
         });
         progress.startItems("compact", candidates.size());
@@ -134,6 +163,7 @@ final class Compactor {
         long after = 0;
         int damaged = 0;
         for (Candidate c : candidates) {
+            pacer.step();
             List<Map.Entry<ChunkId, ChunkLocation>> es = found.getOrDefault(c.pack(), List.of());
             es = new ArrayList<>(es);
             es.sort(Comparator.comparingLong((Map.Entry<ChunkId, ChunkLocation> e) -> e.getValue().offset()).thenComparingInt(e -> e.getValue().slot()));
@@ -203,11 +233,20 @@ final class Compactor {
         Path path = store.packPath(p);
         try {
             long bytes = 0;
-            if (!entries.isEmpty()) {
-                List<ChunkId> ids = new ArrayList<>(entries.keySet());
-                List<byte[]> plains = new ArrayList<>(ids.size());
+            List<ChunkId> all = new ArrayList<>(entries.keySet());
+            for (int from = 0; from < all.size(); ) {
+                if (from > 0) pacer.step(); // between batches: what is switched is switched, the rest stays in P
+                List<ChunkId> ids = new ArrayList<>();
+                List<byte[]> plains = new ArrayList<>();
+                long plainBytes = 0;
                 try {
-                    for (ChunkId id : ids) plains.add(store.get(id)); // verified, and a bad copy is marked damaged
+                    while (from < all.size() && plainBytes < batchBytes) {
+                        ChunkId id = all.get(from++);
+                        byte[] plain = store.get(id); // verified, and a bad copy is marked damaged
+                        ids.add(id);
+                        plains.add(plain);
+                        plainBytes += plain.length;
+                    }
                 } catch (CaskException.Corrupt e) {
                     return DAMAGED;
                 }
@@ -217,8 +256,8 @@ final class Compactor {
                 for (ChunkLocation l : copies.values()) if (l.inSegment() && segs.add(((long) l.pack() << 40) ^ l.offset())) bytes += l.length();
                 int switched = store.index().relocate(copies, p);
                 // fewer: another process healed some chunk meanwhile (its entry left P by itself);
-                // P may still go if no entry points into it (a rare full scan)
-                if (switched != copies.size() && !store.index().entriesIn(p).isEmpty()) {
+                // fine as long as none of the batch's entries still points into P
+                if (switched != copies.size() && store.index().locateAll(ids).values().stream().anyMatch(l -> l.pack() == p)) {
                     throw new CaskException.Io("pack " + p + ": " + switched + " of " + copies.size()
                             + " entries switched to their copies; the pack is left in place", null);
                 }

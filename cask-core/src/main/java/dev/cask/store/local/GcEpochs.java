@@ -1,6 +1,7 @@
 package dev.cask.store.local;
 
 import dev.cask.common.CaskException;
+import dev.cask.common.Pacer;
 import dev.cask.store.ChunkDeleter;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
@@ -23,6 +24,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
@@ -86,7 +88,10 @@ import java.util.stream.Stream;
  *
  * <p><b>Costs.</b> A session costs a file create, a lock and a rename. A GC waits for writers
  * that were running when it started (an import may take minutes; servers' checkpoints are short).
- * Two collections never run at once: {@code gc.lock} is held for a whole collection.
+ * Two collections never run at once: {@code gc.lock} is held for a whole collection (and names
+ * its holder, pid and what it is, for the message of a second one that waits). The waits of a
+ * collection (for another one, for writers) poll, so that a {@link Pacer} can stop them: a
+ * server's background collection must not hold up its shutdown.
  *
  * <p>Thread-safe.
  */
@@ -152,8 +157,14 @@ final class GcEpochs implements ChunkDeleter {
         }
     }
 
-    /** Waits until every session present now has ended; deletes the files of dead ones. */
-    private void awaitSessions(Consumer<String> waiting) throws IOException, InterruptedException {
+    /** How often a wait for another gc or a writer looks again (and notices a stop). */
+    static final long POLL_MILLIS = 100;
+
+    /**
+     * Waits until every session present now has ended; deletes the files of dead ones. Polls
+     * (every {@link #POLL_MILLIS}) rather than blocking, so that {@code pacer} can stop the wait.
+     */
+    private void awaitSessions(Consumer<String> waiting, Pacer pacer) throws IOException, InterruptedException {
         if (!Files.isDirectory(sessions)) return;
         List<Path> present;
         try (Stream<Path> s = Files.list(sessions)) {
@@ -163,14 +174,14 @@ final class GcEpochs implements ChunkDeleter {
             CountDownLatch local = LOCAL_SESSIONS.get(p);
             if (local != null) {
                 if (local.getCount() > 0) waiting.accept("waiting for a writer of this process (" + describe(p) + ")");
-                local.await();
+                while (!local.await(POLL_MILLIS, TimeUnit.MILLISECONDS)) pacer.check();
                 continue;
             }
             try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
                 FileLock l = ch.tryLock(0, Long.MAX_VALUE, true);
                 if (l == null) {
                     waiting.accept("waiting for writer " + p.getFileName() + " (" + describe(p) + ")");
-                    l = ch.lock(0, Long.MAX_VALUE, true);
+                    while ((l = ch.tryLock(0, Long.MAX_VALUE, true)) == null) pacer.waitFor(POLL_MILLIS);
                 }
                 l.release();
                 Files.deleteIfExists(p); // dead (or just ended): nobody will use the name again
@@ -192,22 +203,38 @@ final class GcEpochs implements ChunkDeleter {
 
     @Override
     public Sweep begin(Consumer<String> waiting) {
+        return begin("cask gc", waiting, Pacer.unpaced());
+    }
+
+    /**
+     * As {@link #begin(Consumer)}; {@code who} is written into {@code gc.lock} while this
+     * collection holds it (after the pid: what a second gc names when it says it waits), and
+     * {@code pacer} can stop the waits (they poll every {@link #POLL_MILLIS}).
+     */
+    @Override
+    public Sweep begin(String who, Consumer<String> waiting, Pacer pacer) {
         ReentrantLock local = LOCAL_GC.computeIfAbsent(gcLock, k -> new ReentrantLock());
         FileChannel ch = null;
+        boolean held = false;
         boolean ok = false;
         try {
             if (!local.tryLock()) {
                 waiting.accept("another gc is running in this process; waiting for it");
-                local.lockInterruptibly();
+                while (!local.tryLock(POLL_MILLIS, TimeUnit.MILLISECONDS)) pacer.check();
             }
             ch = FileChannel.open(gcLock, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
             FileLock fl = ch.tryLock();
             if (fl == null) {
-                waiting.accept("another gc is running on store " + store.dir() + "; waiting for it");
-                fl = ch.lock();
+                String holder = holder(ch);
+                waiting.accept("another gc is running on store " + store.dir() + (holder.isEmpty() ? "" : " (" + holder + ")") + "; waiting for it");
+                while ((fl = ch.tryLock()) == null) pacer.waitFor(POLL_MILLIS);
             }
+            held = true;
+            ch.truncate(0);
+            ch.write(java.nio.ByteBuffer.wrap(("pid " + ProcessHandle.current().pid() + ": " + who.replace('\n', ' ') + "\n")
+                    .getBytes(StandardCharsets.UTF_8)), 0);
             long g = store.index().bumpEpoch();
-            awaitSessions(waiting);
+            awaitSessions(waiting, pacer);
             ok = true;
             return new LocalSweep(g, ch, local);
         } catch (IOException e) {
@@ -216,14 +243,36 @@ final class GcEpochs implements ChunkDeleter {
             Thread.currentThread().interrupt();
             throw new CaskException.Io("store " + store.dir() + ": gc interrupted while waiting", null);
         } finally {
-            if (!ok) {
+            if (!ok) release(ch, held, local);
+        }
+    }
+
+    /** What the holder of {@code gc.lock} wrote into it (empty when nothing yet). */
+    private static String holder(FileChannel ch) {
+        try {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(512);
+            ch.read(b, 0);
+            return new String(b.array(), 0, b.position(), StandardCharsets.UTF_8).strip();
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    /** Empties {@code gc.lock} when this process {@code held} it, and releases it and this process's lock. */
+    private static void release(FileChannel ch, boolean held, ReentrantLock local) {
+        try {
+            if (ch != null) {
                 try {
-                    if (ch != null) ch.close();
+                    if (held && ch.isOpen()) ch.truncate(0);
                 } catch (IOException ignored) {
-                    // closing releases the lock
+                    // the next holder overwrites it
                 }
-                if (local.isHeldByCurrentThread()) local.unlock();
+                ch.close();
             }
+        } catch (IOException ignored) {
+            // closing releases the lock
+        } finally {
+            if (local.isHeldByCurrentThread()) local.unlock();
         }
     }
 
@@ -254,9 +303,22 @@ final class GcEpochs implements ChunkDeleter {
 
         @Override
         public Deleted delete(Collection<ChunkId> ids) {
+            return delete(ids, Pacer.unpaced());
+        }
+
+        @Override
+        public Deleted delete(Collection<ChunkId> ids, Pacer pacer) {
             List<ChunkId> list = new ArrayList<>(ids);
             Set<ChunkId> deleted = new HashSet<>();
             for (int from = 0; from < list.size(); from += 4096) { // short write transactions: puts wait less
+                if (from > 0) {
+                    try {
+                        pacer.step();
+                    } catch (Pacer.Stopped stop) {
+                        store.forget(deleted); // what is deleted stays deleted: no cached location may outlive it
+                        throw stop;
+                    }
+                }
                 deleted.addAll(store.index().deleteStampedBefore(list.subList(from, Math.min(list.size(), from + 4096)), epoch));
             }
             store.forget(deleted);
@@ -274,7 +336,9 @@ final class GcEpochs implements ChunkDeleter {
                     ChunkLocation loc = candidates.get(id);
                     if (loc != null && loc.inSegment()) lengths.put(key(loc), loc.length());
                 }
+                long[] seen = {0};
                 store.index().forEach((id, loc) -> {
+                    if ((++seen[0] & 4095) == 0) pacer.check(); // the deleted ids are forgotten already
                     if (loc.inSegment()) segments.remove(key(loc)); // still holds a live chunk
                 });
                 for (long k : segments) bytes += lengths.get(k);
@@ -284,19 +348,18 @@ final class GcEpochs implements ChunkDeleter {
 
         @Override
         public Compacted compact(double threshold, dev.cask.common.Progress progress) {
-            Compactor.Result r = new Compactor(store).run(threshold, progress);
+            return compact(threshold, progress, Pacer.unpaced());
+        }
+
+        @Override
+        public Compacted compact(double threshold, dev.cask.common.Progress progress, Pacer pacer) {
+            Compactor.Result r = new Compactor(store, pacer).run(threshold, progress);
             return new Compacted(r.packsRewritten(), r.packsDeleted(), r.chunksCopied(), r.bytesBefore(), r.bytesAfter(), r.packsDamaged());
         }
 
         @Override
         public void close() {
-            try {
-                lockChannel.close();
-            } catch (IOException ignored) {
-                // closing releases the lock
-            } finally {
-                if (local.isHeldByCurrentThread()) local.unlock();
-            }
+            release(lockChannel, true, local);
         }
     }
 

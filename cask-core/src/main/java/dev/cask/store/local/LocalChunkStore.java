@@ -1072,6 +1072,13 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return gcEpochs().begin(waiting);
     }
 
+    /** Starts a garbage collection that {@code pacer} can stop while it waits (see {@link GcEpochs}). */
+    @Override
+    public Sweep begin(String who, Consumer<String> waiting, dev.cask.common.Pacer pacer) {
+        checkOpen();
+        return gcEpochs().begin(who, waiting, pacer);
+    }
+
     /** The store's current GC epoch. */
     public long gcEpoch() {
         return index.epoch();
