@@ -850,6 +850,15 @@ class LocalChunkStoreTest extends ChunkStoreContract {
      */
     @Test
     void aLiveBulkReadOfRecordsInDiskOrderAsksTheIndexAboutFewChunks() {
+        System.setProperty("cask.bulk.runahead", "true"); // off by default: see BulkReads.once
+        try {
+            liveBulkReadOfRecordsInDiskOrder();
+        } finally {
+            System.clearProperty("cask.bulk.runahead");
+        }
+    }
+
+    private void liveBulkReadOfRecordsInDiskOrder() {
         Random rnd = new Random(55);
         byte[] buf = random(rnd, 256 * 4096);
         int[] offsets = new int[256];
