@@ -25,7 +25,7 @@ import java.util.Set;
  * 4... up to {@link #PROBE} ids a query). What the location holds is read with what surrounds it.
  * A segment is read whole: its table names every chunk in it, so all the wanted ones are handed
  * over from that one read (an imported disk, stored in disk order, answers an export's 256 chunks
- * per lookup). A record is read with what follows it in the pack (<em>run-ahead</em>): imports and
+ * per lookup). A record is read with what follows it in the pack (<em>run-ahead</em>; off unless {@code cask.bulk.runahead}: it could hand over a copy a heal replaced): imports and
  * checkpoints store new blocks in disk order, so the records after it are usually the next blocks
  * asked for; each record's header names its chunk, and every record or segment there that holds a
  * wanted chunk is handed over. So a read of a disk in the order it was stored costs one lookup and
