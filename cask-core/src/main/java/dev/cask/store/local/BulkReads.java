@@ -177,12 +177,12 @@ final class BulkReads {
     private boolean take(ChunkId id, ChunkLocation l, Map<ChunkId, ChunkLocation> records, Found found, boolean ahead,
                          boolean live, byte[][] plainBuf) {
         PackReader.checkEntry(l);
-        if (l.inSegment()) {
-            readSegment(id, l, found, live, plainBuf);
-            return ahead;
-        }
-        records.put(id, l);
-        return ahead && runAhead(id, l, found, live);
+        if (ahead) ahead = runAhead(id, l, found, live);
+        if (!found.wants(id)) return ahead;
+        // the run-ahead did not hand it over (it does not report failures): the ordinary reads do
+        if (l.inSegment()) readSegment(id, l, found, live, plainBuf);
+        else records.put(id, l);
+        return ahead;
     }
 
     /**
@@ -359,88 +359,158 @@ final class BulkReads {
     }
 
     /**
-     * Reads from the record of {@code probed} at {@code l} (an index answer) onwards, as many bytes
-     * as the chunks still wanted would take at that record's length, and hands over every wanted
-     * chunk whose record or segment there passes its checks (the probed record first: the id
-     * there must be {@code probed}). Stops at the first thing that does not decode or check, which
-     * is left to the caller's ordinary reads. Returns false when the records found were mostly not
-     * wanted (blocks stored in another order than asked): run-ahead is then not worth its reads.
+     * Reads from the record or segment of {@code probed} at {@code l} (an answer of a cache or the
+     * index) onwards and hands over every wanted chunk whose record or segment there passes its
+     * checks. The first read takes just that record or segment, which must hold {@code probed}
+     * where {@code l} says; it tells how many pack bytes a chunk takes here (a record's length, a
+     * segment's length over its count), and the next read takes as many bytes as the chunks still
+     * wanted would then take (at most {@link #SPAN}), and so on while a read hands something over.
+     * Stops at the first thing that does not decode or check, which is left to the caller's
+     * ordinary reads (which report it). Returns false when the records and segments it found were
+     * mostly not wanted (blocks stored in another order than asked): run-ahead is then not worth
+     * its reads.
      */
     private boolean runAhead(ChunkId probed, ChunkLocation l, Found found, boolean live) {
         java.util.function.Supplier<String> what = () -> "read-ahead from " + l; // its failures are never reported
-        long want = (long) Math.max(1, found.left()) * l.length();
-        int length = (int) Math.max(l.length(), Math.min(SPAN, want));
-        byte[] span = ByteArrays.take(length);
-        byte[] scratch = null;
-        int parsed = 0;
-        int handed = 0;
+        Ahead a = new Ahead(found, live, what);
+        byte[] span = ByteArrays.take(l.length());
         try {
-            int got = reader.readUpTo(l.pack(), l.offset(), span, length);
-            int pos = 0;
-            while (pos + 4 <= got && found.left() > 0) {
-                int magic = PackFormat.magicAt(span, pos);
-                if (magic == PackFormat.RECORD_MAGIC) {
-                    if (pos + PackFormat.RECORD_HEADER > got) break;
-                    int recordLength = PackFormat.RECORD_HEADER + PackFormat.storedLength(what, span, pos);
-                    if (pos + recordLength > got) break;
-                    PackFormat.Record r = PackFormat.decodeRecord(what, span, pos, recordLength);
-                    if (pos == 0 && !r.id().equals(probed)) break; // the index entry is wrong: the ordinary read reports it
-                    parsed++;
-                    if (found.wants(r.id())) {
-                        int plainLength = r.plainLength();
-                        if (r.codec() == PackFormat.CODEC_NONE) {
-                            if (r.payloadLength() != plainLength) break;
-                            found.give(r.id(), r.payload(), r.payloadOffset(), plainLength);
-                        } else {
-                            if (scratch == null || scratch.length < plainLength) {
-                                ByteArrays.give(scratch);
-                                scratch = ByteArrays.take(Math.max(plainLength, 64 << 10));
-                            }
-                            PackReader.decompress(what, r, scratch);
-                            found.give(r.id(), scratch, 0, plainLength);
-                        }
-                        handed++;
-                    }
-                    pos += recordLength;
-                } else if (magic == PackFormat.SEGMENT_MAGIC) {
-                    if (pos + PackFormat.SEGMENT_HEADER > got) break;
-                    int segmentLength = PackFormat.segmentLength(what, span, pos);
-                    if (pos + segmentLength > got) break;
-                    PackFormat.Segment seg = PackFormat.decodeSegment(what, span, pos, segmentLength);
-                    parsed++;
-                    boolean any = false;
-                    for (ChunkId sid : seg.ids()) any |= found.wants(sid);
-                    if (any) {
-                        if (scratch == null || scratch.length < seg.plainLength()) {
-                            ByteArrays.give(scratch);
-                            scratch = ByteArrays.take(Math.max(seg.plainLength(), 64 << 10));
-                        }
-                        PackReader.segmentPlainInto(what, seg, scratch);
-                        store.countSegmentRead();
-                        for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
-                            int len = seg.plainLengths()[slot];
-                            if (!PackFormat.plainCrcMatches(seg, scratch, from, slot)) continue; // the ordinary read reports it
-                            ChunkId sid = seg.ids()[slot];
-                            if (found.wants(sid)) {
-                                found.give(sid, scratch, from, len);
-                                handed++;
-                            } else if (live) {
-                                store.keepPlain(sid, scratch, from, len);
-                            }
-                        }
-                    }
-                    pos += segmentLength;
-                } else {
-                    break; // not a record or segment: damage, or the end of what a writer has appended
+            int got = reader.readUpTo(l.pack(), l.offset(), span, l.length());
+            a.parse(span, got, probed, l);
+            if (a.chunks == 0) return true; // the probed copy did not check: nothing learnt about the order here
+            long perChunk = Math.max(1, a.consumed / a.chunks);
+            long at = l.offset() + a.consumed;
+            while (!a.stopped && found.left() > 0) {
+                int length = (int) Math.min(SPAN, (found.left() + 1) * perChunk);
+                if (span.length < length) {
+                    ByteArrays.give(span);
+                    span = ByteArrays.take(length);
                 }
+                got = reader.readUpTo(l.pack(), at, span, length);
+                int handedBefore = a.handed;
+                long consumedBefore = a.consumed;
+                a.parse(span, got, null, null);
+                if (a.handed == handedBefore || a.consumed == consumedBefore || got < length) break;
+                at += a.consumed - consumedBefore;
             }
         } catch (CaskException.Corrupt e) {
-            // damage, or a record another process is appending right now: the ordinary read of
-            // what is left decides (and reports and marks real damage)
+            // the pack is gone or cut short under a cached location: the ordinary read decides
         } finally {
             ByteArrays.give(span);
+            a.done();
+        }
+        return a.handed * 4 >= a.items;
+    }
+
+    /** What a run-ahead found so far: records and segments parsed, chunks handed over, bytes consumed. */
+    private final class Ahead {
+        final Found found;
+        final boolean live;
+        final java.util.function.Supplier<String> what;
+        int items;
+        int chunks;
+        int handed;
+        long consumed;
+        boolean stopped;
+        byte[] scratch;
+
+        Ahead(Found found, boolean live, java.util.function.Supplier<String> what) {
+            this.found = found;
+            this.live = live;
+            this.what = what;
+        }
+
+        /**
+         * Hands over the wanted chunks of the whole records and segments in {@code span[0, got)};
+         * with {@code probed}, the first of them must hold it at {@code l} (else nothing is taken).
+         * Sets {@link #stopped} at anything that does not decode or check; a record or segment cut
+         * by the end of the span is left for the next read.
+         */
+        void parse(byte[] span, int got, ChunkId probed, ChunkLocation l) {
+            int pos = 0;
+            try {
+                while (pos + 4 <= got && found.left() > 0) {
+                    int magic = PackFormat.magicAt(span, pos);
+                    boolean first = probed != null && pos == 0;
+                    if (magic == PackFormat.RECORD_MAGIC && !(first && l.inSegment())) {
+                        if (pos + PackFormat.RECORD_HEADER > got) break;
+                        int length = PackFormat.RECORD_HEADER + PackFormat.storedLength(what, span, pos);
+                        if (pos + length > got) break;
+                        PackFormat.Record r = PackFormat.decodeRecord(what, span, pos, length);
+                        if (first && !r.id().equals(probed)) {
+                            stopped = true; // the location is wrong: the ordinary read reports it
+                            return;
+                        }
+                        items++;
+                        chunks++;
+                        if (found.wants(r.id())) record(r);
+                        pos += length;
+                    } else if (magic == PackFormat.SEGMENT_MAGIC && !(first && !l.inSegment())) {
+                        if (pos + PackFormat.SEGMENT_HEADER > got) break;
+                        int length = PackFormat.segmentLength(what, span, pos);
+                        if (pos + length > got) break;
+                        PackFormat.Segment seg = PackFormat.decodeSegment(what, span, pos, length);
+                        if (first && (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(probed))) {
+                            stopped = true;
+                            return;
+                        }
+                        items++;
+                        chunks += seg.count();
+                        segment(seg);
+                        pos += length;
+                    } else {
+                        stopped = true; // not a record or segment: damage, or the end of what a writer has appended
+                        return;
+                    }
+                }
+            } catch (CaskException.Corrupt e) {
+                stopped = true; // damage, or a record another process is appending right now
+            } finally {
+                consumed += pos;
+            }
+        }
+
+        private void record(PackFormat.Record r) {
+            int plainLength = r.plainLength();
+            if (r.codec() == PackFormat.CODEC_NONE) {
+                if (r.payloadLength() != plainLength) throw new CaskException.Corrupt(what.get() + ": stored length != plain length");
+                found.give(r.id(), r.payload(), r.payloadOffset(), plainLength);
+            } else {
+                PackReader.decompress(what, r, scratch(plainLength));
+                found.give(r.id(), scratch, 0, plainLength);
+            }
+            handed++;
+        }
+
+        private void segment(PackFormat.Segment seg) {
+            boolean any = false;
+            for (ChunkId sid : seg.ids()) any |= found.wants(sid);
+            if (!any) return;
+            PackReader.segmentPlainInto(what, seg, scratch(seg.plainLength()));
+            store.countSegmentRead();
+            for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
+                int len = seg.plainLengths()[slot];
+                if (!PackFormat.plainCrcMatches(seg, scratch, from, slot)) continue; // its own read reports it
+                ChunkId sid = seg.ids()[slot];
+                if (found.wants(sid)) {
+                    found.give(sid, scratch, from, len);
+                    handed++;
+                } else if (live) {
+                    store.keepPlain(sid, scratch, from, len);
+                }
+            }
+        }
+
+        private byte[] scratch(int length) {
+            if (scratch == null || scratch.length < length) {
+                ByteArrays.give(scratch);
+                scratch = ByteArrays.take(Math.max(length, 64 << 10));
+            }
+            return scratch;
+        }
+
+        void done() {
             ByteArrays.give(scratch);
         }
-        return handed * 4 >= parsed;
     }
 }
