@@ -173,10 +173,10 @@ final class BulkReads {
     }
 
     /**
-     * {@code id} is at {@code l} (the location cache's or the index's answer): a segment is read
-     * whole now, handing over every wanted chunk in it; a record is noted for the sorted span
-     * reads and, while {@code ahead}, read with what follows it ({@link #runAhead}). Returns
-     * whether run-ahead is still worth trying.
+     * {@code id} is at {@code l} (the location cache's or the index's answer): while {@code ahead},
+     * read with what follows it ({@link #runAhead}); if that did not hand it over (the run-ahead
+     * reports nothing), a segment is read whole now ({@link #readSegment}, which reports), a
+     * record noted for the sorted span reads. Returns whether run-ahead is still worth trying.
      */
     private boolean take(ChunkId id, ChunkLocation l, Map<ChunkId, ChunkLocation> records, Found found, boolean ahead,
                          boolean live, byte[][] plainBuf) {
