@@ -33,6 +33,27 @@ public interface BlockDevice extends AutoCloseable {
      */
     void read(long offset, byte[] buffer, int bufferOffset, int length);
 
+    /**
+     * Reads {@code [offset, offset+length)} into {@code buffer} from its index {@code bufferIndex}
+     * (absolute: its position and limit are left alone), with the contract of
+     * {@link #read(long, byte[], int, int)}. The default reads into a heap array and copies; a
+     * device the NBD server reads much from implements it directly (see {@link ReadBuffer}).
+     */
+    default void read(long offset, java.nio.ByteBuffer buffer, int bufferIndex, int length) {
+        if (buffer.hasArray()) {
+            read(offset, buffer.array(), buffer.arrayOffset() + bufferIndex, length);
+            return;
+        }
+        checkRange(this, offset, length);
+        byte[] tmp = dev.cask.common.ByteArrays.take(length);
+        try {
+            read(offset, tmp, 0, length);
+            buffer.put(bufferIndex, tmp, 0, length);
+        } finally {
+            dev.cask.common.ByteArrays.give(tmp);
+        }
+    }
+
     default void write(long offset, byte[] buffer, int bufferOffset, int length, boolean fua) {
         throw new UnsupportedOperationException("device is read-only");
     }

@@ -27,12 +27,21 @@ import java.util.Map;
  * (always a new version) and export and clone of an image's head (a version of what its clients
  * see now) for an image that is open here.
  *
- * <p>Thread-safe: the map of open volumes is guarded by this object's lock.
+ * <p>Thread-safe: the map of open volumes is guarded by this object's lock. A volume whose last
+ * client left is closed (checkpointed) outside it: while that runs, only a new connection to the
+ * same image, and a checkpoint request for it, wait for it.
  */
 public final class ImageExports implements ExportResolver, AutoCloseable {
     private final Images images;
     private final long journalLimit;
     private final Map<String, Shared> open = new HashMap<>();
+    /**
+     * Images whose last client left, while their volume closes (a checkpoint: seconds, or minutes
+     * for a full journal), with what completes when it is closed. The close runs outside this
+     * object's lock: connecting to any other image, or asking what is open, never waits for it;
+     * only a new connection to the same image does (it must take the lease the closing volume holds).
+     */
+    private final Map<String, java.util.concurrent.CompletableFuture<Void>> closing = new HashMap<>();
     /*
      * What inUse reads, without this object's lock: a server's release() holds the lock while its
      * volume's close commits, and that commit may wait for the catalog write lock of a prune
@@ -155,6 +164,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         if (policy.readOnly()) return readOnly(images.current(name, "a read-only export").version(), ", current content");
         Shared s;
         synchronized (this) {
+            while (closing.containsKey(name)) awaitClosed(name);
             s = open.get(name);
             if (s == null) {
                 s = new Shared(images.openVolume(name, journalLimit));
@@ -172,16 +182,47 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
                 () -> release(name, shared));
     }
 
+    /**
+     * Waits (giving up this object's lock meanwhile) until the close of {@code name} under way is
+     * done. Caller holds the lock.
+     */
+    private void awaitClosed(String name) {
+        java.util.concurrent.CompletableFuture<Void> done = closing.get(name);
+        if (done == null) return;
+        boolean interrupted = false;
+        while (!done.isDone()) {
+            try {
+                wait();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
+    }
+
+    /**
+     * A connection ended: when it was the image's last, the volume is closed (which checkpoints
+     * it) outside this object's lock, so that clients of other images connect meanwhile (see
+     * {@link #closing}). Its base version stays {@link #inUse} until the close is done.
+     */
     private void release(String name, Shared s) {
+        java.util.concurrent.CompletableFuture<Void> done = new java.util.concurrent.CompletableFuture<>();
         synchronized (this) {
             if (--s.connections > 0) return;
             open.remove(name);
-            volumes.remove(name, s.volume);
-            try {
-                s.volume.close();
-                log.log(System.Logger.Level.INFO, "closed image '" + name + "' at version " + s.volume.baseVersion().number());
-            } catch (RuntimeException e) {
-                log.log(System.Logger.Level.ERROR, "image '" + name + "': checkpoint on close failed: " + e.getMessage());
+            closing.put(name, done);
+        }
+        try {
+            s.volume.close();
+            log.log(System.Logger.Level.INFO, "closed image '" + name + "' at version " + s.volume.baseVersion().number());
+        } catch (RuntimeException e) {
+            log.log(System.Logger.Level.ERROR, "image '" + name + "': checkpoint on close failed: " + e.getMessage());
+        } finally {
+            synchronized (this) {
+                volumes.remove(name, s.volume);
+                closing.remove(name, done);
+                done.complete(null);
+                notifyAll();
             }
         }
     }
@@ -271,6 +312,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
     public Version checkpoint(String name, String message, boolean always, dev.cask.catalog.VersionKind kind) {
         Shared s;
         synchronized (this) {
+            awaitClosed(name); // an image whose last client just left: its close makes the version
             s = open.get(name);
         }
         if (s == null) return null;
@@ -286,14 +328,17 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         }
     }
 
-    /** Names of the images open read-write here. */
+    /** Names of the images open read-write here, those being closed too. */
     public synchronized List<String> openImages() {
-        return List.copyOf(open.keySet());
+        java.util.TreeSet<String> all = new java.util.TreeSet<>(open.keySet());
+        all.addAll(closing.keySet());
+        return List.copyOf(all);
     }
 
-    /** Closes (and so checkpoints) every open volume. */
+    /** Closes (and so checkpoints) every open volume, after the closes under way. */
     @Override
     public synchronized void close() {
+        for (String name : new ArrayList<>(closing.keySet())) awaitClosed(name);
         for (var e : open.entrySet()) {
             try {
                 e.getValue().volume.close();

@@ -4,6 +4,7 @@ import dev.cask.device.BlockDevice;
 import dev.cask.device.BlockStatus;
 import dev.cask.device.Capabilities;
 import dev.cask.device.Devices;
+import dev.cask.device.ReadBuffer;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
 
@@ -98,6 +99,17 @@ public final class LayoutDevice implements BlockDevice {
     @Override
     public void read(long offset, byte[] buffer, int bufferOffset, int length) {
         BlockDevice.checkRange(this, offset, length);
+        read(offset, ReadBuffer.of(buffer), bufferOffset, length);
+    }
+
+    @Override
+    public void read(long offset, java.nio.ByteBuffer buffer, int bufferIndex, int length) {
+        BlockDevice.checkRange(this, offset, length);
+        read(offset, ReadBuffer.of(buffer), bufferIndex, length);
+    }
+
+    /** Reads {@code [offset, offset+length)} into {@code buffer} from index {@code bufferOffset} (the range is checked). */
+    public void read(long offset, ReadBuffer buffer, int bufferOffset, int length) {
         List<CompletableFuture<Void>> parallel = new ArrayList<>();
         long start = offset;
         RuntimeException failure = null;
@@ -119,7 +131,7 @@ public final class LayoutDevice implements BlockDevice {
         if (failure != null) throw failure;
     }
 
-    private void readExtent(TreeReader r, long base, long from, long to, byte[] buf, int bufOff,
+    private void readExtent(TreeReader r, long base, long from, long to, ReadBuffer buf, int bufOff,
                             List<CompletableFuture<Void>> parallel) {
         int bs = r.root().blockSize();
         long rel = from - base;
@@ -136,10 +148,10 @@ public final class LayoutDevice implements BlockDevice {
         long pos = rel;
         for (long b : blocks) {
             long s = Math.max(b * bs, rel);
-            if (s > pos) java.util.Arrays.fill(buf, bufOff + (int) (pos - rel), bufOff + (int) (s - rel), (byte) 0);
+            if (s > pos) buf.zero(bufOff + (int) (pos - rel), bufOff + (int) (s - rel));
             pos = Math.min((b + 1) * bs, relEnd);
         }
-        if (pos < relEnd) java.util.Arrays.fill(buf, bufOff + (int) (pos - rel), bufOff + (int) (relEnd - rel), (byte) 0);
+        if (pos < relEnd) buf.zero(bufOff + (int) (pos - rel), bufOff + (int) (relEnd - rel));
         if (ids.isEmpty()) return;
         Share whole = new Share(ids, blocks, bs, rel, relEnd, buf, bufOff);
         if (ids.size() < BULK_MIN_BLOCKS) {
@@ -163,10 +175,10 @@ public final class LayoutDevice implements BlockDevice {
         final int bs;
         final long rel;
         final long relEnd;
-        final byte[] buf;
+        final ReadBuffer buf;
         final int bufOff;
 
-        Share(List<ChunkId> ids, List<Long> blocks, int bs, long rel, long relEnd, byte[] buf, int bufOff) {
+        Share(List<ChunkId> ids, List<Long> blocks, int bs, long rel, long relEnd, ReadBuffer buf, int bufOff) {
             this.ids = ids;
             this.blocks = blocks;
             this.bs = bs;
@@ -200,7 +212,7 @@ public final class LayoutDevice implements BlockDevice {
             long bStart = blocks.get(i) * bs;
             long s = Math.max(bStart, rel);
             long t = Math.min(bStart + bs, relEnd);
-            System.arraycopy(data, off + (int) (s - bStart), buf, bufOff + (int) (s - rel), (int) (t - s));
+            buf.put(bufOff + (int) (s - rel), data, off + (int) (s - bStart), (int) (t - s));
         }
     }
 

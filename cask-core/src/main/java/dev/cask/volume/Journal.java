@@ -463,6 +463,11 @@ final class Journal implements AutoCloseable {
 
     /** Reads block data at {@code offset} into {@code dst}, checking its CRC. */
     void readBlock(long offset, int blockSize, byte[] dst, int dstOff, int from, int length) {
+        readBlock(offset, blockSize, dev.cask.device.ReadBuffer.of(dst), dstOff, from, length);
+    }
+
+    /** As {@link #readBlock(long, int, byte[], int, int, int)}, into any {@link dev.cask.device.ReadBuffer}. */
+    void readBlock(long offset, int blockSize, dev.cask.device.ReadBuffer dst, int dstOff, int from, int length) {
         byte[] blk = new byte[blockSize + 4];
         ByteBuffer bb = ByteBuffer.wrap(blk);
         try {
@@ -479,7 +484,7 @@ final class Journal implements AutoCloseable {
         if ((int) crc.getValue() != bb.getInt(blockSize)) {
             throw new CaskException.Corrupt("journal " + path + ": block at offset " + offset + " fails its checksum");
         }
-        System.arraycopy(blk, from, dst, dstOff, length);
+        dst.put(dstOff, blk, from, length);
     }
 
     /**
@@ -487,6 +492,11 @@ final class Journal implements AutoCloseable {
      * {@code offset}, into {@code dst} (back to back), checking each CRC: one read for all.
      */
     void readBlocks(long offset, int blockSize, int count, byte[] dst, int dstOff) {
+        readBlocks(offset, blockSize, count, dev.cask.device.ReadBuffer.of(dst), dstOff);
+    }
+
+    /** As {@link #readBlocks(long, int, int, byte[], int)}, into any {@link dev.cask.device.ReadBuffer}. */
+    void readBlocks(long offset, int blockSize, int count, dev.cask.device.ReadBuffer dst, int dstOff) {
         int span = count * (blockSize + 4);
         if (span > LARGE_CAPACITY) throw new IllegalArgumentException("read of " + count + " blocks of " + blockSize);
         (span <= SMALL_CAPACITY ? SMALL : LARGE).with(bb -> {
@@ -508,7 +518,7 @@ final class Journal implements AutoCloseable {
                 if ((int) crc.getValue() != bb.getInt(at + blockSize)) {
                     throw new CaskException.Corrupt("journal " + path + ": block at offset " + (offset + at) + " fails its checksum");
                 }
-                bb.get(at, dst, dstOff + i * blockSize, blockSize);
+                dst.put(dstOff + i * blockSize, bb, at, blockSize);
             }
             return null;
         });

@@ -10,6 +10,7 @@ import dev.cask.device.BlockDevice;
 import dev.cask.device.BlockStatus;
 import dev.cask.device.Capabilities;
 import dev.cask.device.Devices;
+import dev.cask.device.ReadBuffer;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
 import dev.cask.tree.Layout;
@@ -344,6 +345,17 @@ public final class Volume implements BlockDevice {
     @Override
     public void read(long offset, byte[] buffer, int bufferOffset, int length) {
         BlockDevice.checkRange(this, offset, length);
+        read(offset, ReadBuffer.of(buffer), bufferOffset, length);
+    }
+
+    /** Straight into {@code buffer} (a direct one: what the NBD server sends large replies from). */
+    @Override
+    public void read(long offset, java.nio.ByteBuffer buffer, int bufferIndex, int length) {
+        BlockDevice.checkRange(this, offset, length);
+        read(offset, ReadBuffer.of(buffer), bufferIndex, length);
+    }
+
+    private void read(long offset, ReadBuffer buffer, int bufferOffset, int length) {
         swap.readLock().lock();
         try {
             checkOpen();
@@ -355,7 +367,7 @@ public final class Volume implements BlockDevice {
         }
     }
 
-    private void readExtent(Base b, int ext, long from, long to, byte[] buf, int bufOff) {
+    private void readExtent(Base b, int ext, long from, long to, ReadBuffer buf, int bufOff) {
         Layout.Extent e = b.layout().extents().get(ext);
         int bs = e.root().blockSize();
         ConcurrentSkipListMap<Long, Long> d = dirty.get(ext);
@@ -397,7 +409,7 @@ public final class Volume implements BlockDevice {
             }
             int dst = bufOff + (int) (s - from);
             if (isZeroLoc(l)) {
-                java.util.Arrays.fill(buf, dst, dst + run * bs, (byte) 0);
+                buf.zero(dst, dst + run * bs);
             } else if (run == 1) {
                 readDirty(ext, blk, l, bs, buf, dst, 0, bs);
             } else {
@@ -414,7 +426,7 @@ public final class Volume implements BlockDevice {
      * current generation caught mid-rewrite), block by block through {@link #readDirty}, which waits
      * for the rewrite.
      */
-    private void readDirtyRun(int ext, long blk, long l, int run, int bs, byte[] buf, int dst) {
+    private void readDirtyRun(int ext, long blk, long l, int run, int bs, ReadBuffer buf, int dst) {
         Journal j = generations.get(generationOf(l));
         if (j == null) throw new IllegalStateException("volume '" + image + "': no journal generation " + generationOf(l));
         try {
@@ -430,10 +442,10 @@ public final class Volume implements BlockDevice {
      * A block of the current generation may be being overwritten in place: when its CRC fails,
      * wait for that write and read the block's location again (a few times, then it is corrupt).
      */
-    private void readDirty(int ext, long blk, long l, int bs, byte[] buf, int dst, int from, int length) {
+    private void readDirty(int ext, long blk, long l, int bs, ReadBuffer buf, int dst, int from, int length) {
         for (int attempt = 0; ; attempt++) {
             if (isZeroLoc(l)) {
-                java.util.Arrays.fill(buf, dst, dst + length, (byte) 0);
+                buf.zero(dst, dst + length);
                 return;
             }
             Journal j = generations.get(generationOf(l));
@@ -459,7 +471,7 @@ public final class Volume implements BlockDevice {
         byte[] out = new byte[bs];
         Long l = dirty.get(ext).get(blk);
         if (l != null) {
-            readDirty(ext, blk, l, bs, out, 0, 0, bs);
+            readDirty(ext, blk, l, bs, ReadBuffer.of(out), 0, 0, bs);
         } else {
             ChunkId id = b.readers()[ext].leaf(blk);
             if (!id.isZero()) System.arraycopy(store.get(id), 0, out, 0, bs);

@@ -462,6 +462,13 @@ class TreeModelTest {
             Arrays.fill(expected, (byte) 0x77);
             disk.read(off, expected, 5, len);
             assertArrayEquals(expected, got, ctx + ": read of " + len + " bytes at " + off + " (and nothing around it)");
+            // the same into a direct buffer (what the NBD server sends large replies from)
+            java.nio.ByteBuffer direct = java.nio.ByteBuffer.allocateDirect(len + 10);
+            for (int k = 0; k < len + 10; k++) direct.put(k, (byte) 0x77);
+            dev.read(off, direct, 5, len);
+            byte[] viaDirect = new byte[len + 10];
+            direct.get(0, viaDirect);
+            assertArrayEquals(expected, viaDirect, ctx + ": read of " + len + " bytes at " + off + " into a direct buffer");
         }
 
         // allocation map: holes are exactly the zero blocks

@@ -1,6 +1,7 @@
 package dev.cask.server.nbd;
 
 import dev.cask.common.ByteArrays;
+import dev.cask.common.DirectBuffers;
 import dev.cask.common.CaskException;
 import dev.cask.device.BlockDevice;
 import dev.cask.device.BlockStatus;
@@ -923,14 +924,19 @@ final class NbdConnection implements Runnable {
         int biggest = 0;
         for (BlockStatus p : parts) if (!p.hole()) biggest = Math.max(biggest, (int) p.length());
         int borrowed = biggest == 0 ? 0 : borrow(biggest);
-        byte[] buf = biggest == 0 ? null : ByteArrays.take(biggest); // pooled: every byte sent from it is read into it first
+        // pooled: every byte sent from it is read into it first. Large pieces are read into a direct
+        // buffer, which the socket sends without the JDK's copy of a heap array into one of its own
+        boolean direct = biggest >= DirectBuffers.MIN;
+        byte[] buf = biggest == 0 || direct ? null : ByteArrays.take(biggest);
+        java.nio.ByteBuffer dbuf = direct ? DirectBuffers.take(biggest) : null;
         try {
             for (int i = 0; i < parts.size(); i++) {
                 BlockStatus p = parts.get(i);
                 int flags = i == parts.size() - 1 ? NBD_REPLY_FLAG_DONE : 0;
                 if (!p.hole()) {
                     try {
-                        device.read(p.offset(), buf, 0, (int) p.length());
+                        if (direct) device.read(p.offset(), dbuf, 0, (int) p.length());
+                        else device.read(p.offset(), buf, 0, (int) p.length());
                     } catch (RuntimeException e) {
                         send(r, deviceError(r, e)); // ends the reply: the client discards the chunks before it
                         return;
@@ -943,7 +949,9 @@ final class NbdConnection implements Runnable {
                         wire.putLong(p.offset()).putInt((int) p.length());
                     } else {
                         chunkHeader(flags, NBD_REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + (int) p.length());
-                        wire.putLong(p.offset()).put(buf, 0, (int) p.length());
+                        wire.putLong(p.offset());
+                        if (direct) wire.put(dbuf, (int) p.length());
+                        else wire.put(buf, 0, (int) p.length());
                     }
                     flushUnlessQueued();
                 } finally {
@@ -952,6 +960,7 @@ final class NbdConnection implements Runnable {
             }
         } finally {
             ByteArrays.give(buf);
+            DirectBuffers.give(dbuf);
             giveBack(borrowed);
         }
     }

@@ -212,6 +212,23 @@ final class Wire {
         return this;
     }
 
+    /**
+     * Queues the first {@code length} bytes of {@code bytes} (from index 0; its position and limit
+     * are left alone): what is buffered goes first, then the buffer straight to the channel (a
+     * direct buffer is sent as it is, with no copy).
+     */
+    Wire put(ByteBuffer bytes, int length) throws IOException {
+        if (length <= out.remaining() && length <= out.capacity() / 2) {
+            out.put(out.position(), bytes, 0, length);
+            out.position(out.position() + length);
+            return this;
+        }
+        flushBuffer();
+        ByteBuffer bb = bytes.slice(0, length);
+        while (bb.hasRemaining()) write(bb);
+        return this;
+    }
+
     Wire put(byte[] bytes) throws IOException {
         return put(bytes, 0, bytes.length);
     }

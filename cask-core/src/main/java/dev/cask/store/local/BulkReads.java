@@ -25,12 +25,15 @@ import java.util.Set;
  * 4... up to {@link #PROBE} ids a query). What the location holds is read with what surrounds it.
  * A segment is read whole: its table names every chunk in it, so all the wanted ones are handed
  * over from that one read (an imported disk, stored in disk order, answers an export's 256 chunks
- * per lookup). A record is read with what follows it in the pack (<em>run-ahead</em>; off unless {@code cask.bulk.runahead}: it could hand over a copy a heal replaced): imports and
+ * per lookup). A record is read with what follows it in the pack (<em>run-ahead</em>): imports and
  * checkpoints store new blocks in disk order, so the records after it are usually the next blocks
- * asked for; each record's header names its chunk, and every record or segment there that holds a
- * wanted chunk is handed over. So a read of a disk in the order it was stored costs one lookup and
- * one system call per run, and no cache lookup per chunk (three per chunk, in maps of a million
- * entries, were a sixth of a served disk's CPU). When the run-ahead finds mostly unwanted records
+ * asked for; each record's header names its chunk, and every record there that holds a wanted
+ * chunk where a get would read it (the location cache says so, else the index, asked about all of
+ * a read's such chunks at once) is handed over, with every segment's wanted chunks. So a read of a
+ * disk in the order it was stored costs one system call per run and, where locations are cached
+ * (after a checkpoint, once an opened image is warmed), one quiet cache lookup per record, where
+ * it cost a system call, three cache lookups (in maps of a million entries: a sixth of a served
+ * disk's CPU) and two copies per 4 KiB. When the run-ahead finds mostly unwanted records
  * (blocks stored in another order), it stops for the rest of the call, and the remaining chunks are
  * looked up one by one, then read sorted by pack and offset in spans of nearby records (up to
  * {@link #SPAN} bytes, reading through gaps of up to {@link #GAP}), one system call per span.
@@ -38,9 +41,10 @@ import java.util.Set;
  * <p><b>Checks.</b> Every chunk handed over passed what {@link LocalChunkStore#get} checks: a
  * record's magic, lengths, CRC32C and id (the id asked for), then its decompressed length; a
  * segment's CRC32C (header, table, frame), the id in its table and the chunk's own plain CRC32C.
- * The run-ahead reads bytes no index entry vouched for, so it only ever hands over what passes
- * those checks, and anything there that does not (a torn tail another writer is appending to,
- * damage) just ends the run-ahead: its chunks are left to the ordinary path, which asks the index,
+ * The run-ahead reads further than any one answer vouched for, so it hands over a record only
+ * where a get would read it (never a copy the index has left, such as one a heal replaced because
+ * only rehashing could tell it was wrong), and only what passes those checks; anything there that
+ * does not (a torn tail another writer is appending to, damage) just ends the run-ahead: its chunks are left to the ordinary path, which asks the index,
  * reports the damage and marks it for healing exactly as a {@link LocalChunkStore#get} would. A
  * copy that fails its checks where a cache or the index said the chunk is makes the read ask the
  * index where it is now (compaction may have moved it, another process healed it), as get does;
@@ -107,20 +111,11 @@ final class BulkReads {
         }
     }
 
-    /** Whether {@link #runAhead} is tried: the system property {@code cask.bulk.runahead}, off by default (see {@link #once}). */
-    static boolean runAheadOn() {
-        return Boolean.getBoolean("cask.bulk.runahead");
-    }
-
     private void once(List<ChunkId> ids, ChunkStore.ChunkSink sink, boolean live) {
         Found found = new Found(ids, sink);
         List<ChunkId> distinct = found.distinct();
         Map<ChunkId, ChunkLocation> records = new HashMap<>(); // to read in sorted spans: records no read handed over yet
-        // run-ahead is off: it handed over a record no index entry points at any more (a copy a
-        // heal replaced, whose CRC is right but whose bytes are another block's: HealTest's
-        // aRecordOnlyADeepCheckFindsIsReportedOnceAndHealed read wrong bytes through it). Until
-        // superseded copies are known to it, every record comes from where the index says
-        boolean ahead = runAheadOn();
+        boolean ahead = true;
         int probeSize = 1;
         byte[][] plainBuf = {null};
         try {
@@ -178,20 +173,20 @@ final class BulkReads {
     }
 
     /**
-     * {@code id} is at {@code l} (the location cache's or the index's answer): a segment is read
-     * whole now, handing over every wanted chunk in it; a record is noted for the sorted span
-     * reads and, while {@code ahead}, read with what follows it ({@link #runAhead}). Returns
-     * whether run-ahead is still worth trying.
+     * {@code id} is at {@code l} (the location cache's or the index's answer): while {@code ahead},
+     * read with what follows it ({@link #runAhead}); if that did not hand it over (the run-ahead
+     * reports nothing), a segment is read whole now ({@link #readSegment}, which reports), a
+     * record noted for the sorted span reads. Returns whether run-ahead is still worth trying.
      */
     private boolean take(ChunkId id, ChunkLocation l, Map<ChunkId, ChunkLocation> records, Found found, boolean ahead,
                          boolean live, byte[][] plainBuf) {
         PackReader.checkEntry(l);
-        if (l.inSegment()) {
-            readSegment(id, l, found, live, plainBuf);
-            return ahead;
-        }
-        records.put(id, l);
-        return ahead && runAhead(id, l, found, live);
+        if (ahead) ahead = runAhead(id, l, found, live);
+        if (!found.wants(id)) return ahead;
+        // the run-ahead did not hand it over (it does not report failures): the ordinary reads do
+        if (l.inSegment()) readSegment(id, l, found, live, plainBuf);
+        else records.put(id, l);
+        return ahead;
     }
 
     /**
@@ -368,88 +363,224 @@ final class BulkReads {
     }
 
     /**
-     * Reads from the record of {@code probed} at {@code l} (an index answer) onwards, as many bytes
-     * as the chunks still wanted would take at that record's length, and hands over every wanted
-     * chunk whose record or segment there passes its checks (the probed record first: the id
-     * there must be {@code probed}). Stops at the first thing that does not decode or check, which
-     * is left to the caller's ordinary reads. Returns false when the records found were mostly not
-     * wanted (blocks stored in another order than asked): run-ahead is then not worth its reads.
+     * Reads from the record or segment of {@code probed} at {@code l} (an answer of a cache or the
+     * index) onwards and hands over the wanted chunks found there. The first read takes just that
+     * record or segment, which must hold {@code probed} where {@code l} says; it tells how many
+     * pack bytes a chunk takes here (a record's length, a segment's length over its count), and
+     * the next read takes as many bytes as the chunks still wanted would then take (at most
+     * {@link #SPAN}), and so on while a read hands something over.
+     *
+     * <p>A record found this way is handed over only where a {@link LocalChunkStore#get} would
+     * read it: its location must be the one the location cache holds for its chunk, or, when the
+     * cache holds none, the one the index holds (asked for all such chunks of a read at once). So
+     * a copy the index no longer points at (one a heal replaced because only rehashing could tell
+     * it was wrong, a duplicate, one compaction left) is never read in its place. The chunks of a
+     * segment are taken as its table names them, as a get of one of them takes its neighbours
+     * into the plain cache. Each copy is then checked as any read checks it (magic, lengths,
+     * CRC32C, the slot's plain CRC32C). Anything
+     * that does not decode or check ends the run-ahead and is left to the caller's ordinary reads,
+     * which report it. Returns false when the records and segments it found were mostly not wanted
+     * (blocks stored in another order than asked): run-ahead is then not worth its reads.
      */
     private boolean runAhead(ChunkId probed, ChunkLocation l, Found found, boolean live) {
         java.util.function.Supplier<String> what = () -> "read-ahead from " + l; // its failures are never reported
-        long want = (long) Math.max(1, found.left()) * l.length();
-        int length = (int) Math.max(l.length(), Math.min(SPAN, want));
-        byte[] span = ByteArrays.take(length);
-        byte[] scratch = null;
-        int parsed = 0;
-        int handed = 0;
+        Ahead a = new Ahead(found, live, what, l.pack());
+        byte[] span = ByteArrays.take(l.length());
         try {
-            int got = reader.readUpTo(l.pack(), l.offset(), span, length);
-            int pos = 0;
-            while (pos + 4 <= got && found.left() > 0) {
-                int magic = PackFormat.magicAt(span, pos);
-                if (magic == PackFormat.RECORD_MAGIC) {
-                    if (pos + PackFormat.RECORD_HEADER > got) break;
-                    int recordLength = PackFormat.RECORD_HEADER + PackFormat.storedLength(what, span, pos);
-                    if (pos + recordLength > got) break;
-                    PackFormat.Record r = PackFormat.decodeRecord(what, span, pos, recordLength);
-                    if (pos == 0 && !r.id().equals(probed)) break; // the index entry is wrong: the ordinary read reports it
-                    parsed++;
-                    if (found.wants(r.id())) {
-                        int plainLength = r.plainLength();
-                        if (r.codec() == PackFormat.CODEC_NONE) {
-                            if (r.payloadLength() != plainLength) break;
-                            found.give(r.id(), r.payload(), r.payloadOffset(), plainLength);
-                        } else {
-                            if (scratch == null || scratch.length < plainLength) {
-                                ByteArrays.give(scratch);
-                                scratch = ByteArrays.take(Math.max(plainLength, 64 << 10));
-                            }
-                            PackReader.decompress(what, r, scratch);
-                            found.give(r.id(), scratch, 0, plainLength);
-                        }
-                        handed++;
-                    }
-                    pos += recordLength;
-                } else if (magic == PackFormat.SEGMENT_MAGIC) {
-                    if (pos + PackFormat.SEGMENT_HEADER > got) break;
-                    int segmentLength = PackFormat.segmentLength(what, span, pos);
-                    if (pos + segmentLength > got) break;
-                    PackFormat.Segment seg = PackFormat.decodeSegment(what, span, pos, segmentLength);
-                    parsed++;
-                    boolean any = false;
-                    for (ChunkId sid : seg.ids()) any |= found.wants(sid);
-                    if (any) {
-                        if (scratch == null || scratch.length < seg.plainLength()) {
-                            ByteArrays.give(scratch);
-                            scratch = ByteArrays.take(Math.max(seg.plainLength(), 64 << 10));
-                        }
-                        PackReader.segmentPlainInto(what, seg, scratch);
-                        store.countSegmentRead();
-                        for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
-                            int len = seg.plainLengths()[slot];
-                            if (!PackFormat.plainCrcMatches(seg, scratch, from, slot)) continue; // the ordinary read reports it
-                            ChunkId sid = seg.ids()[slot];
-                            if (found.wants(sid)) {
-                                found.give(sid, scratch, from, len);
-                                handed++;
-                            } else if (live) {
-                                store.keepPlain(sid, scratch, from, len);
-                            }
-                        }
-                    }
-                    pos += segmentLength;
-                } else {
-                    break; // not a record or segment: damage, or the end of what a writer has appended
+            int got = reader.readUpTo(l.pack(), l.offset(), span, l.length());
+            a.window(span, got, l.offset(), probed, l);
+            if (a.chunks == 0) return true; // the probed copy did not check: nothing learnt about the order here
+            long perChunk = Math.max(1, a.consumed / a.chunks);
+            long at = l.offset() + a.consumed;
+            while (!a.stopped && found.left() > 0) {
+                int length = (int) Math.min(SPAN, (found.left() + 1) * perChunk);
+                if (span.length < length) {
+                    ByteArrays.give(span);
+                    span = ByteArrays.take(length);
                 }
+                got = reader.readUpTo(l.pack(), at, span, length);
+                int handedBefore = a.handed;
+                long consumedBefore = a.consumed;
+                a.window(span, got, at, null, null);
+                if (a.handed == handedBefore || a.consumed == consumedBefore || got < length) break;
+                at += a.consumed - consumedBefore;
             }
         } catch (CaskException.Corrupt e) {
-            // damage, or a record another process is appending right now: the ordinary read of
-            // what is left decides (and reports and marks real damage)
+            // the pack is gone or cut short under a cached location: the ordinary read decides
         } finally {
             ByteArrays.give(span);
+            a.done();
+        }
+        return a.handed * 4 >= a.items;
+    }
+
+    /** What a run-ahead found so far: records and segments parsed, chunks handed over, bytes consumed. */
+    private final class Ahead {
+        final Found found;
+        final boolean live;
+        final java.util.function.Supplier<String> what;
+        final int pack;
+        int items;
+        int chunks;
+        int handed;
+        long consumed;
+        boolean stopped;
+        byte[] scratch;
+
+        Ahead(Found found, boolean live, java.util.function.Supplier<String> what, int pack) {
+            this.found = found;
+            this.live = live;
+            this.what = what;
+            this.pack = pack;
+        }
+
+        /**
+         * One read's bytes {@code span[0, got)}, from pack offset {@code base}: the whole records
+         * and segments in it, in two passes. The first walks their headers and tables (unchecked)
+         * for the wanted chunks and where each is, and asks where {@link LocalChunkStore#get}
+         * would read each of them (the location cache, else the index, in one query); the second
+         * checks and hands over those found where get would read them. With {@code probed}, the
+         * first record or segment must hold it at {@code l} (else nothing is taken), and counts as
+         * where get would read it. Sets {@link #stopped} at anything that does not decode or
+         * check; a record or segment cut by the end of the span is left for the next read.
+         */
+        void window(byte[] span, int got, long base, ChunkId probed, ChunkLocation l) {
+            // pass 1: where things are, and which wanted chunks are where a get would read them
+            List<int[]> spots = new ArrayList<>(); // {pos, length, 1 for a segment}
+            Map<ChunkId, ChunkLocation> candidates = new HashMap<>(); // records: handed over where a get would read them
+            Map<ChunkId, ChunkLocation> trusted = new HashMap<>(); // segment slots: the table vouches for them (see the class essay)
+            boolean damage = false; // pass 1 ended at something that is not a whole record or segment (not at the span's end)
+            int pos = 0;
+            try {
+                while (pos + 4 <= got) {
+                    int magic = PackFormat.magicAt(span, pos);
+                    boolean first = probed != null && pos == 0;
+                    if (magic == PackFormat.RECORD_MAGIC && !(first && l.inSegment())) {
+                        if (pos + PackFormat.RECORD_HEADER > got) break;
+                        int length = PackFormat.RECORD_HEADER + PackFormat.storedLength(what, span, pos);
+                        if (pos + length > got) break;
+                        ChunkId id = ChunkId.fromBytes(span, pos + 16);
+                        if (first && !id.equals(probed)) {
+                            damage = true; // the location is wrong: the ordinary read reports it
+                            break;
+                        }
+                        if (found.wants(id)) candidates.put(id, new ChunkLocation(pack, base + pos, length));
+                        spots.add(new int[]{pos, length, 0});
+                        pos += length;
+                    } else if (magic == PackFormat.SEGMENT_MAGIC && !(first && !l.inSegment())) {
+                        if (pos + PackFormat.SEGMENT_HEADER > got) break;
+                        int length = PackFormat.segmentLength(what, span, pos);
+                        if (pos + length > got) break;
+                        ChunkId[] ids = PackFormat.segmentTableIdsUnchecked(span, pos, length);
+                        if (first && (l.slot() >= ids.length || !ids[l.slot()].equals(probed))) {
+                            damage = true;
+                            break;
+                        }
+                        for (int k = 0; k < ids.length; k++) {
+                            if (found.wants(ids[k])) trusted.put(ids[k], new ChunkLocation(pack, base + pos, length, k));
+                        }
+                        spots.add(new int[]{pos, length, 1});
+                        pos += length;
+                    } else {
+                        damage = true; // not a record or segment: damage, or the end of what a writer has appended
+                        break;
+                    }
+                }
+            } catch (CaskException.Corrupt e) {
+                damage = true; // a header that does not hold together
+            }
+            Map<ChunkId, ChunkLocation> there = whereGetReads(candidates, probed, l);
+            there.putAll(trusted);
+            // pass 2: check and hand over
+            int done = 0;
+            try {
+                for (int[] spot : spots) {
+                    if (spot[2] == 0) {
+                        PackFormat.Record r = PackFormat.decodeRecord(what, span, spot[0], spot[1]);
+                        items++;
+                        chunks++;
+                        ChunkLocation at = new ChunkLocation(pack, base + spot[0], spot[1]);
+                        if (found.wants(r.id()) && at.equals(there.get(r.id()))) record(r);
+                    } else {
+                        PackFormat.Segment seg = PackFormat.decodeSegment(what, span, spot[0], spot[1]);
+                        items++;
+                        chunks += seg.count();
+                        segment(seg, base + spot[0], spot[1], there);
+                    }
+                    done = spot[0] + spot[1];
+                }
+            } catch (CaskException.Corrupt e) {
+                stopped = true; // damage, or a record another process is appending right now
+            }
+            consumed += done;
+            if (damage) stopped = true;
+        }
+
+        /** Of {@code candidates} (wanted chunks and where they were found), those a get would read there. */
+        private Map<ChunkId, ChunkLocation> whereGetReads(Map<ChunkId, ChunkLocation> candidates, ChunkId probed, ChunkLocation l) {
+            Map<ChunkId, ChunkLocation> there = new HashMap<>();
+            List<ChunkId> ask = new ArrayList<>();
+            for (var c : candidates.entrySet()) {
+                ChunkId id = c.getKey();
+                if (id.equals(probed)) {
+                    there.put(id, l); // the caller's answer, from the cache or the index
+                    continue;
+                }
+                ChunkLocation cached = store.cachedLocation(id);
+                if (cached != null) there.put(id, cached);
+                else if (store.pendingAt(id) == null) ask.add(id); // a pending copy: get reads that one
+            }
+            if (!ask.isEmpty()) {
+                Map<ChunkId, ChunkLocation> indexed = index.locateAll(ask);
+                if (live) store.remember(indexed);
+                there.putAll(indexed);
+            }
+            return there;
+        }
+
+        private void record(PackFormat.Record r) {
+            int plainLength = r.plainLength();
+            if (r.codec() == PackFormat.CODEC_NONE) {
+                if (r.payloadLength() != plainLength) throw new CaskException.Corrupt(what.get() + ": stored length != plain length");
+                found.give(r.id(), r.payload(), r.payloadOffset(), plainLength);
+            } else {
+                PackReader.decompress(what, r, scratch(plainLength));
+                found.give(r.id(), scratch, 0, plainLength);
+            }
+            handed++;
+        }
+
+        private void segment(PackFormat.Segment seg, long offset, int length, Map<ChunkId, ChunkLocation> there) {
+            boolean any = false;
+            for (int k = 0; k < seg.count(); k++) {
+                if (found.wants(seg.ids()[k]) && new ChunkLocation(pack, offset, length, k).equals(there.get(seg.ids()[k]))) any = true;
+            }
+            if (!any) return;
+            PackReader.segmentPlainInto(what, seg, scratch(seg.plainLength()));
+            store.countSegmentRead();
+            for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
+                int len = seg.plainLengths()[slot];
+                if (!PackFormat.plainCrcMatches(seg, scratch, from, slot)) continue; // its own read reports it
+                ChunkId sid = seg.ids()[slot];
+                if (found.wants(sid) && new ChunkLocation(pack, offset, length, slot).equals(there.get(sid))) {
+                    found.give(sid, scratch, from, len);
+                    handed++;
+                } else if (live && !found.wants(sid)) {
+                    store.keepPlain(sid, scratch, from, len);
+                }
+            }
+        }
+
+        private byte[] scratch(int length) {
+            if (scratch == null || scratch.length < length) {
+                ByteArrays.give(scratch);
+                scratch = ByteArrays.take(Math.max(length, 64 << 10));
+            }
+            return scratch;
+        }
+
+        void done() {
             ByteArrays.give(scratch);
         }
-        return handed * 4 >= parsed;
     }
 }
