@@ -45,6 +45,10 @@ final class GcCommand extends Common implements Callable<Integer> {
                 m.put("pack_bytes_after", r.compacted().bytesAfter());
                 m.put("packs_damaged", r.compacted().packsDamaged());
                 m.put("seconds", Math.round(r.seconds() * 1000) / 1000.0);
+                m.put("wait_seconds", Math.round(r.phases().waitSeconds() * 1000) / 1000.0);
+                m.put("mark_seconds", Math.round(r.phases().markSeconds() * 1000) / 1000.0);
+                m.put("sweep_seconds", Math.round(r.phases().sweepSeconds() * 1000) / 1000.0);
+                m.put("compact_seconds", Math.round(r.phases().compactSeconds() * 1000) / 1000.0);
                 printJson(m);
             } else {
                 out().printf(Locale.ROOT, "%s %d chunks (%s of pack records no index entry points at now); %d chunks marked from %d versions in %.2f s%n",

@@ -51,7 +51,10 @@ import java.util.function.Consumer;
 public final class GarbageCollector {
     /** What a run did (or, dry, would do). */
     public record Result(boolean dryRun, long epoch, long versions, long chunksMarked, long pointerReads,
-                         long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds) {}
+                         long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds, Phases phases) {}
+
+    /** Seconds per phase: waiting for another collection and older writers, mark, sweep (scan and deletes), compaction. */
+    public record Phases(double waitSeconds, double markSeconds, double sweepSeconds, double compactSeconds) {}
 
     private final Catalog catalog;
     private final ChunkStore store;
@@ -101,6 +104,7 @@ public final class GarbageCollector {
         long t0 = System.nanoTime();
         if (dryRun) {
             long versions = mark(progress);
+            long t1 = System.nanoTime();
             Map<ChunkId, ChunkLocation> garbage = new HashMap<>();
             Set<Long> liveSegments = new HashSet<>();
             local.forEachIndexEntry((id, loc) -> {
@@ -109,10 +113,12 @@ public final class GarbageCollector {
             });
             long bytes = freedBytes(garbage.values(), liveSegments);
             return new Result(true, local.gcEpoch(), versions, marked.size(), pointerReads, garbage.size(), bytes,
-                    ChunkDeleter.Compacted.NONE, seconds(t0));
+                    ChunkDeleter.Compacted.NONE, seconds(t0), new Phases(0, (t1 - t0) / 1e9, seconds(t1), 0));
         }
         try (ChunkDeleter.Sweep sweep = local.begin(who, waiting, pacer)) {
+            long tMark = System.nanoTime();
             long versions = mark(progress);
+            long tSweep = System.nanoTime();
             List<ChunkId> unmarked = new ArrayList<>();
             long[] seen = {0};
             sweep.forEachCandidate(id -> {
@@ -132,9 +138,11 @@ public final class GarbageCollector {
                 progress.advance(part.size());
             }
             progress.done();
+            long tCompact = System.nanoTime();
             ChunkDeleter.Compacted compacted = compactThreshold > 1 ? ChunkDeleter.Compacted.NONE
                     : sweep.compact(compactThreshold, progress, pacer);
-            return new Result(false, sweep.epoch(), versions, marked.size(), pointerReads, freed, bytes, compacted, seconds(t0));
+            return new Result(false, sweep.epoch(), versions, marked.size(), pointerReads, freed, bytes, compacted, seconds(t0),
+                    new Phases((tMark - t0) / 1e9, (tSweep - tMark) / 1e9, (tCompact - tSweep) / 1e9, seconds(tCompact)));
         }
     }
 
