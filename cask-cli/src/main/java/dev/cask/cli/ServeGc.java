@@ -64,8 +64,7 @@ final class ServeGc {
         this.every = every;
         this.rest = Double.parseDouble(System.getProperty("cask.gc.rest", Double.toString(REST)));
         new Pacer(rest); // a bad value fails here, not in every run
-        this.thread = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-gc")
-                .priority(Thread.MIN_PRIORITY).unstarted(r));
+        this.thread = Executors.newSingleThreadScheduledExecutor(dev.cask.common.Background.threads("cask-gc")); // nice 10: clients' threads first
         long first = firstDelay(every).toMillis();
         thread.scheduleWithFixedDelay(this::runOnce, first, every.toMillis(), TimeUnit.MILLISECONDS);
     }

@@ -6,6 +6,7 @@ import dev.cask.common.Pacer;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkDeleter;
 import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkIdSet;
 import dev.cask.store.ChunkStore;
 import dev.cask.store.local.ChunkLocation;
 import dev.cask.store.local.LocalChunkStore;
@@ -46,7 +47,7 @@ import java.util.function.Consumer;
  * <p><b>Crash.</b> Every step is a transaction on its own: a killed GC leaves some entries deleted
  * (all of them unreachable) and the epoch raised; the next run starts again from (1).
  *
- * <p>Memory: one set entry per reachable chunk (about 100 bytes each). Not thread-safe: one run per object.
+ * <p>Memory: one set entry per reachable chunk (32 to 128 bytes each, {@link ChunkIdSet}). Not thread-safe: one run per object.
  */
 public final class GarbageCollector {
     /** What a run did (or, dry, would do). */
@@ -59,7 +60,7 @@ public final class GarbageCollector {
     private final Catalog catalog;
     private final ChunkStore store;
     private final LocalChunkStore local;
-    private final Set<ChunkId> marked = new HashSet<>();
+    private final ChunkIdSet marked = new ChunkIdSet();
     private long pointerReads;
     /** Test hook: runs after the sweep chose its candidates, before it deletes them (a race with the sweep is made there). */
     private Runnable beforeSweep = () -> {};
@@ -119,24 +120,11 @@ public final class GarbageCollector {
             long tMark = System.nanoTime();
             long versions = mark(progress);
             long tSweep = System.nanoTime();
-            List<ChunkId> unmarked = new ArrayList<>();
-            long[] seen = {0};
-            sweep.forEachCandidate(id -> {
-                if ((++seen[0] & 4095) == 0) pacer.check(); // a stop need not wait for a scan of a big index
-                if (!marked.contains(id)) unmarked.add(id);
-            });
-            beforeSweep.run();
-            progress.startItems("sweep", unmarked.size());
-            long freed = 0;
-            long bytes = 0;
-            for (int from = 0; from < unmarked.size(); from += 65536) {
-                List<ChunkId> part = unmarked.subList(from, Math.min(unmarked.size(), from + 65536));
-                pacer.step();
-                ChunkDeleter.Deleted d = sweep.delete(part, pacer);
-                freed += d.ids().size();
-                bytes += d.bytes();
-                progress.advance(part.size());
-            }
+            progress.startItems("sweep", 1);
+            ChunkDeleter.Deleted d = sweep.sweep(marked::contains, pacer, beforeSweep);
+            long freed = d.ids().size();
+            long bytes = d.bytes();
+            progress.advance(1);
             progress.done();
             long tCompact = System.nanoTime();
             ChunkDeleter.Compacted compacted = compactThreshold > 1 ? ChunkDeleter.Compacted.NONE
@@ -150,26 +138,64 @@ public final class GarbageCollector {
      * Marks every chunk every version reaches, and the chunks format 1 journals name (an older
      * cask's crashed volumes' flushed writes, in no version until the image is opened and the
      * journal upgraded); returns the number of versions.
+     *
+     * <p>Breadth first, one tree level at a time across all versions: the pointer chunks of a
+     * level not entered yet are read with one {@link ChunkStore#getAll} per {@link #READ_BATCH}
+     * (the store asks its index about many at once and reads neighbouring records together)
+     * instead of one get each. A chunk is entered as a pointer chunk once ({@link #entered}),
+     * whatever it was seen as before: the same bytes can be a data block of one disk and a
+     * pointer chunk of another tree, and only a pointer chunk's children need marking.
      */
     private long mark(Progress progress) {
         List<Version> all = catalog.allVersions();
         progress.startItems("mark", all.size());
+        Map<Integer, List<ChunkId>> levels = new HashMap<>();
         for (Version v : all) {
-            for (Layout.Extent e : Layout.decode(v.content()).extents()) mark(e.root().top(), e.root().depth());
+            for (Layout.Extent e : Layout.decode(v.content()).extents()) reach(e.root().top(), e.root().depth(), levels);
             progress.advance(1);
         }
-        dev.cask.volume.JournalFiles.forEachFormatOneChunk(local.dir().resolve("journals"), id -> mark(id, 0));
+        dev.cask.volume.JournalFiles.forEachFormatOneChunk(local.dir().resolve("journals"), id -> reach(id, 0, levels));
         progress.done();
+        int top = levels.keySet().stream().mapToInt(Integer::intValue).max().orElse(0);
+        for (int level = top; level > 0; level--) {
+            List<ChunkId> pointers = levels.remove(level);
+            if (pointers == null) continue;
+            int childLevel = level - 1;
+            for (int from = 0; from < pointers.size(); from += READ_BATCH) {
+                List<ChunkId> batch = pointers.subList(from, Math.min(pointers.size(), from + READ_BATCH));
+                // verified; a missing or corrupt pointer chunk throws: nothing is swept
+                store.getAll(batch, (i, p, off, len) -> {
+                    for (int s = off; s + ChunkId.LENGTH <= off + len; s += ChunkId.LENGTH) reach(p, s, childLevel, levels);
+                }, ChunkStore.Reading.STREAM);
+                pointerReads += batch.size();
+                pacer.step();
+            }
+        }
         return all.size();
     }
 
-    private void mark(ChunkId id, int level) {
-        if (id.isZero() || !marked.add(id)) return; // a hole, or a subtree marked already
-        if (level == 0) return;
-        byte[] p = store.get(id); // verified; a missing or corrupt pointer chunk throws: nothing is swept
-        pointerReads++;
-        pacer.step();
-        for (int s = 0; s < p.length / ChunkId.LENGTH; s++) mark(ChunkId.fromBytes(p, s * ChunkId.LENGTH), level - 1);
+    /** Pointer chunks read per {@link ChunkStore#getAll} while marking. */
+    static final int READ_BATCH = 2048;
+
+    /** Pointer chunks whose children are marked (or queued to be); a subset of {@link #marked}. */
+    private final ChunkIdSet entered = new ChunkIdSet();
+
+    private static final byte[] ZERO = new byte[ChunkId.LENGTH];
+
+    private void reach(ChunkId id, int level, Map<Integer, List<ChunkId>> levels) {
+        byte[] b = new byte[ChunkId.LENGTH];
+        id.copyTo(b, 0);
+        reach(b, 0, level, levels);
+    }
+
+    /**
+     * Marks the id in {@code src[off, off+32)}, and queues it to be read when it is a pointer
+     * chunk not entered yet (a subtree marked already is not entered again).
+     */
+    private void reach(byte[] src, int off, int level, Map<Integer, List<ChunkId>> levels) {
+        if (java.util.Arrays.equals(src, off, off + ChunkId.LENGTH, ZERO, 0, ChunkId.LENGTH)) return; // a hole
+        marked.add(src, off);
+        if (level > 0 && entered.add(src, off)) levels.computeIfAbsent(level, k -> new ArrayList<>()).add(ChunkId.fromBytes(src, off));
     }
 
     /** Records, and segments none of whose chunks is live. */

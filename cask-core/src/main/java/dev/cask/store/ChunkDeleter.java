@@ -60,6 +60,23 @@ public interface ChunkDeleter {
         }
 
         /**
+         * The sweep in one call: deletes every chunk stamped before {@link #epoch} that
+         * {@code reachable} does not accept (the stamp tested again in each delete's transaction,
+         * as {@link #delete} does), with {@code pacer}'s step between transactions. The default
+         * is {@link #forEachCandidate} then {@link #delete}; a store may do it in one pass over its
+         * index and keep what it learnt about its packs for {@link #compact}. {@code chosen} runs
+         * once the chunks to delete are chosen, before the first delete.
+         */
+        default Deleted sweep(java.util.function.Predicate<ChunkId> reachable, dev.cask.common.Pacer pacer, Runnable chosen) {
+            java.util.List<ChunkId> unreachable = new java.util.ArrayList<>();
+            forEachCandidate(id -> {
+                if (!reachable.test(id)) unreachable.add(id);
+            });
+            chosen.run();
+            return delete(unreachable, pacer);
+        }
+
+        /**
          * Gives back the bytes of deleted chunks: rewrites, worst first, the packs at least
          * {@code threshold} of whose bytes no index entry points at (see {@code Compactor}). Crash-safe
          * and resumable; never touches a pack a writer may still append to.

@@ -26,17 +26,19 @@ import java.util.Set;
  * pack and the pack is deleted. Runs only inside a garbage collection ({@code ChunkDeleter.Sweep}),
  * so two never run at once.
  *
- * <p><b>Crash order.</b> For each pack P, in batches of up to {@link #BATCH_BYTES} of plain
- * bytes: (1) the batch's live chunks' plain bytes are read (verified) and appended to this
- * process's pack, which is flushed and fsynced; (2) the index entries of the batch that still
- * point into P are switched to the copies in one transaction, durable (synchronous=FULL) before it
- * returns. When every batch is switched, (3) P is deleted and the directory fsynced. A crash before
- * a batch's (2) leaves copies nothing points at (garbage for the next run; a torn tail is cut when
- * the store opens); a crash between batches leaves P with fewer entries pointing into it (more of
- * it is garbage: the next run copies the rest); a crash between (2) and (3) leaves P with no entry
- * pointing into it, which the next run deletes without copying anything. So a run is resumable and
- * a kill -9 at any point loses nothing; a {@link Pacer} may stop it between batches and between
- * packs for the same reason. A full disk fails (1): the write path cuts its pack back to the last
+ * <p><b>Crash order.</b> For each pack P: (1) in batches of up to {@link #BATCH_BYTES} of plain
+ * bytes, the live chunks' plain bytes are read (verified) and appended to this process's pack,
+ * which is flushed and fsynced; (2) once every live chunk of P has its copy, the index entries
+ * that still point into P are switched to the copies, in key order, {@link #SWITCH_ROWS} a
+ * transaction, each durable (synchronous=FULL) before it returns. When every entry is switched,
+ * (3) P is deleted and the directory fsynced. A crash before (2) leaves copies nothing points at
+ * (garbage for the next run; a torn tail is cut when the store opens) and P whole; a crash
+ * between two switch transactions leaves P with fewer entries pointing into it (more of it is
+ * garbage: the next run copies the rest); a crash between (2) and (3) leaves P with no entry
+ * pointing into it, which the next run deletes without copying anything. So a run is resumable
+ * and a kill -9 at any point loses nothing; a {@link Pacer} may stop it between batches, between
+ * switch transactions and between packs for the same reason. A full disk fails (1): the write
+ * path cuts its pack back to the last
  * whole record, nothing of that batch is switched, P stays.
  *
  * <p><b>Which packs.</b> Never a pack a writer may still append to or whose chunks are not all
@@ -51,12 +53,14 @@ import java.util.Set;
  * one that opens P after it is gone finds it missing and asks the index again, which points at the
  * copy ({@code LocalChunkStore.get}).
  *
- * <p><b>Threshold.</b> A pack is rewritten when at least {@link #DEFAULT_THRESHOLD} of its bytes
+ * <p><b>Threshold.</b> A pack is a candidate when at least {@link #DEFAULT_THRESHOLD} of its bytes
  * are garbage. Rewriting a pack with garbage fraction t writes (1 - t) of a pack to give back t:
  * (1 - t) / t bytes written per byte freed (t = 0.1: 9; 0.25: 3; 0.5: 1). With every pack below t
  * the store holds at most live / (1 - t) bytes: the issue's target of 1.10 x live bytes needs
  * t of about 0.09, so the default is 0.10 (1.11 x at worst, and less in practice since packs that
- * rm and prune empty go to 0 live bytes and cost no copying at all).
+ * rm and prune empty go to 0 live bytes and cost no copying at all). Candidates are rewritten
+ * worst first only while the store's garbage is above t / 2 of its bytes ({@link #withinAllowance}):
+ * after a run the store holds at most 1.05 x live, or no pack is a candidate any more.
  */
 final class Compactor {
     static final double DEFAULT_THRESHOLD = 0.10;
@@ -78,6 +82,12 @@ final class Compactor {
 
     private final int batchBytes = batchBytes();
 
+    /** Index entries switched per transaction (in key order). */
+    static final int SWITCH_ROWS = 16384;
+
+    /** Chunks asked for per {@code getAll} while copying (a batch takes as many of those as its bytes allow). */
+    private static final int READ_AHEAD = 256;
+
     private final LocalChunkStore store;
     private final Pacer pacer;
 
@@ -90,37 +100,88 @@ final class Compactor {
         this.pacer = pacer;
     }
 
+    /**
+     * What a sweep's scan of the index learnt: the packs that were sealed when it began (see
+     * {@link #sealedPacks}) and the bytes in each that an entry still points at (records, and each
+     * segment once). Entries only ever leave a sealed pack (deletes, heals, compaction), so its
+     * live bytes can only have fallen since: a pack judged by the survey is never taken for
+     * emptier than it is.
+     */
+    record Survey(Set<Integer> sealed, Map<Integer, Long> live) {}
+
+    /**
+     * The packs no writer may still add entries to: not the highest, not this store's own, and
+     * neither marked {@code .open} nor locked by another process (the test {@link #lock} makes,
+     * the lock let go at once). A creator indexes every chunk of its pack before it unlocks it, so
+     * a scan of the index begun after this sees every entry these packs will ever have.
+     */
+    static Set<Integer> sealedPacks(LocalChunkStore store) {
+        List<Integer> packs = store.packIds();
+        Set<Integer> sealed = new HashSet<>();
+        if (packs.isEmpty()) return sealed;
+        int highest = packs.getLast();
+        for (int p : packs) {
+            if (p == highest || store.ownsPack(p)) continue;
+            FileChannel ch = lock(store, p);
+            if (ch == null) continue;
+            sealed.add(p);
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // releases the lock
+            }
+        }
+        return sealed;
+    }
+
     Result run(double threshold, Progress progress) {
+        return run(threshold, progress, null);
+    }
+
+    /** As {@link #run(double, Progress)}; with a {@code survey} from the sweep, the live bytes per pack come from it instead of one more scan of the index. */
+    Result run(double threshold, Progress progress, Survey survey) {
         List<Integer> packs = store.packIds();
         if (packs.size() < 2) return new Result(0, 0, 0, 0, 0, 0);
         int highest = packs.getLast();
-        // live bytes per pack: records, and each segment once however many of its chunks are live
-        Map<Integer, Long> live = new HashMap<>();
-        Set<Long> segmentsSeen = new HashSet<>();
-        long[] seen = {0};
-        store.index().forEach((id, loc) -> {
-            if ((++seen[0] & 4095) == 0) pacer.check(); // a scan of a big index takes a while: a stop need not wait for it
-            if (loc.inSegment() && !segmentsSeen.add(((long) loc.pack() << 40) ^ loc.offset())) return;
-            live.merge(loc.pack(), (long) loc.length(), Long::sum);
-        });
+        Map<Integer, Long> live;
+        if (survey != null) {
+            live = survey.live();
+        } else {
+            // live bytes per pack: records, and each segment once however many of its chunks are live
+            live = new HashMap<>();
+            Set<Long> segmentsSeen = new HashSet<>();
+            long[] seen = {0};
+            Map<Integer, Long> l = live;
+            store.index().forEach((id, loc) -> {
+                if ((++seen[0] & 4095) == 0) pacer.check(); // a scan of a big index takes a while: a stop need not wait for it
+                if (loc.inSegment() && !segmentsSeen.add(((long) loc.pack() << 40) ^ loc.offset())) return;
+                l.merge(loc.pack(), (long) loc.length(), Long::sum);
+            });
+        }
         List<Candidate> candidates = new ArrayList<>();
+        long total = 0;
+        long garbageTotal = 0;
         for (int p : packs) {
-            if (p == highest || store.ownsPack(p)) continue;
             long size;
             try {
                 size = Files.size(store.packPath(p));
             } catch (IOException e) {
                 continue; // gone meanwhile
             }
-            long garbage = size - PackFormat.PACK_HEADER - live.getOrDefault(p, 0L);
+            total += size;
+            if (p == highest || store.ownsPack(p) || (survey != null && !survey.sealed().contains(p))) continue;
+            long garbage = Math.max(0, size - PackFormat.PACK_HEADER - live.getOrDefault(p, 0L));
+            garbageTotal += garbage;
             if (size >= PackFormat.PACK_HEADER && garbage >= threshold * size) candidates.add(new Candidate(p, size, garbage));
         }
         candidates.sort(Comparator.comparingDouble((Candidate c) -> -(double) c.garbage() / c.size()));
+        candidates = withinAllowance(candidates, threshold, total, garbageTotal);
         if (candidates.size() > MAX_PACKS_PER_RUN) candidates = new ArrayList<>(candidates.subList(0, MAX_PACKS_PER_RUN));
         // lock the chosen packs first, then read their entries in one more scan of the index (it has
         // no index by pack: one scan per pack would cost packs x entries). Only a pack's creator adds
         // entries into it, and it indexes them all before it lets go of the pack's lock: with the
         // lock held here, the scan sees every entry the pack will ever have
+        if (candidates.isEmpty()) return new Result(0, 0, 0, 0, 0, 0);
         Map<Integer, FileChannel> locked = new HashMap<>();
         try {
             return compact(candidates, locked, progress);
@@ -135,10 +196,32 @@ final class Compactor {
         }
     }
 
+    /**
+     * The candidates (worst first) worth rewriting: those with no live bytes (deleting them copies
+     * nothing), then, worst first, while the garbage left in the store is above
+     * {@code threshold / 2} of its pack bytes. Rewriting the last few candidates just above the
+     * threshold would copy nine bytes per byte given back; leaving them while the store as a
+     * whole holds little garbage keeps each collection short, and their garbage only grows until
+     * a later one takes them at a better ratio (restic's prune leaves up to 5 % unused for the
+     * same reason).
+     */
+    static List<Candidate> withinAllowance(List<Candidate> worstFirst, double threshold, long total, long garbageTotal) {
+        List<Candidate> chosen = new ArrayList<>();
+        double allowance = threshold / 2;
+        for (Candidate c : worstFirst) {
+            boolean empty = c.garbage() >= c.size() - PackFormat.PACK_HEADER;
+            if (!empty && garbageTotal <= allowance * total) continue;
+            chosen.add(c);
+            garbageTotal -= c.garbage();
+            total -= c.garbage();
+        }
+        return chosen;
+    }
+
     /** At most this many packs per run (each held open and locked while the run lasts); the next run takes the rest. */
     static final int MAX_PACKS_PER_RUN = 256;
 
-    private record Candidate(int pack, long size, long garbage) {}
+    record Candidate(int pack, long size, long garbage) {}
 
     private Result compact(List<Candidate> all, Map<Integer, FileChannel> locked, Progress progress) {
         List<Candidate> candidates = new ArrayList<>();
@@ -192,6 +275,10 @@ final class Compactor {
 
     /** Pack {@code p} opened and locked, or null when a writer may still use it (see the class comment). */
     private FileChannel lock(int p) {
+        return lock(store, p);
+    }
+
+    private static FileChannel lock(LocalChunkStore store, int p) {
         FileChannel ch = null;
         try {
             ch = FileChannel.open(store.packPath(p), StandardOpenOption.READ, StandardOpenOption.WRITE);
@@ -220,6 +307,40 @@ final class Compactor {
         }
     }
 
+    /**
+     * The stored record or segment of {@code unit} (the live entries into one place of pack
+     * {@code p}), to be copied byte for byte: when its CRC holds and every chunk in it is live
+     * (a segment with dead chunks is recompressed with the live ones only). Null otherwise,
+     * also when it fails its checks: the copy through {@code getAll} then says what is wrong and
+     * marks the copy damaged.
+     */
+    private LocalChunkStore.Verbatim verbatim(int p, List<Map.Entry<ChunkId, ChunkLocation>> unit) {
+        ChunkLocation loc = unit.getFirst().getValue();
+        try {
+            byte[] stored = store.readStored(p, loc.offset(), loc.length());
+            String what = "pack " + p + " offset " + loc.offset();
+            if (!loc.inSegment()) {
+                PackFormat.Record r = PackFormat.decodeRecord(what, stored, 0, stored.length);
+                if (!r.id().equals(unit.getFirst().getKey())) return null;
+                return new LocalChunkStore.Verbatim(stored, new ChunkId[]{r.id()}, new int[]{-1});
+            }
+            PackFormat.Segment seg = PackFormat.decodeSegment(what, stored, 0, stored.length);
+            if (seg.count() != unit.size()) return null;
+            ChunkId[] ids = new ChunkId[unit.size()];
+            int[] slots = new int[unit.size()];
+            for (int k = 0; k < unit.size(); k++) {
+                var e = unit.get(k);
+                int slot = e.getValue().slot();
+                if (slot < 0 || slot >= seg.count() || !seg.ids()[slot].equals(e.getKey())) return null;
+                ids[k] = e.getKey();
+                slots[k] = slot;
+            }
+            return new LocalChunkStore.Verbatim(stored, ids, slots);
+        } catch (CaskException e) {
+            return null;
+        }
+    }
+
     /** What {@link #rewrite} returns for a pack it left because a live chunk in it is damaged. */
     private static final long[] DAMAGED = new long[0];
 
@@ -232,45 +353,81 @@ final class Compactor {
     private long[] rewrite(int p, Map<ChunkId, ChunkLocation> entries) {
         Path path = store.packPath(p);
         try {
-            long bytes = 0;
-            List<ChunkId> all = new ArrayList<>(entries.keySet());
-            for (int from = 0; from < all.size(); ) {
-                if (from > 0) pacer.step(); // between batches: what is switched is switched, the rest stays in P
+            long[] bytes = {0};
+            // the live chunks by stored unit (a record, or a segment with the entries into it), in pack order
+            List<List<Map.Entry<ChunkId, ChunkLocation>>> units = new ArrayList<>();
+            for (var e : entries.entrySet()) {
+                List<Map.Entry<ChunkId, ChunkLocation>> last = units.isEmpty() ? null : units.getLast();
+                if (last != null && e.getValue().inSegment() && last.getFirst().getValue().offset() == e.getValue().offset()) last.add(e);
+                else units.add(new ArrayList<>(List.of(e)));
+            }
+            Map<ChunkId, ChunkLocation> moved = new HashMap<>();
+            for (int u = 0; u < units.size(); ) {
+                if (u > 0) pacer.step(); // between batches: copies not switched yet are garbage, P stays whole
+                List<LocalChunkStore.Verbatim> verbatim = new ArrayList<>();
                 List<ChunkId> ids = new ArrayList<>();
+                long batch = 0;
+                while (u < units.size() && batch < batchBytes) {
+                    List<Map.Entry<ChunkId, ChunkLocation>> unit = units.get(u++);
+                    LocalChunkStore.Verbatim v = verbatim(p, unit);
+                    if (v != null) {
+                        verbatim.add(v);
+                        batch += v.bytes().length;
+                    } else {
+                        for (var e : unit) ids.add(e.getKey());
+                        batch += unit.getFirst().getValue().length();
+                    }
+                }
                 List<byte[]> plains = new ArrayList<>();
-                long plainBytes = 0;
                 try {
-                    while (from < all.size() && plainBytes < batchBytes) {
-                        ChunkId id = all.get(from++);
-                        byte[] plain = store.get(id); // verified, and a bad copy is marked damaged
-                        ids.add(id);
-                        plains.add(plain);
-                        plainBytes += plain.length;
+                    for (int from = 0; from < ids.size(); from += READ_AHEAD) {
+                        // in pack order, READ_AHEAD at a time: the store reads neighbouring records and whole segments at once
+                        List<ChunkId> part = ids.subList(from, Math.min(ids.size(), from + READ_AHEAD));
+                        byte[][] got = new byte[part.size()][];
+                        store.getAll(part, (i, data, off, len) -> got[i] = java.util.Arrays.copyOfRange(data, off, off + len),
+                                dev.cask.store.ChunkStore.Reading.STREAM); // verified, and a bad copy is marked damaged
+                        plains.addAll(List.of(got));
                     }
                 } catch (CaskException.Corrupt e) {
                     return DAMAGED;
                 }
-                Map<ChunkId, ChunkLocation> copies = store.appendCopies(ids, plains);
-                for (ChunkLocation l : copies.values()) bytes += l.inSegment() ? 0 : l.length();
+                Map<ChunkId, ChunkLocation> copies = new HashMap<>();
+                if (!verbatim.isEmpty()) copies.putAll(store.appendVerbatim(verbatim)); // fsynced when it returns
+                if (!ids.isEmpty()) copies.putAll(store.appendCopies(ids, plains)); // likewise
                 Set<Long> segs = new HashSet<>();
-                for (ChunkLocation l : copies.values()) if (l.inSegment() && segs.add(((long) l.pack() << 40) ^ l.offset())) bytes += l.length();
-                int switched = store.index().relocate(copies, p);
+                for (ChunkLocation l : copies.values()) {
+                    if (!l.inSegment()) bytes[0] += l.length();
+                    else if (segs.add(((long) l.pack() << 40) ^ l.offset())) bytes[0] += l.length();
+                }
+                moved.putAll(copies);
+            }
+            // the switch, once every live chunk of P has its copy: in key order, SWITCH_ROWS a
+            // transaction, each a narrow range of the index (a batch's entries, spread over the
+            // whole key space, dirtied most of the index's pages per transaction)
+            List<ChunkId> keys = new ArrayList<>(moved.keySet());
+            java.util.Collections.sort(keys);
+            for (int from = 0; from < keys.size(); from += SWITCH_ROWS) {
+                if (from > 0) pacer.step(); // what is switched is switched, the rest stays in P
+                List<ChunkId> ids = keys.subList(from, Math.min(keys.size(), from + SWITCH_ROWS));
+                Map<ChunkId, ChunkLocation> part = new java.util.LinkedHashMap<>();
+                for (ChunkId id : ids) part.put(id, moved.get(id));
+                int switched = store.index().relocate(part, p);
                 // fewer: another process healed some chunk meanwhile (its entry left P by itself);
                 // fine as long as none of the batch's entries still points into P
-                if (switched != copies.size() && store.index().locateAll(ids).values().stream().anyMatch(l -> l.pack() == p)) {
-                    throw new CaskException.Io("pack " + p + ": " + switched + " of " + copies.size()
+                if (switched != part.size() && store.index().locateAll(ids).values().stream().anyMatch(l -> l.pack() == p)) {
+                    throw new CaskException.Io("pack " + p + ": " + switched + " of " + part.size()
                             + " entries switched to their copies; the pack is left in place", null);
                 }
-                synchronized (store) {
-                    store.releaseSealed();
-                }
                 store.forget(ids);
+            }
+            synchronized (store) {
+                store.releaseSealed(); // a copies' pack filled meanwhile: every entry into it is indexed now
             }
             Files.delete(path);
             Files.deleteIfExists(PackRecovery.markerPath(store.packDir(), p));
             LocalChunkStore.fsyncDirectory(store.packDir());
             store.dropPack(p);
-            return new long[]{entries.size(), bytes};
+            return new long[]{entries.size(), bytes[0]};
         } catch (java.nio.file.NoSuchFileException gone) {
             return null;
         } catch (IOException e) {

@@ -346,6 +346,58 @@ final class GcEpochs implements ChunkDeleter {
             return new Deleted(deleted, bytes);
         }
 
+        /** What the one-pass {@link #sweep} learnt about the sealed packs, for {@link #compact}; null until then. */
+        private Compactor.Survey survey;
+
+        /**
+         * One scan of the index (a snapshot) decides the candidates and, for the packs sealed when
+         * it began, how many bytes stay live; then the deletes, 4096 per transaction, each testing
+         * the stamp again. A candidate a put stamped meanwhile is not deleted and counts as live.
+         */
+        @Override
+        public Deleted sweep(java.util.function.Predicate<ChunkId> reachable, Pacer pacer, Runnable chosen) {
+            Set<Integer> sealed = Compactor.sealedPacks(store); // before the scan: the scan sees every entry they will ever have
+            Map<ChunkId, ChunkLocation> unreachable = new HashMap<>();
+            Map<Integer, Long> live = new HashMap<>();
+            Set<Long> liveSegments = new HashSet<>();
+            long[] seen = {0};
+            store.index().forEachStamped((id, loc, stamp) -> {
+                if ((++seen[0] & 4095) == 0) pacer.check(); // a stop need not wait for a scan of a big index
+                if (stamp < epoch && !reachable.test(id)) unreachable.put(id, loc);
+                else countLive(loc, sealed, live, liveSegments);
+            });
+            // in key order, so each transaction's deletes are neighbours in the index and dirty few of
+            // its pages (4096 ids spread over the whole key space dirtied nearly every leaf page, each
+            // written to the WAL again per transaction)
+            List<ChunkId> list = new ArrayList<>(unreachable.keySet());
+            java.util.Collections.sort(list);
+            chosen.run();
+            Set<ChunkId> deleted = new HashSet<>();
+            try {
+                for (int from = 0; from < list.size(); from += 4096) { // short write transactions: puts wait less
+                    pacer.step();
+                    deleted.addAll(store.index().deleteStampedBefore(list.subList(from, Math.min(list.size(), from + 4096)), epoch));
+                }
+            } finally {
+                store.forget(deleted); // what is deleted stays deleted (also on a stop): no cached location may outlive it
+            }
+            for (var e : unreachable.entrySet()) if (!deleted.contains(e.getKey())) countLive(e.getValue(), sealed, live, liveSegments);
+            long bytes = 0;
+            Set<Long> freedSegments = new HashSet<>();
+            for (ChunkId id : deleted) {
+                ChunkLocation loc = unreachable.get(id);
+                if (!loc.inSegment()) bytes += loc.length();
+                else if (!liveSegments.contains(key(loc)) && freedSegments.add(key(loc))) bytes += loc.length();
+            }
+            survey = new Compactor.Survey(sealed, live);
+            return new Deleted(deleted, bytes);
+        }
+
+        private static void countLive(ChunkLocation loc, Set<Integer> sealed, Map<Integer, Long> live, Set<Long> liveSegments) {
+            boolean first = !loc.inSegment() || liveSegments.add(key(loc));
+            if (first && sealed.contains(loc.pack())) live.merge(loc.pack(), (long) loc.length(), Long::sum);
+        }
+
         @Override
         public Compacted compact(double threshold, dev.cask.common.Progress progress) {
             return compact(threshold, progress, Pacer.unpaced());
@@ -353,7 +405,7 @@ final class GcEpochs implements ChunkDeleter {
 
         @Override
         public Compacted compact(double threshold, dev.cask.common.Progress progress, Pacer pacer) {
-            Compactor.Result r = new Compactor(store, pacer).run(threshold, progress);
+            Compactor.Result r = new Compactor(store, pacer).run(threshold, progress, survey);
             return new Compacted(r.packsRewritten(), r.packsDeleted(), r.chunksCopied(), r.bytesBefore(), r.bytesAfter(), r.packsDamaged());
         }
 

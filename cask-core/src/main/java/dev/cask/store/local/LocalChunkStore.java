@@ -801,6 +801,39 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         unsyncedPacks.clear();
     }
 
+    /** A stored record or segment as it is in its pack, and the chunks in it (slot -1: a record). */
+    record Verbatim(byte[] bytes, ChunkId[] ids, int[] slots) {}
+
+    /**
+     * Compaction's other write ({@link Compactor}): appends each record or segment of
+     * {@code pieces} byte for byte (the caller checked its CRC and that every chunk in it is live),
+     * flushes and fsyncs them, and returns the chunks' new locations (same slots). Nothing is
+     * compressed again and nothing is indexed, as {@link #appendCopies}.
+     */
+    synchronized Map<ChunkId, ChunkLocation> appendVerbatim(List<Verbatim> pieces) {
+        checkOpen();
+        sync();
+        Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
+        for (Verbatim v : pieces) {
+            long at = append(v.bytes());
+            for (int k = 0; k < v.ids().length; k++) out.put(v.ids()[k], new ChunkLocation(packId, at, v.bytes().length, v.slots()[k]));
+        }
+        flushAndForce();
+        packSynced = packFlushed;
+        unsyncedPacks.clear();
+        return out;
+    }
+
+    /** The bytes {@code [offset, offset+length)} of pack {@code pack}, exactly (compaction's verbatim copies). */
+    byte[] readStored(int pack, long offset, int length) {
+        byte[] span = reader.readSpan(pack, offset, length);
+        try {
+            return java.util.Arrays.copyOf(span, length);
+        } finally {
+            dev.cask.common.ByteArrays.give(span);
+        }
+    }
+
     /**
      * Compaction's write ({@link Compactor}): appends copies of the chunks {@code plains} (their
      * verified plain bytes) to this process's pack, runs of equal length as segments as a put would,
