@@ -302,6 +302,62 @@ class HealTest {
     }
 
     /**
+     * The same with compressible blocks, stored in segments: compaction copies a segment whose
+     * chunks are all live byte for byte, and one whose CRC fails must not be copied as it is (a
+     * copy would carry the damage under a new location the damage marks do not name): the pack
+     * stays, gc says so, and once a put heals the chunks the next gc rewrites it and everything
+     * reads back exactly.
+     */
+    @Test
+    void gcLeavesAPackWithADamagedLiveSegmentUntilItIsHealed() throws Exception {
+        Cli cli = new Cli(store());
+        byte[] disk = textDisk(64, 41);
+        Path raw = dir.resolve("disk.raw");
+        Path junk = dir.resolve("junk.raw");
+        Files.write(raw, disk);
+        Files.write(junk, textDisk(64, 42));
+        assertEquals(0, cli.run("import", raw.toString(), "vm", junk.toString(), "junk").code(), "one import: one pack");
+        assertEquals(0, cli.run("rm", "junk").code(), "half of pack 1 becomes garbage");
+        Path other = dir.resolve("other.raw");
+        Files.write(other, textDisk(8, 43));
+        assertEquals(0, cli.run("import", other.toString(), "other").code(), "pack 2: pack 1 is not the highest any more");
+        ChunkLocation bad = locate(ChunkId.of(Arrays.copyOfRange(disk, 40 * 4096, 41 * 4096)));
+        assertEquals(1, bad.pack());
+        assertTrue(bad.inSegment(), "compressible blocks are stored in segments: " + bad);
+        Path pack1 = store().resolve("packs").resolve("00000001.pack");
+        flip(pack1, bad.offset() + bad.length() - 10); // in the frame of a segment all of whose chunks are live: its CRC fails
+
+        Cli.Result gc = cli.run("gc", "--json");
+        assertEquals(0, gc.code(), gc.toString());
+        assertEquals(1, JSON.readTree(gc.out()).get("packs_damaged").asInt(), gc.out());
+        assertTrue(Files.exists(pack1), "the pack with the damaged segment stays");
+        assertEquals(1, cli.run("check").code(), "the damage is still a problem, not moved out of sight");
+
+        assertEquals(0, cli.run("import", raw.toString(), "vm-again").code(), "the same bytes again: the segment's chunks healed");
+        Cli.Result gc2 = cli.run("gc", "--json");
+        assertEquals(0, gc2.code(), gc2.toString());
+        assertEquals(0, JSON.readTree(gc2.out()).get("packs_damaged").asInt(), gc2.out());
+        assertTrue(!Files.exists(pack1), "pack 1 was rewritten");
+        assertArrayEquals(disk, export(cli, "vm"));
+        assertArrayEquals(disk, export(cli, "vm-again"));
+        Cli.Result check = cli.run("check", "--deep", "--json");
+        assertEquals(0, check.code(), check.toString());
+    }
+
+    /** {@code blocks} 4 KiB blocks of distinct, compressible text. */
+    private static byte[] textDisk(int blocks, long seed) {
+        java.util.Random rnd = new java.util.Random(seed);
+        byte[] disk = new byte[blocks * 4096];
+        String[] words = {"cask ", "chunk ", "segment ", "pack ", "index ", "version ", "image ", "store "};
+        for (int b = 0; b < blocks; b++) {
+            StringBuilder sb = new StringBuilder("block " + b + " seed " + seed + " " + rnd.nextLong() + "\n");
+            while (sb.length() < 4096) sb.append(words[rnd.nextInt(words.length)]);
+            System.arraycopy(sb.toString().getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, disk, b * 4096, 4096);
+        }
+        return disk;
+    }
+
+    /**
      * Garbage collection next to damage: a pack holding garbage and a damaged live chunk is left
      * as it is (gc succeeds and says so, `packs_damaged`), nothing live is lost; once the same
      * bytes arrive again and heal the chunk, the next gc rewrites the pack and every kept version
