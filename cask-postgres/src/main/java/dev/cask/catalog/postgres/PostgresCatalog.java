@@ -729,8 +729,10 @@ public final class PostgresCatalog implements Catalog {
         for (int attempt = 1; ; attempt++) {
             HikariDataSource p = pool;
             if (p == null) throw new CaskException("catalog " + display + ": closed");
+            boolean connected = false;
             boolean committing = false;
             try (Connection c = p.getConnection()) {
+                connected = true;
                 try {
                     if (!write) PostgresSchema.exec(c, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
                     T result = work.run(c);
@@ -748,7 +750,13 @@ public final class PostgresCatalog implements Catalog {
                     backOff(collisions);
                     continue;
                 }
-                if (kind == PgFailures.Kind.CONNECTION && !committing && ++lostConnections < CONNECTION_ATTEMPTS) continue;
+                if (kind == PgFailures.Kind.CONNECTION) {
+                    // The server went away (restart, failover, an administrator): the pool's other
+                    // connections are most likely dead too. Replace them all, then try once more,
+                    // unless the pool already spent the connect timeout failing to make one.
+                    p.getHikariPoolMXBean().softEvictConnections();
+                    if (connected && !committing && ++lostConnections < CONNECTION_ATTEMPTS) continue;
+                }
                 throw PgFailures.toCask(display, what, e, committing, attempt, options.lockTimeout().toMillis());
             }
         }
