@@ -1,8 +1,5 @@
 package dev.cask.catalog.postgres;
 
-import com.zaxxer.hikari.HikariConfig;
-import com.zaxxer.hikari.HikariDataSource;
-import com.zaxxer.hikari.pool.HikariPool;
 import dev.cask.catalog.Catalog;
 import dev.cask.catalog.Image;
 import dev.cask.catalog.Names;
@@ -28,7 +25,6 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.SortedMap;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Supplier;
 
 /**
@@ -69,7 +65,7 @@ import java.util.function.Supplier;
  *
  * <p><b>Failures</b> ({@link PgFailures}). A transaction that fails with {@code 40001} or
  * {@code 40P01} (two nodes locking images in opposite orders: a clone's commit and its origin's
- * delete) is run again, up to {@link #MAX_ATTEMPTS} times with a short random back-off; so is one
+ * delete) is run again, up to {@link PgTransactions#MAX_ATTEMPTS} times with a short random back-off; so is one
  * whose connection broke before {@code COMMIT} (once: the server rolled it back, and the pool
  * hands out a fresh connection). Whatever the failure, the transaction was rolled back: no change
  * is ever half made. A connection lost during {@code COMMIT} leaves the outcome unknown, and the
@@ -82,11 +78,6 @@ import java.util.function.Supplier;
  * closes the pool; later calls fail.
  */
 public final class PostgresCatalog implements Catalog {
-    /** Tries of one transaction that collide with others (serialization failure, deadlock). */
-    static final int MAX_ATTEMPTS = 8;
-    /** Tries of one transaction whose connection broke before it committed. */
-    static final int CONNECTION_ATTEMPTS = 2;
-
     /**
      * How a catalog uses its server: connections in its pool, how long to wait for a connection
      * (and for the server to answer a connection attempt), and how long to wait for a row lock
@@ -127,18 +118,14 @@ public final class PostgresCatalog implements Catalog {
             o.name AS origin_name, i.origin_number AS origin_number
             FROM images i LEFT JOIN images o ON o.id = i.origin_image_id""";
 
-    private final CatalogUrl url;
     private final String display;
     private final Clock clock;
-    private final Options options;
-    private volatile HikariDataSource pool;
+    private final PgTransactions tx;
 
-    private PostgresCatalog(CatalogUrl url, Clock clock, Options options, HikariDataSource pool) {
-        this.url = url;
+    private PostgresCatalog(CatalogUrl url, Clock clock, PgTransactions tx) {
         this.display = url.display();
         this.clock = clock;
-        this.options = options;
-        this.pool = pool;
+        this.tx = tx;
     }
 
     /** Opens the catalog at {@code url} ({@link CatalogUrl}), creating its tables when the schema is empty. */
@@ -152,64 +139,14 @@ public final class PostgresCatalog implements Catalog {
      * schema. Versions are stamped by {@code clock}.
      */
     public static PostgresCatalog open(CatalogUrl url, Options options, Clock clock) {
-        Objects.requireNonNull(url, "url");
-        Objects.requireNonNull(options, "options");
         Objects.requireNonNull(clock, "clock");
-        HikariConfig config = new HikariConfig();
-        config.setPoolName("cask-catalog " + url.display());
-        config.setDriverClassName("org.postgresql.Driver");
-        config.setJdbcUrl(url.jdbcUrl());
-        if (url.user() != null) config.setUsername(url.user());
-        if (url.password() != null) config.setPassword(url.password());
-        config.setAutoCommit(false);
-        config.setMaximumPoolSize(options.maxConnections());
-        config.setMinimumIdle(1);
-        config.setConnectionTimeout(options.connectTimeout().toMillis());
-        config.setValidationTimeout(Math.min(options.connectTimeout().toMillis(), 5_000));
-        config.setInitializationFailTimeout(1); // one try at open: fail now, with the server's reason
-        config.addDataSourceProperty("connectTimeout", String.valueOf(Math.max(1, options.connectTimeout().toSeconds())));
-        config.addDataSourceProperty("ApplicationName", "cask");
-        config.addDataSourceProperty("tcpKeepAlive", "true");
-        // A lock wait ends after lockTimeout; a node frozen inside a transaction loses its
-        // connection (and so its locks) after idle_in_transaction_session_timeout.
-        config.setConnectionInitSql("SET lock_timeout = " + options.lockTimeout().toMillis()
-                + "; SET idle_in_transaction_session_timeout = 300000"
-                + "; SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED");
-        HikariDataSource ds;
+        PgTransactions tx = PgTransactions.open(url, options);
         try {
-            ds = new HikariDataSource(config);
-        } catch (HikariPool.PoolInitializationException e) {
-            Throwable cause = e.getCause() == null ? e : e.getCause();
-            String state = cause instanceof SQLException s ? s.getSQLState() : null;
-            String hint = state != null && state.startsWith("28") ? " (check the user and password)"
-                    : state != null && state.equals("3D000") ? " (create the database first: createdb)" : "";
-            throw new CaskException.Io("catalog " + url.display() + ": cannot connect: " + PgFailures.describe(cause) + hint, e);
+            tx.prepare("create or check the schema", c -> PostgresSchema.prepare(c, url.display()));
+            return new PostgresCatalog(url, clock, tx);
         } catch (RuntimeException e) {
-            throw new CaskException.Io("catalog " + url.display() + ": cannot connect: " + PgFailures.oneLine(e.getMessage()), e);
-        }
-        PostgresCatalog catalog = new PostgresCatalog(url, clock, options, ds);
-        try {
-            catalog.prepare();
-            return catalog;
-        } catch (RuntimeException e) {
-            ds.close();
+            tx.close();
             throw e;
-        }
-    }
-
-    private void prepare() {
-        for (int attempt = 1; ; attempt++) {
-            try (Connection c = pool.getConnection()) {
-                try {
-                    PostgresSchema.prepare(c, display);
-                    return;
-                } finally {
-                    rollbackQuietly(c);
-                }
-            } catch (SQLException e) {
-                if (PgFailures.kind(e) == PgFailures.Kind.RETRY && attempt < MAX_ATTEMPTS) continue;
-                throw PgFailures.toCask(display, "create or check the schema", e, false, attempt, options.lockTimeout().toMillis());
-            }
         }
     }
 
@@ -526,12 +463,7 @@ public final class PostgresCatalog implements Catalog {
     /** Closes the pool and its connections; idempotent. Later calls throw. */
     @Override
     public void close() {
-        HikariDataSource p;
-        synchronized (this) {
-            p = pool;
-            pool = null;
-        }
-        if (p != null) p.close();
+        tx.close();
     }
 
     /** Where the catalog is, as it may be shown: never with the password. */
@@ -705,79 +637,11 @@ public final class PostgresCatalog implements Catalog {
 
     // ---- transactions ----
 
-    @FunctionalInterface
-    interface Work<T> {
-        T run(Connection c) throws SQLException;
+    private <T> T read(String what, PgTransactions.Work<T> work) {
+        return tx.run(what, false, work);
     }
 
-    private <T> T read(String what, Work<T> work) {
-        return transact(what, false, work);
-    }
-
-    private <T> T write(String what, Work<T> work) {
-        return transact(what, true, work);
-    }
-
-    /**
-     * Runs {@code work} in one transaction on a pooled connection and commits it; rolls back on
-     * any failure; runs it again after a serialization failure or deadlock (up to
-     * {@link #MAX_ATTEMPTS} tries) or a connection lost before COMMIT ({@link #CONNECTION_ATTEMPTS}).
-     */
-    private <T> T transact(String what, boolean write, Work<T> work) {
-        int collisions = 0;
-        int lostConnections = 0;
-        for (int attempt = 1; ; attempt++) {
-            HikariDataSource p = pool;
-            if (p == null) throw new CaskException("catalog " + display + ": closed");
-            boolean connected = false;
-            boolean committing = false;
-            try (Connection c = p.getConnection()) {
-                connected = true;
-                try {
-                    if (!write) PostgresSchema.exec(c, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-                    T result = work.run(c);
-                    committing = true;
-                    c.commit();
-                    return result;
-                } catch (SQLException | RuntimeException | Error e) {
-                    if (!committing) rollbackQuietly(c);
-                    throw e;
-                }
-            } catch (SQLException e) {
-                if (pool == null) throw new CaskException("catalog " + display + ": closed");
-                PgFailures.Kind kind = PgFailures.kind(e);
-                if (kind == PgFailures.Kind.RETRY && ++collisions < MAX_ATTEMPTS) {
-                    backOff(collisions);
-                    continue;
-                }
-                if (kind == PgFailures.Kind.CONNECTION) {
-                    // The server went away (restart, failover, an administrator): the pool's other
-                    // connections are most likely dead too. Replace them all, then try once more,
-                    // unless the pool already spent the connect timeout failing to make one.
-                    p.getHikariPoolMXBean().softEvictConnections();
-                    if (connected && !committing && ++lostConnections < CONNECTION_ATTEMPTS) continue;
-                }
-                throw PgFailures.toCask(display, what, e, committing, attempt, options.lockTimeout().toMillis());
-            }
-        }
-    }
-
-    /** A random pause of up to 2^n ms (at most 256 ms), so two colliding transactions do not collide again in step. */
-    private static void backOff(int collisions) {
-        long maxMs = 1L << Math.min(collisions, 8);
-        try {
-            Thread.sleep(ThreadLocalRandom.current().nextLong(maxMs + 1));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CaskException("interrupted while waiting to retry a catalog transaction");
-        }
-    }
-
-    private static void rollbackQuietly(Connection c) {
-        try {
-            if (!c.isClosed()) c.rollback();
-        } catch (SQLException ignored) {
-            // The connection is gone: the server rolled the transaction back with it.
-        }
+    private <T> T write(String what, PgTransactions.Work<T> work) {
+        return tx.run(what, true, work);
     }
 }
