@@ -26,6 +26,10 @@ missing=()
 for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
 done
+# cask-postgres's tests start a real PostgreSQL server (initdb, pg_ctl); Debian keeps them off the
+# PATH, under /usr/lib/postgresql/VERSION/bin, and runuser (util-linux) runs them as 'postgres' when we are root.
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || command -v pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 [ ${#missing[@]} -eq 0 ] && exit 0
 missing=($(printf '%s\n' "${missing[@]}" | sort -u))
 echo "install-deps: installing ${missing[*]}" >&2
