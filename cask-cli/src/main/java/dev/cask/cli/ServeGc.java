@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -64,7 +65,11 @@ final class ServeGc {
         this.every = every;
         this.rest = Double.parseDouble(System.getProperty("cask.gc.rest", Double.toString(REST)));
         new Pacer(rest); // a bad value fails here, not in every run
-        this.thread = Executors.newSingleThreadScheduledExecutor(dev.cask.common.Background.threads("cask-gc")); // nice 10: clients' threads first
+        ThreadFactory nice = dev.cask.common.Background.threads("cask-gc"); // nice 10: clients' threads first
+        this.thread = Executors.newSingleThreadScheduledExecutor(r -> nice.newThread(() -> {
+            dev.cask.common.Background.idleIo(); // and clients' disk I/O first
+            r.run();
+        }));
         long first = firstDelay(every).toMillis();
         thread.scheduleWithFixedDelay(this::runOnce, first, every.toMillis(), TimeUnit.MILLISECONDS);
     }

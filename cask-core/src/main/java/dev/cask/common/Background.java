@@ -27,6 +27,16 @@ public final class Background {
     private static final int PRIO_PROCESS = 0;
     private static final MethodHandle SETPRIORITY;
     private static final MethodHandle GETTID;
+    /** {@code syscall(SYS_ioprio_set, ...)}, or null where unknown (not Linux, an architecture without its number here). */
+    private static final MethodHandle IOPRIO_SET;
+    private static final long SYS_IOPRIO_SET = switch (System.getProperty("os.arch", "")) {
+        case "amd64", "x86_64" -> 251;
+        case "aarch64" -> 30;
+        default -> -1;
+    };
+    private static final int IOPRIO_WHO_PROCESS = 1;
+    private static final int IOPRIO_CLASS_IDLE = 3;
+    private static final int IOPRIO_CLASS_SHIFT = 13;
 
     static {
         MethodHandle set = null, tid = null;
@@ -43,6 +53,18 @@ public final class Background {
         }
         SETPRIORITY = set;
         GETTID = tid;
+        MethodHandle io = null;
+        try {
+            if (set != null && SYS_IOPRIO_SET > 0) {
+                Linker linker = Linker.nativeLinker();
+                io = linker.downcallHandle(linker.defaultLookup().find("syscall").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
+                        Linker.Option.firstVariadicArg(1));
+            }
+        } catch (Throwable t) {
+            io = null;
+        }
+        IOPRIO_SET = io;
     }
 
     private Background() {}
@@ -56,6 +78,24 @@ public final class Background {
         try {
             int tid = (int) GETTID.invokeExact();
             return (int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, NICE) == 0;
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /**
+     * Puts the calling (platform) thread's disk I/O in the idle class ({@code ioprio_set}, as
+     * {@code ionice -c 3}): the block layer's schedulers that honour priorities (mq-deadline since
+     * Linux 5.14, bfq) dispatch it after everyone else's, and mq-deadline still dispatches a
+     * request that waited {@code prio_aging_expire} (10 s), so it is never starved for good. For
+     * garbage collection, whose reads, writes and fsyncs otherwise queue in front of a served
+     * disk's. True when it did; writeback the kernel starts on its own is not covered.
+     */
+    public static boolean idleIo() {
+        if (IOPRIO_SET == null || Thread.currentThread().isVirtual()) return false;
+        try {
+            int tid = (int) GETTID.invokeExact();
+            return (long) IOPRIO_SET.invokeExact(SYS_IOPRIO_SET, IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT) == 0;
         } catch (Throwable t) {
             return false;
         }

@@ -39,4 +39,28 @@ class BackgroundTest {
         assertEquals(0, virtual[0], "a virtual thread never lowers its carrier");
         assertFalse(Thread.currentThread().isVirtual());
     }
+
+    /** What {@code ionice -p TID} says of a thread of this process (util-linux, as admins would ask). */
+    private static String ionice(int tid) throws Exception {
+        Process p = new ProcessBuilder("ionice", "-p", Integer.toString(tid)).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes()).strip();
+        assertEquals(0, p.waitFor(), out);
+        return out;
+    }
+
+    @Test
+    void idleIoPutsOnlyTheCallingThreadInTheIdleClass() throws Exception {
+        String before = ionice(Background.threadId());
+        ExecutorService pool = Executors.newSingleThreadExecutor();
+        try {
+            int tid = pool.submit(() -> {
+                assertTrue(Background.idleIo(), "ioprio_set on this Linux");
+                return Background.threadId();
+            }).get();
+            assertEquals("idle", ionice(tid), "the gc thread's I/O class, as ionice shows it");
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(before, ionice(Background.threadId()), "the test's own thread is untouched");
+    }
 }
