@@ -67,6 +67,7 @@ final class ServeGc {
         new Pacer(rest); // a bad value fails here, not in every run
         ThreadFactory nice = dev.cask.common.Background.threads("cask-gc"); // nice 10: clients' threads first
         this.thread = Executors.newSingleThreadScheduledExecutor(r -> nice.newThread(() -> {
+            dev.cask.common.Background.idleCpu(); // clients' threads take the core at once
             dev.cask.common.Background.idleIo(); // and clients' disk I/O first
             r.run();
         }));

@@ -34,6 +34,9 @@ public final class Background {
         case "aarch64" -> 30;
         default -> -1;
     };
+    /** {@code sched_setscheduler}, or null where unknown. */
+    private static final MethodHandle SETSCHEDULER;
+    private static final int SCHED_IDLE = 5;
     private static final int IOPRIO_WHO_PROCESS = 1;
     private static final int IOPRIO_CLASS_IDLE = 3;
     private static final int IOPRIO_CLASS_SHIFT = 13;
@@ -65,6 +68,17 @@ public final class Background {
             io = null;
         }
         IOPRIO_SET = io;
+        MethodHandle sched = null;
+        try {
+            if (set != null) {
+                Linker linker = Linker.nativeLinker();
+                sched = linker.downcallHandle(linker.defaultLookup().find("sched_setscheduler").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+            }
+        } catch (Throwable t) {
+            sched = null;
+        }
+        SETSCHEDULER = sched;
     }
 
     private Background() {}
@@ -96,6 +110,26 @@ public final class Background {
         try {
             int tid = (int) GETTID.invokeExact();
             return (long) IOPRIO_SET.invokeExact(SYS_IOPRIO_SET, IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT) == 0;
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /**
+     * Puts the calling (platform) thread in Linux's {@code SCHED_IDLE} policy (as {@code chrt -i 0}):
+     * it runs only on a core nothing else wants, and a waking normal thread (a server's client
+     * thread) takes the core from it at once, where a nice-10 thread could still hold it for a
+     * scheduler slice (a millisecond or more: a served disk's p99 latency doubled while a nice-10
+     * gc ran beside it). The cost: on a machine that is busy all the time such a thread waits,
+     * which suits garbage collection, never a checkpoint (a full journal stops the writes). No
+     * privilege needed. True when it did.
+     */
+    public static boolean idleCpu() {
+        if (SETSCHEDULER == null || Thread.currentThread().isVirtual()) return false;
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment param = arena.allocate(ValueLayout.JAVA_INT); // struct sched_param { int sched_priority = 0; }
+            int tid = (int) GETTID.invokeExact();
+            return (int) SETSCHEDULER.invokeExact(tid, SCHED_IDLE, param) == 0;
         } catch (Throwable t) {
             return false;
         }

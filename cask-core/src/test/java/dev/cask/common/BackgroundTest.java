@@ -63,4 +63,27 @@ class BackgroundTest {
         }
         assertEquals(before, ionice(Background.threadId()), "the test's own thread is untouched");
     }
+
+    /** The scheduling policy of thread {@code tid} of this process (field 41 of its stat line; 5 is SCHED_IDLE). */
+    private static int policy(int tid) throws Exception {
+        String stat = Files.readString(Path.of("/proc/self/task/" + tid + "/stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Integer.parseInt(f[38]);
+    }
+
+    @Test
+    void idleCpuPutsOnlyTheCallingThreadInSchedIdle() throws Exception {
+        int before = policy(Background.threadId());
+        ExecutorService pool = Executors.newSingleThreadExecutor();
+        try {
+            int tid = pool.submit(() -> {
+                assertTrue(Background.idleCpu(), "sched_setscheduler(SCHED_IDLE) on this Linux");
+                return Background.threadId();
+            }).get();
+            assertEquals(5, policy(tid), "the gc thread's policy: SCHED_IDLE");
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(before, policy(Background.threadId()), "the test's own thread is untouched");
+    }
 }
