@@ -61,7 +61,7 @@ abstract class Common {
 
     /**
      * The store for a command that looks up every block of a disk in the index (import,
-     * export): index reads through a memory map of up to 1 GiB (see
+     * export) or scans the whole index (gc): index reads through a memory map of up to 1 GiB (see
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {

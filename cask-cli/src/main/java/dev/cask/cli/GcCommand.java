@@ -31,7 +31,7 @@ final class GcCommand extends Common implements Callable<Integer> {
         dev.cask.common.Background.lowerPriority(); // maintenance: a server's clients on this machine go first,
         dev.cask.common.Background.idleCpu(); // for the CPU (a waking client thread takes the core at once)
         dev.cask.common.Background.idleIo(); // and for the disk
-        try (Images images = openImages()) {
+        try (Images images = openImagesForBulk()) { // it scans the whole index: reads through a memory map
             GarbageCollector.Result r = images.collector().run(dryRun, m -> err().println("cask: gc: " + m), progress());
             if (json) {
                 Map<String, Object> m = new LinkedHashMap<>();
