@@ -19,7 +19,7 @@ import java.util.concurrent.Callable;
 @Command(name = "gc", mixinStandardHelpOptions = true,
         description = {"Free every chunk no version reaches, while servers and other commands keep running.",
                 "Waits for another gc, and for imports and checkpoints running when it starts (it says so on stderr).",
-                "Runs in the idle CPU policy (SCHED_IDLE) and the idle I/O class: full speed on an idle machine, servers' clients first on a busy one."})
+                "Runs at a lower CPU priority (nice 10): full speed on an idle machine, servers' clients first on a busy one."})
 final class GcCommand extends Common implements Callable<Integer> {
     @Option(names = "--dry-run", description = "Count what would be freed; change nothing.")
     boolean dryRun;
@@ -28,9 +28,7 @@ final class GcCommand extends Common implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        dev.cask.common.Background.lowerPriority(); // maintenance: a server's clients on this machine go first,
-        dev.cask.common.Background.idleCpu(); // for the CPU (a waking client thread takes the core at once)
-        dev.cask.common.Background.idleIo(); // and for the disk
+        ServeGc.lowerThisThread(); // maintenance: a server's clients on this machine go first
         try (Images images = openImagesForBulk()) { // it scans the whole index: reads through a memory map
             GarbageCollector.Result r = images.collector().run(dryRun, m -> err().println("cask: gc: " + m), progress());
             if (json) {

@@ -101,9 +101,10 @@ public final class Background {
      * Puts the calling (platform) thread's disk I/O in the idle class ({@code ioprio_set}, as
      * {@code ionice -c 3}): the block layer's schedulers that honour priorities (mq-deadline since
      * Linux 5.14, bfq) dispatch it after everyone else's, and mq-deadline still dispatches a
-     * request that waited {@code prio_aging_expire} (10 s), so it is never starved for good. For
-     * garbage collection, whose reads, writes and fsyncs otherwise queue in front of a served
-     * disk's. True when it did; writeback the kernel starts on its own is not covered.
+     * request that waited {@code prio_aging_expire} (10 s), so it is never starved for good. An
+     * fsync in the idle class can hold up the filesystem journal's commit that other processes'
+     * writes wait for, so garbage collection uses it only when asked ({@code cask.gc.idle.io}).
+     * True when it did; writeback the kernel starts on its own is not covered.
      */
     public static boolean idleIo() {
         if (IOPRIO_SET == null || Thread.currentThread().isVirtual()) return false;
@@ -117,12 +118,12 @@ public final class Background {
 
     /**
      * Puts the calling (platform) thread in Linux's {@code SCHED_IDLE} policy (as {@code chrt -i 0}):
-     * it runs only on a core nothing else wants, and a waking normal thread (a server's client
-     * thread) takes the core from it at once, where a nice-10 thread could still hold it for a
-     * scheduler slice (a millisecond or more: a served disk's p99 latency doubled while a nice-10
-     * gc ran beside it). The cost: on a machine that is busy all the time such a thread waits,
-     * which suits garbage collection, never a checkpoint (a full journal stops the writes). No
-     * privilege needed. True when it did.
+     * it runs only on a core nothing else wants, and a waking normal thread takes the core from it
+     * at once, where a nice-10 thread could still hold it for a scheduler slice. The cost: on a
+     * busy machine such a thread waits, and whatever it holds meanwhile (a lock, the filesystem
+     * journal an fsync of its commits) waits with it; for garbage collection that cost more than it
+     * gave in the lifecycle benchmark, so gc uses it only when asked ({@code cask.gc.idle.cpu}).
+     * Never for a checkpoint (a full journal stops the writes). No privilege needed. True when it did.
      */
     public static boolean idleCpu() {
         if (SETSCHEDULER == null || Thread.currentThread().isVirtual()) return false;
