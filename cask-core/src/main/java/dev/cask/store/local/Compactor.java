@@ -177,11 +177,11 @@ final class Compactor {
         candidates.sort(Comparator.comparingDouble((Candidate c) -> -(double) c.garbage() / c.size()));
         candidates = withinAllowance(candidates, threshold, total, garbageTotal);
         if (candidates.size() > MAX_PACKS_PER_RUN) candidates = new ArrayList<>(candidates.subList(0, MAX_PACKS_PER_RUN));
+        if (candidates.isEmpty()) return new Result(0, 0, 0, 0, 0, 0);
         // lock the chosen packs first, then read their entries in one more scan of the index (it has
         // no index by pack: one scan per pack would cost packs x entries). Only a pack's creator adds
         // entries into it, and it indexes them all before it lets go of the pack's lock: with the
         // lock held here, the scan sees every entry the pack will ever have
-        if (candidates.isEmpty()) return new Result(0, 0, 0, 0, 0, 0);
         Map<Integer, FileChannel> locked = new HashMap<>();
         try {
             return compact(candidates, locked, progress);
