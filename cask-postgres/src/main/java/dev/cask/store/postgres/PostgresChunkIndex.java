@@ -302,7 +302,9 @@ public final class PostgresChunkIndex implements AutoCloseable {
      * transaction. A new entry is stamped with the current GC epoch; an id already present keeps its
      * location and is stamped (another node stored it first). A heal moves the entry only if it still
      * points at the bad copy (compare-and-swap), stamps it and removes the copy's damaged row; an
-     * entry gone meanwhile is added. Returns the ids whose entry now points into this pack.
+     * entry gone meanwhile is added. Returns the ids whose entry now points into this pack. Committing
+     * a pack again with the same length (a retry after a commit whose outcome was unknown) changes
+     * nothing and returns the same.
      */
     public Set<ChunkId> commitPack(int pack, long bytes, Collection<Map.Entry<ChunkId, ChunkLocation>> entries,
                                    Map<ChunkId, ChunkLocation[]> heals) {
@@ -313,7 +315,12 @@ public final class PostgresChunkIndex implements AutoCloseable {
                 st.setLong(1, bytes);
                 st.setInt(2, pack);
                 if (st.executeUpdate() != 1) {
-                    throw new CaskException.Conflict(display + ": pack " + pack + " is not an unsealed pack of this index (sealed already, or never begun)");
+                    // a retry of a commit whose outcome was unknown (the connection broke during COMMIT) finds it done
+                    long sealedBytes = sealedBytes(c, pack);
+                    if (sealedBytes != bytes) {
+                        throw new CaskException.Conflict(display + ": pack " + pack + " is not an unsealed pack of this index ("
+                                + (sealedBytes < 0 ? "never begun" : "sealed already with " + sealedBytes + " bytes, not " + bytes) + ")");
+                    }
                 }
             }
             for (int from = 0; from < sorted.size(); from += BATCH) insert(c, sorted.subList(from, Math.min(sorted.size(), from + BATCH)));
@@ -324,6 +331,17 @@ public final class PostgresChunkIndex implements AutoCloseable {
             for (var h : heals.entrySet()) if (heal(c, h.getKey(), h.getValue()[0], h.getValue()[1])) now.add(h.getKey());
             return now;
         });
+    }
+
+    /** The length pack {@code pack} was sealed with; -1 when it has no row, -2 when it is not sealed. */
+    private static long sealedBytes(Connection c, int pack) throws SQLException {
+        try (PreparedStatement st = c.prepareStatement("SELECT sealed, bytes FROM packs WHERE id = ?")) {
+            st.setInt(1, pack);
+            try (ResultSet rs = st.executeQuery()) {
+                if (!rs.next()) return -1;
+                return rs.getBoolean(1) ? rs.getLong(2) : -2;
+            }
+        }
     }
 
     private static void insert(Connection c, List<Map.Entry<ChunkId, ChunkLocation>> part) throws SQLException {
