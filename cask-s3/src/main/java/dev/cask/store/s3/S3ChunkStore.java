@@ -38,7 +38,8 @@ import java.util.function.Supplier;
  * from the index when it is opened ({@link PostgresChunkIndex#beginPack}: an unsealed row). When it
  * reaches {@link Options#packLimit} it is sealed and uploaded as ONE object, by the put that filled
  * it (others go on filling the next pack meanwhile; with {@value #MAX_SEALED} packs waiting, puts
- * wait for the upload: memory stays bounded at about three packs). {@link #sync} seals the open
+ * wait for the upload, and while uploads fail, puts that would add to memory fail too: memory
+ * stays bounded to a few packs). {@link #sync} seals the open
  * pack and uploads every sealed one, in order.
  *
  * <p><b>Crash order.</b> An object is written whole (one PUT with {@code Content-MD5}) and never
@@ -107,6 +108,10 @@ public final class S3ChunkStore implements ChunkStore {
 
         public Options withPackLimit(long bytes) {
             return new Options(bytes, zstdLevel, segmentBytes, segmentLevel, cacheBytes);
+        }
+
+        public Options withSegments(int bytes, int level) {
+            return new Options(packLimit, zstdLevel, bytes, level, cacheBytes);
         }
     }
 
@@ -195,6 +200,7 @@ public final class S3ChunkStore implements ChunkStore {
         if (pending.containsKey(id) && pendingHit(id)) return id;
         PostgresChunkIndex.PutLookup found = index.lookupForPut(List.of(id)).get(id);
         if (found != null && !found.damaged()) return id;
+        uploadIfFull(); // before adding to memory: waits while packs wait for upload, fails while uploads fail
         storeSingle(id, encoder.record(id, data, off, len), seen, found == null ? null : found.location());
         uploadIfFull();
         return id;
@@ -223,6 +229,7 @@ public final class S3ChunkStore implements ChunkStore {
             if ((f != null && !f.damaged()) || !done.add(id) || pending.containsKey(id)) continue;
             fresh[n++] = i;
         }
+        if (n > 0) uploadIfFull(); // before adding to memory (see put)
         int segmentBytes = access == Access.RANDOM ? Math.min(options.segmentBytes(), RANDOM_SEGMENT_BYTES) : options.segmentBytes();
         int perSegment = Math.max(1, length == 0 ? 1 : Math.min(PackFormat.MAX_SEGMENT_CHUNKS, segmentBytes / length));
         for (int from = 0; from < n; from += perSegment) {
@@ -331,8 +338,7 @@ public final class S3ChunkStore implements ChunkStore {
 
     /**
      * The pack a record of {@code length} bytes goes into: the open one, or a new one when it would
-     * pass the limit (the full one is sealed). With too many sealed packs waiting (uploads failing
-     * or slow), refuses: the caller's put fails rather than memory growing. Caller holds the lock.
+     * pass the limit (the full one is sealed). Caller holds the lock.
      */
     private OpenPack packFor(int length) {
         if (open != null && open.size() + length > options.packLimit() && !open.isEmpty()) {
@@ -340,10 +346,6 @@ public final class S3ChunkStore implements ChunkStore {
             open = null;
         }
         if (open == null) {
-            if (sealed.size() > MAX_SEALED) {
-                throw new CaskException.Io("store " + url + ": " + sealed.size() + " packs are waiting for their upload (the last one failed?);"
-                        + " not buffering more until a sync uploads them", null);
-            }
             int id = index.beginPack(url::packKey);
             int cap = (int) (options.packLimit() + PackFormat.MAX_SEGMENT);
             open = new OpenPack(id, Math.min(cap, 1 << 20), cap);
@@ -352,7 +354,12 @@ public final class S3ChunkStore implements ChunkStore {
         return open;
     }
 
-    /** After a put: uploads sealed packs, waiting for another thread's upload only when {@value #MAX_SEALED} or more are waiting. */
+    /**
+     * Before and after a put adds to memory: uploads sealed packs, waiting for another thread's
+     * upload only when {@value #MAX_SEALED} or more are waiting. This bounds memory (to about
+     * {@value #MAX_SEALED} sealed packs, plus one per thread that sealed one meanwhile, plus the open
+     * one) and makes puts fail, adding nothing, while uploads fail.
+     */
     private void uploadIfFull() {
         int waiting;
         synchronized (this) {
