@@ -1,0 +1,278 @@
+package dev.cask.store.s3;
+
+import dev.cask.catalog.postgres.CatalogUrl;
+import dev.cask.catalog.postgres.PostgresCatalog;
+import dev.cask.catalog.postgres.PostgresServer;
+import dev.cask.common.CaskException;
+import dev.cask.common.Progress;
+import dev.cask.store.ChunkId;
+import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.local.PackScan;
+import dev.cask.store.postgres.PostgresChunkIndex;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * What a user of a store on S3 notices beyond the contract: a missing bucket or wrong keys are one
+ * clear line; a pack is one object holding exactly a local pack's bytes, indexed only once whole;
+ * s3proxy killed in the middle of an upload is a clear error naming the object, leaves nothing
+ * indexed, and the next sync uploads it; a damaged or vanished object is a Corrupt error naming the
+ * chunk; an index serves one store. Real s3proxy and PostgreSQL; the kill test has an s3proxy of
+ * its own.
+ */
+class S3StoreTest {
+    static final String BUCKET = "store-test";
+    private static final AtomicInteger NAMES = new AtomicInteger();
+    private static PostgresServer pg;
+    private static String database;
+    private static S3Server s3;
+
+    @TempDir
+    Path tmp;
+
+    @BeforeAll
+    static void servers() {
+        pg = PostgresServer.shared();
+        database = pg.createDatabase("s3_store");
+        s3 = S3Server.shared();
+        s3.createBucket(BUCKET);
+    }
+
+    private static String newSchema() {
+        String name = "s" + NAMES.incrementAndGet();
+        pg.execute(database, "CREATE SCHEMA " + name);
+        return name;
+    }
+
+    private static CatalogUrl indexUrl(String schema) {
+        return CatalogUrl.parse(pg.url(database)).with("currentSchema", schema);
+    }
+
+    private static S3ChunkStore open(String store, String schema, S3Settings settings, S3ChunkStore.Options options) {
+        return S3ChunkStore.open(S3StoreUrl.parse(store), settings, indexUrl(schema), PostgresCatalog.Options.defaults(), options);
+    }
+
+    private static S3ChunkStore open(String store, String schema) {
+        return open(store, schema, s3.settings(), S3ChunkStore.Options.defaults());
+    }
+
+    private static byte[] random(Random rnd, int n) {
+        byte[] b = new byte[n];
+        rnd.nextBytes(b);
+        return b;
+    }
+
+    private static void assertOneLine(String m) {
+        assertFalse(m.contains("\n") || m.contains("\r"), "one line: " + m);
+    }
+
+    // ---------------------------------------------------------------- configuration errors
+
+    @Test
+    void aMissingBucketIsAClearOneLineErrorNamingTheBucketAndTheEndpoint() throws Exception {
+        String schema = newSchema();
+        CaskException.NotFound e = assertThrows(CaskException.NotFound.class, () -> open("s3://no-such-bucket/vm-store", schema));
+        String m = e.getMessage();
+        assertTrue(m.startsWith("store s3://no-such-bucket/vm-store: bucket 'no-such-bucket' does not exist at " + s3.endpoint()), m);
+        assertOneLine(m);
+        try (var c = pg.connect(database); var st = c.createStatement();
+             var rs = st.executeQuery("SELECT count(*) FROM pg_tables WHERE schemaname = '" + schema + "'")) {
+            rs.next();
+            assertEquals(0, rs.getInt(1), "a store that could not open created no index tables");
+        }
+    }
+
+    @Test
+    void wrongKeysAreAClearErrorThatNeverShowsTheSecret() {
+        S3Settings wrong = S3Settings.of(s3.endpoint(), S3Server.REGION, S3Server.IDENTITY, "not-the-secret");
+        CaskException e = assertThrows(CaskException.Io.class,
+                () -> open("s3://" + BUCKET + "/x", newSchema(), wrong, S3ChunkStore.Options.defaults()));
+        String m = e.getMessage();
+        assertTrue(m.startsWith("store s3://" + BUCKET + "/x: access to bucket '" + BUCKET + "' at " + s3.endpoint() + " denied"), m);
+        assertTrue(m.contains("AWS_ACCESS_KEY_ID"), "says what to check: " + m);
+        assertFalse(m.contains("not-the-secret"), m);
+        assertOneLine(m);
+    }
+
+    @Test
+    void anIndexServesTheStoreItWasMadeForOnly() {
+        String schema = newSchema();
+        try (S3ChunkStore store = open("s3://" + BUCKET + "/first", schema)) {
+            store.put("a chunk".getBytes());
+        }
+        CaskException.Conflict e = assertThrows(CaskException.Conflict.class, () -> open("s3://" + BUCKET + "/second", schema));
+        assertTrue(e.getMessage().contains("indexes the packs of store s3://" + BUCKET + "/first, not s3://" + BUCKET + "/second"), e.getMessage());
+        assertOneLine(e.getMessage());
+        try (S3ChunkStore again = open("s3://" + BUCKET + "/first", schema)) {
+            assertArrayEquals("a chunk".getBytes(), again.get(ChunkId.of("a chunk".getBytes())));
+        }
+    }
+
+    // ---------------------------------------------------------------- what is in the bucket
+
+    /**
+     * Every pack is one object whose bytes a local store's pack scanner reads as a pack (same format),
+     * holding exactly the chunks the index says are in it; while it is uploaded, nothing in it is indexed.
+     */
+    @Test
+    void aPackIsOneObjectInTheLocalPackFormatIndexedOnlyAfterItsUpload() throws Exception {
+        String schema = newSchema();
+        String url = "s3://" + BUCKET + "/layout";
+        Random rnd = new Random(7);
+        Map<ChunkId, byte[]> put = new HashMap<>();
+        List<String> duringUpload = new ArrayList<>();
+        try (S3ChunkStore store = open(url, schema, s3.settings(), S3ChunkStore.Options.defaults().withPackLimit(300 << 10))) {
+            store.beforeUpload = id -> {
+                long indexed = store.index().packs().stream().filter(p -> p.id() == id && p.sealed()).count();
+                long[] rows = {0};
+                store.index().forEachId(cid -> {
+                    ChunkLocation loc = store.index().find(cid);
+                    if (loc != null && loc.pack() == id) rows[0]++;
+                });
+                duringUpload.add("pack " + id + ": sealed " + indexed + ", entries " + rows[0]);
+            };
+            for (int round = 0; round < 6; round++) {
+                int[] offsets = new int[32];
+                byte[] buf = new byte[32 * 4096];
+                for (int i = 0; i < 32; i++) {
+                    offsets[i] = i * 4096;
+                    byte[] b = i % 3 == 0 ? random(rnd, 4096) : ("block " + round + " " + i + " ").repeat(600).substring(0, 4096).getBytes();
+                    System.arraycopy(b, 0, buf, i * 4096, 4096);
+                }
+                ChunkId[] ids = store.putAll(buf, offsets, 4096);
+                for (int i = 0; i < 32; i++) put.put(ids[i], java.util.Arrays.copyOfRange(buf, i * 4096, (i + 1) * 4096));
+                byte[] single = random(rnd, 20_000 + round);
+                put.put(store.put(single), single);
+            }
+            store.sync();
+            assertTrue(duringUpload.size() >= 2, "several packs were uploaded: " + duringUpload);
+            for (String line : duringUpload) assertTrue(line.endsWith(": sealed 0, entries 0"), "nothing indexed before its upload: " + line);
+
+            List<PostgresChunkIndex.Pack> packs = store.index().packs();
+            Map<ChunkId, ChunkLocation> scanned = new HashMap<>();
+            for (PostgresChunkIndex.Pack p : packs) {
+                assertTrue(p.sealed(), "pack " + p.id() + " is sealed after the sync");
+                assertEquals(S3StoreUrl.parse(url).packKey(p.id()), p.objectKey());
+                assertEquals(p.bytes(), store.objects().size(p.objectKey()), "object " + p.objectKey() + " is as long as its row says");
+                Path file = tmp.resolve(p.id() + ".pack");
+                Files.write(file, store.objects().getRange(p.objectKey(), 0, (int) p.bytes(), () -> "pack"));
+                List<String> problems = new ArrayList<>();
+                PackScan.scan(file, p.id(), new PackScan.ScanSink() {
+                    @Override
+                    public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
+                        assertArrayEquals(put.get(id), plain.get(), "chunk " + id + " as the scanner reads it");
+                        scanned.put(id, location);
+                    }
+
+                    @Override
+                    public void problem(String line) {
+                        problems.add(line);
+                    }
+                }, Progress.NONE);
+                assertEquals(List.of(), problems, "pack " + p.id() + " scans clean");
+            }
+            assertEquals(put.keySet(), scanned.keySet(), "the packs hold every chunk once");
+            for (var e : scanned.entrySet()) assertEquals(e.getValue(), store.index().find(e.getKey()), "index entry of " + e.getKey());
+        }
+    }
+
+    // ---------------------------------------------------------------- damage
+
+    @Test
+    void aDamagedOrVanishedObjectIsACorruptErrorNamingTheChunk() throws Exception {
+        String schema = newSchema();
+        String url = "s3://" + BUCKET + "/damage";
+        byte[] a = random(new Random(1), 10_000);
+        byte[] b = random(new Random(2), 10_000);
+        ChunkId ia, ib;
+        try (S3ChunkStore store = open(url, schema, s3.settings(), S3ChunkStore.Options.defaults().withPackLimit(8 << 10))) {
+            ia = store.put(a);
+            ib = store.put(b); // a pack of its own (the limit is 8 KiB)
+        }
+        ChunkLocation la, lb;
+        try (S3ChunkStore store = open(url, schema)) {
+            la = store.index().find(ia);
+            lb = store.index().find(ib);
+        }
+        assertTrue(la.pack() != lb.pack());
+        S3StoreUrl u = S3StoreUrl.parse(url);
+        S3ChunkStoreTest.flipByte(s3.objectFile(BUCKET, u.packKey(la.pack())), la.offset() + 100);
+        Files.delete(s3.objectFile(BUCKET, u.packKey(lb.pack())));
+        try (S3ChunkStore store = open(url, schema)) {
+            CaskException.Corrupt e = assertThrows(CaskException.Corrupt.class, () -> store.get(ia));
+            assertTrue(e.getMessage().startsWith("chunk " + ia.shortHex() + " (pack " + la.pack() + " at offset " + la.offset() + "): checksum mismatch"), e.getMessage());
+            assertOneLine(e.getMessage());
+            e = assertThrows(CaskException.Corrupt.class, () -> store.get(ib));
+            assertTrue(e.getMessage().startsWith("chunk " + ib.shortHex() + " (pack " + lb.pack() + " at offset " + lb.offset() + "): object "
+                    + u.objectUrl(u.packKey(lb.pack())) + " is missing"), e.getMessage());
+            assertOneLine(e.getMessage());
+            // both copies are marked: the next put of the same bytes stores them again, and they read back
+            store.put(a);
+            store.put(b);
+            store.sync();
+            assertArrayEquals(a, store.get(ia));
+            assertArrayEquals(b, store.get(ib));
+        }
+    }
+
+    // ---------------------------------------------------------------- the object store dies
+
+    @Test
+    void s3proxyKilledMidUploadIsAClearErrorNothingIsIndexedAndTheNextSyncUploadsIt() {
+        try (S3Server own = S3Server.start()) {
+            own.createBucket("killed");
+            String schema = newSchema();
+            String url = "s3://killed/vm";
+            Random rnd = new Random(3);
+            Map<ChunkId, byte[]> put = new HashMap<>();
+            try (S3ChunkStore store = S3ChunkStore.open(S3StoreUrl.parse(url), own.settings(), indexUrl(schema), PostgresCatalog.Options.defaults(),
+                    S3ChunkStore.Options.defaults())) {
+                for (int i = 0; i < 40; i++) {
+                    byte[] d = random(rnd, 128 << 10);
+                    put.put(store.put(d), d);
+                }
+                AtomicBoolean killed = new AtomicBoolean();
+                store.objects().uploadProgress = sent -> {
+                    if (sent > (1 << 20) && killed.compareAndSet(false, true)) own.kill();
+                };
+                CaskException.Io e = assertThrows(CaskException.Io.class, store::sync);
+                assertTrue(killed.get(), "the server was killed in the middle of the upload");
+                String key = S3StoreUrl.parse(url).packKey(1);
+                String m = e.getMessage();
+                assertTrue(m.startsWith("store " + url + ": uploading s3://killed/" + key + " ("), m);
+                assertTrue(m.contains(" to " + own.endpoint() + " failed: "), m);
+                assertOneLine(m);
+                assertEquals(0, store.index().count(), "nothing is indexed");
+                assertEquals(List.of(new PostgresChunkIndex.Pack(1, key, false, -1)), store.index().packs(), "the pack is begun, not sealed");
+                for (var c : put.entrySet()) assertArrayEquals(c.getValue(), store.get(c.getKey()), "a chunk still waiting for its upload reads back");
+
+                store.objects().uploadProgress = sent -> {};
+                own.restart();
+                store.sync();
+                assertEquals(put.size(), store.index().count());
+                assertTrue(store.index().packs().getFirst().sealed());
+            }
+            try (S3ChunkStore again = S3ChunkStore.open(S3StoreUrl.parse(url), own.settings(), indexUrl(schema), PostgresCatalog.Options.defaults(),
+                    S3ChunkStore.Options.defaults())) {
+                for (var c : put.entrySet()) assertArrayEquals(c.getValue(), again.get(c.getKey()));
+            }
+        }
+    }
+}
