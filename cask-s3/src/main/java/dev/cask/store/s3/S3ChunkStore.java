@@ -618,7 +618,7 @@ public final class S3ChunkStore implements ChunkStore {
         boolean live = reading == Reading.LIVE;
         Map<ChunkId, byte[]> got = new HashMap<>();
         Map<ChunkId, ChunkLocation> where = new HashMap<>();
-        List<ChunkId> unknown = new ArrayList<>();
+        Set<ChunkId> unknown = new java.util.LinkedHashSet<>();
         for (ChunkId id : ids) {
             if (got.containsKey(id) || where.containsKey(id)) continue;
             byte[] hit = plain == null ? null : plain.policy().getIfPresentQuietly(id);
@@ -629,10 +629,10 @@ public final class S3ChunkStore implements ChunkStore {
             ChunkLocation loc = pending.get(id);
             if (loc == null) loc = located.policy().getIfPresentQuietly(id);
             if (loc != null) where.put(id, loc);
-            else if (!unknown.contains(id)) unknown.add(id);
+            else unknown.add(id);
         }
         if (!unknown.isEmpty()) {
-            Map<ChunkId, ChunkLocation> found = index.locateAll(unknown);
+            Map<ChunkId, ChunkLocation> found = index.locateAll(new ArrayList<>(unknown));
             for (ChunkId id : unknown) {
                 ChunkLocation loc = found.get(id);
                 if (loc == null) loc = pending.get(id); // committed and dropped from pending meanwhile is in found
