@@ -275,4 +275,57 @@ class S3StoreTest {
             }
         }
     }
+
+    /**
+     * PostgreSQL crashes ({@code pg_ctl stop -m immediate}) while a pack is being uploaded: the object
+     * lands, its commit cannot; the sync fails with one line naming the index and saying nothing was
+     * changed; once the server is back, the next sync commits the pack (without uploading it again)
+     * and every chunk reads back, also from a new handle.
+     */
+    @Test
+    void postgresCrashingBeforeAPacksCommitIsAClearErrorAndTheNextSyncCommitsIt() {
+        try (PostgresServer own = PostgresServer.start()) {
+            String db = own.createDatabase("crash_commit");
+            CatalogUrl index = CatalogUrl.parse(own.url(db));
+            PostgresCatalog.Options quick = PostgresCatalog.Options.defaults().withConnectTimeout(java.time.Duration.ofSeconds(1));
+            String url = "s3://" + BUCKET + "/pg-crash";
+            Random rnd = new Random(4);
+            Map<ChunkId, byte[]> put = new HashMap<>();
+            try (S3ChunkStore store = S3ChunkStore.open(S3StoreUrl.parse(url), s3.settings(), index, quick, S3ChunkStore.Options.defaults())) {
+                for (int i = 0; i < 20; i++) {
+                    byte[] d = random(rnd, 50_000);
+                    put.put(store.put(d), d);
+                }
+                AtomicInteger uploads = new AtomicInteger();
+                store.beforeUpload = id -> {
+                    if (uploads.incrementAndGet() == 1) own.crash();
+                };
+                CaskException.Io e = assertThrows(CaskException.Io.class, store::sync);
+                String m = e.getMessage();
+                assertTrue(m.startsWith("chunk index " + index.display() + ": indexing 20 chunks of pack 1: cannot reach the server, nothing was changed"), m);
+                assertFalse(m.contains(own.password()), m);
+                assertOneLine(m);
+                assertEquals(1, uploads.get());
+                assertEquals(1_000_000 + 20 * 52 + 16, store.objects().size(S3StoreUrl.parse(url).packKey(1)), "the object was uploaded whole");
+                for (var c : put.entrySet()) assertArrayEquals(c.getValue(), store.get(c.getKey()), "pending chunks still read back");
+                own.restart();
+                long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+                while (true) { // the pool reconnects with a back-off of its own
+                    try {
+                        store.sync();
+                        break;
+                    } catch (CaskException.Io again) {
+                        if (!again.getMessage().contains("cannot reach the server") || System.nanoTime() > deadline) throw again;
+                    }
+                }
+                assertEquals(1, uploads.get(), "the commit was retried without a second upload");
+                assertEquals(20, store.index().count());
+                assertEquals(List.of(new PostgresChunkIndex.Pack(1, S3StoreUrl.parse(url).packKey(1), true, 1_000_000 + 20 * 52 + 16)),
+                        store.index().packs());
+            }
+            try (S3ChunkStore again = S3ChunkStore.open(S3StoreUrl.parse(url), s3.settings(), index, quick, S3ChunkStore.Options.defaults())) {
+                for (var c : put.entrySet()) assertArrayEquals(c.getValue(), again.get(c.getKey()));
+            }
+        }
+    }
 }
