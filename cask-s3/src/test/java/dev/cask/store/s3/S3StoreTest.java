@@ -328,4 +328,61 @@ class S3StoreTest {
             }
         }
     }
+
+    /**
+     * Two nodes (two store handles with their own pools and packs) put batches that share half their
+     * blocks, at once: both see every chunk after their syncs, the index holds each chunk once, and
+     * every entry names a sealed pack (a chunk both stored is indexed in the first pack committed;
+     * the other copy is garbage).
+     */
+    @Test
+    void twoNodesPuttingOverlappingChunksAtOnceBothReadEverything() throws Exception {
+        String schema = newSchema();
+        String url = "s3://" + BUCKET + "/two-nodes";
+        S3ChunkStore.Options small = S3ChunkStore.Options.defaults().withPackLimit(128 << 10);
+        Map<ChunkId, byte[]> all = new java.util.concurrent.ConcurrentHashMap<>();
+        try (S3ChunkStore a = open(url, schema, s3.settings(), small); S3ChunkStore b = open(url, schema, s3.settings(), small)) {
+            java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(2);
+            List<Thread> nodes = new ArrayList<>();
+            List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
+            for (int n = 0; n < 2; n++) {
+                S3ChunkStore node = n == 0 ? a : b;
+                int me = n;
+                nodes.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        start.await();
+                        for (int round = 0; round < 8; round++) {
+                            int[] offsets = new int[32];
+                            byte[] buf = new byte[32 * 4096];
+                            for (int i = 0; i < 32; i++) {
+                                offsets[i] = i * 4096;
+                                // even blocks are common to both nodes, odd ones each node's own
+                                Random r = new Random(i % 2 == 0 ? round * 1000L + i : 1_000_000L * (me + 1) + round * 1000L + i);
+                                byte[] block = i % 4 == 0 ? random(r, 4096) : ("node data " + r.nextLong() + " ").repeat(300).substring(0, 4096).getBytes();
+                                System.arraycopy(block, 0, buf, i * 4096, 4096);
+                            }
+                            ChunkId[] ids = node.putAll(buf, offsets, 4096);
+                            for (int i = 0; i < 32; i++) all.put(ids[i], java.util.Arrays.copyOfRange(buf, i * 4096, (i + 1) * 4096));
+                            if (round % 3 == 2) node.sync();
+                        }
+                        node.sync();
+                    } catch (Throwable t) {
+                        failures.add(t);
+                    }
+                }));
+            }
+            for (Thread t : nodes) t.join();
+            assertEquals(List.of(), failures);
+            assertEquals(32 * 8 / 2 + 2 * 32 * 8 / 2, all.size(), "common and own blocks");
+            for (S3ChunkStore node : List.of(a, b)) {
+                for (var c : all.entrySet()) assertArrayEquals(c.getValue(), node.get(c.getKey()), "chunk " + c.getKey() + " on " + (node == a ? "a" : "b"));
+            }
+            assertEquals(all.size(), a.index().count(), "each chunk indexed once");
+            Map<Integer, Boolean> sealed = new HashMap<>();
+            for (PostgresChunkIndex.Pack p : a.index().packs()) sealed.put(p.id(), p.sealed());
+            for (ChunkLocation loc : a.index().locateAll(new ArrayList<>(all.keySet())).values()) {
+                assertTrue(sealed.get(loc.pack()), "entry in pack " + loc.pack() + ", which is sealed");
+            }
+        }
+    }
 }
