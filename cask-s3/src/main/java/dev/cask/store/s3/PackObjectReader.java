@@ -257,16 +257,16 @@ final class PackObjectReader {
     /** Reads every chunk of {@code where} into {@code got}: one decode per record or segment, one GET per run of neighbours. */
     private void readLocated(Map<ChunkId, ChunkLocation> where, Map<ChunkId, byte[]> got, boolean live) {
         // chunks by the record or segment that holds them
-        Map<String, List<ChunkId>> byPiece = new HashMap<>();
-        Map<String, ChunkLocation> pieces = new java.util.TreeMap<>();
+        Map<Long, List<ChunkId>> byPiece = new HashMap<>();
+        Map<Long, ChunkLocation> pieces = new java.util.TreeMap<>(); // in (pack, offset) order: a pack is under 4 GiB
         for (var e : where.entrySet()) {
             ChunkLocation loc = e.getValue();
-            String key = String.format("%010d %020d", loc.pack(), loc.offset());
+            long key = ((long) loc.pack() << 32) | loc.offset();
             byPiece.computeIfAbsent(key, k -> new ArrayList<>()).add(e.getKey());
             pieces.putIfAbsent(key, loc);
         }
         List<ChunkLocation> run = new ArrayList<>();
-        List<String> runKeys = new ArrayList<>();
+        List<Long> runKeys = new ArrayList<>();
         for (var e : pieces.entrySet()) {
             ChunkLocation loc = e.getValue();
             if (!run.isEmpty()) {
@@ -286,7 +286,7 @@ final class PackObjectReader {
         if (!run.isEmpty()) readRun(run, runKeys, byPiece, where, got, live);
     }
 
-    private void readRun(List<ChunkLocation> run, List<String> keys, Map<String, List<ChunkId>> byPiece,
+    private void readRun(List<ChunkLocation> run, List<Long> keys, Map<Long, List<ChunkId>> byPiece,
                          Map<ChunkId, ChunkLocation> where, Map<ChunkId, byte[]> got, boolean live) {
         ChunkLocation first = run.getFirst(), last = run.getLast();
         byte[] span = null;
