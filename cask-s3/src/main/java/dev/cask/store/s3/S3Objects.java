@@ -47,8 +47,17 @@ final class S3Objects implements AutoCloseable {
     private final S3Settings settings;
     private final S3Client s3;
 
-    /** Test hook: called with the bytes of an upload sent so far, from the thread that sends them. */
-    volatile java.util.function.LongConsumer uploadProgress = n -> {};
+    /**
+     * Test hook: told how far an upload got, from the thread that reads its body. The SDK may read a
+     * body more than once per request (to sign it, then to send it; again on a retry): {@code stream}
+     * counts the reads of one {@link #put}'s body from 1.
+     */
+    @FunctionalInterface
+    interface UploadProgress {
+        void sent(int stream, long bytes);
+    }
+
+    volatile UploadProgress uploadProgress = (stream, bytes) -> {};
 
     S3Objects(S3StoreUrl store, S3Settings settings) {
         this.store = store;
@@ -107,9 +116,11 @@ final class S3Objects implements AutoCloseable {
         }
         PutObjectRequest req = PutObjectRequest.builder().bucket(store.bucket()).key(key).contentLength((long) length)
                 .contentMD5(Base64.getEncoder().encodeToString(md5)).contentType("application/octet-stream").build();
-        java.util.function.LongConsumer progress = uploadProgress;
+        UploadProgress progress = uploadProgress;
+        java.util.concurrent.atomic.AtomicInteger streams = new java.util.concurrent.atomic.AtomicInteger();
         try {
-            s3.putObject(req, RequestBody.fromContentProvider(() -> new Counting(new ByteArrayInputStream(buf, 0, length), progress),
+            s3.putObject(req, RequestBody.fromContentProvider(
+                    () -> new Counting(new ByteArrayInputStream(buf, 0, length), streams.incrementAndGet(), progress),
                     length, "application/octet-stream"));
         } catch (SdkException e) {
             throw new CaskException.Io("store " + store + ": uploading " + store.objectUrl(key) + " (" + length + " bytes) to "
@@ -184,25 +195,27 @@ final class S3Objects implements AutoCloseable {
 
     /** An upload's body, telling {@link #uploadProgress} how far it got. */
     private static final class Counting extends java.io.FilterInputStream {
-        private final java.util.function.LongConsumer progress;
+        private final int stream;
+        private final UploadProgress progress;
         private long sent;
 
-        Counting(InputStream in, java.util.function.LongConsumer progress) {
+        Counting(InputStream in, int stream, UploadProgress progress) {
             super(in);
+            this.stream = stream;
             this.progress = progress;
         }
 
         @Override
         public int read() throws java.io.IOException {
             int b = super.read();
-            if (b >= 0) progress.accept(++sent);
+            if (b >= 0) progress.sent(stream, ++sent);
             return b;
         }
 
         @Override
         public int read(byte[] b, int off, int len) throws java.io.IOException {
             int n = super.read(b, off, len);
-            if (n > 0) progress.accept(sent += n);
+            if (n > 0) progress.sent(stream, sent += n);
             return n;
         }
     }
