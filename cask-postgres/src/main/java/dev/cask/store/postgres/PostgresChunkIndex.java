@@ -97,7 +97,6 @@ public final class PostgresChunkIndex implements AutoCloseable {
 
     private final PgTransactions tx;
     private final String display;
-    private final java.util.concurrent.atomic.LongAdder lookups = new java.util.concurrent.atomic.LongAdder();
 
     private PostgresChunkIndex(PgTransactions tx, String display) {
         this.tx = tx;
@@ -157,11 +156,6 @@ public final class PostgresChunkIndex implements AutoCloseable {
 
     // ---------------------------------------------------------------- lookups
 
-    /** Ids looked up since this index opened (tests). */
-    public long lookups() {
-        return lookups.sum();
-    }
-
     /** Where {@code id} is, or null. */
     public ChunkLocation find(ChunkId id) {
         return locateAll(List.of(id)).get(id);
@@ -172,7 +166,6 @@ public final class PostgresChunkIndex implements AutoCloseable {
         Map<ChunkId, ChunkLocation> out = new HashMap<>();
         for (int from = 0; from < ids.size(); from += BATCH) {
             List<ChunkId> part = ids.subList(from, Math.min(ids.size(), from + BATCH));
-            lookups.add(part.size());
             out.putAll(tx.run("looking up " + part.size() + " chunks", false, c -> {
                 Map<ChunkId, ChunkLocation> found = new HashMap<>();
                 try (PreparedStatement st = c.prepareStatement("SELECT id, pack, \"offset\", length, slot FROM chunks WHERE id = ANY(?)")) {
@@ -200,7 +193,6 @@ public final class PostgresChunkIndex implements AutoCloseable {
         Map<ChunkId, PutLookup> found = new HashMap<>();
         for (int from = 0; from < ids.size(); from += BATCH) {
             List<ChunkId> part = ids.subList(from, Math.min(ids.size(), from + BATCH));
-            lookups.add(part.size());
             Map<ChunkId, ChunkLocation> stale = new HashMap<>();
             tx.run("looking up " + part.size() + " chunks for a put", false, c -> {
                 stale.clear();
