@@ -24,7 +24,7 @@ import java.util.function.IntFunction;
  * {@link IndexMismatch} when the entry is at fault) or {@link CaskException.Io} naming the pack and
  * offset. Thread-safe.
  */
-final class PackReader implements AutoCloseable {
+public final class PackReader implements AutoCloseable {
     /** Pooled zstd contexts: creating one per chunk costs more than decompressing it. */
     private static final dev.cask.common.Pool<com.github.luben.zstd.ZstdDecompressCtx> DECOMPRESSORS =
             new dev.cask.common.Pool<>(com.github.luben.zstd.ZstdDecompressCtx::new);

@@ -23,7 +23,8 @@ import java.sql.SQLTransientConnectionException;
  *       the image longer than the catalog's lock timeout.
  *   <li><b>{@link Kind#OTHER}</b>: anything else (a permission, a full disk): reported as is.
  * </ul>
- * Every message starts with the catalog's {@link CatalogUrl#display()} (never its password) and
+ * Every message starts with what the database is to cask and its {@link CatalogUrl#display()}
+ * ({@code catalog postgresql://...}, {@code chunk index postgresql://...}; never the password) and
  * what was being done, and is one line (the driver's messages can span several).
  */
 final class PgFailures {
@@ -57,9 +58,9 @@ final class PgFailures {
      * The exception for a transaction that failed for good. {@code committing}: the failure came
      * while {@code COMMIT} was on its way, so a lost connection leaves the outcome unknown.
      */
-    static CaskException.Io toCask(String catalog, String what, SQLException e, boolean committing, int attempts,
+    static CaskException.Io toCask(String database, String what, SQLException e, boolean committing, int attempts,
                                    long lockTimeoutMs) {
-        String base = "catalog " + catalog + ": " + what + ": ";
+        String base = database + ": " + what + ": ";
         String tries = attempts > 1 ? " (tried " + attempts + " times)" : "";
         return switch (kind(e)) {
             case CONNECTION -> committing

@@ -14,6 +14,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * The catalog's connections and how a unit of work becomes one PostgreSQL transaction: a HikariCP
  * pool for one {@link CatalogUrl}, and {@link #run}, which borrows a connection, runs the work,
  * commits, and on failure rolls back and decides ({@link PgFailures}) whether to run it again.
+ * The chunk index of a shared store ({@code dev.cask.store.postgres.PostgresChunkIndex}) runs its
+ * transactions through a pool of its own made here, so both keep the same rules.
  *
  * <p><b>Sessions.</b> Autocommit off; every new connection sets {@code lock_timeout} (from
  * {@link PostgresCatalog.Options}), {@code idle_in_transaction_session_timeout} (300 s: a node
@@ -34,7 +36,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * <p>Thread-safe: each {@link #run} has its own connection. The password is given to the pool,
  * never put into its name, its URL or a message.
  */
-final class PgTransactions implements AutoCloseable {
+public final class PgTransactions implements AutoCloseable {
     /** Tries of one transaction that collide with others (serialization failure, deadlock). */
     static final int MAX_ATTEMPTS = 8;
     /** Tries of one transaction whose connection broke before it committed. */
@@ -44,10 +46,11 @@ final class PgTransactions implements AutoCloseable {
 
     /** One unit of work, run inside a transaction on {@code c}. */
     @FunctionalInterface
-    interface Work<T> {
+    public interface Work<T> {
         T run(Connection c) throws SQLException;
     }
 
+    /** What the messages call this database: {@code catalog postgresql://...} or {@code chunk index postgresql://...}. */
     private final String display;
     private final long lockTimeoutMs;
     private volatile HikariDataSource pool;
@@ -60,10 +63,19 @@ final class PgTransactions implements AutoCloseable {
 
     /** Connects to {@code url}, failing at once, with the server's reason, when it cannot be reached or refuses the login. */
     static PgTransactions open(CatalogUrl url, PostgresCatalog.Options options) {
+        return open(url, options, "catalog");
+    }
+
+    /**
+     * {@link #open(CatalogUrl, PostgresCatalog.Options)} for another user of the same database (the
+     * chunk index of a shared store): {@code noun} starts every message ({@code "chunk index"}).
+     */
+    public static PgTransactions open(CatalogUrl url, PostgresCatalog.Options options, String noun) {
         Objects.requireNonNull(url, "url");
+        Objects.requireNonNull(noun, "noun");
         Objects.requireNonNull(options, "options");
         HikariConfig config = new HikariConfig();
-        config.setPoolName("cask-catalog " + url.display());
+        config.setPoolName("cask-" + noun.replace(' ', '-') + " " + url.display());
         config.setDriverClassName("org.postgresql.Driver");
         config.setJdbcUrl(url.jdbcUrl());
         if (url.user() != null) config.setUsername(url.user());
@@ -81,20 +93,20 @@ final class PgTransactions implements AutoCloseable {
                 + "; SET idle_in_transaction_session_timeout = " + IDLE_IN_TRANSACTION_TIMEOUT_MS
                 + "; SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED");
         try {
-            return new PgTransactions(url.display(), options.lockTimeout().toMillis(), new HikariDataSource(config));
+            return new PgTransactions(noun + " " + url.display(), options.lockTimeout().toMillis(), new HikariDataSource(config));
         } catch (HikariPool.PoolInitializationException e) {
             Throwable cause = e.getCause() == null ? e : e.getCause();
             String state = cause instanceof SQLException s ? s.getSQLState() : null;
             String hint = state != null && state.startsWith("28") ? " (check the user and password)"
                     : "3D000".equals(state) ? " (create the database first: createdb)" : "";
-            throw new CaskException.Io("catalog " + url.display() + ": cannot connect: " + PgFailures.describe(cause) + hint, e);
+            throw new CaskException.Io(noun + " " + url.display() + ": cannot connect: " + PgFailures.describe(cause) + hint, e);
         } catch (RuntimeException e) {
-            throw new CaskException.Io("catalog " + url.display() + ": cannot connect: " + PgFailures.oneLine(e.getMessage()), e);
+            throw new CaskException.Io(noun + " " + url.display() + ": cannot connect: " + PgFailures.oneLine(e.getMessage()), e);
         }
     }
 
     /** Runs {@code work} as a write transaction that commits itself (schema creation), retrying collisions. */
-    void prepare(String what, Work<?> work) {
+    public void prepare(String what, Work<?> work) {
         run(what, true, work);
     }
 
@@ -103,7 +115,7 @@ final class PgTransactions implements AutoCloseable {
      * READ ONLY), commits it and returns its result; rolls back on any failure, and runs it again
      * where the class comment says. A {@link CaskException} from the work is rethrown as is.
      */
-    <T> T run(String what, boolean write, Work<T> work) {
+    public <T> T run(String what, boolean write, Work<T> work) {
         int collisions = 0;
         int lostConnections = 0;
         for (int attempt = 1; ; attempt++) {
@@ -140,7 +152,7 @@ final class PgTransactions implements AutoCloseable {
     }
 
     private CaskException closed() {
-        return new CaskException("catalog " + display + ": closed");
+        return new CaskException(display + ": closed");
     }
 
     /** A random pause of up to 2^n ms (at most 256 ms), so two colliding transactions do not collide again in step. */

@@ -31,6 +31,12 @@ import java.util.List;
 final class PostgresSchema {
     private PostgresSchema() {}
 
+    /**
+     * The version table of the chunk index ({@code dev.cask.store.postgres.PostgresChunkIndex}), which
+     * may share the catalog's schema: a schema holding it is cask's, not foreign.
+     */
+    static final String CHUNK_INDEX_VERSION_TABLE = "cask_store_schema";
+
     /** The schema version this code reads and writes. */
     static final int SCHEMA_VERSION = 1;
 
@@ -109,7 +115,9 @@ final class PostgresSchema {
         int found = version(c, catalog);
         if (found == 0) {
             String tables = query(c, "SELECT string_agg(tablename, ', ' ORDER BY tablename) FROM pg_tables WHERE schemaname = current_schema()");
-            if (tables != null) {
+            // the chunk index of a shared store may live in the same schema (it has its own version table)
+            boolean chunkIndex = query(c, "SELECT to_regclass(quote_ident(current_schema()) || '." + CHUNK_INDEX_VERSION_TABLE + "')") != null;
+            if (tables != null && !chunkIndex) {
                 throw new CaskException.InvalidInput("catalog " + catalog + ": schema '" + schema + "' is not a cask catalog (no cask_schema,"
                         + " but it has tables " + tables + "); name an empty schema with ?currentSchema=");
             }
