@@ -277,7 +277,7 @@ class GarbageCollectorTest {
                 put(images, "k" + round, k);
                 kept.put("k" + round, k);
                 images.remove("mix" + round);
-                dev.cask.common.Pacer pacer = new dev.cask.common.Pacer(0.5);
+                dev.cask.common.Pacer pacer = new dev.cask.common.Pacer(4); // resting 4x: a collection lasts long enough for a stop within 120 ms to land in it
                 AtomicReference<Throwable> outcome = new AtomicReference<>();
                 Thread t = new Thread(() -> {
                     try {
