@@ -348,8 +348,13 @@ class ServeGcTest {
         assertEquals(0, cli.run("import", random("g", 8, 4 << 20).toString(), "g", kept.toString(), "k").code());
         assertEquals(0, cli.run("rm", "g").code());
         Server server = new Server(cli, "--gc-interval", "1s", "--no-warmup", "--log-level", "debug");
-        // a crawling gc reaches compaction after 51 x its busy time: minutes on a loaded machine (CI at load 9 took over 60 s)
-        awaitLog(server, 0, Pattern.compile("DEBUG cask\\.serve: gc: compact \\([1-9]"), 240);
+        try {
+            // a crawling gc reaches compaction after 51 x its busy time: minutes on a loaded machine (CI at load 9 took over 60 s)
+            awaitLog(server, 0, Pattern.compile("DEBUG cask\\.serve: gc: compact \\([1-9]"), 240);
+        } catch (Throwable t) {
+            server.kill(); // not left crawling after the test (a failed wait once left it running for good)
+            throw t;
+        }
         Thread.sleep(200);
         long t0 = System.nanoTime();
         assertEquals(0, server.stop("TERM"));
