@@ -57,10 +57,6 @@ final class ServeGc {
     private boolean stopped; // guarded by "this"
 
     /**
-     * Starts collecting {@code images}' store every {@code every} (first after {@link #firstDelay}).
-     * {@code rest} (system property {@code cask.gc.rest}, else {@link #REST}) paces it.
-     */
-    /**
      * A gc thread's priority: nice 10 ({@code Background.lowerPriority}); with the system
      * properties {@code cask.gc.idle.cpu=true} also {@code SCHED_IDLE}, and {@code cask.gc.idle.io=true}
      * the idle I/O class. Both are off by default: in the lifecycle benchmark a gc in SCHED_IDLE
@@ -75,6 +71,10 @@ final class ServeGc {
         if (Boolean.getBoolean("cask.gc.idle.io")) dev.cask.common.Background.idleIo();
     }
 
+    /**
+     * Starts collecting {@code images}' store every {@code every} (first after {@link #firstDelay}).
+     * {@code rest} (system property {@code cask.gc.rest}, else {@link #REST}) paces it.
+     */
     ServeGc(Images images, Duration every) {
         this.images = images;
         this.every = every;
