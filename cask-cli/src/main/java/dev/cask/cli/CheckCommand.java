@@ -32,10 +32,10 @@ final class CheckCommand extends Common implements Callable<Integer> {
     public Integer call() {
         LocalChunkStore.Options opts = LocalChunkStore.Options.defaults().withExclusive(repair);
         long rebuilt = -1;
-        try (Images images = Images.open(main.store(), opts)) {
+        try (Images images = dev.cask.image.LocalImages.open(main.store(), opts)) {
             reportCuts(images);
             if (repair) {
-                rebuilt = images.store().rebuildIndex(line -> err().println("cask: repair: " + line), progress());
+                rebuilt = images.capability(dev.cask.image.StoreCapabilities.Checks.class, "check --repair").rebuildIndex(line -> err().println("cask: repair: " + line), progress());
                 if (!json) out().printf("index rebuilt from packs: %d chunks%n", rebuilt);
             }
             CheckReport r = images.check(deep, progress());

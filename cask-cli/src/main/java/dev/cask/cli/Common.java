@@ -54,7 +54,7 @@ abstract class Common {
 
     /** Says what opening the store cut off (torn pack tails left by a writer that died), one line each on stderr. */
     Images reportCuts(Images images) {
-        for (String line : images.store().cutOnOpen()) err().println("cask: " + line);
+        for (String line : images.openNotices()) err().println("cask: " + line);
         err().flush();
         return images;
     }
@@ -65,7 +65,7 @@ abstract class Common {
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {
-        return reportCuts(Images.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30)))
+        return reportCuts(dev.cask.image.LocalImages.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30)))
                 .withLiveWriters(new dev.cask.server.ControlClient(main.store()));
     }
 

@@ -134,7 +134,8 @@ final class ImageCommands {
                     var r = admin.importAsVersion(Path.of(j[0]), j[1], f, bs, wholeDisk, fsAware,
                             message == null ? null : message.replace('\n', ' '), progress(), this::warn);
                     out().printf(Locale.ROOT, "imported %s version %d: %s (%s of data, %s newly stored) in %.1f s%n", j[1], r.version().number(),
-                            Sizes.human(r.version().size()), Sizes.human(r.allocatedBytes()), Sizes.human(r.storedBytesAdded()),
+                            Sizes.human(r.version().size()), Sizes.human(r.allocatedBytes()),
+                            r.storedBytesAdded() < 0 ? "?" : Sizes.human(r.storedBytesAdded()),
                             (System.nanoTime() - t0) / 1e9);
                     out().flush();
                 }

@@ -170,7 +170,8 @@ final class ListCommands {
                 // subtree once, as du); reclaimable: the rest of the packs but their headers, which
                 // gc and compaction give back
                 long live = new dev.cask.image.Usage(images).images(null).totalBytes();
-                long reclaimable = Math.max(0, s.storedBytes() - live - (long) dev.cask.store.local.PackFormat.PACK_HEADER * s.packs());
+                long overhead = images.capability(dev.cask.image.StoreCapabilities.Counts.class, "stats").fixedOverheadBytes();
+                long reclaimable = Math.max(0, s.storedBytes() - live - overhead);
                 if (json) {
                     Map<String, Object> m = new LinkedHashMap<>();
                     m.put("images", s.images());

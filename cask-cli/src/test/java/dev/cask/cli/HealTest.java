@@ -3,6 +3,7 @@ package dev.cask.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.cask.image.Images;
+import dev.cask.image.LocalImages;
 import dev.cask.store.ChunkId;
 import dev.cask.store.local.ChunkLocation;
 import org.junit.jupiter.api.Test;
@@ -66,7 +67,7 @@ class HealTest {
 
     private ChunkLocation locate(ChunkId id) {
         try (Images images = Images.open(store())) {
-            return images.store().locate(id);
+            return LocalImages.store(images).locate(id);
         }
     }
 

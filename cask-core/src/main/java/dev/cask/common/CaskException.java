@@ -57,6 +57,26 @@ public class CaskException extends RuntimeException {
         }
     }
 
+    /**
+     * A writer whose lease was taken over (it stopped renewing it past its time to live) tried to
+     * change something: refused, so that two writers never both change an image (fencing).
+     */
+    public static class Fenced extends Conflict {
+        public Fenced(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * The store or catalog in use cannot do what was asked (a check of packs on a store that has
+     * none to scan, for instance): not a failure of the data, and not the user's typing.
+     */
+    public static class Unsupported extends CaskException {
+        public Unsupported(String message) {
+            super(message);
+        }
+    }
+
     /** An I/O error from the operating system, with the object it happened to. */
     public static class Io extends CaskException {
         public Io(String message, Throwable cause) {

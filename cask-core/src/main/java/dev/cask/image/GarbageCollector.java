@@ -60,15 +60,23 @@ public final class GarbageCollector {
     private final Catalog catalog;
     private final ChunkStore store;
     private final LocalChunkStore local;
+    private final dev.cask.volume.JournalStore journals;
     private final ChunkIdSet marked = new ChunkIdSet();
     private long pointerReads;
     /** Test hook: runs after the sweep chose its candidates, before it deletes them (a race with the sweep is made there). */
     private Runnable beforeSweep = () -> {};
 
+    /** A collector of a local store whose journals are in its own {@code journals} directory. */
     public GarbageCollector(Catalog catalog, LocalChunkStore store) {
+        this(catalog, store, new dev.cask.volume.LocalJournals(store.dir().resolve(LocalImages.JOURNALS_DIR)));
+    }
+
+    /** A collector of {@code store}, keeping the chunks that format 1 journals in {@code journals} name. */
+    public GarbageCollector(Catalog catalog, LocalChunkStore store, dev.cask.volume.JournalStore journals) {
         this.catalog = catalog;
         this.store = store;
         this.local = store;
+        this.journals = journals;
     }
 
     private double compactThreshold = ChunkDeleter.DEFAULT_COMPACT_THRESHOLD;
@@ -154,7 +162,7 @@ public final class GarbageCollector {
             for (Layout.Extent e : Layout.decode(v.content()).extents()) reach(e.root().top(), e.root().depth(), levels);
             progress.advance(1);
         }
-        dev.cask.volume.JournalFiles.forEachFormatOneChunk(local.dir().resolve("journals"), id -> reach(id, 0, levels));
+        journals.forEachFormatOneChunk(id -> reach(id, 0, levels));
         progress.done();
         int top = levels.keySet().stream().mapToInt(Integer::intValue).max().orElse(0);
         for (int level = top; level > 0; level--) {

@@ -9,7 +9,7 @@ import dev.cask.common.Progress;
 import dev.cask.common.Sizes;
 import dev.cask.tree.Layout;
 import dev.cask.tree.TreeUpdater;
-import dev.cask.volume.JournalFiles;
+import dev.cask.volume.Leases;
 
 import java.nio.file.Path;
 import java.util.function.Consumer;
@@ -45,6 +45,7 @@ public final class ImageAdmin {
     }
 
     /** What an import as a new version made. */
+    /** ({@code storedBytesAdded} is -1 when the store cannot count its bytes.) */
     public record Imported(Version version, long freeBytes, long allocatedBytes, long storedBytesAdded) {}
 
     /**
@@ -59,15 +60,16 @@ public final class ImageAdmin {
         requireNotServed(name, "cannot import a new version of it; " + DISCONNECT);
         images.settle(name, "checkpoint before import of " + src.getFileName(),
                 "checkpoint of the journal a crash left (before import of " + src.getFileName() + ")", false);
-        long storedBefore = images.store().storedBytes();
-        try (JournalFiles.Hold lease = hold(name, "cannot import a new version of it");
+        var counts = images.findCapability(StoreCapabilities.Counts.class);
+        long storedBefore = counts.map(StoreCapabilities.Counts::storedBytes).orElse(0L);
+        try (Leases.Lease lease = hold(name, "cannot import a new version of it");
              dev.cask.store.ChunkStore.Session session = images.store().session("import " + src.getFileName() + " as a version of " + name)) {
             int head = catalog.image(name).head();
             Images.ImportedLayout l = images.importLayout(src, format, blockSize, wholeDisk, fsAware, progress, warnings);
             String msg = message == null || message.isBlank() ? "import " + src.getFileName() + (fsAware ? " (fs-aware)" : "") : message;
             Version v = catalog.commit(name, head, new NewVersion(msg, l.layout().size(), l.layout().encode()),
                     new dev.cask.catalog.VersionKey(name, head));
-            return new Imported(v, l.freeBytes(), l.allocatedBytes(), images.store().storedBytes() - storedBefore);
+            return new Imported(v, l.freeBytes(), l.allocatedBytes(), counts.map(c -> c.storedBytes() - storedBefore).orElse(-1L));
         }
     }
 
@@ -87,7 +89,7 @@ public final class ImageAdmin {
         }
         requireNotServed(name, "cannot resize it; " + DISCONNECT);
         images.settle(name, "checkpoint before resize", "checkpoint of the journal a crash left (before resize)", false);
-        try (JournalFiles.Hold lease = hold(name, "cannot resize it");
+        try (Leases.Lease lease = hold(name, "cannot resize it");
              dev.cask.store.ChunkStore.Session session = images.store().session("resize of " + name)) {
             Version head = catalog.version(name, catalog.image(name).head());
             if (size == head.size()) return new Resized(head, head.size(), false);
@@ -117,10 +119,10 @@ public final class ImageAdmin {
         }
         requireNotServed(from, "cannot rename it; " + DISCONNECT);
         images.settle(from, "checkpoint before rename to " + to, "checkpoint of the journal a crash left (before rename to " + to + ")", false);
-        try (JournalFiles.Hold a = hold(from, "cannot rename it"); JournalFiles.Hold b = hold(to, "cannot rename '" + from + "' to it")) {
-            if (images.journals(to).hasLeftover()) {
+        try (Leases.Lease a = hold(from, "cannot rename it"); Leases.Lease b = hold(to, "cannot rename '" + from + "' to it")) {
+            if (images.journals().hasLeftover(to)) {
                 throw new CaskException.Conflict("cannot rename image '" + from + "' to '" + to + "': journal files of an earlier '" + to
-                        + "' are left in " + images.store().dir().resolve("journals") + "; move them away first");
+                        + "' are left in " + images.journals().where() + "; move them away first");
             }
             catalog.renameImage(from, to);
         }
@@ -144,14 +146,14 @@ public final class ImageAdmin {
     }
 
     private void requireNotServed(String name, String what) {
-        if (images.journals(name).isLeased()) throw new CaskException.Conflict("image '" + name + "' is open read-write (served); " + what);
+        if (images.leases().isHeld(name)) throw new CaskException.Conflict("image '" + name + "' is open read-write (served); " + what);
     }
 
     /** Takes the lease, then makes sure no journal appeared between {@link Images#settle} and now. */
-    private JournalFiles.Hold hold(String name, String what) {
-        JournalFiles files = images.journals(name);
-        JournalFiles.Hold h = files.hold(what + "; " + DISCONNECT);
-        if (catalog.findImage(name).isPresent() && files.hasLeftover()) {
+    private Leases.Lease hold(String name, String what) {
+        Leases.Lease h = images.leases().tryTake(name).orElseThrow(() ->
+                new CaskException.Conflict("image '" + name + "' is open read-write (served); " + what + "; " + DISCONNECT));
+        if (catalog.findImage(name).isPresent() && images.journals().hasLeftover(name)) {
             h.close();
             throw new CaskException.Conflict("image '" + name + "': a server wrote it and stopped while this command ran; run it again");
         }

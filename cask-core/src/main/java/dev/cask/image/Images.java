@@ -5,7 +5,6 @@ import dev.cask.catalog.Image;
 import dev.cask.catalog.Names;
 import dev.cask.catalog.NewVersion;
 import dev.cask.catalog.Version;
-import dev.cask.catalog.sqlite.SqliteCatalog;
 import dev.cask.common.Background;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
@@ -21,12 +20,13 @@ import dev.cask.format.qcow2.Qcow2Writer;
 import dev.cask.layout.ExtFreeBlocks;
 import dev.cask.layout.LayoutPlanner;
 import dev.cask.store.ChunkStore;
-import dev.cask.store.local.LocalChunkStore;
 import dev.cask.tree.Layout;
 import dev.cask.tree.LayoutDevice;
 import dev.cask.tree.PointerCache;
 import dev.cask.tree.Root;
 import dev.cask.tree.TreeReader;
+import dev.cask.volume.JournalStore;
+import dev.cask.volume.Leases;
 
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -39,7 +39,14 @@ import java.util.function.Consumer;
 
 /**
  * The operations users run on images (import, export, create, clone, snapshot, rollback, list,
- * log, info, remove, stats, check), over one local store and its catalog.
+ * log, info, remove, stats, check), over a store and its catalog.
+ *
+ * <p><b>Parts.</b> It receives its parts as interfaces ({@link Parts}): the {@link ChunkStore},
+ * the {@link Catalog}, the journal storage ({@link JournalStore}) and the leases ({@link Leases}),
+ * plus whatever {@link StoreCapabilities} the store offers (stats, du, check, gc need them; a
+ * store without one makes those commands fail with Unsupported). It never names a store or catalog
+ * implementation: {@link LocalImages} composes the embedded default, the CLI composes a shared
+ * store.
  *
  * <p>Order of durability for anything that creates a version: write chunks, {@code sync} the
  * store, then commit to the catalog. A crash or error before the commit leaves no visible image
@@ -63,16 +70,41 @@ import java.util.function.Consumer;
 public final class Images implements AutoCloseable {
     public static final String CATALOG_FILE = "catalog.db";
 
-    private final LocalChunkStore store;
+    private final ChunkStore store;
     private final Catalog catalog;
+    private final JournalStore journals;
+    private final Leases leases;
+    private final String storeName;
+    private final List<Object> capabilities;
     private final ExecutorService pool;
     private final int threads;
     private final PointerCache pointers = new PointerCache();
     private volatile LiveWriters writers = LiveWriters.NONE;
 
-    private Images(LocalChunkStore store, Catalog catalog) {
-        this.store = store;
-        this.catalog = catalog;
+    /**
+     * What an {@code Images} runs on: the store, the catalog, journal storage and leases, the
+     * store's name for messages ({@code /srv/cask}, {@code s3://bucket/prefix}), and objects
+     * offering {@link StoreCapabilities} beside the store's own. {@link Images#close} closes
+     * the catalog and the store.
+     */
+    public record Parts(ChunkStore store, Catalog catalog, JournalStore journals, Leases leases, String storeName,
+                        List<Object> capabilities) {
+        public Parts {
+            java.util.Objects.requireNonNull(store, "store");
+            java.util.Objects.requireNonNull(catalog, "catalog");
+            java.util.Objects.requireNonNull(journals, "journals");
+            java.util.Objects.requireNonNull(leases, "leases");
+            capabilities = List.copyOf(capabilities);
+        }
+    }
+
+    public Images(Parts parts) {
+        this.store = parts.store();
+        this.catalog = parts.catalog();
+        this.journals = parts.journals();
+        this.leases = parts.leases();
+        this.storeName = parts.storeName();
+        this.capabilities = parts.capabilities();
         this.threads = Math.max(1, Runtime.getRuntime().availableProcessors());
         this.pool = Executors.newFixedThreadPool(threads, r -> {
             Thread t = new Thread(r, "cask-worker");
@@ -81,18 +113,9 @@ public final class Images implements AutoCloseable {
         });
     }
 
+    /** The embedded default over the local store directory {@code storeDir} ({@link LocalImages}). */
     public static Images open(Path storeDir) {
-        return open(storeDir, LocalChunkStore.Options.defaults());
-    }
-
-    public static Images open(Path storeDir, LocalChunkStore.Options options) {
-        LocalChunkStore store = LocalChunkStore.open(storeDir, options);
-        try {
-            return new Images(store, SqliteCatalog.open(storeDir.resolve(CATALOG_FILE)));
-        } catch (RuntimeException e) {
-            store.close();
-            throw e;
-        }
+        return LocalImages.open(storeDir);
     }
 
     /** Who to ask for a checkpoint of an image another process has open read-write (default: nobody). */
@@ -101,13 +124,47 @@ public final class Images implements AutoCloseable {
         return this;
     }
 
-    public LocalChunkStore store() {
+    public ChunkStore store() {
         return store;
     }
 
-    /** A garbage collector for this store (one run each). */
+    /** The store's name for messages: its directory, or its URL. */
+    public String storeName() {
+        return storeName;
+    }
+
+    public JournalStore journals() {
+        return journals;
+    }
+
+    public Leases leases() {
+        return leases;
+    }
+
+    /**
+     * The store's capability {@code type} ({@link StoreCapabilities}): the store itself when it
+     * implements it, else an object its composition gave; Unsupported, naming the store and
+     * {@code what} needed it, when there is none.
+     */
+    public <T> T capability(Class<T> type, String what) {
+        return findCapability(type).orElseThrow(() -> new CaskException.Unsupported(what + ": not supported on store " + storeName + " yet"));
+    }
+
+    /** As {@link #capability}, or empty. */
+    public <T> java.util.Optional<T> findCapability(Class<T> type) {
+        if (type.isInstance(store)) return java.util.Optional.of(type.cast(store));
+        for (Object c : capabilities) if (type.isInstance(c)) return java.util.Optional.of(type.cast(c));
+        return java.util.Optional.empty();
+    }
+
+    /** What opening the store cut off (torn tails a writer that died left), one line each; none when the store cannot say. */
+    public List<String> openNotices() {
+        return findCapability(StoreCapabilities.Checks.class).map(StoreCapabilities.Checks::cutOnOpen).orElse(List.of());
+    }
+
+    /** A garbage collector for this store (one run each); Unsupported when the store has none. */
     public GarbageCollector collector() {
-        return new GarbageCollector(catalog, store);
+        return capability(StoreCapabilities.Collecting.class, "garbage collection").collector(catalog, journals);
     }
 
     public Catalog catalog() {
@@ -260,12 +317,8 @@ public final class Images implements AutoCloseable {
     /** A version, and how it came to hold the content asked for. */
     public record Current(Version version, Source source) {}
 
-    dev.cask.volume.JournalFiles journals(String name) {
-        return new dev.cask.volume.JournalFiles(store.dir().resolve("journals"), name);
-    }
-
     private void requireNotServed(String name, String what) {
-        if (journals(name).isLeased()) {
+        if (leases.isHeld(name)) {
             throw new CaskException.Conflict("image '" + name + "' is open read-write (served); " + what);
         }
     }
@@ -299,19 +352,18 @@ public final class Images implements AutoCloseable {
 
     /** As {@link #settle(String, String, String, boolean)}, a version it makes being of {@code kind}. */
     Current settle(String name, String served, String folded, boolean always, dev.cask.catalog.VersionKind kind) {
-        dev.cask.volume.JournalFiles files = journals(name);
         for (int attempt = 0; ; attempt++) {
             boolean last = attempt == 2;
-            if (files.isLeased()) {
+            if (leases.isHeld(name)) {
                 var n = writers.checkpoint(name, served, always, kind);
                 if (n.isPresent()) return new Current(catalog.version(name, n.getAsInt()), Source.SERVER_CHECKPOINT);
-                if (files.isLeased() && (last || writers == LiveWriters.NONE)) {
+                if (leases.isHeld(name) && (last || writers == LiveWriters.NONE)) {
                     throw new CaskException.Conflict("image '" + name + "' is open read-write by a process that does not answer checkpoint"
                             + " requests; name a version (" + name + "@" + catalog.image(name).head() + ") or stop that process");
                 }
                 continue; // it closed the image meanwhile (its close made a version), or an answer was lost
             }
-            if (!files.hasLeftover()) {
+            if (!journals.hasLeftover(name)) {
                 if (!always) return new Current(catalog.version(name, catalog.image(name).head()), Source.STORED);
                 Image img = catalog.image(name);
                 Version head = catalog.version(name, img.head());
@@ -408,7 +460,7 @@ public final class Images implements AutoCloseable {
             requireNotServed(name, disconnect); // opened since
             return writers.inUse(name);
         });
-        journals(name).discard();
+        journals.discard(name);
     }
 
     // ------------------------------------------------------------------ reading
@@ -447,7 +499,7 @@ public final class Images implements AutoCloseable {
     /** Opens an image for live reads and writes (takes its lease; replays a journal left by a crash). */
     public dev.cask.volume.Volume openVolume(String name) {
         Names.check(name);
-        return dev.cask.volume.Volume.open(name, store, catalog, pointers, pool, store.dir().resolve("journals"), dev.cask.volume.Volume.DEFAULT_JOURNAL_LIMIT);
+        return dev.cask.volume.Volume.open(name, store, catalog, pointers, pool, journals, leases, dev.cask.volume.Volume.DEFAULT_JOURNAL_LIMIT);
     }
 
     /**
@@ -458,7 +510,7 @@ public final class Images implements AutoCloseable {
      */
     public dev.cask.volume.Volume openVolume(String name, long journalLimit) {
         Names.check(name);
-        return dev.cask.volume.Volume.open(name, store, catalog, pointers, background(), store.dir().resolve("journals"), journalLimit);
+        return dev.cask.volume.Volume.open(name, store, catalog, pointers, background(), journals, leases, journalLimit);
     }
 
     /** Workers for a server's checkpoints (see {@link #openVolume(String, long)}): one per core, made on first use. */
@@ -585,7 +637,9 @@ public final class Images implements AutoCloseable {
 
     // ------------------------------------------------------------------ accounting and checking
 
+    /** Store-wide numbers; Unsupported when the store cannot count its bytes. */
     public Stats stats() {
+        StoreCapabilities.Counts counts = capability(StoreCapabilities.Counts.class, "stats");
         List<Image> images = catalog.listImages("");
         long logical = 0;
         long allocated = 0;
@@ -596,13 +650,14 @@ public final class Images implements AutoCloseable {
             allocated += allocatedBytes(head);
         }
         versions = catalog.allVersions().size();
-        long stored = store.storedBytes();
+        long stored = counts.storedBytes();
         double ratio = stored == 0 ? 0 : (double) allocated / stored;
-        return new Stats(images.size(), versions, logical, allocated, stored, store.chunkCount(), store.packIds().size(), ratio);
+        return new Stats(images.size(), versions, logical, allocated, stored, counts.chunkCount(), counts.packCount(), ratio);
     }
 
+    /** Checks the store's packs and index and every version's trees; Unsupported when the store cannot be checked. */
     public CheckReport check(boolean deep, Progress progress) {
-        return new Checker(store, catalog, pointers).check(deep, progress);
+        return capability(StoreCapabilities.Checks.class, "check").check(catalog, pointers, deep, progress);
     }
 
     @Override

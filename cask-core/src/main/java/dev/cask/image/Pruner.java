@@ -130,7 +130,7 @@ public final class Pruner {
             plans.add(plan(name, p.getKey(), p.getValue(), origins));
         }
         long freed = -1;
-        if (countBytes) {
+        if (countBytes && images.findCapability(StoreCapabilities.StoredSizes.class).isPresent()) { // else -1: unknown
             Set<VersionKey> going = new HashSet<>();
             for (ImageResult r : plans) for (Version v : r.removed()) going.add(v.key());
             freed = new Usage(images).exclusiveOf(going);
@@ -208,7 +208,7 @@ public final class Pruner {
     private Supplier<Set<Integer>> inUse(String name) {
         Names.check(name);
         return () -> {
-            SortedSet<Integer> out = new TreeSet<>(images.journals(name).baseVersions());
+            SortedSet<Integer> out = new TreeSet<>(images.journals().baseVersions(name));
             out.addAll(servers.versions(name));
             return out;
         };

@@ -3,8 +3,6 @@ package dev.cask.image;
 import dev.cask.catalog.Image;
 import dev.cask.catalog.Version;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
-import dev.cask.store.local.LocalChunkStore;
 import dev.cask.tree.Layout;
 import dev.cask.tree.PointerCache;
 import dev.cask.tree.TreeReader;
@@ -51,15 +49,18 @@ public final class Usage {
     public record Report(List<Row> rows, long sharedBytes, long totalBytes) {}
 
     private final Images images;
-    private final LocalChunkStore store;
+    private final dev.cask.store.ChunkStore store;
+    private final StoreCapabilities.StoredSizes sizes;
     private final PointerCache cache = new PointerCache();
     private final Map<ChunkId, Integer> owner = new HashMap<>();
     private final List<ChunkId> sharedTops = new ArrayList<>();
     private final Map<ChunkId, Integer> sharedLevels = new HashMap<>();
 
+    /** Unsupported when the store cannot say what its chunks cost ({@link StoreCapabilities.StoredSizes}). */
     public Usage(Images images) {
         this.images = images;
         this.store = images.store();
+        this.sizes = images.capability(StoreCapabilities.StoredSizes.class, "usage of stored bytes");
     }
 
     /** Per image: exclusive bytes of every image; {@code name} (when not null) alone is listed, with its shared bytes. */
@@ -181,32 +182,6 @@ public final class Usage {
 
     /** Stored bytes of every marked chunk (see the class comment); a chunk missing from the index counts 0. */
     private Map<ChunkId, Long> storedBytes() {
-        Map<ChunkId, Long> out = new HashMap<>(owner.size() * 2);
-        Map<Long, Integer> segmentChunks = new HashMap<>();
-        Map<ChunkId, ChunkLocation> inSegments = new HashMap<>();
-        for (ChunkId id : owner.keySet()) {
-            ChunkLocation loc = store.locate(id);
-            if (loc == null) continue;
-            if (loc.inSegment()) {
-                inSegments.put(id, loc);
-                segmentChunks.put(key(loc), 0);
-            } else {
-                out.put(id, (long) loc.length());
-            }
-        }
-        if (!inSegments.isEmpty()) {
-            store.forEachIndexEntry((id, loc) -> {
-                if (loc.inSegment()) segmentChunks.computeIfPresent(key(loc), (k, n) -> n + 1);
-            });
-            for (Map.Entry<ChunkId, ChunkLocation> e : inSegments.entrySet()) {
-                int n = Math.max(1, segmentChunks.get(key(e.getValue())));
-                out.put(e.getKey(), (long) e.getValue().length() / n);
-            }
-        }
-        return out;
-    }
-
-    private static long key(ChunkLocation loc) {
-        return ((long) loc.pack() << 40) ^ loc.offset();
+        return sizes.storedBytes(owner.keySet());
     }
 }

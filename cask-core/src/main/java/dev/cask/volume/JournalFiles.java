@@ -3,12 +3,8 @@ package dev.cask.volume;
 import dev.cask.common.CaskException;
 
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -18,9 +14,10 @@ import java.util.TreeMap;
  * The files one image has in a store's journal directory ({@code NAME} is the image name with
  * '/' spelled '+', which names never contain): generations {@code NAME.journal-G}, a generation
  * being created {@code NAME.journal-G.new}, a format 1 journal {@code NAME.journal}, and the
- * lease {@code NAME.lease}. It answers what commands need to know about them without opening the
- * image: is it open read-write somewhere ({@link #isLeased}), did a crash leave writes that are
- * in no version ({@link #hasLeftover}), and it deletes them when the image goes ({@link #discard}).
+ * lease {@code NAME.lease} ({@link FileLeases}, when the leases are kept in the same directory). It
+ * answers what commands need to know about them without opening the image: did a crash leave
+ * writes that are in no version ({@link #hasLeftover}), and it deletes them when the image goes
+ * ({@link #discard}).
  *
  * <p><b>Which version a leftover journal replays onto.</b> Always the version its writes were
  * made on, never whatever the head is now: {@link #replay} returns the base version of the oldest
@@ -32,8 +29,7 @@ import java.util.TreeMap;
  * the commit and the base record, the older version with the sealed generations still there:
  * the same content either way).
  *
- * <p>Stateless apart from the two names; safe to use from any thread. A lease is a lock of the
- * process: {@link #isLeased} is true for this process's own open volumes too.
+ * <p>Stateless apart from the two names; safe to use from any thread.
  */
 public final class JournalFiles {
     /** Generations past this number do not fit a journal location ({@link Volume#loc}). */
@@ -45,6 +41,18 @@ public final class JournalFiles {
     public JournalFiles(Path dir, String image) {
         this.dir = dir;
         this.image = image;
+    }
+
+    /** Creates the directory and makes its entry durable, before a FLUSH promises a journal in it. */
+    void prepare() {
+        try {
+            java.nio.file.Files.createDirectories(dir);
+            // its entry in the parent must be durable before a FLUSH promises a journal in it
+            // (always: another process may have created it a moment ago and not synced it yet)
+            Journal.syncDirectory(dir.toAbsolutePath().getParent());
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot prepare its journal directory " + dir + ": " + e.getMessage(), e);
+        }
     }
 
     Path dir() {
@@ -59,73 +67,12 @@ public final class JournalFiles {
         return dir.resolve(fileName() + ".journal");
     }
 
-    Path lease() {
-        return dir.resolve(fileName() + ".lease");
-    }
-
     private String fileName() {
         return image.replace('/', '+');
     }
 
     private String prefix() {
         return fileName() + ".journal-";
-    }
-
-    /** True when some process (this one included) holds the image's lease: it is open read-write. */
-    public boolean isLeased() {
-        Path p = lease();
-        if (!Files.exists(p)) return false;
-        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
-            FileLock lk = ch.tryLock();
-            if (lk == null) return true;
-            lk.release();
-            return false;
-        } catch (OverlappingFileLockException e) {
-            return true;
-        } catch (IOException e) {
-            throw new CaskException.Io("image '" + image + "': cannot check its lease " + p + ": " + e.getMessage(), e);
-        }
-    }
-
-    /** The image's lease, held by a command that changes the image without opening it ({@link #hold}). */
-    public interface Hold extends AutoCloseable {
-        @Override
-        void close();
-    }
-
-    /**
-     * Takes the image's lease without opening it, so that no server opens the image read-write
-     * while a command moves its head (import as a new version, resize, rename): a server that
-     * tries meanwhile is refused, as a second writer always is. Conflict, with {@code why}, when
-     * some process (this one included) holds it already.
-     */
-    public Hold hold(String why) {
-        Path p = lease();
-        try {
-            Files.createDirectories(dir);
-            FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-            FileLock lk;
-            try {
-                lk = ch.tryLock();
-            } catch (OverlappingFileLockException e) {
-                lk = null;
-            }
-            if (lk == null) {
-                ch.close();
-                throw new CaskException.Conflict("image '" + image + "' is open read-write (served); " + why);
-            }
-            FileLock held = lk;
-            return () -> {
-                try {
-                    held.release();
-                    ch.close();
-                } catch (IOException e) {
-                    throw new CaskException.Io("image '" + image + "': cannot release its lease " + p + ": " + e.getMessage(), e);
-                }
-            };
-        } catch (IOException e) {
-            throw new CaskException.Io("image '" + image + "': cannot take its lease " + p + ": " + e.getMessage(), e);
-        }
     }
 
     /**

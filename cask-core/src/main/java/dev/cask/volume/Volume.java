@@ -20,12 +20,8 @@ import dev.cask.tree.TreeReader;
 import dev.cask.tree.TreeUpdater;
 
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -76,8 +72,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * in the background ("checkpoint: journal full"); at twice the limit writers wait for it, so the
  * journal stays bounded under a sustained write load, whose speed is then that of the checkpoint.
  *
- * <p><b>Lease.</b> A volume holds an exclusive lock on {@code journals/NAME.lease} while open:
- * a second read-write open of the image from another process fails with a Conflict.
+ * <p><b>Lease.</b> A volume holds its image's lease ({@link Leases}; locally a lock on
+ * {@code journals/NAME.lease}) while open: a second read-write open of the image fails with a Conflict.
  *
  * <p>Thread-safe: several NBD connections share one volume. Partial-block writes (read, patch,
  * append) are serialised per block by striped locks; a checkpoint is serialised with other
@@ -100,8 +96,7 @@ public final class Volume implements BlockDevice {
     private final Executor executor;
     private final JournalFiles files;
     private final long journalLimit;
-    private final FileChannel leaseChannel;
-    private final FileLock lease;
+    private final Leases.Lease lease;
     private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
     private final ReentrantLock checkpointLock = new ReentrantLock();
     private final java.util.concurrent.atomic.AtomicBoolean autoCheckpoint = new java.util.concurrent.atomic.AtomicBoolean();
@@ -127,15 +122,14 @@ public final class Volume implements BlockDevice {
     private record Base(Version version, Layout layout, TreeReader[] readers, LayoutDevice device) {}
 
     private Volume(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor,
-                   Path journalDir, long journalLimit, FileChannel leaseChannel, FileLock lease) {
+                   JournalFiles files, long journalLimit, Leases.Lease lease) {
         this.image = image;
         this.store = store;
         this.catalog = catalog;
         this.cache = cache;
         this.executor = executor;
-        this.files = new JournalFiles(journalDir, image);
+        this.files = files;
         this.journalLimit = journalLimit;
-        this.leaseChannel = leaseChannel;
         this.lease = lease;
         for (int i = 0; i < STRIPES; i++) stripes[i] = new ReentrantLock();
     }
@@ -165,41 +159,27 @@ public final class Volume implements BlockDevice {
     }
 
     /** Opens {@code image} for writing with the default journal limit. */
-    public static Volume open(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor, Path journalDir) {
-        return open(image, store, catalog, cache, executor, journalDir, DEFAULT_JOURNAL_LIMIT);
+    public static Volume open(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor,
+                              JournalStore journals, Leases leases) {
+        return open(image, store, catalog, cache, executor, journals, leases, DEFAULT_JOURNAL_LIMIT);
     }
 
     /**
-     * Opens {@code image} for writing: takes the lease, loads the head, and replays the journal
-     * generations a crash left behind. {@code journalLimit}: journal bytes that start a checkpoint.
+     * Opens {@code image} for writing: takes the lease ({@code leases}), loads the head, and
+     * replays the journal generations a crash left behind ({@code journals}). {@code journalLimit}:
+     * journal bytes that start a checkpoint.
      */
-    public static Volume open(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor, Path journalDir,
-                              long journalLimit) {
+    public static Volume open(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor,
+                              JournalStore journals, Leases leases, long journalLimit) {
         if (journalLimit < (64 << 10) || journalLimit > (1L << (OFFSET_BITS - 2))) {
             throw new CaskException.InvalidInput("journal limit " + journalLimit + " is out of range (64 KiB to " + (1L << (OFFSET_BITS - 2)) + " bytes)");
         }
         Image img = catalog.image(image);
-        FileChannel ch;
-        FileLock lk;
-        try {
-            Files.createDirectories(journalDir);
-            // its entry in the store directory must be durable before a FLUSH promises a journal in it
-            // (always: another process may have created it a moment ago and not synced it yet)
-            Journal.syncDirectory(journalDir.toAbsolutePath().getParent());
-            ch = FileChannel.open(new JournalFiles(journalDir, image).lease(), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-            try {
-                lk = ch.tryLock();
-            } catch (OverlappingFileLockException e) {
-                lk = null;
-            }
-            if (lk == null) {
-                ch.close();
-                throw new CaskException.Conflict("image '" + image + "': already open read-write (served by another cask process?)");
-            }
-        } catch (IOException e) {
-            throw new CaskException.Io("image '" + image + "': cannot take its lease in " + journalDir + ": " + e.getMessage(), e);
-        }
-        Volume v = new Volume(image, store, catalog, cache, executor, journalDir, journalLimit, ch, lk);
+        JournalFiles files = journals.files(image);
+        files.prepare();
+        Leases.Lease lk = leases.tryTake(image).orElseThrow(() ->
+                new CaskException.Conflict("image '" + image + "': already open read-write (served by another cask process?)"));
+        Volume v = new Volume(image, store, catalog, cache, executor, files, journalLimit, lk);
         try {
             v.recover(catalog.version(image, img.head()));
             return v;
@@ -789,6 +769,7 @@ public final class Volume implements BlockDevice {
                 Layout next = new Layout(extents);
                 store.sync();
                 Version onto = commitOnto != null ? commitOnto : b.version();
+                lease.check(); // a writer whose lease was taken over commits nothing (the commit will carry the epoch too)
                 v = catalog.commit(image, onto.number(),
                         new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode(), kind), onto.key());
             }
@@ -984,10 +965,9 @@ public final class Volume implements BlockDevice {
 
     private void releaseLease() {
         try {
-            lease.release();
-            leaseChannel.close();
-        } catch (IOException ignored) {
-            // the lock goes with the process anyway
+            lease.close();
+        } catch (CaskException ignored) {
+            // a file lock goes with the process anyway; a shared lease expires
         }
     }
 }

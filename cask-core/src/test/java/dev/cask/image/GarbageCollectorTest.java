@@ -67,12 +67,12 @@ class GarbageCollectorTest {
             images.remove("b");
             GarbageCollector.Result nothing = images.collector().run(false, m -> {}, Progress.NONE);
             assertEquals(0, nothing.chunksFreed(), "c still holds all of b");
-            long before = images.store().chunkCount();
+            long before = LocalImages.store(images).chunkCount();
             images.remove("c");
             GarbageCollector.Result r = images.collector().run(false, m -> {}, Progress.NONE);
             assertTrue(r.chunksFreed() >= 3 * 192, "b's 3 MiB of its own data blocks: " + r);
             assertTrue(r.bytesFreed() > 0, r.toString());
-            assertEquals(before - r.chunksFreed(), images.store().chunkCount());
+            assertEquals(before - r.chunksFreed(), LocalImages.store(images).chunkCount());
             assertArrayEquals(a, read(images, va));
             assertTrue(images.check(true, Progress.NONE).ok(), "check --deep after gc");
             assertEquals(0, images.collector().run(false, m -> {}, Progress.NONE).chunksFreed(), "a second gc finds nothing");
@@ -91,15 +91,15 @@ class GarbageCollectorTest {
     void compactionGivesTheBytesBackAndMovedChunksReadBack() {
         byte[] a = disk(11, 3);
         byte[] b = disk(12, 3);
-        try (Images images = Images.open(dir, SMALL_PACKS)) {
+        try (Images images = LocalImages.open(dir, SMALL_PACKS)) {
             Version va = put(images, "a", a);
             put(images, "b", b);
             Version vc = put(images, "c", disk(13, 1));
             assertArrayEquals(a, read(images, va)); // the caches now hold a's locations
             images.remove("b");
-            long before = images.store().storedBytes();
+            long before = LocalImages.store(images).storedBytes();
             GarbageCollector.Result r = images.collector().run(false, m -> {}, Progress.NONE);
-            long after = images.store().storedBytes();
+            long after = LocalImages.store(images).storedBytes();
             assertTrue(r.compacted().packsDeleted() + r.compacted().packsRewritten() > 0, r.toString());
             assertTrue(r.compacted().packsRewritten() > 0, "the pack shared by a and b, b and c: " + r);
             assertTrue(before - after >= r.bytesFreed() * 8 / 10, "stored " + before + " -> " + after + ": " + r);
@@ -109,7 +109,7 @@ class GarbageCollectorTest {
             GarbageCollector.Result again = images.collector().run(false, m -> {}, Progress.NONE);
             assertEquals(0, again.compacted().packsRewritten() + again.compacted().packsDeleted(), "nothing left to compact: " + again);
         }
-        try (Images images = Images.open(dir, SMALL_PACKS)) { // a fresh process: no cache
+        try (Images images = LocalImages.open(dir, SMALL_PACKS)) { // a fresh process: no cache
             assertArrayEquals(a, read(images, images.resolve("a")));
             assertTrue(images.check(true, Progress.NONE).ok());
         }
@@ -120,10 +120,10 @@ class GarbageCollectorTest {
         try (Images images = Images.open(dir)) {
             put(images, "a", disk(3, 2));
             images.remove("a");
-            long chunks = images.store().chunkCount();
+            long chunks = LocalImages.store(images).chunkCount();
             GarbageCollector.Result r = images.collector().run(true, m -> {}, Progress.NONE);
             assertTrue(r.dryRun() && r.chunksFreed() > 0, r.toString());
-            assertEquals(chunks, images.store().chunkCount());
+            assertEquals(chunks, LocalImages.store(images).chunkCount());
             assertEquals(r.chunksFreed(), images.collector().run(false, m -> {}, Progress.NONE).chunksFreed());
         }
     }
@@ -194,7 +194,7 @@ class GarbageCollectorTest {
         System.out.println("seed " + seed);
         Random rnd = new Random(seed);
         byte[] garbage = disk(seed + 100, 1);
-        try (Images images = Images.open(dir, SMALL_PACKS)) {
+        try (Images images = LocalImages.open(dir, SMALL_PACKS)) {
             Images gcSide = images;
             images.create("vm", 4 << 20, 4096);
             AtomicBoolean stop = new AtomicBoolean();
@@ -263,7 +263,7 @@ class GarbageCollectorTest {
         long seed = Long.getLong("cask.test.seed", 7);
         Random rnd = new Random(seed);
         System.setProperty("cask.compact.batch", String.valueOf(16 << 10));
-        try (Images images = Images.open(dir, SMALL_PACKS)) {
+        try (Images images = LocalImages.open(dir, SMALL_PACKS)) {
             Map<String, byte[]> kept = new HashMap<>();
             int stopped = 0;
             for (int round = 0; round < 8; round++) {

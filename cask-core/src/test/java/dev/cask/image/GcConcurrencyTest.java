@@ -255,7 +255,7 @@ class GcConcurrencyTest {
         byte[][] garbage = new byte[4][];
         for (int g = 0; g < garbage.length; g++) garbage[g] = garbage(seed + g, 96);
         long t0 = System.nanoTime();
-        try (Images images = Images.open(work.resolve("store"), options())) {
+        try (Images images = LocalImages.open(work.resolve("store"), options())) {
             images.create("vm", VOLUME_BYTES, BLOCK);
             Shared s = new Shared(images);
             Thread gc = s.start("gc", () -> {
@@ -299,7 +299,7 @@ class GcConcurrencyTest {
     void aRollbackToAVersionRemovedMeanwhileFailsInsteadOfMakingAHeadOfSweptChunks() {
         byte[] one = garbage(7, 32);
         byte[] two = garbage(8, 32);
-        try (Images images = Images.open(work.resolve("store"), options())) {
+        try (Images images = LocalImages.open(work.resolve("store"), options())) {
             images.importStream(new ByteArrayInputStream(one), "vm", BLOCK, Progress.NONE);
             Path src = dir.resolve("two.raw");
             try {
@@ -346,7 +346,7 @@ class GcConcurrencyTest {
             int runs = 0;
             long freed = 0;
             long packs = 0;
-            try (Images images = Images.open(store, options())) {
+            try (Images images = LocalImages.open(store, options())) {
                 System.out.println("ready");
                 System.out.flush();
                 Random pause = new Random(threshold > 0 ? 5 : 7);
@@ -384,7 +384,7 @@ class GcConcurrencyTest {
         Path store = work.resolve("store");
         Path stopFile = dir.resolve("stop");
         long t0 = System.nanoTime();
-        try (Images images = Images.open(store, options())) {
+        try (Images images = LocalImages.open(store, options())) {
             images.create("vm", VOLUME_BYTES, BLOCK);
             Process child = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "--enable-native-access=ALL-UNNAMED", "-Xmx512m", "-Dcask.cache.bytes=0",

@@ -181,7 +181,7 @@ class GcModelTest {
         }
 
         Images open() {
-            Images i = Images.open(dir, options);
+            Images i = LocalImages.open(dir, options);
             i.withLiveWriters(new LiveWriters() {
                 @Override
                 public OptionalInt checkpoint(String image, String message, boolean always) {
@@ -606,7 +606,7 @@ class GcModelTest {
                     assertTrue(e.getMessage().contains(keep), "refused for another reason than " + keep + ": " + e.getMessage());
                 } else {
                     // an open volume's journals name their base versions: those stay
-                    assertTrue((m.vol != null || m.crashed) && images.journals(name).baseVersions().contains(n) && e.getMessage().contains("in use"),
+                    assertTrue((m.vol != null || m.crashed) && images.journals().baseVersions(name).contains(n) && e.getMessage().contains("in use"),
                             "refused: " + e.getMessage());
                     ops.add("    (refused: in use by a journal)");
                 }
@@ -641,11 +641,11 @@ class GcModelTest {
         }
 
         void gc(double threshold, boolean dryFirst) {
-            long chunks = images.store().chunkCount();
+            long chunks = LocalImages.store(images).chunkCount();
             GarbageCollector.Result dry = null;
             if (dryFirst) {
                 dry = images.collector().run(true, m -> {}, Progress.NONE);
-                assertEquals(chunks, images.store().chunkCount(), "a dry run changed the index");
+                assertEquals(chunks, LocalImages.store(images).chunkCount(), "a dry run changed the index");
             }
             GarbageCollector.Result r = images.collector().compactThreshold(threshold).run(false, m -> {}, Progress.NONE);
             gcs++;
@@ -655,7 +655,7 @@ class GcModelTest {
             ops.add("    (freed " + r.chunksFreed() + " chunks, " + r.compacted().packsRewritten() + " packs rewritten, "
                     + r.compacted().packsDeleted() + " deleted, " + r.compacted().chunksCopied() + " chunks copied)");
             assertEquals(0, r.compacted().packsDamaged(), r.toString());
-            assertEquals(chunks - r.chunksFreed(), images.store().chunkCount(), r.toString());
+            assertEquals(chunks - r.chunksFreed(), LocalImages.store(images).chunkCount(), r.toString());
             if (dry != null) assertEquals(dry.chunksFreed(), r.chunksFreed(), "the dry run said " + dry + ", the gc did " + r);
             verifyAll("after gc " + r);
             if (rnd.nextInt(4) == 0) {

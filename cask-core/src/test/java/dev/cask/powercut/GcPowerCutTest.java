@@ -5,6 +5,7 @@ import dev.cask.common.Progress;
 import dev.cask.image.CheckReport;
 import dev.cask.image.GarbageCollector;
 import dev.cask.image.Images;
+import dev.cask.image.LocalImages;
 import dev.cask.image.Pruner;
 import dev.cask.image.RetentionPolicy;
 import dev.cask.store.local.LocalChunkStore;
@@ -70,7 +71,7 @@ class GcPowerCutTest {
         public static void main(String[] args) {
             Path root = Path.of(args[0]);
             double threshold = Double.parseDouble(args[1]);
-            try (Images images = Images.open(root, options())) {
+            try (Images images = LocalImages.open(root, options())) {
                 PowerCut.say("phase begin " + PowerCut.ops());
                 GarbageCollector.Result r = images.collector().compactThreshold(threshold).run(false, m -> {}, new Progress() {
                     @Override
@@ -99,7 +100,7 @@ class GcPowerCutTest {
         byte[][] pool = new byte[12][];
         for (int i = 0; i < pool.length; i++) pool[i] = block(rnd, i % 2 == 0 ? 4 : 3);
         Map<String, byte[]> kept = new TreeMap<>();
-        try (Images images = Images.open(store, options())) {
+        try (Images images = LocalImages.open(store, options())) {
             for (int i = 0; i < 8; i++) {
                 byte[] d = disk(rnd, pool, 96 + rnd.nextInt(64));
                 Version v = images.importStream(new ByteArrayInputStream(d), "web-" + i, BLOCK, Progress.NONE);
@@ -313,7 +314,7 @@ class GcPowerCutTest {
      * problem, the next gc completes, and after it the same again.
      */
     static void check(Path image, Map<String, byte[]> kept, String at) {
-        try (Images images = Images.open(image, options())) {
+        try (Images images = LocalImages.open(image, options())) {
             assertEquals(new TreeSet<>(kept.keySet()), refs(images), at + ": the versions after the reboot");
             exportAll(images, kept, at);
             assertEquals(List.of(), problems(images), at + ": check --deep after the reboot");

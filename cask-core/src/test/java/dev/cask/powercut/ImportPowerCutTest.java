@@ -3,6 +3,7 @@ package dev.cask.powercut;
 import dev.cask.common.Progress;
 import dev.cask.image.CheckReport;
 import dev.cask.image.Images;
+import dev.cask.image.LocalImages;
 import dev.cask.store.local.LocalChunkStore;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -73,7 +74,7 @@ class ImportPowerCutTest {
             Path root = Path.of(args[0]);
             Path sources = Path.of(args[1]);
             long seed = Long.parseLong(args[2]);
-            try (Images images = Images.open(root, options())) {
+            try (Images images = LocalImages.open(root, options())) {
                 for (int k = 0; k < DISKS; k++) {
                     Path src = sources.resolve("disk-" + k + ".raw");
                     Files.write(src, disk(seed, k));
@@ -136,7 +137,7 @@ class ImportPowerCutTest {
      * every record and that every chunk of every version is indexed and readable).
      */
     static void check(long seed, long[] start, long[] end, long point, Path image, String at, Random pick, boolean torn) {
-        try (Images images = Images.open(image, options())) {
+        try (Images images = LocalImages.open(image, options())) {
             List<String> names = images.list("").stream().map(dev.cask.catalog.Image::name).toList();
             int lastDone = -1;
             for (int k = 0; k < DISKS; k++) {

@@ -2,6 +2,7 @@ package dev.cask.volume;
 
 import dev.cask.common.CaskException;
 import dev.cask.image.Images;
+import dev.cask.image.LocalImages;
 import dev.cask.store.ChunkId;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -129,7 +130,7 @@ class JournalTest {
                 v.write(4096, data, 0, 4096, false);
                 v.flush();
             }
-            Path journals = images.store().dir().resolve("journals");
+            Path journals = LocalImages.store(images).dir().resolve("journals");
             for (int g = 1; g <= 3; g++) Files.write(journals.resolve("t+cut.journal-" + g + Journal.CREATING), new byte[0]);
             Files.write(journals.resolve("t+cutter.journal-9" + Journal.CREATING), new byte[]{1}); // another image's
             try (Volume v = images.openVolume("t/cut")) {
@@ -172,7 +173,7 @@ class JournalTest {
 
     /** Writes the format 1 journal an older cask left for image {@code image}: records of (block, chunk id) in extent 0. */
     static Path writeFormatOne(Images images, String image, Object[][] records) throws java.io.IOException {
-        Path journals = images.store().dir().resolve("journals");
+        Path journals = LocalImages.store(images).dir().resolve("journals");
         Files.createDirectories(journals);
         byte[] name = image.getBytes(StandardCharsets.UTF_8);
         ByteBuffer h = ByteBuffer.allocate(14 + name.length + 4 + records.length * 48);

@@ -5,6 +5,7 @@ import dev.cask.catalog.Version;
 import dev.cask.catalog.VersionKey;
 import dev.cask.common.CaskException;
 import dev.cask.image.Images;
+import dev.cask.image.LocalImages;
 import dev.cask.image.LiveWriters;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -50,7 +51,7 @@ class RecoveryTest {
     }
 
     private static List<String> journalFiles(Images images) throws Exception {
-        Path journals = images.store().dir().resolve("journals");
+        Path journals = LocalImages.store(images).dir().resolve("journals");
         if (!Files.isDirectory(journals)) return List.of();
         try (var files = Files.list(journals)) {
             return files.map(p -> p.getFileName().toString()).sorted().toList();
@@ -138,7 +139,7 @@ class RecoveryTest {
     void aFailedOpenLeavesNoJournalFiles() throws Exception {
         try (Images images = Images.open(dir.resolve("store"))) {
             images.create("img", SIZE, 4096);
-            Path journals = images.store().dir().resolve("journals");
+            Path journals = LocalImages.store(images).dir().resolve("journals");
 
             // a format 1 journal whose header is damaged
             try (Volume v = images.openVolume("img")) {
