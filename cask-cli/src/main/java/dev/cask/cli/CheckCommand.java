@@ -32,8 +32,7 @@ final class CheckCommand extends Common implements Callable<Integer> {
     public Integer call() {
         LocalChunkStore.Options opts = LocalChunkStore.Options.defaults().withExclusive(repair);
         long rebuilt = -1;
-        try (Images images = dev.cask.image.LocalImages.open(main.store(), opts)) {
-            reportCuts(images);
+        try (Images images = openImages(opts)) {
             if (repair) {
                 rebuilt = images.capability(dev.cask.image.StoreCapabilities.Checks.class, "check --repair").rebuildIndex(line -> err().println("cask: repair: " + line), progress());
                 if (!json) out().printf("index rebuilt from packs: %d chunks%n", rebuilt);

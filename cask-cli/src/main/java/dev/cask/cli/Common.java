@@ -49,7 +49,23 @@ abstract class Common {
 
     /** The store, with the running servers of it to ask for checkpoints of the images they have open. */
     Images openImages() {
-        return reportCuts(Images.open(main.store())).withLiveWriters(new dev.cask.server.ControlClient(main.store()));
+        return openImages(dev.cask.store.local.LocalChunkStore.Options.defaults());
+    }
+
+    /**
+     * The store the global options name ({@link Main#choice}), a local one opened with {@code
+     * local}; with this node's running servers of it ({@link StoreChoice#controlDir}) to ask for
+     * checkpoints of the images they have open.
+     */
+    Images openImages(dev.cask.store.local.LocalChunkStore.Options local) {
+        StoreChoice c = main.choice();
+        Images images = c instanceof StoreChoice.Shared s ? SharedImages.open(s) : dev.cask.image.LocalImages.open(main.store(), local);
+        return reportCuts(images).withLiveWriters(new dev.cask.server.ControlClient(c.controlDir()));
+    }
+
+    /** Where this node's running servers of the store keep their control sockets. */
+    java.nio.file.Path controlDir() {
+        return main.choice().controlDir();
     }
 
     /** Says what opening the store cut off (torn pack tails left by a writer that died), one line each on stderr. */
@@ -65,8 +81,7 @@ abstract class Common {
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {
-        return reportCuts(dev.cask.image.LocalImages.open(main.store(), dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30)))
-                .withLiveWriters(new dev.cask.server.ControlClient(main.store()));
+        return openImages(dev.cask.store.local.LocalChunkStore.Options.defaults().withIndexMapBytes(1L << 30));
     }
 
     Progress progress() {

@@ -18,13 +18,22 @@ import java.util.concurrent.Callable;
  * already holds a store is left alone (exit 1), as {@code restic init} does.
  */
 @Command(name = "init", mixinStandardHelpOptions = true,
-        description = {"Create a store in PATH (a new or empty directory; default: --store, $CASK_STORE, else the default store)."})
+        description = {"Create a store in PATH (a new or empty directory; default: --store, $CASK_STORE, else the default store).",
+                "A shared store (--store s3://BUCKET --catalog postgresql://HOST/DB): creates its tables, checks its bucket."})
 final class InitCommand extends Common implements Callable<Integer> {
     @Parameters(index = "0", arity = "0..1", paramLabel = "PATH", description = "Directory of the new store.")
     Path path;
 
     @Override
     public Integer call() {
+        if (main.choice() instanceof StoreChoice.Shared shared) {
+            if (path != null) throw new CaskException.Usage("init: give PATH or a shared store (--store s3://...), not both");
+            try (Images ignored = SharedImages.open(shared)) { // creates the catalog's tables and the chunk index when missing
+                out().println("store " + shared.store() + " is ready (catalog " + dev.cask.catalog.postgres.CatalogUrl.redact(shared.catalog())
+                        + ", this node's state in " + shared.state() + ")");
+            }
+            return 0;
+        }
         Path dir = path != null ? path : main.storeDir();
         if (Files.exists(dir.resolve(LocalChunkStore.HEADER_FILE))) {
             throw new CaskException.Conflict("store " + dir + ": already a cask store (nothing changed)");

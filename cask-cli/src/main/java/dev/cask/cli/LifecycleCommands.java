@@ -150,7 +150,7 @@ final class LifecycleCommands {
             RetentionPolicy override = keep.given() ? keep.policy() : null;
             if (prefix != null) dev.cask.catalog.Names.check(prefix);
             try (Images images = openImages()) {
-                Pruner.Report r = pruner(images, main.store()).prune(prefix, override, dryRun, true);
+                Pruner.Report r = pruner(images, controlDir()).prune(prefix, override, dryRun, true);
                 if (json) {
                     printJson(json(r));
                     return 0;

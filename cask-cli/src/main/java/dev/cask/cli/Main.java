@@ -24,6 +24,8 @@ import java.util.concurrent.Callable;
 @Command(name = "cask", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Content-addressed storage for virtual machine disks.",
         footer = {"", "The store is --store PATH, else $CASK_STORE, else ${XDG_DATA_HOME:-~/.local/share}/cask.",
+                "A shared store: --store s3://BUCKET[/PREFIX] --catalog postgresql://HOST/DB (S3 endpoint, region",
+                "and keys from the AWS SDK's environment variables and files, e.g. AWS_ENDPOINT_URL).",
                 "Exit status: 0 ok, 1 failed, 2 usage error, 130 interrupted (Ctrl-C)."})
 public final class Main implements Callable<Integer> {
     /** The subcommands, in the order help lists them (names as in their {@code @Command}). */
@@ -67,23 +69,36 @@ public final class Main implements Callable<Integer> {
 
     /**
      * The subcommand the arguments name: the first argument that is not an option of cask itself
-     * (or {@code --store}'s value), if it is a subcommand other than help; else null.
+     * (or the value of {@code --store}, {@code --catalog}, {@code --state}), if it is a subcommand
+     * other than help; else null.
      */
     static String invoked(String[] args) {
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
-            if (a.equals("--store")) {
+            if (GLOBAL_WITH_VALUE.contains(a)) {
                 i++;
-            } else if (!a.startsWith("--store=")) {
+            } else if (GLOBAL_WITH_VALUE.stream().noneMatch(o -> a.startsWith(o + "="))) {
                 return SUBCOMMANDS.containsKey(a) && !a.equals("help") ? a : null;
             }
         }
         return null;
     }
 
-    @Option(names = "--store", paramLabel = "PATH", scope = CommandLine.ScopeType.INHERIT,
-            description = {"Store directory; default: $CASK_STORE, else", "${XDG_DATA_HOME:-~/.local/share}/cask."})
-    Path store;
+    private static final java.util.List<String> GLOBAL_WITH_VALUE = java.util.List.of("--store", "--catalog", "--state");
+
+    @Option(names = "--store", paramLabel = "PATH|URL", scope = CommandLine.ScopeType.INHERIT,
+            description = {"Store directory; default: $CASK_STORE, else", "${XDG_DATA_HOME:-~/.local/share}/cask;",
+                    "or a shared store: s3://BUCKET[/PREFIX]", "(with --catalog)."})
+    String store;
+
+    @Option(names = "--catalog", paramLabel = "URL", scope = CommandLine.ScopeType.INHERIT,
+            description = {"Catalog of a shared store (default: $CASK_CATALOG):", "postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB"})
+    String catalog;
+
+    @Option(names = "--state", paramLabel = "DIR", scope = CommandLine.ScopeType.INHERIT,
+            description = {"A shared store's state on this node (journals,", "leases, control socket); default: $CASK_STATE,",
+                    "else /var/lib/cask/STORE as root, else", "${XDG_STATE_HOME:-~/.local/state}/cask/STORE."})
+    Path state;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -101,12 +116,25 @@ public final class Main implements Callable<Integer> {
      * default store is created on first use, so the first command on a fresh machine just works.
      */
     Path store() {
+        if (choice() instanceof StoreChoice.Shared s) {
+            throw new CaskException.Unsupported("store " + s.store() + ": a shared store; this command works on a local store directory only");
+        }
         Path dir = storeDir();
         if (isExplicitStore() && !java.nio.file.Files.exists(dir)) {
             throw new CaskException.NotFound("store " + dir + " (" + (store != null ? "--store" : "$CASK_STORE")
                     + "): no such directory; 'cask init " + dir + "' creates a store there");
         }
         return dir;
+    }
+
+    /** What the global options name: a local store directory or a shared store ({@link StoreChoice#of}); Usage when they do not fit. */
+    StoreChoice choice() {
+        String cat = catalog != null ? catalog : blankToNull(System.getenv("CASK_CATALOG"));
+        return StoreChoice.of(store != null ? store : blankToNull(System.getenv("CASK_STORE")), cat, state, System.getenv(), defaultStoreDir());
+    }
+
+    private static String blankToNull(String s) {
+        return s == null || s.isBlank() ? null : s;
     }
 
     /** True when the user named the store ({@code --store} or {@code $CASK_STORE}) rather than taking the default. */
@@ -118,9 +146,13 @@ public final class Main implements Callable<Integer> {
 
     /** The store directory the user chose (it may not exist yet; see {@link #store()}). */
     Path storeDir() {
-        if (store != null) return store;
+        if (store != null) return Path.of(store);
         String env = System.getenv("CASK_STORE");
         if (env != null && !env.isBlank()) return Path.of(env);
+        return defaultStoreDir();
+    }
+
+    private static Path defaultStoreDir() {
         String xdg = System.getenv("XDG_DATA_HOME");
         Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".local", "share");
         return base.resolve("cask");

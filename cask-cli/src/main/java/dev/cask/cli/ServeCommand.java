@@ -134,7 +134,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         ControlServer control = null;
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
         try {
-            control = new ControlServer(main.store(), exports);
+            control = new ControlServer(controlDir(), exports);
             for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports, options));
         } catch (RuntimeException e) {
             for (NbdServer s : servers) s.close();
@@ -149,11 +149,15 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         if (!pruneEvery.isZero() && !readOnly) {
             // on the checkpoint timer's thread: a prune never runs while that thread checkpoints
-            dev.cask.image.Pruner pruner = LifecycleCommands.pruner(images, main.store());
+            dev.cask.image.Pruner pruner = LifecycleCommands.pruner(images, controlDir());
             timer.scheduleWithFixedDelay(() -> pruneOpen(pruner, exports), pruneEvery.toMillis(), pruneEvery.toMillis(), TimeUnit.MILLISECONDS);
         }
         // on a thread of its own, paced; see ServeGc for what it may and may not wait for
-        ServeGc gc = !gcEvery.isZero() && !readOnly ? new ServeGc(images, gcEvery) : null;
+        boolean collects = images.findCapability(dev.cask.image.StoreCapabilities.Collecting.class).isPresent();
+        if (!gcEvery.isZero() && !readOnly && !collects) {
+            LOG.log(System.Logger.Level.INFO, "background gc: off (garbage collection is not supported on store " + images.storeName() + " yet)");
+        }
+        ServeGc gc = !gcEvery.isZero() && !readOnly && collects ? new ServeGc(images, gcEvery) : null;
         // any other way out of the JVM (System.exit elsewhere, SIGHUP) still checkpoints, unlogged
         Runnable shutdown = once(() -> shutDown(stop.reason(), timer, gc, servers, ctl, exports, images));
         Runtime.getRuntime().addShutdownHook(new Thread(shutdown, "cask-shutdown"));
@@ -161,7 +165,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
             SocketAddress a = s.address();
             String url = a instanceof UnixDomainSocketAddress u ? "nbd+unix:///NAME?socket=" + u.getPath()
                     : "nbd://" + listenHost() + ":" + s.port() + "/NAME";
-            out().println("cask: serving " + main.storeDir() + " on " + url);
+            out().println("cask: serving " + images.storeName() + " on " + url);
         }
         out().flush();
         stop.await();

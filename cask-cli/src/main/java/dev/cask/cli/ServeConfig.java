@@ -58,6 +58,8 @@ final class ServeConfig {
         CommandLine serve = root.getSubcommands().get("serve");
         Set<String> known = new TreeSet<>();
         known.add("store");
+        known.add("catalog");
+        known.add("state");
         for (CommandLine.Model.OptionSpec o : serve.getCommandSpec().options()) {
             String n = o.longestName().replaceFirst("^-+", "");
             if (!n.equals("help") && !n.equals("version") && !n.equals("config")) known.add(n);

@@ -1,0 +1,53 @@
+package dev.cask.cli;
+
+import dev.cask.catalog.postgres.CatalogUrl;
+import dev.cask.catalog.postgres.PostgresCatalog;
+import dev.cask.common.CaskException;
+import dev.cask.image.Images;
+import dev.cask.store.s3.S3ChunkStore;
+import dev.cask.store.s3.S3Settings;
+import dev.cask.store.s3.S3StoreUrl;
+import dev.cask.volume.FileLeases;
+import dev.cask.volume.LocalJournals;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Composes a shared store ({@link StoreChoice.Shared}): the catalog in PostgreSQL
+ * ({@link PostgresCatalog}), the packs in S3 with their index in the same database
+ * ({@link S3ChunkStore}), and this node's journals and leases in {@code STATE/journals}
+ * ({@link LocalJournals}, {@link FileLeases}). The store offers no {@link
+ * dev.cask.image.StoreCapabilities} yet, so stats, du, check and gc say they are not supported
+ * on it.
+ *
+ * <p>The one class of the CLI that names the AWS SDK's and the JDBC driver's users: it is loaded
+ * only when a shared store is opened, so a command on a local store never loads either. The
+ * catalog is opened first, so an unreachable database is one line naming its URL (never its
+ * password); the bucket is checked next.
+ */
+final class SharedImages {
+    private SharedImages() {}
+
+    static Images open(StoreChoice.Shared s) {
+        CatalogUrl catalogUrl = CatalogUrl.parse(s.catalog());
+        S3StoreUrl storeUrl = S3StoreUrl.parse(s.store());
+        Path journals = s.state().resolve("journals");
+        try {
+            Files.createDirectories(journals);
+        } catch (IOException e) {
+            throw new CaskException.Io("state directory " + s.state() + " (for store " + s.store() + "): cannot create it: " + e.getMessage(), e);
+        }
+        PostgresCatalog catalog = PostgresCatalog.open(catalogUrl, PostgresCatalog.Options.defaults(), dev.cask.common.Clocks.system());
+        try {
+            S3ChunkStore store = S3ChunkStore.open(storeUrl, S3Settings.fromEnvironment(), catalogUrl, PostgresCatalog.Options.defaults(),
+                    S3ChunkStore.Options.defaults());
+            return new Images(new Images.Parts(store, catalog, new LocalJournals(journals), new FileLeases(journals), storeUrl.toString(), List.of()));
+        } catch (RuntimeException e) {
+            catalog.close();
+            throw e;
+        }
+    }
+}
