@@ -159,6 +159,7 @@ final class AnalyzeCommand extends Common implements Callable<Integer> {
     }
 
     private Images openStore() {
+        if (main.choice() instanceof StoreChoice.Shared) return openImages();
         Path dir = main.store();
         if (!Files.isDirectory(dir)) throw new CaskException.NotFound("store " + dir + ": no such directory (for the cask: images)");
         return openImages();

@@ -11,7 +11,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
-/** Runs cask command lines against one store, in-process or as a real child process, and runs tools. */
+/**
+ * Runs cask command lines against one store, in-process or as a real child process, and runs tools.
+ * A store is named by global options ({@code --store PATH}, or a shared store's {@code --store},
+ * {@code --catalog} and {@code --state}); child processes get {@code env} added to their environment
+ * (a shared store's S3 endpoint and keys).
+ */
 final class Cli {
     record Result(int code, String out, String err) {
         @Override
@@ -20,11 +25,12 @@ final class Cli {
         }
     }
 
-    private final Path store;
+    private final List<String> global;
+    private final java.util.Map<String, String> env;
 
     /** A Cli on {@code store}, created as an empty directory when missing (an explicit store must exist; it then becomes a store). */
     Cli(Path store) {
-        this.store = store;
+        this(List.of("--store", store.toString()), java.util.Map.of());
         try {
             java.nio.file.Files.createDirectories(store);
         } catch (IOException e) {
@@ -32,11 +38,17 @@ final class Cli {
         }
     }
 
+    /** A Cli whose command lines start with {@code global} (the store options), its child processes with {@code env} set. */
+    Cli(List<String> global, java.util.Map<String, String> env) {
+        this.global = List.copyOf(global);
+        this.env = java.util.Map.copyOf(env);
+    }
+
     /** In-process: fast, same JVM. */
     Result run(String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
-        List<String> all = new ArrayList<>(List.of("--store", store.toString()));
+        List<String> all = new ArrayList<>(global);
         all.addAll(List.of(args));
         int code = Main.run(all.toArray(String[]::new), new PrintWriter(out, true), new PrintWriter(err, true));
         return new Result(code, out.toString(), err.toString());
@@ -62,10 +74,12 @@ final class Cli {
         for (String knob : List.of("cask.pack.limit", "cask.cache.bytes", "cask.gc.rest", "cask.compact.batch")) {
             if (System.getProperty(knob) != null) cmd.add("-D" + knob + "=" + System.getProperty(knob));
         }
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "--store", store.toString()));
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(global);
         cmd.addAll(List.of(args));
-        return new ProcessBuilder(cmd).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().putAll(env);
+        return pb.start();
     }
 
     Result process(byte[] stdin, String... args) throws IOException, InterruptedException {

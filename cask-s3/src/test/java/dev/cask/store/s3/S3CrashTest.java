@@ -59,10 +59,7 @@ class S3CrashTest {
                     .redirectError(tmp.resolve("worker" + run + ".err").toFile());
             Map<String, String> env = pb.environment();
             env.put("CASK_CATALOG", pg.url(database) + "?currentSchema=crash");
-            env.put("AWS_ENDPOINT_URL", s3.endpoint().toString());
-            env.put("AWS_REGION", S3Server.REGION);
-            env.put("AWS_ACCESS_KEY_ID", S3Server.IDENTITY);
-            env.put("AWS_SECRET_ACCESS_KEY", s3.credential());
+            env.putAll(s3.environment());
             Process p = pb.start();
             int wantSyncs = 2 + rnd.nextInt(4);
             // read in a thread of its own: the kill closes the stream under it

@@ -159,6 +159,12 @@ public final class S3Server implements AutoCloseable {
         return S3Settings.of(endpoint(), REGION, IDENTITY, credential);
     }
 
+    /** The AWS SDK's environment variables that make a child process (a cask node) reach this server. */
+    public java.util.Map<String, String> environment() {
+        return java.util.Map.of("AWS_ENDPOINT_URL", endpoint().toString(), "AWS_REGION", REGION,
+                "AWS_ACCESS_KEY_ID", IDENTITY, "AWS_SECRET_ACCESS_KEY", credential);
+    }
+
     /** The secret key (for a child process's environment). */
     public String credential() {
         return credential;

@@ -1,0 +1,154 @@
+package dev.cask.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.cask.catalog.postgres.PostgresServer;
+import dev.cask.store.s3.S3Server;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The command line on a shared store: packs in a real S3 server (s3proxy, a separate process),
+ * catalog and chunk index in a real PostgreSQL (initdb, pg_ctl), this node's journals in a state
+ * directory. Every command runs as a real cask process, with the AWS SDK's environment variables
+ * pointing it at the S3 server, as an operator's shell would.
+ */
+class SharedStoreTest {
+    private static final String BUCKET = "cask-cli-shared";
+
+    @TempDir
+    Path dir;
+
+    /** A Cli on a fresh shared store (its own prefix and database) and state directory. */
+    private Cli shared(String name) {
+        PostgresServer pg = PostgresServer.shared();
+        S3Server s3 = S3Server.shared();
+        s3.createBucket(BUCKET);
+        String database = pg.createDatabase("cli_" + name);
+        return new Cli(List.of("--store", "s3://" + BUCKET + "/" + name, "--catalog", pg.url(database), "--state", dir.resolve("state").toString()),
+                s3.environment());
+    }
+
+    /** An 8 MiB raw disk: random data in places, a repeated block, zeros elsewhere (holes). */
+    private Path disk() throws Exception {
+        byte[] b = new byte[8 << 20];
+        Random rnd = new Random(14);
+        for (int at : new int[]{0, 3 << 20, (8 << 20) - (256 << 10)}) {
+            byte[] run = new byte[256 << 10];
+            rnd.nextBytes(run);
+            System.arraycopy(run, 0, b, at, run.length);
+        }
+        for (int i = 0; i < 16; i++) System.arraycopy(b, 0, b, (5 << 20) + i * 4096, 4096); // dedups against the first block
+        Path p = dir.resolve("disk.raw");
+        Files.write(p, b);
+        return p;
+    }
+
+    private static Cli.Result must(Cli cli, String... args) throws Exception {
+        Cli.Result r = cli.process(null, args);
+        assertEquals(0, r.code(), "cask " + String.join(" ", args) + ": " + r);
+        return r;
+    }
+
+    @Test
+    void importListLogExportCloneRemoveAndServeOnS3AndPostgres() throws Exception {
+        Cli cli = shared("lifecycle");
+        Path src = disk();
+        byte[] want = Files.readAllBytes(src);
+
+        assertTrue(must(cli, "init").out().contains("is ready"));
+        must(cli, "import", src.toString(), "team/vm-1");
+        try (var s3 = S3Server.shared().client()) { // the chunks are packs in the bucket, under the store's prefix
+            var packs = s3.listObjectsV2(b -> b.bucket(BUCKET).prefix("lifecycle/packs/")).contents();
+            assertFalse(packs.isEmpty(), "no pack objects under s3://" + BUCKET + "/lifecycle/packs/");
+        }
+
+        JsonNode ls = new ObjectMapper().readTree(must(cli, "ls", "--json").out());
+        List<String> names = new ArrayList<>();
+        ls.forEach(n -> names.add(n.get("name").asText()));
+        assertEquals(List.of("team/vm-1"), names, ls.toString());
+        assertTrue(must(cli, "log", "team/vm-1").out().contains("import disk.raw"));
+
+        Path back = dir.resolve("back.raw");
+        must(cli, "export", "team/vm-1", back.toString());
+        assertArrayEquals(want, Files.readAllBytes(back), "export of what was imported");
+
+        must(cli, "clone", "team/vm-1", "team/vm-2");
+        Path cloned = dir.resolve("clone.raw");
+        must(cli, "export", "team/vm-2", cloned.toString());
+        assertArrayEquals(want, Files.readAllBytes(cloned), "export of the clone");
+        must(cli, "rm", "team/vm-2");
+        assertFalse(must(cli, "ls").out().contains("team/vm-2"));
+
+        // served from the shared store: reads are the image; a write and FLUSH land in a version when the server stops
+        byte[] patch = new byte[4096];
+        new Random(7).nextBytes(patch);
+        try (Server server = new Server(cli, "--gc-interval", "0")) {
+            try (NbdClient nbd = new NbdClient(server.port, "team/vm-1")) {
+                assertEquals(want.length, nbd.size);
+                for (int at = 0; at < want.length; at += 1 << 20) {
+                    assertArrayEquals(java.util.Arrays.copyOfRange(want, at, at + (1 << 20)), nbd.read(at, 1 << 20), "NBD read at " + at);
+                }
+                nbd.write(1 << 20, patch);
+                nbd.flush();
+                assertArrayEquals(patch, nbd.read(1 << 20, patch.length));
+            }
+        }
+        System.arraycopy(patch, 0, want, 1 << 20, patch.length);
+        must(cli, "export", "team/vm-1", back.toString());
+        assertArrayEquals(want, Files.readAllBytes(back), "export after the served write");
+        assertTrue(Files.isDirectory(dir.resolve("state").resolve("journals")), "this node's journals live in its state directory");
+        assertTrue(must(cli, "log", "team/vm-1").out().lines().count() >= 2, "the server's checkpoint made a version");
+    }
+
+    @Test
+    void commandsTheSharedStoreCannotRunYetSaySoAndExitOne() throws Exception {
+        Cli cli = shared("unsupported");
+        must(cli, "init");
+        for (String[] c : new String[][]{{"stats"}, {"check"}, {"gc"}, {"du"}}) {
+            Cli.Result r = cli.process(null, c);
+            assertEquals(1, r.code(), String.join(" ", c) + ": " + r);
+            assertTrue(r.err().contains("not supported on store s3://" + BUCKET + "/unsupported yet"), r.err());
+            assertEquals(1, r.err().lines().count(), "one line: " + r.err());
+        }
+    }
+
+    @Test
+    void aStoreOnS3WithoutAPostgresCatalogIsAUsageError() {
+        Cli cli = new Cli(List.of("--store", "s3://" + BUCKET + "/nocatalog"), java.util.Map.of());
+        Cli.Result r = cli.run("ls");
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().startsWith("cask: --store s3://" + BUCKET + "/nocatalog: a store on S3 needs --catalog postgresql://"), r.err());
+        // and a catalog for a local store is refused, not ignored
+        Cli local = new Cli(List.of("--store", dir.resolve("local").toString(), "--catalog", "postgresql://127.0.0.1/db"), java.util.Map.of());
+        Cli.Result l = local.run("ls");
+        assertEquals(2, l.code(), l.toString());
+        assertTrue(l.err().contains("--catalog goes with --store s3://"), l.err());
+    }
+
+    @Test
+    void anUnreachableCatalogIsOneLineNamingItsUrlWithoutThePassword() throws Exception {
+        int port;
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+            port = s.getLocalPort(); // closed again: nothing listens there
+        }
+        Cli cli = new Cli(List.of("--store", "s3://" + BUCKET + "/unreachable", "--catalog", "postgresql://cask:s3cr3t@127.0.0.1:" + port + "/cask"),
+                S3Server.shared().environment());
+        Cli.Result r = cli.process(null, "ls");
+        assertEquals(1, r.code(), r.toString());
+        assertEquals(1, r.err().lines().count(), "one line: " + r.err());
+        assertTrue(r.err().startsWith("cask: catalog postgresql://cask@127.0.0.1:" + port + "/cask: cannot connect"), r.err());
+        assertFalse(r.err().contains("s3cr3t"), r.err());
+    }
+}
