@@ -16,7 +16,7 @@ import java.util.TreeSet;
 /**
  * The configuration file of {@code cask serve}: defaults for its options, one per line as Java
  * properties ({@code listen = 0.0.0.0:10809}, {@code checkpoint-interval = 1m}), keyed by the
- * option's long name without its dashes, plus {@code store}. Options on the command line win
+ * option's long name without its dashes, plus the global {@code store}, {@code catalog} and {@code state}. Options on the command line win
  * over the file, the file over the built-in defaults (picocli's {@link
  * CommandLine.PropertiesDefaultProvider} does the merging).
  *
