@@ -3,6 +3,7 @@ package dev.cask.cli;
 import dev.cask.catalog.postgres.CatalogUrl;
 import dev.cask.catalog.postgres.PostgresCatalog;
 import dev.cask.common.CaskException;
+import dev.cask.image.ImageParts;
 import dev.cask.image.Images;
 import dev.cask.store.s3.S3ChunkStore;
 import dev.cask.store.s3.S3Settings;
@@ -44,7 +45,7 @@ final class SharedImages {
         try {
             S3ChunkStore store = S3ChunkStore.open(storeUrl, S3Settings.fromEnvironment(), catalogUrl, PostgresCatalog.Options.defaults(),
                     S3ChunkStore.Options.defaults());
-            return new Images(new Images.Parts(store, catalog, new LocalJournals(journals), new FileLeases(journals), storeUrl.toString(), List.of()));
+            return new Images(new ImageParts(store, catalog, new LocalJournals(journals), new FileLeases(journals), storeUrl.toString(), List.of()));
         } catch (RuntimeException e) {
             catalog.close();
             throw e;

@@ -44,8 +44,7 @@ public final class ImageAdmin {
         this.catalog = images.catalog();
     }
 
-    /** What an import as a new version made. */
-    /** ({@code storedBytesAdded} is -1 when the store cannot count its bytes.) */
+    /** What an import as a new version made ({@code storedBytesAdded} is -1 when the store cannot count its bytes). */
     public record Imported(Version version, long freeBytes, long allocatedBytes, long storedBytesAdded) {}
 
     /**

@@ -41,7 +41,7 @@ import java.util.function.Consumer;
  * The operations users run on images (import, export, create, clone, snapshot, rollback, list,
  * log, info, remove, stats, check), over a store and its catalog.
  *
- * <p><b>Parts.</b> It receives its parts as interfaces ({@link Parts}): the {@link ChunkStore},
+ * <p><b>Parts.</b> It receives its parts as interfaces ({@link ImageParts}): the {@link ChunkStore},
  * the {@link Catalog}, the journal storage ({@link JournalStore}) and the leases ({@link Leases}),
  * plus whatever {@link StoreCapabilities} the store offers (stats, du, check, gc need them; a
  * store without one makes those commands fail with Unsupported). It never names a store or catalog
@@ -79,32 +79,17 @@ public final class Images implements AutoCloseable {
     private final ExecutorService pool;
     private final int threads;
     private final PointerCache pointers = new PointerCache();
+    private final LocationWarmer warmer;
     private volatile LiveWriters writers = LiveWriters.NONE;
 
-    /**
-     * What an {@code Images} runs on: the store, the catalog, journal storage and leases, the
-     * store's name for messages ({@code /srv/cask}, {@code s3://bucket/prefix}), and objects
-     * offering {@link StoreCapabilities} beside the store's own. {@link Images#close} closes
-     * the catalog and the store.
-     */
-    public record Parts(ChunkStore store, Catalog catalog, JournalStore journals, Leases leases, String storeName,
-                        List<Object> capabilities) {
-        public Parts {
-            java.util.Objects.requireNonNull(store, "store");
-            java.util.Objects.requireNonNull(catalog, "catalog");
-            java.util.Objects.requireNonNull(journals, "journals");
-            java.util.Objects.requireNonNull(leases, "leases");
-            capabilities = List.copyOf(capabilities);
-        }
-    }
-
-    public Images(Parts parts) {
+    public Images(ImageParts parts) {
         this.store = parts.store();
         this.catalog = parts.catalog();
         this.journals = parts.journals();
         this.leases = parts.leases();
         this.storeName = parts.storeName();
         this.capabilities = parts.capabilities();
+        this.warmer = new LocationWarmer(store, pointers);
         this.threads = Math.max(1, Runtime.getRuntime().availableProcessors());
         this.pool = Executors.newFixedThreadPool(threads, r -> {
             Thread t = new Thread(r, "cask-worker");
@@ -521,54 +506,13 @@ public final class Images implements AutoCloseable {
         return background;
     }
 
-    /** Tree tops whose index entries {@link #warmLocations} looked up already (clones share them). */
-    private final java.util.Set<dev.cask.store.ChunkId> warmed = java.util.concurrent.ConcurrentHashMap.newKeySet();
-    /** One background thread looks locations up, so a thousand images opened at once queue, not pile up. */
-    private final ExecutorService warmer = Executors.newSingleThreadExecutor(Background.threads("cask-warm-index"));
-    private static final int WARM_BATCH = 1024;
-    private static final int WARM_MAX_TOPS = 100_000;
-    private static final long WARM_MAX_LEAVES = 4L << 20;
-
     /**
      * Looks up, in the background, where every data chunk of {@code v} is stored, and loads its
-     * pointer chunks: the chunk store keeps those answers in memory ({@link ChunkStore#prefetch}),
-     * so the first reads of a freshly opened image (a VM's boot) do not each wait for an index
-     * query. One query per 128 chunks on one thread; a version whose trees were warmed before (a
-     * clone) costs nothing. It never changes what a read returns, and errors are ignored (the read
-     * that needs the chunk reports them).
+     * pointer chunks ({@link LocationWarmer}), so the first reads of a freshly opened image (a VM's
+     * boot) do not each wait for an index query. It never changes what a read returns.
      */
     public void warmLocations(Version v) {
-        for (Layout.Extent e : Layout.decode(v.content()).extents()) {
-            Root root = e.root();
-            if (root.top().isZero()) continue;
-            if (warmed.size() > WARM_MAX_TOPS) warmed.clear();
-            if (!warmed.add(root.top())) continue;
-            try {
-                warmer.execute(() -> {
-                    try {
-                        List<dev.cask.store.ChunkId> batch = new java.util.ArrayList<>(WARM_BATCH);
-                        long[] seen = {0};
-                        // the first WARM_MAX_LEAVES data blocks of each extent: 16 GiB at 4 KiB, the
-                        // location cache holds no more anyway (a single rejected-walk exception ends it)
-                        new TreeReader(store, root, pointers).walk(0, Long.MAX_VALUE, (b, id) -> {
-                            if (++seen[0] > WARM_MAX_LEAVES) throw new java.util.concurrent.CancellationException("enough");
-                            batch.add(id);
-                            if (batch.size() == WARM_BATCH) {
-                                store.prefetch(batch);
-                                batch.clear();
-                            }
-                        });
-                        store.prefetch(batch);
-                    } catch (java.util.concurrent.CancellationException enough) {
-                        // warmed as far as it is worth
-                    } catch (RuntimeException ignored) {
-                        warmed.remove(root.top()); // e.g. the store closed meanwhile; reads report real errors
-                    }
-                });
-            } catch (java.util.concurrent.RejectedExecutionException ignored) {
-                return; // closing
-            }
-        }
+        warmer.warm(v);
     }
 
     /** A read-only device over a version. */
@@ -662,7 +606,7 @@ public final class Images implements AutoCloseable {
 
     @Override
     public void close() {
-        warmer.shutdownNow();
+        warmer.close();
         pool.shutdownNow();
         synchronized (this) {
             if (background != null) background.shutdownNow();

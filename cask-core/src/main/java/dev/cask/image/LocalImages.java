@@ -31,7 +31,7 @@ public final class LocalImages {
         LocalChunkStore store = LocalChunkStore.open(storeDir, options);
         try {
             Path journals = storeDir.resolve(JOURNALS_DIR);
-            return new Images(new Images.Parts(store, SqliteCatalog.open(storeDir.resolve(Images.CATALOG_FILE)),
+            return new Images(new ImageParts(store, SqliteCatalog.open(storeDir.resolve(Images.CATALOG_FILE)),
                     new LocalJournals(journals), new FileLeases(journals), storeDir.toString(), List.of(new LocalStoreTools(store))));
         } catch (RuntimeException e) {
             store.close();

@@ -15,7 +15,7 @@ import java.util.function.Consumer;
  * What some stores can do beyond {@link dev.cask.store.ChunkStore}: the small interfaces that
  * {@code stats}, {@code du}, {@code check} and {@code gc} need. A store offers one by
  * implementing it, or through the object its composition hands {@link Images} beside it ({@link
- * Images.Parts#capabilities}); {@link Images#capability} finds it, and throws
+ * ImageParts#capabilities}); {@link Images#capability} finds it, and throws
  * {@link dev.cask.common.CaskException.Unsupported} naming the store and the command when it is
  * not there, so a command on a store that lacks it says so instead of failing obscurely. Each
  * method keeps the contract of the local store's method it stands for; none changes a chunk's

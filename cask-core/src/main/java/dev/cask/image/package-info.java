@@ -3,7 +3,7 @@
  * rollback, stats and check ({@link dev.cask.image.Images}). The layer the CLI (and later the
  * server) calls; it throws, never prints.
  *
- * <p>It receives its parts as interfaces ({@link dev.cask.image.Images.Parts}: a
+ * <p>It receives its parts as interfaces ({@link dev.cask.image.ImageParts}: a
  * {@code ChunkStore}, a {@code Catalog}, a {@code JournalStore}, {@code Leases}) and the store's
  * extra abilities as {@link dev.cask.image.StoreCapabilities}. Only {@link
  * dev.cask.image.LocalImages} (the embedded default's composition), {@link

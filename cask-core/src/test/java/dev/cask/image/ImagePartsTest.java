@@ -47,7 +47,7 @@ class ImagePartsTest {
     private Images images() {
         LocalChunkStore local = LocalChunkStore.open(dir.resolve("chunks"), LocalChunkStore.Options.defaults());
         Path state = dir.resolve("state");
-        return new Images(new Images.Parts(new Forwarding(local), SqliteCatalog.open(dir.resolve("catalog.db")), new LocalJournals(state),
+        return new Images(new ImageParts(new Forwarding(local), SqliteCatalog.open(dir.resolve("catalog.db")), new LocalJournals(state),
                 new FileLeases(state), "test://store", List.of()));
     }
 
