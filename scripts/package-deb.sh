@@ -76,10 +76,11 @@ unzip -Z1 "$work/input/cask.jar" | grep -E '^(org/sqlite/native/|[^/]+/[^/]+/lib
   | grep -v -e "^org/sqlite/native/$sqlite_dir/" -e "^$zstd_dir/" | zip -q -d "$work/input/cask.jar" -@ >/dev/null
 
 # The runtime: the modules jdeps finds in the jar (java.desktop and java.compiler only back optional
-# code paths of jackson, commons-compress and annotations, never used by cask), nothing else
+# code paths of jackson, commons-compress and annotations, never used by cask), nothing else;
+# java.naming (HikariCP) and java.security.jgss (the PostgreSQL driver's GSS login) for a shared store
 jdk_version=$(sed -n 's/^JAVA_VERSION="\(.*\)"/\1/p' "$JAVA_HOME/release" | head -1)
 runtime="$dest/runtime-jdk$jdk_version"
-modules=java.base,java.logging,java.management,java.sql,jdk.net,jdk.unsupported
+modules=java.base,java.logging,java.management,java.naming,java.security.jgss,java.sql,jdk.net,jdk.unsupported
 # a module the code starts to use must not go missing silently (jdk.net, for TCP keepalive, did:
 # serve's connections died on NoClassDefFoundError): jdeps must find nothing outside the list
 for m in $(jdeps --multi-release 25 --ignore-missing-deps --print-module-deps "$work/input/cask.jar" | tr , ' '); do
