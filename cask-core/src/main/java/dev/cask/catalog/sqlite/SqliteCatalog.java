@@ -133,6 +133,7 @@ public final class SqliteCatalog implements Catalog {
         boolean fresh = !Files.exists(file);
         SQLiteConfig config = new SQLiteConfig();
         config.setBusyTimeout(BUSY_TIMEOUT_MS);
+        config.setGetGeneratedKeys(false); // nothing asks for them; on, every INSERT also ran last_insert_rowid
         Connection c = null;
         try {
             c = config.createConnection("jdbc:sqlite:" + file);

@@ -1,7 +1,5 @@
 package dev.cask.store.local;
 
-import com.github.luben.zstd.Zstd;
-import com.github.luben.zstd.ZstdCompressCtx;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
@@ -213,8 +211,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     private final com.github.benmanes.caffeine.cache.Cache<ChunkId, ChunkLocation> located;
     /** Plain bytes of recently read chunks (see {@link #get}); null when turned off. */
     private final com.github.benmanes.caffeine.cache.Cache<ChunkId, byte[]> plain;
-    private final dev.cask.common.Pool<ZstdCompressCtx> compressors;
-    private final dev.cask.common.Pool<ZstdCompressCtx> segmentCompressors;
+    private final PackEncoder encoder;
     /** Segments decompressed by reads (not by scans); tests use it to see that neighbours come from the cache. */
     private final java.util.concurrent.atomic.LongAdder segmentReads = new java.util.concurrent.atomic.LongAdder();
 
@@ -254,18 +251,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         this.healing = new Healing(index);
         this.reader = new PackReader(this::packPath);
         this.bulk = new BulkReads(this, reader, index);
-        int level = options.zstdLevel();
-        this.compressors = new dev.cask.common.Pool<>(() -> {
-            ZstdCompressCtx c = new ZstdCompressCtx();
-            c.setLevel(level);
-            return c;
-        });
-        int segmentLevel = options.segmentLevel();
-        this.segmentCompressors = new dev.cask.common.Pool<>(() -> {
-            ZstdCompressCtx c = new ZstdCompressCtx();
-            c.setLevel(segmentLevel);
-            return c;
-        });
+        this.encoder = new PackEncoder(options.zstdLevel(), options.segmentLevel());
     }
 
     /** Opens the store at {@code dir}, creating it when the directory is missing or empty. */
@@ -380,7 +366,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         if (pending.containsKey(id) && pendingHit(id)) return id;
         Healing.Lookup found = healing.lookup(List.of(id));
         if (found.isHit(id)) return id;
-        storeSingle(id, encode(id, data, off, len), syncsSeen, found.damaged().get(id));
+        storeSingle(id, encoder.record(id, data, off, len), syncsSeen, found.damaged().get(id));
         return id;
     }
 
@@ -429,7 +415,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             int count = Math.min(Math.max(1, perSegment), n - from);
             if (count == 1) {
                 int i = fresh[from];
-                storeSingle(ids[i], encode(ids[i], data, offsets[i], length), syncsSeen, damaged.get(ids[i]));
+                storeSingle(ids[i], encoder.record(ids[i], data, offsets[i], length), syncsSeen, damaged.get(ids[i]));
             } else {
                 ChunkId[] gids = new ChunkId[count];
                 int[] goffs = new int[count];
@@ -508,13 +494,14 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      */
     private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen, Map<ChunkId, ChunkLocation> damaged) {
         while (ids.length > 1) {
-            byte[] segment = encodeSegment(ids, data, offs, length);
-            if (segment == null || segment == WEAK) {
+            PackEncoder.Run run = encoder.segment(ids, data, offs, length);
+            byte[] segment = run.segment();
+            if (segment == null) {
                 // incompressible: plain single records; weakly compressible: each compressed alone,
                 // so that a random read of one decompresses its own bytes only
                 for (int k = 0; k < ids.length; k++) {
-                    byte[] r = segment == null ? PackFormat.encodeRecord(ids[k], PackFormat.CODEC_NONE, length, data, offs[k], length)
-                            : encode(ids[k], data, offs[k], length);
+                    byte[] r = run.plain() ? PackEncoder.plainRecord(ids[k], data, offs[k], length)
+                            : encoder.record(ids[k], data, offs[k], length);
                     storeSingle(ids[k], r, syncsSeen, damaged.get(ids[k]));
                 }
                 return;
@@ -541,58 +528,11 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             ids = nids;
             offs = noffs;
         }
-        if (ids.length == 1) storeSingle(ids[0], encode(ids[0], data, offs[0], length), syncsSeen, damaged.get(ids[0]));
-    }
-
-    /** What {@link #encodeSegment} returns for a run that compresses, but by less than a quarter. */
-    private static final byte[] WEAK = new byte[0];
-
-    /**
-     * The segment record of these chunks; null when compressing them together does not save 1/16
-     * (store them plain), {@link #WEAK} when it saves less than a quarter. A segment makes a
-     * random read of one chunk decompress all of them (some 100 µs for 64 KiB instead of 10 µs
-     * for 4 KiB): worth it for the text and code that compress two to three times, not for data
-     * such as a guest's already-compressed files, which barely compresses either way.
-     */
-    private byte[] encodeSegment(ChunkId[] ids, byte[] data, int[] offs, int length) {
-        int n = ids.length;
-        int plainLength = n * length;
-        // recycled arrays (old bytes in them; only the lengths asked for are used): zeroing two fresh
-        // mebibytes per segment was a quarter of an import's CPU
-        int bound = (int) Zstd.compressBound(plainLength);
-        byte[] plainBytes = dev.cask.common.ByteArrays.take(plainLength);
-        byte[] dst = dev.cask.common.ByteArrays.take(bound);
-        try {
-            int[] lengths = new int[n];
-            int[] crcs = new int[n];
-            for (int k = 0; k < n; k++) {
-                System.arraycopy(data, offs[k], plainBytes, k * length, length);
-                lengths[k] = length;
-                crcs[k] = PackFormat.crc32c(data, offs[k], length);
-            }
-            int z = segmentCompressors.with(c -> c.compressByteArray(dst, 0, bound, plainBytes, 0, plainLength));
-            if (z >= plainLength - plainLength / 16) return null;
-            if (z > plainLength - plainLength / 4) return WEAK;
-            return PackFormat.encodeSegment(ids, lengths, crcs, dst, 0, z); // copies the frame
-        } finally {
-            dev.cask.common.ByteArrays.give(plainBytes);
-            dev.cask.common.ByteArrays.give(dst);
-        }
+        if (ids.length == 1) storeSingle(ids[0], encoder.record(ids[0], data, offs[0], length), syncsSeen, damaged.get(ids[0]));
     }
 
     private void checkOpen() {
         if (closed) throw new IllegalStateException("store " + dir + " is closed");
-    }
-
-    private byte[] encode(ChunkId id, byte[] data, int off, int len) {
-        if (len >= 64) {
-            byte[] dst = new byte[(int) Zstd.compressBound(len)];
-            int n = compressors.with(c -> c.compressByteArray(dst, 0, dst.length, data, off, len));
-            if (n < len - len / 16) {
-                return PackFormat.encodeRecord(id, PackFormat.CODEC_ZSTD, len, dst, 0, n);
-            }
-        }
-        return PackFormat.encodeRecord(id, PackFormat.CODEC_NONE, len, data, off, len);
     }
 
     /** Appends a record or segment to the open pack and returns its offset there; caller holds the lock. */
@@ -858,8 +798,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                     offs[k] = k * len;
                     System.arraycopy(plains.get(i + k), 0, data, k * len, len);
                 }
-                byte[] seg = encodeSegment(gids, data, offs, len);
-                if (seg != null && seg != WEAK) {
+                byte[] seg = encoder.segment(gids, data, offs, len).segment();
+                if (seg != null) {
                     long at = append(seg);
                     for (int k = 0; k < gids.length; k++) out.put(gids[k], new ChunkLocation(packId, at, seg.length, k));
                     i = j;
@@ -867,7 +807,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 }
             }
             for (int k = i; k < j; k++) {
-                byte[] r = encode(ids.get(k), plains.get(k), 0, len);
+                byte[] r = encoder.record(ids.get(k), plains.get(k), 0, len);
                 long at = append(r);
                 out.put(ids.get(k), new ChunkLocation(packId, at, r.length));
             }

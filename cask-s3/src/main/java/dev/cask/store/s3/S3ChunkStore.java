@@ -6,6 +6,7 @@ import dev.cask.common.CaskException;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
 import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.local.PackEncoder;
 import dev.cask.store.local.PackFormat;
 import dev.cask.store.postgres.PostgresChunkIndex;
 
