@@ -29,6 +29,7 @@ final class GcCommand extends Common implements Callable<Integer> {
     @Override
     public Integer call() {
         ServeGc.lowerThisThread(); // maintenance: a server's clients on this machine go first
+        if (ServeGc.SHORT_SLICE) dev.cask.common.Background.shortSliceAll(); // the JVM's own threads too (the launcher set nice 10 for all)
         try (Images images = openImagesForBulk()) { // it scans the whole index: reads through a memory map
             GarbageCollector.Result r = images.collector().run(dryRun, m -> err().println("cask: gc: " + m), progress());
             if (json) {

@@ -57,6 +57,13 @@ final class ServeGc {
     private boolean stopped; // guarded by "this"
 
     /**
+     * Whether gc threads take the shortest scheduler slice ({@code Background.shortSlice}), so a
+     * client's request that wakes up behind one waits 0.1 ms for the core rather than a whole
+     * default slice; system property {@code cask.gc.short.slice}, on by default.
+     */
+    static final boolean SHORT_SLICE = Boolean.parseBoolean(System.getProperty("cask.gc.short.slice", "true"));
+
+    /**
      * A gc thread's priority: nice 10 ({@code Background.lowerPriority}); with the system
      * properties {@code cask.gc.idle.cpu=true} also {@code SCHED_IDLE}, and {@code cask.gc.idle.io=true}
      * the idle I/O class. Both are off by default: in the lifecycle benchmark a gc in SCHED_IDLE
@@ -67,6 +74,7 @@ final class ServeGc {
      */
     static void lowerThisThread() {
         dev.cask.common.Background.lowerPriority();
+        if (SHORT_SLICE) dev.cask.common.Background.shortSlice(dev.cask.common.Background.threadId());
         if (Boolean.getBoolean("cask.gc.idle.cpu")) dev.cask.common.Background.idleCpu();
         if (Boolean.getBoolean("cask.gc.idle.io")) dev.cask.common.Background.idleIo();
     }

@@ -34,6 +34,14 @@ public final class Background {
         case "aarch64" -> 30;
         default -> -1;
     };
+    /** {@code syscall(SYS_sched_setattr, ...)} and {@code getpriority}, or null where unknown. */
+    private static final MethodHandle SCHED_SETATTR;
+    private static final MethodHandle GETPRIORITY;
+    private static final long SYS_SCHED_SETATTR = switch (System.getProperty("os.arch", "")) {
+        case "amd64", "x86_64" -> 314;
+        case "aarch64" -> 274;
+        default -> -1;
+    };
     /** {@code sched_setscheduler}, or null where unknown. */
     private static final MethodHandle SETSCHEDULER;
     private static final int SCHED_IDLE = 5;
@@ -79,6 +87,21 @@ public final class Background {
             sched = null;
         }
         SETSCHEDULER = sched;
+        MethodHandle attr = null, getprio = null;
+        try {
+            if (set != null && SYS_SCHED_SETATTR > 0) {
+                Linker linker = Linker.nativeLinker();
+                attr = linker.downcallHandle(linker.defaultLookup().find("syscall").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
+                        Linker.Option.firstVariadicArg(1));
+                getprio = linker.downcallHandle(linker.defaultLookup().find("getpriority").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+            }
+        } catch (Throwable t) {
+            attr = getprio = null;
+        }
+        SCHED_SETATTR = attr;
+        GETPRIORITY = getprio;
     }
 
     private Background() {}
@@ -134,6 +157,52 @@ public final class Background {
         } catch (Throwable t) {
             return false;
         }
+    }
+
+    /** The shortest scheduler slice Linux grants a normal thread (0.1 ms; {@link #shortSlice}). */
+    public static final long SHORT_SLICE_NANOS = 100_000;
+
+    /**
+     * Gives thread {@code tid} (of this process) the shortest scheduler slice, {@link #SHORT_SLICE_NANOS},
+     * keeping its nice value ({@code sched_setattr} with {@code SCHED_OTHER} and a {@code sched_runtime},
+     * Linux 6.12 and later; older kernels refuse and nothing changes). Linux's scheduler (EEVDF) lets
+     * a running thread finish its slice before a thread that wakes up takes the core, unless the one
+     * waking has a shorter slice: a busy background thread with the default slice (0.75 to 3 ms
+     * by the number of cores) makes a client's request that wakes behind it wait that long; with the
+     * shortest one it waits a tenth of a millisecond. Threads it creates afterwards inherit the
+     * slice. True when it did.
+     */
+    public static boolean shortSlice(int tid) {
+        if (SCHED_SETATTR == null || tid <= 0) return false;
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            int nice = (int) GETPRIORITY.invokeExact(PRIO_PROCESS, tid);
+            // struct sched_attr (SCHED_ATTR_SIZE_VER1, 56 bytes): size, policy, flags, nice, priority, runtime, deadline, period, util min/max
+            java.lang.foreign.MemorySegment a = arena.allocate(56, 8);
+            a.set(ValueLayout.JAVA_INT, 0, 56);
+            a.set(ValueLayout.JAVA_INT, 4, 0); // SCHED_OTHER
+            a.set(ValueLayout.JAVA_INT, 16, nice);
+            a.set(ValueLayout.JAVA_LONG, 24, SHORT_SLICE_NANOS);
+            return (long) SCHED_SETATTR.invokeExact(SYS_SCHED_SETATTR, tid, a, 0) == 0;
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /**
+     * {@link #shortSlice} for every thread of this process (the JVM's compiler and collector threads
+     * too, which started before any code of ours ran); true when it did for all of them.
+     */
+    public static boolean shortSliceAll() {
+        if (SCHED_SETATTR == null) return false;
+        boolean all = true;
+        try (var tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
+            for (var t : (Iterable<java.nio.file.Path>) tasks::iterator) {
+                all &= shortSlice(Integer.parseInt(t.getFileName().toString())) || !java.nio.file.Files.exists(t);
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            return false;
+        }
+        return all;
     }
 
     /** The calling thread's kernel thread id, or -1 where unknown (tests read its nice value from /proc). */
