@@ -19,7 +19,7 @@ import java.util.concurrent.Callable;
 @Command(name = "gc", mixinStandardHelpOptions = true,
         description = {"Free every chunk no version reaches, while servers and other commands keep running.",
                 "Waits for another gc, and for imports and checkpoints running when it starts (it says so on stderr).",
-                "Runs at a lower CPU priority (nice 10): full speed on an idle machine, servers' clients first on a busy one."})
+                "Runs at a lower CPU priority (nice 10, shortest scheduler slice): full speed on an idle machine, servers' clients first on a busy one."})
 final class GcCommand extends Common implements Callable<Integer> {
     @Option(names = "--dry-run", description = "Count what would be freed; change nothing.")
     boolean dryRun;

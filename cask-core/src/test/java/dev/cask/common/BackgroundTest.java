@@ -86,4 +86,31 @@ class BackgroundTest {
         }
         assertEquals(before, policy(Background.threadId()), "the test's own thread is untouched");
     }
+
+    /** Thread {@code tid}'s scheduler slice in nanoseconds, as the kernel shows it ({@code se.slice} in its sched file). */
+    private static long slice(int tid) throws Exception {
+        for (String line : Files.readAllLines(Path.of("/proc/self/task/" + tid + "/sched"))) {
+            if (line.startsWith("se.slice")) return Long.parseLong(line.substring(line.indexOf(':') + 1).strip());
+        }
+        throw new AssertionError("no se.slice in /proc/self/task/" + tid + "/sched: a kernel older than the one cask is tested on");
+    }
+
+    @Test
+    void shortSliceGivesOnlyThatThreadTheShortestSliceAndKeepsItsNiceValue() throws Exception {
+        long before = slice(Background.threadId());
+        ExecutorService pool = Executors.newSingleThreadExecutor(Background.threads("test-gc"));
+        try {
+            int[] seen = pool.submit(() -> {
+                int tid = Background.threadId();
+                assertTrue(Background.shortSlice(tid), "sched_setattr with a runtime on this Linux (6.12 or later)");
+                return new int[]{tid, nice(tid)};
+            }).get();
+            assertEquals(Background.SHORT_SLICE_NANOS, slice(seen[0]), "the gc thread's slice, as the kernel shows it");
+            assertEquals(Math.max(Background.NICE, nice(Background.threadId())), seen[1], "still nice 10");
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(before, slice(Background.threadId()), "the test's own thread is untouched");
+        assertFalse(Background.shortSlice(-1), "no such thread");
+    }
 }
