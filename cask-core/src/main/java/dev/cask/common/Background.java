@@ -167,8 +167,8 @@ public final class Background {
      * keeping its nice value ({@code sched_setattr} with {@code SCHED_OTHER} and a {@code sched_runtime},
      * Linux 6.12 and later; older kernels refuse and nothing changes). Linux's scheduler (EEVDF) lets
      * a running thread finish its slice before a thread that wakes up takes the core, unless the one
-     * waking has a shorter slice: a busy background thread with the default slice (0.75 to 3 ms
-     * by the number of cores) makes a client's request that wakes behind it wait that long; with the
+     * waking has a shorter slice: a busy background thread with the default slice (0.7 ms times
+     * 1 + log2 of the number of cores: 1.4 ms on two) makes a client's request that wakes behind it wait that long; with the
      * shortest one it waits a tenth of a millisecond. Threads it creates afterwards inherit the
      * slice. True when it did.
      */
