@@ -29,19 +29,20 @@ public final class Background {
     private static final MethodHandle GETTID;
     /** {@code syscall(SYS_ioprio_set, ...)}, or null where unknown (not Linux, an architecture without its number here). */
     private static final MethodHandle IOPRIO_SET;
-    private static final long SYS_IOPRIO_SET = switch (System.getProperty("os.arch", "")) {
-        case "amd64", "x86_64" -> 251;
-        case "aarch64" -> 30;
-        default -> -1;
-    };
+    private static final long SYS_IOPRIO_SET = syscallNumber(251, 30);
     /** {@code syscall(SYS_sched_setattr, ...)} and {@code getpriority}, or null where unknown. */
     private static final MethodHandle SCHED_SETATTR;
     private static final MethodHandle GETPRIORITY;
-    private static final long SYS_SCHED_SETATTR = switch (System.getProperty("os.arch", "")) {
-        case "amd64", "x86_64" -> 314;
-        case "aarch64" -> 274;
-        default -> -1;
-    };
+    private static final long SYS_SCHED_SETATTR = syscallNumber(314, 274);
+
+    /** A system call's number on this architecture, given its x86-64 and arm64 numbers; -1 on others. */
+    private static long syscallNumber(long x86_64, long aarch64) {
+        return switch (System.getProperty("os.arch", "")) {
+            case "amd64", "x86_64" -> x86_64;
+            case "aarch64" -> aarch64;
+            default -> -1;
+        };
+    }
     /** {@code sched_setscheduler}, or null where unknown. */
     private static final MethodHandle SETSCHEDULER;
     private static final int SCHED_IDLE = 5;
