@@ -1,6 +1,8 @@
 package dev.cask.cli;
 
-import dev.cask.image.GarbageCollector;
+import dev.cask.common.CaskException;
+import dev.cask.common.Sizes;
+import dev.cask.server.ControlClient;
 import dev.cask.image.Images;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -15,58 +17,73 @@ import java.util.concurrent.Callable;
  * {@code GarbageCollector} and the safety rule in {@code GcEpochs}). A second gc waits for the
  * first, saying so on stderr (and naming it: a {@code cask serve}'s background gc, {@link ServeGc},
  * is one too).
+ *
+ * <p><b>Where it runs.</b> When a {@code cask serve} of the store runs on this host, the
+ * collection runs in it, through its control socket ({@code ControlServer}'s gc request): in a
+ * warm JVM, and without a second JVM starting up beside the server's clients (on a two-core host
+ * a JVM's start alone raises their p99 latency several times). Its waits, progress and result
+ * come back here; killing this command stops that collection at its next step. A server that
+ * cannot collect (a read-only one) says so, and the collection runs here instead, as it does with
+ * {@code --in-process} or when no server runs.
  */
 @Command(name = "gc", mixinStandardHelpOptions = true,
         description = {"Free every chunk no version reaches, while servers and other commands keep running.",
                 "Waits for another gc, and for imports and checkpoints running when it starts (it says so on stderr).",
-                "Runs at a lower CPU priority (nice 10, shortest scheduler slice): full speed on an idle machine, servers' clients first on a busy one."})
+                "Runs in a cask serve of the store on this host when there is one (warm, no second JVM beside its clients);",
+                "else here. Either way at a lower CPU priority (nice 10, shortest scheduler slice): full speed on an idle machine,",
+                "servers' clients first on a busy one."})
 final class GcCommand extends Common implements Callable<Integer> {
     @Option(names = "--dry-run", description = "Count what would be freed; change nothing.")
     boolean dryRun;
     @Option(names = "--json", description = "Machine-readable output.")
     boolean json;
+    @Option(names = "--in-process", description = "Collect in this process even when a cask serve of the store runs on this host.")
+    boolean inProcess;
 
     @Override
     public Integer call() {
+        Map<String, Object> m = null;
+        if (!inProcess) {
+            try {
+                var r = ControlClient.gc(controlDir(), dryRun, msg -> err().println("cask: gc: " + msg), progress()).orElse(null);
+                if (r != null) {
+                    m = new LinkedHashMap<>(r.fields());
+                    m.put("server_pid", r.serverPid());
+                }
+            } catch (CaskException.Unsupported e) {
+                err().println("cask: gc: a running server does not collect (" + e.getMessage() + "); collecting here");
+            }
+        }
+        if (m == null) m = collectHere();
+        if (json) {
+            printJson(m);
+        } else {
+            boolean dry = Boolean.TRUE.equals(m.get("dry_run"));
+            out().printf(Locale.ROOT, "%s %d chunks (%s of pack records no index entry points at now); %d chunks marked from %d versions in %.2f s%s%n",
+                    dry ? "would free" : "freed", num(m, "chunks_freed"), Sizes.human(num(m, "bytes_freed")),
+                    num(m, "chunks_marked"), num(m, "versions"), ((Number) m.get("seconds")).doubleValue(),
+                    m.containsKey("server_pid") ? " (in cask serve, pid " + m.get("server_pid") + ")" : "");
+            if (!dry) {
+                out().printf("compacted: %d packs rewritten, %d deleted whole, %s of packs became %s%n", num(m, "packs_rewritten"),
+                        num(m, "packs_deleted"), Sizes.human(num(m, "pack_bytes_before")), Sizes.human(num(m, "pack_bytes_after")));
+            }
+        }
+        if (num(m, "packs_damaged") > 0) {
+            err().println("cask: gc: " + num(m, "packs_damaged") + " pack(s) left uncompacted: a live chunk in each is damaged (cask check names it)");
+        }
+        return 0;
+    }
+
+    /** The collection in this JVM: lowered like a server's gc thread, the index read through a memory map. */
+    private Map<String, Object> collectHere() {
         ServeGc.lowerThisThread(); // maintenance: a server's clients on this machine go first
         if (ServeGc.SHORT_SLICE) dev.cask.common.Background.shortSliceAll(); // the JVM's own threads too (the launcher set nice 10 for all)
         try (Images images = openImagesForBulk()) { // it scans the whole index: reads through a memory map
-            GarbageCollector.Result r = images.collector().run(dryRun, m -> err().println("cask: gc: " + m), progress());
-            if (json) {
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("dry_run", r.dryRun());
-                m.put("epoch", r.epoch());
-                m.put("versions", r.versions());
-                m.put("chunks_marked", r.chunksMarked());
-                m.put("pointer_chunks_read", r.pointerReads());
-                m.put("chunks_freed", r.chunksFreed());
-                m.put("bytes_freed", r.bytesFreed());
-                m.put("packs_rewritten", r.compacted().packsRewritten());
-                m.put("packs_deleted", r.compacted().packsDeleted());
-                m.put("chunks_copied", r.compacted().chunksCopied());
-                m.put("pack_bytes_before", r.compacted().bytesBefore());
-                m.put("pack_bytes_after", r.compacted().bytesAfter());
-                m.put("packs_damaged", r.compacted().packsDamaged());
-                m.put("seconds", Math.round(r.seconds() * 1000) / 1000.0);
-                m.put("wait_seconds", Math.round(r.phases().waitSeconds() * 1000) / 1000.0);
-                m.put("mark_seconds", Math.round(r.phases().markSeconds() * 1000) / 1000.0);
-                m.put("sweep_seconds", Math.round(r.phases().sweepSeconds() * 1000) / 1000.0);
-                m.put("compact_seconds", Math.round(r.phases().compactSeconds() * 1000) / 1000.0);
-                printJson(m);
-            } else {
-                out().printf(Locale.ROOT, "%s %d chunks (%s of pack records no index entry points at now); %d chunks marked from %d versions in %.2f s%n",
-                        r.dryRun() ? "would free" : "freed", r.chunksFreed(), dev.cask.common.Sizes.human(r.bytesFreed()),
-                        r.chunksMarked(), r.versions(), r.seconds());
-                if (!r.dryRun()) {
-                    out().printf("compacted: %d packs rewritten, %d deleted whole, %s of packs became %s%n", r.compacted().packsRewritten(),
-                            r.compacted().packsDeleted(), dev.cask.common.Sizes.human(r.compacted().bytesBefore()),
-                            dev.cask.common.Sizes.human(r.compacted().bytesAfter()));
-                }
-            }
-            if (r.compacted().packsDamaged() > 0) {
-                err().println("cask: gc: " + r.compacted().packsDamaged() + " pack(s) left uncompacted: a live chunk in each is damaged (cask check names it)");
-            }
-            return 0;
+            return images.collector().run(dryRun, msg -> err().println("cask: gc: " + msg), progress()).fields();
         }
+    }
+
+    private static long num(Map<String, Object> m, String key) {
+        return ((Number) m.get(key)).longValue();
     }
 }

@@ -134,7 +134,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         ControlServer control = null;
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
         try {
-            control = new ControlServer(controlDir(), exports);
+            control = new ControlServer(controlDir(), exports, collections(images, readOnly));
             for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports, options));
         } catch (RuntimeException e) {
             for (NbdServer s : servers) s.close();
@@ -174,6 +174,29 @@ final class ServeCommand extends Common implements Callable<Integer> {
     }
 
     private static final System.Logger LOG = System.getLogger("cask.serve");
+
+    /**
+     * The collections {@code cask gc} asks this server for (see GcCommand): on the requesting
+     * thread, lowered like the background gc's, unpaced (someone waits), one INFO line each.
+     * A read-only server changes nothing in the store, so it refuses (the command then collects
+     * itself).
+     */
+    private static ControlServer.Collections collections(Images images, boolean readOnly) {
+        return (dry, waiting, progress, pacer) -> {
+            if (readOnly) throw new CaskException.Unsupported("this server is read-only");
+            ServeGc.lowerThisThread();
+            LOG.log(System.Logger.Level.INFO, "gc: " + (dry ? "dry run " : "") + "asked for by cask gc");
+            var r = images.collector().paced("cask gc (in cask serve, pid " + ProcessHandle.current().pid() + ")", pacer)
+                    .run(dry, m -> {
+                        LOG.log(System.Logger.Level.INFO, "gc: " + m);
+                        waiting.accept(m);
+                    }, progress);
+            LOG.log(System.Logger.Level.INFO, String.format(java.util.Locale.ROOT, "gc (asked for): %s %d chunks (%s); %d packs rewritten, %d deleted whole; %.1f s",
+                    dry ? "would free" : "freed", r.chunksFreed(), dev.cask.common.Sizes.human(r.bytesFreed()),
+                    r.compacted().packsRewritten(), r.compacted().packsDeleted(), r.seconds()));
+            return r;
+        };
+    }
 
     /** Retention for the images open here: one INFO line per image that lost versions, one ERROR line on a failure. */
     private static void pruneOpen(dev.cask.image.Pruner pruner, ImageExports exports) {

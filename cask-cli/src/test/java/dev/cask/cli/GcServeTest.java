@@ -24,7 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Several processes at once: a VM (an NBD client) writes through {@code cask serve} and the server
  * checkpoints on {@code cask snapshot}, while {@code cask gc} processes (with compaction) run in a
- * loop and imports of data that is garbage (rm'd after) dedup against it; some of the VM's blocks
+ * loop (every other one in the server, asked through its control socket, the others in their own JVM) and imports of data that is garbage (rm'd after) dedup against it; some of the VM's blocks
  * are copies of that garbage. Afterwards every version the snapshots made exports exactly as the
  * model says, every read through the server during the run returned the model's bytes, and check
  * --deep is clean. Seeded (-Dcask.seed=N replays the data, not the timing).
@@ -60,7 +60,8 @@ class GcServeTest {
         Thread gcLoop = new Thread(() -> {
             try {
                 while (!stop.get()) {
-                    Process p = cli.start("gc");
+                    // in the server (its control socket) and in a JVM of its own, in turn
+                    Process p = gcs.get() % 2 == 0 ? cli.start("gc") : cli.start("gc", "--in-process");
                     ByteArrayOutputStream err = new ByteArrayOutputStream();
                     Thread t = Cli.pump(p.getErrorStream(), err);
                     Cli.pump(p.getInputStream(), new ByteArrayOutputStream());

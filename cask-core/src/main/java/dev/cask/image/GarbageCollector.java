@@ -52,7 +52,39 @@ import java.util.function.Consumer;
 public final class GarbageCollector {
     /** What a run did (or, dry, would do). */
     public record Result(boolean dryRun, long epoch, long versions, long chunksMarked, long pointerReads,
-                         long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds, Phases phases) {}
+                         long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds, Phases phases) {
+        /**
+         * The result as named numbers, in the order {@code cask gc --json} prints them (seconds
+         * rounded to milliseconds): what the command prints and what a server's control socket
+         * sends back for a gc it ran ({@code ControlServer}).
+         */
+        public java.util.LinkedHashMap<String, Object> fields() {
+            java.util.LinkedHashMap<String, Object> m = new java.util.LinkedHashMap<>();
+            m.put("dry_run", dryRun);
+            m.put("epoch", epoch);
+            m.put("versions", versions);
+            m.put("chunks_marked", chunksMarked);
+            m.put("pointer_chunks_read", pointerReads);
+            m.put("chunks_freed", chunksFreed);
+            m.put("bytes_freed", bytesFreed);
+            m.put("packs_rewritten", compacted.packsRewritten());
+            m.put("packs_deleted", compacted.packsDeleted());
+            m.put("chunks_copied", compacted.chunksCopied());
+            m.put("pack_bytes_before", compacted.bytesBefore());
+            m.put("pack_bytes_after", compacted.bytesAfter());
+            m.put("packs_damaged", compacted.packsDamaged());
+            m.put("seconds", millis(seconds));
+            m.put("wait_seconds", millis(phases.waitSeconds()));
+            m.put("mark_seconds", millis(phases.markSeconds()));
+            m.put("sweep_seconds", millis(phases.sweepSeconds()));
+            m.put("compact_seconds", millis(phases.compactSeconds()));
+            return m;
+        }
+
+        private static double millis(double s) {
+            return Math.round(s * 1000) / 1000.0;
+        }
+    }
 
     /** Seconds per phase: waiting for another collection and older writers, mark, sweep (scan and deletes), compaction. */
     public record Phases(double waitSeconds, double markSeconds, double sweepSeconds, double compactSeconds) {}

@@ -101,6 +101,7 @@ public final class ControlClient implements LiveWriters {
             case CaskException.Corrupt c -> "corrupt";
             case CaskException.InvalidInput i -> "invalid-input";
             case CaskException.Io i -> "io";
+            case CaskException.Unsupported u -> "unsupported";
             default -> "error";
         };
     }
@@ -116,6 +117,7 @@ public final class ControlClient implements LiveWriters {
             case "corrupt" -> new CaskException.Corrupt(message);
             case "invalid-input" -> new CaskException.InvalidInput(message);
             case "io" -> new CaskException.Io(message, null);
+            case "unsupported" -> new CaskException.Unsupported(message);
             case "error" -> new CaskException(message);
             default -> new CaskException(kindAndMessage); // a server that sends no kind
         };
@@ -142,6 +144,89 @@ public final class ControlClient implements LiveWriters {
             answer = reply;
         }
         return answer;
+    }
+
+    /** What a server answered to a {@code gc} request: the server's pid and the result's fields. */
+    public record Collected(long serverPid, java.util.Map<String, Object> fields) {}
+
+    /**
+     * Runs a collection in a running server of {@code storeDir} (the first whose socket answers;
+     * see {@link ControlServer}'s gc request), showing its waits on {@code waiting} and its
+     * phases on {@code progress}; empty when no server runs. An error reply throws the exception
+     * it names; a server that dies or closes the connection mid-way throws Io.
+     */
+    public static java.util.Optional<Collected> gc(Path storeDir, boolean dryRun, java.util.function.Consumer<String> waiting,
+                                                   dev.cask.common.Progress progress) {
+        List<Path> all;
+        try {
+            all = sockets(storeDir);
+        } catch (CaskException.Io e) {
+            return java.util.Optional.empty(); // no state directory: no server
+        }
+        for (Path p : all) {
+            SocketChannel ch;
+            try {
+                ch = SocketChannel.open(UnixDomainSocketAddress.of(p));
+            } catch (java.net.ConnectException e) {
+                try {
+                    Files.deleteIfExists(p); // nobody listens: its server died
+                } catch (IOException ignored) {
+                    // another process removed it
+                }
+                continue;
+            } catch (IOException e) {
+                continue;
+            }
+            try (ch) {
+                ch.write(java.nio.ByteBuffer.wrap(((dryRun ? "gc dry-run" : "gc") + "\n").getBytes(StandardCharsets.UTF_8)));
+                ch.shutdownOutput();
+                BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
+                for (String line; (line = in.readLine()) != null; ) {
+                    if (line.equals(".")) continue;
+                    if (line.startsWith("wait ")) waiting.accept(line.substring(5));
+                    else if (line.startsWith("start ")) {
+                        String[] w = line.split(" ", 4);
+                        long total = Long.parseLong(w[2]);
+                        String label = w.length > 3 ? w[3] : "";
+                        if (w[1].equals("ITEMS")) progress.startItems(label, total);
+                        else progress.start(label, total);
+                    } else if (line.startsWith("advance ")) progress.advance(Long.parseLong(line.substring(8)));
+                    else if (line.equals("done")) progress.done();
+                    else if (line.equals("ok") || line.startsWith("ok ")) return java.util.Optional.of(new Collected(pidOf(p), fields(line.substring(2).trim())));
+                    else if (line.startsWith("error ")) throw error(line.substring(6));
+                    else throw new CaskException.InvalidInput("server " + p + " answered '" + line + "' to gc");
+                }
+                throw new CaskException.Io("server " + p + " closed the connection before its gc ended (did it stop?); run cask gc again", null);
+            } catch (NumberFormatException e) {
+                throw new CaskException.InvalidInput("server " + p + " sent a malformed gc event: " + e.getMessage());
+            } catch (IOException e) {
+                throw new CaskException.Io("server " + p + ": gc request failed: " + e.getMessage(), e);
+            }
+        }
+        return java.util.Optional.empty();
+    }
+
+    private static long pidOf(Path socket) {
+        String n = socket.getFileName().toString();
+        try {
+            return Long.parseLong(n.substring(ControlServer.PREFIX.length(), n.length() - ControlServer.SUFFIX.length()));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    /** {@code KEY=VALUE ...} as a map: true/false as booleans, numbers as Long or Double. */
+    static java.util.Map<String, Object> fields(String words) {
+        java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+        for (String w : words.split(" ")) {
+            if (w.isEmpty()) continue;
+            int eq = w.indexOf('=');
+            if (eq <= 0) throw new NumberFormatException("'" + w + "' is not KEY=VALUE");
+            String k = w.substring(0, eq), v = w.substring(eq + 1);
+            m.put(k, v.equals("true") || v.equals("false") ? (Object) Boolean.valueOf(v)
+                    : v.contains(".") || v.contains("E") ? (Object) Double.valueOf(v) : (Object) Long.valueOf(v));
+        }
+        return m;
     }
 
     private static String ask(Path p, String line) {

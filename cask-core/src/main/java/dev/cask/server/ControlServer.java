@@ -24,6 +24,7 @@ import java.nio.file.Path;
  * checkpoint NAME [MESSAGE]   ->  ok VERSION | not-open | error KIND MESSAGE
  * user-checkpoint NAME [MSG]  ->  ok VERSION | not-open | error KIND MESSAGE
  * in-use NAME                 ->  ok [VERSION ...] | error KIND MESSAGE
+ * gc [dry-run]                ->  EVENT ... then ok KEY=VALUE ... | error KIND MESSAGE
  * ping                        ->  ok
  * </pre>
  * {@code snapshot} always makes a version; {@code checkpoint} makes one only when the image changed
@@ -36,6 +37,22 @@ import java.nio.file.Path;
  * catalog transaction; the answer is read without any lock a catalog write could be waiting on). KIND is the error's kind ({@link ControlClient}
  * turns it back into the same exception). The client side is {@link ControlClient}. Only local
  * processes that can open the socket file (owner-only permissions) can talk to it.
+ *
+ * <p><b>gc.</b> {@code cask gc} runs its collection in a running server of the store when there
+ * is one ({@link Collections}): the server's JVM is warm (its JIT has compiled the store's code,
+ * its caches hold the index pages), and no second JVM starts up on the cores the server's
+ * clients use; a JVM's start alone (class loading, JIT threads) is enough to raise a served
+ * disk's p99 latency several times on a two-core host. The collection runs on a platform thread
+ * of its own ({@code cask-gc-request}), at full pace (someone waits for it) and at the priority
+ * {@link Collections#run} gives it. Until the last line, the reply is a stream of event lines
+ * the client's progress bar and stderr show: {@code wait MESSAGE} (it waits for another gc or a
+ * writer), {@code start ITEMS|BYTES TOTAL LABEL}, {@code advance N} (at most ten a second),
+ * {@code done}, and {@code .} once a second while nothing else was sent. A client that goes
+ * away (its {@code cask gc} killed) is noticed at the next line that cannot be written, and the
+ * collection stops at its next step, which is as safe as a kill there. The last line is
+ * {@code ok} with the result's fields ({@code GarbageCollector.Result#fields}) as
+ * {@code KEY=VALUE} words, or an error. {@link #close} stops a collection still running and
+ * waits for it (at most {@link #GC_STOP_WAIT}), so the store is not closed under it.
  */
 public final class ControlServer implements AutoCloseable {
     static final String PREFIX = "serve.";
@@ -44,10 +61,37 @@ public final class ControlServer implements AutoCloseable {
     private final ServerSocketChannel server;
     private final ImageExports exports;
     private final Thread acceptor;
+    private final Collections collections;
+    /** The collections clients asked for that are running: stopped (and waited for) by {@link #close}. */
+    private final java.util.Set<Running> running = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
+    /** How long {@link #close} waits for a requested collection to stop at its next step. */
+    static final java.time.Duration GC_STOP_WAIT = java.time.Duration.ofSeconds(30);
+
+    /**
+     * What a {@code gc} request runs: one collection of the server's store, stoppable through
+     * {@code pacer}, calling {@code waiting} and {@code progress} as {@code cask gc} would. It
+     * runs on a platform thread of its own, which it may lower in priority. Throws
+     * {@link CaskException.Unsupported} where the store cannot be collected.
+     */
+    public interface Collections {
+        dev.cask.image.GarbageCollector.Result run(boolean dryRun, java.util.function.Consumer<String> waiting,
+                                                   dev.cask.common.Progress progress, dev.cask.common.Pacer pacer);
+    }
+
+    private record Running(dev.cask.common.Pacer pacer, Thread thread) {}
+
+    /** A control socket without gc requests (they are answered as unsupported). */
     public ControlServer(Path storeDir, ImageExports exports) {
+        this(storeDir, exports, (dry, waiting, progress, pacer) -> {
+            throw new CaskException.Unsupported("this server does not run garbage collection");
+        });
+    }
+
+    public ControlServer(Path storeDir, ImageExports exports, Collections collections) {
         this.path = storeDir.resolve(PREFIX + ProcessHandle.current().pid() + SUFFIX);
         this.exports = exports;
+        this.collections = collections;
         try {
             Files.deleteIfExists(path); // left by a dead server whose pid this process now has
             server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
@@ -74,6 +118,10 @@ public final class ControlServer implements AutoCloseable {
         try (ch; BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
              OutputStream out = Channels.newOutputStream(ch)) {
             String line = in.readLine();
+            if (line != null && (line.equals("gc") || line.startsWith("gc "))) {
+                collect(line, out);
+                return;
+            }
             String reply;
             try {
                 reply = answer(line == null ? "" : line);
@@ -106,6 +154,125 @@ public final class ControlServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs a {@code gc} request on a thread of its own while this (virtual) thread sends its
+     * events to the client, one line each, and the result last (see the class comment).
+     */
+    private void collect(String line, OutputStream out) throws IOException {
+        String[] words = line.split(" ");
+        boolean dry = words.length == 2 && words[1].equals("dry-run");
+        if (words.length > 2 || (words.length == 2 && !dry)) {
+            out.write(("error invalid-input gc takes nothing or 'dry-run', not '" + line + "'\n").getBytes(StandardCharsets.UTF_8));
+            return;
+        }
+        java.util.concurrent.LinkedBlockingQueue<String> events = new java.util.concurrent.LinkedBlockingQueue<>();
+        dev.cask.common.Pacer pacer = new dev.cask.common.Pacer(0);
+        String[] last = new String[1];
+        Thread t = Thread.ofPlatform().name("cask-gc-request").unstarted(() -> {
+            String result;
+            try {
+                var r = collections.run(dry, m -> events.add("wait " + oneLine(m)), new Events(events), pacer);
+                StringBuilder sb = new StringBuilder("ok");
+                r.fields().forEach((k, v) -> sb.append(' ').append(k).append('=').append(v));
+                result = sb.toString();
+            } catch (CaskException e) {
+                result = "error " + ControlClient.kindOf(e) + " " + oneLine(e.getMessage());
+            } catch (RuntimeException | Error e) {
+                result = "error error gc failed in the server: " + oneLine(String.valueOf(e));
+            }
+            last[0] = result;
+        });
+        Running me = new Running(pacer, t);
+        running.add(me);
+        try {
+            t.start();
+            boolean gone = false;
+            while (t.isAlive()) {
+                String ev = null;
+                try {
+                    ev = events.poll(1, java.util.concurrent.TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    pacer.stop("control socket closing");
+                }
+                if (gone) continue;
+                try {
+                    out.write(((ev == null ? "." : ev) + "\n").getBytes(StandardCharsets.UTF_8));
+                    for (String more; (more = events.poll()) != null; ) out.write((more + "\n").getBytes(StandardCharsets.UTF_8));
+                } catch (IOException e) {
+                    gone = true; // its cask gc went away: stop at the next step, as safe as a kill there
+                    pacer.stop("the cask gc that asked for it went away");
+                }
+            }
+            joinQuietly(t);
+            if (gone) return;
+            for (String more; (more = events.poll()) != null; ) out.write((more + "\n").getBytes(StandardCharsets.UTF_8));
+            out.write((last[0] + "\n").getBytes(StandardCharsets.UTF_8));
+        } finally {
+            running.remove(me);
+        }
+    }
+
+    private static void joinQuietly(Thread t) {
+        boolean interrupted = false;
+        while (true) {
+            try {
+                t.join();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
+    }
+
+    private static String oneLine(String s) {
+        return s == null ? "" : s.replace('\n', ' ').replace('\r', ' ');
+    }
+
+    /** Progress as event lines; advances are summed and sent at most ten times a second. */
+    private static final class Events implements dev.cask.common.Progress {
+        private final java.util.concurrent.BlockingQueue<String> out;
+        private long pending;
+        private long lastSent;
+
+        Events(java.util.concurrent.BlockingQueue<String> out) {
+            this.out = out;
+        }
+
+        @Override
+        public void start(String label, long total) {
+            flush();
+            out.add("start BYTES " + total + " " + oneLine(label));
+        }
+
+        @Override
+        public void startItems(String label, long total) {
+            flush();
+            out.add("start ITEMS " + total + " " + oneLine(label));
+        }
+
+        @Override
+        public void advance(long delta) {
+            pending += delta;
+            long now = System.nanoTime();
+            if (now - lastSent >= 100_000_000L) {
+                flush();
+                lastSent = now;
+            }
+        }
+
+        @Override
+        public void done() {
+            flush();
+            out.add("done");
+        }
+
+        private void flush() {
+            if (pending != 0) out.add("advance " + pending);
+            pending = 0;
+        }
+    }
+
     @Override
     public void close() {
         try {
@@ -115,5 +282,15 @@ public final class ControlServer implements AutoCloseable {
             // shutting down
         }
         acceptor.interrupt();
+        for (Running r : running) r.pacer().stop("the server is stopping");
+        long deadline = System.nanoTime() + GC_STOP_WAIT.toNanos();
+        for (Running r : running) {
+            try {
+                r.thread().join(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
     }
 }

@@ -1,0 +1,97 @@
+package dev.cask.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code cask gc} with a {@code cask serve} of the store running: the collection runs in the
+ * server (its pid in {@code --json}, its log line), frees what an {@code rm} left, shows its
+ * phases as a progress bar here, and the server keeps serving the data it holds; with
+ * {@code --in-process}, or when the server is read-only, it runs in the command's own JVM.
+ */
+class GcInServerTest {
+    @TempDir
+    Path dir;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void gcRunsInTheServerAndFreesWhatRmLeft() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        Random rnd = new Random(7);
+        byte[] a = new byte[2 << 20], b = new byte[2 << 20];
+        rnd.nextBytes(a);
+        rnd.nextBytes(b);
+        Files.write(dir.resolve("a.raw"), a);
+        Files.write(dir.resolve("b.raw"), b);
+        assertEquals(0, cli.run("import", dir.resolve("a.raw").toString(), "team/a").code());
+        assertEquals(0, cli.run("import", dir.resolve("b.raw").toString(), "team/b").code());
+        try (Server server = new Server(cli, "--checkpoint-interval", "0", "--gc-interval", "0", "--no-warmup")) {
+            assertEquals(0, cli.run("rm", "team/b").code());
+            Cli.Result dry = cli.run("gc", "--dry-run", "--json");
+            assertEquals(0, dry.code(), dry.toString());
+            JsonNode d = JSON.readTree(dry.out());
+            assertEquals(server.process.pid(), d.get("server_pid").asLong(), dry.out());
+            assertTrue(d.get("dry_run").asBoolean());
+            assertTrue(d.get("chunks_freed").asLong() >= 512, dry.out()); // b's 2 MiB of random 4 KiB blocks
+
+            Cli.Result gc = cli.run("gc", "--progress", "--json");
+            assertEquals(0, gc.code(), gc.toString());
+            JsonNode g = JSON.readTree(gc.out());
+            assertEquals(server.process.pid(), g.get("server_pid").asLong(), gc.out());
+            assertFalse(g.get("dry_run").asBoolean());
+            assertEquals(d.get("chunks_freed").asLong(), g.get("chunks_freed").asLong(), gc.out());
+            assertTrue(gc.err().contains("mark"), "the server's phases as a progress bar: " + gc.err());
+            assertTrue(server.log.toString().contains("asked for by cask gc"), server.log.toString());
+
+            // a second gc finds nothing left, and the server still serves what it kept
+            JsonNode again = JSON.readTree(cli.run("gc", "--json").out());
+            assertEquals(0, again.get("chunks_freed").asLong());
+            try (NbdClient c = new NbdClient(server.port, "team/a")) {
+                assertArrayEquals(a, c.read(0, a.length));
+            }
+
+            // --in-process: this JVM collects (no server pid); text output names no server
+            Cli.Result here = cli.run("gc", "--in-process", "--json");
+            assertEquals(0, here.code(), here.toString());
+            assertFalse(JSON.readTree(here.out()).has("server_pid"), here.out());
+            Cli.Result text = cli.run("gc");
+            assertTrue(text.out().contains("(in cask serve, pid " + server.process.pid() + ")"), text.out());
+        }
+        assertEquals(0, cli.run("check", "--deep").code());
+        Path out = dir.resolve("a.out");
+        assertEquals(0, cli.run("export", "team/a", out.toString()).code());
+        assertArrayEquals(a, Files.readAllBytes(out));
+    }
+
+    @Test
+    void aReadOnlyServerLeavesTheGcToTheCommand() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        byte[] a = new byte[1 << 20];
+        new Random(8).nextBytes(a);
+        Files.write(dir.resolve("a.raw"), a);
+        assertEquals(0, cli.run("import", dir.resolve("a.raw").toString(), "a").code());
+        assertEquals(0, cli.run("import", dir.resolve("a.raw").toString(), "b").code());
+        assertEquals(0, cli.run("rm", "a").code());
+        try (Server server = new Server(cli, "--read-only", "--no-warmup")) {
+            Cli.Result gc = cli.run("gc", "--json");
+            assertEquals(0, gc.code(), gc.toString());
+            assertFalse(JSON.readTree(gc.out()).has("server_pid"), gc.out());
+            assertTrue(gc.err().contains("read-only") && gc.err().contains("collecting here"), gc.err());
+            try (NbdClient c = new NbdClient(server.port, "b")) {
+                assertArrayEquals(a, c.read(0, a.length));
+            }
+        }
+    }
+}
