@@ -2,6 +2,7 @@ package dev.cask.cli;
 
 import dev.cask.common.CaskException;
 import dev.cask.image.Images;
+import dev.cask.image.GarbageCollector;
 import dev.cask.server.ControlServer;
 import dev.cask.server.ImageExports;
 import dev.cask.server.nbd.NbdServer;
@@ -186,11 +187,17 @@ final class ServeCommand extends Common implements Callable<Integer> {
             if (readOnly) throw new CaskException.Unsupported("this server is read-only");
             ServeGc.lowerThisThread();
             LOG.log(System.Logger.Level.INFO, "gc: " + (dry ? "dry run " : "") + "asked for by cask gc");
-            var r = images.collector().paced("cask gc (in cask serve, pid " + ProcessHandle.current().pid() + ")", pacer)
-                    .run(dry, m -> {
-                        LOG.log(System.Logger.Level.INFO, "gc: " + m);
-                        waiting.accept(m);
-                    }, progress);
+            GarbageCollector.Result r;
+            try {
+                r = images.collector().paced("cask gc (in cask serve, pid " + ProcessHandle.current().pid() + ")", pacer)
+                        .run(dry, m -> {
+                            LOG.log(System.Logger.Level.INFO, "gc: " + m);
+                            waiting.accept(m);
+                        }, progress);
+            } catch (dev.cask.common.Pacer.Stopped s) {
+                LOG.log(System.Logger.Level.INFO, "gc (asked for): stopped (" + s.getMessage() + "); what it freed stays freed, the next gc carries on");
+                throw s;
+            }
             LOG.log(System.Logger.Level.INFO, String.format(java.util.Locale.ROOT, "gc (asked for): %s %d chunks (%s); %d packs rewritten, %d deleted whole; %.1f s",
                     dry ? "would free" : "freed", r.chunksFreed(), dev.cask.common.Sizes.human(r.bytesFreed()),
                     r.compacted().packsRewritten(), r.compacted().packsDeleted(), r.seconds()));

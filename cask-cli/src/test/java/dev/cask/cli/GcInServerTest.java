@@ -94,4 +94,53 @@ class GcInServerTest {
             }
         }
     }
+
+    @Test
+    void killingTheCommandStopsTheServersCollection() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        byte[] a = new byte[1 << 20];
+        new Random(9).nextBytes(a);
+        Files.write(dir.resolve("a.raw"), a);
+        assertEquals(0, cli.run("import", dir.resolve("a.raw").toString(), "a").code());
+        try (Server server = new Server(cli, "--checkpoint-interval", "0", "--gc-interval", "0", "--no-warmup")) {
+            // an import from stdin holds a writer session open until its stdin ends: a gc waits for it
+            Process imp = cli.start("import", "-", "slow");
+            imp.getOutputStream().write(a, 0, 4096);
+            imp.getOutputStream().flush();
+            Path sessions = dir.resolve("store").resolve("sessions");
+            long until = System.nanoTime() + 60_000_000_000L;
+            while (!hasSession(sessions, imp.pid()) && System.nanoTime() < until) Thread.sleep(20);
+            assertTrue(hasSession(sessions, imp.pid()), "the import's writer session");
+            Process gc = cli.start("gc");
+            java.io.BufferedReader err = new java.io.BufferedReader(new java.io.InputStreamReader(gc.getErrorStream()));
+            Cli.pump(gc.getInputStream(), new java.io.ByteArrayOutputStream());
+            String line;
+            while ((line = err.readLine()) != null && !line.contains("waiting for writer")) {
+                // the server's wait, forwarded
+            }
+            assertTrue(line != null, "cask gc ended without saying it waits for the import");
+            gc.destroyForcibly().waitFor();
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (!server.log.toString().contains("gc (asked for): stopped") && System.nanoTime() < deadline) Thread.sleep(50);
+            assertTrue(server.log.toString().contains("gc (asked for): stopped (the cask gc that asked for it went away)"), server.log.toString());
+
+            imp.getOutputStream().write(a, 4096, a.length - 4096);
+            imp.getOutputStream().close();
+            assertEquals(0, imp.waitFor());
+            Cli.Result again = cli.run("gc", "--json");
+            assertEquals(0, again.code(), again.toString());
+            assertEquals(server.process.pid(), JSON.readTree(again.out()).get("server_pid").asLong());
+            try (NbdClient c = new NbdClient(server.port, "slow")) {
+                assertArrayEquals(a, c.read(0, a.length));
+            }
+        }
+        assertEquals(0, cli.run("check", "--deep").code());
+    }
+
+    private static boolean hasSession(Path sessions, long pid) throws java.io.IOException {
+        if (!Files.isDirectory(sessions)) return false;
+        try (var s = Files.list(sessions)) {
+            return s.anyMatch(p -> p.getFileName().toString().startsWith(pid + "-") && p.getFileName().toString().endsWith(".session"));
+        }
+    }
 }

@@ -167,7 +167,6 @@ public final class ControlServer implements AutoCloseable {
         }
         java.util.concurrent.LinkedBlockingQueue<String> events = new java.util.concurrent.LinkedBlockingQueue<>();
         dev.cask.common.Pacer pacer = new dev.cask.common.Pacer(0);
-        String[] last = new String[1];
         Thread t = Thread.ofPlatform().name("cask-gc-request").unstarted(() -> {
             String result;
             try {
@@ -180,33 +179,34 @@ public final class ControlServer implements AutoCloseable {
             } catch (RuntimeException | Error e) {
                 result = "error error gc failed in the server: " + oneLine(String.valueOf(e));
             }
-            last[0] = result;
+            events.add(result); // the last line: "ok ..." or "error ..."
         });
         Running me = new Running(pacer, t);
         running.add(me);
         try {
             t.start();
             boolean gone = false;
-            while (t.isAlive()) {
-                String ev = null;
+            while (true) {
+                String ev;
                 try {
                     ev = events.poll(1, java.util.concurrent.TimeUnit.SECONDS);
                 } catch (InterruptedException e) {
                     pacer.stop("control socket closing");
+                    continue;
                 }
-                if (gone) continue;
-                try {
-                    out.write(((ev == null ? "." : ev) + "\n").getBytes(StandardCharsets.UTF_8));
-                    for (String more; (more = events.poll()) != null; ) out.write((more + "\n").getBytes(StandardCharsets.UTF_8));
-                } catch (IOException e) {
-                    gone = true; // its cask gc went away: stop at the next step, as safe as a kill there
-                    pacer.stop("the cask gc that asked for it went away");
+                if (ev == null && !t.isAlive() && events.isEmpty()) break; // cannot happen: the thread always ends with a line
+                boolean last = ev != null && (ev.equals("ok") || ev.startsWith("ok ") || ev.startsWith("error "));
+                if (!gone) {
+                    try {
+                        out.write(((ev == null ? "." : ev) + "\n").getBytes(StandardCharsets.UTF_8));
+                    } catch (IOException e) {
+                        gone = true; // its cask gc went away: stop at the next step, as safe as a kill there
+                        pacer.stop("the cask gc that asked for it went away");
+                    }
                 }
+                if (last) break;
             }
             joinQuietly(t);
-            if (gone) return;
-            for (String more; (more = events.poll()) != null; ) out.write((more + "\n").getBytes(StandardCharsets.UTF_8));
-            out.write((last[0] + "\n").getBytes(StandardCharsets.UTF_8));
         } finally {
             running.remove(me);
         }
