@@ -233,8 +233,8 @@ public final class PostgresLeases implements Leases {
             }
         }
         if (current != epoch) {
-            throw new CaskException.Fenced("image '" + image + "': fenced: this writer's lease epoch is " + epoch + ", but the image's lease is at epoch "
-                    + current + (who == null ? "" : " (" + who + ")") + "; nothing was committed");
+            throw new CaskException.Fenced("image '" + image + "': fenced: this writer's lease is at epoch " + epoch + ", but the image's lease is at epoch "
+                    + current + (who == null ? "" : " (held by " + who + ")") + "; nothing was committed");
         }
     }
 

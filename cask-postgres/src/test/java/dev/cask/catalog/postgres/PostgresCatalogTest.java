@@ -124,6 +124,19 @@ class PostgresCatalogTest extends CatalogContract {
     }
 
     @Test
+    void aSchema1CatalogIsMigratedToLeases() throws Exception {
+        catalog.createImage("a", v("a"), null);
+        catalog.close();
+        server.execute(database, "DROP TABLE " + schema() + ".leases");
+        server.execute(database, "UPDATE " + schema() + ".cask_schema SET version = 1");
+        Catalog again = track(open(url()));
+        assertEquals("2", query("SELECT version FROM cask_schema"));
+        assertEquals("0", query("SELECT count(*) FROM leases"));
+        assertEquals(1, again.image("a").head());
+        assertEquals(2, again.commit("a", 1, v("a2"), new VersionKey("a", 1), 0).number());
+    }
+
+    @Test
     void newerSchemaIsRefusedNamingTheCatalogAndVersions() throws Exception {
         catalog.createImage("a", v("a"), null);
         catalog.close();
