@@ -336,7 +336,8 @@ public final class PostgresLeases implements Leases {
 
     @Override
     public String toString() {
-        return "PostgresLeases[" + display + ", ttl " + ttl + ", " + holder + "]";
+        return "in catalog " + display + " (table leases), time to live " + dev.cask.common.Durations.format(ttl) + ", renewed every "
+                + ttl.dividedBy(3).toMillis() + " ms, holder '" + holder + "'";
     }
 
     /** A lease this object holds. Its state is two volatile fields: the deadline and, once lost, why. */
