@@ -756,6 +756,7 @@ public final class Volume implements BlockDevice {
                 if (kind == dev.cask.catalog.VersionKind.USER) keepBaseForTheUser();
                 return null;
             }
+            lease.check(); // a fenced volume stores nothing for a version it could not commit
             long t0 = System.nanoTime();
             List<NavigableMap<Long, Long>> snapshot = new ArrayList<>();
             long sealed;
