@@ -193,11 +193,6 @@ final class ServeCommand extends Common implements Callable<Integer> {
 
     private static final System.Logger LOG = System.getLogger("cask.serve");
 
-    @Override
-    Duration leaseTtl() {
-        return leaseTtlValue;
-    }
-
     /** Retention for the images open here: one INFO line per image that lost versions, one ERROR line on a failure. */
     private static void pruneOpen(dev.cask.image.Pruner pruner, ImageExports exports) {
         List<String> open = exports.openImages();
@@ -320,6 +315,12 @@ final class ServeCommand extends Common implements Callable<Integer> {
         void await() throws InterruptedException {
             requested.await();
         }
+    }
+
+    /** The leases' time to live on a shared store ({@code --lease-ttl}, checked in {@link #call}); null: the default. */
+    @Override
+    Duration leaseTtl() {
+        return leaseTtlValue;
     }
 
     private String listenHost() {
