@@ -124,9 +124,7 @@ public final class PostgresLeases implements Leases {
         if (ttl.compareTo(MIN_TTL) < 0 || ttl.compareTo(MAX_TTL) > 0) {
             throw new CaskException.InvalidInput("lease time to live " + dev.cask.common.Durations.format(ttl) + " is out of range (1s to 1h)");
         }
-        // a renewal must not wait for a row lock longer than a third of the ttl
-        Duration lockWait = ttl.dividedBy(3).compareTo(options.lockTimeout()) < 0 ? ttl.dividedBy(3) : options.lockTimeout();
-        PgTransactions tx = PgTransactions.open(url, new PostgresCatalog.Options(2, options.connectTimeout(), lockWait), "leases in catalog");
+        PgTransactions tx = PgTransactions.open(url, new PostgresCatalog.Options(2, options.connectTimeout(), options.lockTimeout()), "leases in catalog");
         try {
             tx.prepare("create or check the schema", c -> PostgresSchema.prepare(c, url.display()));
             return new PostgresLeases(url, tx, ttl, holderName());
@@ -262,6 +260,8 @@ public final class PostgresLeases implements Leases {
     private void renew(List<Held> live) {
         long sent = System.nanoTime();
         Set<String> renewed = tx.run("renew " + live.size() + " lease" + (live.size() == 1 ? "" : "s"), true, c -> {
+            // a renewal waits for a row lock (a commit's share lock) at most a third of the ttl: the next one comes then
+            PostgresSchema.exec(c, "SET LOCAL lock_timeout = " + Math.max(1, ttl.toMillis() / 3));
             Array images = c.createArrayOf("text", live.stream().map(h -> h.image).toArray(String[]::new));
             Array epochs = c.createArrayOf("bigint", live.stream().map(h -> h.epoch).toArray(Long[]::new));
             try (PreparedStatement st = c.prepareStatement("""

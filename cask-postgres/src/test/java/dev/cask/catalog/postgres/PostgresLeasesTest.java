@@ -141,6 +141,40 @@ class PostgresLeasesTest extends LeasesContract {
         }
     }
 
+    /**
+     * The fence's lock: a commit in flight holds the lease row FOR SHARE (here a transaction of the
+     * test's own, as the catalog's commit does after its check), and a take-over of the expired row
+     * waits for it to end (seen in pg_stat_activity, not timed), so the new holder reads every head
+     * that commit moved.
+     */
+    @Test
+    void aTakeOverWaitsForACommitInFlight() throws Exception {
+        Leases a = node();
+        Leases b = node();
+        Leases.Lease old = a.tryTake("vm").orElseThrow();
+        ((PostgresLeases) a).stopRenewing();
+        while (!"t".equals(query("SELECT expires <= now() FROM leases WHERE image = 'vm'"))) Thread.sleep(50);
+        try (Connection c = server.connect(database); Statement st = c.createStatement()) {
+            c.setAutoCommit(false);
+            st.execute("SET search_path = " + url(dir).parameters().get("currentSchema"));
+            try (ResultSet rs = st.executeQuery("SELECT epoch FROM leases WHERE image = 'vm' FOR SHARE")) {
+                assertTrue(rs.next());
+                assertEquals(old.epoch(), rs.getLong(1));
+            }
+            var take = java.util.concurrent.CompletableFuture.supplyAsync(() -> b.tryTake("vm"));
+            long end = System.nanoTime() + 60_000_000_000L;
+            while (!"1".equals(query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO leases%'"))) {
+                assertTrue(System.nanoTime() < end, "the take-over never waited for the share lock");
+                assertTrue(!take.isDone(), "the take-over did not wait for the commit in flight: " + take.getNow(null));
+                Thread.sleep(20);
+            }
+            assertTrue(!take.isDone());
+            c.commit();
+            Leases.Lease taken = take.get().orElseThrow();
+            assertEquals(old.epoch() + 1, taken.epoch());
+        }
+    }
+
     @Test
     void aTtlOutOfRangeIsRefused() {
         assertThrows(CaskException.InvalidInput.class, () -> PostgresLeases.open(url(dir), PostgresCatalog.Options.defaults(), Duration.ofMillis(500)));
