@@ -59,8 +59,13 @@ abstract class Common {
      */
     Images openImages(dev.cask.store.local.LocalChunkStore.Options local) {
         StoreChoice c = main.choice();
-        Images images = c instanceof StoreChoice.Shared s ? SharedImages.open(s) : dev.cask.image.LocalImages.open(main.store(), local);
+        Images images = c instanceof StoreChoice.Shared s ? SharedImages.open(s, leaseTtl()) : dev.cask.image.LocalImages.open(main.store(), local);
         return reportCuts(images).withLiveWriters(new dev.cask.server.ControlClient(c.controlDir()));
+    }
+
+    /** The time to live of the leases this command takes on a shared store; null for the default (serve has --lease-ttl). */
+    java.time.Duration leaseTtl() {
+        return null;
     }
 
     /** Where this node's running servers of the store keep their control sockets. */

@@ -82,6 +82,12 @@ final class ServeCommand extends Common implements Callable<Integer> {
     @Option(names = "--config", paramLabel = "FILE", description = {"Read option defaults from FILE (Java properties: listen = 0.0.0.0:10809, one option per line,",
             "names without the dashes; options on the command line win). Default: $CASK_CONFIG, else " + ServeConfig.DEFAULT_PATH + " when it exists."})
     java.nio.file.Path config; // read by ServeConfig before parsing; here for --help and validation
+    @Option(names = "--lease-ttl", paramLabel = "DURATION",
+            description = {"Shared store: time to live of this node's leases (one writer per image across the nodes;",
+                    "1s to 1h, default 30s). Renewed every third of it; a node that stops renewing (frozen, cut off, dead)",
+                    "loses its images to the next node that opens them after it, and its own writes fail from then on."})
+    String leaseTtl;
+    private Duration leaseTtlValue;
     @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info",
             description = "Least severe log lines to write to stderr: " + ServeLog.LEVELS + " (default: ${DEFAULT-VALUE}).")
     String logLevel;
@@ -107,6 +113,17 @@ final class ServeCommand extends Common implements Callable<Integer> {
         Duration gcEvery = usage("--gc-interval", () -> parseDuration(gcInterval));
         if (timeout.isZero()) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--request-timeout " + requestTimeout + ": expected more than 0");
         if (maxConnections < 1) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--max-connections " + maxConnections + ": expected at least 1");
+        if (leaseTtl != null) {
+            Duration ttl = usage("--lease-ttl", () -> parseDuration(leaseTtl));
+            if (ttl.compareTo(Duration.ofSeconds(1)) < 0 || ttl.compareTo(Duration.ofHours(1)) > 0) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--lease-ttl " + leaseTtl + ": expected 1s to 1h");
+            }
+            if (!(main.choice() instanceof StoreChoice.Shared)) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--lease-ttl: a local store's leases are file locks,"
+                        + " which go with their process; --lease-ttl goes with --store s3://BUCKET[/PREFIX]");
+            }
+            leaseTtlValue = ttl;
+        }
         NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout);
         ImageExports.Policy policy;
         try {
@@ -130,6 +147,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
                     : "warm-up skipped: " + failed);
         }
         Images images = openImages();
+        if (main.choice() instanceof StoreChoice.Shared) LOG.log(System.Logger.Level.INFO, "leases: " + images.leases());
         ImageExports exports = new ImageExports(images, journalLimitBytes, policy);
         List<NbdServer> servers = new ArrayList<>();
         ControlServer control = null;
@@ -327,6 +345,12 @@ final class ServeCommand extends Common implements Callable<Integer> {
         void await() throws InterruptedException {
             requested.await();
         }
+    }
+
+    /** The leases' time to live on a shared store ({@code --lease-ttl}, checked in {@link #call}); null: the default. */
+    @Override
+    Duration leaseTtl() {
+        return leaseTtlValue;
     }
 
     private String listenHost() {

@@ -2,13 +2,13 @@ package dev.cask.cli;
 
 import dev.cask.catalog.postgres.CatalogUrl;
 import dev.cask.catalog.postgres.PostgresCatalog;
+import dev.cask.catalog.postgres.PostgresLeases;
 import dev.cask.common.CaskException;
 import dev.cask.image.ImageParts;
 import dev.cask.image.Images;
 import dev.cask.store.s3.S3ChunkStore;
 import dev.cask.store.s3.S3Settings;
 import dev.cask.store.s3.S3StoreUrl;
-import dev.cask.volume.FileLeases;
 import dev.cask.volume.LocalJournals;
 
 import java.io.IOException;
@@ -19,8 +19,10 @@ import java.util.List;
 /**
  * Composes a shared store ({@link StoreChoice.Shared}): the catalog in PostgreSQL
  * ({@link PostgresCatalog}), the packs in S3 with their index in the same database
- * ({@link S3ChunkStore}), and this node's journals and leases in {@code STATE/journals}
- * ({@link LocalJournals}, {@link FileLeases}). The store offers no {@link
+ * ({@link S3ChunkStore}), the leases in the same database ({@link PostgresLeases}: one writer per
+ * image across every node, fencing every commit by its epoch), and this node's journals in {@code
+ * STATE/journals} ({@link LocalJournals}: a journal is still this node's alone, issue 14 item 5).
+ * The store offers no {@link
  * dev.cask.image.StoreCapabilities} yet, so stats, du, check and gc say they are not supported
  * on it.
  *
@@ -33,6 +35,11 @@ final class SharedImages {
     private SharedImages() {}
 
     static Images open(StoreChoice.Shared s) {
+        return open(s, null);
+    }
+
+    /** The shared store, its leases with time to live {@code leaseTtl} (null: {@link PostgresLeases#DEFAULT_TTL}). */
+    static Images open(StoreChoice.Shared s, java.time.Duration leaseTtl) {
         CatalogUrl catalogUrl = CatalogUrl.parse(s.catalog());
         S3StoreUrl storeUrl = S3StoreUrl.parse(s.store());
         Path journals = s.state().resolve("journals");
@@ -42,11 +49,14 @@ final class SharedImages {
             throw new CaskException.Io("state directory " + s.state() + " (for store " + s.store() + "): cannot create it: " + e.getMessage(), e);
         }
         PostgresCatalog catalog = PostgresCatalog.open(catalogUrl, PostgresCatalog.Options.defaults(), dev.cask.common.Clocks.system());
+        PostgresLeases leases = null;
         try {
+            leases = PostgresLeases.open(catalogUrl, PostgresCatalog.Options.defaults(), leaseTtl == null ? PostgresLeases.DEFAULT_TTL : leaseTtl);
             S3ChunkStore store = S3ChunkStore.open(storeUrl, S3Settings.fromEnvironment(), catalogUrl, PostgresCatalog.Options.defaults(),
                     S3ChunkStore.Options.defaults());
-            return new Images(new ImageParts(store, catalog, new LocalJournals(journals), new FileLeases(journals), storeUrl.toString(), List.of()));
+            return new Images(new ImageParts(store, catalog, new LocalJournals(journals), leases, storeUrl.toString(), List.of()));
         } catch (RuntimeException e) {
+            if (leases != null) leases.close();
             catalog.close();
             throw e;
         }

@@ -56,8 +56,33 @@ public interface Catalog extends AutoCloseable {
     /** Live images whose name equals {@code prefix} or starts with {@code prefix + "/"}; all when prefix is empty. Sorted by name. */
     List<Image> listImages(String prefix);
 
-    /** Commits a new version on top of {@code expectedHead} (a version number) and makes it the head. */
-    Version commit(String name, int expectedHead, NewVersion version, VersionKey parent);
+    /**
+     * The {@code leaseEpoch} of a commit by no lease holder (a rollback, a command that checked
+     * that nobody has the image open): compare-and-swap on the head only, no fence.
+     */
+    long NO_LEASE = -1;
+
+    /**
+     * Commits a new version on top of {@code expectedHead} (a version number) and makes it the
+     * head; by no lease holder ({@link #NO_LEASE}).
+     */
+    default Version commit(String name, int expectedHead, NewVersion version, VersionKey parent) {
+        return commit(name, expectedHead, version, parent, NO_LEASE);
+    }
+
+    /**
+     * As {@link #commit(String, int, NewVersion, VersionKey)}, by the holder of the image's lease
+     * ({@code dev.cask.volume.Leases}) whose epoch is {@code leaseEpoch} (or {@link #NO_LEASE}):
+     * fencing. Inside the transaction that moves the head, the catalog compares {@code leaseEpoch}
+     * with the image's current lease epoch where the catalog keeps the leases (PostgreSQL: the
+     * {@code leases} row, share-locked, so a take-over waits for this commit or this commit sees
+     * it), and when they differ it MUST throw {@link dev.cask.common.CaskException.Fenced} naming
+     * both epochs and change nothing: a writer whose lease was taken over can never move a head.
+     * An image whose lease was never taken there has epoch 0, so the local leases' epoch 0 is
+     * accepted; a catalog that keeps no leases (SQLite, beside the local file locks) accepts
+     * only 0 and {@link #NO_LEASE}.
+     */
+    Version commit(String name, int expectedHead, NewVersion version, VersionKey parent, long leaseEpoch);
 
     /** All versions of the image, oldest first. */
     List<Version> versions(String name);

@@ -612,6 +612,11 @@ public final class Images implements AutoCloseable {
             if (background != null) background.shutdownNow();
         }
         try {
+            leases.close(); // before the catalog: a shared lease is released in its database
+        } catch (RuntimeException e) {
+            // a lease not released expires after its time to live
+        }
+        try {
             catalog.close();
         } finally {
             store.close();

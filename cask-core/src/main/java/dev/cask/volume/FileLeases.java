@@ -19,10 +19,12 @@ import java.util.Optional;
  * nothing more: two hosts sharing a store need the shared catalog's leases. No take-over while
  * held, so the epoch is always 0 and {@link Lease#check} never fails.
  *
- * <p>Stateless apart from the directory; safe from any thread.
+ * <p>Safe from any thread; the only state is the directory and the set of leases held through
+ * this object, which {@link #close} releases.
  */
 public final class FileLeases implements Leases {
     private final Path dir;
+    private final java.util.Set<Held> held = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     public FileLeases(Path dir) {
         this.dir = dir;
@@ -53,7 +55,9 @@ public final class FileLeases implements Leases {
                 ch.close();
                 return Optional.empty();
             }
-            return Optional.of(new Held(image, p, ch, lk));
+            Held h = new Held(image, p, ch, lk, held);
+            held.add(h);
+            return Optional.of(h);
         } catch (IOException e) {
             throw new CaskException.Io("image '" + image + "': cannot take its lease " + p + ": " + e.getMessage(), e);
         }
@@ -75,7 +79,22 @@ public final class FileLeases implements Leases {
         }
     }
 
-    private record Held(String image, Path path, FileChannel channel, FileLock lock) implements Lease {
+    @Override
+    public void close() {
+        for (Held h : java.util.List.copyOf(held)) h.close();
+    }
+
+    private record Held(String image, Path path, FileChannel channel, FileLock lock, java.util.Set<Held> heldBy) implements Lease {
+        @Override
+        public boolean equals(Object o) {
+            return this == o; // identity: the set of held leases holds this record, which must not hash it
+        }
+
+        @Override
+        public int hashCode() {
+            return System.identityHashCode(this);
+        }
+
         @Override
         public long epoch() {
             return 0;
@@ -88,6 +107,7 @@ public final class FileLeases implements Leases {
 
         @Override
         public void close() {
+            heldBy.remove(this);
             try {
                 if (lock.isValid()) lock.release();
                 channel.close();

@@ -21,13 +21,19 @@ package dev.cask.volume;
  *   <li>{@link Lease#check} throws {@link dev.cask.common.CaskException.Fenced} once the lease
  *       was lost (taken over after it expired); a writer checks before anything it makes
  *       durable, and every commit it makes will carry the epoch (fencing, issue 14 item 4).
+ *   <li>Every head change a holder makes carries the epoch ({@code Catalog.commit(..., epoch)}),
+ *       and a catalog that keeps the leases refuses it with Fenced when the epoch is no longer
+ *       the image's: fencing does not depend on {@link Lease#check} being called in time.
  *   <li>Failures to reach where leases live throw {@link dev.cask.common.CaskException.Io}
  *       naming the image and the place. Safe for many threads.
+ *   <li>{@link #close} lets go of every lease still held through this object (as {@link
+ *       Lease#close} would) and stops whatever keeps them alive; idempotent.
  * </ul>
  * The local implementation is {@link FileLeases} (a lock on a file per image, for the processes
- * of one host); a lease row with an epoch in the shared PostgreSQL catalog will be the other.
+ * of one host); {@code dev.cask.catalog.postgres.PostgresLeases} keeps a lease row with an epoch
+ * in the shared PostgreSQL catalog, renewed while held and taken over after its time to live.
  */
-public interface Leases {
+public interface Leases extends AutoCloseable {
 
     /** A held lease on one image. */
     interface Lease extends AutoCloseable {
@@ -51,4 +57,8 @@ public interface Leases {
 
     /** Where the leases live, for messages ({@code /var/lib/cask/journals}). */
     String where();
+
+    /** Releases the leases still held through this object and stops renewing; idempotent. */
+    @Override
+    default void close() {}
 }

@@ -74,6 +74,11 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p><b>Lease.</b> A volume holds its image's lease ({@link Leases}; locally a lock on
  * {@code journals/NAME.lease}) while open: a second read-write open of the image fails with a Conflict.
+ * Every write, zero, trim and flush calls {@link Leases.Lease#check} before it touches the journal
+ * and again before it returns (a flush after its fsync), and every commit carries the lease's
+ * epoch, which the catalog checks: a volume whose lease was taken over (Fenced) neither
+ * acknowledges a request nor moves the head. Its journal stays where it is, on this node (until
+ * journals are shared, issue 14 item 5, the next holder does not see the writes in it).
  *
  * <p>Thread-safe: several NBD connections share one volume. Partial-block writes (read, patch,
  * append) are serialised per block by striped locks; a checkpoint is serialised with other
@@ -181,7 +186,10 @@ public final class Volume implements BlockDevice {
                 new CaskException.Conflict("image '" + image + "': already open read-write (served by another cask process?)"));
         Volume v = new Volume(image, store, catalog, cache, executor, files, journalLimit, lk);
         try {
-            v.recover(catalog.version(image, img.head()));
+            // the head as of now, under the lease: a writer whose lease this take-over ended may
+            // have committed between the read above and the take-over (its commit held the lease
+            // row, which the take-over waited for), and a volume must start from that commit
+            v.recover(catalog.version(image, catalog.image(image).head()));
             return v;
         } catch (RuntimeException e) {
             v.closeJournals();
@@ -464,6 +472,7 @@ public final class Volume implements BlockDevice {
     @Override
     public void write(long offset, byte[] buffer, int bufferOffset, int length, boolean fua) {
         BlockDevice.checkRange(this, offset, length);
+        lease.check(); // a fenced volume takes no write
         throttle();
         swap.readLock().lock();
         try {
@@ -493,6 +502,7 @@ public final class Volume implements BlockDevice {
         }
         afterAppend();
         if (fua) flush();
+        else lease.check(); // nor acknowledges one
     }
 
     /**
@@ -580,6 +590,7 @@ public final class Volume implements BlockDevice {
     @Override
     public void zero(long offset, long length, boolean fua) {
         BlockDevice.checkRange(this, offset, length);
+        lease.check(); // a fenced volume takes no write
         throttle();
         swap.readLock().lock();
         try {
@@ -609,6 +620,7 @@ public final class Volume implements BlockDevice {
         }
         afterAppend();
         if (fua) flush();
+        else lease.check(); // nor acknowledges one
     }
 
     private void zeroBlocks(Journal j, int ext, long firstBlock, int n, int bs) {
@@ -621,6 +633,7 @@ public final class Volume implements BlockDevice {
     @Override
     public void trim(long offset, long length) {
         BlockDevice.checkRange(this, offset, length);
+        lease.check(); // a fenced volume takes no write
         throttle();
         swap.readLock().lock();
         try {
@@ -636,6 +649,7 @@ public final class Volume implements BlockDevice {
             swap.readLock().unlock();
         }
         afterAppend();
+        lease.check();
     }
 
     /**
@@ -655,6 +669,10 @@ public final class Volume implements BlockDevice {
         } finally {
             swap.readLock().unlock();
         }
+        // after the sync, just before the caller acknowledges: a volume whose lease was taken
+        // over meanwhile (the node was frozen, or cut off from the leases past their time to
+        // live) acknowledges no FLUSH, since the next holder does not see this node's journal
+        lease.check();
     }
 
     /** Writers wait while the journal is over twice its limit (a checkpoint drains it). */
@@ -738,6 +756,7 @@ public final class Volume implements BlockDevice {
                 if (kind == dev.cask.catalog.VersionKind.USER) keepBaseForTheUser();
                 return null;
             }
+            lease.check(); // a fenced volume stores nothing for a version it could not commit
             long t0 = System.nanoTime();
             List<NavigableMap<Long, Long>> snapshot = new ArrayList<>();
             long sealed;
@@ -769,9 +788,9 @@ public final class Volume implements BlockDevice {
                 Layout next = new Layout(extents);
                 store.sync();
                 Version onto = commitOnto != null ? commitOnto : b.version();
-                lease.check(); // a writer whose lease was taken over commits nothing (the commit will carry the epoch too)
+                lease.check(); // a writer whose lease was taken over commits nothing; the catalog checks the epoch too (fencing)
                 v = catalog.commit(image, onto.number(),
-                        new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode(), kind), onto.key());
+                        new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode(), kind), onto.key(), lease.epoch());
             }
             commitOnto = null;
             boolean rebased = rebase(v);

@@ -260,8 +260,13 @@ public final class SqliteCatalog implements Catalog {
     }
 
     @Override
-    public Version commit(String name, int expectedHead, NewVersion version, VersionKey parent) {
+    public Version commit(String name, int expectedHead, NewVersion version, VersionKey parent, long leaseEpoch) {
         Names.check(name);
+        if (leaseEpoch != 0 && leaseEpoch != NO_LEASE) {
+            // the leases beside a SQLite catalog are local file locks, whose epoch is always 0
+            throw new CaskException.Fenced("image '" + name + "': a commit under lease epoch " + leaseEpoch + " is refused: catalog "
+                    + dbFile + " keeps no leases, and the local leases' epoch is always 0");
+        }
         if (expectedHead < 1) {
             throw new CaskException.InvalidInput("image '" + name + "': expected head " + expectedHead + " is not a version number");
         }

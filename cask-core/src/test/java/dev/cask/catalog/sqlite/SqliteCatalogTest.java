@@ -65,6 +65,18 @@ class SqliteCatalogTest extends CatalogContract {
 
     // ---- the file and its settings ----
 
+    /** Fencing beside the local leases: their epoch 0 (and no lease) commit; any other epoch cannot be current here and changes nothing. */
+    @Test
+    void aCommitCarriesTheLocalLeaseEpochZero() {
+        catalog.createImage("vm", v("v1"), null);
+        assertEquals(2, catalog.commit("vm", 1, v("v2"), new VersionKey("vm", 1), 0).number());
+        assertEquals(3, catalog.commit("vm", 2, v("v3"), new VersionKey("vm", 2), Catalog.NO_LEASE).number());
+        CaskException.Fenced e = assertThrows(CaskException.Fenced.class, () -> catalog.commit("vm", 3, v("v4"), new VersionKey("vm", 3), 7));
+        assertTrue(e.getMessage().contains("'vm'") && e.getMessage().contains("epoch 7"), e.getMessage());
+        assertEquals(3, catalog.image("vm").head());
+        assertEquals(3, catalog.versions("vm").size());
+    }
+
     @Test
     void connectionIsDurableAndSafeForOtherProcesses() throws Exception {
         SqliteCatalog c = (SqliteCatalog) catalog;

@@ -63,6 +63,12 @@ import java.util.function.Supplier;
  * strictly increasing within an image ({@code max(now, newest + 1)} under the lock), so nodes whose
  * clocks disagree still order an image's versions correctly.
  *
+ * <p><b>Fencing.</b> A commit by a lease holder ({@link #commit(String, int, NewVersion,
+ * VersionKey, long)} with an epoch) reads the image's {@code leases} row {@code FOR SHARE} after
+ * locking the image, in the same transaction, and refuses with Fenced (nothing changes) unless its
+ * epoch is the writer's ({@link PostgresLeases#fence}): a take-over, which updates that row, waits
+ * for a commit in flight, and a commit after it sees the new epoch.
+ *
  * <p><b>Failures</b> ({@link PgFailures}). A transaction that fails with {@code 40001} or
  * {@code 40P01} (two nodes locking images in opposite orders: a clone's commit and its origin's
  * delete) is run again, up to {@link PgTransactions#MAX_ATTEMPTS} times with a short random back-off; so is one
@@ -216,7 +222,7 @@ public final class PostgresCatalog implements Catalog {
     }
 
     @Override
-    public Version commit(String name, int expectedHead, NewVersion version, VersionKey parent) {
+    public Version commit(String name, int expectedHead, NewVersion version, VersionKey parent, long leaseEpoch) {
         Names.check(name);
         if (expectedHead < 1) {
             throw new CaskException.InvalidInput("image '" + name + "': expected head " + expectedHead + " is not a version number");
@@ -225,6 +231,7 @@ public final class PostgresCatalog implements Catalog {
         checkKey(parent);
         return write("commit to image '" + name + "'", c -> {
             Locked image = lockImage(c, name);
+            if (leaseEpoch != NO_LEASE) PostgresLeases.fence(c, name, leaseEpoch);
             if (image.head != expectedHead) throw headMoved(name, expectedHead, image.head);
             int newest;
             long newestUs;

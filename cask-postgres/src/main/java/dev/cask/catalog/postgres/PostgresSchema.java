@@ -38,7 +38,7 @@ final class PostgresSchema {
     static final String CHUNK_INDEX_VERSION_TABLE = "cask_store_schema";
 
     /** The schema version this code reads and writes. */
-    static final int SCHEMA_VERSION = 1;
+    static final int SCHEMA_VERSION = 2;
 
     /** The oldest server this code was written for: identity columns, {@code ON CONFLICT}, {@code FOR SHARE} re-checks. */
     static final int MIN_SERVER_VERSION_NUM = 120000;
@@ -92,6 +92,23 @@ final class PostgresSchema {
             "INSERT INTO cask_schema (version) VALUES (1)");
 
     /**
+     * Schema 2: the leases ({@link PostgresLeases}), one row per image name that was ever leased,
+     * kept when released (expired) so that its epoch never goes down. Keyed by name, not image
+     * id: a lease is on what clients open, and it outlives an image (a name created again goes on
+     * counting). An older cask (schema 1) refuses this catalog, as it must: it would write without
+     * a fence.
+     */
+    private static final List<String> SCHEMA_2 = List.of(
+            """
+            CREATE TABLE leases (
+              image   text        COLLATE "C" PRIMARY KEY,
+              holder  text        NOT NULL,
+              epoch   bigint      NOT NULL CHECK (epoch >= 1),
+              expires timestamptz NOT NULL
+            )""",
+            "UPDATE cask_schema SET version = 2");
+
+    /**
      * Checks the server and creates (or, later, migrates) the schema, in one transaction on
      * {@code c} (autocommit off); returns the schema version found before, 0 for a new catalog.
      */
@@ -123,7 +140,8 @@ final class PostgresSchema {
             }
             for (String sql : SCHEMA_1) exec(c, sql);
         }
-        // Migrations from schema 1 to 2 and on go here, each a step of the same transaction.
+        // Migrations, each a step of the same transaction.
+        if (found < 2) for (String sql : SCHEMA_2) exec(c, sql);
         c.commit();
         return found;
     }

@@ -1,0 +1,144 @@
+package dev.cask.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.cask.catalog.postgres.PostgresServer;
+import dev.cask.store.s3.S3Server;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Two {@code cask serve} nodes on one shared store (s3proxy + PostgreSQL, real processes, their
+ * own state directories) and the lease of one image between them: node A serves it and a client
+ * writes and flushes; A is frozen (SIGSTOP) past its lease's time to live, which the test learns
+ * from the lease row, not from a clock of its own; node B then serves the image (takes the lease
+ * over, with a higher epoch); A is resumed (SIGCONT): its client's next write and flush fail
+ * with an NBD error, A commits nothing (every version after the first is B's), and B serves
+ * what its client writes.
+ */
+class LeaseFencingTest {
+    private static final String BUCKET = "cask-cli-leases";
+    private static final String IMAGE = "team/vm";
+
+    @TempDir
+    Path dir;
+
+    private static Cli.Result must(Cli cli, String... args) throws Exception {
+        Cli.Result r = cli.process(null, args);
+        assertEquals(0, r.code(), "cask " + String.join(" ", args) + ": " + r);
+        return r;
+    }
+
+    private static byte[] random(int seed, int n) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    private static String lease(PostgresServer pg, String database, String column) throws Exception {
+        try (Connection c = pg.connect(database); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT " + column + " FROM leases WHERE image = '" + IMAGE + "'")) {
+            return rs.next() ? rs.getString(1) : null;
+        }
+    }
+
+    private static void signal(Server s, String sig) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + sig, Long.toString(s.process.pid())).inheritIO().start();
+        assertEquals(0, kill.waitFor(), "kill -" + sig);
+    }
+
+    @Test
+    void aFrozenNodeLosesItsImageToAnotherAndChangesNothingWhenItWakes() throws Exception {
+        PostgresServer pg = PostgresServer.shared();
+        S3Server s3 = S3Server.shared();
+        s3.createBucket(BUCKET);
+        String database = pg.createDatabase("cli_leases");
+        List<String> store = List.of("--store", "s3://" + BUCKET + "/fencing", "--catalog", pg.url(database));
+        Cli nodeA = new Cli(concat(store, "--state", dir.resolve("state-a").toString()), s3.environment());
+        Cli nodeB = new Cli(concat(store, "--state", dir.resolve("state-b").toString()), s3.environment());
+        must(nodeA, "init");
+        must(nodeA, "create", IMAGE, "4M");
+
+        Cli.Result malformed = nodeA.run("serve", "--lease-ttl", "soon");
+        assertEquals(2, malformed.code(), "a malformed --lease-ttl is a usage error: " + malformed);
+        assertTrue(malformed.err().contains("--lease-ttl"), malformed.err());
+        assertEquals(2, nodeA.run("serve", "--lease-ttl", "100ms").code(), "an out-of-range --lease-ttl is a usage error");
+        Cli local = new Cli(dir.resolve("local"));
+        assertEquals(2, local.run("serve", "--lease-ttl", "10s").code(), "--lease-ttl with a local store is a usage error");
+
+        byte[] a1 = random(1, 64 << 10);
+        byte[] a2 = random(2, 64 << 10);
+        byte[] b1 = random(3, 64 << 10);
+        String[] serve = {"--lease-ttl", "2s", "--gc-interval", "0", "--checkpoint-interval", "0", "--no-warmup"};
+        try (Server a = new Server(nodeA, serve); Server b = new Server(nodeB, serve)) {
+            assertTrue(a.log.toString().contains("leases: in catalog"), a.log.toString());
+            NbdClient clientA = new NbdClient(a.port, IMAGE);
+            clientA.write(0, a1);
+            clientA.flush();
+            long epochA = Long.parseLong(lease(pg, database, "epoch"));
+            signal(a, "STOP");
+            try {
+                // past the ttl by the database's clock: the row says so
+                long end = System.nanoTime() + 60_000_000_000L;
+                while (!"t".equals(lease(pg, database, "expires <= now()"))) {
+                    if (System.nanoTime() > end) fail("the lease of a frozen node never expired");
+                    Thread.sleep(100);
+                }
+                try (NbdClient clientB = new NbdClient(b.port, IMAGE)) {
+                    long epochB = Long.parseLong(lease(pg, database, "epoch"));
+                    assertTrue(epochB > epochA, "take-over epoch " + epochB + " after " + epochA);
+                    signal(a, "CONT");
+                    // A wakes up: nothing it is sent is acknowledged
+                    IOException e = assertThrows(IOException.class, () -> {
+                        clientA.write(1 << 20, a2);
+                        clientA.flush();
+                    });
+                    assertTrue(e.getMessage().contains("NBD error"), e.toString());
+                    clientA.close();
+
+                    clientB.write(2 << 20, b1);
+                    clientB.flush();
+                    assertArrayEquals(b1, clientB.read(2 << 20, b1.length));
+                    assertArrayEquals(new byte[a2.length], clientB.read(1 << 20, a2.length), "A's write after the take-over is nowhere");
+                }
+            } finally {
+                signal(a, "CONT");
+            }
+            assertEquals(0, a.stop("TERM"), a.log.toString());
+            String logA = a.log.toString();
+            assertTrue(logA.contains("lease epoch " + epochA + " lost"), logA);
+            assertEquals(0, b.stop("TERM"), b.log.toString());
+        }
+
+        // every version after the first (create) is B's: A committed nothing
+        JsonNode log = new ObjectMapper().readTree(must(nodeB, "log", IMAGE, "--json").out());
+        assertEquals(2, log.size(), log.toString());
+        Path back = dir.resolve("back.raw");
+        must(nodeB, "export", IMAGE, back.toString());
+        byte[] disk = Files.readAllBytes(back);
+        assertArrayEquals(b1, Arrays.copyOfRange(disk, 2 << 20, (2 << 20) + b1.length), "B's write is in the head");
+        assertArrayEquals(new byte[a2.length], Arrays.copyOfRange(disk, 1 << 20, (1 << 20) + a2.length), "A's late write is not");
+    }
+
+    private static List<String> concat(List<String> a, String... b) {
+        List<String> out = new java.util.ArrayList<>(a);
+        out.addAll(List.of(b));
+        return out;
+    }
+}
