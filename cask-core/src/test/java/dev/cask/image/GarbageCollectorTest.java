@@ -19,7 +19,6 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -113,58 +112,6 @@ class GarbageCollectorTest {
         try (Images images = LocalImages.open(dir, SMALL_PACKS)) { // a fresh process: no cache
             assertArrayEquals(a, read(images, images.resolve("a")));
             assertTrue(images.check(true, Progress.NONE).ok());
-        }
-    }
-
-    /** The ids of {@code data}'s 4 KiB blocks that are not all zeros. */
-    static java.util.Set<dev.cask.store.ChunkId> blockIds(byte[] data) {
-        java.util.Set<dev.cask.store.ChunkId> ids = new java.util.HashSet<>();
-        for (int off = 0; off < data.length; off += 4096) {
-            byte[] blk = java.util.Arrays.copyOfRange(data, off, off + 4096);
-            boolean zero = true;
-            for (byte x : blk) zero &= x == 0;
-            if (!zero) ids.add(dev.cask.store.ChunkId.of(blk));
-        }
-        return ids;
-    }
-
-    @Test
-    void compactionCopiesGoToAPackOfTheirOwnNotTheOneNewChunksGoTo() {
-        byte[] a = disk(21, 2);
-        byte[] b = disk(22, 2);
-        byte[] d = disk(23, 1);
-        try (Images images = LocalImages.open(dir, SMALL_PACKS)) {
-            var store = LocalImages.store(images);
-            Version va = put(images, "a", a);
-            put(images, "b", b);
-            java.util.Map<dev.cask.store.ChunkId, Integer> before = new java.util.HashMap<>();
-            for (var id : blockIds(a)) before.put(id, store.locate(id).pack());
-            images.remove("b");
-            GarbageCollector.Result r = images.collector().compactThreshold(0.01).run(false, m -> {}, Progress.NONE);
-            assertTrue(r.compacted().chunksCopied() > 0, "the pack a and b share is rewritten: " + r);
-            java.util.Set<Integer> copiesPacks = new java.util.HashSet<>();
-            for (var e : before.entrySet()) {
-                int now = store.locate(e.getKey()).pack();
-                if (now != e.getValue()) copiesPacks.add(now);
-            }
-            assertFalse(copiesPacks.isEmpty(), "some of a's chunks moved: " + r);
-            // new chunks after the collection (a checkpoint, an import) go elsewhere
-            put(images, "d", d);
-            java.util.Set<Integer> newPacks = new java.util.HashSet<>();
-            for (var id : blockIds(d)) newPacks.add(store.locate(id).pack());
-            java.util.Set<Integer> shared = new java.util.HashSet<>(newPacks);
-            shared.retainAll(copiesPacks);
-            assertTrue(shared.isEmpty(), "packs holding both compaction's copies and new chunks: " + shared
-                    + " (copies in " + copiesPacks + ", new chunks in " + newPacks + ")");
-            assertArrayEquals(a, read(images, va));
-            assertArrayEquals(d, read(images, images.resolve("d")));
-            assertTrue(images.check(true, Progress.NONE).ok(), "check --deep after compaction");
-        }
-        try (Images images = LocalImages.open(dir, SMALL_PACKS)) { // reopened: the copies' pack was sealed whole
-            assertArrayEquals(a, read(images, images.resolve("a")));
-            assertArrayEquals(d, read(images, images.resolve("d")));
-            assertTrue(images.check(true, Progress.NONE).ok());
-            assertTrue(images.openNotices().isEmpty(), "nothing cut on open: " + images.openNotices());
         }
     }
 

@@ -27,7 +27,7 @@ import java.util.Set;
  * so two never run at once.
  *
  * <p><b>Crash order.</b> For each pack P: (1) in batches of up to {@link #BATCH_BYTES} of plain
- * bytes, the live chunks' plain bytes are read (verified) and appended to this process's compaction pack (never the one new chunks go to: see LocalChunkStore),
+ * bytes, the live chunks' plain bytes are read (verified) and appended to this process's pack,
  * which is flushed and fsynced; (2) once every live chunk of P has its copy, the index entries
  * that still point into P are switched to the copies, in key order, {@link #SWITCH_ROWS} a
  * transaction, each durable (synchronous=FULL) before it returns. When every entry is switched,

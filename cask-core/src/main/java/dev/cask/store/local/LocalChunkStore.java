@@ -101,7 +101,7 @@ import java.util.stream.Stream;
  * another process may have healed the chunk after this one cached the bad location.
  *
  * <p><b>Failure.</b> A write error (a full disk) rolls back that write only: the pack is cut back
- * to the end of the last record handed to the OS whole ({@code flushed}), the record that
+ * to the end of the last record handed to the OS whole ({@code packFlushed}), the record that
  * did not fit is not stored (its put throws), and the records still in the write buffer stay
  * there, pending, to be written by a later flush. So a put or sync that met a full disk throws,
  * and once space is freed the next sync writes, fsyncs and indexes everything pending, as if
@@ -128,16 +128,6 @@ import java.util.stream.Stream;
  * it for garbage. A read through a cached location into a pack compaction deleted asks the index
  * again; read channels of deleted packs are closed within about 10 s of a read, so a server does
  * not keep their space.
- *
- * <p><b>Compaction's pack.</b> Compaction appends its copies to a pack of its own, never to the
- * one new chunks go to (a process has at most these two open). The copies are chunks that
- * outlived at least one collection: most will live long (an image's base, a version retention
- * keeps for months), while most new chunks of a running VM die within days (hourly versions that
- * retention thins). Mixed in one pack, the long-lived copies keep that pack from emptying when
- * the new chunks around them die, so the next compaction copies them again, and again at every
- * round (log-structured file systems keep hot and cold segments apart for the same reason). Since
- * a {@code cask serve} runs the collections of its store itself (its own, and {@code cask gc}'s
- * through its control socket), both would otherwise land in the pack its checkpoints write.
  *
  * <p><b>Formats.</b> Store format 2 (this class writes pack format 2 and index schema 3); a
  * format-1 store is upgraded when opened, and its packs and index entries are read as they are.
@@ -226,18 +216,18 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     private final java.util.concurrent.atomic.LongAdder segmentReads = new java.util.concurrent.atomic.LongAdder();
 
     // writer state, guarded by "this"
-    /** The pack new chunks (puts) go to. */
-    private final PackWriter writes = new PackWriter(true);
-    /**
-     * Compaction's own pack ({@link #appendCopies}, {@link #appendVerbatim}), opened on first
-     * use: see "Compaction's pack" in the class comment. Null until then.
-     */
-    private PackWriter copies;
+    private volatile int packId = -1;
+    private FileChannel packChannel;
+    private volatile long packFlushed; // bytes of the open pack already handed to the OS
+    private long packSynced; // bytes of the open pack fsynced at the last sync (or when it was made)
+    private final ByteBuffer buffer = ByteBuffer.allocate(WRITE_BUFFER);
     private boolean closed;
     /** Packs this process created since the last sync: nothing in them is indexed yet. */
     private final List<Integer> unsyncedPacks = new ArrayList<>();
     /** Set when an fsync failed and unsynced chunks may be lost: every later sync fails with it. */
     private String lostWrites;
+    /** The exclusive lock on the open pack (see "Ownership of packs"); null when none is open. */
+    private FileLock packLock;
     /** Torn tails {@link PackRecovery} cut when this store opened, one line each. */
     private List<String> cutOnOpen = List.of();
     /** Count of syncs that moved chunks from pending to the index; written under "this", read by put without it. */
@@ -492,7 +482,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             checkOpen();
             if (stored(id, syncsSeen, bad)) return;
             long at = append(record);
-            addPending(id, new ChunkLocation(writes.id, at, record.length), bad);
+            addPending(id, new ChunkLocation(packId, at, record.length), bad);
         }
     }
 
@@ -523,7 +513,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 for (int k = 0; k < ids.length; k++) if (keep[k] = !stored(ids[k], syncsSeen, damaged.get(ids[k]))) kept++;
                 if (kept == ids.length) {
                     long at = append(segment);
-                    for (int k = 0; k < ids.length; k++) addPending(ids[k], new ChunkLocation(writes.id, at, segment.length, k), damaged.get(ids[k]));
+                    for (int k = 0; k < ids.length; k++) addPending(ids[k], new ChunkLocation(packId, at, segment.length, k), damaged.get(ids[k]));
                     return;
                 }
             }
@@ -545,20 +535,34 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         if (closed) throw new IllegalStateException("store " + dir + " is closed");
     }
 
-    /** Appends a record or segment to the open pack for puts and returns its offset there; caller holds the lock. */
+    /** Appends a record or segment to the open pack and returns its offset there; caller holds the lock. */
     private long append(byte[] record) {
-        return append(writes, record);
-    }
-
-    /** Appends a record or segment to {@code w}'s pack and returns its offset there; caller holds the lock. */
-    private long append(PackWriter w, byte[] record) {
         try {
-            return w.append(record);
+            if (packChannel == null) openNewPack();
+            long at = packFlushed + buffer.position();
+            if (at + record.length > options.packLimit() && at > PackFormat.PACK_HEADER) {
+                sealPack();
+                openNewPack();
+                at = packFlushed + buffer.position();
+            }
+            if (record.length > buffer.remaining()) flushBuffer();
+            if (record.length > buffer.capacity()) {
+                try {
+                    writeFully(ByteBuffer.wrap(record), packFlushed);
+                } catch (IOException e) {
+                    cutBack(e);
+                    throw e;
+                }
+                packFlushed += record.length;
+            } else {
+                buffer.put(record);
+            }
+            return at;
         } catch (FsyncFailed e) {
             poison(e);
-            throw new CaskException.Io("store " + dir + ": syncing pack " + w.id + " failed: " + e.getCause().getMessage(), e.getCause());
+            throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getCause().getMessage(), e.getCause());
         } catch (IOException e) {
-            throw new CaskException.Io("store " + dir + ": writing pack " + w.id + " failed: " + e.getMessage(), e);
+            throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
         }
     }
 
@@ -583,171 +587,95 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     }
 
     /**
-     * One pack this process appends to: the one for puts ({@link #writes}) or compaction's
-     * ({@link #copies}). Guarded by the store's monitor; {@link #id} and {@link #flushed} are
-     * volatile for the lock-free first test of {@link #readRecordBytes}.
+     * A write to the open pack failed: cut the pack back to the end of the last whole write
+     * ({@code packFlushed}), so that no torn record stays behind it and the next write lands
+     * where this one should have. The write buffer is left as it was. If the cut fails too, the
+     * next write overwrites the torn bytes from the same offset.
      */
-    private final class PackWriter {
-        /** A pack for puts is listed in {@link #unsyncedPacks} until the sync that indexes its chunks. */
-        private final boolean forPuts;
-        volatile int id = -1;
-        FileChannel channel;
-        /** Bytes of the open pack already handed to the OS. */
-        volatile long flushed;
-        /** Bytes of the open pack fsynced at the last sync (or when it was made). */
-        long synced;
-        /** The write buffer, made with the first pack. */
-        ByteBuffer buffer;
-        /** The exclusive lock on the open pack (see "Ownership of packs"); null when none is open. */
-        FileLock lock;
-
-        PackWriter(boolean forPuts) {
-            this.forPuts = forPuts;
+    private void cutBack(IOException cause) {
+        try {
+            packChannel.truncate(packFlushed);
+        } catch (IOException e) {
+            cause.addSuppressed(e);
         }
+    }
 
-        long append(byte[] record) throws IOException {
-            if (channel == null) openNew();
-            long at = flushed + buffer.position();
-            if (at + record.length > options.packLimit() && at > PackFormat.PACK_HEADER) {
-                seal();
-                openNew();
-                at = flushed + buffer.position();
-            }
-            if (record.length > buffer.remaining()) flushBuffer();
-            if (record.length > buffer.capacity()) {
-                try {
-                    writeFully(ByteBuffer.wrap(record), flushed);
-                } catch (IOException e) {
-                    cutBack(e);
-                    throw e;
-                }
-                flushed += record.length;
-            } else {
-                buffer.put(record);
-            }
-            return at;
+    private void openNewPack() throws IOException {
+        int next = 1;
+        try (Stream<Path> s = Files.list(packDir)) {
+            next = s.map(p -> p.getFileName().toString())
+                    .filter(n -> n.matches("\\d{8}\\.pack"))
+                    .mapToInt(n -> Integer.parseInt(n.substring(0, 8)))
+                    .max().orElse(0) + 1;
         }
-
-        /**
-         * A write to the open pack failed: cut the pack back to the end of the last whole write
-         * ({@code flushed}), so that no torn record stays behind it and the next write lands
-         * where this one should have. The write buffer is left as it was. If the cut fails too, the
-         * next write overwrites the torn bytes from the same offset.
-         */
-        void cutBack(IOException cause) {
+        while (true) {
             try {
-                channel.truncate(flushed);
-            } catch (IOException e) {
-                cause.addSuppressed(e);
+                packChannel = FileChannel.open(packPath(next), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE, StandardOpenOption.READ);
+                break;
+            } catch (FileAlreadyExistsException e) {
+                next++; // another process took it
             }
         }
-
-        void openNew() throws IOException {
-            int next = 1;
-            try (Stream<Path> s = Files.list(packDir)) {
-                next = s.map(p -> p.getFileName().toString())
-                        .filter(n -> n.matches("\\d{8}\\.pack"))
-                        .mapToInt(n -> Integer.parseInt(n.substring(0, 8)))
-                        .max().orElse(0) + 1;
-            }
-            while (true) {
-                try {
-                    channel = FileChannel.open(packPath(next), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE, StandardOpenOption.READ);
-                    break;
-                } catch (FileAlreadyExistsException e) {
-                    next++; // another process took it
-                }
-            }
-            // locked before its marker exists and before it has a header: PackRecovery never cuts a
-            // pack without a whole header, nor one whose lock is held (it may hold it for a moment: wait)
-            lock = channel.lock();
-            id = next;
-            flushed = 0;
-            synced = PackFormat.PACK_HEADER;
-            if (forPuts) unsyncedPacks.add(next);
-            if (buffer == null) buffer = ByteBuffer.allocate(WRITE_BUFFER);
-            buffer.clear();
-            buffer.put(PackFormat.encodePackHeader(id));
-            try {
-                Files.newByteChannel(PackRecovery.markerPath(packDir, next), StandardOpenOption.CREATE, StandardOpenOption.WRITE).close();
-                flushBuffer();
-                channel.force(true);
-                fsyncDir(packDir);
-            } catch (IOException e) {
-                // a pack without a whole header helps nobody (the disk is full): remove it
-                channel.close();
-                channel = null;
-                lock = null;
-                buffer.clear();
-                Files.deleteIfExists(packPath(next));
-                Files.deleteIfExists(PackRecovery.markerPath(packDir, next));
-                if (forPuts) unsyncedPacks.remove((Integer) next);
-                throw e;
-            }
-        }
-
-        /** Writes the buffer to the pack; on failure the pack is cut back and the buffer kept as it was. */
-        void flushBuffer() throws IOException {
-            if (buffer == null || buffer.position() == 0) return;
-            ByteBuffer b = buffer.duplicate().flip();
-            int n = b.remaining();
-            try {
-                writeFully(b, flushed);
-            } catch (IOException e) {
-                cutBack(e);
-                throw e;
-            }
-            flushed += n;
-            buffer.clear();
-        }
-
-        private void writeFully(ByteBuffer b, long pos) throws IOException {
-            while (b.hasRemaining()) {
-                pos += channel.write(b, pos);
-            }
-        }
-
-        /**
-         * Seals the open pack: flushed and fsynced, no more appends. Its lock and marker are kept until
-         * the next {@link #sync} has indexed the chunks appended to it ({@link #releaseSealed}): until
-         * then it looks to compaction like a pack being written, which it must not rewrite or delete
-         * (its chunks are not in the index yet, so it would look like garbage).
-         */
-        void seal() throws IOException {
+        // locked before its marker exists and before it has a header: PackRecovery never cuts a
+        // pack without a whole header, nor one whose lock is held (it may hold it for a moment: wait)
+        packLock = packChannel.lock();
+        packId = next;
+        packFlushed = 0;
+        packSynced = PackFormat.PACK_HEADER;
+        unsyncedPacks.add(next);
+        buffer.clear();
+        buffer.put(PackFormat.encodePackHeader(packId));
+        try {
+            Files.newByteChannel(PackRecovery.markerPath(packDir, next), StandardOpenOption.CREATE, StandardOpenOption.WRITE).close();
             flushBuffer();
-            force(channel);
-            sealedUnindexed.put(id, channel); // the channel holds the lock
-            channel = null;
-            lock = null;
+            packChannel.force(true);
+            fsyncDir(packDir);
+        } catch (IOException e) {
+            // a pack without a whole header helps nobody (the disk is full): remove it
+            packChannel.close();
+            packChannel = null;
+            packLock = null;
+            buffer.clear();
+            Files.deleteIfExists(packPath(next));
+            Files.deleteIfExists(PackRecovery.markerPath(packDir, next));
+            unsyncedPacks.remove((Integer) next);
+            throw e;
         }
+    }
 
-        /**
-         * After an fsync error (or a close that cannot sync): drops the buffer and cuts what was not
-         * synced off the open pack ({@code whole}: a pack nothing indexed points into yet, cut back
-         * to what was handed to the OS), closes it and removes its marker.
-         */
-        void abandon(boolean whole) {
-            if (buffer != null) buffer.clear();
-            if (channel != null) {
-                try {
-                    channel.truncate(whole ? flushed : synced);
-                } catch (IOException ignored) {
-                    // deleted by the caller, or reported by check as a torn tail; nothing points at it
-                }
-                try {
-                    channel.close();
-                } catch (IOException ignored) {
-                    // already failing
-                }
-                try {
-                    Files.deleteIfExists(PackRecovery.markerPath(packDir, id));
-                } catch (IOException ignored) {
-                    // PackRecovery finds the pack whole, or cuts what is left
-                }
-            }
-            channel = null;
-            lock = null;
+    /** Writes the buffer to the pack; on failure the pack is cut back and the buffer kept as it was. */
+    private void flushBuffer() throws IOException {
+        if (buffer.position() == 0) return;
+        ByteBuffer b = buffer.duplicate().flip();
+        int n = b.remaining();
+        try {
+            writeFully(b, packFlushed);
+        } catch (IOException e) {
+            cutBack(e);
+            throw e;
         }
+        packFlushed += n;
+        buffer.clear();
+    }
+
+    private void writeFully(ByteBuffer b, long pos) throws IOException {
+        while (b.hasRemaining()) {
+            pos += packChannel.write(b, pos);
+        }
+    }
+
+    /**
+     * Seals the open pack: flushed and fsynced, no more appends. Its lock and marker are kept until
+     * the next {@link #sync} has indexed the chunks appended to it ({@link #releaseSealed}): until
+     * then it looks to compaction like a pack being written, which it must not rewrite or delete
+     * (its chunks are not in the index yet, so it would look like garbage).
+     */
+    private void sealPack() throws IOException {
+        flushBuffer();
+        force(packChannel);
+        sealedUnindexed.put(packId, packChannel); // the channel holds packLock
+        packChannel = null;
+        packLock = null;
     }
 
     /** Sealed packs whose chunks are not all indexed yet, with the channel holding each one's lock. Guarded by "this". */
@@ -781,10 +709,26 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         pending.clear();
         healing.forget();
         if (plain != null) plain.invalidateAll(); // it may hold chunks read back from the lost records
-        writes.abandon(unsyncedPacks.contains(writes.id));
-        // compaction's pack: what it synced stays (switched entries may point into it), the rest is
-        // garbage nothing points at
-        if (copies != null) copies.abandon(false);
+        buffer.clear();
+        if (packChannel != null) {
+            try {
+                packChannel.truncate(unsyncedPacks.contains(packId) ? packFlushed : packSynced);
+            } catch (IOException ignored) {
+                // deleted below, or reported by check as a torn tail; nothing points at it
+            }
+            try {
+                packChannel.close();
+            } catch (IOException ignored) {
+                // already failing
+            }
+        }
+        packChannel = null;
+        packLock = null;
+        try {
+            Files.deleteIfExists(PackRecovery.markerPath(packDir, packId));
+        } catch (IOException ignored) {
+            // PackRecovery finds the pack whole, or cuts what is left
+        }
         releaseSealed();
         for (int id : unsyncedPacks) {
             try {
@@ -808,21 +752,16 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      */
     synchronized Map<ChunkId, ChunkLocation> appendVerbatim(List<Verbatim> pieces) {
         checkOpen();
-        PackWriter w = copies();
+        sync();
         Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
         for (Verbatim v : pieces) {
-            long at = append(w, v.bytes());
-            for (int k = 0; k < v.ids().length; k++) out.put(v.ids()[k], new ChunkLocation(w.id, at, v.bytes().length, v.slots()[k]));
+            long at = append(v.bytes());
+            for (int k = 0; k < v.ids().length; k++) out.put(v.ids()[k], new ChunkLocation(packId, at, v.bytes().length, v.slots()[k]));
         }
-        flushAndForce(w);
-        w.synced = w.flushed;
+        flushAndForce();
+        packSynced = packFlushed;
+        unsyncedPacks.clear();
         return out;
-    }
-
-    /** Compaction's pack writer, made on first use. Caller holds "this". */
-    private PackWriter copies() {
-        if (copies == null) copies = new PackWriter(false);
-        return copies;
     }
 
     /** The bytes {@code [offset, offset+length)} of pack {@code pack}, exactly (compaction's verbatim copies). */
@@ -837,14 +776,13 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /**
      * Compaction's write ({@link Compactor}): appends copies of the chunks {@code plains} (their
-     * verified plain bytes) to compaction's own pack (not the one puts go to: see "Compaction's
-     * pack" in the class comment), runs of equal length as segments as a put would, flushes and
-     * fsyncs them, and returns their new locations. Nothing is indexed: the caller switches the
-     * index, then calls {@link #releaseSealed}.
+     * verified plain bytes) to this process's pack, runs of equal length as segments as a put would,
+     * flushes and fsyncs them, and returns their new locations. Nothing is indexed: the caller
+     * switches the index, then calls {@link #releaseSealed}. Pending chunks are synced first.
      */
     synchronized Map<ChunkId, ChunkLocation> appendCopies(List<ChunkId> ids, List<byte[]> plains) {
         checkOpen();
-        PackWriter w = copies();
+        sync();
         Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
         int i = 0;
         while (i < ids.size()) {
@@ -862,53 +800,47 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 }
                 byte[] seg = encoder.segment(gids, data, offs, len).segment();
                 if (seg != null) {
-                    long at = append(w, seg);
-                    for (int k = 0; k < gids.length; k++) out.put(gids[k], new ChunkLocation(w.id, at, seg.length, k));
+                    long at = append(seg);
+                    for (int k = 0; k < gids.length; k++) out.put(gids[k], new ChunkLocation(packId, at, seg.length, k));
                     i = j;
                     continue;
                 }
             }
             for (int k = i; k < j; k++) {
                 byte[] r = encoder.record(ids.get(k), plains.get(k), 0, len);
-                long at = append(w, r);
-                out.put(ids.get(k), new ChunkLocation(w.id, at, r.length));
+                long at = append(r);
+                out.put(ids.get(k), new ChunkLocation(packId, at, r.length));
             }
             i = j;
         }
-        flushAndForce(w);
-        w.synced = w.flushed;
+        flushAndForce();
+        packSynced = packFlushed;
+        unsyncedPacks.clear();
         return out;
     }
 
-    /** Flushes {@code w}'s write buffer into its open pack, if any, and fsyncs it; a failed fsync poisons the store. Caller holds "this". */
-    private void flushAndForce(PackWriter w) {
-        if (w.channel == null) return;
-        int id = w.id;
+    /** Flushes the write buffer into the open pack, if any, and fsyncs it; a failed fsync poisons the store. Caller holds "this". */
+    private void flushAndForce() {
+        if (packChannel == null) return;
         try {
-            w.flushBuffer();
-            force(w.channel);
+            flushBuffer();
+            force(packChannel);
         } catch (FsyncFailed e) {
             poison(e);
-            throw new CaskException.Io("store " + dir + ": syncing pack " + id + " failed: " + e.getMessage(), e.getCause());
+            throw new CaskException.Io("store " + dir + ": syncing pack " + packId + " failed: " + e.getMessage(), e.getCause());
         } catch (IOException e) {
-            throw new CaskException.Io("store " + dir + ": writing pack " + id + " failed: " + e.getMessage(), e);
+            throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
         }
     }
 
-    /** The pack this process appends new chunks to, or -1. */
-    synchronized int openPackId() {
-        return writes.channel == null ? -1 : writes.id;
+    /** The pack this process appends to, or -1. */
+    int openPackId() {
+        return packChannel == null ? -1 : packId;
     }
 
-    /** The pack compaction appends its copies to, or -1 (tests). */
-    synchronized int copiesPackId() {
-        return copies == null || copies.channel == null ? -1 : copies.id;
-    }
-
-    /** True when this process holds {@code pack} open for appending (new chunks or compaction's copies) or sealed but not yet indexed. */
+    /** True when this process holds {@code pack} open for appending or sealed but not yet indexed. */
     synchronized boolean ownsPack(int pack) {
-        return (writes.channel != null && writes.id == pack) || (copies != null && copies.channel != null && copies.id == pack)
-                || sealedUnindexed.containsKey(pack);
+        return (packChannel != null && packId == pack) || sealedUnindexed.containsKey(pack);
     }
 
     /** Forgets a deleted pack's read channel and the damage marks of copies in it. */
@@ -935,8 +867,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                     + "), so chunks put before it may be lost; reopen the store", null);
         }
         if (pending.isEmpty()) return;
-        flushAndForce(writes);
-        if (writes.channel != null) writes.synced = writes.flushed;
+        flushAndForce();
+        if (packChannel != null) packSynced = packFlushed;
         List<Map.Entry<ChunkId, ChunkLocation>> entries = new ArrayList<>(pending.entrySet());
         entries.sort(Map.Entry.comparingByKey()); // ascending keys fill the index B-tree pages in order
         // new copies of damaged chunks replace the bad ones only once read back good (see Healing)
@@ -1183,13 +1115,12 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     private byte[] readRecordBytes(ChunkLocation loc) {
         PackReader.checkEntry(loc);
         // the record may still sit in the write buffer (checked without the lock first: reads are hot)
-        // (compaction's copies are flushed before anyone learns where they are)
-        if (loc.pack() == writes.id && loc.offset() + loc.length() > writes.flushed) synchronized (this) {
-            if (loc.pack() == writes.id && writes.channel != null && loc.offset() + loc.length() > writes.flushed) {
+        if (loc.pack() == packId && loc.offset() + loc.length() > packFlushed) synchronized (this) {
+            if (loc.pack() == packId && packChannel != null && loc.offset() + loc.length() > packFlushed) {
                 try {
-                    writes.flushBuffer();
+                    flushBuffer();
                 } catch (IOException e) {
-                    throw new CaskException.Io("store " + dir + ": writing pack " + writes.id + " failed: " + e.getMessage(), e);
+                    throw new CaskException.Io("store " + dir + ": writing pack " + packId + " failed: " + e.getMessage(), e);
                 }
             }
         }
@@ -1406,15 +1337,13 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         if (closed) return;
         try {
             sync();
-            if (writes.channel != null) writes.seal();
-            // compaction's pack: whatever is in it was flushed and fsynced by the batch that wrote it
-            if (copies != null && copies.channel != null) copies.seal();
+            if (packChannel != null) sealPack();
             releaseSealed();
         } catch (IOException | CaskException e) {
             // nobody can sync what is pending any more: give its bytes back (see the class essay)
             poison();
             if (e instanceof CaskException c) throw c;
-            throw new CaskException.Io("store " + dir + ": closing pack " + writes.id + " failed: " + e.getMessage(), e);
+            throw new CaskException.Io("store " + dir + ": closing pack " + packId + " failed: " + e.getMessage(), e);
         } finally {
             closed = true;
             reader.close();
