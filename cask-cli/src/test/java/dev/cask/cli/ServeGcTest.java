@@ -322,7 +322,7 @@ class ServeGcTest {
             // through the locked channel: closing any other descriptor of the file would drop this process's fcntl lock
             writer.channel().write(java.nio.ByteBuffer.wrap("import of a test\n".getBytes(StandardCharsets.UTF_8)), 0);
             at = awaitLog(server, at, Pattern.compile("INFO cask\\.serve: gc: waiting for writer 999999-1\\.session"), 30);
-            Process p = cli.start("gc");
+            Process p = cli.start("gc", "--in-process"); // a JVM of its own (in the server it would wait in-process)
             ByteArrayOutputStream err = new ByteArrayOutputStream();
             Cli.pump(p.getErrorStream(), err);
             Cli.pump(p.getInputStream(), new ByteArrayOutputStream());
