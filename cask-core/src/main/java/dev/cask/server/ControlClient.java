@@ -130,10 +130,9 @@ public final class ControlClient implements LiveWriters {
      */
     public static String request(Path storeDir, String line) {
         List<Path> sockets;
-        try (Stream<Path> s = Files.list(storeDir)) {
-            sockets = s.filter(p -> p.getFileName().toString().startsWith(ControlServer.PREFIX)
-                    && p.getFileName().toString().endsWith(ControlServer.SUFFIX)).toList();
-        } catch (IOException e) {
+        try {
+            sockets = sockets(storeDir);
+        } catch (CaskException.Io e) {
             return null;
         }
         String answer = null;
@@ -164,19 +163,8 @@ public final class ControlClient implements LiveWriters {
             return java.util.Optional.empty(); // no state directory: no server
         }
         for (Path p : all) {
-            SocketChannel ch;
-            try {
-                ch = SocketChannel.open(UnixDomainSocketAddress.of(p));
-            } catch (java.net.ConnectException e) {
-                try {
-                    Files.deleteIfExists(p); // nobody listens: its server died
-                } catch (IOException ignored) {
-                    // another process removed it
-                }
-                continue;
-            } catch (IOException e) {
-                continue;
-            }
+            SocketChannel ch = connect(p);
+            if (ch == null) continue;
             try (ch) {
                 ch.write(java.nio.ByteBuffer.wrap(((dryRun ? "gc dry-run" : "gc") + "\n").getBytes(StandardCharsets.UTF_8)));
                 ch.shutdownOutput();
@@ -230,13 +218,24 @@ public final class ControlClient implements LiveWriters {
     }
 
     private static String ask(Path p, String line) {
-        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(p))) {
+        SocketChannel ch = connect(p);
+        if (ch == null) return null;
+        try (ch) {
             ch.write(java.nio.ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.UTF_8)));
             ch.shutdownOutput();
             return new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8)).readLine();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    /** A connection to the server behind socket {@code p}; null when none answers (a socket nobody listens on is removed: its server died). */
+    private static SocketChannel connect(Path p) {
+        try {
+            return SocketChannel.open(UnixDomainSocketAddress.of(p));
         } catch (java.net.ConnectException e) {
             try {
-                Files.deleteIfExists(p); // nobody listens: its server died
+                Files.deleteIfExists(p);
             } catch (IOException ignored) {
                 // another process removed it
             }
