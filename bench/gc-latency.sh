@@ -16,14 +16,17 @@
 # during / without. Output: terminal and bench/results/gc-latency-TIME.txt.
 #
 # env: ROUNDS=3 CLONES=4 READ_IOPS=100 WRITE_IOPS=50 BASE_SECONDS=5 KEEP=2
-#      VARIANTS="g1=-XX:+UseG1GC;zgc=-XX:+UseZGC" (NAME=JVM options, ';' between variants)
-#      BENCH_WORK=/var/tmp/cask-gc-latency PORT=10961
+#      VARIANTS="g1=-XX:+UseG1GC;zgc=-XX:+UseZGC" (NAME=JVM options, ';' between variants;
+#      NAME@LAUNCHER=JVM options serves with another checkout's ./cask, e.g. an older commit built in
+#      a git worktree: the template must be a store that cask reads)
+#      BENCH_WORK=/var/tmp/cask-gc-latency PORT=10961 GC_ARGS= (e.g. --in-process: the gc in a
+#      process of its own, as before cask serve ran it, and with a server too old to run it)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 TEMPLATE=${1:?usage: gc-latency.sh STORE (a store with images vm/01, vm/02, ...)}
 ROUNDS=${ROUNDS:-3}; CLONES=${CLONES:-4}; READ_IOPS=${READ_IOPS:-100}; WRITE_IOPS=${WRITE_IOPS:-50}
-BASE_SECONDS=${BASE_SECONDS:-5}; KEEP=${KEEP:-2}; PORT=${PORT:-10961}
+BASE_SECONDS=${BASE_SECONDS:-5}; KEEP=${KEEP:-2}; PORT=${PORT:-10961}; GC_ARGS=${GC_ARGS:-}
 VARIANTS=${VARIANTS:-"g1=-XX:+UseG1GC;zgc=-XX:+UseZGC"}
 WORK=${BENCH_WORK:-/var/tmp/cask-gc-latency}
 CASK="$root/cask"
@@ -64,11 +67,12 @@ DATA="$WORK/data.tsv"; : >"$DATA"
 IFS=';' read -r -a vars <<<"$VARIANTS"
 for round in $(seq "$ROUNDS"); do
   for v in "${vars[@]}"; do
-    name=${v%%=*}; opts=${v#*=}
+    name=${v%%=*}; opts=${v#*=}; serve_cask=$CASK
+    if [[ $name == *@* ]]; then serve_cask=${name#*@}; name=${name%%@*}; fi
     rm -rf "$WORK/store"; cp -a "$TEMPLATE" "$WORK/store"
     rm -f "$WORK/store"/serve.*.sock
     "$CASK" --store "$WORK/store" prune --keep-last "$KEEP" --json >/dev/null 2>>"$WORK/log" || die "prune failed (see $WORK/log)"
-    CASK_JAVA_OPTS="$opts" "$CASK" --store "$WORK/store" serve --listen "127.0.0.1:$PORT" --checkpoint-interval 0 \
+    CASK_JAVA_OPTS="$opts" "$serve_cask" --store "$WORK/store" serve --listen "127.0.0.1:$PORT" --checkpoint-interval 0 \
       --prune-interval 0 --gc-interval 0 >"$WORK/serve.log" 2>&1 &
     SERVE_PID=$!
     for _ in $(seq 300); do grep -q 'cask: serving' "$WORK/serve.log" && break; sleep 0.1; done
@@ -79,7 +83,7 @@ for round in $(seq "$ROUNDS"); do
     lat "$WORK/gc.json" 3600; fio "${L[@]}" 2>>"$WORK/log" & fp=$!
     sleep 1
     t0=$(date +%s.%N)
-    "$CASK" --store "$WORK/store" gc --json >"$WORK/gcout.json" 2>>"$WORK/log" || { kill -INT "$fp"; die "cask gc failed (see $WORK/log)"; }
+    "$CASK" --store "$WORK/store" gc --json $GC_ARGS >"$WORK/gcout.json" 2>>"$WORK/log" || { kill -INT "$fp"; die "cask gc failed (see $WORK/log)"; }
     t1=$(date +%s.%N)
     kill -INT "$fp"; wait "$fp" || true
     read -r rg wg < <(p99 "$WORK/gc.json")

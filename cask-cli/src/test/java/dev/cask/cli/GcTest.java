@@ -167,7 +167,9 @@ class GcTest {
             Process p = cli.start("gc");
             Cli.pump(p.getErrorStream(), new ByteArrayOutputStream());
             Cli.pump(p.getInputStream(), new ByteArrayOutputStream());
-            long delay = 300 + rnd.nextInt(1200); // a JVM start is ~0.5 s here
+            // a JVM start is ~0.5 s here; the delays spread over 0.3-1.8 s, one slot a round, so
+            // the first rounds kill early on any machine and the last ones late in the gc
+            long delay = 300 + round * 150L + rnd.nextInt(150);
             boolean done = p.waitFor(delay, TimeUnit.MILLISECONDS);
             if (!done) killedRunning++;
             p.destroyForcibly();

@@ -100,6 +100,8 @@ final class GcEpochs implements ChunkDeleter {
     private static final Map<Path, CountDownLatch> LOCAL_SESSIONS = new ConcurrentHashMap<>();
     /** Collections of this JVM by store (fcntl locks do not exclude threads of one process). */
     private static final Map<Path, ReentrantLock> LOCAL_GC = new ConcurrentHashMap<>();
+    /** What the collection that holds (or last held) {@link #LOCAL_GC}'s lock of a store is, for the message of one that waits. */
+    private static final Map<Path, String> LOCAL_WHO = new ConcurrentHashMap<>();
     private static final AtomicLong COUNTER = new AtomicLong();
 
     private final LocalChunkStore store;
@@ -219,9 +221,11 @@ final class GcEpochs implements ChunkDeleter {
         boolean ok = false;
         try {
             if (!local.tryLock()) {
-                waiting.accept("another gc is running in this process; waiting for it");
+                String holder = LOCAL_WHO.getOrDefault(gcLock, "");
+                waiting.accept("another gc is running in this process" + (holder.isEmpty() ? "" : " (" + holder + ")") + "; waiting for it");
                 while (!local.tryLock(POLL_MILLIS, TimeUnit.MILLISECONDS)) pacer.check();
             }
+            LOCAL_WHO.put(gcLock, who.replace('\n', ' '));
             ch = FileChannel.open(gcLock, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
             FileLock fl = ch.tryLock();
             if (fl == null) {
