@@ -438,10 +438,13 @@ final class ChunkIndex implements AutoCloseable {
         void entry(ChunkId id, ChunkLocation loc, long epoch);
     }
 
-    /** Calls {@code sink} with every entry, its location and its stamp, in one read transaction (a snapshot). */
+    /**
+     * Calls {@code sink} with every entry, its location and its stamp, in id order (the table's
+     * own order: SQLite sorts nothing), in one read transaction (a snapshot).
+     */
     void forEachStamped(StampedSink sink) {
         try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot, epoch FROM chunks")) {
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot, epoch FROM chunks ORDER BY id")) {
             while (rs.next()) {
                 sink.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)), rs.getLong(6));
             }
@@ -682,6 +685,26 @@ final class ChunkIndex implements AutoCloseable {
             }
         } catch (SQLException e) {
             throw error("scan", e);
+        }
+    }
+
+    /**
+     * Calls {@code sink} for every entry that points into one of {@code packs}, in one read
+     * transaction (a snapshot). SQLite still reads the whole table (there is no index by pack),
+     * but hands over only the matching rows: compaction wants the entries of a few packs, and
+     * making every entry of the store an object in Java cost more than the scan.
+     */
+    void forEachInPacks(java.util.Set<Integer> packs, java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
+        if (packs.isEmpty()) return;
+        StringBuilder in = new StringBuilder();
+        for (int pack : new java.util.TreeSet<>(packs)) in.append(in.isEmpty() ? "" : ",").append(pack); // integers: nothing to quote
+        try (Connection c = connect(); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks WHERE pack IN (" + in + ")")) {
+            while (rs.next()) {
+                sink.accept(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
+            }
+        } catch (SQLException e) {
+            throw error("scan for the entries of packs " + in, e);
         }
     }
 

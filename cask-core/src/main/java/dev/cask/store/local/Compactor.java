@@ -233,11 +233,8 @@ final class Compactor {
         }
         Set<Integer> chosen = locked.keySet();
         Map<Integer, List<Map.Entry<ChunkId, ChunkLocation>>> found = new HashMap<>();
-        long[] seen = {0};
-        store.index().forEach((id, loc) -> {
-            if ((++seen[0] & 4095) == 0) pacer.check();
-            if (chosen.contains(loc.pack())) found.computeIfAbsent(loc.pack(), k -> new ArrayList<>()).add(Map.entry(id, loc));
-        });
+        pacer.check();
+        store.index().forEachInPacks(chosen, (id, loc) -> found.computeIfAbsent(loc.pack(), k -> new ArrayList<>()).add(Map.entry(id, loc)));
         progress.startItems("compact", candidates.size());
         int rewritten = 0;
         int deleted = 0;

@@ -361,20 +361,25 @@ final class GcEpochs implements ChunkDeleter {
         @Override
         public Deleted sweep(java.util.function.Predicate<ChunkId> reachable, Pacer pacer, Runnable chosen) {
             Set<Integer> sealed = Compactor.sealedPacks(store); // before the scan: the scan sees every entry they will ever have
-            Map<ChunkId, ChunkLocation> unreachable = new HashMap<>();
+            // the unreachable entries as two lists, in the scan's order (a HashMap of them and a
+            // sort afterwards were a fifth of a big sweep's time)
+            List<ChunkId> list = new ArrayList<>();
+            List<ChunkLocation> locations = new ArrayList<>();
             Map<Integer, Long> live = new HashMap<>();
             Set<Long> liveSegments = new HashSet<>();
             long[] seen = {0};
             store.index().forEachStamped((id, loc, stamp) -> {
                 if ((++seen[0] & 4095) == 0) pacer.check(); // a stop need not wait for a scan of a big index
-                if (stamp < epoch && !reachable.test(id)) unreachable.put(id, loc);
-                else countLive(loc, sealed, live, liveSegments);
+                if (stamp < epoch && !reachable.test(id)) {
+                    list.add(id);
+                    locations.add(loc);
+                } else {
+                    countLive(loc, sealed, live, liveSegments);
+                }
             });
-            // in key order, so each transaction's deletes are neighbours in the index and dirty few of
-            // its pages (4096 ids spread over the whole key space dirtied nearly every leaf page, each
-            // written to the WAL again per transaction)
-            List<ChunkId> list = new ArrayList<>(unreachable.keySet());
-            java.util.Collections.sort(list);
+            // in key order (forEachStamped's order, as SQLite compares blobs), so each transaction's
+            // deletes are neighbours in the index and dirty few of its pages (4096 ids spread over the
+            // whole key space dirtied nearly every leaf page, each written to the WAL again per transaction)
             chosen.run();
             Set<ChunkId> deleted = new HashSet<>();
             try {
@@ -385,11 +390,12 @@ final class GcEpochs implements ChunkDeleter {
             } finally {
                 store.forget(deleted); // what is deleted stays deleted (also on a stop): no cached location may outlive it
             }
-            for (var e : unreachable.entrySet()) if (!deleted.contains(e.getKey())) countLive(e.getValue(), sealed, live, liveSegments);
+            for (int i = 0; i < list.size(); i++) if (!deleted.contains(list.get(i))) countLive(locations.get(i), sealed, live, liveSegments);
             long bytes = 0;
             Set<Long> freedSegments = new HashSet<>();
-            for (ChunkId id : deleted) {
-                ChunkLocation loc = unreachable.get(id);
+            for (int i = 0; i < list.size(); i++) {
+                if (!deleted.contains(list.get(i))) continue;
+                ChunkLocation loc = locations.get(i);
                 if (!loc.inSegment()) bytes += loc.length();
                 else if (!liveSegments.contains(key(loc)) && freedSegments.add(key(loc))) bytes += loc.length();
             }
