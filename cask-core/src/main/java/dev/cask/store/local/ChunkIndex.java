@@ -570,16 +570,30 @@ final class ChunkIndex implements AutoCloseable {
                   FROM json_each(?1)) AS m
             WHERE chunks.id = m.id AND chunks.pack = ?2""";
 
-    /** The entries pointing into pack {@code pack} (a scan of the whole table: there is no index by pack). */
+    /** The entries pointing into pack {@code pack}, in pack order (offset, then slot). */
     java.util.Map<ChunkId, ChunkLocation> entriesIn(int pack) {
-        java.util.Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
-        try (Connection c = connect(); PreparedStatement st = c.prepareStatement("SELECT id, pack, offset, length, slot FROM chunks WHERE pack = ? ORDER BY offset, slot")) {
-            st.setInt(1, pack);
-            try (ResultSet rs = st.executeQuery()) {
-                while (rs.next()) out.put(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
+        return entriesIn(java.util.Set.of(pack)).getOrDefault(pack, new java.util.LinkedHashMap<>());
+    }
+
+    /**
+     * The entries pointing into each of {@code packs}, each pack's in pack order (offset, then
+     * slot), from one read transaction (a snapshot). One scan of the whole table (there is no
+     * index by pack), but SQLite hands over only the matching rows: compaction wants the entries
+     * of a few packs, and making every entry of the store an object in Java cost more than the scan.
+     */
+    java.util.Map<Integer, java.util.Map<ChunkId, ChunkLocation>> entriesIn(java.util.Set<Integer> packs) {
+        java.util.Map<Integer, java.util.Map<ChunkId, ChunkLocation>> out = new java.util.HashMap<>();
+        if (packs.isEmpty()) return out;
+        StringBuilder in = new StringBuilder();
+        for (int pack : new java.util.TreeSet<>(packs)) in.append(in.isEmpty() ? "" : ",").append(pack); // integers: nothing to quote
+        try (Connection c = connect(); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks WHERE pack IN (" + in + ") ORDER BY pack, offset, slot")) {
+            while (rs.next()) {
+                ChunkLocation loc = new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5));
+                out.computeIfAbsent(loc.pack(), k -> new java.util.LinkedHashMap<>()).put(ChunkId.fromBytes(rs.getBytes(1)), loc);
             }
         } catch (SQLException e) {
-            throw error("entries of pack " + pack, e);
+            throw error("entries of packs " + in, e);
         }
         return out;
     }
@@ -685,26 +699,6 @@ final class ChunkIndex implements AutoCloseable {
             }
         } catch (SQLException e) {
             throw error("scan", e);
-        }
-    }
-
-    /**
-     * Calls {@code sink} for every entry that points into one of {@code packs}, in one read
-     * transaction (a snapshot). SQLite still reads the whole table (there is no index by pack),
-     * but hands over only the matching rows: compaction wants the entries of a few packs, and
-     * making every entry of the store an object in Java cost more than the scan.
-     */
-    void forEachInPacks(java.util.Set<Integer> packs, java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
-        if (packs.isEmpty()) return;
-        StringBuilder in = new StringBuilder();
-        for (int pack : new java.util.TreeSet<>(packs)) in.append(in.isEmpty() ? "" : ",").append(pack); // integers: nothing to quote
-        try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks WHERE pack IN (" + in + ")")) {
-            while (rs.next()) {
-                sink.accept(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
-            }
-        } catch (SQLException e) {
-            throw error("scan for the entries of packs " + in, e);
         }
     }
 

@@ -232,9 +232,8 @@ final class Compactor {
             candidates.add(c);
         }
         Set<Integer> chosen = locked.keySet();
-        Map<Integer, List<Map.Entry<ChunkId, ChunkLocation>>> found = new HashMap<>();
         pacer.check();
-        store.index().forEachInPacks(chosen, (id, loc) -> found.computeIfAbsent(loc.pack(), k -> new ArrayList<>()).add(Map.entry(id, loc)));
+        Map<Integer, Map<ChunkId, ChunkLocation>> found = store.index().entriesIn(chosen);
         progress.startItems("compact", candidates.size());
         int rewritten = 0;
         int deleted = 0;
@@ -244,12 +243,7 @@ final class Compactor {
         int damaged = 0;
         for (Candidate c : candidates) {
             pacer.step();
-            List<Map.Entry<ChunkId, ChunkLocation>> es = found.getOrDefault(c.pack(), List.of());
-            es = new ArrayList<>(es);
-            es.sort(Comparator.comparingLong((Map.Entry<ChunkId, ChunkLocation> e) -> e.getValue().offset()).thenComparingInt(e -> e.getValue().slot()));
-            Map<ChunkId, ChunkLocation> entries = new java.util.LinkedHashMap<>();
-            for (var e : es) entries.put(e.getKey(), e.getValue());
-            long[] moved = rewrite(c.pack(), entries);
+            long[] moved = rewrite(c.pack(), found.getOrDefault(c.pack(), Map.of())); // in pack order
             try {
                 locked.remove(c.pack()).close();
             } catch (IOException ignored) {

@@ -500,9 +500,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 // incompressible: plain single records; weakly compressible: each compressed alone,
                 // so that a random read of one decompresses its own bytes only
                 for (int k = 0; k < ids.length; k++) {
-                    byte[] r = run.plain() ? PackEncoder.plainRecord(ids[k], data, offs[k], length)
-                            : encoder.record(ids[k], data, offs[k], length);
-                    storeSingle(ids[k], r, syncsSeen, damaged.get(ids[k]));
+                    storeSingle(ids[k], encoder.record(run, ids[k], data, offs[k], length), syncsSeen, damaged.get(ids[k]));
                 }
                 return;
             }
@@ -790,7 +788,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             int per = len == 0 ? 1 : Math.max(1, Math.min(PackFormat.MAX_SEGMENT_CHUNKS, options.segmentBytes() / len));
             int j = i;
             while (j < ids.size() && j - i < per && plains.get(j).length == len) j++;
-            boolean plain = false; // a run that does not save 1/16 as a segment: records stored plain, as a put stores them
+            PackEncoder.Run run = null; // a run of one: its record compressed alone, as a put stores it
             if (j - i >= 2) {
                 ChunkId[] gids = ids.subList(i, j).toArray(ChunkId[]::new);
                 byte[] data = new byte[(j - i) * len];
@@ -799,9 +797,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                     offs[k] = k * len;
                     System.arraycopy(plains.get(i + k), 0, data, k * len, len);
                 }
-                PackEncoder.Run run = encoder.segment(gids, data, offs, len);
+                run = encoder.segment(gids, data, offs, len);
                 byte[] seg = run.segment();
-                plain = run.plain();
                 if (seg != null) {
                     long at = append(seg);
                     for (int k = 0; k < gids.length; k++) out.put(gids[k], new ChunkLocation(packId, at, seg.length, k));
@@ -810,7 +807,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 }
             }
             for (int k = i; k < j; k++) {
-                byte[] r = plain ? PackEncoder.plainRecord(ids.get(k), plains.get(k), 0, len) : encoder.record(ids.get(k), plains.get(k), 0, len);
+                byte[] r = run == null ? encoder.record(ids.get(k), plains.get(k), 0, len) : encoder.record(run, ids.get(k), plains.get(k), 0, len);
                 long at = append(r);
                 out.put(ids.get(k), new ChunkLocation(packId, at, r.length));
             }

@@ -83,6 +83,14 @@ public final class PackEncoder {
         }
     }
 
+    /**
+     * The record of chunk {@code id} of a run that {@link #segment} did not make a segment: plain
+     * when the run did not save 1/16 ({@link Run#plain}), else compressed alone ({@link #record}).
+     */
+    public byte[] record(Run run, ChunkId id, byte[] data, int off, int len) {
+        return run.plain() ? plainRecord(id, data, off, len) : record(id, data, off, len);
+    }
+
     /** A plain (uncompressed) record. */
     public static byte[] plainRecord(ChunkId id, byte[] data, int off, int len) {
         return PackFormat.encodeRecord(id, PackFormat.CODEC_NONE, len, data, off, len);

@@ -283,8 +283,7 @@ public final class S3ChunkStore implements ChunkStore {
             PackEncoder.Run run = encoder.segment(ids, data, offs, length);
             if (run.segment() == null) {
                 for (int k = 0; k < ids.length; k++) {
-                    byte[] r = run.plain() ? PackEncoder.plainRecord(ids[k], data, offs[k], length) : encoder.record(ids[k], data, offs[k], length);
-                    storeSingle(ids[k], r, seen, damaged.get(ids[k]));
+                    storeSingle(ids[k], encoder.record(run, ids[k], data, offs[k], length), seen, damaged.get(ids[k]));
                 }
                 return;
             }
