@@ -37,6 +37,10 @@ final class GcCommand extends Common implements Callable<Integer> {
     boolean dryRun;
     @Option(names = "--json", description = "Machine-readable output.")
     boolean json;
+    @Option(names = "--full", description = {"Sweep the whole index. By default a collection after a complete one looks only at",
+            "what changed since (chunks of versions removed since, chunks written since); the first one, and one after",
+            "a collection that was stopped or killed, or after check --repair, sweeps in full anyway."})
+    boolean full;
     @Option(names = "--in-process", description = "Collect in this process even when a cask serve of the store runs on this host.")
     boolean inProcess;
 
@@ -45,7 +49,7 @@ final class GcCommand extends Common implements Callable<Integer> {
         Map<String, Object> m = null;
         if (!inProcess) {
             try {
-                var r = ControlClient.gc(controlDir(), dryRun, msg -> err().println("cask: gc: " + msg), progress()).orElse(null);
+                var r = ControlClient.gc(controlDir(), dryRun, full, msg -> err().println("cask: gc: " + msg), progress()).orElse(null);
                 if (r != null) {
                     m = new LinkedHashMap<>(r.fields());
                     m.put("server_pid", r.serverPid());
@@ -79,7 +83,7 @@ final class GcCommand extends Common implements Callable<Integer> {
         ServeGc.lowerThisThread(); // maintenance: a server's clients on this machine go first
         if (ServeGc.SHORT_SLICE) dev.cask.common.Background.shortSliceAll(); // the JVM's own threads too (the launcher set nice 10 for all)
         try (Images images = openImagesForBulk()) { // it scans the whole index: reads through a memory map
-            return images.collector().run(dryRun, msg -> err().println("cask: gc: " + msg), progress()).fields();
+            return images.collector().full(full).run(dryRun, msg -> err().println("cask: gc: " + msg), progress()).fields();
         }
     }
 

@@ -201,13 +201,13 @@ final class ServeCommand extends Common implements Callable<Integer> {
      * itself).
      */
     private static ControlServer.Collections collections(Images images, boolean readOnly) {
-        return (dry, waiting, progress, pacer) -> {
+        return (dry, full, waiting, progress, pacer) -> {
             if (readOnly) throw new CaskException.Unsupported("this server is read-only");
             ServeGc.lowerThisThread();
             LOG.log(System.Logger.Level.INFO, "gc: " + (dry ? "dry run " : "") + "asked for by cask gc");
             GarbageCollector.Result r;
             try {
-                r = images.collector().paced("cask gc (in cask serve, pid " + ProcessHandle.current().pid() + ")", pacer)
+                r = images.collector().full(full).paced("cask gc (in cask serve, pid " + ProcessHandle.current().pid() + ")", pacer)
                         .run(dry, m -> {
                             LOG.log(System.Logger.Level.INFO, "gc: " + m);
                             waiting.accept(m);

@@ -51,7 +51,7 @@ import java.util.function.Consumer;
  */
 public final class GarbageCollector {
     /** What a run did (or, dry, would do). */
-    public record Result(boolean dryRun, long epoch, long versions, long chunksMarked, long pointerReads,
+    public record Result(boolean dryRun, long epoch, boolean incremental, long versions, long chunksMarked, long pointerReads,
                          long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds, Phases phases) {
         /**
          * The result as named numbers, in the order {@code cask gc --json} prints them (seconds
@@ -62,6 +62,7 @@ public final class GarbageCollector {
             java.util.LinkedHashMap<String, Object> m = new java.util.LinkedHashMap<>();
             m.put("dry_run", dryRun);
             m.put("epoch", epoch);
+            m.put("sweep", incremental ? "incremental" : "full");
             m.put("versions", versions);
             m.put("chunks_marked", chunksMarked);
             m.put("pointer_chunks_read", pointerReads);
@@ -153,7 +154,7 @@ public final class GarbageCollector {
                 else if (loc.inSegment()) liveSegments.add(key(loc));
             });
             long bytes = freedBytes(garbage.values(), liveSegments);
-            return new Result(true, local.gcEpoch(), versions, marked.size(), pointerReads, garbage.size(), bytes,
+            return new Result(true, local.gcEpoch(), false, versions, marked.size(), pointerReads, garbage.size(), bytes,
                     ChunkDeleter.Compacted.NONE, seconds(t0), new Phases(0, (t1 - t0) / 1e9, seconds(t1), 0));
         }
         try (ChunkDeleter.Sweep sweep = local.begin(who, waiting, pacer)) {
@@ -161,7 +162,10 @@ public final class GarbageCollector {
             long versions = mark(progress);
             long tSweep = System.nanoTime();
             progress.startItems("sweep", 1);
-            ChunkDeleter.Deleted d = sweep.sweep(marked::contains, pacer, beforeSweep);
+            byte[] previous = full ? null : sweep.memo();
+            List<ChunkId> gone = previous == null ? null : unmarkedBelow(removedRoots(previous));
+            ChunkDeleter.Deleted d = gone == null ? sweep.sweep(marked::contains, pacer, beforeSweep)
+                    : sweep.sweepChanged(gone, marked::contains, pacer, beforeSweep);
             long freed = d.ids().size();
             long bytes = d.bytes();
             progress.advance(1);
@@ -169,7 +173,8 @@ public final class GarbageCollector {
             long tCompact = System.nanoTime();
             ChunkDeleter.Compacted compacted = compactThreshold > 1 ? ChunkDeleter.Compacted.NONE
                     : sweep.compact(compactThreshold, progress, pacer);
-            return new Result(false, sweep.epoch(), versions, marked.size(), pointerReads, freed, bytes, compacted, seconds(t0),
+            sweep.complete(formatOneChunks ? null : memo());
+            return new Result(false, sweep.epoch(), gone != null, versions, marked.size(), pointerReads, freed, bytes, compacted, seconds(t0),
                     new Phases((tMark - t0) / 1e9, (tSweep - tMark) / 1e9, (tCompact - tSweep) / 1e9, seconds(tCompact)));
         }
     }
@@ -191,10 +196,16 @@ public final class GarbageCollector {
         progress.startItems("mark", all.size());
         Map<Integer, List<ChunkId>> levels = new HashMap<>();
         for (Version v : all) {
-            for (Layout.Extent e : Layout.decode(v.content()).extents()) reach(e.root().top(), e.root().depth(), levels);
+            for (Layout.Extent e : Layout.decode(v.content()).extents()) {
+                reach(e.root().top(), e.root().depth(), levels);
+                roots.add(new TreeRoot(e.root().top(), e.root().depth()));
+            }
             progress.advance(1);
         }
-        journals.forEachFormatOneChunk(id -> reach(id, 0, levels));
+        journals.forEachFormatOneChunk(id -> {
+            formatOneChunks = true;
+            reach(id, 0, levels);
+        });
         progress.done();
         int top = levels.keySet().stream().mapToInt(Integer::intValue).max().orElse(0);
         for (int level = top; level > 0; level--) {
@@ -212,6 +223,100 @@ public final class GarbageCollector {
             }
         }
         return all.size();
+    }
+
+    /** The top of a tree and its depth (0: the top is a data chunk). */
+    private record TreeRoot(ChunkId top, int depth) {}
+
+    /** The roots of every tree this run marked (each once). */
+    private final Set<TreeRoot> roots = new HashSet<>();
+    /** Whether format 1 journals named chunks: they are in no tree, so this run leaves no memo (the next sweeps in full). */
+    private boolean formatOneChunks;
+
+    /** The memo this run leaves the next: its tree roots, 33 bytes each (depth, top), in no particular order. */
+    private byte[] memo() {
+        byte[] m = new byte[roots.size() * (1 + ChunkId.LENGTH)];
+        int off = 0;
+        for (TreeRoot r : roots) {
+            m[off] = (byte) r.depth();
+            r.top().copyTo(m, off + 1);
+            off += 1 + ChunkId.LENGTH;
+        }
+        return m;
+    }
+
+    /** The roots in the previous run's {@code memo} that no version has now; null when the memo is not one. */
+    private List<TreeRoot> removedRoots(byte[] memo) {
+        if (memo.length % (1 + ChunkId.LENGTH) != 0) return null;
+        List<TreeRoot> removed = new ArrayList<>();
+        for (int off = 0; off < memo.length; off += 1 + ChunkId.LENGTH) {
+            TreeRoot r = new TreeRoot(ChunkId.fromBytes(memo, off + 1), memo[off]);
+            if (r.depth() < 0 || r.depth() > MAX_DEPTH) return null;
+            if (!roots.contains(r)) removed.add(r);
+        }
+        return removed;
+    }
+
+    /** Deeper than any tree cask writes (a 1 MiB pointer chunk holds 32,768 ids). */
+    private static final int MAX_DEPTH = 16;
+
+    /**
+     * The chunks in the trees of {@code removed} that this run did not mark: walked from each
+     * root down through unmarked pointer chunks only (a marked pointer chunk's whole subtree is
+     * marked), breadth first as {@link #mark} does, each pointer chunk read once. These are the
+     * chunks the previous run reached that nothing reaches now (see {@code ChunkDeleter.Sweep#sweepChanged}).
+     * Null when {@code removed} is null or a pointer chunk cannot be read (missing or corrupt): the
+     * caller then sweeps in full.
+     */
+    private List<ChunkId> unmarkedBelow(List<TreeRoot> removed) {
+        if (removed == null) return null;
+        List<ChunkId> out = new ArrayList<>();
+        ChunkIdSet seen = new ChunkIdSet();
+        Map<Integer, List<ChunkId>> levels = new HashMap<>();
+        byte[] b = new byte[ChunkId.LENGTH];
+        for (TreeRoot r : removed) {
+            r.top().copyTo(b, 0);
+            below(b, 0, r.depth(), seen, out, levels);
+        }
+        int top = levels.keySet().stream().mapToInt(Integer::intValue).max().orElse(0);
+        try {
+            for (int level = top; level > 0; level--) {
+                List<ChunkId> pointers = levels.remove(level);
+                if (pointers == null) continue;
+                int childLevel = level - 1;
+                for (int from = 0; from < pointers.size(); from += READ_BATCH) {
+                    List<ChunkId> batch = pointers.subList(from, Math.min(pointers.size(), from + READ_BATCH));
+                    store.getAll(batch, (i, p, off, len) -> {
+                        for (int s = off; s + ChunkId.LENGTH <= off + len; s += ChunkId.LENGTH) below(p, s, childLevel, seen, out, levels);
+                    }, ChunkStore.Reading.STREAM);
+                    pointerReads += batch.size();
+                    pacer.step();
+                }
+            }
+        } catch (dev.cask.common.CaskException.NotFound | dev.cask.common.CaskException.Corrupt e) {
+            return null;
+        }
+        return out;
+    }
+
+    private void below(byte[] src, int off, int level, ChunkIdSet seen, List<ChunkId> out, Map<Integer, List<ChunkId>> levels) {
+        if (java.util.Arrays.equals(src, off, off + ChunkId.LENGTH, ZERO, 0, ChunkId.LENGTH)) return; // a hole
+        if (marked.contains(src, off)) return;
+        boolean first = seen.add(src, off);
+        if (first) out.add(ChunkId.fromBytes(src, off));
+        // as in mark: the same bytes can be a data block of one tree and a pointer chunk of another
+        if (level > 0 && walked.add(src, off)) levels.computeIfAbsent(level, k -> new ArrayList<>()).add(ChunkId.fromBytes(src, off));
+    }
+
+    /** Pointer chunks of removed trees whose children are queued ({@link #unmarkedBelow}). */
+    private final ChunkIdSet walked = new ChunkIdSet();
+
+    private boolean full;
+
+    /** Sweeps the whole index even when the previous collection left what an incremental sweep needs ({@code cask gc --full}). */
+    public GarbageCollector full(boolean full) {
+        this.full = full;
+        return this;
     }
 
     /** Pointer chunks read per {@link ChunkStore#getAll} while marking. */

@@ -154,7 +154,7 @@ public final class ControlClient implements LiveWriters {
      * phases on {@code progress}; empty when no server runs. An error reply throws the exception
      * it names; a server that dies or closes the connection mid-way throws Io.
      */
-    public static java.util.Optional<Collected> gc(Path storeDir, boolean dryRun, java.util.function.Consumer<String> waiting,
+    public static java.util.Optional<Collected> gc(Path storeDir, boolean dryRun, boolean full, java.util.function.Consumer<String> waiting,
                                                    dev.cask.common.Progress progress) {
         List<Path> all;
         try {
@@ -166,7 +166,7 @@ public final class ControlClient implements LiveWriters {
             SocketChannel ch = connect(p);
             if (ch == null) continue;
             try (ch) {
-                ch.write(java.nio.ByteBuffer.wrap(((dryRun ? "gc dry-run" : "gc") + "\n").getBytes(StandardCharsets.UTF_8)));
+                ch.write(java.nio.ByteBuffer.wrap(((dryRun ? "gc dry-run" : full ? "gc full" : "gc") + "\n").getBytes(StandardCharsets.UTF_8)));
                 ch.shutdownOutput();
                 BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
                 for (String line; (line = in.readLine()) != null; ) {

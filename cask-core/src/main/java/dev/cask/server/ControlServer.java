@@ -24,7 +24,7 @@ import java.nio.file.Path;
  * checkpoint NAME [MESSAGE]   ->  ok VERSION | not-open | error KIND MESSAGE
  * user-checkpoint NAME [MSG]  ->  ok VERSION | not-open | error KIND MESSAGE
  * in-use NAME                 ->  ok [VERSION ...] | error KIND MESSAGE
- * gc [dry-run]                ->  EVENT ... then ok KEY=VALUE ... | error KIND MESSAGE
+ * gc [dry-run | full]         ->  EVENT ... then ok KEY=VALUE ... | error KIND MESSAGE
  * ping                        ->  ok
  * </pre>
  * {@code snapshot} always makes a version; {@code checkpoint} makes one only when the image changed
@@ -75,7 +75,8 @@ public final class ControlServer implements AutoCloseable {
      * {@link CaskException.Unsupported} where the store cannot be collected.
      */
     public interface Collections {
-        dev.cask.image.GarbageCollector.Result run(boolean dryRun, java.util.function.Consumer<String> waiting,
+        /** {@code full}: sweep the whole index (see {@code GarbageCollector#full}). */
+        dev.cask.image.GarbageCollector.Result run(boolean dryRun, boolean full, java.util.function.Consumer<String> waiting,
                                                    dev.cask.common.Progress progress, dev.cask.common.Pacer pacer);
     }
 
@@ -83,7 +84,7 @@ public final class ControlServer implements AutoCloseable {
 
     /** A control socket without gc requests (they are answered as unsupported). */
     public ControlServer(Path storeDir, ImageExports exports) {
-        this(storeDir, exports, (dry, waiting, progress, pacer) -> {
+        this(storeDir, exports, (dry, full, waiting, progress, pacer) -> {
             throw new CaskException.Unsupported("this server does not run garbage collection");
         });
     }
@@ -161,8 +162,9 @@ public final class ControlServer implements AutoCloseable {
     private void collect(String line, OutputStream out) throws IOException {
         String[] words = line.split(" ");
         boolean dry = words.length == 2 && words[1].equals("dry-run");
-        if (words.length > 2 || (words.length == 2 && !dry)) {
-            out.write(("error invalid-input gc takes nothing or 'dry-run', not '" + line + "'\n").getBytes(StandardCharsets.UTF_8));
+        boolean full = words.length == 2 && words[1].equals("full");
+        if (words.length > 2 || (words.length == 2 && !dry && !full)) {
+            out.write(("error invalid-input gc takes nothing, 'dry-run' or 'full', not '" + line + "'\n").getBytes(StandardCharsets.UTF_8));
             return;
         }
         java.util.concurrent.LinkedBlockingQueue<String> events = new java.util.concurrent.LinkedBlockingQueue<>();
@@ -170,7 +172,7 @@ public final class ControlServer implements AutoCloseable {
         Thread t = Thread.ofPlatform().name("cask-gc-request").unstarted(() -> {
             String result;
             try {
-                var r = collections.run(dry, m -> events.add("wait " + oneLine(m)), new Events(events), pacer);
+                var r = collections.run(dry, full, m -> events.add("wait " + oneLine(m)), new Events(events), pacer);
                 StringBuilder sb = new StringBuilder("ok");
                 r.fields().forEach((k, v) -> sb.append(' ').append(k).append('=').append(v));
                 result = sb.toString();

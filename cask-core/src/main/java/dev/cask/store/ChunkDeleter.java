@@ -77,6 +77,38 @@ public interface ChunkDeleter {
         }
 
         /**
+         * What the previous collection left for this one through {@link #complete}, when an
+         * incremental sweep ({@link #sweepChanged}) may follow it: the previous collection ran to
+         * its end, nothing else deleted chunks since, and the store kept track of what was indexed
+         * since. Null otherwise: then only the full {@link #sweep} is allowed.
+         */
+        default byte[] memo() {
+            return null;
+        }
+
+        /**
+         * An incremental sweep, allowed only when {@link #memo} is not null: as {@link #sweep}, but it
+         * looks only at {@code candidates} and at what the store knows changed since the previous
+         * collection (chunks indexed since, and those it found unreachable but had to keep).
+         * The caller MUST pass every chunk that a version of the previous collection reached and
+         * no version reaches now (its collector walks the trees of the versions gone since, see
+         * {@code GarbageCollector}); with that, it deletes every chunk the full sweep would, at a
+         * cost that follows what changed, not the size of the store. Same stamp rule, same
+         * {@code chosen} hook.
+         */
+        default Deleted sweepChanged(java.util.Collection<ChunkId> candidates, java.util.function.Predicate<ChunkId> reachable,
+                                     dev.cask.common.Pacer pacer, Runnable chosen) {
+            throw new UnsupportedOperationException("this store sweeps only in full");
+        }
+
+        /**
+         * Ends a collection whose sweep ran to its end: keeps {@code memo} (the collector's note of
+         * what it marked) for the next collection's {@link #memo}, with what the store needs for an
+         * incremental sweep then. A collection that never calls it leaves the next one a full sweep.
+         */
+        default void complete(byte[] memo) {}
+
+        /**
          * Gives back the bytes of deleted chunks: rewrites, worst first, the packs at least
          * {@code threshold} of whose bytes no index entry points at (see {@code Compactor}). Crash-safe
          * and resumable; never touches a pack a writer may still append to.

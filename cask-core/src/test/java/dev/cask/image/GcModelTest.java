@@ -117,6 +117,8 @@ class GcModelTest {
         Images images;
         int names;
         int gcs;
+        /** Collections that swept incrementally (after a complete one). */
+        int incremental;
         long freed;
         long packsRewritten;
         long packsDeleted;
@@ -160,7 +162,8 @@ class GcModelTest {
                 images.close();
                 images = open();
                 gc(0.0, false);
-                System.out.println("GcModelTest seed " + seed + ": " + steps + " steps, " + gcs + " gcs freed " + freed + " chunks, "
+                if (gcs >= 3) assertTrue(incremental > 0, gcs + " gcs, none incremental");
+                System.out.println("GcModelTest seed " + seed + ": " + steps + " steps, " + gcs + " gcs (" + incremental + " incremental) freed " + freed + " chunks, "
                         + packsRewritten + " packs rewritten, " + packsDeleted + " deleted whole, " + exports + " exports checked");
                 if (Boolean.getBoolean("cask.gcmodel.print")) System.out.println("operations:\n  " + String.join("\n  ", ops));
             } catch (Throwable t) {
@@ -657,10 +660,17 @@ class GcModelTest {
             assertEquals(0, r.compacted().packsDamaged(), r.toString());
             assertEquals(chunks - r.chunksFreed(), LocalImages.store(images).chunkCount(), r.toString());
             if (dry != null) assertEquals(dry.chunksFreed(), r.chunksFreed(), "the dry run said " + dry + ", the gc did " + r);
+            if (r.incremental()) incremental++;
+            // an incremental sweep must free all a full one would: a dry run scans the whole index
+            GarbageCollector.Result after = images.collector().run(true, m -> {}, Progress.NONE);
+            assertEquals(0, after.chunksFreed(), "a full scan after the " + (r.incremental() ? "incremental " : "") + "gc " + r
+                    + " finds garbage it left: " + after);
             verifyAll("after gc " + r);
             if (rnd.nextInt(4) == 0) {
-                GarbageCollector.Result again = images.collector().compactThreshold(threshold).run(false, m -> {}, Progress.NONE);
+                boolean fullAgain = rnd.nextBoolean();
+                GarbageCollector.Result again = images.collector().full(fullAgain).compactThreshold(threshold).run(false, m -> {}, Progress.NONE);
                 assertEquals(0, again.chunksFreed(), "a second gc found garbage the first left: " + again);
+                assertEquals(!fullAgain, again.incremental(), "a gc right after a complete one sweeps incrementally unless asked not to: " + again);
             }
         }
 

@@ -106,6 +106,7 @@ final class ChunkIndex implements AutoCloseable {
                 st.execute("CREATE TABLE IF NOT EXISTS chunks (id BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
                         + " offset INTEGER NOT NULL, length INTEGER NOT NULL, slot INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID");
                 st.execute(DAMAGED_TABLE);
+                st.execute(GC_STATE_TABLE);
             }
             migrate();
         } catch (SQLException e) {
@@ -119,6 +120,16 @@ final class ChunkIndex implements AutoCloseable {
     static final String DAMAGED_TABLE = "CREATE TABLE IF NOT EXISTS damaged (id BLOB NOT NULL, pack INTEGER NOT NULL,"
             + " offset INTEGER NOT NULL, slot INTEGER NOT NULL, found_us INTEGER NOT NULL,"
             + " PRIMARY KEY (id, pack, offset, slot)) WITHOUT ROWID";
+
+    /**
+     * What the last complete collection left for the next one (see {@code GcEpochs}: an
+     * incremental sweep); at most one row, stamped with the epoch of that collection, taken out by
+     * the next {@link #bumpEpoch} and emptied by {@link #clear}. Not part of the schema number: a
+     * cask that does not know it raises the epoch without taking the row, and a row whose epoch
+     * is not the epoch the next collection finds is ignored.
+     */
+    static final String GC_STATE_TABLE = "CREATE TABLE IF NOT EXISTS gc_state (one INTEGER PRIMARY KEY CHECK (one = 1),"
+            + " epoch INTEGER NOT NULL, memo BLOB NOT NULL, state BLOB NOT NULL)";
 
     /**
      * Brings a schema-1 index (no slot column) or schema-2 index (no epochs) to schema 3; several
@@ -412,10 +423,33 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     /** Raises the GC epoch by one, durably (every connection commits with synchronous=FULL); returns the new epoch. */
-    synchronized long bumpEpoch() {
+    long bumpEpoch() {
+        return bumpEpochTakingState().epoch();
+    }
+
+    /**
+     * A raised epoch and what the previous collection left in {@code gc_state} (null parts when
+     * nothing, or a row of another epoch than the one raised from).
+     */
+    record Bumped(long epoch, byte[] memo, byte[] state) {}
+
+    /**
+     * Raises the GC epoch by one and takes the {@code gc_state} row out, in one transaction, durably:
+     * a collection that dies after this leaves no state behind, so the next one sweeps in full.
+     */
+    synchronized Bumped bumpEpochTakingState() {
         try (Statement st = writer.createStatement()) {
             st.execute("BEGIN IMMEDIATE");
             try {
+                byte[] memo = null;
+                byte[] state = null;
+                try (ResultSet rs = st.executeQuery("SELECT s.memo, s.state FROM gc_state s, gc WHERE s.epoch = gc.epoch")) {
+                    if (rs.next()) {
+                        memo = rs.getBytes(1);
+                        state = rs.getBytes(2);
+                    }
+                }
+                st.execute("DELETE FROM gc_state");
                 st.execute("UPDATE gc SET epoch = epoch + 1");
                 long e;
                 try (ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
@@ -423,13 +457,30 @@ final class ChunkIndex implements AutoCloseable {
                     e = rs.getLong(1);
                 }
                 st.execute("COMMIT");
-                return e;
+                return new Bumped(e, memo, state);
             } catch (SQLException ex) {
                 rollback(st, ex);
                 throw ex;
             }
         } catch (SQLException e) {
             throw error("raising the GC epoch", e);
+        }
+    }
+
+    /**
+     * Leaves {@code memo} and {@code state} for the next collection, stamped with {@code epoch}
+     * (the collection's): written only if the store's epoch is still {@code epoch}, durably.
+     */
+    synchronized void putGcState(long epoch, byte[] memo, byte[] state) {
+        try (PreparedStatement st = writer.prepareStatement(
+                "INSERT OR REPLACE INTO gc_state (one, epoch, memo, state) SELECT 1, ?, ?, ? FROM gc WHERE gc.epoch = ?")) {
+            st.setLong(1, epoch);
+            st.setBytes(2, memo);
+            st.setBytes(3, state);
+            st.setLong(4, epoch);
+            st.executeUpdate();
+        } catch (SQLException e) {
+            throw error("keeping the gc state", e);
         }
     }
 
@@ -468,13 +519,39 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     /**
+     * Calls {@code sink} with every entry in a pack numbered above {@code above} or listed in
+     * {@code packs}, its location and its stamp, in id order, in one read transaction: the entries
+     * written since a collection that saw {@code above} as the highest pack and {@code packs} as
+     * the ones still written to. One scan of the table (no index by pack); SQLite hands over only
+     * the matching rows.
+     */
+    void forEachStampedIn(int above, java.util.Collection<Integer> packs, StampedSink sink) {
+        StringBuilder in = new StringBuilder();
+        for (int pack : new java.util.TreeSet<>(packs)) in.append(in.isEmpty() ? "" : ",").append(pack); // integers: nothing to quote
+        String where = "pack > " + above + (in.isEmpty() ? "" : " OR pack IN (" + in + ")");
+        try (Connection c = connect(); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot, epoch FROM chunks WHERE " + where + " ORDER BY id")) {
+            while (rs.next()) {
+                sink.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)), rs.getLong(6));
+            }
+        } catch (SQLException e) {
+            throw error("scan of packs " + where, e);
+        }
+    }
+
+    /**
      * Deletes the entries of {@code ids} that are still stamped before epoch {@code before}, and
      * the damage marks of the chunks deleted, in one write transaction; returns the ids deleted.
      * The stamp test is made in the same transaction as the delete, so a dedup hit that stamped a
      * chunk after the sweep chose it keeps it.
      */
     synchronized java.util.Set<ChunkId> deleteStampedBefore(Collection<ChunkId> ids, long before) {
-        java.util.Set<ChunkId> deleted = new java.util.HashSet<>();
+        return deleteStampedBeforeLocated(ids, before).keySet();
+    }
+
+    /** As {@link #deleteStampedBefore}, with the location each deleted entry had. */
+    synchronized java.util.Map<ChunkId, ChunkLocation> deleteStampedBeforeLocated(Collection<ChunkId> ids, long before) {
+        java.util.Map<ChunkId, ChunkLocation> deleted = new java.util.HashMap<>();
         if (ids.isEmpty()) return deleted;
         try (Statement st = writer.createStatement()) {
             st.execute("BEGIN IMMEDIATE");
@@ -488,10 +565,12 @@ final class ChunkIndex implements AutoCloseable {
                 del.setInt(2, ids.size());
                 del.setLong(3, before);
                 try (ResultSet rs = del.executeQuery()) {
-                    while (rs.next()) deleted.add(ChunkId.fromBytes(rs.getBytes(1), 0));
+                    while (rs.next()) {
+                        deleted.put(ChunkId.fromBytes(rs.getBytes(1), 0), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
+                    }
                 }
                 if (anyDamaged) {
-                    for (ChunkId id : deleted) {
+                    for (ChunkId id : deleted.keySet()) {
                         unmark.setBytes(1, id.toBytes());
                         unmark.executeUpdate();
                     }
@@ -514,7 +593,7 @@ final class ChunkIndex implements AutoCloseable {
      */
     private static final String DELETE_LISTED = """
             WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?2)
-            DELETE FROM chunks WHERE id IN (SELECT substr(?1, i * 32 + 1, 32) FROM k) AND epoch < ?3 RETURNING id""";
+            DELETE FROM chunks WHERE id IN (SELECT substr(?1, i * 32 + 1, 32) FROM k) AND epoch < ?3 RETURNING id, pack, offset, length, slot""";
 
     private static byte[] concatenated(Collection<ChunkId> ids) {
         byte[] b = new byte[ids.size() * ChunkId.LENGTH];
@@ -685,6 +764,7 @@ final class ChunkIndex implements AutoCloseable {
         try (Statement st = writer.createStatement()) {
             st.execute("DELETE FROM chunks");
             st.execute("DELETE FROM damaged");
+            st.execute("DELETE FROM gc_state"); // entries come back from the packs: what a collection left no longer holds
         } catch (SQLException e) {
             throw error("clear", e);
         }

@@ -237,10 +237,10 @@ final class GcEpochs implements ChunkDeleter {
             ch.truncate(0);
             ch.write(java.nio.ByteBuffer.wrap(("pid " + ProcessHandle.current().pid() + ": " + who.replace('\n', ' ') + "\n")
                     .getBytes(StandardCharsets.UTF_8)), 0);
-            long g = store.index().bumpEpoch();
+            ChunkIndex.Bumped b = store.index().bumpEpochTakingState();
             awaitSessions(waiting, pacer);
             ok = true;
-            return new LocalSweep(g, ch, local);
+            return new LocalSweep(b.epoch(), previous(b), ch, local);
         } catch (IOException e) {
             throw new CaskException.Io("store " + store.dir() + ": cannot start a gc: " + e.getMessage(), e);
         } catch (InterruptedException e) {
@@ -250,6 +250,18 @@ final class GcEpochs implements ChunkDeleter {
             if (!ok) release(ch, held, local);
         }
     }
+
+    /** The state the previous collection left, or null (none, or one that does not decode: the index is a cache). */
+    private static Previous previous(ChunkIndex.Bumped b) {
+        if (b.memo() == null || b.state() == null) return null;
+        try {
+            return new Previous(b.memo(), GcState.decode(b.state()));
+        } catch (CaskException.Corrupt e) {
+            return null;
+        }
+    }
+
+    private record Previous(byte[] memo, GcState state) {}
 
     /** What the holder of {@code gc.lock} wrote into it (empty when nothing yet). */
     private static String holder(FileChannel ch) {
@@ -285,9 +297,13 @@ final class GcEpochs implements ChunkDeleter {
         private final FileChannel lockChannel;
         private final ReentrantLock local;
         private final Map<ChunkId, ChunkLocation> candidates = new HashMap<>();
+        private final Previous previous;
+        /** What this collection's sweep, once it ran to its end, leaves the next one; null until then. */
+        private GcState next;
 
-        LocalSweep(long epoch, FileChannel lockChannel, ReentrantLock local) {
+        LocalSweep(long epoch, Previous previous, FileChannel lockChannel, ReentrantLock local) {
             this.epoch = epoch;
+            this.previous = previous;
             this.lockChannel = lockChannel;
             this.local = local;
         }
@@ -361,12 +377,14 @@ final class GcEpochs implements ChunkDeleter {
         @Override
         public Deleted sweep(java.util.function.Predicate<ChunkId> reachable, Pacer pacer, Runnable chosen) {
             Set<Integer> sealed = Compactor.sealedPacks(store); // before the scan: the scan sees every entry they will ever have
+            int highest = highestPack();
             // the unreachable entries as two lists, in the scan's order (a HashMap of them and a
             // sort afterwards were a fifth of a big sweep's time)
             List<ChunkId> list = new ArrayList<>();
             List<ChunkLocation> locations = new ArrayList<>();
             Map<Integer, Long> live = new HashMap<>();
             Set<Long> liveSegments = new HashSet<>();
+            List<ChunkId> kept = new ArrayList<>();
             long[] seen = {0};
             store.index().forEachStamped((id, loc, stamp) -> {
                 if ((++seen[0] & 4095) == 0) pacer.check(); // a stop need not wait for a scan of a big index
@@ -374,6 +392,7 @@ final class GcEpochs implements ChunkDeleter {
                     list.add(id);
                     locations.add(loc);
                 } else {
+                    if (!reachable.test(id)) kept.add(id); // stamped by a put since the epoch was raised: the next collection looks again
                     countLive(loc, sealed, live, liveSegments);
                 }
             });
@@ -400,7 +419,124 @@ final class GcEpochs implements ChunkDeleter {
                 else if (!liveSegments.contains(key(loc)) && freedSegments.add(key(loc))) bytes += loc.length();
             }
             survey = new Compactor.Survey(sealed, live);
+            kept.addAll(list);
+            next = nextState(sealed, highest, live, kept, deleted);
             return new Deleted(deleted, bytes);
+        }
+
+        /** The state for the next collection: the packs as they were when this sweep began, their live bytes, the unreachable entries kept. */
+        private GcState nextState(Set<Integer> sealed, int highest, Map<Integer, Long> live, List<ChunkId> unreachable, Set<ChunkId> deleted) {
+            Set<Integer> open = new HashSet<>();
+            for (int p : store.packIds()) if (p <= highest && !sealed.contains(p)) open.add(p);
+            Map<Integer, Long> sealedLive = new HashMap<>();
+            for (int p : sealed) sealedLive.put(p, live.getOrDefault(p, 0L));
+            List<ChunkId> kept = new ArrayList<>();
+            for (ChunkId id : unreachable) if (!deleted.contains(id)) kept.add(id);
+            return new GcState(highest, open, sealedLive, kept);
+        }
+
+        @Override
+        public byte[] memo() {
+            return previous == null ? null : previous.memo();
+        }
+
+        /**
+         * The incremental sweep (see the class essay, "Incremental sweeps"): the candidates are the
+         * caller's, the previous sweep's deferred chunks, and every entry in a pack the previous
+         * sweep saw open or above its highest; the sealed packs' live bytes come from the previous
+         * state less what this sweep deleted in them, or, for packs written since, from the scan of
+         * their entries.
+         */
+        @Override
+        public Deleted sweepChanged(Collection<ChunkId> given, java.util.function.Predicate<ChunkId> reachable, Pacer pacer, Runnable chosen) {
+            if (previous == null) throw new IllegalStateException("no previous collection to sweep incrementally from");
+            GcState prev = previous.state();
+            Set<Integer> sealed = Compactor.sealedPacks(store); // before the scan: it sees every entry these packs will ever have
+            int highest = highestPack();
+            Set<ChunkId> chosenIds = new HashSet<>();
+            List<ChunkId> list = new ArrayList<>();
+            // entries written since the previous sweep began: all of them are looked at, and they
+            // tell the live bytes of their packs exactly
+            List<ChunkId> regionIds = new ArrayList<>();
+            List<ChunkLocation> regionLocations = new ArrayList<>();
+            long[] seen = {0};
+            store.index().forEachStampedIn(prev.highest(), prev.open(), (id, loc, stamp) -> {
+                if ((++seen[0] & 4095) == 0) pacer.check();
+                regionIds.add(id);
+                regionLocations.add(loc);
+                if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
+            });
+            for (ChunkId id : given) if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
+            for (ChunkId id : prev.deferred()) if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
+            java.util.Collections.sort(list); // key order: each transaction's deletes are neighbours in the index
+            chosen.run();
+            Map<ChunkId, ChunkLocation> deleted = new HashMap<>();
+            try {
+                for (int from = 0; from < list.size(); from += SWEEP_ROWS) {
+                    pacer.step();
+                    deleted.putAll(store.index().deleteStampedBeforeLocated(list.subList(from, Math.min(list.size(), from + SWEEP_ROWS)), epoch));
+                }
+            } finally {
+                store.forget(deleted.keySet()); // what is deleted stays deleted (also on a stop)
+            }
+            // live bytes: packs written since, exactly from their surviving entries; packs sealed
+            // before, the previous figure less this sweep's deletes (a segment in proportion)
+            Map<Integer, Long> live = new HashMap<>();
+            Set<Long> liveSegments = new HashSet<>();
+            for (int i = 0; i < regionIds.size(); i++) {
+                if (!deleted.containsKey(regionIds.get(i))) countLive(regionLocations.get(i), sealed, live, liveSegments);
+            }
+            Set<Integer> known = new HashSet<>();
+            for (int p : sealed) {
+                if (prev.live().containsKey(p)) {
+                    live.put(p, prev.live().get(p));
+                    known.add(p);
+                } else if (p > prev.highest() || prev.open().contains(p)) {
+                    known.add(p);
+                }
+            }
+            long bytes = 0;
+            Map<Long, Integer> segmentChunks = new HashMap<>();
+            for (ChunkLocation loc : deleted.values()) {
+                long share;
+                if (!loc.inSegment()) share = loc.length();
+                else {
+                    int n = segmentChunks.computeIfAbsent(key(loc), k -> chunksInSegment(loc));
+                    share = loc.length() / n;
+                }
+                bytes += share;
+                if (prev.live().containsKey(loc.pack()) && known.contains(loc.pack())) live.merge(loc.pack(), -share, Long::sum);
+            }
+            live.replaceAll((p, b) -> Math.max(0, b));
+            Set<ChunkId> deletedIds = deleted.keySet();
+            survey = new Compactor.Survey(known, live);
+            next = nextState(known, highest, live, list, deletedIds);
+            return new Deleted(deletedIds, bytes);
+        }
+
+        /**
+         * The number of chunks in the segment at {@code loc}, read from its header; when the header
+         * cannot be read, {@code Integer.MAX_VALUE} (a share of 0: the estimate errs towards live).
+         */
+        private int chunksInSegment(ChunkLocation loc) {
+            try {
+                byte[] h = store.readStored(loc.pack(), loc.offset(), PackFormat.SEGMENT_HEADER);
+                PackFormat.segmentLength("pack " + loc.pack() + " offset " + loc.offset(), h, 0); // checks the header
+                return Math.max(1, java.nio.ByteBuffer.wrap(h).getInt(8));
+            } catch (CaskException e) {
+                return Integer.MAX_VALUE;
+            }
+        }
+
+        private int highestPack() {
+            List<Integer> packs = store.packIds();
+            return packs.isEmpty() ? 0 : packs.getLast();
+        }
+
+        @Override
+        public void complete(byte[] memo) {
+            if (next == null || memo == null) return;
+            store.index().putGcState(epoch, memo, next.encode());
         }
 
         private static void countLive(ChunkLocation loc, Set<Integer> sealed, Map<Integer, Long> live, Set<Long> liveSegments) {
