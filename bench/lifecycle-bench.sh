@@ -344,7 +344,8 @@ point() { # HOUR
     "$PY" - "$WORK/gc.json" "$h" >>"$DATA" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
-for k in ("seconds", "bytes_freed", "packs_rewritten", "packs_deleted", "pack_bytes_before", "pack_bytes_after"):
+for k in ("seconds", "bytes_freed", "packs_rewritten", "packs_deleted", "pack_bytes_before", "pack_bytes_after",
+          "sweep", "chunks_freed", "chunks_copied", "mark_seconds", "sweep_seconds", "compact_seconds", "wait_seconds"):
     print(f"{sys.argv[2]}\tgc_{k}\t{j.get(k, '')}")
 EOF
     wait_checkpoints
@@ -455,6 +456,15 @@ if cli_gc:
     print(f'  packs at the end: {last["packs"]}; the newest, which compaction never takes (the one being written), '
           f'{int(last["last_pack"]) / 1048576:.0f} MiB; packs rewritten by gc over the run: '
           f'{sum(int(p.get("gc_packs_rewritten") or 0) for p in P)}, deleted: {sum(int(p.get("gc_packs_deleted") or 0) for p in P)}')
+if cli_gc:
+    print("  gc phases per point (--json): sweep kind, seconds waiting / marking / sweeping / compacting; chunks freed, copied")
+    for k in sorted(pts, key=int):
+        p = pts[k]
+        print(f'    hour {k:>4}: {p.get("gc_sweep") or "?":<11} {p.get("gc_wait_seconds", "?"):>6} / {p.get("gc_mark_seconds", "?"):>6} / '
+              f'{p.get("gc_sweep_seconds", "?"):>6} / {p.get("gc_compact_seconds", "?"):>6} s; {p.get("gc_chunks_freed", "?")} freed, '
+              f'{p.get("gc_chunks_copied", "?")} copied')
+    inc = [float(p["gc_seconds"]) for p in P if p.get("gc_sweep") == "incremental"]
+    if inc: show("cask gc seconds, incremental sweeps only", st.median(inc), "s", f"{len(inc)} of {len(P)} points")
 show("cask store dir MiB (du: packs, index, catalog)", med("store_du") / 1048576, "MiB", f'{int(last["store_du"]) / 1048576:.0f}')
 if peers:
     show("restic repo MiB", med("restic_du") / 1048576, "MiB", f'{int(last["restic_du"]) / 1048576:.0f}')

@@ -58,6 +58,12 @@ class GcInServerTest {
             // a second gc finds nothing left, and the server still serves what it kept
             JsonNode again = JSON.readTree(cli.run("gc", "--json").out());
             assertEquals(0, again.get("chunks_freed").asLong());
+            // the first collection on a store scans the whole index; one after a complete one only what changed; --full asks for the scan
+            assertEquals("full", g.get("sweep").asText(), gc.out());
+            assertEquals("incremental", again.get("sweep").asText(), again.toString());
+            JsonNode full = JSON.readTree(cli.run("gc", "--full", "--json").out());
+            assertEquals("full", full.get("sweep").asText(), full.toString());
+            assertEquals(server.process.pid(), full.get("server_pid").asLong(), full.toString());
             try (NbdClient c = new NbdClient(server.port, "team/a")) {
                 assertArrayEquals(a, c.read(0, a.length));
             }

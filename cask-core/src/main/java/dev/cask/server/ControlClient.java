@@ -211,7 +211,9 @@ public final class ControlClient implements LiveWriters {
             int eq = w.indexOf('=');
             if (eq <= 0) throw new NumberFormatException("'" + w + "' is not KEY=VALUE");
             String k = w.substring(0, eq), v = w.substring(eq + 1);
+            boolean number = !v.isEmpty() && (Character.isDigit(v.charAt(0)) || v.charAt(0) == '-');
             m.put(k, v.equals("true") || v.equals("false") ? (Object) Boolean.valueOf(v)
+                    : !number ? v // a word (the sweep's kind)
                     : v.contains(".") || v.contains("E") ? (Object) Double.valueOf(v) : (Object) Long.valueOf(v));
         }
         return m;
