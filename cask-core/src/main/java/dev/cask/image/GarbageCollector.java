@@ -40,6 +40,21 @@ import java.util.function.Consumer;
  * cannot be read (missing or corrupt) stops the collection before anything is deleted: what is
  * below it is unknown, so nothing may be swept.
  *
+ * <p><b>Marking by difference.</b> What a mark computes is a function of the set of tree roots
+ * alone (trees are immutable), so a process that collects again and again (a server) keeps the
+ * last mark's result as {@link ReferenceCounts}: for each (chunk, level) the number of roots and
+ * of counted pointer-chunk slots that name it. The next mark diffs the catalog's roots against the
+ * remembered ones and only reads the pointer chunks whose count went from 0 to more (their children
+ * are counted) or to 0 (their children taken off): a checkpoint's few new pointer chunks and a
+ * removed version's own ones, not every tree again. Levels go top down, so a count is final
+ * before its pointer chunk is looked at. The chunks whose counts went to 0 are exactly those the
+ * removed trees held and nothing holds now: the incremental sweep's candidates, without a walk.
+ * A count that would go below 0, or a removed tree's pointer chunk that cannot be read, throws the
+ * remembered counts away and the mark starts from nothing; so does {@code cask gc --full}, a dry
+ * run, a new process, and a store with more than {@link #REMEMBER_MAX} pairs. Safety does not
+ * rest on it: the sweep deletes only what this mark does not reach, and tests compare it with a
+ * mark from nothing after every collection (GcModelTest).
+ *
  * <p><b>Space.</b> GC deletes index entries; the pack bytes they pointed at come back when
  * compaction ({@code Compactor}, run after the sweep under the same collection) rewrites the pack. {@link Result#bytesFreed} counts the records (and segments all of
  * whose chunks are now gone) that no entry points at any more.
@@ -47,11 +62,12 @@ import java.util.function.Consumer;
  * <p><b>Crash.</b> Every step is a transaction on its own: a killed GC leaves some entries deleted
  * (all of them unreachable) and the epoch raised; the next run starts again from (1).
  *
- * <p>Memory: one set entry per reachable chunk (32 to 128 bytes each, {@link ChunkIdSet}). Not thread-safe: one run per object.
+ * <p>Memory: one table slot per reachable (chunk, level) pair (about 80 bytes each,
+ * {@link ReferenceCounts}), kept between runs by a server. Not thread-safe: one run per object.
  */
 public final class GarbageCollector {
     /** What a run did (or, dry, would do). */
-    public record Result(boolean dryRun, long epoch, boolean incremental, long versions, long chunksMarked, long pointerReads,
+    public record Result(boolean dryRun, long epoch, boolean incremental, boolean markedByDifference, long versions, long chunksMarked, long pointerReads,
                          long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds, Phases phases) {
         /**
          * The result as named numbers, in the order {@code cask gc --json} prints them (seconds
@@ -62,6 +78,7 @@ public final class GarbageCollector {
             java.util.LinkedHashMap<String, Object> m = new java.util.LinkedHashMap<>();
             m.put("dry_run", dryRun);
             m.put("epoch", epoch);
+            m.put("mark", markedByDifference ? "difference" : "full");
             m.put("sweep", incremental ? "incremental" : "full");
             m.put("versions", versions);
             m.put("chunks_marked", chunksMarked);
@@ -94,7 +111,6 @@ public final class GarbageCollector {
     private final ChunkStore store;
     private final LocalChunkStore local;
     private final dev.cask.volume.JournalStore journals;
-    private final ChunkIdSet marked = new ChunkIdSet();
     private long pointerReads;
     /** Test hook: runs after the sweep chose its candidates, before it deletes them (a race with the sweep is made there). */
     private Runnable beforeSweep = () -> {};
@@ -145,27 +161,27 @@ public final class GarbageCollector {
     public Result run(boolean dryRun, Consumer<String> waiting, Progress progress) {
         long t0 = System.nanoTime();
         if (dryRun) {
-            long versions = mark(progress);
+            long versions = mark(progress, true);
             long t1 = System.nanoTime();
             Map<ChunkId, ChunkLocation> garbage = new HashMap<>();
             Set<Long> liveSegments = new HashSet<>();
             local.forEachIndexEntry((id, loc) -> {
-                if (!marked.contains(id)) garbage.put(id, loc);
+                if (!marked(id)) garbage.put(id, loc);
                 else if (loc.inSegment()) liveSegments.add(key(loc));
             });
             long bytes = freedBytes(garbage.values(), liveSegments);
-            return new Result(true, local.gcEpoch(), false, versions, marked.size(), pointerReads, garbage.size(), bytes,
+            return new Result(true, local.gcEpoch(), false, false, versions, refs.size(), pointerReads, garbage.size(), bytes,
                     ChunkDeleter.Compacted.NONE, seconds(t0), new Phases(0, (t1 - t0) / 1e9, seconds(t1), 0));
         }
         try (ChunkDeleter.Sweep sweep = local.begin(who, waiting, pacer)) {
             long tMark = System.nanoTime();
-            long versions = mark(progress);
+            long versions = mark(progress, false);
             long tSweep = System.nanoTime();
             progress.startItems("sweep", 1);
             byte[] previous = full ? null : sweep.memo();
-            List<ChunkId> gone = previous == null ? null : unmarkedBelow(removedRoots(previous));
-            ChunkDeleter.Deleted d = gone == null ? sweep.sweep(marked::contains, pacer, beforeSweep)
-                    : sweep.sweepChanged(gone, marked::contains, pacer, beforeSweep);
+            List<ChunkId> gone = gone(previous);
+            ChunkDeleter.Deleted d = gone == null ? sweep.sweep(this::marked, pacer, beforeSweep)
+                    : sweep.sweepChanged(gone, this::marked, pacer, beforeSweep);
             long freed = d.ids().size();
             long bytes = d.bytes();
             progress.advance(1);
@@ -174,7 +190,7 @@ public final class GarbageCollector {
             ChunkDeleter.Compacted compacted = compactThreshold > 1 ? ChunkDeleter.Compacted.NONE
                     : sweep.compact(compactThreshold, progress, pacer);
             sweep.complete(formatOneChunks ? null : memo());
-            return new Result(false, sweep.epoch(), gone != null, versions, marked.size(), pointerReads, freed, bytes, compacted, seconds(t0),
+            return new Result(false, sweep.epoch(), gone != null, byDifference, versions, refs.size(), pointerReads, freed, bytes, compacted, seconds(t0),
                     new Phases((tMark - t0) / 1e9, (tSweep - tMark) / 1e9, (tCompact - tSweep) / 1e9, seconds(tCompact)));
         }
     }
@@ -182,47 +198,162 @@ public final class GarbageCollector {
     /**
      * Marks every chunk every version reaches, and the chunks format 1 journals name (an older
      * cask's crashed volumes' flushed writes, in no version until the image is opened and the
-     * journal upgraded); returns the number of versions.
-     *
-     * <p>Breadth first, one tree level at a time across all versions: the pointer chunks of a
-     * level not entered yet are read with one {@link ChunkStore#getAll} per {@link #READ_BATCH}
-     * (the store asks its index about many at once and reads neighbouring records together)
-     * instead of one get each. A chunk is entered as a pointer chunk once ({@link #entered}),
-     * whatever it was seen as before: the same bytes can be a data block of one disk and a
-     * pointer chunk of another tree, and only a pointer chunk's children need marking.
+     * journal upgraded); returns the number of versions. By difference from what the previous run
+     * of this process marked when it {@linkplain #remembering remembers} one (and the counts hold
+     * up), else from nothing: the same code, whose every root is then new.
      */
-    private long mark(Progress progress) {
+    private long mark(Progress progress, boolean dryRun) {
         List<Version> all = catalog.allVersions();
         progress.startItems("mark", all.size());
-        Map<Integer, List<ChunkId>> levels = new HashMap<>();
+        Map<TreeRoot, Integer> now = new HashMap<>();
         for (Version v : all) {
-            for (Layout.Extent e : Layout.decode(v.content()).extents()) {
-                reach(e.root().top(), e.root().depth(), levels);
-                roots.add(new TreeRoot(e.root().top(), e.root().depth()));
-            }
-            progress.advance(1);
+            for (Layout.Extent e : Layout.decode(v.content()).extents()) now.merge(new TreeRoot(e.root().top(), e.root().depth()), 1, Integer::sum);
         }
         journals.forEachFormatOneChunk(id -> {
             formatOneChunks = true;
-            reach(id, 0, levels);
+            now.merge(new TreeRoot(id, 0), 1, Integer::sum);
         });
-        progress.done();
-        int top = levels.keySet().stream().mapToInt(Integer::intValue).max().orElse(0);
-        for (int level = top; level > 0; level--) {
-            List<ChunkId> pointers = levels.remove(level);
-            if (pointers == null) continue;
-            int childLevel = level - 1;
-            for (int from = 0; from < pointers.size(); from += READ_BATCH) {
-                List<ChunkId> batch = pointers.subList(from, Math.min(pointers.size(), from + READ_BATCH));
-                // verified; a missing or corrupt pointer chunk throws: nothing is swept
-                store.getAll(batch, (i, p, off, len) -> {
-                    for (int s = off; s + ChunkId.LENGTH <= off + len; s += ChunkId.LENGTH) reach(p, s, childLevel, levels);
-                }, ChunkStore.Reading.STREAM);
-                pointerReads += batch.size();
-                pacer.step();
+        roots.addAll(now.keySet());
+        Marked before = memory == null || dryRun || full ? null : memory.getAndSet(null);
+        if (before != null) {
+            refs = before.refs();
+            try {
+                change(before.roots(), now);
+                byDifference = true;
+                previousRoots = before.roots().keySet();
+            } catch (dev.cask.common.CaskException.NotFound | dev.cask.common.CaskException.Corrupt | IllegalStateException e) {
+                // a pointer chunk of a removed tree cannot be read, or the counts do not add up: from nothing
+                refs = null;
+                dropped.clear();
+                droppedSeen = new ChunkIdSet();
             }
         }
+        if (refs == null) {
+            refs = new ReferenceCounts();
+            change(Map.of(), now); // a pointer chunk that cannot be read stops the collection: nothing is swept
+        }
+        progress.advance(all.size());
+        progress.done();
+        if (memory != null && !dryRun && refs.size() <= REMEMBER_MAX) memory.set(new Marked(now, refs));
         return all.size();
+    }
+
+    /**
+     * Turns the counts of the trees of {@code before} into those of {@code after} (both: root to
+     * how many versions have it). Level by level from the top: a pair's count changes only through
+     * roots at its level and the pointer chunks one level up, so once the level above is done its
+     * count is final; then each pointer chunk whose count went from 0 to more has its children
+     * counted, and each that went to 0 has them taken off (one read per such pointer chunk, with
+     * one {@link ChunkStore#getAll} per {@link #READ_BATCH}). Pairs whose count went to 0 are
+     * remembered in {@link #dropped}: the chunks no longer reached, if no other level reaches them.
+     */
+    private void change(Map<TreeRoot, Integer> before, Map<TreeRoot, Integer> after) {
+        Map<Integer, Map<ChunkId, Integer>> touched = new HashMap<>();
+        byte[] b = new byte[ChunkId.LENGTH];
+        Set<TreeRoot> all = new HashSet<>(before.keySet());
+        all.addAll(after.keySet());
+        for (TreeRoot r : all) {
+            int d = after.getOrDefault(r, 0) - before.getOrDefault(r, 0);
+            if (d == 0) continue;
+            r.top().copyTo(b, 0);
+            count(b, 0, r.depth(), d, touched);
+        }
+        int top = touched.keySet().stream().mapToInt(Integer::intValue).max().orElse(0);
+        for (int level = top; level > 0; level--) {
+            Map<ChunkId, Integer> pointers = touched.remove(level);
+            if (pointers == null) continue;
+            List<ChunkId> grew = new ArrayList<>();
+            List<ChunkId> went = new ArrayList<>();
+            for (var e : pointers.entrySet()) {
+                e.getKey().copyTo(b, 0);
+                int n = refs.count(b, 0, level);
+                if (e.getValue() == 0 && n > 0) grew.add(e.getKey());
+                else if (e.getValue() > 0 && n == 0) went.add(e.getKey());
+            }
+            children(grew, level - 1, 1, touched);
+            children(went, level - 1, -1, touched);
+        }
+    }
+
+    /** Adds {@code delta} to the count of every child (every non-hole slot) of each of {@code pointers}. */
+    private void children(List<ChunkId> pointers, int childLevel, int delta, Map<Integer, Map<ChunkId, Integer>> touched) {
+        for (int from = 0; from < pointers.size(); from += READ_BATCH) {
+            List<ChunkId> batch = pointers.subList(from, Math.min(pointers.size(), from + READ_BATCH));
+            // verified; a missing or corrupt pointer chunk throws
+            store.getAll(batch, (i, p, off, len) -> {
+                for (int s = off; s + ChunkId.LENGTH <= off + len; s += ChunkId.LENGTH) count(p, s, childLevel, delta, touched);
+            }, ChunkStore.Reading.STREAM);
+            pointerReads += batch.size();
+            pacer.step();
+        }
+    }
+
+    private void count(byte[] src, int off, int level, int delta, Map<Integer, Map<ChunkId, Integer>> touched) {
+        if (java.util.Arrays.equals(src, off, off + ChunkId.LENGTH, ZERO, 0, ChunkId.LENGTH)) return; // a hole
+        int was = refs.add(src, off, level, delta);
+        if (level > 0) {
+            Map<ChunkId, Integer> m = touched.computeIfAbsent(level, k -> new HashMap<>());
+            ChunkId id = ChunkId.fromBytes(src, off);
+            m.putIfAbsent(id, was); // the count before this run's first change
+        }
+        if (was + delta == 0 && droppedSeen.add(src, off)) dropped.add(ChunkId.fromBytes(src, off));
+    }
+
+    /**
+     * What a process's collections keep between runs: the roots the last mark counted and the
+     * counts it left. Held by the store's tools of a long-running process (a server); taken by a
+     * run for its mark, and set again when the mark is done (a run whose mark failed leaves none).
+     */
+    record Marked(Map<TreeRoot, Integer> roots, ReferenceCounts refs) {}
+
+    /** At most this many (chunk, level) pairs are remembered between runs (about 80 bytes each); a bigger store marks from nothing each time. */
+    static final int REMEMBER_MAX = Integer.getInteger("cask.gc.remember.pairs", 2_000_000);
+
+    private java.util.concurrent.atomic.AtomicReference<Marked> memory;
+
+    /** Marks by difference from what the previous run that shared {@code memory} marked, and leaves its own there. */
+    GarbageCollector remembering(java.util.concurrent.atomic.AtomicReference<Marked> memory) {
+        this.memory = memory;
+        return this;
+    }
+
+    /** The counts of this run's mark. */
+    private ReferenceCounts refs;
+    /** Whether this run marked by difference from the previous one's counts. */
+    private boolean byDifference;
+    /** The roots the previous run counted, when this one marked by difference. */
+    private Set<TreeRoot> previousRoots;
+    /** Chunks whose count at some level went to 0 in this run's mark (see {@link #change}). */
+    private final List<ChunkId> dropped = new ArrayList<>();
+    private ChunkIdSet droppedSeen = new ChunkIdSet();
+
+    /** Whether the chunk is reached by what this run marked. */
+    private boolean marked(ChunkId id) {
+        return refs.reached(id);
+    }
+
+    /**
+     * The candidates an incremental sweep needs after a complete collection that left
+     * {@code memo}: the chunks of the trees of its roots that nothing reaches now. The chunks this
+     * mark dropped when it marked by difference from those same roots; else a walk of the removed
+     * trees ({@link #unmarkedBelow}). Null when there is no such memo or the walk fails.
+     */
+    private List<ChunkId> gone(byte[] memo) {
+        if (memo == null) return null;
+        List<TreeRoot> removed = removedRoots(memo);
+        if (removed == null) return null;
+        if (byDifference && previousRoots.equals(memoRoots(memo))) {
+            List<ChunkId> out = new ArrayList<>();
+            for (ChunkId id : dropped) if (!refs.reached(id)) out.add(id);
+            return out;
+        }
+        return unmarkedBelow(removed);
+    }
+
+    private static Set<TreeRoot> memoRoots(byte[] memo) {
+        Set<TreeRoot> out = new HashSet<>();
+        for (int off = 0; off + 1 + ChunkId.LENGTH <= memo.length; off += 1 + ChunkId.LENGTH) out.add(new TreeRoot(ChunkId.fromBytes(memo, off + 1), memo[off]));
+        return out;
     }
 
     /** The top of a tree and its depth (0: the top is a data chunk). */
@@ -301,7 +432,7 @@ public final class GarbageCollector {
 
     private void below(byte[] src, int off, int level, ChunkIdSet seen, List<ChunkId> out, Map<Integer, List<ChunkId>> levels) {
         if (java.util.Arrays.equals(src, off, off + ChunkId.LENGTH, ZERO, 0, ChunkId.LENGTH)) return; // a hole
-        if (marked.contains(src, off)) return;
+        if (refs.reached(src, off)) return;
         boolean first = seen.add(src, off);
         if (first) out.add(ChunkId.fromBytes(src, off));
         // as in mark: the same bytes can be a data block of one tree and a pointer chunk of another
@@ -322,26 +453,7 @@ public final class GarbageCollector {
     /** Pointer chunks read per {@link ChunkStore#getAll} while marking. */
     static final int READ_BATCH = 2048;
 
-    /** Pointer chunks whose children are marked (or queued to be); a subset of {@link #marked}. */
-    private final ChunkIdSet entered = new ChunkIdSet();
-
     private static final byte[] ZERO = new byte[ChunkId.LENGTH];
-
-    private void reach(ChunkId id, int level, Map<Integer, List<ChunkId>> levels) {
-        byte[] b = new byte[ChunkId.LENGTH];
-        id.copyTo(b, 0);
-        reach(b, 0, level, levels);
-    }
-
-    /**
-     * Marks the id in {@code src[off, off+32)}, and queues it to be read when it is a pointer
-     * chunk not entered yet (a subtree marked already is not entered again).
-     */
-    private void reach(byte[] src, int off, int level, Map<Integer, List<ChunkId>> levels) {
-        if (java.util.Arrays.equals(src, off, off + ChunkId.LENGTH, ZERO, 0, ChunkId.LENGTH)) return; // a hole
-        marked.add(src, off);
-        if (level > 0 && entered.add(src, off)) levels.computeIfAbsent(level, k -> new ArrayList<>()).add(ChunkId.fromBytes(src, off));
-    }
 
     /** Records, and segments none of whose chunks is live. */
     private static long freedBytes(java.util.Collection<ChunkLocation> garbage, Set<Long> liveSegments) {

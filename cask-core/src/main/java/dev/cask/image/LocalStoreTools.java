@@ -23,6 +23,8 @@ import java.util.function.Consumer;
 final class LocalStoreTools implements StoreCapabilities.Counts, StoreCapabilities.StoredSizes, StoreCapabilities.Checks,
         StoreCapabilities.Collecting {
     private final LocalChunkStore store;
+    /** What the last collection of this process marked (a server's next one marks by difference from it). */
+    private final java.util.concurrent.atomic.AtomicReference<GarbageCollector.Marked> marks = new java.util.concurrent.atomic.AtomicReference<>();
 
     LocalStoreTools(LocalChunkStore store) {
         this.store = store;
@@ -101,6 +103,6 @@ final class LocalStoreTools implements StoreCapabilities.Counts, StoreCapabiliti
 
     @Override
     public GarbageCollector collector(Catalog catalog, JournalStore journals) {
-        return new GarbageCollector(catalog, store, journals);
+        return new GarbageCollector(catalog, store, journals).remembering(marks);
     }
 }

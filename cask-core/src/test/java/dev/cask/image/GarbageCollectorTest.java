@@ -19,6 +19,7 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -135,9 +136,26 @@ class GarbageCollectorTest {
             long one = images.collector().run(false, m -> {}, Progress.NONE).pointerReads();
             assertTrue(one >= 17, "pointer chunks of one image: " + one);
             for (int i = 0; i < 1000; i++) images.cloneImage("base", "clone/" + i);
-            GarbageCollector.Result r = images.collector().run(false, m -> {}, Progress.NONE);
+            // a collection that marks from nothing: every pointer chunk once however many trees share it
+            GarbageCollector.Result r = images.collector().full(true).run(false, m -> {}, Progress.NONE);
             assertEquals(1001, r.versions());
+            assertFalse(r.markedByDifference(), r.toString());
             assertEquals(one, r.pointerReads(), "clones share the top: no pointer chunk is read twice");
+            // the next one in this process marks by difference: a thousand more clones add no pointer chunk to read
+            for (int i = 1000; i < 2000; i++) images.cloneImage("base", "clone/" + i);
+            GarbageCollector.Result next = images.collector().run(false, m -> {}, Progress.NONE);
+            assertTrue(next.markedByDifference(), next.toString());
+            assertEquals(2001, next.versions());
+            assertEquals(0, next.pointerReads(), "the clones' trees are all counted already: " + next);
+            // removing every clone reads nothing either (the base still holds each pointer chunk); removing the base reads each once
+            for (int i = 0; i < 2000; i++) images.remove("clone/" + i);
+            assertEquals(0, images.collector().run(false, m -> {}, Progress.NONE).pointerReads());
+            long chunks = LocalImages.store(images).chunkCount();
+            images.remove("base");
+            GarbageCollector.Result last = images.collector().run(false, m -> {}, Progress.NONE);
+            assertEquals(one, last.pointerReads(), "the base's pointer chunks, each once, to take their children off: " + last);
+            assertEquals(chunks, last.chunksFreed(), "every block and pointer chunk of the base: " + last);
+            assertEquals(0, LocalImages.store(images).chunkCount());
         }
     }
 

@@ -119,6 +119,8 @@ class GcModelTest {
         int gcs;
         /** Collections that swept incrementally (after a complete one). */
         int incremental;
+        /** Collections that marked by difference from the previous one in the same process. */
+        int byDifference;
         long freed;
         long packsRewritten;
         long packsDeleted;
@@ -163,7 +165,8 @@ class GcModelTest {
                 images = open();
                 gc(0.0, false);
                 if (gcs >= 3) assertTrue(incremental > 0, gcs + " gcs, none incremental");
-                System.out.println("GcModelTest seed " + seed + ": " + steps + " steps, " + gcs + " gcs (" + incremental + " incremental) freed " + freed + " chunks, "
+                if (gcs >= 6) assertTrue(byDifference > 0, gcs + " gcs, none marked by difference");
+                System.out.println("GcModelTest seed " + seed + ": " + steps + " steps, " + gcs + " gcs (" + incremental + " incremental, " + byDifference + " marked by difference) freed " + freed + " chunks, "
                         + packsRewritten + " packs rewritten, " + packsDeleted + " deleted whole, " + exports + " exports checked");
                 if (Boolean.getBoolean("cask.gcmodel.print")) System.out.println("operations:\n  " + String.join("\n  ", ops));
             } catch (Throwable t) {
@@ -661,6 +664,7 @@ class GcModelTest {
             assertEquals(chunks - r.chunksFreed(), LocalImages.store(images).chunkCount(), r.toString());
             if (dry != null) assertEquals(dry.chunksFreed(), r.chunksFreed(), "the dry run said " + dry + ", the gc did " + r);
             if (r.incremental()) incremental++;
+            if (r.markedByDifference()) byDifference++;
             // an incremental sweep must free all a full one would: a dry run scans the whole index
             GarbageCollector.Result after = images.collector().run(true, m -> {}, Progress.NONE);
             assertEquals(0, after.chunksFreed(), "a full scan after the " + (r.incremental() ? "incremental " : "") + "gc " + r
