@@ -19,9 +19,18 @@ class CompactorPolicyTest {
 
     @Test
     void aStoreWithLittleGarbageIsLeftAlone() {
-        // 1000 MiB of packs, 40 MiB of garbage (4 %, under half the 10 % threshold): a pack with 12 % garbage waits
+        // 1000 MiB of packs, 40 MiB of garbage (4 %, under 0.8 of the 10 % threshold): a pack with 12 % garbage waits
         List<Compactor.Candidate> chosen = Compactor.withinAllowance(List.of(pack(1, 250, 30)), 0.10, 1000 * M, 40 * M);
         assertEquals(List.of(), chosen);
+    }
+
+    @Test
+    void aStoreUnderEightPercentGarbageIsLeftAlone() {
+        // 70 MiB of 1000 (7 %): within 1.10 x live with room to spare; a pack with 28 % garbage waits until
+        // it holds more (with half the threshold as the allowance it was copied out at 2.6 bytes per byte freed)
+        assertEquals(List.of(), Compactor.withinAllowance(List.of(pack(1, 250, 70)), 0.10, 1000 * M, 70 * M));
+        Compactor.Candidate p = pack(1, 250, 90);
+        assertEquals(List.of(p), Compactor.withinAllowance(List.of(p), 0.10, 1000 * M, 90 * M), "9 % is over the allowance");
     }
 
     @Test

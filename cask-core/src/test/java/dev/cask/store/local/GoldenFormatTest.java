@@ -128,4 +128,18 @@ class GoldenFormatTest {
         assertEquals(LAYOUT, HEX.formatHex(l.encode()));
         assertEquals(l, Layout.decode(HEX.parseHex(LAYOUT)));
     }
+
+    /** The gc_state row's state (format 1): what a complete collection leaves the next one. */
+    static final String GC_STATE = "00000001" + "00000007" + "00000001" + "00000007" + "00000001" + "00000003" + "00000000000003e8"
+            + "00000001" + HELLO_ID;
+
+    @Test
+    void gcStateFormatOne() {
+        GcState s = new GcState(7, java.util.Set.of(7), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)));
+        assertEquals(GC_STATE, HEX.formatHex(s.encode()));
+        assertEquals(s, GcState.decode(HEX.parseHex(GC_STATE)));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE.substring(0, GC_STATE.length() - 2))));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE + "00")));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex("00000002" + GC_STATE.substring(8))));
+    }
 }
