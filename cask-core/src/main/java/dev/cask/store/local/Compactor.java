@@ -107,7 +107,8 @@ final class Compactor {
     /**
      * What a sweep's scan of the index learnt: the packs that were sealed when it began (see
      * {@link #sealedPacks}) and the bytes in each that an entry still points at (records, and each
-     * segment once). Entries only ever leave a sealed pack (deletes, heals, compaction), so its
+     * segment once); also, for the packs still written to that it saw entries of, their bytes so
+     * far (their garbage counts against the allowance; they are never candidates). Entries only ever leave a sealed pack (deletes, heals, compaction), so its
      * live bytes can only have fallen since: a pack judged by the survey is never taken for
      * emptier than it is.
      */
@@ -173,9 +174,12 @@ final class Compactor {
                 continue; // gone meanwhile
             }
             total += size;
-            if (p == highest || store.ownsPack(p) || (survey != null && !survey.sealed().contains(p))) continue;
-            long garbage = Math.max(0, size - PackFormat.PACK_HEADER - live.getOrDefault(p, 0L));
+            boolean figure = survey == null || survey.sealed().contains(p) || live.containsKey(p);
+            long garbage = figure ? Math.max(0, size - PackFormat.PACK_HEADER - live.getOrDefault(p, 0L)) : 0;
+            // the garbage of packs still written to counts against the allowance too: it cannot be
+            // given back yet, so the sealed ones make room for it (else the store drifts past 1.10 x)
             garbageTotal += garbage;
+            if (p == highest || store.ownsPack(p) || (survey != null && !survey.sealed().contains(p))) continue;
             if (size >= PackFormat.PACK_HEADER && garbage >= threshold * size) candidates.add(new Candidate(p, size, garbage));
         }
         candidates.sort(Comparator.comparingDouble((Candidate c) -> -(double) c.garbage() / c.size()));

@@ -570,9 +570,10 @@ final class GcEpochs implements ChunkDeleter {
             store.index().putGcState(epoch, memo, next.encode());
         }
 
+        /** Adds the entry's record (or its segment, once) to its pack's live bytes, sealed or not (see {@code Compactor.Survey}). */
         private static void countLive(ChunkLocation loc, Set<Integer> sealed, Map<Integer, Long> live, Set<Long> liveSegments) {
             boolean first = !loc.inSegment() || liveSegments.add(key(loc));
-            if (first && sealed.contains(loc.pack())) live.merge(loc.pack(), (long) loc.length(), Long::sum);
+            if (first) live.merge(loc.pack(), (long) loc.length(), Long::sum);
         }
 
         @Override
