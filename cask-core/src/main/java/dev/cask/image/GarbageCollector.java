@@ -277,11 +277,24 @@ public final class GarbageCollector {
 
     /** Adds {@code delta} to the count of every child (every non-hole slot) of each of {@code pointers}. */
     private void children(List<ChunkId> pointers, int childLevel, int delta, Map<Integer, Map<ChunkId, Integer>> touched) {
+        forEachSlot(pointers, (p, s) -> count(p, s, childLevel, delta, touched));
+    }
+
+    /** Where a child id lies: {@code src[off, off+32)}. */
+    private interface Slot {
+        void at(byte[] src, int off);
+    }
+
+    /**
+     * Calls {@code slot} for every 32-byte slot of each of {@code pointers}, read (verified) with one
+     * {@link ChunkStore#getAll} per {@link #READ_BATCH}, the pacer stepping after each; a missing or
+     * corrupt pointer chunk throws.
+     */
+    private void forEachSlot(List<ChunkId> pointers, Slot slot) {
         for (int from = 0; from < pointers.size(); from += READ_BATCH) {
             List<ChunkId> batch = pointers.subList(from, Math.min(pointers.size(), from + READ_BATCH));
-            // verified; a missing or corrupt pointer chunk throws
             store.getAll(batch, (i, p, off, len) -> {
-                for (int s = off; s + ChunkId.LENGTH <= off + len; s += ChunkId.LENGTH) count(p, s, childLevel, delta, touched);
+                for (int s = off; s + ChunkId.LENGTH <= off + len; s += ChunkId.LENGTH) slot.at(p, s);
             }, ChunkStore.Reading.STREAM);
             pointerReads += batch.size();
             pacer.step();
@@ -339,10 +352,11 @@ public final class GarbageCollector {
      * trees ({@link #unmarkedBelow}). Null when there is no such memo or the walk fails.
      */
     private List<ChunkId> gone(byte[] memo) {
-        if (memo == null) return null;
-        List<TreeRoot> removed = removedRoots(memo);
-        if (removed == null) return null;
-        if (byDifference && previousRoots.equals(memoRoots(memo))) {
+        List<TreeRoot> before = memo == null ? null : memoRoots(memo);
+        if (before == null) return null;
+        List<TreeRoot> removed = new ArrayList<>();
+        for (TreeRoot r : before) if (!roots.contains(r)) removed.add(r);
+        if (byDifference && previousRoots.equals(new HashSet<>(before))) {
             List<ChunkId> out = new ArrayList<>();
             for (ChunkId id : dropped) if (!refs.reached(id)) out.add(id);
             return out;
@@ -350,9 +364,15 @@ public final class GarbageCollector {
         return unmarkedBelow(removed);
     }
 
-    private static Set<TreeRoot> memoRoots(byte[] memo) {
-        Set<TreeRoot> out = new HashSet<>();
-        for (int off = 0; off + 1 + ChunkId.LENGTH <= memo.length; off += 1 + ChunkId.LENGTH) out.add(new TreeRoot(ChunkId.fromBytes(memo, off + 1), memo[off]));
+    /** The roots in a previous run's {@code memo} (see {@link #memo()}); null when the bytes are not a memo. */
+    private static List<TreeRoot> memoRoots(byte[] memo) {
+        if (memo.length % (1 + ChunkId.LENGTH) != 0) return null;
+        List<TreeRoot> out = new ArrayList<>();
+        for (int off = 0; off < memo.length; off += 1 + ChunkId.LENGTH) {
+            TreeRoot r = new TreeRoot(ChunkId.fromBytes(memo, off + 1), memo[off]);
+            if (r.depth() < 0 || r.depth() > MAX_DEPTH) return null;
+            out.add(r);
+        }
         return out;
     }
 
@@ -376,18 +396,6 @@ public final class GarbageCollector {
         return m;
     }
 
-    /** The roots in the previous run's {@code memo} that no version has now; null when the memo is not one. */
-    private List<TreeRoot> removedRoots(byte[] memo) {
-        if (memo.length % (1 + ChunkId.LENGTH) != 0) return null;
-        List<TreeRoot> removed = new ArrayList<>();
-        for (int off = 0; off < memo.length; off += 1 + ChunkId.LENGTH) {
-            TreeRoot r = new TreeRoot(ChunkId.fromBytes(memo, off + 1), memo[off]);
-            if (r.depth() < 0 || r.depth() > MAX_DEPTH) return null;
-            if (!roots.contains(r)) removed.add(r);
-        }
-        return removed;
-    }
-
     /** Deeper than any tree cask writes (a 1 MiB pointer chunk holds 32,768 ids). */
     private static final int MAX_DEPTH = 16;
 
@@ -396,11 +404,9 @@ public final class GarbageCollector {
      * root down through unmarked pointer chunks only (a marked pointer chunk's whole subtree is
      * marked), breadth first as {@link #mark} does, each pointer chunk read once. These are the
      * chunks the previous run reached that nothing reaches now (see {@code ChunkDeleter.Sweep#sweepChanged}).
-     * Null when {@code removed} is null or a pointer chunk cannot be read (missing or corrupt): the
-     * caller then sweeps in full.
+     * Null when a pointer chunk cannot be read (missing or corrupt): the caller then sweeps in full.
      */
     private List<ChunkId> unmarkedBelow(List<TreeRoot> removed) {
-        if (removed == null) return null;
         List<ChunkId> out = new ArrayList<>();
         ChunkIdSet seen = new ChunkIdSet();
         Map<Integer, List<ChunkId>> levels = new HashMap<>();
@@ -415,14 +421,7 @@ public final class GarbageCollector {
                 List<ChunkId> pointers = levels.remove(level);
                 if (pointers == null) continue;
                 int childLevel = level - 1;
-                for (int from = 0; from < pointers.size(); from += READ_BATCH) {
-                    List<ChunkId> batch = pointers.subList(from, Math.min(pointers.size(), from + READ_BATCH));
-                    store.getAll(batch, (i, p, off, len) -> {
-                        for (int s = off; s + ChunkId.LENGTH <= off + len; s += ChunkId.LENGTH) below(p, s, childLevel, seen, out, levels);
-                    }, ChunkStore.Reading.STREAM);
-                    pointerReads += batch.size();
-                    pacer.step();
-                }
+                forEachSlot(pointers, (p, s) -> below(p, s, childLevel, seen, out, levels));
             }
         } catch (dev.cask.common.CaskException.NotFound | dev.cask.common.CaskException.Corrupt e) {
             return null;

@@ -526,9 +526,7 @@ final class ChunkIndex implements AutoCloseable {
      * the matching rows.
      */
     void forEachStampedIn(int above, java.util.Collection<Integer> packs, StampedSink sink) {
-        StringBuilder in = new StringBuilder();
-        for (int pack : new java.util.TreeSet<>(packs)) in.append(in.isEmpty() ? "" : ",").append(pack); // integers: nothing to quote
-        String where = "pack > " + above + (in.isEmpty() ? "" : " OR pack IN (" + in + ")");
+        String where = "pack > " + above + (packs.isEmpty() ? "" : " OR pack IN (" + packList(packs) + ")");
         try (Connection c = connect(); Statement st = c.createStatement();
              ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot, epoch FROM chunks WHERE " + where + " ORDER BY id")) {
             while (rs.next()) {
@@ -663,8 +661,7 @@ final class ChunkIndex implements AutoCloseable {
     java.util.Map<Integer, java.util.Map<ChunkId, ChunkLocation>> entriesIn(java.util.Set<Integer> packs) {
         java.util.Map<Integer, java.util.Map<ChunkId, ChunkLocation>> out = new java.util.HashMap<>();
         if (packs.isEmpty()) return out;
-        StringBuilder in = new StringBuilder();
-        for (int pack : new java.util.TreeSet<>(packs)) in.append(in.isEmpty() ? "" : ",").append(pack); // integers: nothing to quote
+        String in = packList(packs);
         try (Connection c = connect(); Statement st = c.createStatement();
              ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks WHERE pack IN (" + in + ") ORDER BY pack, offset, slot")) {
             while (rs.next()) {
@@ -675,6 +672,13 @@ final class ChunkIndex implements AutoCloseable {
             throw error("entries of packs " + in, e);
         }
         return out;
+    }
+
+    /** Pack numbers as SQL list items, ascending ("3,7,12"): integers, nothing to quote. */
+    private static String packList(java.util.Collection<Integer> packs) {
+        StringBuilder in = new StringBuilder();
+        for (int pack : new java.util.TreeSet<>(packs)) in.append(in.isEmpty() ? "" : ",").append(pack);
+        return in.toString();
     }
 
     /** Adds entries in one transaction; an id already present keeps its first location. */

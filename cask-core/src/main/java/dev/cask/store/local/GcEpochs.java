@@ -419,11 +419,12 @@ final class GcEpochs implements ChunkDeleter {
             long[] seen = {0};
             store.index().forEachStamped((id, loc, stamp) -> {
                 if ((++seen[0] & 4095) == 0) pacer.check(); // a stop need not wait for a scan of a big index
-                if (stamp < epoch && !reachable.test(id)) {
+                boolean unreachable = !reachable.test(id); // once per entry: the scan's hot path
+                if (stamp < epoch && unreachable) {
                     list.add(id);
                     locations.add(loc);
                 } else {
-                    if (!reachable.test(id)) kept.add(id); // stamped by a put since the epoch was raised: the next collection looks again
+                    if (unreachable) kept.add(id); // stamped by a put since the epoch was raised: the next collection looks again
                     countLive(loc, sealed, live, liveSegments);
                 }
             });
@@ -431,15 +432,7 @@ final class GcEpochs implements ChunkDeleter {
             // deletes are neighbours in the index and dirty few of its pages (4096 ids spread over the
             // whole key space dirtied nearly every leaf page, each written to the WAL again per transaction)
             chosen.run();
-            Set<ChunkId> deleted = new HashSet<>();
-            try {
-                for (int from = 0; from < list.size(); from += SWEEP_ROWS) {
-                    pacer.step();
-                    deleted.addAll(store.index().deleteStampedBefore(list.subList(from, Math.min(list.size(), from + SWEEP_ROWS)), epoch));
-                }
-            } finally {
-                store.forget(deleted); // what is deleted stays deleted (also on a stop): no cached location may outlive it
-            }
+            Set<ChunkId> deleted = deleteInKeyOrder(list, pacer).keySet();
             for (int i = 0; i < list.size(); i++) if (!deleted.contains(list.get(i))) countLive(locations.get(i), sealed, live, liveSegments);
             long bytes = 0;
             Set<Long> freedSegments = new HashSet<>();
@@ -453,6 +446,25 @@ final class GcEpochs implements ChunkDeleter {
             kept.addAll(list);
             next = nextState(sealed, highest, live, kept, deleted);
             return new Deleted(deleted, bytes);
+        }
+
+        /**
+         * Deletes those of {@code ids} (in key order) still stamped before the epoch, {@link #SWEEP_ROWS}
+         * a transaction with {@code pacer}'s step before each; returns them with the locations they had.
+         * What is deleted is forgotten by this store's caches, also when a stop ends it early: no
+         * cached location may outlive its entry.
+         */
+        private Map<ChunkId, ChunkLocation> deleteInKeyOrder(List<ChunkId> ids, Pacer pacer) {
+            Map<ChunkId, ChunkLocation> deleted = new HashMap<>();
+            try {
+                for (int from = 0; from < ids.size(); from += SWEEP_ROWS) {
+                    pacer.step();
+                    deleted.putAll(store.index().deleteStampedBeforeLocated(ids.subList(from, Math.min(ids.size(), from + SWEEP_ROWS)), epoch));
+                }
+            } finally {
+                store.forget(deleted.keySet());
+            }
+            return deleted;
         }
 
         /** The state for the next collection: the packs as they were when this sweep began, their live bytes, the unreachable entries kept. */
@@ -501,15 +513,7 @@ final class GcEpochs implements ChunkDeleter {
             for (ChunkId id : prev.deferred()) if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
             java.util.Collections.sort(list); // key order: each transaction's deletes are neighbours in the index
             chosen.run();
-            Map<ChunkId, ChunkLocation> deleted = new HashMap<>();
-            try {
-                for (int from = 0; from < list.size(); from += SWEEP_ROWS) {
-                    pacer.step();
-                    deleted.putAll(store.index().deleteStampedBeforeLocated(list.subList(from, Math.min(list.size(), from + SWEEP_ROWS)), epoch));
-                }
-            } finally {
-                store.forget(deleted.keySet()); // what is deleted stays deleted (also on a stop)
-            }
+            Map<ChunkId, ChunkLocation> deleted = deleteInKeyOrder(list, pacer);
             // live bytes: packs written since, exactly from their surviving entries; packs sealed
             // before, the previous figure less this sweep's deletes (a segment in proportion)
             Map<Integer, Long> live = new HashMap<>();
