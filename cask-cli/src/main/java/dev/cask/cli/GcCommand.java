@@ -37,7 +37,7 @@ final class GcCommand extends Common implements Callable<Integer> {
     boolean dryRun;
     @Option(names = "--json", description = "Machine-readable output.")
     boolean json;
-    @Option(names = "--full", description = {"Sweep the whole index. By default a collection after a complete one looks only at",
+    @Option(names = "--full", description = {"Mark from nothing and sweep the whole index. By default a collection after a complete one looks only at",
             "what changed since (chunks of versions removed since, chunks written since); the first one, and one after",
             "a collection that was stopped or killed, or after check --repair, sweeps in full anyway."})
     boolean full;
