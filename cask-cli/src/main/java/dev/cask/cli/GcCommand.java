@@ -68,6 +68,7 @@ final class GcCommand extends Common implements Callable<Integer> {
                     num(m, "chunks_marked"), num(m, "versions"), ((Number) m.get("seconds")).doubleValue(),
                     m.containsKey("server_pid") ? " (in cask serve, pid " + m.get("server_pid") + ")" : "");
             if (!dry) {
+                out().printf("punched: %s given back in place in %d packs%n", Sizes.human(num(m, "bytes_punched")), num(m, "packs_punched"));
                 out().printf("compacted: %d packs rewritten, %d deleted whole, %s of packs became %s%n", num(m, "packs_rewritten"),
                         num(m, "packs_deleted"), Sizes.human(num(m, "pack_bytes_before")), Sizes.human(num(m, "pack_bytes_after")));
             }

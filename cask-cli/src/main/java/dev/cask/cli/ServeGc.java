@@ -120,8 +120,9 @@ final class ServeGc {
                     .run(false, m -> LOG.log(System.Logger.Level.INFO, "gc: " + m), PHASES);
             var c = r.compacted();
             LOG.log(System.Logger.Level.INFO, String.format(Locale.ROOT,
-                    "gc: freed %d chunks (%s); compacted %d packs (%d rewritten, %d deleted whole: %s became %s); %d chunks marked from %d versions; %.1f s (%.1f s of it resting)",
-                    r.chunksFreed(), Sizes.human(r.bytesFreed()), c.packsRewritten() + c.packsDeleted(), c.packsRewritten(), c.packsDeleted(),
+                    "gc: freed %d chunks (%s); punched %s in %d packs; compacted %d packs (%d rewritten, %d deleted whole: %s became %s); %d chunks marked from %d versions; %.1f s (%.1f s of it resting)",
+                    r.chunksFreed(), Sizes.human(r.bytesFreed()), Sizes.human(c.bytesPunched()), c.packsPunched(),
+                    c.packsRewritten() + c.packsDeleted(), c.packsRewritten(), c.packsDeleted(),
                     Sizes.human(c.bytesBefore()), Sizes.human(c.bytesAfter()), r.chunksMarked(), r.versions(), r.seconds(), pacer.restedSeconds()));
             if (c.packsDamaged() > 0) {
                 LOG.log(System.Logger.Level.WARNING, "gc: " + c.packsDamaged() + " pack(s) left uncompacted: a live chunk in each is damaged (cask check names it)");

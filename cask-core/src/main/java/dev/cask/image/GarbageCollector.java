@@ -91,6 +91,8 @@ public final class GarbageCollector {
             m.put("pack_bytes_before", compacted.bytesBefore());
             m.put("pack_bytes_after", compacted.bytesAfter());
             m.put("packs_damaged", compacted.packsDamaged());
+            m.put("packs_punched", compacted.packsPunched());
+            m.put("bytes_punched", compacted.bytesPunched());
             m.put("seconds", millis(seconds));
             m.put("wait_seconds", millis(phases.waitSeconds()));
             m.put("mark_seconds", millis(phases.markSeconds()));

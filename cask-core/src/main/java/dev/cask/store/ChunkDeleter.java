@@ -127,11 +127,13 @@ public interface ChunkDeleter {
 
     /**
      * What compaction did: packs rewritten (live chunks copied), packs deleted whole, the bytes
-     * those packs held before and their copies hold now, and packs left as they were because a
-     * live chunk in them is damaged (a read of it failed its checks; {@code cask check} names it).
+     * those packs held before and their copies hold now, packs left as they were because a
+     * live chunk in them is damaged (a read of it failed its checks; {@code cask check} names it),
+     * and packs whose dead stretches were punched out in place, with the bytes that gave back.
      */
-    record Compacted(int packsRewritten, int packsDeleted, long chunksCopied, long bytesBefore, long bytesAfter, int packsDamaged) {
-        public static final Compacted NONE = new Compacted(0, 0, 0, 0, 0, 0);
+    record Compacted(int packsRewritten, int packsDeleted, long chunksCopied, long bytesBefore, long bytesAfter, int packsDamaged,
+                     int packsPunched, long bytesPunched) {
+        public static final Compacted NONE = new Compacted(0, 0, 0, 0, 0, 0, 0, 0);
     }
 
     /** The default share of garbage in a pack above which compaction rewrites it (see {@code Compactor}). */

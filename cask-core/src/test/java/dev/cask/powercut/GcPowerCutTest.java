@@ -52,6 +52,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * what survived): every version committed before the gc exports exactly; {@code check --deep}
  * finds no problem (garbage left is a note); the next gc completes; and after it every version
  * still exports exactly and check is clean again. Also with torn unsynced pages (fewer points).
+ * With punching (the default) and without: then compaction's steps also include the holes
+ * files' fsyncs and renames (the punches themselves are not operations the shim models: a
+ * punched stretch holds only dead units either way, see {@code HolePuncher}).
  *
  * <p>Seeded: -Dcask.seed=N replays a run (the seed is in every failure); {@code
  * -Dcask.powercut.keep=DIR} keeps the image of a failing point.
@@ -71,6 +74,7 @@ class GcPowerCutTest {
         public static void main(String[] args) {
             Path root = Path.of(args[0]);
             double threshold = Double.parseDouble(args[1]);
+            System.setProperty("cask.gc.punch", args[2]);
             try (Images images = LocalImages.open(root, options())) {
                 PowerCut.say("phase begin " + PowerCut.ops());
                 GarbageCollector.Result r = images.collector().compactThreshold(threshold).run(false, m -> {}, new Progress() {
@@ -87,7 +91,7 @@ class GcPowerCutTest {
                 });
                 PowerCut.say("phase done " + PowerCut.ops());
                 PowerCut.say("result " + r.chunksFreed() + " " + r.compacted().packsRewritten() + " " + r.compacted().packsDeleted()
-                        + " " + r.compacted().chunksCopied());
+                        + " " + r.compacted().chunksCopied() + " " + r.compacted().packsPunched());
             }
         }
     }
@@ -207,19 +211,26 @@ class GcPowerCutTest {
         }
     }
 
+    /** Compaction by copying only ({@code -Dcask.gc.punch=false}, a file system that cannot punch). */
     @Test
     void aPowerCutDuringTheSweepOrCompactionLosesNoVersion() throws Exception {
-        run(false, Integer.getInteger("cask.gcpowercut.points", 30));
+        run(false, false, Integer.getInteger("cask.gcpowercut.points", 30));
+    }
+
+    /** The default: dead records punched out of sealed packs (holes files), then the rest compacted by copying. */
+    @Test
+    void aPowerCutWhilePunchingAndCompactingLosesNoVersion() throws Exception {
+        run(false, true, Integer.getInteger("cask.gcpowercut.points", 30));
     }
 
     @Test
     void tornUnsyncedPagesDuringGcLoseNoVersion() throws Exception {
-        run(true, Math.max(1, Integer.getInteger("cask.gcpowercut.points", 30) / 2));
+        run(true, true, Math.max(1, Integer.getInteger("cask.gcpowercut.points", 30) / 2));
     }
 
-    private void run(boolean torn, int perPhase) throws Exception {
+    private void run(boolean torn, boolean punch, int perPhase) throws Exception {
         long seed = Long.getLong("cask.seed", new Random().nextLong());
-        String at = "seed=" + seed + (torn ? " torn" : "") + " (replay with -Dcask.seed=" + seed + ")";
+        String at = "seed=" + seed + (torn ? " torn" : "") + (punch ? " punching" : " copying only") + " (replay with -Dcask.seed=" + seed + ")";
         Random rnd = new Random(seed);
         // low thresholds: compaction must rewrite packs here (with 0.3 its allowance, 15 % of the
         // store as garbage, may leave every pack as it is once the empty ones are deleted)
@@ -235,12 +246,14 @@ class GcPowerCutTest {
             Path countRoot = Files.createDirectories(scratch.resolve("count/store")).toRealPath();
             copyTree(base, countRoot);
             PowerCut.Run count = PowerCut.run(countRoot, scratch.resolve("count/out"), new PowerCut.Options(seed, "*=0", "", false, false, 0),
-                    Map.of("CASK_POWERCUT_LOG", "1"), Workload.class, countRoot.toString(), String.valueOf(threshold));
+                    Map.of("CASK_POWERCUT_LOG", "1"), Workload.class, countRoot.toString(), String.valueOf(threshold), String.valueOf(punch));
             List<Op> log = readLog(scratch.resolve("count/out/log"));
             Map<String, Long> ph = phases(count);
-            long begin = ph.get("begin"), sweep = ph.get("sweep"), compact = ph.get("compact"), done = ph.get("done");
+            // compaction's region begins with the punching, when there is any
+            long begin = ph.get("begin"), sweep = ph.get("sweep"), compact = Math.min(ph.get("compact"), ph.getOrDefault("punch", Long.MAX_VALUE)),
+                    done = ph.get("done");
             String result = count.lines("result").getFirst()[1] + " chunks freed, " + count.lines("result").getFirst()[2] + " packs rewritten, "
-                    + count.lines("result").getFirst()[3] + " deleted";
+                    + count.lines("result").getFirst()[3] + " deleted, " + count.lines("result").getFirst()[5] + " punched";
             PowerCut.delete(scratch.resolve("count"));
             assertTrue(compact - sweep >= 5 && done - compact >= 20, at + ": too few operations in the phases " + ph + " (" + result + ")");
 
@@ -258,6 +271,8 @@ class GcPowerCutTest {
                 else if (o.path().equals("index.db-wal") && o.operation().startsWith("fsync")) kind = "after an index commit";
                 else if (pack && o.operation().equals("unlink")) kind = "after an old pack's unlink";
                 else if (o.path().equals("packs") && o.operation().startsWith("fsync")) kind = "after the pack directory's fsync";
+                else if (o.path().matches("packs/\\d{8}\\.holes\\.tmp") && o.operation().startsWith("fsync")) kind = "after a holes file's fsync";
+                else if (o.path().matches("packs/\\d{8}\\.holes(\\.tmp)?") && o.operation().equals("rename")) kind = "after a holes file's rename";
                 if (kind != null) steps.computeIfAbsent(kind, k -> new ArrayList<>()).add(o.n() + 1);
             }
             Map<String, Integer> stepPicks = new TreeMap<>();
@@ -268,15 +283,17 @@ class GcPowerCutTest {
                 picks.addAll(l.subList(0, n));
                 stepPicks.put(e.getKey(), n);
             }
-            assertTrue(steps.keySet().containsAll(List.of("after copies fsynced", "after an index commit", "after an old pack's unlink",
-                    "after the pack directory's fsync")), at + ": compaction's steps not all seen: " + steps.keySet() + " (" + result + ")");
+            List<String> expected = new ArrayList<>(List.of("after copies fsynced", "after an index commit", "after an old pack's unlink",
+                    "after the pack directory's fsync"));
+            if (punch) expected.addAll(List.of("after a holes file's fsync", "after a holes file's rename"));
+            assertTrue(steps.keySet().containsAll(expected), at + ": compaction's steps not all seen: " + steps.keySet() + " (" + result + ")");
 
             // run 2: the cuts
             Path root = Files.createDirectories(scratch.resolve("store")).toRealPath();
             copyTree(base, root);
             PowerCut.Run run = PowerCut.run(root, scratch.resolve("out"), new PowerCut.Options(seed, "*=0",
                             "op=" + String.join(",", picks.stream().map(String::valueOf).toList()), torn, !torn, 100_000),
-                    Map.of(), Workload.class, root.toString(), String.valueOf(threshold));
+                    Map.of(), Workload.class, root.toString(), String.valueOf(threshold), String.valueOf(punch));
             Map<String, Long> ph2 = phases(run);
             assertEquals(ph, ph2, at + ": the second run's phases moved (the workload is not deterministic)");
             System.out.println("GcPowerCutTest " + at + ": threshold " + threshold + ", gc " + result + "; phases " + new TreeMap<>(ph)

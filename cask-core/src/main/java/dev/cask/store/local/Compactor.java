@@ -24,7 +24,9 @@ import java.util.Set;
  * Compaction: packs that hold garbage (records and segments no index entry points at, after
  * {@code cask gc}) are rewritten, worst first: their live chunks are copied into this process's
  * pack and the pack is deleted. Runs only inside a garbage collection ({@code ChunkDeleter.Sweep}),
- * so two never run at once.
+ * so two never run at once, after that collection punched out what its sweep left dead
+ * ({@link HolePuncher}): a pack's size here is what it occupies, its file size less its punched
+ * bytes, so compaction copies only for the garbage punching cannot give back.
  *
  * <p><b>Crash order.</b> For each pack P: (1) in batches of up to {@link #BATCH_BYTES} of plain
  * bytes, the live chunks' plain bytes are read (verified) and appended to this process's pack,
@@ -169,7 +171,7 @@ final class Compactor {
         for (int p : packs) {
             long size;
             try {
-                size = Files.size(store.packPath(p));
+                size = Files.size(store.packPath(p)) - store.punchedBytes(p); // what it occupies: punched stretches hold nothing
             } catch (IOException e) {
                 continue; // gone meanwhile
             }
@@ -427,6 +429,7 @@ final class Compactor {
             }
             Files.delete(path);
             Files.deleteIfExists(PackRecovery.markerPath(store.packDir(), p));
+            Files.deleteIfExists(PackHoles.path(store.packDir(), p));
             LocalChunkStore.fsyncDirectory(store.packDir());
             store.dropPack(p);
             return new long[]{entries.size(), bytes[0]};

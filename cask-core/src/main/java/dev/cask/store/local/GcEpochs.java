@@ -113,8 +113,11 @@ import java.util.stream.Stream;
  * compaction only chooses by it, and recompresses a segment with its live chunks only).
  *
  * <p><b>Caches.</b> Processes keep index answers in memory. A read through a stale answer finds
- * the bytes in the pack (GC deletes entries, never bytes; compaction deletes a pack only when no
- * entry points into it, and a reader holding the pack open keeps reading it). A dedup hit never
+ * the bytes in the pack (compaction deletes a pack only when no entry points into it, and a
+ * reader holding the pack open keeps reading it), or, when the collection punched the chunk's
+ * dead record out ({@link HolePuncher}: only records no entry points at, so only a chunk deleted
+ * and maybe stored again since), zeros that fail the read's CRC, after which the reader asks the
+ * index again (a live chunk never moves by punching). A dedup hit never
  * uses such an answer (rule 1), and {@code contains} asks the index.
  *
  * <p><b>Costs.</b> A session costs a file create, a lock and a rename. A GC waits for writers
@@ -400,6 +403,11 @@ final class GcEpochs implements ChunkDeleter {
         /** What the one-pass {@link #sweep} learnt about the sealed packs, for {@link #compact}; null until then. */
         private Compactor.Survey survey;
 
+        /** The packs sealed when the sweep began and where the entries it deleted pointed: what {@link #compact} punches ({@link HolePuncher}); null until a sweep ran. */
+        private record Punchable(Set<Integer> sealed, Collection<ChunkLocation> deleted) {}
+
+        private Punchable punchable;
+
         /**
          * One scan of the index (a snapshot) decides the candidates and, for the packs sealed when
          * it began, how many bytes stay live; then the deletes, {@link #SWEEP_ROWS} per transaction, each testing
@@ -432,7 +440,8 @@ final class GcEpochs implements ChunkDeleter {
             // deletes are neighbours in the index and dirty few of its pages (4096 ids spread over the
             // whole key space dirtied nearly every leaf page, each written to the WAL again per transaction)
             chosen.run();
-            Set<ChunkId> deleted = deleteInKeyOrder(list, pacer).keySet();
+            Map<ChunkId, ChunkLocation> deletedAt = deleteInKeyOrder(list, pacer);
+            Set<ChunkId> deleted = deletedAt.keySet();
             for (int i = 0; i < list.size(); i++) if (!deleted.contains(list.get(i))) countLive(locations.get(i), sealed, live, liveSegments);
             long bytes = 0;
             Set<Long> freedSegments = new HashSet<>();
@@ -443,6 +452,7 @@ final class GcEpochs implements ChunkDeleter {
                 else if (!liveSegments.contains(key(loc)) && freedSegments.add(key(loc))) bytes += loc.length();
             }
             survey = new Compactor.Survey(sealed, live);
+            punchable = new Punchable(sealed, deletedAt.values());
             kept.addAll(list);
             next = nextState(sealed, highest, live, kept, deleted);
             return new Deleted(deleted, bytes);
@@ -545,6 +555,7 @@ final class GcEpochs implements ChunkDeleter {
             live.replaceAll((p, b) -> Math.max(0, b));
             Set<ChunkId> deletedIds = deleted.keySet();
             survey = new Compactor.Survey(known, live);
+            punchable = new Punchable(sealed, deleted.values());
             next = nextState(known, highest, live, list, deletedIds);
             return new Deleted(deletedIds, bytes);
         }
@@ -587,8 +598,11 @@ final class GcEpochs implements ChunkDeleter {
 
         @Override
         public Compacted compact(double threshold, dev.cask.common.Progress progress, Pacer pacer) {
+            HolePuncher.Result holes = punchable == null ? HolePuncher.Result.NONE
+                    : new HolePuncher(store, pacer).punch(punchable.deleted(), punchable.sealed(), progress); // first: what it gives back, compaction need not copy
             Compactor.Result r = new Compactor(store, pacer).run(threshold, progress, survey);
-            return new Compacted(r.packsRewritten(), r.packsDeleted(), r.chunksCopied(), r.bytesBefore(), r.bytesAfter(), r.packsDamaged());
+            return new Compacted(r.packsRewritten(), r.packsDeleted(), r.chunksCopied(), r.bytesBefore(), r.bytesAfter(), r.packsDamaged(),
+                    holes.packs(), holes.bytesPunched());
         }
 
         @Override

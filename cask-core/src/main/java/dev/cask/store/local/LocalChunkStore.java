@@ -28,6 +28,7 @@ import java.util.stream.Stream;
  * <pre>
  * STORE/cask.store       "cask-store 2": the format version (and the lock file)
  * STORE/packs/NNNNNNNN.pack
+ * STORE/packs/NNNNNNNN.holes  stretches a gc punched out of the pack ({@link PackHoles})
  * STORE/index.db         chunk id -> (pack, offset, length, slot); a cache of the packs
  * </pre>
  *
@@ -1210,17 +1211,26 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         }
     }
 
-    /** Bytes the packs occupy: chunk data plus record and pack overhead. */
+    /** Bytes the packs occupy: chunk data plus record and pack overhead, less the stretches a collection punched out ({@link HolePuncher}). */
     public long storedBytes() {
         long sum = 0;
         for (int id : packIds()) {
             try {
-                sum += Files.size(packPath(id));
+                sum += Files.size(packPath(id)) - punchedBytes(id);
             } catch (IOException e) {
                 // a pack vanished between list and size: count nothing for it
             }
         }
         return sum;
+    }
+
+    /** Bytes of pack {@code id} punched out (its holes file, {@link PackHoles}); 0 when it has none or it cannot be read. */
+    long punchedBytes(int id) {
+        try {
+            return PackHoles.read(PackHoles.path(packDir, id), id).punched();
+        } catch (CaskException e) {
+            return 0;
+        }
     }
 
     /** Number of distinct chunks the index knows. */

@@ -18,7 +18,9 @@ import java.nio.file.Path;
  * bytes for a deep check (a segment is decompressed once, when its first chunk asks). Bytes that
  * are no good record or segment are reported as one {@link Damage} per stretch, and the scan goes
  * on at the next offset where a whole, valid record or segment starts ({@link #resync}), so one bad
- * byte never hides the records behind it. Stateless; each call owns its buffers.
+ * byte never hides the records behind it. The stretches the pack's holes file lists (dead units a
+ * collection punched out, see {@link PackHoles}) are skipped: they are not damage, and no chunk
+ * in them may come back. Stateless; each call owns its buffers.
  */
 public final class PackScan {
     private PackScan() {}
@@ -104,8 +106,26 @@ public final class PackScan {
             sink.damage(new Damage(id, 0, all.length, Damage.Kind.HEADER, e.getMessage()));
             return;
         }
+        PackHoles holes;
+        try {
+            holes = PackHoles.read(PackHoles.besidePack(p, id), id);
+        } catch (CaskException e) {
+            sink.problem(e.getMessage() + "; the pack is read as if nothing in it was punched");
+            holes = PackHoles.NONE;
+        }
+        if (holes.count() > 0 && holes.end(holes.count() - 1) > all.length) {
+            sink.problem("pack " + id + ": its holes file lists a stretch up to offset " + holes.end(holes.count() - 1)
+                    + ", past the end of the pack (" + all.length + " bytes); the pack is read as if nothing in it was punched");
+            holes = PackHoles.NONE;
+        }
         int pos = PackFormat.PACK_HEADER;
         while (pos < all.length) {
+            long skip = holes.skip(pos);
+            if (skip > 0) { // a punched stretch of dead units (see PackHoles): the next unit starts at its end
+                progress.advance(skip - pos - PackHoles.punchedLength(pos, skip)); // the progress counts stored bytes
+                pos = (int) skip;
+                continue;
+            }
             String what = "pack " + id + " at offset " + pos;
             try {
                 int len;
@@ -135,7 +155,7 @@ public final class PackScan {
                 progress.advance(len);
                 pos += len;
             } catch (CaskException e) {
-                int next = resync(all, pos + 1);
+                int next = (int) Math.min(resync(all, pos + 1), holes.nextStart(pos)); // a stretch starts at a unit boundary
                 sink.damage(new Damage(id, pos, next - pos, next == all.length ? Damage.Kind.TAIL : Damage.Kind.RECORD, e.getMessage()));
                 progress.advance(next - pos);
                 pos = next;

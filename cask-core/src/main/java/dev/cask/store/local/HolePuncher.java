@@ -1,0 +1,190 @@
+package dev.cask.store.local;
+
+import dev.cask.common.CaskException;
+import dev.cask.common.Pacer;
+import dev.cask.format.Posix;
+import dev.cask.store.ChunkId;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * Gives back the space of what a sweep deleted without copying anything: the records and
+ * segments left with no index entry in a sealed pack are punched out of the file
+ * ({@code fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)}), and the live ones stay where
+ * they are. Copying compaction ({@link Compactor}) rewrote a whole pack to give back its garbage,
+ * about four bytes copied per byte freed at the threshold the store keeps; a punch costs a system
+ * call per stretch and one small file per pack, whatever the pack holds. Compaction still copies
+ * what punching cannot give back (segments with live and dead chunks, the ends of stretches that
+ * are not whole blocks, garbage a store had before it punched).
+ *
+ * <p><b>Which bytes.</b> A unit (a record, or a segment) is dead when no index entry points at it.
+ * Only units in packs sealed when the sweep began ({@link Compactor#sealedPacks}): a sealed pack
+ * never gains an entry (only its creator adds entries, before it lets go of the pack; heals and
+ * compaction copy into other packs; a rebuild runs with the store opened exclusively), so a unit
+ * dead once stays dead. A record holds one chunk, so the deletion of its entry kills it; a
+ * segment is dead when none of the chunks its table names has an entry pointing at it (looked up
+ * after the deletes). Neighbouring dead units form one stretch; with the pack's earlier stretches
+ * they are written to its holes file ({@link PackHoles}), durably, and only then punched, each
+ * stretch's interior aligned to 4 KiB. A crash in between leaves a stretch listed but not (or not
+ * all) punched: its bytes are dead either way, and the next punch of that pack punches every
+ * listed stretch again.
+ *
+ * <p><b>Readers.</b> Live chunks do not move, so no reader's location goes stale. A process that
+ * cached the location of a chunk this sweep deleted and that a later put stored again elsewhere
+ * reads zeros there: the read fails its CRC, and the store asks the index again and reads the new
+ * copy ({@code LocalChunkStore.readElsewhere}), as it does for a copy another process healed. A
+ * dedup hit never trusts a cached location (GcEpochs, rule 1).
+ *
+ * <p>Best effort: a pack whose holes file cannot be read or written, or a file system without
+ * punching (probed once per run; {@code -Dcask.gc.punch=false} turns it off), is left to copying
+ * compaction; the sweep's deletes stand either way.
+ */
+final class HolePuncher {
+    /** What a run did: packs whose holes file grew, and the bytes punched in them (less what was punched before). */
+    record Result(int packs, long bytesPunched) {
+        static final Result NONE = new Result(0, 0);
+    }
+
+    private static final int PUNCH_HOLE = 0x02;
+
+    private final LocalChunkStore store;
+    private final Pacer pacer;
+
+    HolePuncher(LocalChunkStore store, Pacer pacer) {
+        this.store = store;
+        this.pacer = pacer;
+    }
+
+    /** True unless {@code -Dcask.gc.punch=false}. */
+    static boolean enabled() {
+        return !"false".equals(System.getProperty("cask.gc.punch"));
+    }
+
+    /** Punches the units {@code deleted} (locations whose entries a sweep deleted) left dead in the packs of {@code sealed}. */
+    Result punch(Collection<ChunkLocation> deleted, Set<Integer> sealed, dev.cask.common.Progress progress) {
+        if (deleted.isEmpty() || !enabled() || !supported(store.packDir())) return Result.NONE;
+        // the dead units per pack, by offset: {offset, length}
+        Map<Integer, TreeMap<Long, Integer>> units = new HashMap<>();
+        Map<Long, Boolean> segmentDead = new HashMap<>();
+        for (ChunkLocation loc : deleted) {
+            if (!sealed.contains(loc.pack())) continue;
+            if (loc.inSegment()) {
+                long key = ((long) loc.pack() << 40) ^ loc.offset();
+                if (!segmentDead.computeIfAbsent(key, k -> segmentDead(loc))) continue;
+            }
+            units.computeIfAbsent(loc.pack(), p -> new TreeMap<>()).put(loc.offset(), loc.length());
+        }
+        int packs = 0;
+        long punched = 0;
+        if (units.isEmpty()) return Result.NONE;
+        progress.startItems("punch", units.size());
+        for (var e : new TreeMap<>(units).entrySet()) {
+            pacer.step(); // a pack at a time: a paced run rests (or stops) between packs
+            int p = e.getKey();
+            List<long[]> stretches = new ArrayList<>();
+            for (var u : e.getValue().entrySet()) {
+                long start = u.getKey();
+                long end = start + u.getValue();
+                long[] last = stretches.isEmpty() ? null : stretches.getLast();
+                if (last != null && last[1] == start) last[1] = end;
+                else stretches.add(new long[]{start, end});
+            }
+            long gained = punchPack(p, stretches);
+            if (gained >= 0) {
+                packs++;
+                punched += gained;
+            }
+            progress.advance(1);
+        }
+        progress.done();
+        return new Result(packs, punched);
+    }
+
+    /** Adds {@code stretches} to pack {@code p}'s holes file and punches them; the bytes newly punched, or -1 when the pack was left alone. */
+    private long punchPack(int p, List<long[]> stretches) {
+        Path pack = store.packPath(p);
+        PackHoles before;
+        long size;
+        try {
+            before = PackHoles.read(PackHoles.path(store.packDir(), p), p);
+            size = Files.size(pack);
+        } catch (CaskException | IOException e) {
+            return -1; // a damaged holes file (check reports it) or a pack gone meanwhile: copying compaction's business
+        }
+        for (long[] s : stretches) if (s[1] > size) return -1; // an entry past the end: not ours to judge
+        PackHoles after = before.with(stretches);
+        try {
+            after.write(store.packDir(), p);
+        } catch (IOException e) {
+            return -1; // full disk, say: nothing was punched, the old list stands
+        }
+        int fd = Posix.open(pack, Posix.O_WRONLY);
+        if (fd < 0) return 0; // listed, not punched: the next punch of this pack does it
+        try {
+            for (int i = 0; i < after.count(); i++) {
+                long from = PackHoles.punchFrom(after.start(i));
+                long length = PackHoles.punchedLength(after.start(i), after.end(i));
+                if (length > 0 && Posix.fallocate(fd, PUNCH_HOLE | Posix.FALLOC_FL_KEEP_SIZE, from, length) != 0) break;
+            }
+        } finally {
+            Posix.close(fd);
+        }
+        return after.punched() - before.punched();
+    }
+
+    /** True when no chunk the segment at {@code loc} names has an entry pointing at it (read after the sweep's deletes). */
+    private boolean segmentDead(ChunkLocation loc) {
+        try {
+            byte[] h = store.readStored(loc.pack(), loc.offset(), PackFormat.SEGMENT_HEADER);
+            PackFormat.segmentLength("pack " + loc.pack() + " offset " + loc.offset(), h, 0); // checks the header
+            int count = ByteBuffer.wrap(h).getInt(8);
+            byte[] table = store.readStored(loc.pack(), loc.offset() + PackFormat.SEGMENT_HEADER, count * PackFormat.SEGMENT_SLOT);
+            List<ChunkId> ids = new ArrayList<>(count);
+            for (int k = 0; k < count; k++) ids.add(ChunkId.fromBytes(table, k * PackFormat.SEGMENT_SLOT));
+            for (ChunkLocation now : store.index().locateAll(ids).values()) {
+                if (now.pack() == loc.pack() && now.offset() == loc.offset()) return false;
+            }
+            return true;
+        } catch (CaskException e) {
+            return false; // unreadable: leave it as it is
+        }
+    }
+
+    private static final Map<Path, Boolean> SUPPORT = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** Whether the file system of {@code dir} punches holes (tried once per directory and process on a scratch file). */
+    static boolean supported(Path dir) {
+        if (!Posix.available()) return false;
+        return SUPPORT.computeIfAbsent(dir.toAbsolutePath(), d -> {
+            Path probe = d.resolve(".punch-probe-" + ProcessHandle.current().pid());
+            try {
+                Files.write(probe, new byte[(int) (2 * PackHoles.BLOCK)]);
+                int fd = Posix.open(probe, Posix.O_WRONLY);
+                if (fd < 0) return false;
+                try {
+                    return Posix.fallocate(fd, PUNCH_HOLE | Posix.FALLOC_FL_KEEP_SIZE, 0, PackHoles.BLOCK) == 0;
+                } finally {
+                    Posix.close(fd);
+                }
+            } catch (IOException | CaskException e) {
+                return false;
+            } finally {
+                try {
+                    Files.deleteIfExists(probe);
+                } catch (IOException ignored) {
+                    // a stray probe file is harmless
+                }
+            }
+        });
+    }
+}
