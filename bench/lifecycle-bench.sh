@@ -30,7 +30,7 @@
 #     on LAT_CLONES clones, 4 KiB random reads over the whole disk (LAT_READ_IOPS each) and 4 KiB
 #     random writes into the hot region (LAT_WRITE_IOPS each), queue depth 1; p99 of fio's clat.
 #   - `restic forget` (same policy) + `restic prune`, and `borg prune` (same policy) + `borg compact`,
-#     each timed, and the repositories' sizes (du).
+#     each timed, and the repositories' sizes (du: allocated bytes, so punched holes count as freed).
 #   - one row: versions, stored_bytes before/after GC against live_bytes, GC seconds, p99s,
 #     restic/borg sizes and times, the load (1-min load average, and the CPU others used during one
 #     idle second of this script: marked "disturbed" when >= 0.5 core).
@@ -345,24 +345,24 @@ point() { # HOUR
 import json, sys
 j = json.load(open(sys.argv[1]))
 for k in ("seconds", "bytes_freed", "packs_rewritten", "packs_deleted", "pack_bytes_before", "pack_bytes_after",
-          "sweep", "chunks_freed", "chunks_copied", "mark_seconds", "sweep_seconds", "compact_seconds", "wait_seconds"):
+          "sweep", "chunks_freed", "chunks_copied", "bytes_punched", "mark_seconds", "sweep_seconds", "compact_seconds", "wait_seconds"):
     print(f"{sys.argv[2]}\tgc_{k}\t{j.get(k, '')}")
 EOF
     wait_checkpoints
     stats "$h" after
   fi
-  record "$h" store_du "$(du -sb "$S" | cut -f1)"
+  record "$h" store_du "$(du -s -B1 "$S" | cut -f1)"
   record "$h" packs "$(find "$S/packs" -name '*.pack' | wc -l)"
   record "$h" last_pack "$(find "$S/packs" -name '*.pack' | sort | tail -1 | xargs stat -c %s)"
   if [ "$PEERS" = 1 ]; then
     local t0
     t0=$(now); q restic forget "${KEEP[@]}"; record "$h" restic_forget "$(sub "$t0" "$(now)")"
     t0=$(now); q restic prune; record "$h" restic_prune "$(sub "$t0" "$(now)")"
-    record "$h" restic_du "$(du -sb "$RESTIC_REPOSITORY" | cut -f1)"
+    record "$h" restic_du "$(du -s -B1 "$RESTIC_REPOSITORY" | cut -f1)"
     record "$h" restic_snapshots "$(restic snapshots --json 2>>"$LOG" | "$PY" -c 'import json, sys; print(len(json.load(sys.stdin)))')"
     t0=$(now); q faketime "$(sim_time "$h" '%F %T')" borg prune "${BORG_KEEP[@]}"; record "$h" borg_prune "$(sub "$t0" "$(now)")"
     t0=$(now); q borg compact; record "$h" borg_compact "$(sub "$t0" "$(now)")"
-    record "$h" borg_du "$(du -sb "$BORG_REPO" | cut -f1)"
+    record "$h" borg_du "$(du -s -B1 "$BORG_REPO" | cut -f1)"
     record "$h" borg_archives "$(borg list --short 2>>"$LOG" | wc -l)"
   fi
   row "$h"
@@ -457,12 +457,12 @@ if cli_gc:
           f'{int(last["last_pack"]) / 1048576:.0f} MiB; packs rewritten by gc over the run: '
           f'{sum(int(p.get("gc_packs_rewritten") or 0) for p in P)}, deleted: {sum(int(p.get("gc_packs_deleted") or 0) for p in P)}')
 if cli_gc:
-    print("  gc phases per point (--json): sweep kind, seconds waiting / marking / sweeping / compacting; chunks freed, copied")
+    print("  gc phases per point (--json): sweep kind, seconds waiting / marking / sweeping / compacting (punching included); chunks freed, copied; MiB punched")
     for k in sorted(pts, key=int):
         p = pts[k]
         print(f'    hour {k:>4}: {p.get("gc_sweep") or "?":<11} {p.get("gc_wait_seconds", "?"):>6} / {p.get("gc_mark_seconds", "?"):>6} / '
               f'{p.get("gc_sweep_seconds", "?"):>6} / {p.get("gc_compact_seconds", "?"):>6} s; {p.get("gc_chunks_freed", "?")} freed, '
-              f'{p.get("gc_chunks_copied", "?")} copied')
+              f'{p.get("gc_chunks_copied", "?")} copied; {int(p.get("gc_bytes_punched") or 0) / 1048576:.1f} MiB punched')
     inc = [float(p["gc_seconds"]) for p in P if p.get("gc_sweep") == "incremental"]
     if inc: show("cask gc seconds, incremental sweeps only", st.median(inc), "s", f"{len(inc)} of {len(P)} points")
 show("cask store dir MiB (du: packs, index, catalog)", med("store_du") / 1048576, "MiB", f'{int(last["store_du"]) / 1048576:.0f}')

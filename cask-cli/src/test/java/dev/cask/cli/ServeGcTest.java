@@ -268,7 +268,7 @@ class ServeGcTest {
             long freed = 0;
             while (m.find()) freed += Long.parseLong(m.group(1));
             assertTrue(freed >= 4 * 512, "the garbage images' 2048 data chunks were freed: " + l);
-            assertTrue(l.matches("(?s).*INFO cask\\.serve: gc: freed \\d+ chunks \\([^)]*\\); compacted \\d+ packs \\(\\d+ rewritten, \\d+ deleted whole: .* became .*\\);"
+            assertTrue(l.matches("(?s).*INFO cask\\.serve: gc: freed \\d+ chunks \\([^)]*\\); punched [^;]* in \\d+ packs; compacted \\d+ packs \\(\\d+ rewritten, \\d+ deleted whole: .* became .*\\);"
                     + " \\d+ chunks marked from \\d+ versions; \\d+\\.\\d s \\(\\d+\\.\\d s of it resting\\).*"), l);
             assertFalse(l.contains("ERROR cask.serve"), l); // (sqlite-jdbc may log its own, about other processes' native libraries in /tmp)
             JsonNode st = stats(cli);
