@@ -33,11 +33,13 @@ import java.util.TreeMap;
  * compaction copy into other packs; a rebuild runs with the store opened exclusively), so a unit
  * dead once stays dead. A record holds one chunk, so the deletion of its entry kills it; a
  * segment is dead when none of the chunks its table names has an entry pointing at it (looked up
- * after the deletes). Neighbouring dead units form one stretch; with the pack's earlier stretches
- * they are written to its holes file ({@link PackHoles}), durably, and only then punched, each
- * stretch's interior aligned to 4 KiB. A crash in between leaves a stretch listed but not (or not
- * all) punched: its bytes are dead either way, and the next punch of that pack punches every
- * listed stretch again.
+ * after the deletes; none when the sweep deleted as many entries in it as it holds). Neighbouring
+ * dead units form one stretch; with the pack's earlier stretches they are written to its holes file
+ * ({@link PackHoles}), each file fsynced and renamed, then the directory fsynced once for all
+ * packs, and only then are the new stretches (and old ones that grew) punched, each one's
+ * interior aligned to 4 KiB. A crash in between leaves a stretch listed but not (or not all)
+ * punched: its bytes are dead either way, and they come back when the stretch grows or
+ * compaction takes the pack (until then {@code stored_bytes} counts them as given back).
  *
  * <p><b>Readers.</b> Live chunks do not move, so no reader's location goes stale. A process that
  * cached the location of a chunk this sweep deleted and that a later put stored again elsewhere
@@ -73,65 +75,93 @@ final class HolePuncher {
     /** Punches the units {@code deleted} (locations whose entries a sweep deleted) left dead in the packs of {@code sealed}. */
     Result punch(Collection<ChunkLocation> deleted, Set<Integer> sealed, dev.cask.common.Progress progress) {
         if (deleted.isEmpty() || !enabled() || !supported(store.packDir())) return Result.NONE;
+        // the entries deleted per segment: a segment all of whose chunks went is dead without asking the index
+        Map<Long, Integer> deletedIn = new HashMap<>();
+        for (ChunkLocation loc : deleted) if (loc.inSegment() && sealed.contains(loc.pack())) deletedIn.merge(key(loc), 1, Integer::sum);
         // the dead units per pack, by offset: {offset, length}
-        Map<Integer, TreeMap<Long, Integer>> units = new HashMap<>();
+        Map<Integer, TreeMap<Long, Integer>> units = new TreeMap<>();
         Map<Long, Boolean> segmentDead = new HashMap<>();
         for (ChunkLocation loc : deleted) {
             if (!sealed.contains(loc.pack())) continue;
-            if (loc.inSegment()) {
-                long key = ((long) loc.pack() << 40) ^ loc.offset();
-                if (!segmentDead.computeIfAbsent(key, k -> segmentDead(loc))) continue;
-            }
+            if (loc.inSegment() && !segmentDead.computeIfAbsent(key(loc), k -> segmentDead(loc, deletedIn.get(k)))) continue;
             units.computeIfAbsent(loc.pack(), p -> new TreeMap<>()).put(loc.offset(), loc.length());
         }
-        int packs = 0;
-        long punched = 0;
         if (units.isEmpty()) return Result.NONE;
         progress.startItems("punch", units.size());
-        for (var e : new TreeMap<>(units).entrySet()) {
+        // every pack's new list first, each file fsynced, and one fsync of the directory for all
+        // their renames; only then any punch
+        Map<Integer, PackHoles[]> lists = new TreeMap<>();
+        for (var e : units.entrySet()) {
             pacer.step(); // a pack at a time: a paced run rests (or stops) between packs
-            int p = e.getKey();
-            List<long[]> stretches = new ArrayList<>();
-            for (var u : e.getValue().entrySet()) {
-                long start = u.getKey();
-                long end = start + u.getValue();
-                long[] last = stretches.isEmpty() ? null : stretches.getLast();
-                if (last != null && last[1] == start) last[1] = end;
-                else stretches.add(new long[]{start, end});
-            }
-            long gained = punchPack(p, stretches);
-            if (gained >= 0) {
-                packs++;
-                punched += gained;
-            }
+            PackHoles[] beforeAfter = list(e.getKey(), stretches(e.getValue()));
+            if (beforeAfter != null) lists.put(e.getKey(), beforeAfter);
+        }
+        if (lists.isEmpty()) return Result.NONE;
+        try {
+            LocalChunkStore.fsyncDirectory(store.packDir());
+        } catch (IOException e) {
+            return Result.NONE; // the renames may not be durable: punch nothing
+        }
+        long punched = 0;
+        for (var e : lists.entrySet()) {
+            punched += punch(e.getKey(), e.getValue()[0], e.getValue()[1]);
             progress.advance(1);
         }
         progress.done();
-        return new Result(packs, punched);
+        return new Result(lists.size(), punched);
     }
 
-    /** Adds {@code stretches} to pack {@code p}'s holes file and punches them; the bytes newly punched, or -1 when the pack was left alone. */
-    private long punchPack(int p, List<long[]> stretches) {
-        Path pack = store.packPath(p);
+    private static long key(ChunkLocation loc) {
+        return ((long) loc.pack() << 40) ^ loc.offset();
+    }
+
+    /** Neighbouring units ({offset, length} by offset) joined into stretches. */
+    private static List<long[]> stretches(TreeMap<Long, Integer> units) {
+        List<long[]> stretches = new ArrayList<>();
+        for (var u : units.entrySet()) {
+            long start = u.getKey();
+            long end = start + u.getValue();
+            long[] last = stretches.isEmpty() ? null : stretches.getLast();
+            if (last != null && last[1] == start) last[1] = end;
+            else stretches.add(new long[]{start, end});
+        }
+        return stretches;
+    }
+
+    /**
+     * Writes pack {@code p}'s holes file with {@code stretches} added (fsynced and renamed; the
+     * caller fsyncs the directory); returns {before, after}, or null when the pack is left alone.
+     */
+    private PackHoles[] list(int p, List<long[]> stretches) {
         PackHoles before;
         long size;
         try {
             before = PackHoles.read(PackHoles.path(store.packDir(), p), p);
-            size = Files.size(pack);
+            size = Files.size(store.packPath(p));
         } catch (CaskException | IOException e) {
-            return -1; // a damaged holes file (check reports it) or a pack gone meanwhile: copying compaction's business
+            return null; // a damaged holes file (check reports it) or a pack gone meanwhile: copying compaction's business
         }
-        for (long[] s : stretches) if (s[1] > size) return -1; // an entry past the end: not ours to judge
+        for (long[] s : stretches) if (s[1] > size) return null; // an entry past the end: not ours to judge
         PackHoles after = before.with(stretches);
         try {
-            after.write(store.packDir(), p);
+            after.write(store.packDir(), p, false);
         } catch (IOException e) {
-            return -1; // full disk, say: nothing was punched, the old list stands
+            return null; // full disk, say: the old list stands, nothing of this pack is punched
         }
-        int fd = Posix.open(pack, Posix.O_WRONLY);
-        if (fd < 0) return 0; // listed, not punched: the next punch of this pack does it
+        return new PackHoles[]{before, after};
+    }
+
+    /**
+     * Punches the stretches of {@code after} that are not in {@code before} as they are (new ones,
+     * and old ones that grew); returns the bytes newly punched. One that a crash left listed but
+     * not punched stays so until it grows or compaction takes the pack: its bytes are dead either way.
+     */
+    private long punch(int p, PackHoles before, PackHoles after) {
+        int fd = Posix.open(store.packPath(p), Posix.O_WRONLY);
+        if (fd < 0) return 0;
         try {
             for (int i = 0; i < after.count(); i++) {
+                if (before.has(after.start(i), after.end(i))) continue;
                 long from = PackHoles.punchFrom(after.start(i));
                 long length = PackHoles.punchedLength(after.start(i), after.end(i));
                 if (length > 0 && Posix.fallocate(fd, PUNCH_HOLE | Posix.FALLOC_FL_KEEP_SIZE, from, length) != 0) break;
@@ -142,12 +172,17 @@ final class HolePuncher {
         return after.punched() - before.punched();
     }
 
-    /** True when no chunk the segment at {@code loc} names has an entry pointing at it (read after the sweep's deletes). */
-    private boolean segmentDead(ChunkLocation loc) {
+    /**
+     * True when no chunk the segment at {@code loc} names has an entry pointing at it (read after
+     * the sweep's deletes): when the sweep deleted as many entries in it as it holds chunks, from
+     * its header alone, else by looking its chunks up.
+     */
+    private boolean segmentDead(ChunkLocation loc, int deletedInIt) {
         try {
             byte[] h = store.readStored(loc.pack(), loc.offset(), PackFormat.SEGMENT_HEADER);
             PackFormat.segmentLength("pack " + loc.pack() + " offset " + loc.offset(), h, 0); // checks the header
             int count = ByteBuffer.wrap(h).getInt(8);
+            if (deletedInIt >= count) return true; // an id has one entry: all of its chunks' entries went
             byte[] table = store.readStored(loc.pack(), loc.offset() + PackFormat.SEGMENT_HEADER, count * PackFormat.SEGMENT_SLOT);
             List<ChunkId> ids = new ArrayList<>(count);
             for (int k = 0; k < count; k++) ids.add(ChunkId.fromBytes(table, k * PackFormat.SEGMENT_SLOT));

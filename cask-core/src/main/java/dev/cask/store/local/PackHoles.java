@@ -129,6 +129,11 @@ final class PackHoles {
      * file is as it was and the temporary one is gone.
      */
     void write(Path packDir, int pack) throws IOException {
+        write(packDir, pack, true);
+    }
+
+    /** As {@link #write(Path, int)}; without {@code syncDirectory} the caller fsyncs {@code packDir} before anything relies on the new list. */
+    void write(Path packDir, int pack, boolean syncDirectory) throws IOException {
         Path file = path(packDir, pack);
         Path tmp = packDir.resolve(file.getFileName() + ".tmp");
         try {
@@ -146,7 +151,7 @@ final class PackHoles {
             }
             throw e;
         }
-        LocalChunkStore.fsyncDirectory(packDir);
+        if (syncDirectory) LocalChunkStore.fsyncDirectory(packDir);
     }
 
     /** This list with {@code more} stretches ({start, end} pairs, any order) added, overlapping and adjacent ones merged. */
@@ -206,6 +211,12 @@ final class PackHoles {
     static long punchedLength(long start, long end) {
         long to = end / BLOCK * BLOCK;
         return Math.max(0, to - punchFrom(start));
+    }
+
+    /** True when [start, end) is one of the stretches, exactly. */
+    boolean has(long start, long end) {
+        int i = Arrays.binarySearch(starts, start);
+        return i >= 0 && ends[i] == end;
     }
 
     /** The end of the stretch holding {@code pos}, or -1 when {@code pos} is in none. */
