@@ -26,7 +26,8 @@
 #      prune` that removes versions walks every tree to print freed_bytes, ~6.5 s of CPU at 1,100 versions.)
 # Every GC_EVERY simulated hours (a "maintenance point"; default daily):
 #   - `cask stats --json`; an fio latency window of LAT_SECONDS without GC; then `cask gc` with the
-#     same fio latency load running until gc exits; `cask stats --json` again. The latency load:
+#     same fio latency load running until gc exits (one fio run for both windows, each I/O's latency
+#     logged with its time, so that neither window holds fio's start); `cask stats --json` again. The latency load:
 #     on LAT_CLONES clones, 4 KiB random reads over the whole disk (LAT_READ_IOPS each) and 4 KiB
 #     random writes into the hot region (LAT_WRITE_IOPS each), queue depth 1; p99 of fio's clat.
 #   - `restic forget` (same policy) + `restic prune`, and `borg prune` (same policy) + `borg compact`,
@@ -328,16 +329,23 @@ point() { # HOUR
   record "$h" others_cpu "$(others_cpu)"
   record "$h" versions "$(count_versions)"
   stats "$h" before
-  lat_args "$WORK/lat-base.json" "$LAT_SECONDS"
-  fio "${LAT[@]}" 2>>"$LOG" || die "fio (latency, no GC) failed"
-  read -r r w n < <(p99 "$WORK/lat-base.json"); record "$h" p99r_nogc "$r"; record "$h" p99w_nogc "$w"; record "$h" ios_nogc "$n"
-  wait_checkpoints
-  if [ "$CLI_GC" = 1 ]; then
-    # fio stops on SIGINT and writes its results (it catches SIGINT even when started in the background)
-    lat_args "$WORK/lat-gc.json" 3600
+  if [ "$CLI_GC" != 1 ]; then
+    lat_args "$WORK/lat-base.json" "$LAT_SECONDS"
+    fio "${LAT[@]}" 2>>"$LOG" || die "fio (latency, no GC) failed"
+    read -r r w n < <(p99 "$WORK/lat-base.json"); record "$h" p99r_nogc "$r"; record "$h" p99w_nogc "$w"; record "$h" ios_nogc "$n"
+    wait_checkpoints
+  else
+    # one fio run per point: LAT_SECONDS without gc, then the gc, then a fifth of a second; every
+    # I/O's latency is logged with its time, and both windows are cut out of the same run, so that
+    # neither holds fio's start (connections, first requests: a short window made of little else
+    # read as a slow gc) and both see the same clients. fio stops on SIGINT and writes its logs.
+    rm -f "$WORK"/lat_*.log
+    lat_args "$WORK/lat.json" 3600
+    LAT+=(--write_lat_log="$WORK/lat" --log_avg_msec=0)
+    local tf t0 t1 tk
+    tf=$(now)
     fio "${LAT[@]}" 2>>"$LOG" & local fp=$!
-    sleep 0.3
-    local t0 t1
+    sleep "$((LAT_SECONDS + 1))"
     t0=$(now)
     if [ "$GC_VIA" = socket ]; then
       "$PY" - "$S" "$WORK/gc.json" 2>>"$LOG" <<'EOF' || { kill -INT "$fp"; die "gc through the control socket failed (see $LOG)"; }
@@ -366,8 +374,31 @@ EOF
       "$CASK" --store "$S" gc --json >"$WORK/gc.json" 2>>"$LOG" || { kill -INT "$fp"; die "cask gc failed (see $LOG)"; }
     fi
     t1=$(now)
+    sleep 0.2
+    tk=$(now)
     kill -INT "$fp"; wait "$fp" || true
-    read -r r w n < <(p99 "$WORK/lat-gc.json"); record "$h" p99r_gc "$r"; record "$h" p99w_gc "$w"; record "$h" ios_gc "$n"
+    "$PY" - "$WORK" "$h" "$(sub "$tf" "$t0")" "$(sub "$tf" "$t1")" "$(sub "$tf" "$tk")" >>"$DATA" <<'EOF'
+import glob, math, sys
+work, h, t0, t1, tk = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+rows = []  # (seconds since fio's jobs started, latency ms, 0 read / 1 write)
+for f in glob.glob(work + "/lat_clat.*.log"):
+    for line in open(f):
+        x = line.split(",")
+        if len(x) >= 3: rows.append((int(x[0]) / 1000, int(x[1]) / 1e6, int(x[2])))
+# fio's clock starts with its jobs, a little after its launch (tf): its last I/O ends at the kill
+shift = tk - max(r[0] for r in rows)
+windows = {"nogc": [(l, d) for t, l, d in rows if 1.0 <= t + shift < t0 - 0.05],
+           "gc": [(l, d) for t, l, d in rows if t0 <= t + shift <= t1]}
+def p99(xs):
+    xs = sorted(xs)
+    return xs[max(0, math.ceil(0.99 * len(xs)) - 1)] if xs else 0.0
+for name, win in windows.items():
+    print(f"{h}\tp99r_{name}\t{p99([l for l, d in win if d == 0]):.3f}")
+    print(f"{h}\tp99w_{name}\t{p99([l for l, d in win if d == 1]):.3f}")
+    print(f"{h}\tios_{name}\t{len(win)}")
+    with open(f"{work}/lat-pool-{name}.txt", "a") as out:  # every point's I/Os, for p99s over the whole run
+        for l, d in win: out.write(f"{d} {l:.4f}\n")
+EOF
     record "$h" gc_wall "$(sub "$t0" "$t1")"
     "$PY" - "$WORK/gc.json" "$h" >>"$DATA" <<'EOF'
 import json, sys
@@ -458,7 +489,7 @@ echo "  waiting for the previous hour's backups and prune $((t_wait / 1000)) s, 
 echo "  the peers' first backups (every disk read whole) $((t_initial / 1000)) s, maintenance points $((t_points / 1000)) s"
 
 # ---- summary ---------------------------------------------------------------------------------------
-GC_VIA=$GC_VIA "$PY" - "$DATA" "$CLONES" "$CLI_GC" "$PEERS" <<'EOF'
+GC_VIA=$GC_VIA LAT_POOL=$WORK "$PY" - "$DATA" "$CLONES" "$CLI_GC" "$PEERS" <<'EOF'
 import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 pts = {}
@@ -512,6 +543,22 @@ show("NBD p99 write ms without GC", med("p99w_nogc"), "ms")
 if cli_gc:
     show("NBD p99 read ms during GC", med("p99r_gc"), "ms")
     show("NBD p99 write ms during GC", med("p99w_gc"), "ms")
+    import math, os
+    pooled = {}  # every point's I/Os together: a gc window is short, so one point's p99 rests on a few I/Os
+    for name in ("nogc", "gc"):
+        xs = {0: [], 1: []}
+        try:
+            for line in open(f'{os.environ["LAT_POOL"]}/lat-pool-{name}.txt'):
+                d, l = line.split(); xs[int(d)].append(float(l))
+        except FileNotFoundError:
+            pass
+        for d in (0, 1):
+            v = sorted(xs[d])
+            pooled[(name, d)] = (v[max(0, math.ceil(0.99 * len(v)) - 1)] if v else None, len(v))
+    for d, what in ((0, "read"), (1, "write")):
+        for name, when in (("nogc", "without"), ("gc", "during")):
+            v, n = pooled[(name, d)]
+            if v is not None: show(f"NBD p99 {what} ms {when} GC, all points' I/Os", v, "ms", f"{n} I/Os")
 dist = [p["when"] for p in P if float(p.get("others_cpu", 0)) >= 0.5]
 print(f'  load: 1-min average median {med("load1"):.2f}; others\' CPU median {med("others_cpu"):.2f} cores; '
       + (f'disturbed (others >= 0.5 core) at {len(dist)} of {len(P)} points' if dist else "no point disturbed"))
@@ -532,5 +579,7 @@ if cli_gc:
         q = [float(p[f"p99{k}_gc"]) / float(p[f"p99{k}_nogc"]) for p in P if float(p.get(f"p99{k}_nogc", 0)) > 0]
         if q: target(f"NBD p99 {name} during GC / without (median of ratios)", st.median(q), 1.5)
         target(f"NBD p99 {name} during GC / without (ratio of medians)", med(f"p99{k}_gc") / med(f"p99{k}_nogc"), 1.5)
+        (g, _), (b, _) = pooled[("gc", 0 if k == "r" else 1)], pooled[("nogc", 0 if k == "r" else 1)]
+        if g and b: target(f"NBD p99 {name} during GC / without (all I/Os pooled)", g / b, 1.5)
 EOF
 echo "load avg at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -142,4 +142,19 @@ class GoldenFormatTest {
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE + "00")));
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex("00000002" + GC_STATE.substring(8))));
     }
+
+    /** A pack's holes file (format 1): the stretches a collection punched out of pack 7. */
+    static final String HOLES = "63686f6c" + "00000001" + "00000007" + "00000002"
+            + "0000000000000010" + "0000000000001068" + "0000000000002000" + "0000000000005000" + "5b646e4a";
+
+    @Test
+    void holesFileFormatOne() {
+        PackHoles h = PackHoles.NONE.with(List.of(new long[]{8192, 20480}, new long[]{16, 4200}));
+        assertEquals(HOLES, HEX.formatHex(h.encode(7)));
+        assertEquals(h, PackHoles.decode("t", HEX.parseHex(HOLES), 7));
+        assertEquals(12288, h.punched(), "[16, 4200) holds no whole 4 KiB block; [8192, 20480) holds three");
+        assertThrows(CaskException.Corrupt.class, () -> PackHoles.decode("t", HEX.parseHex(HOLES.substring(0, HOLES.length() - 2)), 7));
+        assertThrows(CaskException.Corrupt.class, () -> PackHoles.decode("t", HEX.parseHex(HOLES.replaceFirst("63686f6c", "63686f6d")), 7),
+                "a flipped bit fails the crc");
+    }
 }

@@ -185,6 +185,63 @@ class HolePunchTest {
         }
     }
 
+    /**
+     * A segment is punched only when none of its chunks is live any more: one whose chunks all
+     * went is listed and punched, one with a live chunk left stays whole and reads back.
+     */
+    @Test
+    void aSegmentIsPunchedOnlyWhenAllItsChunksAreDead() {
+        assertTrue(HolePuncher.supported(dir), "the file system of " + dir + " punches holes");
+        try (LocalChunkStore store = LocalChunkStore.open(dir, new LocalChunkStore.Options(3, 1 << 20, false, 16 << 10, 3, 0))) {
+            for (int batch = 0; batch < 100; batch++) { // 16 compressible 4 KiB chunks a batch: segments of 4
+                byte[] b = new byte[16 * 4096];
+                int[] offsets = new int[16];
+                for (int k = 0; k < 16; k++) {
+                    offsets[k] = k * 4096;
+                    byte[] noise = new byte[2048];
+                    rnd.nextBytes(noise);
+                    System.arraycopy(noise, 0, b, k * 4096, noise.length); // half noise, half zeros
+                }
+                ChunkId[] got = store.putAll(b, offsets, 4096);
+                for (int k = 0; k < 16; k++) {
+                    ids.add(got[k]);
+                    data.put(got[k], java.util.Arrays.copyOfRange(b, k * 4096, k * 4096 + 4096));
+                }
+            }
+            store.sync();
+            assertTrue(store.packIds().size() >= 3, "packs: " + store.packIds());
+            // two segments of pack 1: every chunk of the first dies, two of the second's four
+            Map<Long, List<ChunkId>> segments = new java.util.TreeMap<>();
+            for (ChunkId id : ids) {
+                ChunkLocation l = store.locate(id);
+                if (l.pack() == 1 && l.inSegment()) segments.computeIfAbsent(l.offset(), k -> new ArrayList<>()).add(id);
+            }
+            List<List<ChunkId>> four = segments.values().stream().filter(l -> l.size() == 4).toList();
+            assertTrue(four.size() >= 4, "segments of four chunks in pack 1: " + segments.size());
+            List<ChunkId> whole = four.get(1);
+            List<ChunkId> part = four.get(3);
+            ChunkLocation wholeAt = store.locate(whole.getFirst());
+            ChunkLocation partAt = store.locate(part.getFirst());
+            Set<ChunkId> dead = new HashSet<>(whole);
+            dead.addAll(part.subList(0, 2));
+            try (ChunkDeleter.Sweep sweep = store.begin(m -> {})) {
+                assertEquals(6, sweep.sweep(id -> !dead.contains(id), Pacer.unpaced(), () -> {}).ids().size());
+                ChunkDeleter.Compacted c = sweep.compact(0.99, Progress.NONE);
+                assertEquals(1, c.packsPunched(), c.toString());
+            }
+            PackHoles holes = PackHoles.read(PackHoles.path(store.packDir(), 1), 1);
+            assertEquals(1, holes.count(), "one stretch: the dead segment");
+            assertEquals(wholeAt.offset(), holes.start(0));
+            assertEquals(wholeAt.offset() + wholeAt.length(), holes.end(0));
+            assertEquals(-1, holes.skip(partAt.offset()), "the segment with live chunks is not listed");
+            for (ChunkId id : part.subList(2, 4)) {
+                assertEquals(partAt.offset(), store.locate(id).offset());
+                assertArrayEquals(data.get(id), store.get(id));
+            }
+            for (ChunkId id : ids) if (!dead.contains(id)) assertArrayEquals(data.get(id), store.get(id));
+        }
+    }
+
     @Test
     void aDamagedHolesFileIsReportedAndThePackReadAsIfNothingWasPunched() throws Exception {
         try (LocalChunkStore store = LocalChunkStore.open(dir, options(false))) {
