@@ -341,7 +341,7 @@ point() { # HOUR
     # read as a slow gc) and both see the same clients. fio stops on SIGINT and writes its logs.
     rm -f "$WORK"/lat_*.log
     lat_args "$WORK/lat.json" 3600
-    LAT+=(--write_lat_log="$WORK/lat" --log_avg_msec=0)
+    LAT=(--write_lat_log="$WORK/lat" --log_avg_msec=0 "${LAT[@]}") # global options go before the first job
     local tf t0 t1 tk
     tf=$(now)
     fio "${LAT[@]}" 2>>"$LOG" & local fp=$!
@@ -385,6 +385,7 @@ for f in glob.glob(work + "/lat_clat.*.log"):
     for line in open(f):
         x = line.split(",")
         if len(x) >= 3: rows.append((int(x[0]) / 1000, int(x[1]) / 1e6, int(x[2])))
+if not rows: sys.exit("lifecycle-bench: fio wrote no latency log in " + work)
 # fio's clock starts with its jobs, a little after its launch (tf): its last I/O ends at the kill
 shift = tk - max(r[0] for r in rows)
 windows = {"nogc": [(l, d) for t, l, d in rows if 1.0 <= t + shift < t0 - 0.05],

@@ -466,10 +466,11 @@ final class GcEpochs implements ChunkDeleter {
          */
         private Map<ChunkId, ChunkLocation> deleteInKeyOrder(List<ChunkId> ids, Pacer pacer) {
             Map<ChunkId, ChunkLocation> deleted = new HashMap<>();
+            int rows = pacer.rest() == 0 ? UNPACED_SWEEP_ROWS : SWEEP_ROWS;
             try {
-                for (int from = 0; from < ids.size(); from += SWEEP_ROWS) {
+                for (int from = 0; from < ids.size(); from += rows) {
                     pacer.step();
-                    deleted.putAll(store.index().deleteStampedBeforeLocated(ids.subList(from, Math.min(ids.size(), from + SWEEP_ROWS)), epoch));
+                    deleted.putAll(store.index().deleteStampedBeforeLocated(ids.subList(from, Math.min(ids.size(), from + rows)), epoch));
                 }
             } finally {
                 store.forget(deleted.keySet());
@@ -618,6 +619,17 @@ final class GcEpochs implements ChunkDeleter {
      * fsyncs rather than 25.
      */
     static final int SWEEP_ROWS = 16384;
+
+    /**
+     * Deletes per transaction in a sweep nobody paces ({@code cask gc}, a server's gc asked for
+     * through its control socket): a sweep's deletes are spread over the whole key space, so 16,384
+     * of them already dirty most of the index's pages, and every transaction writes those pages to
+     * the WAL and back into the index again. One transaction for up to a million deletes writes each
+     * page once (25,000 deletes in a 1M-entry index: 0.37 s instead of 0.46 s; 90,000: 0.55 s instead
+     * of 0.65 s, measured with python3's sqlite3); puts wait for it a little longer, the VMs' writes
+     * not at all (they go to journals).
+     */
+    static final int UNPACED_SWEEP_ROWS = 1 << 20;
 
     private static long key(ChunkLocation loc) {
         return ((long) loc.pack() << 40) ^ loc.offset();
