@@ -491,7 +491,7 @@ echo "  the peers' first backups (every disk read whole) $((t_initial / 1000)) s
 
 # ---- summary ---------------------------------------------------------------------------------------
 GC_VIA=$GC_VIA LAT_POOL=$WORK "$PY" - "$DATA" "$CLONES" "$CLI_GC" "$PEERS" <<'EOF'
-import sys, statistics as st
+import os, sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 pts = {}
 for p, m, x in rows: pts.setdefault(p, {})[m] = x
@@ -573,7 +573,8 @@ if cli_gc:
     target("store after GC / live_bytes (median)", st.median(r), 1.10)
     if peers:
         # cask prune (hourly) is restic forget's counterpart; gc (sweep + compaction) is restic prune's
-        target("gc pass (wall, JVM start included) / restic prune", med("gc_wall") / med("restic_prune"), 0.2)
+        target("gc pass (wall" + (")" if os.environ.get("GC_VIA") == "socket" else ", JVM start included)") + " / restic prune",
+               med("gc_wall") / med("restic_prune"), 0.2)
         target("gc pass (--json seconds) / restic prune", med("gc_seconds") / med("restic_prune"), 0.2)
         target("gc pass (wall) / restic forget + prune", med("gc_wall") / st.median([float(p["restic_forget"]) + float(p["restic_prune"]) for p in P]), 0.2)
     for k, name in (("r", "read"), ("w", "write")):

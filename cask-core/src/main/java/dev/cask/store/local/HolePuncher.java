@@ -35,9 +35,8 @@ import java.util.TreeMap;
  * segment is dead when none of the chunks its table names has an entry pointing at it (looked up
  * after the deletes; none when the sweep deleted as many entries in it as it holds). Neighbouring
  * dead units form one stretch; with the pack's earlier stretches they are written to its holes file
- * ({@link PackHoles}), each file fsynced and renamed, then the directory fsynced once for all
- * packs, and only then are the new stretches (and old ones that grew) punched, each one's
- * interior aligned to 4 KiB. A crash in between leaves a stretch listed but not (or not all)
+ * ({@link PackHoles}), durably (fsynced, renamed, the directory fsynced), and only then are the
+ * new stretches (and old ones that grew) punched, each one's interior aligned to 4 KiB. A crash in between leaves a stretch listed but not (or not all)
  * punched: its bytes are dead either way, and they come back when the stretch grows or
  * compaction takes the pack (until then {@code stored_bytes} counts them as given back).
  *
@@ -88,27 +87,19 @@ final class HolePuncher {
         }
         if (units.isEmpty()) return Result.NONE;
         progress.startItems("punch", units.size());
-        // every pack's new list first, each file fsynced, and one fsync of the directory for all
-        // their renames; only then any punch
-        Map<Integer, PackHoles[]> lists = new TreeMap<>();
-        for (var e : units.entrySet()) {
-            pacer.step(); // a pack at a time: a paced run rests (or stops) between packs
-            PackHoles[] beforeAfter = list(e.getKey(), stretches(e.getValue()));
-            if (beforeAfter != null) lists.put(e.getKey(), beforeAfter);
-        }
-        if (lists.isEmpty()) return Result.NONE;
-        try {
-            LocalChunkStore.fsyncDirectory(store.packDir());
-        } catch (IOException e) {
-            return Result.NONE; // the renames may not be durable: punch nothing
-        }
+        int packs = 0;
         long punched = 0;
-        for (var e : lists.entrySet()) {
-            punched += punch(e.getKey(), e.getValue()[0], e.getValue()[1]);
+        for (var e : units.entrySet()) {
+            pacer.step(); // a pack at a time: a paced run rests (or stops) between packs, never between listing and punching
+            PackHoles[] beforeAfter = list(e.getKey(), stretches(e.getValue()));
+            if (beforeAfter != null) {
+                packs++;
+                punched += punch(e.getKey(), beforeAfter[0], beforeAfter[1]);
+            }
             progress.advance(1);
         }
         progress.done();
-        return new Result(lists.size(), punched);
+        return new Result(packs, punched);
     }
 
     private static long key(ChunkLocation loc) {
@@ -128,10 +119,7 @@ final class HolePuncher {
         return stretches;
     }
 
-    /**
-     * Writes pack {@code p}'s holes file with {@code stretches} added (fsynced and renamed; the
-     * caller fsyncs the directory); returns {before, after}, or null when the pack is left alone.
-     */
+    /** Writes pack {@code p}'s holes file with {@code stretches} added, durably; returns {before, after}, or null when the pack is left alone. */
     private PackHoles[] list(int p, List<long[]> stretches) {
         PackHoles before;
         long size;
@@ -144,7 +132,7 @@ final class HolePuncher {
         for (long[] s : stretches) if (s[1] > size) return null; // an entry past the end: not ours to judge
         PackHoles after = before.with(stretches);
         try {
-            after.write(store.packDir(), p, false);
+            after.write(store.packDir(), p);
         } catch (IOException e) {
             return null; // full disk, say: the old list stands, nothing of this pack is punched
         }

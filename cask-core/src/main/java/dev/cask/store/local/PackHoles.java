@@ -129,11 +129,6 @@ final class PackHoles {
      * file is as it was and the temporary one is gone.
      */
     void write(Path packDir, int pack) throws IOException {
-        write(packDir, pack, true);
-    }
-
-    /** As {@link #write(Path, int)}; without {@code syncDirectory} the caller fsyncs {@code packDir} before anything relies on the new list. */
-    void write(Path packDir, int pack, boolean syncDirectory) throws IOException {
         Path file = path(packDir, pack);
         Path tmp = packDir.resolve(file.getFileName() + ".tmp");
         try {
@@ -151,7 +146,7 @@ final class PackHoles {
             }
             throw e;
         }
-        if (syncDirectory) LocalChunkStore.fsyncDirectory(packDir);
+        LocalChunkStore.fsyncDirectory(packDir);
     }
 
     /** This list with {@code more} stretches ({start, end} pairs, any order) added, overlapping and adjacent ones merged. */
