@@ -252,6 +252,7 @@ class GcPowerCutTest {
             // compaction's region begins with the punching, when there is any
             long begin = ph.get("begin"), sweep = ph.get("sweep"), compact = Math.min(ph.get("compact"), ph.getOrDefault("punch", Long.MAX_VALUE)),
                     done = ph.get("done");
+            String rewritten = count.lines("result").getFirst()[2];
             String result = count.lines("result").getFirst()[1] + " chunks freed, " + count.lines("result").getFirst()[2] + " packs rewritten, "
                     + count.lines("result").getFirst()[3] + " deleted, " + count.lines("result").getFirst()[5] + " punched";
             PowerCut.delete(scratch.resolve("count"));
@@ -283,7 +284,11 @@ class GcPowerCutTest {
                 picks.addAll(l.subList(0, n));
                 stepPicks.put(e.getKey(), n);
             }
-            List<String> expected = new ArrayList<>(List.of("after copies fsynced", "after an index commit", "after an old pack's unlink",
+            // with punching, compaction may find nothing left to copy (the seed's threshold decides): its
+            // steps are required when it rewrote a pack, the copying-only test requires them always
+            boolean copied = Long.parseLong(rewritten) > 0;
+            List<String> expected = new ArrayList<>();
+            if (!punch || copied) expected.addAll(List.of("after copies fsynced", "after an index commit", "after an old pack's unlink",
                     "after the pack directory's fsync"));
             if (punch) expected.addAll(List.of("after a holes file's fsync", "after a holes file's rename"));
             assertTrue(steps.keySet().containsAll(expected), at + ": compaction's steps not all seen: " + steps.keySet() + " (" + result + ")");
