@@ -78,12 +78,12 @@ final class HolePuncher {
         Map<Long, Integer> deletedIn = new HashMap<>();
         for (ChunkLocation loc : deleted) if (loc.inSegment() && sealed.contains(loc.pack())) deletedIn.merge(key(loc), 1, Integer::sum);
         // the dead units per pack, by offset: {offset, length}
-        Map<Integer, TreeMap<Long, Integer>> units = new TreeMap<>();
+        Map<Integer, Map<Long, Integer>> units = new TreeMap<>();
         Map<Long, Boolean> segmentDead = new HashMap<>();
         for (ChunkLocation loc : deleted) {
             if (!sealed.contains(loc.pack())) continue;
             if (loc.inSegment() && !segmentDead.computeIfAbsent(key(loc), k -> segmentDead(loc, deletedIn.get(k)))) continue;
-            units.computeIfAbsent(loc.pack(), p -> new TreeMap<>()).put(loc.offset(), loc.length());
+            units.computeIfAbsent(loc.pack(), p -> new HashMap<>()).put(loc.offset(), loc.length());
         }
         if (units.isEmpty()) return Result.NONE;
         progress.startItems("punch", units.size());
@@ -106,16 +106,10 @@ final class HolePuncher {
         return ((long) loc.pack() << 40) ^ loc.offset();
     }
 
-    /** Neighbouring units ({offset, length} by offset) joined into stretches. */
-    private static List<long[]> stretches(TreeMap<Long, Integer> units) {
-        List<long[]> stretches = new ArrayList<>();
-        for (var u : units.entrySet()) {
-            long start = u.getKey();
-            long end = start + u.getValue();
-            long[] last = stretches.isEmpty() ? null : stretches.getLast();
-            if (last != null && last[1] == start) last[1] = end;
-            else stretches.add(new long[]{start, end});
-        }
+    /** The units ({offset, length}) as stretches ({start, end}); {@link PackHoles#with} joins neighbours. */
+    private static List<long[]> stretches(Map<Long, Integer> units) {
+        List<long[]> stretches = new ArrayList<>(units.size());
+        for (var u : units.entrySet()) stretches.add(new long[]{u.getKey(), u.getKey() + u.getValue()});
         return stretches;
     }
 

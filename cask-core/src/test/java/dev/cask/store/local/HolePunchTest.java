@@ -74,6 +74,24 @@ class HolePunchTest {
         return r;
     }
 
+    /** The chunks a scan of pack {@code pack} finds, each one's plain bytes checked against what was put; its problems into {@code problems}. */
+    private Set<ChunkId> scan(LocalChunkStore store, int pack, List<String> problems) {
+        Set<ChunkId> scanned = new HashSet<>();
+        store.scanPack(pack, new PackScan.ScanSink() {
+            @Override
+            public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
+                scanned.add(id);
+                assertArrayEquals(data.get(id), plain.get());
+            }
+
+            @Override
+            public void problem(String line) {
+                problems.add(line);
+            }
+        }, Progress.NONE);
+        return scanned;
+    }
+
     @Test
     void deadRecordsArePunchedOutNothingLiveMovesAndScansSkipThem() throws Exception {
         assertTrue(HolePuncher.supported(dir), "the file system of " + dir + " punches holes (ext4, xfs, btrfs and tmpfs do)");
@@ -117,19 +135,7 @@ class HolePunchTest {
             }
             // a scan (check, rebuild) sees every live chunk of pack 1 and no damage
             List<String> problems = new ArrayList<>();
-            Set<ChunkId> scanned = new HashSet<>();
-            store.scanPack(1, new PackScan.ScanSink() {
-                @Override
-                public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
-                    scanned.add(id);
-                    assertArrayEquals(data.get(id), plain.get());
-                }
-
-                @Override
-                public void problem(String line) {
-                    problems.add(line);
-                }
-            }, Progress.NONE);
+            Set<ChunkId> scanned = scan(store, 1, problems);
             assertEquals(List.of(), problems);
             Set<ChunkId> liveInOne = new HashSet<>(inPack(store, new ArrayList<>(liveBefore.keySet()), 1));
             assertEquals(liveInOne, scanned, "the scan finds the live chunks and nothing of the dead ones");
@@ -249,18 +255,7 @@ class HolePunchTest {
             Path holes = PackHoles.path(store.packDir(), 1);
             Files.write(holes, new byte[]{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20});
             List<String> problems = new ArrayList<>();
-            Set<ChunkId> scanned = new HashSet<>();
-            store.scanPack(1, new PackScan.ScanSink() {
-                @Override
-                public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
-                    scanned.add(id);
-                }
-
-                @Override
-                public void problem(String line) {
-                    problems.add(line);
-                }
-            }, Progress.NONE);
+            Set<ChunkId> scanned = scan(store, 1, problems);
             assertEquals(1, problems.size(), problems.toString());
             assertTrue(problems.getFirst().contains("00000001.holes") && problems.getFirst().contains("crc32c"), problems.getFirst());
             assertEquals(new HashSet<>(inPack(store, ids, 1)), scanned, "every record of the pack is still read");
