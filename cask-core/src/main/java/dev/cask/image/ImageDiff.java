@@ -179,6 +179,7 @@ public final class ImageDiff {
                 if (lo < hi) leaves.add(new Leaf(lo, hi, id, lo - start));
             }, (level, first, id) -> {
                 if (cache.get(id) == null) pointerChunksRead++;
+                return true;
             });
         });
         return leaves;

@@ -45,10 +45,10 @@ public final class TreeReader {
         void leaf(long block, ChunkId id);
     }
 
-    /** Receives every pointer chunk of a walk (for check and garbage collection). */
+    /** Asked at every pointer chunk of a walk whether to walk its subtree (false: the walk skips it, leaves and all). */
     @FunctionalInterface
     public interface PointerVisitor {
-        void pointer(int level, long firstBlock, ChunkId id);
+        boolean enter(int level, long firstBlock, ChunkId id);
     }
 
     /** Visits the non-zero leaves of blocks {@code [from, to)} in order; zero subtrees are skipped whole. */
@@ -67,7 +67,7 @@ public final class TreeReader {
             leaves.leaf(first, id);
             return;
         }
-        if (pointers != null) pointers.pointer(level - 1, first, id);
+        if (pointers != null && !pointers.enter(level - 1, first, id)) return;
         byte[] p = pointers(id);
         long span = 1L << (Root.FANOUT_BITS * (level - 1));
         int n = p.length / ChunkId.LENGTH;
