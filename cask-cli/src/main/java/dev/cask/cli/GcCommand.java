@@ -88,7 +88,8 @@ final class GcCommand extends Common implements Callable<Integer> {
         }
     }
 
+    /** A count of the summary; 0 when absent (a server of an older cask answers without the newer ones). */
     private static long num(Map<String, Object> m, String key) {
-        return ((Number) m.get(key)).longValue();
+        return m.get(key) instanceof Number n ? n.longValue() : 0;
     }
 }
