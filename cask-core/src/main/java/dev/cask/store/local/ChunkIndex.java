@@ -34,9 +34,6 @@ import java.util.function.Consumer;
  * Every put stamps what it stores or finds ({@link #lookupForPut}, {@link #commit}); a sweep
  * deletes only entries stamped before its epoch ({@link #deleteStampedBefore}).
  *
- * <p>The index {@code chunks_by_pack} ({@link #BY_PACK_INDEX}) answers the questions asked by
- * location.
- *
  * <p>A process may ask for reads through a memory map ({@code mmap_size}): SQLite then reads
  * index pages from the mapped file instead of with a system call per page, which bulk lookups
  * (every block of an import or an export) feel. Writes are unchanged (WAL).
@@ -112,27 +109,12 @@ final class ChunkIndex implements AutoCloseable {
                 st.execute(GC_STATE_TABLE);
             }
             migrate();
-            try (Statement st = writer.createStatement()) {
-                st.execute(BY_PACK_INDEX); // after migrate: a schema-1 table has no slot column before it
-            }
         } catch (SQLException e) {
             throw error("open", e);
         }
     }
 
     static final int SCHEMA = 3;
-
-    /**
-     * The entries in pack order, with all a location holds (a covering index: no lookup in the
-     * table per row): the entries of given packs (compaction), of the packs written since the last
-     * collection (an incremental sweep), whether anything points at a segment (punching) and the
-     * first entry past an offset (recovery) are range reads of it instead of scans of the whole
-     * table, whose cost grows with the store. New entries go to its end (packs and offsets grow),
-     * so it costs a put little. Not part of the schema number: SQLite keeps an index up to date
-     * for every writer, one that does not know it included, and a cask that finds it missing
-     * creates it (once: 0.4 s for half a million entries).
-     */
-    static final String BY_PACK_INDEX = "CREATE INDEX IF NOT EXISTS chunks_by_pack ON chunks (pack, offset, slot, length)";
 
     /** Copies found corrupt that their chunk's entry points at (see the class essay); not part of the schema number. */
     static final String DAMAGED_TABLE = "CREATE TABLE IF NOT EXISTS damaged (id BLOB NOT NULL, pack INTEGER NOT NULL,"
@@ -538,48 +520,20 @@ final class ChunkIndex implements AutoCloseable {
 
     /**
      * Calls {@code sink} with every entry in a pack numbered above {@code above} or listed in
-     * {@code packs} (numbered {@code above} or below) and its location, in pack order, in one read
-     * transaction: the entries written since a collection that saw {@code above} as the highest
-     * pack and {@code packs} as the ones still written to. Range reads of {@link #BY_PACK_INDEX}
-     * (two queries, not one with OR, which SQLite answers by collecting row ids first: ten times
-     * slower); their cost follows the entries written since, not the size of the index.
+     * {@code packs}, its location and its stamp, in id order, in one read transaction: the entries
+     * written since a collection that saw {@code above} as the highest pack and {@code packs} as
+     * the ones still written to. One scan of the table (no index by pack); SQLite hands over only
+     * the matching rows.
      */
-    void forEachIn(int above, java.util.Collection<Integer> packs, java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
-        java.util.List<String> ranges = new java.util.ArrayList<>(java.util.List.of("pack > " + above));
-        if (!packs.isEmpty()) ranges.add("pack IN (" + packList(packs) + ")");
-        try (Connection c = connect(); Statement st = c.createStatement()) {
-            st.execute("BEGIN"); // one snapshot for both
-            try {
-                for (String w : ranges) {
-                    try (ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks INDEXED BY chunks_by_pack WHERE " + w)) {
-                        while (rs.next()) {
-                            sink.accept(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
-                        }
-                    }
-                }
-            } finally {
-                st.execute("COMMIT");
+    void forEachStampedIn(int above, java.util.Collection<Integer> packs, StampedSink sink) {
+        String where = "pack > " + above + (packs.isEmpty() ? "" : " OR pack IN (" + packList(packs) + ")");
+        try (Connection c = connect(); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot, epoch FROM chunks WHERE " + where + " ORDER BY id")) {
+            while (rs.next()) {
+                sink.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)), rs.getLong(6));
             }
         } catch (SQLException e) {
-            throw error("scan of packs " + String.join(" or ", ranges), e);
-        }
-    }
-
-    /** Whether an entry points at the record or segment at {@code offset} in pack {@code pack} (one probe of {@link #BY_PACK_INDEX}). */
-    boolean anyEntryAt(int pack, long offset) {
-        Reader r = readers.poll();
-        try {
-            if (r == null) r = new Reader();
-            PreparedStatement st = r.statement("SELECT EXISTS (SELECT 1 FROM chunks INDEXED BY chunks_by_pack WHERE pack = ? AND offset = ?)");
-            st.setInt(1, pack);
-            st.setLong(2, offset);
-            try (ResultSet rs = st.executeQuery()) {
-                return rs.next() && rs.getInt(1) == 1;
-            }
-        } catch (SQLException e) {
-            throw error("lookup of pack " + pack + " offset " + offset, e);
-        } finally {
-            if (r != null) readers.add(r);
+            throw error("scan of packs " + where, e);
         }
     }
 
@@ -700,14 +654,16 @@ final class ChunkIndex implements AutoCloseable {
 
     /**
      * The entries pointing into each of {@code packs}, each pack's in pack order (offset, then
-     * slot), from one read transaction (a snapshot): range reads of {@link #BY_PACK_INDEX}.
+     * slot), from one read transaction (a snapshot). One scan of the whole table (there is no
+     * index by pack), but SQLite hands over only the matching rows: compaction wants the entries
+     * of a few packs, and making every entry of the store an object in Java cost more than the scan.
      */
     java.util.Map<Integer, java.util.Map<ChunkId, ChunkLocation>> entriesIn(java.util.Set<Integer> packs) {
         java.util.Map<Integer, java.util.Map<ChunkId, ChunkLocation>> out = new java.util.HashMap<>();
         if (packs.isEmpty()) return out;
         String in = packList(packs);
         try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks INDEXED BY chunks_by_pack WHERE pack IN (" + in + ") ORDER BY pack, offset, slot")) {
+             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks WHERE pack IN (" + in + ") ORDER BY pack, offset, slot")) {
             while (rs.next()) {
                 ChunkLocation loc = new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5));
                 out.computeIfAbsent(loc.pack(), k -> new java.util.LinkedHashMap<>()).put(ChunkId.fromBytes(rs.getBytes(1)), loc);
@@ -836,10 +792,10 @@ final class ChunkIndex implements AutoCloseable {
 
     /**
      * The lowest offset at or after {@code offset} in pack {@code pack} that an entry points at,
-     * or -1 (a probe of {@link #BY_PACK_INDEX}).
+     * or -1. A scan of the whole table (there is no index by pack): only for recovery after a crash.
      */
     long firstEntryAtOrAfter(int pack, long offset) {
-        try (PreparedStatement st = writer.prepareStatement("SELECT min(offset) FROM chunks INDEXED BY chunks_by_pack WHERE pack = ? AND offset >= ?")) {
+        try (PreparedStatement st = writer.prepareStatement("SELECT min(offset) FROM chunks WHERE pack = ? AND offset >= ?")) {
             st.setInt(1, pack);
             st.setLong(2, offset);
             try (ResultSet rs = st.executeQuery()) {

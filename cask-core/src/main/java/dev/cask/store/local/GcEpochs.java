@@ -514,7 +514,7 @@ final class GcEpochs implements ChunkDeleter {
             List<ChunkId> regionIds = new ArrayList<>();
             List<ChunkLocation> regionLocations = new ArrayList<>();
             long[] seen = {0};
-            store.index().forEachIn(prev.highest(), prev.open(), (id, loc) -> {
+            store.index().forEachStampedIn(prev.highest(), prev.open(), (id, loc, stamp) -> {
                 if ((++seen[0] & 4095) == 0) pacer.check();
                 regionIds.add(id);
                 regionLocations.add(loc);

@@ -3,6 +3,7 @@ package dev.cask.store.local;
 import dev.cask.common.CaskException;
 import dev.cask.common.Pacer;
 import dev.cask.format.Posix;
+import dev.cask.store.ChunkId;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -31,8 +32,8 @@ import java.util.TreeMap;
  * never gains an entry (only its creator adds entries, before it lets go of the pack; heals and
  * compaction copy into other packs; a rebuild runs with the store opened exclusively), so a unit
  * dead once stays dead. A record holds one chunk, so the deletion of its entry kills it; a
- * segment is dead when no entry points at it any more (one probe of the index by location after
- * the deletes; none when the sweep deleted as many entries in it as it holds). Neighbouring
+ * segment is dead when none of the chunks its table names has an entry pointing at it (looked up
+ * after the deletes; none when the sweep deleted as many entries in it as it holds). Neighbouring
  * dead units form one stretch; with the pack's earlier stretches they are written to its holes file
  * ({@link PackHoles}), durably (fsynced, renamed, the directory fsynced), and only then are the
  * new stretches (and old ones that grew) punched, each one's interior aligned to 4 KiB. A crash in between leaves a stretch listed but not (or not all)
@@ -154,9 +155,9 @@ final class HolePuncher {
     }
 
     /**
-     * True when no entry points at the segment at {@code loc} (asked after the sweep's deletes):
-     * when the sweep deleted as many entries in it as its header says it holds, from the header
-     * alone, else by one probe of the index by location.
+     * True when no chunk the segment at {@code loc} names has an entry pointing at it (read after
+     * the sweep's deletes): when the sweep deleted as many entries in it as it holds chunks, from
+     * its header alone, else by looking its chunks up.
      */
     private boolean segmentDead(ChunkLocation loc, int deletedInIt) {
         try {
@@ -164,7 +165,13 @@ final class HolePuncher {
             PackFormat.segmentLength("pack " + loc.pack() + " offset " + loc.offset(), h, 0); // checks the header
             int count = ByteBuffer.wrap(h).getInt(8);
             if (deletedInIt >= count) return true; // an id has one entry: all of its chunks' entries went
-            return !store.index().anyEntryAt(loc.pack(), loc.offset());
+            byte[] table = store.readStored(loc.pack(), loc.offset() + PackFormat.SEGMENT_HEADER, count * PackFormat.SEGMENT_SLOT);
+            List<ChunkId> ids = new ArrayList<>(count);
+            for (int k = 0; k < count; k++) ids.add(ChunkId.fromBytes(table, k * PackFormat.SEGMENT_SLOT));
+            for (ChunkLocation now : store.index().locateAll(ids).values()) {
+                if (now.pack() == loc.pack() && now.offset() == loc.offset()) return false;
+            }
+            return true;
         } catch (CaskException e) {
             return false; // unreadable: leave it as it is
         }

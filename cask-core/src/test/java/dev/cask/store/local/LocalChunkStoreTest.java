@@ -1148,12 +1148,6 @@ class LocalChunkStoreTest extends ChunkStoreContract {
             assertTrue(rs.next());
             assertEquals(3, rs.getInt(1), "index schema 3 (slots, then GC epochs)");
         }
-        try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + old.resolve("index.db"));
-             java.sql.Statement st = c.createStatement();
-             java.sql.ResultSet rs = st.executeQuery("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = 'chunks_by_pack'")) {
-            assertTrue(rs.next(), "the index by pack is made for an old index");
-            assertTrue(rs.getString(1).contains("(pack, offset, slot, length)"), rs.getString(1));
-        }
     }
 
     @Test
