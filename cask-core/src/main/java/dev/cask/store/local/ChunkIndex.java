@@ -98,7 +98,7 @@ final class ChunkIndex implements AutoCloseable {
                 // pages the writer keeps between transactions (grown as used, up to this; SQLite's
                 // default of 2 MiB holds a twentieth of a 40 MiB index). Alone it changed little for
                 // a sweep's or compaction's 100,000s of deletes and updates: what made those cheap
-                // is doing them in key order (GcEpochs.SWEEP_ROWS, Compactor.SWITCH_ROWS)
+                // is doing them in key order (LocalSweep.SWEEP_ROWS, Compactor.SWITCH_ROWS)
                 st.execute("PRAGMA cache_size=" + WRITER_CACHE_KIB);
             }
             dev.cask.common.SqliteWal.enable(writer, 60_000); // BUSY at once on a new file several open together

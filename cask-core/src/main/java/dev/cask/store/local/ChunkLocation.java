@@ -17,6 +17,15 @@ public record ChunkLocation(int pack, long offset, int length, int slot) {
         return slot != SINGLE;
     }
 
+    /**
+     * The record or segment holding the chunk as one number, for sets and maps of them: the pack
+     * in the high 24 bits, the offset in the low 40 (a pack is far smaller than 1 TiB). Every chunk
+     * of a segment has the same unit.
+     */
+    public long unit() {
+        return ((long) pack << 40) ^ offset;
+    }
+
     @Override
     public String toString() {
         return "pack " + pack + " at offset " + offset + (inSegment() ? ", slot " + slot : "");

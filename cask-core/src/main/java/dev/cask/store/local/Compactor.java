@@ -161,7 +161,7 @@ final class Compactor {
             Map<Integer, Long> l = live;
             store.index().forEach((id, loc) -> {
                 if ((++seen[0] & 4095) == 0) pacer.check(); // a scan of a big index takes a while: a stop need not wait for it
-                if (loc.inSegment() && !segmentsSeen.add(((long) loc.pack() << 40) ^ loc.offset())) return;
+                if (loc.inSegment() && !segmentsSeen.add(loc.unit())) return;
                 l.merge(loc.pack(), (long) loc.length(), Long::sum);
             });
         }
@@ -401,7 +401,7 @@ final class Compactor {
                 Set<Long> segs = new HashSet<>();
                 for (ChunkLocation l : copies.values()) {
                     if (!l.inSegment()) bytes[0] += l.length();
-                    else if (segs.add(((long) l.pack() << 40) ^ l.offset())) bytes[0] += l.length();
+                    else if (segs.add(l.unit())) bytes[0] += l.length();
                 }
                 moved.putAll(copies);
             }

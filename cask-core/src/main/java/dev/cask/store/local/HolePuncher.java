@@ -6,7 +6,6 @@ import dev.cask.format.Posix;
 import dev.cask.store.ChunkId;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -60,10 +59,13 @@ final class HolePuncher {
 
     private final LocalChunkStore store;
     private final Pacer pacer;
+    /** Chunks per segment (by {@link ChunkLocation#unit}) read from headers already, shared with the sweep that ran before. */
+    private final Map<Long, Integer> segmentChunks;
 
-    HolePuncher(LocalChunkStore store, Pacer pacer) {
+    HolePuncher(LocalChunkStore store, Pacer pacer, Map<Long, Integer> segmentChunks) {
         this.store = store;
         this.pacer = pacer;
+        this.segmentChunks = segmentChunks;
     }
 
     /** True unless {@code -Dcask.gc.punch=false}. */
@@ -76,13 +78,13 @@ final class HolePuncher {
         if (deleted.isEmpty() || !enabled() || !supported(store.packDir())) return Result.NONE;
         // the entries deleted per segment: a segment all of whose chunks went is dead without asking the index
         Map<Long, Integer> deletedIn = new HashMap<>();
-        for (ChunkLocation loc : deleted) if (loc.inSegment() && sealed.contains(loc.pack())) deletedIn.merge(key(loc), 1, Integer::sum);
+        for (ChunkLocation loc : deleted) if (loc.inSegment() && sealed.contains(loc.pack())) deletedIn.merge(loc.unit(), 1, Integer::sum);
         // the dead units per pack, by offset: {offset, length}
         Map<Integer, Map<Long, Integer>> units = new TreeMap<>();
         Map<Long, Boolean> segmentDead = new HashMap<>();
         for (ChunkLocation loc : deleted) {
             if (!sealed.contains(loc.pack())) continue;
-            if (loc.inSegment() && !segmentDead.computeIfAbsent(key(loc), k -> segmentDead(loc, deletedIn.get(k)))) continue;
+            if (loc.inSegment() && !segmentDead.computeIfAbsent(loc.unit(), k -> segmentDead(loc, deletedIn.get(k)))) continue;
             units.computeIfAbsent(loc.pack(), p -> new HashMap<>()).put(loc.offset(), loc.length());
         }
         if (units.isEmpty()) return Result.NONE;
@@ -100,10 +102,6 @@ final class HolePuncher {
         }
         progress.done();
         return new Result(packs, punched);
-    }
-
-    private static long key(ChunkLocation loc) {
-        return ((long) loc.pack() << 40) ^ loc.offset();
     }
 
     /** The units ({offset, length}) as stretches ({start, end}); {@link PackHoles#with} joins neighbours. */
@@ -161,9 +159,7 @@ final class HolePuncher {
      */
     private boolean segmentDead(ChunkLocation loc, int deletedInIt) {
         try {
-            byte[] h = store.readStored(loc.pack(), loc.offset(), PackFormat.SEGMENT_HEADER);
-            PackFormat.segmentLength("pack " + loc.pack() + " offset " + loc.offset(), h, 0); // checks the header
-            int count = ByteBuffer.wrap(h).getInt(8);
+            int count = segmentChunks.computeIfAbsent(loc.unit(), k -> store.segmentChunks(loc));
             if (deletedInIt >= count) return true; // an id has one entry: all of its chunks' entries went
             byte[] table = store.readStored(loc.pack(), loc.offset() + PackFormat.SEGMENT_HEADER, count * PackFormat.SEGMENT_SLOT);
             List<ChunkId> ids = new ArrayList<>(count);

@@ -764,6 +764,16 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     }
 
     /** The bytes {@code [offset, offset+length)} of pack {@code pack}, exactly (compaction's verbatim copies). */
+    /**
+     * The number of chunks the segment at {@code loc} holds, from its header (checked: a
+     * CaskException when it cannot be read or is no segment header).
+     */
+    int segmentChunks(ChunkLocation loc) {
+        byte[] h = readStored(loc.pack(), loc.offset(), PackFormat.SEGMENT_HEADER);
+        PackFormat.segmentLength("pack " + loc.pack() + " offset " + loc.offset(), h, 0); // checks the header
+        return java.nio.ByteBuffer.wrap(h).getInt(8);
+    }
+
     byte[] readStored(int pack, long offset, int length) {
         byte[] span = reader.readSpan(pack, offset, length);
         try {
