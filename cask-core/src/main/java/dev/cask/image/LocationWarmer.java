@@ -73,7 +73,7 @@ final class LocationWarmer implements AutoCloseable {
                         });
                         store.prefetch(batch);
                     } catch (java.util.concurrent.CancellationException enough) {
-                        // warmed as far as it is worth
+                        // warmed as far as it is worth (the subtree it stopped in counts as warmed)
                     } catch (RuntimeException ignored) {
                         warmed.clear(); // e.g. the store closed meanwhile: what was marked warmed may not be; reads report real errors
                     }

@@ -34,8 +34,14 @@ class ImagePartsTest {
     @TempDir
     Path dir;
 
-    /** Forwards every call; offers no capability. */
-    record Forwarding(ChunkStore inner) implements ChunkStore {
+    /** Forwards every call; offers no capability (a subclass may add what it watches). */
+    static class Forwarding implements ChunkStore {
+        final ChunkStore inner;
+
+        Forwarding(ChunkStore inner) {
+            this.inner = inner;
+        }
+
         @Override public ChunkId put(byte[] data, int off, int len) { return inner.put(data, off, len); }
         @Override public byte[] get(ChunkId id) { return inner.get(id); }
         @Override public boolean contains(ChunkId id) { return inner.contains(id); }

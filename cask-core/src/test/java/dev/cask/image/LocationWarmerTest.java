@@ -15,13 +15,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayInputStream;
 import java.nio.file.Path;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -37,21 +35,13 @@ class LocationWarmerTest {
     Path dir;
 
     /** Counts the ids handed to prefetch. */
-    static final class Counting implements ChunkStore {
-        final ChunkStore inner;
+    static final class Counting extends ImagePartsTest.Forwarding {
         final AtomicLong prefetched = new AtomicLong();
         final Set<ChunkId> seen = ConcurrentHashMap.newKeySet();
 
         Counting(ChunkStore inner) {
-            this.inner = inner;
+            super(inner);
         }
-
-        @Override public ChunkId put(byte[] data, int off, int len) { return inner.put(data, off, len); }
-        @Override public byte[] get(ChunkId id) { return inner.get(id); }
-        @Override public boolean contains(ChunkId id) { return inner.contains(id); }
-        @Override public void list(Consumer<ChunkId> sink) { inner.list(sink); }
-        @Override public void sync() { inner.sync(); }
-        @Override public void close() { inner.close(); }
 
         @Override
         public void prefetch(java.util.Collection<ChunkId> ids) {

@@ -763,7 +763,6 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return out;
     }
 
-    /** The bytes {@code [offset, offset+length)} of pack {@code pack}, exactly (compaction's verbatim copies). */
     /**
      * The number of chunks the segment at {@code loc} holds, from its header (checked: a
      * CaskException when it cannot be read or is no segment header).
@@ -774,6 +773,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return java.nio.ByteBuffer.wrap(h).getInt(8);
     }
 
+    /** The bytes {@code [offset, offset+length)} of pack {@code pack}, exactly (compaction's verbatim copies). */
     byte[] readStored(int pack, long offset, int length) {
         byte[] span = reader.readSpan(pack, offset, length);
         try {
