@@ -271,7 +271,7 @@ final class GcEpochs implements ChunkDeleter {
             ChunkIndex.Bumped b = store.index().bumpEpochTakingState();
             awaitSessions(waiting, pacer);
             ok = true;
-            return new LocalSweep(store, b.epoch(), previous(b), ch, local, pacer);
+            return new LocalSweep(store, b.epoch(), previous(b), ch, local);
         } catch (IOException e) {
             throw new CaskException.Io("store " + store.dir() + ": cannot start a gc: " + e.getMessage(), e);
         } catch (InterruptedException e) {

@@ -36,64 +36,12 @@ final class LocalSweep implements ChunkDeleter.Sweep {
     /** What this collection's sweep, once it ran to its end, leaves the next one; null until then. */
     private GcState next;
 
-    /**
-     * The entries written since the previous collection, with the packs as they were just before
-     * they were read: read on a thread of its own from the start, while the caller marks (the two
-     * are independent, and on two cores the read then costs an incremental sweep no time; the
-     * thread is made by the collection's own, so it inherits its nice value and scheduler slice).
-     * Null when there is no previous collection.
-     */
-    private final java.util.concurrent.FutureTask<Region> region;
-
-    /** See {@link #region}: the packs sealed and the highest pack just before the read, and the entries read. */
-    private record Region(Set<Integer> sealed, int highest, List<ChunkId> ids, List<ChunkLocation> locations) {}
-
-    LocalSweep(LocalChunkStore store, long epoch, GcEpochs.Previous previous, FileChannel lockChannel, ReentrantLock local, Pacer pacer) {
+    LocalSweep(LocalChunkStore store, long epoch, GcEpochs.Previous previous, FileChannel lockChannel, ReentrantLock local) {
         this.store = store;
         this.epoch = epoch;
         this.previous = previous;
         this.lockChannel = lockChannel;
         this.local = local;
-        if (previous == null) {
-            region = null;
-        } else {
-            region = new java.util.concurrent.FutureTask<>(() -> readRegion(previous.state(), pacer));
-            Thread.ofPlatform().name("cask-gc-region").daemon().start(region);
-        }
-    }
-
-    /**
-     * Reads the entries in a pack above the previous sweep's highest or among the packs it saw
-     * unsealed, after noting which packs are sealed now and the highest (before the read: it sees
-     * every entry those packs will ever have, and an entry added after it is in a pack not sealed
-     * now, which the next collection reads).
-     */
-    private Region readRegion(GcState prev, Pacer pacer) {
-        Set<Integer> sealed = Compactor.sealedPacks(store);
-        int highest = highestPack();
-        List<ChunkId> ids = new ArrayList<>();
-        List<ChunkLocation> locations = new ArrayList<>();
-        long[] seen = {0};
-        store.index().forEachStampedIn(prev.highest(), prev.open(), (id, loc, stamp) -> {
-            if ((++seen[0] & 4095) == 0) pacer.check();
-            ids.add(id);
-            locations.add(loc);
-        });
-        return new Region(sealed, highest, ids, locations);
-    }
-
-    /** The {@link #region}, waiting for its read; its failure (a stop included) is thrown here. */
-    private Region region() {
-        try {
-            return region.get();
-        } catch (java.util.concurrent.ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException r) throw r;
-            if (e.getCause() instanceof Error r) throw r;
-            throw new IllegalStateException(e.getCause());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CaskException.Io("store " + store.dir() + ": gc interrupted while reading the entries written since the last one", null);
-        }
     }
 
     @Override
@@ -262,16 +210,21 @@ final class LocalSweep implements ChunkDeleter.Sweep {
     public Deleted sweepChanged(Collection<ChunkId> given, java.util.function.Predicate<ChunkId> reachable, Pacer pacer, Runnable chosen) {
         if (previous == null) throw new IllegalStateException("no previous collection to sweep incrementally from");
         GcState prev = previous.state();
-        // entries written since the previous sweep began: all of them are looked at, and they
-        // tell the live bytes of their packs exactly
-        Region r = region();
-        Set<Integer> sealed = r.sealed();
-        int highest = r.highest();
-        List<ChunkId> regionIds = r.ids();
-        List<ChunkLocation> regionLocations = r.locations();
+        Set<Integer> sealed = Compactor.sealedPacks(store); // before the scan: it sees every entry these packs will ever have
+        int highest = highestPack();
         Set<ChunkId> chosenIds = new HashSet<>();
         List<ChunkId> list = new ArrayList<>();
-        for (ChunkId id : regionIds) if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
+        // entries written since the previous sweep began: all of them are looked at, and they
+        // tell the live bytes of their packs exactly
+        List<ChunkId> regionIds = new ArrayList<>();
+        List<ChunkLocation> regionLocations = new ArrayList<>();
+        long[] seen = {0};
+        store.index().forEachStampedIn(prev.highest(), prev.open(), (id, loc, stamp) -> {
+            if ((++seen[0] & 4095) == 0) pacer.check();
+            regionIds.add(id);
+            regionLocations.add(loc);
+            if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
+        });
         for (ChunkId id : given) if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
         for (ChunkId id : prev.deferred()) if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
         java.util.Collections.sort(list); // key order: each transaction's deletes are neighbours in the index
@@ -362,7 +315,6 @@ final class LocalSweep implements ChunkDeleter.Sweep {
 
     @Override
     public void close() {
-        if (region != null) region.cancel(false); // not used (a full sweep, a failure): its read ends on its own (never interrupted: an interrupt closes FileChannels other threads share)
         GcEpochs.release(lockChannel, true, local);
     }
 
