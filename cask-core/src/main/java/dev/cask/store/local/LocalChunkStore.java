@@ -78,8 +78,10 @@ import java.util.stream.Stream;
  * against 1.2 s. Runs that compress badly stay single records (see above), so random reads of
  * incompressible data never pay for a run. Blocks a running VM wrote are read back at random, so
  * a checkpoint (a {@link ChunkStore.Access#RANDOM} batch) cuts runs of at most 64 KiB
- * ({@link #RANDOM_SEGMENT_BYTES}). Level 6 (-2.8 % at 64 KiB) halves
- * compression speed. Both are {@link Options}: system properties {@code cask.segment.bytes} and
+ * ({@link #RANDOM_SEGMENT_BYTES}), compressed at the single records' level (1; see
+ * {@link PackEncoder#segment(ChunkId[], byte[], int[], int, boolean)}): a VM whose journal is full
+ * waits for its checkpoint, which keeps up better at level 1 for 2.6 % more bytes. Level 6 (-2.8 %
+ * at 64 KiB) halves compression speed. Both are {@link Options}: system properties {@code cask.segment.bytes} and
  * {@code cask.segment.level}.
  *
  * <p><b>Reading.</b> {@link #get} answers from a bounded cache of plain chunk bytes when it can;
@@ -424,7 +426,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                     gids[k] = ids[fresh[from + k]];
                     goffs[k] = offsets[fresh[from + k]];
                 }
-                storeSegment(gids, data, goffs, length, syncsSeen, damaged);
+                storeSegment(gids, data, goffs, length, syncsSeen, damaged, access == Access.RANDOM);
             }
         }
         return ids;
@@ -493,9 +495,10 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * left out and the rest compressed again (rare: two workers with the same new blocks at once),
      * so a chunk is never stored twice. A segment that does not save 1/16 becomes single raw records.
      */
-    private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen, Map<ChunkId, ChunkLocation> damaged) {
+    private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen, Map<ChunkId, ChunkLocation> damaged,
+                              boolean random) {
         while (ids.length > 1) {
-            PackEncoder.Run run = encoder.segment(ids, data, offs, length);
+            PackEncoder.Run run = encoder.segment(ids, data, offs, length, random);
             byte[] segment = run.segment();
             if (segment == null) {
                 // incompressible: plain single records; weakly compressible: each compressed alone,
@@ -885,7 +888,15 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         // new copies of damaged chunks replace the bad ones only once read back good (see Healing)
         List<Map.Entry<ChunkId, ChunkLocation>> indexed = healing.commit(entries, this::readsBackGood);
         afterIndexCommit.run();
-        for (var e : entries) located.invalidate(e.getKey()); // a healed chunk's cached location was the bad copy
+        // a healed chunk's cached location was the bad copy: every entry's cached location goes, and a
+        // put replaces it anyway, so only entries not indexed here (a heal that did not take) need a
+        // separate invalidation (a cache operation costs ~1-2 us: a sync of a large checkpoint makes
+        // 100k+ of them under this lock)
+        if (indexed.size() != entries.size()) {
+            java.util.Set<ChunkId> put = new java.util.HashSet<>(indexed.size() * 2);
+            for (var e : indexed) put.add(e.getKey());
+            for (var e : entries) if (!put.contains(e.getKey())) located.invalidate(e.getKey());
+        }
         for (var e : indexed) located.put(e.getKey(), e.getValue()); // just written, likely read soon: no index query then
         for (var e : entries) pending.remove(e.getKey(), e.getValue());
         unsyncedPacks.clear();

@@ -58,6 +58,18 @@ public final class PackEncoder {
      * barely compresses either way.
      */
     public Run segment(ChunkId[] ids, byte[] data, int[] offs, int length) {
+        return segment(ids, data, offs, length, false);
+    }
+
+    /**
+     * As {@link #segment(ChunkId[], byte[], int[], int)}; with {@code fast}, at the single records'
+     * level ({@code zstdLevel}, 1 by default) instead of {@code segmentLevel}: for a checkpoint's
+     * short segments (at most 64 KiB), written while a VM waits for room in its journal. On the
+     * unique blocks of the fixture images in 64 KiB runs, level 1 compresses 38 % faster than level
+     * 3 (417 against 303 MB/s, zstd -b) for 2.6 % more bytes (227.4 against 221.7 MB).
+     */
+    public Run segment(ChunkId[] ids, byte[] data, int[] offs, int length, boolean fast) {
+        Pool<ZstdCompressCtx> pool = fast ? compressors : segmentCompressors;
         int n = ids.length;
         int plainLength = n * length;
         int bound = (int) Zstd.compressBound(plainLength);
@@ -73,7 +85,7 @@ public final class PackEncoder {
                 lengths[k] = length;
                 crcs[k] = PackFormat.crc32c(data, offs[k], length);
             }
-            int z = segmentCompressors.with(c -> c.compressByteArray(dst, 0, bound, plainBytes, 0, plainLength));
+            int z = pool.with(c -> c.compressByteArray(dst, 0, bound, plainBytes, 0, plainLength));
             if (z >= plainLength - plainLength / 16) return new Run(null, true, false);
             if (z > plainLength - plainLength / 4) return new Run(null, false, true);
             return new Run(PackFormat.encodeSegment(ids, lengths, crcs, dst, 0, z), false, false);

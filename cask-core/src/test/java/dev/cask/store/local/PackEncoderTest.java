@@ -6,12 +6,17 @@ import org.junit.jupiter.api.Test;
 import java.nio.charset.StandardCharsets;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** How {@link PackEncoder#segment} stores a run: random runs plain, compressible ones as segments, mixed ones not plain. */
+/**
+ * How {@link PackEncoder#segment} stores a run: random runs plain, compressible ones as segments,
+ * mixed ones not plain; a checkpoint's ({@code fast}) segment at the records' level, not the segments'.
+ */
 class PackEncoderTest {
     private static final int CHUNK = 4096;
     private final PackEncoder encoder = new PackEncoder(1, 3);
@@ -61,5 +66,30 @@ class PackEncoderTest {
         Run r = run(64, true, false);
         PackEncoder.Run out = encoder.segment(r.ids(), r.data(), r.offs(), CHUNK);
         assertFalse(out.plain(), "half of the run compresses: not stored plain");
+    }
+
+    @Test
+    void aFastSegmentIsCompressedAtTheRecordLevel() {
+        // records at level 1, segments at level 19: the two frames differ, and the fast one is level 1's
+        PackEncoder levels = new PackEncoder(1, 19);
+        Run r = run(16, true);
+        byte[] plain = new byte[16 * CHUNK];
+        System.arraycopy(r.data(), 0, plain, 0, plain.length);
+        byte[] fast = levels.segment(r.ids(), r.data(), r.offs(), CHUNK, true).segment();
+        byte[] slow = levels.segment(r.ids(), r.data(), r.offs(), CHUNK, false).segment();
+        assertNotNull(fast);
+        assertNotNull(slow);
+        assertArrayEquals(frame(fast), com.github.luben.zstd.Zstd.compress(plain, 1), "a fast segment's frame is zstd level 1");
+        assertArrayEquals(frame(slow), com.github.luben.zstd.Zstd.compress(plain, 19), "a sequential segment's frame is the segment level");
+        for (byte[] seg : new byte[][]{fast, slow}) {
+            PackFormat.Segment decoded = PackFormat.decodeSegment("test", seg, 0, seg.length);
+            assertEquals(16, decoded.count());
+            assertArrayEquals(plain, com.github.luben.zstd.Zstd.decompress(frame(seg), plain.length), "both decode to the chunks");
+        }
+    }
+
+    private static byte[] frame(byte[] segment) {
+        PackFormat.Segment s = PackFormat.decodeSegment("test", segment, 0, segment.length);
+        return java.util.Arrays.copyOfRange(s.buf(), s.frameOffset(), s.frameOffset() + s.frameLength());
     }
 }
