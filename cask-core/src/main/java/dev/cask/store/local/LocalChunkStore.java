@@ -81,8 +81,9 @@ import java.util.stream.Stream;
  * ({@link #RANDOM_SEGMENT_BYTES}), compressed at the single records' level (1; see
  * {@link PackEncoder#segment(ChunkId[], byte[], int[], int, boolean)}): a VM whose journal is full
  * waits for its checkpoint, which keeps up better at level 1 for 2.6 % more bytes. Level 6 (-2.8 %
- * at 64 KiB) halves compression speed. Both are {@link Options}: system properties {@code cask.segment.bytes} and
- * {@code cask.segment.level}.
+ * at 64 KiB) halves compression speed. All are {@link Options}: system properties
+ * {@code cask.segment.bytes}, {@code cask.segment.level} and (records, and a checkpoint's
+ * segments) {@code cask.zstd.level}.
  *
  * <p><b>Reading.</b> {@link #get} answers from a bounded cache of plain chunk bytes when it can;
  * else it finds the chunk through {@code pending}, a bounded cache of index answers (entries
