@@ -283,11 +283,16 @@ class HealTest {
         assertEquals(0, cli.run("import", raw.toString(), "a").code());
         ChunkId block5 = ChunkId.of(Arrays.copyOfRange(disk, 5 * 4096, 6 * 4096));
         ChunkLocation six = locate(ChunkId.of(Arrays.copyOfRange(disk, 6 * 4096, 7 * 4096)));
-        try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + store().resolve("index.db"));
-             var st = c.prepareStatement("UPDATE chunks SET offset = ? WHERE id = ?")) {
-            st.setLong(1, six.offset());
-            st.setBytes(2, block5.toBytes());
-            assertEquals(1, st.executeUpdate());
+        try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + store().resolve("index.db"))) {
+            int n = 0;
+            for (String table : List.of("recent", "chunks")) { // the entry is in one of the index's two tables
+                try (var st = c.prepareStatement("UPDATE " + table + " SET offset = ? WHERE id = ?")) {
+                    st.setLong(1, six.offset());
+                    st.setBytes(2, block5.toBytes());
+                    n += st.executeUpdate();
+                }
+            }
+            assertEquals(1, n);
         }
         Cli.Result check = cli.run("check", "--json");
         assertEquals(1, check.code(), check.toString());

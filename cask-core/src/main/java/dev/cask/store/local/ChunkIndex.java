@@ -10,6 +10,7 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Collection;
+import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.function.Consumer;
 
@@ -33,6 +34,20 @@ import java.util.function.Consumer;
  * as epoch 0) and the one-row table {@code gc} with the store's GC epoch: see {@link GcEpochs}.
  * Every put stamps what it stores or finds ({@link #lookupForPut}, {@link #commit}); a sweep
  * deletes only entries stamped before its epoch ({@link #deleteStampedBefore}).
+ *
+ * <p><b>Two tables</b> (schema 4). Chunk ids are random, so a commit of k new entries into one
+ * B-tree of N entries dirties about min(k, N / 64) pages: once the index outgrows a few hundred
+ * thousand entries every checkpoint rewrote the whole index into the WAL and back (a 66k-row
+ * commit: 0.16 s at 66k entries, 0.74 s and 82 MiB of WAL at 1.6 M; a server's sustained write
+ * slowed from 122 to 83-97 MiB/s over its first 6 GiB). New entries therefore go to a small
+ * {@code recent} table, and a merge moves them into the settled {@code chunks} table in key
+ * order, in slices of the key space, when the recent table has grown to about
+ * sqrt(settled entries x 65,536) ({@link #mergeIfDue}). An id is in at most one table: an add
+ * checks the settled table in the same statement, a merge moves rows in one transaction per
+ * slice, and every other statement (lookups, stamps, a sweep's deletes, compaction's switch,
+ * heals, scans) reads or changes both tables in one statement or transaction, so GC stamps and
+ * the rules of {@link GcEpochs} see one row per chunk as before. An older cask refuses the index
+ * (schema 4), since it would not see the recent table.
  *
  * <p>A process may ask for reads through a memory map ({@code mmap_size}): SQLite then reads
  * index pages from the mapped file instead of with a system call per page, which bulk lookups
@@ -65,7 +80,7 @@ final class ChunkIndex implements AutoCloseable {
 
         Reader() throws SQLException {
             connection = connect();
-            lookup = connection.prepareStatement("SELECT pack, offset, length, slot FROM chunks WHERE id = ?");
+            lookup = connection.prepareStatement(both("SELECT pack, offset, length, slot FROM %s WHERE id = ?1"));
         }
 
         PreparedStatement statement(String sql) throws SQLException {
@@ -89,8 +104,18 @@ final class ChunkIndex implements AutoCloseable {
     private static final int WRITER_CACHE_KIB = -(64 << 10);
 
     ChunkIndex(Path file, long mapBytes) {
+        this(file, mapBytes, Long.getLong("cask.index.merge-rows", 0));
+    }
+
+    /**
+     * @param mergeRows 0: merge the recent table when {@link #mergeIfDue} finds it due; N > 0:
+     *                  whenever N rows are recent, in 4 slices ({@code -Dcask.index.merge-rows=N}:
+     *                  the tests make merges frequent with it)
+     */
+    ChunkIndex(Path file, long mapBytes, long mergeRows) {
         this.file = file;
         this.mapBytes = mapBytes;
+        this.mergeRows = mergeRows;
         this.url = "jdbc:sqlite:" + file;
         try {
             writer = connect();
@@ -114,7 +139,7 @@ final class ChunkIndex implements AutoCloseable {
         }
     }
 
-    static final int SCHEMA = 3;
+    static final int SCHEMA = 4;
 
     /** Copies found corrupt that their chunk's entry points at (see the class essay); not part of the schema number. */
     static final String DAMAGED_TABLE = "CREATE TABLE IF NOT EXISTS damaged (id BLOB NOT NULL, pack INTEGER NOT NULL,"
@@ -139,7 +164,7 @@ final class ChunkIndex implements AutoCloseable {
      */
     private void migrate() throws SQLException {
         try (Statement st = writer.createStatement()) {
-            if (schema(st) == SCHEMA && hasColumn(st, "slot") && hasColumn(st, "epoch")) return; // the usual case: no write lock needed
+            if (schema(st) == SCHEMA) return; // the usual case: no write lock needed (a schema-4 index has every column and table)
             st.execute("BEGIN IMMEDIATE"); // one migrating process at a time; the others then see the column
             try {
                 int version = schema(st);
@@ -150,12 +175,133 @@ final class ChunkIndex implements AutoCloseable {
                 if (!hasColumn(st, "epoch")) st.execute("ALTER TABLE chunks ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0");
                 st.execute("CREATE TABLE IF NOT EXISTS gc (one INTEGER PRIMARY KEY CHECK (one = 1), epoch INTEGER NOT NULL)");
                 st.execute("INSERT OR IGNORE INTO gc (one, epoch) VALUES (1, 1)");
+                st.execute(RECENT_TABLE);
                 if (version != SCHEMA) st.execute("PRAGMA user_version=" + SCHEMA);
                 st.execute("COMMIT");
             } catch (SQLException e) {
                 rollback(st, e);
                 throw e;
             }
+        }
+    }
+
+    // ---------------------------------------------------------------- the two tables (see the class essay)
+
+    /** The settled table: entries a merge moved there (and every entry of an index made before schema 4). */
+    static final String SETTLED = "chunks";
+    /** The recent table: entries added since a merge last moved them (schema 4). */
+    static final String RECENT = "recent";
+
+    private static final String RECENT_TABLE = "CREATE TABLE IF NOT EXISTS " + RECENT + " (id BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
+            + " offset INTEGER NOT NULL, length INTEGER NOT NULL, slot INTEGER NOT NULL DEFAULT -1, epoch INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID";
+
+    /** {@code select} (%s for the table) over the recent table, then the settled one; each id is in at most one of them. */
+    private static String both(String select) {
+        return select.formatted(RECENT) + " UNION ALL " + select.formatted(SETTLED);
+    }
+
+    /** "?1,?2,...,?n": numbered, so that both arms of a {@link #both} query bind the same ids. */
+    private static String params(int n) {
+        StringBuilder b = new StringBuilder(n * 5);
+        for (int i = 1; i <= n; i++) b.append(i == 1 ? "?" : ",?").append(i);
+        return b.toString();
+    }
+
+    /** Rows of the settled table per 4 KiB page, for its size estimated from the file's page count (64-77 measured). */
+    private static final long ROWS_PER_PAGE = 64;
+    /** The recent table is never merged below this many rows (a checkpoint of 512 MiB of 4 KiB blocks adds 131,072). */
+    private static final long MERGE_MIN_ROWS = 131_072;
+    /** Pages of the settled table a merge transaction rewrites at most (8 MiB): how long another writer may wait for one. */
+    private static final long SLICE_PAGES = 2048;
+    /** See the constructor. */
+    private final long mergeRows;
+
+    private final java.util.concurrent.atomic.AtomicBoolean merging = new java.util.concurrent.atomic.AtomicBoolean();
+    private boolean closed;
+
+    /**
+     * After a commit that added entries: merges the recent table into the settled one when it
+     * holds at least {@code max(131,072, sqrt(settled rows x 65,536))} rows, in slices of the key
+     * space each committed on its own. A commit rewrites about every page of the recent table
+     * (random keys) and a merge about every page of the settled one, so with R recent rows at
+     * most and N settled rows a checkpoint of k rows costs about R + N k / R pages: least near
+     * R = sqrt(N k), with k about 65,536 (256 MiB of 4 KiB blocks). One thread of a process merges
+     * at a time; another process may merge the same slices meanwhile (each slice is one
+     * transaction that moves what is still there, so nothing is moved twice or lost).
+     */
+    private void mergeIfDue() {
+        if (!merging.compareAndSet(false, true)) return;
+        try {
+            long recent, pages;
+            synchronized (this) {
+                if (closed) return;
+                try (Statement st = writer.createStatement()) {
+                    recent = longOf(st, "SELECT count(*) FROM " + RECENT);
+                    pages = longOf(st, "PRAGMA page_count");
+                } catch (SQLException e) {
+                    throw error("counting recent entries", e);
+                }
+            }
+            long settled = Math.max(0, pages * ROWS_PER_PAGE - recent);
+            long due = mergeRows > 0 ? mergeRows : Math.max(MERGE_MIN_ROWS, (long) Math.sqrt(settled * 65536.0));
+            if (recent < due) return;
+            int slices = mergeRows > 0 ? 4 : (int) Math.min(1 << 16, Math.max(1, Long.highestOneBit(Math.max(1, pages / SLICE_PAGES)) * 2));
+            merge(slices);
+        } finally {
+            merging.set(false);
+        }
+    }
+
+    /** Moves every recent entry to the settled table, in {@code slices} (a power of two) transactions by id range. */
+    void merge(int slices) {
+        int bits = Integer.numberOfTrailingZeros(slices);
+        for (int i = 0; i < slices; i++) {
+            byte[] low = i == 0 ? null : prefix((long) i << (64 - bits));
+            byte[] high = i == slices - 1 ? null : prefix((long) (i + 1) << (64 - bits));
+            synchronized (this) {
+                if (closed) return;
+                mergeSlice(low, high);
+            }
+        }
+    }
+
+    private static byte[] prefix(long v) {
+        return java.nio.ByteBuffer.allocate(8).putLong(v).array();
+    }
+
+    /**
+     * One transaction: the recent entries with {@code low <= id < high} (null: unbounded) move to
+     * the settled table, stamps and all, in id order. A settled entry of the same id (none, as
+     * long as every writer keeps the tables apart) keeps its location and takes the newer stamp.
+     */
+    private void mergeSlice(byte[] low, byte[] high) {
+        String range = (low == null ? "true" : "id >= ?1") + (high == null ? "" : " AND id < ?2");
+        try (Statement st = writer.createStatement();
+             PreparedStatement move = writer.prepareStatement("INSERT INTO " + SETTLED + " (id, pack, offset, length, slot, epoch)"
+                     + " SELECT id, pack, offset, length, slot, epoch FROM " + RECENT + " WHERE " + range + " ORDER BY id"
+                     + " ON CONFLICT(id) DO UPDATE SET epoch = max(epoch, excluded.epoch)");
+             PreparedStatement drop = writer.prepareStatement("DELETE FROM " + RECENT + " WHERE " + range)) {
+            st.execute("BEGIN IMMEDIATE");
+            try {
+                for (PreparedStatement p : List.of(move, drop)) {
+                    if (low != null) p.setBytes(1, low);
+                    if (high != null) p.setBytes(2, high);
+                    p.executeUpdate();
+                }
+                st.execute("COMMIT");
+            } catch (SQLException e) {
+                rollback(st, e);
+                throw e;
+            }
+        } catch (SQLException e) {
+            throw error("merging recent entries", e);
+        }
+    }
+
+    private static long longOf(Statement st, String sql) throws SQLException {
+        try (ResultSet rs = st.executeQuery(sql)) {
+            rs.next();
+            return rs.getLong(1);
         }
     }
 
@@ -275,7 +421,7 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     private static String inQuery(int n) {
-        return "SELECT id, pack, offset, length, slot FROM chunks WHERE id IN (" + "?,".repeat(n - 1) + "?)";
+        return both("SELECT id, pack, offset, length, slot FROM %s WHERE id IN (" + params(n) + ")");
     }
 
     /** What {@link #lookupForPut} found for a chunk: its entry, and whether the copy it points at is marked damaged. */
@@ -283,8 +429,8 @@ final class ChunkIndex implements AutoCloseable {
 
     private static String putQuery(int n) {
         return "SELECT c.id, c.pack, c.offset, c.length, c.slot, c.epoch, EXISTS (SELECT 1 FROM damaged d WHERE d.id = c.id"
-                + " AND d.pack = c.pack AND d.offset = c.offset AND d.slot = c.slot) FROM chunks c WHERE c.id IN ("
-                + "?,".repeat(n - 1) + "?)";
+                + " AND d.pack = c.pack AND d.offset = c.offset AND d.slot = c.slot) FROM ("
+                + both("SELECT id, pack, offset, length, slot, epoch FROM %s WHERE id IN (" + params(n) + ")") + ") c";
     }
 
     /**
@@ -321,11 +467,13 @@ final class ChunkIndex implements AutoCloseable {
         java.util.Set<ChunkId> present = new java.util.HashSet<>();
         try (Statement st = writer.createStatement()) {
             st.execute("BEGIN IMMEDIATE");
-            try (PreparedStatement up = writer.prepareStatement("UPDATE chunks SET epoch = (SELECT epoch FROM gc) WHERE id = ? AND epoch < (SELECT epoch FROM gc)");
-                 PreparedStatement has = writer.prepareStatement("SELECT 1 FROM chunks WHERE id = ?")) {
+            try (PreparedStatement upRecent = writer.prepareStatement(STAMP.formatted(RECENT));
+                 PreparedStatement upSettled = writer.prepareStatement(STAMP.formatted(SETTLED));
+                 PreparedStatement has = writer.prepareStatement(both("SELECT 1 FROM %s WHERE id = ?1"))) {
                 for (ChunkId id : ids) {
-                    up.setBytes(1, id.toBytes());
-                    if (up.executeUpdate() == 1) {
+                    upRecent.setBytes(1, id.toBytes());
+                    upSettled.setBytes(1, id.toBytes());
+                    if (upRecent.executeUpdate() == 1 || upSettled.executeUpdate() == 1) {
                         present.add(id);
                         continue;
                     }
@@ -495,7 +643,7 @@ final class ChunkIndex implements AutoCloseable {
      */
     void forEachStamped(StampedSink sink) {
         try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot, epoch FROM chunks ORDER BY id")) {
+             ResultSet rs = st.executeQuery(both("SELECT id, pack, offset, length, slot, epoch FROM %s") + " ORDER BY 1")) {
             while (rs.next()) {
                 sink.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)), rs.getLong(6));
             }
@@ -506,7 +654,7 @@ final class ChunkIndex implements AutoCloseable {
 
     /** Calls {@code sink} with every entry stamped before epoch {@code before}, with its location. */
     void forEachStampedBefore(long before, java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
-        try (Connection c = connect(); PreparedStatement st = c.prepareStatement("SELECT id, pack, offset, length, slot FROM chunks WHERE epoch < ?")) {
+        try (Connection c = connect(); PreparedStatement st = c.prepareStatement(both("SELECT id, pack, offset, length, slot FROM %s WHERE epoch < ?1"))) {
             st.setLong(1, before);
             try (ResultSet rs = st.executeQuery()) {
                 while (rs.next()) {
@@ -528,7 +676,7 @@ final class ChunkIndex implements AutoCloseable {
     void forEachStampedIn(int above, java.util.Collection<Integer> packs, StampedSink sink) {
         String where = "pack > " + above + (packs.isEmpty() ? "" : " OR pack IN (" + packList(packs) + ")");
         try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot, epoch FROM chunks WHERE " + where + " ORDER BY id")) {
+             ResultSet rs = st.executeQuery(both("SELECT id, pack, offset, length, slot, epoch FROM %s WHERE " + where) + " ORDER BY 1")) {
             while (rs.next()) {
                 sink.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)), rs.getLong(6));
             }
@@ -553,18 +701,22 @@ final class ChunkIndex implements AutoCloseable {
         if (ids.isEmpty()) return deleted;
         try (Statement st = writer.createStatement()) {
             st.execute("BEGIN IMMEDIATE");
-            try (PreparedStatement del = writer.prepareStatement(DELETE_LISTED);
+            try (PreparedStatement delRecent = writer.prepareStatement(DELETE_LISTED.formatted(RECENT));
+                 PreparedStatement delSettled = writer.prepareStatement(DELETE_LISTED.formatted(SETTLED));
                  PreparedStatement unmark = writer.prepareStatement("DELETE FROM damaged WHERE id = ?")) {
                 boolean anyDamaged;
                 try (ResultSet rs = st.executeQuery("SELECT EXISTS (SELECT 1 FROM damaged)")) {
                     anyDamaged = rs.next() && rs.getInt(1) == 1;
                 }
-                del.setBytes(1, concatenated(ids));
-                del.setInt(2, ids.size());
-                del.setLong(3, before);
-                try (ResultSet rs = del.executeQuery()) {
-                    while (rs.next()) {
-                        deleted.put(ChunkId.fromBytes(rs.getBytes(1), 0), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
+                byte[] listed = concatenated(ids);
+                for (PreparedStatement del : List.of(delRecent, delSettled)) {
+                    del.setBytes(1, listed);
+                    del.setInt(2, ids.size());
+                    del.setLong(3, before);
+                    try (ResultSet rs = del.executeQuery()) {
+                        while (rs.next()) {
+                            deleted.put(ChunkId.fromBytes(rs.getBytes(1), 0), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
+                        }
                     }
                 }
                 if (anyDamaged) {
@@ -591,7 +743,7 @@ final class ChunkIndex implements AutoCloseable {
      */
     private static final String DELETE_LISTED = """
             WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?2)
-            DELETE FROM chunks WHERE id IN (SELECT substr(?1, i * 32 + 1, 32) FROM k) AND epoch < ?3 RETURNING id, pack, offset, length, slot""";
+            DELETE FROM %s WHERE id IN (SELECT substr(?1, i * 32 + 1, 32) FROM k) AND epoch < ?3 RETURNING id, pack, offset, length, slot""";
 
     private static byte[] concatenated(Collection<ChunkId> ids) {
         byte[] b = new byte[ids.size() * ChunkId.LENGTH];
@@ -614,7 +766,8 @@ final class ChunkIndex implements AutoCloseable {
         try (Statement st = writer.createStatement()) {
             st.execute("BEGIN IMMEDIATE");
             int n = 0;
-            try (PreparedStatement up = writer.prepareStatement(RELOCATE_LISTED)) {
+            try (PreparedStatement upRecent = writer.prepareStatement(RELOCATE_LISTED.formatted(RECENT, RECENT, RECENT));
+                 PreparedStatement upSettled = writer.prepareStatement(RELOCATE_LISTED.formatted(SETTLED, SETTLED, SETTLED))) {
                 StringBuilder json = new StringBuilder(moves.size() * 100).append('[');
                 for (var e : new java.util.TreeMap<>(moves).entrySet()) { // in key order: neighbouring updates touch the same pages
                     ChunkLocation l = e.getValue();
@@ -622,9 +775,12 @@ final class ChunkIndex implements AutoCloseable {
                     json.append("[\"").append(e.getKey().hex()).append("\",").append(l.pack()).append(',').append(l.offset())
                             .append(',').append(l.length()).append(',').append(l.slot()).append(']');
                 }
-                up.setString(1, json.append(']').toString());
-                up.setInt(2, from);
-                n = up.executeUpdate();
+                String listed = json.append(']').toString();
+                for (PreparedStatement up : List.of(upRecent, upSettled)) {
+                    up.setString(1, listed);
+                    up.setInt(2, from);
+                    n += up.executeUpdate();
+                }
                 st.execute("COMMIT");
             } catch (SQLException ex) {
                 rollback(st, ex);
@@ -642,10 +798,10 @@ final class ChunkIndex implements AutoCloseable {
      * Java per entry.
      */
     private static final String RELOCATE_LISTED = """
-            UPDATE chunks SET pack = m.p, offset = m.o, length = m.l, slot = m.s
+            UPDATE %s SET pack = m.p, offset = m.o, length = m.l, slot = m.s
             FROM (SELECT unhex(value ->> 0) AS id, value ->> 1 AS p, value ->> 2 AS o, value ->> 3 AS l, value ->> 4 AS s
                   FROM json_each(?1)) AS m
-            WHERE chunks.id = m.id AND chunks.pack = ?2""";
+            WHERE %s.id = m.id AND %s.pack = ?2""";
 
     /** The entries pointing into pack {@code pack}, in pack order (offset, then slot). */
     java.util.Map<ChunkId, ChunkLocation> entriesIn(int pack) {
@@ -663,7 +819,7 @@ final class ChunkIndex implements AutoCloseable {
         if (packs.isEmpty()) return out;
         String in = packList(packs);
         try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks WHERE pack IN (" + in + ") ORDER BY pack, offset, slot")) {
+             ResultSet rs = st.executeQuery(both("SELECT id, pack, offset, length, slot FROM %s WHERE pack IN (" + in + ")") + " ORDER BY 2, 3, 5")) {
             while (rs.next()) {
                 ChunkLocation loc = new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5));
                 out.computeIfAbsent(loc.pack(), k -> new java.util.LinkedHashMap<>()).put(ChunkId.fromBytes(rs.getBytes(1)), loc);
@@ -686,9 +842,20 @@ final class ChunkIndex implements AutoCloseable {
         commit(entries, java.util.Map.of());
     }
 
-    /** A new entry, stamped with the current GC epoch; an id already present keeps its location and is stamped (see {@link GcEpochs}). */
-    private static final String ADD = "INSERT INTO chunks(id, pack, offset, length, slot, epoch) VALUES (?, ?, ?, ?, ?, (SELECT epoch FROM gc))"
-            + " ON CONFLICT(id) DO UPDATE SET epoch = max(epoch, excluded.epoch)";
+    /**
+     * A new entry, into the recent table, stamped with the current GC epoch; an id already in the
+     * recent table keeps its location and is stamped (see {@link GcEpochs}); an id the settled table
+     * holds is not inserted (0 rows changed: the caller stamps it there with {@link #STAMP}).
+     */
+    private static final String ADD = "INSERT INTO " + RECENT + "(id, pack, offset, length, slot, epoch) SELECT ?1, ?2, ?3, ?4, ?5, (SELECT epoch FROM gc)"
+            + " WHERE NOT EXISTS (SELECT 1 FROM " + SETTLED + " WHERE id = ?1) ON CONFLICT(id) DO UPDATE SET epoch = max(epoch, excluded.epoch)";
+
+    /** Stamps entry ?1 of table %s with the current GC epoch if it is stamped earlier. */
+    private static final String STAMP = "UPDATE %s SET epoch = (SELECT epoch FROM gc) WHERE id = ?1 AND epoch < (SELECT epoch FROM gc)";
+
+    /** A heal's compare-and-swap in table %s: the entry moves to the new copy only if it still points at the bad one. */
+    private static final String MOVE = "UPDATE %s SET pack = ?, offset = ?, length = ?, slot = ?,"
+            + " epoch = (SELECT epoch FROM gc) WHERE id = ? AND pack = ? AND offset = ? AND slot = ?";
 
     private static void bind(PreparedStatement st, byte[] id, ChunkLocation loc) throws SQLException {
         st.setBytes(1, id);
@@ -707,38 +874,64 @@ final class ChunkIndex implements AutoCloseable {
      * that copy's damaged row; an entry gone meanwhile (a repair or a sweep dropped it) is added.
      * Returns the ids whose entry now points at the new copy.
      */
-    synchronized java.util.Set<ChunkId> commit(Collection<java.util.Map.Entry<ChunkId, ChunkLocation>> entries,
-                                               java.util.Map<ChunkId, ChunkLocation[]> heals) {
+    java.util.Set<ChunkId> commit(Collection<java.util.Map.Entry<ChunkId, ChunkLocation>> entries,
+                                  java.util.Map<ChunkId, ChunkLocation[]> heals) {
+        java.util.Set<ChunkId> healed = commitNow(entries, heals);
+        if (!entries.isEmpty()) {
+            try {
+                mergeIfDue();
+            } catch (CaskException e) { // the commit stands: a merge only moves entries, and the next commit tries again
+                System.getLogger("cask.store").log(System.Logger.Level.WARNING, e.getMessage());
+            }
+        }
+        return healed;
+    }
+
+    private synchronized java.util.Set<ChunkId> commitNow(Collection<java.util.Map.Entry<ChunkId, ChunkLocation>> entries,
+                                                          java.util.Map<ChunkId, ChunkLocation[]> heals) {
         java.util.Set<ChunkId> healed = new java.util.HashSet<>();
         if (entries.isEmpty() && heals.isEmpty()) return healed;
         try {
             writer.setAutoCommit(false);
             try (PreparedStatement ins = writer.prepareStatement(ADD);
-                 PreparedStatement move = writer.prepareStatement("UPDATE chunks SET pack = ?, offset = ?, length = ?, slot = ?,"
-                         + " epoch = (SELECT epoch FROM gc) WHERE id = ? AND pack = ? AND offset = ? AND slot = ?");
-                 PreparedStatement where = writer.prepareStatement("SELECT pack, offset, slot FROM chunks WHERE id = ?");
+                 PreparedStatement stampSettled = writer.prepareStatement(STAMP.formatted(SETTLED));
+                 PreparedStatement moveRecent = writer.prepareStatement(MOVE.formatted(RECENT));
+                 PreparedStatement moveSettled = writer.prepareStatement(MOVE.formatted(SETTLED));
+                 PreparedStatement where = writer.prepareStatement(both("SELECT pack, offset, slot FROM %s WHERE id = ?1"));
                  PreparedStatement unmark = writer.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND offset = ? AND slot = ?")) {
+                java.util.List<byte[]> ids = new java.util.ArrayList<>(entries.size());
                 for (var e : entries) {
-                    bind(ins, e.getKey().toBytes(), e.getValue());
+                    byte[] id = e.getKey().toBytes();
+                    ids.add(id);
+                    bind(ins, id, e.getValue());
                     ins.addBatch();
                 }
-                if (!entries.isEmpty()) ins.executeBatch();
+                if (!entries.isEmpty()) {
+                    int[] changed = ins.executeBatch();
+                    for (int i = 0; i < changed.length; i++) {
+                        if (changed[i] == 0) stampSettled(stampSettled, ids.get(i)); // the settled table holds it: a dedup hit there
+                    }
+                }
                 for (var h : heals.entrySet()) {
                     byte[] id = h.getKey().toBytes();
                     ChunkLocation bad = h.getValue()[0], good = h.getValue()[1];
-                    move.setInt(1, good.pack());
-                    move.setLong(2, good.offset());
-                    move.setInt(3, good.length());
-                    move.setInt(4, good.slot());
-                    move.setBytes(5, id);
-                    move.setInt(6, bad.pack());
-                    move.setLong(7, bad.offset());
-                    move.setInt(8, bad.slot());
-                    if (move.executeUpdate() > 0) {
+                    int moved = 0;
+                    for (PreparedStatement move : List.of(moveRecent, moveSettled)) {
+                        move.setInt(1, good.pack());
+                        move.setLong(2, good.offset());
+                        move.setInt(3, good.length());
+                        move.setInt(4, good.slot());
+                        move.setBytes(5, id);
+                        move.setInt(6, bad.pack());
+                        move.setLong(7, bad.offset());
+                        move.setInt(8, bad.slot());
+                        moved += move.executeUpdate();
+                    }
+                    if (moved > 0) {
                         healed.add(h.getKey());
                     } else {
                         bind(ins, id, good); // gone meanwhile: added; moved by another heal: stamped where it is
-                        ins.executeUpdate();
+                        if (ins.executeUpdate() == 0) stampSettled(stampSettled, id);
                         where.setBytes(1, id);
                         try (ResultSet rs = where.executeQuery()) {
                             if (rs.next() && rs.getInt(1) == good.pack() && rs.getLong(2) == good.offset() && rs.getInt(3) == good.slot()) healed.add(h.getKey());
@@ -763,10 +956,16 @@ final class ChunkIndex implements AutoCloseable {
         return healed;
     }
 
+    private static void stampSettled(PreparedStatement stampSettled, byte[] id) throws SQLException {
+        stampSettled.setBytes(1, id);
+        stampSettled.executeUpdate();
+    }
+
     /** Removes every entry (used before a rebuild from the packs). */
     synchronized void clear() {
         try (Statement st = writer.createStatement()) {
-            st.execute("DELETE FROM chunks");
+            st.execute("DELETE FROM " + SETTLED);
+            st.execute("DELETE FROM " + RECENT);
             st.execute("DELETE FROM damaged");
             st.execute("DELETE FROM gc_state"); // entries come back from the packs: what a collection left no longer holds
         } catch (SQLException e) {
@@ -777,7 +976,7 @@ final class ChunkIndex implements AutoCloseable {
     /** Calls {@code sink} for every entry, in id order. */
     void forEach(java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
         try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id, pack, offset, length, slot FROM chunks ORDER BY id")) {
+             ResultSet rs = st.executeQuery(both("SELECT id, pack, offset, length, slot FROM %s") + " ORDER BY 1")) {
             while (rs.next()) {
                 sink.accept(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
             }
@@ -795,7 +994,7 @@ final class ChunkIndex implements AutoCloseable {
      * or -1. A scan of the whole table (there is no index by pack): only for recovery after a crash.
      */
     long firstEntryAtOrAfter(int pack, long offset) {
-        try (PreparedStatement st = writer.prepareStatement("SELECT min(offset) FROM chunks WHERE pack = ? AND offset >= ?")) {
+        try (PreparedStatement st = writer.prepareStatement("SELECT min(o) FROM (" + both("SELECT min(offset) AS o FROM %s WHERE pack = ?1 AND offset >= ?2") + ")")) {
             st.setInt(1, pack);
             st.setLong(2, offset);
             try (ResultSet rs = st.executeQuery()) {
@@ -809,7 +1008,7 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     long count() {
-        try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM chunks")) {
+        try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT (SELECT count(*) FROM " + SETTLED + ") + (SELECT count(*) FROM " + RECENT + ")")) {
             rs.next();
             return rs.getLong(1);
         } catch (SQLException e) {
@@ -819,6 +1018,7 @@ final class ChunkIndex implements AutoCloseable {
 
     @Override
     public synchronized void close() {
+        closed = true;
         Reader r;
         while ((r = readers.poll()) != null) {
             try {

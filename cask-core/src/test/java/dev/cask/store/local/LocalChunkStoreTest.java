@@ -221,13 +221,17 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         flipByte(packFile(dir, 1), la.offset() + PackFormat.RECORD_HEADER + 10);
         flipByte(packFile(dir, 1), lb.offset() + PackFormat.RECORD_HEADER + 10);
         try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("index.db"));
-             var st = c.prepareStatement("UPDATE chunks SET pack = 2, offset = ? WHERE id = ?")) {
-            st.setLong(1, PackFormat.PACK_HEADER);
-            st.setBytes(2, a.toBytes());
-            assertEquals(1, st.executeUpdate());
-            st.setLong(1, PackFormat.PACK_HEADER + la.length());
-            st.setBytes(2, b.toBytes());
-            assertEquals(1, st.executeUpdate());
+             var recent = c.prepareStatement("UPDATE recent SET pack = 2, offset = ? WHERE id = ?");
+             var settled = c.prepareStatement("UPDATE chunks SET pack = 2, offset = ? WHERE id = ?")) {
+            for (var e : List.of(java.util.Map.entry(a, (long) PackFormat.PACK_HEADER), java.util.Map.entry(b, (long) PackFormat.PACK_HEADER + la.length()))) {
+                int n = 0;
+                for (var st : List.of(recent, settled)) { // the entry is in one of the index's two tables
+                    st.setLong(1, e.getValue());
+                    st.setBytes(2, e.getKey().toBytes());
+                    n += st.executeUpdate();
+                }
+                assertEquals(1, n);
+            }
         }
         assertEquals(la, local().locate(a), "the stale location is still cached");
         assertArrayEquals(one, store.get(a));
@@ -1146,7 +1150,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + old.resolve("index.db"));
              java.sql.Statement st = c.createStatement(); java.sql.ResultSet rs = st.executeQuery("PRAGMA user_version")) {
             assertTrue(rs.next());
-            assertEquals(3, rs.getInt(1), "index schema 3 (slots, then GC epochs)");
+            assertEquals(4, rs.getInt(1), "index schema 4 (slots, GC epochs, then the recent table)");
         }
     }
 
