@@ -202,7 +202,10 @@ class PackageDebIT {
         Map<String, List<String>> service = parseUnit(Files.readString(UNIT)).get("Service");
         Path state = Files.createDirectories(dir.resolve("var-lib-cask"));
         Map<String, String> env = new LinkedHashMap<>();
-        for (String e : service.get("Environment")) env.put(e.substring(0, e.indexOf('=')), e.substring(e.indexOf('=') + 1));
+        for (String e : service.get("Environment")) {
+            String a = e.length() > 1 && e.startsWith("\"") && e.endsWith("\"") ? e.substring(1, e.length() - 1) : e; // systemd: one quoted assignment
+            env.put(a.substring(0, a.indexOf('=')), a.substring(a.indexOf('=') + 1));
+        }
         assertEquals("/var/lib/cask", env.get("CASK_STORE"));
         env.put("CASK_STORE", state.toString());
         int port;
@@ -233,7 +236,7 @@ class PackageDebIT {
             assertTrue(maps.contains(APP.resolve("app/native/libsqlitejdbc.so").toString())
                     && maps.contains(APP.resolve("app/native/libzstd-jni.so").toString()), "native libraries load from the package, not /tmp");
             // the unit runs serve on ZGC (JAVA_TOOL_OPTIONS), which cannot map the start-up cache made with G1
-            assertEquals("-XX:+UseZGC", env.get("JAVA_TOOL_OPTIONS"), "the unit runs serve on ZGC");
+            assertEquals("-XX:+UseZGC -Xmx2g", env.get("JAVA_TOOL_OPTIONS"), "the unit runs serve on ZGC with a 2 GiB heap");
             assertTrue(threadNames(serve.pid()).stream().anyMatch(n -> n.startsWith("ZDriver") || n.startsWith("ZDirector")),
                     "serve runs on ZGC: " + threadNames(serve.pid()));
 
