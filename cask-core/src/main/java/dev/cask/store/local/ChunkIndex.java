@@ -38,8 +38,9 @@ import java.util.function.Consumer;
  * <p><b>Two tables</b> (schema 4). Chunk ids are random, so a commit of k new entries into one
  * B-tree of N entries dirties about min(k, N / 64) pages: once the index outgrows a few hundred
  * thousand entries every checkpoint rewrote the whole index into the WAL and back (a 66k-row
- * commit: 0.16 s at 66k entries, 0.74 s and 82 MiB of WAL at 1.6 M; a server's sustained write
- * slowed from 122 to 83-97 MiB/s over its first 6 GiB). New entries therefore go to a small
+ * commit: 0.16 s at 66k entries, 0.74 s and 82 MiB of WAL at 1.6 M; after 8 GiB of unique
+ * writes a server's WAL was 109 MiB, the index's size, and 14 MiB now), and at tens of millions
+ * of entries about one 4 KiB page per new chunk. New entries therefore go to a small
  * {@code recent} table, and a merge moves them into the settled {@code chunks} table in key
  * order, in slices of the key space, when the recent table has grown to about
  * sqrt(settled entries x 65,536) ({@link #mergeIfDue}). An id is in at most one table: an add
