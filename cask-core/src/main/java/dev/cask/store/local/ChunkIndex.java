@@ -563,9 +563,8 @@ final class ChunkIndex implements AutoCloseable {
 
     /** The store's current GC epoch. */
     long epoch() {
-        try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
-            rs.next();
-            return rs.getLong(1);
+        try (Statement st = writer.createStatement()) {
+            return longOf(st, "SELECT epoch FROM gc");
         } catch (SQLException e) {
             throw error("reading the GC epoch", e);
         }
@@ -600,11 +599,7 @@ final class ChunkIndex implements AutoCloseable {
                 }
                 st.execute("DELETE FROM gc_state");
                 st.execute("UPDATE gc SET epoch = epoch + 1");
-                long e;
-                try (ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
-                    rs.next();
-                    e = rs.getLong(1);
-                }
+                long e = longOf(st, "SELECT epoch FROM gc");
                 st.execute("COMMIT");
                 return new Bumped(e, memo, state);
             } catch (SQLException ex) {
@@ -1009,9 +1004,8 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     long count() {
-        try (Statement st = writer.createStatement(); ResultSet rs = st.executeQuery("SELECT (SELECT count(*) FROM " + SETTLED + ") + (SELECT count(*) FROM " + RECENT + ")")) {
-            rs.next();
-            return rs.getLong(1);
+        try (Statement st = writer.createStatement()) {
+            return longOf(st, "SELECT (SELECT count(*) FROM " + SETTLED + ") + (SELECT count(*) FROM " + RECENT + ")");
         } catch (SQLException e) {
             throw error("count", e);
         }
