@@ -664,15 +664,16 @@ final class ChunkIndex implements AutoCloseable {
 
     /**
      * Calls {@code sink} with every entry in a pack numbered above {@code above} or listed in
-     * {@code packs}, its location and its stamp, in id order, in one read transaction: the entries
-     * written since a collection that saw {@code above} as the highest pack and {@code packs} as
-     * the ones still written to. One scan of the table (no index by pack); SQLite hands over only
-     * the matching rows.
+     * {@code packs}, its location and its stamp, in no particular order, in one read transaction:
+     * the entries written since a collection that saw {@code above} as the highest pack and
+     * {@code packs} as the ones still written to. One scan of each table (no index by pack);
+     * SQLite hands over only the matching rows, unsorted (sorting a day's 200,000 of them was a
+     * third of the scan).
      */
     void forEachStampedIn(int above, java.util.Collection<Integer> packs, StampedSink sink) {
         String where = "pack > " + above + (packs.isEmpty() ? "" : " OR pack IN (" + packList(packs) + ")");
         try (Connection c = connect(); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery(both("SELECT id, pack, offset, length, slot, epoch FROM %s WHERE " + where) + " ORDER BY 1")) {
+             ResultSet rs = st.executeQuery(both("SELECT id, pack, offset, length, slot, epoch FROM %s WHERE " + where))) {
             while (rs.next()) {
                 sink.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)), rs.getLong(6));
             }

@@ -78,13 +78,18 @@ final class HolePuncher {
         if (deleted.isEmpty() || !enabled() || !supported(store.packDir())) return Result.NONE;
         // the entries deleted per segment: a segment all of whose chunks went is dead without asking the index
         Map<Long, Integer> deletedIn = new HashMap<>();
-        for (ChunkLocation loc : deleted) if (loc.inSegment() && sealed.contains(loc.pack())) deletedIn.merge(loc.unit(), 1, Integer::sum);
+        Map<Long, ChunkLocation> segments = new HashMap<>();
+        for (ChunkLocation loc : deleted) {
+            if (!loc.inSegment() || !sealed.contains(loc.pack())) continue;
+            deletedIn.merge(loc.unit(), 1, Integer::sum);
+            segments.putIfAbsent(loc.unit(), loc);
+        }
+        Set<Long> deadSegments = deadSegments(segments, deletedIn);
         // the dead units per pack, by offset: {offset, length}
         Map<Integer, Map<Long, Integer>> units = new TreeMap<>();
-        Map<Long, Boolean> segmentDead = new HashMap<>();
         for (ChunkLocation loc : deleted) {
             if (!sealed.contains(loc.pack())) continue;
-            if (loc.inSegment() && !segmentDead.computeIfAbsent(loc.unit(), k -> segmentDead(loc, deletedIn.get(k)))) continue;
+            if (loc.inSegment() && !deadSegments.contains(loc.unit())) continue;
             units.computeIfAbsent(loc.pack(), p -> new HashMap<>()).put(loc.offset(), loc.length());
         }
         if (units.isEmpty()) return Result.NONE;
@@ -153,24 +158,54 @@ final class HolePuncher {
     }
 
     /**
-     * True when no chunk the segment at {@code loc} names has an entry pointing at it (read after
-     * the sweep's deletes): when the sweep deleted as many entries in it as it holds chunks, from
-     * its header alone, else by looking its chunks up.
+     * The segments of {@code segments} (unit to a location in it) that no chunk they name has an
+     * entry pointing at any more (read after the sweep's deletes): those the sweep deleted as many
+     * entries in ({@code deletedIn}) as they hold chunks, from their headers alone; the others
+     * when their chunk tables' ids, looked up together (one index query per 128 ids, not one per
+     * segment: a day's sweep leaves thousands of segments partly dead), find no entry there. A
+     * segment whose header or table cannot be read, or all of them when the lookup fails, stays.
      */
-    private boolean segmentDead(ChunkLocation loc, int deletedInIt) {
-        try {
-            int count = segmentChunks.computeIfAbsent(loc.unit(), k -> store.segmentChunks(loc));
-            if (deletedInIt >= count) return true; // an id has one entry: all of its chunks' entries went
-            byte[] table = store.readStored(loc.pack(), loc.offset() + PackFormat.SEGMENT_HEADER, count * PackFormat.SEGMENT_SLOT);
-            List<ChunkId> ids = new ArrayList<>(count);
-            for (int k = 0; k < count; k++) ids.add(ChunkId.fromBytes(table, k * PackFormat.SEGMENT_SLOT));
-            for (ChunkLocation now : store.index().locateAll(ids).values()) {
-                if (now.pack() == loc.pack() && now.offset() == loc.offset()) return false;
+    private Set<Long> deadSegments(Map<Long, ChunkLocation> segments, Map<Long, Integer> deletedIn) {
+        Set<Long> dead = new java.util.HashSet<>();
+        Map<Long, List<ChunkId>> named = new HashMap<>();
+        List<ChunkId> ids = new ArrayList<>();
+        for (var e : segments.entrySet()) {
+            ChunkLocation loc = e.getValue();
+            try {
+                int count = segmentChunks.computeIfAbsent(e.getKey(), k -> store.segmentChunks(loc));
+                if (deletedIn.get(e.getKey()) >= count) { // an id has one entry: all of its chunks' entries went
+                    dead.add(e.getKey());
+                    continue;
+                }
+                byte[] table = store.readStored(loc.pack(), loc.offset() + PackFormat.SEGMENT_HEADER, count * PackFormat.SEGMENT_SLOT);
+                List<ChunkId> in = new ArrayList<>(count);
+                for (int k = 0; k < count; k++) in.add(ChunkId.fromBytes(table, k * PackFormat.SEGMENT_SLOT));
+                named.put(e.getKey(), in);
+                ids.addAll(in);
+            } catch (CaskException ex) {
+                // unreadable: leave it as it is
             }
-            return true;
-        } catch (CaskException e) {
-            return false; // unreadable: leave it as it is
         }
+        if (ids.isEmpty()) return dead;
+        Map<ChunkId, ChunkLocation> now;
+        try {
+            now = store.index().locateAll(ids);
+        } catch (CaskException ex) {
+            return dead;
+        }
+        for (var e : named.entrySet()) {
+            ChunkLocation loc = segments.get(e.getKey());
+            boolean live = false;
+            for (ChunkId id : e.getValue()) {
+                ChunkLocation l = now.get(id);
+                if (l != null && l.pack() == loc.pack() && l.offset() == loc.offset()) {
+                    live = true;
+                    break;
+                }
+            }
+            if (!live) dead.add(e.getKey());
+        }
+        return dead;
     }
 
     private static final Map<Path, Boolean> SUPPORT = new java.util.concurrent.ConcurrentHashMap<>();
