@@ -8,6 +8,7 @@ import dev.cask.image.ImageParts;
 import dev.cask.image.Images;
 import dev.cask.store.s3.S3ChunkStore;
 import dev.cask.store.s3.S3Settings;
+import dev.cask.store.s3.S3StoreTools;
 import dev.cask.store.s3.S3StoreUrl;
 import dev.cask.volume.LocalJournals;
 
@@ -22,9 +23,9 @@ import java.util.List;
  * ({@link S3ChunkStore}), the leases in the same database ({@link PostgresLeases}: one writer per
  * image across every node, fencing every commit by its epoch), and this node's journals in {@code
  * STATE/journals} ({@link LocalJournals}: a journal is still this node's alone, issue 14 item 5).
- * The store offers no {@link
- * dev.cask.image.StoreCapabilities} yet, so stats, du, check and gc say they are not supported
- * on it.
+ * The store offers the
+ * {@link dev.cask.image.StoreCapabilities} its index can answer ({@link S3StoreTools}: stats, du,
+ * prune's freed bytes); check and gc say they are not supported on it yet.
  *
  * <p>The one class of the CLI that names the AWS SDK's and the JDBC driver's users: it is loaded
  * only when a shared store is opened, so a command on a local store never loads either. The
@@ -54,7 +55,7 @@ final class SharedImages {
             leases = PostgresLeases.open(catalogUrl, PostgresCatalog.Options.defaults(), leaseTtl == null ? PostgresLeases.DEFAULT_TTL : leaseTtl);
             S3ChunkStore store = S3ChunkStore.open(storeUrl, S3Settings.fromEnvironment(), catalogUrl, PostgresCatalog.Options.defaults(),
                     S3ChunkStore.Options.defaults());
-            return new Images(new ImageParts(store, catalog, new LocalJournals(journals), leases, storeUrl.toString(), List.of()));
+            return new Images(new ImageParts(store, catalog, new LocalJournals(journals), leases, storeUrl.toString(), List.of(new S3StoreTools(store))));
         } catch (RuntimeException e) {
             if (leases != null) leases.close();
             catalog.close();

@@ -180,6 +180,46 @@ public final class PostgresChunkIndex implements AutoCloseable {
         return out;
     }
 
+    /**
+     * The stored bytes of each of {@code ids} the index holds (absent ones are left out): a
+     * record's length; a chunk in a segment, the segment's length divided by the entries that point
+     * into it (counted through {@code chunks_by_pack}, as a local store shares a segment's bytes).
+     */
+    public Map<ChunkId, Long> storedBytes(List<ChunkId> ids) {
+        Map<ChunkId, Long> out = new HashMap<>();
+        for (int from = 0; from < ids.size(); from += BATCH) {
+            List<ChunkId> part = ids.subList(from, Math.min(ids.size(), from + BATCH));
+            out.putAll(tx.run("sizing " + part.size() + " chunks", false, c -> {
+                Map<ChunkId, Long> found = new HashMap<>();
+                try (PreparedStatement st = c.prepareStatement("""
+                        SELECT c.id, c.length, CASE WHEN c.slot < 0 THEN 1
+                          ELSE (SELECT count(*) FROM chunks s WHERE s.pack = c.pack AND s."offset" = c."offset") END
+                        FROM chunks c WHERE c.id = ANY(?)""")) {
+                    st.setArray(1, idArray(c, part));
+                    try (ResultSet rs = st.executeQuery()) {
+                        while (rs.next()) found.put(ChunkId.fromBytes(rs.getBytes(1)), rs.getLong(2) / Math.max(1, rs.getLong(3)));
+                    }
+                }
+                return found;
+            }));
+        }
+        return out;
+    }
+
+    /** The sealed packs (whose objects are whole): how many, and their bytes together. */
+    public record PackTotals(int packs, long bytes) {}
+
+    /** {@link PackTotals} of the sealed packs, in one statement. */
+    public PackTotals sealedPacks() {
+        return tx.run("counting packs", false, c -> {
+            try (Statement st = c.createStatement();
+                 ResultSet rs = st.executeQuery("SELECT count(*), coalesce(sum(bytes), 0) FROM packs WHERE sealed")) {
+                rs.next();
+                return new PackTotals(rs.getInt(1), rs.getLong(2));
+            }
+        });
+    }
+
     /** What {@link #lookupForPut} found for a chunk: its entry, and whether the copy it points at is marked damaged. */
     public record PutLookup(ChunkLocation location, boolean damaged) {}
 
