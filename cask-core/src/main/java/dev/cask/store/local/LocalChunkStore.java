@@ -77,13 +77,13 @@ import java.util.stream.Stream;
  * with 64 KiB runs (qemu-nbd on a raw file: 0.35-0.41 s); against a cold server it took 1.8 s
  * against 1.2 s. Runs that compress badly stay single records (see above), so random reads of
  * incompressible data never pay for a run. Blocks a running VM wrote are read back at random, so
- * a checkpoint (a {@link ChunkStore.Access#RANDOM} batch) cuts runs of at most 64 KiB
+ * a checkpoint (a {@link ChunkStore.Access#RANDOM} batch) cuts runs of at most 16 KiB
  * ({@link #RANDOM_SEGMENT_BYTES}), compressed at the single records' level (1; see
  * {@link PackEncoder#segment(ChunkId[], byte[], int[], int, boolean)}): a VM whose journal is full
  * waits for its checkpoint, which keeps up better at level 1 for 2.6 % more bytes. Level 6 (-2.8 %
  * at 64 KiB) halves compression speed. All are {@link Options}: system properties
- * {@code cask.segment.bytes}, {@code cask.segment.level} and (records, and a checkpoint's
- * segments) {@code cask.zstd.level}.
+ * {@code cask.segment.bytes}, {@code cask.segment.level}, (records, and a checkpoint's
+ * segments) {@code cask.zstd.level}, and {@code cask.segment.random-bytes}.
  *
  * <p><b>Reading.</b> {@link #get} answers from a bounded cache of plain chunk bytes when it can;
  * else it finds the chunk through {@code pending}, a bounded cache of index answers (entries
@@ -387,14 +387,16 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /**
      * Segments of a {@link ChunkStore.Access#RANDOM} batch (a checkpoint of a running VM's writes)
-     * hold at most this many plain bytes, whatever {@link Options#segmentBytes} says: a random
-     * read of one block decompresses its whole segment (64 KiB: ~0.1 ms; 1 MiB: ~0.9 ms) and puts
-     * all its neighbours in the plain cache, where blocks a VM wrote are read back one at a time.
-     * (bench/many-clients.sh, 1,000 clients doing random 4 KiB I/O, could not tell: its median
-     * latency was 26.6 ms with 1 MiB segments everywhere, but 4.5 and 13.9 ms in two runs that
-     * stored the same segments as each other, so its noise is larger than the effect.)
+     * hold at most this many plain bytes (16 KiB: four 4 KiB blocks), whatever
+     * {@link Options#segmentBytes} says: a random read of one block decompresses its whole segment
+     * and puts all its neighbours in the plain cache, where blocks a VM wrote are read back one at a
+     * time. Measured (fio, random 4 KiB reads at queue depth 32 of 1 GiB of mixed data written
+     * through NBD and checkpointed, more than the plain cache holds): 80-85 MiB/s with 64 KiB
+     * segments, 148-153 with 16 KiB, qemu-nbd on qcow2 116-133; sequential 1 MiB reads the same or
+     * faster; a Debian server image written through NBD stores 2.1 % more (141.2 -> 144.1 MB;
+     * 8 KiB: +4.9 %, no faster). {@code -Dcask.segment.random-bytes=N} sets it.
      */
-    static final int RANDOM_SEGMENT_BYTES = 64 << 10;
+    public static final int RANDOM_SEGMENT_BYTES = Integer.getInteger("cask.segment.random-bytes", 16 << 10);
 
     @Override
     public ChunkId[] putAll(byte[] data, int[] offsets, int length, Access access) {

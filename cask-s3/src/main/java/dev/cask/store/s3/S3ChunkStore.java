@@ -71,8 +71,8 @@ import java.util.function.Consumer;
 public final class S3ChunkStore implements ChunkStore {
     /** Sealed packs waiting for upload before a put that would add to memory uploads first. */
     static final int MAX_SEALED = 2;
-    /** A checkpoint's segments (as a local store's: random reads of a VM's writes). */
-    static final int RANDOM_SEGMENT_BYTES = 64 << 10;
+    /** A checkpoint's segments, as a local store's (random reads of a VM's writes: a ranged GET and a decompression of the whole segment each). */
+    static final int RANDOM_SEGMENT_BYTES = dev.cask.store.local.LocalChunkStore.RANDOM_SEGMENT_BYTES;
 
     /**
      * Tuning: pack size (objects of 32 MiB by default: big enough that per-request costs and
