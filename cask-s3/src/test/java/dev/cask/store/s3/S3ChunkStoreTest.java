@@ -16,9 +16,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -32,40 +29,24 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
  * flipping a byte of its payload in the file s3proxy keeps the pack object in.
  */
 class S3ChunkStoreTest extends ChunkStoreContract {
-    static final String BUCKET = "contract";
-    private static final AtomicInteger STORES = new AtomicInteger();
-    private static PostgresServer pg;
-    private static String database;
-    private static S3Server s3;
-    private final Map<Path, String> names = new ConcurrentHashMap<>();
+    private static SchemaPerDir stores;
 
     @BeforeAll
     static void servers() {
-        pg = PostgresServer.shared();
-        database = pg.createDatabase("s3_contract");
-        s3 = S3Server.shared();
-        s3.createBucket(BUCKET);
-    }
-
-    private String name(Path dir) {
-        return names.computeIfAbsent(dir, d -> {
-            String name = "c" + STORES.incrementAndGet();
-            pg.execute(database, "CREATE SCHEMA " + name);
-            return name;
-        });
+        stores = new SchemaPerDir("s3_contract", "contract", "c");
     }
 
     private CatalogUrl indexUrl(Path dir) {
-        return CatalogUrl.parse(pg.url(database)).with("currentSchema", name(dir));
+        return stores.indexUrl(dir);
     }
 
     private S3StoreUrl storeUrl(Path dir) {
-        return S3StoreUrl.parse("s3://" + BUCKET + "/" + name(dir));
+        return stores.storeUrl(dir);
     }
 
     @Override
     protected ChunkStore open(Path dir) {
-        return S3ChunkStore.open(storeUrl(dir), s3.settings(), indexUrl(dir), PostgresCatalog.Options.defaults(),
+        return S3ChunkStore.open(storeUrl(dir), stores.s3.settings(), indexUrl(dir), PostgresCatalog.Options.defaults(),
                 S3ChunkStore.Options.defaults().withPackLimit(256 << 10).withSegments(64 << 10, 3));
     }
 
@@ -76,7 +57,7 @@ class S3ChunkStoreTest extends ChunkStoreContract {
             loc = index.find(id);
         }
         assertNotNull(loc, "chunk " + id + " to corrupt is not in the index");
-        Path file = s3.objectFile(BUCKET, storeUrl(dir).packKey(loc.pack()));
+        Path file = stores.s3.objectFile(stores.bucket, storeUrl(dir).packKey(loc.pack()));
         if (loc.inSegment()) flipByte(file, loc.offset() + loc.length() - 2); // in the segment's zstd frame
         else flipByte(file, loc.offset() + PackFormat.RECORD_HEADER + (loc.length() - PackFormat.RECORD_HEADER) / 2);
     }
