@@ -157,6 +157,24 @@ class SharedStoreTest {
         assertEquals(live, two.get("shared_bytes").asLong(), two.toString());
         assertEquals(live, two.get("total_bytes").asLong(), two.toString());
 
+        // prune's dry run says what removing a version would free, counted as du --versions counts
+        byte[] changed = Files.readAllBytes(src);
+        byte[] fresh = new byte[256 << 10];
+        new Random(15).nextBytes(fresh);
+        System.arraycopy(fresh, 0, changed, 1 << 20, fresh.length);
+        Path src2 = dir.resolve("disk2.raw");
+        Files.write(src2, changed);
+        must(cli, "import", src2.toString(), "team/vm-3"); // version 1 holds the only copy of the fresh blocks
+        must(cli, "import", "--as-version", src.toString(), "team/vm-3");
+        long onlyFirst = -1;
+        for (JsonNode row : json.readTree(must(cli, "du", "team/vm-3", "--versions", "--json").out()).get("versions")) {
+            if (row.get("version").asText().equals("team/vm-3@1")) onlyFirst = row.get("exclusive_bytes").asLong();
+        }
+        assertTrue(onlyFirst >= fresh.length / 2, "version 1 alone holds the fresh blocks: " + onlyFirst);
+        JsonNode pruned = json.readTree(must(cli, "prune", "team/vm-3", "--keep-last", "1", "--include-user", "--dry-run", "--json").out());
+        assertEquals(1, pruned.get("removed_versions").asInt(), pruned.toString());
+        assertEquals(onlyFirst, pruned.get("freed_bytes").asLong(), pruned.toString());
+
         for (String[] c : new String[][]{{"check"}, {"gc"}}) {
             Cli.Result r = cli.process(null, c);
             assertEquals(1, r.code(), String.join(" ", c) + ": " + r);
