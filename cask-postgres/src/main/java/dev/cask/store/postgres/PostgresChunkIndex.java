@@ -163,21 +163,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
 
     /** Where each of {@code ids} the index holds is (absent ones are left out). */
     public Map<ChunkId, ChunkLocation> locateAll(List<ChunkId> ids) {
-        Map<ChunkId, ChunkLocation> out = new HashMap<>();
-        for (int from = 0; from < ids.size(); from += BATCH) {
-            List<ChunkId> part = ids.subList(from, Math.min(ids.size(), from + BATCH));
-            out.putAll(tx.run("looking up " + part.size() + " chunks", false, c -> {
-                Map<ChunkId, ChunkLocation> found = new HashMap<>();
-                try (PreparedStatement st = c.prepareStatement("SELECT id, pack, \"offset\", length, slot FROM chunks WHERE id = ANY(?)")) {
-                    st.setArray(1, idArray(c, part));
-                    try (ResultSet rs = st.executeQuery()) {
-                        while (rs.next()) found.put(ChunkId.fromBytes(rs.getBytes(1)), location(rs, 2));
-                    }
-                }
-                return found;
-            }));
-        }
-        return out;
+        return byId(ids, "looking up", "SELECT id, pack, \"offset\", length, slot FROM chunks WHERE id = ANY(?)", rs -> location(rs, 2));
     }
 
     /**
@@ -186,18 +172,32 @@ public final class PostgresChunkIndex implements AutoCloseable {
      * into it (counted through {@code chunks_by_pack}, as a local store shares a segment's bytes).
      */
     public Map<ChunkId, Long> storedBytes(List<ChunkId> ids) {
-        Map<ChunkId, Long> out = new HashMap<>();
+        return byId(ids, "sizing", """
+                SELECT c.id, c.length, CASE WHEN c.slot < 0 THEN 1
+                  ELSE (SELECT count(*) FROM chunks s WHERE s.pack = c.pack AND s."offset" = c."offset") END
+                FROM chunks c WHERE c.id = ANY(?)""", rs -> rs.getLong(2) / Math.max(1, rs.getLong(3)));
+    }
+
+    /** One row's value, read from its columns after the id. */
+    private interface RowValue<V> {
+        V of(ResultSet rs) throws SQLException;
+    }
+
+    /**
+     * Runs {@code select} (a query of chunk ids, its id first, whose one parameter is a batch of ids
+     * as {@code bytea[]}) for {@code ids}, {@value #BATCH} a statement, each its own read
+     * transaction; returns each id found with {@code value} of its row.
+     */
+    private <V> Map<ChunkId, V> byId(List<ChunkId> ids, String doing, String select, RowValue<V> value) {
+        Map<ChunkId, V> out = new HashMap<>();
         for (int from = 0; from < ids.size(); from += BATCH) {
             List<ChunkId> part = ids.subList(from, Math.min(ids.size(), from + BATCH));
-            out.putAll(tx.run("sizing " + part.size() + " chunks", false, c -> {
-                Map<ChunkId, Long> found = new HashMap<>();
-                try (PreparedStatement st = c.prepareStatement("""
-                        SELECT c.id, c.length, CASE WHEN c.slot < 0 THEN 1
-                          ELSE (SELECT count(*) FROM chunks s WHERE s.pack = c.pack AND s."offset" = c."offset") END
-                        FROM chunks c WHERE c.id = ANY(?)""")) {
+            out.putAll(tx.run(doing + " " + part.size() + " chunks", false, c -> {
+                Map<ChunkId, V> found = new HashMap<>();
+                try (PreparedStatement st = c.prepareStatement(select)) {
                     st.setArray(1, idArray(c, part));
                     try (ResultSet rs = st.executeQuery()) {
-                        while (rs.next()) found.put(ChunkId.fromBytes(rs.getBytes(1)), rs.getLong(2) / Math.max(1, rs.getLong(3)));
+                        while (rs.next()) found.put(ChunkId.fromBytes(rs.getBytes(1)), value.of(rs));
                     }
                 }
                 return found;
