@@ -125,14 +125,9 @@ class SharedStoreTest {
         must(cli, "import", src.toString(), "team/vm-1");
         ObjectMapper json = new ObjectMapper();
         JsonNode stats = json.readTree(must(cli, "stats", "--json").out());
-        long objects = 0;
-        int count = 0;
-        try (var s3 = S3Server.shared().client()) {
-            for (var o : s3.listObjectsV2(b -> b.bucket(BUCKET).prefix("accounting/packs/")).contents()) {
-                objects += o.size();
-                count++;
-            }
-        }
+        S3Server.Objects packs = S3Server.shared().objects(BUCKET, "accounting/packs/");
+        long objects = packs.bytes();
+        int count = packs.count();
         assertEquals(objects, stats.get("stored_bytes").asLong(), "stored bytes are the pack objects' bytes: " + stats);
         assertEquals(count, stats.get("packs").asInt(), stats.toString());
         // one import: every stored chunk is live (up to the rounding of each chunk's share of its segment)

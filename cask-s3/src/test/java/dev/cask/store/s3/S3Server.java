@@ -183,6 +183,22 @@ public final class S3Server implements AutoCloseable {
         }
     }
 
+    /** What the objects of {@code bucket} under {@code prefix} hold: their bytes together, and how many there are. */
+    public record Objects(long bytes, int count) {}
+
+    /** {@link Objects} under {@code prefix} in {@code bucket}, as a listing shows them (every page). */
+    public Objects objects(String bucket, String prefix) {
+        long bytes = 0;
+        int count = 0;
+        try (S3Client c = client()) {
+            for (var o : c.listObjectsV2Paginator(b -> b.bucket(bucket).prefix(prefix)).contents()) {
+                bytes += o.size();
+                count++;
+            }
+        }
+        return new Objects(bytes, count);
+    }
+
     /** The file the filesystem backend keeps object {@code key} of {@code bucket} in. */
     public Path objectFile(String bucket, String key) {
         return data.resolve(bucket).resolve(key);

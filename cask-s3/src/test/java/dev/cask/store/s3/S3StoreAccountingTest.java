@@ -29,14 +29,7 @@ class S3StoreAccountingTest extends StoreAccountingContract {
 
     @Override
     protected long[] physical(Path dir) {
-        long bytes = 0;
-        long count = 0;
-        try (var client = stores.s3.client()) {
-            for (var o : client.listObjectsV2(b -> b.bucket(stores.bucket).prefix(stores.name(dir) + "/packs/")).contents()) {
-                bytes += o.size();
-                count++;
-            }
-        }
-        return new long[]{bytes, count};
+        S3Server.Objects packs = stores.s3.objects(stores.bucket, stores.name(dir) + "/packs/");
+        return new long[]{packs.bytes(), packs.count()};
     }
 }
