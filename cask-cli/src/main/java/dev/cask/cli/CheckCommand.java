@@ -34,7 +34,7 @@ final class CheckCommand extends Common implements Callable<Integer> {
         long rebuilt = -1;
         try (Images images = openImages(opts)) {
             if (repair) {
-                rebuilt = images.capability(dev.cask.image.StoreCapabilities.Checks.class, "check --repair").rebuildIndex(line -> err().println("cask: repair: " + line), progress());
+                rebuilt = images.capability(dev.cask.image.StoreCapabilities.Repairs.class, "check --repair").rebuildIndex(line -> err().println("cask: repair: " + line), progress());
                 if (!json) out().printf("index rebuilt from packs: %d chunks%n", rebuilt);
             }
             CheckReport r = images.check(deep, progress());

@@ -7,9 +7,9 @@ import dev.cask.common.Progress;
 import dev.cask.image.CheckReport.Finding;
 import dev.cask.image.CheckReport.Kind;
 import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
 import dev.cask.store.local.ChunkLocation;
 import dev.cask.store.local.IndexMismatch;
-import dev.cask.store.local.LocalChunkStore;
 import dev.cask.store.local.PackScan;
 import dev.cask.tree.Layout;
 import dev.cask.tree.PointerCache;
@@ -48,7 +48,7 @@ import java.util.Set;
  * problems, never notes.
  *
  * <p><b>Damage marks.</b> The index pass records every entry it finds bad as damaged in the
- * store's index ({@link LocalChunkStore#checked}), so that the next import or checkpoint of the
+ * store's index ({@link StoreCapabilities.Checks#checked}), so that the next import or checkpoint of the
  * same bytes writes a new copy and moves the entry to it (healing, see the store's
  * {@code Healing}); a deep scan's bad copy at an indexed location is marked too. A mark on an
  * entry that now reads good (rehashed, so a segment's chunk is checked against its own CRC too),
@@ -66,7 +66,10 @@ import java.util.Set;
  * a bad subtree is walked again for each version so each affected version is named.
  */
 final class Checker {
-    private final LocalChunkStore store;
+    /** The store's packs, index and damage marks. */
+    private final StoreCapabilities.Checks store;
+    /** The store as the image layer reads it (pointer chunks, contains). */
+    private final ChunkStore chunks;
     private final Catalog catalog;
     private final PointerCache cache;
     private final List<Finding> problems = new ArrayList<>();
@@ -88,7 +91,8 @@ final class Checker {
     private long entries;
     private long chunksChecked;
 
-    Checker(LocalChunkStore store, Catalog catalog, PointerCache cache) {
+    Checker(ChunkStore chunks, StoreCapabilities.Checks store, Catalog catalog, PointerCache cache) {
+        this.chunks = chunks;
         this.store = store;
         this.catalog = catalog;
         this.cache = cache;
@@ -293,7 +297,7 @@ final class Checker {
                 problems.add(inVersion(Kind.CORRUPT_CHUNK, v, offset, id, who + ": offset " + offset + ": data chunk " + id.shortHex() + " is corrupt"));
                 return false;
             }
-            if (!store.contains(id)) {
+            if (!chunks.contains(id)) {
                 problems.add(inVersion(Kind.MISSING_CHUNK, v, offset, id, who + ": offset " + offset + ": data chunk " + id.shortHex() + " is missing"));
                 return false;
             }
@@ -304,7 +308,7 @@ final class Checker {
         reference(id);
         byte[] p;
         try {
-            p = dev.cask.tree.TreeReader.pointerChunk(store, cache, id);
+            p = dev.cask.tree.TreeReader.pointerChunk(chunks, cache, id);
         } catch (CaskException.NotFound e) {
             problems.add(inVersion(Kind.MISSING_CHUNK, v, offset, id, who + ": offset " + offset + ": pointer chunk " + id.shortHex() + " is missing (" + describeSpan(r, level) + " of the disk unreadable)"));
             return false;

@@ -144,7 +144,7 @@ public final class Images implements AutoCloseable {
 
     /** What opening the store cut off (torn tails a writer that died left), one line each; none when the store cannot say. */
     public List<String> openNotices() {
-        return findCapability(StoreCapabilities.Checks.class).map(StoreCapabilities.Checks::cutOnOpen).orElse(List.of());
+        return findCapability(StoreCapabilities.Repairs.class).map(StoreCapabilities.Repairs::cutOnOpen).orElse(List.of());
     }
 
     /** A garbage collector for this store (one run each); Unsupported when the store has none. */
@@ -601,7 +601,7 @@ public final class Images implements AutoCloseable {
 
     /** Checks the store's packs and index and every version's trees; Unsupported when the store cannot be checked. */
     public CheckReport check(boolean deep, Progress progress) {
-        return capability(StoreCapabilities.Checks.class, "check").check(catalog, pointers, deep, progress);
+        return new Checker(store, capability(StoreCapabilities.Checks.class, "check"), catalog, pointers).check(deep, progress);
     }
 
     @Override

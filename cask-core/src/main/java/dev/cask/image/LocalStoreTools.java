@@ -1,18 +1,20 @@
 package dev.cask.image;
 
 import dev.cask.catalog.Catalog;
+import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
 import dev.cask.store.local.ChunkLocation;
 import dev.cask.store.local.LocalChunkStore;
 import dev.cask.store.local.PackFormat;
-import dev.cask.tree.PointerCache;
+import dev.cask.store.local.PackScan;
 import dev.cask.volume.JournalStore;
 
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 
 /**
@@ -21,7 +23,7 @@ import java.util.function.Consumer;
  * image layer reaches it only through the capability interfaces. Thread-safe as the store is.
  */
 final class LocalStoreTools implements StoreCapabilities.Counts, StoreCapabilities.StoredSizes, StoreCapabilities.Checks,
-        StoreCapabilities.Collecting {
+        StoreCapabilities.Repairs, StoreCapabilities.Collecting {
     private final LocalChunkStore store;
     /** What the last collection of this process marked (a server's next one marks by difference from it). */
     private final java.util.concurrent.atomic.AtomicReference<GarbageCollector.Marked> marks = new java.util.concurrent.atomic.AtomicReference<>();
@@ -87,8 +89,38 @@ final class LocalStoreTools implements StoreCapabilities.Counts, StoreCapabiliti
     }
 
     @Override
-    public CheckReport check(Catalog catalog, PointerCache pointers, boolean deep, Progress progress) {
-        return new Checker(store, catalog, pointers).check(deep, progress);
+    public List<Integer> packIds() {
+        return store.packIds();
+    }
+
+    @Override
+    public void scanPack(int id, PackScan.ScanSink sink, Progress progress) {
+        store.scanPack(id, sink, progress);
+    }
+
+    @Override
+    public void forEachIndexEntry(BiConsumer<ChunkId, ChunkLocation> sink) {
+        store.forEachIndexEntry(sink);
+    }
+
+    @Override
+    public ChunkLocation locate(ChunkId id) {
+        return store.locate(id);
+    }
+
+    @Override
+    public CaskException entryFault(ChunkId id, ChunkLocation loc, boolean deep) {
+        return store.entryFault(id, loc, deep);
+    }
+
+    @Override
+    public void checked(ChunkId id, ChunkLocation loc, CaskException fault) {
+        store.checked(id, loc, fault);
+    }
+
+    @Override
+    public List<Map.Entry<ChunkId, ChunkLocation>> damageMarks() {
+        return store.damageMarks();
     }
 
     @Override

@@ -1,14 +1,17 @@
 package dev.cask.image;
 
 import dev.cask.catalog.Catalog;
+import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
-import dev.cask.tree.PointerCache;
+import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.local.PackScan;
 import dev.cask.volume.JournalStore;
 
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 
 /**
@@ -47,11 +50,51 @@ public final class StoreCapabilities {
         Map<ChunkId, Long> storedBytes(Collection<ChunkId> ids);
     }
 
-    /** Checking and repairing the store's own structures ({@code cask check}). */
+    /**
+     * What {@code cask check} reads of a store whose chunks live in packs of the local pack format
+     * ({@link dev.cask.store.local.PackFormat}), wherever the packs are: the packs, the index and
+     * its damage marks. {@link Checker} runs the same passes over every store that offers it.
+     */
     public interface Checks {
-        /** Checks packs, index and every version's trees ({@link Checker}); marks what it found damaged. */
-        CheckReport check(Catalog catalog, PointerCache pointers, boolean deep, Progress progress);
+        /** Ids of the packs the index can name (written whole), ascending. */
+        List<Integer> packIds();
 
+        /** Bytes the packs occupy, as {@link Counts#storedBytes}. */
+        long storedBytes();
+
+        /** Distinct chunks the index knows. */
+        long chunkCount();
+
+        /**
+         * Every record and segment of pack {@code id}, as {@link PackScan#scan(java.nio.file.Path, int,
+         * PackScan.ScanSink, Progress)} reports them; a pack that cannot be read is one
+         * {@link PackScan.PackProblem#UNREADABLE} line naming it.
+         */
+        void scanPack(int id, PackScan.ScanSink sink, Progress progress);
+
+        /** Every index entry (in any order; a store whose reads cost a request each gives them by pack and offset). */
+        void forEachIndexEntry(BiConsumer<ChunkId, ChunkLocation> sink);
+
+        /** Where the index places {@code id}, or null. */
+        ChunkLocation locate(ChunkId id);
+
+        /** Null when the copy entry {@code loc} points at holds {@code id}, else the fault a read would throw ({@link dev.cask.store.local.PackReader#entryFault}). */
+        CaskException entryFault(ChunkId id, ChunkLocation loc, boolean deep);
+
+        /**
+         * Records that the copy of {@code id} at {@code loc} is corrupt ({@code fault} a
+         * {@link CaskException.Corrupt}), or with {@code fault} null that it was read and found good
+         * (clearing a stale mark); any other fault marks nothing. The next put of a marked chunk
+         * stores it again (healing).
+         */
+        void checked(ChunkId id, ChunkLocation loc, CaskException fault);
+
+        /** Copies marked damaged: (chunk id, location of the bad copy). */
+        List<Map.Entry<ChunkId, ChunkLocation>> damageMarks();
+    }
+
+    /** Rebuilding the index from the packs ({@code cask check --repair}) and what opening cut off. */
+    public interface Repairs {
         /**
          * Rebuilds the index from the packs; {@code problems} gets one line per damage found.
          * Returns the chunks indexed. MUST have the store to itself (the composition opened it so).

@@ -7,8 +7,9 @@
  * {@code ChunkStore}, a {@code Catalog}, a {@code JournalStore}, {@code Leases}) and the store's
  * extra abilities as {@link dev.cask.image.StoreCapabilities}. Only {@link
  * dev.cask.image.LocalImages} (the embedded default's composition), {@link
- * dev.cask.image.LocalStoreTools} (the local store's capabilities) and the two tools that read a
- * local store's packs and index themselves ({@code Checker}, {@code GarbageCollector}) name
+ * dev.cask.image.LocalStoreTools} (the local store's capabilities), {@code GarbageCollector} (which
+ * reads a local store's packs and index itself) and {@code Checker} (which reads any store's packs
+ * in the local pack format through {@link dev.cask.image.StoreCapabilities.Checks}) name
  * {@code store.local} or {@code catalog.sqlite}.
  */
 package dev.cask.image;

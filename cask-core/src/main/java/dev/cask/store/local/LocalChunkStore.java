@@ -1287,19 +1287,13 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * cannot be read), or null when the entry is good.
      */
     public CaskException entryFault(ChunkId id, ChunkLocation loc, boolean deep) {
+        byte[] rec;
         try {
-            if (loc.inSegment() && !deep) {
-                PackReader.segmentHolding("chunk " + id.shortHex() + " (" + loc + ")", id, loc, readRecordBytes(loc));
-                return null;
-            }
-            byte[] plain = read(id, loc, false);
-            if (deep && !ChunkId.of(plain).equals(id)) {
-                return new CaskException.Corrupt("chunk " + id.shortHex() + " (" + loc + "): bytes hash to " + ChunkId.of(plain).shortHex());
-            }
-            return null;
+            rec = readRecordBytes(loc);
         } catch (CaskException e) {
             return e;
         }
+        return PackReader.entryFault(id, loc, rec, deep);
     }
 
     /**

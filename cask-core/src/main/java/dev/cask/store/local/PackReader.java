@@ -83,6 +83,37 @@ public final class PackReader implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether the record or segment {@code rec} that index entry {@code loc} points at holds
+     * chunk {@code id} as a read would find it: null when it does, else the error the read would
+     * throw ({@link IndexMismatch} when the bytes are whole but hold another chunk,
+     * {@link CaskException.Corrupt} when they fail their checks). A record is decompressed; a
+     * segment's frame only with {@code deep} (its CRC32C covers the frame either way); with
+     * {@code deep} the plain bytes are rehashed too. What {@code cask check}'s index pass asks of
+     * every entry, wherever the pack lives.
+     */
+    public static CaskException entryFault(ChunkId id, ChunkLocation loc, byte[] rec, boolean deep) {
+        String what = "chunk " + id.shortHex() + " (" + loc + ")";
+        try {
+            byte[] plain;
+            if (loc.inSegment()) {
+                PackFormat.Segment s = segmentHolding(what, id, loc, rec);
+                if (!deep) return null;
+                plain = PackFormat.chunkPlain(what, s, segmentPlain(what, s), loc.slot());
+            } else {
+                PackFormat.Record r = PackFormat.decodeRecord(what, rec, 0, rec.length);
+                if (!r.id().equals(id)) return new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
+                plain = plainBytes(what, r);
+            }
+            if (deep && !ChunkId.of(plain).equals(id)) {
+                return new CaskException.Corrupt(what + ": bytes hash to " + ChunkId.of(plain).shortHex());
+            }
+            return null;
+        } catch (CaskException e) {
+            return e;
+        }
+    }
+
     /** Decodes the segment an index entry points at and checks that its slot holds {@code id}. */
     static PackFormat.Segment segmentHolding(String what, ChunkId id, ChunkLocation loc, byte[] rec) {
         PackFormat.Segment s = PackFormat.decodeSegment(what, rec, 0, rec.length);
@@ -139,7 +170,7 @@ public final class PackReader implements AutoCloseable {
     }
 
     /** An index entry's length, slot and offset are ones a pack can hold, or it is corrupt (checked before any read). */
-    static void checkEntry(ChunkLocation loc) {
+    public static void checkEntry(ChunkLocation loc) {
         boolean bad = loc.inSegment()
                 ? loc.slot() < 0 || loc.slot() >= PackFormat.MAX_SEGMENT_CHUNKS || loc.length() < PackFormat.segmentLength(2, 0) || loc.length() > PackFormat.MAX_SEGMENT
                 : loc.length() < PackFormat.RECORD_HEADER || loc.length() > PackFormat.RECORD_HEADER + PackFormat.MAX_PAYLOAD;

@@ -96,6 +96,25 @@ public final class PackScan {
             sink.packProblem(PackProblem.UNREADABLE, "pack " + id + ": cannot read " + p + ": " + e.getMessage());
             return;
         }
+        PackHoles holes;
+        try {
+            holes = PackHoles.read(PackHoles.besidePack(p, id), id);
+        } catch (CaskException e) {
+            sink.problem(e.getMessage() + "; the pack is read as if nothing in it was punched");
+            holes = PackHoles.NONE;
+        }
+        scan(all, id, holes, sink, progress);
+    }
+
+    /**
+     * {@link #scan(Path, int, ScanSink, Progress)} of a pack whose bytes are {@code all} and in
+     * which nothing was punched (a pack object in an object store: nothing deletes from it).
+     */
+    public static void scan(byte[] all, int id, ScanSink sink, Progress progress) {
+        scan(all, id, PackHoles.NONE, sink, progress);
+    }
+
+    private static void scan(byte[] all, int id, PackHoles holes, ScanSink sink, Progress progress) {
         progress.advance(0);
         int format;
         try {
@@ -105,13 +124,6 @@ public final class PackScan {
         } catch (CaskException e) {
             sink.damage(new Damage(id, 0, all.length, Damage.Kind.HEADER, e.getMessage()));
             return;
-        }
-        PackHoles holes;
-        try {
-            holes = PackHoles.read(PackHoles.besidePack(p, id), id);
-        } catch (CaskException e) {
-            sink.problem(e.getMessage() + "; the pack is read as if nothing in it was punched");
-            holes = PackHoles.NONE;
         }
         if (holes.count() > 0 && holes.end(holes.count() - 1) > all.length) {
             sink.problem("pack " + id + ": its holes file lists a stretch up to offset " + holes.end(holes.count() - 1)

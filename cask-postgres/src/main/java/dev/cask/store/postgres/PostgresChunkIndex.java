@@ -475,6 +475,32 @@ public final class PostgresChunkIndex implements AutoCloseable {
         });
     }
 
+    /** Removes the damage mark of the copy of {@code id} at {@code loc} (it was read again and found good, or its entry moved away); idempotent. */
+    public void clearDamaged(ChunkId id, ChunkLocation loc) {
+        tx.run("clearing the damage mark of chunk " + id.shortHex() + " (" + loc + ")", true, c -> {
+            try (PreparedStatement st = c.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
+                st.setBytes(1, id.toBytes());
+                st.setInt(2, loc.pack());
+                st.setLong(3, loc.offset());
+                st.setInt(4, loc.slot());
+                st.executeUpdate();
+            }
+            return null;
+        });
+    }
+
+    /** The copies marked damaged: (chunk id, pack, offset and slot of the bad copy; length 0), by pack and offset. */
+    public List<Map.Entry<ChunkId, ChunkLocation>> damageMarks() {
+        return tx.run("listing damaged copies", false, c -> {
+            List<Map.Entry<ChunkId, ChunkLocation>> out = new ArrayList<>();
+            try (Statement st = c.createStatement();
+                 ResultSet rs = st.executeQuery("SELECT id, pack, \"offset\", slot FROM damaged ORDER BY pack, \"offset\", slot")) {
+                while (rs.next()) out.add(Map.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), 0, rs.getInt(4))));
+            }
+            return out;
+        });
+    }
+
     // ---------------------------------------------------------------- scans and GC epochs
 
     /** Calls {@code sink} with every id in the index, in one read transaction (a snapshot), fetched 10,000 at a time. */
@@ -484,6 +510,22 @@ public final class PostgresChunkIndex implements AutoCloseable {
                 st.setFetchSize(10_000); // a cursor: the whole index never sits in memory
                 try (ResultSet rs = st.executeQuery("SELECT id FROM chunks")) {
                     while (rs.next()) sink.accept(ChunkId.fromBytes(rs.getBytes(1)));
+                }
+            }
+            return null;
+        });
+    }
+
+    /**
+     * Calls {@code sink} with every entry, ordered by pack and offset (so a reader of the packs
+     * fetches each one once), in one read transaction (a snapshot), fetched 10,000 at a time.
+     */
+    public void forEachEntry(java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
+        tx.run("listing chunks", false, c -> {
+            try (Statement st = c.createStatement()) {
+                st.setFetchSize(10_000);
+                try (ResultSet rs = st.executeQuery("SELECT id, pack, \"offset\", length, slot FROM chunks ORDER BY pack, \"offset\", slot")) {
+                    while (rs.next()) sink.accept(ChunkId.fromBytes(rs.getBytes(1)), location(rs, 2));
                 }
             }
             return null;

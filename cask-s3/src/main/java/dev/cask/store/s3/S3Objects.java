@@ -158,6 +158,20 @@ final class S3Objects implements AutoCloseable {
         return got;
     }
 
+    /** The whole of object {@code key}; a missing object is corrupt ({@code what} names the pack read). */
+    byte[] get(String key, java.util.function.Supplier<String> what) {
+        try {
+            return s3.getObjectAsBytes(b -> b.bucket(store.bucket()).key(key)).asByteArrayUnsafe();
+        } catch (AwsServiceException e) {
+            if (e.statusCode() == 404) {
+                throw new CaskException.Corrupt(what.get() + ": object " + store.objectUrl(key) + " is missing (" + describe(e) + ")");
+            }
+            throw new CaskException.Io(what.get() + ": reading " + store.objectUrl(key) + " failed: " + describe(e), e);
+        } catch (SdkException e) {
+            throw new CaskException.Io(what.get() + ": reading " + store.objectUrl(key) + " from " + settings.describe() + " failed: " + oneLine(e), e);
+        }
+    }
+
     /** The size of object {@code key}, or -1 when there is none. */
     long size(String key) {
         try {

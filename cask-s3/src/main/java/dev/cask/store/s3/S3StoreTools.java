@@ -1,31 +1,59 @@
 package dev.cask.store.s3;
 
+import dev.cask.common.CaskException;
+import dev.cask.common.Progress;
 import dev.cask.image.StoreCapabilities;
 import dev.cask.store.ChunkId;
+import dev.cask.store.local.ChunkLocation;
 import dev.cask.store.local.PackFormat;
+import dev.cask.store.local.PackReader;
+import dev.cask.store.local.PackScan;
 import dev.cask.store.postgres.PostgresChunkIndex;
 
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.List;
 import java.util.Map;
+import java.util.function.BiConsumer;
 
 /**
- * The {@link StoreCapabilities} a store on S3 offers today, answered from its index in
- * PostgreSQL without reading an object: {@link StoreCapabilities.Counts} ({@code cask stats}) and
- * {@link StoreCapabilities.StoredSizes} ({@code cask du}, {@code stats}' live bytes, the bytes
- * {@code prune} frees). What the local store's {@code LocalStoreTools} is to its packs and index,
- * with the same meanings: stored bytes are the sealed pack objects' lengths (an object is written
- * whole and never again, so its row's length is the object's), a pack's header is the fixed
- * overhead, and a chunk in a segment costs the segment's length shared by the entries pointing
- * into it. Packs not sealed (an upload under way, or one a crash left) are not counted: no entry
- * names them. Checks and garbage collection are not offered yet (issue 14, item 9): those commands
- * say so. Thread-safe as the index is.
+ * The {@link StoreCapabilities} a store on S3 offers today. What the local store's
+ * {@code LocalStoreTools} is to its packs and index, with the same meanings.
+ *
+ * <p><b>Counts and sizes</b> ({@code cask stats}, {@code du}, the bytes {@code prune} frees) are
+ * answered from the index in PostgreSQL without reading an object: stored bytes are the sealed
+ * pack objects' lengths (an object is written whole and never again, so its row's length is the
+ * object's), a pack's header is the fixed overhead, and a chunk in a segment costs the segment's
+ * length shared by the entries pointing into it. Packs not sealed (an upload under way, or one a
+ * crash left) are not counted: no entry names them.
+ *
+ * <p><b>Checks</b> ({@code cask check}) read the pack objects: a scan GETs each sealed pack whole
+ * and runs the local store's {@link PackScan} over its bytes (the format is the same; nothing is
+ * ever punched out of an object); the index pass walks the entries by pack and offset and reads
+ * each entry's record or segment out of its pack, which it GETs once and keeps (only the last pack,
+ * at most the pack limit, 32 MiB by default) while that pack's entries are checked; the buffer
+ * starts out as the pack the scan read last, so every byte a check looks at was read by this check.
+ * A check downloads every pack about twice, with one GET per pack and pass. Damage marks are the index's
+ * {@code damaged} rows, the same marks reads make (the next put of a marked chunk stores it again).
+ * Objects no row names (a crash between an upload and its commit) are not looked for yet.
+ * Rebuilding the index from the objects ({@code check --repair}) and garbage collection are not
+ * offered yet (issue 14, item 9): those commands say so.
+ *
+ * <p>Thread-safe as the index is; the index pass's one-pack buffer is guarded by {@code this}.
  */
-public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabilities.StoredSizes {
+public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabilities.StoredSizes, StoreCapabilities.Checks {
     private final PostgresChunkIndex index;
+    private final S3Objects objects;
+    private final S3StoreUrl url;
+    /** The pack the index pass read last, its bytes, or the fault reading it threw. */
+    private int lastPack = -1;
+    private byte[] lastBytes;
+    private CaskException lastFault;
 
     public S3StoreTools(S3ChunkStore store) {
         this.index = store.index();
+        this.objects = store.objects();
+        this.url = store.url();
     }
 
     @Override
@@ -51,5 +79,77 @@ public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabi
     @Override
     public Map<ChunkId, Long> storedBytes(Collection<ChunkId> ids) {
         return index.storedBytes(new ArrayList<>(ids));
+    }
+
+    // ---------------------------------------------------------------- checks
+
+    @Override
+    public List<Integer> packIds() {
+        return index.packs().stream().filter(PostgresChunkIndex.Pack::sealed).map(PostgresChunkIndex.Pack::id).toList();
+    }
+
+    @Override
+    public void scanPack(int id, PackScan.ScanSink sink, Progress progress) {
+        byte[] all;
+        synchronized (this) {
+            read(id);
+            all = lastBytes;
+            if (lastFault != null) {
+                sink.packProblem(PackScan.PackProblem.UNREADABLE, "pack " + id + ": cannot read " + url.objectUrl(url.packKey(id)) + ": " + lastFault.getMessage());
+                return;
+            }
+        }
+        PackScan.scan(all, id, sink, progress);
+    }
+
+    /** GETs pack {@code id} whole into the one-pack buffer (its bytes, or the fault). */
+    private void read(int id) {
+        lastPack = id;
+        lastBytes = null;
+        lastFault = null;
+        try {
+            lastBytes = objects.get(url.packKey(id), () -> "pack " + id);
+        } catch (CaskException e) {
+            lastFault = e;
+        }
+    }
+
+    @Override
+    public void forEachIndexEntry(BiConsumer<ChunkId, ChunkLocation> sink) {
+        index.forEachEntry(sink);
+    }
+
+    @Override
+    public ChunkLocation locate(ChunkId id) {
+        return index.find(id);
+    }
+
+    @Override
+    public synchronized CaskException entryFault(ChunkId id, ChunkLocation loc, boolean deep) {
+        try {
+            PackReader.checkEntry(loc);
+            if (loc.pack() != lastPack) read(loc.pack());
+            String what = "chunk " + id.shortHex() + " (" + loc + ")";
+            if (lastFault != null) return lastFault instanceof CaskException.Corrupt
+                    ? new CaskException.Corrupt(what + ": " + lastFault.getMessage()) : new CaskException.Io(what + ": " + lastFault.getMessage(), lastFault);
+            if (loc.offset() + loc.length() > lastBytes.length) {
+                return new CaskException.Corrupt(what + ": object " + url.objectUrl(url.packKey(loc.pack())) + " ends at offset " + lastBytes.length);
+            }
+            byte[] rec = java.util.Arrays.copyOfRange(lastBytes, (int) loc.offset(), (int) (loc.offset() + loc.length()));
+            return PackReader.entryFault(id, loc, rec, deep);
+        } catch (CaskException e) {
+            return e;
+        }
+    }
+
+    @Override
+    public void checked(ChunkId id, ChunkLocation loc, CaskException fault) {
+        if (fault instanceof CaskException.Corrupt) index.markDamaged(List.of(Map.entry(id, loc)));
+        else if (fault == null) index.clearDamaged(id, loc);
+    }
+
+    @Override
+    public List<Map.Entry<ChunkId, ChunkLocation>> damageMarks() {
+        return index.damageMarks();
     }
 }
