@@ -24,8 +24,9 @@ import java.util.List;
  * image across every node, fencing every commit by its epoch), and this node's journals in {@code
  * STATE/journals} ({@link LocalJournals}: a journal is still this node's alone, issue 14 item 5).
  * The store offers the
- * {@link dev.cask.image.StoreCapabilities} its index can answer ({@link S3StoreTools}: stats, du,
- * prune's freed bytes); check and gc say they are not supported on it yet.
+ * {@link dev.cask.image.StoreCapabilities} {@link S3StoreTools} answers (stats, du and prune's freed
+ * bytes from the index; check from the pack objects); check --repair and gc say they are not
+ * supported on it yet.
  *
  * <p>The one class of the CLI that names the AWS SDK's and the JDBC driver's users: it is loaded
  * only when a shared store is opened, so a command on a local store never loads either. The
