@@ -2,6 +2,7 @@ package dev.cask.cli;
 
 import dev.cask.catalog.postgres.CatalogUrl;
 import dev.cask.catalog.postgres.PostgresCatalog;
+import dev.cask.catalog.postgres.PostgresJournals;
 import dev.cask.catalog.postgres.PostgresLeases;
 import dev.cask.common.CaskException;
 import dev.cask.image.ImageParts;
@@ -21,8 +22,9 @@ import java.util.List;
  * Composes a shared store ({@link StoreChoice.Shared}): the catalog in PostgreSQL
  * ({@link PostgresCatalog}), the packs in S3 with their index in the same database
  * ({@link S3ChunkStore}), the leases in the same database ({@link PostgresLeases}: one writer per
- * image across every node, fencing every commit by its epoch), and this node's journals in {@code
- * STATE/journals} ({@link LocalJournals}: a journal is still this node's alone, issue 14 item 5).
+ * image across every node, fencing every commit by its epoch), and the journals: this node's files
+ * in {@code STATE/journals} ({@link LocalJournals}), every sync copied into the same database
+ * ({@link PostgresJournals}), so another node replays what a dead one flushed.
  * The store offers the
  * {@link dev.cask.image.StoreCapabilities} {@link S3StoreTools} answers (stats, du and prune's freed
  * bytes from the index; check from the pack objects); check --repair and gc say they are not
@@ -52,12 +54,15 @@ final class SharedImages {
         }
         PostgresCatalog catalog = PostgresCatalog.open(catalogUrl, PostgresCatalog.Options.defaults(), dev.cask.common.Clocks.system());
         PostgresLeases leases = null;
+        PostgresJournals journalStore = null;
         try {
             leases = PostgresLeases.open(catalogUrl, PostgresCatalog.Options.defaults(), leaseTtl == null ? PostgresLeases.DEFAULT_TTL : leaseTtl);
+            journalStore = PostgresJournals.open(catalogUrl, PostgresCatalog.Options.defaults(), new LocalJournals(journals));
             S3ChunkStore store = S3ChunkStore.open(storeUrl, S3Settings.fromEnvironment(), catalogUrl, PostgresCatalog.Options.defaults(),
                     S3ChunkStore.Options.defaults());
-            return new Images(new ImageParts(store, catalog, new LocalJournals(journals), leases, storeUrl.toString(), List.of(new S3StoreTools(store))));
+            return new Images(new ImageParts(store, catalog, journalStore, leases, storeUrl.toString(), List.of(new S3StoreTools(store))));
         } catch (RuntimeException e) {
+            if (journalStore != null) journalStore.close();
             if (leases != null) leases.close();
             catalog.close();
             throw e;

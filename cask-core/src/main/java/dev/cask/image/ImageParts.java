@@ -11,7 +11,7 @@ import java.util.List;
  * What an {@code Images} runs on: the store, the catalog, journal storage and leases, the
  * store's name for messages ({@code /srv/cask}, {@code s3://bucket/prefix}), and objects
  * offering {@link StoreCapabilities} beside the store's own. {@link Images#close} closes the leases,
- * the catalog and the store.
+ * the journal storage, the catalog and the store.
  */
 public record ImageParts(ChunkStore store, Catalog catalog, JournalStore journals, Leases leases, String storeName,
                          List<Object> capabilities) {

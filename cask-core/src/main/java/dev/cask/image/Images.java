@@ -617,6 +617,11 @@ public final class Images implements AutoCloseable {
             // a lease not released expires after its time to live
         }
         try {
+            journals.close();
+        } catch (RuntimeException e) {
+            // nothing is pending there: every FLUSH waited for its copy
+        }
+        try {
             catalog.close();
         } finally {
             store.close();

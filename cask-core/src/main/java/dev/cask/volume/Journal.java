@@ -92,6 +92,13 @@ final class Journal implements AutoCloseable {
     private volatile long overwriteFloor;
     private boolean closed;
     private final Object syncLock = new Object();
+    /** Where synced bytes are copied for other nodes ({@link SharedJournal#NONE}: nowhere). */
+    private volatile SharedJournal shared = SharedJournal.NONE;
+    /** Bytes of the file the shared copy holds (written under {@link #syncLock}). */
+    private volatile long sharedUpTo;
+    /** Base records appended, and how many of them the shared copy holds. */
+    private long bases;
+    private long sharedBases;
 
     private Journal(Path path, long generation, FileChannel channel, long position) {
         this.path = path;
@@ -106,6 +113,18 @@ final class Journal implements AutoCloseable {
 
     long generation() {
         return generation;
+    }
+
+    /**
+     * From now on, every {@link #sync} also makes the bytes it made durable durable in {@code to}
+     * ({@link SharedJournal#synced}), before it returns; {@code holdsAll}: the shared copy holds the
+     * file as it is (a generation replayed from it), else nothing of it yet (a new generation).
+     */
+    void share(SharedJournal to, boolean holdsAll) {
+        synchronized (syncLock) {
+            shared = to;
+            sharedUpTo = holdsAll ? size() : 0;
+        }
     }
 
     /** Bytes in the file (header and records). */
@@ -373,7 +392,11 @@ final class Journal implements AutoCloseable {
             bb.clear();
             header(bb, KIND_BASE, 0, version, 0, 0);
             bb.flip();
-            return write(bb);
+            synchronized (this) {
+                long at = write(bb);
+                bases++;
+                return at;
+            }
         });
     }
 
@@ -531,15 +554,24 @@ final class Journal implements AutoCloseable {
     void sync() {
         synchronized (syncLock) {
             long target;
+            long upTo;
+            long basesNow;
             synchronized (this) {
                 if (closed || appends == syncedAppends) return;
                 target = appends;
                 overwriteFloor = position;
+                upTo = position; // nothing before it is overwritten from now on: a stable range to copy
+                basesNow = bases;
             }
             try {
                 channel.force(false);
             } catch (IOException e) {
                 throw new CaskException.Io("journal " + path + ": sync failed: " + e.getMessage(), e);
+            }
+            if (shared.keeps() && upTo > sharedUpTo) {
+                shared.synced(generation, sharedUpTo, upTo, (offset, length) -> readFully(channel, offset, length, path), basesNow > sharedBases);
+                sharedUpTo = upTo;
+                sharedBases = basesNow;
             }
             synchronized (this) {
                 syncedAppends = Math.max(syncedAppends, target);
@@ -564,6 +596,13 @@ final class Journal implements AutoCloseable {
             Files.deleteIfExists(path);
         } catch (IOException e) {
             throw new CaskException.Io("journal " + path + ": cannot delete: " + e.getMessage(), e);
+        }
+        if (shared.keeps() && sharedUpTo > 0) {
+            try {
+                shared.deleted(generation);
+            } catch (CaskException e) { // harmless: a later base record's sync removes it (SharedJournal)
+                System.getLogger("cask.volume").log(System.Logger.Level.WARNING, "journal " + path + ": deleted here, but not from its shared copy yet: " + e.getMessage());
+            }
         }
     }
 

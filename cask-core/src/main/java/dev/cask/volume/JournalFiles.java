@@ -185,6 +185,66 @@ public final class JournalFiles {
     }
 
     /**
+     * Makes the image's generation files what the shared copy holds ({@link SharedJournal#read}):
+     * the generations on disk and ones being created are deleted, then each generation of the
+     * shared copy is written, fsynced, and the directory fsynced. The shared copy wins: a FLUSH
+     * was acknowledged only once its bytes were there, so what only this node's files hold was
+     * never acknowledged, and generations another node wrote since (after a take-over) are only
+     * there. A format 1 journal is left alone. Only by the holder of the image's lease.
+     */
+    void restore(SharedJournal shared) {
+        try {
+            if (Files.isDirectory(dir)) {
+                for (long g : generationsOnDisk()) Files.deleteIfExists(generation(g));
+                deleteCreating();
+            }
+            java.nio.channels.FileChannel[] open = {null};
+            long[] current = {-1};
+            try {
+                shared.read((g, offset, data) -> {
+                    try {
+                        if (g != current[0]) {
+                            if (open[0] != null) {
+                                open[0].force(false);
+                                open[0].close();
+                            }
+                            if (g < 1 || g > MAX_GENERATION) throw new CaskException.Corrupt("image '" + image + "': shared journal has generation " + g);
+                            open[0] = java.nio.channels.FileChannel.open(generation(g), java.nio.file.StandardOpenOption.CREATE,
+                                    java.nio.file.StandardOpenOption.WRITE);
+                            current[0] = g;
+                        }
+                        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data);
+                        long p = offset;
+                        while (b.hasRemaining()) p += open[0].write(b, p);
+                    } catch (IOException e) {
+                        throw new CaskException.Io("image '" + image + "': cannot write journal generation " + g + " in " + dir + ": " + e.getMessage(), e);
+                    }
+                });
+                if (open[0] != null) open[0].force(false);
+            } finally {
+                if (open[0] != null) open[0].close();
+            }
+            Journal.syncDirectory(dir);
+        } catch (IOException e) {
+            throw new CaskException.Io("image '" + image + "': cannot restore its journal in " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Deletes the image's generation files being created ({@code .new}). */
+    private void deleteCreating() throws IOException {
+        String prefix = prefix();
+        try (var files = Files.list(dir)) {
+            for (Path p : (Iterable<Path>) files::iterator) {
+                String n = p.getFileName().toString();
+                if (n.startsWith(prefix) && n.endsWith(Journal.CREATING) && n.length() > prefix.length() + Journal.CREATING.length()
+                        && n.substring(prefix.length(), n.length() - Journal.CREATING.length()).chars().allMatch(Character::isDigit)) {
+                    Files.deleteIfExists(p);
+                }
+            }
+        }
+    }
+
+    /**
      * Deletes every journal file of the image (generations, ones being created, a format 1
      * journal); the image must not be open anywhere. Used when the image is removed, so that a
      * new image of the same name never replays them.
@@ -193,16 +253,7 @@ public final class JournalFiles {
         if (!Files.isDirectory(dir)) return;
         try {
             for (long g : generationsOnDisk()) Files.deleteIfExists(generation(g));
-            String prefix = prefix();
-            try (var files = Files.list(dir)) {
-                for (Path p : (Iterable<Path>) files::iterator) {
-                    String n = p.getFileName().toString();
-                    if (n.startsWith(prefix) && n.endsWith(Journal.CREATING) && n.length() > prefix.length() + Journal.CREATING.length()
-                            && n.substring(prefix.length(), n.length() - Journal.CREATING.length()).chars().allMatch(Character::isDigit)) {
-                        Files.deleteIfExists(p);
-                    }
-                }
-            }
+            deleteCreating();
             Files.deleteIfExists(legacy());
             Journal.syncDirectory(dir); // durable before the caller goes on (a new image of the same name)
         } catch (IOException e) {

@@ -27,13 +27,15 @@ import java.util.function.Consumer;
  *       which garbage collection MUST keep; throws when such a journal cannot be read.
  *   <li>I/O failures throw {@link dev.cask.common.CaskException.Io} naming the image and the
  *       place. Safe for many threads.
+ *   <li>{@link #shared}: the shared copy of the image's journal for the holder of {@code lease}
+ *       ({@link SharedJournal}), or {@link SharedJournal#NONE} when the journals need none.
+ *       {@link #hasLeftover}, {@link #baseVersions} and {@link #discard} cover the shared copy too.
  * </ul>
- * Journals are node-local files today ({@link LocalJournals}): with a shared store, each node
- * keeps its volumes' journals in its state directory, and a node that dies takes its unfolded
- * writes with it until it comes back. A shared journal (issue 14 item 5) will replace
- * {@link #files} with a record-level interface.
+ * A volume's journal files are node-local ({@link LocalJournals}: the store's {@code journals}
+ * directory, or a node's state directory for a shared store); a shared store adds a
+ * {@link SharedJournal} in its catalog's database, so a node that dies loses no flushed write.
  */
-public interface JournalStore {
+public interface JournalStore extends AutoCloseable {
 
     /** The journal of {@code image} (its files; nothing is created). */
     JournalFiles files(String image);
@@ -46,6 +48,15 @@ public interface JournalStore {
 
     void forEachFormatOneChunk(Consumer<ChunkId> sink);
 
+    /** The shared copy of {@code image}'s journal, written under {@code lease} (see {@link SharedJournal}); none by default. */
+    default SharedJournal shared(String image, Leases.Lease lease) {
+        return SharedJournal.NONE;
+    }
+
     /** Where the journals live, for messages. */
     String where();
+
+    /** Lets go of what reaches the shared copy (a connection pool); idempotent. Nothing by default. */
+    @Override
+    default void close() {}
 }

@@ -101,6 +101,8 @@ public final class Volume implements BlockDevice {
     private final PointerCache cache;
     private final Executor executor;
     private final JournalFiles files;
+    /** The shared copy of the journal every generation syncs into ({@link SharedJournal#NONE} on a local store). */
+    private final SharedJournal shared;
     private final long journalLimit;
     private final Leases.Lease lease;
     private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
@@ -128,8 +130,9 @@ public final class Volume implements BlockDevice {
     private record Base(Version version, Layout layout, TreeReader[] readers, LayoutDevice device) {}
 
     private Volume(String image, ChunkStore store, Catalog catalog, PointerCache cache, Executor executor,
-                   JournalFiles files, long journalLimit, Leases.Lease lease) {
+                   JournalFiles files, SharedJournal shared, long journalLimit, Leases.Lease lease) {
         this.image = image;
+        this.shared = shared;
         this.store = store;
         this.catalog = catalog;
         this.cache = cache;
@@ -185,7 +188,17 @@ public final class Volume implements BlockDevice {
         files.prepare();
         Leases.Lease lk = leases.tryTake(image).orElseThrow(() ->
                 new CaskException.Conflict("image '" + image + "': already open read-write (served by another cask process?)"));
-        Volume v = new Volume(image, store, catalog, cache, executor, files, journalLimit, lk);
+        SharedJournal shared;
+        try {
+            shared = journals.shared(image, lk);
+            // the shared copy is the journal: what this node's files hold beyond it was never
+            // acknowledged, and another node may have written generations since
+            if (shared.keeps()) files.restore(shared);
+        } catch (RuntimeException e) {
+            lk.close();
+            throw e;
+        }
+        Volume v = new Volume(image, store, catalog, cache, executor, files, shared, journalLimit, lk);
         try {
             // the head as of now, under the lease: a writer whose lease this take-over ended may
             // have committed between the read above and the take-over (its commit held the lease
@@ -219,6 +232,7 @@ public final class Volume implements BlockDevice {
      */
     private void recover(Version head) {
         JournalFiles.Leftover left = files.replay();
+        for (Journal j : left.generations().values()) j.share(shared, true);
         generations.putAll(left.generations());
         openedAfter = left.last();
         Version onto = head;
@@ -240,13 +254,20 @@ public final class Volume implements BlockDevice {
             dirty.get(e.extent()).merge(e.block(), loc(w.generation(), e.offset(), e.zero()), Volume::later);
         }
         long next = left.last() + 1;
-        journal = Journal.create(files.generation(next), image, next, base.version().number());
+        journal = newGeneration(next);
         generations.put(next, journal);
         upgradeLegacy(next);
         if (onto != head) {
             commitOnto = head;
             recovered = checkpoint("recovered from a journal based on version " + onto.number() + " (the head had moved to version " + head.number() + ")");
         }
+    }
+
+    /** Creates generation {@code g} on the current base version, syncing into the shared copy. */
+    private Journal newGeneration(long g) {
+        Journal j = Journal.create(files.generation(g), image, g, base.version().number());
+        j.share(shared, false);
+        return j;
     }
 
     /** A format 1 journal left by an older cask: its chunks are in the store; copies their data into generation {@code g}. */
@@ -775,7 +796,7 @@ public final class Volume implements BlockDevice {
                     // gets its data from the store, synced before the commit; what was flushed is
                     // durable already, and a later FLUSH syncs sealed generations too
                     if (sealed + 1 > MAX_GENERATION) throw new CaskException.Io("image '" + image + "': journal generations exhausted; reopen the image", null);
-                    journal = Journal.create(files.generation(sealed + 1), image, sealed + 1, base.version().number());
+                    journal = newGeneration(sealed + 1);
                     generations.put(sealed + 1, journal);
                 }
             } finally {

@@ -38,7 +38,7 @@ final class PostgresSchema {
     static final String CHUNK_INDEX_VERSION_TABLE = "cask_store_schema";
 
     /** The schema version this code reads and writes. */
-    static final int SCHEMA_VERSION = 2;
+    static final int SCHEMA_VERSION = 3;
 
     /** The oldest server this code was written for: identity columns, {@code ON CONFLICT}, {@code FOR SHARE} re-checks. */
     static final int MIN_SERVER_VERSION_NUM = 120000;
@@ -109,6 +109,26 @@ final class PostgresSchema {
             "UPDATE cask_schema SET version = 2");
 
     /**
+     * Schema 3: the shared copy of every open volume's journal ({@link PostgresJournals}): the bytes
+     * of each generation as its syncs made them durable, one row per range of at most
+     * {@link PostgresJournals#ROW_BYTES}, keyed by image name, generation and file offset. Stored
+     * without TOAST compression ({@code EXTERNAL}): block data is mostly compressed or random, and
+     * a FLUSH waits for the insert. An older cask (schema 2) refuses this catalog: it would
+     * serve an image without the journal another node left.
+     */
+    private static final List<String> SCHEMA_3 = List.of(
+            """
+            CREATE TABLE journal_ranges (
+              image      text   COLLATE "C" NOT NULL,
+              generation bigint NOT NULL CHECK (generation >= 1),
+              "offset"   bigint NOT NULL CHECK ("offset" >= 0),
+              data       bytea  NOT NULL,
+              PRIMARY KEY (image, generation, "offset")
+            )""",
+            "ALTER TABLE journal_ranges ALTER COLUMN data SET STORAGE EXTERNAL",
+            "UPDATE cask_schema SET version = 3");
+
+    /**
      * Checks the server and creates (or, later, migrates) the schema, in one transaction on
      * {@code c} (autocommit off); returns the schema version found before, 0 for a new catalog.
      */
@@ -142,6 +162,7 @@ final class PostgresSchema {
         }
         // Migrations, each a step of the same transaction.
         if (found < 2) for (String sql : SCHEMA_2) exec(c, sql);
+        if (found < 3) for (String sql : SCHEMA_3) exec(c, sql);
         c.commit();
         return found;
     }
