@@ -148,6 +148,11 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         Images images = openImages();
         if (main.choice() instanceof StoreChoice.Shared) LOG.log(System.Logger.Level.INFO, "leases: " + images.leases());
+        if (images.store() instanceof dev.cask.store.cache.CachingChunkStore cached) {
+            var c = cached.cache();
+            LOG.log(System.Logger.Level.INFO, "cache " + c.dir() + ": " + c.stats().chunks() + " chunks, "
+                    + dev.cask.common.Sizes.human(c.stats().bytes()) + " of " + dev.cask.common.Sizes.human(c.maxBytes()));
+        }
         ImageExports exports = new ImageExports(images, journalLimitBytes, policy);
         List<NbdServer> servers = new ArrayList<>();
         ControlServer control = null;

@@ -6,6 +6,9 @@ import dev.cask.catalog.postgres.PostgresLeases;
 import dev.cask.common.CaskException;
 import dev.cask.image.ImageParts;
 import dev.cask.image.Images;
+import dev.cask.store.ChunkStore;
+import dev.cask.store.cache.CachingChunkStore;
+import dev.cask.store.cache.DiskChunkCache;
 import dev.cask.store.s3.S3ChunkStore;
 import dev.cask.store.s3.S3Settings;
 import dev.cask.store.s3.S3StoreTools;
@@ -25,7 +28,8 @@ import java.util.List;
  * STATE/journals} ({@link LocalJournals}: a journal is still this node's alone, issue 14 item 5).
  * The store offers the
  * {@link dev.cask.image.StoreCapabilities} its index can answer ({@link S3StoreTools}: stats, du,
- * prune's freed bytes); check and gc say they are not supported on it yet.
+ * prune's freed bytes); check and gc say they are not supported on it yet. With {@code --cache DIR}
+ * ({@link NodeCache}) the S3 store is read through this node's chunk cache ({@link CachingChunkStore}).
  *
  * <p>The one class of the CLI that names the AWS SDK's and the JDBC driver's users: it is loaded
  * only when a shared store is opened, so a command on a local store never loads either. The
@@ -36,11 +40,16 @@ final class SharedImages {
     private SharedImages() {}
 
     static Images open(StoreChoice.Shared s) {
-        return open(s, null);
+        return open(s, null, null);
     }
 
-    /** The shared store, its leases with time to live {@code leaseTtl} (null: {@link PostgresLeases#DEFAULT_TTL}). */
-    static Images open(StoreChoice.Shared s, java.time.Duration leaseTtl) {
+    /**
+     * The shared store, its leases with time to live {@code leaseTtl} (null: {@link
+     * PostgresLeases#DEFAULT_TTL}), and its chunks read through this node's {@code cache} (null:
+     * none), a {@link CachingChunkStore} wrapping the {@link S3ChunkStore}; the store's
+     * capabilities ({@link S3StoreTools}) are the S3 store's, passed as they are.
+     */
+    static Images open(StoreChoice.Shared s, java.time.Duration leaseTtl, NodeCache cache) {
         CatalogUrl catalogUrl = CatalogUrl.parse(s.catalog());
         S3StoreUrl storeUrl = S3StoreUrl.parse(s.store());
         Path journals = s.state().resolve("journals");
@@ -51,12 +60,17 @@ final class SharedImages {
         }
         PostgresCatalog catalog = PostgresCatalog.open(catalogUrl, PostgresCatalog.Options.defaults(), dev.cask.common.Clocks.system());
         PostgresLeases leases = null;
+        DiskChunkCache chunkCache = null;
         try {
             leases = PostgresLeases.open(catalogUrl, PostgresCatalog.Options.defaults(), leaseTtl == null ? PostgresLeases.DEFAULT_TTL : leaseTtl);
+            // the cache first: a directory in use or refused is one line before anything connects to S3
+            chunkCache = cache == null ? null : DiskChunkCache.open(cache.dir(), cache.bytes());
             S3ChunkStore store = S3ChunkStore.open(storeUrl, S3Settings.fromEnvironment(), catalogUrl, PostgresCatalog.Options.defaults(),
                     S3ChunkStore.Options.defaults());
-            return new Images(new ImageParts(store, catalog, new LocalJournals(journals), leases, storeUrl.toString(), List.of(new S3StoreTools(store))));
+            ChunkStore reads = chunkCache == null ? store : new CachingChunkStore(store, chunkCache);
+            return new Images(new ImageParts(reads, catalog, new LocalJournals(journals), leases, storeUrl.toString(), List.of(new S3StoreTools(store))));
         } catch (RuntimeException e) {
+            if (chunkCache != null) chunkCache.close();
             if (leases != null) leases.close();
             catalog.close();
             throw e;
