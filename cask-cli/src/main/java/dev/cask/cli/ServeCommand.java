@@ -103,6 +103,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         } catch (CaskException.InvalidInput e) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--log-level: " + e.getMessage());
         }
+        main.cache(); // --cache and --cache-size (or the config's cache, cache-size) fit, before the warm-up
         Duration every = usage("--checkpoint-interval", () -> parseDuration(interval));
         long journalLimitBytes = usage("--journal-limit", () -> dev.cask.common.Sizes.parse(journalLimit));
         if (journalLimitBytes < (1 << 20) || journalLimitBytes > (64L << 30)) {

@@ -276,6 +276,13 @@ class SharedStoreTest {
         Cli.Result alone = shared.run("--cache-size", "20G", "ls");
         assertEquals(2, alone.code(), alone.toString());
         assertTrue(alone.err().startsWith("cask: --cache-size 20G: goes with --cache DIR"), alone.err());
+        // serve's config file names them as cache and cache-size, checked before its warm-up
+        Path conf = dir.resolve("serve.conf");
+        Files.writeString(conf, "store = s3://" + BUCKET + "/usage\ncatalog = " + nowhere + "\ncache = " + dir.resolve("c") + "\ncache-size = 20X\n");
+        Cli bare = new Cli(List.of(), java.util.Map.of());
+        Cli.Result fromConf = bare.process(null, "serve", "--config", conf.toString()); // a process: were the file ignored, it would serve until killed
+        assertEquals(2, fromConf.code(), fromConf.toString());
+        assertTrue(fromConf.err().startsWith("cask: --cache-size: size '20X': not a number"), fromConf.err());
         assertFalse(Files.exists(dir.resolve("c")), "nothing was created");
     }
 }
