@@ -64,11 +64,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * its file's mtime when the last touch is over a minute old, so recency survives to that
  * precision). Opening a cache over its bound (a smaller size than last time) evicts down to it.
  *
- * <p>Sizing arithmetic: one entry costs about 150 bytes of heap (the id's 32 bytes and two
- * objects, Caffeine's node) and one file (an inode, its size rounded up to 4 KiB). A 20 GiB cache
- * of 64 KiB chunks is 327,680 files and about 50 MiB of heap; of 4 KiB chunks (the default block
- * size) 5.2 million files and about 800 MiB of heap, and opening it lists 5.2 million files: size
- * it to the working set of the images a node serves, not to the disk.
+ * <p>Sizing arithmetic: one entry costs about 200 bytes of heap (the id: 24 + 48 bytes; the
+ * entry: 24; Caffeine's node, its map's node and slot and its frequency sketch: about 100) and
+ * one file (an inode, its size rounded up to 4 KiB). A 20 GiB cache of 64 KiB chunks is 327,680
+ * files and about 65 MiB of heap; of 4 KiB chunks (the default block size) 5.2 million files and
+ * about 1 GiB of heap, and opening it lists 5.2 million files: size it to the working set of the
+ * images a node serves, not to the disk.
  *
  * <p>One process per directory: {@link #open} takes {@code DIR/lock} and fails with {@link
  * CaskException.Conflict} while another process holds it (two processes would each bound only
