@@ -149,11 +149,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         Images images = openImages();
         if (main.choice() instanceof StoreChoice.Shared) LOG.log(System.Logger.Level.INFO, "leases: " + images.leases());
-        if (images.store() instanceof dev.cask.store.cache.CachingChunkStore cached) {
-            var c = cached.cache();
-            LOG.log(System.Logger.Level.INFO, "cache " + c.dir() + ": " + c.stats().chunks() + " chunks, "
-                    + dev.cask.common.Sizes.human(c.stats().bytes()) + " of " + dev.cask.common.Sizes.human(c.maxBytes()));
-        }
+        logCache(images, false);
         ImageExports exports = new ImageExports(images, journalLimitBytes, policy);
         List<NbdServer> servers = new ArrayList<>();
         ControlServer control = null;
@@ -199,6 +195,23 @@ final class ServeCommand extends Common implements Callable<Integer> {
     }
 
     private static final System.Logger LOG = System.getLogger("cask.serve");
+
+    /**
+     * One INFO line on this node's chunk cache (--cache), when there is one: what it holds, and
+     * with {@code totals} (at the stop) how the reads since the start went.
+     */
+    private static void logCache(Images images, boolean totals) {
+        if (!(images.store() instanceof dev.cask.store.cache.CachingChunkStore cached)) return;
+        var c = cached.cache();
+        var st = c.stats();
+        String line = "cache " + c.dir() + ": " + st.chunks() + " chunks, " + dev.cask.common.Sizes.human(st.bytes())
+                + " of " + dev.cask.common.Sizes.human(c.maxBytes());
+        if (totals) {
+            line += "; since the start " + st.hits() + " chunks read from the cache, " + st.misses() + " from the store, "
+                    + st.corrupt() + " damaged copies deleted, " + st.writeFailures() + " copies not kept (disk full or unwritable)";
+        }
+        LOG.log(System.Logger.Level.INFO, line);
+    }
 
     /**
      * The collections {@code cask gc} asks this server for (see GcCommand): on the requesting
@@ -296,6 +309,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
             }
         }
         exports.close(); // checkpoints what is still open; logs each image
+        logCache(images, true);
         try {
             images.close();
         } catch (CaskException e) { // one line, as for the checkpoints: the message names the store and the error

@@ -248,7 +248,8 @@ class SharedStoreTest {
         Path back = dir.resolve("back.raw");
         must(cached, "export", "team/vm-1", back.toString());
         assertArrayEquals(want, Files.readAllBytes(back), "the export came from this node's cache");
-        try (Server server = new Server(cached, "--gc-interval", "0", "--no-warmup", "--read-only")) {
+        Server server = new Server(cached, "--gc-interval", "0", "--no-warmup", "--read-only");
+        try (server) {
             try (NbdClient nbd = new NbdClient(server.port, "team/vm-1")) {
                 for (int at = 0; at < want.length; at += 1 << 20) {
                     assertArrayEquals(java.util.Arrays.copyOfRange(want, at, at + (1 << 20)), nbd.read(at, 1 << 20), "NBD read from the cache at " + at);
@@ -256,6 +257,10 @@ class SharedStoreTest {
             }
             assertTrue(server.log.toString().contains("cache " + cache + ": "), server.log.toString());
         }
+        // its last line on the cache says every read came from it
+        String log = server.log.toString();
+        assertTrue(log.matches("(?s).*cache " + java.util.regex.Pattern.quote(cache.toString())
+                + ": \\d+ chunks, .*; since the start [1-9]\\d* chunks read from the cache, 0 from the store, 0 damaged.*"), log);
     }
 
     @Test

@@ -311,4 +311,65 @@ class CachingChunkStoreTest {
         assertArrayEquals(d, s.get(id));
         assertEquals(1, s.cache().stats().chunks());
     }
+
+    /**
+     * Format 1 as the first release wrote it (docs/format.md, "Node chunk cache"): the marker and
+     * one file named by its chunk's id. Never edit these strings: add new ones for a new format.
+     */
+    @Test
+    void aCacheOfFormat1IsReadAsItWasWritten() throws IOException {
+        Path dir = tmp.resolve("cache");
+        String hello = "074e50f9f8180f3fb41ba84a3adbd631c2e07c981c77e8330f0890a923c8214d"; // "hello, cask\n"
+        Files.createDirectories(dir.resolve("chunks").resolve("07"));
+        Files.writeString(dir.resolve("cask-cache"), "cask chunk cache 1\n");
+        Files.writeString(dir.resolve("chunks").resolve("07").resolve(hello), "hello, cask\n");
+        CachingChunkStore s = cached(64L << 20);
+        ChunkId id = ChunkId.parse(hello);
+        assertFalse(local.contains(id), "the store never had it: only the cache can answer");
+        assertArrayEquals("hello, cask\n".getBytes(), s.get(id));
+        assertEquals(0, counting.reads.get());
+        s.close();
+        opened.remove(s);
+
+        Files.writeString(dir.resolve("cask-cache"), "cask chunk cache 2\n");
+        CaskException.InvalidInput e = assertThrows(CaskException.InvalidInput.class, () -> DiskChunkCache.open(dir, 64L << 20));
+        assertTrue(e.getMessage().contains("cask chunk cache 2") && e.getMessage().contains("expected 'cask chunk cache 1'"), e.getMessage());
+    }
+
+    /** Four threads reading through a cache far smaller than what they read: never a wrong byte, and the bound holds. */
+    @Test
+    void threadsReadingThroughASmallCacheAlwaysGetTheRightBytes() throws Exception {
+        List<byte[]> datas = chunks(120, 65536, 9);
+        List<ChunkId> ids = store(datas);
+        long bound = 2L << 20;
+        CachingChunkStore s = cached(bound);
+        java.util.concurrent.ConcurrentLinkedQueue<String> wrong = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        List<Thread> threads = new ArrayList<>();
+        for (int t = 0; t < 4; t++) {
+            long seed = t;
+            threads.add(Thread.ofPlatform().start(() -> {
+                Random rnd = new Random(seed);
+                for (int k = 0; k < 400; k++) {
+                    if (k % 4 == 0) {
+                        List<Integer> which = new ArrayList<>();
+                        for (int j = 0; j < 8; j++) which.add(rnd.nextInt(40)); // a hot set, with repeats
+                        List<ChunkId> asked = which.stream().map(ids::get).toList();
+                        s.getAll(asked, (i, d, off, len) -> {
+                            if (!Arrays.equals(datas.get(which.get(i)), 0, 65536, d, off, off + len)) wrong.add("getAll chunk " + which.get(i));
+                        }, ChunkStore.Reading.LIVE);
+                    } else {
+                        int i = rnd.nextInt(120);
+                        if (!Arrays.equals(datas.get(i), s.get(ids.get(i)))) wrong.add("get chunk " + i);
+                    }
+                }
+            }));
+        }
+        for (Thread t : threads) t.join();
+        assertEquals(List.of(), List.copyOf(wrong));
+        assertTrue(cacheFileBytes() <= bound, cacheFileBytes() + " bytes cached, bound " + bound);
+        assertTrue(s.cache().stats().hits() > 0, "the hot set was read from the cache: " + s.cache().stats());
+        try (Stream<Path> files = Files.walk(tmp.resolve("cache").resolve("chunks"))) {
+            assertEquals(List.of(), files.filter(p -> p.toString().endsWith(".tmp")).toList(), "no temporary is left behind");
+        }
+    }
 }
