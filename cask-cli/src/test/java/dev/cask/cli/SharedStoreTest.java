@@ -256,6 +256,7 @@ class SharedStoreTest {
                 }
             }
             assertTrue(server.log.toString().contains("cache " + cache + ": "), server.log.toString());
+            assertEquals(0, server.stop("TERM"), server.log.toString());
         }
         // its last line on the cache says every read came from it
         String log = server.log.toString();
