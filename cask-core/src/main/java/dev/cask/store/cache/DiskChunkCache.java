@@ -265,12 +265,12 @@ public final class DiskChunkCache implements AutoCloseable {
         Path f = file(id);
         byte[] data;
         try {
-            data = Files.readAllBytes(f);
+            data = readChunkFile(f);
         } catch (NoSuchFileException gone) { // deleted under us (evicted meanwhile, or by hand)
             forget(id, e, false);
             misses.incrementAndGet();
             return null;
-        } catch (IOException | OutOfMemoryError x) {
+        } catch (IOException x) {
             LOG.log(System.Logger.Level.WARNING, "cache " + dir + ": chunk " + id.shortHex() + ": cannot read " + f + " (" + x + "); reading from the store");
             forget(id, e, true);
             misses.incrementAndGet();
@@ -295,6 +295,18 @@ public final class DiskChunkCache implements AutoCloseable {
             }
         }
         return data;
+    }
+
+    /** The bytes of {@code f}; a file over {@link ChunkStore#MAX_CHUNK} (no chunk's copy) reads as its first byte too many. */
+    private static byte[] readChunkFile(Path f) throws IOException {
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
+            int size = (int) Math.min(ch.size(), ChunkStore.MAX_CHUNK + 1L);
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(size);
+            while (b.hasRemaining() && ch.read(b) >= 0) {
+                // until full or at the end (a file cut short meanwhile is then a mismatch)
+            }
+            return b.position() == size ? b.array() : java.util.Arrays.copyOf(b.array(), b.position());
+        }
     }
 
     /** Whether the cache has an entry for {@code id} (its file is only checked when read). */
