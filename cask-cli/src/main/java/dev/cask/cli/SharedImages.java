@@ -28,8 +28,12 @@ import java.util.List;
  * STATE/journals} ({@link LocalJournals}: a journal is still this node's alone, issue 14 item 5).
  * The store offers the
  * {@link dev.cask.image.StoreCapabilities} its index can answer ({@link S3StoreTools}: stats, du,
- * prune's freed bytes); check and gc say they are not supported on it yet. With {@code --cache DIR}
- * ({@link NodeCache}) the S3 store is read through this node's chunk cache ({@link CachingChunkStore}).
+ * prune's freed bytes); check and gc say they are not supported on it yet.
+ *
+ * <p>With {@code --cache DIR} ({@link NodeCache}) the S3 store's chunks are read through this
+ * node's chunk cache: a {@link CachingChunkStore} wraps the {@link S3ChunkStore}, while the
+ * capabilities stay the S3 store's own ({@link S3StoreTools} is given the unwrapped store), so what
+ * looks at the pack objects never sees the cache.
  *
  * <p>The one class of the CLI that names the AWS SDK's and the JDBC driver's users: it is loaded
  * only when a shared store is opened, so a command on a local store never loads either. The
