@@ -59,7 +59,7 @@ abstract class Common {
      */
     Images openImages(dev.cask.store.local.LocalChunkStore.Options local) {
         StoreChoice c = main.choice();
-        Images images = c instanceof StoreChoice.Shared s ? SharedImages.open(s, leaseTtl()) : dev.cask.image.LocalImages.open(main.store(), local);
+        Images images = c instanceof StoreChoice.Shared s ? SharedImages.open(s, leaseTtl(), main.cache()) : dev.cask.image.LocalImages.open(main.store(), local);
         return reportCuts(images).withLiveWriters(new dev.cask.server.ControlClient(c.controlDir()));
     }
 

@@ -84,7 +84,7 @@ public final class Main implements Callable<Integer> {
         return null;
     }
 
-    private static final java.util.List<String> GLOBAL_WITH_VALUE = java.util.List.of("--store", "--catalog", "--state");
+    private static final java.util.List<String> GLOBAL_WITH_VALUE = java.util.List.of("--store", "--catalog", "--state", "--cache", "--cache-size");
 
     @Option(names = "--store", paramLabel = "PATH|URL", scope = CommandLine.ScopeType.INHERIT,
             description = {"Store directory; default: $CASK_STORE, else", "${XDG_DATA_HOME:-~/.local/share}/cask;",
@@ -99,6 +99,15 @@ public final class Main implements Callable<Integer> {
             description = {"A shared store's state on this node (journals,", "leases, control socket); default: $CASK_STATE,",
                     "else /var/lib/cask/STORE as root, else", "${XDG_STATE_HOME:-~/.local/state}/cask/STORE."})
     Path state;
+
+    @Option(names = "--cache", paramLabel = "DIR", scope = CommandLine.ScopeType.INHERIT,
+            description = {"Shared store: keep a copy of every chunk read in", "DIR on this node, verified on every read",
+                    "(default: no cache)."})
+    Path cache;
+
+    @Option(names = "--cache-size", paramLabel = "SIZE", scope = CommandLine.ScopeType.INHERIT,
+            description = {"Bound of --cache DIR (default: " + NodeCache.DEFAULT_SIZE + "); least", "recently used chunks go first."})
+    String cacheSize;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -130,7 +139,14 @@ public final class Main implements Callable<Integer> {
     /** What the global options name: a local store directory or a shared store ({@link StoreChoice#of}); Usage when they do not fit. */
     StoreChoice choice() {
         String cat = catalog != null ? catalog : blankToNull(System.getenv("CASK_CATALOG"));
-        return StoreChoice.of(store != null ? store : blankToNull(System.getenv("CASK_STORE")), cat, state, System.getenv(), defaultStoreDir());
+        StoreChoice c = StoreChoice.of(store != null ? store : blankToNull(System.getenv("CASK_STORE")), cat, state, System.getenv(), defaultStoreDir());
+        NodeCache.of(cache, cacheSize, c); // a usage error before anything opens
+        return c;
+    }
+
+    /** This node's chunk cache ({@code --cache}, {@code --cache-size}), or null for none; Usage when the options do not fit. */
+    NodeCache cache() {
+        return NodeCache.of(cache, cacheSize, choice());
     }
 
     private static String blankToNull(String s) {

@@ -103,6 +103,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         } catch (CaskException.InvalidInput e) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--log-level: " + e.getMessage());
         }
+        main.cache(); // --cache and --cache-size (or the config's cache, cache-size) fit, before the warm-up
         Duration every = usage("--checkpoint-interval", () -> parseDuration(interval));
         long journalLimitBytes = usage("--journal-limit", () -> dev.cask.common.Sizes.parse(journalLimit));
         if (journalLimitBytes < (1 << 20) || journalLimitBytes > (64L << 30)) {
@@ -148,6 +149,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         Images images = openImages();
         if (main.choice() instanceof StoreChoice.Shared) LOG.log(System.Logger.Level.INFO, "leases: " + images.leases());
+        logCache(images, false);
         ImageExports exports = new ImageExports(images, journalLimitBytes, policy);
         List<NbdServer> servers = new ArrayList<>();
         ControlServer control = null;
@@ -193,6 +195,23 @@ final class ServeCommand extends Common implements Callable<Integer> {
     }
 
     private static final System.Logger LOG = System.getLogger("cask.serve");
+
+    /**
+     * One INFO line on this node's chunk cache (--cache), when there is one: what it holds, and
+     * with {@code totals} (at the stop) how the reads since the start went.
+     */
+    private static void logCache(Images images, boolean totals) {
+        if (!(images.store() instanceof dev.cask.store.cache.CachingChunkStore cached)) return;
+        var c = cached.cache();
+        var st = c.stats();
+        String line = "cache " + c.dir() + ": " + st.chunks() + " chunks, " + dev.cask.common.Sizes.human(st.bytes())
+                + " of " + dev.cask.common.Sizes.human(c.maxBytes());
+        if (totals) {
+            line += "; since the start " + st.hits() + " chunks read from the cache, " + st.misses() + " from the store, "
+                    + st.corrupt() + " damaged copies deleted, " + st.writeFailures() + " copies not kept (disk full or unwritable)";
+        }
+        LOG.log(System.Logger.Level.INFO, line);
+    }
 
     /**
      * The collections {@code cask gc} asks this server for (see GcCommand): on the requesting
@@ -290,6 +309,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
             }
         }
         exports.close(); // checkpoints what is still open; logs each image
+        logCache(images, true);
         try {
             images.close();
         } catch (CaskException e) { // one line, as for the checkpoints: the message names the store and the error

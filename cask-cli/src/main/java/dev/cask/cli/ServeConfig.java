@@ -16,7 +16,7 @@ import java.util.TreeSet;
 /**
  * The configuration file of {@code cask serve}: defaults for its options, one per line as Java
  * properties ({@code listen = 0.0.0.0:10809}, {@code checkpoint-interval = 1m}), keyed by the
- * option's long name without its dashes, plus the global {@code store}, {@code catalog} and {@code state}. Options on the command line win
+ * option's long name without its dashes, plus the global {@code store}, {@code catalog}, {@code state}, {@code cache} and {@code cache-size}. Options on the command line win
  * over the file, the file over the built-in defaults (picocli's {@link
  * CommandLine.PropertiesDefaultProvider} does the merging).
  *
@@ -60,6 +60,8 @@ final class ServeConfig {
         known.add("store");
         known.add("catalog");
         known.add("state");
+        known.add("cache");
+        known.add("cache-size");
         for (CommandLine.Model.OptionSpec o : serve.getCommandSpec().options()) {
             String n = o.longestName().replaceFirst("^-+", "");
             if (!n.equals("help") && !n.equals("version") && !n.equals("config")) known.add(n);

@@ -7,6 +7,9 @@ import dev.cask.catalog.postgres.PostgresLeases;
 import dev.cask.common.CaskException;
 import dev.cask.image.ImageParts;
 import dev.cask.image.Images;
+import dev.cask.store.ChunkStore;
+import dev.cask.store.cache.CachingChunkStore;
+import dev.cask.store.cache.DiskChunkCache;
 import dev.cask.store.s3.S3ChunkStore;
 import dev.cask.store.s3.S3Settings;
 import dev.cask.store.s3.S3StoreTools;
@@ -30,6 +33,11 @@ import java.util.List;
  * bytes from the index; check from the pack objects); check --repair and gc say they are not
  * supported on it yet.
  *
+ * <p>With {@code --cache DIR} ({@link NodeCache}) the S3 store's chunks are read through this
+ * node's chunk cache: a {@link CachingChunkStore} wraps the {@link S3ChunkStore}, while the
+ * capabilities stay the S3 store's own ({@link S3StoreTools} is given the unwrapped store), so what
+ * looks at the pack objects never sees the cache.
+ *
  * <p>The one class of the CLI that names the AWS SDK's and the JDBC driver's users: it is loaded
  * only when a shared store is opened, so a command on a local store never loads either. The
  * catalog is opened first, so an unreachable database is one line naming its URL (never its
@@ -39,11 +47,16 @@ final class SharedImages {
     private SharedImages() {}
 
     static Images open(StoreChoice.Shared s) {
-        return open(s, null);
+        return open(s, null, null);
     }
 
-    /** The shared store, its leases with time to live {@code leaseTtl} (null: {@link PostgresLeases#DEFAULT_TTL}). */
-    static Images open(StoreChoice.Shared s, java.time.Duration leaseTtl) {
+    /**
+     * The shared store, its leases with time to live {@code leaseTtl} (null: {@link
+     * PostgresLeases#DEFAULT_TTL}), and its chunks read through this node's {@code cache} (null:
+     * none), a {@link CachingChunkStore} wrapping the {@link S3ChunkStore}; the store's
+     * capabilities ({@link S3StoreTools}) are the S3 store's, passed as they are.
+     */
+    static Images open(StoreChoice.Shared s, java.time.Duration leaseTtl, NodeCache cache) {
         CatalogUrl catalogUrl = CatalogUrl.parse(s.catalog());
         S3StoreUrl storeUrl = S3StoreUrl.parse(s.store());
         Path journals = s.state().resolve("journals");
@@ -55,13 +68,18 @@ final class SharedImages {
         PostgresCatalog catalog = PostgresCatalog.open(catalogUrl, PostgresCatalog.Options.defaults(), dev.cask.common.Clocks.system());
         PostgresLeases leases = null;
         PostgresJournals journalStore = null;
+        DiskChunkCache chunkCache = null;
         try {
             leases = PostgresLeases.open(catalogUrl, PostgresCatalog.Options.defaults(), leaseTtl == null ? PostgresLeases.DEFAULT_TTL : leaseTtl);
             journalStore = PostgresJournals.open(catalogUrl, PostgresCatalog.Options.defaults(), new LocalJournals(journals));
+            // the cache first: a directory in use or refused is one line before anything connects to S3
+            chunkCache = cache == null ? null : DiskChunkCache.open(cache.dir(), cache.bytes());
             S3ChunkStore store = S3ChunkStore.open(storeUrl, S3Settings.fromEnvironment(), catalogUrl, PostgresCatalog.Options.defaults(),
                     S3ChunkStore.Options.defaults());
-            return new Images(new ImageParts(store, catalog, journalStore, leases, storeUrl.toString(), List.of(new S3StoreTools(store))));
+            ChunkStore reads = chunkCache == null ? store : new CachingChunkStore(store, chunkCache);
+            return new Images(new ImageParts(reads, catalog, journalStore, leases, storeUrl.toString(), List.of(new S3StoreTools(store))));
         } catch (RuntimeException e) {
+            if (chunkCache != null) chunkCache.close();
             if (journalStore != null) journalStore.close();
             if (leases != null) leases.close();
             catalog.close();

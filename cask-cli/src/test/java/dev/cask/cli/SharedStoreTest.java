@@ -252,4 +252,90 @@ class SharedStoreTest {
         assertTrue(r.err().startsWith("cask: catalog postgresql://cask@127.0.0.1:" + port + "/cask: cannot connect"), r.err());
         assertFalse(r.err().contains("s3cr3t"), r.err());
     }
+
+    /**
+     * A node's chunk cache: what a server (or an export) read through {@code --cache} is read
+     * again from this node's disk. Once every pack object of the store is deleted from the bucket,
+     * a node without the cache can no longer read the image, and a node with it serves and exports
+     * the same bytes as before.
+     */
+    @Test
+    void aNodeWithACacheReadsAgainWhatItReadEvenWhenThePacksAreGone() throws Exception {
+        PostgresServer pg = PostgresServer.shared();
+        S3Server.shared().createBucket(BUCKET);
+        List<String> store = List.of("--store", "s3://" + BUCKET + "/cached", "--catalog", pg.url(pg.createDatabase("cli_cached")),
+                "--state", dir.resolve("state").toString());
+        Cli cli = new Cli(store, S3Server.shared().environment());
+        Path src = disk();
+        byte[] want = Files.readAllBytes(src);
+        must(cli, "init");
+        must(cli, "import", src.toString(), "team/vm-1");
+        Path cache = dir.resolve("cache");
+
+        // a server with the cache (options after the command) reads the whole disk once
+        try (Server server = new Server(cli, "--gc-interval", "0", "--no-warmup", "--cache", cache.toString(), "--cache-size", "64M")) {
+            try (NbdClient nbd = new NbdClient(server.port, "team/vm-1")) {
+                for (int at = 0; at < want.length; at += 1 << 20) {
+                    assertArrayEquals(java.util.Arrays.copyOfRange(want, at, at + (1 << 20)), nbd.read(at, 1 << 20), "NBD read at " + at);
+                }
+            }
+        }
+        try (var s3 = S3Server.shared().client()) {
+            var packs = s3.listObjectsV2(b -> b.bucket(BUCKET).prefix("cached/packs/")).contents();
+            assertFalse(packs.isEmpty());
+            for (var o : packs) s3.deleteObject(b -> b.bucket(BUCKET).key(o.key()));
+        }
+        assertEquals(0, S3Server.shared().objects(BUCKET, "cached/packs/").count(), "every pack object is gone");
+        Cli.Result without = cli.process(null, "export", "team/vm-1", dir.resolve("lost.raw").toString());
+        assertEquals(1, without.code(), "without the cache the chunks cannot be read: " + without);
+
+        List<String> withCache = new ArrayList<>(store);
+        withCache.addAll(List.of("--cache", cache.toString(), "--cache-size", "64M"));
+        Cli cached = new Cli(withCache, S3Server.shared().environment());
+        Path back = dir.resolve("back.raw");
+        must(cached, "export", "team/vm-1", back.toString());
+        assertArrayEquals(want, Files.readAllBytes(back), "the export came from this node's cache");
+        Server server = new Server(cached, "--gc-interval", "0", "--no-warmup", "--read-only");
+        try (server) {
+            try (NbdClient nbd = new NbdClient(server.port, "team/vm-1")) {
+                for (int at = 0; at < want.length; at += 1 << 20) {
+                    assertArrayEquals(java.util.Arrays.copyOfRange(want, at, at + (1 << 20)), nbd.read(at, 1 << 20), "NBD read from the cache at " + at);
+                }
+            }
+            assertTrue(server.log.toString().contains("cache " + cache + ": "), server.log.toString());
+            assertEquals(0, server.stop("TERM"), server.log.toString());
+        }
+        // its last line on the cache says every read came from it
+        String log = server.log.toString();
+        assertTrue(log.matches("(?s).*cache " + java.util.regex.Pattern.quote(cache.toString())
+                + ": \\d+ chunks, .*; since the start [1-9]\\d* chunks read from the cache, 0 from the store, 0 damaged.*"), log);
+    }
+
+    @Test
+    void cacheOptionsThatDoNotFitAreUsageErrors() throws Exception {
+        Cli local = new Cli(dir.resolve("local"));
+        Cli.Result l = local.run("--cache", dir.resolve("c").toString(), "ls");
+        assertEquals(2, l.code(), l.toString());
+        assertTrue(l.err().startsWith("cask: --cache " + dir.resolve("c") + ": a local store's packs are on this disk already; --cache goes with --store s3://"), l.err());
+
+        String nowhere = "postgresql://cask@127.0.0.1:1/cask"; // never reached: the options are checked first
+        Cli shared = new Cli(List.of("--store", "s3://" + BUCKET + "/usage", "--catalog", nowhere), java.util.Map.of());
+        Cli.Result bad = shared.run("--cache", dir.resolve("c").toString(), "--cache-size", "20X", "ls");
+        assertEquals(2, bad.code(), bad.toString());
+        assertTrue(bad.err().startsWith("cask: --cache-size: size '20X': not a number"), bad.err());
+        Cli.Result small = shared.run("--cache", dir.resolve("c").toString(), "--cache-size", "4K", "ls");
+        assertEquals(2, small.code(), small.toString());
+        assertTrue(small.err().startsWith("cask: --cache-size 4K: expected at least 1M"), small.err());
+        Cli.Result alone = shared.run("--cache-size", "20G", "ls");
+        assertEquals(2, alone.code(), alone.toString());
+        assertTrue(alone.err().startsWith("cask: --cache-size 20G: goes with --cache DIR"), alone.err());
+        // serve's config file names them as cache and cache-size, checked before its warm-up
+        Path conf = dir.resolve("serve.conf");
+        Files.writeString(conf, "store = s3://" + BUCKET + "/usage\ncatalog = " + nowhere + "\ncache = " + dir.resolve("c") + "\ncache-size = 20X\n");
+        Cli bare = new Cli(List.of(), java.util.Map.of());
+        Cli.Result fromConf = bare.process(null, "serve", "--config", conf.toString()); // a process: were the file ignored, it would serve until killed
+        assertEquals(2, fromConf.code(), fromConf.toString());
+        assertTrue(fromConf.err().startsWith("cask: --cache-size: size '20X': not a number"), fromConf.err());
+        assertFalse(Files.exists(dir.resolve("c")), "nothing was created");
+    }
 }
