@@ -111,7 +111,9 @@ public final class GarbageCollector {
 
     private final Catalog catalog;
     private final ChunkStore store;
-    private final LocalChunkStore local;
+    /** Deletion (only here) and the index as a dry run reads it. */
+    private final ChunkDeleter deleter;
+    private final StoreCapabilities.Checks index;
     private final dev.cask.volume.JournalStore journals;
     private long pointerReads;
     /** Test hook: runs after the sweep chose its candidates, before it deletes them (a race with the sweep is made there). */
@@ -124,9 +126,19 @@ public final class GarbageCollector {
 
     /** A collector of {@code store}, keeping the chunks that format 1 journals in {@code journals} name. */
     public GarbageCollector(Catalog catalog, LocalChunkStore store, dev.cask.volume.JournalStore journals) {
+        this(catalog, store, store, new LocalStoreTools(store), journals);
+    }
+
+    /**
+     * A collector of {@code store}, deleting through {@code deleter} (the same store's deletion),
+     * whose dry run reads the store's index through {@code index}; keeps what {@code journals} name.
+     */
+    public GarbageCollector(Catalog catalog, ChunkStore store, ChunkDeleter deleter, StoreCapabilities.Checks index,
+                            dev.cask.volume.JournalStore journals) {
         this.catalog = catalog;
         this.store = store;
-        this.local = store;
+        this.deleter = deleter;
+        this.index = index;
         this.journals = journals;
     }
 
@@ -167,15 +179,15 @@ public final class GarbageCollector {
             long t1 = System.nanoTime();
             Map<ChunkId, ChunkLocation> garbage = new HashMap<>();
             Set<Long> liveSegments = new HashSet<>();
-            local.forEachIndexEntry((id, loc) -> {
+            index.forEachIndexEntry((id, loc) -> {
                 if (!marked(id)) garbage.put(id, loc);
                 else if (loc.inSegment()) liveSegments.add(key(loc));
             });
             long bytes = freedBytes(garbage.values(), liveSegments);
-            return new Result(true, local.gcEpoch(), false, false, versions, refs.size(), pointerReads, garbage.size(), bytes,
+            return new Result(true, deleter.gcEpoch(), false, false, versions, refs.size(), pointerReads, garbage.size(), bytes,
                     ChunkDeleter.Compacted.NONE, seconds(t0), new Phases(0, (t1 - t0) / 1e9, seconds(t1), 0));
         }
-        try (ChunkDeleter.Sweep sweep = local.begin(who, waiting, pacer)) {
+        try (ChunkDeleter.Sweep sweep = deleter.begin(who, waiting, pacer)) {
             long tMark = System.nanoTime();
             long versions = mark(progress, false);
             long tSweep = System.nanoTime();

@@ -33,6 +33,9 @@ public interface ChunkDeleter {
         return begin(waiting);
     }
 
+    /** The store's current GC epoch (a dry run reports it). */
+    long gcEpoch();
+
     /**
      * What a delete did: the ids deleted, and the stored bytes (records, and segments all of whose
      * chunks are now gone) that no index entry points at any more: what compaction can give back.

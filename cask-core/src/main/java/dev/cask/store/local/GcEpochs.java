@@ -239,6 +239,11 @@ final class GcEpochs implements ChunkDeleter {
         return begin("cask gc", waiting, Pacer.unpaced());
     }
 
+    @Override
+    public long gcEpoch() {
+        return store.gcEpoch();
+    }
+
     /**
      * As {@link #begin(Consumer)}; {@code who} is written into {@code gc.lock} while this
      * collection holds it (after the pid: what a second gc names when it says it waits), and

@@ -1078,6 +1078,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     }
 
     /** The store's current GC epoch. */
+    @Override
     public long gcEpoch() {
         return index.epoch();
     }

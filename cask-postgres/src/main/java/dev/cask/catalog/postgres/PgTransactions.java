@@ -174,6 +174,35 @@ public final class PgTransactions implements AutoCloseable {
         }
     }
 
+    /**
+     * A connection of the pool for the caller alone, for as long as it keeps it (autocommit off):
+     * for what lives as long as a connection does, a session-level advisory lock (a writer session,
+     * the gc lock). Give it back with {@link #release}.
+     */
+    public Connection hold(String what) {
+        HikariDataSource p = pool;
+        if (p == null) throw closed();
+        try {
+            return p.getConnection();
+        } catch (SQLException e) {
+            throw new CaskException.Io(display + ": " + what + ": cannot connect: " + PgFailures.describe(e), e);
+        }
+    }
+
+    /**
+     * Gives back a connection from {@link #hold}: to the pool, or, when {@code drop} (it may still
+     * hold a session-level lock, or it failed), closed for good so nothing it held outlives it.
+     */
+    public void release(Connection c, boolean drop) {
+        HikariDataSource p = pool;
+        try {
+            if (drop && p != null) p.evictConnection(c);
+            else c.close();
+        } catch (SQLException | RuntimeException e) {
+            // a connection that cannot even close is gone, and its locks with it
+        }
+    }
+
     /** Closes the pool and its connections; idempotent. */
     @Override
     public void close() {

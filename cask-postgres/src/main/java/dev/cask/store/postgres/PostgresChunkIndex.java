@@ -57,8 +57,9 @@ import java.util.function.Consumer;
  * transaction on a pooled connection ({@link PgTransactions}).
  */
 public final class PostgresChunkIndex implements AutoCloseable {
-    static final int SCHEMA_VERSION = 1;
-    static final int BATCH = 2048;
+    static final int SCHEMA_VERSION = 2;
+    /** Ids per statement; also what callers that batch their own calls use (one transaction each). */
+    public static final int BATCH = 2048;
 
     private static final List<String> SCHEMA_1 = List.of(
             "CREATE TABLE cask_store_schema (version integer NOT NULL CHECK (version >= 1), one boolean PRIMARY KEY DEFAULT true CHECK (one))",
@@ -95,12 +96,28 @@ public final class PostgresChunkIndex implements AutoCloseable {
             )""",
             "INSERT INTO cask_store_schema (version) VALUES (1)");
 
+    /**
+     * Schema 2: writer sessions for garbage collection ({@link #openSession}): a row per session
+     * (what it is, for the message of a collection that waits), its id from a sequence; the session
+     * itself is a session-level advisory lock held by its own connection.
+     */
+    private static final List<String> SCHEMA_2 = List.of(
+            "CREATE SEQUENCE writer_session_ids",
+            "CREATE TABLE writer_sessions (id bigint PRIMARY KEY, what text NOT NULL, started_us bigint NOT NULL)",
+            "UPDATE cask_store_schema SET version = 2");
+
     private final PgTransactions tx;
     private final String display;
+    private final CatalogUrl url;
+    private final PostgresCatalog.Options options;
+    /** Connections that hold writer sessions and the gc lock (made at the first one). */
+    private PgTransactions held;
 
-    private PostgresChunkIndex(PgTransactions tx, String display) {
+    private PostgresChunkIndex(PgTransactions tx, String display, CatalogUrl url, PostgresCatalog.Options options) {
         this.tx = tx;
         this.display = display;
+        this.url = url;
+        this.options = options;
     }
 
     /**
@@ -112,7 +129,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
         PgTransactions tx = PgTransactions.open(url, options, "chunk index");
         try {
             tx.prepare("create or check the schema", c -> prepare(c, url.display(), location));
-            return new PostgresChunkIndex(tx, "chunk index " + url.display());
+            return new PostgresChunkIndex(tx, "chunk index " + url.display(), url, options);
         } catch (RuntimeException e) {
             tx.close();
             throw e;
@@ -145,6 +162,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
             throw new CaskException("chunk index " + url + ": schema version " + version + " is newer than this cask understands (version "
                     + SCHEMA_VERSION + "); upgrade cask");
         }
+        if (version < 2) for (String sql : SCHEMA_2) exec(c, sql);
         String owner = query(c, "SELECT location FROM store");
         if (!location.equals(owner)) {
             throw new CaskException.Conflict("chunk index " + url + ": indexes the packs of store " + owner + ", not " + location
@@ -617,5 +635,220 @@ public final class PostgresChunkIndex implements AutoCloseable {
     @Override
     public void close() {
         tx.close();
+        synchronized (this) {
+            if (held != null) held.close();
+        }
+    }
+
+    // ---------------------------------------------------------------- writer sessions and the gc lock
+
+    /** The advisory lock key of writer session {@code id} of this schema, as SQL: (schema hash, id). */
+    private static final String SESSION_KEY = "hashtext('dev.cask.store session ' || current_schema()), ?::int";
+    /** The advisory lock key of this schema's garbage collection, as SQL. */
+    private static final String GC_KEY = "hashtext('dev.cask.store gc ' || current_schema())";
+
+    private synchronized PgTransactions held() {
+        if (held == null) held = PgTransactions.open(url, new PostgresCatalog.Options(16, options.connectTimeout(), options.lockTimeout()), "writer sessions of chunk index");
+        return held;
+    }
+
+    /**
+     * Registers a writer session (garbage collection's rule 2, {@code GcEpochs}): takes an id, a
+     * session-level advisory lock on it with a connection of its own, then commits a row naming it;
+     * the session ends when it is closed or when its connection does (a process killed, a network
+     * gone: the server lets go of the lock). A collection waits for every session whose row it sees
+     * after it raised the epoch ({@link #awaitSessions}). A session's row is committed only once its
+     * lock is held, so a collection never takes a live session for a dead one; a session whose row
+     * it did not see was registered after the epoch was raised, so all of its puts stamp the new epoch.
+     */
+    public dev.cask.store.ChunkStore.Session openSession(String what) {
+        PgTransactions pool = held();
+        Connection c = pool.hold("registering a writer session (" + what + ")");
+        long id;
+        try {
+            id = Long.parseLong(query(c, "SELECT nextval('writer_session_ids')")) & 0x7fffffffL;
+            try (PreparedStatement st = c.prepareStatement("SELECT pg_advisory_lock(" + SESSION_KEY + ")")) {
+                st.setLong(1, id);
+                st.execute();
+            }
+            try (PreparedStatement st = c.prepareStatement("INSERT INTO writer_sessions (id, what, started_us) VALUES (?, ?, ?) "
+                    + "ON CONFLICT (id) DO UPDATE SET what = EXCLUDED.what, started_us = EXCLUDED.started_us")) {
+                st.setLong(1, id);
+                st.setString(2, what.replace('\n', ' ') + " (pid " + ProcessHandle.current().pid() + ")");
+                st.setLong(3, System.currentTimeMillis() * 1000);
+                st.executeUpdate();
+            }
+            c.commit();
+        } catch (SQLException e) {
+            pool.release(c, true);
+            throw new CaskException.Io(display + ": cannot register a writer session (" + what + "): " + e.getMessage(), e);
+        }
+        long session = id;
+        return new dev.cask.store.ChunkStore.Session() {
+            private boolean closed;
+
+            @Override
+            public synchronized void close() {
+                if (closed) return;
+                closed = true;
+                boolean clean = false;
+                try (PreparedStatement st = c.prepareStatement("DELETE FROM writer_sessions WHERE id = ?");
+                     PreparedStatement un = c.prepareStatement("SELECT pg_advisory_unlock(" + SESSION_KEY + ")")) {
+                    st.setLong(1, session);
+                    st.executeUpdate();
+                    un.setLong(1, session);
+                    un.execute();
+                    c.commit();
+                    clean = true;
+                } catch (SQLException e) {
+                    // closing the connection ends the session too
+                } finally {
+                    pool.release(c, !clean);
+                }
+            }
+        };
+    }
+
+    /** Garbage collection's lock on this index: held by one collection at a time, on a connection of its own. */
+    public final class GcLock implements AutoCloseable {
+        private final Connection c;
+        private boolean closed;
+
+        private GcLock(Connection c) {
+            this.c = c;
+        }
+
+        /**
+         * Waits until every writer session registered now has ended (rule 2; call it after raising
+         * the epoch), telling {@code waiting} about each it waits for, polling every
+         * {@code pollMillis} through {@code pause} (which may throw to stop the wait); deletes the
+         * rows of sessions that ended without deleting theirs (a process killed).
+         */
+        public void awaitSessions(java.util.function.Consumer<String> waiting, Runnable pause) {
+            try {
+                Map<Long, String> present = new java.util.TreeMap<>();
+                try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT id, what FROM writer_sessions")) {
+                    while (rs.next()) present.put(rs.getLong(1), rs.getString(2));
+                }
+                c.commit();
+                for (var e : present.entrySet()) {
+                    boolean told = false;
+                    while (true) {
+                        boolean free;
+                        try (PreparedStatement st = c.prepareStatement("SELECT pg_try_advisory_lock_shared(" + SESSION_KEY + ")")) {
+                            st.setLong(1, e.getKey());
+                            try (ResultSet rs = st.executeQuery()) {
+                                rs.next();
+                                free = rs.getBoolean(1);
+                            }
+                        }
+                        if (free) break;
+                        c.commit();
+                        if (!told) waiting.accept("waiting for writer session " + e.getKey() + " (" + e.getValue() + ")");
+                        told = true;
+                        pause.run();
+                    }
+                    try (PreparedStatement un = c.prepareStatement("SELECT pg_advisory_unlock_shared(" + SESSION_KEY + ")");
+                         PreparedStatement del = c.prepareStatement("DELETE FROM writer_sessions WHERE id = ?")) {
+                        un.setLong(1, e.getKey());
+                        un.execute();
+                        del.setLong(1, e.getKey());
+                        del.executeUpdate();
+                    }
+                    c.commit();
+                }
+            } catch (SQLException e) {
+                throw new CaskException.Io(display + ": gc: waiting for writer sessions failed: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public synchronized void close() {
+            if (closed) return;
+            closed = true;
+            boolean clean = false;
+            try {
+                exec(c, "SELECT pg_advisory_unlock(" + GC_KEY + ")");
+                c.commit();
+                clean = true;
+            } catch (SQLException e) {
+                // closing the connection lets go of the lock
+            } finally {
+                held().release(c, !clean);
+            }
+        }
+    }
+
+    /**
+     * Takes garbage collection's lock (a session-level advisory lock of this schema), waiting while
+     * another collection holds it (telling {@code waiting} once, polling through {@code pause}).
+     */
+    public GcLock lockGc(java.util.function.Consumer<String> waiting, Runnable pause) {
+        PgTransactions pool = held();
+        Connection c = pool.hold("taking the gc lock");
+        boolean ok = false;
+        try {
+            boolean told = false;
+            while (!"t".equals(query(c, "SELECT pg_try_advisory_lock(" + GC_KEY + ")"))) {
+                c.commit();
+                if (!told) waiting.accept("another gc is running on store " + query(c, "SELECT location FROM store") + "; waiting for it");
+                told = true;
+                pause.run();
+            }
+            c.commit();
+            ok = true;
+            return new GcLock(c);
+        } catch (SQLException e) {
+            throw new CaskException.Io(display + ": cannot take the gc lock: " + e.getMessage(), e);
+        } finally {
+            if (!ok) pool.release(c, true);
+        }
+    }
+
+    // ---------------------------------------------------------------- sweeping
+
+    /** Calls {@code sink} with every id stamped before {@code epoch} (a snapshot, fetched 10,000 at a time). */
+    public void forEachStampedBefore(long epoch, Consumer<ChunkId> sink) {
+        tx.run("listing chunks stamped before epoch " + epoch, false, c -> {
+            try (PreparedStatement st = c.prepareStatement("SELECT id FROM chunks WHERE epoch < ?")) {
+                st.setFetchSize(10_000);
+                st.setLong(1, epoch);
+                try (ResultSet rs = st.executeQuery()) {
+                    while (rs.next()) sink.accept(ChunkId.fromBytes(rs.getBytes(1)));
+                }
+            }
+            return null;
+        });
+    }
+
+    /** Sealed packs no entry points into, by id. Such a pack never gains one: entries are added only when a pack is sealed. */
+    public List<Pack> deadPacks() {
+        return tx.run("listing packs nothing points into", false, c -> {
+            List<Pack> out = new ArrayList<>();
+            try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery(
+                    "SELECT id, object_key, sealed, bytes FROM packs p WHERE sealed AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.pack = p.id) ORDER BY id")) {
+                while (rs.next()) out.add(new Pack(rs.getInt(1), rs.getString(2), rs.getBoolean(3), rs.getLong(4)));
+            }
+            return out;
+        });
+    }
+
+    /**
+     * Forgets dead pack {@code id} (its row and its damage marks), if still no entry points into
+     * it; returns whether it did. Its object is the caller's to delete next: a crash in between
+     * leaves an object no row names (leaked bytes, never a missing chunk).
+     */
+    public boolean dropDeadPack(int id) {
+        return tx.run("forgetting pack " + id, true, c -> {
+            try (PreparedStatement st = c.prepareStatement("DELETE FROM damaged WHERE pack = ?")) {
+                st.setInt(1, id);
+                st.executeUpdate();
+            }
+            try (PreparedStatement st = c.prepareStatement(
+                    "DELETE FROM packs p WHERE id = ? AND sealed AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.pack = p.id)")) {
+                st.setInt(1, id);
+                return st.executeUpdate() == 1;
+            }
+        });
     }
 }

@@ -61,9 +61,9 @@ import java.util.function.Consumer;
  * before the entry moves (a local store does): the object store checked its MD5 on upload.
  *
  * <p><b>GC.</b> Puts stamp entries as {@code GcEpochs} says (a pending hit is asked under this
- * store's lock, never between a pack's commit and its chunks leaving {@code pending}). Nothing
- * deletes yet: garbage collection on a shared store (item 9) needs writer sessions in PostgreSQL;
- * {@link #session} registers nothing, which is right for a store that never deletes.
+ * store's lock, never between a pack's commit and its chunks leaving {@code pending}), and
+ * {@link #session} registers a writer session in PostgreSQL ({@link PostgresChunkIndex#openSession}):
+ * the rule that lets {@link S3Collection} delete while every node writes.
  *
  * <p>Thread-safe. Locks: {@code this} guards the open pack, the sealed queue and {@code pending}
  * changes (never held during an upload); {@code uploads} serialises uploads and commits.
@@ -466,6 +466,12 @@ public final class S3ChunkStore implements ChunkStore {
     @Override
     public void getAll(List<ChunkId> ids, ChunkSink sink, Reading reading) {
         reads.getAll(ids, sink, reading);
+    }
+
+    /** A writer session in the index's database (see {@link PostgresChunkIndex#openSession}). */
+    @Override
+    public Session session(String what) {
+        return index.openSession(what);
     }
 
     @Override

@@ -172,6 +172,15 @@ final class S3Objects implements AutoCloseable {
         }
     }
 
+    /** Deletes object {@code key} (an object already gone is no error: S3's DELETE is idempotent). */
+    void delete(String key) {
+        try {
+            s3.deleteObject(b -> b.bucket(store.bucket()).key(key));
+        } catch (SdkException e) {
+            throw new CaskException.Io("store " + store + ": deleting " + store.objectUrl(key) + " failed: " + describe(e), e);
+        }
+    }
+
     /** The size of object {@code key}, or -1 when there is none. */
     long size(String key) {
         try {

@@ -1,7 +1,9 @@
 package dev.cask.store.s3;
 
+import dev.cask.catalog.Catalog;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
+import dev.cask.image.GarbageCollector;
 import dev.cask.image.StoreCapabilities;
 import dev.cask.store.ChunkId;
 import dev.cask.store.local.ChunkLocation;
@@ -9,6 +11,7 @@ import dev.cask.store.local.PackFormat;
 import dev.cask.store.local.PackReader;
 import dev.cask.store.local.PackScan;
 import dev.cask.store.postgres.PostgresChunkIndex;
+import dev.cask.volume.JournalStore;
 
 import java.util.ArrayList;
 import java.util.Collection;
@@ -41,7 +44,9 @@ import java.util.function.BiConsumer;
  *
  * <p>Thread-safe as the index is; the index pass's one-pack buffer is guarded by {@code this}.
  */
-public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabilities.StoredSizes, StoreCapabilities.Checks {
+public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabilities.StoredSizes, StoreCapabilities.Checks,
+        StoreCapabilities.Collecting {
+    private final S3ChunkStore store;
     private final PostgresChunkIndex index;
     private final S3Objects objects;
     private final S3StoreUrl url;
@@ -51,6 +56,7 @@ public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabi
     private CaskException lastFault;
 
     public S3StoreTools(S3ChunkStore store) {
+        this.store = store;
         this.index = store.index();
         this.objects = store.objects();
         this.url = store.url();
@@ -79,6 +85,12 @@ public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabi
     @Override
     public Map<ChunkId, Long> storedBytes(Collection<ChunkId> ids) {
         return index.storedBytes(new ArrayList<>(ids));
+    }
+
+    /** A collector deleting through {@link S3Collection}; its dry run reads the index as {@code check} does. */
+    @Override
+    public GarbageCollector collector(Catalog catalog, JournalStore journals) {
+        return new GarbageCollector(catalog, store, new S3Collection(store), this, journals);
     }
 
     // ---------------------------------------------------------------- checks

@@ -1,0 +1,164 @@
+package dev.cask.store.s3;
+
+import dev.cask.common.CaskException;
+import dev.cask.common.Pacer;
+import dev.cask.common.Progress;
+import dev.cask.store.ChunkDeleter;
+import dev.cask.store.ChunkId;
+import dev.cask.store.postgres.PostgresChunkIndex;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * Garbage collection's deletion on a store on S3 (issue 14 item 9): the {@link ChunkDeleter} of an
+ * {@link S3ChunkStore}, which only {@code GarbageCollector} holds, with the local store's safety
+ * rule ({@code GcEpochs}) carried over to many nodes:
+ * <ol>
+ *   <li>every put stamps its entry with the epoch, a dedup hit confirms its entry in a write
+ *       transaction (the index, {@link PostgresChunkIndex#lookupForPut});
+ *   <li>writers register: an import's or checkpoint's {@link S3ChunkStore#session} is a
+ *       session-level advisory lock in PostgreSQL held by a connection of its own, taken before the
+ *       session's row is committed, and let go when the session ends or its connection does (a
+ *       killed node's connection closes with it);
+ *   <li>a collection takes the store's gc lock (one collection at a time, on any node), raises the
+ *       epoch to G, waits for every session whose row it then sees, marks from the catalog, and
+ *       deletes only entries still stamped before G, tested in the delete's own statement.
+ * </ol>
+ * The proof is {@code GcEpochs}', with PostgreSQL's transactions and advisory locks for SQLite's
+ * and {@code fcntl}'s. What it adds to trust: a node whose connection to PostgreSQL is cut while
+ * the node goes on (a network partition, not a crash) loses its sessions' locks; a collection may
+ * then go on while that node still puts chunks of a version it has not committed. Its commit would
+ * need its connection back; only a commit that lands after such a collection marked, of chunks
+ * it put before the collection raised the epoch, is at risk. A frozen (SIGSTOP) node keeps its
+ * connections, so collections wait for it.
+ *
+ * <p><b>What it frees.</b> Index entries (the sweep), then whole pack objects no entry points into
+ * ({@link #compact}: the pack's row is deleted first, in a statement that checks that still no
+ * entry points into it, then the object; a crash in between leaks the object, never loses a chunk).
+ * A reader on another node holding a stale location into a deleted object gets 404, reads the
+ * index again and finds the chunk where it is now (only a chunk that moved, which a sealed pack
+ * never holds once no entry points into it). Packs that are only partly garbage are not rewritten
+ * yet: their dead bytes stay until all of the pack is garbage. Sweeps are always full (no memo of
+ * the previous collection: a collection may run on any node).
+ *
+ * <p>Thread-safe as the index is; one {@link Sweep} per collection.
+ */
+public final class S3Collection implements ChunkDeleter {
+    private final S3ChunkStore store;
+    private final PostgresChunkIndex index;
+
+    public S3Collection(S3ChunkStore store) {
+        this.store = store;
+        this.index = store.index();
+    }
+
+    @Override
+    public long gcEpoch() {
+        return index.epoch();
+    }
+
+    @Override
+    public Sweep begin(Consumer<String> waiting) {
+        return begin("cask gc", waiting, Pacer.unpaced());
+    }
+
+    @Override
+    public Sweep begin(String who, Consumer<String> waiting, Pacer pacer) {
+        pacer.check();
+        PostgresChunkIndex.GcLock lock = index.lockGc(waiting, () -> pacer.waitFor(100));
+        boolean ok = false;
+        try {
+            long epoch = index.bumpEpoch();
+            lock.awaitSessions(waiting, () -> pacer.waitFor(100));
+            ok = true;
+            return new S3Sweep(epoch, lock);
+        } finally {
+            if (!ok) lock.close();
+        }
+    }
+
+    /** One collection on the store, holding its gc lock until closed. */
+    private final class S3Sweep implements Sweep {
+        private final long epoch;
+        private final PostgresChunkIndex.GcLock lock;
+
+        S3Sweep(long epoch, PostgresChunkIndex.GcLock lock) {
+            this.epoch = epoch;
+            this.lock = lock;
+        }
+
+        @Override
+        public long epoch() {
+            return epoch;
+        }
+
+        @Override
+        public void forEachCandidate(Consumer<ChunkId> sink) {
+            index.forEachStampedBefore(epoch, sink);
+        }
+
+        /** Deletes in batches of {@value PostgresChunkIndex#BATCH}; the bytes are the stored bytes of the chunks deleted, as {@code du} counts them. */
+        @Override
+        public Deleted delete(Collection<ChunkId> ids) {
+            return delete(ids, Pacer.unpaced());
+        }
+
+        @Override
+        public Deleted delete(Collection<ChunkId> ids, Pacer pacer) {
+            List<ChunkId> all = new ArrayList<>(ids);
+            Set<ChunkId> deleted = new java.util.HashSet<>();
+            long bytes = 0;
+            for (int from = 0; from < all.size(); from += PostgresChunkIndex.BATCH) {
+                pacer.step();
+                List<ChunkId> part = all.subList(from, Math.min(all.size(), from + PostgresChunkIndex.BATCH));
+                Map<ChunkId, Long> sizes = index.storedBytes(part);
+                Set<ChunkId> gone = index.deleteStampedBefore(part, epoch);
+                for (ChunkId id : gone) bytes += sizes.getOrDefault(id, 0L);
+                deleted.addAll(gone);
+            }
+            return new Deleted(deleted, bytes);
+        }
+
+        /** Deletes the pack objects no entry points into (whatever {@code threshold}: partly dead packs are not rewritten yet). */
+        @Override
+        public Compacted compact(double threshold, Progress progress) {
+            return compact(threshold, progress, Pacer.unpaced());
+        }
+
+        @Override
+        public Compacted compact(double threshold, Progress progress, Pacer pacer) {
+            List<PostgresChunkIndex.Pack> dead = index.deadPacks();
+            progress.startItems("delete dead packs", dead.size());
+            int deleted = 0;
+            long bytes = 0;
+            for (PostgresChunkIndex.Pack p : dead) {
+                pacer.step();
+                if (index.dropDeadPack(p.id())) {
+                    try {
+                        store.objects().delete(p.objectKey());
+                    } catch (CaskException e) {
+                        // the row is gone: the object is leaked bytes, never a missing chunk
+                        System.getLogger("cask.gc").log(System.Logger.Level.WARNING, "gc: pack " + p.id() + " forgotten, but its object "
+                                + store.url().objectUrl(p.objectKey()) + " was not deleted: " + e.getMessage());
+                        continue;
+                    }
+                    deleted++;
+                    bytes += p.bytes();
+                }
+                progress.advance(1);
+            }
+            progress.done();
+            return new Compacted(0, deleted, 0, bytes, 0, 0, 0, 0);
+        }
+
+        @Override
+        public void close() {
+            lock.close();
+        }
+    }
+}

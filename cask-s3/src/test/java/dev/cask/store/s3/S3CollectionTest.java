@@ -1,0 +1,188 @@
+package dev.cask.store.s3;
+
+import dev.cask.catalog.postgres.PostgresCatalog;
+import dev.cask.common.CaskException;
+import dev.cask.common.Progress;
+import dev.cask.store.ChunkDeleter;
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkStore;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Garbage collection's deletion on a store on S3 ({@link S3Collection}) with several nodes (store
+ * objects, and a child process) on one real PostgreSQL and s3proxy: a collection waits for the
+ * writer sessions of every node and for a second collection; a killed node's session ends with
+ * it; the sweep deletes only entries stamped before its epoch, and a node that puts a swept chunk
+ * again stores it anew; dead pack objects go, live ones stay.
+ */
+class S3CollectionTest {
+    private static SchemaPerDir stores;
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void servers() {
+        stores = new SchemaPerDir("s3_collection", "collection", "g");
+    }
+
+    private S3ChunkStore node() {
+        return S3ChunkStore.open(stores.storeUrl(dir), stores.s3.settings(), stores.indexUrl(dir), PostgresCatalog.Options.defaults(),
+                S3ChunkStore.Options.defaults().withPackLimit(64 << 10).withSegments(16 << 10, 3));
+    }
+
+    private static byte[] block(int seed) {
+        byte[] b = new byte[4096];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    private int packObjects() {
+        return stores.s3.objects(stores.bucket, stores.name(dir) + "/packs/").count();
+    }
+
+    @Test
+    void aCollectionWaitsForAnotherNodesWriterAndAChunkItSweptIsStoredAgainByTheNextPut() throws Exception {
+        try (S3ChunkStore a = node(); S3ChunkStore b = node()) {
+            byte[] x = block(1);
+            ChunkId id;
+            AtomicBoolean ended = new AtomicBoolean();
+            CountDownLatch told = new CountDownLatch(1);
+            List<String> heard = new java.util.concurrent.CopyOnWriteArrayList<>();
+            ChunkStore.Session session = a.session("import of team/vm on node a");
+            id = a.put(x);
+            a.sync();
+            CompletableFuture<ChunkDeleter.Sweep> started = CompletableFuture.supplyAsync(() -> {
+                ChunkDeleter.Sweep s = new S3Collection(b).begin(m -> {
+                    heard.add(m);
+                    told.countDown();
+                });
+                assertTrue(ended.get(), "the collection went on only after the session ended");
+                return s;
+            });
+            assertTrue(told.await(60, TimeUnit.SECONDS), "the collection says what it waits for");
+            assertTrue(heard.getFirst().contains("waiting for writer session") && heard.getFirst().contains("import of team/vm on node a"),
+                    heard.toString());
+            ended.set(true);
+            session.close(); // a writer that committed nothing: its chunk is garbage
+            try (ChunkDeleter.Sweep sweep = started.get(60, TimeUnit.SECONDS)) {
+                Set<ChunkId> candidates = new HashSet<>();
+                sweep.forEachCandidate(candidates::add);
+                assertTrue(candidates.contains(id), "stamped before the collection's epoch");
+                ChunkDeleter.Deleted d = sweep.delete(List.of(id));
+                assertEquals(Set.of(id), d.ids());
+                assertTrue(d.bytes() > 4096, "a random block's record: " + d.bytes());
+                assertEquals(1, sweep.compact(0.1, Progress.NONE).packsDeleted(), "its pack held nothing else");
+            }
+            assertEquals(0, packObjects(), "the dead pack's object is gone");
+            assertThrows(CaskException.NotFound.class, () -> b.get(id));
+            // node a still believes it stored x: its put must find the entry gone and store it again
+            try (ChunkStore.Session again = a.session("import again")) {
+                assertEquals(id, a.put(x));
+                a.sync();
+            }
+            assertArrayEquals(x, b.get(id));
+            assertEquals(1, packObjects());
+        }
+    }
+
+    @Test
+    void theSweepSparesEntriesStampedAfterItsEpochAndLivePacks() throws Exception {
+        try (S3ChunkStore a = node(); S3ChunkStore b = node()) {
+            List<ChunkId> live = new ArrayList<>();
+            List<ChunkId> dead = new ArrayList<>();
+            for (int i = 0; i < 20; i++) live.add(a.put(block(100 + i)));
+            a.sync();
+            for (int i = 0; i < 20; i++) dead.add(a.put(block(200 + i)));
+            a.sync();
+            int before = packObjects();
+            try (ChunkDeleter.Sweep sweep = new S3Collection(b).begin(m -> {})) {
+                // node a puts a dead chunk again after the epoch was raised: a dedup hit, stamped now
+                a.put(block(200));
+                ChunkDeleter.Deleted d = sweep.delete(dead);
+                assertEquals(new HashSet<>(dead.subList(1, dead.size())), d.ids(), "the chunk stamped after the epoch stays");
+                sweep.compact(0.1, Progress.NONE);
+            }
+            assertTrue(packObjects() < before, "packs holding only swept chunks are deleted: " + before + " -> " + packObjects());
+            for (int i = 0; i < 20; i++) assertArrayEquals(block(100 + i), b.get(live.get(i)));
+            assertArrayEquals(block(200), b.get(dead.getFirst()));
+            for (ChunkId id : dead.subList(1, dead.size())) assertThrows(CaskException.NotFound.class, () -> b.get(id));
+        }
+    }
+
+    @Test
+    void aSecondCollectionWaitsForTheFirst() throws Exception {
+        try (S3ChunkStore a = node(); S3ChunkStore b = node()) {
+            ChunkDeleter.Sweep first = new S3Collection(a).begin(m -> {});
+            CountDownLatch told = new CountDownLatch(1);
+            AtomicBoolean released = new AtomicBoolean();
+            CompletableFuture<Void> second = CompletableFuture.runAsync(() -> {
+                try (ChunkDeleter.Sweep s = new S3Collection(b).begin(m -> {
+                    assertTrue(m.startsWith("another gc is running on store s3://"), m);
+                    told.countDown();
+                })) {
+                    assertTrue(released.get(), "the second collection started only after the first ended");
+                    assertTrue(s.epoch() > first.epoch());
+                }
+            });
+            assertTrue(told.await(60, TimeUnit.SECONDS));
+            released.set(true);
+            first.close();
+            second.get(60, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void aKilledNodesWriterSessionEndsWithItsProcess() throws Exception {
+        String url = stores.indexUrl(dir).toString();
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx256m",
+                "-cp", System.getProperty("java.class.path"), S3SessionWorker.class.getName(), stores.storeUrl(dir).toString())
+                .redirectError(dir.resolve("worker.err").toFile());
+        pb.environment().put("CASK_CATALOG", stores.pg.url(stores.database) + "?currentSchema=" + stores.name(dir));
+        pb.environment().putAll(stores.s3.environment());
+        Process p = pb.start();
+        try (S3ChunkStore b = node()) {
+            BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+            assertEquals("session", out.readLine(), "worker: " + java.nio.file.Files.readString(dir.resolve("worker.err")) + " " + url);
+            CountDownLatch told = new CountDownLatch(1);
+            CompletableFuture<ChunkDeleter.Sweep> started = CompletableFuture.supplyAsync(() -> new S3Collection(b).begin(m -> told.countDown()));
+            assertTrue(told.await(60, TimeUnit.SECONDS), "the collection waits for the worker's session");
+            p.destroyForcibly();
+            p.waitFor();
+            started.get(120, TimeUnit.SECONDS).close(); // the server let go of the dead connection's lock
+            try (Connection c = stores.pg.connect(stores.database); Statement st = c.createStatement()) {
+                st.execute("SET search_path = " + stores.name(dir));
+                try (ResultSet rs = st.executeQuery("SELECT count(*) FROM writer_sessions")) {
+                    rs.next();
+                    assertEquals(0, rs.getInt(1), "the dead session's row is gone");
+                }
+            }
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+}
