@@ -821,6 +821,81 @@ public final class PostgresChunkIndex implements AutoCloseable {
         });
     }
 
+    /** A sealed pack, its length and the bytes of its records and segments some entry points into. */
+    public record PackUse(Pack pack, long liveBytes) {
+        /** The share of the pack's bytes (its header aside) that no entry points into. */
+        public double garbage() {
+            long payload = pack.bytes() - dev.cask.store.local.PackFormat.PACK_HEADER;
+            return payload <= 0 ? 0 : Math.max(0, payload - liveBytes) / (double) payload;
+        }
+    }
+
+    /** Every sealed pack some entry points into, with its live bytes (a segment counted once however many entries point into it). */
+    public List<PackUse> packUse() {
+        return tx.run("measuring the packs' live bytes", false, c -> {
+            List<PackUse> out = new ArrayList<>();
+            try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("""
+                    SELECT p.id, p.object_key, p.bytes, l.live FROM packs p JOIN (
+                      SELECT pack, sum(length) AS live FROM (SELECT DISTINCT pack, "offset", length FROM chunks) u GROUP BY pack) l
+                    ON l.pack = p.id WHERE p.sealed ORDER BY p.id""")) {
+                while (rs.next()) out.add(new PackUse(new Pack(rs.getInt(1), rs.getString(2), true, rs.getLong(3)), rs.getLong(4)));
+            }
+            return out;
+        });
+    }
+
+    /** The entries pointing into pack {@code pack}, by offset. */
+    public List<Map.Entry<ChunkId, ChunkLocation>> entriesIn(int pack) {
+        return tx.run("listing the chunks of pack " + pack, false, c -> {
+            List<Map.Entry<ChunkId, ChunkLocation>> out = new ArrayList<>();
+            try (PreparedStatement st = c.prepareStatement("SELECT id, pack, \"offset\", length, slot FROM chunks WHERE pack = ? ORDER BY \"offset\", slot")) {
+                st.setInt(1, pack);
+                try (ResultSet rs = st.executeQuery()) {
+                    while (rs.next()) out.add(Map.entry(ChunkId.fromBytes(rs.getBytes(1)), location(rs, 2)));
+                }
+            }
+            return out;
+        });
+    }
+
+    /**
+     * Seals pack {@code pack} ({@code bytes} long, its object whole: a compaction's copy) and moves
+     * each entry of {@code moves} (id -> {its location in the old pack, its location in this one})
+     * by compare-and-swap (an entry that moved meanwhile, healed, or was deleted, stays as it is), in
+     * one transaction; returns the ids moved.
+     */
+    public Set<ChunkId> commitMoves(int pack, long bytes, Map<ChunkId, ChunkLocation[]> moves) {
+        List<Map.Entry<ChunkId, ChunkLocation[]>> sorted = new ArrayList<>(moves.entrySet());
+        sorted.sort(Map.Entry.comparingByKey());
+        return tx.run("moving " + sorted.size() + " chunks into pack " + pack, true, c -> {
+            try (PreparedStatement st = c.prepareStatement("UPDATE packs SET sealed = true, bytes = ? WHERE id = ? AND NOT sealed")) {
+                st.setLong(1, bytes);
+                st.setInt(2, pack);
+                if (st.executeUpdate() != 1 && sealedBytes(c, pack) != bytes) {
+                    throw new CaskException.Conflict(display + ": pack " + pack + " is not an unsealed pack of this index");
+                }
+            }
+            Set<ChunkId> moved = new HashSet<>();
+            try (PreparedStatement st = c.prepareStatement("UPDATE chunks SET pack = ?, \"offset\" = ?, length = ?, slot = ? "
+                    + "WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
+                for (var e : sorted) {
+                    ChunkLocation from = e.getValue()[0];
+                    ChunkLocation to = e.getValue()[1];
+                    st.setInt(1, to.pack());
+                    st.setLong(2, to.offset());
+                    st.setInt(3, to.length());
+                    st.setInt(4, to.slot());
+                    st.setBytes(5, e.getKey().toBytes());
+                    st.setInt(6, from.pack());
+                    st.setLong(7, from.offset());
+                    st.setInt(8, from.slot());
+                    if (st.executeUpdate() == 1) moved.add(e.getKey());
+                }
+            }
+            return moved;
+        });
+    }
+
     /** Sealed packs no entry points into, by id. Such a pack never gains one: entries are added only when a pack is sealed. */
     public List<Pack> deadPacks() {
         return tx.run("listing packs nothing points into", false, c -> {

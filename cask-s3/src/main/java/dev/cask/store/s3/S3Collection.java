@@ -40,11 +40,13 @@ import java.util.function.Consumer;
  * <p><b>What it frees.</b> Index entries (the sweep), then whole pack objects no entry points into
  * ({@link #compact}: the pack's row is deleted first, in a statement that checks that still no
  * entry points into it, then the object; a crash in between leaks the object, never loses a chunk).
- * A reader on another node holding a stale location into a deleted object gets 404, reads the
- * index again and finds the chunk where it is now (only a chunk that moved, which a sealed pack
- * never holds once no entry points into it). Packs that are only partly garbage are not rewritten
- * yet: their dead bytes stay until all of the pack is garbage. Sweeps are always full (no memo of
- * the previous collection: a collection may run on any node).
+ * Packs at least the threshold of whose bytes are garbage are rewritten first ({@link Sweep#compact}:
+ * live records and segments copied byte for byte into a new object, entries moved by
+ * compare-and-swap), so their old objects are dead too. A reader on another node holding a stale
+ * location into a deleted object gets 404, reads the index again and finds the chunk where it is
+ * now. A segment with live and dead chunks is copied whole (its dead chunks' bytes stay until it
+ * is all dead). Sweeps are always full (no memo of the previous collection: a collection may run
+ * on any node).
  *
  * <p>Thread-safe as the index is; one {@link Sweep} per collection.
  */
@@ -124,18 +126,51 @@ public final class S3Collection implements ChunkDeleter {
             return new Deleted(deleted, bytes);
         }
 
-        /** Deletes the pack objects no entry points into (whatever {@code threshold}: partly dead packs are not rewritten yet). */
         @Override
         public Compacted compact(double threshold, Progress progress) {
             return compact(threshold, progress, Pacer.unpaced());
         }
 
+        /**
+         * Rewrites the packs at least {@code threshold} of whose bytes no entry points into, most
+         * garbage first: each one's live records and segments, checked (magic, lengths, CRC32C),
+         * are copied byte for byte into a new pack object, which is PUT whole; then one transaction
+         * seals the new pack and moves each entry by compare-and-swap. A pack with a damaged live
+         * unit is left as it is (counted in {@code packsDamaged}). Then every pack no entry points
+         * into any more (these, and packs all garbage) is forgotten and its object deleted. A crash
+         * anywhere leaves the old pack and its entries, or the new one and its entries, plus at most
+         * a leaked object: never an entry naming a missing object.
+         */
         @Override
         public Compacted compact(double threshold, Progress progress, Pacer pacer) {
+            int rewritten = 0;
+            int damaged = 0;
+            long copied = 0;
+            long before = 0;
+            long after = 0;
+            if (threshold <= 1) {
+                List<PostgresChunkIndex.PackUse> worst = new ArrayList<>();
+                for (PostgresChunkIndex.PackUse u : index.packUse()) if (u.garbage() >= threshold && u.garbage() > 0) worst.add(u);
+                worst.sort(java.util.Comparator.comparingDouble(PostgresChunkIndex.PackUse::garbage).reversed());
+                progress.startItems("compact packs", worst.size());
+                for (PostgresChunkIndex.PackUse u : worst) {
+                    pacer.step();
+                    Rewrite r = rewrite(u.pack());
+                    if (r == null) {
+                        damaged++;
+                    } else if (r.moved() > 0) {
+                        rewritten++;
+                        copied += r.moved();
+                        before += u.pack().bytes();
+                        after += r.bytes();
+                    }
+                    progress.advance(1);
+                }
+                progress.done();
+            }
             List<PostgresChunkIndex.Pack> dead = index.deadPacks();
             progress.startItems("delete dead packs", dead.size());
             int deleted = 0;
-            long bytes = 0;
             for (PostgresChunkIndex.Pack p : dead) {
                 pacer.step();
                 if (index.dropDeadPack(p.id())) {
@@ -148,12 +183,51 @@ public final class S3Collection implements ChunkDeleter {
                         continue;
                     }
                     deleted++;
-                    bytes += p.bytes();
+                    before += p.bytes();
                 }
                 progress.advance(1);
             }
             progress.done();
-            return new Compacted(0, deleted, 0, bytes, 0, 0, 0, 0);
+            return new Compacted(rewritten, deleted, copied, before, after, damaged, 0, 0);
+        }
+
+        /** What one rewrite did: entries moved, and the new pack's bytes. */
+        private record Rewrite(long moved, long bytes) {}
+
+        /** Copies pack {@code p}'s live units into a new pack and moves their entries; null when a live unit is damaged. */
+        private Rewrite rewrite(PostgresChunkIndex.Pack p) {
+            List<java.util.Map.Entry<ChunkId, dev.cask.store.local.ChunkLocation>> entries = index.entriesIn(p.id());
+            if (entries.isEmpty()) return new Rewrite(0, 0);
+            byte[] all = store.objects().get(p.objectKey(), () -> "pack " + p.id());
+            java.io.ByteArrayOutputStream units = new java.io.ByteArrayOutputStream();
+            java.util.Map<Long, Long> newOffset = new java.util.HashMap<>(); // old offset -> offset in the new pack
+            for (var e : entries) {
+                dev.cask.store.local.ChunkLocation loc = e.getValue();
+                if (newOffset.containsKey(loc.offset())) continue;
+                if (loc.offset() + loc.length() > all.length) return null;
+                String what = "pack " + p.id() + " at offset " + loc.offset();
+                try {
+                    if (loc.inSegment()) dev.cask.store.local.PackFormat.decodeSegment(what, all, (int) loc.offset(), loc.length());
+                    else dev.cask.store.local.PackFormat.decodeRecord(what, all, (int) loc.offset(), loc.length());
+                } catch (CaskException.Corrupt bad) {
+                    return null; // never copy bad bytes: the pack stays, `cask check` names it, a put heals it
+                }
+                newOffset.put(loc.offset(), (long) dev.cask.store.local.PackFormat.PACK_HEADER + units.size());
+                units.write(all, (int) loc.offset(), loc.length());
+            }
+            int id = index.beginPack(store.url()::packKey);
+            byte[] header = dev.cask.store.local.PackFormat.encodePackHeader(id);
+            byte[] pack = new byte[header.length + units.size()];
+            System.arraycopy(header, 0, pack, 0, header.length);
+            System.arraycopy(units.toByteArray(), 0, pack, header.length, units.size());
+            store.objects().put(store.url().packKey(id), pack, pack.length);
+            java.util.Map<ChunkId, dev.cask.store.local.ChunkLocation[]> moves = new java.util.HashMap<>();
+            for (var e : entries) {
+                dev.cask.store.local.ChunkLocation from = e.getValue();
+                moves.put(e.getKey(), new dev.cask.store.local.ChunkLocation[]{from,
+                        new dev.cask.store.local.ChunkLocation(id, newOffset.get(from.offset()), from.length(), from.slot())});
+            }
+            return new Rewrite(index.commitMoves(id, pack.length, moves).size(), pack.length);
         }
 
         @Override

@@ -135,6 +135,43 @@ class S3CollectionTest {
     }
 
     @Test
+    void compactionRewritesPartlyDeadPacksAndEveryNodeStillReadsEveryLiveChunk() throws Exception {
+        try (S3ChunkStore a = node(); S3ChunkStore b = node()) {
+            List<ChunkId> live = new ArrayList<>();
+            List<ChunkId> dead = new ArrayList<>();
+            for (int i = 0; i < 24; i++) {
+                ChunkId id = a.put(block(300 + i));
+                (i % 3 == 0 ? live : dead).add(id); // a third live, spread over every pack
+            }
+            byte[] text = new byte[16 * 4096];
+            for (int k = 0; k < text.length; k++) text[k] = (byte) ('a' + (k * 7 / 4096) % 26); // compressible: segments
+            int[] offsets = new int[16];
+            for (int k = 0; k < 16; k++) offsets[k] = k * 4096;
+            ChunkId[] segmentIds = a.putAll(text, offsets, 4096);
+            a.sync();
+            for (ChunkId id : live) a.get(id); // node a caches where they are now
+            S3Server.Objects before = stores.s3.objects(stores.bucket, stores.name(dir) + "/packs/");
+            ChunkDeleter.Compacted c;
+            try (ChunkDeleter.Sweep sweep = new S3Collection(b).begin(m -> {})) {
+                assertEquals(new HashSet<>(dead), sweep.delete(dead).ids());
+                c = sweep.compact(0.1, Progress.NONE);
+            }
+            assertTrue(c.packsRewritten() >= 1 && c.chunksCopied() >= live.size(), c.toString());
+            assertTrue(c.bytesAfter() < c.bytesBefore(), c.toString());
+            S3Server.Objects after = stores.s3.objects(stores.bucket, stores.name(dir) + "/packs/");
+            assertTrue(after.bytes() < before.bytes() - dead.size() * 4096L / 2, "the dead blocks' bytes came back: " + before + " -> " + after);
+            try (S3ChunkStore fresh = node()) {
+                for (S3ChunkStore n : List.of(a, b, fresh)) { // a's cached locations name deleted objects: it reads the index again
+                    for (int i = 0; i < live.size(); i++) assertArrayEquals(block(300 + i * 3), n.get(live.get(i)));
+                    for (int k = 0; k < 16; k++) assertArrayEquals(java.util.Arrays.copyOfRange(text, k * 4096, (k + 1) * 4096), n.get(segmentIds[k]));
+                }
+            }
+            S3StoreTools tools = new S3StoreTools(b);
+            assertEquals(after.bytes(), tools.storedBytes(), "the index's packs are the bucket's objects");
+        }
+    }
+
+    @Test
     void aSecondCollectionWaitsForTheFirst() throws Exception {
         try (S3ChunkStore a = node(); S3ChunkStore b = node()) {
             ChunkDeleter.Sweep first = new S3Collection(a).begin(m -> {});
