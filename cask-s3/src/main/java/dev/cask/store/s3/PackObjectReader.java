@@ -293,8 +293,15 @@ final class PackObjectReader {
         long base = first.offset();
         if (run.size() > 1) {
             ChunkId anyId = byPiece.get(keys.getFirst()).getFirst();
-            span = objects.getRange(url.packKey(first.pack()), base, (int) (last.offset() + last.length() - base),
-                    () -> "chunk " + anyId.shortHex() + " (" + first + ")");
+            try {
+                span = objects.getRange(url.packKey(first.pack()), base, (int) (last.offset() + last.length() - base),
+                        () -> "chunk " + anyId.shortHex() + " (" + first + ")");
+            } catch (CaskException.Corrupt e) {
+                // the object is gone or short (compaction deleted it after this node cached where its
+                // chunks were, or damage): each chunk alone, through the single read that asks the index again
+                for (Long k : keys) for (ChunkId w : byPiece.get(k)) got.put(w, get(w));
+                return;
+            }
         }
         for (int i = 0; i < run.size(); i++) {
             ChunkLocation loc = run.get(i);
