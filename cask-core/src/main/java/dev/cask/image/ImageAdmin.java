@@ -66,6 +66,7 @@ public final class ImageAdmin {
             int head = catalog.image(name).head();
             Images.ImportedLayout l = images.importLayout(src, format, blockSize, wholeDisk, fsAware, progress, warnings);
             String msg = message == null || message.isBlank() ? "import " + src.getFileName() + (fsAware ? " (fs-aware)" : "") : message;
+            session.check();
             Version v = catalog.commit(name, head, new NewVersion(msg, l.layout().size(), l.layout().encode()),
                     new dev.cask.catalog.VersionKey(name, head), lease.epoch());
             return new Imported(v, l.freeBytes(), l.allocatedBytes(), counts.map(c -> c.storedBytes() - storedBefore).orElse(-1L));
@@ -99,6 +100,7 @@ public final class ImageAdmin {
             Layout layout = new TreeUpdater(images.store(), images.pointers()).resize(Layout.decode(head.content()), size);
             images.store().sync();
             String what = (size > head.size() ? "grow" : "shrink") + " from " + Sizes.human(head.size()) + " to " + Sizes.human(size);
+            session.check();
             Version v = catalog.commit(name, head.number(), new NewVersion(what, size, layout.encode()), head.key(), lease.epoch());
             return new Resized(v, head.size(), true);
         }

@@ -206,6 +206,7 @@ public final class Images implements AutoCloseable {
         requireFree(name);
         try (ChunkStore.Session session = store.session("import " + src.getFileName() + " as " + name)) { // see GcEpochs
             ImportedLayout l = importLayout(src, format, blockSize, wholeDisk, fsAware, progress, warnings);
+            session.check();
             Version v = catalog.createImage(name, new NewVersion("import " + src.getFileName() + (fsAware ? " (fs-aware)" : ""),
                     l.layout().size(), l.layout().encode()), null);
             return new Imported(v, l.freeBytes(), l.allocatedBytes());
@@ -231,6 +232,7 @@ public final class Images implements AutoCloseable {
         NbdUri parsed = NbdUri.parse(uri);
         try (ChunkStore.Session session = store.session("import " + uri + " as " + name)) { // see GcEpochs
             ImportedLayout l = importDevice(() -> NbdDevice.connect(parsed, false), uri, blockSize, wholeDisk, fsAware, progress, warnings);
+            session.check();
             Version v = catalog.createImage(name, new NewVersion("import " + uri + (fsAware ? " (fs-aware)" : ""),
                     l.layout().size(), l.layout().encode()), null);
             return new Imported(v, l.freeBytes(), l.allocatedBytes());
@@ -263,6 +265,7 @@ public final class Images implements AutoCloseable {
         try (ChunkStore.Session session = store.session("import from stdin as " + name)) { // see GcEpochs
             Layout layout = new Importer(store, pool, threads).importStream(in, "stdin", blockSize, progress);
             store.sync();
+            session.check();
             return catalog.createImage(name, new NewVersion("import from stdin", layout.size(), layout.encode()), null);
         }
     }

@@ -121,6 +121,15 @@ public interface ChunkStore extends AutoCloseable {
 
     /** A writer session; see {@link #session}. Closing it twice is harmless. */
     interface Session extends AutoCloseable {
+        /**
+         * Called right before the commit the session is for: throws {@link dev.cask.common.CaskException.Io}
+         * when the session no longer holds its registration (a shared store's session whose
+         * connection to its database was lost: a collection may have gone on without waiting for
+         * it), so that nothing is committed that a collection could not see. Returns at once when
+         * all is well; by default always.
+         */
+        default void check() {}
+
         @Override
         void close();
     }

@@ -816,6 +816,7 @@ public final class Volume implements BlockDevice {
                 store.sync();
                 Version onto = commitOnto != null ? commitOnto : b.version();
                 lease.check(); // a writer whose lease was taken over commits nothing; the catalog checks the epoch too (fencing)
+                session.check(); // a session a collection may have stopped waiting for commits nothing
                 v = catalog.commit(image, onto.number(),
                         new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode(), kind), onto.key(), lease.epoch());
             }

@@ -687,6 +687,21 @@ public final class PostgresChunkIndex implements AutoCloseable {
         return new dev.cask.store.ChunkStore.Session() {
             private boolean closed;
 
+            /** The lock lives as long as the connection: a connection that still answers still holds it. */
+            @Override
+            public synchronized void check() {
+                boolean alive;
+                try {
+                    alive = !closed && c.isValid(10);
+                } catch (SQLException e) {
+                    alive = false;
+                }
+                if (!alive) {
+                    throw new CaskException.Io(display + ": writer session " + session + " (" + what + ") lost its connection to the database;"
+                            + " garbage collection may not have waited for it, so nothing is committed (run it again)", null);
+                }
+            }
+
             @Override
             public synchronized void close() {
                 if (closed) return;

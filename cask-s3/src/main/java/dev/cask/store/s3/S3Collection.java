@@ -32,10 +32,11 @@ import java.util.function.Consumer;
  * The proof is {@code GcEpochs}', with PostgreSQL's transactions and advisory locks for SQLite's
  * and {@code fcntl}'s. What it adds to trust: a node whose connection to PostgreSQL is cut while
  * the node goes on (a network partition, not a crash) loses its sessions' locks; a collection may
- * then go on while that node still puts chunks of a version it has not committed. Its commit would
- * need its connection back; only a commit that lands after such a collection marked, of chunks
- * it put before the collection raised the epoch, is at risk. A frozen (SIGSTOP) node keeps its
- * connections, so collections wait for it.
+ * then go on while that node still puts chunks of a version it has not committed. So every writer
+ * checks its session right before its commit ({@code Session.check}: the connection still answers,
+ * so it still holds the lock) and commits nothing when it does not; only a connection lost between
+ * that check and the commit, with a whole collection in between, is not covered. A frozen
+ * (SIGSTOP) node keeps its connections, so collections wait for it.
  *
  * <p><b>What it frees.</b> Index entries (the sweep), then whole pack objects no entry points into
  * ({@link #compact}: the pack's row is deleted first, in a statement that checks that still no

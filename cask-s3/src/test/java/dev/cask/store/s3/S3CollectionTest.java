@@ -172,6 +172,24 @@ class S3CollectionTest {
     }
 
     @Test
+    void aSessionCutOffFromTheDatabaseRefusesItsCommitAndHoldsUpNoCollection() throws Exception {
+        try (S3ChunkStore a = node(); S3ChunkStore b = node()) {
+            ChunkStore.Session session = a.session("import on a node cut off");
+            a.put(block(7));
+            session.check(); // connected: nothing to say
+            // the database drops the session's connection, as after a partition (the lock goes with it)
+            stores.pg.execute(stores.database, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    + " AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
+            List<String> heard = new ArrayList<>();
+            new S3Collection(b).begin(heard::add).close();
+            assertEquals(List.of(), heard, "a session whose connection is gone holds up no collection");
+            CaskException.Io e = assertThrows(CaskException.Io.class, session::check);
+            assertTrue(e.getMessage().contains("lost its connection") && e.getMessage().contains("import on a node cut off"), e.getMessage());
+            session.close(); // harmless
+        }
+    }
+
+    @Test
     void aSecondCollectionWaitsForTheFirst() throws Exception {
         try (S3ChunkStore a = node(); S3ChunkStore b = node()) {
             ChunkDeleter.Sweep first = new S3Collection(a).begin(m -> {});
