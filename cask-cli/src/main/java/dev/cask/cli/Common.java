@@ -60,7 +60,8 @@ abstract class Common {
     Images openImages(dev.cask.store.local.LocalChunkStore.Options local) {
         StoreChoice c = main.choice();
         Images images = c instanceof StoreChoice.Shared s ? SharedImages.open(s, leaseTtl(), main.cache()) : dev.cask.image.LocalImages.open(main.store(), local);
-        return reportCuts(images).withLiveWriters(new dev.cask.server.ControlClient(c.controlDir()));
+        return reportCuts(images).withLiveWriters(c instanceof StoreChoice.Shared ? SharedImages.controlClient(images, c.controlDir())
+                : new dev.cask.server.ControlClient(c.controlDir()));
     }
 
     /** The time to live of the leases this command takes on a shared store; null for the default (serve has --lease-ttl). */

@@ -343,7 +343,7 @@ final class ImageCommands {
             try (Images images = openImages()) {
                 if (name.contains("@")) {
                     Version v = LifecycleCommands.version(images, name, "rm");
-                    LifecycleCommands.pruner(images, controlDir()).remove(v.image(), v.number());
+                    LifecycleCommands.pruner(images).remove(v.image(), v.number());
                     out().printf("removed version %s; %s%n", v.key(), LifecycleCommands.GC_NOTE);
                 } else {
                     images.remove(name);

@@ -30,11 +30,11 @@ final class LifecycleCommands {
     static final String GC_NOTE = "the space comes back when garbage collection (cask gc) runs";
 
     /**
-     * A pruner that asks the store's running servers what they need kept, with periods cut in local time,
+     * A pruner that asks the store's running servers (on a shared store: every node) what they need kept, with periods cut in local time,
      * counting from {@link dev.cask.common.Clocks#system()}'s now (the system clock unless {@code cask.now} sets one).
      */
-    static Pruner pruner(Images images, java.nio.file.Path store) {
-        return new Pruner(images, name -> dev.cask.server.ControlClient.inUse(store, name), dev.cask.common.Clocks.system(), ZoneId.systemDefault());
+    static Pruner pruner(Images images) {
+        return new Pruner(images, images.liveWriters()::inUse, dev.cask.common.Clocks.system(), ZoneId.systemDefault());
     }
 
     /** The version NAME@VER names (a number, label, time or latest); Usage error without {@code @}. */
@@ -150,7 +150,7 @@ final class LifecycleCommands {
             RetentionPolicy override = keep.given() ? keep.policy() : null;
             if (prefix != null) dev.cask.catalog.Names.check(prefix);
             try (Images images = openImages()) {
-                Pruner.Report r = pruner(images, controlDir()).prune(prefix, override, dryRun, true);
+                Pruner.Report r = pruner(images).prune(prefix, override, dryRun, true);
                 if (json) {
                     printJson(json(r));
                     return 0;

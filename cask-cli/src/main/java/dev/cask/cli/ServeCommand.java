@@ -156,6 +156,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
         try {
             control = new ControlServer(controlDir(), exports, collections(images, readOnly));
+            if (main.choice() instanceof StoreChoice.Shared) {
+                LOG.log(System.Logger.Level.INFO, "control: other nodes reach this one at " + SharedImages.advertise(images, control, listenHost()));
+            }
             for (SocketAddress a : addresses) servers.add(NbdServer.start(a, exports, options));
         } catch (RuntimeException e) {
             for (NbdServer s : servers) s.close();
@@ -170,7 +173,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         if (!pruneEvery.isZero() && !readOnly) {
             // on the checkpoint timer's thread: a prune never runs while that thread checkpoints
-            dev.cask.image.Pruner pruner = LifecycleCommands.pruner(images, controlDir());
+            dev.cask.image.Pruner pruner = LifecycleCommands.pruner(images);
             timer.scheduleWithFixedDelay(() -> pruneOpen(pruner, exports), pruneEvery.toMillis(), pruneEvery.toMillis(), TimeUnit.MILLISECONDS);
         }
         // on a thread of its own, paced; see ServeGc for what it may and may not wait for

@@ -46,6 +46,37 @@ import java.util.List;
 final class SharedImages {
     private SharedImages() {}
 
+    /**
+     * Lets commands on other hosts reach this server (a snapshot of an image it serves, what it
+     * needs kept): its control server also listens on TCP on {@code bindHost} (the NBD listen
+     * address's host; an ephemeral port) with a new random token, and the endpoint is published in
+     * the catalog's {@code nodes} table under this node's lease holder name (withdrawn at stop).
+     * A wildcard {@code bindHost} is published as this host's name. Returns what was published.
+     */
+    static String advertise(Images images, dev.cask.server.ControlServer control, String bindHost) {
+        PostgresLeases leases = (PostgresLeases) images.leases();
+        byte[] raw = new byte[32];
+        new java.security.SecureRandom().nextBytes(raw);
+        String token = java.util.HexFormat.of().formatHex(raw);
+        try {
+            java.net.InetAddress bind = java.net.InetAddress.getByName(bindHost);
+            java.net.InetSocketAddress at = control.listenTcp(bind, token);
+            String host = bind.isAnyLocalAddress() ? java.net.InetAddress.getLocalHost().getHostName() : bindHost;
+            leases.advertise(host, at.getPort(), token);
+            return host + ":" + at.getPort();
+        } catch (java.net.UnknownHostException e) {
+            throw new CaskException.InvalidInput("control listener: unknown host '" + bindHost + "': " + e.getMessage());
+        }
+    }
+
+    /** The control client of a shared store's commands: this host's servers, then every other node the catalog lists. */
+    static dev.cask.server.ControlClient controlClient(Images images, Path controlDir) {
+        PostgresLeases leases = (PostgresLeases) images.leases();
+        return new dev.cask.server.ControlClient(controlDir,
+                () -> leases.nodes().stream().map(n -> new dev.cask.server.ControlClient.Remote(n.holder(), n.host(), n.port(), n.token())).toList(),
+                r -> leases.forgetNode(new PostgresLeases.Node(r.holder(), r.host(), r.port(), r.token())));
+    }
+
     static Images open(StoreChoice.Shared s) {
         return open(s, null, null);
     }

@@ -218,6 +218,53 @@ class LeaseFencingTest {
         }
     }
 
+    @Test
+    void aCommandOnAnotherHostReachesTheNodeThatServesTheImage() throws Exception {
+        PostgresServer pg = PostgresServer.shared();
+        S3Server s3 = S3Server.shared();
+        s3.createBucket(BUCKET);
+        String database = pg.createDatabase("cli_leases_reach");
+        List<String> store = List.of("--store", "s3://" + BUCKET + "/reach", "--catalog", pg.url(database));
+        Cli nodeA = new Cli(concat(store, "--state", dir.resolve("state-a").toString()), s3.environment());
+        Cli hostB = new Cli(concat(store, "--state", dir.resolve("state-b").toString()), s3.environment()); // no server of its own
+        must(nodeA, "init");
+        must(nodeA, "create", IMAGE, "4M");
+        must(nodeA, "create", "team/ro", "4M");
+        Path ro = dir.resolve("ro.raw");
+        Files.write(ro, random(12, 4 << 20));
+        must(nodeA, "import", "--as-version", ro.toString(), "team/ro");
+        byte[] w = random(11, 64 << 10);
+        String[] serve = {"--gc-interval", "0", "--checkpoint-interval", "0", "--no-warmup"};
+        try (Server a = new Server(nodeA, serve)) {
+            assertTrue(a.log.toString().contains("control: other nodes reach this one at 127.0.0.1:"), a.log.toString());
+            NbdClient client = new NbdClient(a.port, IMAGE);
+            client.write(0, w); // in A's volume only: no checkpoint yet
+            Cli.Result snap = must(hostB, "snapshot", IMAGE, "-m", "from another host");
+            assertTrue(snap.out().startsWith(IMAGE + " version 2"), snap.out());
+            JsonNode log = new ObjectMapper().readTree(must(hostB, "log", IMAGE, "--json").out());
+            assertEquals(2, log.size(), log.toString());
+            Path back = dir.resolve("back.raw");
+            must(hostB, "export", IMAGE + "@2", back.toString());
+            assertArrayEquals(w, Arrays.copyOf(Files.readAllBytes(back), w.length), "the version A made for B holds A's client's write");
+            // what A needs kept is asked of A: version 1 of team/ro, which a client of A reads read-only
+            NbdClient old = new NbdClient(a.port, "team/ro@1");
+            assertArrayEquals(new byte[w.length], old.read(0, w.length));
+            Cli.Result rm = hostB.process(null, "rm", "team/ro@1");
+            assertEquals(1, rm.code(), rm.toString());
+            assertTrue(rm.err().contains("in use"), rm.err());
+            old.close();
+            must(hostB, "rm", "team/ro@1"); // nobody reads it now
+            client.close();
+            assertEquals(0, a.stop("TERM"), a.log.toString());
+        }
+        try (Connection c = pg.connect(database); Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM nodes")) {
+            rs.next();
+            assertEquals(0, rs.getInt(1), "a stopped node withdraws its endpoint");
+        }
+        Cli.Result none = hostB.process(null, "snapshot", IMAGE, "-m", "nobody serves it");
+        assertEquals(0, none.code(), none.toString()); // no node to ask: the snapshot is made here
+    }
+
     private static List<String> concat(List<String> a, String... b) {
         List<String> out = new java.util.ArrayList<>(a);
         out.addAll(List.of(b));

@@ -103,6 +103,11 @@ public final class Images implements AutoCloseable {
         return LocalImages.open(storeDir);
     }
 
+    /** Who {@link #withLiveWriters} named: the processes to ask about images they hold. */
+    public LiveWriters liveWriters() {
+        return writers;
+    }
+
     /** Who to ask for a checkpoint of an image another process has open read-write (default: nobody). */
     public Images withLiveWriters(LiveWriters writers) {
         this.writers = writers;

@@ -21,13 +21,43 @@ import java.util.stream.Stream;
  * reach an image a {@code cask serve} of the same store holds open. As {@link LiveWriters} it asks
  * for a checkpoint of an image (a snapshot, or the version export and clone of its head use).
  * A request goes to every server's socket in turn until one has the image open; sockets of servers
- * that died are removed. An error reply comes back as the exception kind the server met.
+ * that died are removed. On a shared store it then asks the other hosts' nodes ({@link Remote}, over
+ * TCP with each node's token), and {@link #inUse} asks every node. An error reply comes back as the
+ * exception kind the server met.
  */
 public final class ControlClient implements LiveWriters {
+    /**
+     * A server's control endpoint on another host (a shared store's node, {@link
+     * ControlServer#listenTcp}): who it is (its lease holder name), where it listens, and the token
+     * its connections must send first.
+     */
+    public record Remote(String holder, String host, int port, String token) {
+        @Override
+        public String toString() {
+            return "node " + holder + " (" + host + ":" + port + ")";
+        }
+    }
+
+    /** How long a remote node may take to answer (a checkpoint of a busy image included). */
+    static final int REMOTE_TIMEOUT_MS = 120_000;
+
     private final Path storeDir;
+    private final java.util.function.Supplier<List<Remote>> remotes;
+    private final java.util.function.Consumer<Remote> gone;
 
     public ControlClient(Path storeDir) {
+        this(storeDir, List::of, r -> {});
+    }
+
+    /**
+     * A client of this host's servers ({@code storeDir}'s sockets) and of the servers {@code
+     * remotes} lists (a shared store's other nodes, asked after this host's); {@code gone} hears of
+     * a remote that refused the connection (its server stopped: its entry can go).
+     */
+    public ControlClient(Path storeDir, java.util.function.Supplier<List<Remote>> remotes, java.util.function.Consumer<Remote> gone) {
         this.storeDir = storeDir;
+        this.remotes = remotes;
+        this.gone = gone;
     }
 
     @Override
@@ -39,7 +69,17 @@ public final class ControlClient implements LiveWriters {
     public OptionalInt checkpoint(String image, String message, boolean always, dev.cask.catalog.VersionKind kind) {
         String msg = message == null ? "" : message.replace('\n', ' ').replace('\r', ' ');
         String verb = always ? "snapshot " : kind == dev.cask.catalog.VersionKind.USER ? "user-checkpoint " : "checkpoint ";
-        String reply = request(storeDir, (verb + image + " " + msg).strip());
+        String line = (verb + image + " " + msg).strip();
+        String reply = request(storeDir, line);
+        if (reply == null || reply.equals("not-open")) {
+            for (Remote r : remotes.get()) {
+                String answer = ask(r, line);
+                if (answer != null && !answer.equals("not-open")) {
+                    reply = answer;
+                    break;
+                }
+            }
+        }
         if (reply == null || reply.equals("not-open")) return OptionalInt.empty();
         if (reply.startsWith("ok ")) {
             try {
@@ -52,9 +92,59 @@ public final class ControlClient implements LiveWriters {
         throw new CaskException.InvalidInput("image '" + image + "': a server answered '" + reply + "' to a checkpoint request");
     }
 
+    /** What this host's servers and every remote node need kept of {@code image} (see {@link #inUse(Path, String)}). */
     @Override
     public java.util.Set<Integer> inUse(String image) {
-        return inUse(storeDir, image);
+        java.util.Set<Integer> out = new java.util.TreeSet<>(inUse(storeDir, image));
+        for (Remote r : remotes.get()) {
+            String reply = ask(r, "in-use " + image);
+            if (reply == null) continue; // stopped: it needs nothing
+            out.addAll(versions(image, r.toString(), reply));
+        }
+        return out;
+    }
+
+    /**
+     * Sends {@code line} to remote node {@code r} and returns its reply line; null when it refused
+     * the connection (its server stopped; {@code gone} hears of it). A node that does not answer
+     * in time, or refuses the token, is an error naming it: nothing may be decided on a guess.
+     */
+    private String ask(Remote r, String line) {
+        try (java.net.Socket s = new java.net.Socket()) {
+            s.connect(new java.net.InetSocketAddress(r.host(), r.port()), 10_000);
+            s.setSoTimeout(REMOTE_TIMEOUT_MS);
+            s.getOutputStream().write(("auth " + r.token() + "\n" + line + "\n").getBytes(StandardCharsets.UTF_8));
+            s.shutdownOutput();
+            String reply = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8)).readLine();
+            if (reply == null) throw new CaskException.Io(r + " closed the connection without an answer to '" + line.split(" ")[0] + "'", null);
+            if (reply.equals("error invalid-input not authorized")) throw new CaskException.Io(r + " refused this node's token", null);
+            return reply;
+        } catch (java.net.ConnectException e) {
+            gone.accept(r);
+            return null;
+        } catch (java.net.SocketTimeoutException e) {
+            throw new CaskException.Io(r + " did not answer '" + line.split(" ")[0] + "' in " + REMOTE_TIMEOUT_MS / 1000 + " s", e);
+        } catch (IOException e) {
+            throw new CaskException.Io(r + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The version numbers of an in-use reply; an error reply throws the exception it names. */
+    private static java.util.Set<Integer> versions(String image, String who, String reply) {
+        if (reply.startsWith("error ")) throw error(reply.substring(6));
+        if (!reply.equals("ok") && !reply.startsWith("ok ")) {
+            throw new CaskException.InvalidInput("image '" + image + "': " + who + " answered '" + reply + "' to in-use");
+        }
+        java.util.Set<Integer> out = new java.util.TreeSet<>();
+        for (String w : reply.substring(2).trim().split(" ")) {
+            if (w.isEmpty()) continue;
+            try {
+                out.add(Integer.parseInt(w));
+            } catch (NumberFormatException e) {
+                throw new CaskException.InvalidInput("image '" + image + "': " + who + " answered '" + reply + "' to in-use");
+            }
+        }
+        return out;
     }
 
     /**
@@ -68,18 +158,7 @@ public final class ControlClient implements LiveWriters {
         for (Path p : sockets(storeDir)) {
             String reply = ask(p, "in-use " + image);
             if (reply == null) continue;
-            if (reply.startsWith("error ")) throw error(reply.substring(6));
-            if (!reply.equals("ok") && !reply.startsWith("ok ")) {
-                throw new CaskException.InvalidInput("image '" + image + "': server " + p + " answered '" + reply + "' to in-use");
-            }
-            for (String w : reply.substring(2).trim().split(" ")) {
-                if (w.isEmpty()) continue;
-                try {
-                    out.add(Integer.parseInt(w));
-                } catch (NumberFormatException e) {
-                    throw new CaskException.InvalidInput("image '" + image + "': server " + p + " answered '" + reply + "' to in-use");
-                }
-            }
+            out.addAll(versions(image, "server " + p, reply));
         }
         return out;
     }

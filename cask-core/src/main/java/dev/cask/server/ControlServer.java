@@ -59,6 +59,10 @@ public final class ControlServer implements AutoCloseable {
     static final String SUFFIX = ".sock";
     private final Path path;
     private final ServerSocketChannel server;
+    /** The TCP listener for other hosts ({@link #listenTcp}), or null. */
+    private volatile ServerSocketChannel tcp;
+    /** What a TCP connection's first line must be: {@code auth TOKEN}. */
+    private volatile byte[] auth;
     private final ImageExports exports;
     private final Thread acceptor;
     private final Collections collections;
@@ -101,23 +105,51 @@ public final class ControlServer implements AutoCloseable {
         } catch (IOException e) {
             throw new CaskException.Io("control socket " + path + ": cannot listen: " + e.getMessage(), e);
         }
-        acceptor = Thread.ofVirtual().name("cask-control").start(this::acceptLoop);
+        acceptor = Thread.ofVirtual().name("cask-control").start(() -> acceptLoop(server, false));
     }
 
-    private void acceptLoop() {
-        while (server.isOpen()) {
+    /**
+     * Also takes requests from other hosts (a shared store's nodes: {@code cask snapshot} of an
+     * image another node serves, retention asking every node what it needs kept): a TCP listener
+     * on {@code host}, an ephemeral port, whose connections must first send {@code auth TOKEN}
+     * (the token this server published where the clients find it, the shared catalog; anything
+     * else is answered {@code error invalid-input not authorized} and closed). Returns the address
+     * it listens on.
+     */
+    public java.net.InetSocketAddress listenTcp(java.net.InetAddress host, String token) {
+        try {
+            ServerSocketChannel ch = ServerSocketChannel.open();
+            ch.bind(new java.net.InetSocketAddress(host, 0));
+            auth = ("auth " + token).getBytes(StandardCharsets.UTF_8);
+            tcp = ch;
+            Thread.ofVirtual().name("cask-control-tcp").start(() -> acceptLoop(ch, true));
+            return (java.net.InetSocketAddress) ch.getLocalAddress();
+        } catch (IOException e) {
+            throw new CaskException.Io("control listener on " + host.getHostAddress() + ": cannot listen: " + e.getMessage(), e);
+        }
+    }
+
+    private void acceptLoop(ServerSocketChannel on, boolean authenticate) {
+        while (on.isOpen()) {
             try {
-                SocketChannel ch = server.accept();
-                Thread.ofVirtual().start(() -> handle(ch));
+                SocketChannel ch = on.accept();
+                Thread.ofVirtual().start(() -> handle(ch, authenticate));
             } catch (IOException e) {
                 return; // closed
             }
         }
     }
 
-    private void handle(SocketChannel ch) {
+    private void handle(SocketChannel ch, boolean authenticate) {
         try (ch; BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
              OutputStream out = Channels.newOutputStream(ch)) {
+            if (authenticate) {
+                String first = in.readLine();
+                if (first == null || !java.security.MessageDigest.isEqual(auth, first.getBytes(StandardCharsets.UTF_8))) {
+                    out.write("error invalid-input not authorized\n".getBytes(StandardCharsets.UTF_8));
+                    return;
+                }
+            }
             String line = in.readLine();
             if (line != null && (line.equals("gc") || line.startsWith("gc "))) {
                 collect(line, out);
@@ -278,6 +310,8 @@ public final class ControlServer implements AutoCloseable {
     @Override
     public void close() {
         try {
+            ServerSocketChannel t = tcp;
+            if (t != null) t.close();
             server.close();
             Files.deleteIfExists(path);
         } catch (IOException ignored) {

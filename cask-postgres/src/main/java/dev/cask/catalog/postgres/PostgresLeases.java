@@ -321,6 +321,19 @@ public final class PostgresLeases implements Leases {
         closed = true;
         renewer.shutdownNow();
         try {
+            if (advertised) {
+                try {
+                    tx.run("withdraw node " + holder, true, c -> {
+                        try (PreparedStatement st = c.prepareStatement("DELETE FROM nodes WHERE holder = ?")) {
+                            st.setString(1, holder);
+                            st.executeUpdate();
+                        }
+                        return null;
+                    });
+                } catch (RuntimeException e) {
+                    // a row left behind: the next client that finds its port closed removes it
+                }
+            }
             for (Held h : List.copyOf(held.values())) {
                 try {
                     h.close();
@@ -332,6 +345,62 @@ public final class PostgresLeases implements Leases {
         } finally {
             tx.close();
         }
+    }
+
+    // ---- nodes: where other hosts reach this one's control endpoint ----
+
+    private volatile boolean advertised;
+
+    /**
+     * Publishes this node's control endpoint (table {@code nodes}: this holder's name, {@code host},
+     * {@code port} and the {@code token} its connections must send first), so commands on other
+     * hosts reach the images it holds (snapshots, what it needs kept). Withdrawn by {@link #close}.
+     */
+    public void advertise(String host, int port, String token) {
+        tx.run("advertise node " + holder, true, c -> {
+            try (PreparedStatement st = c.prepareStatement("""
+                    INSERT INTO nodes (holder, host, port, token, started_us) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (holder) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, token = EXCLUDED.token""")) {
+                st.setString(1, holder);
+                st.setString(2, host);
+                st.setInt(3, port);
+                st.setString(4, token);
+                st.setLong(5, System.currentTimeMillis() * 1000);
+                st.executeUpdate();
+            }
+            return null;
+        });
+        advertised = true;
+    }
+
+    /** A node's published control endpoint: its holder name, where it listens, the token its connections send first. */
+    public record Node(String holder, String host, int port, String token) {}
+
+    /** Every node's published control endpoint but this object's own (its own server is reached on this host). */
+    public List<Node> nodes() {
+        return tx.run("list nodes", false, c -> {
+            List<Node> out = new ArrayList<>();
+            try (PreparedStatement st = c.prepareStatement("SELECT holder, host, port, token FROM nodes WHERE holder <> ? ORDER BY started_us")) {
+                st.setString(1, holder);
+                try (ResultSet rs = st.executeQuery()) {
+                    while (rs.next()) out.add(new Node(rs.getString(1), rs.getString(2), rs.getInt(3), rs.getString(4)));
+                }
+            }
+            return out;
+        });
+    }
+
+    /** Removes the row of a node whose endpoint refused a connection (its server stopped without withdrawing it). */
+    public void forgetNode(Node node) {
+        tx.run("forget node " + node.holder(), true, c -> {
+            try (PreparedStatement st = c.prepareStatement("DELETE FROM nodes WHERE holder = ? AND host = ? AND port = ?")) {
+                st.setString(1, node.holder());
+                st.setString(2, node.host());
+                st.setInt(3, node.port());
+                st.executeUpdate();
+            }
+            return null;
+        });
     }
 
     @Override

@@ -38,7 +38,7 @@ final class PostgresSchema {
     static final String CHUNK_INDEX_VERSION_TABLE = "cask_store_schema";
 
     /** The schema version this code reads and writes. */
-    static final int SCHEMA_VERSION = 3;
+    static final int SCHEMA_VERSION = 4;
 
     /** The oldest server this code was written for: identity columns, {@code ON CONFLICT}, {@code FOR SHARE} re-checks. */
     static final int MIN_SERVER_VERSION_NUM = 120000;
@@ -129,6 +129,22 @@ final class PostgresSchema {
             "UPDATE cask_schema SET version = 3");
 
     /**
+     * Schema 4: the nodes ({@link PostgresLeases#advertise}): where each running server's control
+     * endpoint listens and the token its connections must send, so commands on any host reach the
+     * node that holds an image. Keyed by the lease holder's name.
+     */
+    private static final List<String> SCHEMA_4 = List.of(
+            """
+            CREATE TABLE nodes (
+              holder     text    COLLATE "C" PRIMARY KEY,
+              host       text    NOT NULL,
+              port       integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
+              token      text    NOT NULL,
+              started_us bigint  NOT NULL
+            )""",
+            "UPDATE cask_schema SET version = 4");
+
+    /**
      * Checks the server and creates (or, later, migrates) the schema, in one transaction on
      * {@code c} (autocommit off); returns the schema version found before, 0 for a new catalog.
      */
@@ -163,6 +179,7 @@ final class PostgresSchema {
         // Migrations, each a step of the same transaction.
         if (found < 2) for (String sql : SCHEMA_2) exec(c, sql);
         if (found < 3) for (String sql : SCHEMA_3) exec(c, sql);
+        if (found < 4) for (String sql : SCHEMA_4) exec(c, sql);
         c.commit();
         return found;
     }

@@ -94,9 +94,9 @@ class PostgresCatalogTest extends CatalogContract {
 
     @Test
     void schemaIsCreatedOnceAndVersioned() throws Exception {
-        assertEquals("3", query("SELECT version FROM cask_schema"));
+        assertEquals("4", query("SELECT version FROM cask_schema"));
         assertEquals("1", query("SELECT count(*) FROM cask_schema"));
-        assertEquals("images, journal_ranges, leases, retention, tags, versions", query("SELECT string_agg(tablename, ', ' ORDER BY tablename)"
+        assertEquals("images, journal_ranges, leases, nodes, retention, tags, versions", query("SELECT string_agg(tablename, ', ' ORDER BY tablename)"
                 + " FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'cask_schema'"));
         catalog.createImage("a", v("a"), null);
         // opening again (a restart, another node) keeps what is there
@@ -129,9 +129,10 @@ class PostgresCatalogTest extends CatalogContract {
         catalog.close();
         server.execute(database, "DROP TABLE " + schema() + ".leases");
         server.execute(database, "DROP TABLE " + schema() + ".journal_ranges");
+        server.execute(database, "DROP TABLE " + schema() + ".nodes");
         server.execute(database, "UPDATE " + schema() + ".cask_schema SET version = 1");
         Catalog again = track(open(url()));
-        assertEquals("3", query("SELECT version FROM cask_schema"));
+        assertEquals("4", query("SELECT version FROM cask_schema"));
         assertEquals("0", query("SELECT count(*) FROM leases"));
         assertEquals("0", query("SELECT count(*) FROM journal_ranges"));
         assertEquals(1, again.image("a").head());
@@ -143,9 +144,11 @@ class PostgresCatalogTest extends CatalogContract {
         catalog.createImage("a", v("a"), null);
         catalog.close();
         server.execute(database, "DROP TABLE " + schema() + ".journal_ranges");
+        server.execute(database, "DROP TABLE " + schema() + ".nodes");
         server.execute(database, "UPDATE " + schema() + ".cask_schema SET version = 2");
         Catalog again = track(open(url()));
-        assertEquals("3", query("SELECT version FROM cask_schema"));
+        assertEquals("4", query("SELECT version FROM cask_schema"));
+        assertEquals("0", query("SELECT count(*) FROM nodes"));
         assertEquals("0", query("SELECT count(*) FROM journal_ranges"));
         assertEquals("e", query("SELECT attstorage FROM pg_attribute WHERE attrelid = 'journal_ranges'::regclass AND attname = 'data'"),
                 "journal data is stored without compression");
@@ -156,12 +159,12 @@ class PostgresCatalogTest extends CatalogContract {
     void newerSchemaIsRefusedNamingTheCatalogAndVersions() throws Exception {
         catalog.createImage("a", v("a"), null);
         catalog.close();
-        server.execute(database, "UPDATE " + schema() + ".cask_schema SET version = 4");
+        server.execute(database, "UPDATE " + schema() + ".cask_schema SET version = 5");
         CaskException e = assertThrows(CaskException.class, () -> open(url()));
         String m = e.getMessage();
-        assertTrue(m.contains(url().display()) && m.contains("schema version 4") && m.contains("version 3"), m);
+        assertTrue(m.contains(url().display()) && m.contains("schema version 5") && m.contains("version 4"), m);
         assertFalse(m.contains(server.password()), m);
-        assertEquals("4", query("SELECT version FROM cask_schema"), "refusing must not touch the catalog");
+        assertEquals("5", query("SELECT version FROM cask_schema"), "refusing must not touch the catalog");
     }
 
     @Test
