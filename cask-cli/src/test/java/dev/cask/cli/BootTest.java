@@ -45,6 +45,25 @@ class BootTest {
         return out;
     }
 
+    /**
+     * Boots the fixture kernel with its root file system on the NBD export {@code uri}, running
+     * /sbin/bootcheck, until the VM powers off (at most 10 minutes); returns its console.
+     */
+    static String boot(Path fixtures, String uri) throws Exception {
+        Process vm = new ProcessBuilder("qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024",
+                "-nographic", "-no-reboot", "-kernel", fixtures.resolve("vmlinuz").toString(), "-initrd", fixtures.resolve("initrd.img").toString(),
+                "-append", "root=/dev/vda1 console=ttyS0 init=/sbin/bootcheck panic=-1",
+                "-drive", "file=" + uri + ",format=raw,if=virtio").redirectErrorStream(true).start();
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        Thread t = Cli.pump(vm.getInputStream(), out);
+        if (!vm.waitFor(10, TimeUnit.MINUTES)) {
+            vm.destroyForcibly();
+            throw new AssertionError("the VM did not power off within 10 minutes:\n" + out);
+        }
+        t.join();
+        return out.toString();
+    }
+
     @Test
     void aDebianVmBootsFromCaskAndItsWritesBecomeAVersion() throws Exception {
         Path f = fixtures();
@@ -54,18 +73,7 @@ class BootTest {
         long storedBefore = json.readTree(cli.run("stats", "--json").out()).get("stored_bytes").asLong();
         String console;
         try (Server server = new Server(cli, "--checkpoint-interval", "0")) {
-            Process vm = new ProcessBuilder("qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024",
-                    "-nographic", "-no-reboot", "-kernel", f.resolve("vmlinuz").toString(), "-initrd", f.resolve("initrd.img").toString(),
-                    "-append", "root=/dev/vda1 console=ttyS0 init=/sbin/bootcheck panic=-1",
-                    "-drive", "file=" + server.uri("team/vm-1") + ",format=raw,if=virtio").redirectErrorStream(true).start();
-            ByteArrayOutputStream out = new ByteArrayOutputStream();
-            Thread t = Cli.pump(vm.getInputStream(), out);
-            if (!vm.waitFor(10, TimeUnit.MINUTES)) {
-                vm.destroyForcibly();
-                throw new AssertionError("the VM did not power off within 10 minutes:\n" + out);
-            }
-            t.join();
-            console = out.toString();
+            console = boot(f, server.uri("team/vm-1"));
         }
         assertTrue(console.contains("BOOT-OK"), "the guest must print BOOT-OK:\n" + console);
         JsonNode log = json.readTree(cli.run("log", "team/vm-1", "--json").out());

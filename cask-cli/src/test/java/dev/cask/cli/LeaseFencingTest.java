@@ -60,6 +60,32 @@ class LeaseFencingTest {
         }
     }
 
+    /** One test's shared store: its own database (catalog, index, leases) and prefix, on the shared PostgreSQL and s3proxy. */
+    private record Store(PostgresServer pg, String database, List<String> args) {
+        /** A node (its own state directory under {@code dir}) of this store: as another host would run cask. */
+        Cli node(Path dir, String name, String... more) {
+            List<String> all = concat(args, "--state", dir.resolve("state-" + name).toString());
+            all.addAll(List.of(more));
+            return new Cli(all, S3Server.shared().environment());
+        }
+
+        /** Waits until the image's lease expired by the database's clock (the row says so, not a clock of the test's). */
+        void awaitExpiry(String why) throws Exception {
+            long end = System.nanoTime() + 60_000_000_000L;
+            while (!"t".equals(lease(pg, database, "expires <= now()"))) {
+                if (System.nanoTime() > end) fail(why);
+                Thread.sleep(100);
+            }
+        }
+    }
+
+    private static Store store(String name) {
+        PostgresServer pg = PostgresServer.shared();
+        S3Server.shared().createBucket(BUCKET);
+        String database = pg.createDatabase("cli_leases_" + name);
+        return new Store(pg, database, List.of("--store", "s3://" + BUCKET + "/" + name, "--catalog", pg.url(database)));
+    }
+
     private static void signal(Server s, String sig) throws Exception {
         Process kill = new ProcessBuilder("kill", "-" + sig, Long.toString(s.process.pid())).inheritIO().start();
         assertEquals(0, kill.waitFor(), "kill -" + sig);
@@ -67,13 +93,11 @@ class LeaseFencingTest {
 
     @Test
     void aFrozenNodeLosesItsImageToAnotherAndChangesNothingWhenItWakes() throws Exception {
-        PostgresServer pg = PostgresServer.shared();
-        S3Server s3 = S3Server.shared();
-        s3.createBucket(BUCKET);
-        String database = pg.createDatabase("cli_leases");
-        List<String> store = List.of("--store", "s3://" + BUCKET + "/fencing", "--catalog", pg.url(database));
-        Cli nodeA = new Cli(concat(store, "--state", dir.resolve("state-a").toString()), s3.environment());
-        Cli nodeB = new Cli(concat(store, "--state", dir.resolve("state-b").toString()), s3.environment());
+        Store store = store("fencing");
+        PostgresServer pg = store.pg();
+        String database = store.database();
+        Cli nodeA = store.node(dir, "a");
+        Cli nodeB = store.node(dir, "b");
         must(nodeA, "init");
         must(nodeA, "create", IMAGE, "4M");
 
@@ -96,12 +120,7 @@ class LeaseFencingTest {
             long epochA = Long.parseLong(lease(pg, database, "epoch"));
             signal(a, "STOP");
             try {
-                // past the ttl by the database's clock: the row says so
-                long end = System.nanoTime() + 60_000_000_000L;
-                while (!"t".equals(lease(pg, database, "expires <= now()"))) {
-                    if (System.nanoTime() > end) fail("the lease of a frozen node never expired");
-                    Thread.sleep(100);
-                }
+                store.awaitExpiry("the lease of a frozen node never expired");
                 try (NbdClient clientB = new NbdClient(b.port, IMAGE)) {
                     long epochB = Long.parseLong(lease(pg, database, "epoch"));
                     assertTrue(epochB > epochA, "take-over epoch " + epochB + " after " + epochA);
@@ -143,13 +162,9 @@ class LeaseFencingTest {
 
     @Test
     void aNodeKilledMidWriteLosesNothingFlushedAnotherNodeServesIt() throws Exception {
-        PostgresServer pg = PostgresServer.shared();
-        S3Server s3 = S3Server.shared();
-        s3.createBucket(BUCKET);
-        String database = pg.createDatabase("cli_leases_kill");
-        List<String> store = List.of("--store", "s3://" + BUCKET + "/killed", "--catalog", pg.url(database));
-        Cli nodeA = new Cli(concat(store, "--state", dir.resolve("state-a").toString()), s3.environment());
-        Cli nodeB = new Cli(concat(store, "--state", dir.resolve("state-b").toString()), s3.environment());
+        Store store = store("killed");
+        Cli nodeA = store.node(dir, "a");
+        Cli nodeB = store.node(dir, "b");
         must(nodeA, "init");
         int blocks = 256;
         int bs = 64 << 10;
@@ -181,12 +196,7 @@ class LeaseFencingTest {
         }
         int flushed = flushedUpTo.get();
         assertTrue(flushed >= 40 && flushed < blocks - 1, "the node died mid-write: flushed up to block " + flushed + ", written " + written.get());
-        // B takes the image over once A's lease expired (the database's clock says when)
-        long end = System.nanoTime() + 60_000_000_000L;
-        while (!"t".equals(lease(pg, database, "expires <= now()"))) {
-            if (System.nanoTime() > end) fail("the lease of a killed node never expired");
-            Thread.sleep(100);
-        }
+        store.awaitExpiry("the lease of a killed node never expired"); // then B takes the image over
         try (Server b = new Server(nodeB, serve)) {
             NbdClient client = new NbdClient(b.port, IMAGE);
             for (int i = 0; i < blocks; i++) {
@@ -211,7 +221,7 @@ class LeaseFencingTest {
         for (int i = 0; i <= flushed; i++) {
             assertArrayEquals(random(100 + i, bs), Arrays.copyOfRange(disk, i * bs, (i + 1) * bs), "block " + i + " is in the head B committed");
         }
-        try (Connection c = pg.connect(database); Statement st = c.createStatement();
+        try (Connection c = store.pg().connect(store.database()); Statement st = c.createStatement();
              ResultSet rs = st.executeQuery("SELECT count(*) FROM journal_ranges")) {
             rs.next();
             assertEquals(0, rs.getInt(1), "B closed the image: its journal, shared copy included, is gone");
@@ -220,13 +230,9 @@ class LeaseFencingTest {
 
     @Test
     void aCommandOnAnotherHostReachesTheNodeThatServesTheImage() throws Exception {
-        PostgresServer pg = PostgresServer.shared();
-        S3Server s3 = S3Server.shared();
-        s3.createBucket(BUCKET);
-        String database = pg.createDatabase("cli_leases_reach");
-        List<String> store = List.of("--store", "s3://" + BUCKET + "/reach", "--catalog", pg.url(database));
-        Cli nodeA = new Cli(concat(store, "--state", dir.resolve("state-a").toString()), s3.environment());
-        Cli hostB = new Cli(concat(store, "--state", dir.resolve("state-b").toString()), s3.environment()); // no server of its own
+        Store store = store("reach");
+        Cli nodeA = store.node(dir, "a");
+        Cli hostB = store.node(dir, "b"); // no server of its own
         must(nodeA, "init");
         must(nodeA, "create", IMAGE, "4M");
         must(nodeA, "create", "team/ro", "4M");
@@ -257,7 +263,8 @@ class LeaseFencingTest {
             client.close();
             assertEquals(0, a.stop("TERM"), a.log.toString());
         }
-        try (Connection c = pg.connect(database); Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM nodes")) {
+        try (Connection c = store.pg().connect(store.database()); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT count(*) FROM nodes")) {
             rs.next();
             assertEquals(0, rs.getInt(1), "a stopped node withdraws its endpoint");
         }

@@ -7,11 +7,9 @@ import dev.cask.store.s3.S3Server;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -45,18 +43,7 @@ class SharedBootTest {
         assertEquals(0, imported.code(), imported.toString());
         String console;
         try (Server b = new Server(nodeB, "--checkpoint-interval", "0", "--gc-interval", "0", "--no-warmup")) {
-            Process vm = new ProcessBuilder("qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024",
-                    "-nographic", "-no-reboot", "-kernel", f.resolve("vmlinuz").toString(), "-initrd", f.resolve("initrd.img").toString(),
-                    "-append", "root=/dev/vda1 console=ttyS0 init=/sbin/bootcheck panic=-1",
-                    "-drive", "file=" + b.uri("team/vm-1") + ",format=raw,if=virtio").redirectErrorStream(true).start();
-            ByteArrayOutputStream out = new ByteArrayOutputStream();
-            Thread t = Cli.pump(vm.getInputStream(), out);
-            if (!vm.waitFor(10, TimeUnit.MINUTES)) {
-                vm.destroyForcibly();
-                throw new AssertionError("the VM did not power off within 10 minutes:\n" + out);
-            }
-            t.join();
-            console = out.toString();
+            console = BootTest.boot(f, b.uri("team/vm-1"));
             assertEquals(0, b.stop("TERM"), b.log.toString());
         }
         assertTrue(console.contains("BOOT-OK"), "the guest must print BOOT-OK:\n" + console);

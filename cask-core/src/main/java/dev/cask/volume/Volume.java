@@ -51,6 +51,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * unflushed writes, each block old or new, never torn (each journal block carries its own CRC).
  * Replay after a crash rebuilds the dirty map from the journal generations in order; when two
  * writes to a block race, the map keeps the one later in the journal, which is what replay does.
+ * On a shared store every journal sync also copies what it made durable into the journal's
+ * shared copy ({@link SharedJournal}) before it returns, and {@link #open} first rebuilds the
+ * generation files from that copy (under the lease): the node that opens an image after another
+ * died replays every write the dead node flushed.
  *
  * <p><b>Checkpoints.</b> {@link #checkpoint} takes a snapshot of the dirty map and seals the
  * journal generation (new writes go to a fresh one), reads the sealed blocks back, stores them as
