@@ -267,6 +267,46 @@ class SharedStoreTest {
     }
 
     @Test
+    void gcOnS3KilledAtRandomPointsLosesNothingAndTheNextOneCompletes() throws Exception {
+        Cli cli = shared("gc-kill");
+        must(cli, "init");
+        Random rnd = new Random(Long.getLong("cask.seed", System.nanoTime()));
+        java.util.Map<String, byte[]> kept = new java.util.TreeMap<>();
+        ObjectMapper json = new ObjectMapper();
+        for (int round = 0; round < 3; round++) {
+            // each round: an image that stays and one that becomes garbage
+            for (int k = 0; k < 2; k++) {
+                byte[] b = new byte[2 << 20];
+                rnd.nextBytes(b);
+                System.arraycopy(b, 0, b, 1 << 20, 256 << 10); // a shared run: segments live and dead at once
+                Path src = dir.resolve("r" + round + "-" + k + ".raw");
+                Files.write(src, b);
+                String name = "team/r" + round + "-" + k;
+                must(cli, "import", src.toString(), name);
+                if (k == 0) kept.put(name, b);
+                else must(cli, "rm", name);
+            }
+            Process gc = cli.start("gc");
+            Thread.sleep(300 + rnd.nextInt(2500)); // somewhere in the start, the mark, the sweep, the compaction
+            gc.destroyForcibly();
+            gc.waitFor();
+            JsonNode check = json.readTree(must(cli, "check", "--json").out());
+            assertTrue(check.get("ok").asBoolean(), "after a gc killed at a random point: " + check);
+        }
+        must(cli, "gc");
+        JsonNode deep = json.readTree(must(cli, "check", "--json", "--deep").out());
+        assertTrue(deep.get("ok").asBoolean(), deep.toString());
+        JsonNode stats = json.readTree(must(cli, "stats", "--json").out());
+        assertTrue(stats.get("reclaimable_bytes").asLong() < stats.get("stored_bytes").asLong() / 5,
+                "the last gc gave back what the killed ones left: " + stats);
+        Path out = dir.resolve("out.raw");
+        for (var e : kept.entrySet()) {
+            must(cli, "export", e.getKey(), out.toString());
+            assertArrayEquals(e.getValue(), Files.readAllBytes(out), e.getKey());
+        }
+    }
+
+    @Test
     void aStoreOnS3WithoutAPostgresCatalogIsAUsageError() {
         Cli cli = new Cli(List.of("--store", "s3://" + BUCKET + "/nocatalog"), java.util.Map.of());
         Cli.Result r = cli.run("ls");
