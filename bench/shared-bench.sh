@@ -38,6 +38,7 @@
 #      BENCH_QUICK=1 (smoke: 1 run, 5 s, 64M, 1 boot each, 60 exports)
 #      BENCH_WORK=/var/tmp/cask-shared-bench CASK=./cask of another checkout CASK_JAVA_OPTS (cask serve)
 #      CASK_FIXTURES=~/.cache/cask-fixtures CASK_PG_BIN (else the newest /usr/lib/postgresql/*/bin)
+#      PG_OPTS="-c max_wal_size=4GB ..." (more PostgreSQL settings; default: PostgreSQL's own but fsync on)
 #      MVN_ARGS (extra Maven arguments when the s3proxy jar must be fetched, e.g. -Dmaven.repo.local=...)
 # Ports: free ones the kernel hands out (never the 10809-10931 the other benches use).
 set -euo pipefail
@@ -97,10 +98,12 @@ rm -f "$pgdir/pwfile"
 pgport=$(freeport)
 aspg "$pgbin/pg_ctl" -D "$pgdir/data" -w -t 60 -l "$pgdir/server.log" -o "-p $pgport \
   -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgdir -c max_connections=300 -c shared_buffers=128MB \
-  -c fsync=on -c synchronous_commit=on -c full_page_writes=on" start > /dev/null || { tail -20 "$pgdir/server.log"; exit 1; }
+  -c fsync=on -c synchronous_commit=on -c full_page_writes=on ${PG_OPTS:-}" start > /dev/null || { tail -20 "$pgdir/server.log"; exit 1; }
 pgdata="$pgdir/data"
 PGPASSWORD=$pgpass "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U cask cask
 catalog="postgresql://cask:$pgpass@127.0.0.1:$pgport/cask"
+psql_cask() { PGPASSWORD=$pgpass "$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U cask -d cask -Atc "$1" 2>/dev/null || echo '?'; }
+started=$(now)
 
 # ---- s3proxy (filesystem backend; a bucket is a directory of it) ----
 s3dir="$work/s3"; mkdir -p "$s3dir/data/bench"
@@ -130,9 +133,9 @@ z = zipfile.ZipFile(sys.argv[1])
 n = [x for x in z.namelist() if x.endswith('s3proxy/pom.properties')]
 print(dict(l.split('=', 1) for l in z.read(n[0]).decode().splitlines() if '=' in l).get('version', '?') if n else '?')" "$s3jar" 2>/dev/null || echo '?')
 echo "== shared store benchmark (issue 14) $(date -Is), $(nproc) cores, load $(load) =="
-echo "cask $(git -C "$caskdir" log --oneline -1 | cut -c1-70)"
+echo "cask $(git -C "$caskdir" log --oneline -1 | cut -c1-70)$([ -z "$(git -C "$caskdir" status --porcelain --untracked-files=no 2>/dev/null)" ] || echo ' (+ uncommitted changes)')"
 echo "$(qemu-nbd --version | head -1); $(fio --version); $("$pgbin/postgres" --version); s3proxy $s3ver; $("$java" -version 2>&1 | head -1)"
-echo "PostgreSQL: fsync=on, synchronous_commit=on (a shared store's FLUSH pays its commit); s3proxy: filesystem backend"
+echo "PostgreSQL: fsync=on, synchronous_commit=on (a shared store's FLUSH pays its commit), max_wal_size $(psql_cask "show max_wal_size")${PG_OPTS:+, $PG_OPTS}; s3proxy: filesystem backend"
 echo "on this machine's disk, over loopback HTTP (no network latency: real S3 GETs take longer)"
 echo "flush rows: $runs runs of ${fsecs} s; seq write $seqsize; boots: $boots each; exports: $nexports over 3 nodes"
 "$cask" --version >/dev/null   # builds the jar if needed: untimed
@@ -213,6 +216,7 @@ if [ -z "${BENCH_SKIP_FLUSH:-}" ]; then
   echo
   echo "FLUSH latency (rand write 4K QD1, --fsync=1, ${fsecs} s; ms: flush p50, flush p99, write p50; writes/s) and seq write 1M QD8 --fsync=32 of $seqsize (MiB/s, p99 ms):"
   p1=$(freeport); pl=$(freeport); pq=$(freeport)
+  pg0=$(psql_cask "select checkpoints_req + checkpoints_timed || ' ' || pg_current_wal_lsn() from pg_stat_bgwriter")
   start_node node1 "$p1"; n1=$spid
   start_node local "$pl"; nl=$spid
   for r in $(seq "$runs"); do
@@ -238,8 +242,8 @@ if [ -z "${BENCH_SKIP_FLUSH:-}" ]; then
     done
   done
   stop "$n1"; stop "$nl"
-  rows_pg=$(PGPASSWORD=$pgpass "$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U cask -d cask -Atc "select count(*) from journal_ranges" 2>/dev/null || echo '?')
-  echo "  (journal_ranges rows left after the nodes stopped: $rows_pg)"
+  echo "  (journal_ranges rows left after the nodes stopped: $(psql_cask "select count(*) from journal_ranges"); PostgreSQL during these rows:" \
+    "$(psql_cask "select checkpoints_req + checkpoints_timed - ${pg0%% *} || ' checkpoints, ' || pg_size_pretty(pg_current_wal_lsn() - '${pg0#* }') || ' of WAL' from pg_stat_bgwriter"))"
 fi
 
 # ---- boot: cold cache, warm cache, local store ----
@@ -357,7 +361,7 @@ if [ -z "${BENCH_SKIP_EXPORTS:-}" ] && [ "$nexports" -gt 0 ]; then
   t0=$(now)
   v=$(python3 "$work/probe.py" $((64 << 20)) "${targets[@]}")
   record exports shared $v
-  echo "      ($(since "$t0") s for the probe; leases in PostgreSQL: $(PGPASSWORD=$pgpass "$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U cask -d cask -Atc "select count(*) from leases" 2>/dev/null || echo '?'))"
+  echo "      ($(since "$t0") s for the probe; lease rows in PostgreSQL: $(psql_cask "select count(*) from leases"), one per image ever opened)"
   for p in "${nodes[@]}"; do stop "$p"; done
   if [ -z "${BENCH_SKIP_LOCAL_EXPORTS:-}" ]; then
     "$cask" --store "$local_store" import "$work/seed.raw" m/base >/dev/null
@@ -373,7 +377,7 @@ if [ -z "${BENCH_SKIP_EXPORTS:-}" ] && [ "$nexports" -gt 0 ]; then
 fi
 
 echo
-echo "RESULTS (load at the end: $(load))"
+echo "RESULTS (load at the end: $(load); the whole run took $(python3 -c "import sys,time; print(round((time.time()-float(sys.argv[1]))/60,1))" "$started") min)"
 python3 - "$rows" "$runs" "$boots" <<'PY'
 import statistics, sys
 from collections import defaultdict
