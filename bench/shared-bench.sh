@@ -80,6 +80,7 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$work"; mkdir -p "$work"; touch "$work/.cask-shared-bench"; chmod 755 "$work"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # the exports probe holds one socket per export
 freeport() { python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 now() { date +%s.%N; }
 since() { python3 -c "import sys,time; print(round(time.time()-float(sys.argv[1]),2))" "$1"; }
