@@ -30,8 +30,8 @@ import java.util.List;
  * ({@link PostgresJournals}), so another node replays what a dead one flushed.
  * The store offers the
  * {@link dev.cask.image.StoreCapabilities} {@link S3StoreTools} answers (stats, du and prune's freed
- * bytes from the index; check from the pack objects); check --repair and gc say they are not
- * supported on it yet.
+ * bytes from the index; check from the pack objects; gc through {@code S3Collection}); check
+ * --repair says it is not supported on it yet.
  *
  * <p>With {@code --cache DIR} ({@link NodeCache}) the S3 store's chunks are read through this
  * node's chunk cache: a {@link CachingChunkStore} wraps the {@link S3ChunkStore}, while the

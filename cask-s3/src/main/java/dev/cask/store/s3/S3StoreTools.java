@@ -39,8 +39,11 @@ import java.util.function.BiConsumer;
  * A check downloads every pack about twice, with one GET per pack and pass. Damage marks are the index's
  * {@code damaged} rows, the same marks reads make (the next put of a marked chunk stores it again).
  * Objects no row names (a crash between an upload and its commit) are not looked for yet.
- * Rebuilding the index from the objects ({@code check --repair}) and garbage collection are not
- * offered yet (issue 14, item 9): those commands say so.
+ * Rebuilding the index from the objects ({@code check --repair}) is not offered yet: it says so.
+ *
+ * <p><b>Garbage collection</b> ({@code cask gc}, a server's background gc) marks as on a local
+ * store and deletes through {@link S3Collection}: index entries, then pack objects (rewriting
+ * those partly garbage first).
  *
  * <p>Thread-safe as the index is; the index pass's one-pack buffer is guarded by {@code this}.
  */
