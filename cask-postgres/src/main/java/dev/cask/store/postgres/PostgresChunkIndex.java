@@ -647,8 +647,13 @@ public final class PostgresChunkIndex implements AutoCloseable {
     /** The advisory lock key of this schema's garbage collection, as SQL. */
     private static final String GC_KEY = "hashtext('dev.cask.store gc ' || current_schema())";
 
+    /**
+     * The pool of connections that hold sessions and the gc lock: one per writer session open at
+     * once in this process (a server checkpointing many images together), so it is large; idle
+     * connections are closed after HikariCP's idle timeout.
+     */
     private synchronized PgTransactions held() {
-        if (held == null) held = PgTransactions.open(url, new PostgresCatalog.Options(16, options.connectTimeout(), options.lockTimeout()), "writer sessions of chunk index");
+        if (held == null) held = PgTransactions.open(url, new PostgresCatalog.Options(64, options.connectTimeout(), options.lockTimeout()), "writer sessions of chunk index");
         return held;
     }
 
