@@ -40,6 +40,8 @@ public final class ControlClient implements LiveWriters {
 
     /** How long a remote node may take to answer (a checkpoint of a busy image included). */
     static final int REMOTE_TIMEOUT_MS = 120_000;
+    /** How long a connection to a remote node may take to open. */
+    static final int CONNECT_TIMEOUT_MS = 10_000;
 
     private final Path storeDir;
     private final java.util.function.Supplier<List<Remote>> remotes;
@@ -111,7 +113,11 @@ public final class ControlClient implements LiveWriters {
      */
     private String ask(Remote r, String line) {
         try (java.net.Socket s = new java.net.Socket()) {
-            s.connect(new java.net.InetSocketAddress(r.host(), r.port()), 10_000);
+            try {
+                s.connect(new java.net.InetSocketAddress(r.host(), r.port()), CONNECT_TIMEOUT_MS);
+            } catch (java.net.SocketTimeoutException e) {
+                throw new CaskException.Io(r + ": no connection within " + CONNECT_TIMEOUT_MS / 1000 + " s", e);
+            }
             s.setSoTimeout(REMOTE_TIMEOUT_MS);
             s.getOutputStream().write(("auth " + r.token() + "\n" + line + "\n").getBytes(StandardCharsets.UTF_8));
             s.shutdownOutput();
