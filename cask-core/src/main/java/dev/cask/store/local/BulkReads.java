@@ -265,8 +265,7 @@ final class BulkReads {
                     ChunkLocation l = order.get(q).getValue();
                     try {
                         java.util.function.Supplier<String> what = () -> name(id, l);
-                        PackFormat.Record r = PackFormat.decodeRecord(what, span, (int) (l.offset() - start), l.length());
-                        if (!r.id().equals(id)) throw new IndexMismatch(what.get() + ": record holds chunk " + r.id().shortHex() + " instead");
+                        PackFormat.Record r = PackReader.recordHolding(what, id, span, (int) (l.offset() - start), l.length());
                         int plainLength = r.plainLength();
                         if (r.codec() == PackFormat.CODEC_NONE) {
                             if (r.payloadLength() != plainLength) {

@@ -1121,11 +1121,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             return PackFormat.chunkPlain(what, s, all, loc.slot());
         }
         java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
-        PackFormat.Record r = PackFormat.decodeRecord(name, rec, 0, rec.length);
-        if (!r.id().equals(id)) {
-            throw new IndexMismatch(name.get() + ": record holds chunk " + r.id().shortHex() + " instead");
-        }
-        return PackReader.plainBytes(name, r);
+        return PackReader.plainBytes(name, PackReader.recordHolding(name, id, rec, 0, rec.length));
     }
 
     /** Segments decompressed by reads (get and getAll) since the store opened. */

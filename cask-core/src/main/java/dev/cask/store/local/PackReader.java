@@ -101,9 +101,7 @@ public final class PackReader implements AutoCloseable {
                 if (!deep) return null;
                 plain = PackFormat.chunkPlain(what, s, segmentPlain(what, s), loc.slot());
             } else {
-                PackFormat.Record r = PackFormat.decodeRecord(what, rec, 0, rec.length);
-                if (!r.id().equals(id)) return new IndexMismatch(what + ": record holds chunk " + r.id().shortHex() + " instead");
-                plain = plainBytes(what, r);
+                plain = plainBytes(what, recordHolding(() -> what, id, rec, 0, rec.length));
             }
             if (deep && !ChunkId.of(plain).equals(id)) {
                 return new CaskException.Corrupt(what + ": bytes hash to " + ChunkId.of(plain).shortHex());
@@ -112,6 +110,17 @@ public final class PackReader implements AutoCloseable {
         } catch (CaskException e) {
             return e;
         }
+    }
+
+    /**
+     * Decodes the record at {@code buf[off, off+len)} that an index entry for {@code id} points at
+     * and checks that it holds {@code id} ({@link IndexMismatch} when it holds another chunk);
+     * {@code what} names the chunk and its location, asked for only on failure.
+     */
+    public static PackFormat.Record recordHolding(java.util.function.Supplier<String> what, ChunkId id, byte[] buf, int off, int len) {
+        PackFormat.Record r = PackFormat.decodeRecord(what, buf, off, len);
+        if (!r.id().equals(id)) throw new IndexMismatch(what.get() + ": record holds chunk " + r.id().shortHex() + " instead");
+        return r;
     }
 
     /** Decodes the segment an index entry points at and checks that its slot holds {@code id}. */

@@ -361,18 +361,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
         List<Map.Entry<ChunkId, ChunkLocation>> sorted = new ArrayList<>(entries);
         sorted.sort(Map.Entry.comparingByKey()); // two nodes inserting common ids lock them in one order
         return tx.run("indexing " + sorted.size() + " chunks of pack " + pack, true, c -> {
-            try (PreparedStatement st = c.prepareStatement("UPDATE packs SET sealed = true, bytes = ? WHERE id = ? AND NOT sealed")) {
-                st.setLong(1, bytes);
-                st.setInt(2, pack);
-                if (st.executeUpdate() != 1) {
-                    // a retry of a commit whose outcome was unknown (the connection broke during COMMIT) finds it done
-                    long sealedBytes = sealedBytes(c, pack);
-                    if (sealedBytes != bytes) {
-                        throw new CaskException.Conflict(display + ": pack " + pack + " is not an unsealed pack of this index ("
-                                + (sealedBytes < 0 ? "never begun" : "sealed already with " + sealedBytes + " bytes, not " + bytes) + ")");
-                    }
-                }
-            }
+            seal(c, pack, bytes);
             for (int from = 0; from < sorted.size(); from += BATCH) insert(c, sorted.subList(from, Math.min(sorted.size(), from + BATCH)));
             Set<ChunkId> now = new HashSet<>();
             for (var e : sorted) if (e.getValue().pack() == pack) now.add(e.getKey());
@@ -384,6 +373,24 @@ public final class PostgresChunkIndex implements AutoCloseable {
     }
 
     /** The length pack {@code pack} was sealed with; -1 when it has no row, -2 when it is not sealed. */
+    /**
+     * Seals pack {@code pack} at {@code bytes}, in the caller's transaction; a retry of a commit
+     * whose outcome was unknown (the connection broke during COMMIT) finds it sealed at the same
+     * length and goes on. Conflict when it was never begun or is sealed at another length.
+     */
+    private void seal(Connection c, int pack, long bytes) throws SQLException {
+        try (PreparedStatement st = c.prepareStatement("UPDATE packs SET sealed = true, bytes = ? WHERE id = ? AND NOT sealed")) {
+            st.setLong(1, bytes);
+            st.setInt(2, pack);
+            if (st.executeUpdate() == 1) return;
+        }
+        long sealedBytes = sealedBytes(c, pack);
+        if (sealedBytes != bytes) {
+            throw new CaskException.Conflict(display + ": pack " + pack + " is not an unsealed pack of this index ("
+                    + (sealedBytes < 0 ? "never begun" : "sealed already with " + sealedBytes + " bytes, not " + bytes) + ")");
+        }
+    }
+
     private static long sealedBytes(Connection c, int pack) throws SQLException {
         try (PreparedStatement st = c.prepareStatement("SELECT sealed, bytes FROM packs WHERE id = ?")) {
             st.setInt(1, pack);
@@ -523,11 +530,26 @@ public final class PostgresChunkIndex implements AutoCloseable {
 
     /** Calls {@code sink} with every id in the index, in one read transaction (a snapshot), fetched 10,000 at a time. */
     public void forEachId(Consumer<ChunkId> sink) {
-        tx.run("listing chunks", false, c -> {
-            try (Statement st = c.createStatement()) {
-                st.setFetchSize(10_000); // a cursor: the whole index never sits in memory
-                try (ResultSet rs = st.executeQuery("SELECT id FROM chunks")) {
-                    while (rs.next()) sink.accept(ChunkId.fromBytes(rs.getBytes(1)));
+        scan("listing chunks", "SELECT id FROM chunks", null, rs -> sink.accept(ChunkId.fromBytes(rs.getBytes(1))));
+    }
+
+    /** One row of a {@link #scan}. */
+    private interface RowSink {
+        void row(ResultSet rs) throws SQLException;
+    }
+
+    /**
+     * Runs {@code select} (with {@code param} as its one parameter, when not null) in one read
+     * transaction (a snapshot) and hands every row to {@code sink}, fetched 10,000 at a time: a
+     * cursor, so the whole index never sits in memory.
+     */
+    private void scan(String doing, String select, Long param, RowSink sink) {
+        tx.run(doing, false, c -> {
+            try (PreparedStatement st = c.prepareStatement(select)) {
+                st.setFetchSize(10_000);
+                if (param != null) st.setLong(1, param);
+                try (ResultSet rs = st.executeQuery()) {
+                    while (rs.next()) sink.row(rs);
                 }
             }
             return null;
@@ -539,15 +561,8 @@ public final class PostgresChunkIndex implements AutoCloseable {
      * fetches each one once), in one read transaction (a snapshot), fetched 10,000 at a time.
      */
     public void forEachEntry(java.util.function.BiConsumer<ChunkId, ChunkLocation> sink) {
-        tx.run("listing chunks", false, c -> {
-            try (Statement st = c.createStatement()) {
-                st.setFetchSize(10_000);
-                try (ResultSet rs = st.executeQuery("SELECT id, pack, \"offset\", length, slot FROM chunks ORDER BY pack, \"offset\", slot")) {
-                    while (rs.next()) sink.accept(ChunkId.fromBytes(rs.getBytes(1)), location(rs, 2));
-                }
-            }
-            return null;
-        });
+        scan("listing chunks", "SELECT id, pack, \"offset\", length, slot FROM chunks ORDER BY pack, \"offset\", slot", null,
+                rs -> sink.accept(ChunkId.fromBytes(rs.getBytes(1)), location(rs, 2)));
     }
 
     /** Number of entries. */
@@ -829,16 +844,8 @@ public final class PostgresChunkIndex implements AutoCloseable {
 
     /** Calls {@code sink} with every id stamped before {@code epoch} (a snapshot, fetched 10,000 at a time). */
     public void forEachStampedBefore(long epoch, Consumer<ChunkId> sink) {
-        tx.run("listing chunks stamped before epoch " + epoch, false, c -> {
-            try (PreparedStatement st = c.prepareStatement("SELECT id FROM chunks WHERE epoch < ?")) {
-                st.setFetchSize(10_000);
-                st.setLong(1, epoch);
-                try (ResultSet rs = st.executeQuery()) {
-                    while (rs.next()) sink.accept(ChunkId.fromBytes(rs.getBytes(1)));
-                }
-            }
-            return null;
-        });
+        scan("listing chunks stamped before epoch " + epoch, "SELECT id FROM chunks WHERE epoch < ?", epoch,
+                rs -> sink.accept(ChunkId.fromBytes(rs.getBytes(1))));
     }
 
     /** A sealed pack, its length and the bytes of its records and segments some entry points into. */
@@ -888,13 +895,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
         List<Map.Entry<ChunkId, ChunkLocation[]>> sorted = new ArrayList<>(moves.entrySet());
         sorted.sort(Map.Entry.comparingByKey());
         return tx.run("moving " + sorted.size() + " chunks into pack " + pack, true, c -> {
-            try (PreparedStatement st = c.prepareStatement("UPDATE packs SET sealed = true, bytes = ? WHERE id = ? AND NOT sealed")) {
-                st.setLong(1, bytes);
-                st.setInt(2, pack);
-                if (st.executeUpdate() != 1 && sealedBytes(c, pack) != bytes) {
-                    throw new CaskException.Conflict(display + ": pack " + pack + " is not an unsealed pack of this index");
-                }
-            }
+            seal(c, pack, bytes);
             Set<ChunkId> moved = new HashSet<>();
             try (PreparedStatement st = c.prepareStatement("UPDATE chunks SET pack = ?, \"offset\" = ?, length = ?, slot = ? "
                     + "WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {

@@ -198,9 +198,7 @@ final class PackObjectReader {
             }
             return PackFormat.chunkPlain(what.get(), s, all, loc.slot());
         }
-        PackFormat.Record r = PackFormat.decodeRecord(what, buf, off, len);
-        if (!r.id().equals(id)) throw new IndexMismatch(what.get() + ": record holds chunk " + r.id().shortHex() + " instead");
-        return PackReader.plainBytes(what.get(), r);
+        return PackReader.plainBytes(what.get(), PackReader.recordHolding(what, id, buf, off, len));
     }
 
     void prefetch(java.util.Collection<ChunkId> ids) {

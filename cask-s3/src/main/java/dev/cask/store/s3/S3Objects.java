@@ -140,16 +140,12 @@ final class S3Objects implements AutoCloseable {
             ResponseBytes<GetObjectResponse> r = s3.getObjectAsBytes(req);
             got = r.asByteArrayUnsafe();
         } catch (AwsServiceException e) {
-            if (e.statusCode() == 404) {
-                throw new CaskException.Corrupt(what.get() + ": object " + store.objectUrl(key) + " is missing (" + describe(e) + ")");
-            }
             if (e.statusCode() == 416) {
                 throw new CaskException.Corrupt(what.get() + ": object " + store.objectUrl(key) + " ends before offset " + offset);
             }
-            throw new CaskException.Io(what.get() + ": reading " + store.objectUrl(key) + " bytes " + offset + "-" + (offset + length - 1)
-                    + " failed: " + describe(e), e);
+            throw readFailure(key, " bytes " + offset + "-" + (offset + length - 1), what, e);
         } catch (SdkException e) {
-            throw new CaskException.Io(what.get() + ": reading " + store.objectUrl(key) + " from " + settings.describe() + " failed: " + oneLine(e), e);
+            throw readFailure(key, "", what, e);
         }
         if (got.length != length) {
             throw new CaskException.Corrupt(what.get() + ": object " + store.objectUrl(key) + " ends before offset " + (offset + length)
@@ -162,14 +158,22 @@ final class S3Objects implements AutoCloseable {
     byte[] get(String key, java.util.function.Supplier<String> what) {
         try {
             return s3.getObjectAsBytes(b -> b.bucket(store.bucket()).key(key)).asByteArrayUnsafe();
-        } catch (AwsServiceException e) {
-            if (e.statusCode() == 404) {
-                throw new CaskException.Corrupt(what.get() + ": object " + store.objectUrl(key) + " is missing (" + describe(e) + ")");
-            }
-            throw new CaskException.Io(what.get() + ": reading " + store.objectUrl(key) + " failed: " + describe(e), e);
         } catch (SdkException e) {
-            throw new CaskException.Io(what.get() + ": reading " + store.objectUrl(key) + " from " + settings.describe() + " failed: " + oneLine(e), e);
+            throw readFailure(key, "", what, e);
         }
+    }
+
+    /**
+     * What a failed GET of object {@code key} ({@code range}: the bytes asked for, or empty for all
+     * of it) throws: a missing object is Corrupt (something named it); anything else the server
+     * said, or a connection that failed, is Io.
+     */
+    private CaskException readFailure(String key, String range, java.util.function.Supplier<String> what, SdkException e) {
+        if (e instanceof AwsServiceException a) {
+            if (a.statusCode() == 404) return new CaskException.Corrupt(what.get() + ": object " + store.objectUrl(key) + " is missing (" + describe(a) + ")");
+            return new CaskException.Io(what.get() + ": reading " + store.objectUrl(key) + range + " failed: " + describe(a), e);
+        }
+        return new CaskException.Io(what.get() + ": reading " + store.objectUrl(key) + " from " + settings.describe() + " failed: " + oneLine(e), e);
     }
 
     /** Deletes object {@code key} (an object already gone is no error: S3's DELETE is idempotent). */
