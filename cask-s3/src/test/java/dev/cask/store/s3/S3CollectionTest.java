@@ -190,6 +190,26 @@ class S3CollectionTest {
     }
 
     @Test
+    void aBulkReadThroughLocationsInAPackCompactionDeletedAsksTheIndexAgain() throws Exception {
+        // node a keeps no plain bytes in memory: its bulk read goes to the objects, through the locations it cached
+        try (S3ChunkStore a = S3ChunkStore.open(stores.storeUrl(dir), stores.s3.settings(), stores.indexUrl(dir), PostgresCatalog.Options.defaults(),
+                new S3ChunkStore.Options(64 << 10, 1, 16 << 10, 3, 0)); S3ChunkStore b = node()) {
+            List<ChunkId> live = new ArrayList<>();
+            List<ChunkId> dead = new ArrayList<>();
+            for (int i = 0; i < 12; i++) (i % 2 == 0 ? live : dead).add(a.put(block(400 + i)));
+            a.sync();
+            a.getAll(live, (i, data, off, len) -> {}); // a caches where they are: neighbours in one pack
+            try (ChunkDeleter.Sweep sweep = new S3Collection(b).begin(m -> {})) {
+                sweep.delete(dead);
+                assertTrue(sweep.compact(0.1, Progress.NONE).packsRewritten() >= 1);
+            }
+            byte[][] got = new byte[live.size()][];
+            a.getAll(live, (i, data, off, len) -> got[i] = java.util.Arrays.copyOfRange(data, off, off + len));
+            for (int i = 0; i < live.size(); i++) assertArrayEquals(block(400 + 2 * i), got[i]);
+        }
+    }
+
+    @Test
     void aSecondCollectionWaitsForTheFirst() throws Exception {
         try (S3ChunkStore a = node(); S3ChunkStore b = node()) {
             ChunkDeleter.Sweep first = new S3Collection(a).begin(m -> {});
