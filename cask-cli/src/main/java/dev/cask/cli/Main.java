@@ -106,7 +106,7 @@ public final class Main implements Callable<Integer> {
     Path cache;
 
     @Option(names = "--cache-size", paramLabel = "SIZE", scope = CommandLine.ScopeType.INHERIT,
-            description = {"Bound of --cache DIR (default: " + NodeCache.DEFAULT_SIZE + "); least", "recently used chunks go first."})
+            description = {"Bound of --cache DIR (default: " + NodeCache.DEFAULT_SIZE + "); the chunks", "read least recently and least often go first."})
     String cacheSize;
 
     @CommandLine.Spec
