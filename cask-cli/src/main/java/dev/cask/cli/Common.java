@@ -59,7 +59,7 @@ abstract class Common {
      */
     Images openImages(dev.cask.store.local.LocalChunkStore.Options local) {
         StoreChoice c = main.choice();
-        Images images = c instanceof StoreChoice.Shared s ? SharedImages.open(s, leaseTtl(), main.cache()) : dev.cask.image.LocalImages.open(main.store(), local);
+        Images images = c instanceof StoreChoice.Shared s ? SharedImages.open(s, leaseTtl(), main.cache()) : dev.cask.local.LocalImages.open(main.store(), local);
         return reportCuts(images).withLiveWriters(c instanceof StoreChoice.Shared ? SharedImages.controlClient(images, c.controlDir())
                 : new dev.cask.server.ControlClient(c.controlDir()));
     }
@@ -91,7 +91,7 @@ abstract class Common {
     }
 
     Progress progress() {
-        boolean show = progressBar != null ? progressBar : !quiet && dev.cask.format.Posix.isatty(2);
+        boolean show = progressBar != null ? progressBar : !quiet && dev.cask.common.Posix.isatty(2);
         return show ? new ProgressBar(err()) : Progress.NONE;
     }
 

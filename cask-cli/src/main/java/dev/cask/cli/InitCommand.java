@@ -1,5 +1,6 @@
 package dev.cask.cli;
 
+import dev.cask.local.LocalImages;
 import dev.cask.common.CaskException;
 import dev.cask.image.Images;
 import dev.cask.store.local.LocalChunkStore;
@@ -46,7 +47,7 @@ final class InitCommand extends Common implements Callable<Integer> {
         } catch (IOException e) {
             throw new CaskException.Io("store " + dir + ": cannot create the directory: " + e.getMessage(), e);
         }
-        try (Images ignored = Images.open(dir)) {
+        try (Images ignored = LocalImages.open(dir)) {
             out().println("created store " + dir);
         }
         return 0;

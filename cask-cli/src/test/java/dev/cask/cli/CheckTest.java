@@ -173,7 +173,7 @@ class CheckTest {
         // what a killed import leaves once it synced: indexed chunks no version references
         Cli cli = new Cli(store());
         importRandom(cli, "a", 8);
-        try (dev.cask.image.Images images = dev.cask.image.Images.open(store())) {
+        try (dev.cask.image.Images images = dev.cask.local.LocalImages.open(store())) {
             byte[] orphan = new byte[4096];
             new Random(99).nextBytes(orphan);
             images.store().put(orphan);

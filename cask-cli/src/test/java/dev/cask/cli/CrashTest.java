@@ -1,5 +1,6 @@
 package dev.cask.cli;
 
+import dev.cask.local.LocalImages;
 import dev.cask.image.Images;
 import dev.cask.volume.Volume;
 import org.junit.jupiter.api.Test;
@@ -75,7 +76,7 @@ class CrashTest {
             }
             killer.join();
             // recover in-process, as the next server would: the journal replays
-            try (Images images = Images.open(dir.resolve("store"))) {
+            try (Images images = LocalImages.open(dir.resolve("store"))) {
                 Volume v = images.openVolume("crash");
                 byte[] got = new byte[size];
                 v.read(0, got, 0, size);

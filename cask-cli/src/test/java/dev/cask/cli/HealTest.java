@@ -3,7 +3,7 @@ package dev.cask.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.cask.image.Images;
-import dev.cask.image.LocalImages;
+import dev.cask.local.LocalImages;
 import dev.cask.store.ChunkId;
 import dev.cask.store.local.ChunkLocation;
 import org.junit.jupiter.api.AfterEach;
@@ -72,7 +72,7 @@ class HealTest {
     }
 
     private ChunkLocation locate(ChunkId id) {
-        try (Images images = Images.open(store())) {
+        try (Images images = LocalImages.open(store())) {
             return LocalImages.store(images).locate(id);
         }
     }

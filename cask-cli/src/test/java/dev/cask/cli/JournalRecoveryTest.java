@@ -1,5 +1,6 @@
 package dev.cask.cli;
 
+import dev.cask.local.LocalImages;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.cask.catalog.NewVersion;
@@ -158,7 +159,7 @@ class JournalRecoveryTest {
             s.kill();
         }
         int withA = head(log(cli, "vm")).get("version").asInt();
-        try (Images images = Images.open(dir.resolve("store"))) { // what the older cask's rollback did: a commit, journal untouched
+        try (Images images = LocalImages.open(dir.resolve("store"))) { // what the older cask's rollback did: a commit, journal untouched
             Version one = images.catalog().version("vm", 1);
             images.catalog().commit("vm", withA, new NewVersion("rollback to version 1", one.size(), one.content()), new VersionKey("vm", withA));
         }
