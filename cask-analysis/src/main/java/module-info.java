@@ -4,7 +4,7 @@
  */
 module dev.cask.analysis {
     requires transitive dev.cask.volume;
-    requires com.fasterxml.jackson.databind;
+    requires transitive com.fasterxml.jackson.databind;
     requires org.apache.commons.compress;
     requires org.tukaani.xz;
     requires com.github.luben.zstd_jni;

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.cask.image.Images;
 import dev.cask.local.LocalImages;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -81,6 +81,8 @@ public final class ByteRanges {
         private long[] ends = new long[16];
         private int count;
 
+        public Builder() {}
+
         /** Adds {@code [start, end)}; it MUST NOT start before the end of the range added last. Empty ranges are ignored. */
         public Builder add(long start, long end) {
             if (start < 0 || end < start) throw new IllegalArgumentException("bad range " + start + "-" + end);

@@ -29,6 +29,7 @@ public final class LocalImages {
         return open(storeDir, LocalChunkStore.Options.defaults());
     }
 
+    @SuppressWarnings("exports") // LocalChunkStore is exported to the modules that compose a local store
     public static Images open(Path storeDir, LocalChunkStore.Options options) {
         LocalChunkStore store = LocalChunkStore.open(storeDir, options);
         try {
@@ -42,6 +43,7 @@ public final class LocalImages {
     }
 
     /** The local store under {@code images} (tests and tools of the local store); Unsupported for another store. */
+    @SuppressWarnings("exports")
     public static LocalChunkStore store(Images images) {
         if (images.store() instanceof LocalChunkStore l) return l;
         throw new dev.cask.common.CaskException.Unsupported("store " + images.storeName() + " is not a local store");

@@ -1,15 +1,15 @@
 package dev.cask.local;
 
+import dev.cask.store.ScanSink;
 import dev.cask.image.GarbageCollector;
 import dev.cask.image.StoreCapabilities;
 import dev.cask.catalog.Catalog;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import dev.cask.store.local.LocalChunkStore;
 import dev.cask.store.local.PackFormat;
-import dev.cask.store.local.PackScan;
 import dev.cask.volume.JournalStore;
 
 import java.util.Collection;
@@ -96,7 +96,7 @@ final class LocalStoreTools implements StoreCapabilities.Counts, StoreCapabiliti
     }
 
     @Override
-    public void scanPack(int id, PackScan.ScanSink sink, Progress progress) {
+    public void scanPack(int id, ScanSink sink, Progress progress) {
         store.scanPack(id, sink, progress);
     }
 

@@ -1,5 +1,6 @@
 package dev.cask.image;
 
+import dev.cask.store.ScanSink;
 import dev.cask.catalog.Catalog;
 import dev.cask.catalog.Version;
 import dev.cask.common.CaskException;
@@ -8,9 +9,8 @@ import dev.cask.image.CheckReport.Finding;
 import dev.cask.image.CheckReport.Kind;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
-import dev.cask.store.local.ChunkLocation;
-import dev.cask.store.local.IndexMismatch;
-import dev.cask.store.local.PackScan;
+import dev.cask.store.ChunkLocation;
+import dev.cask.store.IndexMismatch;
 import dev.cask.tree.Layout;
 import dev.cask.tree.PointerCache;
 import dev.cask.tree.Root;
@@ -58,7 +58,7 @@ import java.util.Set;
  * <p><b>Findings.</b> Every problem and note is a {@link Finding}: a {@link Kind} and the pack,
  * offset, chunk, image, version and byte offset it is about (null where not applicable), plus
  * the human line, which the text output prints as it is. Kinds are decided from the failure's
- * type ({@link IndexMismatch}, {@link PackScan.Damage.Kind}), never from its words.
+ * type ({@link IndexMismatch}, {@link ScanSink.Damage.Kind}), never from its words.
  *
  * <p>Memory: the referenced chunk ids are kept as sorted 64-bit prefixes (8 bytes each; a
  * collision could only hide a few reclaimable bytes), indexed segments as one map entry each.
@@ -74,9 +74,9 @@ final class Checker {
     private final PointerCache cache;
     private final List<Finding> problems = new ArrayList<>();
     private final List<Finding> notes = new ArrayList<>();
-    private final List<PackScan.Damage> damages = new ArrayList<>();
+    private final List<ScanSink.Damage> damages = new ArrayList<>();
     /** Damages an index entry points into: problems, not notes. */
-    private final Set<PackScan.Damage> needed = new HashSet<>();
+    private final Set<ScanSink.Damage> needed = new HashSet<>();
     /** Chunks a deep scan found bad: the index decides whether they are a problem or a note. */
     private final java.util.Map<ChunkId, List<DeepBad>> deepBad = new java.util.HashMap<>();
 
@@ -102,7 +102,7 @@ final class Checker {
         List<Integer> packs = store.packIds();
         progress.start(deep ? "check packs (deep)" : "check packs", store.storedBytes());
         for (int id : packs) {
-            store.scanPack(id, new PackScan.ScanSink() {
+            store.scanPack(id, new ScanSink() {
                 @Override
                 public void chunk(ChunkId cid, ChunkLocation loc, java.util.function.Supplier<byte[]> plainBytes) {
                     records++;
@@ -126,14 +126,14 @@ final class Checker {
                 }
 
                 @Override
-                public void packProblem(PackScan.PackProblem kind, String line) {
-                    problems.add(Finding.inPack(kind == PackScan.PackProblem.UNREADABLE ? Kind.UNREADABLE_PACK : Kind.BAD_PACK_HEADER,
-                            id, kind == PackScan.PackProblem.UNREADABLE ? null : 0L, null, line));
+                public void packProblem(ScanSink.PackProblem kind, String line) {
+                    problems.add(Finding.inPack(kind == ScanSink.PackProblem.UNREADABLE ? Kind.UNREADABLE_PACK : Kind.BAD_PACK_HEADER,
+                            id, kind == ScanSink.PackProblem.UNREADABLE ? null : 0L, null, line));
                 }
 
                 @Override
-                public void damage(PackScan.Damage d) {
-                    if (d.kind() == PackScan.Damage.Kind.HEADER && d.length() > dev.cask.store.local.PackFormat.PACK_HEADER) {
+                public void damage(ScanSink.Damage d) {
+                    if (d.kind() == ScanSink.Damage.Kind.HEADER && d.length() > ChunkLocation.PACK_HEADER) {
                         problems.add(finding(d)); // records behind a bad header: a rebuild of the index would lose them
                     } else {
                         damages.add(d); // a problem or a note once the index pass knows whether an entry points into it
@@ -183,14 +183,14 @@ final class Checker {
             }
             if (loc.inSegment()) segments.putIfAbsent(key(loc), loc.length());
             else covered += loc.length();
-            for (PackScan.Damage d : damages) { // none, or a few: a scan of them per entry is nothing
+            for (ScanSink.Damage d : damages) { // none, or a few: a scan of them per entry is nothing
                 if (d.pack() == loc.pack() && loc.offset() < d.offset() + d.length() && d.offset() < loc.offset() + loc.length()) needed.add(d);
             }
             progress.advance(1);
         });
         progress.done();
         for (var m : marks.entrySet()) for (ChunkLocation at : m.getValue()) store.checked(m.getKey(), at, null); // no entry any more
-        for (PackScan.Damage d : damages) {
+        for (ScanSink.Damage d : damages) {
             if (needed.contains(d)) problems.add(finding(d));
             else notes.add(new Finding(kindOf(d), d.pack(), d.offset(), null, null, null, null,
                     d.message() + " (nothing refers to it: " + d.length() + " bytes reclaimable)"));
@@ -212,7 +212,7 @@ final class Checker {
         return a.pack() == b.pack() && a.offset() == b.offset() && a.slot() == b.slot();
     }
 
-    private static Kind kindOf(PackScan.Damage d) {
+    private static Kind kindOf(ScanSink.Damage d) {
         return switch (d.kind()) {
             case HEADER -> Kind.BAD_PACK_HEADER;
             case RECORD -> Kind.BAD_RECORD;
@@ -220,7 +220,7 @@ final class Checker {
         };
     }
 
-    private static Finding finding(PackScan.Damage d) {
+    private static Finding finding(ScanSink.Damage d) {
         return Finding.inPack(kindOf(d), d.pack(), d.offset(), null, d.message());
     }
 
@@ -256,7 +256,7 @@ final class Checker {
     private long reclaimable(int packs) {
         java.util.Arrays.sort(referenced, 0, referencedCount);
         for (int v : segments.values()) covered += v;
-        long unindexed = Math.max(0, store.storedBytes() - (long) packs * dev.cask.store.local.PackFormat.PACK_HEADER - covered);
+        long unindexed = Math.max(0, store.storedBytes() - (long) packs * ChunkLocation.PACK_HEADER - covered);
         long[] orphaned = {0};
         Set<Long> liveSegments = new HashSet<>();
         store.forEachIndexEntry((cid, loc) -> {

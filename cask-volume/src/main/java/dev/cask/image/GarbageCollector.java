@@ -8,7 +8,7 @@ import dev.cask.store.ChunkDeleter;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkIdSet;
 import dev.cask.store.ChunkStore;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import dev.cask.tree.Layout;
 
 import java.util.ArrayList;
@@ -328,6 +328,9 @@ public final class GarbageCollector {
      */
     public static final class Memory {
         final java.util.concurrent.atomic.AtomicReference<Marked> last = new java.util.concurrent.atomic.AtomicReference<>();
+
+        /** Nothing marked yet: the first collection marks from nothing. */
+        public Memory() {}
     }
 
     /** At most this many (chunk, level) pairs are remembered between runs (about 80 bytes each); a bigger store marks from nothing each time. */

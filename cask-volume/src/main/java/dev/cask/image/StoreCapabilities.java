@@ -1,11 +1,11 @@
 package dev.cask.image;
 
+import dev.cask.store.ScanSink;
 import dev.cask.catalog.Catalog;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
-import dev.cask.store.local.PackScan;
+import dev.cask.store.ChunkLocation;
 import dev.cask.volume.JournalStore;
 
 import java.util.Collection;
@@ -52,7 +52,7 @@ public final class StoreCapabilities {
 
     /**
      * What {@code cask check} reads of a store whose chunks live in packs of the local pack format
-     * ({@link dev.cask.store.local.PackFormat}), wherever the packs are: the packs, the index and
+     * (docs/format.md), wherever the packs are: the packs, the index and
      * its damage marks. {@link Checker} runs the same passes over every store that offers it.
      */
     public interface Checks {
@@ -66,11 +66,11 @@ public final class StoreCapabilities {
         long chunkCount();
 
         /**
-         * Every record and segment of pack {@code id}, as {@link PackScan#scan(java.nio.file.Path, int,
-         * PackScan.ScanSink, Progress)} reports them; a pack that cannot be read is one
-         * {@link PackScan.PackProblem#UNREADABLE} line naming it.
+         * Every record and segment of pack {@code id}, as the local store's {@code PackScan}
+         * reports them; a pack that cannot be read is one
+         * {@link ScanSink.PackProblem#UNREADABLE} line naming it.
          */
-        void scanPack(int id, PackScan.ScanSink sink, Progress progress);
+        void scanPack(int id, ScanSink sink, Progress progress);
 
         /** Every index entry (in any order; a store whose reads cost a request each gives them by pack and offset). */
         void forEachIndexEntry(BiConsumer<ChunkId, ChunkLocation> sink);
@@ -78,7 +78,7 @@ public final class StoreCapabilities {
         /** Where the index places {@code id}, or null. */
         ChunkLocation locate(ChunkId id);
 
-        /** Null when the copy entry {@code loc} points at holds {@code id}, else the fault a read would throw ({@link dev.cask.store.local.PackReader#entryFault}). */
+        /** Null when the copy entry {@code loc} points at holds {@code id}, else the fault a read would throw (the local store's {@code PackReader.entryFault}). */
         CaskException entryFault(ChunkId id, ChunkLocation loc, boolean deep);
 
         /**

@@ -8,9 +8,9 @@
  * extra abilities as {@link dev.cask.image.StoreCapabilities}. It never names the
  * local store or the SQLite catalog: the embedded default is composed in module cask-local
  * ({@code dev.cask.local.LocalImages}, with the local store's capabilities in {@code
- * LocalStoreTools}), the shared store in cask-s3. {@code Checker}, {@code GarbageCollector} and
- * {@code StoreCapabilities} do use the pack format's types of {@code store.local} ({@code
- * ChunkLocation}, {@code PackScan}, {@code IndexMismatch}): packs have that format wherever they
- * are, in a directory or in S3.
+ * LocalStoreTools}), the shared store in cask-s3. The module graph enforces it: cask-store exports
+ * {@code store.local} and cask-catalog {@code catalog.sqlite} only to the modules that compose or
+ * implement stores. {@code cask check} reads any store's packs through the store package's
+ * {@code ScanSink}, {@code ChunkLocation} and {@code IndexMismatch}.
  */
 package dev.cask.image;

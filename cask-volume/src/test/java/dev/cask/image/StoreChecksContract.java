@@ -4,7 +4,7 @@ import dev.cask.catalog.sqlite.SqliteCatalog;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import dev.cask.store.local.PackFormat;
 import dev.cask.tree.PointerCache;
 import org.junit.jupiter.api.Test;

@@ -1,14 +1,14 @@
 package dev.cask.tree;
 
+import dev.cask.store.ScanSink;
 import dev.cask.common.Progress;
 import dev.cask.device.BlockDevice;
 import dev.cask.device.BlockStatus;
 import dev.cask.device.Capabilities;
 import dev.cask.image.Importer;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import dev.cask.store.local.LocalChunkStore;
-import dev.cask.store.local.PackScan;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -491,7 +491,7 @@ class TreeModelTest {
         long[] records = {0};
         List<String> problems = new ArrayList<>();
         for (int p : store.packIds()) {
-            store.scanPack(p, new PackScan.ScanSink() {
+            store.scanPack(p, new ScanSink() {
                 @Override
                 public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     records[0]++;

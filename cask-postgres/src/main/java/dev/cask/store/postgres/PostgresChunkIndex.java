@@ -5,7 +5,7 @@ import dev.cask.catalog.postgres.PgTransactions;
 import dev.cask.catalog.postgres.PostgresCatalog;
 import dev.cask.common.CaskException;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 
 import java.sql.Array;
 import java.sql.Connection;

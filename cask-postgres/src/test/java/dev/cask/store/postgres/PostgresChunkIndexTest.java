@@ -6,7 +6,7 @@ import dev.cask.catalog.postgres.PostgresCatalog;
 import dev.cask.catalog.postgres.PostgresServer;
 import dev.cask.common.CaskException;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;

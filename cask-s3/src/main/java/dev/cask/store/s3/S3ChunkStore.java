@@ -5,7 +5,7 @@ import dev.cask.catalog.postgres.PostgresCatalog;
 import dev.cask.common.CaskException;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import dev.cask.store.local.PackEncoder;
 import dev.cask.store.local.PackFormat;
 import dev.cask.store.postgres.PostgresChunkIndex;

@@ -197,13 +197,13 @@ public final class S3Collection implements ChunkDeleter {
 
         /** Copies pack {@code p}'s live units into a new pack and moves their entries; null when a live unit is damaged. */
         private Rewrite rewrite(PostgresChunkIndex.Pack p) {
-            List<java.util.Map.Entry<ChunkId, dev.cask.store.local.ChunkLocation>> entries = index.entriesIn(p.id());
+            List<java.util.Map.Entry<ChunkId, dev.cask.store.ChunkLocation>> entries = index.entriesIn(p.id());
             if (entries.isEmpty()) return new Rewrite(0, 0);
             byte[] all = store.objects().get(p.objectKey(), () -> "pack " + p.id());
             java.io.ByteArrayOutputStream units = new java.io.ByteArrayOutputStream();
             java.util.Map<Long, Long> newOffset = new java.util.HashMap<>(); // old offset -> offset in the new pack
             for (var e : entries) {
-                dev.cask.store.local.ChunkLocation loc = e.getValue();
+                dev.cask.store.ChunkLocation loc = e.getValue();
                 if (newOffset.containsKey(loc.offset())) continue;
                 if (loc.offset() + loc.length() > all.length) return null;
                 String what = "pack " + p.id() + " at offset " + loc.offset();
@@ -222,11 +222,11 @@ public final class S3Collection implements ChunkDeleter {
             System.arraycopy(header, 0, pack, 0, header.length);
             System.arraycopy(units.toByteArray(), 0, pack, header.length, units.size());
             store.objects().put(store.url().packKey(id), pack, pack.length);
-            java.util.Map<ChunkId, dev.cask.store.local.ChunkLocation[]> moves = new java.util.HashMap<>();
+            java.util.Map<ChunkId, dev.cask.store.ChunkLocation[]> moves = new java.util.HashMap<>();
             for (var e : entries) {
-                dev.cask.store.local.ChunkLocation from = e.getValue();
-                moves.put(e.getKey(), new dev.cask.store.local.ChunkLocation[]{from,
-                        new dev.cask.store.local.ChunkLocation(id, newOffset.get(from.offset()), from.length(), from.slot())});
+                dev.cask.store.ChunkLocation from = e.getValue();
+                moves.put(e.getKey(), new dev.cask.store.ChunkLocation[]{from,
+                        new dev.cask.store.ChunkLocation(id, newOffset.get(from.offset()), from.length(), from.slot())});
             }
             return new Rewrite(index.commitMoves(id, pack.length, moves).size(), pack.length);
         }

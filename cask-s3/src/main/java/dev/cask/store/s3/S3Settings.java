@@ -28,6 +28,7 @@ import java.util.Optional;
  * </ul>
  * Tests (and callers that know better) give all three with {@link #of}. Immutable.
  */
+@SuppressWarnings("exports") // the SDK's credentials type: only the CLI, which requires the SDK too, builds settings
 public record S3Settings(URI endpoint, String region, AwsCredentialsProvider credentials) {
     /** The region assumed when an endpoint is given without one. */
     public static final String DEFAULT_REGION = "us-east-1";

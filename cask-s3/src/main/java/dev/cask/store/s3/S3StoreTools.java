@@ -1,12 +1,13 @@
 package dev.cask.store.s3;
 
+import dev.cask.store.ScanSink;
 import dev.cask.catalog.Catalog;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.image.GarbageCollector;
 import dev.cask.image.StoreCapabilities;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import dev.cask.store.local.PackFormat;
 import dev.cask.store.local.PackReader;
 import dev.cask.store.local.PackScan;
@@ -104,13 +105,13 @@ public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabi
     }
 
     @Override
-    public void scanPack(int id, PackScan.ScanSink sink, Progress progress) {
+    public void scanPack(int id, ScanSink sink, Progress progress) {
         byte[] all;
         synchronized (this) {
             read(id);
             all = lastBytes;
             if (lastFault != null) {
-                sink.packProblem(PackScan.PackProblem.UNREADABLE, "pack " + id + ": cannot read " + url.objectUrl(url.packKey(id)) + ": " + lastFault.getMessage());
+                sink.packProblem(ScanSink.PackProblem.UNREADABLE, "pack " + id + ": cannot read " + url.objectUrl(url.packKey(id)) + ": " + lastFault.getMessage());
                 return;
             }
         }

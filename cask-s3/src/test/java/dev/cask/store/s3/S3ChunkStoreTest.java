@@ -6,7 +6,7 @@ import dev.cask.catalog.postgres.PostgresServer;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
 import dev.cask.store.ChunkStoreContract;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import dev.cask.store.local.PackFormat;
 import dev.cask.store.postgres.PostgresChunkIndex;
 import org.junit.jupiter.api.BeforeAll;

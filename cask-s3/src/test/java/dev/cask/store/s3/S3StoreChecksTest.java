@@ -47,9 +47,9 @@ class S3StoreChecksTest extends StoreChecksContract {
             int pack = o.checks().packIds().getFirst();
             Files.delete(packFile(dir, pack));
             List<String> unreadable = new ArrayList<>();
-            o.checks().scanPack(pack, new dev.cask.store.local.PackScan.ScanSink() {
+            o.checks().scanPack(pack, new dev.cask.store.ScanSink() {
                 @Override
-                public void chunk(dev.cask.store.ChunkId id, dev.cask.store.local.ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
+                public void chunk(dev.cask.store.ChunkId id, dev.cask.store.ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     throw new AssertionError("no chunk in a pack that is gone");
                 }
 
@@ -59,8 +59,8 @@ class S3StoreChecksTest extends StoreChecksContract {
                 }
 
                 @Override
-                public void packProblem(dev.cask.store.local.PackScan.PackProblem kind, String line) {
-                    assertEquals(dev.cask.store.local.PackScan.PackProblem.UNREADABLE, kind);
+                public void packProblem(dev.cask.store.ScanSink.PackProblem kind, String line) {
+                    assertEquals(dev.cask.store.ScanSink.PackProblem.UNREADABLE, kind);
                     unreadable.add(line);
                 }
             }, Progress.NONE);

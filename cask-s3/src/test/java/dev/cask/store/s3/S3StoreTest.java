@@ -1,12 +1,13 @@
 package dev.cask.store.s3;
 
+import dev.cask.store.ScanSink;
 import dev.cask.catalog.postgres.CatalogUrl;
 import dev.cask.catalog.postgres.PostgresCatalog;
 import dev.cask.catalog.postgres.PostgresServer;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
-import dev.cask.store.local.ChunkLocation;
+import dev.cask.store.ChunkLocation;
 import dev.cask.store.local.PackScan;
 import dev.cask.store.postgres.PostgresChunkIndex;
 import org.junit.jupiter.api.BeforeAll;
@@ -174,7 +175,7 @@ class S3StoreTest {
                 Path file = tmp.resolve(p.id() + ".pack");
                 Files.write(file, store.objects().getRange(p.objectKey(), 0, (int) p.bytes(), () -> "pack"));
                 List<String> problems = new ArrayList<>();
-                PackScan.scan(file, p.id(), new PackScan.ScanSink() {
+                PackScan.scan(file, p.id(), new ScanSink() {
                     @Override
                     public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                         assertArrayEquals(put.get(id), plain.get(), "chunk " + id + " as the scanner reads it");

@@ -1,5 +1,7 @@
 package dev.cask.store.local;
 
+import dev.cask.store.ScanSink;
+import dev.cask.store.ChunkLocation;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
@@ -1263,7 +1265,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * Reads every record and segment of pack {@code id}, checking magic, lengths and CRC (see
      * {@link PackScan#scan}).
      */
-    public void scanPack(int id, PackScan.ScanSink sink, Progress progress) {
+    public void scanPack(int id, ScanSink sink, Progress progress) {
         PackScan.scan(packPath(id), id, sink, progress);
     }
 
@@ -1323,8 +1325,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
         long[] count = {0};
         for (int id : packIds()) {
-            PackScan.Damage[] last = {null};
-            scanPack(id, new PackScan.ScanSink() {
+            ScanSink.Damage[] last = {null};
+            scanPack(id, new ScanSink() {
                 @Override
                 public void chunk(ChunkId cid, ChunkLocation location, java.util.function.Supplier<byte[]> plainBytes) {
                     batch.add(Map.entry(cid, location));
@@ -1341,7 +1343,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 }
 
                 @Override
-                public void damage(PackScan.Damage d) {
+                public void damage(ScanSink.Damage d) {
                     last[0] = d;
                     problems.accept(d.message());
                 }

@@ -1,5 +1,6 @@
 package dev.cask.store.local;
 
+import dev.cask.store.ChunkLocation;
 import dev.cask.common.CaskException;
 import dev.cask.common.Pacer;
 import dev.cask.store.ChunkDeleter;

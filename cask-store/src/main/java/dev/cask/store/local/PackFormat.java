@@ -39,7 +39,7 @@ public final class PackFormat {
     public static final int PACK_MAGIC = 0x6361736b;
     /** The pack format this cask writes; it reads 1 (records only) and 2 (records and segments). */
     public static final int PACK_VERSION = 2;
-    public static final int PACK_HEADER = 16;
+    public static final int PACK_HEADER = dev.cask.store.ChunkLocation.PACK_HEADER;
     public static final int RECORD_MAGIC = 0x63726563;
     public static final int RECORD_HEADER = 52;
     public static final int CODEC_NONE = 0;

@@ -1,5 +1,7 @@
 package dev.cask.store.local;
 
+import dev.cask.store.IndexMismatch;
+import dev.cask.store.ChunkLocation;
 import dev.cask.common.CaskException;
 import dev.cask.store.ChunkId;
 

@@ -1,5 +1,7 @@
 package dev.cask.store.local;
 
+import dev.cask.store.ScanSink;
+import dev.cask.store.ChunkLocation;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
@@ -82,8 +84,8 @@ final class PackRecovery {
                     }
                     if (lock == null) continue; // a live writer
                     if (ch.size() >= PackFormat.PACK_HEADER) {
-                        PackScan.Damage tail = lastDamage(store, id);
-                        if (tail != null && tail.kind() == PackScan.Damage.Kind.TAIL
+                        ScanSink.Damage tail = lastDamage(store, id);
+                        if (tail != null && tail.kind() == ScanSink.Damage.Kind.TAIL
                                 && store.index().firstEntryAtOrAfter(id, tail.offset()) < 0) {
                             ch.truncate(tail.offset());
                             ch.force(true);
@@ -99,15 +101,15 @@ final class PackRecovery {
         return lines;
     }
 
-    private static String cutLine(PackScan.Damage tail) {
+    private static String cutLine(ScanSink.Damage tail) {
         return "pack " + tail.pack() + " at offset " + tail.offset() + ": cut a torn tail of " + tail.length()
                 + " bytes (left by a writer that died mid-append; nothing referred to it)";
     }
 
     /** The last damage a scan of the pack finds, or null. */
-    private static PackScan.Damage lastDamage(LocalChunkStore store, int id) {
-        PackScan.Damage[] last = {null};
-        store.scanPack(id, new PackScan.ScanSink() {
+    private static ScanSink.Damage lastDamage(LocalChunkStore store, int id) {
+        ScanSink.Damage[] last = {null};
+        store.scanPack(id, new ScanSink() {
             @Override
             public void chunk(ChunkId cid, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {}
 
@@ -115,7 +117,7 @@ final class PackRecovery {
             public void problem(String line) {}
 
             @Override
-            public void damage(PackScan.Damage d) {
+            public void damage(ScanSink.Damage d) {
                 last[0] = d;
             }
         }, Progress.NONE);
@@ -126,16 +128,16 @@ final class PackRecovery {
      * With the store to itself (a rebuild of the index, which indexes no damaged bytes): cuts a
      * torn tail, or deletes a pack shorter than its header. Returns a line saying what it did, or null.
      */
-    static String cutAlone(Path pack, PackScan.Damage last) {
+    static String cutAlone(Path pack, ScanSink.Damage last) {
         try {
-            if (last.kind() == PackScan.Damage.Kind.TAIL) {
+            if (last.kind() == ScanSink.Damage.Kind.TAIL) {
                 try (FileChannel ch = FileChannel.open(pack, StandardOpenOption.WRITE)) {
                     ch.truncate(last.offset());
                     ch.force(true);
                 }
                 return cutLine(last);
             }
-            if (last.kind() == PackScan.Damage.Kind.HEADER && last.length() < PackFormat.PACK_HEADER) {
+            if (last.kind() == ScanSink.Damage.Kind.HEADER && last.length() < PackFormat.PACK_HEADER) {
                 Files.delete(pack);
                 return "pack " + last.pack() + ": deleted (" + last.length() + " bytes, shorter than a pack header: its writer died creating it)";
             }

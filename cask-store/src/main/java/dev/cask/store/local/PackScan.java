@@ -3,6 +3,10 @@ package dev.cask.store.local;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkLocation;
+import dev.cask.store.ScanSink;
+import dev.cask.store.ScanSink.Damage;
+import dev.cask.store.ScanSink.PackProblem;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -24,41 +28,6 @@ import java.nio.file.Path;
  */
 public final class PackScan {
     private PackScan() {}
-
-    /** What a pack scan found: every chunk of every good record and segment, and a line per problem. */
-    public interface ScanSink {
-        /**
-         * A chunk whose record or segment passed its magic, length and CRC checks. {@code plain}
-         * returns its plain bytes, decompressed and (for a segment) checked against the chunk's
-         * CRC32C, or throws {@link CaskException.Corrupt} naming the chunk; a segment is
-         * decompressed once for all its chunks when they ask in turn, during this scan.
-         */
-        void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain);
-
-        void problem(String line);
-
-        /** A problem with the pack file as a whole (it cannot be read, its header names another pack); by default a {@link #problem}. */
-        default void packProblem(PackProblem kind, String line) {
-            problem(line);
-        }
-
-        /** Bytes of a pack that are no good record or segment; by default reported as a {@link #problem}. */
-        default void damage(Damage d) {
-            problem(d.message());
-        }
-    }
-
-    /** What {@link ScanSink#packProblem} reports. */
-    public enum PackProblem { UNREADABLE, MISNAMED }
-
-    /**
-     * A stretch of a pack a scan could not read as records: a bad pack header ({@code HEADER},
-     * the whole pack), bytes between good records ({@code RECORD}), or bytes after the last good
-     * record up to the end of the pack ({@code TAIL}: torn, when a writer died mid-append).
-     */
-    public record Damage(int pack, long offset, long length, Kind kind, String message) {
-        public enum Kind { HEADER, RECORD, TAIL }
-    }
 
     /** Decompresses a scanned segment the first time one of its chunks asks, then hands out each chunk. */
     private static final class ScannedSegment {

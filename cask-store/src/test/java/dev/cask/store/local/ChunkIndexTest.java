@@ -1,5 +1,6 @@
 package dev.cask.store.local;
 
+import dev.cask.store.ChunkLocation;
 import dev.cask.store.ChunkId;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,5 +1,7 @@
 package dev.cask.store.local;
 
+import dev.cask.store.ScanSink;
+import dev.cask.store.ChunkLocation;
 import dev.cask.common.CaskException;
 import dev.cask.common.Pacer;
 import dev.cask.common.Progress;
@@ -77,7 +79,7 @@ class HolePunchTest {
     /** The chunks a scan of pack {@code pack} finds, each one's plain bytes checked against what was put; its problems into {@code problems}. */
     private Set<ChunkId> scan(LocalChunkStore store, int pack, List<String> problems) {
         Set<ChunkId> scanned = new HashSet<>();
-        store.scanPack(pack, new PackScan.ScanSink() {
+        store.scanPack(pack, new ScanSink() {
             @Override
             public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                 scanned.add(id);

@@ -1,5 +1,7 @@
 package dev.cask.store.local;
 
+import dev.cask.store.ScanSink;
+import dev.cask.store.ChunkLocation;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
@@ -107,7 +109,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         List<ChunkLocation> locations = new ArrayList<>();
         List<String> problems = new ArrayList<>();
         for (int pack : s.packIds()) {
-            s.scanPack(pack, new PackScan.ScanSink() {
+            s.scanPack(pack, new ScanSink() {
                 @Override
                 public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                     records.merge(id, 1, Integer::sum);
@@ -127,7 +129,7 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         Map<ChunkId, Integer> records = new LinkedHashMap<>();
         List<ChunkLocation> locations = new ArrayList<>();
         List<String> problems = new ArrayList<>();
-        s.scanPack(pack, new PackScan.ScanSink() {
+        s.scanPack(pack, new ScanSink() {
             @Override
             public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                 records.merge(id, 1, Integer::sum);

@@ -1,5 +1,7 @@
 package dev.cask.store.local;
 
+import dev.cask.store.ScanSink;
+import dev.cask.store.ChunkLocation;
 import dev.cask.common.CaskException;
 import dev.cask.common.Progress;
 import dev.cask.store.ChunkId;
@@ -72,7 +74,7 @@ class PackFuzzTest {
             try (LocalChunkStore s = LocalChunkStore.open(dir, LocalChunkStore.Options.defaults().withExclusive(true))) {
                 List<String> problems = new ArrayList<>();
                 try {
-                    s.scanPack(1, new PackScan.ScanSink() {
+                    s.scanPack(1, new ScanSink() {
                         @Override
                         public void chunk(ChunkId id, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
                             try {

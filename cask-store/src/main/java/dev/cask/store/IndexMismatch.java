@@ -1,4 +1,4 @@
-package dev.cask.store.local;
+package dev.cask.store;
 
 import dev.cask.common.CaskException;
 
