@@ -32,7 +32,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * with an NBD error, A commits nothing (every version after the first is B's), and B serves
  * what its client writes and what A's client flushed before the freeze (A's journal, copied to
  * PostgreSQL at the flush). And a node killed (kill -9) while its client writes: another node
- * serves every write the client saw flushed.
+ * serves every write the client saw flushed. And three nodes, each serving an image another node
+ * created, one of them killed: a third takes its image over.
  */
 class LeaseFencingTest {
     private static final String BUCKET = "cask-cli-leases";
@@ -54,8 +55,12 @@ class LeaseFencingTest {
     }
 
     private static String lease(PostgresServer pg, String database, String column) throws Exception {
+        return lease(pg, database, IMAGE, column);
+    }
+
+    private static String lease(PostgresServer pg, String database, String image, String column) throws Exception {
         try (Connection c = pg.connect(database); Statement st = c.createStatement();
-             ResultSet rs = st.executeQuery("SELECT " + column + " FROM leases WHERE image = '" + IMAGE + "'")) {
+             ResultSet rs = st.executeQuery("SELECT " + column + " FROM leases WHERE image = '" + image + "'")) {
             return rs.next() ? rs.getString(1) : null;
         }
     }
@@ -71,8 +76,12 @@ class LeaseFencingTest {
 
         /** Waits until the image's lease expired by the database's clock (the row says so, not a clock of the test's). */
         void awaitExpiry(String why) throws Exception {
+            awaitExpiry(IMAGE, why);
+        }
+
+        void awaitExpiry(String image, String why) throws Exception {
             long end = System.nanoTime() + 60_000_000_000L;
-            while (!"t".equals(lease(pg, database, "expires <= now()"))) {
+            while (!"t".equals(lease(pg, database, image, "expires <= now()"))) {
                 if (System.nanoTime() > end) fail(why);
                 Thread.sleep(100);
             }
@@ -270,6 +279,46 @@ class LeaseFencingTest {
         }
         Cli.Result none = hostB.process(null, "snapshot", IMAGE, "-m", "nobody serves it");
         assertEquals(0, none.code(), none.toString()); // no node to ask: the snapshot is made here
+    }
+
+    @Test
+    void threeNodesServeImagesCreatedOnOthersAndOneTakesOverAKilledNodesImage() throws Exception {
+        Store store = store("three");
+        Cli[] nodes = {store.node(dir, "a"), store.node(dir, "b"), store.node(dir, "c")};
+        String[] images = {"team/one", "team/two", "team/three"};
+        must(nodes[0], "init");
+        for (int k = 0; k < 3; k++) must(nodes[k], "create", images[k], "4M"); // each created on another host
+        String[] serve = {"--lease-ttl", "2s", "--gc-interval", "0", "--checkpoint-interval", "0", "--no-warmup"};
+        byte[][] writes = {random(31, 64 << 10), random(32, 64 << 10), random(33, 64 << 10)};
+        try (Server a = new Server(nodes[0], serve); Server b = new Server(nodes[1], serve); Server c = new Server(nodes[2], serve)) {
+            Server[] servers = {a, b, c};
+            NbdClient[] clients = new NbdClient[3];
+            for (int k = 0; k < 3; k++) { // node k serves the image node k+1 created
+                clients[k] = new NbdClient(servers[k].port, images[(k + 1) % 3]);
+                clients[k].write(0, writes[k]);
+                clients[k].flush();
+            }
+            // one writer per image across the nodes: C cannot open the image A serves
+            IOException held = assertThrows(IOException.class, () -> new NbdClient(c.port, images[1]).close());
+            assertTrue(held.getMessage().contains(images[1]), held.toString());
+            for (int k = 0; k < 3; k++) {
+                assertArrayEquals(writes[k], clients[k].read(0, writes[k].length), "node " + k + " serves its client's write");
+            }
+            a.kill(); // A dies with its client's flushed write in no version yet
+            clients[0].close();
+            store.awaitExpiry(images[1], "the lease of a killed node never expired");
+            try (NbdClient taken = new NbdClient(c.port, images[1])) {
+                assertArrayEquals(writes[0], taken.read(0, writes[0].length), "C serves what A's client flushed");
+            }
+            for (int k = 1; k < 3; k++) clients[k].close();
+            assertEquals(0, b.stop("TERM"), b.log.toString());
+            assertEquals(0, c.stop("TERM"), c.log.toString());
+        }
+        for (int k = 0; k < 3; k++) { // every head holds its write, exported from another host
+            Path back = dir.resolve("three-" + k + ".raw");
+            must(nodes[(k + 2) % 3], "export", images[(k + 1) % 3], back.toString());
+            assertArrayEquals(writes[k], Arrays.copyOf(Files.readAllBytes(back), writes[k].length), images[(k + 1) % 3]);
+        }
     }
 
     private static List<String> concat(List<String> a, String... b) {

@@ -57,7 +57,7 @@ import java.util.function.Consumer;
  * transaction on a pooled connection ({@link PgTransactions}).
  */
 public final class PostgresChunkIndex implements AutoCloseable {
-    static final int SCHEMA_VERSION = 2;
+    static final int SCHEMA_VERSION = 3;
     /** Ids per statement; also what callers that batch their own calls use (one transaction each). */
     public static final int BATCH = 2048;
 
@@ -105,6 +105,17 @@ public final class PostgresChunkIndex implements AutoCloseable {
             "CREATE SEQUENCE writer_session_ids",
             "CREATE TABLE writer_sessions (id bigint PRIMARY KEY, what text NOT NULL, started_us bigint NOT NULL)",
             "UPDATE cask_store_schema SET version = 2");
+
+    /**
+     * Schema 3: the process that began each pack ({@code packs.writer}, an id from a sequence whose
+     * advisory lock that process holds while it runs, see {@link #writer}), so that a collection
+     * can tell a pack whose upload is under way from one its writer left unsealed when it died
+     * ({@link #abandonedPacks}). Rows begun before schema 3 have none and are left alone.
+     */
+    private static final List<String> SCHEMA_3 = List.of(
+            "CREATE SEQUENCE pack_writer_ids",
+            "ALTER TABLE packs ADD COLUMN writer bigint",
+            "UPDATE cask_store_schema SET version = 3");
 
     private final PgTransactions tx;
     private final String display;
@@ -163,6 +174,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
                     + SCHEMA_VERSION + "); upgrade cask");
         }
         if (version < 2) for (String sql : SCHEMA_2) exec(c, sql);
+        if (version < 3) for (String sql : SCHEMA_3) exec(c, sql);
         String owner = query(c, "SELECT location FROM store");
         if (!location.equals(owner)) {
             throw new CaskException.Conflict("chunk index " + url + ": indexes the packs of store " + owner + ", not " + location
@@ -312,6 +324,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
      * pack unsealed with the object key {@code key} makes of its id. Call before writing the object.
      */
     public int beginPack(java.util.function.IntFunction<String> key) {
+        long writer = writer();
         return tx.run("beginning a pack", true, c -> {
             int id;
             try (Statement st = c.createStatement();
@@ -321,10 +334,11 @@ public final class PostgresChunkIndex implements AutoCloseable {
                 if (next > Integer.MAX_VALUE) throw new CaskException(display + ": pack ids are used up (" + next + ")");
                 id = (int) next;
             }
-            try (PreparedStatement st = c.prepareStatement("INSERT INTO packs (id, object_key, created_us) VALUES (?, ?, ?)")) {
+            try (PreparedStatement st = c.prepareStatement("INSERT INTO packs (id, object_key, created_us, writer) VALUES (?, ?, ?, ?)")) {
                 st.setInt(1, id);
                 st.setString(2, key.apply(id));
                 st.setLong(3, System.currentTimeMillis() * 1000);
+                st.setLong(4, writer);
                 st.executeUpdate();
             }
             return id;
@@ -651,6 +665,8 @@ public final class PostgresChunkIndex implements AutoCloseable {
     public void close() {
         tx.close();
         synchronized (this) {
+            if (writerConnection != null) held.release(writerConnection, true);
+            writerConnection = null;
             if (held != null) held.close();
         }
     }
@@ -659,6 +675,47 @@ public final class PostgresChunkIndex implements AutoCloseable {
 
     /** The advisory lock key of writer session {@code id} of this schema, as SQL: (schema hash, id). */
     private static final String SESSION_KEY = "hashtext('dev.cask.store session ' || current_schema()), ?::int";
+    /** The advisory lock key of pack writer {@code id} of this schema, as SQL: (schema hash, id). */
+    private static final String WRITER_KEY = "hashtext('dev.cask.store pack writer ' || current_schema()), ?::int";
+    /** The connection holding this process's pack writer lock, and the writer's id; null before the first pack. */
+    private Connection writerConnection;
+    private long writerId;
+
+    /**
+     * This process's pack writer id, whose session-level advisory lock a connection of its own holds
+     * for as long as this index is open (taken at the first pack; taken again, with a new id, when
+     * that connection was lost). Every pack row names the writer that began it, so a collection that
+     * finds the lock free knows the writer is gone (its process ended, or its connection did) and
+     * will never seal the pack ({@link #abandonedPacks}). Ids come from a sequence: never reused.
+     */
+    private synchronized long writer() {
+        if (writerConnection != null) {
+            try {
+                if (writerConnection.isValid(10)) return writerId;
+            } catch (SQLException e) {
+                // lost: a new id below
+            }
+            held.release(writerConnection, true);
+            writerConnection = null;
+        }
+        PgTransactions pool = held();
+        Connection c = pool.hold("registering this process as a pack writer");
+        try {
+            long id = Long.parseLong(query(c, "SELECT nextval('pack_writer_ids')")) & 0x7fffffffL;
+            try (PreparedStatement st = c.prepareStatement("SELECT pg_advisory_lock(" + WRITER_KEY + ")")) {
+                st.setLong(1, id);
+                st.execute();
+            }
+            c.commit();
+            writerConnection = c;
+            writerId = id;
+            return id;
+        } catch (SQLException e) {
+            pool.release(c, true);
+            throw new CaskException.Io(display + ": cannot register this process as a pack writer: " + e.getMessage(), e);
+        }
+    }
+
     /** The advisory lock key of this schema's garbage collection, as SQL. */
     private static final String GC_KEY = "hashtext('dev.cask.store gc ' || current_schema())";
 
@@ -926,6 +983,52 @@ public final class PostgresChunkIndex implements AutoCloseable {
                 while (rs.next()) out.add(new Pack(rs.getInt(1), rs.getString(2), rs.getBoolean(3), rs.getLong(4)));
             }
             return out;
+        });
+    }
+
+    /**
+     * Unsealed packs whose writer is gone: the process that began them ended, or lost its
+     * connection to the database, before it sealed them, so no entry will ever name them (a commit
+     * of one fails: its row is gone or unsealed-by-another). Their objects, when there are any, are
+     * whole or partial uploads nothing reads. A writer that runs holds its lock ({@link #writer}),
+     * so a pack whose upload is under way is never among them, on any node. Rows without a writer
+     * (begun before index schema 3) are left alone.
+     */
+    public List<Pack> abandonedPacks() {
+        return tx.run("listing packs whose writer is gone", true, c -> {
+            Map<Long, List<Pack>> byWriter = new java.util.TreeMap<>();
+            try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery(
+                    "SELECT id, object_key, writer FROM packs WHERE NOT sealed AND writer IS NOT NULL ORDER BY id")) {
+                while (rs.next()) byWriter.computeIfAbsent(rs.getLong(3), k -> new ArrayList<>()).add(new Pack(rs.getInt(1), rs.getString(2), false, -1));
+            }
+            List<Pack> out = new ArrayList<>();
+            for (var e : byWriter.entrySet()) {
+                boolean gone;
+                try (PreparedStatement st = c.prepareStatement("SELECT pg_try_advisory_lock_shared(" + WRITER_KEY + ")")) {
+                    st.setLong(1, e.getKey());
+                    try (ResultSet rs = st.executeQuery()) {
+                        rs.next();
+                        gone = rs.getBoolean(1);
+                    }
+                }
+                if (!gone) continue;
+                try (PreparedStatement st = c.prepareStatement("SELECT pg_advisory_unlock_shared(" + WRITER_KEY + ")")) {
+                    st.setLong(1, e.getKey());
+                    st.execute();
+                }
+                out.addAll(e.getValue());
+            }
+            return out;
+        });
+    }
+
+    /** Forgets abandoned pack {@code id} (see {@link #abandonedPacks}) if it is still unsealed; returns whether it did. Delete its object first. */
+    public boolean dropAbandonedPack(int id) {
+        return tx.run("forgetting abandoned pack " + id, true, c -> {
+            try (PreparedStatement st = c.prepareStatement("DELETE FROM packs WHERE id = ? AND NOT sealed")) {
+                st.setInt(1, id);
+                return st.executeUpdate() == 1;
+            }
         });
     }
 

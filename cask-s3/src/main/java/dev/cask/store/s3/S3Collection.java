@@ -46,7 +46,9 @@ import java.util.function.Consumer;
  * compare-and-swap), so their old objects are dead too. A reader on another node holding a stale
  * location into a deleted object gets 404, reads the index again and finds the chunk where it is
  * now. A segment with live and dead chunks is copied whole (its dead chunks' bytes stay until it
- * is all dead). Sweeps are always full (no memo of the previous collection: a collection may run
+ * is all dead). Last, what crashes leaked: packs a writer began and uploaded (or not) but never
+ * sealed because it died (each pack row names its writer, whose advisory lock is free once the
+ * writer's process or connection is gone), and pack objects no row names. Sweeps are always full (no memo of the previous collection: a collection may run
  * on any node).
  *
  * <p>Thread-safe as the index is; one {@link Sweep} per collection.
@@ -189,7 +191,46 @@ public final class S3Collection implements ChunkDeleter {
                 progress.advance(1);
             }
             progress.done();
-            return new Compacted(rewritten, deleted, copied, before, after, damaged, 0, 0);
+            Leaked leaked = deleteLeaked(pacer);
+            return new Compacted(rewritten, deleted + leaked.objects(), copied, before + leaked.bytes(), after, damaged, 0, 0);
+        }
+
+        /** What {@link #deleteLeaked} deleted: packs (rows or objects) and the objects' bytes. */
+        private record Leaked(int objects, long bytes) {}
+
+        /**
+         * Deletes what crashes leaked: first the packs whose writer is gone before it sealed them
+         * ({@link PostgresChunkIndex#abandonedPacks}: their object, if it was uploaded, then their
+         * row, so a crash in between leaves the row for the next collection); then the pack objects
+         * no row names (a collection killed between forgetting a pack and deleting its object). The
+         * bucket is listed before the rows are read: a row is inserted before its object is
+         * uploaded, so every object listed whose row exists is seen with it. Only keys of the pack
+         * form are touched.
+         */
+        private Leaked deleteLeaked(Pacer pacer) {
+            int objects = 0;
+            long bytes = 0;
+            for (PostgresChunkIndex.Pack p : index.abandonedPacks()) {
+                pacer.step();
+                long size = store.objects().size(p.objectKey());
+                if (size >= 0) store.objects().delete(p.objectKey());
+                if (index.dropAbandonedPack(p.id())) {
+                    objects++;
+                    bytes += Math.max(0, size);
+                }
+            }
+            String packs = store.url().key("packs/");
+            java.util.SortedMap<String, Long> listed = store.objects().list(packs);
+            Set<String> named = new java.util.HashSet<>();
+            for (PostgresChunkIndex.Pack p : index.packs()) named.add(p.objectKey());
+            for (var e : listed.entrySet()) {
+                if (named.contains(e.getKey()) || !e.getKey().substring(packs.length()).matches("\\d{8,}\\.pack")) continue;
+                pacer.step();
+                store.objects().delete(e.getKey());
+                objects++;
+                bytes += e.getValue();
+            }
+            return new Leaked(objects, bytes);
         }
 
         /** What one rewrite did: entries moved, and the new pack's bytes. */

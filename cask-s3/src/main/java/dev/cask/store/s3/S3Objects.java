@@ -185,6 +185,17 @@ final class S3Objects implements AutoCloseable {
         }
     }
 
+    /** Every object whose key starts with {@code prefix}: key -> size, in key order (one LIST request per 1,000). */
+    java.util.SortedMap<String, Long> list(String prefix) {
+        try {
+            java.util.SortedMap<String, Long> out = new java.util.TreeMap<>();
+            for (var o : s3.listObjectsV2Paginator(b -> b.bucket(store.bucket()).prefix(prefix)).contents()) out.put(o.key(), o.size());
+            return out;
+        } catch (SdkException e) {
+            throw new CaskException.Io("store " + store + ": listing " + store.objectUrl(prefix) + " failed: " + describe(e), e);
+        }
+    }
+
     /** The size of object {@code key}, or -1 when there is none. */
     long size(String key) {
         try {

@@ -39,7 +39,8 @@ import java.util.function.BiConsumer;
  * starts out as the pack the scan read last, so every byte a check looks at was read by this check.
  * A check downloads every pack about twice, with one GET per pack and pass. Damage marks are the index's
  * {@code damaged} rows, the same marks reads make (the next put of a marked chunk stores it again).
- * Objects no row names (a crash between an upload and its commit) are not looked for yet.
+ * Objects no row names (a crash between an upload and its commit) are not looked for: {@link
+ * S3Collection} deletes them.
  * Rebuilding the index from the objects ({@code check --repair}) is not offered yet: it says so.
  *
  * <p><b>Garbage collection</b> ({@code cask gc}, a server's background gc) marks as on a local

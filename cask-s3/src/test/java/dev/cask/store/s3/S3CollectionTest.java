@@ -37,7 +37,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * objects, and a child process) on one real PostgreSQL and s3proxy: a collection waits for the
  * writer sessions of every node and for a second collection; a killed node's session ends with
  * it; the sweep deletes only entries stamped before its epoch, and a node that puts a swept chunk
- * again stores it anew; dead pack objects go, live ones stay.
+ * again stores it anew; dead pack objects go, live ones stay; what a node killed between its
+ * upload and its commit left, and objects no row names, go too, while a live node's upload stays.
  */
 class S3CollectionTest {
     private static SchemaPerDir stores;
@@ -256,6 +257,61 @@ class S3CollectionTest {
                     assertEquals(0, rs.getInt(1), "the dead session's row is gone");
                 }
             }
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
+    @Test
+    void aCollectionDeletesWhatAKilledNodeUploadedButNeverCommittedAndObjectsNoRowNamesButNotALiveNodesUpload() throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx256m",
+                "-cp", System.getProperty("java.class.path"), S3SessionWorker.class.getName(), stores.storeUrl(dir).toString(), "upload")
+                .redirectError(dir.resolve("worker.err").toFile());
+        pb.environment().put("CASK_CATALOG", stores.pg.url(stores.database) + "?currentSchema=" + stores.name(dir));
+        pb.environment().putAll(stores.s3.environment());
+        Process p = pb.start();
+        try (S3ChunkStore live = node(); S3ChunkStore b = node()) {
+            String[] ids = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)).readLine().split(" ");
+            int uploaded = Integer.parseInt(ids[0]);
+            int begun = Integer.parseInt(ids[1]);
+            p.destroyForcibly(); // kill -9 between the upload and the commit
+            p.waitFor();
+            long end = System.nanoTime() + 60_000_000_000L; // until PostgreSQL noticed the dead connection and let go of its lock
+            while (b.index().abandonedPacks().stream().noneMatch(x -> x.id() == uploaded)) {
+                assertTrue(System.nanoTime() < end, "the killed node's packs never counted as abandoned");
+                Thread.sleep(100);
+            }
+            // a live node's upload under way: begun and PUT, not committed yet
+            int mine = live.index().beginPack(live.url()::packKey);
+            byte[] pack = dev.cask.store.local.PackFormat.encodePackHeader(mine);
+            live.objects().put(live.url().packKey(mine), pack, pack.length);
+            // an object no row names (a collection killed between forgetting a pack and deleting its object), and one that is no pack
+            String orphan = b.url().packKey(mine + 1000);
+            b.objects().put(orphan, new byte[100], 100);
+            String notes = b.url().key("packs/notes.txt");
+            b.objects().put(notes, new byte[7], 7);
+            assertEquals(16, b.objects().size(b.url().packKey(uploaded)));
+
+            ChunkDeleter.Compacted c;
+            try (ChunkDeleter.Sweep sweep = new S3Collection(b).begin(m -> {})) {
+                c = sweep.compact(0.1, Progress.NONE);
+            }
+            assertEquals(3, c.packsDeleted(), c.toString());
+            assertEquals(16 + 100, c.bytesBefore(), c.toString());
+            assertEquals(-1, b.objects().size(b.url().packKey(uploaded)), "the killed node's upload is deleted");
+            assertEquals(-1, b.objects().size(orphan), "the object no row named is deleted");
+            assertEquals(7, b.objects().size(notes), "an object that is no pack is left alone");
+            assertEquals(16, b.objects().size(live.url().packKey(mine)), "the live node's upload is left alone");
+            Set<Integer> rows = new HashSet<>();
+            for (var row : b.index().packs()) rows.add(row.id());
+            assertTrue(!rows.contains(uploaded) && !rows.contains(begun), "the killed node's rows are gone: " + rows);
+            assertTrue(rows.contains(mine), rows.toString());
+            // what the killed node left is gone for good: a second collection finds nothing more (and leaves the live upload again)
+            try (ChunkDeleter.Sweep sweep = new S3Collection(b).begin(m -> {})) {
+                assertEquals(0, sweep.compact(0.1, Progress.NONE).packsDeleted());
+            }
+            live.index().commitPack(mine, pack.length, List.of(), java.util.Map.of()); // the live node commits its pack afterwards
+            assertTrue(b.index().packs().stream().anyMatch(row -> row.id() == mine && row.sealed()));
         } finally {
             p.destroyForcibly();
         }
