@@ -665,8 +665,17 @@ public final class PostgresChunkIndex implements AutoCloseable {
     public void close() {
         tx.close();
         synchronized (this) {
-            if (writerConnection != null) held.release(writerConnection, true);
-            writerConnection = null;
+            if (writerConnection != null) {
+                try (PreparedStatement un = writerConnection.prepareStatement("SELECT pg_advisory_unlock(" + WRITER_KEY + ")")) {
+                    un.setLong(1, writerId);
+                    un.execute();
+                    writerConnection.commit();
+                } catch (SQLException e) {
+                    // closing the connection lets go of the lock too
+                }
+                held.release(writerConnection, true);
+                writerConnection = null;
+            }
             if (held != null) held.close();
         }
     }

@@ -106,6 +106,31 @@ class PostgresChunkIndexTest {
     }
 
     @Test
+    void aPackIsAbandonedOnlyOnceTheIndexThatBeganItIsGoneAndASchemaTwoIndexIsMigrated() {
+        int mine = index.beginPack(PostgresChunkIndexTest::key);
+        PostgresChunkIndex other = PostgresChunkIndex.open(url, PostgresCatalog.Options.defaults(), LOCATION);
+        int theirs = other.beginPack(PostgresChunkIndexTest::key);
+        assertEquals(List.of(), index.abandonedPacks(), "both writers run");
+        other.close(); // its process ended: its connections closed with it
+        assertEquals(List.of(new PostgresChunkIndex.Pack(theirs, key(theirs), false, -1)), index.abandonedPacks());
+        assertTrue(index.dropAbandonedPack(theirs));
+        assertFalse(index.dropAbandonedPack(theirs), "gone already");
+        index.commitPack(mine, 16, List.of(), Map.of());
+        assertFalse(index.dropAbandonedPack(mine), "a sealed pack is never abandoned");
+        // an index of schema 2 (no writer column): migrated on open; its unsealed rows have no writer and are left alone
+        int old = index.beginPack(PostgresChunkIndexTest::key);
+        index.close();
+        String schema = "i" + SCHEMAS.get(); // this test's, made by open()
+        server.execute(database, "ALTER TABLE " + schema + ".packs DROP COLUMN writer");
+        server.execute(database, "DROP SEQUENCE " + schema + ".pack_writer_ids");
+        server.execute(database, "UPDATE " + schema + ".cask_store_schema SET version = 2");
+        index = PostgresChunkIndex.open(url, PostgresCatalog.Options.defaults(), LOCATION);
+        int next = index.beginPack(PostgresChunkIndexTest::key);
+        assertTrue(next > old);
+        assertEquals(List.of(), index.abandonedPacks(), "rows without a writer are not known to be abandoned");
+    }
+
+    @Test
     void aDedupHitStampsItsEntryAndASweepSparesWhatIsStamped() {
         pack(List.of(id(1), id(2), id(3)));
         assertEquals(0, index.epoch());
