@@ -23,7 +23,7 @@ import java.util.concurrent.Callable;
 final class CheckCommand extends Common implements Callable<Integer> {
     @Option(names = "--deep", description = "Also decompress and rehash every chunk.")
     boolean deep;
-    @Option(names = "--repair", description = "Rebuild the index from the packs first (needs the store to itself).")
+    @Option(names = "--repair", description = "First make the index agree with the packs: a local store's is rebuilt from them (needs the store to itself); a shared store's is mended beside running nodes (holding the gc lock).")
     boolean repair;
     @Option(names = "--json", description = "Machine-readable output.")
     boolean json;

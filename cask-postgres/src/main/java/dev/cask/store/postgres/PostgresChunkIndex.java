@@ -416,7 +416,12 @@ public final class PostgresChunkIndex implements AutoCloseable {
     }
 
     private static void insert(Connection c, List<Map.Entry<ChunkId, ChunkLocation>> part) throws SQLException {
-        if (part.isEmpty()) return;
+        insert(c, part, false);
+    }
+
+    /** Inserts {@code part} stamped with the epoch; an id present is stamped ({@code keepExisting}: left as it is). Returns the rows inserted or stamped. */
+    private static int insert(Connection c, List<Map.Entry<ChunkId, ChunkLocation>> part, boolean keepExisting) throws SQLException {
+        if (part.isEmpty()) return 0;
         int n = part.size();
         byte[][] ids = new byte[n][];
         Integer[] packs = new Integer[n];
@@ -435,14 +440,62 @@ public final class PostgresChunkIndex implements AutoCloseable {
                 INSERT INTO chunks (id, pack, "offset", length, slot, epoch)
                 SELECT u.id, u.pack, u.off, u.len, u.slot, (SELECT epoch FROM gc)
                 FROM unnest(?::bytea[], ?::integer[], ?::bigint[], ?::integer[], ?::integer[]) AS u (id, pack, off, len, slot)
-                ON CONFLICT (id) DO UPDATE SET epoch = greatest(chunks.epoch, excluded.epoch)""")) {
+                ON CONFLICT (id) DO""" + (keepExisting ? " NOTHING" : " UPDATE SET epoch = greatest(chunks.epoch, excluded.epoch)"))) {
             st.setArray(1, c.createArrayOf("bytea", ids));
             st.setArray(2, c.createArrayOf("integer", packs));
             st.setArray(3, c.createArrayOf("bigint", offsets));
             st.setArray(4, c.createArrayOf("integer", lengths));
             st.setArray(5, c.createArrayOf("integer", slots));
-            st.executeUpdate();
+            return st.executeUpdate();
         }
+    }
+
+    // ---------------------------------------------------------------- repair (check --repair)
+
+    /**
+     * Adds an entry for each of {@code found} (chunks a scan found whole in a sealed pack) whose id
+     * has none, stamped with the epoch as a put's; an id with an entry keeps it (another node's put,
+     * or the copy the index already names). Returns how many were added.
+     */
+    public int addFound(List<Map.Entry<ChunkId, ChunkLocation>> found) {
+        List<Map.Entry<ChunkId, ChunkLocation>> sorted = new ArrayList<>(found);
+        sorted.sort(Map.Entry.comparingByKey());
+        return tx.run("adding " + sorted.size() + " chunks found in packs", true, c -> {
+            int added = 0;
+            for (int from = 0; from < sorted.size(); from += BATCH) added += insert(c, sorted.subList(from, Math.min(sorted.size(), from + BATCH)), true);
+            return added;
+        });
+    }
+
+    /** Moves each entry of {@code moves} (id -> {bad copy, good copy}) to its good copy by compare-and-swap, as a heal; returns the ids that point at their good copy now. */
+    public Set<ChunkId> relocate(Map<ChunkId, ChunkLocation[]> moves) {
+        List<Map.Entry<ChunkId, ChunkLocation[]>> sorted = new ArrayList<>(moves.entrySet());
+        sorted.sort(Map.Entry.comparingByKey());
+        return tx.run("moving " + sorted.size() + " entries to good copies", true, c -> {
+            Set<ChunkId> moved = new HashSet<>();
+            for (var e : sorted) if (heal(c, e.getKey(), e.getValue()[0], e.getValue()[1])) moved.add(e.getKey());
+            return moved;
+        });
+    }
+
+    /** Deletes {@code id}'s entry (and its damage mark) if it still points at {@code loc}; true when it did. The next put of the chunk stores it again. */
+    public boolean dropEntryAt(ChunkId id, ChunkLocation loc) {
+        return tx.run("dropping the entry of chunk " + id.shortHex(), true, c -> {
+            try (PreparedStatement st = c.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
+                st.setBytes(1, id.toBytes());
+                st.setInt(2, loc.pack());
+                st.setLong(3, loc.offset());
+                st.setInt(4, loc.slot());
+                st.executeUpdate();
+            }
+            try (PreparedStatement st = c.prepareStatement("DELETE FROM chunks WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
+                st.setBytes(1, id.toBytes());
+                st.setInt(2, loc.pack());
+                st.setLong(3, loc.offset());
+                st.setInt(4, loc.slot());
+                return st.executeUpdate() == 1;
+            }
+        });
     }
 
     private static Set<ChunkId> inPack(Connection c, List<ChunkId> ids, int pack) throws SQLException {

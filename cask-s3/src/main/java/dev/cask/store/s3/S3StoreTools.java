@@ -41,7 +41,17 @@ import java.util.function.BiConsumer;
  * {@code damaged} rows, the same marks reads make (the next put of a marked chunk stores it again).
  * Objects no row names (a crash between an upload and its commit) are not looked for: {@link
  * S3Collection} deletes them.
- * Rebuilding the index from the objects ({@code check --repair}) is not offered yet: it says so.
+ *
+ * <p><b>Repair</b> ({@code check --repair}, {@link #rebuildIndex}) does not drop the index as the
+ * local store's does (other nodes go on writing, and their entries are the index): it makes the
+ * index agree with the pack objects, holding the gc lock so no collection moves or deletes packs
+ * meanwhile. Pass 1 checks every entry against its pack's bytes (as {@code check} does) and
+ * collects those whose copy is damaged or whose object is gone; pass 2 scans every sealed pack
+ * object, adds an entry for each whole chunk the index lacks (stamped as a put's, an entry a node
+ * added meanwhile kept) and remembers a good copy of each chunk of pass 1; pass 3 moves those
+ * entries to their good copies by compare-and-swap, and drops the entries of chunks no pack holds
+ * whole (the next put of their bytes stores them again; {@code check} names the versions that
+ * need them). An I/O error stops it, having changed only what it reported.
  *
  * <p><b>Garbage collection</b> ({@code cask gc}, a server's background gc) marks as on a local
  * store and deletes through {@link S3Collection}: index entries, then pack objects (rewriting
@@ -50,7 +60,7 @@ import java.util.function.BiConsumer;
  * <p>Thread-safe as the index is; the index pass's one-pack buffer is guarded by {@code this}.
  */
 public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabilities.StoredSizes, StoreCapabilities.Checks,
-        StoreCapabilities.Collecting {
+        StoreCapabilities.Collecting, StoreCapabilities.Repairs {
     private final S3ChunkStore store;
     private final PostgresChunkIndex index;
     private final S3Objects objects;
@@ -157,6 +167,86 @@ public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabi
         } catch (CaskException e) {
             return e;
         }
+    }
+
+    // ---------------------------------------------------------------- repair
+
+    @Override
+    public long rebuildIndex(java.util.function.Consumer<String> problems, Progress progress) {
+        try (PostgresChunkIndex.GcLock lock = index.lockGc(problems, S3StoreTools::pause)) {
+            // pass 1: entries whose copy is damaged or gone
+            Map<ChunkId, ChunkLocation> bad = new java.util.HashMap<>();
+            index.forEachEntry((id, loc) -> {
+                CaskException fault = entryFault(id, loc, false);
+                if (fault instanceof CaskException.Corrupt) bad.put(id, loc);
+                else if (fault != null) throw fault;
+            });
+            // pass 2: every whole chunk of every pack: entries the index lacks, and good copies of the bad ones
+            Map<ChunkId, ChunkLocation> good = new java.util.HashMap<>();
+            List<Map.Entry<ChunkId, ChunkLocation>> found = new ArrayList<>();
+            long added = 0;
+            List<Integer> packs = packIds();
+            progress.startItems("repair: scan packs", packs.size());
+            for (int id : packs) {
+                scanPack(id, new ScanSink() {
+                    @Override
+                    public void chunk(ChunkId cid, ChunkLocation location, java.util.function.Supplier<byte[]> plain) {
+                        found.add(Map.entry(cid, location));
+                        ChunkLocation wrong = bad.get(cid);
+                        if (wrong != null && !wrong.equals(location)) good.putIfAbsent(cid, location);
+                    }
+
+                    @Override
+                    public void problem(String line) {
+                        problems.accept(line);
+                    }
+                }, Progress.NONE);
+                if (found.size() >= 10_000) {
+                    added += index.addFound(found);
+                    found.clear();
+                }
+                progress.advance(1);
+            }
+            added += index.addFound(found);
+            progress.done();
+            if (added > 0) problems.accept(added + " chunks found in packs had no index entry: added");
+            // pass 3: move bad entries to good copies, drop those no pack holds whole
+            Map<ChunkId, ChunkLocation[]> moves = new java.util.HashMap<>();
+            for (var e : bad.entrySet()) {
+                ChunkLocation to = good.get(e.getKey());
+                if (to != null) moves.put(e.getKey(), new ChunkLocation[]{e.getValue(), to});
+            }
+            java.util.Set<ChunkId> moved = index.relocate(moves);
+            for (ChunkId id : moved) problems.accept("chunk " + id.shortHex() + " (" + bad.get(id) + "): moved to the good copy in " + good.get(id));
+            for (var e : bad.entrySet()) {
+                if (moves.containsKey(e.getKey())) continue;
+                if (index.dropEntryAt(e.getKey(), e.getValue())) {
+                    problems.accept("chunk " + e.getKey().shortHex() + " (" + e.getValue() + "): no pack holds it whole; its index entry is dropped"
+                            + " (the next import or checkpoint of its bytes stores it again)");
+                }
+            }
+        }
+        synchronized (this) { // the next check reads the packs as they are now
+            lastPack = -1;
+            lastBytes = null;
+            lastFault = null;
+        }
+        return index.count();
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(100);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CaskException("interrupted while waiting for the gc lock");
+        }
+    }
+
+    /** Nothing: pack objects are written whole, never appended to, so an open never cuts a torn tail. */
+    @Override
+    public List<String> cutOnOpen() {
+        return List.of();
     }
 
     @Override
