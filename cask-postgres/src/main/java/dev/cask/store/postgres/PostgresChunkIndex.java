@@ -481,21 +481,20 @@ public final class PostgresChunkIndex implements AutoCloseable {
     /** Deletes {@code id}'s entry (and its damage mark) if it still points at {@code loc}; true when it did. The next put of the chunk stores it again. */
     public boolean dropEntryAt(ChunkId id, ChunkLocation loc) {
         return tx.run("dropping the entry of chunk " + id.shortHex(), true, c -> {
-            try (PreparedStatement st = c.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
-                st.setBytes(1, id.toBytes());
-                st.setInt(2, loc.pack());
-                st.setLong(3, loc.offset());
-                st.setInt(4, loc.slot());
-                st.executeUpdate();
-            }
-            try (PreparedStatement st = c.prepareStatement("DELETE FROM chunks WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
-                st.setBytes(1, id.toBytes());
-                st.setInt(2, loc.pack());
-                st.setLong(3, loc.offset());
-                st.setInt(4, loc.slot());
-                return st.executeUpdate() == 1;
-            }
+            deleteAt(c, "damaged", id, loc);
+            return deleteAt(c, "chunks", id, loc) == 1;
         });
+    }
+
+    /** Deletes the row of {@code table} (chunks or damaged) for {@code id} at {@code loc} (pack, offset, slot); returns the rows deleted. */
+    private static int deleteAt(Connection c, String table, ChunkId id, ChunkLocation loc) throws SQLException {
+        try (PreparedStatement st = c.prepareStatement("DELETE FROM " + table + " WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
+            st.setBytes(1, id.toBytes());
+            st.setInt(2, loc.pack());
+            st.setLong(3, loc.offset());
+            st.setInt(4, loc.slot());
+            return st.executeUpdate();
+        }
     }
 
     private static Set<ChunkId> inPack(Connection c, List<ChunkId> ids, int pack) throws SQLException {
@@ -532,13 +531,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
             insert(c, List.of(Map.entry(id, good)));
             moved = !inPack(c, List.of(id), good.pack()).isEmpty();
         }
-        try (PreparedStatement st = c.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
-            st.setBytes(1, raw);
-            st.setInt(2, bad.pack());
-            st.setLong(3, bad.offset());
-            st.setInt(4, bad.slot());
-            st.executeUpdate();
-        }
+        deleteAt(c, "damaged", id, bad);
         return moved;
     }
 
@@ -570,13 +563,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
     /** Removes the damage mark of the copy of {@code id} at {@code loc} (it was read again and found good, or its entry moved away); idempotent. */
     public void clearDamaged(ChunkId id, ChunkLocation loc) {
         tx.run("clearing the damage mark of chunk " + id.shortHex() + " (" + loc + ")", true, c -> {
-            try (PreparedStatement st = c.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND \"offset\" = ? AND slot = ?")) {
-                st.setBytes(1, id.toBytes());
-                st.setInt(2, loc.pack());
-                st.setLong(3, loc.offset());
-                st.setInt(4, loc.slot());
-                st.executeUpdate();
-            }
+            deleteAt(c, "damaged", id, loc);
             return null;
         });
     }
