@@ -12,5 +12,4 @@ module dev.cask.cli {
     requires jdk.unsupported;
     requires com.github.luben.zstd_jni;
     requires org.xerial.sqlitejdbc;
-
 }
