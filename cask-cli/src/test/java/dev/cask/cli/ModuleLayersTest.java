@@ -119,12 +119,9 @@ class ModuleLayersTest {
         Files.createDirectories(src.getParent());
         Files.writeString(src, "package dev.cask.image;\n" + imports + "\nclass Probe { " + fields + " }\n");
         List<Path> modulePath = new ArrayList<>();
-        for (Class<?> c : List.of(dev.cask.common.CaskException.class, dev.cask.store.ChunkStore.class, dev.cask.catalog.Catalog.class,
-                dev.cask.tree.Layout.class, dev.cask.server.nbd.NbdServer.class, dev.cask.format.Formats.class, dev.cask.image.Images.class,
-                dev.cask.local.LocalImages.class, dev.cask.server.ImageExports.class,
-                com.github.luben.zstd.Zstd.class, com.github.benmanes.caffeine.cache.Caffeine.class, org.sqlite.JDBC.class)) {
-            modulePath.add(location(c));
-        }
+        List<Class<?>> classes = new ArrayList<>(ANCHORS.subList(0, LAYERS.indexOf("dev.cask.server") + 1)); // the server and what it stands on
+        classes.addAll(List.of(com.github.luben.zstd.Zstd.class, com.github.benmanes.caffeine.cache.Caffeine.class, org.sqlite.JDBC.class));
+        for (Class<?> c : classes) modulePath.add(location(c));
         JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
         DiagnosticCollector<JavaFileObject> diagnostics = new DiagnosticCollector<>();
         try (StandardJavaFileManager files = javac.getStandardFileManager(diagnostics, null, null)) {

@@ -706,9 +706,8 @@ public final class PostgresChunkIndex implements AutoCloseable {
         tx.close();
         synchronized (this) {
             if (writerConnection != null) {
-                try (PreparedStatement un = writerConnection.prepareStatement("SELECT pg_advisory_unlock(" + WRITER_KEY + ")")) {
-                    un.setLong(1, writerId);
-                    un.execute();
+                try {
+                    advisory(writerConnection, "pg_advisory_unlock", WRITER_KEY, writerId);
                     writerConnection.commit();
                 } catch (SQLException e) {
                     // closing the connection lets go of the lock too
@@ -750,11 +749,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
         PgTransactions pool = held();
         Connection c = pool.hold("registering this process as a pack writer");
         try {
-            long id = Long.parseLong(query(c, "SELECT nextval('pack_writer_ids')")) & 0x7fffffffL;
-            try (PreparedStatement st = c.prepareStatement("SELECT pg_advisory_lock(" + WRITER_KEY + ")")) {
-                st.setLong(1, id);
-                st.execute();
-            }
+            long id = lockNewId(c, "pack_writer_ids", WRITER_KEY);
             c.commit();
             writerConnection = c;
             writerId = id;
@@ -762,6 +757,24 @@ public final class PostgresChunkIndex implements AutoCloseable {
         } catch (SQLException e) {
             pool.release(c, true);
             throw new CaskException.Io(display + ": cannot register this process as a pack writer: " + e.getMessage(), e);
+        }
+    }
+
+    /** Takes a new id from {@code sequence} (its low 31 bits) and, on {@code c}, the session-level advisory lock {@code key} of it; returns the id. */
+    private static long lockNewId(Connection c, String sequence, String key) throws SQLException {
+        long id = Long.parseLong(query(c, "SELECT nextval('" + sequence + "')")) & 0x7fffffffL;
+        advisory(c, "pg_advisory_lock", key, id);
+        return id;
+    }
+
+    /** Runs advisory lock function {@code function} on lock {@code key} of {@code id}; its boolean answer (true for the functions that return none). */
+    private static boolean advisory(Connection c, String function, String key, long id) throws SQLException {
+        try (PreparedStatement st = c.prepareStatement("SELECT " + function + "(" + key + ")")) {
+            st.setLong(1, id);
+            try (ResultSet rs = st.executeQuery()) {
+                rs.next();
+                return !"f".equals(rs.getString(1));
+            }
         }
     }
 
@@ -792,11 +805,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
         Connection c = pool.hold("registering a writer session (" + what + ")");
         long id;
         try {
-            id = Long.parseLong(query(c, "SELECT nextval('writer_session_ids')")) & 0x7fffffffL;
-            try (PreparedStatement st = c.prepareStatement("SELECT pg_advisory_lock(" + SESSION_KEY + ")")) {
-                st.setLong(1, id);
-                st.execute();
-            }
+            id = lockNewId(c, "writer_session_ids", SESSION_KEY);
             try (PreparedStatement st = c.prepareStatement("INSERT INTO writer_sessions (id, what, started_us) VALUES (?, ?, ?) "
                     + "ON CONFLICT (id) DO UPDATE SET what = EXCLUDED.what, started_us = EXCLUDED.started_us")) {
                 st.setLong(1, id);
@@ -875,15 +884,7 @@ public final class PostgresChunkIndex implements AutoCloseable {
                 for (var e : present.entrySet()) {
                     boolean told = false;
                     while (true) {
-                        boolean free;
-                        try (PreparedStatement st = c.prepareStatement("SELECT pg_try_advisory_lock_shared(" + SESSION_KEY + ")")) {
-                            st.setLong(1, e.getKey());
-                            try (ResultSet rs = st.executeQuery()) {
-                                rs.next();
-                                free = rs.getBoolean(1);
-                            }
-                        }
-                        if (free) break;
+                        if (advisory(c, "pg_try_advisory_lock_shared", SESSION_KEY, e.getKey())) break;
                         c.commit();
                         if (!told) waiting.accept("waiting for writer session " + e.getKey() + " (" + e.getValue() + ")");
                         told = true;
@@ -1052,19 +1053,8 @@ public final class PostgresChunkIndex implements AutoCloseable {
             }
             List<Pack> out = new ArrayList<>();
             for (var e : byWriter.entrySet()) {
-                boolean gone;
-                try (PreparedStatement st = c.prepareStatement("SELECT pg_try_advisory_lock_shared(" + WRITER_KEY + ")")) {
-                    st.setLong(1, e.getKey());
-                    try (ResultSet rs = st.executeQuery()) {
-                        rs.next();
-                        gone = rs.getBoolean(1);
-                    }
-                }
-                if (!gone) continue;
-                try (PreparedStatement st = c.prepareStatement("SELECT pg_advisory_unlock_shared(" + WRITER_KEY + ")")) {
-                    st.setLong(1, e.getKey());
-                    st.execute();
-                }
+                if (!advisory(c, "pg_try_advisory_lock_shared", WRITER_KEY, e.getKey())) continue; // its writer runs
+                advisory(c, "pg_advisory_unlock_shared", WRITER_KEY, e.getKey());
                 out.addAll(e.getValue());
             }
             return out;

@@ -173,7 +173,8 @@ public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabi
 
     @Override
     public long rebuildIndex(java.util.function.Consumer<String> problems, Progress progress) {
-        try (PostgresChunkIndex.GcLock lock = index.lockGc(problems, S3StoreTools::pause)) {
+        dev.cask.common.Pacer pacer = dev.cask.common.Pacer.unpaced();
+        try (PostgresChunkIndex.GcLock lock = index.lockGc(problems, () -> pacer.waitFor(100))) {
             // pass 1: entries whose copy is damaged or gone
             Map<ChunkId, ChunkLocation> bad = new java.util.HashMap<>();
             index.forEachEntry((id, loc) -> {
@@ -232,15 +233,6 @@ public final class S3StoreTools implements StoreCapabilities.Counts, StoreCapabi
             lastFault = null;
         }
         return index.count();
-    }
-
-    private static void pause() {
-        try {
-            Thread.sleep(100);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CaskException("interrupted while waiting for the gc lock");
-        }
     }
 
     /** Nothing: pack objects are written whole, never appended to, so an open never cuts a torn tail. */
