@@ -112,7 +112,11 @@ import java.util.stream.Stream;
  * dead record out ({@link HolePuncher}: only records no entry points at, so only a chunk deleted
  * and maybe stored again since), zeros that fail the read's CRC, after which the reader asks the
  * index again (a live chunk never moves by punching). A dedup hit never
- * uses such an answer (rule 1), and {@code contains} asks the index.
+ * uses such an answer (rule 1), and {@code contains} asks the index. So a sweep does not drop
+ * what it deleted from any cache, its own process's included: only a chunk no version reaches has
+ * a stale answer, and nothing reads such a chunk (a chunk stored again since gets a new answer
+ * in the process that stored it, and any other process finds the new copy through the index once
+ * the old one fails its checks).
  *
  * <p><b>Costs.</b> A session costs a file create, a lock and a rename. A GC waits for writers
  * that were running when it started (an import may take minutes; servers' checkpoints are short).

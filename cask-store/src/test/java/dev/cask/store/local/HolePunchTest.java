@@ -157,9 +157,10 @@ class HolePunchTest {
     }
 
     /**
-     * Another process that cached where a chunk was before this collection deleted and punched it,
-     * and that reads it after a put stored it again elsewhere, is played by putting the old
-     * locations back into this store's cache of index answers (the sweep made it forget them).
+     * A process that cached where a chunk was before a collection deleted and punched it, and
+     * that reads it after a put stored it again elsewhere: the collecting process itself (a sweep
+     * leaves its cache of index answers as it is) and, played by putting the old locations back
+     * into the cache after the put replaced them, another process.
      */
     @Test
     void aReaderWithAStaleLocationReadsTheChunksNewCopy() {
@@ -175,7 +176,8 @@ class HolePunchTest {
                 sweep.sweep(id -> !dead.contains(id), Pacer.unpaced(), () -> {});
                 assertEquals(1, sweep.compact(0.99, Progress.NONE).packsPunched());
             }
-            for (ChunkId id : dead) store.put(data.get(id)); // stored again, elsewhere
+            for (ChunkId id : dead) assertEquals(stale.get(id), store.locate(id), "the sweep left the cached answer");
+            for (ChunkId id : dead) store.put(data.get(id)); // stored again, elsewhere: a put never trusts the cache
             store.sync();
             for (ChunkId id : dead) assertTrue(store.locate(id).pack() > 1);
             store.remember(stale);
