@@ -56,7 +56,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * alternately), every open volume reads back its model, and {@code check --deep} finds no problem.
  *
  * <p>Seeded: each seed picks the store's knobs (pack limit 48 KiB to 256 KiB, segments off to
- * 1 MiB, plain cache on or off) and the operations. A failure names the seed and lists every
+ * 1 MiB, plain cache on or off, the index's recent table merged into the settled one at its
+ * default size or after every 16 or 256 new entries: an incremental sweep that scanned only the
+ * recent table when a merge had moved entries it must look at would leave garbage the full scan
+ * after it finds) and the operations. A failure names the seed and lists every
  * operation up to it; {@code -Dcask.seed=N} replays that seed alone (wall-clock time can only
  * change what a calendar rule of prune keeps when an hour boundary passes during the run),
  * {@code -Dcask.gcmodel.steps=N} sets the length of a run (default 200), {@code -Dcask.gcmodel.random=N} the
@@ -107,6 +110,8 @@ class GcModelTest {
         final Path dir;
         final Path scratch;
         final LocalChunkStore.Options options;
+        /** The index's {@code cask.index.merge-rows} (0: its default). */
+        final long mergeRows;
         final boolean plainCache;
         final TreeMap<String, Img> model = new TreeMap<>();
         final List<String> ops = new ArrayList<>();
@@ -136,14 +141,19 @@ class GcModelTest {
             int segment = new int[] {0, 16 << 10, 64 << 10, 1 << 20}[rnd.nextInt(4)];
             this.options = new LocalChunkStore.Options(1, packLimit, false, segment, 3, 0);
             this.plainCache = rnd.nextBoolean();
+            this.mergeRows = new long[] {0, 16, 256}[new Random(seed ^ 0x6d65726765L).nextInt(3)]; // its own draw: the operations stay those of the seed
+
             for (int i = 0; i < pool.length; i++) pool[i] = i % 2 == 0 ? noise() : text();
         }
 
         void run(int steps) throws Exception {
-            String knobs = "pack limit " + options.packLimit() + ", segments " + options.segmentBytes() + ", plain cache " + plainCache;
+            String knobs = "pack limit " + options.packLimit() + ", segments " + options.segmentBytes() + ", plain cache " + plainCache
+                    + ", merge rows " + mergeRows;
             System.out.println("GcModelTest seed " + seed + ": " + knobs);
             String before = System.getProperty("cask.cache.bytes");
+            String mergeBefore = System.getProperty("cask.index.merge-rows");
             if (!plainCache) System.setProperty("cask.cache.bytes", "0");
+            System.setProperty("cask.index.merge-rows", Long.toString(mergeRows));
             try {
                 Files.createDirectories(scratch);
                 images = open();
@@ -184,6 +194,8 @@ class GcModelTest {
                 }
                 if (before == null) System.clearProperty("cask.cache.bytes");
                 else System.setProperty("cask.cache.bytes", before);
+                if (mergeBefore == null) System.clearProperty("cask.index.merge-rows");
+                else System.setProperty("cask.index.merge-rows", mergeBefore);
             }
         }
 

@@ -25,18 +25,24 @@ import java.util.Set;
  *       taken off in proportion to its chunks freed). What compaction chooses from.
  *   <li>{@code deferred}: the chunks the sweep found unreachable but could not delete (stamped
  *       at or after its epoch by a concurrent put): the next sweep looks at them again.
+ *   <li>{@code moved}: the index's count of changes to the settled table's locations
+ *       ({@code gc.moved}, see {@code ChunkIndex}) in the snapshot the sweep scanned, when it was
+ *       an incremental one; -1 otherwise (not known). While the count stays so, every entry
+ *       indexed since is in the recent table, and the next sweep scans only that one
+ *       ({@code LocalSweep}).
  * </ul>
  *
- * <p>Encoding (big-endian): int format (1), int highest, int n + n ints (open), int n + n
- * (int pack, long live bytes), int n + n 32-byte chunk ids (deferred). Decoding checks that it
- * consumed exactly the bytes given. The row is a cache like the rest of the index: a state that
- * does not decode is ignored (the next sweep is a full one).
+ * <p>Encoding (big-endian): int format (2), int highest, int n + n ints (open), int n + n
+ * (int pack, long live bytes), int n + n 32-byte chunk ids (deferred), long moved (-1 or more).
+ * Format 1 ends after the deferred ids and reads as moved -1. Decoding checks that it consumed exactly the bytes given. The
+ * row is a cache like the rest of the index: a state that does not decode is ignored (the next
+ * sweep is a full one).
  */
-record GcState(int highest, Set<Integer> open, Map<Integer, Long> live, List<ChunkId> deferred) {
-    static final int FORMAT = 1;
+record GcState(int highest, Set<Integer> open, Map<Integer, Long> live, List<ChunkId> deferred, long moved) {
+    static final int FORMAT = 2;
 
     byte[] encode() {
-        ByteBuffer b = ByteBuffer.allocate(4 * 4 + 4 * open.size() + 12 * live.size() + ChunkId.LENGTH * deferred.size() + 4);
+        ByteBuffer b = ByteBuffer.allocate(4 * 4 + 4 * open.size() + 12 * live.size() + ChunkId.LENGTH * deferred.size() + 4 + 8);
         b.putInt(FORMAT).putInt(highest);
         b.putInt(open.size());
         for (int p : open) b.putInt(p);
@@ -48,6 +54,7 @@ record GcState(int highest, Set<Integer> open, Map<Integer, Long> live, List<Chu
             c.copyTo(id, 0);
             b.put(id);
         }
+        b.putLong(moved);
         return java.util.Arrays.copyOf(b.array(), b.position());
     }
 
@@ -56,7 +63,7 @@ record GcState(int highest, Set<Integer> open, Map<Integer, Long> live, List<Chu
         try {
             ByteBuffer b = ByteBuffer.wrap(bytes);
             int format = b.getInt();
-            if (format != FORMAT) throw new CaskException.Corrupt("gc state: format " + format + ", expected " + FORMAT);
+            if (format != FORMAT && format != 1) throw new CaskException.Corrupt("gc state: format " + format + ", expected 1 or " + FORMAT);
             int highest = b.getInt();
             Set<Integer> open = new HashSet<>();
             for (int i = count(b, 4); i > 0; i--) open.add(b.getInt());
@@ -68,8 +75,13 @@ record GcState(int highest, Set<Integer> open, Map<Integer, Long> live, List<Chu
                 b.get(id);
                 deferred.add(ChunkId.fromBytes(id));
             }
+            long moved = -1;
+            if (format >= 2) {
+                moved = b.getLong();
+                if (moved < -1) throw new CaskException.Corrupt("gc state: settled changes " + moved + ", expected -1 or more");
+            }
             if (b.hasRemaining()) throw new CaskException.Corrupt("gc state: " + b.remaining() + " bytes after its end");
-            return new GcState(highest, open, live, deferred);
+            return new GcState(highest, open, live, deferred, moved);
         } catch (java.nio.BufferUnderflowException e) {
             throw new CaskException.Corrupt("gc state: truncated (" + bytes.length + " bytes)");
         }

@@ -103,6 +103,14 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         return new Deleted(deleted, bytes);
     }
 
+    /** What the incremental sweep's scan of the entries written since the previous collection saw; null until one ran. */
+    private ChunkIndex.RegionScan scan;
+
+    /** Whether this collection's incremental sweep scanned only the index's recent table (see {@link ChunkIndex#forEachStampedIn}). */
+    boolean scannedRecentOnly() {
+        return scan != null && scan.recentOnly();
+    }
+
     /** Chunks per segment (by {@link ChunkLocation#unit}) read from headers by the sweep, for the punching after it. */
     private final Map<Long, Integer> segmentChunks = new HashMap<>();
 
@@ -160,7 +168,7 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         survey = new Compactor.Survey(sealed, live);
         punchable = new Punchable(sealed, deletedAt.values());
         kept.addAll(list);
-        next = nextState(sealed, highest, live, kept, deleted);
+        next = nextState(sealed, highest, live, kept, deleted, -1);
         return new Deleted(deleted, bytes);
     }
 
@@ -185,15 +193,19 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         return deleted;
     }
 
-    /** The state for the next collection: the packs as they were when this sweep began, their live bytes, the unreachable entries kept. */
-    private GcState nextState(Set<Integer> sealed, int highest, Map<Integer, Long> live, List<ChunkId> unreachable, Set<ChunkId> deleted) {
+    /**
+     * The state for the next collection: the packs as they were when this sweep began, their live
+     * bytes, the unreachable entries kept, and the settled table's change count in the snapshot
+     * of this sweep's scan ({@code moved}; -1 after a full sweep, whose scan does not read it).
+     */
+    private GcState nextState(Set<Integer> sealed, int highest, Map<Integer, Long> live, List<ChunkId> unreachable, Set<ChunkId> deleted, long moved) {
         Set<Integer> open = new HashSet<>();
         for (int p : store.packIds()) if (p <= highest && !sealed.contains(p)) open.add(p);
         Map<Integer, Long> sealedLive = new HashMap<>();
         for (int p : sealed) sealedLive.put(p, live.getOrDefault(p, 0L));
         List<ChunkId> kept = new ArrayList<>();
         for (ChunkId id : unreachable) if (!deleted.contains(id)) kept.add(id);
-        return new GcState(highest, open, sealedLive, kept);
+        return new GcState(highest, open, sealedLive, kept, moved);
     }
 
     @Override
@@ -221,7 +233,7 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         List<ChunkId> regionIds = new ArrayList<>();
         List<ChunkLocation> regionLocations = new ArrayList<>();
         long[] seen = {0};
-        store.index().forEachStampedIn(prev.highest(), prev.open(), (id, loc, stamp) -> {
+        scan = store.index().forEachStampedIn(prev.highest(), prev.open(), prev.moved(), (id, loc, stamp) -> {
             if ((++seen[0] & 4095) == 0) pacer.check();
             regionIds.add(id);
             regionLocations.add(loc);
@@ -262,7 +274,7 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         Set<ChunkId> deletedIds = deleted.keySet();
         survey = new Compactor.Survey(known, live);
         punchable = new Punchable(sealed, deleted.values());
-        next = nextState(known, highest, live, list, deletedIds);
+        next = nextState(known, highest, live, list, deletedIds, scan.moved());
         return new Deleted(deletedIds, bytes);
     }
 

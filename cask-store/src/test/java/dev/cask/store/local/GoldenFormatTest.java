@@ -116,18 +116,31 @@ class GoldenFormatTest {
         assertEquals(r.id(), ChunkId.of(plain));
     }
 
-    /** The gc_state row's state (format 1): what a complete collection leaves the next one. */
+    /** The gc_state row's state (format 1, written by casks before index schema 5): what a complete collection leaves the next one. */
     static final String GC_STATE = "00000001" + "00000007" + "00000001" + "00000007" + "00000001" + "00000003" + "00000000000003e8"
             + "00000001" + HELLO_ID;
 
+    /** The same state in format 2: the settled table's change count at the sweep's scan (42) follows. */
+    static final String GC_STATE_2 = "00000002" + GC_STATE.substring(8) + "000000000000002a";
+
     @Test
     void gcStateFormatOne() {
-        GcState s = new GcState(7, java.util.Set.of(7), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)));
-        assertEquals(GC_STATE, HEX.formatHex(s.encode()));
-        assertEquals(s, GcState.decode(HEX.parseHex(GC_STATE)));
+        GcState s = new GcState(7, java.util.Set.of(7), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)), -1);
+        assertEquals(s, GcState.decode(HEX.parseHex(GC_STATE)), "format 1 reads as a change count not known (-1)");
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE.substring(0, GC_STATE.length() - 2))));
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE + "00")));
-        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex("00000002" + GC_STATE.substring(8))));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex("00000003" + GC_STATE.substring(8))));
+    }
+
+    @Test
+    void gcStateFormatTwo() {
+        GcState s = new GcState(7, java.util.Set.of(7), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)), 42);
+        assertEquals(GC_STATE_2, HEX.formatHex(s.encode()));
+        assertEquals(s, GcState.decode(HEX.parseHex(GC_STATE_2)));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_2.substring(0, GC_STATE_2.length() - 2))));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_2 + "00")));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_2.substring(0, GC_STATE_2.length() - 16) + "fffffffffffffffe")),
+                "a change count below -1");
     }
 
     /** A pack's holes file (format 1): the stretches a collection punched out of pack 7. */

@@ -1152,7 +1152,12 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + old.resolve("index.db"));
              java.sql.Statement st = c.createStatement(); java.sql.ResultSet rs = st.executeQuery("PRAGMA user_version")) {
             assertTrue(rs.next());
-            assertEquals(4, rs.getInt(1), "index schema 4 (slots, GC epochs, then the recent table)");
+            assertEquals(5, rs.getInt(1), "index schema 5 (slots, GC epochs, the recent table, then the count of settled changes)");
+        }
+        try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + old.resolve("index.db"));
+             java.sql.Statement st = c.createStatement(); java.sql.ResultSet rs = st.executeQuery("SELECT moved FROM gc")) {
+            assertTrue(rs.next());
+            assertTrue(rs.getLong(1) >= 0, "gc.moved added by the migration");
         }
     }
 
