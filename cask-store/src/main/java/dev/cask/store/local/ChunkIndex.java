@@ -676,8 +676,12 @@ final class ChunkIndex implements AutoCloseable {
         }
     }
 
-    /** What {@link #forEachStampedIn} saw: the settled table's change count ({@code gc.moved}) in its snapshot, and whether it scanned the recent table only. */
-    record RegionScan(long moved, boolean recentOnly) {}
+    /**
+     * What {@link #forEachStampedIn} saw: the settled table's change count ({@code gc.moved}) in
+     * its snapshot, whether it scanned the recent table only, and the packs of the settled entries
+     * it handed over (none when it scanned the recent table only).
+     */
+    record RegionScan(long moved, boolean recentOnly, java.util.Set<Integer> settledPacks) {}
 
     /**
      * Calls {@code sink} with every entry in a pack numbered above {@code above} or listed in
@@ -685,14 +689,13 @@ final class ChunkIndex implements AutoCloseable {
      * the entries written since a collection that saw {@code above} as the highest pack and
      * {@code packs} as the ones still written to. SQLite hands over only the matching rows,
      * unsorted (sorting a day's 200,000 of them was a third of the scan), but finds them by a scan
-     * of the table (there is no index by pack). When {@code sinceMoved} is not negative (the
-     * settled table's change count that collection read in its scan's snapshot) and the count is
-     * still that, every entry indexed since that scan is in the recent table (a new entry goes
-     * there, and only a merge, a compaction switch or a heal puts one into the settled table, each
-     * counted), so only the recent table is scanned: a fraction of the index (a daily collection's
-     * scan of both tables of a 500,000-entry index took 0.21-0.26 s). The entries this leaves out
-     * were there at that scan, and that collection looked at them (see {@code GcEpochs},
-     * "Incremental sweeps").
+     * of the table (there is no index by pack). When {@code sinceMoved} is not negative (that
+     * collection saw no settled entry in these packs, or in packs above the highest, and read this
+     * change count in the same snapshot) and the count is still that, every entry in these packs
+     * is in the recent table (a new entry goes there, and only a merge, a compaction switch or a
+     * heal puts one into the settled table, each counted), so only the recent table is scanned,
+     * and it hands over the same entries: a fraction of the index (a daily collection's scan of
+     * both tables of a 500,000-entry index took 0.21-0.26 s).
      */
     RegionScan forEachStampedIn(int above, java.util.Collection<Integer> packs, long sinceMoved, StampedSink sink) {
         String where = "pack > " + above + (packs.isEmpty() ? "" : " OR pack IN (" + packList(packs) + ")");
@@ -701,14 +704,18 @@ final class ChunkIndex implements AutoCloseable {
             try {
                 long moved = longOf(st, "SELECT moved FROM gc");
                 boolean recentOnly = sinceMoved >= 0 && moved == sinceMoved;
-                String select = "SELECT id, pack, offset, length, slot, epoch FROM %s WHERE " + where;
-                try (ResultSet rs = st.executeQuery(recentOnly ? select.formatted(RECENT) : both(select))) {
+                String select = "SELECT id, pack, offset, length, slot, epoch, %d FROM %s WHERE " + where;
+                String sql = select.formatted(0, RECENT) + (recentOnly ? "" : " UNION ALL " + select.formatted(1, SETTLED));
+                java.util.Set<Integer> settledPacks = new java.util.HashSet<>();
+                try (ResultSet rs = st.executeQuery(sql)) {
                     while (rs.next()) {
-                        sink.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(rs.getInt(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)), rs.getLong(6));
+                        int pack = rs.getInt(2);
+                        if (rs.getInt(7) == 1) settledPacks.add(pack);
+                        sink.entry(ChunkId.fromBytes(rs.getBytes(1)), new ChunkLocation(pack, rs.getLong(3), rs.getInt(4), rs.getInt(5)), rs.getLong(6));
                     }
                 }
                 st.execute("COMMIT");
-                return new RegionScan(moved, recentOnly);
+                return new RegionScan(moved, recentOnly, settledPacks);
             } catch (SQLException | RuntimeException e) {
                 try {
                     st.execute("ROLLBACK");

@@ -101,12 +101,12 @@ import java.util.stream.Stream;
  * since, and the walk (a) reaches it: every pointer chunk on its path is unmarked (a marked
  * pointer chunk's subtree is all marked) and still there (nothing deleted it). The same holds
  * for N: its (i)-(iii) are built the same way. A pointer chunk the walk cannot read turns the
- * sweep into a full one. Case (iii) needs only the entries indexed after C's <em>scan</em> (one
- * there then was seen by it, or by the full scan or walk that covered its pack, and is in (i) or
- * (ii)); they were added to the index's recent table, and only a merge, a compaction switch or a
- * heal (each counted in {@code gc.moved}) puts an entry into the settled one. So when the count C
- * read in its scan's snapshot is still the count in N's, N scans the recent table alone
- * ({@link ChunkIndex#forEachStampedIn}). Live bytes: a pack written since is counted from its entries (all of
+ * sweep into a full one. When C's (incremental) scan saw every entry of N's packs (above H_C,
+ * or in O_C) in the index's recent table, and the count of changes to the settled table
+ * ({@code gc.moved}: a merge, a compaction switch or a heal, the only ways into it) that C read
+ * in its scan's snapshot is still the count in N's, they are all still there, and N scans the
+ * recent table alone ({@link ChunkIndex#forEachStampedIn}): the same entries, so the same
+ * candidates and live bytes. Live bytes: a pack written since is counted from its entries (all of
  * them are candidates, so the sweep sees them); a pack sealed before keeps the previous figure
  * less what this sweep deleted in it, a segment's bytes in proportion to its chunks (an estimate:
  * compaction only chooses by it, and recompresses a segment with its live chunks only).

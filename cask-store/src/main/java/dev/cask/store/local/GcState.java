@@ -26,17 +26,17 @@ import java.util.Set;
  *   <li>{@code deferred}: the chunks the sweep found unreachable but could not delete (stamped
  *       at or after its epoch by a concurrent put): the next sweep looks at them again.
  *   <li>{@code moved}: the index's count of changes to the settled table's locations
- *       ({@code gc.moved}, see {@code ChunkIndex}) in the snapshot the sweep scanned, when it was
- *       an incremental one; -1 otherwise (not known). While the count stays so, every entry
- *       indexed since is in the recent table, and the next sweep scans only that one
- *       ({@code LocalSweep}).
+ *       ({@code gc.moved}, see {@code ChunkIndex}) in the snapshot an incremental sweep scanned,
+ *       when it saw every entry the next sweep must look at in the recent table; -1 otherwise.
+ *       While the count stays so, those entries stay there, and the next sweep scans only that
+ *       table ({@code LocalSweep}).
  * </ul>
  *
  * <p>Encoding (big-endian): int format (2), int highest, int n + n ints (open), int n + n
  * (int pack, long live bytes), int n + n 32-byte chunk ids (deferred), long moved (-1 or more).
- * Format 1 ends after the deferred ids and reads as moved -1. Decoding checks that it consumed exactly the bytes given. The
- * row is a cache like the rest of the index: a state that does not decode is ignored (the next
- * sweep is a full one).
+ * Format 1 ends after the deferred ids and reads as moved -1. Decoding checks that it consumed
+ * exactly the bytes given. The row is a cache like the rest of the index: a state that does not
+ * decode is ignored (the next sweep is a full one).
  */
 record GcState(int highest, Set<Integer> open, Map<Integer, Long> live, List<ChunkId> deferred, long moved) {
     static final int FORMAT = 2;

@@ -168,7 +168,7 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         survey = new Compactor.Survey(sealed, live);
         punchable = new Punchable(sealed, deletedAt.values());
         kept.addAll(list);
-        next = nextState(sealed, highest, live, kept, deleted, -1);
+        next = nextState(sealed, highest, live, kept, deleted, null, null);
         return new Deleted(deleted, bytes);
     }
 
@@ -196,16 +196,27 @@ final class LocalSweep implements ChunkDeleter.Sweep {
     /**
      * The state for the next collection: the packs as they were when this sweep began, their live
      * bytes, the unreachable entries kept, and the settled table's change count in the snapshot
-     * of this sweep's scan ({@code moved}; -1 after a full sweep, whose scan does not read it).
+     * of this sweep's scan when every entry the next sweep must look at was in the recent table
+     * then (-1 otherwise, and after a full sweep, whose scan does not read it). That holds when the
+     * next one's packs (above {@code highest}, or open) were all among those this incremental
+     * scan covered ({@code previous}'s), and it saw no settled entry in them (none at all when it
+     * scanned the recent table only). Then the next scan of the recent table alone hands over all
+     * of those packs' entries, and their live bytes come out exact.
      */
-    private GcState nextState(Set<Integer> sealed, int highest, Map<Integer, Long> live, List<ChunkId> unreachable, Set<ChunkId> deleted, long moved) {
+    private GcState nextState(Set<Integer> sealed, int highest, Map<Integer, Long> live, List<ChunkId> unreachable, Set<ChunkId> deleted,
+                              ChunkIndex.RegionScan scan, GcState previous) {
         Set<Integer> open = new HashSet<>();
         for (int p : store.packIds()) if (p <= highest && !sealed.contains(p)) open.add(p);
         Map<Integer, Long> sealedLive = new HashMap<>();
         for (int p : sealed) sealedLive.put(p, live.getOrDefault(p, 0L));
         List<ChunkId> kept = new ArrayList<>();
         for (ChunkId id : unreachable) if (!deleted.contains(id)) kept.add(id);
-        return new GcState(highest, open, sealedLive, kept, moved);
+        boolean inRecent = scan != null && highest >= previous.highest();
+        if (inRecent) {
+            for (int p : open) inRecent &= p > previous.highest() || previous.open().contains(p);
+            for (int p : scan.settledPacks()) inRecent &= p <= highest && !open.contains(p);
+        }
+        return new GcState(highest, open, sealedLive, kept, inRecent ? scan.moved() : -1);
     }
 
     @Override
@@ -274,7 +285,7 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         Set<ChunkId> deletedIds = deleted.keySet();
         survey = new Compactor.Survey(known, live);
         punchable = new Punchable(sealed, deleted.values());
-        next = nextState(known, highest, live, list, deletedIds, scan.moved());
+        next = nextState(known, highest, live, list, deletedIds, scan, prev);
         return new Deleted(deletedIds, bytes);
     }
 

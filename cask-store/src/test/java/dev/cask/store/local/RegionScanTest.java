@@ -20,10 +20,11 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * An incremental sweep scans only the index's recent table for the entries written since the
- * previous collection when nothing can have put one of them into the settled table (schema 5's
- * {@code gc.moved}), and both tables when a merge, a compaction switch or a heal may have: either
- * way it frees every unreachable chunk written since.
+ * An incremental sweep scans only the index's recent table for the entries of the packs written
+ * since the previous collection when that collection found them all there and nothing can have
+ * put one into the settled table since (schema 5's {@code gc.moved}), and both tables when a
+ * merge, a compaction switch or a heal may have, or while a pack still written to holds settled
+ * entries: either way it frees every unreachable chunk written since.
  */
 class RegionScanTest {
     @TempDir
@@ -57,10 +58,14 @@ class RegionScanTest {
 
     /** A store whose index merges only when a test says so (the test JVM's {@code cask.index.merge-rows} merges every 64 new entries). */
     private LocalChunkStore open() {
+        return open(64 << 20);
+    }
+
+    private LocalChunkStore open(long packLimit) {
         String before = System.getProperty("cask.index.merge-rows");
         System.setProperty("cask.index.merge-rows", Long.toString(1L << 40));
         try {
-            return LocalChunkStore.open(dir, new LocalChunkStore.Options(3, 64 << 20, false));
+            return LocalChunkStore.open(dir, new LocalChunkStore.Options(3, packLimit, false));
         } finally {
             if (before == null) System.clearProperty("cask.index.merge-rows");
             else System.setProperty("cask.index.merge-rows", before);
@@ -83,32 +88,39 @@ class RegionScanTest {
             live.addAll(putSome(store, 10));
             store.index().merge(4); // the entries written since move into the settled table
             assertFalse(collect(store, dead), "a merge since the last collection: both tables scanned, and what it moved is freed");
-            // what the merge moved was looked at: entries written from now on are in the recent table again
+            // the pack still written to holds settled entries now: every scan must see them (their live bytes count)
             dead = putSome(store, 5);
-            assertTrue(collect(store, dead));
+            assertFalse(collect(store, dead), "the open pack holds settled entries");
             for (ChunkId id : live) assertNotNull(store.locate(id), "a reachable chunk keeps its entry");
         }
     }
 
     /**
-     * A compaction switch (or a heal) that points settled entries elsewhere counts as a change:
-     * an entry it pointed into a new pack is in that pack, which the next sweep must look at.
+     * Settled entries in a pack still written to keep the scans on both tables until the pack is
+     * sealed and scanned once more; a compaction switch (or a heal) that points settled entries
+     * elsewhere counts as a change.
      */
     @Test
-    void aSwitchOfSettledEntriesCountsAsAChange() {
-        try (LocalChunkStore store = open()) {
+    void settledEntriesOfAnOpenPackAndSwitchesKeepBothTablesScanned() {
+        try (LocalChunkStore store = open(64 << 10)) { // about 15 chunks a pack
             live.addAll(putSome(store, 30));
             collect(store, List.of());
             collect(store, List.of());
             assertTrue(collect(store, List.of()), "nothing changed");
             store.index().merge(1);
+            int open = store.packIds().getLast();
             assertFalse(collect(store, List.of()), "a merge");
-            assertTrue(collect(store, List.of()), "nothing changed since the merge was looked at");
-            ChunkId one = live.iterator().next();
+            assertFalse(collect(store, List.of()), "pack " + open + ", still written to, holds settled entries");
+            live.addAll(putSome(store, 40)); // pack "open" is sealed, later ones take the new chunks
+            assertTrue(store.packIds().getLast() > open + 1);
+            assertFalse(collect(store, List.of()), "pack " + open + " is looked at once more, now sealed");
+            assertTrue(collect(store, List.of()), "every pack written since is in the recent table");
+            ChunkId one = null;
+            for (ChunkId id : live) if (store.locate(id).pack() == 1) one = id;
             ChunkLocation at = store.locate(one);
-            assertEquals(1, store.index().relocate(java.util.Map.of(one, new ChunkLocation(at.pack(), at.offset(), at.length(), at.slot())), at.pack()));
+            assertEquals(1, store.index().relocate(java.util.Map.of(one, at), at.pack()));
             assertFalse(collect(store, List.of()), "a switch of a settled entry since the last collection");
-            store.index().relocate(java.util.Map.of(one, new ChunkLocation(at.pack(), at.offset(), at.length(), at.slot())), at.pack() + 1);
+            store.index().relocate(java.util.Map.of(one, at), at.pack() + 1);
             assertTrue(collect(store, List.of()), "a switch that changed nothing is not counted");
         }
     }
