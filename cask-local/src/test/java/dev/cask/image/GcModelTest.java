@@ -142,7 +142,6 @@ class GcModelTest {
             this.options = new LocalChunkStore.Options(1, packLimit, false, segment, 3, 0);
             this.plainCache = rnd.nextBoolean();
             this.mergeRows = new long[] {0, 16, 256}[new Random(seed ^ 0x6d65726765L).nextInt(3)]; // its own draw: the operations stay those of the seed
-
             for (int i = 0; i < pool.length; i++) pool[i] = i % 2 == 0 ? noise() : text();
         }
 

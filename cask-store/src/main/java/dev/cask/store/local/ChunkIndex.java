@@ -54,10 +54,11 @@ import java.util.function.Consumer;
  * <p><b>Settled changes</b> (schema 5). {@code gc.moved} counts the transactions that put an
  * entry into the settled table or point one of its entries elsewhere (a merge slice that moved
  * rows, a compaction switch, a heal), each in its own transaction. An incremental sweep scans
- * for the entries written since the previous collection's scan ({@link #forEachStampedIn}); when
- * the count has not changed since that scan, they are all in the recent table, and the sweep
- * scans only that one. A cask that reads schema 4 refuses a schema-5 index: it would merge
- * without counting, and a sweep would miss what it moved.
+ * for the entries of the packs written since the previous collection ({@link #forEachStampedIn});
+ * when that collection's scan found all of them in the recent table and the count has not
+ * changed since, they are all still there, and the sweep scans only that one. A cask that reads
+ * schema 4 refuses a schema-5 index: it would merge without counting, and a sweep would miss
+ * what it moved.
  *
  * <p>A process may ask for reads through a memory map ({@code mmap_size}): SQLite then reads
  * index pages from the mapped file instead of with a system call per page, which bulk lookups
@@ -952,7 +953,8 @@ final class ChunkIndex implements AutoCloseable {
                  PreparedStatement moveRecent = writer.prepareStatement(MOVE.formatted(RECENT));
                  PreparedStatement moveSettled = writer.prepareStatement(MOVE.formatted(SETTLED));
                  PreparedStatement where = writer.prepareStatement(both("SELECT pack, offset, slot FROM %s WHERE id = ?1"));
-                 PreparedStatement unmark = writer.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND offset = ? AND slot = ?")) {
+                 PreparedStatement unmark = writer.prepareStatement("DELETE FROM damaged WHERE id = ? AND pack = ? AND offset = ? AND slot = ?");
+                 PreparedStatement bump = writer.prepareStatement(MOVED)) {
                 java.util.List<byte[]> ids = new java.util.ArrayList<>(entries.size());
                 for (var e : entries) {
                     byte[] id = e.getKey().toBytes();
@@ -980,11 +982,7 @@ final class ChunkIndex implements AutoCloseable {
                         move.setLong(7, bad.offset());
                         move.setInt(8, bad.slot());
                         int changed = move.executeUpdate();
-                        if (move == moveSettled && changed > 0) {
-                            try (Statement bump = writer.createStatement()) {
-                                bump.execute(MOVED);
-                            }
-                        }
+                        if (move == moveSettled && changed > 0) bump.executeUpdate();
                         moved += changed;
                     }
                     if (moved > 0) {

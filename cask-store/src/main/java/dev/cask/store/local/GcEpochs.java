@@ -117,8 +117,9 @@ import java.util.stream.Stream;
  * dead record out ({@link HolePuncher}: only records no entry points at, so only a chunk deleted
  * and maybe stored again since), zeros that fail the read's CRC, after which the reader asks the
  * index again (a live chunk never moves by punching). A dedup hit never
- * uses such an answer (rule 1), and {@code contains} asks the index. So a sweep does not drop
- * what it deleted from any cache, its own process's included: only a chunk no version reaches has
+ * uses such an answer (rule 1), and {@code contains} asks the index. So a sweep's deletes do not
+ * drop what they deleted from any cache, its own process's included (only the older
+ * {@code delete} of a list of ids still does, for its callers): only a chunk no version reaches has
  * a stale answer, and nothing reads such a chunk (a chunk stored again since gets a new answer
  * in the process that stored it, and any other process finds the new copy through the index once
  * the old one fails its checks).
