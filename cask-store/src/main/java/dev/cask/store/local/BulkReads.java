@@ -53,8 +53,9 @@ import java.util.Set;
  *
  * <p><b>Caches.</b> {@code STREAM} adds nothing to the caches: it would only push out what random
  * readers keep there. {@code LIVE} keeps the index's answers (small; the same blocks are read
- * again) and the chunks of a decompressed segment that the read did not ask for (the next read of
- * a sequential reader asks for them), but not the chunks it hands over: a large read of a disk is
+ * again) and a decompressed segment that holds chunks the read did not ask for, as one entry
+ * ({@link PlainCache}: the next read of a sequential reader asks for them, and finds them through
+ * their locations), but not the chunks it hands over: a large read of a disk is
  * rarely repeated soon (the guest keeps what it read in its own page cache), and copying each into
  * the plain cache cost more than the read itself.
  *
@@ -182,12 +183,31 @@ final class BulkReads {
     private boolean take(ChunkId id, ChunkLocation l, Map<ChunkId, ChunkLocation> records, Found found, boolean ahead,
                          boolean live, byte[][] plainBuf) {
         PackReader.checkEntry(l);
+        if (l.inSegment() && fromCachedSegment(id, l, found)) return ahead;
         if (ahead) ahead = runAhead(id, l, found, live);
         if (!found.wants(id)) return ahead;
         // the run-ahead did not hand it over (it does not report failures): the ordinary reads do
         if (l.inSegment()) readSegment(id, l, found, live, plainBuf);
         else records.put(id, l);
         return ahead;
+    }
+
+    /**
+     * Hands over, from the plain cache's copy of the segment at {@code l} (which says it holds
+     * {@code id}), every wanted chunk in it whose bytes pass their CRC32C, as {@link #readSegment}
+     * would; false when that segment is not cached or {@code id} itself is not handed over (its
+     * ordinary read then reports what is wrong).
+     */
+    private boolean fromCachedSegment(ChunkId id, ChunkLocation l, Found found) {
+        PlainCache.Decoded d = store.segmentHit(l);
+        if (d == null || l.slot() >= d.ids().length || !d.ids()[l.slot()].equals(id)) return false;
+        for (int slot = 0, from = 0; slot < d.ids().length; from += d.lengths()[slot], slot++) {
+            ChunkId sid = d.ids()[slot];
+            if (found.wants(sid) && PackFormat.crc32c(d.plain(), from, d.lengths()[slot]) == d.crcs()[slot]) {
+                found.give(sid, d.plain(), from, d.lengths()[slot]);
+            }
+        }
+        return !found.wants(id);
     }
 
     /**
@@ -210,11 +230,12 @@ final class BulkReads {
             PackReader.checkSlot(what, seg, id, l);
             plainBuf[0] = segmentPlain(what, seg, plainBuf[0]);
             byte[] plain = plainBuf[0];
+            boolean others = false;
             for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
                 ChunkId sid = seg.ids()[slot];
                 int len = seg.plainLengths()[slot];
                 if (!found.wants(sid)) {
-                    if (live && PackFormat.plainCrcMatches(seg, plain, from, slot)) store.keepPlain(sid, plain, from, len);
+                    others = true;
                     continue;
                 }
                 int at = slot;
@@ -224,6 +245,7 @@ final class BulkReads {
                 }
                 // another wanted chunk whose bytes fail their CRC: its own lookup reads and reports it
             }
+            if (live && others) store.keepSegment(l, seg, plain); // the chunks not asked for: a sequential reader's next
         } catch (CaskException.Corrupt e) {
             giveElsewhere(id, l, e, found);
         } finally {
@@ -558,17 +580,21 @@ final class BulkReads {
             if (!any) return;
             PackReader.segmentPlainInto(what, seg, scratch(seg.plainLength()));
             store.countSegmentRead();
+            boolean others = false;
             for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
+                ChunkId sid = seg.ids()[slot];
+                if (!found.wants(sid)) {
+                    others = true;
+                    continue;
+                }
                 int len = seg.plainLengths()[slot];
                 if (!PackFormat.plainCrcMatches(seg, scratch, from, slot)) continue; // its own read reports it
-                ChunkId sid = seg.ids()[slot];
-                if (found.wants(sid) && new ChunkLocation(pack, offset, length, slot).equals(there.get(sid))) {
+                if (new ChunkLocation(pack, offset, length, slot).equals(there.get(sid))) {
                     found.give(sid, scratch, from, len);
                     handed++;
-                } else if (live && !found.wants(sid)) {
-                    store.keepPlain(sid, scratch, from, len);
                 }
             }
+            if (live && others) store.keepSegment(new ChunkLocation(pack, offset, length, 0), seg, scratch);
         }
 
         private byte[] scratch(int length) {

@@ -73,8 +73,7 @@ import java.util.stream.Stream;
  * 0.852; 256 KiB: 215.1, 0.824; 256 KiB at level 6: 0.802 for 25 % more import time, level 9:
  * 0.795 for 50 % more). Import time is the same as with 64 KiB runs. The price is paid by a
  * random read of a block that is not in the plain cache: it decompresses its whole run (up to 1
- * MiB, ~0.9 ms here, against ~0.1 ms for 64 KiB), and the run's other chunks go into the plain
- * cache. For a boot that is a good trade: a recorded Debian boot (1,263 reads) replayed against a
+ * MiB, ~0.9 ms here, against ~0.1 ms for 64 KiB), and the run goes into the plain cache. For a boot that is a good trade: a recorded Debian boot (1,263 reads) replayed against a
  * server that had served the same content once read in 0.40-0.44 s with 1 MiB runs, 0.64-0.69 s
  * with 64 KiB runs (qemu-nbd on a raw file: 0.35-0.41 s); against a cold server it took 1.8 s
  * against 1.2 s. Runs that compress badly stay single records (see above), so random reads of
@@ -93,9 +92,10 @@ import java.util.stream.Stream;
  * reads its record or segment in one positional read, checks the magic, the CRC32C and that the
  * record's id (or the segment table's id at the chunk's slot) is the one asked for, then
  * decompresses and checks the length. A segment's chunk is also checked against its own CRC32C
- * from the table, and the segment's other chunks that pass theirs go into the plain cache, so the
- * next blocks of a sequential read cost no second decompression. The plain cache keeps only what
- * cost a decompression: the page cache already keeps the pack bytes of plain records.
+ * from the table, and the decompressed segment goes into the plain cache as one entry, so the
+ * next blocks of a sequential read cost no second decompression (each is checked against its CRC
+ * when it is asked for: {@link PlainCache}). The plain cache keeps only what cost a
+ * decompression: the page cache already keeps the pack bytes of plain records.
  * {@link #getAll} (an export, an NBD client's large read) reads many chunks with one system call
  * per run of records and no per-chunk cache lookups ({@link BulkReads}). {@code check --deep}
  * also rehashes.
@@ -216,7 +216,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     /** Index answers kept in memory (see {@link #remember}). */
     private final com.github.benmanes.caffeine.cache.Cache<ChunkId, ChunkLocation> located;
     /** Plain bytes of recently read chunks (see {@link #get}); null when turned off. */
-    private final com.github.benmanes.caffeine.cache.Cache<ChunkId, byte[]> plain;
+    private final PlainCache plain;
     private final PackEncoder encoder;
     /** Segments decompressed by reads (not by scans); tests use it to see that neighbours come from the cache. */
     private final java.util.concurrent.atomic.LongAdder segmentReads = new java.util.concurrent.atomic.LongAdder();
@@ -249,8 +249,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         this.located = com.github.benmanes.caffeine.cache.Caffeine.newBuilder().executor(Runnable::run)
                 .maximumSize(Math.max(1 << 16, heap / 16 / 160)).build();
         long cacheBytes = Long.getLong("cask.cache.bytes", heap / 8);
-        this.plain = cacheBytes <= 0 ? null : com.github.benmanes.caffeine.cache.Caffeine.newBuilder().executor(Runnable::run)
-                .maximumWeight(cacheBytes).<ChunkId, byte[]>weigher((k, v) -> v.length + 96).build();
+        this.plain = cacheBytes <= 0 ? null : new PlainCache(cacheBytes);
         this.lockChannel = lockChannel;
         this.lock = lock;
         this.index = new ChunkIndex(dir.resolve("index.db"), options.indexMapBytes());
@@ -715,7 +714,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     private void poison() {
         pending.clear();
         healing.forget();
-        if (plain != null) plain.invalidateAll(); // it may hold chunks read back from the lost records
+        if (plain != null) plain.clear(); // it may hold chunks read back from the lost records
         buffer.clear();
         if (packChannel != null) {
             try {
@@ -924,8 +923,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     // ---------------------------------------------------------------- get
 
     /**
-     * Reads a chunk. Chunks whose read cost a decompression (a compressed record, a segment and its
-     * neighbours) are kept in an in-memory cache of plain bytes, bounded by weight (the system
+     * Reads a chunk. What cost a decompression to read (a compressed record, a whole segment: see
+     * {@link PlainCache}) is kept in an in-memory cache of plain bytes, bounded by weight (the system
      * property {@code cask.cache.bytes}, default an eighth of the heap; 0 turns it off): a chunk
      * never changes, so a cached copy is as good as the verified read that made it. A record stored
      * plain is not kept: reading it again costs a positional read from the page cache and a CRC,
@@ -936,7 +935,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     @Override
     public byte[] get(ChunkId id) {
         if (plain != null) {
-            byte[] hit = plain.getIfPresent(id);
+            byte[] hit = plain.chunk(id);
             if (hit != null) return hit.clone();
         }
         ChunkLocation loc = locate(id);
@@ -948,9 +947,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             if (!(e instanceof CaskException.Corrupt) && !packGone(e)) throw e;
             data = readElsewhere(id, loc, e);
         }
-        // a plain record is stored as long as its bytes plus the header; anything shorter was decompressed
-        boolean decompressed = loc.inSegment() || loc.length() < PackFormat.RECORD_HEADER + data.length;
-        if (plain != null && decompressed) plain.put(id, data.clone());
+        // a plain record is stored as long as its bytes plus the header; anything shorter was
+        // decompressed (a segment's chunk is not: read() kept the whole segment)
+        if (plain != null && !loc.inSegment() && loc.length() < PackFormat.RECORD_HEADER + data.length) plain.keepChunk(id, data.clone());
         return data;
     }
 
@@ -1045,7 +1044,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     public void prefetch(java.util.Collection<ChunkId> ids) {
         List<ChunkId> wanted = new ArrayList<>(ids.size());
         for (ChunkId id : ids) {
-            if (!pending.containsKey(id) && located.getIfPresent(id) == null && (plain == null || plain.getIfPresent(id) == null)) wanted.add(id);
+            if (!pending.containsKey(id) && located.getIfPresent(id) == null && (plain == null || plain.chunkQuietly(id) == null)) wanted.add(id);
         }
         if (wanted.size() < 2) return;
         remember(index.locateAll(wanted));
@@ -1102,25 +1101,24 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /**
      * The verified plain bytes of chunk {@code id} at {@code loc}. For a chunk in a segment the
-     * whole segment is read and decompressed once; with {@code keepNeighbours}, its other chunks
-     * that pass their CRC go into the plain cache, so reading the next blocks of a disk costs no
-     * second decompression.
+     * whole segment is read and decompressed once, unless the plain cache holds it already; with
+     * {@code keepNeighbours} it goes into the plain cache, so reading the next blocks of a disk
+     * costs no second decompression.
      */
     private byte[] read(ChunkId id, ChunkLocation loc, boolean keepNeighbours) {
+        if (loc.inSegment() && plain != null) {
+            byte[] hit = plain.fromSegment(id, loc);
+            if (hit != null) return hit;
+        }
         byte[] rec = readRecordBytes(loc);
         if (loc.inSegment()) {
             String what = "chunk " + id.shortHex() + " (" + loc + ")";
             PackFormat.Segment s = PackReader.segmentHolding(what, id, loc, rec);
             byte[] all = PackReader.segmentPlain(what, s);
             segmentReads.increment();
-            if (keepNeighbours && plain != null) {
-                for (int k = 0, from = 0; k < s.count(); from += s.plainLengths()[k], k++) {
-                    if (k != loc.slot() && PackFormat.plainCrcMatches(s, all, from, k)) {
-                        plain.put(s.ids()[k], java.util.Arrays.copyOfRange(all, from, from + s.plainLengths()[k]));
-                    }
-                }
-            }
-            return PackFormat.chunkPlain(what, s, all, loc.slot());
+            byte[] data = PackFormat.chunkPlain(what, s, all, loc.slot());
+            if (keepNeighbours && plain != null) plain.keepSegment(loc, s, all);
+            return data;
         }
         java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
         return PackReader.plainBytes(name, PackReader.recordHolding(name, id, rec, 0, rec.length));
@@ -1198,12 +1196,20 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * a served disk's CPU for sequential reads; a scan should not make entries look popular anyway.
      */
     byte[] plainHit(ChunkId id) {
-        return plain == null ? null : plain.policy().getIfPresentQuietly(id);
+        return plain == null ? null : plain.chunkQuietly(id);
     }
 
-    /** Puts a copy of verified plain bytes {@code data[off, off+len)} of {@code id} into the plain cache. */
-    void keepPlain(ChunkId id, byte[] data, int off, int len) {
-        if (plain != null) plain.put(id, java.util.Arrays.copyOfRange(data, off, off + len));
+    /** The plain cache's decoded segment at {@code loc} (not to be changed), or null; quietly, as {@link #plainHit}. */
+    PlainCache.Decoded segmentHit(ChunkLocation loc) {
+        return plain == null ? null : plain.segment(loc, true);
+    }
+
+    /**
+     * Keeps a copy of the decompressed segment {@code s} stored at {@code loc}, whose plain bytes
+     * are {@code data[0, s.plainLength())}, in the plain cache (see {@link PlainCache}).
+     */
+    void keepSegment(ChunkLocation loc, PackFormat.Segment s, byte[] data) {
+        if (plain != null) plain.keepSegment(loc, s, java.util.Arrays.copyOf(data, s.plainLength()));
     }
 
     /** Where this process's unsynced copy of {@code id} is, or null. */
@@ -1320,7 +1326,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     public synchronized long rebuildIndex(Consumer<String> problems, Progress progress) {
         if (!options.exclusive()) throw new IllegalStateException("rebuildIndex needs the store opened exclusively");
         located.invalidateAll();
-        if (plain != null) plain.invalidateAll();
+        if (plain != null) plain.clear();
         index.clear();
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();
         long[] count = {0};

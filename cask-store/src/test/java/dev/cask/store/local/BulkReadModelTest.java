@@ -34,8 +34,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * incompressible blocks stored back to back as records (what the run-ahead reads), segments of
  * imports (1 MiB) and of checkpoints (64 KiB), dedup hits, chunks still pending or in the write
  * buffer, across many small packs. Reads ask for runs in the order stored (the run-ahead's case),
- * with gaps, repeats, reversed and shuffled, with the caches cold (the store reopened), warm, or
- * off. In between, packs are moved as compaction moves them (a copy under a new number, the index
+ * with gaps, repeats, reversed and shuffled, in bulk or one get at a time (the plain cache keeps
+ * whole segments for both), with the caches cold (the store reopened), warm, or off. In between, packs are moved as compaction moves them (a copy under a new number, the index
  * switched, the old pack deleted: every cached location is stale) and bytes of records and
  * segments are damaged on disk, and records are replaced by liars (a valid CRC over another
  * block's bytes) that a deep check finds and a put heals. What must hold: a read returns exactly the model's bytes for every
@@ -192,6 +192,10 @@ class BulkReadModelTest {
             }
         }
         if (asked.isEmpty()) return;
+        if (rnd.nextInt(3) == 0) {
+            readOneByOne(asked);
+            return;
+        }
         ChunkStore.Reading reading = rnd.nextBoolean() ? ChunkStore.Reading.LIVE : ChunkStore.Reading.STREAM;
         String what = ctx + ": " + reading + " read of " + asked.size() + " chunks from #" + from;
         byte[][] got = new byte[asked.size()][];
@@ -210,6 +214,26 @@ class BulkReadModelTest {
         for (int i = 0; i < asked.size(); i++) {
             assertTrue(got[i] != null, what + ": index " + i + " not answered");
             assertArrayEquals(model.get(asked.get(i)), got[i], what + ": index " + i + " (chunk " + asked.get(i).shortHex() + ")");
+        }
+    }
+
+    /**
+     * The same chunks read one {@link LocalChunkStore#get} at a time, as an NBD client's small
+     * reads are: through the plain cache's single chunks and whole segments (which bulk reads and
+     * gets both fill), or the pack, whose damage must then be reported by name.
+     */
+    private void readOneByOne(List<ChunkId> asked) {
+        for (ChunkId id : asked) {
+            String what = ctx + ": get of chunk " + id.shortHex();
+            byte[] got;
+            try {
+                got = store.get(id);
+            } catch (CaskException.Corrupt e) {
+                if (!damaged.contains(id) || !e.getMessage().contains(id.shortHex())) fail(what + ": failed: " + e.getMessage(), e);
+                heal(id);
+                continue;
+            }
+            assertArrayEquals(model.get(id), got, what);
         }
     }
 

@@ -815,6 +815,30 @@ class LocalChunkStoreTest extends ChunkStoreContract {
     }
 
     /**
+     * A client's small read decompresses a segment and keeps it whole: the client's next, larger
+     * reads (bulk, as NBD reads of 64 KiB are) and single reads of its other chunks are answered
+     * from that copy, checked chunk by chunk, without a second decompression.
+     */
+    @Test
+    void aSegmentKeptWholeAnswersLaterBulkAndSingleReads() {
+        int[] offsets = new int[32];
+        byte[] buf = textBlocks(new Random(54), 32, offsets);
+        ChunkId[] ids = store.putAll(buf, offsets, 4096);
+        store.sync();
+        restart();
+        assertArrayEquals(block(buf, 5), store.get(ids[5]));
+        assertEquals(1, local().segmentReads(), "one segment decompressed for one block");
+        ChunkLocation at5 = local().locate(ids[5]);
+        List<ChunkId> same = new ArrayList<>();
+        for (int i = 0; i < 32; i++) if (i != 5 && local().locate(ids[i]).offset() == at5.offset()) same.add(ids[i]);
+        assertTrue(same.size() >= 8, "the block's segment holds more blocks: " + same.size());
+        byte[][] got = new byte[same.size()][];
+        store.getAll(same, (i, data, off, len) -> got[i] = Arrays.copyOfRange(data, off, off + len), ChunkStore.Reading.LIVE);
+        for (int k = 0; k < same.size(); k++) assertArrayEquals(store.get(same.get(k)), got[k], "bulk read of " + same.get(k).shortHex());
+        assertEquals(1, local().segmentReads(), "the bulk read and the gets came from the segment kept whole");
+    }
+
+    /**
      * An export reads a disk stored in segments: getAll asks the index about a few chunks per
      * segment (the segment's table names the rest), decompresses each segment once, and still
      * answers every index (repeats too) with the right bytes.
