@@ -44,6 +44,7 @@ cleanup() { # (no bare `wait`: it would wait for the tee above, which waits for 
 trap cleanup EXIT
 
 echo "gc-latency: cask $(git -C "$root" log --oneline -1 | cut -c1-60); $(fio --version); template $TEMPLATE"
+"$here/page-cache-note.sh"
 echo "rounds $ROUNDS, clones $CLONES, per clone $READ_IOPS read + $WRITE_IOPS write IOPS, baseline ${BASE_SECONDS} s, prune --keep-last $KEEP"
 lat() { # OUT SECONDS -> fio command line in L
   L=(--output-format=json --output="$1" --ioengine=nbd --time_based --runtime="$2" --group_reporting --bs=4k --iodepth=1)

@@ -167,6 +167,7 @@ set_clock -1
 
 echo "== cask lifecycle benchmark (a simulated month in minutes), $(date -Is) =="
 echo "host: $(uname -n), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+"$here/page-cache-note.sh"
 echo "cask: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$( [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' (+ uncommitted changes)'), $("$CASK" --version 2>&1 | head -1)"
 echo "tools: $(fio --version)$( [ "$PEERS" = 1 ] && echo "; $(restic version | cut -d' ' -f1-2); $(borg --version)")"
 echo "scale: CLONES=$CLONES HOURS=$HOURS ($(sim_time 0 '%F %H:%M') to $(sim_time "$HOURS" '%F %H:%M') UTC, simulated)"

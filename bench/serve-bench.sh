@@ -66,6 +66,7 @@ trap cleanup EXIT
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 cold_ok=1; [ -w /proc/sys/vm/drop_caches ] || cold_ok=
 echo "== cask serve benchmark $(date -Is), $(nproc) cores, load $(load) =="
+"$here/bench/page-cache-note.sh"
 echo "cask $(git -C "$(dirname "$cask")" log --oneline -1 2>/dev/null | cut -c1-70); $(qemu-nbd --version | head -1); $(fio --version)"
 echo "image $size, cask --journal-limit $limit, $runs runs, data: $datas; fio rand jobs ${secs} s, read during checkpoint ${during} s"
 [ -n "$cold_ok" ] || echo "NOTE: /proc/sys/vm/drop_caches is not writable (not root): the 'cold' rows only restart the servers"

@@ -178,6 +178,7 @@ noop() { :; }
 # ---- header -----------------------------------------------------------------------------------------
 echo "== cask store benchmark, $(date -Is) =="
 echo "host: $(uname -n), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+"$here/page-cache-note.sh"
 echo "cask: $root @ $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$( [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' (+ uncommitted changes)'), $("$CASK" --version 2>&1 | head -1)"
 echo "      timed via: $CASK"
 echo "java: $(. "$root/scripts/jdk.sh" && "$JAVA_HOME/bin/java" -version 2>&1 | head -1)"
