@@ -54,6 +54,8 @@
 #   GC_VIA=socket (the maintenance point's gc is asked of the server through its control socket, as
 #   `cask gc` does, but by python3: the window "during gc" holds the gc and not a JVM's start beside
 #   the clients; GC_VIA=cli runs `cask gc --json`, JVM start included, as sessions up to 11 measured),
+#   GC_PACED=0 (1: that gc is paced as the server's background gc is, `cask gc --paced`: it rests three
+#   times as long as each step took, and its window "during gc" is about four times as long),
 #   CLI_GC=1 (0: no `cask gc` from the CLI: give the server its own, e.g. SERVE_ARGS="--gc-interval 1m",
 #   where serve has it), SERVE_ARGS= (extra `cask serve` options), BENCH_WORK=/var/tmp/cask-lifecycle-bench
 #   (deleted at the end unless BENCH_KEEP=1), CASK_FIXTURES=~/.cache/cask-fixtures.
@@ -69,7 +71,7 @@ CLONES=${CLONES:-20}; HOURS=${HOURS:-720}; WRITE_KIB=${WRITE_KIB:-1024}; HOT_MIB
 PIECE_MIB=${PIECE_MIB:-4}; COMPRESS_PCT=${COMPRESS_PCT:-50}; DEDUPE_PCT=${DEDUPE_PCT:-20}
 GC_EVERY=${GC_EVERY:-24}; PRUNE_EVERY=${PRUNE_EVERY:-6}; LAT_SECONDS=${LAT_SECONDS:-5}
 LAT_CLONES=${LAT_CLONES:-4}; LAT_READ_IOPS=${LAT_READ_IOPS:-100}; LAT_WRITE_IOPS=${LAT_WRITE_IOPS:-50}
-PEERS=${PEERS:-1}; CLI_GC=${CLI_GC:-1}; SERVE_ARGS=${SERVE_ARGS:-}; GC_VIA=${GC_VIA:-socket}
+PEERS=${PEERS:-1}; CLI_GC=${CLI_GC:-1}; SERVE_ARGS=${SERVE_ARGS:-}; GC_VIA=${GC_VIA:-socket}; GC_PACED=${GC_PACED:-0}
 WORK=${BENCH_WORK:-/var/tmp/cask-lifecycle-bench}
 FIX=${CASK_FIXTURES:-$HOME/.cache/cask-fixtures}
 IMAGES=(bookworm-minbase bookworm-server trixie-minbase bookworm-minbase-63)
@@ -172,7 +174,7 @@ echo "cask: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$( [
 echo "tools: $(fio --version)$( [ "$PEERS" = 1 ] && echo "; $(restic version | cut -d' ' -f1-2); $(borg --version)")"
 echo "scale: CLONES=$CLONES HOURS=$HOURS ($(sim_time 0 '%F %H:%M') to $(sim_time "$HOURS" '%F %H:%M') UTC, simulated)"
 echo "       WRITE_KIB=$WRITE_KIB per clone per hour into HOT_MIB=$HOT_MIB at 1 GiB, COMPRESS_PCT=$COMPRESS_PCT DEDUPE_PCT=$DEDUPE_PCT"
-echo "       GC_EVERY=$GC_EVERY h, PRUNE_EVERY=$PRUNE_EVERY h, CLI_GC=$CLI_GC GC_VIA=$GC_VIA, LAT_SECONDS=$LAT_SECONDS on LAT_CLONES=$LAT_CLONES"
+echo "       GC_EVERY=$GC_EVERY h, PRUNE_EVERY=$PRUNE_EVERY h, CLI_GC=$CLI_GC GC_VIA=$GC_VIA GC_PACED=$GC_PACED, LAT_SECONDS=$LAT_SECONDS on LAT_CLONES=$LAT_CLONES"
 echo "       (reads ${LAT_READ_IOPS}/s, writes ${LAT_WRITE_IOPS}/s each), PEERS=$PEERS, PIECE_MIB=$PIECE_MIB, SERVE_ARGS='$SERVE_ARGS'"
 echo "work dir: $WORK"
 echo
@@ -349,13 +351,13 @@ point() { # HOUR
     sleep "$((LAT_SECONDS + 1))"
     t0=$(now)
     if [ "$GC_VIA" = socket ]; then
-      "$PY" - "$S" "$WORK/gc.json" 2>>"$LOG" <<'EOF' || { kill -INT "$fp"; die "gc through the control socket failed (see $LOG)"; }
+      "$PY" - "$S" "$WORK/gc.json" "$GC_PACED" 2>>"$LOG" <<'EOF' || { kill -INT "$fp"; die "gc through the control socket failed (see $LOG)"; }
 import glob, json, socket, sys
 # what `cask gc` sends to a running server (docs/format.md: the control socket), without a JVM start
 path = sorted(glob.glob(sys.argv[1] + "/serve.*.sock"))[0]
 s = socket.socket(socket.AF_UNIX)
 s.connect(path)
-s.sendall(b"gc\n")
+s.sendall(b"gc paced\n" if sys.argv[3] == "1" else b"gc\n")
 for line in s.makefile(encoding="utf-8"):
     line = line.rstrip("\n")
     if line.startswith("error"):
@@ -372,7 +374,7 @@ for line in s.makefile(encoding="utf-8"):
 sys.exit("gc: the server closed the control socket without a reply")
 EOF
     else
-      "$CASK" --store "$S" gc --json >"$WORK/gc.json" 2>>"$LOG" || { kill -INT "$fp"; die "cask gc failed (see $LOG)"; }
+      "$CASK" --store "$S" gc --json $( [ "$GC_PACED" = 1 ] && echo --paced) >"$WORK/gc.json" 2>>"$LOG" || { kill -INT "$fp"; die "cask gc failed (see $LOG)"; }
     fi
     t1=$(now)
     sleep 0.2
@@ -406,7 +408,7 @@ EOF
 import json, sys
 j = json.load(open(sys.argv[1]))
 for k in ("seconds", "bytes_freed", "packs_rewritten", "packs_deleted", "pack_bytes_before", "pack_bytes_after",
-          "sweep", "chunks_freed", "chunks_copied", "bytes_punched", "mark_seconds", "sweep_seconds", "compact_seconds", "wait_seconds"):
+          "sweep", "chunks_freed", "chunks_copied", "bytes_punched", "mark_seconds", "sweep_seconds", "compact_seconds", "wait_seconds", "rest_seconds"):
     print(f"{sys.argv[2]}\tgc_{k}\t{j.get(k, '')}")
 EOF
     wait_checkpoints

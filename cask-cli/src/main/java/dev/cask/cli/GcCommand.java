@@ -43,13 +43,16 @@ final class GcCommand extends Common implements Callable<Integer> {
     boolean full;
     @Option(names = "--in-process", description = "Collect in this process even when a cask serve of the store runs on this host.")
     boolean inProcess;
+    @Option(names = "--paced", description = {"Collect at the pace of cask serve's background gc: rest three times as long as each step",
+            "took, so that served disks' latency stays closer to normal; takes about four times as long."})
+    boolean paced;
 
     @Override
     public Integer call() {
         Map<String, Object> m = null;
         if (!inProcess) {
             try {
-                var r = ControlClient.gc(controlDir(), dryRun, full, msg -> err().println("cask: gc: " + msg), progress()).orElse(null);
+                var r = ControlClient.gc(controlDir(), dryRun, full, paced, msg -> err().println("cask: gc: " + msg), progress()).orElse(null);
                 if (r != null) {
                     m = new LinkedHashMap<>(r.fields());
                     m.put("server_pid", r.serverPid());
@@ -84,7 +87,9 @@ final class GcCommand extends Common implements Callable<Integer> {
         ServeGc.lowerThisThread(); // maintenance: a server's clients on this machine go first
         if (ServeGc.SHORT_SLICE) dev.cask.common.Background.shortSliceAll(); // the JVM's own threads too (the launcher set nice 10 for all)
         try (Images images = openImagesForBulk()) { // it scans the whole index: reads through a memory map
-            return images.collector().full(full).run(dryRun, msg -> err().println("cask: gc: " + msg), progress()).fields();
+            var collector = images.collector().full(full);
+            if (paced) collector = collector.paced("cask gc --paced (pid " + ProcessHandle.current().pid() + ")", dev.cask.common.Pacer.background());
+            return collector.run(dryRun, msg -> err().println("cask: gc: " + msg), progress()).fields();
         }
     }
 

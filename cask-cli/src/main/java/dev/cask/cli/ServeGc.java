@@ -20,7 +20,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <p><b>Pace.</b> It runs on one daemon thread of its own ({@code cask-gc}, at the lowest Java
  * priority, which Linux ignores unless told otherwise), never the checkpoint timer's (a
- * collection can take minutes; checkpoints and prunes must not wait for it), paced by a {@link Pacer} that rests {@link #REST} times as long as each step took (a
+ * collection can take minutes; checkpoints and prunes must not wait for it), paced by a {@link Pacer#background()} that rests three times as long as each step took (a
  * pointer chunk read, a transaction of 4,096 deletes, a batch of up to 8 MiB of copied chunks):
  * it keeps the disk and a core busy at most a quarter of the time, however fast the disk is.
  *
@@ -44,14 +44,10 @@ import java.util.concurrent.TimeUnit;
  * close file channels the store shares with the clients' reads).
  */
 final class ServeGc {
-    /** Rest after each step, as a multiple of the step's time: busy at most 1 / (1 + REST) of the time. */
-    static final double REST = 3;
-
     private static final System.Logger LOG = System.getLogger("cask.serve");
 
     private final Images images;
     private final Duration every;
-    private final double rest;
     private final ScheduledExecutorService thread;
     private Pacer running; // guarded by "this"
     private boolean stopped; // guarded by "this"
@@ -80,14 +76,13 @@ final class ServeGc {
     }
 
     /**
-     * Starts collecting {@code images}' store every {@code every} (first after {@link #firstDelay}).
-     * {@code rest} (system property {@code cask.gc.rest}, else {@link #REST}) paces it.
+     * Starts collecting {@code images}' store every {@code every} (first after {@link #firstDelay}),
+     * paced by {@link Pacer#background()}.
      */
     ServeGc(Images images, Duration every) {
         this.images = images;
         this.every = every;
-        this.rest = Double.parseDouble(System.getProperty("cask.gc.rest", Double.toString(REST)));
-        new Pacer(rest); // a bad value fails here, not in every run
+        Pacer.background(); // a bad cask.gc.rest fails here, not in every run
         ThreadFactory nice = dev.cask.common.Background.threads("cask-gc"); // nice 10: clients' threads first
         this.thread = Executors.newSingleThreadScheduledExecutor(r -> nice.newThread(() -> {
             lowerThisThread();
@@ -108,7 +103,7 @@ final class ServeGc {
 
     /** One collection, logged; never throws (a periodic task that throws is not run again). */
     void runOnce() {
-        Pacer pacer = new Pacer(rest);
+        Pacer pacer = Pacer.background();
         synchronized (this) {
             if (stopped) return;
             running = pacer;

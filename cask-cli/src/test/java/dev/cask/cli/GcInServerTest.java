@@ -7,6 +7,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -79,6 +80,48 @@ class GcInServerTest {
         Path out = dir.resolve("a.out");
         assertEquals(0, cli.run("export", "team/a", out.toString()).code());
         assertArrayEquals(a, Files.readAllBytes(out));
+    }
+
+    /** {@code --paced} (in the server, and in the command's JVM) frees what an unpaced gc frees and says how long it rested. */
+    @Test
+    void aPacedGcFreesTheSameAndSaysHowLongItRested() throws Exception {
+        Cli cli = new Cli(dir.resolve("store"));
+        Random rnd = new Random(10);
+        byte[] a = new byte[1 << 20], b = new byte[1 << 20], c = new byte[1 << 20];
+        rnd.nextBytes(a);
+        rnd.nextBytes(b);
+        rnd.nextBytes(c);
+        Files.write(dir.resolve("a.raw"), a);
+        Files.write(dir.resolve("b.raw"), b);
+        Files.write(dir.resolve("c.raw"), c);
+        for (String n : List.of("a", "b", "c")) assertEquals(0, cli.run("import", dir.resolve(n + ".raw").toString(), "team/" + n).code());
+        try (Server server = new Server(cli, "--checkpoint-interval", "0", "--gc-interval", "0", "--no-warmup")) {
+            assertEquals(0, cli.run("rm", "team/b").code());
+            Cli.Result gc = cli.run("gc", "--paced", "--json");
+            assertEquals(0, gc.code(), gc.toString());
+            JsonNode g = JSON.readTree(gc.out());
+            assertEquals(server.process.pid(), g.get("server_pid").asLong(), gc.out());
+            assertTrue(g.get("chunks_freed").asLong() >= 256, gc.out()); // b's 1 MiB of random 4 KiB blocks, and its pointer chunks
+            assertTrue(g.get("rest_seconds").asDouble() >= 0 && g.get("rest_seconds").asDouble() <= g.get("seconds").asDouble(), gc.out());
+
+            assertEquals(0, cli.run("rm", "team/c").code());
+            Cli.Result here = cli.run("gc", "--paced", "--in-process", "--json");
+            assertEquals(0, here.code(), here.toString());
+            JsonNode h = JSON.readTree(here.out());
+            assertFalse(h.has("server_pid"), here.out());
+            assertTrue(h.get("chunks_freed").asLong() >= 256, here.out());
+            assertTrue(h.has("rest_seconds"), here.out());
+
+            // --dry-run and --full together reach the server as both
+            JsonNode dry = JSON.readTree(cli.run("gc", "--dry-run", "--full", "--json").out());
+            assertTrue(dry.get("dry_run").asBoolean(), dry.toString());
+            assertEquals("full", dry.get("mark").asText(), dry.toString());
+            assertEquals(server.process.pid(), dry.get("server_pid").asLong(), dry.toString());
+            try (NbdClient client = new NbdClient(server.port, "team/a")) {
+                assertArrayEquals(a, client.read(0, a.length));
+            }
+        }
+        assertEquals(0, cli.run("check", "--deep").code());
     }
 
     @Test

@@ -54,6 +54,17 @@ public final class Pacer {
         return new Pacer(0);
     }
 
+    /** The rest of background maintenance (a server's gc, {@code cask gc --paced}): busy at most a quarter of the time. */
+    public static final double BACKGROUND_REST = 3;
+
+    /**
+     * The pace of background maintenance: {@link #BACKGROUND_REST}, or the system property
+     * {@code cask.gc.rest} (a multiple, 0 to 1000; anything else fails here).
+     */
+    public static Pacer background() {
+        return new Pacer(Double.parseDouble(System.getProperty("cask.gc.rest", Double.toString(BACKGROUND_REST))));
+    }
+
     /** The multiple of each step's time rested after it. */
     public double rest() {
         return rest;

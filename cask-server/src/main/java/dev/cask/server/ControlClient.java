@@ -236,11 +236,12 @@ public final class ControlClient implements LiveWriters {
     /**
      * Runs a collection in a running server of {@code storeDir} (the first whose socket answers;
      * see {@link ControlServer}'s gc request), showing its waits on {@code waiting} and its
-     * phases on {@code progress}; empty when no server runs. An error reply throws the exception
+     * phases on {@code progress}; {@code paced}: at the pace of the server's background gc; empty
+     * when no server runs. An error reply throws the exception
      * it names; a server that dies or closes the connection mid-way throws Io.
      */
-    public static java.util.Optional<Collected> gc(Path storeDir, boolean dryRun, boolean full, java.util.function.Consumer<String> waiting,
-                                                   dev.cask.common.Progress progress) {
+    public static java.util.Optional<Collected> gc(Path storeDir, boolean dryRun, boolean full, boolean paced,
+                                                   java.util.function.Consumer<String> waiting, dev.cask.common.Progress progress) {
         List<Path> all;
         try {
             all = sockets(storeDir);
@@ -251,7 +252,8 @@ public final class ControlClient implements LiveWriters {
             SocketChannel ch = connect(p);
             if (ch == null) continue;
             try (ch) {
-                ch.write(java.nio.ByteBuffer.wrap(((dryRun ? "gc dry-run" : full ? "gc full" : "gc") + "\n").getBytes(StandardCharsets.UTF_8)));
+                String request = "gc" + (dryRun ? " dry-run" : "") + (full ? " full" : "") + (paced ? " paced" : "");
+                ch.write(java.nio.ByteBuffer.wrap((request + "\n").getBytes(StandardCharsets.UTF_8)));
                 ch.shutdownOutput();
                 BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
                 for (String line; (line = in.readLine()) != null; ) {

@@ -24,7 +24,7 @@ import java.nio.file.Path;
  * checkpoint NAME [MESSAGE]   ->  ok VERSION | not-open | error KIND MESSAGE
  * user-checkpoint NAME [MSG]  ->  ok VERSION | not-open | error KIND MESSAGE
  * in-use NAME                 ->  ok [VERSION ...] | error KIND MESSAGE
- * gc [dry-run | full]         ->  EVENT ... then ok KEY=VALUE ... | error KIND MESSAGE
+ * gc [dry-run] [full] [paced] ->  EVENT ... then ok KEY=VALUE ... | error KIND MESSAGE
  * ping                        ->  ok
  * </pre>
  * {@code snapshot} always makes a version; {@code checkpoint} makes one only when the image changed
@@ -43,8 +43,10 @@ import java.nio.file.Path;
  * its caches hold the index pages), and no second JVM starts up on the cores the server's
  * clients use; a JVM's start alone (class loading, JIT threads) is enough to raise a served
  * disk's p99 latency several times on a two-core host. The collection runs on a platform thread
- * of its own ({@code cask-gc-request}), at full pace (someone waits for it) and at the priority
- * {@link Collections#run} gives it. Until the last line, the reply is a stream of event lines
+ * of its own ({@code cask-gc-request}), at full pace (someone waits for it), or with {@code paced}
+ * at the pace of the server's background gc ({@link dev.cask.common.Pacer#background()}: it rests
+ * three times as long as each step took, so the clients' latency stays closer to normal), and at
+ * the priority {@link Collections#run} gives it. Until the last line, the reply is a stream of event lines
  * the client's progress bar and stderr show: {@code wait MESSAGE} (it waits for another gc or a
  * writer), {@code start ITEMS|BYTES TOTAL LABEL}, {@code advance N} (at most ten a second),
  * {@code done}, and {@code .} once a second while nothing else was sent. A client that goes
@@ -192,15 +194,16 @@ public final class ControlServer implements AutoCloseable {
      * events to the client, one line each, and the result last (see the class comment).
      */
     private void collect(String line, OutputStream out) throws IOException {
-        String[] words = line.split(" ");
-        boolean dry = words.length == 2 && words[1].equals("dry-run");
-        boolean full = words.length == 2 && words[1].equals("full");
-        if (words.length > 2 || (words.length == 2 && !dry && !full)) {
-            out.write(("error invalid-input gc takes nothing, 'dry-run' or 'full', not '" + line + "'\n").getBytes(StandardCharsets.UTF_8));
+        java.util.List<String> words = java.util.Arrays.asList(line.split(" ")).subList(1, line.split(" ").length);
+        boolean dry = words.contains("dry-run");
+        boolean full = words.contains("full");
+        boolean paced = words.contains("paced");
+        if (words.size() != new java.util.HashSet<>(words).size() || words.size() != (dry ? 1 : 0) + (full ? 1 : 0) + (paced ? 1 : 0)) {
+            out.write(("error invalid-input gc takes any of 'dry-run', 'full' and 'paced', once each, not '" + line + "'\n").getBytes(StandardCharsets.UTF_8));
             return;
         }
         java.util.concurrent.LinkedBlockingQueue<String> events = new java.util.concurrent.LinkedBlockingQueue<>();
-        dev.cask.common.Pacer pacer = new dev.cask.common.Pacer(0);
+        dev.cask.common.Pacer pacer = paced ? dev.cask.common.Pacer.background() : dev.cask.common.Pacer.unpaced();
         Thread t = Thread.ofPlatform().name("cask-gc-request").unstarted(() -> {
             String result;
             try {

@@ -97,6 +97,7 @@ public final class GarbageCollector {
             m.put("mark_seconds", millis(phases.markSeconds()));
             m.put("sweep_seconds", millis(phases.sweepSeconds()));
             m.put("compact_seconds", millis(phases.compactSeconds()));
+            m.put("rest_seconds", millis(phases.restSeconds()));
             return m;
         }
 
@@ -105,8 +106,8 @@ public final class GarbageCollector {
         }
     }
 
-    /** Seconds per phase: waiting for another collection and older writers, mark, sweep (scan and deletes), compaction. */
-    public record Phases(double waitSeconds, double markSeconds, double sweepSeconds, double compactSeconds) {}
+    /** Seconds per phase: waiting for another collection and older writers, mark, sweep (scan and deletes), compaction; and of all of them, resting (a paced run). */
+    public record Phases(double waitSeconds, double markSeconds, double sweepSeconds, double compactSeconds, double restSeconds) {}
 
     private final Catalog catalog;
     private final ChunkStore store;
@@ -174,7 +175,7 @@ public final class GarbageCollector {
             });
             long bytes = freedBytes(garbage.values(), liveSegments);
             return new Result(true, deleter.gcEpoch(), false, false, versions, refs.size(), pointerReads, garbage.size(), bytes,
-                    ChunkDeleter.Compacted.NONE, seconds(t0), new Phases(0, (t1 - t0) / 1e9, seconds(t1), 0));
+                    ChunkDeleter.Compacted.NONE, seconds(t0), new Phases(0, (t1 - t0) / 1e9, seconds(t1), 0, pacer.restedSeconds()));
         }
         try (ChunkDeleter.Sweep sweep = deleter.begin(who, waiting, pacer)) {
             long tMark = System.nanoTime();
@@ -194,7 +195,7 @@ public final class GarbageCollector {
                     : sweep.compact(compactThreshold, progress, pacer);
             sweep.complete(formatOneChunks ? null : memo());
             return new Result(false, sweep.epoch(), gone != null, byDifference, versions, refs.size(), pointerReads, freed, bytes, compacted, seconds(t0),
-                    new Phases((tMark - t0) / 1e9, (tSweep - tMark) / 1e9, (tCompact - tSweep) / 1e9, seconds(tCompact)));
+                    new Phases((tMark - t0) / 1e9, (tSweep - tMark) / 1e9, (tCompact - tSweep) / 1e9, seconds(tCompact), pacer.restedSeconds()));
         }
     }
 
