@@ -194,7 +194,8 @@ public final class ControlServer implements AutoCloseable {
      * events to the client, one line each, and the result last (see the class comment).
      */
     private void collect(String line, OutputStream out) throws IOException {
-        java.util.List<String> words = java.util.Arrays.asList(line.split(" ")).subList(1, line.split(" ").length);
+        String[] all = line.split(" ");
+        java.util.List<String> words = java.util.Arrays.asList(all).subList(1, all.length);
         boolean dry = words.contains("dry-run");
         boolean full = words.contains("full");
         boolean paced = words.contains("paced");

@@ -73,9 +73,10 @@ import java.util.stream.Stream;
  * 0.852; 256 KiB: 215.1, 0.824; 256 KiB at level 6: 0.802 for 25 % more import time, level 9:
  * 0.795 for 50 % more). Import time is the same as with 64 KiB runs. The price is paid by a
  * random read of a block that is not in the plain cache: it decompresses its whole run (up to 1
- * MiB, ~0.9 ms here, against ~0.1 ms for 64 KiB), and the run goes into the plain cache. For a boot that is a good trade: a recorded Debian boot (1,263 reads) replayed against a
- * server that had served the same content once read in 0.40-0.44 s with 1 MiB runs, 0.64-0.69 s
- * with 64 KiB runs (qemu-nbd on a raw file: 0.35-0.41 s); against a cold server it took 1.8 s
+ * MiB, ~0.9 ms here, against ~0.1 ms for 64 KiB), and the run goes into the plain cache. For
+ * a boot that is a good trade: a recorded Debian boot (1,263 reads) replayed against a server
+ * that had served the same content once read in 0.40-0.44 s with 1 MiB runs, 0.64-0.69 s with
+ * 64 KiB runs (qemu-nbd on a raw file: 0.35-0.41 s); against a cold server it took 1.8 s
  * against 1.2 s. Runs that compress badly stay single records (see above), so random reads of
  * incompressible data never pay for a run. Blocks a running VM wrote are read back at random, so
  * a checkpoint (a {@link ChunkStore.Access#RANDOM} batch) cuts runs of at most 16 KiB
