@@ -200,12 +200,12 @@ final class BulkReads {
      */
     private boolean fromCachedSegment(ChunkId id, ChunkLocation l, Found found) {
         PlainCache.Decoded d = store.segmentHit(l);
-        if (d == null || l.slot() >= d.ids().length || !d.ids()[l.slot()].equals(id)) return false;
-        for (int slot = 0, from = 0; slot < d.ids().length; from += d.lengths()[slot], slot++) {
-            ChunkId sid = d.ids()[slot];
-            if (found.wants(sid) && PackFormat.crc32c(d.plain(), from, d.lengths()[slot]) == d.crcs()[slot]) {
-                found.give(sid, d.plain(), from, d.lengths()[slot]);
-            }
+        if (d == null) return false;
+        PackFormat.Segment seg = d.table();
+        if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) return false;
+        for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
+            ChunkId sid = seg.ids()[slot];
+            if (found.wants(sid) && PackFormat.plainCrcMatches(seg, d.plain(), from, slot)) found.give(sid, d.plain(), from, seg.plainLengths()[slot]);
         }
         return !found.wants(id);
     }

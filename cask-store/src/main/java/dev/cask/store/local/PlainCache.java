@@ -27,14 +27,13 @@ import dev.cask.store.ChunkLocation;
  * stale location then still gets the right bytes, as it would from a cached chunk. Thread-safe.
  */
 final class PlainCache {
-    /** A decompressed segment: its table (ids, plain lengths and CRC32Cs) and its plain bytes, verified frame-wise. */
-    record Decoded(ChunkId[] ids, int[] lengths, int[] crcs, byte[] plain) {
-        int offset(int slot) {
-            int sum = 0;
-            for (int i = 0; i < slot; i++) sum += lengths[i];
-            return sum;
-        }
-    }
+    /**
+     * A decompressed segment: its table ({@code table}, without the pack bytes it was decoded
+     * from) and its plain bytes, verified frame-wise.
+     */
+    record Decoded(PackFormat.Segment table, byte[] plain) {}
+
+    private static final byte[] NO_FRAME = new byte[0];
 
     private record SegmentAt(int pack, long offset) {}
 
@@ -43,7 +42,7 @@ final class PlainCache {
     /** A cache of at most {@code bytes} (plain bytes and some overhead per entry). */
     PlainCache(long bytes) {
         this.cache = Caffeine.newBuilder().executor(Runnable::run).maximumWeight(bytes)
-                .weigher((Object k, Object v) -> v instanceof byte[] b ? b.length + 96 : ((Decoded) v).plain().length + 64 * ((Decoded) v).ids().length + 96)
+                .weigher((Object k, Object v) -> v instanceof byte[] b ? b.length + 96 : ((Decoded) v).plain().length + 64 * ((Decoded) v).table().count() + 96)
                 .build();
     }
 
@@ -80,10 +79,10 @@ final class PlainCache {
     byte[] fromSegment(ChunkId id, ChunkLocation loc) {
         Decoded d = segment(loc, false);
         int slot = loc.slot();
-        if (d == null || slot < 0 || slot >= d.ids().length || !d.ids()[slot].equals(id)) return null;
-        int from = d.offset(slot);
-        if (PackFormat.crc32c(d.plain(), from, d.lengths()[slot]) != d.crcs()[slot]) return null;
-        return java.util.Arrays.copyOfRange(d.plain(), from, from + d.lengths()[slot]);
+        if (d == null || slot < 0 || slot >= d.table().count() || !d.table().ids()[slot].equals(id)) return null;
+        int from = d.table().plainOffset(slot);
+        if (!PackFormat.plainCrcMatches(d.table(), d.plain(), from, slot)) return null;
+        return java.util.Arrays.copyOfRange(d.plain(), from, from + d.table().plainLengths()[slot]);
     }
 
     /**
@@ -91,7 +90,8 @@ final class PlainCache {
      * frame decompressed (and length-checked) to {@code plain}: not copied, the caller gives it up.
      */
     void keepSegment(ChunkLocation loc, PackFormat.Segment s, byte[] plain) {
-        cache.put(new SegmentAt(loc.pack(), loc.offset()), new Decoded(s.ids(), s.plainLengths(), s.plainCrcs(), plain));
+        PackFormat.Segment table = new PackFormat.Segment(s.codec(), s.ids(), s.plainLengths(), s.plainCrcs(), NO_FRAME, 0, 0);
+        cache.put(new SegmentAt(loc.pack(), loc.offset()), new Decoded(table, plain));
     }
 
     /** Forgets everything (the store lost records it may have read back). */
