@@ -56,6 +56,7 @@ class ServeGcTest {
     void defaults() {
         System.clearProperty("cask.pack.limit");
         System.clearProperty("cask.gc.rest");
+        System.clearProperty("cask.gc.quantum.ms");
         System.clearProperty("cask.compact.batch");
     }
 
@@ -343,6 +344,7 @@ class ServeGcTest {
     void aShutdownStopsARunningGcAtOnce() throws Exception {
         System.setProperty("cask.pack.limit", String.valueOf(64 << 10));
         System.setProperty("cask.gc.rest", "50"); // a crawling gc: it is surely running when SIGTERM comes
+        System.setProperty("cask.gc.quantum.ms", "20"); // resting after every 20 ms of work (a test gc has less than the default 200)
         Cli cli = new Cli(dir.resolve("store"));
         Path kept = random("k", 7, 2 << 20);
         assertEquals(0, cli.run("import", random("g", 8, 4 << 20).toString(), "g", kept.toString(), "k").code());
@@ -366,6 +368,7 @@ class ServeGcTest {
         assertEquals(0, cli.run("check", "--deep").code());
         assertArrayEquals(Files.readAllBytes(kept), export(cli, "k"));
         System.clearProperty("cask.gc.rest");
+        System.clearProperty("cask.gc.quantum.ms");
         Cli.Result gc = cli.run("gc", "--json");
         assertEquals(0, gc.code(), gc.toString());
         assertArrayEquals(Files.readAllBytes(kept), export(cli, "k"));

@@ -11,11 +11,19 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p><b>Pace.</b> The work calls {@link #step} often (after each pointer chunk read, each batch
  * of deletes, each batch of copied chunks). Time since the last rest is work; once at least
- * {@link #QUANTUM_NANOS} of it has gathered, {@code step} sleeps {@code rest} times that long.
+ * a quantum of it has gathered, {@code step} sleeps {@code rest} times that long.
  * With {@code rest} 3 the work is busy at most a quarter of the time, whatever the disk: a slow
  * disk makes each step, and so each rest, longer, which a bytes-per-second budget would not.
  * Time spent waiting for another process (a lock) counts as work too; the work should not call
  * {@code step} across such waits (see {@link #waitFor}).
+ *
+ * <p><b>Quantum.</b> Work comes in bursts of about {@link #QUANTUM_NANOS} (0.2 s) with rests of
+ * {@code rest} times that between them, not in many short ones: at the same share of the time,
+ * long bursts disturb served disks less. On a two-core host a nice-10 loop that spun 1 ms and slept
+ * 3 ms raised the p99 latency of a QD1 NBD load 2-4 x; 20 / 60 ms, the old quantum, about 1.5 x;
+ * 200 / 600 ms not measurably (bench/results/README.md, session 21; every sleep and wake-up of a
+ * burst costs the clients' requests too). A collection with less work than one quantum runs in one
+ * burst. {@code cask.gc.quantum.ms} sets it for {@link #background()}.
  *
  * <p><b>Stop.</b> {@link #stop} (from any thread) wakes a rest or a {@link #waitFor} at once.
  * Nothing is interrupted: an interrupt would close the {@code FileChannel}s the work shares
@@ -24,8 +32,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>Thread-safe.
  */
 public final class Pacer {
-    /** Work gathered before a rest: rests shorter than this cost more in wake-ups than they give. */
-    public static final long QUANTUM_NANOS = 20_000_000L;
+    /** Work gathered before a rest, by default (see "Quantum" above). */
+    public static final long QUANTUM_NANOS = 200_000_000L;
 
     /** Thrown by {@link #step}, {@link #check} and {@link #waitFor} once {@link #stop} was called. */
     public static final class Stopped extends CaskException {
@@ -35,6 +43,7 @@ public final class Pacer {
     }
 
     private final double rest;
+    private final long quantumNanos;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition woken = lock.newCondition();
     private volatile boolean stopped;
@@ -45,8 +54,15 @@ public final class Pacer {
 
     /** {@code rest}: how many times a step's duration to sleep after it (0: none). */
     public Pacer(double rest) {
+        this(rest, QUANTUM_NANOS);
+    }
+
+    /** {@code rest} as above; {@code quantumNanos}: the work gathered before a rest (at least 1 ms, at most 10 s). */
+    public Pacer(double rest, long quantumNanos) {
         if (!(rest >= 0) || rest > 1000) throw new IllegalArgumentException("rest " + rest);
+        if (quantumNanos < 1_000_000L || quantumNanos > 10_000_000_000L) throw new IllegalArgumentException("quantum " + quantumNanos + " ns");
         this.rest = rest;
+        this.quantumNanos = quantumNanos;
     }
 
     /** Full speed; stops only when asked. */
@@ -59,10 +75,12 @@ public final class Pacer {
 
     /**
      * The pace of background maintenance: {@link #BACKGROUND_REST}, or the system property
-     * {@code cask.gc.rest} (a multiple, 0 to 1000; anything else fails here).
+     * {@code cask.gc.rest} (a multiple, 0 to 1000), in bursts of {@link #QUANTUM_NANOS}, or the
+     * system property {@code cask.gc.quantum.ms} (milliseconds, 1 to 10,000); anything else fails here.
      */
     public static Pacer background() {
-        return new Pacer(Double.parseDouble(System.getProperty("cask.gc.rest", Double.toString(BACKGROUND_REST))));
+        return new Pacer(Double.parseDouble(System.getProperty("cask.gc.rest", Double.toString(BACKGROUND_REST))),
+                Long.parseLong(System.getProperty("cask.gc.quantum.ms", Long.toString(QUANTUM_NANOS / 1_000_000L))) * 1_000_000L);
     }
 
     /** The multiple of each step's time rested after it. */
@@ -93,7 +111,7 @@ public final class Pacer {
 
     /**
      * The end of a step: rests {@code rest} times the work gathered since the last rest once that
-     * is at least {@link #QUANTUM_NANOS}; throws {@link Stopped} when asked to stop (before or
+     * is at least the quantum; throws {@link Stopped} when asked to stop (before or
      * during the rest).
      */
     public void step() {
@@ -103,7 +121,7 @@ public final class Pacer {
         try {
             long now = System.nanoTime();
             long work = now - workSince;
-            if (work < QUANTUM_NANOS) return;
+            if (work < quantumNanos) return;
             long sleep = (long) (work * rest);
             long until = now + sleep;
             for (long left = sleep; left > 0 && !stopped; left = until - System.nanoTime()) {

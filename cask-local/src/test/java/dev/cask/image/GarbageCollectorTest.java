@@ -313,7 +313,7 @@ class GarbageCollectorTest {
                 put(images, "k" + round, k);
                 kept.put("k" + round, k);
                 images.remove("mix" + round);
-                dev.cask.common.Pacer pacer = new dev.cask.common.Pacer(4); // resting 4x: a collection lasts long enough for a stop within 120 ms to land in it
+                dev.cask.common.Pacer pacer = new dev.cask.common.Pacer(4, 20_000_000L); // resting 4x after every 20 ms: a collection lasts long enough for a stop within 120 ms to land in it
                 AtomicReference<Throwable> outcome = new AtomicReference<>();
                 Thread t = new Thread(() -> {
                     try {
@@ -349,7 +349,7 @@ class GarbageCollectorTest {
 
     @Test
     void aPacerRestsInProportionAndAStopWakesItAtOnce() throws Exception {
-        dev.cask.common.Pacer p = new dev.cask.common.Pacer(2);
+        dev.cask.common.Pacer p = new dev.cask.common.Pacer(2, 20_000_000L);
         long t0 = System.nanoTime();
         long busyUntil = t0 + 60_000_000L;
         while (System.nanoTime() < busyUntil) Thread.onSpinWait(); // 60 ms of work
@@ -357,7 +357,13 @@ class GarbageCollectorTest {
         double took = (System.nanoTime() - t0) / 1e9;
         assertTrue(took >= 0.17 && took < 2, "60 ms of work, then about 120 ms of rest: " + took);
         assertTrue(p.restedSeconds() >= 0.11, String.valueOf(p.restedSeconds()));
-        dev.cask.common.Pacer slow = new dev.cask.common.Pacer(1000);
+        // work below the quantum (by default 0.2 s, here 10 s) gathers: no rest yet
+        dev.cask.common.Pacer bursts = new dev.cask.common.Pacer(2, 10_000_000_000L);
+        busyUntil = System.nanoTime() + 60_000_000L;
+        while (System.nanoTime() < busyUntil) Thread.onSpinWait();
+        bursts.step();
+        assertEquals(0.0, bursts.restedSeconds(), "60 ms of work, a 10 s quantum: no rest");
+        dev.cask.common.Pacer slow = new dev.cask.common.Pacer(1000, 20_000_000L);
         Thread stopper = new Thread(() -> {
             try {
                 Thread.sleep(100);
