@@ -344,7 +344,7 @@ class ServeGcTest {
     void aShutdownStopsARunningGcAtOnce() throws Exception {
         System.setProperty("cask.pack.limit", String.valueOf(64 << 10));
         System.setProperty("cask.gc.rest", "50"); // a crawling gc: it is surely running when SIGTERM comes
-        System.setProperty("cask.gc.quantum.ms", "20"); // resting after every 20 ms of work (a test gc has less than the default 200)
+        System.setProperty("cask.gc.quantum.ms", "20"); // resting after every 20 ms of work, whatever the default quantum
         Cli cli = new Cli(dir.resolve("store"));
         Path kept = random("k", 7, 2 << 20);
         assertEquals(0, cli.run("import", random("g", 8, 4 << 20).toString(), "g", kept.toString(), "k").code());

@@ -17,13 +17,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * Time spent waiting for another process (a lock) counts as work too; the work should not call
  * {@code step} across such waits (see {@link #waitFor}).
  *
- * <p><b>Quantum.</b> Work comes in bursts of about {@link #QUANTUM_NANOS} (0.2 s) with rests of
- * {@code rest} times that between them, not in many short ones: at the same share of the time,
- * long bursts disturb served disks less. On a two-core host a nice-10 loop that spun 1 ms and slept
- * 3 ms raised the p99 latency of a QD1 NBD load 2-4 x; 20 / 60 ms, the old quantum, about 1.5 x;
- * 200 / 600 ms not measurably (bench/results/README.md, session 21; every sleep and wake-up of a
- * burst costs the clients' requests too). A collection with less work than one quantum runs in one
- * burst. {@code cask.gc.quantum.ms} sets it for {@link #background()}.
+ * <p><b>Quantum.</b> Work gathers for at least {@link #QUANTUM_NANOS} (20 ms) before a rest: rests
+ * shorter than that cost more in wake-ups than they give. A collection with less work than one
+ * quantum runs at once. {@code cask.gc.quantum.ms} sets it for {@link #background()}. Whether
+ * longer bursts (at the same share of the time) disturb served disks less was measured in
+ * session 21 (bench/results/README.md; bench/burst-latency.sh): 200 ms bursts against 20 ms ones
+ * in the lifecycle benchmark, daily and hourly, differed by less than the runs' noise, and a
+ * spinning process's bursts of 1, 20 and 200 ms ranked differently from one run to the next.
  *
  * <p><b>Stop.</b> {@link #stop} (from any thread) wakes a rest or a {@link #waitFor} at once.
  * Nothing is interrupted: an interrupt would close the {@code FileChannel}s the work shares
@@ -33,7 +33,7 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class Pacer {
     /** Work gathered before a rest, by default (see "Quantum" above). */
-    public static final long QUANTUM_NANOS = 200_000_000L;
+    public static final long QUANTUM_NANOS = 20_000_000L;
 
     /** Thrown by {@link #step}, {@link #check} and {@link #waitFor} once {@link #stop} was called. */
     public static final class Stopped extends CaskException {

@@ -357,7 +357,7 @@ class GarbageCollectorTest {
         double took = (System.nanoTime() - t0) / 1e9;
         assertTrue(took >= 0.17 && took < 2, "60 ms of work, then about 120 ms of rest: " + took);
         assertTrue(p.restedSeconds() >= 0.11, String.valueOf(p.restedSeconds()));
-        // work below the quantum (by default 0.2 s, here 10 s) gathers: no rest yet
+        // work below the quantum (here 10 s) gathers: no rest yet
         dev.cask.common.Pacer bursts = new dev.cask.common.Pacer(2, 10_000_000_000L);
         busyUntil = System.nanoTime() + 60_000_000L;
         while (System.nanoTime() < busyUntil) Thread.onSpinWait();
