@@ -79,8 +79,23 @@ public final class Pacer {
      * system property {@code cask.gc.quantum.ms} (milliseconds, 1 to 10,000); anything else fails here.
      */
     public static Pacer background() {
-        return new Pacer(Double.parseDouble(System.getProperty("cask.gc.rest", Double.toString(BACKGROUND_REST))),
-                Long.parseLong(System.getProperty("cask.gc.quantum.ms", Long.toString(QUANTUM_NANOS / 1_000_000L))) * 1_000_000L);
+        String rest = System.getProperty("cask.gc.rest", Double.toString(BACKGROUND_REST));
+        String quantum = System.getProperty("cask.gc.quantum.ms", Long.toString(QUANTUM_NANOS / 1_000_000L));
+        double r;
+        long q;
+        try {
+            r = Double.parseDouble(rest);
+        } catch (NumberFormatException e) {
+            r = Double.NaN;
+        }
+        try {
+            q = Long.parseLong(quantum);
+        } catch (NumberFormatException e) {
+            q = -1;
+        }
+        if (!(r >= 0 && r <= 1000)) throw new IllegalArgumentException("system property cask.gc.rest: '" + rest + "' is not a number from 0 to 1000");
+        if (q < 1 || q > 10_000) throw new IllegalArgumentException("system property cask.gc.quantum.ms: '" + quantum + "' is not a whole number of milliseconds from 1 to 10000");
+        return new Pacer(r, q * 1_000_000L);
     }
 
     /** The multiple of each step's time rested after it. */
