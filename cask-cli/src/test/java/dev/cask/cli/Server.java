@@ -21,7 +21,9 @@ final class Server implements AutoCloseable {
         args[1] = "--listen";
         args[2] = "127.0.0.1:0";
         System.arraycopy(extra, 0, args, 3, extra.length);
-        process = cli.start(args);
+        // with SIGINT at its default action: a server that tests stop with SIGINT must not inherit
+        // it ignored from a test JVM started in the background (CI once was; the stop then hung)
+        process = cli.startInterruptible(args);
         logPump = Cli.pump(process.getErrorStream(), log);
         BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream()));
         Pattern p = Pattern.compile("nbd://127\\.0\\.0\\.1:(\\d+)/");
