@@ -200,9 +200,8 @@ final class BulkReads {
      */
     private boolean fromCachedSegment(ChunkId id, ChunkLocation l, Found found) {
         PlainCache.Decoded d = store.segmentHit(l);
-        if (d == null) return false;
+        if (d == null || !d.holds(id, l.slot())) return false;
         PackFormat.Segment seg = d.table();
-        if (l.slot() >= seg.count() || !seg.ids()[l.slot()].equals(id)) return false;
         for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
             ChunkId sid = seg.ids()[slot];
             if (found.wants(sid) && PackFormat.plainCrcMatches(seg, d.plain(), from, slot)) found.give(sid, d.plain(), from, seg.plainLengths()[slot]);

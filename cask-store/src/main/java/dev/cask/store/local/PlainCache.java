@@ -31,7 +31,12 @@ final class PlainCache {
      * A decompressed segment: its table ({@code table}, without the pack bytes it was decoded
      * from) and its plain bytes, verified frame-wise.
      */
-    record Decoded(PackFormat.Segment table, byte[] plain) {}
+    record Decoded(PackFormat.Segment table, byte[] plain) {
+        /** Whether the table names {@code id} in {@code slot} (a location's claim, checked before its bytes are). */
+        boolean holds(ChunkId id, int slot) {
+            return slot >= 0 && slot < table.count() && table.ids()[slot].equals(id);
+        }
+    }
 
     private static final byte[] NO_FRAME = new byte[0];
 
@@ -79,7 +84,7 @@ final class PlainCache {
     byte[] fromSegment(ChunkId id, ChunkLocation loc) {
         Decoded d = segment(loc, false);
         int slot = loc.slot();
-        if (d == null || slot < 0 || slot >= d.table().count() || !d.table().ids()[slot].equals(id)) return null;
+        if (d == null || !d.holds(id, slot)) return null;
         int from = d.table().plainOffset(slot);
         if (!PackFormat.plainCrcMatches(d.table(), d.plain(), from, slot)) return null;
         return java.util.Arrays.copyOfRange(d.plain(), from, from + d.table().plainLengths()[slot]);
