@@ -111,6 +111,18 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         return scan != null && scan.recentOnly();
     }
 
+    /** How many entries this collection's incremental sweep's scan handed over (0 before one ran, and for a full sweep). */
+    int regionEntries() {
+        return regionEntries;
+    }
+
+    private int regionEntries;
+
+    /** What this collection's sweep tells compaction: the packs whose live bytes it knows, and those bytes; null before a sweep. */
+    Compactor.Survey survey() {
+        return survey;
+    }
+
     /** Chunks per segment (by {@link ChunkLocation#unit}) read from headers by the sweep, for the punching after it. */
     private final Map<Long, Integer> segmentChunks = new HashMap<>();
 
@@ -138,9 +150,11 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         Map<Integer, Long> live = new HashMap<>();
         Set<Long> liveSegments = new HashSet<>();
         List<ChunkId> kept = new ArrayList<>();
+        Map<Integer, Long> ends = new HashMap<>();
         long[] seen = {0};
         store.index().forEachStamped((id, loc, stamp) -> {
             if ((++seen[0] & 4095) == 0) pacer.check(); // a stop need not wait for a scan of a big index
+            if (!sealed.contains(loc.pack())) ends.merge(loc.pack(), loc.offset() + loc.length(), Math::max);
             boolean unreachable = !reachable.test(id); // once per entry: the scan's hot path
             if (stamp < epoch && unreachable) {
                 list.add(id);
@@ -168,7 +182,7 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         survey = new Compactor.Survey(sealed, live);
         punchable = new Punchable(sealed, deletedAt.values());
         kept.addAll(list);
-        next = nextState(sealed, highest, live, kept, deleted, null, null);
+        next = nextState(sealed, highest, live, ends, kept, deleted, null, null);
         return new Deleted(deleted, bytes);
     }
 
@@ -194,28 +208,38 @@ final class LocalSweep implements ChunkDeleter.Sweep {
     }
 
     /**
-     * The state for the next collection: the packs as they were when this sweep began, their live
-     * bytes, the unreachable entries kept, and the settled table's change count in the snapshot
-     * of this sweep's scan when every entry the next sweep must look at was in the recent table
-     * then (-1 otherwise, and after a full sweep, whose scan does not read it). That holds when the
-     * next one's packs (above {@code highest}, or open) were all among those this incremental
-     * scan covered ({@code previous}'s), and it saw no settled entry in them (none at all when it
-     * scanned the recent table only). Then the next scan of the recent table alone hands over all
-     * of those packs' entries, and their live bytes come out exact.
+     * The state for the next collection: the packs as they were when this sweep began, the sealed
+     * ones' live bytes, the open ones' with how far this scan (or an earlier one) saw their
+     * entries ({@code ends}: the end of the furthest entry seen in each), the unreachable entries
+     * kept, and the settled table's change count in the snapshot of this sweep's scan when every
+     * entry the next sweep must look at was in the recent table then (-1 otherwise, and after a
+     * full sweep, whose scan does not read it). That holds when every open pack was among those
+     * this incremental scan covered ({@code previous}'s, or above its highest), and the scan saw
+     * no settled entry in a pack above {@code highest} (the open packs' settled entries it saw lie
+     * below where the next scan starts in them). Then the next scan of the recent table alone hands
+     * over all of those entries, and the live bytes come out exact. An open pack no scan covered
+     * (which a sweep from a complete collection's state does not meet) is scanned in full next time.
      */
-    private GcState nextState(Set<Integer> sealed, int highest, Map<Integer, Long> live, List<ChunkId> unreachable, Set<ChunkId> deleted,
-                              ChunkIndex.RegionScan scan, GcState previous) {
-        Set<Integer> open = new HashSet<>();
-        for (int p : store.packIds()) if (p <= highest && !sealed.contains(p)) open.add(p);
+    private GcState nextState(Set<Integer> sealed, int highest, Map<Integer, Long> live, Map<Integer, Long> ends, List<ChunkId> unreachable,
+                              Set<ChunkId> deleted, ChunkIndex.RegionScan scan, GcState previous) {
+        Map<Integer, GcState.Open> open = new HashMap<>();
+        boolean inRecent = scan != null && highest >= previous.highest();
+        for (int p : store.packIds()) {
+            if (p > highest || sealed.contains(p)) continue;
+            GcState.Open before = previous == null ? null : previous.open().get(p);
+            if (previous != null && p <= previous.highest() && before == null) {
+                open.put(p, GcState.Open.UNSEEN);
+                inRecent = false;
+            } else {
+                long to = Math.max(before == null ? 0 : before.scannedTo(), ends.getOrDefault(p, 0L));
+                open.put(p, new GcState.Open(to, live.getOrDefault(p, 0L)));
+            }
+        }
         Map<Integer, Long> sealedLive = new HashMap<>();
         for (int p : sealed) sealedLive.put(p, live.getOrDefault(p, 0L));
         List<ChunkId> kept = new ArrayList<>();
         for (ChunkId id : unreachable) if (!deleted.contains(id)) kept.add(id);
-        boolean inRecent = scan != null && highest >= previous.highest();
-        if (inRecent) {
-            for (int p : open) inRecent &= p > previous.highest() || previous.open().contains(p);
-            for (int p : scan.settledPacks()) inRecent &= p <= highest && !open.contains(p);
-        }
+        if (inRecent) for (int p : scan.settledPacks()) inRecent &= p <= highest;
         return new GcState(highest, open, sealedLive, kept, inRecent ? scan.moved() : -1);
     }
 
@@ -226,10 +250,12 @@ final class LocalSweep implements ChunkDeleter.Sweep {
 
     /**
      * The incremental sweep (see the class essay, "Incremental sweeps"): the candidates are the
-     * caller's, the previous sweep's deferred chunks, and every entry in a pack the previous
-     * sweep saw open or above its highest; the sealed packs' live bytes come from the previous
-     * state less what this sweep deleted in them, or, for packs written since, from the scan of
-     * their entries.
+     * caller's, the previous sweep's deferred chunks, and every entry in a pack above the previous
+     * sweep's highest, or in one it saw open at or after where its scan had seen that pack's
+     * entries to. Live bytes: a pack sealed then keeps the previous figure less what this sweep
+     * deleted in it; a pack open then keeps its figure for the entries below that point less what
+     * this sweep deleted there, plus the entries this scan saw in it that survive; a pack written
+     * since is counted from its entries.
      */
     @Override
     public Deleted sweepChanged(Collection<ChunkId> given, java.util.function.Predicate<ChunkId> reachable, Pacer pacer, Runnable chosen) {
@@ -239,53 +265,51 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         int highest = highestPack();
         Set<ChunkId> chosenIds = new HashSet<>();
         List<ChunkId> list = new ArrayList<>();
-        // entries written since the previous sweep began: all of them are looked at, and they
+        // entries written since the previous sweep's scan: all of them are looked at, and they
         // tell the live bytes of their packs exactly
         List<ChunkId> regionIds = new ArrayList<>();
         List<ChunkLocation> regionLocations = new ArrayList<>();
+        Map<Integer, Long> from = new HashMap<>();
+        for (var e : prev.open().entrySet()) from.put(e.getKey(), e.getValue().scannedTo());
+        Map<Integer, Long> ends = new HashMap<>();
         long[] seen = {0};
-        scan = store.index().forEachStampedIn(prev.highest(), prev.open(), prev.moved(), (id, loc, stamp) -> {
+        scan = store.index().forEachStampedIn(prev.highest(), from, prev.moved(), (id, loc, stamp) -> {
             if ((++seen[0] & 4095) == 0) pacer.check();
             regionIds.add(id);
             regionLocations.add(loc);
+            ends.merge(loc.pack(), loc.offset() + loc.length(), Math::max);
             if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
         });
+        regionEntries = regionIds.size();
         for (ChunkId id : given) if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
         for (ChunkId id : prev.deferred()) if (!reachable.test(id) && chosenIds.add(id)) list.add(id);
         java.util.Collections.sort(list); // key order: each transaction's deletes are neighbours in the index
         chosen.run();
         Map<ChunkId, ChunkLocation> deleted = deleteInKeyOrder(list, pacer);
-        // live bytes: packs written since, exactly from their surviving entries; packs sealed
-        // before, the previous figure less this sweep's deletes (a segment in proportion)
+        // the previous figures, for the entries no scan of this sweep saw, less this sweep's deletes
+        // among them (a segment in proportion)
+        Map<Integer, Long> before = new HashMap<>(prev.live());
+        for (var e : prev.open().entrySet()) before.put(e.getKey(), e.getValue().live());
+        long bytes = 0;
+        for (ChunkLocation loc : deleted.values()) {
+            long share = loc.inSegment() ? loc.length() / chunksInSegment(loc) : loc.length();
+            bytes += share;
+            GcState.Open was = prev.open().get(loc.pack());
+            if (prev.live().containsKey(loc.pack()) || (was != null && loc.offset() < was.scannedTo())) before.merge(loc.pack(), -share, Long::sum);
+        }
+        // plus the surviving entries this scan saw
         Map<Integer, Long> live = new HashMap<>();
         Set<Long> liveSegments = new HashSet<>();
         for (int i = 0; i < regionIds.size(); i++) {
             if (!deleted.containsKey(regionIds.get(i))) countLive(regionLocations.get(i), sealed, live, liveSegments);
         }
+        for (var e : before.entrySet()) live.merge(e.getKey(), Math.max(0, e.getValue()), Long::sum);
         Set<Integer> known = new HashSet<>();
-        for (int p : sealed) {
-            if (prev.live().containsKey(p)) {
-                live.put(p, prev.live().get(p));
-                known.add(p);
-            } else if (p > prev.highest() || prev.open().contains(p)) {
-                known.add(p);
-            }
-        }
-        long bytes = 0;
-        for (ChunkLocation loc : deleted.values()) {
-            long share;
-            if (!loc.inSegment()) share = loc.length();
-            else {
-                share = loc.length() / chunksInSegment(loc);
-            }
-            bytes += share;
-            if (prev.live().containsKey(loc.pack()) && known.contains(loc.pack())) live.merge(loc.pack(), -share, Long::sum);
-        }
-        live.replaceAll((p, b) -> Math.max(0, b));
+        for (int p : sealed) if (prev.live().containsKey(p) || prev.open().containsKey(p) || p > prev.highest()) known.add(p);
         Set<ChunkId> deletedIds = deleted.keySet();
         survey = new Compactor.Survey(known, live);
         punchable = new Punchable(sealed, deleted.values());
-        next = nextState(known, highest, live, list, deletedIds, scan, prev);
+        next = nextState(known, highest, live, ends, list, deletedIds, scan, prev);
         return new Deleted(deletedIds, bytes);
     }
 

@@ -125,18 +125,32 @@ class GoldenFormatTest {
 
     @Test
     void gcStateFormatOne() {
-        GcState s = new GcState(7, java.util.Set.of(7), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)), -1);
+        GcState s = new GcState(7, java.util.Map.of(7, GcState.Open.UNSEEN), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)), -1);
         assertEquals(s, GcState.decode(HEX.parseHex(GC_STATE)), "format 1 reads as a change count not known (-1)");
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE.substring(0, GC_STATE.length() - 2))));
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE + "00")));
-        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex("00000003" + GC_STATE.substring(8))));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex("00000004" + GC_STATE.substring(8))));
+    }
+
+    /** The same state in format 3: open pack 7 seen by scans up to offset 65,536, where 12,288 bytes are still live. */
+    static final String GC_STATE_3 = "00000003" + "00000007" + "00000001" + "00000007" + "0000000000010000" + "0000000000003000"
+            + GC_STATE_2.substring(32);
+
+    @Test
+    void gcStateFormatThree() {
+        GcState s = new GcState(7, java.util.Map.of(7, new GcState.Open(65536, 12288)), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)), 42);
+        assertEquals(GC_STATE_3, HEX.formatHex(s.encode()));
+        assertEquals(s, GcState.decode(HEX.parseHex(GC_STATE_3)));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_3.substring(0, GC_STATE_3.length() - 2))));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_3 + "00")));
+        assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_3.replace("0000000000010000", "ffffffffffff0000"))),
+                "an open pack scanned to a negative offset");
     }
 
     @Test
     void gcStateFormatTwo() {
-        GcState s = new GcState(7, java.util.Set.of(7), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)), 42);
-        assertEquals(GC_STATE_2, HEX.formatHex(s.encode()));
-        assertEquals(s, GcState.decode(HEX.parseHex(GC_STATE_2)));
+        GcState s = new GcState(7, java.util.Map.of(7, GcState.Open.UNSEEN), java.util.Map.of(3, 1000L), List.of(ChunkId.parse(HELLO_ID)), 42);
+        assertEquals(s, GcState.decode(HEX.parseHex(GC_STATE_2)), "format 2 reads its open packs as not scanned yet");
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_2.substring(0, GC_STATE_2.length() - 2))));
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_2 + "00")));
         assertThrows(CaskException.Corrupt.class, () -> GcState.decode(HEX.parseHex(GC_STATE_2.substring(0, GC_STATE_2.length() - 16) + "fffffffffffffffe")),
