@@ -52,8 +52,11 @@
 #   PIECE_MIB=4, COMPRESS_PCT=50, DEDUPE_PCT=20, GC_EVERY=24, PRUNE_EVERY=6, LAT_SECONDS=5,
 #   LAT_CLONES=4, LAT_READ_IOPS=100, LAT_WRITE_IOPS=50, PEERS=1 (0: cask only),
 #   GC_VIA=socket (the maintenance point's gc is asked of the server through its control socket, as
-#   `cask gc` does, but by python3: the window "during gc" holds the gc and not a JVM's start beside
-#   the clients; GC_VIA=cli runs `cask gc --json`, JVM start included, as sessions up to 11 measured),
+#   `cask gc` does, but by python3, started and connected before the latency load, so that the
+#   window "during gc" (from its request to the server's reply, timed by the client) holds the gc
+#   and neither a JVM's nor a Python's start beside the clients (up to session 21 the window held
+#   the client's Python start); GC_VIA=cli runs `cask gc --json`, JVM start included, as sessions up
+#   to 11 measured),
 #   GC_PACED=0 (1: that gc is paced as the server's background gc is, `cask gc --paced`: it rests three
 #   times as long as each step took, and its window "during gc" is about four times as long),
 #   CLI_GC=1 (0: no `cask gc` from the CLI: give the server its own, e.g. SERVE_ARGS="--gc-interval 1m",
@@ -345,24 +348,27 @@ point() { # HOUR
     rm -f "$WORK"/lat_*.log
     lat_args "$WORK/lat.json" 3600
     LAT=(--write_lat_log="$WORK/lat" --log_avg_msec=0 "${LAT[@]}") # global options go before the first job
-    local tf t0 t1 tk
-    tf=$(now)
-    fio "${LAT[@]}" 2>>"$LOG" & local fp=$!
-    sleep "$((LAT_SECONDS + 1))"
-    t0=$(now)
+    local tf t0 t1 tk gp=
     if [ "$GC_VIA" = socket ]; then
-      "$PY" - "$S" "$WORK/gc.json" "$GC_PACED" 2>>"$LOG" <<'EOF' || { kill -INT "$fp"; die "gc through the control socket failed (see $LOG)"; }
-import glob, json, socket, sys
+      # the client starts, connects and waits before fio does, so that neither window holds a
+      # Python start; it times the gc itself, from its request to the server's reply
+      rm -f "$WORK/gc.go" "$WORK/gc.times"; mkfifo "$WORK/gc.go"
+      "$PY" - "$S" "$WORK/gc.json" "$GC_PACED" "$WORK/gc.go" "$WORK/gc.times" 2>>"$LOG" <<'EOF' & gp=$!
+import glob, json, socket, sys, time
 # what `cask gc` sends to a running server (docs/format.md: the control socket), without a JVM start
 path = sorted(glob.glob(sys.argv[1] + "/serve.*.sock"))[0]
 s = socket.socket(socket.AF_UNIX)
 s.connect(path)
+replies = s.makefile(encoding="utf-8")
+open(sys.argv[4]).read()  # the fifo: "go" once the window without gc is over
+t0 = time.time()
 s.sendall(b"gc paced\n" if sys.argv[3] == "1" else b"gc\n")
-for line in s.makefile(encoding="utf-8"):
+for line in replies:
     line = line.rstrip("\n")
     if line.startswith("error"):
         sys.exit("gc: " + line)
     if line == "ok" or line.startswith("ok "):
+        t1 = time.time()
         def value(v):
             if v in ("true", "false"): return v == "true"
             for t in (int, float):
@@ -370,13 +376,24 @@ for line in s.makefile(encoding="utf-8"):
                 except ValueError: pass
             return v
         json.dump({k: value(v) for k, v in (w.split("=", 1) for w in line.split()[1:])}, open(sys.argv[2], "w"))
+        open(sys.argv[5], "w").write(f"{t0:.6f} {t1:.6f}\n")
         sys.exit(0)
 sys.exit("gc: the server closed the control socket without a reply")
 EOF
-    else
-      "$CASK" --store "$S" gc --json $( [ "$GC_PACED" = 1 ] && echo --paced) >"$WORK/gc.json" 2>>"$LOG" || { kill -INT "$fp"; die "cask gc failed (see $LOG)"; }
+      sleep 0.5 # its start is over before fio's
     fi
-    t1=$(now)
+    tf=$(now)
+    fio "${LAT[@]}" 2>>"$LOG" & local fp=$!
+    sleep "$((LAT_SECONDS + 1))"
+    if [ "$GC_VIA" = socket ]; then
+      echo go 1<>"$WORK/gc.go" # read-write: never blocks, also when the client died
+      wait "$gp" || { kill -INT "$fp"; die "gc through the control socket failed (see $LOG)"; }
+      read -r t0 t1 < "$WORK/gc.times"
+    else
+      t0=$(now)
+      "$CASK" --store "$S" gc --json $( [ "$GC_PACED" = 1 ] && echo --paced) >"$WORK/gc.json" 2>>"$LOG" || { kill -INT "$fp"; die "cask gc failed (see $LOG)"; }
+      t1=$(now)
+    fi
     sleep 0.2
     tk=$(now)
     kill -INT "$fp"; wait "$fp" || true
