@@ -77,55 +77,53 @@ import java.util.stream.Stream;
  *
  * <p><b>Incremental sweeps.</b> A full sweep scans the whole index: its cost follows the size of
  * the store, not what changed. A collection C that ran to its end leaves the next one, in the
- * index's {@code gc_state} row (stamped with C's epoch; {@link GcState}): the collector's memo
- * (the roots of every tree C marked: the versions V_C), the highest pack H_C and the packs O_C
- * not sealed when C's sweep began, for each P of O_C the end W_P of the furthest entry in P that
- * C's scan (or an earlier collection's) saw, the unreachable entries C could not delete (stamped
- * at or after its epoch: D_C), and the live bytes of every pack sealed then (and of each P of
- * O_C below W_P). The next collection's
- * {@link #begin} takes the row out in the transaction that raises the epoch, so a collection
- * that dies or is stopped leaves none, and the one after it sweeps in full; so do {@code cask
- * check --repair} (which empties the row with the entries) and a row of another epoch (a cask
- * that does not know the row collected in between). Its candidates are: (a) what the collector
- * passes, every chunk in the trees of V_C's versions gone since, walked through unmarked pointer
- * chunks only; (b) every entry in a pack above H_C, or in a pack P of O_C at an offset at or
- * after W_P; (c) D_C. Each is deleted under the
- * same rule as in a full sweep (unmarked now, stamped before the epoch in the delete's own
- * transaction), so an incremental sweep never deletes what a full one would keep: <em>safety
- * does not depend on the candidates</em>. Completeness (it deletes all a full one would): after
- * a complete C, every entry is (i) in a tree of V_C, or (ii) in D_C, or (iii) in a pack above H_C
- * or in a pack P of O_C at or after W_P. Proof: an entry C saw unmarked and stamped before its
- * epoch, it deleted; one stamped later is in D_C; a marked one is in a tree of V_C; an entry
- * indexed after C's scan points into a pack not sealed when the sweep began (a sealed pack never
- * gains an entry: only its creator appends to it, and a heal or compaction copy goes to the
- * writer's own pack, which is not sealed, or to a new one, numbered above H_C), and within such a
- * pack P at or after W_P, because a pack gains entries in the order of their offsets: its
- * creator appends under its store's lock, and a sync, holding that lock, fsyncs and indexes every
- * record appended before it in one transaction (or none: a failed one leaves them all for the
- * next), a heal's copy among them; compaction appends its copies after its collection's scan
- * and switches entries to them before that collection ends. So an entry indexed after C's scan
- * was appended after every entry of P that scan (or an earlier one: by induction, W_P only
- * grows) saw, and lies at or after their ends. (An open P's entries below W_P that C's scan did
- * not see were seen by an earlier collection's, which C's state carries on.) Between two
- * collections nothing deletes an entry, and a rebuild empties the row. So for the next collection N, an entry unmarked by N is in case (ii) or (iii),
- * a candidate, or in case (i) in the tree of a version of V_C that N did not mark, i.e. one gone
- * since, and the walk (a) reaches it: every pointer chunk on its path is unmarked (a marked
- * pointer chunk's subtree is all marked) and still there (nothing deleted it). The same holds
- * for N: its (i)-(iii) are built the same way. A pointer chunk the walk cannot read turns the
- * sweep into a full one. When every entry of N's region (b) that C's (incremental) scan could see
- * was in the index's recent table (in a pack P of O_C, C saw none at or after W_P, so only the
- * packs above H_C matter), and the count of changes to the settled table ({@code gc.moved}: a
- * merge, a compaction switch or a heal, the only ways into it) that C read in its scan's
- * snapshot is still the count in N's, they are all still there, and N scans the recent table
- * alone ({@link ChunkIndex#forEachStampedIn}): the same entries, so the same candidates and live
- * bytes. So a pack still written to costs each collection only what was written to it since the
- * last one (an open pack of 256 MiB grew an hourly collection's scan to 125,000 entries and both
- * tables when every entry of it was looked at again). Live bytes: a pack written since is counted
- * from its entries (all of them are candidates, so the sweep sees them); a pack sealed before
- * keeps the previous figure less what this sweep deleted in it, a segment's bytes in proportion
- * to its chunks (an estimate: compaction only chooses by it, and recompresses a segment with its
- * live chunks only); a pack P open before keeps its figure below W_P less what this sweep deleted
- * there, plus its surviving entries at or after W_P.
+ * index's {@code gc_state} row (stamped with C's epoch; {@link GcState}): the collector's memo (the
+ * roots of every tree C marked: the versions V_C), the highest pack H_C and the packs O_C not
+ * sealed when C's sweep began, for each P of O_C the end W_P of the furthest entry in P that C's
+ * scan (or an earlier collection's) saw, the unreachable entries C could not delete (stamped at or
+ * after its epoch: D_C), and the live bytes of every pack sealed then (and of each P of O_C below
+ * W_P). The next collection's {@link #begin} takes the row out in the transaction that raises the
+ * epoch, so a collection that dies or is stopped leaves none, and the one after it sweeps in full;
+ * so do {@code cask check --repair} (which empties the row with the entries) and a row of another
+ * epoch (a cask that does not know the row collected in between). Its candidates are: (a) what the
+ * collector passes, every chunk in the trees of V_C's versions gone since, walked through unmarked
+ * pointer chunks only; (b) every entry in a pack above H_C, or in a pack P of O_C at an offset at
+ * or after W_P; (c) D_C. Each is deleted under the same rule as in a full sweep (unmarked now,
+ * stamped before the epoch in the delete's own transaction), so an incremental sweep never deletes
+ * what a full one would keep: <em>safety does not depend on the candidates</em>. Completeness (it
+ * deletes all a full one would): after a complete C, every entry is (i) in a tree of V_C, or (ii)
+ * in D_C, or (iii) in a pack above H_C or in a pack P of O_C at or after W_P. Proof: an entry C saw
+ * unmarked and stamped before its epoch, it deleted; one stamped later is in D_C; a marked one is
+ * in a tree of V_C; an entry indexed after C's scan points into a pack not sealed when the sweep
+ * began (a sealed pack never gains an entry: only its creator appends to it, and a heal or
+ * compaction copy goes to the writer's own pack, which is not sealed, or to a new one, numbered
+ * above H_C), and within such a pack P at or after W_P, because a pack gains entries in the order
+ * of their offsets: its creator appends under its store's lock, and a sync, holding that lock,
+ * fsyncs and indexes every record appended before it in one transaction (or none: a failed one
+ * leaves them all for the next), a heal's copy among them; compaction appends its copies after its
+ * collection's scan and switches entries to them before that collection ends. So an entry indexed
+ * after C's scan was appended after every entry of P that scan (or an earlier one: by induction,
+ * W_P only grows) saw, and lies at or after their ends. (An open P's entries below W_P that C's
+ * scan did not see were seen by an earlier collection's, which C's state carries on.) Between two
+ * collections nothing deletes an entry, and a rebuild empties the row. So for the next collection
+ * N, an entry unmarked by N is in case (ii) or (iii), a candidate, or in case (i) in the tree of a
+ * version of V_C that N did not mark, i.e. one gone since, and the walk (a) reaches it: every
+ * pointer chunk on its path is unmarked (a marked pointer chunk's subtree is all marked) and still
+ * there (nothing deleted it). The same holds for N: its (i)-(iii) are built the same way. A pointer
+ * chunk the walk cannot read turns the sweep into a full one. When every entry of N's region (b)
+ * that C's (incremental) scan could see was in the index's recent table (in a pack P of O_C, C saw
+ * none at or after W_P, so only the packs above H_C matter), and the count of changes to the
+ * settled table ({@code gc.moved}: a merge, a compaction switch or a heal, the only ways into it)
+ * that C read in its scan's snapshot is still the count in N's, they are all still there, and N
+ * scans the recent table alone ({@link ChunkIndex#forEachStampedIn}): the same entries, so the same
+ * candidates and live bytes. So a pack still written to costs each collection only what was written
+ * to it since the last one (an open pack of 256 MiB grew an hourly collection's scan to 125,000
+ * entries and both tables when every entry of it was looked at again). Live bytes: a pack written
+ * since is counted from its entries (all of them are candidates, so the sweep sees them); a pack
+ * sealed before keeps the previous figure less what this sweep deleted in it, a segment's bytes in
+ * proportion to its chunks (an estimate: compaction only chooses by it, and recompresses a segment
+ * with its live chunks only); a pack P open before keeps its figure below W_P less what this sweep
+ * deleted there, plus its surviving entries at or after W_P.
  *
  * <p><b>Caches.</b> Processes keep index answers in memory. A read through a stale answer finds
  * the bytes in the pack (compaction deletes a pack only when no entry points into it, and a
