@@ -59,6 +59,10 @@
 #   to 11 measured),
 #   GC_PACED=0 (1: that gc is paced as the server's background gc is, `cask gc --paced`: it rests three
 #   times as long as each step took, and its window "during gc" is about four times as long),
+#   GC_CONTROL=0 (1: every other point, from the second on, is a control: the same client and the
+#   same fio run, but the client sends nothing and only waits as long as the previous point's gc
+#   took; its window is cut and reported like a gc window ("ctl"), so the summary shows what this
+#   way of measuring gives when the server does nothing extra: the floor of the p99 ratio),
 #   CLI_GC=1 (0: no `cask gc` from the CLI: give the server its own, e.g. SERVE_ARGS="--gc-interval 1m",
 #   where serve has it), SERVE_ARGS= (extra `cask serve` options), BENCH_WORK=/var/tmp/cask-lifecycle-bench
 #   (deleted at the end unless BENCH_KEEP=1), CASK_FIXTURES=~/.cache/cask-fixtures.
@@ -75,6 +79,7 @@ PIECE_MIB=${PIECE_MIB:-4}; COMPRESS_PCT=${COMPRESS_PCT:-50}; DEDUPE_PCT=${DEDUPE
 GC_EVERY=${GC_EVERY:-24}; PRUNE_EVERY=${PRUNE_EVERY:-6}; LAT_SECONDS=${LAT_SECONDS:-5}
 LAT_CLONES=${LAT_CLONES:-4}; LAT_READ_IOPS=${LAT_READ_IOPS:-100}; LAT_WRITE_IOPS=${LAT_WRITE_IOPS:-50}
 PEERS=${PEERS:-1}; CLI_GC=${CLI_GC:-1}; SERVE_ARGS=${SERVE_ARGS:-}; GC_VIA=${GC_VIA:-socket}; GC_PACED=${GC_PACED:-0}
+GC_CONTROL=${GC_CONTROL:-0}
 WORK=${BENCH_WORK:-/var/tmp/cask-lifecycle-bench}
 FIX=${CASK_FIXTURES:-$HOME/.cache/cask-fixtures}
 IMAGES=(bookworm-minbase bookworm-server trixie-minbase bookworm-minbase-63)
@@ -90,6 +95,7 @@ done
   || die "COMPRESS_PCT and DEDUPE_PCT are percentages"
 [ $((HOT_MIB % PIECE_MIB)) -eq 0 ] || die "HOT_MIB must be a multiple of PIECE_MIB"
 [ "$LAT_CLONES" -le "$CLONES" ] || LAT_CLONES=$CLONES
+[ "$GC_CONTROL" = 0 ] || [ "$GC_VIA" = socket ] || die "GC_CONTROL=1 needs GC_VIA=socket"
 [ "$((WRITE_KIB % 64))" -eq 0 ] || die "WRITE_KIB must be a multiple of 64 (fio writes 64 KiB blocks)"
 
 # ---- output ---------------------------------------------------------------------------------------
@@ -348,12 +354,15 @@ point() { # HOUR
     rm -f "$WORK"/lat_*.log
     lat_args "$WORK/lat.json" 3600
     LAT=(--write_lat_log="$WORK/lat" --log_avg_msec=0 "${LAT[@]}") # global options go before the first job
-    local tf t0 t1 tk gp=
+    local tf t0 t1 tk gp= ctl=0 win=gc
+    # a control point (GC_CONTROL=1): odd-numbered points from the second on wait as long as the last gc took
+    if [ "$GC_CONTROL" = 1 ] && [ $((npoint % 2)) = 1 ]; then ctl=$last_gc_wall; win=ctl; fi
+    npoint=$((npoint + 1))
     if [ "$GC_VIA" = socket ]; then
       # the client starts, connects and waits before fio does, so that neither window holds a
       # Python start; it times the gc itself, from its request to the server's reply
       rm -f "$WORK/gc.go" "$WORK/gc.times"; mkfifo "$WORK/gc.go"
-      "$PY" - "$S" "$WORK/gc.json" "$GC_PACED" "$WORK/gc.go" "$WORK/gc.times" 2>>"$LOG" <<'EOF' & gp=$!
+      "$PY" - "$S" "$WORK/gc.json" "$GC_PACED" "$WORK/gc.go" "$WORK/gc.times" "$ctl" 2>>"$LOG" <<'EOF' & gp=$!
 import glob, json, socket, sys, time
 # what `cask gc` sends to a running server (docs/format.md: the control socket), without a JVM start
 path = sorted(glob.glob(sys.argv[1] + "/serve.*.sock"))[0]
@@ -362,6 +371,11 @@ s.connect(path)
 replies = s.makefile(encoding="utf-8")
 open(sys.argv[4]).read()  # the fifo: "go" once the window without gc is over
 t0 = time.time()
+if float(sys.argv[6]) > 0:  # a control point: no gc, the same wait
+    time.sleep(float(sys.argv[6]))
+    json.dump({"control": True}, open(sys.argv[2], "w"))
+    open(sys.argv[5], "w").write(f"{t0:.6f} {time.time():.6f}\n")
+    sys.exit(0)
 s.sendall(b"gc paced\n" if sys.argv[3] == "1" else b"gc\n")
 for line in replies:
     line = line.rstrip("\n")
@@ -397,9 +411,9 @@ EOF
     sleep 0.2
     tk=$(now)
     kill -INT "$fp"; wait "$fp" || true
-    "$PY" - "$WORK" "$h" "$(sub "$tf" "$t0")" "$(sub "$tf" "$t1")" "$(sub "$tf" "$tk")" >>"$DATA" <<'EOF'
+    "$PY" - "$WORK" "$h" "$(sub "$tf" "$t0")" "$(sub "$tf" "$t1")" "$(sub "$tf" "$tk")" "$win" >>"$DATA" <<'EOF'
 import glob, math, sys
-work, h, t0, t1, tk = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+work, h, t0, t1, tk, win = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
 rows = []  # (seconds since fio's jobs started, latency ms, 0 read / 1 write)
 for f in glob.glob(work + "/lat_clat.*.log"):
     for line in open(f):
@@ -409,7 +423,7 @@ if not rows: sys.exit("lifecycle-bench: fio wrote no latency log in " + work)
 # fio's clock starts with its jobs, a little after its launch (tf): its last I/O ends at the kill
 shift = tk - max(r[0] for r in rows)
 windows = {"nogc": [(l, d) for t, l, d in rows if 1.0 <= t + shift < t0 - 0.05],
-           "gc": [(l, d) for t, l, d in rows if t0 <= t + shift <= t1]}
+           win: [(l, d) for t, l, d in rows if t0 <= t + shift <= t1]}
 def p99(xs):
     xs = sorted(xs)
     return xs[max(0, math.ceil(0.99 * len(xs)) - 1)] if xs else 0.0
@@ -420,7 +434,7 @@ for name, win in windows.items():
     with open(f"{work}/lat-pool-{name}.txt", "a") as out:  # every point's I/Os, for p99s over the whole run
         for l, d in win: out.write(f"{d} {l:.4f}\n")
 EOF
-    record "$h" gc_wall "$(sub "$t0" "$t1")"
+    if [ "$win" = ctl ]; then record "$h" ctl_wall "$(sub "$t0" "$t1")"; else record "$h" gc_wall "$(sub "$t0" "$t1")"; last_gc_wall=$(sub "$t0" "$t1"); fi
     "$PY" - "$WORK/gc.json" "$h" >>"$DATA" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -460,7 +474,7 @@ ratio = lambda a, b: f'{int(v[a]) / int(v[b]):.3f}' if v.get(a, "").isdigit() an
 flag = " DISTURBED" if float(v.get("others_cpu", 0)) >= 0.5 else ""
 print(f'{g("when"):>16} {g("versions"):>6} {mib("stored_bytes_before"):>7} {mib("live_bytes_before"):>7} '
       f'{mib("stored_bytes_after"):>7} {mib("live_bytes_after"):>7} {ratio("stored_bytes_after", "live_bytes_after"):>6} '
-      f'{g("gc_seconds"):>6} {g("gc_wall"):>6} {g("p99r_nogc"):>7} {g("p99r_gc"):>7} {g("p99w_nogc"):>7} {g("p99w_gc"):>7} '
+      f'{g("gc_seconds"):>6} {g("gc_wall"):>6} {g("p99r_nogc"):>7} {v.get("p99r_gc") or g("p99r_ctl") + "c":>7} {g("p99w_nogc"):>7} {v.get("p99w_gc") or g("p99w_ctl") + "c":>7} '
       f'{mib("restic_du"):>7} {g("restic_snapshots"):>4} {g("restic_forget"):>6} {g("restic_prune"):>6} '
       f'{mib("borg_du"):>7} {g("borg_archives"):>4} {g("borg_prune"):>6} {g("borg_compact"):>6} '
       f'{g("load1"):>5} {g("others_cpu"):>5}{flag}', flush=True)
@@ -480,6 +494,7 @@ for n in "${names[@]}"; do fio_hour+=(--name="${n//\//-}" --uri="$(uri "$n")"); 
 ms() { date +%s%3N; }
 bg=()
 finish_bg() { local p; for p in "${bg[@]}"; do wait "$p" || die "a background step failed (see above)"; done; bg=(); }
+npoint=0; last_gc_wall=0.2
 t_start=$(ms); t_fio=0; t_ckpt=0; t_wait=0; t_extract=0; t_points=0; t_initial=0
 for h in $(seq 0 $((HOURS - 1))); do
   set_clock "$h"
@@ -566,7 +581,7 @@ if cli_gc:
     show("NBD p99 write ms during GC", med("p99w_gc"), "ms")
     import math, os
     pooled = {}  # every point's I/Os together: a gc window is short, so one point's p99 rests on a few I/Os
-    for name in ("nogc", "gc"):
+    for name in ("nogc", "gc", "ctl"):
         xs = {0: [], 1: []}
         try:
             for line in open(f'{os.environ["LAT_POOL"]}/lat-pool-{name}.txt'):
@@ -577,7 +592,7 @@ if cli_gc:
             v = sorted(xs[d])
             pooled[(name, d)] = (v[max(0, math.ceil(0.99 * len(v)) - 1)] if v else None, len(v))
     for d, what in ((0, "read"), (1, "write")):
-        for name, when in (("nogc", "without"), ("gc", "during")):
+        for name, when in (("nogc", "without"), ("gc", "during"), ("ctl", "in control windows, no")):
             v, n = pooled[(name, d)]
             if v is not None: show(f"NBD p99 {what} ms {when} GC, all points' I/Os", v, "ms", f"{n} I/Os")
 dist = [p["when"] for p in P if float(p.get("others_cpu", 0)) >= 0.5]
@@ -598,10 +613,24 @@ if cli_gc:
         target("gc pass (--json seconds) / restic prune", med("gc_seconds") / med("restic_prune"), 0.2)
         target("gc pass (wall) / restic forget + prune", med("gc_wall") / st.median([float(p["restic_forget"]) + float(p["restic_prune"]) for p in P]), 0.2)
     for k, name in (("r", "read"), ("w", "write")):
-        q = [float(p[f"p99{k}_gc"]) / float(p[f"p99{k}_nogc"]) for p in P if float(p.get(f"p99{k}_nogc", 0)) > 0]
+        q = [float(p[f"p99{k}_gc"]) / float(p[f"p99{k}_nogc"]) for p in P if p.get(f"p99{k}_gc") and float(p.get(f"p99{k}_nogc", 0)) > 0]
         if q: target(f"NBD p99 {name} during GC / without (median of ratios)", st.median(q), 1.5)
         target(f"NBD p99 {name} during GC / without (ratio of medians)", med(f"p99{k}_gc") / med(f"p99{k}_nogc"), 1.5)
         (g, _), (b, _) = pooled[("gc", 0 if k == "r" else 1)], pooled[("nogc", 0 if k == "r" else 1)]
         if g and b: target(f"NBD p99 {name} during GC / without (all I/Os pooled)", g / b, 1.5)
+    if any(p.get("ctl_wall") for p in P):
+        print()
+        print("CONTROL (GC_CONTROL=1: windows as long as a gc, cut the same way, while the server does nothing extra;")
+        print("         the floor of this measurement, not a target)")
+        print(f'  control points: {sum(1 for p in P if p.get("ctl_wall"))}, gc points: {sum(1 for p in P if p.get("gc_wall"))}')
+        for k, name in (("r", "read"), ("w", "write")):
+            for win, what in (("ctl", "control window"), ("gc", "gc window")):
+                pp = [p for p in P if p.get(f"p99{k}_{win}") and float(p.get(f"p99{k}_nogc", 0)) > 0]
+                q = [float(p[f"p99{k}_{win}"]) / float(p[f"p99{k}_nogc"]) for p in pp]
+                if not q: continue
+                (g, _), (b, _) = pooled[(win, 0 if k == "r" else 1)], pooled[("nogc", 0 if k == "r" else 1)]
+                print(f"  NBD p99 {name} {what} / without: median of ratios {st.median(q):.3f}, ratio of medians "
+                      f"{st.median([float(p[f'p99{k}_{win}']) for p in pp]) / st.median([float(p[f'p99{k}_nogc']) for p in pp]):.3f}, "
+                      f"pooled {g / b if g and b else float('nan'):.3f}")
 EOF
 echo "load avg at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
