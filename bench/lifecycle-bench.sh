@@ -612,12 +612,21 @@ if cli_gc:
                med("gc_wall") / med("restic_prune"), 0.2)
         target("gc pass (--json seconds) / restic prune", med("gc_seconds") / med("restic_prune"), 0.2)
         target("gc pass (wall) / restic forget + prune", med("gc_wall") / st.median([float(p["restic_forget"]) + float(p["restic_prune"]) for p in P]), 0.2)
+    def ratios(win, k):
+        """p99 in the `win` windows against the windows without gc of the same points (those that have
+        both): median of the per-point ratios, ratio of the medians, and of all their I/Os pooled (or None)"""
+        pp = [p for p in P if p.get(f"p99{k}_{win}") and float(p.get(f"p99{k}_nogc", 0)) > 0]
+        if not pp: return None
+        q = [float(p[f"p99{k}_{win}"]) / float(p[f"p99{k}_nogc"]) for p in pp]
+        of_medians = st.median([float(p[f"p99{k}_{win}"]) for p in pp]) / st.median([float(p[f"p99{k}_nogc"]) for p in pp])
+        (g, _), (b, _) = pooled[(win, 0 if k == "r" else 1)], pooled[("nogc", 0 if k == "r" else 1)]
+        return st.median(q), of_medians, (g / b if g and b else None)
     for k, name in (("r", "read"), ("w", "write")):
-        q = [float(p[f"p99{k}_gc"]) / float(p[f"p99{k}_nogc"]) for p in P if p.get(f"p99{k}_gc") and float(p.get(f"p99{k}_nogc", 0)) > 0]
-        if q: target(f"NBD p99 {name} during GC / without (median of ratios)", st.median(q), 1.5)
-        target(f"NBD p99 {name} during GC / without (ratio of medians)", med(f"p99{k}_gc") / med(f"p99{k}_nogc"), 1.5)
-        (g, _), (b, _) = pooled[("gc", 0 if k == "r" else 1)], pooled[("nogc", 0 if k == "r" else 1)]
-        if g and b: target(f"NBD p99 {name} during GC / without (all I/Os pooled)", g / b, 1.5)
+        r = ratios("gc", k)
+        if r is None: continue
+        target(f"NBD p99 {name} during GC / without (median of ratios)", r[0], 1.5)
+        target(f"NBD p99 {name} during GC / without (ratio of medians)", r[1], 1.5)
+        target(f"NBD p99 {name} during GC / without (all I/Os pooled)", r[2], 1.5)
     if any(p.get("ctl_wall") for p in P):
         print()
         print("CONTROL (GC_CONTROL=1: windows as long as a gc, cut the same way, while the server does nothing extra;")
@@ -625,12 +634,9 @@ if cli_gc:
         print(f'  control points: {sum(1 for p in P if p.get("ctl_wall"))}, gc points: {sum(1 for p in P if p.get("gc_wall"))}')
         for k, name in (("r", "read"), ("w", "write")):
             for win, what in (("ctl", "control window"), ("gc", "gc window")):
-                pp = [p for p in P if p.get(f"p99{k}_{win}") and float(p.get(f"p99{k}_nogc", 0)) > 0]
-                q = [float(p[f"p99{k}_{win}"]) / float(p[f"p99{k}_nogc"]) for p in pp]
-                if not q: continue
-                (g, _), (b, _) = pooled[(win, 0 if k == "r" else 1)], pooled[("nogc", 0 if k == "r" else 1)]
-                print(f"  NBD p99 {name} {what} / without: median of ratios {st.median(q):.3f}, ratio of medians "
-                      f"{st.median([float(p[f'p99{k}_{win}']) for p in pp]) / st.median([float(p[f'p99{k}_nogc']) for p in pp]):.3f}, "
-                      f"pooled {g / b if g and b else float('nan'):.3f}")
+                r = ratios(win, k)
+                if r is None: continue
+                print(f"  NBD p99 {name} {what} / without: median of ratios {r[0]:.3f}, ratio of medians {r[1]:.3f}, "
+                      f"pooled {r[2] if r[2] is not None else float('nan'):.3f}")
 EOF
 echo "load avg at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
