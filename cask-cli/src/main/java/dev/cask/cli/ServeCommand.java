@@ -125,7 +125,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
             }
             leaseTtlValue = ttl;
         }
-        NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout);
+        // every server's requests stamp one activity; the gcs read it to keep out of busy clients' way
+        dev.cask.common.ClientActivity clients = new dev.cask.common.ClientActivity();
+        NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout).withActivity(clients);
         ImageExports.Policy policy;
         try {
             policy = new ImageExports.Policy(readOnly, exportPrefix);
@@ -155,7 +157,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         ControlServer control = null;
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("cask-checkpoint").unstarted(r));
         try {
-            control = new ControlServer(controlDir(), exports, collections(images, readOnly));
+            control = new ControlServer(controlDir(), exports, collections(images, readOnly), clients);
             if (main.choice() instanceof StoreChoice.Shared) {
                 LOG.log(System.Logger.Level.INFO, "control: other nodes reach this one at " + SharedImages.advertise(images, control, listenHost()));
             }
@@ -181,7 +183,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
         if (!gcEvery.isZero() && !readOnly && !collects) {
             LOG.log(System.Logger.Level.INFO, "background gc: off (garbage collection is not supported on store " + images.storeName() + " yet)");
         }
-        ServeGc gc = !gcEvery.isZero() && !readOnly && collects ? new ServeGc(images, gcEvery) : null;
+        ServeGc gc = !gcEvery.isZero() && !readOnly && collects ? new ServeGc(images, gcEvery, clients) : null;
         // any other way out of the JVM (System.exit elsewhere, SIGHUP) still checkpoints, unlogged
         Runnable shutdown = once(() -> shutDown(stop.reason(), timer, gc, servers, ctl, exports, images));
         Runtime.getRuntime().addShutdownHook(new Thread(shutdown, "cask-shutdown"));

@@ -20,9 +20,13 @@ import java.util.concurrent.TimeUnit;
  *
  * <p><b>Pace.</b> It runs on one daemon thread of its own ({@code cask-gc}, at the lowest Java
  * priority, which Linux ignores unless told otherwise), never the checkpoint timer's (a
- * collection can take minutes; checkpoints and prunes must not wait for it), paced by a {@link Pacer#background()} that rests three times as long as each step took (a
- * pointer chunk read, a transaction of 4,096 deletes, a batch of up to 8 MiB of copied chunks):
- * it keeps the disk and a core busy at most a quarter of the time, however fast the disk is.
+ * collection can take minutes; checkpoints and prunes must not wait for it), paced by a
+ * {@link Pacer#background(dev.cask.common.ClientActivity)} that rests three times as long as each
+ * step took (a pointer chunk read, a transaction of 4,096 deletes, a batch of up to 8 MiB of
+ * copied chunks): it keeps the disk and a core busy at most a quarter of the time, however fast
+ * the disk is; and 99 times while the server's NBD clients are busy (a request in the last
+ * second), for at most 15 minutes of a collection, busy 1 % of the time, so that few of their
+ * requests meet it on a core (the measurements: bench/results/README.md, sessions 23 and 24).
  *
  * <p><b>What runs alongside.</b> A collection waits, when it starts, for the writer sessions
  * open at that moment: this server's checkpoints among them (the latch of a session of this
@@ -48,6 +52,7 @@ final class ServeGc {
 
     private final Images images;
     private final Duration every;
+    private final dev.cask.common.ClientActivity clients;
     private final ScheduledExecutorService thread;
     private Pacer running; // guarded by "this"
     private boolean stopped; // guarded by "this"
@@ -77,12 +82,14 @@ final class ServeGc {
 
     /**
      * Starts collecting {@code images}' store every {@code every} (first after {@link #firstDelay}),
-     * paced by {@link Pacer#background()}.
+     * paced by {@link Pacer#background(dev.cask.common.ClientActivity)} with {@code clients}, the
+     * server's NBD requests.
      */
-    ServeGc(Images images, Duration every) {
+    ServeGc(Images images, Duration every, dev.cask.common.ClientActivity clients) {
         this.images = images;
         this.every = every;
-        Pacer.background(); // a bad cask.gc.rest fails here, not in every run
+        this.clients = clients;
+        Pacer.background(clients); // a bad cask.gc.rest (or .busy, busy.limit) fails here, not in every run
         ThreadFactory nice = dev.cask.common.Background.threads("cask-gc"); // nice 10: clients' threads first
         this.thread = Executors.newSingleThreadScheduledExecutor(r -> nice.newThread(() -> {
             lowerThisThread();
@@ -103,7 +110,7 @@ final class ServeGc {
 
     /** One collection, logged; never throws (a periodic task that throws is not run again). */
     void runOnce() {
-        Pacer pacer = Pacer.background();
+        Pacer pacer = Pacer.background(clients);
         synchronized (this) {
             if (stopped) return;
             running = pacer;

@@ -25,6 +25,20 @@ import java.util.concurrent.locks.ReentrantLock;
  * in the lifecycle benchmark, daily and hourly, differed by less than the runs' noise, and a
  * spinning process's bursts of 1, 20 and 200 ms ranked differently from one run to the next.
  *
+ * <p><b>Busy clients.</b> {@link #background(ClientActivity)} (a server's gc) rests
+ * {@link #BACKGROUND_BUSY_REST} (99) times each step instead, busy 1 % of the time, while a
+ * client asked for something in the last {@link #ACTIVE_WINDOW_NANOS} (1 s), and the pace above
+ * when none did: a gc on an idle server is done in its CPU time times four, and one beside busy
+ * disks takes a core so seldom that few requests meet it. Why a smaller share rather than a
+ * lower priority: on the 2-core host of the lifecycle benchmark a request that arrives while the
+ * work holds a core waits about a scheduler tick whatever the priority (session 23,
+ * bench/results/README.md), so what a busy core costs the clients' p99 is the share of their
+ * requests that meet it. The busy rest holds for at most {@link #BUSY_LIMIT_NANOS} (15 minutes)
+ * of a pacer's life; after that it keeps to the pace above whatever the clients do, so that a large
+ * store's collection beside always-busy disks still ends (a collection of 9 s of CPU takes 15
+ * minutes at the busy rest). {@code cask.gc.rest.busy} (0 to 1000) and {@code cask.gc.busy.limit}
+ * (a duration: {@code 15m}, {@code 1h}, {@code 0} for never) set them.
+ *
  * <p><b>Stop.</b> {@link #stop} (from any thread) wakes a rest or a {@link #waitFor} at once.
  * Nothing is interrupted: an interrupt would close the {@code FileChannel}s the work shares
  * with other threads. {@link #unpaced()}: no rest, never stopped unless asked (cask gc).
@@ -44,6 +58,12 @@ public final class Pacer {
 
     private final double rest;
     private final long quantumNanos;
+    private final double busyRest;
+    private final long busyLimitNanos;
+    /** Whose requests make the pace {@link #busyRest}, or null. */
+    private final ClientActivity clients;
+    /** On the clients' clock: when this pacer began (the busy limit counts from here). */
+    private final long born;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition woken = lock.newCondition();
     private volatile boolean stopped;
@@ -59,10 +79,25 @@ public final class Pacer {
 
     /** {@code rest} as above; {@code quantumNanos}: the work gathered before a rest (at least 1 ms, at most 10 s). */
     public Pacer(double rest, long quantumNanos) {
+        this(rest, quantumNanos, rest, 0, null);
+    }
+
+    /**
+     * {@code rest} and {@code quantumNanos} as above; {@code busyRest} instead of {@code rest}
+     * while one of {@code clients} asked for something in the last {@link #ACTIVE_WINDOW_NANOS},
+     * during the first {@code busyLimitNanos} of this pacer (0: never).
+     */
+    public Pacer(double rest, long quantumNanos, double busyRest, long busyLimitNanos, ClientActivity clients) {
         if (!(rest >= 0) || rest > 1000) throw new IllegalArgumentException("rest " + rest);
+        if (!(busyRest >= 0) || busyRest > 1000) throw new IllegalArgumentException("busy rest " + busyRest);
+        if (busyLimitNanos < 0) throw new IllegalArgumentException("busy limit " + busyLimitNanos + " ns");
         if (quantumNanos < 1_000_000L || quantumNanos > 10_000_000_000L) throw new IllegalArgumentException("quantum " + quantumNanos + " ns");
         this.rest = rest;
         this.quantumNanos = quantumNanos;
+        this.busyRest = busyRest;
+        this.busyLimitNanos = busyLimitNanos;
+        this.clients = clients;
+        this.born = clients == null ? 0 : clients.now();
     }
 
     /** Full speed; stops only when asked. */
@@ -79,6 +114,25 @@ public final class Pacer {
      * system property {@code cask.gc.quantum.ms} (milliseconds, 1 to 10,000); anything else fails here.
      */
     public static Pacer background() {
+        return background(null);
+    }
+
+    /** The rest while clients are busy (see "Busy clients" above). */
+    public static final double BACKGROUND_BUSY_REST = 99;
+
+    /** A request this recent makes the clients busy (see "Busy clients" above). */
+    public static final long ACTIVE_WINDOW_NANOS = 1_000_000_000L;
+
+    /** How long into a pacer's life the busy rest holds at most (see "Busy clients" above). */
+    public static final long BUSY_LIMIT_NANOS = 15 * 60 * 1_000_000_000L;
+
+    /**
+     * The pace of a server's background maintenance: {@link #background()}, resting
+     * {@link #BACKGROUND_BUSY_REST} times (the system property {@code cask.gc.rest.busy}, 0 to
+     * 1000) while {@code clients} are busy, for at most {@link #BUSY_LIMIT_NANOS} ({@code
+     * cask.gc.busy.limit}, a duration); {@code clients} null: as {@link #background()}.
+     */
+    public static Pacer background(ClientActivity clients) {
         String rest = System.getProperty("cask.gc.rest", Double.toString(BACKGROUND_REST));
         String quantum = System.getProperty("cask.gc.quantum.ms", Long.toString(QUANTUM_NANOS / 1_000_000L));
         double r;
@@ -95,12 +149,38 @@ public final class Pacer {
         }
         if (!(r >= 0 && r <= 1000)) throw new IllegalArgumentException("system property cask.gc.rest: '" + rest + "' is not a number from 0 to 1000");
         if (q < 1 || q > 10_000) throw new IllegalArgumentException("system property cask.gc.quantum.ms: '" + quantum + "' is not a whole number of milliseconds from 1 to 10000");
-        return new Pacer(r, q * 1_000_000L);
+        String busy = System.getProperty("cask.gc.rest.busy", Double.toString(BACKGROUND_BUSY_REST));
+        double b;
+        try {
+            b = Double.parseDouble(busy);
+        } catch (NumberFormatException e) {
+            b = Double.NaN;
+        }
+        if (!(b >= 0 && b <= 1000)) throw new IllegalArgumentException("system property cask.gc.rest.busy: '" + busy + "' is not a number from 0 to 1000");
+        String limit = System.getProperty("cask.gc.busy.limit", BUSY_LIMIT_NANOS / 60_000_000_000L + "m");
+        long l;
+        try {
+            l = Durations.parse(limit).toNanos();
+        } catch (CaskException.Usage | ArithmeticException e) {
+            throw new IllegalArgumentException("system property cask.gc.busy.limit: '" + limit + "' is not a duration (15m, 1h, 0 for never)");
+        }
+        return new Pacer(r, q * 1_000_000L, b, l, clients);
     }
 
-    /** The multiple of each step's time rested after it. */
+    /** The multiple of each step's time rested after it while no client is busy. */
     public double rest() {
         return rest;
+    }
+
+    /** The multiple of each step's time rested after it while clients are busy. */
+    public double busyRest() {
+        return busyRest;
+    }
+
+    /** The multiple the next rest takes: {@link #busyRest} while clients are busy (within the busy limit), else {@link #rest}. */
+    public double restNow() {
+        if (clients == null || busyRest == rest) return rest;
+        return clients.within(ACTIVE_WINDOW_NANOS) && clients.now() - born < busyLimitNanos ? busyRest : rest;
     }
 
     /** Asks the work to stop; {@code reason} is the message of its {@link Stopped}. Wakes a rest or a wait. */
@@ -131,13 +211,13 @@ public final class Pacer {
      */
     public void step() {
         check();
-        if (rest == 0) return;
+        if (rest == 0 && busyRest == 0) return;
         lock.lock();
         try {
             long now = System.nanoTime();
             long work = now - workSince;
             if (work < quantumNanos) return;
-            long sleep = (long) (work * rest);
+            long sleep = (long) (work * restNow());
             long until = now + sleep;
             for (long left = sleep; left > 0 && !stopped; left = until - System.nanoTime()) {
                 try {

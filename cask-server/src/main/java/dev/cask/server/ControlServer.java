@@ -44,8 +44,9 @@ import java.nio.file.Path;
  * clients use; a JVM's start alone (class loading, JIT threads) is enough to raise a served
  * disk's p99 latency several times on a two-core host. The collection runs on a platform thread
  * of its own ({@code cask-gc-request}), at full pace (someone waits for it), or with {@code paced}
- * at the pace of the server's background gc ({@link dev.cask.common.Pacer#background()}: it rests
- * three times as long as each step took, so the clients' latency stays closer to normal), and at
+ * at the pace of the server's background gc ({@link dev.cask.common.Pacer#background(dev.cask.common.ClientActivity)}:
+ * it rests three times as long as each step took, 99 times while the server's clients are busy,
+ * so their latency stays closer to normal), and at
  * the priority {@link Collections#run} gives it. Until the last line, the reply is a stream of event lines
  * the client's progress bar and stderr show: {@code wait MESSAGE} (it waits for another gc or a
  * writer), {@code start ITEMS|BYTES TOTAL LABEL}, {@code advance N} (at most ten a second),
@@ -68,6 +69,8 @@ public final class ControlServer implements AutoCloseable {
     private final ImageExports exports;
     private final Thread acceptor;
     private final Collections collections;
+    /** Whose requests slow a {@code paced} collection down (see {@code Pacer#background(ClientActivity)}), or null. */
+    private final dev.cask.common.ClientActivity clients;
     /** The collections clients asked for that are running: stopped (and waited for) by {@link #close}. */
     private final java.util.Set<Running> running = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
@@ -96,6 +99,15 @@ public final class ControlServer implements AutoCloseable {
     }
 
     public ControlServer(Path storeDir, ImageExports exports, Collections collections) {
+        this(storeDir, exports, collections, null);
+    }
+
+    /**
+     * As above; a {@code paced} collection rests longer while {@code clients} (the NBD servers'
+     * requests, or null) are busy, as the server's background gc does.
+     */
+    public ControlServer(Path storeDir, ImageExports exports, Collections collections, dev.cask.common.ClientActivity clients) {
+        this.clients = clients;
         this.path = storeDir.resolve(PREFIX + ProcessHandle.current().pid() + SUFFIX);
         this.exports = exports;
         this.collections = collections;
@@ -204,7 +216,7 @@ public final class ControlServer implements AutoCloseable {
             return;
         }
         java.util.concurrent.LinkedBlockingQueue<String> events = new java.util.concurrent.LinkedBlockingQueue<>();
-        dev.cask.common.Pacer pacer = paced ? dev.cask.common.Pacer.background() : dev.cask.common.Pacer.unpaced();
+        dev.cask.common.Pacer pacer = paced ? dev.cask.common.Pacer.background(clients) : dev.cask.common.Pacer.unpaced();
         Thread t = Thread.ofPlatform().name("cask-gc-request").unstarted(() -> {
             String result;
             try {

@@ -120,6 +120,8 @@ final class NbdConnection implements Runnable {
     static final int BASE_ALLOCATION_ID = 1;
 
     private final NbdServer server;
+    /** Stamped at every request (see {@link NbdServer.Options#activity}). */
+    private final dev.cask.common.ClientActivity activity;
     private final ExportResolver resolver;
     private final SocketChannel channel;
     private final Wire wire;
@@ -143,6 +145,7 @@ final class NbdConnection implements Runnable {
 
     NbdConnection(NbdServer server, ExportResolver resolver, SocketChannel channel, String client) {
         this.server = server;
+        this.activity = server.options().activity();
         this.resolver = resolver;
         this.channel = channel;
         this.wire = new Wire(channel);
@@ -600,6 +603,7 @@ final class NbdConnection implements Runnable {
             }
             Request r = new Request(wire.readShort(), wire.readShort(), wire.readLong(), wire.readLong(),
                     Integer.toUnsignedLong(wire.readInt()));
+            activity.request();
             if (r.type() == NBD_CMD_DISC) {
                 LOG.log(Level.DEBUG, () -> where() + ": NBD_CMD_DISC");
                 return; // run() serves what is in flight, then closes; nothing after DISC is read

@@ -88,14 +88,18 @@ public final class NbdServer implements AutoCloseable {
      * @param requestTimeout    how long a client may stop sending a request it has begun (or the
      *                          handshake), or stop taking a reply, before it is closed
      * @param bufferBudgetBytes bytes of large request buffers in use at once, across connections
+     * @param activity          stamped at every request the server takes off the wire (background
+     *                          work reads it to keep out of busy clients' way; see {@code Pacer})
      */
-    public record Options(int maxConnections, java.time.Duration requestTimeout, long bufferBudgetBytes) {
+    public record Options(int maxConnections, java.time.Duration requestTimeout, long bufferBudgetBytes,
+                          dev.cask.common.ClientActivity activity) {
         public static final int DEFAULT_MAX_CONNECTIONS = 1024;
         public static final java.time.Duration DEFAULT_REQUEST_TIMEOUT = java.time.Duration.ofSeconds(60);
 
         public Options {
             if (maxConnections < 1) throw new CaskException.InvalidInput("nbd: max connections " + maxConnections + ": expected at least 1");
             Objects.requireNonNull(requestTimeout, "requestTimeout");
+            Objects.requireNonNull(activity, "activity");
             if (requestTimeout.isNegative() || requestTimeout.isZero()) {
                 throw new CaskException.InvalidInput("nbd: request timeout " + requestTimeout + ": expected more than zero");
             }
@@ -104,21 +108,26 @@ public final class NbdServer implements AutoCloseable {
             }
         }
 
-        /** 1,024 connections, a 60 s request timeout, a quarter of the heap (64 MiB to 1 GiB) for large buffers. */
+        /** 1,024 connections, a 60 s request timeout, a quarter of the heap (64 MiB to 1 GiB) for large buffers, an activity of its own. */
         public static Options defaults() {
-            return new Options(DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, BUFFER_BUDGET);
+            return new Options(DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, BUFFER_BUDGET, new dev.cask.common.ClientActivity());
         }
 
         public Options withMaxConnections(int n) {
-            return new Options(n, requestTimeout, bufferBudgetBytes);
+            return new Options(n, requestTimeout, bufferBudgetBytes, activity);
         }
 
         public Options withRequestTimeout(java.time.Duration d) {
-            return new Options(maxConnections, d, bufferBudgetBytes);
+            return new Options(maxConnections, d, bufferBudgetBytes, activity);
         }
 
         public Options withBufferBudgetBytes(long bytes) {
-            return new Options(maxConnections, requestTimeout, bytes);
+            return new Options(maxConnections, requestTimeout, bytes, activity);
+        }
+
+        /** Stamps {@code a} (shared by a process's servers and read by its background work) at every request. */
+        public Options withActivity(dev.cask.common.ClientActivity a) {
+            return new Options(maxConnections, requestTimeout, bufferBudgetBytes, a);
         }
     }
 
