@@ -1,5 +1,6 @@
 package dev.cask.server;
 
+import dev.cask.common.ClientActivity;
 import dev.cask.common.Pacer;
 import dev.cask.common.Progress;
 import dev.cask.image.GarbageCollector;
@@ -27,13 +28,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The control socket's {@code gc} request: {@link ControlClient#gc} hands the server what
  * {@code cask gc} was asked for ({@code --dry-run}, {@code --full}, {@code --paced}, together
- * too), a paced one runs at the pace of the server's background gc, and a request with words
+ * too), a paced one runs at the pace of the server's background gc (the busy rest while the
+ * server's NBD clients are busy, the normal one when they are idle), and a request with words
  * it does not know, or with one twice, is refused with a line naming it and runs nothing.
  */
 class ControlGcRequestTest {
     @TempDir
     Path dir;
 
+    /** {@code rest}: the pace's rest now, with the server's clients busy (one request just now). */
     private record Asked(boolean dry, boolean full, double rest) {}
 
     private static GarbageCollector.Result result(boolean dry) {
@@ -45,17 +48,23 @@ class ControlGcRequestTest {
     void theRequestCarriesWhatGcWasAskedForAndRefusesWhatItDoesNotKnow() throws Exception {
         Path store = dir.resolve("store");
         List<Asked> asked = new ArrayList<>();
+        java.util.concurrent.atomic.AtomicLong clock = new java.util.concurrent.atomic.AtomicLong(5_000_000_000L);
+        ClientActivity clients = new ClientActivity(clock::get);
+        clients.request(); // the NBD servers' clients are busy: a paced gc takes the busy rest
         try (Images images = LocalImages.open(store); ImageExports exports = new ImageExports(images);
              ControlServer control = new ControlServer(store, exports, (dry, full, waiting, progress, pacer) -> {
                  synchronized (asked) {
-                     asked.add(new Asked(dry, full, pacer.rest()));
+                     asked.add(new Asked(dry, full, pacer.restNow()));
                  }
                  return result(dry);
-             })) {
+             }, clients)) {
             assertTrue(ControlClient.gc(store, false, false, false, m -> {}, Progress.NONE).isPresent());
             assertTrue(ControlClient.gc(store, true, true, false, m -> {}, Progress.NONE).isPresent());
             assertTrue(ControlClient.gc(store, false, true, true, m -> {}, Progress.NONE).isPresent());
-            assertEquals(List.of(new Asked(false, false, 0), new Asked(true, true, 0), new Asked(false, true, Pacer.BACKGROUND_REST)), asked);
+            assertEquals(List.of(new Asked(false, false, 0), new Asked(true, true, 0), new Asked(false, true, Pacer.BACKGROUND_BUSY_REST)), asked);
+            clock.addAndGet(Pacer.ACTIVE_WINDOW_NANOS + 1); // no request since: the clients are idle
+            assertTrue(ControlClient.gc(store, false, false, true, m -> {}, Progress.NONE).isPresent());
+            assertEquals(new Asked(false, false, Pacer.BACKGROUND_REST), asked.getLast());
 
             Path socket;
             try (var files = Files.list(store)) {
@@ -65,7 +74,7 @@ class ControlGcRequestTest {
                 String reply = ask(socket, bad);
                 assertTrue(reply.startsWith("error invalid-input gc takes any of 'dry-run', 'full' and 'paced', once each, not '" + bad + "'"), reply);
             }
-            assertEquals(3, asked.size(), "a refused request runs no collection");
+            assertEquals(4, asked.size(), "a refused request runs no collection");
         }
     }
 
