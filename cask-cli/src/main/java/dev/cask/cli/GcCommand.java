@@ -44,8 +44,8 @@ final class GcCommand extends Common implements Callable<Integer> {
     @Option(names = "--in-process", description = "Collect in this process even when a cask serve of the store runs on this host.")
     boolean inProcess;
     @Option(names = "--paced", description = {"Collect at the pace of cask serve's background gc: rest three times as long as each step",
-            "took (in a server, 99 times while its NBD clients are busy), so that served disks' latency stays closer to normal;",
-            "takes about four times as long, or up to a hundred times beside busy clients."})
+            "took (in a server, 199 times while its NBD clients are busy), so that served disks' latency stays closer to normal;",
+            "takes about four times as long, or up to two hundred times beside busy clients."})
     boolean paced;
 
     @Override

@@ -56,7 +56,7 @@ final class ServeCommand extends Common implements Callable<Integer> {
                     "this often, in the background while clients keep working (default: ${DEFAULT-VALUE}; 0 turns it off; never with",
                     "--read-only). The first run comes an interval and a tenth of it (at most 5 minutes) after start, so that it",
                     "follows a prune. Paced: after each step it rests three times as long as the step took (busy at most a quarter",
-                    "of the time), and 99 times while clients are busy (a request in the last second; for at most 15 minutes of a",
+                    "of the time), and 199 times while clients are busy (a request in the last second; for at most 30 minutes of a",
                     "run). One log line per run: chunks and bytes freed, packs compacted, seconds. A shutdown stops it at",
                     "its next step."})
     String gcInterval;

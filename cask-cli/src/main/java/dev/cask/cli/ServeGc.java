@@ -24,8 +24,8 @@ import java.util.concurrent.TimeUnit;
  * {@link Pacer#background(dev.cask.common.ClientActivity)} that rests three times as long as each
  * step took (a pointer chunk read, a transaction of 4,096 deletes, a batch of up to 8 MiB of
  * copied chunks): it keeps the disk and a core busy at most a quarter of the time, however fast
- * the disk is; and 99 times while the server's NBD clients are busy (a request in the last
- * second), for at most 15 minutes of a collection, busy 1 % of the time, so that few of their
+ * the disk is; and 199 times while the server's NBD clients are busy (a request in the last
+ * second), for at most 30 minutes of a collection, busy 0.5 % of the time, so that few of their
  * requests meet it on a core (the measurements: bench/results/README.md, sessions 23 and 24).
  *
  * <p><b>What runs alongside.</b> A collection waits, when it starts, for the writer sessions

@@ -71,7 +71,7 @@ class PacerTest {
         Pacer q = Pacer.background(clients);
         clock.addAndGet(Pacer.BUSY_LIMIT_NANOS + 1);
         clients.request();
-        assertEquals(19.0, q.restNow(), "cask.gc.rest.busy, and a limit of an hour is not past at 15 minutes");
+        assertEquals(19.0, q.restNow(), "cask.gc.rest.busy, and a limit of an hour is not past at the default limit");
         System.setProperty("cask.gc.busy.limit", "0");
         assertEquals(Pacer.BACKGROUND_REST, Pacer.background(clients).restNow(), "a busy limit of 0: never the busy rest");
     }

@@ -45,7 +45,7 @@ import java.nio.file.Path;
  * disk's p99 latency several times on a two-core host. The collection runs on a platform thread
  * of its own ({@code cask-gc-request}), at full pace (someone waits for it), or with {@code paced}
  * at the pace of the server's background gc ({@link dev.cask.common.Pacer#background(dev.cask.common.ClientActivity)}:
- * it rests three times as long as each step took, 99 times while the server's clients are busy,
+ * it rests three times as long as each step took, 199 times while the server's clients are busy,
  * so their latency stays closer to normal), and at
  * the priority {@link Collections#run} gives it. Until the last line, the reply is a stream of event lines
  * the client's progress bar and stderr show: {@code wait MESSAGE} (it waits for another gc or a
