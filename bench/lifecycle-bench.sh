@@ -57,8 +57,10 @@
 #   and neither a JVM's nor a Python's start beside the clients (up to session 21 the window held
 #   the client's Python start); GC_VIA=cli runs `cask gc --json`, JVM start included, as sessions up
 #   to 11 measured),
-#   GC_PACED=0 (1: that gc is paced as the server's background gc is, `cask gc --paced`: it rests three
-#   times as long as each step took, and its window "during gc" is about four times as long),
+#   GC_PACED=0 (1: that gc is paced as the server's background gc is, `gc paced`: it rests three
+#   times as long as each step took, 199 times while the server's clients are busy, as they are
+#   throughout the window, which is therefore about 200 times the gc's work; GC_VIA=cli: `cask gc
+#   --paced`, which the server runs the same way),
 #   GC_CONTROL=0 (1: every other point, from the second on, is a control: the same client and the
 #   same fio run, but the client sends nothing and only waits as long as the previous point's gc
 #   took; its window is cut and reported like a gc window ("ctl"), so the summary shows what this

@@ -39,7 +39,7 @@ import java.util.concurrent.TimeUnit;
  * this one wait, with a log line; one of this one makes {@code cask gc} wait, saying so.
  *
  * <p><b>Log.</b> One INFO line per collection: chunks and bytes freed, packs compacted, seconds
- * (and of them resting); one INFO line per wait; one ERROR line when it fails, after which the
+ * (and of them resting, and of that at the busy rest); one INFO line per wait; one ERROR line when it fails, after which the
  * server keeps serving and the next one runs an interval later. Phases are DEBUG lines.
  *
  * <p><b>Stop.</b> {@link #stop} ends a running collection at its next step (stopping between two
@@ -122,10 +122,10 @@ final class ServeGc {
                     .run(false, m -> LOG.log(System.Logger.Level.INFO, "gc: " + m), PHASES);
             var c = r.compacted();
             LOG.log(System.Logger.Level.INFO, String.format(Locale.ROOT,
-                    "gc: freed %d chunks (%s); punched %s in %d packs; compacted %d packs (%d rewritten, %d deleted whole: %s became %s); %d chunks marked from %d versions; %.1f s (%.1f s of it resting)",
+                    "gc: freed %d chunks (%s); punched %s in %d packs; compacted %d packs (%d rewritten, %d deleted whole: %s became %s); %d chunks marked from %d versions; %.1f s (%.1f s of it resting, %.1f s of that beside busy clients)",
                     r.chunksFreed(), Sizes.human(r.bytesFreed()), Sizes.human(c.bytesPunched()), c.packsPunched(),
                     c.packsRewritten() + c.packsDeleted(), c.packsRewritten(), c.packsDeleted(),
-                    Sizes.human(c.bytesBefore()), Sizes.human(c.bytesAfter()), r.chunksMarked(), r.versions(), r.seconds(), pacer.restedSeconds()));
+                    Sizes.human(c.bytesBefore()), Sizes.human(c.bytesAfter()), r.chunksMarked(), r.versions(), r.seconds(), pacer.restedSeconds(), pacer.busyRestedSeconds()));
             if (c.packsDamaged() > 0) {
                 LOG.log(System.Logger.Level.WARNING, "gc: " + c.packsDamaged() + " pack(s) left uncompacted: a live chunk in each is damaged (cask check names it)");
             }

@@ -57,6 +57,7 @@ class ServeGcTest {
         System.clearProperty("cask.pack.limit");
         System.clearProperty("cask.gc.rest");
         System.clearProperty("cask.gc.quantum.ms");
+        System.clearProperty("cask.gc.rest.busy");
         System.clearProperty("cask.compact.batch");
     }
 
@@ -227,9 +228,22 @@ class ServeGcTest {
 
     private static final Pattern GC_DONE = Pattern.compile("INFO cask\\.serve: gc: freed (\\d+) chunks");
 
+    /** The seconds the collection whose GC_DONE line ends at {@code at} rested beside busy clients. */
+    private static double busyRested(Server s, int at) {
+        String l = log(s);
+        String line = l.substring(at, l.indexOf('\n', at) < 0 ? l.length() : l.indexOf('\n', at));
+        Matcher m = Pattern.compile("s of it resting, (\\d+\\.\\d) s of that beside busy clients\\)").matcher(line);
+        assertTrue(m.find(), line);
+        return Double.parseDouble(m.group(1));
+    }
+
     @Test
     void backgroundGcFreesWhatRmLeftWhileAVmWritesAndTheServerCheckpoints() throws Exception {
         System.setProperty("cask.pack.limit", String.valueOf(256 << 10));
+        // a rest after every millisecond of work, 19 times as long while the VM writes (199 by
+        // default: that gc would take minutes here), 3 times once it is gone
+        System.setProperty("cask.gc.quantum.ms", "1");
+        System.setProperty("cask.gc.rest.busy", "19");
         long seed = Long.getLong("cask.seed", System.nanoTime());
         System.out.println("ServeGcTest seed " + seed);
         Cli cli = new Cli(dir.resolve("store"));
@@ -252,7 +266,8 @@ class ServeGcTest {
                 }
                 int from = log(server).length();
                 // a collection that started after the last rm: it frees the garbage (or the one before it did)
-                awaitLog(server, awaitLog(server, from, Pattern.compile("DEBUG cask\\.serve: gc: starting"), 30), GC_DONE, 60);
+                int done = awaitLog(server, awaitLog(server, from, Pattern.compile("DEBUG cask\\.serve: gc: starting"), 30), GC_DONE, 120);
+                assertTrue(busyRested(server, done) > 0, "the gc the VM wrote through rested at the busy rest: " + log(server));
                 snapshot(cli, vm, "vm", versions);
                 assertNull(vm.failed, vm.failed);
                 assertTrue(vm.batches > 10, "the VM kept writing: " + vm.batches);
@@ -263,14 +278,15 @@ class ServeGcTest {
             // the VM is gone (its image checkpointed and closed): two more collections leave nothing to compact
             int from = log(server).length();
             int after = awaitLog(server, awaitLog(server, from, Pattern.compile("DEBUG cask\\.serve: gc: starting"), 30), GC_DONE, 60);
-            awaitLog(server, after, GC_DONE, 60);
+            int idle = awaitLog(server, after, GC_DONE, 60);
+            assertEquals(0.0, busyRested(server, idle), "a gc that starts 2 s after the VM left: no client is busy");
             String l = log(server);
             Matcher m = GC_DONE.matcher(l);
             long freed = 0;
             while (m.find()) freed += Long.parseLong(m.group(1));
             assertTrue(freed >= 4 * 512, "the garbage images' 2048 data chunks were freed: " + l);
             assertTrue(l.matches("(?s).*INFO cask\\.serve: gc: freed \\d+ chunks \\([^)]*\\); punched [^;]* in \\d+ packs; compacted \\d+ packs \\(\\d+ rewritten, \\d+ deleted whole: .* became .*\\);"
-                    + " \\d+ chunks marked from \\d+ versions; \\d+\\.\\d s \\(\\d+\\.\\d s of it resting\\).*"), l);
+                    + " \\d+ chunks marked from \\d+ versions; \\d+\\.\\d s \\(\\d+\\.\\d s of it resting, \\d+\\.\\d s of that beside busy clients\\).*"), l);
             assertFalse(l.contains("ERROR cask.serve"), l); // (sqlite-jdbc may log its own, about other processes' native libraries in /tmp)
             JsonNode st = stats(cli);
             System.out.println("ServeGcTest: after the background gc: " + st);
@@ -369,6 +385,7 @@ class ServeGcTest {
         assertArrayEquals(Files.readAllBytes(kept), export(cli, "k"));
         System.clearProperty("cask.gc.rest");
         System.clearProperty("cask.gc.quantum.ms");
+        System.clearProperty("cask.gc.rest.busy");
         Cli.Result gc = cli.run("gc", "--json");
         assertEquals(0, gc.code(), gc.toString());
         assertArrayEquals(Files.readAllBytes(kept), export(cli, "k"));
@@ -461,6 +478,7 @@ class ServeGcTest {
         System.setProperty("cask.pack.limit", String.valueOf(128 << 10));
         System.setProperty("cask.compact.batch", String.valueOf(32 << 10)); // several batches per pack: kills land between them too
         System.setProperty("cask.gc.rest", "1"); // shorter collections, so more of them in the time the test has
+        System.setProperty("cask.gc.rest.busy", "1"); // also while its VM writes
         long seed = Long.getLong("cask.seed", System.nanoTime());
         System.out.println("ServeGcTest kill seed " + seed);
         Random rnd = new Random(seed);

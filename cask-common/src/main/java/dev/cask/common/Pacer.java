@@ -74,6 +74,7 @@ public final class Pacer {
     /** Guarded by {@link #lock}. */
     private long workSince = System.nanoTime();
     private long restedNanos;
+    private long busyRestedNanos;
 
     /** {@code rest}: how many times a step's duration to sleep after it (0: none). */
     public Pacer(double rest) {
@@ -182,8 +183,11 @@ public final class Pacer {
 
     /** The multiple the next rest takes: {@link #busyRest} while clients are busy (within the busy limit), else {@link #rest}. */
     public double restNow() {
-        if (clients == null || busyRest == rest) return rest;
-        return clients.within(ACTIVE_WINDOW_NANOS) && clients.now() - born < busyLimitNanos ? busyRest : rest;
+        return busyNow() ? busyRest : rest;
+    }
+
+    private boolean busyNow() {
+        return clients != null && busyRest != rest && clients.within(ACTIVE_WINDOW_NANOS) && clients.now() - born < busyLimitNanos;
     }
 
     /** Asks the work to stop; {@code reason} is the message of its {@link Stopped}. Wakes a rest or a wait. */
@@ -220,7 +224,8 @@ public final class Pacer {
             long now = System.nanoTime();
             long work = now - workSince;
             if (work < quantumNanos) return;
-            long sleep = (long) (work * restNow());
+            boolean busy = busyNow();
+            long sleep = (long) (work * (busy ? busyRest : rest));
             long until = now + sleep;
             for (long left = sleep; left > 0 && !stopped; left = until - System.nanoTime()) {
                 try {
@@ -232,6 +237,7 @@ public final class Pacer {
             }
             long after = System.nanoTime();
             restedNanos += after - now;
+            if (busy) busyRestedNanos += after - now;
             workSince = after;
         } finally {
             lock.unlock();
@@ -268,6 +274,16 @@ public final class Pacer {
         lock.lock();
         try {
             return restedNanos / 1e9;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Of {@link #restedSeconds}, the seconds rested at the busy rest (clients were busy). */
+    public double busyRestedSeconds() {
+        lock.lock();
+        try {
+            return busyRestedNanos / 1e9;
         } finally {
             lock.unlock();
         }
