@@ -137,30 +137,16 @@ public final class Pacer {
      * cask.gc.busy.limit}, a duration); {@code clients} null: as {@link #background()}.
      */
     public static Pacer background(ClientActivity clients) {
-        String rest = System.getProperty("cask.gc.rest", Double.toString(BACKGROUND_REST));
+        double r = multiple("cask.gc.rest", BACKGROUND_REST);
         String quantum = System.getProperty("cask.gc.quantum.ms", Long.toString(QUANTUM_NANOS / 1_000_000L));
-        double r;
         long q;
-        try {
-            r = Double.parseDouble(rest);
-        } catch (NumberFormatException e) {
-            r = Double.NaN;
-        }
         try {
             q = Long.parseLong(quantum);
         } catch (NumberFormatException e) {
             q = -1;
         }
-        if (!(r >= 0 && r <= 1000)) throw new IllegalArgumentException("system property cask.gc.rest: '" + rest + "' is not a number from 0 to 1000");
         if (q < 1 || q > 10_000) throw new IllegalArgumentException("system property cask.gc.quantum.ms: '" + quantum + "' is not a whole number of milliseconds from 1 to 10000");
-        String busy = System.getProperty("cask.gc.rest.busy", Double.toString(BACKGROUND_BUSY_REST));
-        double b;
-        try {
-            b = Double.parseDouble(busy);
-        } catch (NumberFormatException e) {
-            b = Double.NaN;
-        }
-        if (!(b >= 0 && b <= 1000)) throw new IllegalArgumentException("system property cask.gc.rest.busy: '" + busy + "' is not a number from 0 to 1000");
+        double b = multiple("cask.gc.rest.busy", BACKGROUND_BUSY_REST);
         String limit = System.getProperty("cask.gc.busy.limit", BUSY_LIMIT_NANOS / 60_000_000_000L + "m");
         long l;
         try {
@@ -169,6 +155,19 @@ public final class Pacer {
             throw new IllegalArgumentException("system property cask.gc.busy.limit: '" + limit + "' is not a duration (30m, 1h, 0 for never)");
         }
         return new Pacer(r, q * 1_000_000L, b, l, clients);
+    }
+
+    /** The system property {@code property}, a rest multiple from 0 to 1000, or {@code otherwise} when unset; anything else fails, naming both. */
+    private static double multiple(String property, double otherwise) {
+        String text = System.getProperty(property, Double.toString(otherwise));
+        double m;
+        try {
+            m = Double.parseDouble(text);
+        } catch (NumberFormatException e) {
+            m = Double.NaN;
+        }
+        if (!(m >= 0 && m <= 1000)) throw new IllegalArgumentException("system property " + property + ": '" + text + "' is not a number from 0 to 1000");
+        return m;
     }
 
     /** The multiple of each step's time rested after it while no client is busy. */
