@@ -106,27 +106,41 @@ final class PackObjectReader {
     }
 
     /**
-     * The copy at {@code loc} failed its checks: reads the copy the index (or {@code pending}) points at
-     * now when that is another one (healed by another node since this one cached the location);
-     * else marks the copy damaged and throws {@code failure}.
+     * The copy at {@code loc} failed its checks (or its object is gone): reads the copy the index
+     * (or {@code pending}) points at now when that is another one (healed by another node, or
+     * moved by a collection's compaction, since this one cached the location). When that copy
+     * fails too, the index is asked again: a compaction may have moved the chunk once more between
+     * the lookup and the read, and a new answer is followed, at most {@link #MOVES_FOLLOWED} times.
+     * Where the answer stays the same, that copy is marked damaged and its failure thrown.
      */
     private byte[] readElsewhere(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {
         located.invalidate(id);
-        ChunkLocation now = pending.get(id);
-        if (now == null) now = index.find(id);
-        if (now != null && !now.equals(loc)) {
+        ChunkLocation tried = loc;
+        CaskException.Corrupt failed = failure;
+        for (int moves = 0; ; moves++) {
+            ChunkLocation now = pending.get(id);
+            if (now == null) now = index.find(id);
+            if (now == null || now.equals(tried) || moves == MOVES_FOLLOWED) {
+                if (!tried.equals(pending.get(id))) markCorrupt(id, tried, failed);
+                throw failed;
+            }
+            beforeReadElsewhere.run();
             try {
                 byte[] data = read(id, now, true);
                 located.put(id, now);
                 return data;
             } catch (CaskException.Corrupt e) {
-                if (!now.equals(pending.get(id))) markCorrupt(id, now, e);
-                throw e;
+                tried = now;
+                failed = e;
             }
         }
-        if (!loc.equals(pending.get(id))) markCorrupt(id, loc, failure);
-        throw failure;
     }
+
+    /** Most moves of one chunk {@link #readElsewhere} follows: each is a whole compaction of its pack meanwhile. */
+    static final int MOVES_FOLLOWED = 16;
+
+    /** Test hook: runs in {@link #readElsewhere} between the index's answer and the read of the copy it names. */
+    volatile Runnable beforeReadElsewhere = () -> {};
 
     /** Marks the copy of {@code id} at {@code loc} damaged; for a segment, every chunk its table names (read without checks). */
     private void markCorrupt(ChunkId id, ChunkLocation loc, CaskException.Corrupt failure) {

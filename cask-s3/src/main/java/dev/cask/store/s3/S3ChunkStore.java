@@ -441,6 +441,11 @@ public final class S3ChunkStore implements ChunkStore {
         }
     }
 
+    /** The reader, for tests' hooks. */
+    PackObjectReader reader() {
+        return reads;
+    }
+
     // ---------------------------------------------------------------- get (see PackObjectReader)
 
     @Override

@@ -210,6 +210,39 @@ class S3CollectionTest {
         }
     }
 
+    /**
+     * A chunk moves twice: a collection on node b compacts its pack after node a cached where it
+     * was, and compacts the copy again between a's second lookup and its read of that copy (a
+     * collection in a loop): a follows the index's newer answer instead of failing with the
+     * deleted object's 404 and marking a moved copy damaged.
+     */
+    @Test
+    void aChunkCompactedAgainBetweenTheLookupAndTheReadIsFollowed() throws Exception {
+        try (S3ChunkStore a = S3ChunkStore.open(stores.storeUrl(dir), stores.s3.settings(), stores.indexUrl(dir), PostgresCatalog.Options.defaults(),
+                new S3ChunkStore.Options(64 << 10, 1, 16 << 10, 3, 0)); S3ChunkStore b = node()) {
+            List<ChunkId> ids = new ArrayList<>();
+            for (int i = 0; i < 12; i++) ids.add(a.put(block(500 + i)));
+            a.sync();
+            ChunkId x = ids.get(0);
+            assertArrayEquals(block(500), a.get(x)); // a caches where it is
+            try (ChunkDeleter.Sweep sweep = new S3Collection(b).begin(m -> {})) {
+                sweep.delete(ids.subList(6, 12)); // half the pack dead: compacted, x moves
+                assertTrue(sweep.compact(0.1, Progress.NONE).packsRewritten() >= 1);
+            }
+            int[] hooks = {0};
+            a.reader().beforeReadElsewhere = () -> {
+                if (hooks[0]++ > 0) return;
+                try (ChunkDeleter.Sweep sweep = new S3Collection(b).begin(m -> {})) {
+                    sweep.delete(ids.subList(3, 6)); // half of the copy's pack dead: x moves again
+                    assertTrue(sweep.compact(0.1, Progress.NONE).packsRewritten() >= 1);
+                }
+            };
+            assertArrayEquals(block(500), a.get(x));
+            assertEquals(2, hooks[0], "the first copy's object was deleted before a read it, the second was read");
+            assertEquals(List.of(), new S3StoreTools(a).damageMarks(), "a moved copy is not damage");
+        }
+    }
+
     @Test
     void aSecondCollectionWaitsForTheFirst() throws Exception {
         try (S3ChunkStore a = node(); S3ChunkStore b = node()) {

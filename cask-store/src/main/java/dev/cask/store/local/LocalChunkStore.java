@@ -982,24 +982,43 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     /**
      * The bytes of {@code id} from where the index (or this process's pending chunks) says it is
      * now, when that is not {@code bad}: a copy another process wrote since this one cached the
-     * bad location; null when there is none.
+     * bad location; null when there is none. When that copy fails too, the index is asked again:
+     * compaction may have moved the chunk once more between the lookup and the read (small packs,
+     * a collector in a loop), and a new answer is followed, at most {@link #MOVES_FOLLOWED} times.
+     * When the answer stays the same, that copy's failure is thrown, and a copy that failed its
+     * checks (not one whose pack is gone) is marked damaged, or no put would ever heal it.
      */
     private byte[] healedCopy(ChunkId id, ChunkLocation bad, boolean keepNeighbours) {
-        ChunkLocation now = pending.get(id);
-        if (now == null) now = index.find(id);
-        if (now == null || now.equals(bad)) return null;
-        byte[] data;
-        try {
-            data = read(id, now, keepNeighbours);
-        } catch (CaskException.Corrupt e) {
-            // the copy the index points at is damaged too (compaction moved a damaged chunk after this
-            // process cached its old location): mark it, or no put would ever heal it
-            if (!(e instanceof PackReader.PackGone) && !now.equals(pending.get(id))) markCorrupt(id, now, e);
-            throw e;
+        ChunkLocation tried = bad;
+        CaskException failed = null; // what reading tried failed with, when it was the index's answer
+        for (int moves = 0; ; moves++) {
+            ChunkLocation now = pending.get(id);
+            if (now == null) now = index.find(id);
+            if (now == null || now.equals(tried) || moves == MOVES_FOLLOWED) {
+                if (failed == null) return null;
+                if (failed instanceof CaskException.Corrupt corrupt && !packGone(failed) && !tried.equals(pending.get(id))) {
+                    markCorrupt(id, tried, corrupt);
+                }
+                throw failed;
+            }
+            beforeReadElsewhere.run();
+            try {
+                byte[] data = read(id, now, keepNeighbours);
+                remember(Map.of(id, now));
+                return data;
+            } catch (CaskException e) {
+                if (!(e instanceof CaskException.Corrupt) && !packGone(e)) throw e;
+                tried = now;
+                failed = e;
+            }
         }
-        remember(Map.of(id, now));
-        return data;
     }
+
+    /** Most moves of one chunk {@link #healedCopy} follows while it reads: each is a whole compaction of its pack meanwhile. */
+    static final int MOVES_FOLLOWED = 16;
+
+    /** Test hook: runs in {@link #healedCopy} between the index's answer and the read of the copy it names. */
+    volatile Runnable beforeReadElsewhere = () -> {};
 
     /**
      * Marks the copy of {@code id} at {@code loc} damaged (see {@link Healing}). A segment is
