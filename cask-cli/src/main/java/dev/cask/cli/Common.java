@@ -83,7 +83,8 @@ abstract class Common {
 
     /**
      * The store for a command that looks up every block of a disk in the index (import,
-     * export) or scans the whole index (gc): index reads through a memory map of up to 1 GiB (see
+     * export), scans the whole index (gc) or serves disks whose first reads each ask the index
+     * (serve): index reads through a memory map of up to 1 GiB (see
      * {@link dev.cask.store.local.LocalChunkStore.Options#withIndexMapBytes}).
      */
     Images openImagesForBulk() {
