@@ -28,6 +28,7 @@ import static dev.cask.server.nbd.NbdProtocol.NBD_FLAG_C_NO_ZEROES;
 import static dev.cask.server.nbd.NbdProtocol.NBD_OPT_GO;
 import static dev.cask.server.nbd.NbdProtocol.NBD_OPT_STRUCTURED_REPLY;
 import static dev.cask.server.nbd.NbdProtocol.NBD_REPLY_FLAG_DONE;
+import static dev.cask.server.nbd.NbdProtocol.NBD_REPLY_TYPE_OFFSET_DATA;
 import static dev.cask.server.nbd.NbdProtocol.NBD_REP_ACK;
 import static dev.cask.server.nbd.NbdProtocol.NBD_REQUEST_MAGIC;
 import static dev.cask.server.nbd.NbdProtocol.NBD_SIMPLE_REPLY_MAGIC;
@@ -45,15 +46,19 @@ import static dev.cask.server.nbd.NbdProtocol.NBD_STRUCTURED_REPLY_MAGIC;
  * 1.7 s, the next ones 0.85 s, and a replay against a different image warmed the server just as
  * well, so it is code that is cold, not data.
  *
- * <p>The work here is therefore that of a boot, smaller, in three connections: the first fills the
- * image (1 MiB writes of compressible and random blocks with some zero blocks, 4 KiB rewrites, a
- * flush) and disconnects, which checkpoints it (hashing, compression into segments, the pack and
- * index writes, the catalog commit); then the store is opened again, as a restarted server opens
- * it (nothing cached: reads ask the index), and the second reads that version through the volume, as a boot
- * does: requests from 512 bytes to 1 MiB, runs of neighbouring reads and random ones, with a few
- * writes and flushes between them; the third reads it as a read-only export. Then it waits, up to
- * {@link #SETTLE_NANOS}, until the JIT has compiled what the work queued ({@link #awaitJit}). All of
- * it is bounded by {@link #BUDGET_NANOS} plus that wait, then the store is deleted. Its servers log
+ * <p>The work here is therefore that of a boot, smaller, in four connections: the first fills the
+ * start of the image (up to {@link #FILL_BYTES} in 1 MiB writes of compressible and random blocks
+ * with some zero blocks, 4 KiB rewrites, a flush) and disconnects, which checkpoints it (hashing,
+ * compression into segments, the pack and index writes, the catalog commit); then the store is
+ * opened again, as a restarted server opens it (nothing cached: reads ask the index), and the
+ * second reads what was filled through the volume, as a boot does: requests from 512 bytes to
+ * 1 MiB, runs of neighbouring reads and random ones, with a few writes and flushes between them;
+ * the third reads random 4 KiB blocks, 16 at a time, as a database or fio's randread does (each
+ * block read on its own from its pack); the fourth reads it as a read-only export. Then it
+ * waits, up to {@link #SETTLE_NANOS}, until the JIT has compiled what the work queued
+ * ({@link #awaitJit}). The fill stops at 40 % of {@link #BUDGET_NANOS}; the reads have
+ * {@link #READ_NANOS} from the end of its checkpoint, so a slow start cannot leave them out; all
+ * of it ends by twice the budget plus that wait, then the store is deleted. Its servers log
  * nothing under INFO meanwhile (their lines would name the throwaway image).
  *
  * <p>Everything runs in a private directory under the system temporary directory, with its own
@@ -61,8 +66,12 @@ import static dev.cask.server.nbd.NbdProtocol.NBD_STRUCTURED_REPLY_MAGIC;
  * A failure is not fatal: {@link #run} returns the reason and the server starts anyway.
  */
 public final class Warmup {
-    /** Upper bound on the work's time (a loaded machine does less of it). */
+    /** The work's time: the fill stops at 40 % of it; the reads have {@link #READ_NANOS} after the checkpoint, all of it ends by twice this. */
     static final long BUDGET_NANOS = 2_000_000_000L;
+    /** The reads' time, from the end of the fill's checkpoint. */
+    static final long READ_NANOS = 1_200_000_000L;
+    /** Most bytes the fill writes in 1 MiB writes (then its checkpoint is short, and the reads get the time). */
+    private static final long FILL_BYTES = 16L << 20;
     /** Upper bound on the wait for the JIT after the work. */
     static final long SETTLE_NANOS = 2_000_000_000L;
     private static final long SIZE = 64L << 20;
@@ -79,6 +88,19 @@ public final class Warmup {
 
     /** As {@link #run(long)}, with its throwaway store in a new directory under {@code tmp}, removed at the end. */
     public static String run(long journalLimit, Path tmp) {
+        Done[] done = {null};
+        return run(journalLimit, tmp, done);
+    }
+
+    /**
+     * What a warm-up did: the bytes its fill wrote, and per read phase (a boot's reads through the
+     * volume, random 4 KiB reads, a boot's reads of the read-only export) the reads answered and
+     * how many of them returned bytes that are not all zero (what the fill wrote, not holes).
+     */
+    record Done(long filled, int bootReads, int bootData, int randomReads, int randomData, int readOnlyReads, int readOnlyData) {}
+
+    /** {@link #run(long, Path)}, telling {@code done[0]} what the work did when it ran. */
+    static String run(long journalLimit, Path tmp, Done[] done) {
         long start = System.nanoTime();
         java.util.logging.Logger[] quiet = {java.util.logging.Logger.getLogger("cask.serve"), java.util.logging.Logger.getLogger("cask.volume"),
                 java.util.logging.Logger.getLogger(NbdServer.class.getName())};
@@ -91,11 +113,12 @@ public final class Warmup {
         try {
             dir = Files.createTempDirectory(tmp, "cask-warmup-");
             Random rnd = new Random(1);
+            long filled;
             try (Images images = LocalImages.open(dir.resolve("store"))) {
                 images.create(IMAGE, SIZE, 4096);
                 try (ImageExports exports = new ImageExports(images, journalLimit);
                      NbdServer server = NbdServer.start(new InetSocketAddress("127.0.0.1", 0), exports)) {
-                    fill(server.port(), rnd, start + BUDGET_NANOS * 3 / 10);
+                    filled = fill(server.port(), rnd, start + BUDGET_NANOS * 4 / 10);
                     awaitCheckpoint(exports, start + BUDGET_NANOS * 2); // it must end before the store closes
                 }
             }
@@ -104,9 +127,15 @@ public final class Warmup {
             try (Images images = LocalImages.open(dir.resolve("store"));
                  ImageExports exports = new ImageExports(images, journalLimit);
                  NbdServer server = NbdServer.start(new InetSocketAddress("127.0.0.1", 0), exports)) {
-                boot(server.port(), IMAGE, true, rnd, start + BUDGET_NANOS * 8 / 10);
-                awaitCheckpoint(exports, start + BUDGET_NANOS * 2);
-                boot(server.port(), IMAGE + "@latest", false, rnd, start + BUDGET_NANOS);
+                // the reads' slices count from here, not from the start: however long the fill and
+                // its checkpoint took on this machine, the read path gets its turn
+                long reads = System.nanoTime();
+                long cap = start + 2 * BUDGET_NANOS;
+                int[] rw = boot(server.port(), IMAGE, filled, true, rnd, Math.min(cap, reads + READ_NANOS * 4 / 10));
+                int[] random = randomReads(server.port(), IMAGE, filled, rnd, Math.min(cap, reads + READ_NANOS * 8 / 10));
+                awaitCheckpoint(exports, cap);
+                int[] ro = boot(server.port(), IMAGE + "@latest", filled, false, rnd, Math.min(cap, reads + READ_NANOS));
+                done[0] = new Done(filled, rw[0], rw[1], random[0], random[1], ro[0], ro[1]);
             }
             awaitJit(System.nanoTime() + SETTLE_NANOS);
             return null;
@@ -172,51 +201,88 @@ public final class Warmup {
         }
     }
 
-    /** Fills the image with 1 MiB writes of {@link #block}s, rewrites some 4 KiB blocks, flushes, disconnects. */
-    private static void fill(int port, Random rnd, long until) throws IOException {
+    /**
+     * Fills the start of the image with 1 MiB writes of {@link #block}s until {@code until} (at
+     * least 1 MiB, at most {@link #FILL_BYTES}), rewrites some 4 KiB blocks there, flushes,
+     * disconnects. Returns how many bytes from the start it filled: the reads after it read only
+     * there. (They read all of the image until session 25, when the fill stopped at 30 % of the
+     * budget: a fresh JVM's first 1 MiB write takes most of that, so the image held one MiB,
+     * nearly every read met a hole or a cached segment, and the code that reads one block from a
+     * pack was first compiled while a client waited on it.)
+     */
+    private static long fill(int port, Random rnd, long until) throws IOException {
         try (Client c = new Client(port, IMAGE)) {
             byte[] big = new byte[1 << 20];
-            for (int i = 0; i < SIZE >> 20 && System.nanoTime() < until; i++) {
+            int mib = 0;
+            while (mib < FILL_BYTES >> 20 && (mib == 0 || System.nanoTime() < until)) {
                 for (int b = 0; b < big.length; b += 4096) block(big, b, rnd);
-                c.call(NBD_CMD_WRITE, (long) i << 20, big, big.length, null);
+                c.call(NBD_CMD_WRITE, (long) mib << 20, big, big.length, null);
+                mib++;
             }
+            long filled = (long) mib << 20;
             byte[] small = new byte[4096];
             for (int i = 0; i < 2000 && System.nanoTime() < until; i++) {
                 block(small, 0, rnd);
-                c.call(NBD_CMD_WRITE, (long) rnd.nextInt((int) (SIZE / 4096)) * 4096, small, small.length, null);
+                c.call(NBD_CMD_WRITE, (long) rnd.nextInt((int) (filled / 4096)) * 4096, small, small.length, null);
             }
             c.call(NBD_CMD_FLUSH, 0, null, 0, null);
+            return filled;
         }
     }
 
     /**
      * Reads as a booting guest does: a random start, then a run of neighbouring requests of one
-     * size; with {@code write}, a few 4 KiB writes and a flush now and then. Disconnects at the end.
+     * size, within the first {@code filled} bytes; with {@code write}, a few 4 KiB writes and a
+     * flush now and then. Disconnects at the end; returns the reads and those that met data.
      */
-    private static void boot(int port, String export, boolean write, Random rnd, long until) throws IOException {
+    private static int[] boot(int port, String export, long filled, boolean write, Random rnd, long until) throws IOException {
         try (Client c = new Client(port, export)) {
             byte[] buf = new byte[1 << 20];
-            for (int run = 0; System.nanoTime() < until; run++) {
+            for (int run = 0; run == 0 || System.nanoTime() < until; run++) { // one run at least, however late
                 int size = READ_SIZES[run % READ_SIZES.length];
-                long pos = (long) rnd.nextInt((int) (SIZE / 512)) * 512;
-                for (int i = 0; i < 8 && pos + size <= SIZE; i++, pos += size) {
+                long pos = (long) rnd.nextInt((int) (filled / 512)) * 512;
+                for (int i = 0; i < 8 && pos + size <= filled; i++, pos += size) {
                     c.call(NBD_CMD_READ, pos, null, size, buf);
                 }
                 if (write && run % 16 == 15) {
                     block(buf, 0, rnd);
-                    c.call(NBD_CMD_WRITE, (long) rnd.nextInt((int) (SIZE / 4096)) * 4096, buf, 4096, null);
+                    c.call(NBD_CMD_WRITE, (long) rnd.nextInt((int) (filled / 4096)) * 4096, buf, 4096, null);
                     if (run % 64 == 63) c.call(NBD_CMD_FLUSH, 0, null, 0, null);
                 }
             }
+            return new int[] {c.reads, c.dataReplies};
         }
     }
 
-    /** A minimal NBD client: fixed newstyle, structured replies, one request at a time. */
+    /**
+     * Random 4 KiB reads, {@link #RANDOM_DEPTH} in flight, all over the image: a guest's random
+     * reads (a database, fio's randread) right after a restart. A boot's runs of neighbouring
+     * reads mostly meet the caches (a segment read whole, the run-ahead); these take the path of
+     * a single block read on its own (tree, location, one record read, the reply among others in
+     * flight), which was otherwise first compiled while the first client waited on it: a restarted
+     * server's first seconds of random reads ran at a fifth of its later speed (session 25).
+     */
+    private static int[] randomReads(int port, String export, long filled, Random rnd, long until) throws IOException {
+        try (Client c = new Client(port, export)) {
+            do {
+                c.randomReads(RANDOM_DEPTH, filled, rnd);
+            } while (System.nanoTime() < until);
+            return new int[] {c.reads, c.dataReplies};
+        }
+    }
+
+    /** Random reads in flight at once in {@link #randomReads}. */
+    private static final int RANDOM_DEPTH = 16;
+
+    /** A minimal NBD client: fixed newstyle, structured replies; one request at a time, or a batch of reads. */
     private static final class Client implements AutoCloseable {
         private final SocketChannel ch;
         private final DataInputStream in;
         private final DataOutputStream out;
         private long cookie;
+        /** Reads answered, and how many of them returned bytes that are not all zero. */
+        int reads;
+        int dataReplies;
 
         Client(int port, String export) throws IOException {
             ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", port));
@@ -234,7 +300,21 @@ public final class Warmup {
         /** Sends one request and reads its reply (the data of a read into {@code buf}). */
         void call(int type, long offset, byte[] data, int length, byte[] buf) throws IOException {
             request(out, type, ++cookie, offset, data, length);
-            reply(in, cookie, buf, length);
+            boolean gotData = reply(in, cookie, cookie, buf, length);
+            if (type == NBD_CMD_READ) count(gotData);
+        }
+
+        private void count(boolean gotData) {
+            reads++;
+            if (gotData) dataReplies++;
+        }
+
+        /** Sends {@code depth} 4 KiB reads at random blocks of the first {@code filled} bytes, then takes their replies in whatever order they come. */
+        void randomReads(int depth, long filled, Random rnd) throws IOException {
+            long first = cookie + 1;
+            for (int i = 0; i < depth; i++) request(out, NBD_CMD_READ, ++cookie, (long) rnd.nextInt((int) (filled / 4096)) * 4096, null, 4096);
+            byte[] block = new byte[4096];
+            for (int left = depth; left > 0; left--) count(reply(in, first, cookie, block, 4096));
         }
 
         @Override
@@ -293,29 +373,47 @@ public final class Warmup {
         out.flush();
     }
 
-    /** Reads the reply to {@code cookie}: a simple reply, or structured chunks up to the one marked done. */
-    private static void reply(DataInputStream in, long cookie, byte[] buf, int length) throws IOException {
+    /**
+     * Reads one reply to a request among cookies {@code first} to {@code last}: a simple reply, or
+     * structured chunks (of any of them) up to one marked done; a simple read reply's data goes to
+     * {@code buf} (null for a request that is not a read), as does a data chunk's. Returns whether
+     * the reply carried a byte that is not zero (a read of what the fill wrote, not of a hole).
+     */
+    private static boolean reply(DataInputStream in, long first, long last, byte[] buf, int length) throws IOException {
         int magic = in.readInt();
         if (magic == NBD_SIMPLE_REPLY_MAGIC) {
             int error = in.readInt();
             long c = in.readLong();
-            if (error != 0 || c != cookie) throw new IOException("warm-up: request " + cookie + " failed with error " + error);
-            if (buf != null) in.readFully(buf, 0, length);
-            return;
+            if (error != 0 || c < first || c > last) throw new IOException("warm-up: request " + c + " failed with error " + error);
+            if (buf == null) return false;
+            in.readFully(buf, 0, length);
+            return nonZero(buf, length);
         }
+        boolean data = false;
         while (true) {
             if (magic != NBD_STRUCTURED_REPLY_MAGIC) throw new IOException("warm-up: bad reply magic 0x" + Integer.toHexString(magic));
             int flags = in.readUnsignedShort();
             int type = in.readUnsignedShort();
             long c = in.readLong();
             int len = in.readInt();
-            if (c != cookie || (type & 0x8000) != 0) { // bit 15: an error chunk
-                throw new IOException("warm-up: request " + cookie + " failed (reply chunk type " + type + ")");
+            if (c < first || c > last || (type & 0x8000) != 0) { // bit 15: an error chunk
+                throw new IOException("warm-up: request " + c + " failed (reply chunk type " + type + ")");
             }
-            in.skipNBytes(len);
-            if ((flags & NBD_REPLY_FLAG_DONE) != 0) return;
+            if (type == NBD_REPLY_TYPE_OFFSET_DATA && buf != null && len >= 8 && len - 8 <= buf.length) {
+                in.readLong(); // the offset
+                in.readFully(buf, 0, len - 8);
+                data |= nonZero(buf, len - 8);
+            } else {
+                in.skipNBytes(len);
+            }
+            if ((flags & NBD_REPLY_FLAG_DONE) != 0) return data;
             magic = in.readInt();
         }
+    }
+
+    private static boolean nonZero(byte[] b, int length) {
+        for (int i = 0; i < length; i++) if (b[i] != 0) return true;
+        return false;
     }
 
     private static void deleteQuietly(Path dir) {
