@@ -40,29 +40,13 @@ class MovedPackReadTest {
         try (LocalChunkStore store = LocalChunkStore.open(dir, new LocalChunkStore.Options(3, 64 << 10, false))) {
             List<ChunkId> ids = new ArrayList<>();
             List<byte[]> data = new ArrayList<>();
-            for (int i = 0; i < 40; i++) { // random 4 KiB records: several 64 KiB packs
-                byte[] b = new byte[4096];
-                rnd.nextBytes(b);
-                ids.add(store.put(b));
-                data.add(b);
-            }
-            store.sync();
+            putRandom(store, rnd, ids, data);
             ChunkId moved = ids.get(0);
             ChunkLocation old = store.locate(moved);
             assertEquals(1, old.pack());
             assertArrayEquals(data.get(0), store.get(moved)); // location cached, pack 1 open for reading
 
-            // the other process: copy pack 1 as pack 1000, switch the entries, delete pack 1
-            Files.copy(store.packPath(1), store.packPath(1000));
-            try (ChunkIndex other = new ChunkIndex(dir.resolve("index.db"))) {
-                Map<ChunkId, ChunkLocation> moves = new java.util.HashMap<>();
-                for (var e : other.entriesIn(1).entrySet()) {
-                    ChunkLocation l = e.getValue();
-                    moves.put(e.getKey(), new ChunkLocation(1000, l.offset(), l.length(), l.slot()));
-                }
-                other.relocate(moves, 1);
-            }
-            Files.delete(store.packPath(1));
+            move(store, dir, 1, 1000); // the other process: copy pack 1 as pack 1000, switch the entries, delete pack 1
 
             store.checkDeletedPacksSoon(); // the read channel of pack 1 goes at the next read
             assertArrayEquals(data.get(0), store.get(moved));
@@ -74,6 +58,17 @@ class MovedPackReadTest {
             assertFalse(Files.exists(store.packPath(1)));
             assertTrue(store.damageMarks().isEmpty(), "a moved chunk is not damage: " + store.damageMarks());
         }
+    }
+
+    /** Puts 40 random 4 KiB records (several 64 KiB packs) and syncs; their ids and bytes go to {@code ids} and {@code data}. */
+    static void putRandom(LocalChunkStore store, Random rnd, List<ChunkId> ids, List<byte[]> data) {
+        for (int i = 0; i < 40; i++) {
+            byte[] b = new byte[4096];
+            rnd.nextBytes(b);
+            ids.add(store.put(b));
+            data.add(b);
+        }
+        store.sync();
     }
 
     /** The other process's compaction, by hand: pack {@code from} copied as {@code to}, its entries switched, {@code from} deleted. */
@@ -103,13 +98,7 @@ class MovedPackReadTest {
         try (LocalChunkStore store = LocalChunkStore.open(dir, new LocalChunkStore.Options(3, 64 << 10, false))) {
             List<ChunkId> ids = new ArrayList<>();
             List<byte[]> data = new ArrayList<>();
-            for (int i = 0; i < 40; i++) {
-                byte[] b = new byte[4096];
-                rnd.nextBytes(b);
-                ids.add(store.put(b));
-                data.add(b);
-            }
-            store.sync();
+            putRandom(store, rnd, ids, data);
             ChunkId moved = ids.get(0);
             assertArrayEquals(data.get(0), store.get(moved)); // location cached in pack 1
             move(store, dir, 1, 1000);
