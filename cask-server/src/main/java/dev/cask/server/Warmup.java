@@ -255,7 +255,7 @@ public final class Warmup {
     }
 
     /**
-     * Random 4 KiB reads, {@link #RANDOM_DEPTH} in flight, all over the image: a guest's random
+     * Random 4 KiB reads, {@link #RANDOM_DEPTH} in flight, all over what the fill wrote: a guest's random
      * reads (a database, fio's randread) right after a restart. A boot's runs of neighbouring
      * reads mostly meet the caches (a segment read whole, the run-ahead); these take the path of
      * a single block read on its own (tree, location, one record read, the reply among others in
