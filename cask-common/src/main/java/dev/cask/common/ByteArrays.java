@@ -4,19 +4,21 @@ package dev.cask.common;
  * Recycled byte arrays for request-sized buffers (NBD payloads and read replies, checkpoint
  * batches). Allocating a 1 MiB array costs zeroing a mebibyte and, soon after, a garbage
  * collection: a profile of a sequential write load spent a sixth of its CPU in memset and a tenth
- * in G1 on such arrays. Arrays under {@link #MIN_POOLED} bytes are plain allocations (the JIT
- * makes those cheap).
+ * in G1 on such arrays. A checkpoint's 16 KiB segments were the same story on a smaller scale:
+ * two fresh arrays per segment (its plain bytes and zstd's output) were half of what a sustained
+ * write of unique data allocated, and every ZGC cycle they caused marked the server's whole live
+ * set. Arrays under {@link #MIN_POOLED} bytes are plain allocations (the JIT makes those cheap).
  *
- * <p>Size classes are powers of two from 64 KiB to 32 MiB; {@link #take} returns an array of at
+ * <p>Size classes are powers of two from 16 KiB to 32 MiB; {@link #take} returns an array of at
  * least the asked length, possibly longer, <b>holding old bytes</b>: callers use only the length
  * they asked for and overwrite before they read. Each class keeps at most 16 MiB of idle arrays
- * (at least one), so all classes together hold at most 160 MiB, and far less in practice.
+ * (at least one), so all classes together hold at most 192 MiB, and far less in practice.
  * Thread-safe.
  */
 public final class ByteArrays {
     /** Smallest pooled length. */
-    public static final int MIN_POOLED = 64 << 10;
-    private static final int MIN_SHIFT = 16;
+    public static final int MIN_POOLED = 16 << 10;
+    private static final int MIN_SHIFT = 14;
     private static final int MAX_SHIFT = 25;
     private static final long IDLE_BYTES_PER_CLASS = 16 << 20;
     @SuppressWarnings("unchecked")

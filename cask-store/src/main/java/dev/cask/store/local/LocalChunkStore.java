@@ -230,7 +230,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     private FileChannel packChannel;
     private volatile long packFlushed; // bytes of the open pack already handed to the OS
     private long packSynced; // bytes of the open pack fsynced at the last sync (or when it was made)
-    private final ByteBuffer buffer = ByteBuffer.allocate(WRITE_BUFFER);
+    /** Records not yet written to the open pack. Direct: a write from a heap buffer is copied into a temporary direct one first. */
+    private final ByteBuffer buffer = ByteBuffer.allocateDirect(WRITE_BUFFER);
     private boolean closed;
     /** Packs this process created since the last sync: nothing in them is indexed yet. */
     private final List<Integer> unsyncedPacks = new ArrayList<>();
@@ -375,7 +376,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         if (pending.containsKey(id) && pendingHit(id)) return id;
         Healing.Lookup found = healing.lookup(List.of(id));
         if (found.isHit(id)) return id;
-        storeSingle(id, encoder.record(id, data, off, len), syncsSeen, found.damaged().get(id));
+        storeSingle(id, encoder.encode(id, data, off, len), syncsSeen, found.damaged().get(id));
         return id;
     }
 
@@ -426,7 +427,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             int count = Math.min(Math.max(1, perSegment), n - from);
             if (count == 1) {
                 int i = fresh[from];
-                storeSingle(ids[i], encoder.record(ids[i], data, offsets[i], length), syncsSeen, damaged.get(ids[i]));
+                storeSingle(ids[i], encoder.encode(ids[i], data, offsets[i], length), syncsSeen, damaged.get(ids[i]));
             } else {
                 ChunkId[] gids = new ChunkId[count];
                 int[] goffs = new int[count];
@@ -488,12 +489,12 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         pending.put(id, loc);
     }
 
-    private void storeSingle(ChunkId id, byte[] record, long syncsSeen, ChunkLocation bad) {
+    private void storeSingle(ChunkId id, PackEncoder.Encoded record, long syncsSeen, ChunkLocation bad) {
         synchronized (this) {
             checkOpen();
             if (stored(id, syncsSeen, bad)) return;
-            long at = append(record);
-            addPending(id, new ChunkLocation(packId, at, record.length), bad);
+            long at = append(record.header(), record.body(), record.off(), record.len());
+            addPending(id, new ChunkLocation(packId, at, record.length()), bad);
         }
     }
 
@@ -512,7 +513,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 // incompressible: plain single records; weakly compressible: each compressed alone,
                 // so that a random read of one decompresses its own bytes only
                 for (int k = 0; k < ids.length; k++) {
-                    storeSingle(ids[k], encoder.record(run, ids[k], data, offs[k], length), syncsSeen, damaged.get(ids[k]));
+                    storeSingle(ids[k], encoder.encode(run, ids[k], data, offs[k], length), syncsSeen, damaged.get(ids[k]));
                 }
                 return;
             }
@@ -538,7 +539,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             ids = nids;
             offs = noffs;
         }
-        if (ids.length == 1) storeSingle(ids[0], encoder.record(ids[0], data, offs[0], length), syncsSeen, damaged.get(ids[0]));
+        if (ids.length == 1) storeSingle(ids[0], encoder.encode(ids[0], data, offs[0], length), syncsSeen, damaged.get(ids[0]));
     }
 
     private void checkOpen() {
@@ -547,25 +548,36 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /** Appends a record or segment to the open pack and returns its offset there; caller holds the lock. */
     private long append(byte[] record) {
+        return append(record, record, 0, 0);
+    }
+
+    /**
+     * Appends {@code head} and then {@code tail[off, off+len)} as one record (a header and a payload
+     * left where it was: see {@link PackEncoder.Encoded}) and returns its offset in the open pack;
+     * caller holds the lock.
+     */
+    private long append(byte[] head, byte[] tail, int off, int len) {
+        int length = head.length + len;
         try {
             if (packChannel == null) openNewPack();
             long at = packFlushed + buffer.position();
-            if (at + record.length > options.packLimit() && at > PackFormat.PACK_HEADER) {
+            if (at + length > options.packLimit() && at > PackFormat.PACK_HEADER) {
                 sealPack();
                 openNewPack();
                 at = packFlushed + buffer.position();
             }
-            if (record.length > buffer.remaining()) flushBuffer();
-            if (record.length > buffer.capacity()) {
+            if (length > buffer.remaining()) flushBuffer();
+            if (length > buffer.capacity()) {
                 try {
-                    writeFully(ByteBuffer.wrap(record), packFlushed);
+                    writeFully(ByteBuffer.wrap(head), packFlushed);
+                    writeFully(ByteBuffer.wrap(tail, off, len), packFlushed + head.length);
                 } catch (IOException e) {
                     cutBack(e);
                     throw e;
                 }
-                packFlushed += record.length;
+                packFlushed += length;
             } else {
-                buffer.put(record);
+                buffer.put(head).put(tail, off, len);
             }
             return at;
         } catch (FsyncFailed e) {

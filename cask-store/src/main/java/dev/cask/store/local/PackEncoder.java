@@ -39,12 +39,38 @@ public final class PackEncoder {
 
     /** The record of chunk {@code id}, {@code data[off, off+len)}: compressed when that saves 1/16. */
     public byte[] record(ChunkId id, byte[] data, int off, int len) {
+        return encode(id, data, off, len).bytes();
+    }
+
+    /**
+     * A record as two parts, its header and {@code body[off, off+len)}, the payload where it
+     * already is: the caller's plain bytes, or the array compression wrote. A writer with its own
+     * buffer (a local pack) appends both parts and saves a copy and an allocation of the record's
+     * size per chunk; {@link #bytes} joins them.
+     */
+    public record Encoded(byte[] header, byte[] body, int off, int len) {
+        /** The record's length in the pack. */
+        public int length() {
+            return header.length + len;
+        }
+
+        /** The record in one array. */
+        public byte[] bytes() {
+            byte[] out = new byte[length()];
+            System.arraycopy(header, 0, out, 0, header.length);
+            System.arraycopy(body, off, out, header.length, len);
+            return out;
+        }
+    }
+
+    /** {@link #record(ChunkId, byte[], int, int)} as {@link Encoded} parts. */
+    public Encoded encode(ChunkId id, byte[] data, int off, int len) {
         if (len >= 64) {
             byte[] dst = new byte[(int) Zstd.compressBound(len)];
             int n = compressors.with(c -> c.compressByteArray(dst, 0, dst.length, data, off, len));
-            if (n < len - len / 16) return PackFormat.encodeRecord(id, PackFormat.CODEC_ZSTD, len, dst, 0, n);
+            if (n < len - len / 16) return new Encoded(PackFormat.recordHeader(id, PackFormat.CODEC_ZSTD, len, dst, 0, n), dst, 0, n);
         }
-        return PackFormat.encodeRecord(id, PackFormat.CODEC_NONE, len, data, off, len);
+        return plain(id, data, off, len);
     }
 
     /** What {@link #segment} made of a run: a segment, or which kind of single records to store instead. */
@@ -100,11 +126,21 @@ public final class PackEncoder {
      * when the run did not save 1/16 ({@link Run#plain}), else compressed alone ({@link #record}).
      */
     public byte[] record(Run run, ChunkId id, byte[] data, int off, int len) {
-        return run.plain() ? plainRecord(id, data, off, len) : record(id, data, off, len);
+        return encode(run, id, data, off, len).bytes();
+    }
+
+    /** {@link #record(Run, ChunkId, byte[], int, int)} as {@link Encoded} parts. */
+    public Encoded encode(Run run, ChunkId id, byte[] data, int off, int len) {
+        return run.plain() ? plain(id, data, off, len) : encode(id, data, off, len);
     }
 
     /** A plain (uncompressed) record. */
     public static byte[] plainRecord(ChunkId id, byte[] data, int off, int len) {
-        return PackFormat.encodeRecord(id, PackFormat.CODEC_NONE, len, data, off, len);
+        return plain(id, data, off, len).bytes();
+    }
+
+    /** A plain record as {@link Encoded} parts: its body is {@code data} itself. */
+    public static Encoded plain(ChunkId id, byte[] data, int off, int len) {
+        return new Encoded(PackFormat.recordHeader(id, PackFormat.CODEC_NONE, len, data, off, len), data, off, len);
     }
 }

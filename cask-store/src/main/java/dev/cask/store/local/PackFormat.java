@@ -100,14 +100,25 @@ public final class PackFormat {
     /** Encodes header + payload into one array ready to append. */
     public static byte[] encodeRecord(ChunkId id, int codec, int plainLength, byte[] payload, int off, int len) {
         byte[] out = new byte[RECORD_HEADER + len];
+        System.arraycopy(recordHeader(id, codec, plainLength, payload, off, len), 0, out, 0, RECORD_HEADER);
+        System.arraycopy(payload, off, out, RECORD_HEADER, len);
+        return out;
+    }
+
+    /**
+     * The {@link #RECORD_HEADER} bytes that go before {@code payload[off, off+len)} in the record
+     * of chunk {@code id} (its CRC covers both), for a writer that appends the payload from where
+     * it is instead of copying it into one array first ({@link #encodeRecord}).
+     */
+    public static byte[] recordHeader(ChunkId id, int codec, int plainLength, byte[] payload, int off, int len) {
+        byte[] out = new byte[RECORD_HEADER];
         ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.BIG_ENDIAN);
         b.putInt(RECORD_MAGIC).put((byte) codec).put((byte) 0).put((byte) 0).put((byte) 0);
         b.putInt(plainLength).putInt(len);
         id.copyTo(out, 16);
-        System.arraycopy(payload, off, out, RECORD_HEADER, len);
         CRC32C crc = new CRC32C();
         crc.update(out, 0, 48);
-        crc.update(out, RECORD_HEADER, len);
+        crc.update(payload, off, len);
         b.putInt(48, (int) crc.getValue());
         return out;
     }
