@@ -106,6 +106,21 @@ class GoldenFormatTest {
         assertArrayEquals(data, PackReader.plainBytes("golden", r));
     }
 
+    /**
+     * A store writes a plain record as two parts (header, then the caller's bytes) straight into its
+     * pack's buffer: the pack must hold the golden record all the same, from the caller's offset.
+     */
+    @Test
+    void storeWritesThePlainRecordByteForByte(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        byte[] around = ("xx" + "hello, cask\n" + "yy").getBytes();
+        try (LocalChunkStore store = LocalChunkStore.open(dir.resolve("s"), LocalChunkStore.Options.defaults())) {
+            assertEquals(ChunkId.parse(HELLO_ID), store.put(around, 2, 12));
+            store.sync();
+        }
+        byte[] pack = java.nio.file.Files.readAllBytes(dir.resolve("s/packs/00000001.pack"));
+        assertEquals(HEX.formatHex(PackFormat.encodePackHeader(1)) + HELLO_RECORD, HEX.formatHex(pack));
+    }
+
     @Test
     void zstdRecord() {
         byte[] rec = HEX.parseHex(ZSTD_RECORD);
