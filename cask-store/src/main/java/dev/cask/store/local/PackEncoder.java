@@ -99,24 +99,30 @@ public final class PackEncoder {
         int n = ids.length;
         int plainLength = n * length;
         int bound = (int) Zstd.compressBound(plainLength);
+        // chunks that sit back to back in data (a checkpoint's or an import's batch, mostly) are
+        // compressed where they are; others are first copied together
+        boolean together = true;
+        for (int k = 1; k < n && together; k++) together = offs[k] == offs[0] + k * length;
         // recycled arrays (old bytes in them; only the lengths asked for are used): zeroing two fresh
         // mebibytes per segment was a quarter of an import's CPU
-        byte[] plainBytes = dev.cask.common.ByteArrays.take(plainLength);
+        byte[] plainBytes = together ? data : dev.cask.common.ByteArrays.take(plainLength);
+        int from = together ? offs[0] : 0;
         byte[] dst = dev.cask.common.ByteArrays.take(bound);
         try {
+            if (!together) for (int k = 0; k < n; k++) System.arraycopy(data, offs[k], plainBytes, k * length, length);
+            int z = pool.with(c -> c.compressByteArray(dst, 0, bound, plainBytes, from, plainLength));
+            if (z >= plainLength - plainLength / 16) return new Run(null, true, false);
+            if (z > plainLength - plainLength / 4) return new Run(null, false, true);
+            // the table's CRCs only for a run that becomes a segment (single records get their own)
             int[] lengths = new int[n];
             int[] crcs = new int[n];
             for (int k = 0; k < n; k++) {
-                System.arraycopy(data, offs[k], plainBytes, k * length, length);
                 lengths[k] = length;
-                crcs[k] = PackFormat.crc32c(data, offs[k], length);
+                crcs[k] = PackFormat.crc32c(plainBytes, from + k * length, length);
             }
-            int z = pool.with(c -> c.compressByteArray(dst, 0, bound, plainBytes, 0, plainLength));
-            if (z >= plainLength - plainLength / 16) return new Run(null, true, false);
-            if (z > plainLength - plainLength / 4) return new Run(null, false, true);
             return new Run(PackFormat.encodeSegment(ids, lengths, crcs, dst, 0, z), false, false);
         } finally {
-            dev.cask.common.ByteArrays.give(plainBytes);
+            if (!together) dev.cask.common.ByteArrays.give(plainBytes);
             dev.cask.common.ByteArrays.give(dst);
         }
     }

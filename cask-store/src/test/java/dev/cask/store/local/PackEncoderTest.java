@@ -88,6 +88,34 @@ class PackEncoderTest {
         }
     }
 
+    /**
+     * Chunks back to back in the caller's array are compressed where they are, others are first
+     * copied together: both make the same segment, whose table checks each chunk's own bytes.
+     */
+    @Test
+    void aRunFromAnywhereInTheArrayMakesTheSameSegment() {
+        Run r = run(8, true);
+        byte[] spread = new byte[3 * CHUNK + r.data().length * 2];
+        int[] apart = new int[8];
+        int[] after = new int[8];
+        for (int k = 0; k < 8; k++) {
+            apart[k] = 3 * CHUNK + k * 2 * CHUNK + 1; // gaps between the chunks, an odd start
+            System.arraycopy(r.data(), k * CHUNK, spread, apart[k], CHUNK);
+            after[k] = CHUNK + 5 + k * CHUNK; // back to back, at an offset
+        }
+        byte[] shifted = new byte[r.data().length + CHUNK + 5];
+        System.arraycopy(r.data(), 0, shifted, CHUNK + 5, r.data().length);
+        byte[] base = encoder.segment(r.ids(), r.data(), r.offs(), CHUNK).segment();
+        assertNotNull(base);
+        assertArrayEquals(base, encoder.segment(r.ids(), spread, apart, CHUNK).segment());
+        assertArrayEquals(base, encoder.segment(r.ids(), shifted, after, CHUNK).segment());
+        PackFormat.Segment s = PackFormat.decodeSegment("test", base, 0, base.length);
+        byte[] all = com.github.luben.zstd.Zstd.decompress(frame(base), 8 * CHUNK);
+        for (int k = 0; k < 8; k++) {
+            assertArrayEquals(java.util.Arrays.copyOfRange(r.data(), k * CHUNK, (k + 1) * CHUNK), PackFormat.chunkPlain("test", s, all, k));
+        }
+    }
+
     private static byte[] frame(byte[] segment) {
         PackFormat.Segment s = PackFormat.decodeSegment("test", segment, 0, segment.length);
         return java.util.Arrays.copyOfRange(s.buf(), s.frameOffset(), s.frameOffset() + s.frameLength());
