@@ -140,11 +140,6 @@ public final class PackEncoder {
         return run.plain() ? plain(id, data, off, len) : encode(id, data, off, len);
     }
 
-    /** A plain (uncompressed) record. */
-    public static byte[] plainRecord(ChunkId id, byte[] data, int off, int len) {
-        return plain(id, data, off, len).bytes();
-    }
-
     /** A plain record as {@link Encoded} parts: its body is {@code data} itself. */
     public static Encoded plain(ChunkId id, byte[] data, int off, int len) {
         return new Encoded(PackFormat.recordHeader(id, PackFormat.CODEC_NONE, len, data, off, len), data, off, len);
