@@ -11,17 +11,20 @@
 # compressible data at WRITE_IOPS, QD1 each; every I/O's latency logged with its time), runs IDLE
 # seconds, then the bench asks the server to checkpoint bulk through its control socket (a Python
 # client, connected before the load starts: no process start in either window) and stops the load
-# 0.2 s after the reply. The p99 of reads and of writes in both windows; per round the ratio
+# 0.2 s after the reply. CHECKPOINT says which checkpoint: `paced-checkpoint` (default: as the
+# server's timer makes them, paced beside busy clients, see Pacer.checkpoint) or `checkpoint` (at
+# full speed, as one a snapshot or an export asks for and waits for). The p99 of reads and of writes in both windows; per round the ratio
 # during / before; medians over the rounds. Output: terminal and
 # bench/results/checkpoint-latency-TIME.txt.
 #
-# env: ROUNDS=5 SIZE=1G IDLE=8 READ_IOPS=200 WRITE_IOPS=100 PORT=10964
+# env: ROUNDS=5 SIZE=1G IDLE=8 READ_IOPS=200 WRITE_IOPS=100 PORT=10964 CHECKPOINT=paced-checkpoint
 #      BENCH_WORK=/var/tmp/cask-checkpoint-latency CASK_JAVA_OPTS (cask serve)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 ROUNDS=${ROUNDS:-5}; SIZE=${SIZE:-1G}; IDLE=${IDLE:-8}; PORT=${PORT:-10964}
-READ_IOPS=${READ_IOPS:-200}; WRITE_IOPS=${WRITE_IOPS:-100}
+READ_IOPS=${READ_IOPS:-200}; WRITE_IOPS=${WRITE_IOPS:-100}; CHECKPOINT=${CHECKPOINT:-paced-checkpoint}
+case "$CHECKPOINT" in checkpoint|paced-checkpoint) ;; *) echo "checkpoint-latency: CHECKPOINT=$CHECKPOINT: expected checkpoint or paced-checkpoint" >&2; exit 2;; esac
 WORK=${BENCH_WORK:-/var/tmp/cask-checkpoint-latency}
 CASK="$root/cask"
 for t in fio nbdinfo python3; do command -v "$t" >/dev/null || { echo "checkpoint-latency: $t is missing (run scripts/install-deps.sh)" >&2; exit 1; }; done
@@ -37,7 +40,7 @@ now() { date +%s.%N; }
 echo "== checkpoint latency $(date -Is), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) =="
 echo "cask $(git -C "$root" log --oneline -1 | cut -c1-70); $(fio --version)"
 "$here/page-cache-note.sh" 2>/dev/null || true
-echo "$ROUNDS rounds: bulk $SIZE of unique data checkpointed; probe 4K QD1, $READ_IOPS reads/s + $WRITE_IOPS writes/s; $IDLE s before the checkpoint"
+echo "$ROUNDS rounds: bulk $SIZE of unique data checkpointed ($CHECKPOINT; CASK_JAVA_OPTS=${CASK_JAVA_OPTS:-}); probe 4K QD1, $READ_IOPS reads/s + $WRITE_IOPS writes/s; $IDLE s before the checkpoint"
 
 S="$WORK/store"
 "$CASK" init "$S" >/dev/null
@@ -47,7 +50,7 @@ S="$WORK/store"
 for _ in $(seq 300); do nbdinfo --size "nbd://127.0.0.1:$PORT/probe" >/dev/null 2>&1 && break; sleep 0.1; done
 nbdinfo --size "nbd://127.0.0.1:$PORT/probe" >/dev/null || { echo "checkpoint-latency: the server did not start:"; cat "$WORK/serve.log"; exit 1; }
 uri() { echo "nbd://127.0.0.1:$PORT/$1"; }
-# the control socket's one request: `checkpoint NAME` (docs/format.md), from Python: no JVM start
+# the control socket's one request: `checkpoint NAME` or `paced-checkpoint NAME` (docs/format.md), from Python: no JVM start
 control() { # REQUEST TIMES_FILE GO_FIFO: sends REQUEST after a line on GO_FIFO, writes "t0 t1"
   python3 - "$S" "$1" "$2" "$3" <<'EOF'
 import glob, socket, sys, time
@@ -78,7 +81,7 @@ for r in $(seq "$ROUNDS"); do
       --refill_buffers --randrepeat=0 --output-format=terse >/dev/null
   sync
   rm -f "$WORK"/lat_*.log "$WORK/go" "$WORK/cp.times"; mkfifo "$WORK/go"
-  control "checkpoint bulk" "$WORK/cp.times" "$WORK/go" & cpid=$!
+  control "$CHECKPOINT bulk" "$WORK/cp.times" "$WORK/go" & cpid=$!
   sleep 0.5   # Python is connected
   tf=$(now)
   fio --write_lat_log="$WORK/lat" --log_avg_msec=0 --ioengine=nbd --uri="$(uri probe)" --bs=4k --iodepth=1 \

@@ -126,8 +126,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
             }
             leaseTtlValue = ttl;
         }
-        // every server's requests stamp one activity; the gcs read it to keep out of busy clients' way
+        // every server's requests stamp one activity; the gcs and the timer's checkpoints read it to keep out of busy clients' way
         dev.cask.common.ClientActivity clients = new dev.cask.common.ClientActivity();
+        dev.cask.common.Pacer.checkpoint(clients, 0); // a bad cask.checkpoint.rest.busy fails here, as ServeGc's knobs do, not at the first checkpoint
         NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(maxConnections).withRequestTimeout(timeout).withActivity(clients);
         ImageExports.Policy policy;
         try {
@@ -175,7 +176,10 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         ControlServer ctl = control;
         if (!every.isZero()) {
-            timer.scheduleWithFixedDelay(() -> exports.checkpointAll("automatic checkpoint"), every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
+            // paced beside busy clients, for at most an interval (see Pacer.checkpoint); whoever needs one finished hurries it
+            long busyLimit = every.toNanos();
+            timer.scheduleWithFixedDelay(() -> exports.checkpointAll("automatic checkpoint", () -> dev.cask.common.Pacer.checkpoint(clients, busyLimit)),
+                    every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
         }
         if (!pruneEvery.isZero() && !readOnly) {
             // on the checkpoint timer's thread: a prune never runs while that thread checkpoints

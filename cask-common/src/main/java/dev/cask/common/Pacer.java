@@ -42,6 +42,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * minutes at the busy rest). {@code cask.gc.rest.busy} (0 to 1000) and {@code cask.gc.busy.limit}
  * (a duration: {@code 30m}, {@code 1h}, {@code 0} for never) set them.
  *
+ * <p><b>Hurry.</b> {@link #hurry} (from any thread) ends a rest at once and makes every later
+ * step rest nothing: for work someone has begun to wait for (a paced checkpoint that a full
+ * journal, a snapshot or a shutdown now needs finished).
+ *
  * <p><b>Stop.</b> {@link #stop} (from any thread) wakes a rest or a {@link #waitFor} at once.
  * Nothing is interrupted: an interrupt would close the {@code FileChannel}s the work shares
  * with other threads. {@link #unpaced()}: no rest, never stopped unless asked (cask gc).
@@ -70,6 +74,7 @@ public final class Pacer {
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition woken = lock.newCondition();
     private volatile boolean stopped;
+    private volatile boolean hurried;
     private volatile String why = "stopped";
     /** Guarded by {@link #lock}. */
     private long workSince = System.nanoTime();
@@ -157,6 +162,24 @@ public final class Pacer {
         return new Pacer(r, q * 1_000_000L, b, l, clients);
     }
 
+    /** The rest of a server's timer checkpoint while its clients are busy (see {@link #checkpoint}). */
+    public static final double CHECKPOINT_BUSY_REST = 19;
+
+    /**
+     * The pace of a checkpoint nobody waits for (a server's timer): no rest while no client is
+     * busy, {@link #CHECKPOINT_BUSY_REST} (the system property {@code cask.checkpoint.rest.busy},
+     * 0 to 1000) times each step while {@code clients} are, for at most {@code busyLimitNanos}
+     * (the timer's interval: the checkpoint is then as good as due again, and goes on at full
+     * speed). Whoever comes to need it finished {@link #hurry hurries} it. Why less than the gc's
+     * rest: a checkpoint holds the journal it folds, and the same fraction of a core matters less
+     * beside a few seconds of work than a gc's long tail (the measurements: bench/results/README.md,
+     * session 27, bench/checkpoint-latency.sh).
+     */
+    public static Pacer checkpoint(ClientActivity clients, long busyLimitNanos) {
+        double b = multiple("cask.checkpoint.rest.busy", CHECKPOINT_BUSY_REST);
+        return new Pacer(0, QUANTUM_NANOS, b, busyLimitNanos, clients);
+    }
+
     /** The system property {@code property}, a rest multiple from 0 to 1000, or {@code otherwise} when unset; anything else fails, naming both. */
     private static double multiple(String property, double otherwise) {
         String text = System.getProperty(property, Double.toString(otherwise));
@@ -180,9 +203,26 @@ public final class Pacer {
         return busyRest;
     }
 
-    /** The multiple the next rest takes: {@link #busyRest} while clients are busy (within the busy limit), else {@link #rest}. */
+    /** The multiple the next rest takes: 0 once {@link #hurry hurried}, {@link #busyRest} while clients are busy (within the busy limit), else {@link #rest}. */
     public double restNow() {
+        if (hurried) return 0;
         return busyNow() ? busyRest : rest;
+    }
+
+    /** From now on no rest: a rest under way ends at once, later steps return at once (stop requests still count). */
+    public void hurry() {
+        hurried = true;
+        lock.lock();
+        try {
+            woken.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether {@link #hurry} was called. */
+    public boolean isHurried() {
+        return hurried;
     }
 
     private boolean busyNow() {
@@ -217,7 +257,7 @@ public final class Pacer {
      */
     public void step() {
         check();
-        if (rest == 0 && busyRest == 0) return;
+        if (hurried || rest == 0 && busyRest == 0) return;
         lock.lock();
         try {
             long now = System.nanoTime();
@@ -226,7 +266,7 @@ public final class Pacer {
             boolean busy = busyNow();
             long sleep = (long) (work * (busy ? busyRest : rest));
             long until = now + sleep;
-            for (long left = sleep; left > 0 && !stopped; left = until - System.nanoTime()) {
+            for (long left = sleep; left > 0 && !stopped && !hurried; left = until - System.nanoTime()) {
                 try {
                     woken.awaitNanos(left);
                 } catch (InterruptedException e) {

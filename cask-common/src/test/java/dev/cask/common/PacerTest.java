@@ -22,6 +22,56 @@ class PacerTest {
         System.clearProperty("cask.gc.quantum.ms");
         System.clearProperty("cask.gc.rest.busy");
         System.clearProperty("cask.gc.busy.limit");
+        System.clearProperty("cask.checkpoint.rest.busy");
+    }
+
+    /**
+     * A timer checkpoint's pacer: no rest while the clients are idle, the checkpoint's busy rest
+     * (or cask.checkpoint.rest.busy) while they are busy, within its busy limit; hurried, no
+     * rest at all, busy or not.
+     */
+    @Test
+    void aCheckpointRestsOnlyBesideBusyClientsAndNotOnceHurried() {
+        AtomicLong clock = new AtomicLong(3_000_000_000L);
+        ClientActivity clients = new ClientActivity(clock::get);
+        Pacer p = Pacer.checkpoint(clients, 60_000_000_000L);
+        assertEquals(0.0, p.restNow(), "idle clients: full speed");
+        clients.request();
+        assertEquals(Pacer.CHECKPOINT_BUSY_REST, p.restNow(), "busy clients: the checkpoint's busy rest");
+        clock.addAndGet(60_000_000_000L);
+        clients.request();
+        assertEquals(0.0, p.restNow(), "past the busy limit (the timer's interval): full speed");
+        System.setProperty("cask.checkpoint.rest.busy", "49");
+        Pacer q = Pacer.checkpoint(clients, 60_000_000_000L);
+        assertEquals(49.0, q.restNow(), "cask.checkpoint.rest.busy");
+        q.hurry();
+        assertTrue(q.isHurried());
+        assertEquals(0.0, q.restNow(), "hurried: no rest, busy or not");
+        System.setProperty("cask.checkpoint.rest.busy", "lots");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Pacer.checkpoint(clients, 0));
+        assertEquals("system property cask.checkpoint.rest.busy: 'lots' is not a number from 0 to 1000", e.getMessage());
+    }
+
+    /** A rest under way ends when the pacer is hurried, and no later step rests (a real rest of up to 1000 s, ended by another thread). */
+    @Test
+    void hurryEndsARestUnderWay() throws Exception {
+        Pacer p = new Pacer(1000, 1_000_000L);
+        Thread t = Thread.ofPlatform().start(() -> {
+            long until = System.nanoTime() + 2_000_000L;
+            while (System.nanoTime() < until) Thread.onSpinWait();
+            p.step(); // rests at least 2 s until hurried
+            long again = System.nanoTime() + 2_000_000L;
+            while (System.nanoTime() < again) Thread.onSpinWait();
+            p.step(); // hurried: returns at once
+        });
+        while (p.restedSeconds() == 0 && t.isAlive()) {
+            Thread.sleep(10);
+            if (t.getState() == Thread.State.TIMED_WAITING) break;
+        }
+        p.hurry();
+        t.join(60_000);
+        assertTrue(!t.isAlive(), "the hurried rest ended");
+        assertTrue(p.restedSeconds() < 60, "rested " + p.restedSeconds() + " s of the 2,000 s or more asked for");
     }
 
     @Test

@@ -59,6 +59,8 @@ import java.nio.file.Path;
  */
 public final class ControlServer implements AutoCloseable {
     static final String PREFIX = "serve.";
+    /** A {@code paced-checkpoint}'s busy limit: the default checkpoint interval, as the timer's. */
+    static final java.time.Duration PACED_CHECKPOINT_BUSY_LIMIT = java.time.Duration.ofMinutes(5);
     static final String SUFFIX = ".sock";
     private final Path path;
     private final ServerSocketChannel server;
@@ -191,6 +193,13 @@ public final class ControlServer implements AutoCloseable {
                 Version v = exports.checkpoint(parts[1], parts.length > 2 ? parts[2] : null, parts[0].equals("snapshot"),
                         parts[0].equals("checkpoint") ? dev.cask.catalog.VersionKind.AUTO : dev.cask.catalog.VersionKind.USER);
                 return v == null ? "not-open" : "ok " + v.number();
+            case "paced-checkpoint": {
+                // as the server's timer checkpoints (paced beside busy clients); a bench's way to start one when it wants
+                if (parts.length < 2) return "error invalid-input " + parts[0] + " needs an image name";
+                Version p = exports.checkpoint(parts[1], parts.length > 2 ? parts[2] : null,
+                        dev.cask.common.Pacer.checkpoint(clients, PACED_CHECKPOINT_BUSY_LIMIT.toNanos()));
+                return p == null ? "not-open" : "ok " + p.number();
+            }
             case "in-use":
                 if (parts.length < 2) return "error invalid-input in-use needs an image name";
                 StringBuilder sb = new StringBuilder("ok");

@@ -3,6 +3,7 @@ package dev.cask.server;
 import dev.cask.catalog.Image;
 import dev.cask.catalog.Version;
 import dev.cask.common.CaskException;
+import dev.cask.common.Pacer;
 import dev.cask.common.Sizes;
 import dev.cask.image.Images;
 import dev.cask.server.nbd.Export;
@@ -23,7 +24,7 @@ import java.util.Map;
  * <p>All connections to one image share one {@link Volume} (one dirty map, one journal), which is
  * what makes NBD's CAN_MULTI_CONN honest. The volume opens with the first connection and closes
  * with the last, and closing checkpoints it: "a version when the last client disconnects".
- * {@link #checkpointAll} is the timer's work; {@link #checkpoint} serves {@code cask snapshot}
+ * {@link #checkpointAll} is the timer's work (paced beside busy clients: {@link Volume#checkpoint(String, Pacer)}); {@link #checkpoint} serves {@code cask snapshot}
  * (always a new version) and export and clone of an image's head (a version of what its clients
  * see now) for an image that is open here.
  *
@@ -282,6 +283,15 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
 
     /** Checkpoints every open, dirty volume; returns how many versions were made. */
     public int checkpointAll(String message) {
+        return checkpointAll(message, () -> null);
+    }
+
+    /**
+     * Checkpoints every open, dirty volume, each at the pace of a new pacer from {@code pace}
+     * (null: at full speed; see {@link Volume#checkpoint(String, Pacer)}); returns how many
+     * versions were made.
+     */
+    public int checkpointAll(String message, java.util.function.Supplier<Pacer> pace) {
         List<Shared> all;
         synchronized (this) {
             all = new ArrayList<>(open.values());
@@ -289,7 +299,8 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         int n = 0;
         for (Shared s : all) {
             try {
-                if (s.volume.checkpoint(message) != null) n++;
+                Pacer p = pace.get();
+                if ((p == null ? s.volume.checkpoint(message) : s.volume.checkpoint(message, p)) != null) n++;
             } catch (IllegalStateException closed) {
                 // closed meanwhile: its close made the version
             } catch (RuntimeException e) {
@@ -310,6 +321,18 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
 
     /** As {@link #checkpoint(String, String, boolean)}, a version made being of {@code kind}. */
     public Version checkpoint(String name, String message, boolean always, dev.cask.catalog.VersionKind kind) {
+        return checkpoint(name, message, always, kind, null);
+    }
+
+    /**
+     * As {@link #checkpoint(String, String, boolean)} without {@code always}, an automatic version, at the
+     * pace of {@code pacer} as the timer's checkpoints ({@code paced-checkpoint} on the control socket).
+     */
+    public Version checkpoint(String name, String message, Pacer pacer) {
+        return checkpoint(name, message, false, dev.cask.catalog.VersionKind.AUTO, pacer);
+    }
+
+    private Version checkpoint(String name, String message, boolean always, dev.cask.catalog.VersionKind kind, Pacer pacer) {
         Shared s;
         synchronized (this) {
             awaitClosed(name); // an image whose last client just left: its close makes the version
@@ -318,7 +341,7 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         if (s == null) return null;
         String msg = message == null || message.isBlank() ? (always ? "snapshot" : "checkpoint") : message;
         try {
-            Version v = s.volume.checkpoint(msg, always, kind);
+            Version v = pacer == null ? s.volume.checkpoint(msg, always, kind) : s.volume.checkpoint(msg, pacer);
             return v != null ? v : s.volume.baseVersion();
         } catch (IllegalStateException e) {
             synchronized (this) {

@@ -31,6 +31,8 @@ import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.locks.ReentrantLock;
 
+import dev.cask.common.Pacer;
+
 /**
  * An image opened for live reads and writes: its head version's trees, the blocks written since
  * (the dirty map: block to journal location, per extent), and the journal that holds their data.
@@ -65,6 +67,15 @@ import java.util.concurrent.locks.ReentrantLock;
  * what is left onto the version the oldest generation left names ({@link JournalFiles}): the
  * version before the checkpoint with the sealed generations, or the checkpoint's version without
  * them; the result is the same either way.
+ *
+ * <p><b>Paced checkpoints.</b> A checkpoint nobody waits for (a server's timer) may be paced
+ * ({@link #checkpoint(String, Pacer)}): its blocks are then stored one batch at a time, and the
+ * checkpoint's own thread rests between batches as the pacer says (beside busy clients, many
+ * times the batch's time), so that it holds at most one core, for a small share of the time,
+ * while other disks are served; the storing threads themselves never rest, since other images'
+ * checkpoints share them. Whoever needs the checkpoint lock meanwhile (a full journal, a
+ * snapshot or export, a close) hurries it ({@link Pacer#hurry}): the rest of its blocks are
+ * stored at full speed, so nothing waits on a rest.
  *
  * <p><b>Recovery.</b> {@link #open} replays a crash's journal onto its own base version. If the
  * head moved since (only an older cask did that: every command now folds a leftover journal into
@@ -111,6 +122,8 @@ public final class Volume implements BlockDevice {
     private final Leases.Lease lease;
     private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
     private final ReentrantLock checkpointLock = new ReentrantLock();
+    /** The pacer of the paced checkpoint under way, or null: whoever waits for {@link #checkpointLock} hurries it. */
+    private volatile Pacer pacing;
     private final java.util.concurrent.atomic.AtomicBoolean autoCheckpoint = new java.util.concurrent.atomic.AtomicBoolean();
     /** Reads and writes hold it shared; a checkpoint holds it exclusively while it swaps base, dirty map and journal. */
     private final java.util.concurrent.locks.ReentrantReadWriteLock swap = new java.util.concurrent.locks.ReentrantReadWriteLock();
@@ -704,7 +717,7 @@ public final class Volume implements BlockDevice {
     /** Writers wait while the journal is over twice its limit (a checkpoint drains it). */
     private void throttle() {
         if (journal.size() <= 2 * journalLimit) return;
-        checkpointLock.lock();
+        lockCheckpoints();
         try {
             if (!closed && journal.size() > 2 * journalLimit) checkpoint("checkpoint: journal full");
         } finally {
@@ -780,80 +793,110 @@ public final class Volume implements BlockDevice {
      * snapshot is {@code USER}, every checkpoint the server makes by itself {@code AUTO}.
      */
     public Version checkpoint(String message, boolean always, dev.cask.catalog.VersionKind kind) {
-        checkpointLock.lock();
+        lockCheckpoints();
         try {
-            checkOpen();
-            if (!always && !isDirty()) {
-                if (kind == dev.cask.catalog.VersionKind.USER) keepBaseForTheUser();
-                return null;
-            }
-            lease.check(); // a fenced volume stores nothing for a version it could not commit
-            long t0 = System.nanoTime();
-            List<NavigableMap<Long, Long>> snapshot = new ArrayList<>();
-            long sealed;
-            swap.writeLock().lock();
-            try {
-                for (var m : dirty) snapshot.add(new TreeMap<>(m));
-                sealed = journal.generation();
-                if (isDirty()) {
-                    // seal the generation: new writes go to the next one. No fsync here: the version
-                    // gets its data from the store, synced before the commit; what was flushed is
-                    // durable already, and a later FLUSH syncs sealed generations too
-                    if (sealed + 1 > MAX_GENERATION) throw new CaskException.Io("image '" + image + "': journal generations exhausted; reopen the image", null);
-                    journal = newGeneration(sealed + 1);
-                    generations.put(sealed + 1, journal);
-                }
-            } finally {
-                swap.writeLock().unlock();
-            }
-            Base b = base;
-            Version v;
-            // a writer session from the first put to the commit: garbage collection waits for it (see GcEpochs)
-            try (dev.cask.store.ChunkStore.Session session = store.session("checkpoint of " + image)) {
-                TreeUpdater updater = new TreeUpdater(store, cache);
-                List<Layout.Extent> extents = new ArrayList<>();
-                for (int i = 0; i < b.layout().extents().size(); i++) {
-                    Layout.Extent e = b.layout().extents().get(i);
-                    extents.add(new Layout.Extent(e.offset(), updater.update(e.root(), storeBlocks(snapshot.get(i), e.root().blockSize()))));
-                }
-                Layout next = new Layout(extents);
-                store.sync();
-                Version onto = commitOnto != null ? commitOnto : b.version();
-                lease.check(); // a writer whose lease was taken over commits nothing; the catalog checks the epoch too (fencing)
-                session.check(); // a session a collection may have stopped waiting for commits nothing
-                v = catalog.commit(image, onto.number(),
-                        new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode(), kind), onto.key(), lease.epoch());
-            }
-            commitOnto = null;
-            boolean rebased = rebase(v);
-            swap.writeLock().lock();
-            try {
-                load(v);
-                // drop what the new version holds; writes that came in meanwhile stay dirty (all in newer generations)
-                for (int i = 0; i < dirty.size(); i++) {
-                    for (var s : snapshot.get(i).entrySet()) dirty.get(i).remove(s.getKey(), s.getValue());
-                }
-                boolean deleted = false;
-                if (rebased) {
-                    for (var g : new ArrayList<>(generations.keySet())) {
-                        if (g <= sealed && g != journal.generation()) {
-                            generations.remove(g).delete();
-                            deleted = true;
-                        }
-                    }
-                }
-                // durable before any FLUSH (they wait for this lock) or the caller goes on: a sealed
-                // generation holds older copies durably and newer ones maybe not (no fsync at the
-                // seal), so one a power cut brought back would replay old data over this version
-                if (deleted) syncJournalDir();
-            } finally {
-                swap.writeLock().unlock();
-            }
-            logCheckpoint(v, b.layout(), snapshot, t0);
-            return v;
+            return checkpointLocked(message, always, kind, null);
         } finally {
             checkpointLock.unlock();
         }
+    }
+
+    /**
+     * An automatic checkpoint ({@link #checkpoint(String)}) at the pace of {@code pacer} (see
+     * "Paced checkpoints" above): for a server's timer. Null when nothing changed.
+     */
+    public Version checkpoint(String message, Pacer pacer) {
+        checkpointLock.lock();
+        try {
+            pacing = pacer;
+            try {
+                return checkpointLocked(message, false, dev.cask.catalog.VersionKind.AUTO, pacer);
+            } finally {
+                pacing = null;
+            }
+        } finally {
+            checkpointLock.unlock();
+        }
+    }
+
+    /** Takes {@link #checkpointLock}, first hurrying a paced checkpoint that holds it. */
+    private void lockCheckpoints() {
+        Pacer p = pacing;
+        if (p != null) p.hurry();
+        checkpointLock.lock();
+    }
+
+    /** A checkpoint; {@code pacer} null: at full speed. Caller holds {@link #checkpointLock}. */
+    private Version checkpointLocked(String message, boolean always, dev.cask.catalog.VersionKind kind, Pacer pacer) {
+        checkOpen();
+        if (!always && !isDirty()) {
+            if (kind == dev.cask.catalog.VersionKind.USER) keepBaseForTheUser();
+            return null;
+        }
+        lease.check(); // a fenced volume stores nothing for a version it could not commit
+        long t0 = System.nanoTime();
+        List<NavigableMap<Long, Long>> snapshot = new ArrayList<>();
+        long sealed;
+        swap.writeLock().lock();
+        try {
+            for (var m : dirty) snapshot.add(new TreeMap<>(m));
+            sealed = journal.generation();
+            if (isDirty()) {
+                // seal the generation: new writes go to the next one. No fsync here: the version
+                // gets its data from the store, synced before the commit; what was flushed is
+                // durable already, and a later FLUSH syncs sealed generations too
+                if (sealed + 1 > MAX_GENERATION) throw new CaskException.Io("image '" + image + "': journal generations exhausted; reopen the image", null);
+                journal = newGeneration(sealed + 1);
+                generations.put(sealed + 1, journal);
+            }
+        } finally {
+            swap.writeLock().unlock();
+        }
+        Base b = base;
+        Version v;
+        // a writer session from the first put to the commit: garbage collection waits for it (see GcEpochs)
+        try (dev.cask.store.ChunkStore.Session session = store.session("checkpoint of " + image)) {
+            TreeUpdater updater = new TreeUpdater(store, cache);
+            List<Layout.Extent> extents = new ArrayList<>();
+            for (int i = 0; i < b.layout().extents().size(); i++) {
+                Layout.Extent e = b.layout().extents().get(i);
+                extents.add(new Layout.Extent(e.offset(), updater.update(e.root(), storeBlocks(snapshot.get(i), e.root().blockSize(), pacer))));
+            }
+            Layout next = new Layout(extents);
+            store.sync();
+            Version onto = commitOnto != null ? commitOnto : b.version();
+            lease.check(); // a writer whose lease was taken over commits nothing; the catalog checks the epoch too (fencing)
+            session.check(); // a session a collection may have stopped waiting for commits nothing
+            v = catalog.commit(image, onto.number(),
+                    new NewVersion(message == null ? "checkpoint" : message, next.size(), next.encode(), kind), onto.key(), lease.epoch());
+        }
+        commitOnto = null;
+        boolean rebased = rebase(v);
+        swap.writeLock().lock();
+        try {
+            load(v);
+            // drop what the new version holds; writes that came in meanwhile stay dirty (all in newer generations)
+            for (int i = 0; i < dirty.size(); i++) {
+                for (var s : snapshot.get(i).entrySet()) dirty.get(i).remove(s.getKey(), s.getValue());
+            }
+            boolean deleted = false;
+            if (rebased) {
+                for (var g : new ArrayList<>(generations.keySet())) {
+                    if (g <= sealed && g != journal.generation()) {
+                        generations.remove(g).delete();
+                        deleted = true;
+                    }
+                }
+            }
+            // durable before any FLUSH (they wait for this lock) or the caller goes on: a sealed
+            // generation holds older copies durably and newer ones maybe not (no fsync at the
+            // seal), so one a power cut brought back would replay old data over this version
+            if (deleted) syncJournalDir();
+        } finally {
+            swap.writeLock().unlock();
+        }
+        logCheckpoint(v, b.layout(), snapshot, t0, pacer);
+        return v;
     }
 
     /**
@@ -877,12 +920,14 @@ public final class Volume implements BlockDevice {
     }
 
     /** One INFO line per version a checkpoint commits: image, version, message, bytes of blocks written, seconds. */
-    private void logCheckpoint(Version v, Layout layout, List<NavigableMap<Long, Long>> snapshot, long t0) {
+    private void logCheckpoint(Version v, Layout layout, List<NavigableMap<Long, Long>> snapshot, long t0, Pacer pacer) {
         long bytes = 0;
         for (int i = 0; i < snapshot.size(); i++) bytes += (long) snapshot.get(i).size() * layout.extents().get(i).root().blockSize();
         long written = bytes;
-        LOG.log(System.Logger.Level.INFO, () -> String.format(java.util.Locale.ROOT, "image '%s': %s -> version %d (%s of written blocks) in %.2f s",
-                image, v.message(), v.number(), dev.cask.common.Sizes.human(written), (System.nanoTime() - t0) / 1e9));
+        String paced = pacer == null ? "" : String.format(java.util.Locale.ROOT, " (paced: %.2f s of it resting, %.2f s of that beside busy clients%s)",
+                pacer.restedSeconds(), pacer.busyRestedSeconds(), pacer.isHurried() ? "; hurried" : "");
+        LOG.log(System.Logger.Level.INFO, () -> String.format(java.util.Locale.ROOT, "image '%s': %s -> version %d (%s of written blocks) in %.2f s%s",
+                image, v.message(), v.number(), dev.cask.common.Sizes.human(written), (System.nanoTime() - t0) / 1e9, paced));
     }
 
     /**
@@ -903,8 +948,13 @@ public final class Volume implements BlockDevice {
         }
     }
 
-    /** Stores the snapshot's blocks as chunks, in parallel batches; returns block -> chunk id. */
-    private NavigableMap<Long, ChunkId> storeBlocks(NavigableMap<Long, Long> blocks, int bs) {
+    /**
+     * Stores the snapshot's blocks as chunks, in parallel batches; returns block -> chunk id.
+     * With a {@code pacer}: one batch at a time, resting after each in this thread, until the
+     * pacer is hurried (or someone waits for the checkpoint lock: then this hurries it), and the
+     * rest in parallel.
+     */
+    private NavigableMap<Long, ChunkId> storeBlocks(NavigableMap<Long, Long> blocks, int bs, Pacer pacer) {
         NavigableMap<Long, ChunkId> ids = new TreeMap<>();
         List<Long> data = new ArrayList<>();
         for (var en : blocks.entrySet()) {
@@ -913,21 +963,33 @@ public final class Volume implements BlockDevice {
         }
         List<java.util.concurrent.CompletableFuture<ChunkId[]>> parts = new ArrayList<>();
         int perBatch = Math.max(1, BATCH_BYTES / bs);
-        for (int from = 0; from < data.size(); from += perBatch) {
+        int from = 0;
+        for (; pacer != null && from < data.size(); from += perBatch) {
+            if (checkpointLock.hasQueuedThreads()) pacer.hurry(); // it began to wait before this checkpoint set pacing
+            if (pacer.isHurried()) break;
+            List<Long> batch = data.subList(from, Math.min(from + perBatch, data.size()));
+            parts.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> storeBatch(blocks, batch, bs), executor));
+            joined(parts.getLast());
+            pacer.step();
+        }
+        for (; from < data.size(); from += perBatch) {
             List<Long> batch = data.subList(from, Math.min(from + perBatch, data.size()));
             parts.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> storeBatch(blocks, batch, bs), executor));
         }
         for (int p = 0; p < parts.size(); p++) {
-            ChunkId[] got;
-            try {
-                got = parts.get(p).join();
-            } catch (java.util.concurrent.CompletionException e) {
-                if (e.getCause() instanceof RuntimeException r) throw r;
-                throw e;
-            }
+            ChunkId[] got = joined(parts.get(p));
             for (int k = 0; k < got.length; k++) ids.put(data.get(p * perBatch + k), got[k]);
         }
         return ids;
+    }
+
+    private static ChunkId[] joined(java.util.concurrent.CompletableFuture<ChunkId[]> part) {
+        try {
+            return part.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            throw e;
+        }
     }
 
     /** Reads one batch of sealed journal blocks and stores them; returns their ids in order (zero blocks: the zero id). */
@@ -967,10 +1029,10 @@ public final class Volume implements BlockDevice {
     @Override
     public void close() {
         if (closed) return;
-        checkpointLock.lock();
+        lockCheckpoints();
         try {
             if (closed) return;
-            checkpoint("checkpoint on close");
+            checkpointLocked("checkpoint on close", false, dev.cask.catalog.VersionKind.AUTO, null);
             swap.writeLock().lock();
             try {
                 closed = true;
@@ -1000,7 +1062,7 @@ public final class Volume implements BlockDevice {
 
     /** Closes without a checkpoint, as a crash would (tests; the journal stays for recovery). */
     void abandon() {
-        checkpointLock.lock(); // not in the middle of a background checkpoint: a crash would stop that too
+        lockCheckpoints(); // not in the middle of a background checkpoint: a crash would stop that too
         try {
             closed = true;
             closeJournals();
