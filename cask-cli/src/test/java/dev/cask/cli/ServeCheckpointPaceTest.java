@@ -1,0 +1,111 @@
+package dev.cask.cli;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code cask serve}'s timer checkpoints are paced beside busy clients: while a VM keeps writing,
+ * the server's automatic checkpoints rest (their log line says how long, all of it beside busy
+ * clients), every version they make holds what the VM had flushed, and a {@code cask snapshot}
+ * meanwhile is answered (it hurries a paced checkpoint rather than waiting out its rests). The
+ * close when the VM leaves is not paced. A bad {@code cask.checkpoint.rest.busy} stops the server
+ * at its start with one line naming it.
+ */
+class ServeCheckpointPaceTest {
+    @TempDir
+    Path dir;
+
+    private static final Pattern PACED = Pattern.compile(
+            "automatic checkpoint -> version (\\d+) \\([^)]*\\) in \\d+\\.\\d+ s \\(paced: (\\d+\\.\\d+) s of it resting, (\\d+\\.\\d+) s of that beside busy clients");
+
+    @AfterEach
+    void clear() {
+        System.clearProperty("cask.checkpoint.rest.busy");
+    }
+
+    @Test
+    void timerCheckpointsRestBesideAWritingVm() throws Exception {
+        System.setProperty("cask.checkpoint.rest.busy", "3"); // short rests: several checkpoints in the test's time
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "vm", "16M").code());
+        byte[] flushed = new byte[16 << 20];
+        AtomicReference<String> failed = new AtomicReference<>();
+        try (Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup")) {
+            var done = new java.util.concurrent.atomic.AtomicBoolean();
+            Thread vm = Thread.ofPlatform().start(() -> {
+                Random rnd = new Random(7);
+                try (NbdClient c = new NbdClient(server.port, "vm")) {
+                    while (!done.get()) {
+                        // 1 MiB of new data at a time (a batch of a checkpoint), then a FLUSH
+                        int block = rnd.nextInt(16) << 20;
+                        byte[] data = new byte[1 << 20];
+                        rnd.nextBytes(data);
+                        c.write(block, data);
+                        c.flush();
+                        synchronized (flushed) {
+                            System.arraycopy(data, 0, flushed, block, data.length);
+                        }
+                    }
+                } catch (Exception e) {
+                    failed.set(e.toString());
+                }
+            });
+            Matcher m = awaitLog(server, PACED, 120);
+            assertTrue(Double.parseDouble(m.group(3)) > 0, "a checkpoint beside the writing VM rested: " + m.group());
+            assertEquals(m.group(2), m.group(3), "all of its rest beside busy clients: " + m.group());
+            Cli.Result snap = cli.run("snapshot", "vm", "-m", "while paced");
+            assertEquals(0, snap.code(), snap.toString());
+            done.set(true);
+            vm.join(60_000);
+            assertNull(failed.get(), failed.get());
+            Path out = dir.resolve("out.raw");
+            assertEquals(0, cli.run("export", "vm", out.toString()).code()); // a checkpoint for the export, then the content
+            byte[] got = Files.readAllBytes(out);
+            synchronized (flushed) {
+                assertArrayEquals(flushed, got, "the exported content is what the VM flushed");
+            }
+            Matcher close = awaitLog(server, Pattern.compile("closed image 'vm'"), 60);
+            assertTrue(close.start() > 0);
+            for (String line : server.log.toString(StandardCharsets.UTF_8).split("\n")) {
+                if (line.contains("checkpoint on close -> version")) assertTrue(!line.contains("(paced:"), "a close is not paced: " + line);
+            }
+        }
+    }
+
+    @Test
+    void aBadRestIsOneLineAtTheStart() throws Exception {
+        System.setProperty("cask.checkpoint.rest.busy", "-1");
+        Cli cli = new Cli(dir.resolve("store"));
+        Process p = cli.startInterruptible("serve", "--listen", "127.0.0.1:0", "--no-warmup");
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(1, p.exitValue(), err);
+        assertTrue(err.contains("cask: system property cask.checkpoint.rest.busy: '-1' is not a number from 0 to 1000"), err);
+    }
+
+    private static Matcher awaitLog(Server s, Pattern p, int seconds) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        while (System.nanoTime() < deadline) {
+            Matcher m = p.matcher(s.log.toString(StandardCharsets.UTF_8));
+            if (m.find()) return m;
+            if (!s.process.isAlive()) break;
+            Thread.sleep(20);
+        }
+        throw new AssertionError("no /" + p + "/ in the server's log in " + seconds + " s: " + s.log.toString(StandardCharsets.UTF_8));
+    }
+}
