@@ -298,7 +298,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
                 + (open.size() == 1 ? "" : "s") + " open read-write" + (open.isEmpty() ? "" : " " + open) + "; requests in flight finish"
                 + (collecting ? "; the running gc stops at its next step" : ""));
         if (gc != null) gc.stop(reason); // at once: it ends while the clients are let go
-        timer.shutdownNow();
+        // no interrupt (not shutdownNow): an interrupt in a FileChannel call closes the channel for every
+        // thread (the store's packs), and a paced checkpoint under way is hurried by the close of its image below
+        timer.shutdown();
         for (NbdServer s : servers) {
             try {
                 s.close();

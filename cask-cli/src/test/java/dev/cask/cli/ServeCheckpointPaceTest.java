@@ -87,6 +87,57 @@ class ServeCheckpointPaceTest {
         }
     }
 
+    /**
+     * A server stopped (SIGTERM) while its timer checkpoint rests beside a writing VM (at a rest
+     * of 1000 x, minutes away from done) stops at once: the checkpoint is hurried, not interrupted
+     * (an interrupt failed it, "checkpoint failed: interrupted", and one in a FileChannel call
+     * would close the store's packs under every thread), and every flushed write is in the image.
+     */
+    @Test
+    void aStopHurriesAPacedCheckpoint() throws Exception {
+        System.setProperty("cask.checkpoint.rest.busy", "1000");
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "vm", "16M").code());
+        byte[] flushed = new byte[16 << 20];
+        var stopping = new java.util.concurrent.atomic.AtomicBoolean();
+        AtomicReference<String> failed = new AtomicReference<>();
+        Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup");
+        try {
+            Thread vm = Thread.ofPlatform().start(() -> {
+                Random rnd = new Random(11);
+                try (NbdClient c = new NbdClient(server.port, "vm")) {
+                    while (true) {
+                        int block = rnd.nextInt(16) << 20;
+                        byte[] data = new byte[1 << 20];
+                        rnd.nextBytes(data);
+                        c.write(block, data);
+                        c.flush();
+                        synchronized (flushed) {
+                            System.arraycopy(data, 0, flushed, block, data.length);
+                        }
+                    }
+                } catch (Exception e) {
+                    if (!stopping.get()) failed.set(e.toString());
+                }
+            });
+            Thread.sleep(4000); // the first timer checkpoints beside the VM: one is resting now (20 s or more per 20 ms of work)
+            stopping.set(true);
+            assertEquals(0, server.stop("TERM"), server.log.toString(StandardCharsets.UTF_8));
+            vm.join(60_000);
+        } finally {
+            server.close();
+        }
+        assertNull(failed.get(), failed.get());
+        String log = server.log.toString(StandardCharsets.UTF_8);
+        assertTrue(!log.contains("checkpoint failed"), log);
+        assertTrue(Pattern.compile("automatic checkpoint -> version \\d+ .*; hurried\\)").matcher(log).find(), "the stop hurried the paced checkpoint: " + log);
+        Path out = dir.resolve("out.raw");
+        assertEquals(0, cli.run("export", "vm", out.toString()).code());
+        synchronized (flushed) {
+            assertArrayEquals(flushed, Files.readAllBytes(out), "every flushed write is in the image");
+        }
+    }
+
     @Test
     void aBadRestIsOneLineAtTheStart() throws Exception {
         System.setProperty("cask.checkpoint.rest.busy", "-1");
