@@ -33,6 +33,9 @@ class ServeCheckpointPaceTest {
     private static final Pattern PACED = Pattern.compile(
             "automatic checkpoint -> version (\\d+) \\([^)]*\\) in \\d+\\.\\d+ s \\(paced: (\\d+\\.\\d+) s of it resting, (\\d+\\.\\d+) s of that beside busy clients");
 
+    /** Far above what a test writes: no journal-full checkpoint hurries a paced one here, only what the test means to. */
+    private static final String JOURNAL_LIMIT = "32G";
+
     @AfterEach
     void clear() {
         System.clearProperty("cask.checkpoint.rest.busy");
@@ -45,7 +48,7 @@ class ServeCheckpointPaceTest {
         assertEquals(0, cli.run("create", "vm", "16M").code());
         byte[] flushed = new byte[16 << 20];
         AtomicReference<String> failed = new AtomicReference<>();
-        try (Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup")) {
+        try (Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup", "--journal-limit", JOURNAL_LIMIT)) {
             var done = new java.util.concurrent.atomic.AtomicBoolean();
             Thread vm = Thread.ofPlatform().start(() -> {
                 Random rnd = new Random(7);
@@ -101,7 +104,7 @@ class ServeCheckpointPaceTest {
         byte[] flushed = new byte[16 << 20];
         var stopping = new java.util.concurrent.atomic.AtomicBoolean();
         AtomicReference<String> failed = new AtomicReference<>();
-        Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup");
+        Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup", "--journal-limit", JOURNAL_LIMIT);
         try {
             Thread vm = Thread.ofPlatform().start(() -> {
                 Random rnd = new Random(11);
@@ -135,6 +138,44 @@ class ServeCheckpointPaceTest {
         assertEquals(0, cli.run("export", "vm", out.toString()).code());
         synchronized (flushed) {
             assertArrayEquals(flushed, Files.readAllBytes(out), "every flushed write is in the image");
+        }
+    }
+
+    /**
+     * {@code cask gc} beside a paced timer checkpoint (a rest of 1000 x: tens of seconds per rest)
+     * hurries it: a collection waits for the checkpoints under way when it starts, and someone
+     * waits for this one.
+     */
+    @Test
+    void caskGcHurriesAPacedCheckpoint() throws Exception {
+        System.setProperty("cask.checkpoint.rest.busy", "1000");
+        Cli cli = new Cli(dir.resolve("store"));
+        assertEquals(0, cli.run("create", "vm", "16M").code());
+        var done = new java.util.concurrent.atomic.AtomicBoolean();
+        AtomicReference<String> failed = new AtomicReference<>();
+        try (Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup", "--journal-limit", JOURNAL_LIMIT)) {
+            Thread vm = Thread.ofPlatform().start(() -> {
+                Random rnd = new Random(13);
+                try (NbdClient c = new NbdClient(server.port, "vm")) {
+                    while (!done.get()) {
+                        byte[] data = new byte[1 << 20];
+                        rnd.nextBytes(data);
+                        c.write(rnd.nextInt(16) << 20, data);
+                        c.flush();
+                    }
+                } catch (Exception e) {
+                    failed.set(e.toString());
+                }
+            });
+            Thread.sleep(4000); // a timer checkpoint beside the VM is resting now
+            Cli.Result gc = cli.run("gc");
+            assertEquals(0, gc.code(), gc.toString());
+            assertTrue(gc.out().contains("(in cask serve, pid "), gc.out());
+            Matcher m = awaitLog(server, Pattern.compile("automatic checkpoint -> version \\d+ .*; hurried\\)"), 60);
+            assertTrue(m.start() > 0, "the gc hurried the paced checkpoint");
+            done.set(true);
+            vm.join(60_000);
+            assertNull(failed.get(), failed.get());
         }
     }
 

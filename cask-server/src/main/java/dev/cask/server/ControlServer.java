@@ -226,6 +226,8 @@ public final class ControlServer implements AutoCloseable {
         }
         java.util.concurrent.LinkedBlockingQueue<String> events = new java.util.concurrent.LinkedBlockingQueue<>();
         dev.cask.common.Pacer pacer = paced ? dev.cask.common.Pacer.background(clients) : dev.cask.common.Pacer.unpaced();
+        // a collection waits for the checkpoints under way when it starts: someone waits for an unpaced one
+        if (!paced) exports.hurryCheckpoints();
         Thread t = Thread.ofPlatform().name("cask-gc-request").unstarted(() -> {
             String result;
             try {

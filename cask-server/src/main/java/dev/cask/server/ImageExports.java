@@ -281,6 +281,15 @@ public final class ImageExports implements ExportResolver, AutoCloseable {
         return "cask image " + name;
     }
 
+    /** Hurries the paced checkpoints under way (someone waits for them: an unpaced gc waits for every writer). */
+    public void hurryCheckpoints() {
+        List<Shared> all;
+        synchronized (this) {
+            all = new ArrayList<>(open.values());
+        }
+        for (Shared s : all) s.volume.hurryCheckpoint();
+    }
+
     /** Checkpoints every open, dirty volume; returns how many versions were made. */
     public int checkpointAll(String message) {
         return checkpointAll(message, () -> null);

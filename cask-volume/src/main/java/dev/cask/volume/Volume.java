@@ -819,10 +819,15 @@ public final class Volume implements BlockDevice {
         }
     }
 
-    /** Takes {@link #checkpointLock}, first hurrying a paced checkpoint that holds it. */
-    private void lockCheckpoints() {
+    /** Hurries a paced checkpoint under way, if any (see "Paced checkpoints" above): someone needs it finished. */
+    public void hurryCheckpoint() {
         Pacer p = pacing;
         if (p != null) p.hurry();
+    }
+
+    /** Takes {@link #checkpointLock}, first hurrying a paced checkpoint that holds it. */
+    private void lockCheckpoints() {
+        hurryCheckpoint();
         checkpointLock.lock();
     }
 
