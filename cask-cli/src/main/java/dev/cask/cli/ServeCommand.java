@@ -176,10 +176,13 @@ final class ServeCommand extends Common implements Callable<Integer> {
         }
         ControlServer ctl = control;
         if (!every.isZero()) {
-            // paced beside busy clients, for at most an interval (see Pacer.checkpoint); whoever needs one finished hurries it
-            long busyLimit = every.toNanos();
-            timer.scheduleWithFixedDelay(() -> exports.checkpointAll("automatic checkpoint", () -> dev.cask.common.Pacer.checkpoint(clients, busyLimit)),
-                    every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
+            // paced beside busy clients (see Pacer.checkpoint), all the images' checkpoints of one round for at
+            // most an interval together, so that a round of many images still ends about when the next is due;
+            // whoever needs one finished hurries it
+            timer.scheduleWithFixedDelay(() -> {
+                long until = System.nanoTime() + every.toNanos();
+                exports.checkpointAll("automatic checkpoint", () -> dev.cask.common.Pacer.checkpoint(clients, Math.max(0, until - System.nanoTime())));
+            }, every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
         }
         if (!pruneEvery.isZero() && !readOnly) {
             // on the checkpoint timer's thread: a prune never runs while that thread checkpoints

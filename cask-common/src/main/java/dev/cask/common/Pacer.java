@@ -169,8 +169,8 @@ public final class Pacer {
      * The pace of a checkpoint nobody waits for (a server's timer): no rest while no client is
      * busy, {@link #CHECKPOINT_BUSY_REST} (the system property {@code cask.checkpoint.rest.busy},
      * 0 to 1000) times each step while {@code clients} are, for at most {@code busyLimitNanos}
-     * (the timer's interval: the checkpoint is then as good as due again, and goes on at full
-     * speed). Whoever comes to need it finished {@link #hurry hurries} it. Why less than the gc's
+     * (what is left of the timer's interval for its round of checkpoints: past it the next one is
+     * as good as due, and this goes on at full speed; 0: never rests). Whoever comes to need it finished {@link #hurry hurries} it. Why less than the gc's
      * rest: a checkpoint holds the journal it folds, and the same fraction of a core matters less
      * beside a few seconds of work than a gc's long tail (the measurements: bench/results/README.md,
      * session 27, bench/checkpoint-latency.sh).
