@@ -50,24 +50,7 @@ class ServeCheckpointPaceTest {
         AtomicReference<String> failed = new AtomicReference<>();
         try (Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup", "--journal-limit", JOURNAL_LIMIT)) {
             var done = new java.util.concurrent.atomic.AtomicBoolean();
-            Thread vm = Thread.ofPlatform().start(() -> {
-                Random rnd = new Random(7);
-                try (NbdClient c = new NbdClient(server.port, "vm")) {
-                    while (!done.get()) {
-                        // 1 MiB of new data at a time (a batch of a checkpoint), then a FLUSH
-                        int block = rnd.nextInt(16) << 20;
-                        byte[] data = new byte[1 << 20];
-                        rnd.nextBytes(data);
-                        c.write(block, data);
-                        c.flush();
-                        synchronized (flushed) {
-                            System.arraycopy(data, 0, flushed, block, data.length);
-                        }
-                    }
-                } catch (Exception e) {
-                    failed.set(e.toString());
-                }
-            });
+            Thread vm = writer(server, 7, flushed, done, done, failed);
             Matcher m = awaitLog(server, PACED, 120);
             assertTrue(Double.parseDouble(m.group(3)) > 0, "a checkpoint beside the writing VM rested: " + m.group());
             assertEquals(m.group(2), m.group(3), "all of its rest beside busy clients: " + m.group());
@@ -106,23 +89,7 @@ class ServeCheckpointPaceTest {
         AtomicReference<String> failed = new AtomicReference<>();
         Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup", "--journal-limit", JOURNAL_LIMIT);
         try {
-            Thread vm = Thread.ofPlatform().start(() -> {
-                Random rnd = new Random(11);
-                try (NbdClient c = new NbdClient(server.port, "vm")) {
-                    while (true) {
-                        int block = rnd.nextInt(16) << 20;
-                        byte[] data = new byte[1 << 20];
-                        rnd.nextBytes(data);
-                        c.write(block, data);
-                        c.flush();
-                        synchronized (flushed) {
-                            System.arraycopy(data, 0, flushed, block, data.length);
-                        }
-                    }
-                } catch (Exception e) {
-                    if (!stopping.get()) failed.set(e.toString());
-                }
-            });
+            Thread vm = writer(server, 11, flushed, new java.util.concurrent.atomic.AtomicBoolean(), stopping, failed); // until the stop cuts it off
             Thread.sleep(4000); // the first timer checkpoints beside the VM: one is resting now (20 s or more per 20 ms of work)
             stopping.set(true);
             assertEquals(0, server.stop("TERM"), server.log.toString(StandardCharsets.UTF_8));
@@ -154,19 +121,7 @@ class ServeCheckpointPaceTest {
         var done = new java.util.concurrent.atomic.AtomicBoolean();
         AtomicReference<String> failed = new AtomicReference<>();
         try (Server server = new Server(cli, "--checkpoint-interval", "1s", "--gc-interval", "0", "--no-warmup", "--journal-limit", JOURNAL_LIMIT)) {
-            Thread vm = Thread.ofPlatform().start(() -> {
-                Random rnd = new Random(13);
-                try (NbdClient c = new NbdClient(server.port, "vm")) {
-                    while (!done.get()) {
-                        byte[] data = new byte[1 << 20];
-                        rnd.nextBytes(data);
-                        c.write(rnd.nextInt(16) << 20, data);
-                        c.flush();
-                    }
-                } catch (Exception e) {
-                    failed.set(e.toString());
-                }
-            });
+            Thread vm = writer(server, 13, null, done, done, failed);
             Thread.sleep(4000); // a timer checkpoint beside the VM is resting now
             Cli.Result gc = cli.run("gc");
             assertEquals(0, gc.code(), gc.toString());
@@ -188,6 +143,35 @@ class ServeCheckpointPaceTest {
         String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(1, p.exitValue(), err);
         assertTrue(err.contains("cask: system property cask.checkpoint.rest.busy: '-1' is not a number from 0 to 1000"), err);
+    }
+
+    /**
+     * A VM on its own thread: 1 MiB of new data at a time (a batch of a checkpoint) at a random
+     * MiB of the 16 MiB disk, each followed by a FLUSH, copied into {@code flushed} (if not null)
+     * once the FLUSH returned; until {@code done}, or until the connection fails, which is a
+     * failure ({@code failed}) unless {@code ending} was set before.
+     */
+    private static Thread writer(Server server, long seed, byte[] flushed, java.util.concurrent.atomic.AtomicBoolean done,
+                                 java.util.concurrent.atomic.AtomicBoolean ending, AtomicReference<String> failed) {
+        return Thread.ofPlatform().start(() -> {
+            Random rnd = new Random(seed);
+            try (NbdClient c = new NbdClient(server.port, "vm")) {
+                while (!done.get()) {
+                    int at = rnd.nextInt(16) << 20;
+                    byte[] data = new byte[1 << 20];
+                    rnd.nextBytes(data);
+                    c.write(at, data);
+                    c.flush();
+                    if (flushed != null) {
+                        synchronized (flushed) {
+                            System.arraycopy(data, 0, flushed, at, data.length);
+                        }
+                    }
+                }
+            } catch (Exception e) {
+                if (!ending.get()) failed.set(e.toString());
+            }
+        });
     }
 
     private static Matcher awaitLog(Server s, Pattern p, int seconds) throws InterruptedException {
