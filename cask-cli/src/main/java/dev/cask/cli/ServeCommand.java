@@ -43,7 +43,8 @@ final class ServeCommand extends Common implements Callable<Integer> {
     @Option(names = "--socket", paramLabel = "PATH", description = "Also listen on this Unix socket.")
     String socket;
     @Option(names = "--checkpoint-interval", paramLabel = "DURATION", defaultValue = "5m",
-            description = "Commit a version of every written image this often (30s, 5m, 1h; 0 turns it off; default: ${DEFAULT-VALUE}).")
+            description = "Commit a version of every written image this often (30s, 5m, 1h; 0 turns it off; default: ${DEFAULT-VALUE});"
+                    + " these checkpoints rest while clients are busy, so that served disks keep their latency.")
     String interval;
     @Option(names = "--prune-interval", paramLabel = "DURATION", defaultValue = "1h",
             description = {"Apply retention to the images open read-write this often (default: ${DEFAULT-VALUE}; 0 turns it off): each",
