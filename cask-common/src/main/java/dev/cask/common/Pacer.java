@@ -212,6 +212,11 @@ public final class Pacer {
     /** From now on no rest: a rest under way ends at once, later steps return at once (stop requests still count). */
     public void hurry() {
         hurried = true;
+        wake();
+    }
+
+    /** Wakes a rest or a {@link #waitFor} under way, to look at the flags again. */
+    private void wake() {
         lock.lock();
         try {
             woken.signalAll();
@@ -233,12 +238,7 @@ public final class Pacer {
     public void stop(String reason) {
         why = reason;
         stopped = true;
-        lock.lock();
-        try {
-            woken.signalAll();
-        } finally {
-            lock.unlock();
-        }
+        wake();
     }
 
     public boolean isStopped() {

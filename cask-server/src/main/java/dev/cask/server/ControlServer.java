@@ -188,18 +188,15 @@ public final class ControlServer implements AutoCloseable {
         switch (parts[0]) {
             case "ping":
                 return "ok";
-            case "snapshot", "checkpoint", "user-checkpoint":
+            case "snapshot", "checkpoint", "user-checkpoint", "paced-checkpoint":
                 if (parts.length < 2) return "error invalid-input " + parts[0] + " needs an image name";
-                Version v = exports.checkpoint(parts[1], parts.length > 2 ? parts[2] : null, parts[0].equals("snapshot"),
-                        parts[0].equals("checkpoint") ? dev.cask.catalog.VersionKind.AUTO : dev.cask.catalog.VersionKind.USER);
+                String message = parts.length > 2 ? parts[2] : null;
+                // paced-checkpoint: as the server's timer checkpoints (paced beside busy clients); a bench's way to start one when it wants
+                Version v = parts[0].equals("paced-checkpoint")
+                        ? exports.checkpoint(parts[1], message, dev.cask.common.Pacer.checkpoint(clients, PACED_CHECKPOINT_BUSY_LIMIT.toNanos()))
+                        : exports.checkpoint(parts[1], message, parts[0].equals("snapshot"),
+                                parts[0].equals("checkpoint") ? dev.cask.catalog.VersionKind.AUTO : dev.cask.catalog.VersionKind.USER);
                 return v == null ? "not-open" : "ok " + v.number();
-            case "paced-checkpoint": {
-                // as the server's timer checkpoints (paced beside busy clients); a bench's way to start one when it wants
-                if (parts.length < 2) return "error invalid-input " + parts[0] + " needs an image name";
-                Version p = exports.checkpoint(parts[1], parts.length > 2 ? parts[2] : null,
-                        dev.cask.common.Pacer.checkpoint(clients, PACED_CHECKPOINT_BUSY_LIMIT.toNanos()));
-                return p == null ? "not-open" : "ok " + p.number();
-            }
             case "in-use":
                 if (parts.length < 2) return "error invalid-input in-use needs an image name";
                 StringBuilder sb = new StringBuilder("ok");
