@@ -47,11 +47,15 @@ final class GcCommand extends Common implements Callable<Integer> {
             "took (in a server, 199 times while its NBD clients are busy), so that served disks' latency stays closer to normal;",
             "takes about four times as long, or up to two hundred times beside busy clients."})
     boolean paced;
+    @Option(names = "--recompress", description = {"After compaction, rewrite the cold packs (sealed packs no earlier --recompress wrote) with chunks",
+            "that look alike next to each other, at a stronger zstd level: about 15 % fewer stored bytes on OS images, for a",
+            "few seconds of CPU per GiB stored. Crash-safe as compaction. Runs in this process even when a cask serve runs."})
+    boolean recompress;
 
     @Override
     public Integer call() {
         Map<String, Object> m = null;
-        if (!inProcess) {
+        if (!inProcess && !recompress) {
             try {
                 var r = ControlClient.gc(controlDir(), dryRun, full, paced, msg -> err().println("cask: gc: " + msg), progress()).orElse(null);
                 if (r != null) {
@@ -75,6 +79,10 @@ final class GcCommand extends Common implements Callable<Integer> {
                 out().printf("punched: %s given back in place in %d packs%n", Sizes.human(num(m, "bytes_punched")), num(m, "packs_punched"));
                 out().printf("compacted: %d packs rewritten, %d deleted whole, %s of packs became %s%n", num(m, "packs_rewritten"),
                         num(m, "packs_deleted"), Sizes.human(num(m, "pack_bytes_before")), Sizes.human(num(m, "pack_bytes_after")));
+                if (recompress) {
+                    out().printf("recompressed: %d packs (%d chunks), %s became %s%n", num(m, "packs_recompressed"), num(m, "chunks_recompressed"),
+                            Sizes.human(num(m, "recompress_bytes_before")), Sizes.human(num(m, "recompress_bytes_after")));
+                }
             }
         }
         if (num(m, "packs_damaged") > 0) {
@@ -88,7 +96,7 @@ final class GcCommand extends Common implements Callable<Integer> {
         ServeGc.lowerThisThread(); // maintenance: a server's clients on this machine go first
         if (ServeGc.SHORT_SLICE) dev.cask.common.Background.shortSliceAll(); // the JVM's own threads too (the launcher set nice 10 for all)
         try (Images images = openImagesForBulk()) { // it scans the whole index: reads through a memory map
-            var collector = images.collector().full(full);
+            var collector = images.collector().full(full).recompress(recompress);
             if (paced) collector = collector.paced("cask gc --paced (pid " + ProcessHandle.current().pid() + ")", dev.cask.common.Pacer.background());
             return collector.run(dryRun, msg -> err().println("cask: gc: " + msg), progress()).fields();
         }

@@ -124,8 +124,28 @@ public interface ChunkDeleter {
             return compact(threshold, progress);
         }
 
+        /**
+         * Rewrites the live chunks of cold packs (sealed packs no recompression wrote) with chunks
+         * that look alike next to each other, at a stronger compression than the write path uses,
+         * and deletes the old packs (see {@code Recompressor}). Same crash order and safety as
+         * {@link #compact}: copies durable first, entries switched, old packs deleted; a crash or
+         * a stop leaves every chunk readable, and the next run carries on. MUST NOT change what any
+         * chunk id reads as. A store that cannot recompress returns {@link Recompressed#NONE}.
+         */
+        default Recompressed recompress(dev.cask.common.Progress progress, dev.cask.common.Pacer pacer) {
+            return Recompressed.NONE;
+        }
+
         @Override
         void close();
+    }
+
+    /**
+     * What a recompression did: packs read (and deleted), packs written, chunks copied, the bytes
+     * the old packs occupied and the bytes their copies hold.
+     */
+    record Recompressed(int packsRead, int packsWritten, long chunks, long bytesBefore, long bytesAfter) {
+        public static final Recompressed NONE = new Recompressed(0, 0, 0, 0, 0);
     }
 
     /**

@@ -67,7 +67,15 @@ import java.util.function.Consumer;
 public final class GarbageCollector {
     /** What a run did (or, dry, would do). */
     public record Result(boolean dryRun, long epoch, boolean incremental, boolean markedByDifference, long versions, long chunksMarked, long pointerReads,
-                         long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds, Phases phases) {
+                         long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, ChunkDeleter.Recompressed recompressed,
+                         double seconds, Phases phases) {
+        /** A run that recompressed nothing. */
+        public Result(boolean dryRun, long epoch, boolean incremental, boolean markedByDifference, long versions, long chunksMarked, long pointerReads,
+                      long chunksFreed, long bytesFreed, ChunkDeleter.Compacted compacted, double seconds, Phases phases) {
+            this(dryRun, epoch, incremental, markedByDifference, versions, chunksMarked, pointerReads, chunksFreed, bytesFreed, compacted,
+                    ChunkDeleter.Recompressed.NONE, seconds, phases);
+        }
+
         /**
          * The result as named numbers, in the order {@code cask gc --json} prints them (seconds
          * rounded to milliseconds): what the command prints and what a server's control socket
@@ -92,6 +100,10 @@ public final class GarbageCollector {
             m.put("packs_damaged", compacted.packsDamaged());
             m.put("packs_punched", compacted.packsPunched());
             m.put("bytes_punched", compacted.bytesPunched());
+            m.put("packs_recompressed", recompressed.packsRead());
+            m.put("chunks_recompressed", recompressed.chunks());
+            m.put("recompress_bytes_before", recompressed.bytesBefore());
+            m.put("recompress_bytes_after", recompressed.bytesAfter());
             m.put("seconds", millis(seconds));
             m.put("wait_seconds", millis(phases.waitSeconds()));
             m.put("mark_seconds", millis(phases.markSeconds()));
@@ -137,6 +149,17 @@ public final class GarbageCollector {
     /** Packs with at least this share of garbage are rewritten after the sweep; above 1: no compaction. */
     public GarbageCollector compactThreshold(double t) {
         this.compactThreshold = t;
+        return this;
+    }
+
+    private boolean recompress;
+
+    /**
+     * After compaction, also recompresses the cold packs (sealed packs no recompression wrote):
+     * look-alike chunks together, at a stronger zstd level ({@code ChunkDeleter.Sweep#recompress}).
+     */
+    public GarbageCollector recompress(boolean r) {
+        this.recompress = r;
         return this;
     }
 
@@ -193,8 +216,10 @@ public final class GarbageCollector {
             long tCompact = System.nanoTime();
             ChunkDeleter.Compacted compacted = compactThreshold > 1 ? ChunkDeleter.Compacted.NONE
                     : sweep.compact(compactThreshold, progress, pacer);
+            ChunkDeleter.Recompressed recompressed = recompress ? sweep.recompress(progress, pacer) : ChunkDeleter.Recompressed.NONE;
             sweep.complete(formatOneChunks ? null : memo());
-            return new Result(false, sweep.epoch(), gone != null, byDifference, versions, refs.size(), pointerReads, freed, bytes, compacted, seconds(t0),
+            return new Result(false, sweep.epoch(), gone != null, byDifference, versions, refs.size(), pointerReads, freed, bytes, compacted,
+                    recompressed, seconds(t0),
                     new Phases((tMark - t0) / 1e9, (tSweep - tMark) / 1e9, (tCompact - tSweep) / 1e9, seconds(tCompact), pacer.restedSeconds()));
         }
     }

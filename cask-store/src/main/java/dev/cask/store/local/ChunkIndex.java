@@ -143,6 +143,7 @@ final class ChunkIndex implements AutoCloseable {
                         + " offset INTEGER NOT NULL, length INTEGER NOT NULL, slot INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID");
                 st.execute(DAMAGED_TABLE);
                 st.execute(GC_STATE_TABLE);
+                st.execute(RECOMPRESSED_TABLE);
             }
             migrate();
         } catch (SQLException e) {
@@ -166,6 +167,45 @@ final class ChunkIndex implements AutoCloseable {
      */
     static final String GC_STATE_TABLE = "CREATE TABLE IF NOT EXISTS gc_state (one INTEGER PRIMARY KEY CHECK (one = 1),"
             + " epoch INTEGER NOT NULL, memo BLOB NOT NULL, state BLOB NOT NULL)";
+
+    /**
+     * The packs a recompression wrote ({@link Recompressor}): their chunks are already in
+     * look-alike order at the cold level, so the next recompression leaves them. Not part of the
+     * schema number: a cask that does not know it ignores it (and recompresses nothing). A row of
+     * a pack deleted since is harmless: pack numbers are never used twice.
+     */
+    static final String RECOMPRESSED_TABLE = "CREATE TABLE IF NOT EXISTS recompressed (pack INTEGER PRIMARY KEY)";
+
+    /** The packs {@link #markRecompressed} recorded. */
+    java.util.Set<Integer> recompressedPacks() {
+        java.util.Set<Integer> out = new java.util.HashSet<>();
+        try (Connection c = connect(); Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT pack FROM recompressed")) {
+            while (rs.next()) out.add(rs.getInt(1));
+        } catch (SQLException e) {
+            throw error("reading the recompressed packs", e);
+        }
+        return out;
+    }
+
+    /** Records that a recompression wrote {@code packs} (durable when it returns). */
+    synchronized void markRecompressed(java.util.Collection<Integer> packs) {
+        if (packs.isEmpty()) return;
+        try (Statement st = writer.createStatement()) {
+            st.execute("BEGIN IMMEDIATE");
+            try (PreparedStatement in = writer.prepareStatement("INSERT OR IGNORE INTO recompressed (pack) VALUES (?)")) {
+                for (int p : packs) {
+                    in.setInt(1, p);
+                    in.executeUpdate();
+                }
+                st.execute("COMMIT");
+            } catch (SQLException e) {
+                rollback(st, e);
+                throw e;
+            }
+        } catch (SQLException e) {
+            throw error("recording recompressed packs " + packs, e);
+        }
+    }
 
     /**
      * Brings an index of schema 1 (no slot column), 2 (no epochs), 3 (no recent table) or 4 (no

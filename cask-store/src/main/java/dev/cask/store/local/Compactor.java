@@ -283,7 +283,7 @@ final class Compactor {
         return lock(store, p);
     }
 
-    private static FileChannel lock(LocalChunkStore store, int p) {
+    static FileChannel lock(LocalChunkStore store, int p) {
         FileChannel ch = null;
         try {
             ch = FileChannel.open(store.packPath(p), StandardOpenOption.READ, StandardOpenOption.WRITE);

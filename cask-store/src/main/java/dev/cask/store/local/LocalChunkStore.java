@@ -813,6 +813,11 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * switches the index, then calls {@link #releaseSealed}. Pending chunks are synced first.
      */
     synchronized Map<ChunkId, ChunkLocation> appendCopies(List<ChunkId> ids, List<byte[]> plains) {
+        return appendCopies(ids, plains, encoder);
+    }
+
+    /** As {@link #appendCopies(List, List)}, encoded by {@code encoder} (a recompression's, at its level). */
+    synchronized Map<ChunkId, ChunkLocation> appendCopies(List<ChunkId> ids, List<byte[]> plains, PackEncoder encoder) {
         checkOpen();
         sync();
         Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
@@ -851,6 +856,29 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         packSynced = packFlushed;
         unsyncedPacks.clear();
         return out;
+    }
+
+    /**
+     * Indexes what is pending, then seals this process's open pack, if any, and lets go of it: the
+     * next append opens a new pack. A recompression calls it before its first copy and after its
+     * index switch, so its copies fill packs of their own ({@link Recompressor}).
+     */
+    synchronized void sealOpenPack() {
+        checkOpen();
+        sync();
+        if (packChannel != null) {
+            try {
+                sealPack();
+            } catch (IOException e) {
+                throw new CaskException.Io("store " + dir + ": sealing pack " + packId + " failed: " + e.getMessage(), e);
+            }
+        }
+        releaseSealed(); // sync indexed every chunk appended before it
+    }
+
+    /** zstd level of single records and plain bytes per segment (a recompression's encoder keeps the first). */
+    Options options() {
+        return options;
     }
 
     /** Flushes the write buffer into the open pack, if any, and fsyncs it; a failed fsync poisons the store. Caller holds "this". */

@@ -6,6 +6,7 @@ import dev.cask.common.Pacer;
 import dev.cask.store.ChunkDeleter;
 import dev.cask.store.ChunkDeleter.Compacted;
 import dev.cask.store.ChunkDeleter.Deleted;
+import dev.cask.store.ChunkDeleter.Recompressed;
 import dev.cask.store.ChunkId;
 
 import java.nio.channels.FileChannel;
@@ -360,6 +361,12 @@ final class LocalSweep implements ChunkDeleter.Sweep {
         Compactor.Result r = new Compactor(store, pacer).run(threshold, progress, survey);
         return new Compacted(r.packsRewritten(), r.packsDeleted(), r.chunksCopied(), r.bytesBefore(), r.bytesAfter(), r.packsDamaged(),
                 holes.packs(), holes.bytesPunched());
+    }
+
+    @Override
+    public Recompressed recompress(dev.cask.common.Progress progress, Pacer pacer) {
+        Recompressor.Result r = new Recompressor(store, pacer).run(progress);
+        return new Recompressed(r.packsRead(), r.packsWritten(), r.chunks(), r.bytesBefore(), r.bytesAfter());
     }
 
     @Override
