@@ -71,7 +71,7 @@ final class Cli {
         List<String> cmd = new ArrayList<>(prefix);
         cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED"));
         // tuning knobs a test set for itself (cask.pack.limit, cask.cache.bytes) hold for its children too
-        for (String knob : List.of("cask.pack.limit", "cask.cache.bytes", "cask.gc.rest", "cask.gc.rest.busy", "cask.gc.quantum.ms", "cask.compact.batch", "cask.checkpoint.rest.busy")) {
+        for (String knob : List.of("cask.pack.limit", "cask.cache.bytes", "cask.gc.rest", "cask.gc.rest.busy", "cask.gc.quantum.ms", "cask.compact.batch", "cask.recompress.batch", "cask.checkpoint.rest.busy")) {
             if (System.getProperty(knob) != null) cmd.add("-D" + knob + "=" + System.getProperty(knob));
         }
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));

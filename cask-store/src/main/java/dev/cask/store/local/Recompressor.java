@@ -56,8 +56,8 @@ import java.util.TreeMap;
 final class Recompressor {
     /** zstd level of the new segments (see the class essay of {@link Resemblance}): level 9 saves another 0.6 % for 30 % more time. */
     static final int LEVEL = Integer.getInteger("cask.recompress.level", 6);
-    /** Plain bytes copied per batch: appended, fsynced, then the next. */
-    static final int BATCH_BYTES = 8 << 20;
+    /** Plain bytes copied per batch: appended, fsynced, then the next ({@code -Dcask.recompress.batch}: tests make many). */
+    static final int BATCH_BYTES = Math.max(1, Integer.getInteger("cask.recompress.batch", 8 << 20));
     /** Chunks per run at most. */
     static final int MAX_CHUNKS = Integer.getInteger("cask.recompress.max-chunks", 1 << 20);
     /** Chunks asked for per {@code getAll}. */
