@@ -75,9 +75,10 @@ class GcPowerCutTest {
             Path root = Path.of(args[0]);
             double threshold = Double.parseDouble(args[1]);
             System.setProperty("cask.gc.punch", args[2]);
+            boolean recompress = args.length > 3 && Boolean.parseBoolean(args[3]);
             try (Images images = LocalImages.open(root, options())) {
                 PowerCut.say("phase begin " + PowerCut.ops());
-                GarbageCollector.Result r = images.collector().compactThreshold(threshold).run(false, m -> {}, new Progress() {
+                GarbageCollector.Result r = images.collector().compactThreshold(threshold).recompress(recompress).run(false, m -> {}, new Progress() {
                     @Override
                     public void start(String label, long total) {
                         PowerCut.say("phase " + label + " " + PowerCut.ops());
@@ -91,7 +92,7 @@ class GcPowerCutTest {
                 });
                 PowerCut.say("phase done " + PowerCut.ops());
                 PowerCut.say("result " + r.chunksFreed() + " " + r.compacted().packsRewritten() + " " + r.compacted().packsDeleted()
-                        + " " + r.compacted().chunksCopied() + " " + r.compacted().packsPunched());
+                        + " " + r.compacted().chunksCopied() + " " + r.compacted().packsPunched() + " " + r.recompressed().packsRead());
             }
         }
     }
@@ -324,6 +325,76 @@ class GcPowerCutTest {
         }
     }
 
+    /**
+     * Recompression ({@code gc --recompress}, no compaction): cuts at random in it, and right after
+     * each kind of its durable steps (copies fsynced, an index commit, an old pack's unlink, the
+     * pack directory's fsync); every version exports exactly after the reboot, check is clean, and
+     * the next recompressing gc completes.
+     */
+    @Test
+    void aPowerCutDuringRecompressionLosesNoVersion() throws Exception {
+        int perPhase = Integer.getInteger("cask.gcpowercut.points", 30);
+        long seed = Long.getLong("cask.seed", new Random().nextLong());
+        String at = "seed=" + seed + " recompressing (replay with -Dcask.seed=" + seed + ")";
+        Random rnd = new Random(seed);
+        Path scratch = PowerCut.scratch(tmp);
+        try {
+            Path base = scratch.resolve("base");
+            Map<String, byte[]> kept = build(base, seed);
+            Files.deleteIfExists(base.resolve("gc.lock"));
+            String[] args = {null, "2", "false", "true"}; // threshold above 1: no compaction, the recompression alone
+            Path countRoot = Files.createDirectories(scratch.resolve("count/store")).toRealPath();
+            copyTree(base, countRoot);
+            args[0] = countRoot.toString();
+            PowerCut.Run count = PowerCut.run(countRoot, scratch.resolve("count/out"), new PowerCut.Options(seed, "*=0", "", false, false, 0),
+                    Map.of("CASK_POWERCUT_LOG", "1"), Workload.class, args);
+            List<Op> log = readLog(scratch.resolve("count/out/log"));
+            Map<String, Long> ph = phases(count);
+            long from = ph.get("recompress"), done = ph.get("done");
+            String packs = count.lines("result").getFirst()[6];
+            PowerCut.delete(scratch.resolve("count"));
+            assertTrue(Long.parseLong(packs) >= 5 && done - from >= 20, at + ": " + packs + " packs recompressed, phases " + ph);
+            java.util.TreeSet<Long> picks = new java.util.TreeSet<>();
+            pickIn(rnd, picks, from + 1, done + 1, perPhase);
+            Map<String, List<Long>> steps = new TreeMap<>();
+            for (Op o : log) {
+                if (o.n() <= from || o.n() > done) continue;
+                boolean pack = o.path().matches("packs/\\d{8}\\.pack");
+                String kind = null;
+                if (pack && (o.operation().equals("fdatasync") || o.operation().equals("fsync"))) kind = "after copies fsynced";
+                else if (o.path().equals("index.db-wal") && o.operation().startsWith("fsync")) kind = "after an index commit";
+                else if (pack && o.operation().equals("unlink")) kind = "after an old pack's unlink";
+                else if (o.path().equals("packs") && o.operation().startsWith("fsync")) kind = "after the pack directory's fsync";
+                if (kind != null) steps.computeIfAbsent(kind, k -> new ArrayList<>()).add(o.n() + 1);
+            }
+            assertEquals(List.of("after an index commit", "after an old pack's unlink", "after copies fsynced", "after the pack directory's fsync"),
+                    List.copyOf(steps.keySet()), at + ": the recompression's steps");
+            for (List<Long> l : steps.values()) {
+                java.util.Collections.shuffle(l, rnd);
+                picks.addAll(l.subList(0, Math.min(l.size(), Math.max(6, perPhase / 5))));
+            }
+            Path root = Files.createDirectories(scratch.resolve("store")).toRealPath();
+            copyTree(base, root);
+            args[0] = root.toString();
+            PowerCut.Run run = PowerCut.run(root, scratch.resolve("out"), new PowerCut.Options(seed, "*=0",
+                    "op=" + String.join(",", picks.stream().map(String::valueOf).toList()), false, true, 100_000), Map.of(), Workload.class, args);
+            assertEquals(ph, phases(run), at + ": the second run's phases moved (the workload is not deterministic)");
+            int checked = 0;
+            for (PowerCut.Point p : run.points()) {
+                if (p.op() <= from) continue;
+                String where = at + " point " + p.op() + " (" + p.operation() + " " + p.path() + ")";
+                PowerCut.keepOnFailure(p.image(), () -> check(p.image(), kept, where, true));
+                PowerCut.delete(p.image());
+                checked++;
+            }
+            assertTrue(checked >= perPhase, at + ": " + checked + " points in the recompression");
+            check(run.finalImage(), kept, at + " after the gc ended", true);
+            System.out.println("GcPowerCutTest " + at + ": " + packs + " packs recompressed, " + checked + " points checked");
+        } finally {
+            PowerCut.delete(scratch);
+        }
+    }
+
     private static void pickIn(Random rnd, java.util.TreeSet<Long> picks, long from, long to, int n) {
         List<Long> all = new ArrayList<>();
         for (long i = from; i < to; i++) all.add(i);
@@ -336,11 +407,16 @@ class GcPowerCutTest {
      * problem, the next gc completes, and after it the same again.
      */
     static void check(Path image, Map<String, byte[]> kept, String at) {
+        check(image, kept, at, false);
+    }
+
+    /** As {@link #check(Path, Map, String)}; with {@code recompress}, the next gc recompresses too. */
+    static void check(Path image, Map<String, byte[]> kept, String at, boolean recompress) {
         try (Images images = LocalImages.open(image, options())) {
             assertEquals(new TreeSet<>(kept.keySet()), refs(images), at + ": the versions after the reboot");
             exportAll(images, kept, at);
             assertEquals(List.of(), problems(images), at + ": check --deep after the reboot");
-            GarbageCollector.Result r = images.collector().compactThreshold(0.05).run(false, m -> {}, Progress.NONE);
+            GarbageCollector.Result r = images.collector().compactThreshold(0.05).recompress(recompress).run(false, m -> {}, Progress.NONE);
             exportAll(images, kept, at + ", after the next gc (" + r + ")");
             assertEquals(List.of(), problems(images), at + ": check --deep after the next gc");
         } catch (dev.cask.common.CaskException e) {
