@@ -120,6 +120,7 @@ class GcConcurrencyTest {
         final AtomicInteger gcs = new AtomicInteger();
         final AtomicLong freed = new AtomicLong();
         final AtomicLong rewritten = new AtomicLong();
+        final AtomicLong recompressed = new AtomicLong();
 
         Shared(Images images) {
             this.images = images;
@@ -262,11 +263,14 @@ class GcConcurrencyTest {
             Thread gc = s.start("gc", () -> {
                 Random pause = new Random(seed);
                 while (!s.stop.get()) {
+                    // every other run also recompresses (gc --recompress): packs the volume and the imports
+                    // are still filling and reading are rewritten under them
                     GarbageCollector.Result r = images.collector().compactThreshold(threshold).beforeSweep(() -> slowSweep(pause))
-                            .run(false, m -> {}, Progress.NONE);
+                            .recompress(s.gcs.get() % 2 == 1).run(false, m -> {}, Progress.NONE);
                     s.gcs.incrementAndGet();
                     s.freed.addAndGet(r.chunksFreed());
                     s.rewritten.addAndGet(r.compacted().packsRewritten() + r.compacted().packsDeleted());
+                    s.recompressed.addAndGet(r.recompressed().packsRead());
                 }
             });
             long importSeed = rnd.nextLong();
@@ -280,9 +284,10 @@ class GcConcurrencyTest {
             for (Thread t : List.of(importer, reader, gc)) t.join(TimeUnit.MINUTES.toMillis(2));
             if (s.failed.get() != null) throw new AssertionError(at + ": " + s.failed.get().getMessage(), s.failed.get());
             System.out.println("GcConcurrencyTest one process " + at + ": threshold " + threshold + ", " + s.gcs + " gcs freed " + s.freed
-                    + " chunks and rewrote or deleted " + s.rewritten + " packs while " + s.reads + " exports read; "
+                    + " chunks and rewrote or deleted " + s.rewritten + " packs (recompressed " + s.recompressed + ") while " + s.reads + " exports read; "
                     + s.kept.size() + " versions kept, " + (System.nanoTime() - t0) / 1_000_000 + " ms");
             assertTrue(s.gcs.get() >= GC_RUNS, at + ": only " + s.gcs + " gc runs overlapped the writers");
+            assertTrue(s.recompressed.get() > 0, at + ": the recompressing runs rewrote no pack");
             verifyEverything(s, at + ": after the run");
             images.collector().compactThreshold(0.0).run(false, m -> {}, Progress.NONE);
             verifyEverything(s, at + ": after a last gc");

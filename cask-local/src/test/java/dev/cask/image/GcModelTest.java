@@ -130,6 +130,7 @@ class GcModelTest {
         long freed;
         long packsRewritten;
         long packsDeleted;
+        long recompressed;
         int exports;
 
         Run(long seed, Path tmp) {
@@ -177,7 +178,7 @@ class GcModelTest {
                 if (gcs >= 3) assertTrue(incremental > 0, gcs + " gcs, none incremental");
                 if (gcs >= 6) assertTrue(byDifference > 0, gcs + " gcs, none marked by difference");
                 System.out.println("GcModelTest seed " + seed + ": " + steps + " steps, " + gcs + " gcs (" + incremental + " incremental, " + byDifference + " marked by difference) freed " + freed + " chunks, "
-                        + packsRewritten + " packs rewritten, " + packsDeleted + " deleted whole, " + exports + " exports checked");
+                        + packsRewritten + " packs rewritten, " + packsDeleted + " deleted whole, " + recompressed + " recompressed, " + exports + " exports checked");
                 if (Boolean.getBoolean("cask.gcmodel.print")) System.out.println("operations:\n  " + String.join("\n  ", ops));
             } catch (Throwable t) {
                 throw new AssertionError("GcModelTest seed=" + seed + " (replay with -Dcask.seed=" + seed + "; " + knobs + ") failed at: "
@@ -665,13 +666,17 @@ class GcModelTest {
                 dry = images.collector().run(true, m -> {}, Progress.NONE);
                 assertEquals(chunks, LocalImages.store(images).chunkCount(), "a dry run changed the index");
             }
-            GarbageCollector.Result r = images.collector().compactThreshold(threshold).run(false, m -> {}, Progress.NONE);
+            // a third of the gcs also recompress (their own draw: the seed's operations stay what they were)
+            boolean recompress = new Random(seed ^ 0x7265636fL ^ gcs).nextInt(3) == 0;
+            GarbageCollector.Result r = images.collector().compactThreshold(threshold).recompress(recompress).run(false, m -> {}, Progress.NONE);
             gcs++;
+            if (recompress) recompressed += r.recompressed().packsRead();
             freed += r.chunksFreed();
             packsRewritten += r.compacted().packsRewritten();
             packsDeleted += r.compacted().packsDeleted();
             ops.add("    (freed " + r.chunksFreed() + " chunks, " + r.compacted().packsRewritten() + " packs rewritten, "
-                    + r.compacted().packsDeleted() + " deleted, " + r.compacted().chunksCopied() + " chunks copied)");
+                    + r.compacted().packsDeleted() + " deleted, " + r.compacted().chunksCopied() + " chunks copied"
+                    + (recompress ? ", " + r.recompressed().packsRead() + " packs recompressed" : "") + ")");
             assertEquals(0, r.compacted().packsDamaged(), r.toString());
             assertEquals(chunks - r.chunksFreed(), LocalImages.store(images).chunkCount(), r.toString());
             if (dry != null) assertEquals(dry.chunksFreed(), r.chunksFreed(), "the dry run said " + dry + ", the gc did " + r);
