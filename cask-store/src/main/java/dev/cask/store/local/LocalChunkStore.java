@@ -813,11 +813,6 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * switches the index, then calls {@link #releaseSealed}. Pending chunks are synced first.
      */
     synchronized Map<ChunkId, ChunkLocation> appendCopies(List<ChunkId> ids, List<byte[]> plains) {
-        return appendCopies(ids, plains, encoder);
-    }
-
-    /** As {@link #appendCopies(List, List)}, encoded by {@code encoder} (a recompression's, at its level). */
-    synchronized Map<ChunkId, ChunkLocation> appendCopies(List<ChunkId> ids, List<byte[]> plains, PackEncoder encoder) {
         checkOpen();
         sync();
         Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
@@ -876,7 +871,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         releaseSealed(); // sync indexed every chunk appended before it
     }
 
-    /** zstd level of single records and plain bytes per segment (a recompression's encoder keeps the first). */
+    /** The store's tuning (a recompression's encoder keeps its single records' zstd level). */
     Options options() {
         return options;
     }

@@ -56,10 +56,14 @@ import java.util.TreeMap;
 final class Recompressor {
     /** zstd level of the new segments (see the class essay of {@link Resemblance}): level 9 saves another 0.6 % for 30 % more time. */
     static final int LEVEL = Integer.getInteger("cask.recompress.level", 6);
+    /** Plain bytes per new segment. */
+    static final int SEGMENT_BYTES = Integer.getInteger("cask.recompress.segment-bytes", 1 << 20);
     /** Plain bytes copied per batch: appended, fsynced, then the next ({@code -Dcask.recompress.batch}: tests make many). */
     static final int BATCH_BYTES = Math.max(1, Integer.getInteger("cask.recompress.batch", 8 << 20));
     /** Chunks per run at most. */
     static final int MAX_CHUNKS = Integer.getInteger("cask.recompress.max-chunks", 1 << 20);
+    /** Threads compressing the new segments (the run's own thread reads, appends and switches). */
+    static final int THREADS = Math.max(1, Runtime.getRuntime().availableProcessors());
     /** Chunks asked for per {@code getAll}. */
     private static final int READ_AHEAD = 256;
 
@@ -132,6 +136,20 @@ final class Recompressor {
         // (3) copies, in that order, into packs of their own
         PackEncoder encoder = new PackEncoder(store.options().zstdLevel(), LEVEL);
         store.sealOpenPack();
+        java.util.concurrent.ExecutorService workers = java.util.concurrent.Executors.newFixedThreadPool(THREADS, r -> {
+            Thread t = new Thread(r, "cask-recompress");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            return copyAndSwitch(packs, found, ids, order, encoder, workers, before, progress);
+        } finally {
+            workers.shutdownNow();
+        }
+    }
+
+    private Result copyAndSwitch(List<Integer> packs, Map<Integer, Map<ChunkId, ChunkLocation>> found, List<ChunkId> ids, int[] order,
+                                 PackEncoder encoder, java.util.concurrent.ExecutorService workers, long before, Progress progress) {
         Map<ChunkId, ChunkLocation> moved = new HashMap<>();
         long after = 0;
         Set<Long> units = new HashSet<>();
@@ -154,7 +172,7 @@ final class Recompressor {
                 }
                 from = to;
             }
-            Map<ChunkId, ChunkLocation> copies = store.appendCopies(batch, plains, encoder); // fsynced when it returns
+            Map<ChunkId, ChunkLocation> copies = store.appendVerbatim(encode(batch, plains, encoder, workers)); // fsynced when it returns
             for (ChunkLocation l : copies.values()) {
                 written.add(l.pack());
                 if (!l.inSegment() || units.add(l.unit())) after += l.length();
@@ -172,6 +190,65 @@ final class Recompressor {
         store.index().markRecompressed(written);
         progress.done();
         return new Result(packs.size(), written.size(), ids.size(), before, after);
+    }
+
+    /**
+     * The records and segments of one batch, in its order: runs of equal-length chunks, up to
+     * {@link #SEGMENT_BYTES} each, as segments where that pays, else as single records (as
+     * {@code LocalChunkStore.appendCopies} cuts them), compressed on {@code workers} in parallel.
+     */
+    private static List<LocalChunkStore.Verbatim> encode(List<ChunkId> ids, List<byte[]> plains, PackEncoder encoder,
+                                                         java.util.concurrent.ExecutorService workers) {
+        List<java.util.concurrent.Future<List<LocalChunkStore.Verbatim>>> runs = new ArrayList<>();
+        for (int i = 0; i < ids.size(); ) {
+            int len = plains.get(i).length;
+            int per = len == 0 ? 1 : Math.max(1, Math.min(PackFormat.MAX_SEGMENT_CHUNKS, SEGMENT_BYTES / len));
+            int j = i;
+            while (j < ids.size() && j - i < per && plains.get(j).length == len) j++;
+            List<ChunkId> runIds = ids.subList(i, j);
+            List<byte[]> runPlains = plains.subList(i, j);
+            runs.add(workers.submit(() -> encodeRun(runIds, runPlains, len, encoder)));
+            i = j;
+        }
+        List<LocalChunkStore.Verbatim> out = new ArrayList<>();
+        for (var f : runs) {
+            try {
+                out.addAll(f.get());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CaskException.Io("recompression interrupted", e);
+            } catch (java.util.concurrent.ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException r) throw r;
+                throw new CaskException.Io("recompression failed: " + e.getCause(), e.getCause());
+            }
+        }
+        return out;
+    }
+
+    private static List<LocalChunkStore.Verbatim> encodeRun(List<ChunkId> ids, List<byte[]> plains, int len, PackEncoder encoder) {
+        int n = ids.size();
+        PackEncoder.Run run = null; // a run of one: its record compressed alone
+        if (n >= 2) {
+            ChunkId[] gids = ids.toArray(ChunkId[]::new);
+            byte[] data = new byte[n * len];
+            int[] offs = new int[n];
+            for (int k = 0; k < n; k++) {
+                offs[k] = k * len;
+                System.arraycopy(plains.get(k), 0, data, k * len, len);
+            }
+            run = encoder.segment(gids, data, offs, len);
+            if (run.segment() != null) {
+                int[] slots = new int[n];
+                for (int k = 0; k < n; k++) slots[k] = k;
+                return List.of(new LocalChunkStore.Verbatim(run.segment(), gids, slots));
+            }
+        }
+        List<LocalChunkStore.Verbatim> out = new ArrayList<>(n);
+        for (int k = 0; k < n; k++) {
+            byte[] r = run == null ? encoder.record(ids.get(k), plains.get(k), 0, len) : encoder.record(run, ids.get(k), plains.get(k), 0, len);
+            out.add(new LocalChunkStore.Verbatim(r, new ChunkId[]{ids.get(k)}, new int[]{-1}));
+        }
+        return out;
     }
 
     private void switchAndDelete(int p, Map<ChunkId, ChunkLocation> entries, Map<ChunkId, ChunkLocation> moved) {
