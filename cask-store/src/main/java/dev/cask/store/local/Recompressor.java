@@ -21,11 +21,24 @@ import java.util.TreeMap;
 /**
  * Recompression of cold packs ({@code cask gc --recompress}): the live chunks of every sealed pack
  * that no recompression wrote are copied into new packs in {@link Resemblance} order (chunks that
- * look alike next to each other), as segments of up to 1 MiB at zstd level {@link #LEVEL}, and the
- * old packs are deleted. The write path cannot afford either (it stores what a VM or an import
- * hands it, in that order, at level 1 or 3, while someone waits); a cold pack's chunks are read
- * rarely and stay, so the store can spend the CPU once. On the four fixture images the store goes
- * from 208 MiB to about 180 (see {@link Resemblance} for the measurements behind it).
+ * look alike next to each other), as segments of up to {@link #SEGMENT_BYTES} at zstd level
+ * {@link #LEVEL}, and the old packs are deleted. The write path cannot afford either (it stores
+ * what a VM or an import hands it, in that order, at level 1 or 3, while someone waits); a cold
+ * pack's chunks are read rarely and stay, so the store can spend the CPU once.
+ *
+ * <p><b>Segment size and level</b> trade space against random reads. A random 4 KiB read of a
+ * chunk whose segment is not in the plain cache decompresses the whole segment, and an image's
+ * chunks now share segments with their look-alikes from other images, so the segments covering
+ * one image hold more bytes than the image. zstd -b on the unique blocks of the four fixture
+ * images in this order (472 MiB; the store adds ~11 MB of framing and pointer chunks):
+ * 1 MiB at level 6 180.0 MB, 256 KiB at level 9 183.2, 128 KiB at level 14 180.1, 96 KiB at level
+ * 14 181.9, 64 KiB at level 14 185.4 (level 14 compresses at ~12 MB/s per core, 6 at ~120).
+ * Random 4K reads (QD32) of bookworm-server's data from the recompressed store against qemu-nbd,
+ * with the plain cache at its default (an eighth of a server's 2 GiB heap, less than the
+ * segments covering that image): 1 MiB at level 6 0.16 x, 256 KiB at 9 0.32 x, 128 KiB at 14
+ * 0.66 x, 64 KiB at 14 0.87 x; with a 512 MiB plain cache, 64 KiB at 14, 1.07-1.10 x. 96 KiB at
+ * level 14: the store at ~0.70 x casync's (the speed issue's 0.72 x with room) and reads between
+ * those of 64 and 128 KiB (bench/recompress-bench.sh).
  *
  * <p><b>Crash order</b>, as {@link Compactor}'s: (1) the packs are locked (the same test: sealed,
  * not this process's, no writer), their entries read in one scan; (2) each live chunk is read
@@ -54,10 +67,10 @@ import java.util.TreeMap;
  * order, so a segment may be decompressed for several batches.
  */
 final class Recompressor {
-    /** zstd level of the new segments (see the class essay of {@link Resemblance}): level 9 saves another 0.6 % for 30 % more time. */
-    static final int LEVEL = Integer.getInteger("cask.recompress.level", 6);
-    /** Plain bytes per new segment. */
-    static final int SEGMENT_BYTES = Integer.getInteger("cask.recompress.segment-bytes", 1 << 20);
+    /** zstd level of the new segments (see the class essay; {@code -Dcask.recompress.level}). */
+    static final int LEVEL = Integer.getInteger("cask.recompress.level", 14);
+    /** Plain bytes per new segment at most (see the class essay; {@code -Dcask.recompress.segment-bytes}). */
+    static final int SEGMENT_BYTES = Integer.getInteger("cask.recompress.segment-bytes", 96 << 10);
     /** Plain bytes copied per batch: appended, fsynced, then the next ({@code -Dcask.recompress.batch}: tests make many). */
     static final int BATCH_BYTES = Math.max(1, Integer.getInteger("cask.recompress.batch", 8 << 20));
     /** Chunks per run at most. */
