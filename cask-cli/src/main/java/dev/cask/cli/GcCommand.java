@@ -54,6 +54,9 @@ final class GcCommand extends Common implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (recompress && main.choice() instanceof StoreChoice.Shared) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--recompress works on a local store only (this store is " + main.choice().name() + ")");
+        }
         Map<String, Object> m = null;
         if (!inProcess && !recompress) {
             try {

@@ -110,6 +110,14 @@ class RecompressTest {
         assertEquals(storedAfter, json(cli.run("stats", "--json")).get("stored_bytes").asLong());
     }
 
+    @Test
+    void aSharedStoreIsAUsageErrorBeforeAnythingRuns() {
+        Cli shared = new Cli(java.util.List.of("--store", "s3://bucket/prefix", "--catalog", "postgresql://127.0.0.1:1/nothing"), Map.of());
+        Cli.Result r = shared.run("gc", "--recompress");
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("--recompress works on a local store only (this store is s3://bucket/prefix)"), r.err());
+    }
+
     /** Small packs and batches (here and in the child processes), so that a run has many steps for the kills to land in. */
     @Test
     void killNineAtRandomPointsThenCheckIsCleanAndTheNextRunCompletes() throws Exception {
