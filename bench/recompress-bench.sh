@@ -47,6 +47,7 @@ trap cleanup EXIT
 
 echo "== cask gc --recompress: space and reads, $(date -Is), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) =="
 "$here/bench/page-cache-note.sh"
+[ -n "${CASK_JAVA_OPTS:-}" ] && echo "CASK_JAVA_OPTS=$CASK_JAVA_OPTS (every cask process, the servers included)"
 echo "cask $(git -C "$here" log --oneline -1 | cut -c1-70)$( [ -n "$(git -C "$here" status --porcelain --untracked-files=no)" ] && echo ' (+ uncommitted changes)'); $(qemu-nbd --version | head -1); $(fio --version); $(casync --version 2>&1 | head -1)"
 for i in "${IMAGES[@]}"; do cat "$FIX/$i.raw" >/dev/null; done
 

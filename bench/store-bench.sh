@@ -13,9 +13,11 @@
 #   1. space   cask store after importing the four images into one fresh store (du -sb of the store
 #              dir, of its packs dir, and `stats` stored_bytes) vs du -sb of the repo/store of
 #              borg (default chunker), borg (buzhash,10,16,12,4095), restic, casync (store + .caibx).
-#              Target (the issue's): stats stored_bytes <= 0.8 x min(peers); the two du figures are information.
+#              Target (the issue's first): stats stored_bytes <= 0.8 x min(peers); the two du figures are
+#              information. Then, after the exports, `cask gc --recompress` on that store (timed): the
+#              speed issue's raised target, stats stored_bytes <= 0.72 x min(peers) once compaction ran.
 #   2. import  one `cask import SRC NAME SRC NAME ...` of the four images (JVM start included) vs four
-#              `qemu-img convert -O qcow2`. Target: time ratio <= 1.0. Also timed, for information:
+#              `qemu-img convert -O qcow2`. Target (the speed issue's): time ratio <= 2.0. Also timed, for information:
 #              four `cask import` commands, one per image (four JVM starts).
 #   3. export  one `cask export NAME out.raw NAME out.raw ...` vs four `qemu-img convert -O raw` of the
 #              qcow2 copies from (2); throughput = logical bytes / time. Target: cask/qemu-img
@@ -215,6 +217,7 @@ export_qemu() { local i; for i in "${IMAGES[@]}"; do q qemu-img convert -f qcow2
 clone_n=0   # a repeated attempt needs a fresh name
 clone_big() { clone_n=$((clone_n + 1)); cask --store "$CSTORE" clone big "big-$clone_n"; }
 clone_small() { clone_n=$((clone_n + 1)); cask --store "$CSTORE" clone small "small-$clone_n"; }
+recompress_cask() { cask --store "$STORE" gc --recompress; }
 
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 reset_peer() { rm -rf "$PEER"; mkdir -p "$PEER"; }
@@ -257,7 +260,16 @@ for rep in $(seq 1 "$RUNS"); do
   rm -rf "$EXC"
   timed reset_exq export_qemu; record qemu_export_s "$T"
   echo "  qemu-img convert -> raw:   $T s"
-  rm -rf "$EXQ" "$QDIR" "$STORE"
+  rm -rf "$EXQ" "$QDIR"
+  # the store once compaction has run with recompression (the speed issue's item 5: the raised space target)
+  cask_timed noop recompress_cask; record cask_recompress_s "$T"
+  record cask_recompressed_bytes "$("$CASK" --store "$STORE" stats --json | py 'import json, sys; print(json.loads(sys.stdin.read())["stored_bytes"])')"
+  echo "  cask gc --recompress: $T s   (stored $(mib "$(tail -n 1 "$DATA" | cut -f2)") MiB)"
+  if [ "$rep" = 1 ]; then
+    for i in "${IMAGES[@]}"; do cask --store "$STORE" export "$i" "$WORK/re.raw"; cmp "$FIX/$i.raw" "$WORK/re.raw" || die "$i after gc --recompress differs from $FIX/$i.raw"; done
+    rm -f "$WORK/re.raw"; echo "  (verified: the four exports after gc --recompress are byte-identical to the source images)"
+  fi
+  rm -rf "$STORE"
 
   # a clone is one JVM start plus a catalog write (~0.5 s, +-0.1 s of noise here): five pairs per
   # run, alternating which goes first, so the median compares like with like
@@ -324,8 +336,12 @@ for key, label, target in (("cask_stored_bytes", "stats stored_bytes", True), ("
     r = med(key) / minpeer
     row(f"{'space:' if target else 'info: space,'} cask {label} vs min(peers) = {best}", f"{med(key) / MiB:.1f} MiB",
         f"{minpeer / MiB:.1f} MiB", f"{r:.3f}", "<= 0.80" if target else "", (r <= 0.80) if target else None)
+r = med("cask_recompressed_bytes") / minpeer
+row(f"space after gc --recompress: stats stored_bytes vs {best}", f"{med('cask_recompressed_bytes') / MiB:.1f} MiB",
+    f"{minpeer / MiB:.1f} MiB", f"{r:.3f}", "<= 0.72", r <= 0.72)
+row("   (gc --recompress wall time, JVM start included)", f"{med('cask_recompress_s'):.2f} s", "", "", "", None)
 ci, qi = med("cask_import_s"), med("qemu_import_s")
-row("import 4 images: one cask import vs qemu-img -> qcow2", f"{ci:.2f} s", f"{qi:.2f} s", f"{ci / qi:.3f}", "<= 1.00", ci / qi <= 1.0)
+row("import 4 images: one cask import vs qemu-img -> qcow2", f"{ci:.2f} s", f"{qi:.2f} s", f"{ci / qi:.3f}", "<= 2.00", ci / qi <= 2.0)
 ce, qe = med("cask_export_s"), med("qemu_export_s")
 tc, tq = logical / ce / MiB, logical / qe / MiB
 row("export to raw (logical MiB/s): cask vs qemu-img", f"{tc:.0f} MiB/s", f"{tq:.0f} MiB/s", f"{tc / tq:.3f}", ">= 1.00", tc / tq >= 1.0)

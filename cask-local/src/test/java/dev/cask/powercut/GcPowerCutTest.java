@@ -267,14 +267,7 @@ class GcPowerCutTest {
             Map<String, List<Long>> steps = new TreeMap<>();
             for (Op o : log) {
                 if (o.n() <= compact || o.n() > done) continue;
-                boolean pack = o.path().matches("packs/\\d{8}\\.pack");
-                String kind = null;
-                if (pack && (o.operation().equals("fdatasync") || o.operation().equals("fsync"))) kind = "after copies fsynced";
-                else if (o.path().equals("index.db-wal") && o.operation().startsWith("fsync")) kind = "after an index commit";
-                else if (pack && o.operation().equals("unlink")) kind = "after an old pack's unlink";
-                else if (o.path().equals("packs") && o.operation().startsWith("fsync")) kind = "after the pack directory's fsync";
-                else if (o.path().matches("packs/\\d{8}\\.holes\\.tmp") && o.operation().startsWith("fsync")) kind = "after a holes file's fsync";
-                else if (o.path().matches("packs/\\d{8}\\.holes(\\.tmp)?") && o.operation().equals("rename")) kind = "after a holes file's rename";
+                String kind = stepKind(o);
                 if (kind != null) steps.computeIfAbsent(kind, k -> new ArrayList<>()).add(o.n() + 1);
             }
             Map<String, Integer> stepPicks = new TreeMap<>();
@@ -359,12 +352,7 @@ class GcPowerCutTest {
             Map<String, List<Long>> steps = new TreeMap<>();
             for (Op o : log) {
                 if (o.n() <= from || o.n() > done) continue;
-                boolean pack = o.path().matches("packs/\\d{8}\\.pack");
-                String kind = null;
-                if (pack && (o.operation().equals("fdatasync") || o.operation().equals("fsync"))) kind = "after copies fsynced";
-                else if (o.path().equals("index.db-wal") && o.operation().startsWith("fsync")) kind = "after an index commit";
-                else if (pack && o.operation().equals("unlink")) kind = "after an old pack's unlink";
-                else if (o.path().equals("packs") && o.operation().startsWith("fsync")) kind = "after the pack directory's fsync";
+                String kind = stepKind(o);
                 if (kind != null) steps.computeIfAbsent(kind, k -> new ArrayList<>()).add(o.n() + 1);
             }
             assertEquals(List.of("after an index commit", "after an old pack's unlink", "after copies fsynced", "after the pack directory's fsync"),
@@ -393,6 +381,18 @@ class GcPowerCutTest {
         } finally {
             PowerCut.delete(scratch);
         }
+    }
+
+    /** Which of compaction's (or a recompression's) durable steps operation {@code o} ends, or null. */
+    static String stepKind(Op o) {
+        boolean pack = o.path().matches("packs/\\d{8}\\.pack");
+        if (pack && (o.operation().equals("fdatasync") || o.operation().equals("fsync"))) return "after copies fsynced";
+        if (o.path().equals("index.db-wal") && o.operation().startsWith("fsync")) return "after an index commit";
+        if (pack && o.operation().equals("unlink")) return "after an old pack's unlink";
+        if (o.path().equals("packs") && o.operation().startsWith("fsync")) return "after the pack directory's fsync";
+        if (o.path().matches("packs/\\d{8}\\.holes\\.tmp") && o.operation().startsWith("fsync")) return "after a holes file's fsync";
+        if (o.path().matches("packs/\\d{8}\\.holes(\\.tmp)?") && o.operation().equals("rename")) return "after a holes file's rename";
+        return null;
     }
 
     private static void pickIn(Random rnd, java.util.TreeSet<Long> picks, long from, long to, int n) {

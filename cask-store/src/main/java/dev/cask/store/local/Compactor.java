@@ -346,6 +346,41 @@ final class Compactor {
         }
     }
 
+    /**
+     * Points the index entries of {@code moves} (chunks of pack {@code p}, each to its copy) that
+     * still point into {@code p} at the copies: in key order, {@link #SWITCH_ROWS} a transaction,
+     * each a narrow range of the index (a batch's entries, spread over the whole key space, dirtied
+     * most of the index's pages per transaction), with {@code pacer}'s step between transactions
+     * (what is switched is switched, the rest stays in {@code p}). An entry another process healed
+     * meanwhile has left {@code p} by itself; one that still points into {@code p} after its
+     * transaction fails the switch (the pack is then left in place).
+     */
+    static void switchEntries(LocalChunkStore store, Pacer pacer, int p, Map<ChunkId, ChunkLocation> moves) {
+        List<ChunkId> keys = new ArrayList<>(moves.keySet());
+        java.util.Collections.sort(keys);
+        for (int from = 0; from < keys.size(); from += SWITCH_ROWS) {
+            if (from > 0) pacer.step();
+            List<ChunkId> ids = keys.subList(from, Math.min(keys.size(), from + SWITCH_ROWS));
+            Map<ChunkId, ChunkLocation> part = new java.util.LinkedHashMap<>();
+            for (ChunkId id : ids) part.put(id, moves.get(id));
+            int switched = store.index().relocate(part, p);
+            if (switched != part.size() && store.index().locateAll(ids).values().stream().anyMatch(l -> l.pack() == p)) {
+                throw new CaskException.Io("pack " + p + ": " + switched + " of " + part.size()
+                        + " entries switched to their copies; the pack is left in place", null);
+            }
+            store.forget(ids);
+        }
+    }
+
+    /** Deletes pack {@code p}, which no index entry points into any more, with its marker and holes file, then fsyncs the pack directory. */
+    static void deletePack(LocalChunkStore store, int p) throws IOException {
+        Files.delete(store.packPath(p));
+        Files.deleteIfExists(PackRecovery.markerPath(store.packDir(), p));
+        Files.deleteIfExists(PackHoles.path(store.packDir(), p));
+        LocalChunkStore.fsyncDirectory(store.packDir());
+        store.dropPack(p);
+    }
+
     /** What {@link #rewrite} returns for a pack it left because a live chunk in it is damaged. */
     private static final long[] DAMAGED = new long[0];
 
@@ -406,33 +441,12 @@ final class Compactor {
                 }
                 moved.putAll(copies);
             }
-            // the switch, once every live chunk of P has its copy: in key order, SWITCH_ROWS a
-            // transaction, each a narrow range of the index (a batch's entries, spread over the
-            // whole key space, dirtied most of the index's pages per transaction)
-            List<ChunkId> keys = new ArrayList<>(moved.keySet());
-            java.util.Collections.sort(keys);
-            for (int from = 0; from < keys.size(); from += SWITCH_ROWS) {
-                if (from > 0) pacer.step(); // what is switched is switched, the rest stays in P
-                List<ChunkId> ids = keys.subList(from, Math.min(keys.size(), from + SWITCH_ROWS));
-                Map<ChunkId, ChunkLocation> part = new java.util.LinkedHashMap<>();
-                for (ChunkId id : ids) part.put(id, moved.get(id));
-                int switched = store.index().relocate(part, p);
-                // fewer: another process healed some chunk meanwhile (its entry left P by itself);
-                // fine as long as none of the batch's entries still points into P
-                if (switched != part.size() && store.index().locateAll(ids).values().stream().anyMatch(l -> l.pack() == p)) {
-                    throw new CaskException.Io("pack " + p + ": " + switched + " of " + part.size()
-                            + " entries switched to their copies; the pack is left in place", null);
-                }
-                store.forget(ids);
-            }
+            // the switch, once every live chunk of P has its copy
+            switchEntries(store, pacer, p, moved);
             synchronized (store) {
                 store.releaseSealed(); // a copies' pack filled meanwhile: every entry into it is indexed now
             }
-            Files.delete(path);
-            Files.deleteIfExists(PackRecovery.markerPath(store.packDir(), p));
-            Files.deleteIfExists(PackHoles.path(store.packDir(), p));
-            LocalChunkStore.fsyncDirectory(store.packDir());
-            store.dropPack(p);
+            deletePack(store, p);
             return new long[]{entries.size(), bytes[0]};
         } catch (java.nio.file.NoSuchFileException gone) {
             return null;

@@ -265,30 +265,16 @@ final class Recompressor {
     }
 
     private void switchAndDelete(int p, Map<ChunkId, ChunkLocation> entries, Map<ChunkId, ChunkLocation> moved) {
-        List<ChunkId> keys = new ArrayList<>(entries.keySet());
-        java.util.Collections.sort(keys);
-        for (int from = 0; from < keys.size(); from += Compactor.SWITCH_ROWS) {
-            List<ChunkId> part = keys.subList(from, Math.min(keys.size(), from + Compactor.SWITCH_ROWS));
-            Map<ChunkId, ChunkLocation> to = new java.util.LinkedHashMap<>();
-            for (ChunkId id : part) to.put(id, moved.get(id));
-            int switched = store.index().relocate(to, p);
-            if (switched != to.size() && store.index().locateAll(part).values().stream().anyMatch(l -> l.pack() == p)) {
-                throw new CaskException.Io("pack " + p + ": " + switched + " of " + to.size()
-                        + " entries switched to their recompressed copies; the pack is left in place", null);
-            }
-            store.forget(part);
-        }
+        Map<ChunkId, ChunkLocation> moves = new HashMap<>();
+        for (ChunkId id : entries.keySet()) moves.put(id, moved.get(id));
+        Compactor.switchEntries(store, pacer, p, moves);
         try {
-            Files.delete(store.packPath(p));
-            Files.deleteIfExists(PackRecovery.markerPath(store.packDir(), p));
-            Files.deleteIfExists(PackHoles.path(store.packDir(), p));
-            LocalChunkStore.fsyncDirectory(store.packDir());
+            Compactor.deletePack(store, p);
         } catch (java.nio.file.NoSuchFileException gone) {
             // deleted by someone else meanwhile: nothing points into it any more either way
         } catch (IOException e) {
             throw new CaskException.Io("pack " + p + ": deleting it after its recompression failed: " + e.getMessage(), e);
         }
-        store.dropPack(p);
     }
 
     private static void close(FileChannel ch) {
