@@ -56,7 +56,9 @@ import java.util.function.Consumer;
  *
  * <p><b>Space.</b> GC deletes index entries; the pack bytes they pointed at come back when
  * compaction ({@code Compactor}, run after the sweep under the same collection) rewrites the pack. {@link Result#bytesFreed} counts the records (and segments all of
- * whose chunks are now gone) that no entry points at any more.
+ * whose chunks are now gone) that no entry points at any more. With {@link #recompress}, the
+ * store then rewrites its cold packs with look-alike chunks together ({@code Recompressor}), under
+ * the same collection: nothing else moves entries meanwhile.
  *
  * <p><b>Crash.</b> Every step is a transaction on its own: a killed GC leaves some entries deleted
  * (all of them unreachable) and the epoch raised; the next run starts again from (1).

@@ -36,9 +36,10 @@ import java.util.TreeMap;
  * Random 4K reads (QD32) of bookworm-server's data from the recompressed store against qemu-nbd,
  * with the plain cache at its default (an eighth of a server's 2 GiB heap, less than the
  * segments covering that image): 1 MiB at level 6 0.16 x, 256 KiB at 9 0.32 x, 128 KiB at 14
- * 0.66 x, 64 KiB at 14 0.87 x; with a 512 MiB plain cache, 64 KiB at 14, 1.07-1.10 x. 96 KiB at
- * level 14: the store at ~0.70 x casync's (the speed issue's 0.72 x with room) and reads between
- * those of 64 and 128 KiB (bench/recompress-bench.sh).
+ * 0.66 x, 64 KiB at 14 0.87 x (single runs). 96 KiB at level 14, the default: the store at 0.703 x
+ * casync's (the speed issue's 0.72 x with room), random reads 0.71 x (bookworm-server) and 0.82 x
+ * (trixie-minbase) at the default cache, 1.03 x and 1.08 x with a 512 MiB one (medians of 3,
+ * bench/recompress-bench.sh).
  *
  * <p><b>Crash order</b>, as {@link Compactor}'s: (1) the packs are locked (the same test: sealed,
  * not this process's, no writer), their entries read in one scan; (2) each live chunk is read
