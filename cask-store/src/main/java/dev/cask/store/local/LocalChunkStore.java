@@ -808,49 +808,17 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /**
      * Compaction's write ({@link Compactor}): appends copies of the chunks {@code plains} (their
-     * verified plain bytes) to this process's pack, runs of equal length as segments as a put would,
-     * flushes and fsyncs them, and returns their new locations. Nothing is indexed: the caller
+     * verified plain bytes) to this process's pack, runs of equal length as segments as a put would
+     * ({@link PackEncoder#runs}, up to {@link Options#segmentBytes} each), flushes and fsyncs them
+     * ({@link #appendVerbatim}), and returns their new locations. Nothing is indexed: the caller
      * switches the index, then calls {@link #releaseSealed}. Pending chunks are synced first.
      */
     synchronized Map<ChunkId, ChunkLocation> appendCopies(List<ChunkId> ids, List<byte[]> plains) {
         checkOpen();
         sync();
-        Map<ChunkId, ChunkLocation> out = new java.util.LinkedHashMap<>();
-        int i = 0;
-        while (i < ids.size()) {
-            int len = plains.get(i).length;
-            int per = len == 0 ? 1 : Math.max(1, Math.min(PackFormat.MAX_SEGMENT_CHUNKS, options.segmentBytes() / len));
-            int j = i;
-            while (j < ids.size() && j - i < per && plains.get(j).length == len) j++;
-            PackEncoder.Run run = null; // a run of one: its record compressed alone, as a put stores it
-            if (j - i >= 2) {
-                ChunkId[] gids = ids.subList(i, j).toArray(ChunkId[]::new);
-                byte[] data = new byte[(j - i) * len];
-                int[] offs = new int[j - i];
-                for (int k = 0; k < j - i; k++) {
-                    offs[k] = k * len;
-                    System.arraycopy(plains.get(i + k), 0, data, k * len, len);
-                }
-                run = encoder.segment(gids, data, offs, len);
-                byte[] seg = run.segment();
-                if (seg != null) {
-                    long at = append(seg);
-                    for (int k = 0; k < gids.length; k++) out.put(gids[k], new ChunkLocation(packId, at, seg.length, k));
-                    i = j;
-                    continue;
-                }
-            }
-            for (int k = i; k < j; k++) {
-                byte[] r = run == null ? encoder.record(ids.get(k), plains.get(k), 0, len) : encoder.record(run, ids.get(k), plains.get(k), 0, len);
-                long at = append(r);
-                out.put(ids.get(k), new ChunkLocation(packId, at, r.length));
-            }
-            i = j;
-        }
-        flushAndForce();
-        packSynced = packFlushed;
-        unsyncedPacks.clear();
-        return out;
+        List<Verbatim> pieces = new ArrayList<>();
+        for (List<Verbatim> run : encoder.runs(ids, plains, options.segmentBytes(), java.util.function.Supplier::get)) pieces.addAll(run);
+        return appendVerbatim(pieces);
     }
 
     /**

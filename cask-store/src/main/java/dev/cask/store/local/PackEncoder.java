@@ -4,6 +4,12 @@ import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdCompressCtx;
 import dev.cask.common.Pool;
 import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkLocation;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * Chunks into pack records and segments, by the rules of {@code LocalChunkStore}'s "Segments"
@@ -17,8 +23,9 @@ import dev.cask.store.ChunkId;
  *       becomes plain records ({@link Run#plain}), one between the two becomes records compressed
  *       one by one ({@link Run#weak}).
  * </ul>
- * Compression runs in the calling thread (an import's workers compress in parallel). Thread-safe:
- * zstd contexts come from pools.
+ * Compression runs in the calling thread (an import's workers compress in parallel; a
+ * recompression's runs go to a pool through {@link #runs}). Thread-safe: zstd contexts come from
+ * pools.
  */
 public final class PackEncoder {
     private final Pool<ZstdCompressCtx> compressors;
@@ -138,6 +145,56 @@ public final class PackEncoder {
     /** {@link #record(Run, ChunkId, byte[], int, int)} as {@link Encoded} parts. */
     public Encoded encode(Run run, ChunkId id, byte[] data, int off, int len) {
         return run.plain() ? plain(id, data, off, len) : encode(id, data, off, len);
+    }
+
+    /**
+     * Copies of stored chunks ({@code plains}, their verified plain bytes) as pack pieces, for
+     * {@code LocalChunkStore.appendCopies} and {@link Recompressor}: the chunks in their order, cut
+     * into runs of equal length of up to {@code segmentBytes} plain bytes each (at least one chunk,
+     * at most {@link PackFormat#MAX_SEGMENT_CHUNKS}), each run one segment if {@link #segment}
+     * makes one, else its single records (a run of one: its record compressed alone, as a put
+     * stores it). The encoding of each run is handed to {@code schedule} ({@code Supplier::get} to
+     * do it now, or a pool's submit); its answers, in run order.
+     */
+    <T> List<T> runs(List<ChunkId> ids, List<byte[]> plains, int segmentBytes, Function<Supplier<List<LocalChunkStore.Verbatim>>, T> schedule) {
+        List<T> out = new ArrayList<>();
+        for (int i = 0, j; i < ids.size(); i = j) {
+            int len = plains.get(i).length;
+            int per = len == 0 ? 1 : Math.max(1, Math.min(PackFormat.MAX_SEGMENT_CHUNKS, segmentBytes / len));
+            j = i;
+            while (j < ids.size() && j - i < per && plains.get(j).length == len) j++;
+            List<ChunkId> runIds = ids.subList(i, j);
+            List<byte[]> runPlains = plains.subList(i, j);
+            out.add(schedule.apply(() -> encodeRun(runIds, runPlains, len)));
+        }
+        return out;
+    }
+
+    /** One run of {@link #runs}: {@code ids}, each {@code len} bytes, as a segment (slots 0, 1, ...) or single records (slot -1). */
+    private List<LocalChunkStore.Verbatim> encodeRun(List<ChunkId> ids, List<byte[]> plains, int len) {
+        int n = ids.size();
+        Run run = null; // a run of one: its record compressed alone
+        if (n >= 2) {
+            ChunkId[] gids = ids.toArray(ChunkId[]::new);
+            byte[] data = new byte[n * len];
+            int[] offs = new int[n];
+            for (int k = 0; k < n; k++) {
+                offs[k] = k * len;
+                System.arraycopy(plains.get(k), 0, data, k * len, len);
+            }
+            run = segment(gids, data, offs, len);
+            if (run.segment() != null) {
+                int[] slots = new int[n];
+                for (int k = 0; k < n; k++) slots[k] = k;
+                return List.of(new LocalChunkStore.Verbatim(run.segment(), gids, slots));
+            }
+        }
+        List<LocalChunkStore.Verbatim> out = new ArrayList<>(n);
+        for (int k = 0; k < n; k++) {
+            byte[] r = run == null ? record(ids.get(k), plains.get(k), 0, len) : record(run, ids.get(k), plains.get(k), 0, len);
+            out.add(new LocalChunkStore.Verbatim(r, new ChunkId[]{ids.get(k)}, new int[]{ChunkLocation.SINGLE}));
+        }
+        return out;
     }
 
     /** A plain record as {@link Encoded} parts: its body is {@code data} itself. */

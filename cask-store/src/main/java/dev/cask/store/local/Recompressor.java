@@ -208,22 +208,13 @@ final class Recompressor {
 
     /**
      * The records and segments of one batch, in its order: runs of equal-length chunks, up to
-     * {@link #SEGMENT_BYTES} each, as segments where that pays, else as single records (as
-     * {@code LocalChunkStore.appendCopies} cuts them), compressed on {@code workers} in parallel.
+     * {@link #SEGMENT_BYTES} each, as segments where that pays, else as single records
+     * ({@link PackEncoder#runs}, as {@code LocalChunkStore.appendCopies} cuts them), compressed on
+     * {@code workers} in parallel.
      */
     private static List<LocalChunkStore.Verbatim> encode(List<ChunkId> ids, List<byte[]> plains, PackEncoder encoder,
                                                          java.util.concurrent.ExecutorService workers) {
-        List<java.util.concurrent.Future<List<LocalChunkStore.Verbatim>>> runs = new ArrayList<>();
-        for (int i = 0; i < ids.size(); ) {
-            int len = plains.get(i).length;
-            int per = len == 0 ? 1 : Math.max(1, Math.min(PackFormat.MAX_SEGMENT_CHUNKS, SEGMENT_BYTES / len));
-            int j = i;
-            while (j < ids.size() && j - i < per && plains.get(j).length == len) j++;
-            List<ChunkId> runIds = ids.subList(i, j);
-            List<byte[]> runPlains = plains.subList(i, j);
-            runs.add(workers.submit(() -> encodeRun(runIds, runPlains, len, encoder)));
-            i = j;
-        }
+        List<java.util.concurrent.Future<List<LocalChunkStore.Verbatim>>> runs = encoder.runs(ids, plains, SEGMENT_BYTES, run -> workers.submit(run::get));
         List<LocalChunkStore.Verbatim> out = new ArrayList<>();
         for (var f : runs) {
             try {
@@ -235,32 +226,6 @@ final class Recompressor {
                 if (e.getCause() instanceof RuntimeException r) throw r;
                 throw new CaskException.Io("recompression failed: " + e.getCause(), e.getCause());
             }
-        }
-        return out;
-    }
-
-    private static List<LocalChunkStore.Verbatim> encodeRun(List<ChunkId> ids, List<byte[]> plains, int len, PackEncoder encoder) {
-        int n = ids.size();
-        PackEncoder.Run run = null; // a run of one: its record compressed alone
-        if (n >= 2) {
-            ChunkId[] gids = ids.toArray(ChunkId[]::new);
-            byte[] data = new byte[n * len];
-            int[] offs = new int[n];
-            for (int k = 0; k < n; k++) {
-                offs[k] = k * len;
-                System.arraycopy(plains.get(k), 0, data, k * len, len);
-            }
-            run = encoder.segment(gids, data, offs, len);
-            if (run.segment() != null) {
-                int[] slots = new int[n];
-                for (int k = 0; k < n; k++) slots[k] = k;
-                return List.of(new LocalChunkStore.Verbatim(run.segment(), gids, slots));
-            }
-        }
-        List<LocalChunkStore.Verbatim> out = new ArrayList<>(n);
-        for (int k = 0; k < n; k++) {
-            byte[] r = run == null ? encoder.record(ids.get(k), plains.get(k), 0, len) : encoder.record(run, ids.get(k), plains.get(k), 0, len);
-            out.add(new LocalChunkStore.Verbatim(r, new ChunkId[]{ids.get(k)}, new int[]{-1}));
         }
         return out;
     }
