@@ -172,7 +172,7 @@ final class Compactor {
         for (int p : packs) {
             long size;
             try {
-                size = Files.size(store.packPath(p)) - store.punchedBytes(p); // what it occupies: punched stretches hold nothing
+                size = store.occupiedBytes(p); // punched stretches hold nothing
             } catch (IOException e) {
                 continue; // gone meanwhile
             }

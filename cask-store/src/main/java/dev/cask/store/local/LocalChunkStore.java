@@ -1271,12 +1271,17 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         long sum = 0;
         for (int id : packIds()) {
             try {
-                sum += Files.size(packPath(id)) - punchedBytes(id);
+                sum += occupiedBytes(id);
             } catch (IOException e) {
                 // a pack vanished between list and size: count nothing for it
             }
         }
         return sum;
+    }
+
+    /** Bytes pack {@code pack} occupies: its file's size less its punched stretches ({@link #punchedBytes}); an IOException when its size cannot be read. */
+    long occupiedBytes(int pack) throws IOException {
+        return Files.size(packPath(pack)) - punchedBytes(pack);
     }
 
     /** Bytes of pack {@code id} punched out (its holes file, {@link PackHoles}); 0 when it has none or it cannot be read. */

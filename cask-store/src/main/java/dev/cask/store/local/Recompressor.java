@@ -9,7 +9,6 @@ import dev.cask.store.ChunkStore;
 
 import java.io.IOException;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -131,7 +130,7 @@ final class Recompressor {
         long before = 0;
         for (int p : packs) {
             try {
-                before += Files.size(store.packPath(p)) - store.punchedBytes(p);
+                before += store.occupiedBytes(p);
             } catch (IOException e) {
                 throw new CaskException.Io("pack " + p + ": " + e.getMessage(), e);
             }
