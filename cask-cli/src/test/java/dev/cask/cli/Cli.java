@@ -1,5 +1,8 @@
 package dev.cask.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -11,8 +14,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 /**
- * Runs cask command lines against one store, in-process or as a real child process, and runs tools.
+ * Runs cask command lines against one store, in-process or as a real child process, and runs tools;
+ * and the checks tests share on what a command did ({@link #json}, {@link #assertExports}).
  * A store is named by global options ({@code --store PATH}, or a shared store's {@code --store},
  * {@code --catalog} and {@code --state}); child processes get {@code env} added to their environment
  * (a shared store's S3 endpoint and keys).
@@ -52,6 +58,20 @@ final class Cli {
         all.addAll(List.of(args));
         int code = Main.run(all.toArray(String[]::new), new PrintWriter(out, true), new PrintWriter(err, true));
         return new Result(code, out.toString(), err.toString());
+    }
+
+    /** What command {@code r} printed with {@code --json}; fails the test unless it exited 0. */
+    static JsonNode json(Result r) throws IOException {
+        assertEquals(0, r.code(), r.toString());
+        return new ObjectMapper().readTree(r.out());
+    }
+
+    /** Exports image {@code name} next to {@code raw} and fails the test unless it is {@code raw} bit for bit (cmp); the export is deleted after. */
+    void assertExports(String name, Path raw) throws IOException, InterruptedException {
+        Path out = raw.resolveSibling("out-" + name.replace('/', '_') + ".raw");
+        assertEquals(0, run("export", name, out.toString()).code());
+        mustTool("cmp", raw.toString(), out.toString());
+        java.nio.file.Files.delete(out);
     }
 
     /** A real cask process (for stdin/stdout, exit codes and several processes at once). */

@@ -1,7 +1,6 @@
 package dev.cask.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -41,17 +40,6 @@ class GcTest {
         return p;
     }
 
-    private static JsonNode json(Cli.Result r) throws Exception {
-        assertEquals(0, r.code(), r.toString());
-        return new ObjectMapper().readTree(r.out());
-    }
-
-    private void assertExports(Cli cli, String name, Path raw) throws Exception {
-        Path out = dir.resolve("out-" + name.replace('/', '_') + ".raw");
-        assertEquals(0, cli.run("export", name, out.toString()).code());
-        Cli.mustTool("cmp", raw.toString(), out.toString());
-    }
-
     @Test
     void freesWhatRmHeldDryRunChangesNothingAndCheckStaysClean() throws Exception {
         Cli cli = new Cli(store());
@@ -61,26 +49,26 @@ class GcTest {
         assertEquals(0, cli.run("import", b.toString(), "b").code());
         assertEquals(0, cli.run("clone", "a", "a2").code());
         assertEquals(0, cli.run("rm", "b").code());
-        long reclaimable = json(cli.run("check", "--json")).get("reclaimable_bytes").asLong();
-        JsonNode stats = json(cli.run("stats", "--json"));
+        long reclaimable = Cli.json(cli.run("check", "--json")).get("reclaimable_bytes").asLong();
+        JsonNode stats = Cli.json(cli.run("stats", "--json"));
         assertEquals(reclaimable, stats.get("reclaimable_bytes").asLong(), "stats and check agree: " + stats);
         assertEquals(stats.get("stored_bytes").asLong(), stats.get("live_bytes").asLong() + stats.get("reclaimable_bytes").asLong()
                 + 16L * stats.get("packs").asLong(), stats.toString());
         assertTrue(stats.get("live_bytes").asLong() > 2L << 20, "a's 2 MiB of random data and its pointer chunks: " + stats);
-        JsonNode dry = json(cli.run("gc", "--dry-run", "--json"));
+        JsonNode dry = Cli.json(cli.run("gc", "--dry-run", "--json"));
         assertTrue(dry.get("dry_run").asBoolean());
         assertEquals(512 + 5, dry.get("chunks_freed").asLong(), dry.toString()); // b's 512 data chunks, 4 level-1 pointer chunks, its top
-        JsonNode gc = json(cli.run("gc", "--json"));
+        JsonNode gc = Cli.json(cli.run("gc", "--json"));
         assertEquals(dry.get("chunks_freed").asLong(), gc.get("chunks_freed").asLong(), gc.toString());
         assertEquals(reclaimable, gc.get("bytes_freed").asLong(), "what check called reclaimable is what gc freed");
         for (String f : new String[]{"chunks_marked", "chunks_freed", "bytes_freed", "packs_rewritten", "seconds"}) assertTrue(gc.has(f), f);
         assertEquals(0, cli.run("check", "--deep").code());
-        assertExports(cli, "a", a);
-        assertExports(cli, "a2", a);
-        assertEquals(0, json(cli.run("gc", "--json")).get("chunks_freed").asLong());
+        cli.assertExports("a", a);
+        cli.assertExports("a2", a);
+        assertEquals(0, Cli.json(cli.run("gc", "--json")).get("chunks_freed").asLong());
         // b's data can come back
         assertEquals(0, cli.run("import", b.toString(), "b").code());
-        assertExports(cli, "b", b);
+        cli.assertExports("b", b);
         assertEquals(0, cli.run("check", "--deep").code());
     }
 
@@ -183,15 +171,15 @@ class GcTest {
         assertEquals(0, next.code(), "seed " + seed + ": " + next);
         // a killed gc's copies that were never switched to sit in its pack; while that is the highest
         // numbered pack compaction leaves it (pack numbers are never used twice): the gc after next takes it
-        assertEquals(0, json(cli.run("gc", "--json")).get("chunks_freed").asLong());
-        JsonNode last = json(cli.run("gc", "--json"));
+        assertEquals(0, Cli.json(cli.run("gc", "--json")).get("chunks_freed").asLong());
+        JsonNode last = Cli.json(cli.run("gc", "--json"));
         assertEquals(0, last.get("chunks_freed").asLong());
         assertEquals(0, last.get("packs_rewritten").asLong() + last.get("packs_deleted").asLong(), "then nothing is left to compact: " + last);
-        JsonNode stats = json(cli.run("stats", "--json"));
+        JsonNode stats = Cli.json(cli.run("stats", "--json"));
         assertTrue(stats.get("stored_bytes").asLong() <= 1.12 * stats.get("live_bytes").asLong(), "after gc the store is close to its live bytes: " + stats);
         assertEquals(0, cli.run("check", "--deep").code());
-        assertExports(cli, "kept", kept);
-        assertExports(cli, "k9", kept);
-        for (var e : keptToo.entrySet()) assertExports(cli, e.getKey(), e.getValue());
+        cli.assertExports("kept", kept);
+        cli.assertExports("k9", kept);
+        for (var e : keptToo.entrySet()) cli.assertExports(e.getKey(), e.getValue());
     }
 }

@@ -1,7 +1,6 @@
 package dev.cask.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -63,18 +62,6 @@ class RecompressTest {
         return p;
     }
 
-    private static JsonNode json(Cli.Result r) throws Exception {
-        assertEquals(0, r.code(), r.toString());
-        return new ObjectMapper().readTree(r.out());
-    }
-
-    private void assertExports(Cli cli, String name, Path raw) throws Exception {
-        Path out = dir.resolve("out-" + name.replace('/', '_') + ".raw");
-        assertEquals(0, cli.run("export", name, out.toString()).code());
-        Cli.mustTool("cmp", raw.toString(), out.toString());
-        Files.delete(out);
-    }
-
     @Test
     void lookAlikeImagesShrinkAndEveryVersionExportsExactly() throws Exception {
         Cli cli = new Cli(dir.resolve("store"));
@@ -85,9 +72,9 @@ class RecompressTest {
         assertEquals(0, cli.run("import", a.toString(), "team/a").code());
         assertEquals(0, cli.run("import", b.toString(), "team/b").code());
         assertEquals(0, cli.run("import", c.toString(), "team/c").code());
-        long storedBefore = json(cli.run("stats", "--json")).get("stored_bytes").asLong();
+        long storedBefore = Cli.json(cli.run("stats", "--json")).get("stored_bytes").asLong();
 
-        JsonNode r = json(cli.run("gc", "--recompress", "--json"));
+        JsonNode r = Cli.json(cli.run("gc", "--recompress", "--json"));
         assertEquals(r.get("chunks_marked").asLong(), r.get("chunks_recompressed").asLong(), "every chunk of the three images, and their trees': " + r);
         assertTrue(r.get("chunks_marked").asLong() > 3 * 1024, r.toString());
         assertTrue(r.get("packs_recompressed").asLong() >= 3, r.toString());
@@ -95,19 +82,19 @@ class RecompressTest {
         long after = r.get("recompress_bytes_after").asLong();
         // alone, each image compresses about 3 x; next to its look-alike, b and c cost little more than their changes
         assertTrue(after < 0.6 * before, "recompressed " + before + " -> " + after + " bytes: " + r);
-        long storedAfter = json(cli.run("stats", "--json")).get("stored_bytes").asLong();
+        long storedAfter = Cli.json(cli.run("stats", "--json")).get("stored_bytes").asLong();
         assertTrue(storedAfter < 0.6 * storedBefore, "stored bytes " + storedBefore + " -> " + storedAfter);
         assertEquals(0, cli.run("check", "--deep").code());
-        assertExports(cli, "team/a", a);
-        assertExports(cli, "team/b", b);
-        assertExports(cli, "team/c", c);
+        cli.assertExports("team/a", a);
+        cli.assertExports("team/b", b);
+        cli.assertExports("team/c", c);
 
-        JsonNode again = json(cli.run("gc", "--recompress", "--json"));
+        JsonNode again = Cli.json(cli.run("gc", "--recompress", "--json"));
         assertEquals(0, again.get("packs_recompressed").asLong(), "the packs a recompression wrote are left: " + again);
         Cli.Result text = cli.run("gc", "--recompress");
         assertEquals(0, text.code(), text.toString());
         assertTrue(text.out().contains("recompressed: 0 packs"), text.out());
-        assertEquals(storedAfter, json(cli.run("stats", "--json")).get("stored_bytes").asLong());
+        assertEquals(storedAfter, Cli.json(cli.run("stats", "--json")).get("stored_bytes").asLong());
     }
 
     @Test
@@ -150,10 +137,10 @@ class RecompressTest {
         }
         System.out.println("RecompressTest: " + killedRunning + " of 8 recompressing gc processes killed while running");
         assertTrue(killedRunning >= 1, "seed " + seed + ": at least one kill must land while the gc runs");
-        JsonNode last = json(cli.run("gc", "--recompress", "--json"));
+        JsonNode last = Cli.json(cli.run("gc", "--recompress", "--json"));
         assertEquals(0, cli.run("check", "--deep").code(), "after the last run: " + last);
-        for (var e : images.entrySet()) assertExports(cli, e.getKey(), e.getValue());
-        JsonNode stats = json(cli.run("stats", "--json"));
+        for (var e : images.entrySet()) cli.assertExports(e.getKey(), e.getValue());
+        JsonNode stats = Cli.json(cli.run("stats", "--json"));
         assertTrue(stats.get("stored_bytes").asLong() <= 1.12 * stats.get("live_bytes").asLong(),
                 "the copies killed runs left are garbage the next gc gives back: " + stats + " after " + last);
     }
