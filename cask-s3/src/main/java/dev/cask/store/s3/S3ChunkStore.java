@@ -6,6 +6,7 @@ import dev.cask.common.CaskException;
 import dev.cask.store.ChunkId;
 import dev.cask.store.ChunkStore;
 import dev.cask.store.ChunkLocation;
+import dev.cask.store.local.LocalChunkStore;
 import dev.cask.store.local.PackEncoder;
 import dev.cask.store.local.PackFormat;
 import dev.cask.store.postgres.PostgresChunkIndex;
@@ -86,12 +87,11 @@ public final class S3ChunkStore implements ChunkStore {
             if (segmentBytes < 0 || segmentBytes > PackFormat.MAX_PAYLOAD - 1024) throw new IllegalArgumentException("segment of " + segmentBytes + " bytes");
         }
 
-        /** {@code cask.s3.pack.limit} (default 32 MiB), {@code cask.zstd.level}, {@code cask.segment.bytes}, {@code cask.segment.level}, {@code cask.cache.bytes}. */
+        /** {@code cask.s3.pack.limit} (default 32 MiB), {@code cask.zstd.level}, {@code cask.segment.bytes}, {@code cask.segment.level}, {@code cask.cache.bytes} ({@link LocalChunkStore#plainCacheBytes}). */
         public static Options defaults() {
-            long heap = Runtime.getRuntime().maxMemory();
             return new Options(Long.getLong("cask.s3.pack.limit", 32L << 20), Integer.getInteger("cask.zstd.level", 1),
                     Integer.getInteger("cask.segment.bytes", 1 << 20), Integer.getInteger("cask.segment.level", 3),
-                    Long.getLong("cask.cache.bytes", heap / 8));
+                    LocalChunkStore.plainCacheBytes());
         }
 
         public Options withPackLimit(long bytes) {

@@ -53,11 +53,19 @@ import java.util.Set;
  *
  * <p><b>Caches.</b> {@code STREAM} adds nothing to the caches: it would only push out what random
  * readers keep there. {@code LIVE} keeps the index's answers (small; the same blocks are read
- * again) and a decompressed segment that holds chunks the read did not ask for, as one entry
- * ({@link PlainCache}: the next read of a sequential reader asks for them, and finds them through
- * their locations), but not the chunks it hands over: a large read of a disk is
- * rarely repeated soon (the guest keeps what it read in its own page cache), and copying each into
- * the plain cache cost more than the read itself.
+ * again) and a decompressed segment, as one entry ({@link PlainCache}; one copy of the frame's
+ * plain bytes, never a copy per chunk, which cost more than the read itself), when it holds chunks
+ * the read did not ask for (the next read of a sequential reader asks for them, and finds them
+ * through their locations), or when a read decompressed the same segment recently
+ * ({@link LocalChunkStore#decodedBefore}: the second reader of it). A guest keeps what it read
+ * in its own page cache, but the other clones of its image do not share that cache and ask for the
+ * same segments. Until session 29 a segment whose chunks a read took all was never kept, and
+ * every later reader paid the whole decompression again (sequential 1M reads of a fixture image
+ * read over and over ran at 0.72-0.90 x qemu-nbd, the decompression half of the server's CPU;
+ * kept, at 1.45-1.77 x). Kept on the first read instead, one pass of 1M reads over the four
+ * fixture images (which share segments) cost the server 4.5-4.7 s of CPU against 4.2-4.5 s keeping
+ * none (the copy, and the collector moving it: most large reads are read once); kept on the
+ * second, 3.9-4.2 s.
  *
  * <p><b>Sizing.</b> A run-ahead reads as many bytes as the chunks still wanted would take at the
  * first record's length (at most {@link #SPAN}); it stops for the rest of the call once fewer than
@@ -211,7 +219,7 @@ final class BulkReads {
 
     /**
      * Reads the segment at {@code l}, which holds {@code id}, and hands over every wanted chunk in
-     * it; with {@code live} the others go to the plain cache. When it fails its checks, the copy
+     * it; with {@code live} the segment goes to the plain cache. When it fails its checks, the copy
      * the index points at now is read instead if that is another one (a cached location compaction
      * made stale, a heal by another process); else the copy is marked damaged and the error thrown.
      */
@@ -244,7 +252,7 @@ final class BulkReads {
                 }
                 // another wanted chunk whose bytes fail their CRC: its own lookup reads and reports it
             }
-            if (live && others) store.keepSegment(l, seg, plain); // the chunks not asked for: a sequential reader's next
+            if (live && (others || store.decodedBefore(l))) store.keepSegment(l, seg, plain); // see "Caches" above
         } catch (CaskException.Corrupt e) {
             giveElsewhere(id, l, e, found);
         } finally {
@@ -593,7 +601,8 @@ final class BulkReads {
                     handed++;
                 }
             }
-            if (live && others) store.keepSegment(new ChunkLocation(pack, offset, length, 0), seg, scratch);
+            ChunkLocation at = new ChunkLocation(pack, offset, length, 0);
+            if (live && (others || store.decodedBefore(at))) store.keepSegment(at, seg, scratch);
         }
 
         private byte[] scratch(int length) {

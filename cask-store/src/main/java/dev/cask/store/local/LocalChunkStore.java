@@ -244,6 +244,19 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     /** Count of syncs that moved chunks from pending to the index; written under "this", read by put without it. */
     private volatile long syncs;
 
+    /**
+     * The size of a store's cache of plain bytes ({@link PlainCache}, and the shared store's): the
+     * system property {@code cask.cache.bytes} (0: none), else a quarter of the heap, 512 MiB in a
+     * server's 2 GiB. An eighth until session 29: the segments that random 4 KiB reads of one
+     * recompressed fixture image touch (its chunks share segments with their look-alikes) hold
+     * between 256 and 384 MiB, and at 256 MiB those reads ran at 0.71-0.82 x qemu-nbd, at 512 MiB
+     * at 1.03-1.14 x. It fills only with what reads decompressed; a write path's heap is untouched
+     * until reads come.
+     */
+    public static long plainCacheBytes() {
+        return Long.getLong("cask.cache.bytes", Runtime.getRuntime().maxMemory() / 4);
+    }
+
     private LocalChunkStore(Path dir, Options options, FileChannel lockChannel, FileLock lock) {
         this.dir = dir;
         this.packDir = dir.resolve("packs");
@@ -253,7 +266,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         // and those wake-ups were a quarter of a cold boot's read latency
         this.located = com.github.benmanes.caffeine.cache.Caffeine.newBuilder().executor(Runnable::run)
                 .maximumSize(Math.max(1 << 16, heap / 16 / 160)).build();
-        long cacheBytes = Long.getLong("cask.cache.bytes", heap / 8);
+        long cacheBytes = plainCacheBytes();
         this.plain = cacheBytes <= 0 ? null : new PlainCache(cacheBytes);
         this.lockChannel = lockChannel;
         this.lock = lock;
@@ -931,8 +944,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /**
      * Reads a chunk. What cost a decompression to read (a compressed record, a whole segment: see
-     * {@link PlainCache}) is kept in an in-memory cache of plain bytes, bounded by weight (the system
-     * property {@code cask.cache.bytes}, default an eighth of the heap; 0 turns it off): a chunk
+     * {@link PlainCache}) is kept in an in-memory cache of plain bytes, bounded by weight
+     * ({@link #plainCacheBytes}: the system property {@code cask.cache.bytes}, default a quarter of
+     * the heap; 0 turns it off): a chunk
      * never changes, so a cached copy is as good as the verified read that made it. A record stored
      * plain is not kept: reading it again costs a positional read from the page cache and a CRC,
      * about what copying it into the cache costs, and random reads of incompressible data (a
@@ -1236,6 +1250,15 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      */
     void keepSegment(ChunkLocation loc, PackFormat.Segment s, byte[] data) {
         if (plain != null) plain.keepSegment(loc, s, java.util.Arrays.copyOf(data, s.plainLength()));
+    }
+
+    /**
+     * Whether a read decompressed the segment at {@code loc} recently without keeping it (then
+     * it is kept now: {@link BulkReads}' "Caches"); notes it if not. A guess: false when there is
+     * no plain cache or the note was overwritten.
+     */
+    boolean decodedBefore(ChunkLocation loc) {
+        return plain != null && plain.decodedBefore(loc);
     }
 
     /** Where this process's unsynced copy of {@code id} is, or null. */

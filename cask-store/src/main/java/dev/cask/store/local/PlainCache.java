@@ -43,6 +43,12 @@ final class PlainCache {
     private record SegmentAt(int pack, long offset) {}
 
     private final Cache<Object, Object> cache;
+    /**
+     * Segments decompressed recently and not kept, as hashes of where they are, in a table of
+     * 64k slots (512 KiB), each overwritten by the next segment that hashes to it: a racy guess,
+     * never a claim about bytes.
+     */
+    private final long[] decoded = new long[1 << 16];
 
     /** A cache of at most {@code bytes} (plain bytes and some overhead per entry). */
     PlainCache(long bytes) {
@@ -97,6 +103,15 @@ final class PlainCache {
     void keepSegment(ChunkLocation loc, PackFormat.Segment s, byte[] plain) {
         PackFormat.Segment table = new PackFormat.Segment(s.codec(), s.ids(), s.plainLengths(), s.plainCrcs(), NO_FRAME, 0, 0);
         cache.put(new SegmentAt(loc.pack(), loc.offset()), new Decoded(table, plain));
+    }
+
+    /** Whether the segment at {@code loc} was noted here since its slot was last overwritten; notes it if not. */
+    boolean decodedBefore(ChunkLocation loc) {
+        long key = (((long) loc.pack() << 40) ^ loc.offset()) * 0x9E3779B97F4A7C15L | 1;
+        int slot = (int) (key >>> 48);
+        if (decoded[slot] == key) return true;
+        decoded[slot] = key;
+        return false;
     }
 
     /** Forgets everything (the store lost records it may have read back). */

@@ -839,6 +839,47 @@ class LocalChunkStoreTest extends ChunkStoreContract {
     }
 
     /**
+     * Clones of one image read the same 1 MiB of it, a whole segment per read (NBD reads of 1 MiB):
+     * the first reader's decompression is not kept (most large reads are read once), the second's
+     * is, and every later reader's read comes from it, where before session 29 each decompressed
+     * it again. An export's read (STREAM) keeps nothing and counts for nothing.
+     */
+    @Test
+    void aSegmentReadWholeTwiceAnswersLaterReadersFromTheCache() {
+        store.close();
+        store = openLocal(LocalChunkStore.Options.defaults()); // 1 MiB segments, as imports write them
+        int[] offsets = new int[512];
+        byte[] buf = textBlocks(new Random(55), 512, offsets);
+        ChunkId[] ids = new ChunkId[512];
+        for (int b = 0; b < 512; b += 256) {
+            ChunkId[] part = store.putAll(buf, Arrays.copyOfRange(offsets, b, b + 256), 4096);
+            System.arraycopy(part, 0, ids, b, 256);
+        }
+        store.sync();
+        restart();
+        List<ChunkId> first = List.of(ids).subList(0, 256), second = List.of(ids).subList(256, 512);
+        assertEquals(256, new java.util.HashSet<>(first).size(), "distinct blocks");
+        assertEquals(local().locate(ids[0]).offset(), local().locate(ids[255]).offset(), "the first 256 blocks are one segment");
+        for (int export = 0; export < 2; export++) {
+            store.getAll(second, (i, data, off, len) -> assertArrayEquals(block(buf, 256 + i), Arrays.copyOfRange(data, off, off + len)), ChunkStore.Reading.STREAM);
+        }
+        assertEquals(2, local().segmentReads(), "two exports, two decompressions");
+        int[] expected = {3, 4, 4, 4};
+        for (int reader = 0; reader < expected.length; reader++) {
+            byte[][] got = new byte[256][];
+            store.getAll(first, (i, data, off, len) -> got[i] = Arrays.copyOfRange(data, off, off + len), ChunkStore.Reading.LIVE);
+            for (int k = 0; k < 256; k++) assertArrayEquals(block(buf, k), got[k], "reader " + reader + ", block " + k);
+            assertEquals(expected[reader], local().segmentReads(), "reader " + reader + ": the first two readers decompressed the segment, later ones read the kept copy");
+        }
+        for (int k = 0; k < 256; k += 51) assertArrayEquals(block(buf, k), store.get(ids[k]), "single read of block " + k);
+        assertEquals(4, local().segmentReads(), "single reads came from the kept copy");
+        for (int reader = 0; reader < 2; reader++) {
+            store.getAll(second, (i, data, off, len) -> assertArrayEquals(block(buf, 256 + i), Arrays.copyOfRange(data, off, off + len)), ChunkStore.Reading.LIVE);
+        }
+        assertEquals(6, local().segmentReads(), "the exports counted for nothing: two live readers of the second segment decompressed it");
+    }
+
+    /**
      * An export reads a disk stored in segments: getAll asks the index about a few chunks per
      * segment (the segment's table names the rest), decompresses each segment once, and still
      * answers every index (repeats too) with the right bytes.
