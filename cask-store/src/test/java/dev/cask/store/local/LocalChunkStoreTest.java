@@ -839,6 +839,24 @@ class LocalChunkStoreTest extends ChunkStoreContract {
     }
 
     /**
+     * Reopens the store with the default options (1 MiB segments, as imports write them), stores
+     * the 4 KiB blocks of {@code buf} at {@code offsets} in batches of 256 (as the importer does),
+     * syncs and restarts (empty caches); their ids.
+     */
+    private ChunkId[] putInMiBSegments(byte[] buf, int[] offsets) {
+        store.close();
+        store = openLocal(LocalChunkStore.Options.defaults());
+        ChunkId[] ids = new ChunkId[offsets.length];
+        for (int b = 0; b < offsets.length; b += 256) {
+            ChunkId[] part = store.putAll(buf, Arrays.copyOfRange(offsets, b, Math.min(offsets.length, b + 256)), 4096);
+            System.arraycopy(part, 0, ids, b, part.length);
+        }
+        store.sync();
+        restart();
+        return ids;
+    }
+
+    /**
      * Clones of one image read the same 1 MiB of it, a whole segment per read (NBD reads of 1 MiB):
      * the first reader's decompression is not kept (most large reads are read once), the second's
      * is, and every later reader's read comes from it, where before session 29 each decompressed
@@ -846,17 +864,9 @@ class LocalChunkStoreTest extends ChunkStoreContract {
      */
     @Test
     void aSegmentReadWholeTwiceAnswersLaterReadersFromTheCache() {
-        store.close();
-        store = openLocal(LocalChunkStore.Options.defaults()); // 1 MiB segments, as imports write them
         int[] offsets = new int[512];
         byte[] buf = textBlocks(new Random(55), 512, offsets);
-        ChunkId[] ids = new ChunkId[512];
-        for (int b = 0; b < 512; b += 256) {
-            ChunkId[] part = store.putAll(buf, Arrays.copyOfRange(offsets, b, b + 256), 4096);
-            System.arraycopy(part, 0, ids, b, 256);
-        }
-        store.sync();
-        restart();
+        ChunkId[] ids = putInMiBSegments(buf, offsets);
         List<ChunkId> first = List.of(ids).subList(0, 256), second = List.of(ids).subList(256, 512);
         assertEquals(256, new java.util.HashSet<>(first).size(), "distinct blocks");
         assertEquals(local().locate(ids[0]).offset(), local().locate(ids[255]).offset(), "the first 256 blocks are one segment");
@@ -886,17 +896,9 @@ class LocalChunkStoreTest extends ChunkStoreContract {
      */
     @Test
     void aBulkReadOfSegmentsAsksTheIndexAboutAFewChunksPerSegment() {
-        store.close();
-        store = openLocal(LocalChunkStore.Options.defaults()); // 1 MiB segments, as imports write them
         int[] offsets = new int[1024];
         byte[] buf = textBlocks(new Random(53), 1024, offsets);
-        ChunkId[] ids = new ChunkId[1024];
-        for (int b = 0; b < 1024; b += 256) { // as the importer does: 1 MiB batches
-            ChunkId[] part = store.putAll(buf, Arrays.copyOfRange(offsets, b, b + 256), 4096);
-            System.arraycopy(part, 0, ids, b, 256);
-        }
-        store.sync();
-        restart();
+        ChunkId[] ids = putInMiBSegments(buf, offsets);
         List<ChunkId> asked = new ArrayList<>(List.of(ids));
         asked.addAll(List.of(ids).subList(100, 140)); // repeats, answered at each index
         byte[][] got = new byte[asked.size()][];
