@@ -18,8 +18,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
@@ -717,17 +719,29 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     /** Sealed packs whose chunks are not all indexed yet, with the channel holding each one's lock. Guarded by "this". */
     private final Map<Integer, FileChannel> sealedUnindexed = new java.util.TreeMap<>();
 
-    /** Releases the locks and markers of sealed packs once their chunks are indexed. Caller holds "this". */
+    /**
+     * Releases the locks and markers of sealed packs whose chunks are all indexed: not of one that
+     * a pending (unsynced) chunk is in, which the next sync releases. Compaction calls it after its
+     * switch, when this process's other writers may have filled and sealed a pack meanwhile; until
+     * session 29 that pack was released too, and the next compaction or recompression could take
+     * it, find no index entry for its pending chunks, and delete it under them (GcConcurrencyTest
+     * saw a kept version's export fail with the pack missing). Caller holds "this".
+     */
     void releaseSealed() {
-        for (var e : sealedUnindexed.entrySet()) {
+        if (sealedUnindexed.isEmpty()) return;
+        Set<Integer> unsynced = new HashSet<>();
+        for (ChunkLocation l : pending.values()) unsynced.add(l.pack());
+        for (var it = sealedUnindexed.entrySet().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            if (unsynced.contains(e.getKey())) continue;
             try {
                 e.getValue().close(); // releases the pack's lock
                 Files.deleteIfExists(PackRecovery.markerPath(packDir, e.getKey()));
             } catch (IOException ignored) {
                 // a marker left: the next open finds the pack whole and deletes it
             }
+            it.remove();
         }
-        sealedUnindexed.clear();
     }
 
     /**

@@ -13,6 +13,9 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Garbage in a pack that is still being written to cannot be given back yet, but it is part of
@@ -53,6 +56,52 @@ class CompactorOpenPackTest {
             for (int i = 0; i < ids.size(); i++) {
                 if (!dead.contains(ids.get(i))) assertArrayEquals(data.get(i), store.get(ids.get(i)), "chunk " + i);
             }
+        }
+    }
+
+    /**
+     * Another writer of this process fills and seals a pack while compaction runs (between its
+     * copies and its switch): the pack holds chunks not indexed yet. Compaction's release after
+     * its switch must leave that pack locked, or the next compaction (which sees no index entry in
+     * it: all garbage) deletes it under the pending chunks; until session 29 it released it, and a
+     * kept version's read failed with the pack missing (GcConcurrencyTest, in CI).
+     */
+    @Test
+    void aPackSealedWithUnsyncedChunksStaysLockedUntilTheyAreIndexed() {
+        Random rnd = new Random(12);
+        try (LocalChunkStore store = LocalChunkStore.open(dir, new LocalChunkStore.Options(3, 64 << 10, false))) {
+            List<ChunkId> ids = new ArrayList<>();
+            List<byte[]> data = new ArrayList<>();
+            for (int i = 0; i < 40; i++) {
+                byte[] b = new byte[4096];
+                rnd.nextBytes(b);
+                ids.add(store.put(b));
+                data.add(b);
+            }
+            store.sync();
+            // the writer goes on without a sync until its pack fills and is sealed
+            int first = store.locate(ids.getLast()).pack();
+            List<ChunkId> unsynced = new ArrayList<>();
+            while (unsynced.isEmpty() || store.locate(unsynced.getLast()).pack() == first) {
+                byte[] b = new byte[4096];
+                rnd.nextBytes(b);
+                unsynced.add(store.put(b));
+                data.add(b);
+            }
+            ids.addAll(unsynced);
+            int sealed = first;
+            assertTrue(store.ownsPack(sealed), "pack " + sealed + " is sealed with unsynced chunks in it, and still this store's");
+            synchronized (store) {
+                store.releaseSealed(); // what compaction does after its switch
+            }
+            assertTrue(store.ownsPack(sealed), "pack " + sealed + " still holds unsynced chunks: it stays locked");
+            assertNull(Compactor.lock(store, sealed), "compaction cannot take pack " + sealed);
+            Compactor.Result r = new Compactor(store).run(0.0, Progress.NONE);
+            assertEquals(0, r.packsDeleted(), "no pack is garbage: " + r);
+            store.sync();
+            assertFalse(store.ownsPack(sealed), "the sync indexed its chunks and let it go");
+            new Compactor(store).run(0.0, Progress.NONE);
+            for (int i = 0; i < ids.size(); i++) assertArrayEquals(data.get(i), store.get(ids.get(i)), "chunk " + i);
         }
     }
 }
