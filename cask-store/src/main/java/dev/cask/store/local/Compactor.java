@@ -444,7 +444,7 @@ final class Compactor {
             // the switch, once every live chunk of P has its copy
             switchEntries(store, pacer, p, moved);
             synchronized (store) {
-                store.releaseSealed(); // a copies' pack filled meanwhile: every entry into it is indexed now
+                store.releaseSealed(); // a copies' pack filled meanwhile (its entries are indexed now); not a pack with unsynced chunks
             }
             deletePack(store, p);
             return new long[]{entries.size(), bytes[0]};

@@ -33,11 +33,12 @@ import java.util.TreeMap;
  * 1 MiB at level 6 180.0 MB, 256 KiB at level 9 183.2, 128 KiB at level 14 180.1, 96 KiB at level
  * 14 181.9, 64 KiB at level 14 185.4 (level 14 compresses at ~12 MB/s per core, 6 at ~120).
  * Random 4K reads (QD32) of bookworm-server's data from the recompressed store against qemu-nbd,
- * with the plain cache at its default (an eighth of a server's 2 GiB heap, less than the
- * segments covering that image): 1 MiB at level 6 0.16 x, 256 KiB at 9 0.32 x, 128 KiB at 14
- * 0.66 x, 64 KiB at 14 0.87 x (single runs). 96 KiB at level 14, the default: the store at 0.703 x
- * casync's (the speed issue's 0.72 x with room), random reads 0.71 x (bookworm-server) and 0.82 x
- * (trixie-minbase) at the default cache, 1.03 x and 1.08 x with a 512 MiB one (medians of 3,
+ * with a 256 MiB plain cache (the default until session 29, an eighth of a server's 2 GiB heap,
+ * less than the segments covering that image): 1 MiB at level 6 0.16 x, 256 KiB at 9 0.32 x,
+ * 128 KiB at 14 0.66 x, 64 KiB at 14 0.87 x (single runs). 96 KiB at level 14, the default: the
+ * store at 0.703 x casync's (the speed issue's 0.72 x with room), random reads 0.71 x
+ * (bookworm-server) and 0.82 x (trixie-minbase) with 256 MiB; at today's default of 512 MiB
+ * ({@link LocalChunkStore#plainCacheBytes}) 1.01 x and 1.18 x (medians of 3,
  * bench/recompress-bench.sh).
  *
  * <p><b>Crash order</b>, as {@link Compactor}'s: (1) the packs are locked (the same test: sealed,

@@ -33,12 +33,7 @@ class CompactorOpenPackTest {
         try (LocalChunkStore store = LocalChunkStore.open(dir, new LocalChunkStore.Options(3, 64 << 10, false))) {
             List<ChunkId> ids = new ArrayList<>();
             List<byte[]> data = new ArrayList<>();
-            for (int i = 0; i < 75; i++) { // random 4 KiB records: four sealed 64 KiB packs and this store's own, open
-                byte[] b = new byte[4096];
-                rnd.nextBytes(b);
-                ids.add(store.put(b));
-                data.add(b);
-            }
+            for (int i = 0; i < 75; i++) ids.add(putBlock(store, rnd, data)); // four sealed 64 KiB packs and this store's own, open
             store.sync();
             int open = store.locate(ids.getLast()).pack();
             assertEquals(5, open, "four packs sealed, the fifth written to");
@@ -72,22 +67,11 @@ class CompactorOpenPackTest {
         try (LocalChunkStore store = LocalChunkStore.open(dir, new LocalChunkStore.Options(3, 64 << 10, false))) {
             List<ChunkId> ids = new ArrayList<>();
             List<byte[]> data = new ArrayList<>();
-            for (int i = 0; i < 40; i++) {
-                byte[] b = new byte[4096];
-                rnd.nextBytes(b);
-                ids.add(store.put(b));
-                data.add(b);
-            }
-            store.sync();
+            MovedPackReadTest.putRandom(store, rnd, ids, data);
             // the writer goes on without a sync until its pack fills and is sealed
             int first = store.locate(ids.getLast()).pack();
             List<ChunkId> unsynced = new ArrayList<>();
-            while (unsynced.isEmpty() || store.locate(unsynced.getLast()).pack() == first) {
-                byte[] b = new byte[4096];
-                rnd.nextBytes(b);
-                unsynced.add(store.put(b));
-                data.add(b);
-            }
+            while (unsynced.isEmpty() || store.locate(unsynced.getLast()).pack() == first) unsynced.add(putBlock(store, rnd, data));
             ids.addAll(unsynced);
             int sealed = first;
             assertTrue(store.ownsPack(sealed), "pack " + sealed + " is sealed with unsynced chunks in it, and still this store's");
@@ -103,5 +87,13 @@ class CompactorOpenPackTest {
             new Compactor(store).run(0.0, Progress.NONE);
             for (int i = 0; i < ids.size(); i++) assertArrayEquals(data.get(i), store.get(ids.get(i)), "chunk " + i);
         }
+    }
+
+    /** Puts one random (incompressible) 4 KiB block without a sync; its bytes go to {@code data}. */
+    private static ChunkId putBlock(LocalChunkStore store, Random rnd, List<byte[]> data) {
+        byte[] b = new byte[4096];
+        rnd.nextBytes(b);
+        data.add(b);
+        return store.put(b);
     }
 }
