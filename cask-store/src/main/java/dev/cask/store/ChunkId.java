@@ -91,6 +91,11 @@ public final class ChunkId implements Comparable<ChunkId> {
         return Arrays.equals(bytes, 0, LENGTH, src, off, off + LENGTH);
     }
 
+    /** Bytes {@code [8i, 8i+8)} of the id as a big-endian long, {@code i} in 0..3 (a cache's key or bucket: the bytes are a hash). */
+    public long word(int i) {
+        return i == 0 ? head : (long) BIG_ENDIAN_LONG.get(bytes, 8 * i);
+    }
+
     public String hex() {
         return HEX.formatHex(bytes);
     }

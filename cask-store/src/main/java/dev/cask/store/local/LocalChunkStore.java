@@ -220,7 +220,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     /** {@link #getAll} (see there). */
     private final BulkReads bulk;
     /** Index answers kept in memory (see {@link #remember}). */
-    private final com.github.benmanes.caffeine.cache.Cache<ChunkId, ChunkLocation> located;
+    private final LocationCache located;
     /** Plain bytes of recently read chunks (see {@link #get}); null when turned off. */
     private final PlainCache plain;
     private final PackEncoder encoder;
@@ -260,15 +260,21 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return Long.getLong("cask.cache.bytes", Runtime.getRuntime().maxMemory() / 4);
     }
 
+    /**
+     * How many index answers a store keeps in memory ({@link LocationCache}, 32 bytes each): the
+     * system property {@code cask.locations} (at least 16k), else as many as a thirty-second of the
+     * heap holds, 2M (64 MiB) in a server's 2 GiB. Until session 30 they were objects in a Caffeine
+     * cache, ~200 bytes each, bounded to 838k in that heap.
+     */
+    static long locationCacheEntries() {
+        return Long.getLong("cask.locations", Runtime.getRuntime().maxMemory() / 32 / 32);
+    }
+
     private LocalChunkStore(Path dir, Options options, FileChannel lockChannel, FileLock lock) {
         this.dir = dir;
         this.packDir = dir.resolve("packs");
         this.options = options;
-        long heap = Runtime.getRuntime().maxMemory();
-        // cache upkeep runs on the calling thread: handing it to a pool woke a thread per write,
-        // and those wake-ups were a quarter of a cold boot's read latency
-        this.located = com.github.benmanes.caffeine.cache.Caffeine.newBuilder().executor(Runnable::run)
-                .maximumSize(Math.max(1 << 16, heap / 16 / 160)).build();
+        this.located = new LocationCache(locationCacheEntries());
         long cacheBytes = plainCacheBytes();
         this.plain = cacheBytes <= 0 ? null : new PlainCache(cacheBytes);
         this.lockChannel = lockChannel;
@@ -1086,7 +1092,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     public ChunkLocation locate(ChunkId id) {
         ChunkLocation loc = pending.get(id);
         if (loc != null) return loc;
-        loc = located.getIfPresent(id);
+        loc = located.get(id);
         if (loc != null) return loc;
         loc = index.find(id);
         if (loc != null) remember(Map.of(id, loc));
@@ -1098,7 +1104,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     public void prefetch(java.util.Collection<ChunkId> ids) {
         List<ChunkId> wanted = new ArrayList<>(ids.size());
         for (ChunkId id : ids) {
-            if (!pending.containsKey(id) && located.getIfPresent(id) == null && (plain == null || plain.chunkQuietly(id) == null)) wanted.add(id);
+            if (!pending.containsKey(id) && located.get(id) == null && (plain == null || plain.chunkQuietly(id) == null)) wanted.add(id);
         }
         if (wanted.size() < 2) return;
         remember(index.locateAll(wanted));
@@ -1139,18 +1145,17 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     }
 
     void forget(java.util.Collection<ChunkId> ids) {
-        located.invalidateAll(ids);
+        for (ChunkId id : ids) located.invalidate(id);
     }
 
     /**
      * Keeps index answers for reads: an entry's location never changes once written. Garbage
      * collection may delete an entry; a read through a stale answer still finds the chunk's bytes
-     * (the pack stays until compaction), and no put trusts this cache (see {@link GcEpochs}). Bounded to
-     * about a sixteenth of the heap at some 160 bytes an entry (at least 64k entries), with
-     * Caffeine's frequency-aware eviction.
+     * (the pack stays until compaction), and no put trusts this cache (see {@link GcEpochs}).
+     * Bounded by {@link #locationCacheEntries}; see {@link LocationCache}.
      */
     void remember(Map<ChunkId, ChunkLocation> found) {
-        located.putAll(found);
+        for (var e : found.entrySet()) located.put(e.getKey(), e.getValue());
     }
 
     /**
@@ -1280,9 +1285,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         return pending.get(id);
     }
 
-    /** Where the location cache says {@code id} is, or null; quietly, as {@link #plainHit}. */
+    /** Where the location cache says {@code id} is, or null. */
     ChunkLocation cachedLocation(ChunkId id) {
-        return located.policy().getIfPresentQuietly(id);
+        return located.get(id);
     }
 
     void countSegmentRead() {
@@ -1393,7 +1398,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     /** Drops the index and rebuilds it from the packs; returns the number of chunks indexed. Needs an exclusive open. */
     public synchronized long rebuildIndex(Consumer<String> problems, Progress progress) {
         if (!options.exclusive()) throw new IllegalStateException("rebuildIndex needs the store opened exclusively");
-        located.invalidateAll();
+        located.clear();
         if (plain != null) plain.clear();
         index.clear();
         List<Map.Entry<ChunkId, ChunkLocation>> batch = new ArrayList<>();

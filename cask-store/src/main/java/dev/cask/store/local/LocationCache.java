@@ -1,0 +1,147 @@
+package dev.cask.store.local;
+
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkLocation;
+
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+
+/**
+ * A store's index answers kept in memory (chunk id to {@link ChunkLocation}), as numbers in arrays
+ * of {@code long}: no object per entry.
+ *
+ * <p><b>Why not a map.</b> Until session 30 this was a Caffeine cache of {@code ChunkId ->
+ * ChunkLocation}: five objects an entry (the id, its bytes, the location, Caffeine's node and the
+ * hash table's node), ~200 bytes. A checkpoint of 1 GiB of new 4 KiB blocks puts 262k locations,
+ * so a million new objects that survive, which the collector then copies out of the young
+ * generation and marks in every old collection (a server's heap after one such image held 90 MB
+ * of live objects, 53 MB of them this cache's). Profiled, a server's collector took a quarter of
+ * the CPU of the first sequential read after a checkpoint, and the lookups (hash, node, equals)
+ * a tenth of every sequential read of unique data, one per record its run-ahead finds.
+ *
+ * <p><b>How.</b> Set-associative, {@link #WAYS} ways a set. An entry is four longs: the id's first
+ * eight bytes (its key), the pack and length, the offset and slot, and a check word, a hash of
+ * the other three. A set keeps its keys together (one cache line to search) and each kind of
+ * word in a row of its own. The set is chosen by the id's second eight bytes. A put replaces the
+ * entry of the same key, else an empty one, else one at random; a hit writes nothing (no
+ * recency: eviction is random within a set, which for 8 ways is close to LRU's hit rate).
+ * Memory is taken in pages of {@link #PAGE_SETS} sets (512 KiB) when first written, so a command
+ * that reads a few chunks never allocates the whole table.
+ *
+ * <p><b>Races, on purpose.</b> Nothing is locked, and the words are read and written plainly (no
+ * ordering between them; VarHandle accesses were slower in a young server's interpreted and C1
+ * code), so a reader can see an entry half rewritten, or in principle a word torn: its check word
+ * then does not match the other three and the read is a miss. A key matches eight bytes of the id, not all
+ * 32: two ids with the same first eight bytes in one set (about 2^-64 for ids that are SHA-256
+ * hashes) would answer one with the other's location. Neither can hand over wrong bytes: this is
+ * a cache of hints, like the index answers it holds, and every read checks the record or segment
+ * table it finds against the id it asked for (see {@link LocalChunkStore#get}); a wrong or stale
+ * answer costs an index query. Stale answers are allowed for the same reason (see
+ * {@link GcEpochs}, "Caches").
+ *
+ * <p>A location that does not fit the encoding (a pack offset of 8 TiB or more, a slot of a
+ * million or more) is not kept: its reads ask the index. Thread-safe.
+ */
+final class LocationCache {
+    static final int WAYS = 8;
+    /** Sets per page: 2048 sets of 32 longs, 512 KiB. */
+    static final int PAGE_SETS = 1 << 11;
+    private static final int SET_LONGS = 4 * WAYS;
+    private static final long MAX_OFFSET = 1L << 43;
+    private static final int SLOT_BITS = 20;
+
+    private final int setMask;
+    private final AtomicReferenceArray<long[]> pages;
+
+    /** A cache of about {@code entries} entries (rounded up to a power of two, at least one page's). */
+    LocationCache(long entries) {
+        long sets = Math.max(PAGE_SETS, Long.highestOneBit(Math.max(1, (entries + WAYS - 1) / WAYS - 1)) << 1);
+        sets = Math.min(sets, 1L << 30);
+        this.setMask = (int) (sets - 1);
+        this.pages = new AtomicReferenceArray<>((int) (sets / PAGE_SETS));
+    }
+
+    /** How many entries it can hold. */
+    long capacity() {
+        return ((long) setMask + 1) * WAYS;
+    }
+
+    /** Where the cache says {@code id} is, or null. */
+    ChunkLocation get(ChunkId id) {
+        long key = id.word(0);
+        int set = (int) id.word(1) & setMask;
+        long[] page = pages.getAcquire(set / PAGE_SETS);
+        if (page == null) return null;
+        int base = (set % PAGE_SETS) * SET_LONGS;
+        for (int w = 0; w < WAYS; w++) {
+            if (page[base + w] != key) continue;
+            long where = page[base + WAYS + w];
+            long at = page[base + 2 * WAYS + w];
+            long check = page[base + 3 * WAYS + w];
+            if (check == check(key, where, at)) {
+                int slot = (int) (at & ((1 << SLOT_BITS) - 1)) - 1;
+                return new ChunkLocation((int) (where >>> 32), at >>> SLOT_BITS, (int) where, slot);
+            }
+        }
+        return null;
+    }
+
+    /** Keeps {@code loc} as where {@code id} is (replacing what the cache held for it). */
+    void put(ChunkId id, ChunkLocation loc) {
+        if (loc.offset() < 0 || loc.offset() >= MAX_OFFSET || loc.slot() + 1 >= 1 << SLOT_BITS || loc.slot() < ChunkLocation.SINGLE) {
+            invalidate(id);
+            return;
+        }
+        long key = id.word(0);
+        long where = (long) loc.pack() << 32 | (loc.length() & 0xffffffffL);
+        long at = loc.offset() << SLOT_BITS | (loc.slot() + 1);
+        int set = (int) id.word(1) & setMask;
+        int p = set / PAGE_SETS;
+        long[] page = pages.getAcquire(p);
+        if (page == null) {
+            pages.compareAndExchangeRelease(p, null, new long[PAGE_SETS * SET_LONGS]);
+            page = pages.getAcquire(p);
+        }
+        int base = (set % PAGE_SETS) * SET_LONGS;
+        int way = -1;
+        for (int w = 0; w < WAYS; w++) {
+            if (page[base + w] == key) {
+                way = w;
+                break;
+            }
+            if (way < 0 && page[base + 3 * WAYS + w] == 0) way = w;
+        }
+        if (way < 0) way = ThreadLocalRandom.current().nextInt(WAYS);
+        page[base + 3 * WAYS + way] = 0L;
+        page[base + way] = key;
+        page[base + WAYS + way] = where;
+        page[base + 2 * WAYS + way] = at;
+        page[base + 3 * WAYS + way] = check(key, where, at);
+    }
+
+    /** Forgets what the cache holds for {@code id}. */
+    void invalidate(ChunkId id) {
+        long key = id.word(0);
+        int set = (int) id.word(1) & setMask;
+        long[] page = pages.getAcquire(set / PAGE_SETS);
+        if (page == null) return;
+        int base = (set % PAGE_SETS) * SET_LONGS;
+        for (int w = 0; w < WAYS; w++) {
+            if (page[base + w] == key) page[base + 3 * WAYS + w] = 0L;
+        }
+    }
+
+    /** Forgets everything. */
+    void clear() {
+        for (int p = 0; p < pages.length(); p++) pages.setRelease(p, null);
+    }
+
+    /** A hash of an entry's three other words; never 0 (an empty entry's check). */
+    private static long check(long key, long where, long at) {
+        long h = key * 0x9E3779B97F4A7C15L ^ Long.rotateLeft(where, 23) * 0xC2B2AE3D27D4EB4FL ^ Long.rotateLeft(at, 41) * 0x165667B19E3779F9L;
+        h ^= h >>> 29;
+        h *= 0xBF58476D1CE4E5B9L;
+        h ^= h >>> 32;
+        return h | 1;
+    }
+}
