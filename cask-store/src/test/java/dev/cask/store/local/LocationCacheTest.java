@@ -115,6 +115,35 @@ class LocationCacheTest {
         assertEquals(LocationCache.WAYS - 1, kept, "one entry made room, the others stay");
     }
 
+    /** A full set makes room by dropping its least recently used entry: the oldest put, unless a read renewed it. */
+    @Test
+    void aFullSetDropsTheLeastRecentlyUsed() {
+        long[] now = {0};
+        LocationCache cache = new LocationCache(1 << 14, () -> now[0]);
+        List<ChunkId> ids = new ArrayList<>();
+        for (int i = 0; i <= LocationCache.WAYS + 1; i++) { // same second word: the same set
+            byte[] b = new byte[ChunkId.LENGTH];
+            b[7] = (byte) (i + 1);
+            b[15] = 7;
+            ids.add(ChunkId.fromBytes(b));
+        }
+        long second = 1L << 30; // about a second of the clock: more than a stamp renewal needs
+        for (int i = 0; i < LocationCache.WAYS; i++) {
+            now[0] += second;
+            cache.put(ids.get(i), new ChunkLocation(i, 16, 100));
+        }
+        now[0] += second;
+        cache.put(ids.get(LocationCache.WAYS), new ChunkLocation(LocationCache.WAYS, 16, 100));
+        assertNull(cache.get(ids.get(0)), "the oldest put made room");
+        assertEquals(new ChunkLocation(1, 16, 100), cache.get(ids.get(1)), "a read of the now oldest renews it");
+        now[0] += second;
+        cache.put(ids.get(LocationCache.WAYS + 1), new ChunkLocation(99, 16, 100));
+        assertNull(cache.get(ids.get(2)), "the least recently used made room, not the renewed one");
+        assertEquals(new ChunkLocation(1, 16, 100), cache.get(ids.get(1)));
+        for (int i = 3; i <= LocationCache.WAYS; i++) assertEquals(new ChunkLocation(i, 16, 100), cache.get(ids.get(i)));
+        assertEquals(new ChunkLocation(99, 16, 100), cache.get(ids.get(LocationCache.WAYS + 1)));
+    }
+
     /**
      * Writers rewrite the entries of a few ids (small sets, so entries are replaced under readers'
      * feet) while readers look them up: a reader gets null or a location some writer put for that
