@@ -46,7 +46,7 @@ import static dev.cask.server.nbd.NbdProtocol.NBD_STRUCTURED_REPLY_MAGIC;
  * 1.7 s, the next ones 0.85 s, and a replay against a different image warmed the server just as
  * well, so it is code that is cold, not data.
  *
- * <p>The work here is therefore that of a boot, smaller, in four connections: the first fills the
+ * <p>The work here is therefore that of a boot, smaller, in five connections: the first fills the
  * start of the image (up to {@link #FILL_BYTES} in 1 MiB writes of compressible and random blocks
  * with some zero blocks, 4 KiB rewrites, a flush) and disconnects, which checkpoints it (hashing,
  * compression into segments, the pack and index writes, the catalog commit); then the store is
@@ -54,7 +54,9 @@ import static dev.cask.server.nbd.NbdProtocol.NBD_STRUCTURED_REPLY_MAGIC;
  * second reads what was filled through the volume, as a boot does: requests from 512 bytes to
  * 1 MiB, runs of neighbouring reads and random ones, with a few writes and flushes between them;
  * the third reads random 4 KiB blocks, 16 at a time, as a database or fio's randread does (each
- * block read on its own from its pack); the fourth reads it as a read-only export. Then it
+ * block read on its own from its pack); the fourth reads it from the start in 1 MiB reads, 8 at a
+ * time, as a file copy or a backup does ({@link #sequentialReads}); the fifth reads it as a
+ * read-only export. Then it
  * waits, up to {@link #SETTLE_NANOS}, until the JIT has compiled what the work queued
  * ({@link #awaitJit}). The fill stops at 40 % of {@link #BUDGET_NANOS}; the reads have
  * {@link #READ_NANOS} from the end of its checkpoint, so a slow start cannot leave them out; all
@@ -69,7 +71,7 @@ public final class Warmup {
     /** The work's time: the fill stops at 40 % of it; the reads have {@link #READ_NANOS} after the checkpoint, all of it ends by twice this. */
     static final long BUDGET_NANOS = 2_000_000_000L;
     /** The reads' time, from the end of the fill's checkpoint. */
-    static final long READ_NANOS = 1_200_000_000L;
+    static final long READ_NANOS = 1_600_000_000L;
     /** Most bytes the fill writes in 1 MiB writes (then its checkpoint is short, and the reads get the time). */
     private static final long FILL_BYTES = 16L << 20;
     /** Upper bound on the wait for the JIT after the work. */
@@ -97,7 +99,8 @@ public final class Warmup {
      * volume, random 4 KiB reads, a boot's reads of the read-only export) the reads answered and
      * how many of them returned bytes that are not all zero (what the fill wrote, not holes).
      */
-    record Done(long filled, int bootReads, int bootData, int randomReads, int randomData, int readOnlyReads, int readOnlyData) {}
+    record Done(long filled, int bootReads, int bootData, int randomReads, int randomData, int sequentialReads, int sequentialData,
+                int readOnlyReads, int readOnlyData) {}
 
     /** {@link #run(long, Path)}, telling {@code done[0]} what the work did when it ran. */
     static String run(long journalLimit, Path tmp, Done[] done) {
@@ -131,11 +134,12 @@ public final class Warmup {
                 // its checkpoint took on this machine, the read path gets its turn
                 long reads = System.nanoTime();
                 long cap = start + 2 * BUDGET_NANOS;
-                int[] rw = boot(server.port(), IMAGE, filled, true, rnd, Math.min(cap, reads + READ_NANOS * 4 / 10));
-                int[] random = randomReads(server.port(), IMAGE, filled, rnd, Math.min(cap, reads + READ_NANOS * 8 / 10));
+                int[] rw = boot(server.port(), IMAGE, filled, true, rnd, Math.min(cap, reads + READ_NANOS * 3 / 10));
+                int[] random = randomReads(server.port(), IMAGE, filled, rnd, Math.min(cap, reads + READ_NANOS * 6 / 10));
+                int[] seq = sequentialReads(server.port(), IMAGE, filled, Math.min(cap, reads + READ_NANOS * 8 / 10));
                 awaitCheckpoint(exports, cap);
                 int[] ro = boot(server.port(), IMAGE + "@latest", filled, false, rnd, Math.min(cap, reads + READ_NANOS));
-                done[0] = new Done(filled, rw[0], rw[1], random[0], random[1], ro[0], ro[1]);
+                done[0] = new Done(filled, rw[0], rw[1], random[0], random[1], seq[0], seq[1], ro[0], ro[1]);
             }
             awaitJit(System.nanoTime() + SETTLE_NANOS);
             return null;
@@ -274,6 +278,27 @@ public final class Warmup {
     /** Random reads in flight at once in {@link #randomReads}. */
     private static final int RANDOM_DEPTH = 16;
 
+    /**
+     * 1 MiB reads, {@link #SEQUENTIAL_DEPTH} in flight, through what the fill wrote from its start,
+     * again and again: a guest copying a large file, a backup reading the disk. They take the
+     * run-ahead over a pack's records and whole segments, and send 1 MiB replies. A boot's reads
+     * are mostly smaller, so until session 30 that path was still at the JIT's first tiers when a
+     * restarted server took its first client: a sequential read of 1 GiB right after a restart
+     * (page cache warm) ran at 507-529 MiB/s, the JIT's C2 thread busy on it all along.
+     */
+    private static int[] sequentialReads(int port, String export, long filled, long until) throws IOException {
+        try (Client c = new Client(port, export)) {
+            long pos = 0;
+            do {
+                pos = c.sequentialReads(SEQUENTIAL_DEPTH, pos, filled);
+            } while (System.nanoTime() < until);
+            return new int[] {c.reads, c.dataReplies};
+        }
+    }
+
+    /** Sequential reads in flight at once in {@link #sequentialReads}. */
+    private static final int SEQUENTIAL_DEPTH = 8;
+
     /** A minimal NBD client: fixed newstyle, structured replies; one request at a time, or a batch of reads. */
     private static final class Client implements AutoCloseable {
         private final SocketChannel ch;
@@ -315,6 +340,20 @@ public final class Warmup {
             for (int i = 0; i < depth; i++) request(out, NBD_CMD_READ, ++cookie, (long) rnd.nextInt((int) (filled / 4096)) * 4096, null, 4096);
             byte[] block = new byte[4096];
             for (int left = depth; left > 0; left--) count(reply(in, first, cookie, block, 4096));
+        }
+
+        /** Sends {@code depth} 1 MiB reads from {@code pos} on (from 0 again at {@code filled}), takes their replies; returns where the next would start. */
+        long sequentialReads(int depth, long pos, long filled) throws IOException {
+            long first = cookie + 1;
+            int size = 1 << 20;
+            for (int i = 0; i < depth; i++) {
+                if (pos + size > filled) pos = 0;
+                request(out, NBD_CMD_READ, ++cookie, pos, null, size);
+                pos += size;
+            }
+            byte[] buf = new byte[size];
+            for (int left = depth; left > 0; left--) count(reply(in, first, cookie, buf, size));
+            return pos;
         }
 
         @Override

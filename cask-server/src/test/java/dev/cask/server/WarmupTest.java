@@ -27,9 +27,10 @@ class WarmupTest {
         assertNull(Warmup.run(1L << 30, tmp, done), "a warm-up request failed");
         Warmup.Done d = done[0];
         assertTrue(d.filled() >= 1 << 20, d.toString());
-        assertTrue(d.bootReads() > 0 && d.readOnlyReads() > 0 && d.randomReads() >= 16, "a read phase was left out: " + d);
+        assertTrue(d.bootReads() > 0 && d.readOnlyReads() > 0 && d.randomReads() >= 16 && d.sequentialReads() >= 8, "a read phase was left out: " + d);
         assertTrue(d.bootData() * 2 >= d.bootReads(), "the boot's reads met holes: " + d);
         assertTrue(d.randomData() * 2 >= d.randomReads(), "the random reads met holes: " + d);
+        assertTrue(d.sequentialData() == d.sequentialReads(), "the sequential reads met holes: " + d);
         assertTrue(d.readOnlyData() * 2 >= d.readOnlyReads(), "the read-only export's reads met holes: " + d);
         try (Stream<Path> left = Files.list(tmp)) {
             assertEquals(java.util.List.of(), left.toList(), "the warm-up left its temporary store behind");
