@@ -96,7 +96,7 @@ public final class Warmup {
 
     /**
      * What a warm-up did: the bytes its fill wrote, and per read phase (a boot's reads through the
-     * volume, random 4 KiB reads, a boot's reads of the read-only export) the reads answered and
+     * volume, random 4 KiB reads, sequential 1 MiB reads, a boot's reads of the read-only export) the reads answered and
      * how many of them returned bytes that are not all zero (what the fill wrote, not holes).
      */
     record Done(long filled, int bootReads, int bootData, int randomReads, int randomData, int sequentialReads, int sequentialData,
