@@ -84,7 +84,9 @@ import java.util.stream.Stream;
  * a checkpoint (a {@link ChunkStore.Access#RANDOM} batch) cuts runs of at most 16 KiB
  * ({@link #RANDOM_SEGMENT_BYTES}), compressed at the single records' level (1; see
  * {@link PackEncoder#segment(ChunkId[], byte[], int[], int, boolean)}): a VM whose journal is full
- * waits for its checkpoint, which keeps up better at level 1 for 2.6 % more bytes. Level 6 (-2.8 %
+ * waits for its checkpoint, which keeps up better at level 1 for 2.6 % more bytes. For the same
+ * reason a checkpoint's batch probes a run before it tries it whole once its earlier runs did not
+ * compress ({@link PackEncoder.Probe}). Level 6 (-2.8 %
  * at 64 KiB) halves compression speed. All are {@link Options}: system properties
  * {@code cask.segment.bytes}, {@code cask.segment.level}, (records, and a checkpoint's
  * segments) {@code cask.zstd.level}, and {@code cask.segment.random-bytes}.
@@ -445,6 +447,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         }
         int segmentBytes = access == Access.RANDOM ? Math.min(options.segmentBytes(), RANDOM_SEGMENT_BYTES) : options.segmentBytes();
         int perSegment = length == 0 ? 1 : Math.min(PackFormat.MAX_SEGMENT_CHUNKS, segmentBytes / length);
+        PackEncoder.Probe probe = access == Access.RANDOM ? new PackEncoder.Probe() : null;
         for (int from = 0; from < n; from += Math.max(1, perSegment)) {
             int count = Math.min(Math.max(1, perSegment), n - from);
             if (count == 1) {
@@ -457,7 +460,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                     gids[k] = ids[fresh[from + k]];
                     goffs[k] = offsets[fresh[from + k]];
                 }
-                storeSegment(gids, data, goffs, length, syncsSeen, damaged, access == Access.RANDOM);
+                storeSegment(gids, data, goffs, length, syncsSeen, damaged, probe);
             }
         }
         return ids;
@@ -525,11 +528,14 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * caller's thread. If another thread stored some of them while this one compressed, they are
      * left out and the rest compressed again (rare: two workers with the same new blocks at once),
      * so a chunk is never stored twice. A segment that does not save 1/16 becomes single raw records.
+     * With {@code probe} (a {@link ChunkStore.Access#RANDOM} batch: a checkpoint's), at the single
+     * records' level, and after a few runs of the batch that did not compress, probed before it is
+     * tried whole ({@link PackEncoder.Probe}).
      */
     private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen, Map<ChunkId, ChunkLocation> damaged,
-                              boolean random) {
+                              PackEncoder.Probe probe) {
         while (ids.length > 1) {
-            PackEncoder.Run run = encoder.segment(ids, data, offs, length, random);
+            PackEncoder.Run run = probe == null ? encoder.segment(ids, data, offs, length) : encoder.segment(ids, data, offs, length, true, probe);
             byte[] segment = run.segment();
             if (segment == null) {
                 // incompressible: plain single records; weakly compressible: each compressed alone,
@@ -1181,6 +1187,11 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         }
         java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
         return PackReader.plainBytes(name, PackReader.recordHolding(name, id, rec, 0, rec.length));
+    }
+
+    /** Plain bytes handed to zstd by puts since the store opened, also those that did not compress (tests). */
+    long compressionTriedBytes() {
+        return encoder.triedBytes();
     }
 
     /** Segments decompressed by reads (get and getAll) since the store opened. */

@@ -691,6 +691,37 @@ class LocalChunkStoreTest extends ChunkStoreContract {
         return buf;
     }
 
+    /**
+     * A checkpoint's batch (RANDOM) that starts with 192 blocks of random bytes tries only its first
+     * runs of them whole and probes the rest (PackEncoder.Probe): well under the 1 MiB every run
+     * cost before. The 64 text blocks after them are still stored as segments, the random ones as
+     * plain records, and every block reads back.
+     */
+    @Test
+    void aCheckpointBatchProbesIncompressibleRunsAndStillCompressesWhatFollows() {
+        Random rnd = new Random(57);
+        int[] textOffsets = new int[64];
+        byte[] text = textBlocks(rnd, 64, textOffsets);
+        byte[] buf = new byte[256 * 4096];
+        System.arraycopy(random(rnd, 192 * 4096), 0, buf, 0, 192 * 4096);
+        System.arraycopy(text, 0, buf, 192 * 4096, 64 * 4096);
+        int[] offsets = new int[256];
+        for (int i = 0; i < 256; i++) offsets[i] = i * 4096;
+        long before = local().compressionTriedBytes();
+        ChunkId[] ids = store.putAll(buf, offsets, 4096, ChunkStore.Access.RANDOM);
+        long tried = local().compressionTriedBytes() - before;
+        // whole tries of 2 random runs (32 KiB), 46 probes of 4 KiB, the text: one probe, 16 runs
+        assertTrue(tried < 600 << 10, "bytes handed to zstd: " + tried + ", every run tried whole: " + (256 * 4096));
+        store.sync();
+        for (int i = 0; i < 256; i++) {
+            ChunkLocation l = local().locate(ids[i]);
+            assertEquals(i >= 192, l.inSegment(), "block " + i + " at " + l);
+            assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i);
+        }
+        restart();
+        for (int i = 0; i < 256; i++) assertArrayEquals(block(buf, i), store.get(ids[i]), "block " + i + " after a restart");
+    }
+
     private static byte[] block(byte[] buf, int i) {
         return Arrays.copyOfRange(buf, i * 4096, (i + 1) * 4096);
     }

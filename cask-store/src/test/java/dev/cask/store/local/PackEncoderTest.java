@@ -52,6 +52,32 @@ class PackEncoderTest {
         assertTrue(out.plain(), "random bytes are stored as they are");
     }
 
+    /**
+     * With a {@link PackEncoder.Probe}: after two runs that did not compress, a random run is probed
+     * and stored plain without a whole try; a text run after such a streak is probed, then tried
+     * whole and made a segment, and the streak starts again (the next run is not probed).
+     */
+    @Test
+    void aProbeSkipsRandomRunsAfterAStreakButNotText() {
+        PackEncoder.Probe probe = new PackEncoder.Probe();
+        for (int i = 0; i < 2; i++) {
+            Run r = run(4 + i, false);
+            assertTrue(encoder.segment(r.ids(), r.data(), r.offs(), CHUNK, true, probe).plain());
+        }
+        assertEquals(0, probe.probed());
+        Run r = run(6, false);
+        assertTrue(encoder.segment(r.ids(), r.data(), r.offs(), CHUNK, true, probe).plain());
+        assertEquals(1, probe.probed());
+        assertEquals(1, probe.skipped(), "the third random run is not tried whole");
+        Run t = run(4, true);
+        assertNotNull(encoder.segment(t.ids(), t.data(), t.offs(), CHUNK, true, probe).segment(), "text after the streak is a segment");
+        assertEquals(2, probe.probed());
+        assertEquals(1, probe.skipped());
+        Run after = run(5, false);
+        assertTrue(encoder.segment(after.ids(), after.data(), after.offs(), CHUNK, true, probe).plain());
+        assertEquals(2, probe.probed(), "the streak starts again after a run that compressed");
+    }
+
     @Test
     void aTextRunIsOneSegment() {
         Run r = run(64, true);
