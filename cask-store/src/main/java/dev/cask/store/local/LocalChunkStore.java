@@ -535,7 +535,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     private void storeSegment(ChunkId[] ids, byte[] data, int[] offs, int length, long syncsSeen, Map<ChunkId, ChunkLocation> damaged,
                               PackEncoder.Probe probe) {
         while (ids.length > 1) {
-            PackEncoder.Run run = probe == null ? encoder.segment(ids, data, offs, length) : encoder.segment(ids, data, offs, length, true, probe);
+            PackEncoder.Run run = probe == null ? encoder.segment(ids, data, offs, length) : encoder.segment(ids, data, offs, length, probe);
             byte[] segment = run.segment();
             if (segment == null) {
                 // incompressible: plain single records; weakly compressible: each compressed alone,

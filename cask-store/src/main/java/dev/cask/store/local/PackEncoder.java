@@ -89,7 +89,7 @@ public final class PackEncoder {
 
     /**
      * What the runs of one batch said about compression so far, for
-     * {@link #segment(ChunkId[], byte[], int[], int, boolean, Probe)}. A batch of a checkpoint is
+     * {@link #segment(ChunkId[], byte[], int[], int, Probe)}. A batch of a checkpoint is
      * consecutive blocks a VM wrote, and data that does not compress comes in long stretches (a
      * guest's compressed or encrypted files, a database of random keys). zstd gives up on such a
      * run only after trying all of it, and that costs as much as compressing (level 1: 12-20 us
@@ -132,10 +132,10 @@ public final class PackEncoder {
     }
 
     /**
-     * As {@link #segment(ChunkId[], byte[], int[], int, boolean)}, learning from the batch's
-     * earlier runs through {@code probe} (see {@link Probe}).
+     * As {@link #segment(ChunkId[], byte[], int[], int, boolean)} for a checkpoint ({@code fast}),
+     * learning from the batch's earlier runs through {@code probe} (see {@link Probe}).
      */
-    public Run segment(ChunkId[] ids, byte[] data, int[] offs, int length, boolean fast, Probe probe) {
+    public Run segment(ChunkId[] ids, byte[] data, int[] offs, int length, Probe probe) {
         if (probe.incompressible >= Probe.AFTER) {
             probe.probed++;
             if (!saves(data, offs[0], length)) {
@@ -144,7 +144,7 @@ public final class PackEncoder {
                 return PLAIN;
             }
         }
-        Run run = segment(ids, data, offs, length, fast);
+        Run run = segment(ids, data, offs, length, true);
         probe.incompressible = run.plain() ? probe.incompressible + 1 : 0;
         return run;
     }

@@ -62,19 +62,19 @@ class PackEncoderTest {
         PackEncoder.Probe probe = new PackEncoder.Probe();
         for (int i = 0; i < 2; i++) {
             Run r = run(4 + i, false);
-            assertTrue(encoder.segment(r.ids(), r.data(), r.offs(), CHUNK, true, probe).plain());
+            assertTrue(encoder.segment(r.ids(), r.data(), r.offs(), CHUNK, probe).plain());
         }
         assertEquals(0, probe.probed());
         Run r = run(6, false);
-        assertTrue(encoder.segment(r.ids(), r.data(), r.offs(), CHUNK, true, probe).plain());
+        assertTrue(encoder.segment(r.ids(), r.data(), r.offs(), CHUNK, probe).plain());
         assertEquals(1, probe.probed());
         assertEquals(1, probe.skipped(), "the third random run is not tried whole");
         Run t = run(4, true);
-        assertNotNull(encoder.segment(t.ids(), t.data(), t.offs(), CHUNK, true, probe).segment(), "text after the streak is a segment");
+        assertNotNull(encoder.segment(t.ids(), t.data(), t.offs(), CHUNK, probe).segment(), "text after the streak is a segment");
         assertEquals(2, probe.probed());
         assertEquals(1, probe.skipped());
         Run after = run(5, false);
-        assertTrue(encoder.segment(after.ids(), after.data(), after.offs(), CHUNK, true, probe).plain());
+        assertTrue(encoder.segment(after.ids(), after.data(), after.offs(), CHUNK, probe).plain());
         assertEquals(2, probe.probed(), "the streak starts again after a run that compressed");
     }
 
