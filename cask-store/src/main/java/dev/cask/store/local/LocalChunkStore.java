@@ -42,7 +42,8 @@ import java.util.stream.Stream;
  * several processes can write one store at once. The new chunk sits in {@code pending} until
  * {@link #sync}, which flushes and fsyncs the pack and only then adds the entries to the index:
  * the index never points at bytes a crash could lose. A pack is sealed (fsynced, closed) once it
- * reaches {@link Options#packLimit}.
+ * reaches {@link Options#packLimit}; the fsync of a pack a put fills runs on a thread of its own,
+ * and the next sync waits for it ({@link #sealPackLater}).
  *
  * <p><b>Segments.</b> {@link #putAll} (an import batch, a checkpoint batch) keeps the new chunks
  * of the batch in batch order, which is disk order, and compresses each run of up to
@@ -590,7 +591,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             if (packChannel == null) openNewPack();
             long at = packFlushed + buffer.position();
             if (at + length > options.packLimit() && at > PackFormat.PACK_HEADER) {
-                sealPack();
+                sealPackLater();
                 openNewPack();
                 at = packFlushed + buffer.position();
             }
@@ -728,6 +729,55 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         packLock = null;
     }
 
+    /**
+     * Seals the open pack as {@link #sealPack} does, but its fsync runs on {@link #packSyncer}:
+     * the put that filled the pack, and every other put waiting for this lock, go on into the
+     * next pack at once. Before, all of them waited 0.12-0.16 s for the fsync of each 256 MiB
+     * pack a checkpoint filled, under this lock (write-bench's sustained write: a fifth of the
+     * time a 512 MiB checkpoint spent storing, on 2 cores). The chunks in the pack stay pending,
+     * and {@link #flushAndForce} waits for the fsync before anything indexes them; a failed one
+     * poisons the store there, as a failed fsync in this thread would have. Caller holds "this".
+     */
+    private void sealPackLater() throws IOException {
+        flushBuffer();
+        FileChannel ch = packChannel;
+        sealedUnindexed.put(packId, ch); // the channel holds packLock
+        syncing.put(packId, java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try {
+                ch.force(false);
+            } catch (IOException e) {
+                throw new java.util.concurrent.CompletionException(new FsyncFailed(e));
+            }
+        }, packSyncer));
+        packChannel = null;
+        packLock = null;
+    }
+
+    /** The fsyncs of packs {@link #sealPackLater} sealed that no {@link #flushAndForce} has waited for yet, by pack. Guarded by "this". */
+    private final Map<Integer, java.util.concurrent.CompletableFuture<Void>> syncing = new java.util.TreeMap<>();
+
+    /** Runs {@link #sealPackLater}'s fsyncs, one at a time (a platform thread: it blocks in the kernel). */
+    private final java.util.concurrent.ExecutorService packSyncer = java.util.concurrent.Executors.newSingleThreadExecutor(
+            Thread.ofPlatform().daemon().name("cask-pack-sync").factory());
+
+    /**
+     * Waits for the fsyncs of the packs sealed by {@link #sealPackLater}. The first that failed
+     * poisons the store, as a failed fsync of the open pack does, and is thrown. Caller holds "this".
+     */
+    private void awaitSealedPacks() {
+        var all = new java.util.ArrayList<>(syncing.entrySet());
+        syncing.clear();
+        for (var f : all) {
+            try {
+                f.getValue().join();
+            } catch (java.util.concurrent.CompletionException e) {
+                FsyncFailed failed = e.getCause() instanceof FsyncFailed ff ? ff : new FsyncFailed(new IOException(e.getCause()));
+                poison(failed);
+                throw new CaskException.Io("store " + dir + ": syncing pack " + f.getKey() + " failed: " + failed.getMessage(), failed.getCause());
+            }
+        }
+    }
+
     /** Sealed packs whose chunks are not all indexed yet, with the channel holding each one's lock. Guarded by "this". */
     private final Map<Integer, FileChannel> sealedUnindexed = new java.util.TreeMap<>();
 
@@ -769,6 +819,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     private void poison() {
         pending.clear();
+        syncing.clear(); // their packs are deleted below: whatever their fsyncs say no longer matters
         healing.forget();
         if (plain != null) plain.clear(); // it may hold chunks read back from the lost records
         buffer.clear();
@@ -886,6 +937,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /** Flushes the write buffer into the open pack, if any, and fsyncs it; a failed fsync poisons the store. Caller holds "this". */
     private void flushAndForce() {
+        awaitSealedPacks();
         if (packChannel == null) return;
         try {
             flushBuffer();
@@ -1463,6 +1515,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             throw new CaskException.Io("store " + dir + ": closing pack " + packId + " failed: " + e.getMessage(), e);
         } finally {
             closed = true;
+            packSyncer.close(); // no fsync is left queued: sync waited for them, poison forgot them
             reader.close();
             index.close();
             try {

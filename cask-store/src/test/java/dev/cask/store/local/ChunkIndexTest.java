@@ -122,6 +122,7 @@ class ChunkIndexTest {
                 Map<ChunkId, ChunkLocation> batch = entries(rnd, 30 + 10 * i, i + 1);
                 index.addAll(batch.entrySet());
                 all.putAll(batch);
+                index.awaitMerges(); // a merge runs after the commit that made it due, on its own thread
                 assertTrue(rows(db, ChunkIndex.RECENT) < 100, "merged once 100 rows are recent");
             }
             assertTrue(rows(db, ChunkIndex.SETTLED) > 0);
