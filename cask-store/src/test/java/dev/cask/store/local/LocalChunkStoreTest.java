@@ -389,6 +389,14 @@ class LocalChunkStoreTest extends ChunkStoreContract {
                     "pack " + p + " is " + size + " bytes with " + scan.records().size() + " records; limit " + limit);
         }
         assertEachStoredOnce(scanAll(local()), put.keySet());
+        // the packs the puts filled were sealed with their fsyncs on a thread of their own; the sync
+        // waited for those, indexed their chunks and let go of them: only the open pack is marked
+        try (var markers = Files.list(dir.resolve("packs"))) {
+            assertEquals(List.of(String.format("%08d.open", packs.getLast())),
+                    markers.map(m -> m.getFileName().toString()).filter(n -> n.endsWith(".open")).toList());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
 
         restart();
         assertReadable(put, "after reopen");
