@@ -742,19 +742,27 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         flushBuffer();
         FileChannel ch = packChannel;
         sealedUnindexed.put(packId, ch); // the channel holds packLock
-        syncing.put(packId, java.util.concurrent.CompletableFuture.runAsync(() -> {
+        var fsync = java.util.concurrent.CompletableFuture.runAsync(() -> {
             try {
                 ch.force(false);
             } catch (IOException e) {
                 throw new java.util.concurrent.CompletionException(new FsyncFailed(e));
             }
-        }, packSyncer));
+        }, packSyncer);
+        syncing.put(packId, new Sealing(fsync, ch, unsyncedPacks.contains(packId) ? -1 : packSynced));
         packChannel = null;
         packLock = null;
     }
 
-    /** The fsyncs of packs {@link #sealPackLater} sealed that no {@link #flushAndForce} has waited for yet, by pack. Guarded by "this". */
-    private final Map<Integer, java.util.concurrent.CompletableFuture<Void>> syncing = new java.util.TreeMap<>();
+    /**
+     * A pack {@link #sealPackLater} sealed: its fsync, its channel, and the bytes of it the last
+     * sync made durable ({@code packSynced} then; -1: created since, so {@link #poison} deletes it),
+     * to which a poison cuts it back as it cuts the open pack.
+     */
+    private record Sealing(java.util.concurrent.CompletableFuture<Void> fsync, FileChannel channel, long synced) {}
+
+    /** The packs {@link #sealPackLater} sealed that no {@link #flushAndForce} has waited for yet, by pack. Guarded by "this". */
+    private final Map<Integer, Sealing> syncing = new java.util.TreeMap<>();
 
     /** Runs {@link #sealPackLater}'s fsyncs, one at a time (a platform thread: it blocks in the kernel). */
     private final java.util.concurrent.ExecutorService packSyncer = java.util.concurrent.Executors.newSingleThreadExecutor(
@@ -765,17 +773,16 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * poisons the store, as a failed fsync of the open pack does, and is thrown. Caller holds "this".
      */
     private void awaitSealedPacks() {
-        var all = new java.util.ArrayList<>(syncing.entrySet());
-        syncing.clear();
-        for (var f : all) {
+        for (var f : new ArrayList<>(syncing.entrySet())) {
             try {
-                f.getValue().join();
+                f.getValue().fsync().join();
             } catch (java.util.concurrent.CompletionException e) {
                 FsyncFailed failed = e.getCause() instanceof FsyncFailed ff ? ff : new FsyncFailed(new IOException(e.getCause()));
-                poison(failed);
+                poison(failed); // cuts back every pack still in syncing, this one included
                 throw new CaskException.Io("store " + dir + ": syncing pack " + f.getKey() + " failed: " + failed.getMessage(), failed.getCause());
             }
         }
+        syncing.clear();
     }
 
     /** Sealed packs whose chunks are not all indexed yet, with the channel holding each one's lock. Guarded by "this". */
@@ -819,7 +826,17 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     private void poison() {
         pending.clear();
-        syncing.clear(); // their packs are deleted below: whatever their fsyncs say no longer matters
+        // packs sealed with their fsync not waited for: cut back to what a sync made durable (packs
+        // created since are deleted below), as the open pack is
+        for (Sealing s : syncing.values()) {
+            if (s.synced() < 0) continue;
+            try {
+                s.channel().truncate(s.synced());
+            } catch (IOException ignored) {
+                // nothing indexed points past it; check reports a tail it finds
+            }
+        }
+        syncing.clear();
         healing.forget();
         if (plain != null) plain.clear(); // it may hold chunks read back from the lost records
         buffer.clear();
