@@ -744,9 +744,9 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         sealedUnindexed.put(packId, ch); // the channel holds packLock
         var fsync = java.util.concurrent.CompletableFuture.runAsync(() -> {
             try {
-                ch.force(false);
-            } catch (IOException e) {
-                throw new java.util.concurrent.CompletionException(new FsyncFailed(e));
+                force(ch);
+            } catch (FsyncFailed e) {
+                throw new java.util.concurrent.CompletionException(e);
             }
         }, packSyncer);
         syncing.put(packId, new Sealing(fsync, ch, unsyncedPacks.contains(packId) ? -1 : packSynced));
