@@ -1051,8 +1051,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     @Override
     public byte[] get(ChunkId id) {
         if (plain != null) {
-            byte[] hit = plain.chunk(id);
-            if (hit != null) return hit.clone();
+            byte[] hit = plain.chunk(id); // a copy
+            if (hit != null) return hit;
         }
         ChunkLocation loc = locate(id);
         if (loc == null) throw new CaskException.NotFound("chunk " + id.hex() + ": not in store " + dir);
@@ -1065,7 +1065,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
         }
         // a plain record is stored as long as its bytes plus the header; anything shorter was
         // decompressed (a segment's chunk is not: read() kept the whole segment)
-        if (plain != null && !loc.inSegment() && loc.length() < PackFormat.RECORD_HEADER + data.length) plain.keepChunk(id, data.clone());
+        if (plain != null && !loc.inSegment() && loc.length() < PackFormat.RECORD_HEADER + data.length) plain.keepChunk(id, data);
         return data;
     }
 
@@ -1179,7 +1179,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     public void prefetch(java.util.Collection<ChunkId> ids) {
         List<ChunkId> wanted = new ArrayList<>(ids.size());
         for (ChunkId id : ids) {
-            if (!pending.containsKey(id) && located.get(id) == null && (plain == null || plain.chunkQuietly(id) == null)) wanted.add(id);
+            if (!pending.containsKey(id) && located.get(id) == null && (plain == null || !plain.holdsChunk(id))) wanted.add(id);
         }
         if (wanted.size() < 2) return;
         remember(index.locateAll(wanted));
@@ -1329,18 +1329,20 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     }
 
     /**
-     * The plain cache's copy of {@code id} (not to be changed), or null, without counting as a use
-     * of the entry: a bulk read asks about every chunk it reads, and Caffeine's bookkeeping of
-     * those lookups (read buffers, frequency sketch, drained in the caller's thread) was a fifth of
-     * a served disk's CPU for sequential reads; a scan should not make entries look popular anyway.
+     * A copy of the plain cache's bytes of single chunk {@code id}, or null, without counting as a
+     * use of the entry: a bulk read asks about every chunk it reads, and a scan should not make
+     * entries look popular.
      */
     byte[] plainHit(ChunkId id) {
         return plain == null ? null : plain.chunkQuietly(id);
     }
 
-    /** The plain cache's decoded segment at {@code loc} (not to be changed), or null; quietly, as {@link #plainHit}. */
-    PlainCache.Decoded segmentHit(ChunkLocation loc) {
-        return plain == null ? null : plain.segment(loc, true);
+    /**
+     * The plain cache's decoded segment at {@code loc}, its bytes copied into {@code buf[0]} (see
+     * {@link PlainCache#segment}), or null; quietly, as {@link #plainHit}.
+     */
+    PlainCache.Decoded segmentHit(ChunkLocation loc, byte[][] buf) {
+        return plain == null ? null : plain.segment(loc, true, buf);
     }
 
     /**
@@ -1348,7 +1350,7 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
      * are {@code data[0, s.plainLength())}, in the plain cache (see {@link PlainCache}).
      */
     void keepSegment(ChunkLocation loc, PackFormat.Segment s, byte[] data) {
-        if (plain != null) plain.keepSegment(loc, s, java.util.Arrays.copyOf(data, s.plainLength()));
+        if (plain != null) plain.keepSegment(loc, s, data);
     }
 
     /**

@@ -1,0 +1,202 @@
+package dev.cask.store.local;
+
+import dev.cask.store.ChunkId;
+import dev.cask.store.ChunkLocation;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link PlainCache}: a hit is exactly what was kept under that key, also while writers turn the
+ * ring over under readers; the ring stays within its budget; what lookups found survives a turn
+ * that lets go of what nobody asked for.
+ */
+class PlainCacheTest {
+    private static final int MIB = 1 << 20;
+
+    /** A one-chunk segment table for {@code plain} (id, length, CRC32C as the pack's table has them). */
+    private static PackFormat.Segment table(byte[] plain) {
+        return new PackFormat.Segment(1, new ChunkId[] {ChunkId.of(plain)}, new int[] {plain.length},
+                new int[] {PackFormat.crc32c(plain, 0, plain.length)}, new byte[0], 0, 0);
+    }
+
+    /** The bytes the segment at (pack, offset) holds in these tests: a function of where it is. */
+    private static byte[] contents(int pack, long offset, int length) {
+        byte[] b = new byte[length];
+        new Random(pack * 1_000_003L + offset).nextBytes(b);
+        return b;
+    }
+
+    private static ChunkLocation at(int pack, long offset, int length) {
+        return new ChunkLocation(pack, offset, length, 0);
+    }
+
+    @Test
+    void answersWhatWasKeptAndForgetsOnClear() {
+        PlainCache cache = new PlainCache(8L * MIB);
+        Random r = new Random(7);
+        byte[] one = new byte[4096], two = new byte[4096];
+        r.nextBytes(one);
+        r.nextBytes(two);
+        ChunkId a = ChunkId.of(one), b = ChunkId.of(two);
+        cache.keepChunk(a, one);
+        assertArrayEquals(one, cache.chunk(a));
+        assertNull(cache.chunk(b));
+        assertTrue(cache.holdsChunk(a));
+        byte[] copy = cache.chunk(a);
+        copy[0]++;
+        assertArrayEquals(one, cache.chunkQuietly(a), "a hit is a copy the caller may change");
+
+        byte[] seg = contents(3, 4096, 16 << 10);
+        PackFormat.Segment t = table(seg);
+        ChunkLocation loc = at(3, 4096, 9000);
+        cache.keepSegment(loc, t, Arrays.copyOf(seg, seg.length + 100)); // only plainLength() bytes count
+        assertArrayEquals(seg, cache.fromSegment(t.ids()[0], loc));
+        assertNull(cache.fromSegment(a, loc), "the slot holds another chunk");
+        byte[][] buf = {null};
+        PlainCache.Decoded d = cache.segment(loc, true, buf);
+        assertNotNull(d);
+        assertArrayEquals(seg, Arrays.copyOf(d.plain(), seg.length));
+        assertTrue(d.holds(t.ids()[0], 0));
+
+        cache.clear();
+        assertNull(cache.chunk(a));
+        assertNull(cache.segment(loc, true, buf));
+        cache.keepChunk(b, two);
+        assertArrayEquals(two, cache.chunk(b), "what is kept after a clear is found");
+    }
+
+    @Test
+    void keepsWhatFitsAndStaysWithinItsBudget() {
+        long budget = 16L * MIB;
+        PlainCache cache = new PlainCache(budget);
+        int slab = cache.slabBytes();
+        Random r = new Random(11);
+        // a model: the last segment kept at each place; the cache may forget, never answer wrongly
+        Map<Long, byte[]> kept = new HashMap<>();
+        List<Long> order = new ArrayList<>();
+        long written = 0;
+        for (int i = 0; i < 4000; i++) {
+            long offset = (long) r.nextInt(3000) * 65536;
+            int length = 4096 * (1 + r.nextInt(16));
+            byte[] seg = contents(1, offset, length);
+            if (r.nextInt(5) == 0) seg[r.nextInt(length)] ^= 1; // the same place kept again with other bytes (a rewritten pack)
+            cache.keepSegment(at(1, offset, length), table(seg), seg);
+            kept.put(offset, seg);
+            order.add(offset);
+            written += length;
+            // everything kept within the last (budget - 2 slabs) bytes is still there
+            long recent = 0;
+            for (int j = order.size() - 1; j >= 0 && j >= order.size() - 40; j--) {
+                long o = order.get(j);
+                byte[] want = kept.get(o);
+                recent += want.length;
+                if (recent > budget - 2L * slab) break;
+                byte[][] buf = {null};
+                PlainCache.Decoded d = cache.segment(at(1, o, want.length), true, buf);
+                assertNotNull(d, "kept " + recent + " bytes ago, within the budget");
+            }
+            // any hit is exactly the latest bytes kept there
+            long probe = (long) r.nextInt(3000) * 65536;
+            byte[] want = kept.get(probe);
+            byte[][] buf = {null};
+            PlainCache.Decoded d = cache.segment(at(1, probe, 1), r.nextBoolean(), buf);
+            if (d != null) assertArrayEquals(want, Arrays.copyOf(d.plain(), d.table().plainLength()), "segment at " + probe);
+        }
+        assertTrue(written > 3 * budget, "the ring turned over several times: " + written);
+        assertTrue(cache.slabsAllocated() * (long) slab <= budget, cache.slabsAllocated() + " slabs of " + slab);
+    }
+
+    @Test
+    void whatLookupsFoundOutlivesAStreamOfNewEntries() {
+        long budget = 16L * MIB;
+        PlainCache cache = new PlainCache(budget);
+        int slabs = (int) (budget / cache.slabBytes());
+        int length = 16 << 10;
+        int first = 32; // half a slab: the oldest part of the ring once the stream below passes
+        for (int i = 0; i < first; i++) cache.keepSegment(at(1, i, length), table(contents(1, i, length)), contents(1, i, length));
+        for (int i = 0; i < first; i += 2) assertNotNull(cache.fromSegment(table(contents(1, i, length)).ids()[0], at(1, i, length)));
+        // a stream of entries nobody reads, until the first slab goes
+        for (long i = 0; cache.headSlab() < slabs - 1; i++) {
+            byte[] seg = contents(2, i, length);
+            cache.keepSegment(at(2, i, length), table(seg), seg);
+        }
+        byte[][] buf = {null};
+        for (int i = 0; i < first; i++) {
+            PlainCache.Decoded d = cache.segment(at(1, i, length), true, buf);
+            if (i % 2 == 0) {
+                assertNotNull(d, "segment " + i + " was read: it is copied forward when its slab goes");
+                assertArrayEquals(contents(1, i, length), Arrays.copyOf(d.plain(), length));
+            } else {
+                assertNull(d, "segment " + i + " was never read: it went with its slab");
+            }
+        }
+    }
+
+    /**
+     * Writers turn a small ring over many times while readers copy segments out of it: every
+     * segment a reader gets is exactly the bytes kept at that place. (A reader that does not check,
+     * after its copy, whether the slab was let go meanwhile gets other segments' bytes here.)
+     */
+    @Test
+    void readersNeverSeeBytesARacingWriterPutInTheirPlace() throws Exception {
+        PlainCache cache = new PlainCache(4L * MIB); // four slabs of 1 MiB
+        int places = 512, length = 32 << 10;
+        byte[][] segs = new byte[places][];
+        PackFormat.Segment[] tables = new PackFormat.Segment[places];
+        for (int i = 0; i < places; i++) {
+            segs[i] = contents(5, i, length);
+            tables[i] = table(segs[i]);
+        }
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        AtomicLong hits = new AtomicLong();
+        long until = System.nanoTime() + 2_000_000_000L;
+        List<Thread> threads = new ArrayList<>();
+        for (int w = 0; w < 2; w++) {
+            int seed = w;
+            threads.add(Thread.ofPlatform().start(() -> {
+                Random r = new Random(seed);
+                while (System.nanoTime() < until && failure.get() == null) {
+                    int i = r.nextInt(places);
+                    cache.keepSegment(at(5, i, length), tables[i], segs[i]);
+                }
+            }));
+        }
+        for (int t = 0; t < 3; t++) {
+            int seed = 100 + t;
+            threads.add(Thread.ofPlatform().start(() -> {
+                Random r = new Random(seed);
+                byte[][] buf = {null};
+                try {
+                    while (System.nanoTime() < until && failure.get() == null) {
+                        int i = r.nextInt(places);
+                        PlainCache.Decoded d = cache.segment(at(5, i, length), r.nextBoolean(), buf);
+                        if (d == null) continue;
+                        hits.incrementAndGet();
+                        if (!Arrays.equals(segs[i], 0, length, d.plain(), 0, length)) throw new AssertionError("segment " + i + ": other bytes");
+                        byte[] chunk = cache.fromSegment(tables[i].ids()[0], at(5, i, length));
+                        if (chunk != null && !Arrays.equals(segs[i], chunk)) throw new AssertionError("chunk of segment " + i + ": other bytes");
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            }));
+        }
+        for (Thread t : threads) t.join();
+        if (failure.get() != null) throw new AssertionError(failure.get());
+        assertTrue(hits.get() > 1000, "readers found segments: " + hits.get());
+    }
+}
