@@ -1040,13 +1040,13 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
 
     /**
      * Reads a chunk. What cost a decompression to read (a compressed record, a whole segment: see
-     * {@link PlainCache}) is kept in an in-memory cache of plain bytes, bounded by weight
+     * {@link PlainCache}) is kept in an in-memory cache of plain bytes, bounded in bytes
      * ({@link #plainCacheBytes}: the system property {@code cask.cache.bytes}, default a quarter of
      * the heap; 0 turns it off): a chunk never changes, so a cached copy is as good as the verified
      * read that made it. A record stored plain is not kept: reading it again costs a positional
      * read from the page cache and a CRC, about what copying it into the cache costs, and random
      * reads of incompressible data (a guest's compressed files, encrypted disks) would only churn
-     * the cache and the old generation of the heap. Every call returns a fresh copy (a caller may scribble on it).
+     * the cache, pushing out what did cost a decompression. Every call returns a fresh copy (a caller may scribble on it).
      */
     @Override
     public byte[] get(ChunkId id) {
