@@ -107,9 +107,11 @@ final class PlainCache {
     /**
      * The entries' table: sets of {@link #WAYS} ways, a way two longs: the key's hash, and the
      * entry's position plus one, shifted left by one, with the low bit set once a counted lookup
-     * found it (0: empty).
+     * found it (0: empty). Allocated at the first write, so that a command that reads a few
+     * chunks never takes it; null until then.
      */
-    private final long[] ways;
+    private volatile long[] ways;
+    private final int tableLength;
     private final int setMask;
     private final ReentrantLock writer = new ReentrantLock();
     /**
@@ -129,15 +131,15 @@ final class PlainCache {
      */
     private final long[] decoded = new long[1 << 16];
 
-    /** A cache of at most {@code bytes} of entries (in at least four slabs), and its table: 4 bytes more for every 4 KiB. */
+    /** A cache of at most {@code bytes} of entries (in at least four slabs), and its table: 32 bytes for every 4 KiB of them. */
     PlainCache(long bytes) {
         this.slabBytes = (int) Math.clamp(Long.highestOneBit(Math.max(1, bytes / 16)), MIN_SLAB, MAX_SLAB);
         int count = (int) Math.max(MIN_SLABS, Math.min(1 << 20, bytes / slabBytes));
         this.slabs = new byte[count][];
         this.filled = new int[count];
         long sets = Long.highestOneBit(Math.max(16, (long) count * slabBytes / 4096 * 2 / WAYS));
-        this.ways = new long[(int) Math.min(1 << 26, sets * WAYS * 2)];
-        this.setMask = ways.length / (WAYS * 2) - 1;
+        this.tableLength = (int) Math.min(1 << 26, sets * WAYS * 2);
+        this.setMask = tableLength / (WAYS * 2) - 1;
         this.validFrom = (slab + 2 - count) * slabBytes;
     }
 
@@ -185,12 +187,13 @@ final class PlainCache {
         if (length < 0 || length > size - header) return null; // a header read in a race with its slab's rewrite
         ChunkId[] ids = new ChunkId[count];
         int[] lengths = new int[count], crcs = new int[count];
-        int sum = 0;
+        long sum = 0;
         for (int i = 0, at = off + SEG_SLOTS; i < count; i++, at += SLOT) {
             ids[i] = ChunkId.fromBytes(s, at);
             lengths[i] = (int) INT.get(s, at + ChunkId.LENGTH);
             crcs[i] = (int) INT.get(s, at + ChunkId.LENGTH + 4);
             sum += lengths[i];
+            if (lengths[i] < 0) return null; // a header read in a race
         }
         if (sum != length) return null;
         if (buf[0] == null || buf[0].length < length) {
@@ -218,13 +221,13 @@ final class PlainCache {
         if (slot < 0 || slot >= count) return null; // also a header read in a race
         int at = off + SEG_SLOTS + slot * SLOT;
         if (!id.matches(s, at)) return null;
-        int from = 0;
+        long from = 0;
         for (int i = 0; i < slot; i++) from += (int) INT.get(s, off + SEG_SLOTS + i * SLOT + ChunkId.LENGTH);
         int length = (int) INT.get(s, at + ChunkId.LENGTH), crc = (int) INT.get(s, at + ChunkId.LENGTH + 4);
         int header = SEG_SLOTS + count * SLOT;
         if (from < 0 || length < 0 || from + length > size - header) return null; // a header read in a race
         byte[] out = new byte[length];
-        System.arraycopy(s, off + header + from, out, 0, length);
+        System.arraycopy(s, off + header + (int) from, out, 0, length);
         if (!stillValid(pos) || PackFormat.crc32c(out, 0, length) != crc) return null;
         return out;
     }
@@ -243,6 +246,8 @@ final class PlainCache {
      * ({@code pack}, {@code offset}), or -1; unless {@code quietly}, marks it found.
      */
     private long find(long hash, ChunkId id, int pack, long offset, boolean quietly) {
+        long[] ways = this.ways;
+        if (ways == null) return -1;
         int base = set(hash);
         long valid = validFrom;
         for (int w = 0; w < WAYS; w++) {
@@ -405,6 +410,7 @@ final class PlainCache {
 
     /** Under the lock: room for {@code size} bytes at the head (in the next slab when they do not fit in this one). */
     private long reserve(int size) {
+        if (ways == null) ways = new long[tableLength];
         if (head + size > (slab + 1) * slabBytes) nextSlab();
         int index = (int) (slab % slabs.length);
         if (slabs[index] == null) slabs[index] = new byte[slabBytes];
@@ -419,6 +425,7 @@ final class PlainCache {
      * hash, else one that is empty or whose entry is gone, else the one with the oldest entry.
      */
     private void index(long hash, long pos) {
+        long[] ways = this.ways;
         int base = set(hash), pick = -1;
         long valid = validFrom, oldest = Long.MAX_VALUE;
         for (int w = 0; w < WAYS; w++) {
@@ -463,6 +470,7 @@ final class PlainCache {
             long hash = (int) INT.get(s, off + KIND) == CHUNK
                     ? mix((long) LONG.get(s, off + CHUNK_ID) ^ (long) LONG.get(s, off + CHUNK_ID + 8))
                     : segmentHash((int) INT.get(s, off + SEG_PACK), (long) LONG.get(s, off + SEG_OFFSET));
+            long[] ways = this.ways;
             int base = set(hash);
             for (int w = 0; w < WAYS; w++) {
                 int i = base + 2 * w;

@@ -52,6 +52,9 @@ class PlainCacheTest {
         r.nextBytes(one);
         r.nextBytes(two);
         ChunkId a = ChunkId.of(one), b = ChunkId.of(two);
+        assertNull(cache.chunk(a));
+        assertNull(cache.segment(at(3, 4096, 9000), false, new byte[1][]));
+        assertEquals(0, cache.slabsAllocated(), "lookups alone take no memory");
         cache.keepChunk(a, one);
         assertArrayEquals(one, cache.chunk(a));
         assertNull(cache.chunk(b));
