@@ -191,7 +191,7 @@ final class BulkReads {
     private boolean take(ChunkId id, ChunkLocation l, Map<ChunkId, ChunkLocation> records, Found found, boolean ahead,
                          boolean live, byte[][] plainBuf) {
         PackReader.checkEntry(l);
-        if (l.inSegment() && fromCachedSegment(id, l, found, plainBuf)) return ahead;
+        if (l.inSegment() && fromCachedSegment(id, l, found)) return ahead;
         if (ahead) ahead = runAhead(id, l, found, live);
         if (!found.wants(id)) return ahead;
         // the run-ahead did not hand it over (it does not report failures): the ordinary reads do
@@ -206,13 +206,15 @@ final class BulkReads {
      * would; false when that segment is not cached or {@code id} itself is not handed over (its
      * ordinary read then reports what is wrong).
      */
-    private boolean fromCachedSegment(ChunkId id, ChunkLocation l, Found found, byte[][] plainBuf) {
-        PlainCache.Decoded d = store.segmentHit(l, plainBuf);
-        if (d == null || !d.holds(id, l.slot())) return false;
-        PackFormat.Segment seg = d.table();
-        for (int slot = 0, from = 0; slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
-            ChunkId sid = seg.ids()[slot];
-            if (found.wants(sid) && PackFormat.plainCrcMatches(seg, d.plain(), from, slot)) found.give(sid, d.plain(), from, seg.plainLengths()[slot]);
+    private boolean fromCachedSegment(ChunkId id, ChunkLocation l, Found found) {
+        try (PlainCache.Pinned d = store.segmentHit(l)) { // handed over from the cache's slab, pinned meanwhile
+            if (d == null || !d.holds(id, l.slot())) return false;
+            PackFormat.Segment seg = d.table();
+            byte[] plain = d.bytes();
+            for (int slot = 0, from = d.plainAt(); slot < seg.count(); from += seg.plainLengths()[slot], slot++) {
+                ChunkId sid = seg.ids()[slot];
+                if (found.wants(sid) && PackFormat.plainCrcMatches(seg, plain, from, slot)) found.give(sid, plain, from, seg.plainLengths()[slot]);
+            }
         }
         return !found.wants(id);
     }

@@ -1338,11 +1338,11 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     }
 
     /**
-     * The plain cache's decoded segment at {@code loc}, its bytes copied into {@code buf[0]} (see
-     * {@link PlainCache#segment}), or null; quietly, as {@link #plainHit}.
+     * The plain cache's decoded segment at {@code loc}, pinned in place until closed (see
+     * {@link PlainCache#pin}), or null; quietly, as {@link #plainHit}.
      */
-    PlainCache.Decoded segmentHit(ChunkLocation loc, byte[][] buf) {
-        return plain == null ? null : plain.segment(loc, true, buf);
+    PlainCache.Pinned segmentHit(ChunkLocation loc) {
+        return plain == null ? null : plain.pin(loc, true);
     }
 
     /**

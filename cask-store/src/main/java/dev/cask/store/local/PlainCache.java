@@ -6,6 +6,7 @@ import dev.cask.store.ChunkLocation;
 import java.lang.invoke.VarHandle;
 import java.lang.invoke.MethodHandles;
 import java.nio.ByteOrder;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -70,17 +71,6 @@ import java.util.concurrent.locks.ReentrantLock;
  * stale location then still gets the right bytes, as it would from a cached chunk. Thread-safe.
  */
 final class PlainCache {
-    /**
-     * A decompressed segment: its table ({@code table}, without the pack bytes it was decoded
-     * from) and its plain bytes, verified frame-wise, from {@code plain[0]}.
-     */
-    record Decoded(PackFormat.Segment table, byte[] plain) {
-        /** Whether the table names {@code id} in {@code slot} (a location's claim, checked before its bytes are). */
-        boolean holds(ChunkId id, int slot) {
-            return slot >= 0 && slot < table.count() && table.ids()[slot].equals(id);
-        }
-    }
-
     /** The largest slab: above 4 MiB, so that ZGC allocates each in a page of its own and never moves it. */
     static final int MAX_SLAB = 8 << 20;
     private static final int MIN_SLAB = 1 << 20;
@@ -114,6 +104,8 @@ final class PlainCache {
     private final int tableLength;
     private final int setMask;
     private final ReentrantLock writer = new ReentrantLock();
+    /** Per slab: readers that hold an entry of it pinned ({@link #pin}). */
+    private final AtomicIntegerArray pins;
     /**
      * Under {@link #writer}: the absolute position the next entry is written at, and the absolute
      * number of its slab ({@code slab % slabs.length} in the ring).
@@ -137,6 +129,7 @@ final class PlainCache {
         int count = (int) Math.max(MIN_SLABS, Math.min(1 << 20, bytes / slabBytes));
         this.slabs = new byte[count][];
         this.filled = new int[count];
+        this.pins = new AtomicIntegerArray(count);
         long sets = Long.highestOneBit(Math.max(16, (long) count * slabBytes / 4096 * 2 / WAYS));
         this.tableLength = (int) Math.min(1 << 26, sets * WAYS * 2);
         this.setMask = tableLength / (WAYS * 2) - 1;
@@ -174,36 +167,83 @@ final class PlainCache {
     }
 
     /**
-     * The decoded segment stored at {@code loc} (a chunk's location in a segment), its plain bytes
-     * copied into {@code buf[0]} (replaced by a larger array from {@link dev.cask.common.ByteArrays}
-     * when short; the caller gives it back), or null; {@code quietly}: without counting as a use.
+     * The segment stored at {@code loc} (a chunk's location in a segment), pinned where it is in
+     * its slab, or null; {@code quietly}: without counting as a use. While pinned (until
+     * {@link Pinned#close}) its bytes are not overwritten: the writer waits before it writes into a
+     * pinned slab again. So a bulk read hands chunks over from the slab itself, with no copy of the
+     * segment first. Close it soon, and write nothing into this cache meanwhile.
      */
-    Decoded segment(ChunkLocation loc, boolean quietly, byte[][] buf) {
+    Pinned pin(ChunkLocation loc, boolean quietly) {
         long pos = find(segmentHash(loc.pack(), loc.offset()), null, loc.pack(), loc.offset(), quietly);
         if (pos < 0) return null;
-        byte[] s = slabAt(pos);
-        int off = (int) (pos % slabBytes), size = sizeAt(s, off, SEGMENT), count = countAt(s, off, size);
-        int header = SEG_SLOTS + count * SLOT, length = count < 0 ? -1 : (int) INT.get(s, off + PLAIN);
-        if (length < 0 || length > size - header) return null; // a header read in a race with its slab's rewrite
-        ChunkId[] ids = new ChunkId[count];
-        int[] lengths = new int[count], crcs = new int[count];
-        long sum = 0;
-        for (int i = 0, at = off + SEG_SLOTS; i < count; i++, at += SLOT) {
-            ids[i] = ChunkId.fromBytes(s, at);
-            lengths[i] = (int) INT.get(s, at + ChunkId.LENGTH);
-            crcs[i] = (int) INT.get(s, at + ChunkId.LENGTH + 4);
-            sum += lengths[i];
-            if (lengths[i] < 0) return null; // a header read in a race
+        int index = (int) (pos / slabBytes % slabs.length);
+        pins.incrementAndGet(index);
+        Pinned pinned = null;
+        try {
+            if (pos < validFrom) return null; // let go since it was found: the writer may be at it
+            byte[] s = slabs[index];
+            int off = (int) (pos % slabBytes), size = sizeAt(s, off, SEGMENT), count = countAt(s, off, size);
+            int header = SEG_SLOTS + count * SLOT, length = count < 0 ? -1 : (int) INT.get(s, off + PLAIN);
+            if (length < 0 || length > size - header) return null;
+            ChunkId[] ids = new ChunkId[count];
+            int[] lengths = new int[count], crcs = new int[count];
+            long sum = 0;
+            for (int i = 0, at = off + SEG_SLOTS; i < count; i++, at += SLOT) {
+                ids[i] = ChunkId.fromBytes(s, at);
+                lengths[i] = (int) INT.get(s, at + ChunkId.LENGTH);
+                crcs[i] = (int) INT.get(s, at + ChunkId.LENGTH + 4);
+                if (lengths[i] < 0) return null;
+                sum += lengths[i];
+            }
+            if (sum != length) return null;
+            PackFormat.Segment table = new PackFormat.Segment((int) INT.get(s, off + SEG_CODEC), ids, lengths, crcs, NO_FRAME, 0, 0);
+            pinned = new Pinned(this, index, table, s, off + header);
+            return pinned;
+        } finally {
+            if (pinned == null) pins.decrementAndGet(index);
         }
-        if (sum != length) return null;
-        if (buf[0] == null || buf[0].length < length) {
-            dev.cask.common.ByteArrays.give(buf[0]);
-            buf[0] = dev.cask.common.ByteArrays.take(Math.max(length, 64 << 10));
+    }
+
+    /**
+     * A cached segment pinned in its slab ({@link #pin}): its table, and its plain bytes at
+     * {@code bytes[plainAt...]} (the slab itself: not to be changed). Close once.
+     */
+    static final class Pinned implements AutoCloseable {
+        private final PlainCache cache;
+        private final int index;
+        private final PackFormat.Segment table;
+        private final byte[] bytes;
+        private final int plainAt;
+
+        private Pinned(PlainCache cache, int index, PackFormat.Segment table, byte[] bytes, int plainAt) {
+            this.cache = cache;
+            this.index = index;
+            this.table = table;
+            this.bytes = bytes;
+            this.plainAt = plainAt;
         }
-        System.arraycopy(s, off + header, buf[0], 0, length);
-        if (!stillValid(pos)) return null;
-        int codec = (int) INT.get(s, off + SEG_CODEC);
-        return new Decoded(new PackFormat.Segment(codec, ids, lengths, crcs, NO_FRAME, 0, 0), buf[0]);
+
+        PackFormat.Segment table() {
+            return table;
+        }
+
+        byte[] bytes() {
+            return bytes;
+        }
+
+        int plainAt() {
+            return plainAt;
+        }
+
+        /** Whether the table names {@code id} in {@code slot} (a location's claim, checked before its bytes are). */
+        boolean holds(ChunkId id, int slot) {
+            return slot >= 0 && slot < table.count() && table.ids()[slot].equals(id);
+        }
+
+        @Override
+        public void close() {
+            cache.pins.decrementAndGet(index);
+        }
     }
 
     private static final byte[] NO_FRAME = new byte[0];
@@ -455,7 +495,13 @@ final class PlainCache {
     private void nextSlab() {
         slab++;
         head = slab * slabBytes;
-        filled[(int) (slab % slabs.length)] = 0;
+        int current = (int) (slab % slabs.length);
+        filled[current] = 0;
+        // let go a turn ago; a reader that pinned an entry of it before then may still be reading
+        for (int spins = 0; pins.get(current) != 0; spins++) {
+            if (spins < 100) Thread.onSpinWait();
+            else Thread.yield();
+        }
         long gone = slab + 1 - slabs.length; // the oldest slab, in the ring's place after the head's: free for the next turn
         validFrom = Math.max(validFrom, (gone + 1) * slabBytes);
         VarHandle.storeStoreFence();

@@ -40,6 +40,13 @@ class PlainCacheTest {
         return b;
     }
 
+    /** The plain bytes of the segment cached at {@code loc}, copied out while it is pinned, or null. */
+    private static byte[] pinned(PlainCache cache, ChunkLocation loc, boolean quietly) {
+        try (PlainCache.Pinned p = cache.pin(loc, quietly)) {
+            return p == null ? null : Arrays.copyOfRange(p.bytes(), p.plainAt(), p.plainAt() + p.table().plainLength());
+        }
+    }
+
     private static ChunkLocation at(int pack, long offset, int length) {
         return new ChunkLocation(pack, offset, length, 0);
     }
@@ -53,7 +60,7 @@ class PlainCacheTest {
         r.nextBytes(two);
         ChunkId a = ChunkId.of(one), b = ChunkId.of(two);
         assertNull(cache.chunk(a));
-        assertNull(cache.segment(at(3, 4096, 9000), false, new byte[1][]));
+        assertNull(pinned(cache, at(3, 4096, 9000), false));
         assertEquals(0, cache.slabsAllocated(), "lookups alone take no memory");
         cache.keepChunk(a, one);
         assertArrayEquals(one, cache.chunk(a));
@@ -69,15 +76,16 @@ class PlainCacheTest {
         cache.keepSegment(loc, t, Arrays.copyOf(seg, seg.length + 100)); // only plainLength() bytes count
         assertArrayEquals(seg, cache.fromSegment(t.ids()[0], loc));
         assertNull(cache.fromSegment(a, loc), "the slot holds another chunk");
-        byte[][] buf = {null};
-        PlainCache.Decoded d = cache.segment(loc, true, buf);
-        assertNotNull(d);
-        assertArrayEquals(seg, Arrays.copyOf(d.plain(), seg.length));
-        assertTrue(d.holds(t.ids()[0], 0));
+        try (PlainCache.Pinned d = cache.pin(loc, true)) {
+            assertNotNull(d);
+            assertArrayEquals(seg, Arrays.copyOfRange(d.bytes(), d.plainAt(), d.plainAt() + seg.length));
+            assertTrue(d.holds(t.ids()[0], 0));
+            assertTrue(!d.holds(t.ids()[0], 1) && !d.holds(a, 0));
+        }
 
         cache.clear();
         assertNull(cache.chunk(a));
-        assertNull(cache.segment(loc, true, buf));
+        assertNull(pinned(cache, loc, true));
         cache.keepChunk(b, two);
         assertArrayEquals(two, cache.chunk(b), "what is kept after a clear is found");
     }
@@ -108,16 +116,13 @@ class PlainCacheTest {
                 byte[] want = kept.get(o);
                 recent += want.length;
                 if (recent > budget - 2L * slab) break;
-                byte[][] buf = {null};
-                PlainCache.Decoded d = cache.segment(at(1, o, want.length), true, buf);
-                assertNotNull(d, "kept " + recent + " bytes ago, within the budget");
+                assertNotNull(pinned(cache, at(1, o, want.length), true), "kept " + recent + " bytes ago, within the budget");
             }
             // any hit is exactly the latest bytes kept there
             long probe = (long) r.nextInt(3000) * 65536;
             byte[] want = kept.get(probe);
-            byte[][] buf = {null};
-            PlainCache.Decoded d = cache.segment(at(1, probe, 1), r.nextBoolean(), buf);
-            if (d != null) assertArrayEquals(want, Arrays.copyOf(d.plain(), d.table().plainLength()), "segment at " + probe);
+            byte[] hit = pinned(cache, at(1, probe, 1), r.nextBoolean());
+            if (hit != null) assertArrayEquals(want, hit, "segment at " + probe);
         }
         assertTrue(written > 3 * budget, "the ring turned over several times: " + written);
         assertTrue(cache.slabsAllocated() * (long) slab <= budget, cache.slabsAllocated() + " slabs of " + slab);
@@ -137,12 +142,11 @@ class PlainCacheTest {
             byte[] seg = contents(2, i, length);
             cache.keepSegment(at(2, i, length), table(seg), seg);
         }
-        byte[][] buf = {null};
         for (int i = 0; i < first; i++) {
-            PlainCache.Decoded d = cache.segment(at(1, i, length), true, buf);
+            byte[] d = pinned(cache, at(1, i, length), true);
             if (i % 2 == 0) {
                 assertNotNull(d, "segment " + i + " was read: it is copied forward when its slab goes");
-                assertArrayEquals(contents(1, i, length), Arrays.copyOf(d.plain(), length));
+                assertArrayEquals(contents(1, i, length), d);
             } else {
                 assertNull(d, "segment " + i + " was never read: it went with its slab");
             }
@@ -150,9 +154,10 @@ class PlainCacheTest {
     }
 
     /**
-     * Writers turn a small ring over many times while readers copy segments out of it: every
-     * segment a reader gets is exactly the bytes kept at that place. (A reader that does not check,
-     * after its copy, whether the slab was let go meanwhile gets other segments' bytes here.)
+     * Writers turn a small ring over many times while readers read segments in it: every segment a
+     * reader holds pinned, and every chunk it copies out, is exactly the bytes kept at that place.
+     * (A writer that does not wait for a pinned slab, or a copy not checked afterwards for whether
+     * its slab was let go meanwhile, gives other segments' bytes here.)
      */
     @Test
     void readersNeverSeeBytesARacingWriterPutInTheirPlace() throws Exception {
@@ -182,14 +187,20 @@ class PlainCacheTest {
             int seed = 100 + t;
             threads.add(Thread.ofPlatform().start(() -> {
                 Random r = new Random(seed);
-                byte[][] buf = {null};
                 try {
                     while (System.nanoTime() < until && failure.get() == null) {
                         int i = r.nextInt(places);
-                        PlainCache.Decoded d = cache.segment(at(5, i, length), r.nextBoolean(), buf);
-                        if (d == null) continue;
-                        hits.incrementAndGet();
-                        if (!Arrays.equals(segs[i], 0, length, d.plain(), 0, length)) throw new AssertionError("segment " + i + ": other bytes");
+                        try (PlainCache.Pinned d = cache.pin(at(5, i, length), r.nextBoolean())) {
+                            if (d == null) continue;
+                            hits.incrementAndGet();
+                            // read twice, a moment apart, as a bulk read hands chunks over from the slab
+                            for (int look = 0; look < 2; look++) {
+                                if (!Arrays.equals(segs[i], 0, length, d.bytes(), d.plainAt(), d.plainAt() + length)) {
+                                    throw new AssertionError("pinned segment " + i + ": other bytes");
+                                }
+                                Thread.yield();
+                            }
+                        }
                         byte[] chunk = cache.fromSegment(tables[i].ids()[0], at(5, i, length));
                         if (chunk != null && !Arrays.equals(segs[i], chunk)) throw new AssertionError("chunk of segment " + i + ": other bytes");
                     }
