@@ -83,6 +83,14 @@ class PlainCacheTest {
             assertTrue(!d.holds(t.ids()[0], 1) && !d.holds(a, 0));
         }
 
+        long before = cache.headSlab();
+        for (int i = 0; i < 1000; i++) { // 16 MiB of the same segment, and of the same chunk: kept once
+            cache.keepSegment(loc, t, seg);
+            cache.keepChunk(a, one);
+        }
+        assertEquals(before, cache.headSlab(), "what is kept already takes no more room");
+        assertEquals(1, cache.slabsAllocated());
+
         cache.clear();
         assertNull(cache.chunk(a));
         assertNull(pinned(cache, loc, true));
@@ -103,8 +111,8 @@ class PlainCacheTest {
         for (int i = 0; i < 4000; i++) {
             long offset = (long) r.nextInt(3000) * 65536;
             int length = 4096 * (1 + r.nextInt(16));
-            byte[] seg = contents(1, offset, length);
-            if (r.nextInt(5) == 0) seg[r.nextInt(length)] ^= 1; // the same place kept again with other bytes (a rewritten pack)
+            // every keep of a place has other bytes (a rewritten pack), so that each one is written anew
+            byte[] seg = contents(1, offset ^ ((long) order.size() << 40), length);
             cache.keepSegment(at(1, offset, length), table(seg), seg);
             kept.put(offset, seg);
             order.add(offset);
