@@ -354,7 +354,12 @@ final class PlainCache {
     }
 
     private static long chunkHash(ChunkId id) {
-        return mix(id.word(0) ^ id.word(1));
+        return chunkHash(id.word(0), id.word(1));
+    }
+
+    /** A chunk's hash from its id's first two big-endian words (as a slab's header holds them, for {@link #nextSlab}). */
+    private static long chunkHash(long first, long second) {
+        return mix(first ^ second);
     }
 
     private static long segmentHash(int pack, long offset) {
@@ -531,7 +536,7 @@ final class PlainCache {
             long pos = gone * slabBytes + off;
             if (size > budget || pos < clearedBelow) continue;
             long hash = (int) INT.get(s, off + KIND) == CHUNK
-                    ? mix((long) LONG.get(s, off + CHUNK_ID) ^ (long) LONG.get(s, off + CHUNK_ID + 8))
+                    ? chunkHash((long) LONG.get(s, off + CHUNK_ID), (long) LONG.get(s, off + CHUNK_ID + 8))
                     : segmentHash((int) INT.get(s, off + SEG_PACK), (long) LONG.get(s, off + SEG_OFFSET));
             long[] ways = this.ways;
             int base = set(hash);
