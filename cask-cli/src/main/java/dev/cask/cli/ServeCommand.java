@@ -74,8 +74,9 @@ final class ServeCommand extends Common implements Callable<Integer> {
     String requestTimeout;
     @Option(names = "--warmup", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = {"Before taking clients, serve a throwaway image on loopback for about two seconds and wait up to",
-                    "two more for the JIT, so the first VM meets compiled code, not the JVM's interpreter",
-                    "(default: on; --no-warmup skips it)."})
+                    "two more for the JIT, so the first VM meets compiled code, not the JVM's interpreter; then",
+                    "lower the JIT's threads to nice 10, so what it still compiles does not take the CPU from clients",
+                    "(default: on; --no-warmup skips both)."})
     boolean warmup;
     @Option(names = "--read-only", description = "Serve every image read-only (its current content when a client connects); nothing is opened for writing.")
     boolean readOnly;
@@ -148,9 +149,12 @@ final class ServeCommand extends Common implements Callable<Integer> {
         if (warmup) {
             long t0 = System.nanoTime();
             String failed = dev.cask.server.Warmup.run(journalLimitBytes);
-            LOG.log(System.Logger.Level.INFO, failed == null
+            // what the JIT still compiles from here on (a client's own profile: the warm-up cannot
+            // make every path hot) it compiles on the CPU the clients leave (Background.lowerCompilerThreads)
+            int lowered = dev.cask.common.Background.lowerCompilerThreads();
+            LOG.log(System.Logger.Level.INFO, (failed == null
                     ? "warm-up took " + (System.nanoTime() - t0) / 1_000_000 + " ms"
-                    : "warm-up skipped: " + failed);
+                    : "warm-up skipped: " + failed) + "; JIT compiler threads at nice " + dev.cask.common.Background.NICE + " from now on: " + lowered);
         }
         // the index through a memory map, as the bulk commands read it: a served disk's first read of a
         // block asks the index, and without the map that query cost about five pread calls (cold

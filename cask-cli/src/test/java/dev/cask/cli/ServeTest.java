@@ -43,6 +43,22 @@ class ServeTest {
             String started = server.log.toString();
             assertTrue(started.contains("warm-up took") && !started.contains("warm-up skipped"), "the warm-up ran before serving: " + started);
             assertFalse(started.contains("warmup"), "the warm-up's throwaway image stays out of the log: " + started);
+            // after the warm-up the JIT compiles on the CPU the clients leave: its threads at nice 10 (as ps -L shows them)
+            int jit = 0;
+            try (var tasks = Files.list(Path.of("/proc/" + server.process.pid() + "/task"))) {
+                for (Path t : (Iterable<Path>) tasks::iterator) {
+                    String comm = Files.readString(t.resolve("comm")).strip();
+                    String stat = Files.readString(t.resolve("stat"));
+                    int nice = Integer.parseInt(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[16]);
+                    if (comm.startsWith("C1 CompilerThre") || comm.startsWith("C2 CompilerThre")) {
+                        jit++;
+                        assertTrue(nice >= 10, "the server's " + comm + " at nice " + nice);
+                    } else if (comm.equals("VM Thread")) {
+                        assertTrue(nice < 10, "the server's VM Thread is not lowered: nice " + nice);
+                    }
+                }
+            }
+            assertTrue(jit >= 1, "the server's JIT threads were found");
             assertEquals(0, cli.run("ls").out().lines().filter(l -> l.contains("warmup")).count(), "the warm-up never touches the user's store");
             JsonNode info = json.readTree(Cli.mustTool("nbdinfo", "--json", server.uri("team/vm-1")).out());
             JsonNode export = info.get("exports").get(0);

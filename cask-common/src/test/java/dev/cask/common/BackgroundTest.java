@@ -40,6 +40,54 @@ class BackgroundTest {
         assertFalse(Thread.currentThread().isVirtual());
     }
 
+    /** The names ({@code comm}) and nice values of this process's threads, by thread id. */
+    private static java.util.Map<Integer, String> threadNames() throws Exception {
+        java.util.Map<Integer, String> names = new java.util.TreeMap<>();
+        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path t : (Iterable<Path>) tasks::iterator) {
+                try {
+                    names.put(Integer.parseInt(t.getFileName().toString()), Files.readString(t.resolve("comm")).strip());
+                } catch (java.io.IOException gone) {
+                    // ended meanwhile
+                }
+            }
+        }
+        return names;
+    }
+
+    @Test
+    void lowerCompilerThreadsLowersTheJitAndNothingElse() throws Exception {
+        int base = nice(Background.threadId());
+        java.util.Map<Integer, Integer> before = new java.util.HashMap<>();
+        for (var e : threadNames().entrySet()) {
+            try {
+                before.put(e.getKey(), nice(e.getKey()));
+            } catch (java.io.IOException gone) {
+                // ended meanwhile
+            }
+        }
+        int lowered = Background.lowerCompilerThreads();
+        assertTrue(lowered >= 1, "this JVM compiles (C1 and C2 threads): lowered " + lowered);
+        int compilers = 0;
+        for (var e : threadNames().entrySet()) {
+            int tid = e.getKey();
+            int now;
+            try {
+                now = nice(tid);
+            } catch (java.io.IOException gone) {
+                continue;
+            }
+            if (e.getValue().startsWith("C1 CompilerThre") || e.getValue().startsWith("C2 CompilerThre")) {
+                compilers++;
+                assertEquals(Math.max(base, Background.NICE), now, "compiler thread " + e.getValue() + " (" + tid + ")");
+            } else if (before.containsKey(tid)) {
+                assertEquals(before.get(tid), now, "thread " + e.getValue() + " (" + tid + ") is not a compiler: untouched");
+            }
+        }
+        assertTrue(compilers >= 1, "compiler threads seen: " + compilers);
+        assertEquals(base, nice(Background.threadId()), "the caller is untouched");
+    }
+
     /** What {@code ionice -p TID} says of a thread of this process (util-linux, as admins would ask). */
     private static String ionice(int tid) throws Exception {
         Process p = new ProcessBuilder("ionice", "-p", Integer.toString(tid)).redirectErrorStream(true).start();

@@ -104,6 +104,7 @@ public final class Warmup {
 
     /** {@link #run(long, Path)}, telling {@code done[0]} what the work did when it ran. */
     static String run(long journalLimit, Path tmp, Done[] done) {
+        loadLateClasses();
         long start = System.nanoTime();
         java.util.logging.Logger[] quiet = {java.util.logging.Logger.getLogger("cask.serve"), java.util.logging.Logger.getLogger("cask.volume"),
                 java.util.logging.Logger.getLogger(NbdServer.class.getName())};
@@ -149,6 +150,27 @@ public final class Warmup {
             if (dir != null) deleteQuietly(dir);
             for (int i = 0; i < quiet.length; i++) quiet[i].setLevel(levels[i]);
         }
+    }
+
+    /**
+     * Loads, before the work, the classes a server loads only after it, which would otherwise
+     * throw away what the work compiled. The JIT compiles a call through an interface with one
+     * loaded implementation as a direct call, on the condition that no second one is loaded; when
+     * one is, every method compiled on that condition is deoptimised at once. Right after the
+     * warm-up, {@code cask serve} loaded {@code CachingChunkStore} (a second {@code ChunkStore}:
+     * its check for a --cache), and its background gc opened the JVM's first confined
+     * {@link java.lang.foreign.Arena} (a second kind of memory session): 48 compiled methods of the
+     * read path, the tree's and the volume's reads, {@code NbdConnection.read}, the JDK's buffer
+     * and channel code, went back to the interpreter in the 10 ms after the warm-up (session 34,
+     * {@code -Xlog:dependencies}), and were compiled again while the first client read.
+     */
+    static void loadLateClasses() {
+        try {
+            Class.forName("dev.cask.store.cache.CachingChunkStore", false, Warmup.class.getClassLoader());
+        } catch (ClassNotFoundException e) {
+            // not on the class path: then it is never loaded later either
+        }
+        java.lang.foreign.Arena.ofConfined().close();
     }
 
     /**
