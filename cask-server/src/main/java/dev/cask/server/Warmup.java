@@ -47,7 +47,7 @@ import static dev.cask.server.nbd.NbdProtocol.NBD_STRUCTURED_REPLY_MAGIC;
  * well, so it is code that is cold, not data.
  *
  * <p>The work here is therefore that of a boot, smaller, in five connections: the first fills the
- * start of the image (up to {@link #FILL_BYTES} in 1 MiB writes of compressible and random blocks
+ * start of the image (up to {@link #FILL_BYTES} in 1 MiB writes of compressible and random blocks, every other MiB random throughout,
  * with some zero blocks, 4 KiB rewrites, a flush) and disconnects, which checkpoints it (hashing,
  * compression into segments, the pack and index writes, the catalog commit); then the store is
  * opened again, as a restarted server opens it (nothing cached: reads ask the index), and the
@@ -228,7 +228,7 @@ public final class Warmup {
     }
 
     /**
-     * Fills the start of the image with 1 MiB writes of {@link #block}s until {@code until} (at
+     * Fills the start of the image with 1 MiB writes, of {@link #block}s and (every other one) of random bytes, until {@code until} (at
      * least 1 MiB, at most {@link #FILL_BYTES}), rewrites some 4 KiB blocks there, flushes,
      * disconnects. Returns how many bytes from the start it filled: the reads after it read only
      * there. (They read all of the image until session 25, when the fill stopped at 30 % of the
@@ -241,7 +241,12 @@ public final class Warmup {
             byte[] big = new byte[1 << 20];
             int mib = 0;
             while (mib < FILL_BYTES >> 20 && (mib == 0 || System.nanoTime() < until)) {
-                for (int b = 0; b < big.length; b += 4096) block(big, b, rnd);
+                // every other MiB random bytes throughout: a long run of incompressible blocks is
+                // stored as plain records, not segments, and a sequential read of it is a run of
+                // record reads from the pack, the path of a disk full of compressed files or media
+                // (serve-bench's "unique" rows), which the mixed blocks alone left to the first client
+                if (mib % 2 == 1) rnd.nextBytes(big);
+                else for (int b = 0; b < big.length; b += 4096) block(big, b, rnd);
                 c.call(NBD_CMD_WRITE, (long) mib << 20, big, big.length, null);
                 mib++;
             }
