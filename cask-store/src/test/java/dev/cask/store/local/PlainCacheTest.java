@@ -144,7 +144,8 @@ class PlainCacheTest {
         int length = 16 << 10;
         int first = 32; // half a slab: the oldest part of the ring once the stream below passes
         for (int i = 0; i < first; i++) cache.keepSegment(at(1, i, length), table(contents(1, i, length)), contents(1, i, length));
-        for (int i = 0; i < first; i += 2) assertNotNull(cache.fromSegment(table(contents(1, i, length)).ids()[0], at(1, i, length)));
+        // every eighth is read: 4 of 16 KiB, within the part of a slab the second chance copies
+        for (int i = 0; i < first; i += 8) assertNotNull(cache.fromSegment(table(contents(1, i, length)).ids()[0], at(1, i, length)));
         // a stream of entries nobody reads, until the first slab goes
         for (long i = 0; cache.headSlab() < slabs - 1; i++) {
             byte[] seg = contents(2, i, length);
@@ -152,13 +153,39 @@ class PlainCacheTest {
         }
         for (int i = 0; i < first; i++) {
             byte[] d = pinned(cache, at(1, i, length), true);
-            if (i % 2 == 0) {
+            if (i % 8 == 0) {
                 assertNotNull(d, "segment " + i + " was read: it is copied forward when its slab goes");
                 assertArrayEquals(contents(1, i, length), d);
             } else {
                 assertNull(d, "segment " + i + " was never read: it went with its slab");
             }
         }
+    }
+
+    /** The second chance copies no more than its part of a slab (the copy is a client's wait): the rest of what was read goes too. */
+    @Test
+    void theSecondChanceCopiesAtMostItsPartOfASlab() {
+        long budget = 16L * MIB;
+        PlainCache cache = new PlainCache(budget);
+        int slabs = (int) (budget / cache.slabBytes());
+        int length = 16 << 10;
+        int first = cache.slabBytes() / 2 / length - 1; // nearly half a slab, every one of them read
+        for (int i = 0; i < first; i++) cache.keepSegment(at(1, i, length), table(contents(1, i, length)), contents(1, i, length));
+        for (int i = 0; i < first; i++) assertNotNull(cache.fromSegment(table(contents(1, i, length)).ids()[0], at(1, i, length)));
+        for (long i = 0; cache.headSlab() < slabs - 1; i++) {
+            byte[] seg = contents(2, i, length);
+            cache.keepSegment(at(2, i, length), table(seg), seg);
+        }
+        int kept = 0;
+        for (int i = 0; i < first; i++) {
+            byte[] d = pinned(cache, at(1, i, length), true);
+            if (d != null) {
+                assertArrayEquals(contents(1, i, length), d);
+                kept++;
+            }
+        }
+        int most = cache.slabBytes() / PlainCache.SECOND_CHANCE_PART / length;
+        assertTrue(kept >= 1 && kept <= most, kept + " of " + first + " read segments outlived their slab: at most " + most);
     }
 
     /**
