@@ -217,6 +217,8 @@ public final class Background {
      * threads that needed it: 690-890 MiB/s. With C2 at nice 10 (it compiles the same code, on the
      * CPU nobody else wants) the same read ran at 840-1,090 MiB/s (session 34). On an idle host the
      * compilers get all they ask for; on a busy one a tenth of a core at least, so they finish.
+     * (Session 22 tried the same for served disks' p99 during a background gc: no change there,
+     * within that bench's noise.)
      */
     public static int lowerCompilerThreads() {
         if (SETPRIORITY == null) return 0;
