@@ -208,7 +208,8 @@ public final class Background {
 
     /**
      * Lowers the JVM's JIT compiler threads ({@code C1 CompilerThread0}, {@code C2 CompilerThread0}...)
-     * to nice {@link #NICE}; returns how many it lowered. Compiler threads the JVM adds later are
+     * to nice {@link #NICE} (never raising one that runs lower already); returns how many it
+     * lowered. Compiler threads the JVM adds later are
      * started by a compiler thread, and so inherit its nice value.
      *
      * <p>Why: a server seconds old still compiles much of its read path while the first clients
@@ -226,18 +227,27 @@ public final class Background {
         try (var tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
             for (var t : (Iterable<java.nio.file.Path>) tasks::iterator) {
                 String comm;
+                int nice;
                 try {
                     comm = java.nio.file.Files.readString(t.resolve("comm")).strip();
+                    nice = niceOf(t);
                 } catch (java.io.IOException e) {
                     continue; // the thread ended meanwhile
                 }
                 if (!comm.startsWith("C1 CompilerThre") && !comm.startsWith("C2 CompilerThre")) continue;
+                if (nice >= NICE) continue; // started lower already (nice cask serve): only ever lower
                 if ((int) SETPRIORITY.invokeExact(PRIO_PROCESS, Integer.parseInt(t.getFileName().toString()), NICE) == 0) lowered++;
             }
         } catch (Throwable e) {
             return lowered;
         }
         return lowered;
+    }
+
+    /** The nice value of a thread, from its {@code /proc/.../task/TID} directory (field 19 of its stat line). */
+    private static int niceOf(java.nio.file.Path task) throws java.io.IOException {
+        String stat = java.nio.file.Files.readString(task.resolve("stat"));
+        return Integer.parseInt(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[16]);
     }
 
     /** The calling thread's kernel thread id, or -1 where unknown (tests read its nice value from /proc). */
