@@ -45,8 +45,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * copy of at most a segment). An entry never straddles two slabs: one that does not fit in what is
  * left of the current slab starts the next. When the head enters a slab, the slab after it, the
  * oldest, is let go as a whole, and the entries in it that a counted lookup found since they were
- * written are copied to the head once more (at most an eighth of a slab of them: a second chance, so that
- * a hot entry outlives a stream of new ones, as with CLOCK). So the ring always has one slab being
+ * written are copied to the head once more (at most an eighth of a slab of them,
+ * {@link #SECOND_CHANCE_PART}: a second chance, so that a hot entry outlives a stream of new ones,
+ * as with CLOCK). So the ring always has one slab being
  * written, one free slab ahead of it, and the rest holding entries: the cache holds at most its
  * budget less a slab. Lookups that a bulk read makes quietly ({@code quietly}) do not count: a scan
  * should not make entries look popular. What is kept already is not written again: a bulk read's
