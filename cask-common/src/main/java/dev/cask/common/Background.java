@@ -30,7 +30,7 @@ public final class Background {
     /** {@code syscall(SYS_ioprio_set, ...)}, or null where unknown (not Linux, an architecture without its number here). */
     private static final MethodHandle IOPRIO_SET;
     private static final long SYS_IOPRIO_SET = syscallNumber(251, 30);
-    /** {@code syscall(SYS_sched_setattr, ...)} and {@code getpriority}, or null where unknown. */
+    /** {@code syscall(SYS_sched_setattr, ...)}, and {@code getpriority} (bound with {@code setpriority}), or null where unknown. */
     private static final MethodHandle SCHED_SETATTR;
     private static final MethodHandle GETPRIORITY;
     private static final long SYS_SCHED_SETATTR = syscallNumber(314, 274);
@@ -51,7 +51,7 @@ public final class Background {
     private static final int IOPRIO_CLASS_SHIFT = 13;
 
     static {
-        MethodHandle set = null, tid = null;
+        MethodHandle set = null, tid = null, getprio = null;
         try {
             if (System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT).contains("linux")) {
                 Linker linker = Linker.nativeLinker();
@@ -59,12 +59,15 @@ public final class Background {
                 set = linker.downcallHandle(libc.find("setpriority").orElseThrow(),
                         FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
                 tid = linker.downcallHandle(libc.find("gettid").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT));
+                getprio = linker.downcallHandle(libc.find("getpriority").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
             }
         } catch (Throwable t) {
-            set = tid = null;
+            set = tid = getprio = null;
         }
         SETPRIORITY = set;
         GETTID = tid;
+        GETPRIORITY = getprio;
         MethodHandle io = null;
         try {
             if (set != null && SYS_IOPRIO_SET > 0) {
@@ -88,21 +91,18 @@ public final class Background {
             sched = null;
         }
         SETSCHEDULER = sched;
-        MethodHandle attr = null, getprio = null;
+        MethodHandle attr = null;
         try {
             if (set != null && SYS_SCHED_SETATTR > 0) {
                 Linker linker = Linker.nativeLinker();
                 attr = linker.downcallHandle(linker.defaultLookup().find("syscall").orElseThrow(),
                         FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
                         Linker.Option.firstVariadicArg(1));
-                getprio = linker.downcallHandle(linker.defaultLookup().find("getpriority").orElseThrow(),
-                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
             }
         } catch (Throwable t) {
-            attr = getprio = null;
+            attr = null;
         }
         SCHED_SETATTR = attr;
-        GETPRIORITY = getprio;
     }
 
     private Background() {}
@@ -209,8 +209,8 @@ public final class Background {
     /**
      * Lowers the JVM's JIT compiler threads ({@code C1 CompilerThread0}, {@code C2 CompilerThread0}...)
      * to nice {@link #NICE} (never raising one that runs lower already); returns how many it
-     * lowered. Compiler threads the JVM adds later are
-     * started by a compiler thread, and so inherit its nice value.
+     * lowered. Compiler threads the JVM adds later are started by a compiler thread, and so
+     * inherit its nice value.
      *
      * <p>Why: a server seconds old still compiles much of its read path while the first clients
      * read (the warm-up cannot make every method hot with a client's profile). On two cores, C2
@@ -227,27 +227,20 @@ public final class Background {
         try (var tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
             for (var t : (Iterable<java.nio.file.Path>) tasks::iterator) {
                 String comm;
-                int nice;
                 try {
                     comm = java.nio.file.Files.readString(t.resolve("comm")).strip();
-                    nice = niceOf(t);
                 } catch (java.io.IOException e) {
                     continue; // the thread ended meanwhile
                 }
                 if (!comm.startsWith("C1 CompilerThre") && !comm.startsWith("C2 CompilerThre")) continue;
-                if (nice >= NICE) continue; // started lower already (nice cask serve): only ever lower
-                if ((int) SETPRIORITY.invokeExact(PRIO_PROCESS, Integer.parseInt(t.getFileName().toString()), NICE) == 0) lowered++;
+                int tid = Integer.parseInt(t.getFileName().toString());
+                if ((int) GETPRIORITY.invokeExact(PRIO_PROCESS, tid) >= NICE) continue; // started lower already (nice cask serve): only ever lower
+                if ((int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, NICE) == 0) lowered++;
             }
         } catch (Throwable e) {
             return lowered;
         }
         return lowered;
-    }
-
-    /** The nice value of a thread, from its {@code /proc/.../task/TID} directory (field 19 of its stat line). */
-    private static int niceOf(java.nio.file.Path task) throws java.io.IOException {
-        String stat = java.nio.file.Files.readString(task.resolve("stat"));
-        return Integer.parseInt(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[16]);
     }
 
     /** The calling thread's kernel thread id, or -1 where unknown (tests read its nice value from /proc). */

@@ -50,8 +50,8 @@ import static dev.cask.server.nbd.NbdProtocol.NBD_STRUCTURED_REPLY_MAGIC;
  * start of the image (up to {@link #FILL_BYTES} in 1 MiB writes of compressible and random blocks,
  * every other MiB random throughout, with some zero blocks, 4 KiB rewrites, a flush) and
  * disconnects, which checkpoints it (hashing, compression into segments, the pack and index
- * writes, the catalog commit); then the store is
- * opened again, as a restarted server opens it (nothing cached: reads ask the index), and the
+ * writes, the catalog commit); then the store is opened again, as a restarted server opens it
+ * (nothing cached: reads ask the index), and the
  * second reads what was filled through the volume, as a boot does: requests from 512 bytes to
  * 1 MiB, runs of neighbouring reads and random ones, with a few writes and flushes between them;
  * the third reads random 4 KiB blocks, 16 at a time, as a database or fio's randread does (each
@@ -233,8 +233,8 @@ public final class Warmup {
     /**
      * Fills the start of the image with 1 MiB writes, of {@link #block}s and (every other one) of
      * random bytes, until {@code until} (at least 1 MiB, at most {@link #FILL_BYTES}), rewrites
-     * some 4 KiB blocks there, flushes, disconnects. Returns how many bytes from the start it filled: the reads after it read only
-     * there. (They read all of the image until session 25, when the fill stopped at 30 % of the
+     * some 4 KiB blocks there, flushes, disconnects. Returns how many bytes from the start it
+     * filled: the reads after it read only there. (They read all of the image until session 25, when the fill stopped at 30 % of the
      * budget: a fresh JVM's first 1 MiB write takes most of that, so the image held one MiB,
      * nearly every read met a hole or a cached segment, and the code that reads one block from a
      * pack was first compiled while a client waited on it.)

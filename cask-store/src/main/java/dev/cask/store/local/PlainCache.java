@@ -47,8 +47,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * oldest, is let go as a whole, and the entries in it that a counted lookup found since they were
  * written are copied to the head once more (at most an eighth of a slab of them,
  * {@link #SECOND_CHANCE_PART}: a second chance, so that a hot entry outlives a stream of new ones,
- * as with CLOCK). So the ring always has one slab being
- * written, one free slab ahead of it, and the rest holding entries: the cache holds at most its
+ * as with CLOCK). So the ring always has one slab being written, one free slab ahead of it, and
+ * the rest holding entries: the cache holds at most its
  * budget less a slab. Lookups that a bulk read makes quietly ({@code quietly}) do not count: a scan
  * should not make entries look popular. What is kept already is not written again: a bulk read's
  * run-ahead decodes segments the cache may hold, and where Caffeine's second put replaced the entry,
@@ -512,10 +512,6 @@ final class PlainCache {
     }
 
     /**
-     * Under the lock: moves the head to the start of the next slab (free since the last turn) and
-     * lets the one after it go, copying its entries found since they were written to the head.
-     */
-    /**
      * The second chance copies at most this part of a slab forward (see the class comment). The
      * copy runs on the thread whose keep turned the ring, while its client waits: at half a slab
      * (4 MiB) it was the served disks' p99 latency of mix random 4K reads, 0.76-0.77 ms against
@@ -524,6 +520,10 @@ final class PlainCache {
      */
     static final int SECOND_CHANCE_PART = 8;
 
+    /**
+     * Under the lock: moves the head to the start of the next slab (free since the last turn) and
+     * lets the one after it go, copying its entries found since they were written to the head.
+     */
     private void nextSlab() {
         slab++;
         head = slab * slabBytes;
@@ -541,6 +541,7 @@ final class PlainCache {
         int index = (int) (gone % slabs.length);
         byte[] s = slabs[index];
         int budget = slabBytes / SECOND_CHANCE_PART;
+        long[] ways = this.ways; // allocated: reserve, which called this, did first
         for (int off = 0, size; off < filled[index]; off += size) {
             size = (int) INT.get(s, off + SIZE);
             long pos = gone * slabBytes + off;
@@ -548,7 +549,6 @@ final class PlainCache {
             long hash = (int) INT.get(s, off + KIND) == CHUNK
                     ? chunkHash((long) LONG.get(s, off + CHUNK_ID), (long) LONG.get(s, off + CHUNK_ID + 8))
                     : segmentHash((int) INT.get(s, off + SEG_PACK), (long) LONG.get(s, off + SEG_OFFSET));
-            long[] ways = this.ways;
             int base = set(hash);
             for (int w = 0; w < WAYS; w++) {
                 int i = base + 2 * w;

@@ -136,6 +136,20 @@ class PlainCacheTest {
         assertTrue(cache.slabsAllocated() * (long) slab <= budget, cache.slabsAllocated() + " slabs of " + slab);
     }
 
+    /**
+     * Keeps {@code first} segments of {@code length} at the start of the ring, reads every
+     * {@code readEvery}-th of them (a counted lookup), then keeps a stream of segments nobody
+     * reads until the first slab goes.
+     */
+    private static void keepReadThenStream(PlainCache cache, int slabs, int first, int length, int readEvery) {
+        for (int i = 0; i < first; i++) cache.keepSegment(at(1, i, length), table(contents(1, i, length)), contents(1, i, length));
+        for (int i = 0; i < first; i += readEvery) assertNotNull(cache.fromSegment(table(contents(1, i, length)).ids()[0], at(1, i, length)));
+        for (long i = 0; cache.headSlab() < slabs - 1; i++) {
+            byte[] seg = contents(2, i, length);
+            cache.keepSegment(at(2, i, length), table(seg), seg);
+        }
+    }
+
     @Test
     void whatLookupsFoundOutlivesAStreamOfNewEntries() {
         long budget = 16L * MIB;
@@ -143,14 +157,8 @@ class PlainCacheTest {
         int slabs = (int) (budget / cache.slabBytes());
         int length = 16 << 10;
         int first = 32; // half a slab: the oldest part of the ring once the stream below passes
-        for (int i = 0; i < first; i++) cache.keepSegment(at(1, i, length), table(contents(1, i, length)), contents(1, i, length));
         // every eighth is read: 4 of 16 KiB, within the part of a slab the second chance copies
-        for (int i = 0; i < first; i += 8) assertNotNull(cache.fromSegment(table(contents(1, i, length)).ids()[0], at(1, i, length)));
-        // a stream of entries nobody reads, until the first slab goes
-        for (long i = 0; cache.headSlab() < slabs - 1; i++) {
-            byte[] seg = contents(2, i, length);
-            cache.keepSegment(at(2, i, length), table(seg), seg);
-        }
+        keepReadThenStream(cache, slabs, first, length, 8);
         for (int i = 0; i < first; i++) {
             byte[] d = pinned(cache, at(1, i, length), true);
             if (i % 8 == 0) {
@@ -170,12 +178,7 @@ class PlainCacheTest {
         int slabs = (int) (budget / cache.slabBytes());
         int length = 16 << 10;
         int first = cache.slabBytes() / 2 / length - 1; // nearly half a slab, every one of them read
-        for (int i = 0; i < first; i++) cache.keepSegment(at(1, i, length), table(contents(1, i, length)), contents(1, i, length));
-        for (int i = 0; i < first; i++) assertNotNull(cache.fromSegment(table(contents(1, i, length)).ids()[0], at(1, i, length)));
-        for (long i = 0; cache.headSlab() < slabs - 1; i++) {
-            byte[] seg = contents(2, i, length);
-            cache.keepSegment(at(2, i, length), table(seg), seg);
-        }
+        keepReadThenStream(cache, slabs, first, length, 1);
         int kept = 0;
         for (int i = 0; i < first; i++) {
             byte[] d = pinned(cache, at(1, i, length), true);
