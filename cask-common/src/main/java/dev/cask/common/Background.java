@@ -108,13 +108,16 @@ public final class Background {
     private Background() {}
 
     /**
-     * Lowers the calling (platform) thread's priority to nice {@link #NICE}; true when it did.
-     * Never call it on a virtual thread: it would lower the carrier, which runs other work.
+     * Lowers the calling (platform) thread's priority to nice {@link #NICE}; true when it runs
+     * there or lower now. A thread that runs lower already (a {@code nice -n 15 cask serve}) keeps
+     * its value: as root, setting 10 would raise it. Never call it on a virtual thread: it would
+     * lower the carrier, which runs other work.
      */
     public static boolean lowerPriority() {
         if (SETPRIORITY == null || Thread.currentThread().isVirtual()) return false;
         try {
             int tid = (int) GETTID.invokeExact();
+            if ((int) GETPRIORITY.invokeExact(PRIO_PROCESS, tid) >= NICE) return true;
             return (int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, NICE) == 0;
         } catch (Throwable t) {
             return false;

@@ -89,6 +89,27 @@ class BackgroundTest {
         assertEquals(base, nice(Background.threadId()), "the caller is untouched");
     }
 
+    @Test
+    void aThreadThatRunsLowerAlreadyIsNeverRaised() throws Exception {
+        ExecutorService pool = Executors.newSingleThreadExecutor();
+        try {
+            int[] seen = pool.submit(() -> {
+                int tid = Background.threadId();
+                // lower this thread below NICE first, as `nice -n 15 cask serve` starts every thread
+                Process renice = new ProcessBuilder("renice", "-n", Integer.toString(Background.NICE + 5), "-p", Integer.toString(tid))
+                        .redirectErrorStream(true).start();
+                String out = new String(renice.getInputStream().readAllBytes()).strip();
+                assertEquals(0, renice.waitFor(), out);
+                boolean lowered = Background.lowerPriority();
+                return new int[] {lowered ? 1 : 0, nice(tid)};
+            }).get();
+            assertEquals(1, seen[0], "at nice " + (Background.NICE + 5) + " the thread runs lower than NICE: done");
+            assertEquals(Background.NICE + 5, seen[1], "its nice value is kept, not raised to " + Background.NICE);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
     /** What {@code ionice -p TID} says of a thread of this process (util-linux, as admins would ask). */
     private static String ionice(int tid) throws Exception {
         Process p = new ProcessBuilder("ionice", "-p", Integer.toString(tid)).redirectErrorStream(true).start();
