@@ -87,6 +87,38 @@ class LocationCacheTest {
         }
     }
 
+    /**
+     * A cache bounded at 8M entries (256 MiB, what a command's default 6 GiB heap gets) takes
+     * memory as it is given entries: a thousand ids (spread over every page of the bound, ids
+     * being random) take one page; 200k take at most a sixteenth of the bound, and the newest of
+     * them are all still answered after the growths on the way.
+     */
+    @Test
+    void memoryGrowsWithWhatWasPut() {
+        LocationCache cache = new LocationCache(8L << 20);
+        long page = (long) LocationCache.PAGE_SETS * 4 * LocationCache.WAYS * Long.BYTES;
+        assertEquals(8L << 20, cache.capacity());
+        Random r = new Random(5);
+        List<ChunkId> ids = new ArrayList<>();
+        for (int i = 0; i < 200_000; i++) {
+            ChunkId id = id(r);
+            cache.put(id, new ChunkLocation(1, 16L + 4096L * i, 4096));
+            ids.add(id);
+            if (i == 999) assertEquals(page, cache.allocatedBytes(), "a thousand entries in one page");
+        }
+        assertTrue(cache.allocatedBytes() <= cache.capacity() * 32 / 16,
+                "200k entries in at most 16 MiB: " + cache.allocatedBytes());
+        int found = 0;
+        for (int i = ids.size() - 50_000; i < ids.size(); i++) {
+            ChunkLocation got = cache.get(ids.get(i));
+            if (got != null) {
+                assertEquals(new ChunkLocation(1, 16L + 4096L * i, 4096), got);
+                found++;
+            }
+        }
+        assertTrue(found >= 49_000, "the newest 50k are answered: " + found);
+    }
+
     @Test
     void idsOfOneSetKeepTheirOwnAnswers() {
         LocationCache cache = new LocationCache(1 << 14);
