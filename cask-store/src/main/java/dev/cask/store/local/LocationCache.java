@@ -24,24 +24,28 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * eight bytes (its key), the pack and length, the offset and slot, and a last word with a 32-bit
  * check (a hash of the other three) and a 32-bit stamp (when it was put or last found useful, in
  * units of about a millisecond). A set keeps its keys together (one cache line to search) and
- * each kind of word in a row of its own. The set is chosen by the id's second eight bytes. A put
+ * each kind of word in a row of its own. The set is chosen by the key's upper half (so an entry
+ * knows its set under any mask, which growing needs; the second eight bytes chose it before). A put
  * replaces the entry of the same key, else an empty one, else the one with the oldest stamp; a
  * hit renews an entry's stamp when it is more than about a second old (so reads mostly write
  * nothing): least recently used, at a second's grain.
  *
  * <p><b>Memory grows with use.</b> The table starts at one page of {@link #PAGE_SETS} sets (512
- * KiB, 16k entries) and doubles its sets, up to the bound it was made with, each time it has been
- * given half its capacity in new entries (ids it did not hold) since it last grew; pages are taken
- * when first written. Until session 35 the whole bound was in use from the start: ids are random,
+ * KiB, 16k entries) and doubles its sets, up to the bound it was made with, whenever it has been
+ * given more new entries (ids it did not hold) than a quarter of its room; pages are taken when
+ * first written. At a quarter full, a set of eight ways seldom overflows: 200k random ids lose 50
+ * (0.025 %) on the way to 1M of room (32 MiB; LocationCacheTest). Until session 35 the whole bound was in use from the start: ids are random,
  * so the first few thousand puts touched every page, and a command on a 6 GiB default heap (256
  * MiB of pages) paid for them all. A 4-image import (230k chunks) and a 4-image export spent most
  * of a second of CPU zeroing and the young collector copying those pages (a 0.24 s pause, the
  * kernel's page faults): by hand 4.6 s against 3.9 s for the import and 3.1-3.4 against 1.9-2.2 s
- * for the export with 64k entries. Growing is only a larger set mask: an entry made under the old
- * mask is found again when the new bit of its id is 0, and under the old mask's set otherwise,
- * where no lookup of its id looks any more (a miss costs an index query, below); the mask only
- * grows, so a lookup never lands on a set its id did not use. Growth is counted racily (a lost
- * count only delays it) and taken by compare-and-set of the mask.
+ * for the export with 64k entries. Growing takes a larger set mask (by compare-and-set), then
+ * moves the entries whose set under it is a new one, on the thread whose put made it grow (a pass
+ * over the old sets: 16 MiB to reach 1M entries, done once). Without the move, a restarted server's location warmer lost about half of
+ * what it put on the way to the size it needed, and its cold random reads of unique data queried
+ * the index for those: 33 MiB/s against qemu-nbd's 80 in a serve-bench run. The mask only grows,
+ * so a lookup never lands on a set its key did not use; an entry left behind in an old set (a put
+ * racing the move) is a miss.
  *
  * <p><b>Why least recently used.</b> The first version replaced a way at random. A server that
  * had taken 5 GiB of new 4 KiB blocks (1.3 million locations in its 2 million) then missed on
@@ -76,8 +80,8 @@ final class LocationCache {
     /** Sets minus one, a power of two less one: grows from one page's sets toward {@link #maxMask}. */
     private volatile int setMask = PAGE_SETS - 1;
     private final int maxMask;
-    /** New entries (puts of an id the set did not hold) since the mask last grew; racy: a hint. */
-    private int fresh;
+    /** New entries put (ids their set did not hold), evictions not subtracted; racy: a lost count only delays growth. */
+    private long fresh;
     private final AtomicReferenceArray<long[]> pages;
     private final java.util.function.LongSupplier nanos;
     /** The stamp of the latest put, read by hits instead of the clock (racy: a hint). */
@@ -122,7 +126,7 @@ final class LocationCache {
     /** Where the cache says {@code id} is, or null. */
     ChunkLocation get(ChunkId id) {
         long key = id.word(0);
-        int set = (int) id.word(1) & setMask;
+        int set = setOf(key, setMask);
         long[] page = pages.getAcquire(set / PAGE_SETS);
         if (page == null) return null;
         int base = (set % PAGE_SETS) * SET_LONGS;
@@ -147,19 +151,27 @@ final class LocationCache {
             invalidate(id);
             return;
         }
-        long key = id.word(0);
         long where = (long) loc.pack() << 32 | (loc.length() & 0xffffffffL);
         long at = loc.offset() << SLOT_BITS | (loc.slot() + 1);
+        int now = stampNow();
+        if (now != latest) latest = now;
         int mask = setMask;
-        int set = (int) id.word(1) & mask;
+        if (store(id.word(0), where, at, now, now, mask) && ++fresh > (long) (mask + 1) * (WAYS / 4) && mask < maxMask) grow(mask);
+    }
+
+    /**
+     * Writes an entry stamped {@code stamp} into its set under {@code mask}: into the way its key
+     * holds, else an empty one, else the least recently used (ages taken at {@code now}). True when
+     * the key was not there.
+     */
+    private boolean store(long key, long where, long at, int stamp, int now, int mask) {
+        int set = setOf(key, mask);
         int p = set / PAGE_SETS;
         long[] page = pages.getAcquire(p);
         if (page == null) {
             pages.compareAndExchangeRelease(p, null, new long[PAGE_SETS * SET_LONGS]);
             page = pages.getAcquire(p);
         }
-        int now = stampNow();
-        if (now != latest) latest = now;
         int base = (set % PAGE_SETS) * SET_LONGS;
         int way = -1;
         long oldest = -1;
@@ -175,29 +187,59 @@ final class LocationCache {
                 way = w;
             }
         }
-        if (page[base + way] != key && ++fresh > (long) (mask + 1) * (WAYS / 2) && mask < maxMask) grow(mask);
+        boolean added = page[base + way] != key;
         page[base + 3 * WAYS + way] = 0L;
         page[base + way] = key;
         page[base + WAYS + way] = where;
         page[base + 2 * WAYS + way] = at;
-        page[base + 3 * WAYS + way] = (long) now << 32 | (check(key, where, at) & 0xffffffffL);
+        page[base + 3 * WAYS + way] = (long) stamp << 32 | (check(key, where, at) & 0xffffffffL);
+        return added;
     }
 
-    /** Doubles the sets, unless another put did so since this one read {@code mask}. */
+    /**
+     * Doubles the sets, unless another put did so since this one read {@code mask}, and moves the
+     * entries whose set under the larger mask is the new one there (stamps kept). Puts and reads go
+     * on meanwhile: an entry a put writes under the old mask behind the move, or one a read misses
+     * before the move reached it, costs an index query, as any miss does.
+     */
     private void grow(int mask) {
-        if (SET_MASK.compareAndSet(this, mask, mask << 1 | 1)) fresh = 0;
+        int bigger = mask << 1 | 1;
+        if (!SET_MASK.compareAndSet(this, mask, bigger)) return;
+        int now = stampNow();
+        for (int p = 0; p <= mask / PAGE_SETS; p++) {
+            long[] page = pages.getAcquire(p);
+            if (page == null) continue;
+            for (int s = 0; s < PAGE_SETS; s++) {
+                int set = p * PAGE_SETS + s;
+                int base = s * SET_LONGS;
+                for (int w = 0; w < WAYS; w++) {
+                    long key = page[base + w];
+                    long where = page[base + WAYS + w];
+                    long at = page[base + 2 * WAYS + w];
+                    long last = page[base + 3 * WAYS + w];
+                    if ((int) last == 0 || setOf(key, bigger) == set) continue;
+                    page[base + 3 * WAYS + w] = 0L;
+                    if ((int) last == check(key, where, at)) store(key, where, at, (int) (last >>> 32), now, bigger);
+                }
+            }
+        }
     }
 
     /** Forgets what the cache holds for {@code id}. */
     void invalidate(ChunkId id) {
         long key = id.word(0);
-        int set = (int) id.word(1) & setMask;
+        int set = setOf(key, setMask);
         long[] page = pages.getAcquire(set / PAGE_SETS);
         if (page == null) return;
         int base = (set % PAGE_SETS) * SET_LONGS;
         for (int w = 0; w < WAYS; w++) {
             if (page[base + w] == key) page[base + 3 * WAYS + w] = 0L;
         }
+    }
+
+    /** The set of the entry with {@code key}: the key's upper half, masked. */
+    private static int setOf(long key, int mask) {
+        return (int) (key >>> 32) & mask;
     }
 
     /** Forgets everything. */

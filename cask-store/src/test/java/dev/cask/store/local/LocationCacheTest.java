@@ -90,11 +90,12 @@ class LocationCacheTest {
     /**
      * A cache bounded at 8M entries (256 MiB, what a command's default 6 GiB heap gets) takes
      * memory as it is given entries: a thousand ids (spread over every page of the bound, ids
-     * being random) take one page; 200k take at most a sixteenth of the bound, and the newest of
-     * them are all still answered after the growths on the way.
+     * being random) take one page, 200k take at most an eighth of the bound, and next to nothing
+     * is lost on the way: a restarted server's location warmer puts an image's locations once,
+     * and each one lost is an index query of a cold read later.
      */
     @Test
-    void memoryGrowsWithWhatWasPut() {
+    void memoryGrowsWithWhatWasPutAndKeepsIt() {
         LocationCache cache = new LocationCache(8L << 20);
         long page = (long) LocationCache.PAGE_SETS * 4 * LocationCache.WAYS * Long.BYTES;
         assertEquals(8L << 20, cache.capacity());
@@ -106,34 +107,34 @@ class LocationCacheTest {
             ids.add(id);
             if (i == 999) assertEquals(page, cache.allocatedBytes(), "a thousand entries in one page");
         }
-        assertTrue(cache.allocatedBytes() <= cache.capacity() * 32 / 16,
-                "200k entries in at most 16 MiB: " + cache.allocatedBytes());
+        assertTrue(cache.allocatedBytes() <= cache.capacity() * 32 / 8,
+                "200k entries in at most 32 MiB: " + cache.allocatedBytes());
         int found = 0;
-        for (int i = ids.size() - 50_000; i < ids.size(); i++) {
+        for (int i = 0; i < ids.size(); i++) {
             ChunkLocation got = cache.get(ids.get(i));
             if (got != null) {
                 assertEquals(new ChunkLocation(1, 16L + 4096L * i, 4096), got);
                 found++;
             }
         }
-        assertTrue(found >= 49_000, "the newest 50k are answered: " + found);
+        assertTrue(found >= ids.size() * 999 / 1000, "what was put is answered: " + found + " of " + ids.size());
     }
 
     @Test
     void idsOfOneSetKeepTheirOwnAnswers() {
         LocationCache cache = new LocationCache(1 << 14);
         List<ChunkId> ids = new ArrayList<>();
-        for (int i = 0; i < LocationCache.WAYS; i++) { // same second word: the same set
+        for (int i = 0; i < LocationCache.WAYS; i++) { // same first four bytes: the same set
             byte[] b = new byte[ChunkId.LENGTH];
             b[7] = (byte) (i + 1);
-            b[15] = 42;
+            b[0] = 42;
             ids.add(ChunkId.fromBytes(b));
             cache.put(ids.get(i), new ChunkLocation(i, 16L * (i + 1), 100 + i));
         }
         for (int i = 0; i < ids.size(); i++) assertEquals(new ChunkLocation(i, 16L * (i + 1), 100 + i), cache.get(ids.get(i)));
         byte[] b = new byte[ChunkId.LENGTH];
         b[7] = (byte) 99;
-        b[15] = 42;
+        b[0] = 42;
         ChunkId ninth = ChunkId.fromBytes(b);
         cache.put(ninth, new ChunkLocation(99, 16, 100));
         assertEquals(new ChunkLocation(99, 16, 100), cache.get(ninth), "a full set makes room for the newest");
@@ -153,10 +154,10 @@ class LocationCacheTest {
         long[] now = {0};
         LocationCache cache = new LocationCache(1 << 14, () -> now[0]);
         List<ChunkId> ids = new ArrayList<>();
-        for (int i = 0; i <= LocationCache.WAYS + 1; i++) { // same second word: the same set
+        for (int i = 0; i <= LocationCache.WAYS + 1; i++) { // same first four bytes: the same set
             byte[] b = new byte[ChunkId.LENGTH];
             b[7] = (byte) (i + 1);
-            b[15] = 7;
+            b[0] = 7;
             ids.add(ChunkId.fromBytes(b));
         }
         long second = 1L << 30; // about a second of the clock: more than a stamp renewal needs
