@@ -181,4 +181,45 @@ class ImportExportTest {
         assertTrue(r.err().contains("team/nope"), r.err());
         assertTrue(!Files.exists(outC), "an unknown name later in the batch stops it before the first export");
     }
+
+    /**
+     * A source that fails halfway through a batch stops it there: the images before it stay (and
+     * are said on stdout), the ones after it are not imported, and the store checks clean.
+     */
+    @Test
+    void aFailingSourceInABatchKeepsTheImagesBeforeItAndStopsTheRest() throws Exception {
+        Cli cli = cli();
+        Path q = sampleQcow2("a.qcow2", "32M");
+        Path raw = dir.resolve("b.raw");
+        byte[] disk = new byte[3 << 20];
+        new Random(8).nextBytes(disk);
+        Files.write(raw, disk);
+        Path broken = dir.resolve("broken.qcow2"); // a qcow2 header that promises a table the file does not hold
+        byte[] head = Files.readAllBytes(q);
+        Files.write(broken, java.util.Arrays.copyOf(head, 4096));
+
+        Cli.Result r = cli.run("import", raw.toString(), "team/a", q.toString(), "team/b", broken.toString(), "team/c",
+                raw.toString(), "team/d");
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains("broken.qcow2"), "the error names the file: " + r.err());
+        assertTrue(r.out().contains("imported team/a version 1") && r.out().contains("imported team/b version 1"), r.out());
+        java.util.List<String> names = cli.run("ls").out().lines().skip(1).map(l -> l.split("\\s+")[0]).toList();
+        assertEquals(java.util.List.of("team/a", "team/b"), names, "the images before the failure, and only they");
+        Path outA = dir.resolve("a.out.raw");
+        Path outB = dir.resolve("b.out.raw");
+        assertEquals(0, cli.run("export", "team/a", outA.toString(), "team/b", outB.toString()).code());
+        assertArrayEquals(disk, Files.readAllBytes(outA));
+        Cli.mustTool("qemu-img", "compare", "-q", "-f", "qcow2", "-F", "raw", q.toString(), outB.toString());
+        r = cli.run("check");
+        assertEquals(0, r.code(), r.toString());
+        // and a batch that succeeds after it: every image, in order, each as stored
+        r = cli.run("import", q.toString(), "team/c", raw.toString(), "team/d", q.toString(), "team/e");
+        assertEquals(0, r.code(), r.toString());
+        java.util.List<String> lines = r.out().lines().toList();
+        assertEquals(3, lines.size(), r.out());
+        for (int i = 0; i < 3; i++) assertTrue(lines.get(i).startsWith("imported team/" + "cde".charAt(i) + " version 1"), r.out());
+        Path outD = dir.resolve("d.out.raw");
+        assertEquals(0, cli.run("export", "team/d", outD.toString()).code());
+        assertArrayEquals(disk, Files.readAllBytes(outD));
+    }
 }
