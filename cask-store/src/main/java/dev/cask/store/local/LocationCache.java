@@ -34,19 +34,19 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * KiB, 16k entries) and doubles its sets, up to the bound it was made with, whenever it has been
  * given more new entries (ids it did not hold) than a quarter of its room; pages are taken when
  * first written. At a quarter full, a set of eight ways seldom overflows: 200k random ids lose 50
- * (0.025 %) on the way to 1M of room (32 MiB; LocationCacheTest). Until session 35 the whole
- * bound was in use from the start: ids are random, so the first few thousand puts touched every
- * page, and a command on a 6 GiB default heap (256 MiB of pages) paid for them all: a 4-image
- * import (230k chunks) and export spent most of a second of CPU in the kernel's page faults, zeroing
- * and the young collector copying those pages (one pause of 0.24 s). Growing with use, in
- * interleaved runs against the whole bound: the import 4.74 -> 3.94 s, the export 3.39 -> 2.47 s
- * (medians of 4; in a busier hour 5.58 -> 4.72 and 3.66 -> 2.76, of 5). Growing takes a larger set mask (by compare-and-set), then
- * moves the entries whose set under it is a new one, on the thread whose put made it grow (a pass
- * over the old sets: 16 MiB to reach 1M entries, done once). Without the move, a restarted
- * server's location warmer would lose about half of what it put on the way to the size it needs,
- * and a cold read of each of those would query the index. The mask only grows, so a lookup never
- * lands on a set its key did not use; an entry left behind in an old set (a put racing the move)
- * is a miss.
+ * (0.025 %) on the way to 1M of room (32 MiB; LocationCacheTest). Until session 35 the whole bound
+ * was in use from the start: ids are random, so the first few thousand puts touched every page,
+ * and a command on a 6 GiB default heap (256 MiB of pages) paid for them all: a 4-image import
+ * (230k chunks) and export spent most of a second of CPU in the kernel's page faults, zeroing and
+ * the young collector copying those pages (one pause of 0.24 s). Growing with use, in interleaved
+ * runs against the whole bound: the import 4.74 -> 3.94 s, the export 3.39 -> 2.47 s (medians of
+ * 4; in a busier hour 5.58 -> 4.72 and 3.66 -> 2.76, of 5). Growing takes a larger set mask (by
+ * compare-and-set), then moves the entries whose set under it is a new one, on the thread whose
+ * put made it grow (a pass over the old sets: 16 MiB to reach 1M entries, done once). Without the
+ * move, a restarted server's location warmer would lose about half of what it put on the way to
+ * the size it needs, and a cold read of each of those would query the index. The mask only grows,
+ * so a lookup never lands on a set its key did not use; an entry left behind in an old set (a put
+ * racing the move) is a miss.
  *
  * <p><b>Why least recently used.</b> The first version replaced a way at random. A server that
  * had taken 5 GiB of new 4 KiB blocks (1.3 million locations in its 2 million) then missed on
