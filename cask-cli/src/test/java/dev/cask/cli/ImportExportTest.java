@@ -23,6 +23,14 @@ class ImportExportTest {
     }
 
     /** A qcow2 with data at the start, middle and end, a zero range and holes, written by qemu-io. */
+    /** Writes {@code bytes} random bytes (seeded) to {@code file}; returns them. */
+    private static byte[] writeRandom(Path file, int bytes, long seed) throws Exception {
+        byte[] disk = new byte[bytes];
+        new Random(seed).nextBytes(disk);
+        Files.write(file, disk);
+        return disk;
+    }
+
     private Path sampleQcow2(String name, String size) throws Exception {
         Path img = dir.resolve(name);
         Cli.mustTool("qemu-img", "create", "-q", "-f", "qcow2", img.toString(), size);
@@ -145,9 +153,7 @@ class ImportExportTest {
         Cli cli = cli();
         Path q = sampleQcow2("a.qcow2", "32M");
         Path raw = dir.resolve("b.raw");
-        byte[] disk = new byte[2 << 20];
-        new Random(7).nextBytes(disk);
-        Files.write(raw, disk);
+        byte[] disk = writeRandom(raw, 2 << 20, 7);
 
         Cli.Result r = cli.run("import", q.toString(), "team/a", raw.toString(), "team/b");
         assertEquals(0, r.code(), r.toString());
@@ -191,9 +197,7 @@ class ImportExportTest {
         Cli cli = cli();
         Path q = sampleQcow2("a.qcow2", "32M");
         Path raw = dir.resolve("b.raw");
-        byte[] disk = new byte[3 << 20];
-        new Random(8).nextBytes(disk);
-        Files.write(raw, disk);
+        byte[] disk = writeRandom(raw, 3 << 20, 8);
         Path broken = dir.resolve("broken.qcow2"); // a qcow2 header that promises a table the file does not hold
         byte[] head = Files.readAllBytes(q);
         Files.write(broken, java.util.Arrays.copyOf(head, 4096));
