@@ -116,12 +116,20 @@ public final class Background {
     public static boolean lowerPriority() {
         if (SETPRIORITY == null || Thread.currentThread().isVirtual()) return false;
         try {
-            int tid = (int) GETTID.invokeExact();
-            if ((int) GETPRIORITY.invokeExact(PRIO_PROCESS, tid) >= NICE) return true;
-            return (int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, NICE) == 0;
+            return lower((int) GETTID.invokeExact()) >= 0;
         } catch (Throwable t) {
             return false;
         }
+    }
+
+    /**
+     * Sets thread {@code tid} to nice {@link #NICE} unless it runs there or lower already (as root,
+     * setting 10 would raise a thread at 15): 1 when it lowered it, 0 when it was there already, -1
+     * when the kernel refused.
+     */
+    private static int lower(int tid) throws Throwable {
+        if ((int) GETPRIORITY.invokeExact(PRIO_PROCESS, tid) >= NICE) return 0;
+        return (int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, NICE) == 0 ? 1 : -1;
     }
 
     /**
@@ -236,9 +244,7 @@ public final class Background {
                     continue; // the thread ended meanwhile
                 }
                 if (!comm.startsWith("C1 CompilerThre") && !comm.startsWith("C2 CompilerThre")) continue;
-                int tid = Integer.parseInt(t.getFileName().toString());
-                if ((int) GETPRIORITY.invokeExact(PRIO_PROCESS, tid) >= NICE) continue; // started lower already (nice cask serve): only ever lower
-                if ((int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, NICE) == 0) lowered++;
+                if (lower(Integer.parseInt(t.getFileName().toString())) > 0) lowered++;
             }
         } catch (Throwable e) {
             return lowered;
