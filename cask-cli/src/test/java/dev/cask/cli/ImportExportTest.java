@@ -153,7 +153,7 @@ class ImportExportTest {
         Cli cli = cli();
         Path q = sampleQcow2("a.qcow2", "32M");
         Path raw = dir.resolve("b.raw");
-        byte[] disk = writeRandom(raw, 2 << 20, 7);
+        writeRandom(raw, 2 << 20, 7);
 
         Cli.Result r = cli.run("import", q.toString(), "team/a", raw.toString(), "team/b");
         assertEquals(0, r.code(), r.toString());
