@@ -77,7 +77,9 @@ import java.util.function.Consumer;
  *
  * <p>Thread-safety: lookups borrow a connection with its prepared statement from a pool (JDBC
  * statements are single-threaded); {@link #addAll} serialises writers on its own connection, which
- * merges share slice by slice. {@link #close} lets a running merge finish first.
+ * merges share slice by slice. Everything that only reads (counts, scans, the epoch) does so on a
+ * connection other than the writer's: on the writer's it would see another thread's open
+ * transaction. {@link #close} lets a running merge finish first.
  */
 final class ChunkIndex implements AutoCloseable {
     private final Path file;
@@ -643,11 +645,11 @@ final class ChunkIndex implements AutoCloseable {
 
     /** The store's current GC epoch. */
     long epoch() {
-        try (Statement st = writer.createStatement()) {
-            return longOf(st, "SELECT epoch FROM gc");
-        } catch (SQLException e) {
-            throw error("reading the GC epoch", e);
-        }
+        return onReader("reading the GC epoch", c -> {
+            try (Statement st = c.createStatement()) {
+                return longOf(st, "SELECT epoch FROM gc");
+            }
+        });
     }
 
     /** Raises the GC epoch by one, durably (every connection commits with synchronous=FULL); returns the new epoch. */
@@ -1129,24 +1131,47 @@ final class ChunkIndex implements AutoCloseable {
      * or -1. A scan of the whole table (there is no index by pack): only for recovery after a crash.
      */
     long firstEntryAtOrAfter(int pack, long offset) {
-        try (PreparedStatement st = writer.prepareStatement("SELECT min(o) FROM (" + both("SELECT min(offset) AS o FROM %s WHERE pack = ?1 AND offset >= ?2") + ")")) {
-            st.setInt(1, pack);
-            st.setLong(2, offset);
-            try (ResultSet rs = st.executeQuery()) {
-                rs.next();
-                long v = rs.getLong(1);
-                return rs.wasNull() ? -1 : v;
+        return onReader("lookup of pack " + pack + " past offset " + offset, c -> {
+            try (PreparedStatement st = c.prepareStatement("SELECT min(o) FROM (" + both("SELECT min(offset) AS o FROM %s WHERE pack = ?1 AND offset >= ?2") + ")")) {
+                st.setInt(1, pack);
+                st.setLong(2, offset);
+                try (ResultSet rs = st.executeQuery()) {
+                    rs.next();
+                    long v = rs.getLong(1);
+                    return rs.wasNull() ? -1 : v;
+                }
             }
-        } catch (SQLException e) {
-            throw error("lookup of pack " + pack + " past offset " + offset, e);
-        }
+        });
     }
 
     long count() {
-        try (Statement st = writer.createStatement()) {
-            return longOf(st, "SELECT (SELECT count(*) FROM " + SETTLED + ") + (SELECT count(*) FROM " + RECENT + ")");
+        return onReader("count", c -> {
+            try (Statement st = c.createStatement()) {
+                return longOf(st, "SELECT (SELECT count(*) FROM " + SETTLED + ") + (SELECT count(*) FROM " + RECENT + ")");
+            }
+        });
+    }
+
+    /** A query on a connection of its own. */
+    private interface ReaderCall<T> {
+        T on(Connection c) throws SQLException;
+    }
+
+    /**
+     * Runs {@code call} on a pooled reader connection: it sees what was committed, never the
+     * open transaction of the writer connection (a merge slice between its insert and its delete,
+     * on another thread, made {@link #count} see those rows in both tables), and it waits for no
+     * writer.
+     */
+    private <T> T onReader(String what, ReaderCall<T> call) {
+        Reader r = readers.poll();
+        try {
+            if (r == null) r = new Reader();
+            return call.on(r.connection);
         } catch (SQLException e) {
-            throw error("count", e);
+            throw error(what, e);
+        } finally {
+            if (r != null) readers.add(r);
         }
     }
 
