@@ -7,18 +7,21 @@ package dev.cask.common;
  * in G1 on such arrays. A checkpoint's 16 KiB segments were the same story on a smaller scale:
  * two fresh arrays per segment (its plain bytes and zstd's output) were half of what a sustained
  * write of unique data allocated, and every ZGC cycle they caused marked the server's whole live
- * set. Arrays under {@link #MIN_POOLED} bytes are plain allocations (the JIT makes those cheap).
+ * set. A random 4 KiB read was the same again: a served disk's reply and the record read from the
+ * pack were two fresh 4 KiB arrays per request, and a young server's first seconds of reads went
+ * to faulting in the heap pages such garbage filled (see the launcher's soft heap limit). Arrays
+ * under {@link #MIN_POOLED} bytes are plain allocations (the JIT makes those cheap).
  *
- * <p>Size classes are powers of two from 16 KiB to 32 MiB; {@link #take} returns an array of at
+ * <p>Size classes are powers of two from 4 KiB to 32 MiB; {@link #take} returns an array of at
  * least the asked length, possibly longer, <b>holding old bytes</b>: callers use only the length
  * they asked for and overwrite before they read. Each class keeps at most 16 MiB of idle arrays
- * (at least one), so all classes together hold at most 192 MiB, and far less in practice.
+ * (at least one), so all classes together hold at most 224 MiB, and far less in practice.
  * Thread-safe.
  */
 public final class ByteArrays {
     /** Smallest pooled length. */
-    public static final int MIN_POOLED = 16 << 10;
-    private static final int MIN_SHIFT = 14;
+    public static final int MIN_POOLED = 4 << 10;
+    private static final int MIN_SHIFT = 12;
     private static final int MAX_SHIFT = 25;
     private static final long IDLE_BYTES_PER_CLASS = 16 << 20;
     @SuppressWarnings("unchecked")

@@ -1244,8 +1244,8 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             byte[] hit = plain.fromSegment(id, loc);
             if (hit != null) return hit;
         }
-        byte[] rec = readRecordBytes(loc);
         if (loc.inSegment()) {
+            byte[] rec = readRecordBytes(loc);
             String what = "chunk " + id.shortHex() + " (" + loc + ")";
             PackFormat.Segment s = PackReader.segmentHolding(what, id, loc, rec);
             byte[] all = PackReader.segmentPlain(what, s);
@@ -1254,8 +1254,17 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             if (keepNeighbours && plain != null) plain.keepSegment(loc, s, all);
             return data;
         }
-        java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
-        return PackReader.plainBytes(name, PackReader.recordHolding(name, id, rec, 0, rec.length));
+        // a single record: read into a recycled array, so only its plain bytes are new (a served
+        // disk's random 4 KiB reads allocated the record and then its copy, each request)
+        PackReader.checkEntry(loc); // before its length sizes an array
+        byte[] rec = dev.cask.common.ByteArrays.take(loc.length());
+        try {
+            readRecordInto(loc, rec);
+            java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
+            return PackReader.plainBytes(name, PackReader.recordHolding(name, id, rec, 0, loc.length()));
+        } finally {
+            dev.cask.common.ByteArrays.give(rec);
+        }
     }
 
     /** Plain bytes handed to zstd by puts since the store opened, also those that did not compress (tests). */
@@ -1274,6 +1283,18 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     }
 
     private byte[] readRecordBytes(ChunkLocation loc) {
+        flushIfBuffered(loc);
+        return reader.read(loc);
+    }
+
+    /** {@link #readRecordBytes} into {@code into[0, loc.length())}. */
+    private void readRecordInto(ChunkLocation loc, byte[] into) {
+        flushIfBuffered(loc);
+        reader.readInto(loc, into);
+    }
+
+    /** Checks the entry, and writes out the write buffer when the record at {@code loc} may still be in it. */
+    private void flushIfBuffered(ChunkLocation loc) {
         PackReader.checkEntry(loc);
         // the record may still sit in the write buffer (checked without the lock first: reads are hot)
         if (loc.pack() == packId && loc.offset() + loc.length() > packFlushed) synchronized (this) {
@@ -1285,7 +1306,6 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
                 }
             }
         }
-        return reader.read(loc);
     }
 
     @Override

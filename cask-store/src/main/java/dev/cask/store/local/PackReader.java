@@ -41,8 +41,13 @@ public final class PackReader implements AutoCloseable {
     /** The {@code loc.length()} bytes of the record or segment at {@code loc}, in one positional read (more if the OS returns less). */
     byte[] read(ChunkLocation loc) {
         byte[] rec = new byte[loc.length()];
-        readFully(loc.pack(), loc.offset(), ByteBuffer.wrap(rec), () -> "record at offset " + loc.offset() + " is truncated");
+        readInto(loc, rec);
         return rec;
+    }
+
+    /** {@link #read} into {@code into[0, loc.length())} ({@code into} may be longer). */
+    void readInto(ChunkLocation loc, byte[] into) {
+        readFully(loc.pack(), loc.offset(), ByteBuffer.wrap(into, 0, loc.length()), () -> "record at offset " + loc.offset() + " is truncated");
     }
 
     /**
