@@ -76,6 +76,17 @@ public interface ChunkStore extends AutoCloseable {
     /** The verified bytes of the chunk. */
     byte[] get(ChunkId id);
 
+    /**
+     * {@link #get}, its bytes lent to {@code sink} as chunk 0 for the call only (see {@link
+     * ChunkSink}): an implementation may hand over a buffer it reuses, so that a read of one chunk
+     * makes no array of its own. The same bytes and the same errors as {@link #get}; an error
+     * {@code sink} throws is passed on as it is.
+     */
+    default void get(ChunkId id, ChunkSink sink) {
+        byte[] data = get(id);
+        sink.chunk(0, data, 0, data.length);
+    }
+
     /** Receives the chunks of {@link #getAll}. */
     @FunctionalInterface
     interface ChunkSink {

@@ -198,8 +198,8 @@ public final class LayoutDevice implements BlockDevice {
 
         void copyOneByOne() {
             for (int i = 0; i < ids.size(); i++) {
-                byte[] data = store.get(ids.get(i));
-                place(i, data, 0, data.length);
+                int at = i;
+                store.get(ids.get(i), (k, data, off, len) -> place(at, data, off, len));
             }
         }
 

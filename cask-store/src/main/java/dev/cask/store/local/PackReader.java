@@ -176,13 +176,17 @@ public final class PackReader implements AutoCloseable {
 
     /** {@link #plainBytes(String, PackFormat.Record)}, the name asked for only on failure. */
     static byte[] plainBytes(java.util.function.Supplier<String> what, PackFormat.Record r) {
-        if (r.codec() == PackFormat.CODEC_NONE) {
-            if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what.get() + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
-            return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
-        }
+        if (storedPlain(what, r)) return java.util.Arrays.copyOfRange(r.payload(), r.payloadOffset(), r.payloadOffset() + r.payloadLength());
         byte[] out = new byte[r.plainLength()];
         decompress(what, r, out);
         return out;
+    }
+
+    /** Whether record {@code r} is stored uncompressed (its payload is its plain bytes); such a record of the wrong length is corrupt. */
+    static boolean storedPlain(java.util.function.Supplier<String> what, PackFormat.Record r) {
+        if (r.codec() != PackFormat.CODEC_NONE) return false;
+        if (r.payloadLength() != r.plainLength()) throw new CaskException.Corrupt(what.get() + ": stored length " + r.payloadLength() + " != plain length " + r.plainLength());
+        return true;
     }
 
     /** An index entry's length, slot and offset are ones a pack can hold, or it is corrupt (checked before any read). */
