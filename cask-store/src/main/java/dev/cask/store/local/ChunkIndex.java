@@ -442,18 +442,12 @@ final class ChunkIndex implements AutoCloseable {
     /** The location of {@code id}, or null. */
     ChunkLocation find(ChunkId id) {
         lookups.increment();
-        Reader r = readers.poll();
-        try {
-            if (r == null) r = new Reader();
+        return onReader(() -> "lookup of chunk " + id, r -> {
             r.lookup.setBytes(1, id.toBytes());
             try (ResultSet rs = r.lookup.executeQuery()) {
                 return rs.next() ? new ChunkLocation(rs.getInt(1), rs.getLong(2), rs.getInt(3), rs.getInt(4)) : null;
             }
-        } catch (SQLException e) {
-            throw error("lookup of chunk " + id, e);
-        } finally {
-            if (r != null) readers.add(r);
-        }
+        });
     }
 
     private static final int BATCH = 128;
@@ -470,9 +464,7 @@ final class ChunkIndex implements AutoCloseable {
      */
     private void batched(java.util.List<ChunkId> ids, java.util.function.IntFunction<String> query, Row before, Row row) {
         lookups.add(ids.size());
-        Reader r = readers.poll();
-        try {
-            if (r == null) r = new Reader();
+        onReader(() -> "lookup of " + ids.size() + " chunks", r -> {
             if (before != null) {
                 try (Statement st = r.connection.createStatement(); ResultSet rs = st.executeQuery("SELECT epoch FROM gc")) {
                     rs.next();
@@ -487,11 +479,8 @@ final class ChunkIndex implements AutoCloseable {
                     while (rs.next()) row.accept(rs);
                 }
             }
-        } catch (SQLException e) {
-            throw error("lookup of " + ids.size() + " chunks", e);
-        } finally {
-            if (r != null) readers.add(r);
-        }
+            return null;
+        });
     }
 
     /** The locations of those of {@code ids} the index holds, one query per 128 ids. */
@@ -645,8 +634,8 @@ final class ChunkIndex implements AutoCloseable {
 
     /** The store's current GC epoch. */
     long epoch() {
-        return onReader("reading the GC epoch", c -> {
-            try (Statement st = c.createStatement()) {
+        return onReader(() -> "reading the GC epoch", r -> {
+            try (Statement st = r.connection.createStatement()) {
                 return longOf(st, "SELECT epoch FROM gc");
             }
         });
@@ -1131,8 +1120,8 @@ final class ChunkIndex implements AutoCloseable {
      * or -1. A scan of the whole table (there is no index by pack): only for recovery after a crash.
      */
     long firstEntryAtOrAfter(int pack, long offset) {
-        return onReader("lookup of pack " + pack + " past offset " + offset, c -> {
-            try (PreparedStatement st = c.prepareStatement("SELECT min(o) FROM (" + both("SELECT min(offset) AS o FROM %s WHERE pack = ?1 AND offset >= ?2") + ")")) {
+        return onReader(() -> "lookup of pack " + pack + " past offset " + offset, r -> {
+            try (PreparedStatement st = r.connection.prepareStatement("SELECT min(o) FROM (" + both("SELECT min(offset) AS o FROM %s WHERE pack = ?1 AND offset >= ?2") + ")")) {
                 st.setInt(1, pack);
                 st.setLong(2, offset);
                 try (ResultSet rs = st.executeQuery()) {
@@ -1145,31 +1134,31 @@ final class ChunkIndex implements AutoCloseable {
     }
 
     long count() {
-        return onReader("count", c -> {
-            try (Statement st = c.createStatement()) {
+        return onReader(() -> "count", r -> {
+            try (Statement st = r.connection.createStatement()) {
                 return longOf(st, "SELECT (SELECT count(*) FROM " + SETTLED + ") + (SELECT count(*) FROM " + RECENT + ")");
             }
         });
     }
 
-    /** A query on a connection of its own. */
+    /** Queries on a pooled reader connection and its prepared statements. */
     private interface ReaderCall<T> {
-        T on(Connection c) throws SQLException;
+        T on(Reader r) throws SQLException;
     }
 
     /**
-     * Runs {@code call} on a pooled reader connection: it sees what was committed, never the
-     * open transaction of the writer connection (a merge slice between its insert and its delete,
-     * on another thread, made {@link #count} see those rows in both tables), and it waits for no
-     * writer.
+     * Runs {@code call} on a pooled reader connection (a new one when all are in use): it sees
+     * what was committed, never the open transaction of the writer connection (a merge slice
+     * between its insert and its delete, on another thread, made {@link #count} see those rows in
+     * both tables), and it waits for no writer. {@code what} names the query in an error.
      */
-    private <T> T onReader(String what, ReaderCall<T> call) {
+    private <T> T onReader(java.util.function.Supplier<String> what, ReaderCall<T> call) {
         Reader r = readers.poll();
         try {
             if (r == null) r = new Reader();
-            return call.on(r.connection);
+            return call.on(r);
         } catch (SQLException e) {
-            throw error(what, e);
+            throw error(what.get(), e);
         } finally {
             if (r != null) readers.add(r);
         }

@@ -1079,37 +1079,33 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
     @Override
     public void get(ChunkId id, ChunkSink sink) {
         ChunkLocation loc = plain != null && plain.holdsChunk(id) ? null : locate(id);
-        byte[] rec = null;
-        try {
-            if (loc != null && !loc.inSegment()) {
-                java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
-                PackFormat.Record r = null;
-                byte[] data = null;
-                try {
-                    PackReader.checkEntry(loc); // before its length sizes an array
-                    rec = dev.cask.common.ByteArrays.take(loc.length());
-                    readRecordInto(loc, rec);
-                    r = PackReader.recordHolding(name, id, rec, 0, loc.length());
-                    if (!PackReader.storedPlain(name, r)) data = PackReader.plainBytes(name, r);
-                } catch (CaskException e) {
-                    if (!(e instanceof CaskException.Corrupt) && !packGone(e)) throw e;
-                    r = null; // get() reads it again and finds the copy the index points at now, or fails as it did
-                }
-                if (r != null && data == null) {
-                    sink.chunk(0, rec, r.payloadOffset(), r.payloadLength());
-                    return;
-                }
-                if (data != null) {
-                    if (plain != null) plain.keepChunk(id, data); // decompressed: as get() keeps it
-                    sink.chunk(0, data, 0, data.length);
-                    return;
-                }
+        if (loc != null && !loc.inSegment()) {
+            java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
+            PackFormat.Record r = null;
+            byte[] data = null;
+            try {
+                r = recordRecycled(id, loc, name);
+                if (!PackReader.storedPlain(name, r)) data = PackReader.plainBytes(name, r);
+            } catch (CaskException e) {
+                if (!(e instanceof CaskException.Corrupt) && !packGone(e)) throw e;
+                r = null; // get() reads it again and finds the copy the index points at now, or fails as it did
             }
-            byte[] data = get(id);
-            sink.chunk(0, data, 0, data.length);
-        } finally {
-            dev.cask.common.ByteArrays.give(rec);
+            if (r != null) {
+                try {
+                    if (data == null) {
+                        sink.chunk(0, r.payload(), r.payloadOffset(), r.payloadLength());
+                        return;
+                    }
+                } finally {
+                    dev.cask.common.ByteArrays.give(r.payload());
+                }
+                if (plain != null) plain.keepChunk(id, data); // decompressed: as get() keeps it
+                sink.chunk(0, data, 0, data.length);
+                return;
+            }
         }
+        byte[] data = get(id);
+        sink.chunk(0, data, 0, data.length);
     }
 
     /**
@@ -1297,17 +1293,27 @@ public final class LocalChunkStore implements ChunkStore, dev.cask.store.ChunkDe
             if (keepNeighbours && plain != null) plain.keepSegment(loc, s, all);
             return data;
         }
-        // a single record: read into a recycled array, so only its plain bytes are new (a served
-        // disk's random 4 KiB reads allocated the record and then its copy, each request)
+        java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
+        PackFormat.Record r = recordRecycled(id, loc, name);
+        try {
+            return PackReader.plainBytes(name, r);
+        } finally {
+            dev.cask.common.ByteArrays.give(r.payload());
+        }
+    }
+
+    /**
+     * The single record of chunk {@code id} at {@code loc}, read (checked) into a recycled array,
+     * {@code Record#payload()}, that the caller gives back ({@code ByteArrays.give}) once done
+     * with it; on an error the array is left to the collector. So only a chunk's plain bytes are
+     * new, if that (a served disk's random 4 KiB reads allocated the record and then its copy,
+     * each request).
+     */
+    private PackFormat.Record recordRecycled(ChunkId id, ChunkLocation loc, java.util.function.Supplier<String> name) {
         PackReader.checkEntry(loc); // before its length sizes an array
         byte[] rec = dev.cask.common.ByteArrays.take(loc.length());
-        try {
-            readRecordInto(loc, rec);
-            java.util.function.Supplier<String> name = () -> "chunk " + id.shortHex() + " (" + loc + ")"; // built only on failure
-            return PackReader.plainBytes(name, PackReader.recordHolding(name, id, rec, 0, loc.length()));
-        } finally {
-            dev.cask.common.ByteArrays.give(rec);
-        }
+        readRecordInto(loc, rec);
+        return PackReader.recordHolding(name, id, rec, 0, loc.length());
     }
 
     /** Plain bytes handed to zstd by puts since the store opened, also those that did not compress (tests). */
